@@ -1,0 +1,324 @@
+// Package cli owns the `nimbus` command line (docs/spec.md §4): parsing,
+// the exit-code contract and rendering. It talks to servers only through
+// pkg/client and starts a local node through internal/node.
+//
+// Exit codes: 0 success; 1 the function ran and returned an error; 2 bad
+// usage or invalid local input; 3 the platform refused or failed.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/pkg/client"
+)
+
+// Exit codes of the nimbus binary.
+const (
+	ExitOK            = 0
+	ExitFunctionError = 1
+	ExitUsage         = 2
+	ExitPlatform      = 3
+)
+
+// DefaultURL is the server the CLI talks to when neither --url nor
+// NIMBUS_URL is set.
+const DefaultURL = "http://127.0.0.1:8080"
+
+// Env is everything the CLI takes from its process. The zero value of a
+// field means "the real one" only where noted.
+type Env struct {
+	Args   []string // without the program name
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv looks up environment variables; nil means none are set.
+	Getenv func(string) string
+	// Dir is the directory relative paths are resolved against; "" means
+	// the process's working directory.
+	Dir string
+	// IsTerminal reports whether a stream is an interactive terminal; nil
+	// means isCharDevice.
+	IsTerminal func(stream any) bool
+	// Context ends the command (commands that run until interrupted, like
+	// `dev` and `logs -f`, return cleanly when it does); nil means
+	// context.Background().
+	Context context.Context
+}
+
+// Main runs the CLI as a process does: real environment, and a context
+// cancelled by SIGINT or SIGTERM (a second signal kills the process as
+// usual). It returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // restore default handling so a second Ctrl-C kills
+	}()
+	return Run(Env{
+		Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Getenv: os.Getenv, Context: ctx,
+	})
+}
+
+// Run runs one CLI command and returns its exit code.
+func Run(e Env) int {
+	if e.Getenv == nil {
+		e.Getenv = func(string) string { return "" }
+	}
+	if e.IsTerminal == nil {
+		e.IsTerminal = isCharDevice
+	}
+	if e.Context == nil {
+		e.Context = context.Background()
+	}
+	if e.Stdin == nil {
+		e.Stdin = strings.NewReader("")
+	}
+	a := &app{env: e}
+	root := a.rootCommand()
+	root.SetArgs(e.Args)
+	root.SetIn(e.Stdin)
+	root.SetOut(e.Stdout)
+	root.SetErr(e.Stderr)
+	err := root.ExecuteContext(e.Context)
+	return a.exitCode(err)
+}
+
+// app is the state of one Run: the environment and the global flags.
+type app struct {
+	env    Env
+	url    string
+	token  string
+	output string
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "nimbus",
+		Short:         "Nimbus runs Python functions on your own machines",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if a.output != "table" && a.output != "json" {
+				return usagef("-o must be table or json, not %q", a.output)
+			}
+			return nil
+		},
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.url, "url", "", "server URL (env NIMBUS_URL, default "+DefaultURL+")")
+	pf.StringVar(&a.token, "token", "", "API key (env NIMBUS_TOKEN; default ./.nimbus/admin.token for a local server)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(
+		a.devCommand(),
+		a.initCommand(),
+		a.deployCommand(),
+		a.invokeCommand(),
+		a.lsCommand(),
+		a.getCommand(),
+		a.rmCommand(),
+		a.logsCommand(),
+		a.invocationsCommand(),
+		a.clusterCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// json reports whether -o json was given.
+func (a *app) json() bool { return a.output == "json" }
+
+// path resolves p against Env.Dir.
+func (a *app) path(p string) string {
+	if a.env.Dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(a.env.Dir, p)
+}
+
+// serverURL is --url, else NIMBUS_URL, else DefaultURL.
+func (a *app) serverURL() string {
+	if a.url != "" {
+		return a.url
+	}
+	if u := a.env.Getenv("NIMBUS_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// apiToken is --token, else NIMBUS_TOKEN, else the admin token of a local
+// `nimbus dev` in ./.nimbus when the server is on a loopback address.
+func (a *app) apiToken() string {
+	if a.token != "" {
+		return a.token
+	}
+	if t := a.env.Getenv("NIMBUS_TOKEN"); t != "" {
+		return t
+	}
+	if !isLoopbackURL(a.serverURL()) {
+		return ""
+	}
+	b, err := os.ReadFile(a.path(filepath.Join(".nimbus", "admin.token")))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// client returns a client for the configured server.
+func (a *app) client() *client.Client {
+	return client.New(a.serverURL(), a.apiToken(), client.WithUserAgent("nimbus-cli/"+buildVersion()))
+}
+
+// isLoopbackURL reports whether u names localhost or a loopback IP.
+func isLoopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := p.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isCharDevice reports whether stream is an *os.File on a character device
+// (a terminal).
+func isCharDevice(stream any) bool {
+	f, ok := stream.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// exitError carries an exit code to Run. A nil err means the message was
+// already printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usagef is a bad-usage or invalid-local-input error (exit 2).
+func usagef(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// usageArgs wraps a cobra argument validator so its errors exit with 2.
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// platform turns an error of a client call into an exit-3 error with a
+// one-line message naming what failed.
+func (a *app) platform(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: ExitPlatform, err: errors.New(a.describe(err))}
+}
+
+// describe renders a platform failure for a human, on one line.
+func (a *app) describe(err error) string {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		msg := fmt.Sprintf("%s (%d %s)", oneLine(ae.Message), ae.Status, ae.Code)
+		if ae.RetryAfter > 0 {
+			msg += fmt.Sprintf("; retry after %s", ae.RetryAfter)
+		}
+		if ae.Status == 401 && a.apiToken() == "" {
+			msg += "; no API key: set --token or NIMBUS_TOKEN"
+		}
+		return msg
+	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out talking to " + a.serverURL()
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		msg := fmt.Sprintf("cannot reach %s: connection refused", a.serverURL())
+		if isLoopbackURL(a.serverURL()) {
+			msg += ` — is "nimbus dev" running?`
+		}
+		return msg
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Sprintf("cannot reach %s: %s", a.serverURL(), oneLine(rootCause(ue.Err).Error()))
+	}
+	return oneLine(err.Error())
+}
+
+// rootCause unwraps err down to its innermost error.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// exitCode prints err (if it has something to say) and maps it to an exit
+// code. Errors that are not exitErrors come from cobra itself (unknown
+// command, ...) and are usage errors.
+func (a *app) exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(a.env.Stderr, "nimbus: %s\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(a.env.Stderr, "nimbus: %s\nRun 'nimbus --help' for usage.\n", err)
+	return ExitUsage
+}

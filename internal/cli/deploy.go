@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/internal/codepkg"
+	"nimbus/pkg/client"
+)
+
+// deployFlags are the flags of `nimbus deploy` that override the manifest.
+type deployFlags struct {
+	name, handler, runtime, timeout, description string
+	memory                                       int
+	env                                          []string
+}
+
+func (a *app) deployCommand() *cobra.Command {
+	var fl deployFlags
+	cmd := &cobra.Command{
+		Use:   "deploy PATH",
+		Short: "Create or update a function from a directory or a .zip file",
+		Long: "Create or update a function from PATH, a directory (zipped on the fly) or a\n" +
+			".zip file. Settings come from PATH/nimbus.yaml, overridden by flags; without a\n" +
+			"manifest the name defaults to the directory's name.",
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.deploy(cmd, args[0], fl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.name, "name", "", "function name")
+	f.StringVar(&fl.handler, "handler", "", "handler as module.function (default main.handler)")
+	f.StringVar(&fl.runtime, "runtime", "", "runtime, python3.X (default: the newest available)")
+	f.IntVar(&fl.memory, "memory", 0, "memory in MB, 128..10240 (default 128)")
+	f.StringVar(&fl.timeout, "timeout", "", "timeout, e.g. 30s or 2m (default 3s)")
+	f.StringVar(&fl.description, "description", "", "description")
+	f.StringArrayVar(&fl.env, "env", nil, "environment variable K=V (repeatable)")
+	return cmd
+}
+
+func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
+	path = a.path(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	var cfg client.FunctionConfig
+	isZip := !fi.IsDir()
+	if isZip {
+		if !strings.EqualFold(filepath.Ext(path), ".zip") {
+			return usagef("%s is neither a directory nor a .zip file", path)
+		}
+		cfg.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	} else {
+		m, found, err := codepkg.LoadManifest(path)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if found {
+			cfg = m
+		}
+		if cfg.Name == "" {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			cfg.Name = filepath.Base(abs)
+		}
+	}
+	if err := applyDeployFlags(cmd, &cfg, fl); err != nil {
+		return err
+	}
+	if err := codepkg.ValidateConfig(cfg); err != nil {
+		return usagef("%v", err)
+	}
+
+	progress := a.progressPrinter()
+	var zip []byte
+	if isZip {
+		if zip, err = os.ReadFile(path); err != nil {
+			return usagef("%v", err)
+		}
+	} else {
+		zip, err = codepkg.ZipDir(path, codepkg.DefaultLimits(), progress("Packaging"))
+		if err != nil {
+			return usagef("%v", err)
+		}
+	}
+	fn, created, err := a.client().PutFunction(cmd.Context(), cfg, zip, progress("Uploading"))
+	if err != nil {
+		return a.platform(err)
+	}
+	if a.json() {
+		return printJSON(a.env.Stdout, fn)
+	}
+	verb := "updated"
+	if created {
+		verb = "created"
+	}
+	t := newTable(a.env.Stdout)
+	t.row("name:", fn.Name)
+	t.row("revision:", strconv.FormatInt(fn.Revision, 10)+" ("+verb+")")
+	t.row("code sha256:", fn.CodeSHA256)
+	t.row("code size:", humanBytes(fn.CodeSize))
+	return t.flush()
+}
+
+// applyDeployFlags overrides cfg with the flags the user set.
+func applyDeployFlags(cmd *cobra.Command, cfg *client.FunctionConfig, fl deployFlags) error {
+	set := cmd.Flags().Changed
+	if set("name") {
+		cfg.Name = fl.name
+	}
+	if set("handler") {
+		cfg.Handler = fl.handler
+	}
+	if set("runtime") {
+		cfg.Runtime = fl.runtime
+	}
+	if set("memory") {
+		cfg.MemoryMB = fl.memory
+	}
+	if set("description") {
+		cfg.Description = fl.description
+	}
+	if set("timeout") {
+		d, err := parseTimeout(fl.timeout)
+		if err != nil {
+			return err
+		}
+		cfg.Timeout = client.Duration(d)
+	}
+	if len(fl.env) > 0 {
+		env := maps.Clone(cfg.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		for _, kv := range fl.env {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--env %q: want KEY=VALUE", kv)
+			}
+			env[k] = v
+		}
+		cfg.Env = env
+	}
+	return nil
+}
+
+// parseTimeout reads "30s", "2m" or a bare number of seconds.
+func parseTimeout(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, usagef("--timeout %q: want a duration such as 30s or 2m", s)
+	}
+	return d, nil
+}
+
+// progressPrinter returns a factory of progress callbacks that draw a
+// one-line meter on stderr, or of nil callbacks when stderr is not a
+// terminal.
+func (a *app) progressPrinter() func(label string) func(done, total int64) {
+	if !a.env.IsTerminal(a.env.Stderr) {
+		return func(string) func(int64, int64) { return nil }
+	}
+	return func(label string) func(done, total int64) {
+		finished := false
+		return func(done, total int64) {
+			if finished {
+				return
+			}
+			pct := 100
+			if total > 0 {
+				pct = int(done * 100 / total)
+			}
+			fmt.Fprintf(a.env.Stderr, "\r%s %s / %s (%d%%)\033[K", label, humanBytes(done), humanBytes(total), pct)
+			if done >= total {
+				finished = true
+				fmt.Fprintln(a.env.Stderr)
+			}
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/internal/node"
+)
+
+func (a *app) devCommand() *cobra.Command {
+	opts := node.DevOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a single-node Nimbus (server and worker) in this process",
+		Long: "Run a single-node Nimbus: one server and an embedded worker. On first start it\n" +
+			"creates an admin API key in DIR/admin.token. Stop it with Ctrl-C.",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Slots < 0 {
+				return usagef("--slots must be 0 (one per core) or more, not %d", opts.Slots)
+			}
+			opts.DataDir = a.path(opts.DataDir)
+			opts.Out = a.env.Stdout
+			err := node.RunDev(cmd.Context(), opts)
+			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
+				return a.platform(err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data", ".nimbus", "data directory")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT")
+	f.IntVar(&opts.Slots, "slots", 0, "worker slots (0: one per core)")
+	return cmd
+}

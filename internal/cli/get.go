@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) getCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Describe a function",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := a.client().GetFunction(cmd.Context(), args[0])
+			if err != nil {
+				return a.platform(err)
+			}
+			if a.json() {
+				return printJSON(a.env.Stdout, f)
+			}
+			runtime := f.Runtime
+			if runtime == "" {
+				runtime = "(newest available)"
+			}
+			t := newTable(a.env.Stdout)
+			t.row("name:", f.Name)
+			t.row("description:", f.Description)
+			t.row("revision:", strconv.FormatInt(f.Revision, 10))
+			t.row("runtime:", runtime)
+			t.row("handler:", f.Handler)
+			t.row("memory:", memoryMB(f.MemoryMB))
+			t.row("timeout:", timeoutString(time.Duration(f.Timeout)))
+			t.row("code sha256:", f.CodeSHA256)
+			t.row("code size:", humanBytes(f.CodeSize))
+			t.row("created:", humanTime(f.CreatedAt))
+			t.row("updated:", humanTime(f.UpdatedAt))
+			if len(f.Env) == 0 {
+				t.row("env:", "")
+			}
+			for i, k := range slices.Sorted(maps.Keys(f.Env)) {
+				label := ""
+				if i == 0 {
+					label = "env:"
+				}
+				t.row(label, k+"="+f.Env[k])
+			}
+			return t.flush()
+		},
+	}
+}

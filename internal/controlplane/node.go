@@ -1,0 +1,218 @@
+// Package controlplane owns the Raft node of a server: start-up on disk,
+// bootstrap, applying commands, leadership and the membership view.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// ErrNotLeader is returned when a write reaches a server that is not the
+// leader and cannot forward it, or when there is no leader.
+var ErrNotLeader = errors.New("no leader: the control plane cannot accept writes right now")
+
+// Config configures a Node.
+type Config struct {
+	NodeID  string
+	DataDir string // the node keeps raft/ below it
+	// Transport carries Raft traffic. Nil gives an in-memory transport,
+	// which is enough for a single voter (nimbus dev).
+	Transport raft.Transport
+	// Bootstrap makes a node with no existing state bootstrap a cluster
+	// of itself.
+	Bootstrap bool
+	Log       *slog.Logger
+	// RaftLog receives hashicorp/raft's own log lines; nil discards them
+	// below warnings.
+	RaftLog io.Writer
+}
+
+// Node is a running Raft member with its FSM and state store.
+type Node struct {
+	id        string
+	raft      *raft.Raft
+	store     *state.Store
+	logStore  *raftboltdb.BoltStore
+	transport raft.Transport
+	log       *slog.Logger
+}
+
+// Start opens (or creates) the node's Raft data and starts it.
+func Start(cfg Config) (*Node, error) {
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	boltStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft store: %w", err)
+	}
+	rlog := cfg.RaftLog
+	if rlog == nil {
+		rlog = os.Stderr
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.New(&hclog.LoggerOptions{Name: "raft-snapshots", Output: rlog, Level: hclog.Warn}))
+	if err != nil {
+		boltStore.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		_, transport = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: rlog, Level: hclog.Warn})
+	rc.SnapshotThreshold = 4096
+	rc.TrailingLogs = 2048
+
+	store := state.New()
+	r, err := raft.NewRaft(rc, fsm.New(store, cfg.Log), boltStore, boltStore, snaps, transport)
+	if err != nil {
+		boltStore.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n := &Node{id: cfg.NodeID, raft: r, store: store, logStore: boltStore, transport: transport, log: cfg.Log}
+	if cfg.Bootstrap {
+		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
+		if err != nil {
+			n.Shutdown()
+			return nil, err
+		}
+		if !existing {
+			f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+				{Suffrage: raft.Voter, ID: rc.LocalID, Address: transport.LocalAddr()},
+			}})
+			if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				n.Shutdown()
+				return nil, fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+// Store returns the node's state store (read-only for callers).
+func (n *Node) Store() *state.Store { return n.store }
+
+// Apply commits a command through Raft and returns what the FSM returned
+// for it. An FSM result that is an error is returned as the error.
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
+	data, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			return nil, fmt.Errorf("%w (%v)", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("raft apply %s: %w", t, err)
+	}
+	resp := f.Response()
+	if err, ok := resp.(error); ok {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// WaitLeader waits until the cluster has a leader and, if this node is
+// it, until everything committed before is applied (raft.Barrier).
+func (n *Node) WaitLeader(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			if n.IsLeader() {
+				return n.raft.Barrier(time.Until(deadline(ctx))).Error()
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a leader: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(30 * time.Second)
+}
+
+// Servers describes the Raft configuration as this node sees it.
+func (n *Node) Servers(apiAddr func(id string) string) []client.Server {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	_, leaderID := n.raft.LeaderWithID()
+	stats := n.raft.Stats()
+	var out []client.Server
+	for _, s := range f.Configuration().Servers {
+		srv := client.Server{ID: string(s.ID), Raft: string(s.Address), Role: "follower"}
+		if s.Suffrage != raft.Voter {
+			srv.Role = "nonvoter"
+		}
+		if s.ID == leaderID {
+			srv.Role = "leader"
+		}
+		if string(s.ID) == n.id {
+			srv.Healthy = true
+			srv.Term = parseUint(stats["term"])
+			srv.LastIndex = parseUint(stats["last_log_index"])
+			if n.raft.State() == raft.Candidate {
+				srv.Role = "candidate"
+			}
+		} else {
+			srv.Healthy = leaderID != ""
+		}
+		if apiAddr != nil {
+			srv.Address = apiAddr(string(s.ID))
+		}
+		out = append(out, srv)
+	}
+	return out
+}
+
+func parseUint(s string) uint64 {
+	var v uint64
+	fmt.Sscanf(s, "%d", &v)
+	return v
+}
+
+// Shutdown stops Raft and closes its stores.
+func (n *Node) Shutdown() error {
+	err := n.raft.Shutdown().Error()
+	if c, ok := n.transport.(io.Closer); ok {
+		c.Close()
+	}
+	if cerr := n.logStore.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

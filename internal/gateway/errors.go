@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/codepkg"
+	"nimbus/internal/controlplane"
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/state"
+	"nimbus/internal/worker"
+	"nimbus/pkg/client"
+)
+
+// apiError is an error the gateway raises itself, with its status and code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(msg string) error { return &apiError{http.StatusBadRequest, "BadRequest", msg} }
+
+// statusOf maps an error to its HTTP status and code. This is the one
+// place where errors become statuses.
+func statusOf(err error) (int, string) {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.code
+	case errors.As(err, &mbe), errors.Is(err, codepkg.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "PayloadTooLarge"
+	case errors.Is(err, state.ErrNotFound), errors.Is(err, blob.ErrNotFound):
+		return http.StatusNotFound, "NotFound"
+	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
+		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, worker.ErrNoCapacity):
+		return http.StatusTooManyRequests, "TooManyRequests"
+	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed):
+		return http.StatusServiceUnavailable, "ServiceUnavailable"
+	}
+	return http.StatusInternalServerError, "InternalError"
+}
+
+// writeError answers with the JSON error shape of docs/spec.md §5.
+func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
+	status, code := statusOf(err)
+	if status == http.StatusInternalServerError {
+		log.Error("request failed", "err", err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: err.Error()}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

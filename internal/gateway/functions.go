@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"nimbus/internal/codepkg"
+	"nimbus/internal/fsm"
+	"nimbus/pkg/client"
+)
+
+const (
+	maxConfigBytes = 64 << 10
+	// maxDeployBody bounds a deploy request: the zip limit plus room for
+	// the config and multipart framing (base64 in JSON is 4/3 larger).
+	maxDeployBody = 50<<20*4/3 + 1<<20
+)
+
+func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"functions": g.cfg.Control.Store().Functions()})
+}
+
+func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
+	f, err := g.cfg.Control.Store().Function(r.PathValue("name"))
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
+}
+
+func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	f, err := g.cfg.Control.Store().Function(name)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteFunctionType, fsm.DeleteFunction{Name: name}); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	g.cfg.Placer.Retire(name)
+	writeJSON(w, http.StatusOK, f)
+}
+
+// putFunction creates or updates a function: validate the config and the
+// package, store the code blob, then commit the revision through Raft.
+// Nothing is committed unless everything is valid.
+func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	r.Body = http.MaxBytesReader(w, r.Body, maxDeployBody)
+	cfg, zip, err := readDeploy(r)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if cfg.Name != name {
+		writeError(w, g.log, badRequest(fmt.Sprintf("config name %q does not match the path's %q", cfg.Name, name)))
+		return
+	}
+	codepkg.ApplyDefaults(&cfg)
+	if err := codepkg.ValidateConfig(cfg); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if cfg.Runtime, err = g.pickRuntime(cfg.Runtime); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if _, err := codepkg.Validate(zip, codepkg.DefaultLimits()); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	digest, err := g.cfg.Blobs.Put(zip)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	fn := client.Function{FunctionConfig: cfg, CodeSHA256: digest, CodeSize: int64(len(zip))}
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	out := res.(fsm.UpsertFunctionResult)
+	status := http.StatusOK
+	if out.Created {
+		status = http.StatusCreated
+	}
+	g.log.Info("function deployed", "function", name, "revision", out.Function.Revision, "sha256", digest)
+	writeJSON(w, status, out.Function)
+}
+
+// pickRuntime resolves "" to the newest runtime and checks a named one.
+func (g *Gateway) pickRuntime(name string) (string, error) {
+	avail := g.cfg.Runtimes()
+	if len(avail) == 0 {
+		return "", &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "no worker offers a Python runtime"}
+	}
+	if name == "" {
+		return avail[0], nil
+	}
+	for _, a := range avail {
+		if a == name {
+			return name, nil
+		}
+	}
+	return "", badRequest(fmt.Sprintf("unknown runtime %q: the workers can run %s", name, strings.Join(avail, ", ")))
+}
+
+// readDeploy reads the config and the zip from a multipart or JSON body.
+func readDeploy(r *http.Request) (client.FunctionConfig, []byte, error) {
+	var cfg client.FunctionConfig
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		ct = ""
+	}
+	switch ct {
+	case "multipart/form-data":
+		return readMultipartDeploy(r)
+	case "application/json":
+		var body struct {
+			Config        json.RawMessage `json:"config"`
+			CodeZipBase64 string          `json:"code_zip_base64"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			return cfg, nil, bodyError(err, "body is not valid JSON")
+		}
+		if err := decodeConfig(body.Config, &cfg); err != nil {
+			return cfg, nil, err
+		}
+		zip, err := base64.StdEncoding.DecodeString(body.CodeZipBase64)
+		if err != nil {
+			return cfg, nil, badRequest("code_zip_base64 is not valid base64: " + err.Error())
+		}
+		if len(zip) == 0 {
+			return cfg, nil, badRequest("code_zip_base64 is missing: a deploy needs the code")
+		}
+		return cfg, zip, nil
+	}
+	return cfg, nil, &apiError{http.StatusUnsupportedMediaType, "UnsupportedMediaType",
+		"send multipart/form-data (parts config and code) or application/json ({config, code_zip_base64})"}
+}
+
+func readMultipartDeploy(r *http.Request) (client.FunctionConfig, []byte, error) {
+	var cfg client.FunctionConfig
+	var zip []byte
+	var haveConfig bool
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return cfg, nil, badRequest("malformed multipart body: " + err.Error())
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return cfg, nil, bodyError(err, "malformed multipart body")
+		}
+		switch part.FormName() {
+		case "config":
+			b, err := io.ReadAll(io.LimitReader(part, maxConfigBytes+1))
+			if err != nil {
+				return cfg, nil, bodyError(err, "reading config")
+			}
+			if len(b) > maxConfigBytes {
+				return cfg, nil, &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", "config part is over 64 KB"}
+			}
+			if err := decodeConfig(b, &cfg); err != nil {
+				return cfg, nil, err
+			}
+			haveConfig = true
+		case "code":
+			limit := codepkg.DefaultLimits().MaxZip
+			b, err := io.ReadAll(io.LimitReader(part, limit+1))
+			if err != nil {
+				return cfg, nil, bodyError(err, "reading code")
+			}
+			if int64(len(b)) > limit {
+				return cfg, nil, &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("code zip is over the %d MB limit", limit>>20)}
+			}
+			zip = b
+		}
+		part.Close()
+	}
+	if !haveConfig {
+		return cfg, nil, badRequest("multipart body has no config part")
+	}
+	if len(zip) == 0 {
+		return cfg, nil, badRequest("multipart body has no code part: a deploy needs the code")
+	}
+	return cfg, zip, nil
+}
+
+func decodeConfig(b []byte, cfg *client.FunctionConfig) error {
+	if len(b) == 0 {
+		return badRequest("config is missing")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return badRequest("config is not valid: " + err.Error())
+	}
+	return nil
+}
+
+// bodyError keeps a body-size error as such (413) and makes anything else
+// a 400 with context.
+func bodyError(err error, context string) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("request body is over the %d MB limit", mbe.Limit>>20)}
+	}
+	return badRequest(context + ": " + err.Error())
+}

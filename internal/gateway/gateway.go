@@ -1,0 +1,142 @@
+// Package gateway owns the REST API (docs/spec.md §5): routing,
+// authentication, request limits, and turning errors into statuses. One
+// file per resource.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/fsm"
+	"nimbus/internal/logstore"
+	"nimbus/internal/placement"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// ControlPlane is what the gateway needs of the Raft node.
+type ControlPlane interface {
+	Store() *state.Store
+	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	Servers(apiAddr func(id string) string) []client.Server
+}
+
+// Config holds the gateway's dependencies and settings.
+type Config struct {
+	Control   ControlPlane
+	Blobs     *blob.Store
+	Logs      *logstore.Store
+	Placer    *placement.Placer
+	Runtimes  func() []string // runtime names the workers can run, newest first
+	Retention state.Retention
+	Registry  *prometheus.Registry
+	Log       *slog.Logger
+	APIAddr   string // this server's API address, for the cluster view
+}
+
+// Gateway serves the API.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
+	recorder *recorder
+	follow   *hub
+	mux      *http.ServeMux
+}
+
+// New builds a gateway and starts its record batcher; Close stops it.
+func New(cfg Config) *Gateway {
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub()}
+	g.recorder = newRecorder(cfg.Control, cfg.Logs, cfg.Retention, cfg.Log)
+	g.routes()
+	return g
+}
+
+// Close flushes pending invocation records and stops the batcher.
+func (g *Gateway) Close() { g.recorder.close() }
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+func (g *Gateway) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", g.health)
+	m.Handle("GET /metrics", g.auth(g.metrics.handler(g.cfg.Registry)))
+	m.Handle("GET /v1/functions", g.authFunc(g.listFunctions))
+	m.Handle("PUT /v1/functions/{name}", g.authFunc(g.putFunction))
+	m.Handle("GET /v1/functions/{name}", g.authFunc(g.getFunction))
+	m.Handle("DELETE /v1/functions/{name}", g.authFunc(g.deleteFunction))
+	m.Handle("POST /v1/functions/{name}/invoke", g.authFunc(g.invoke))
+	m.Handle("GET /v1/functions/{name}/logs", g.authFunc(g.logs))
+	m.Handle("GET /v1/invocations", g.authFunc(g.listInvocations))
+	m.Handle("GET /v1/invocations/{id}", g.authFunc(g.getInvocation))
+	m.Handle("GET /v1/cluster", g.authFunc(g.cluster))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})
+	})
+	g.mux = m
+}
+
+func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (g *Gateway) authFunc(h http.HandlerFunc) http.Handler { return g.auth(h) }
+
+// auth checks the bearer token against the stored keys.
+func (g *Gateway) auth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := g.authenticate(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
+			writeError(w, g.log, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missing or invalid API key: send Authorization: Bearer <key> (nimbus dev writes the admin key to DATA/admin.token)"}
+
+func (g *Gateway) authenticate(r *http.Request) error {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return errUnauthorized
+	}
+	id, secret, err := ParseToken(strings.TrimSpace(token))
+	if err != nil {
+		return errUnauthorized
+	}
+	key, err := g.cfg.Control.Store().Key(id)
+	if err != nil {
+		return errUnauthorized
+	}
+	sum := sha256.Sum256([]byte(secret))
+	want, err := hex.DecodeString(key.SecretHash)
+	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		return errUnauthorized
+	}
+	return nil
+}
+
+// ParseToken splits an API key "nimbus_<id>_<secret>" into its parts.
+func ParseToken(token string) (id, secret string, err error) {
+	rest, ok := strings.CutPrefix(token, "nimbus_")
+	if !ok {
+		return "", "", errors.New("not a nimbus key")
+	}
+	id, secret, ok = strings.Cut(rest, "_")
+	if !ok || id == "" || len(secret) < 32 {
+		return "", "", errors.New("malformed key")
+	}
+	return id, secret, nil
+}

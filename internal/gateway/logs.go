@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+const (
+	defaultLogLimit = 100
+	keepAlive       = 15 * time.Second
+)
+
+// logs serves stored logs of a function and, with follow=1, streams new
+// ones as server-sent events.
+func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	q := r.URL.Query()
+	if _, err := g.cfg.Control.Store().Function(name); err != nil && !g.cfg.Control.Store().HasRecord(q.Get("request_id")) {
+		writeError(w, g.log, err)
+		return
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			writeError(w, g.log, badRequest(fmt.Sprintf("since=%q is not a duration such as 10m or 2h", s)))
+			return
+		}
+		since = time.Now().Add(-d)
+	}
+	limit := defaultLogLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			writeError(w, g.log, badRequest(fmt.Sprintf("limit=%q is not a positive number", s)))
+			return
+		}
+		limit = n
+	}
+	requestID := q.Get("request_id")
+	match := func(e client.LogEntry) bool {
+		return e.Function == name && (requestID == "" || e.RequestID == requestID)
+	}
+	var entries []client.LogEntry
+	if requestID != "" {
+		e, found, err := g.cfg.Logs.Get(requestID)
+		if err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+		if found && match(e) {
+			entries = append(entries, e)
+		}
+	} else {
+		var err error
+		if entries, err = g.cfg.Logs.List(name, since, limit); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+	}
+	if q.Get("follow") != "1" && q.Get("follow") != "true" {
+		if entries == nil {
+			entries = []client.LogEntry{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"logs": entries})
+		return
+	}
+	g.streamLogs(w, r, entries, match)
+}
+
+func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []client.LogEntry, match func(client.LogEntry) bool) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, g.log, fmt.Errorf("streaming unsupported"))
+		return
+	}
+	sub := g.follow.subscribe()
+	defer g.follow.unsubscribe(sub)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	seen := make(map[string]bool, len(backlog))
+	send := func(e client.LogEntry) {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(w, "event: log\ndata: %s\n\n", b)
+	}
+	for _, e := range backlog {
+		seen[e.RequestID] = true
+		send(e)
+	}
+	flusher.Flush()
+	ka := time.NewTicker(keepAlive)
+	defer ka.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ka.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		case e := <-sub:
+			if match(e) && !seen[e.RequestID] {
+				send(e)
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+// hub fans new logs out to followers. A follower that cannot keep up
+// loses entries rather than slowing invocations down.
+type hub struct {
+	mu   sync.Mutex
+	subs map[chan client.LogEntry]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[chan client.LogEntry]struct{}{}} }
+
+func (h *hub) subscribe() chan client.LogEntry {
+	ch := make(chan client.LogEntry, 256)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch
+}
+
+func (h *hub) unsubscribe(ch chan client.LogEntry) {
+	h.mu.Lock()
+	delete(h.subs, ch)
+	h.mu.Unlock()
+}
+
+func (h *hub) publish(e client.LogEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/logstore"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+const (
+	batchMax      = 512
+	batchInterval = 20 * time.Millisecond
+	retentionTick = time.Minute
+)
+
+// recorder batches invocation records into RecordInvocations commands
+// (many records per Raft entry) and stores full logs locally. It runs off
+// the invoke path: add never blocks on Raft.
+type recorder struct {
+	cp        ControlPlane
+	logs      *logstore.Store
+	retention state.Retention
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	records []client.Invocation
+	entries []client.LogEntry
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
+	r := &recorder{cp: cp, logs: logs, retention: ret, log: log,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// add queues one record and its log.
+func (r *recorder) add(rec client.Invocation, entry client.LogEntry) {
+	r.mu.Lock()
+	r.records = append(r.records, rec)
+	r.entries = append(r.entries, entry)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) run() {
+	defer close(r.done)
+	prune := time.NewTicker(retentionTick)
+	defer prune.Stop()
+	for {
+		select {
+		case <-r.stop:
+			r.flush()
+			return
+		case <-prune.C:
+			// An empty batch still applies retention, so records age out
+			// even when nothing is invoked.
+			r.commit(nil)
+		case <-r.wake:
+			// Let a batch gather for a moment.
+			t := time.NewTimer(batchInterval)
+			select {
+			case <-t.C:
+			case <-r.stop:
+				t.Stop()
+			}
+			r.flush()
+		}
+	}
+}
+
+func (r *recorder) flush() {
+	for {
+		r.mu.Lock()
+		recs, entries := r.records, r.entries
+		if len(recs) > batchMax {
+			recs, entries = recs[:batchMax], entries[:batchMax]
+			r.records, r.entries = r.records[batchMax:], r.entries[batchMax:]
+		} else {
+			r.records, r.entries = nil, nil
+		}
+		r.mu.Unlock()
+		if len(recs) == 0 {
+			return
+		}
+		if err := r.logs.Put(entries); err != nil {
+			r.log.Error("storing invocation logs", "err", err, "count", len(entries))
+		}
+		r.commit(recs)
+	}
+}
+
+func (r *recorder) commit(recs []client.Invocation) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := r.cp.Apply(ctx, fsm.RecordInvocationsType, fsm.RecordInvocations{
+		Records: recs, Retention: r.retention, Now: time.Now().UTC(),
+	})
+	if err != nil {
+		r.log.Error("committing invocation records", "err", err, "count", len(recs))
+		return
+	}
+	if removed := res.(fsm.RecordInvocationsResult).Removed; len(removed) > 0 {
+		if err := r.logs.Delete(removed); err != nil {
+			r.log.Error("removing expired logs", "err", err)
+		}
+	}
+}
+
+func (r *recorder) close() {
+	close(r.stop)
+	<-r.done
+}

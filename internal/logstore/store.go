@@ -1,0 +1,169 @@
+// Package logstore owns the full logs of invocations on one server: a
+// bbolt database keyed by request ID with an index by function and time.
+// Each log is capped when stored; logs are removed when their invocation
+// records leave the state store (the same retention).
+package logstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"nimbus/pkg/client"
+)
+
+var (
+	bucketLogs  = []byte("logs")  // request id -> LogEntry JSON
+	bucketIndex = []byte("index") // function \x00 unix-nanos(8) request id -> nil
+)
+
+// Store holds invocation logs. Safe for concurrent use.
+type Store struct {
+	db  *bolt.DB
+	cap int
+}
+
+// Open opens (creating if needed) the log database at path; each stored
+// log keeps at most capBytes (its end, where the REPORT line is).
+func Open(path string, capBytes int) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketLogs, bucketIndex} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, cap: capBytes}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func indexKey(function string, t time.Time, id string) []byte {
+	k := make([]byte, 0, len(function)+1+8+len(id))
+	k = append(k, function...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+	return append(k, id...)
+}
+
+// Cap trims a log to the store's cap, keeping its end. It reports whether
+// anything was cut.
+func (s *Store) Cap(log string) (string, bool) {
+	if s.cap > 0 && len(log) > s.cap {
+		return log[len(log)-s.cap:], true
+	}
+	return log, false
+}
+
+// Put stores entries in one transaction, capping each log.
+func (s *Store) Put(entries []client.LogEntry) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		logs, index := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex)
+		for _, e := range entries {
+			if log, cut := s.Cap(e.Log); cut {
+				e.Log, e.Truncated = log, true
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := logs.Put([]byte(e.RequestID), b); err != nil {
+				return err
+			}
+			if err := index.Put(indexKey(e.Function, e.Time, e.RequestID), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Get returns the log of one invocation, if stored.
+func (s *Store) Get(id string) (client.LogEntry, bool, error) {
+	var e client.LogEntry
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLogs).Get([]byte(id))
+		if b == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(b, &e)
+	})
+	return e, found, err
+}
+
+// List returns up to limit logs of a function at or after since, oldest
+// first (the newest limit of them).
+func (s *Store) List(function string, since time.Time, limit int) ([]client.LogEntry, error) {
+	var out []client.LogEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		logs := tx.Bucket(bucketLogs)
+		c := tx.Bucket(bucketIndex).Cursor()
+		prefix := append([]byte(function), 0)
+		start := prefix
+		if !since.IsZero() && since.UnixNano() > 0 {
+			start = indexKey(function, since, "")
+		}
+		var ids [][]byte
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, k[len(prefix)+8:])
+		}
+		if limit > 0 && len(ids) > limit {
+			ids = ids[len(ids)-limit:]
+		}
+		for _, id := range ids {
+			b := logs.Get(id)
+			if b == nil {
+				continue
+			}
+			var e client.LogEntry
+			if err := json.Unmarshal(b, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Delete removes the logs of the given invocations.
+func (s *Store) Delete(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		logs, index := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex)
+		for _, id := range ids {
+			b := logs.Get([]byte(id))
+			if b == nil {
+				continue
+			}
+			var e client.LogEntry
+			if err := json.Unmarshal(b, &e); err == nil {
+				if err := index.Delete(indexKey(e.Function, e.Time, e.RequestID)); err != nil {
+					return err
+				}
+			}
+			if err := logs.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,221 @@
+// Package node wires a Nimbus node together: the control plane, the
+// gateway and (for `nimbus dev`) an embedded worker.
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/controlplane"
+	"nimbus/internal/gateway"
+	"nimbus/internal/logstore"
+	"nimbus/internal/placement"
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/sandbox"
+	"nimbus/internal/state"
+	"nimbus/internal/worker"
+)
+
+// DevOptions configures `nimbus dev`.
+type DevOptions struct {
+	DataDir string    // default ./.nimbus
+	Listen  string    // default 127.0.0.1:8080; port 0 picks a free one
+	Out     io.Writer // where the banner (URL, admin token) is printed
+	Slots   int       // worker slots, 0 for four per core
+	// IdleTimeout retires idle instances; 0 for 10 minutes.
+	IdleTimeout time.Duration
+	// LogLevel for the node's own log on stderr; default info.
+	LogLevel slog.Level
+}
+
+// shutdownGrace bounds how long in-flight requests may take to finish at
+// shutdown before they are cut off and their instances killed.
+const shutdownGrace = 15 * time.Second
+
+// RunDev runs a single-node Nimbus until ctx is cancelled, then shuts down
+// cleanly: the listener closes, in-flight invocations finish (or are cut
+// off after a grace period), pending records are committed, every
+// instance is stopped and Raft is closed.
+func RunDev(ctx context.Context, opts DevOptions) error {
+	if opts.DataDir == "" {
+		opts.DataDir = ".nimbus"
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:8080"
+	}
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if opts.Slots <= 0 {
+		opts.Slots = 4 * runtime.NumCPU()
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel}))
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	logs, err := logstore.Open(filepath.Join(opts.DataDir, "logs.db"), 64<<10)
+	if err != nil {
+		if strings.Contains(err.Error(), "timeout") {
+			return fmt.Errorf("data directory %s is in use by another nimbus process", opts.DataDir)
+		}
+		return err
+	}
+	defer logs.Close()
+	blobs, err := blob.Open(filepath.Join(opts.DataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	runtimes, err := python.Discover()
+	if err != nil {
+		return fmt.Errorf("looking for Python: %w", err)
+	}
+
+	cp, err := controlplane.Start(controlplane.Config{
+		NodeID: "dev", DataDir: opts.DataDir, Bootstrap: true, Log: log.With("subsystem", "controlplane"),
+	})
+	if err != nil {
+		return err
+	}
+	defer cp.Shutdown()
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = cp.WaitLeader(waitCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	token, created, err := ensureAdminKey(ctx, cp, opts.DataDir)
+	if err != nil {
+		return err
+	}
+
+	w, err := worker.New(worker.Config{
+		ID:          "dev-worker",
+		DataDir:     filepath.Join(opts.DataDir, "worker"),
+		Slots:       opts.Slots,
+		IdleTimeout: opts.IdleTimeout,
+		Runtimes:    runtimes,
+		Executor:    sandbox.NewProcessExecutor(),
+		Blobs:       blobs,
+		Log:         log.With("subsystem", "worker"),
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	}
+	addr := ln.Addr().String()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gw := gateway.New(gateway.Config{
+		Control:   cp,
+		Blobs:     blobs,
+		Logs:      logs,
+		Placer:    placement.New(w),
+		Runtimes:  func() []string { return runtimeNames(w.Runtimes()) },
+		Retention: state.DefaultRetention(),
+		Registry:  reg,
+		Log:       log.With("subsystem", "gateway"),
+		APIAddr:   addr,
+	})
+	defer gw.Close()
+
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	printBanner(opts.Out, addr, opts.DataDir, token, created, runtimes, opts.Slots)
+	log.Info("nimbus dev started", "url", "http://"+addr, "data", opts.DataDir, "executor", "process (no isolation)")
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("API server: %w", err)
+	}
+	log.Info("shutting down: waiting for in-flight invocations", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+func runtimeNames(rts []python.Runtime) []string {
+	out := make([]string, len(rts))
+	for i, r := range rts {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// ensureAdminKey creates the first admin key when the cluster has none and
+// writes it to DATA/admin.token (0600). It returns the token when it is
+// known (created now, or read back from the file).
+func ensureAdminKey(ctx context.Context, cp *controlplane.Node, dataDir string) (string, bool, error) {
+	path := filepath.Join(dataDir, "admin.token")
+	if len(cp.Store().Keys()) > 0 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", false, nil
+		}
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	token, err := gateway.CreateKey(ctx, cp, "admin", "created by nimbus dev on first start")
+	if err != nil {
+		return "", false, fmt.Errorf("create admin key: %w", err)
+	}
+	if err := writeFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return token, true, nil
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int) {
+	fmt.Fprintf(out, "Nimbus dev is running.\n\n")
+	fmt.Fprintf(out, "  API:        http://%s\n", addr)
+	fmt.Fprintf(out, "  Data:       %s\n", dataDir)
+	switch {
+	case created:
+		fmt.Fprintf(out, "  Admin key:  %s\n              (saved to %s)\n", token, filepath.Join(dataDir, "admin.token"))
+	case token != "":
+		fmt.Fprintf(out, "  Admin key:  in %s\n", filepath.Join(dataDir, "admin.token"))
+	default:
+		fmt.Fprintf(out, "  Admin key:  %s is missing; the keys already made still work\n", filepath.Join(dataDir, "admin.token"))
+	}
+	fmt.Fprintf(out, "  Runtimes:   %s\n", strings.Join(runtimeNames(rts), ", "))
+	fmt.Fprintf(out, "  Worker:     %d slots; executor: process groups with rlimits, NOT isolated (see README)\n\n", slots)
+	fmt.Fprintf(out, "Try:  nimbus init hello && nimbus deploy hello && nimbus invoke hello --data '{\"name\":\"you\"}'\n")
+	fmt.Fprintf(out, "Stop with Ctrl-C.\n")
+}
+

@@ -1,0 +1,228 @@
+# Nimbus Python bootstrap: hosts one Lambda-style handler for one instance.
+#
+# Run as: python -I -S -u bootstrap.py, cwd = the function's code directory.
+# Protocol (see instance.go): fd 3 carries frames from the worker, fd 4 frames
+# to it; a frame is a 4-byte big-endian length then a JSON document. fds 1 and
+# 2 are the log. The first frame in is the init frame; the bootstrap imports
+# the handler, writes the log sentinel and answers with a ready frame. Each
+# invoke frame is then answered, after the log sentinel, by one response frame.
+# Supports Python 3.8 and newer.
+import os
+import sys
+
+
+def _limit_self():
+    import resource
+    limits = (
+        (resource.RLIMIT_NOFILE, 1024),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_FSIZE, 512 << 20),
+    )
+    for res, want in limits:
+        try:
+            soft, hard = resource.getrlimit(res)
+            if hard != resource.RLIM_INFINITY and hard < want:
+                want = hard
+            resource.setrlimit(res, (want, want))
+        except (ValueError, OSError):
+            pass
+
+
+_limit_self()
+
+import json  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+_IN, _OUT = 3, 4
+_loads = json.loads
+_dumps = json.dumps
+_getrusage = resource.getrusage
+_RUSAGE_SELF = resource.RUSAGE_SELF
+_RUSAGE_CHILDREN = resource.RUSAGE_CHILDREN
+_time = time.time
+_write = os.write
+_read = os.read
+
+
+def _read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = _read(_IN, n - len(buf))
+        if not chunk:
+            raise EOFError("request pipe closed")
+        buf += chunk
+    return buf
+
+
+def _read_frame():
+    n = int.from_bytes(_read_exact(4), "big")
+    return _loads(_read_exact(n))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[_write(fd, view):]
+
+
+def _send(body):
+    _write_all(_OUT, len(body).to_bytes(4, "big") + body)
+
+
+def _flush_logs():
+    for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            f.flush()
+        except Exception:
+            pass
+
+
+def _error(error_type, message, stack=None):
+    err = {"errorMessage": message, "errorType": error_type}
+    if stack is not None:
+        err["stackTrace"] = stack
+    return err
+
+
+def _log_error(err):
+    lines = ["[ERROR] %s: %s" % (err["errorType"], err["errorMessage"])]
+    if err.get("stackTrace"):
+        lines.append("Traceback (most recent call last):")
+        lines.extend(s.rstrip("\n") for s in err["stackTrace"])
+    try:
+        sys.stderr.write("\n".join(lines) + "\n")
+    except Exception:
+        pass
+
+
+class LambdaContext(object):
+    """The Lambda context object handed to the handler."""
+
+    __slots__ = (
+        "function_name", "function_version", "invoked_function_arn",
+        "memory_limit_in_mb", "aws_request_id", "log_group_name",
+        "log_stream_name", "_deadline_ms",
+    )
+
+    def __init__(self, cfg, request_id, deadline_ms):
+        self.function_name = cfg["function_name"]
+        self.function_version = cfg["function_version"]
+        self.invoked_function_arn = cfg["arn"]
+        self.memory_limit_in_mb = cfg["memory_mb"]
+        self.aws_request_id = request_id
+        self.log_group_name = cfg["log_group_name"]
+        self.log_stream_name = cfg["log_stream_name"]
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int(self._deadline_ms - _time() * 1000))
+
+    def __repr__(self):
+        return "LambdaContext(function_name=%r, aws_request_id=%r)" % (
+            self.function_name, self.aws_request_id)
+
+
+def _load_handler(spec):
+    """Returns (handler, None) or (None, error dict)."""
+    mod_name, _, func_name = spec.rpartition(".")
+    if not mod_name or not func_name:
+        return None, _error(
+            "Runtime.MalformedHandlerName",
+            "Bad handler '%s': not enough values to unpack (expected module.function)" % spec)
+    try:
+        import importlib
+        module = importlib.import_module(mod_name)
+    except Exception as e:
+        if isinstance(e, ImportError):
+            msg = "Unable to import module '%s': %s" % (mod_name, e)
+        else:
+            msg = "Unable to import module '%s': %s: %s" % (mod_name, type(e).__name__, e)
+        tb = traceback.format_list(traceback.extract_tb(e.__traceback__)[1:])
+        return None, _error("Runtime.ImportModuleError", msg, tb)
+    handler = getattr(module, func_name, None)
+    if handler is None or not callable(handler):
+        return None, _error(
+            "Runtime.HandlerNotFound",
+            "Handler '%s' missing on module '%s'" % (func_name, mod_name))
+    return handler, None
+
+
+def _max_rss_kb():
+    return max(_getrusage(_RUSAGE_SELF).ru_maxrss, _getrusage(_RUSAGE_CHILDREN).ru_maxrss)
+
+
+def _invoke(handler, cfg, req):
+    """Runs the handler once; returns the response frame body (bytes)."""
+    ctx = LambdaContext(cfg, req["request_id"], req["deadline_ms"])
+    try:
+        result = handler(req.get("payload"), ctx)
+    except Exception as e:
+        tb = e.__traceback__
+        if tb is not None:
+            tb = tb.tb_next  # drop this frame
+        err = _error(type(e).__name__, str(e), traceback.format_list(traceback.extract_tb(tb)))
+        _log_error(err)
+        return None, err
+    try:
+        return _dumps(result, allow_nan=False).encode(), None
+    except Exception as e:
+        err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)
+        _log_error(err)
+        return None, err
+
+
+def main():
+    cfg = _read_frame()
+    sentinel = cfg["sentinel"].encode()
+    code_dir = os.getcwd()
+    if not sys.path or sys.path[0] != code_dir:
+        sys.path.insert(0, code_dir)
+    del cfg["sentinel"]
+    sys.argv = [sys.argv[0]]
+
+    handler, init_err = _load_handler(cfg["handler"])
+    if init_err is not None:
+        _log_error(init_err)
+    _flush_logs()
+    _write_all(1, sentinel)
+    if init_err is None:
+        _send(b'{"ready":true}')
+    else:
+        _send(_dumps({"ready": False, "error": init_err}).encode())
+        init_err_body = _dumps(init_err).encode()
+
+    while True:
+        req = _read_frame()
+        rid = _dumps(req["request_id"]).encode()
+        if init_err is None:
+            result, err = _invoke(handler, cfg, req)
+        else:
+            _log_error(init_err)
+            result, err = None, init_err
+        _flush_logs()
+        _write_all(1, sentinel)
+        rss = str(_max_rss_kb()).encode()
+        if err is None:
+            body = b'{"ok":true,"request_id":' + rid + b',"max_rss_kb":' + rss + b',"result":' + result + b"}"
+        else:
+            e = init_err_body if err is init_err else _dumps(err).encode()
+            body = b'{"ok":false,"request_id":' + rid + b',"max_rss_kb":' + rss + b',"error":' + e + b"}"
+        _send(body)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except EOFError:
+        os._exit(0)  # the worker closed the request pipe: shut down
+    except SystemExit as e:  # the handler called sys.exit
+        _flush_logs()
+        os._exit(e.code if isinstance(e.code, int) else 1)
+    except BaseException as e:  # protocol broken (fds closed, garbage): die loudly
+        try:
+            os.write(2, ("nimbus bootstrap: %s: %s\n" % (type(e).__name__, e)).encode())
+        except Exception:
+            pass
+        os._exit(70)

@@ -1,0 +1,575 @@
+package python
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nimbus/internal/sandbox"
+)
+
+// Defaults for InstanceConfig.
+const (
+	DefaultLogLimit    = 1 << 20 // bytes of handler output per invocation
+	DefaultResultLimit = 6 << 20 // bytes of result (or error) JSON
+	DefaultMemoryMB    = 128
+	DefaultTimeout     = 3 * time.Second
+)
+
+// Error types of the outcomes the platform imposes (spec §3).
+const (
+	ErrTypeTimeout      = "Sandbox.Timeout"
+	ErrTypeOutOfMemory  = "Sandbox.OutOfMemory"
+	ErrTypeOutputLimit  = "Sandbox.OutputLimitExceeded"
+	ErrTypeCrashed      = "Sandbox.Crashed"
+	logDrainGrace       = 250 * time.Millisecond // wait for a dead instance's last log bytes
+	exitGrace           = 250 * time.Millisecond // let a process that closed its pipe exit on its own
+	defaultStartTimeout = 60 * time.Second
+)
+
+// ErrClosed is returned by Invoke on an instance that was closed or has
+// died (after any platform-imposed outcome, or a crash between invocations).
+var ErrClosed = errors.New("python: instance closed")
+
+// InstanceConfig says what an instance runs.
+type InstanceConfig struct {
+	Runtime      Runtime
+	Bootstrap    string // path returned by WriteBootstrap
+	CodeDir      string // the function's code: cwd and first sys.path entry
+	Handler      string // module.function
+	FunctionName string
+	Revision     int64 // reported as the function version
+	MemoryMB     int   // default DefaultMemoryMB
+	// Env holds the function's own variables. Names the platform reserves
+	// (PATH, LANG, TZ, PYTHON*, LAMBDA_*, AWS_LAMBDA_*, _HANDLER) are
+	// ignored: the platform's values win.
+	Env map[string]string
+	// LogLimit bounds the handler's output per invocation (default
+	// DefaultLogLimit); the START/END/REPORT lines and, on the first
+	// invocation, the init output (bounded the same way) come on top.
+	LogLimit    int
+	ResultLimit int // default DefaultResultLimit
+	Executor    sandbox.Executor
+}
+
+// Request is one invocation.
+type Request struct {
+	RequestID string
+	Payload   []byte        // the event, JSON; anything else arrives as a string
+	Timeout   time.Duration // wall clock; default DefaultTimeout
+}
+
+// Response is how an invocation ended. Handler errors and platform-imposed
+// outcomes are both Responses with ErrorType set.
+type Response struct {
+	Payload      []byte // result JSON, or the error JSON {"errorMessage","errorType","stackTrace"?}
+	ErrorType    string // "" on success; the Python exception type, "Runtime.*" or "Sandbox.*"
+	Log          []byte // the handler's output framed by START, END and REPORT lines
+	Duration     time.Duration
+	BilledMS     int64 // Duration rounded up to the millisecond, at least 1
+	MaxMemoryMB  int
+	InitDuration time.Duration // nonzero only on the instance's first invocation
+}
+
+// Instance is one interpreter process hosting one handler. Invoke serves
+// one invocation at a time (concurrent calls queue); Alive, Pid and Close
+// are safe to call from any goroutine at any time.
+type Instance struct {
+	cfg      InstanceConfig
+	version  string
+	proc     sandbox.Process
+	reqW     *os.File // fd 3 in the child
+	respR    *os.File // fd 4 in the child
+	logs     *logPipe
+	frames   chan frame
+	exited   chan struct{} // closed when the process has exited; exit is set then
+	exit     sandbox.Exit
+	stop     chan struct{} // closed by Close: background goroutines give up
+	initLog  []byte
+	initDur  time.Duration
+	initErr  string
+	dead     atomic.Bool
+	closed   atomic.Bool
+	closeMu  sync.Once
+	mu       sync.Mutex // serialises Invoke; guards the fields below
+	invoked  bool
+	timer    *time.Timer
+	reqBuf   []byte
+	lastRSSK int64
+}
+
+// Start starts an instance and waits, bounded by ctx, until the bootstrap
+// has imported the handler. A handler that fails to import still gives a
+// live instance (each invocation then answers with the import error; see
+// InitErrorType); an interpreter that dies or never gets ready is an error.
+func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
+	if cfg.Executor == nil || cfg.Runtime.Executable == "" || cfg.Bootstrap == "" || cfg.CodeDir == "" || cfg.Handler == "" {
+		return nil, errors.New("python: InstanceConfig needs Executor, Runtime, Bootstrap, CodeDir and Handler")
+	}
+	if cfg.LogLimit <= 0 {
+		cfg.LogLimit = DefaultLogLimit
+	}
+	if cfg.ResultLimit <= 0 {
+		cfg.ResultLimit = DefaultResultLimit
+	}
+	if cfg.MemoryMB <= 0 {
+		cfg.MemoryMB = DefaultMemoryMB
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
+		defer cancel()
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	streamID := make([]byte, 16)
+	rand.Read(streamID)
+	version := strconv.FormatInt(cfg.Revision, 10)
+	logStream := time.Now().UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(streamID)
+
+	var files [6]*os.File // reqR, reqW, respR, respW, logR, logW
+	closeAll := func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for k := 0; k < 6; k += 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("python: pipe: %w", err)
+		}
+		files[k], files[k+1] = r, w
+	}
+	reqR, reqW, respR, respW, logR, logW := files[0], files[1], files[2], files[3], files[4], files[5]
+
+	proc, err := cfg.Executor.Start(sandbox.Spec{
+		Path:       cfg.Runtime.Executable,
+		Args:       append(append([]string{cfg.Runtime.Executable}, interpreterFlags...), cfg.Bootstrap),
+		Env:        environ(cfg, version, logStream),
+		Dir:        cfg.CodeDir,
+		Output:     logW,
+		ExtraFiles: []*os.File{reqR, respW},
+		MemoryMB:   cfg.MemoryMB,
+		CodeDir:    cfg.CodeDir,
+		Runtime:    cfg.Runtime.Prefix,
+	})
+	reqR.Close()
+	respW.Close()
+	logW.Close()
+	if err != nil {
+		reqW.Close()
+		respR.Close()
+		logR.Close()
+		return nil, fmt.Errorf("python: start instance: %w", err)
+	}
+	started := time.Now()
+	inst := &Instance{
+		cfg:     cfg,
+		version: version,
+		proc:    proc,
+		reqW:    reqW,
+		respR:   respR,
+		frames:  make(chan frame, 1),
+		exited:  make(chan struct{}),
+		stop:    make(chan struct{}),
+		timer:   time.NewTimer(time.Hour),
+	}
+	inst.timer.Stop()
+	sentinel := []byte("~~nimbus-log-end-" + hex.EncodeToString(nonce) + "~~\n")
+	inst.logs = newLogPipe(logR, sentinel, cfg.LogLimit, proc.Kill)
+	go func() {
+		inst.exit = proc.Wait()
+		close(inst.exited)
+	}()
+	go inst.logs.run()
+	go readFrames(respR, cfg.ResultLimit+frameOverhead, inst.frames, inst.stop)
+
+	if err := inst.handshake(ctx, sentinel, logStream); err != nil {
+		tail := inst.logs.partial()
+		inst.Close()
+		if len(tail) > 2048 {
+			tail = tail[len(tail)-2048:]
+		}
+		if len(tail) > 0 {
+			return nil, fmt.Errorf("python: start instance: %w; output: %s", err, bytes.TrimSpace(tail))
+		}
+		return nil, fmt.Errorf("python: start instance: %w", err)
+	}
+	inst.initDur = time.Since(started)
+	return inst, nil
+}
+
+// handshake sends the init frame and waits for the ready frame and the
+// init log.
+func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream string) error {
+	initFrame, _ := json.Marshal(map[string]any{
+		"sentinel":         string(sentinel),
+		"handler":          i.cfg.Handler,
+		"function_name":    i.cfg.FunctionName,
+		"function_version": i.version,
+		"arn":              "arn:aws:lambda:local:000000000000:function:" + i.cfg.FunctionName,
+		"memory_mb":        i.cfg.MemoryMB,
+		"log_group_name":   "/aws/lambda/" + i.cfg.FunctionName,
+		"log_stream_name":  logStream,
+	})
+	if deadline, ok := ctx.Deadline(); ok {
+		i.reqW.SetWriteDeadline(deadline)
+	}
+	if _, err := i.reqW.Write(appendFrame(nil, initFrame)); err != nil {
+		return fmt.Errorf("send init frame: %w", err)
+	}
+	var ready *envelope
+	haveLog := false
+	for ready == nil || !haveLog {
+		select {
+		case f := <-i.frames:
+			if f.err != nil {
+				return i.exitError(fmt.Errorf("reading ready frame: %w", f.err))
+			}
+			var env envelope
+			if err := json.Unmarshal(f.body, &env); err != nil || env.Ready == nil {
+				return errors.New("bad ready frame")
+			}
+			ready = &env
+		case <-i.logs.notify:
+			if overflow, _ := i.logs.state(); overflow {
+				return errors.New("init output over the log limit")
+			}
+			if l, ok := i.logs.take(); ok {
+				i.initLog, haveLog = l, true
+			}
+		case <-i.exited:
+			return i.exitError(errors.New("interpreter exited during init"))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for init: %w", ctx.Err())
+		}
+	}
+	if !*ready.Ready {
+		i.initErr = errorType(ready.Error)
+	}
+	return nil
+}
+
+// exitError adds how the process ended to err, once it has ended.
+func (i *Instance) exitError(err error) error {
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-i.exited:
+		return fmt.Errorf("%w (%s)", err, describeExit(i.exit))
+	case <-t.C:
+		return err
+	}
+}
+
+// InitErrorType reports the error type of a failed handler import
+// ("Runtime.ImportModuleError", ...), or "" if the handler loaded.
+func (i *Instance) InitErrorType() string { return i.initErr }
+
+// Pid returns the process id of the interpreter.
+func (i *Instance) Pid() int { return i.proc.Pid() }
+
+// Alive reports whether the instance can take another invocation.
+func (i *Instance) Alive() bool {
+	if i.dead.Load() {
+		return false
+	}
+	select {
+	case <-i.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Close kills the process (and everything it started), reaps it and
+// releases the pipes. It is idempotent; an Invoke in progress returns
+// ErrClosed.
+func (i *Instance) Close() {
+	i.closeMu.Do(func() {
+		i.closed.Store(true)
+		i.dead.Store(true)
+		i.proc.Kill()
+		<-i.exited
+		close(i.stop)
+		i.reqW.Close()
+		i.respR.Close()
+		i.logs.r.Close()
+	})
+}
+
+// Invoke runs one invocation. Invocations on one instance run one at a
+// time. Handler errors and platform-imposed outcomes (timeout, output
+// limits, crash, OOM) come back as a Response with ErrorType set; after a
+// platform outcome the instance is killed and Alive reports false. The Go
+// error is ErrClosed for a closed or dead instance, or ctx's error when ctx
+// ends first (the instance is then killed too).
+func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if !i.Alive() {
+		return Response{}, ErrClosed
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	first := !i.invoked
+	i.invoked = true
+	inv := invocation{inst: i, req: req, first: first, timeout: timeout, start: time.Now()}
+	deadline := inv.start.Add(timeout)
+
+	i.reqBuf = appendRequest(i.reqBuf[:0], req.RequestID, req.Payload, deadline.UnixMilli())
+	i.reqW.SetWriteDeadline(deadline)
+	if _, err := i.reqW.Write(i.reqBuf); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return inv.timedOut()
+		}
+		return inv.crashed("Runtime closed its request pipe")
+	}
+	if cap(i.reqBuf) > 64<<10 {
+		i.reqBuf = nil // do not pin a large payload's buffer
+	}
+	i.timer.Reset(time.Until(deadline))
+	defer i.timer.Stop()
+
+	var result *envelope
+	var logBody []byte
+	haveLog := false
+	for result == nil || !haveLog {
+		select {
+		case f := <-i.frames:
+			if f.tooLarge {
+				return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
+			}
+			if f.err != nil {
+				return inv.crashed("Runtime broke the response protocol: " + f.err.Error())
+			}
+			var env envelope
+			if err := json.Unmarshal(f.body, &env); err != nil || env.Ready != nil || env.RequestID != req.RequestID {
+				return inv.crashed("Runtime broke the response protocol: unexpected frame")
+			}
+			inv.dur = time.Since(inv.start)
+			result = &env
+		case <-i.logs.notify:
+			if overflow, _ := i.logs.state(); overflow {
+				return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Log output over the limit of %d bytes", i.cfg.LogLimit))
+			}
+			if l, ok := i.logs.take(); ok {
+				logBody, haveLog = l, true
+			}
+		case <-i.exited:
+			return inv.crashed("")
+		case <-i.timer.C:
+			return inv.timedOut()
+		case <-ctx.Done():
+			i.dead.Store(true)
+			i.proc.Kill()
+			return Response{}, fmt.Errorf("python: invoke: %w", ctx.Err())
+		}
+	}
+
+	if result.MaxRSSKB > i.lastRSSK {
+		i.lastRSSK = result.MaxRSSKB
+	}
+	var resp Response
+	if result.OK {
+		resp.Payload = result.Result
+		if len(resp.Payload) == 0 {
+			resp.Payload = []byte("null")
+		}
+	} else {
+		resp.Payload = result.Error
+		resp.ErrorType = errorType(result.Error)
+	}
+	if len(resp.Payload) > i.cfg.ResultLimit {
+		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
+	}
+	inv.fill(&resp, logBody, "")
+	return resp, nil
+}
+
+// invocation carries one Invoke's bookkeeping into the outcome helpers.
+type invocation struct {
+	inst    *Instance
+	req     Request
+	first   bool
+	timeout time.Duration
+	start   time.Time
+	dur     time.Duration // set when the response arrived
+}
+
+func (v *invocation) timedOut() (Response, error) {
+	return v.fail(ErrTypeTimeout, fmt.Sprintf("Task timed out after %.2f seconds", v.timeout.Seconds()))
+}
+
+// crashed ends the invocation as Sandbox.Crashed, or as the more specific
+// outcome the process's end reveals (OOM kill, log overflow). why is empty
+// when the process was seen exiting.
+func (v *invocation) crashed(why string) (Response, error) {
+	i := v.inst
+	if why != "" {
+		// The child broke the protocol; give it a moment to exit by itself
+		// so the exit status says why.
+		t := time.NewTimer(exitGrace)
+		select {
+		case <-i.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	select {
+	case <-i.exited:
+		if i.exit.OOMKilled {
+			return v.fail(ErrTypeOutOfMemory, fmt.Sprintf("Runtime exited: memory limit of %d MB exceeded", i.cfg.MemoryMB))
+		}
+		if overflow, _ := i.logs.state(); overflow {
+			return v.fail(ErrTypeOutputLimit, fmt.Sprintf("Log output over the limit of %d bytes", i.cfg.LogLimit))
+		}
+		msg := "Runtime exited with " + describeExit(i.exit)
+		if why != "" {
+			msg = why + "; " + msg
+		}
+		return v.fail(ErrTypeCrashed, msg)
+	default:
+		return v.fail(ErrTypeCrashed, why)
+	}
+}
+
+// fail kills the instance and answers with a platform outcome.
+func (v *invocation) fail(errType, msg string) (Response, error) {
+	i := v.inst
+	i.dead.Store(true)
+	i.proc.Kill()
+	<-i.exited
+	if i.closed.Load() {
+		return Response{}, ErrClosed
+	}
+	if v.dur == 0 {
+		v.dur = time.Since(v.start)
+	}
+	// Collect the last bytes the process wrote before it died.
+	t := time.NewTimer(logDrainGrace)
+drain:
+	for {
+		if _, eof := i.logs.state(); eof {
+			break
+		}
+		select {
+		case <-i.logs.notify:
+		case <-t.C:
+			break drain
+		}
+	}
+	t.Stop()
+	body := i.logs.partial()
+	if overflow, _ := i.logs.state(); overflow {
+		body = append(body, fmt.Sprintf("\n[nimbus] log truncated at %d bytes", i.cfg.LogLimit)...)
+	}
+	resp := Response{Payload: errorJSON(errType, msg), ErrorType: errType}
+	line := time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + v.req.RequestID + " " + msg
+	v.fill(&resp, body, line)
+	return resp, nil
+}
+
+// fill sets the accounting fields and the framed log of resp.
+func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
+	i := v.inst
+	resp.Duration = v.dur
+	resp.BilledMS = max(1, (v.dur.Nanoseconds()+int64(time.Millisecond)-1)/int64(time.Millisecond))
+	resp.MaxMemoryMB = int((i.lastRSSK + 1023) / 1024)
+	if v.first {
+		resp.InitDuration = i.initDur
+	}
+	id := v.req.RequestID
+	var b bytes.Buffer
+	b.Grow(len(body) + 320 + len(i.initLog))
+	if v.first && len(i.initLog) > 0 {
+		writeLines(&b, i.initLog)
+	}
+	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", id, i.version)
+	writeLines(&b, body)
+	if extraLine != "" {
+		b.WriteString(extraLine)
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "END RequestId: %s\n", id)
+	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
+		id, float64(resp.Duration.Microseconds())/1000, resp.BilledMS, i.cfg.MemoryMB, resp.MaxMemoryMB)
+	if v.first {
+		fmt.Fprintf(&b, "\tInit Duration: %.2f ms", float64(i.initDur.Microseconds())/1000)
+	}
+	b.WriteByte('\n')
+	resp.Log = b.Bytes()
+}
+
+// writeLines writes p, ending it with a newline if it has none.
+func writeLines(b *bytes.Buffer, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b.Write(p)
+	if p[len(p)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+}
+
+func describeExit(e sandbox.Exit) string {
+	if e.Signal != "" {
+		return "signal " + e.Signal
+	}
+	return "exit status " + strconv.Itoa(e.Code)
+}
+
+// reservedEnv reports whether the platform owns the variable name.
+func reservedEnv(k string) bool {
+	switch k {
+	case "PATH", "LANG", "TZ", "_HANDLER", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH":
+		return true
+	}
+	return strings.HasPrefix(k, "PYTHON") || strings.HasPrefix(k, "LAMBDA_") || strings.HasPrefix(k, "AWS_LAMBDA_")
+}
+
+// environ is the complete environment of an instance: the platform's
+// variables, then the function's own that do not collide with them.
+func environ(cfg InstanceConfig, version, logStream string) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LANG=C.UTF-8",
+		"TZ=UTC",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+		"LAMBDA_TASK_ROOT=" + cfg.CodeDir,
+		"AWS_LAMBDA_FUNCTION_NAME=" + cfg.FunctionName,
+		"AWS_LAMBDA_FUNCTION_VERSION=" + version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(cfg.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + cfg.FunctionName,
+		"AWS_LAMBDA_LOG_STREAM_NAME=" + logStream,
+		"_HANDLER=" + cfg.Handler,
+	}
+	keys := make([]string, 0, len(cfg.Env))
+	for k := range cfg.Env {
+		if k != "" && !strings.ContainsAny(k, "=\x00") && !strings.ContainsRune(cfg.Env[k], 0) && !reservedEnv(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	return env
+}

@@ -1,0 +1,49 @@
+// Package sandbox owns how an instance's process is started and confined.
+// The Executor interface is the seam: today's ProcessExecutor runs each
+// instance as its own process group with rlimits; the isolating executor
+// (namespaces, cgroups, seccomp) implements the same interface.
+package sandbox
+
+import "os"
+
+// Spec says what to run and under which limits.
+type Spec struct {
+	Path string   // absolute path of the program (the resolved Python interpreter)
+	Args []string // argv, Args[0] included
+	Env  []string // the complete environment; nothing is inherited
+	Dir  string   // working directory (the function's code directory)
+
+	// Output receives the program's stdout and stderr (its log).
+	Output *os.File
+	// ExtraFiles become fds 3, 4, ... in the child (the instance protocol).
+	ExtraFiles []*os.File
+
+	MemoryMB int    // memory limit of the instance
+	Pids     int    // maximum processes/threads, 0 for the default
+	CodeDir  string // read-only function code (mounted at /var/task by isolating executors)
+	Runtime  string // installation prefix of the interpreter (sys.base_prefix)
+}
+
+// Process is a started instance process.
+type Process interface {
+	Pid() int
+	// Wait waits for the process to exit and reports how it ended.
+	Wait() Exit
+	// Kill kills the process and everything it started. Safe to call more
+	// than once and after exit.
+	Kill()
+}
+
+// Exit describes how a process ended.
+type Exit struct {
+	Code      int    // exit code, -1 when killed by a signal
+	Signal    string // signal name when killed by one, e.g. "SIGKILL"
+	OOMKilled bool   // the memory limit was hit (known only where the executor can tell)
+}
+
+// Executor starts instance processes.
+type Executor interface {
+	// Name identifies the executor in logs and in the cluster view.
+	Name() string
+	Start(spec Spec) (Process, error)
+}

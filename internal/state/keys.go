@@ -1,0 +1,47 @@
+package state
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Key is a stored API key. The secret itself is never stored: only its
+// SHA-256 (keys carry at least 128 random bits, so a fast hash suffices).
+type Key struct {
+	ID         string    `json:"id"`
+	SecretHash string    `json:"secret_hash"` // hex SHA-256 of the secret part
+	Role       string    `json:"role"`
+	CreatedAt  time.Time `json:"created_at"`
+	Note       string    `json:"note,omitempty"`
+}
+
+// PutKey stores a key, replacing one with the same ID.
+func (s *Store) PutKey(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[k.ID] = &k
+}
+
+// Key returns the key with the given ID.
+func (s *Store) Key(id string) (Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.keys[id]
+	if !ok {
+		return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
+	}
+	return *k, nil
+}
+
+// Keys returns every key, sorted by ID.
+func (s *Store) Keys() []Key {
+	s.mu.RLock()
+	out := make([]Key, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, *k)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -1,0 +1,154 @@
+package state
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// Retention bounds how many invocation records the store keeps. It travels
+// inside each record batch so that every server prunes identically.
+type Retention struct {
+	PerFunction int           `json:"per_function"` // records kept per function, newest first
+	MaxAge      time.Duration `json:"max_age"`      // records older than this are dropped
+}
+
+// DefaultRetention keeps 1,000 records per function for 7 days.
+func DefaultRetention() Retention {
+	return Retention{PerFunction: 1000, MaxAge: 7 * 24 * time.Hour}
+}
+
+// recordIndex keeps records per function in insertion order (oldest first)
+// and by ID. Its methods need Store.mu held.
+type recordIndex struct {
+	byFunction map[string][]*client.Invocation
+	byID       map[string]*client.Invocation
+}
+
+func newRecordIndex() recordIndex {
+	return recordIndex{byFunction: map[string][]*client.Invocation{}, byID: map[string]*client.Invocation{}}
+}
+
+func (x *recordIndex) add(r client.Invocation) {
+	stored := &r
+	if old, ok := x.byID[r.ID]; ok {
+		list := x.byFunction[old.Function]
+		for i, p := range list {
+			if p == old {
+				list[i] = stored
+				break
+			}
+		}
+		x.byID[r.ID] = stored
+		return
+	}
+	x.byID[r.ID] = stored
+	x.byFunction[r.Function] = append(x.byFunction[r.Function], stored)
+}
+
+// prune applies retention as of now and returns the IDs it removed.
+func (x *recordIndex) prune(ret Retention, now time.Time) []string {
+	var removed []string
+	cutoff := now.Add(-ret.MaxAge)
+	for fn, list := range x.byFunction {
+		drop := 0
+		if ret.PerFunction > 0 && len(list) > ret.PerFunction {
+			drop = len(list) - ret.PerFunction
+		}
+		for drop < len(list) && ret.MaxAge > 0 && list[drop].Start.Before(cutoff) {
+			drop++
+		}
+		if drop == 0 {
+			continue
+		}
+		for _, r := range list[:drop] {
+			delete(x.byID, r.ID)
+			removed = append(removed, r.ID)
+		}
+		if drop == len(list) {
+			delete(x.byFunction, fn)
+			continue
+		}
+		// Copy so the dropped records' backing array can be collected.
+		x.byFunction[fn] = append([]*client.Invocation(nil), list[drop:]...)
+	}
+	return removed
+}
+
+func (x *recordIndex) all() []client.Invocation {
+	out := make([]client.Invocation, 0, len(x.byID))
+	for _, list := range x.byFunction {
+		for _, r := range list {
+			out = append(out, *r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// AddRecords stores a batch of records (a record with a known ID replaces
+// the old one) and applies retention as of now. It returns the IDs of the
+// records that retention removed.
+func (s *Store) AddRecords(records []client.Invocation, ret Retention, now time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range records {
+		s.records.add(r)
+	}
+	return s.records.prune(ret, now)
+}
+
+// Record returns the invocation record with the given request ID.
+func (s *Store) Record(id string) (client.Invocation, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.records.byID[id]
+	if !ok {
+		return client.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
+	}
+	return *r, nil
+}
+
+// HasRecord reports whether a record with the given ID is stored.
+func (s *Store) HasRecord(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.records.byID[id]
+	return ok
+}
+
+// RecordQuery selects invocation records. Zero fields match everything.
+type RecordQuery struct {
+	Function string
+	Status   string
+	Since    time.Time
+	Limit    int // 0 for no limit
+}
+
+// Records returns the records matching q, newest first.
+func (s *Store) Records(q RecordQuery) []client.Invocation {
+	s.mu.RLock()
+	var out []client.Invocation
+	collect := func(list []*client.Invocation) {
+		for _, r := range list {
+			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) {
+				out = append(out, *r)
+			}
+		}
+	}
+	if q.Function != "" {
+		collect(s.records.byFunction[q.Function])
+	} else {
+		for _, list := range s.records.byFunction {
+			collect(list)
+		}
+	}
+	s.mu.RUnlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+// Package state owns the control plane's replicated state: functions, API
+// keys and invocation records. The FSM is its only writer; everyone else
+// reads. It is an in-memory store whose size is bounded by retention and
+// which is persisted through Raft snapshots (see docs/architecture.md).
+//
+// Objects handed out by the store are copies or must be treated as
+// immutable: callers never mutate what they read, and writers replace
+// objects instead of changing them in place.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+
+	"nimbus/pkg/client"
+)
+
+// ErrNotFound is returned when an object does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the state store. The zero value is not usable; call New.
+// All methods are safe for concurrent use.
+type Store struct {
+	mu        sync.RWMutex
+	functions map[string]*client.Function
+	keys      map[string]*Key
+	records   recordIndex
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		functions: map[string]*client.Function{},
+		keys:      map[string]*Key{},
+		records:   newRecordIndex(),
+	}
+}
+
+// Snapshot is a point-in-time copy of the whole store, as serialised.
+type Snapshot struct {
+	Functions []*client.Function  `json:"functions"`
+	Keys      []*Key              `json:"keys"`
+	Records   []client.Invocation `json:"records"`
+}
+
+// Capture copies the store's content at this instant. The FSM calls it
+// between two Applies, so the copy matches exactly one log index.
+func (s *Store) Capture() *Snapshot {
+	s.mu.RLock()
+	snap := &Snapshot{Records: s.records.all()}
+	for _, f := range s.functions {
+		snap.Functions = append(snap.Functions, f)
+	}
+	for _, k := range s.keys {
+		snap.Keys = append(snap.Keys, k)
+	}
+	s.mu.RUnlock()
+	sort.Slice(snap.Functions, func(i, j int) bool { return snap.Functions[i].Name < snap.Functions[j].Name })
+	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
+	return snap
+}
+
+// WriteTo writes the snapshot to w as JSON.
+func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	err := json.NewEncoder(cw).Encode(snap)
+	return cw.n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Restore replaces the store's content with a snapshot read from r.
+func (s *Store) Restore(r io.Reader) error {
+	var snap Snapshot
+	if err := json.NewDecoder(r).Decode(&snap); err != nil {
+		return err
+	}
+	functions := make(map[string]*client.Function, len(snap.Functions))
+	for _, f := range snap.Functions {
+		functions[f.Name] = f
+	}
+	keys := make(map[string]*Key, len(snap.Keys))
+	for _, k := range snap.Keys {
+		keys[k.ID] = k
+	}
+	records := newRecordIndex()
+	for _, r := range snap.Records {
+		records.add(r)
+	}
+	s.mu.Lock()
+	s.functions, s.keys, s.records = functions, keys, records
+	s.mu.Unlock()
+	return nil
+}

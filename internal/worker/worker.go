@@ -1,0 +1,405 @@
+// Package worker owns the worker agent: the code cache and the pools of
+// warm instances per function revision, bounded by the worker's slots.
+//
+// A slot is the right to run one invocation. An instance is a running
+// Python process that serves one invocation at a time; instances outlive
+// invocations (warm) until they go idle for too long, their revision is
+// replaced or deleted, or the worker needs room for others.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"nimbus/internal/codepkg"
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/sandbox"
+	"nimbus/pkg/client"
+)
+
+// ErrNoCapacity is returned when every slot is busy.
+var ErrNoCapacity = errors.New("worker at capacity")
+
+// ErrClosed is returned by a worker that is shutting down.
+var ErrClosed = errors.New("worker is shutting down")
+
+// BlobSource fetches code packages by digest.
+type BlobSource interface {
+	Get(ctx context.Context, digest string) ([]byte, error)
+}
+
+// Config configures a Worker.
+type Config struct {
+	ID           string
+	DataDir      string        // the worker keeps code/ and bootstrap/ below it
+	Slots        int           // concurrent invocations; 0 for one per core
+	MaxInstances int           // warm instances kept in all; 0 for 4 per slot
+	IdleTimeout  time.Duration // idle instances retire after this; 0 for 10 minutes
+	LogLimit     int           // log bytes per invocation; 0 for 1 MB
+	Runtimes     []python.Runtime
+	Executor     sandbox.Executor
+	Blobs        BlobSource
+	Log          *slog.Logger
+}
+
+// Request is one invocation offered to the worker.
+type Request struct {
+	RequestID string
+	Function  client.Function
+	Payload   []byte
+}
+
+// Result is the outcome of an invocation the worker ran.
+type Result struct {
+	python.Response
+	Cold     bool
+	WorkerID string
+	Start    time.Time
+}
+
+// Worker runs invocations. Safe for concurrent use.
+type Worker struct {
+	cfg       Config
+	bootstrap string
+	slots     chan struct{}
+	code      codeCache
+
+	mu        sync.Mutex
+	pools     map[string]*pool // by function name
+	instances int              // all instances, busy or idle (or starting)
+	closed    bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type pool struct {
+	revision int64       // newest revision seen; older instances retire
+	idle     []*instance // most recently used last
+}
+
+type instance struct {
+	*python.Instance
+	revision int64
+	lastUsed time.Time
+}
+
+// New prepares a worker: writes the bootstrap, opens the code cache and
+// starts the idle reaper.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.NumCPU()
+	}
+	if cfg.MaxInstances <= 0 {
+		cfg.MaxInstances = 4 * cfg.Slots
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.LogLimit <= 0 {
+		cfg.LogLimit = 1 << 20
+	}
+	if len(cfg.Runtimes) == 0 {
+		return nil, errors.New("worker: no Python runtime found on this host (looked for python3.X)")
+	}
+	bootstrap, err := python.WriteBootstrap(filepath.Join(cfg.DataDir, "bootstrap"))
+	if err != nil {
+		return nil, fmt.Errorf("worker: write bootstrap: %w", err)
+	}
+	w := &Worker{
+		cfg:       cfg,
+		bootstrap: bootstrap,
+		slots:     make(chan struct{}, cfg.Slots),
+		code:      codeCache{dir: filepath.Join(cfg.DataDir, "code"), blobs: cfg.Blobs, busy: map[string]*sync.Mutex{}},
+		pools:     map[string]*pool{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := os.MkdirAll(w.code.dir, 0o700); err != nil {
+		return nil, err
+	}
+	go w.reapIdle()
+	return w, nil
+}
+
+// ID returns the worker's ID.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Runtimes returns the runtimes this worker can run, newest first.
+func (w *Worker) Runtimes() []python.Runtime { return w.cfg.Runtimes }
+
+// Invoke runs one invocation: on an idle warm instance of the function's
+// revision when there is one, else on a new instance (a cold start). It
+// returns ErrNoCapacity at once when every slot is busy. Platform outcomes
+// (timeouts, crashes, output limits) are results, not errors.
+func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		return Result{}, ErrNoCapacity
+	}
+	defer func() { <-w.slots }()
+
+	start := time.Now()
+	inst, cold, err := w.acquire(ctx, req.Function)
+	if err != nil {
+		return Result{}, err
+	}
+	resp, err := inst.Invoke(ctx, python.Request{
+		RequestID: req.RequestID,
+		Payload:   req.Payload,
+		Timeout:   time.Duration(req.Function.Timeout),
+	})
+	w.release(req.Function.Name, inst)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Response: resp, Cold: cold, WorkerID: w.cfg.ID, Start: start}, nil
+}
+
+// acquire takes an idle instance of fn's revision or starts one.
+func (w *Worker) acquire(ctx context.Context, fn client.Function) (*instance, bool, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	p := w.poolLocked(fn.Name, fn.Revision)
+	if n := len(p.idle); n > 0 && p.idle[n-1].revision == fn.Revision {
+		inst := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		w.mu.Unlock()
+		return inst, false, nil
+	}
+	var evict *instance
+	if w.instances >= w.cfg.MaxInstances {
+		evict = w.takeOldestIdleLocked()
+	}
+	w.instances++
+	w.mu.Unlock()
+	if evict != nil {
+		evict.Close()
+	}
+
+	inst, err := w.start(ctx, fn)
+	if err != nil {
+		w.mu.Lock()
+		w.instances--
+		w.mu.Unlock()
+		return nil, false, err
+	}
+	return inst, true, nil
+}
+
+// poolLocked returns fn's pool, retiring idle instances of older revisions
+// when rev is newer than any seen. Needs w.mu.
+func (w *Worker) poolLocked(name string, rev int64) *pool {
+	p := w.pools[name]
+	if p == nil {
+		p = &pool{revision: rev}
+		w.pools[name] = p
+	}
+	if rev > p.revision {
+		p.revision = rev
+		w.retireLocked(p, func(i *instance) bool { return i.revision < rev })
+	}
+	return p
+}
+
+// retireLocked closes (in the background) the idle instances of p that
+// match. Needs w.mu.
+func (w *Worker) retireLocked(p *pool, match func(*instance) bool) {
+	kept := p.idle[:0]
+	for _, i := range p.idle {
+		if match(i) {
+			w.instances--
+			go i.Close()
+			continue
+		}
+		kept = append(kept, i)
+	}
+	for k := len(kept); k < len(p.idle); k++ {
+		p.idle[k] = nil
+	}
+	p.idle = kept
+}
+
+func (w *Worker) takeOldestIdleLocked() *instance {
+	var best *pool
+	for _, p := range w.pools {
+		if len(p.idle) > 0 && (best == nil || p.idle[0].lastUsed.Before(best.idle[0].lastUsed)) {
+			best = p
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	inst := best.idle[0]
+	best.idle = best.idle[1:]
+	w.instances--
+	return inst
+}
+
+// release returns an instance to its pool, or closes it if it died, its
+// revision was replaced, its function was deleted or the worker closed.
+func (w *Worker) release(name string, inst *instance) {
+	inst.lastUsed = time.Now()
+	w.mu.Lock()
+	p := w.pools[name]
+	if w.closed || !inst.Alive() || p == nil || inst.revision < p.revision {
+		w.instances--
+		w.mu.Unlock()
+		inst.Close()
+		return
+	}
+	p.idle = append(p.idle, inst)
+	w.mu.Unlock()
+}
+
+func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, error) {
+	rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := w.code.dirFor(ctx, fn.CodeSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("code of %s revision %d: %w", fn.Name, fn.Revision, err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pi, err := python.Start(startCtx, python.InstanceConfig{
+		Runtime:      rt,
+		Bootstrap:    w.bootstrap,
+		CodeDir:      dir,
+		Handler:      fn.Handler,
+		FunctionName: fn.Name,
+		Revision:     fn.Revision,
+		MemoryMB:     fn.MemoryMB,
+		Env:          fn.Env,
+		LogLimit:     w.cfg.LogLimit,
+		Executor:     w.cfg.Executor,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
+	}
+	return &instance{Instance: pi, revision: fn.Revision}, nil
+}
+
+// Retire closes the idle instances of a function and makes its busy ones
+// retire when they finish (the function was deleted).
+func (w *Worker) Retire(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.pools[name]; p != nil {
+		w.retireLocked(p, func(*instance) bool { return true })
+		delete(w.pools, name)
+	}
+}
+
+// Status describes the worker's load.
+func (w *Worker) Status() client.Worker {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	warm := 0
+	for _, p := range w.pools {
+		warm += len(p.idle)
+	}
+	return client.Worker{
+		ID:            w.cfg.ID,
+		Slots:         cap(w.slots),
+		InUse:         len(w.slots),
+		WarmInstances: warm,
+		Healthy:       !w.closed,
+		Executor:      w.cfg.Executor.Name(),
+	}
+}
+
+func (w *Worker) reapIdle() {
+	defer close(w.done)
+	period := w.cfg.IdleTimeout / 4
+	if period > 30*time.Second {
+		period = 30 * time.Second
+	}
+	if period < 10*time.Millisecond {
+		period = 10 * time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			w.mu.Lock()
+			for _, p := range w.pools {
+				w.retireLocked(p, func(i *instance) bool { return now.Sub(i.lastUsed) > w.cfg.IdleTimeout })
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the worker: new invocations are refused and every idle
+// instance is stopped; busy instances are stopped as they finish (the
+// caller bounds in-flight work before calling Close, e.g. by draining
+// the HTTP server).
+func (w *Worker) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	var idle []*instance
+	for _, p := range w.pools {
+		idle = append(idle, p.idle...)
+		w.instances -= len(p.idle)
+		p.idle = nil
+	}
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.done
+	for _, i := range idle {
+		i.Close()
+	}
+}
+
+// codeCache unpacks each code package once, read-only, under dir/<digest>.
+type codeCache struct {
+	dir   string
+	blobs BlobSource
+	mu    sync.Mutex
+	busy  map[string]*sync.Mutex // one unpack per digest at a time
+}
+
+func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
+	c.mu.Lock()
+	m := c.busy[digest]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.busy[digest] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+
+	dir := filepath.Join(c.dir, digest)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	zip, err := c.blobs.Get(ctx, digest)
+	if err != nil {
+		return "", err
+	}
+	if err := codepkg.Unpack(zip, dir, codepkg.DefaultLimits()); err != nil {
+		return "", err
+	}
+	return dir, nil
+}

@@ -1,0 +1,136 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"sync/atomic"
+)
+
+// functionPath is the path of one function, its name escaped.
+func functionPath(name string) string {
+	return "/v1/functions/" + url.PathEscape(name)
+}
+
+// PutFunction creates or updates the function cfg.Name with the code in zip
+// (a zip archive). It sends multipart/form-data with a `config` part (JSON)
+// and a `code` part (application/zip) and reports whether the function was
+// created (201) rather than updated (200).
+//
+// The body is streamed from memory with a known Content-Length; progress,
+// when non-nil, is called from the goroutine sending the request with the
+// bytes of the whole body handed to the connection so far and the total.
+// A request re-sent on a redirect reports from zero again.
+func (c *Client) PutFunction(ctx context.Context, cfg FunctionConfig, zip []byte, progress func(done, total int64)) (fn Function, created bool, err error) {
+	head, tail, contentType, err := multipartFrame(cfg)
+	if err != nil {
+		return Function{}, false, err
+	}
+	total := int64(len(head) + len(zip) + len(tail))
+	body := func() io.ReadCloser {
+		r := io.MultiReader(bytes.NewReader(head), bytes.NewReader(zip), bytes.NewReader(tail))
+		if progress == nil {
+			return io.NopCloser(r)
+		}
+		return &progressReader{r: r, total: total, fn: progress}
+	}
+	req, err := c.newRequest(ctx, http.MethodPut, functionPath(cfg.Name), nil, nil)
+	if err != nil {
+		return Function{}, false, err
+	}
+	req.Body = body()
+	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+	req.ContentLength = total
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.send(req)
+	if err != nil {
+		return Function{}, false, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&fn); err != nil {
+		return Function{}, false, decodeErr("PUT", functionPath(cfg.Name), err)
+	}
+	return fn, resp.StatusCode == http.StatusCreated, nil
+}
+
+// multipartFrame renders everything of a deploy body but the zip bytes:
+// head (the config part and the code part's header) and tail (the closing
+// boundary).
+func multipartFrame(cfg FunctionConfig) (head, tail []byte, contentType string, err error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	cj, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="config"`)
+	h.Set("Content-Type", "application/json")
+	pw, err := mw.CreatePart(h)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if _, err := pw.Write(cj); err != nil {
+		return nil, nil, "", err
+	}
+	h = textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="code"; filename="code.zip"`)
+	h.Set("Content-Type", "application/zip")
+	if _, err := mw.CreatePart(h); err != nil {
+		return nil, nil, "", err
+	}
+	head = bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := mw.Close(); err != nil {
+		return nil, nil, "", err
+	}
+	return head, bytes.Clone(buf.Bytes()), mw.FormDataContentType(), nil
+}
+
+// progressReader counts the bytes read from r and reports them to fn.
+type progressReader struct {
+	r     io.Reader
+	done  atomic.Int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.fn(p.done.Add(int64(n)), p.total)
+	}
+	return n, err
+}
+
+func (p *progressReader) Close() error { return nil }
+
+// GetFunction describes one function.
+func (c *Client) GetFunction(ctx context.Context, name string) (Function, error) {
+	var fn Function
+	_, err := c.doJSON(ctx, http.MethodGet, functionPath(name), nil, nil, &fn)
+	return fn, err
+}
+
+// ListFunctions lists the functions, as the server orders them.
+func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
+	var out struct {
+		Functions []Function `json:"functions"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/functions", nil, nil, &out)
+	if out.Functions == nil && err == nil {
+		out.Functions = []Function{}
+	}
+	return out.Functions, err
+}
+
+// DeleteFunction deletes a function.
+func (c *Client) DeleteFunction(ctx context.Context, name string) error {
+	_, err := c.doJSON(ctx, http.MethodDelete, functionPath(name), nil, nil, nil)
+	return err
+}

@@ -1,0 +1,149 @@
+// Package client is the Go client for the Nimbus REST API (docs/spec.md §5)
+// and the home of its wire types. The CLI speaks to servers only through it.
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// FunctionConfig is what a user sets for a function: the manifest
+// (nimbus.yaml) and the `config` part of a deploy.
+type FunctionConfig struct {
+	Name        string            `json:"name"`
+	Runtime     string            `json:"runtime,omitempty"`
+	Handler     string            `json:"handler,omitempty"`
+	MemoryMB    int               `json:"memory,omitempty"`
+	Timeout     Duration          `json:"timeout,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Description string            `json:"description,omitempty"`
+}
+
+// Function is a deployed function at its current revision.
+type Function struct {
+	FunctionConfig
+	Revision   int64     `json:"revision"`
+	CodeSHA256 string    `json:"code_sha256"`
+	CodeSize   int64     `json:"code_size"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Invocation status values.
+const (
+	StatusSuccess = "success"
+	StatusFailed  = "failed"
+)
+
+// Invocation is the record of one invocation.
+type Invocation struct {
+	ID          string          `json:"id"`
+	Function    string          `json:"function"`
+	Revision    int64           `json:"revision"`
+	Trigger     string          `json:"trigger"` // "sync", later "async", "schedule", ...
+	Status      string          `json:"status"`
+	Start       time.Time       `json:"start"`
+	DurationMS  float64         `json:"duration_ms"`
+	BilledMS    int64           `json:"billed_ms"`
+	MemoryMB    int             `json:"memory_mb"`
+	MaxMemoryMB int             `json:"max_memory_mb"`
+	InitMS      float64         `json:"init_ms,omitempty"` // set on cold starts
+	ColdStart   bool            `json:"cold_start"`
+	ErrorType   string          `json:"error_type,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	LogTail     string          `json:"log_tail,omitempty"`
+	Worker      string          `json:"worker,omitempty"`
+}
+
+// LogEntry is one invocation's log as served by the logs endpoint.
+type LogEntry struct {
+	RequestID string    `json:"request_id"`
+	Function  string    `json:"function"`
+	Time      time.Time `json:"time"`
+	Log       string    `json:"log"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// Cluster is the answer of GET /v1/cluster.
+type Cluster struct {
+	Servers []Server `json:"servers"`
+	Workers []Worker `json:"workers"`
+}
+
+// Server is one control-plane member.
+type Server struct {
+	ID        string `json:"id"`
+	Address   string `json:"address"` // API address
+	Raft      string `json:"raft"`
+	Role      string `json:"role"` // leader, follower, candidate, nonvoter
+	Term      uint64 `json:"term"`
+	LastIndex uint64 `json:"last_index"`
+	Healthy   bool   `json:"healthy"`
+}
+
+// Worker is one execution node as the answering server sees it.
+type Worker struct {
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	Slots         int    `json:"slots"`
+	InUse         int    `json:"in_use"`
+	WarmInstances int    `json:"warm_instances"`
+	Healthy       bool   `json:"healthy"`
+	Executor      string `json:"executor"`
+}
+
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
+	Error APIError `json:"error"`
+}
+
+// APIError is the error inside ErrorBody; it also implements error for
+// callers of this package, with the HTTP status attached.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// RetryAfter is the server's Retry-After hint (429, 503), zero if none.
+	// Set by the client only; never serialised.
+	RetryAfter time.Duration `json:"-"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Duration is a time.Duration that reads and writes as "3s" in JSON and
+// accepts a bare number of seconds too.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON accepts "3s", "1m30s" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var n float64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*d = Duration(n * float64(time.Second))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Headers used by the invoke endpoint.
+const (
+	HeaderRequestID      = "X-Nimbus-Request-Id"
+	HeaderFunctionError  = "X-Nimbus-Function-Error"
+	HeaderInvocationType = "X-Nimbus-Invocation-Type"
+	HeaderLogTail        = "X-Nimbus-Log-Tail"
+	HeaderLogResult      = "X-Nimbus-Log-Result"
+	HeaderColdStart      = "X-Nimbus-Cold-Start"
+)
