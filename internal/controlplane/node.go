@@ -36,9 +36,13 @@ type Config struct {
 	// of itself.
 	Bootstrap bool
 	Log       *slog.Logger
-	// RaftLog receives hashicorp/raft's own log lines; nil discards them
-	// below warnings.
+	// RaftLog receives hashicorp/raft's own log lines (warnings and
+	// errors); nil means stderr.
 	RaftLog io.Writer
+	// SingleNode shortens Raft's timeouts: with one voter there is nobody
+	// to wait for, so a restart need not sit out a heartbeat timeout
+	// before electing itself.
+	SingleNode bool
 }
 
 // Node is a running Raft member with its FSM and state store.
@@ -77,6 +81,12 @@ func Start(cfg Config) (*Node, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: rlog, Level: hclog.Warn})
+	if cfg.SingleNode {
+		rc.HeartbeatTimeout = 50 * time.Millisecond
+		rc.ElectionTimeout = 50 * time.Millisecond
+		rc.LeaderLeaseTimeout = 50 * time.Millisecond
+		rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: rlog, Level: hclog.Error})
+	}
 	rc.SnapshotThreshold = 4096
 	rc.TrailingLogs = 2048
 

@@ -85,7 +85,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	}
 
 	cp, err := controlplane.Start(controlplane.Config{
-		NodeID: "dev", DataDir: opts.DataDir, Bootstrap: true, Log: log.With("subsystem", "controlplane"),
+		NodeID: "dev", DataDir: opts.DataDir, Bootstrap: true, SingleNode: true, Log: log.With("subsystem", "controlplane"),
 	})
 	if err != nil {
 		return err
@@ -218,4 +218,3 @@ func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts [
 	fmt.Fprintf(out, "Try:  nimbus init hello && nimbus deploy hello && nimbus invoke hello --data '{\"name\":\"you\"}'\n")
 	fmt.Fprintf(out, "Stop with Ctrl-C.\n")
 }
-

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -356,6 +357,9 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 			if f.tooLarge {
 				return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
 			}
+			if errors.Is(f.err, io.EOF) {
+				return inv.crashed(whyClosedPipe)
+			}
 			if f.err != nil {
 				return inv.crashed("Runtime broke the response protocol: " + f.err.Error())
 			}
@@ -417,6 +421,10 @@ func (v *invocation) timedOut() (Response, error) {
 	return v.fail(ErrTypeTimeout, fmt.Sprintf("Task timed out after %.2f seconds", v.timeout.Seconds()))
 }
 
+// whyClosedPipe is a crash reason the exit status explains better, if
+// there is one.
+const whyClosedPipe = "Runtime closed its response pipe"
+
 // crashed ends the invocation as Sandbox.Crashed, or as the more specific
 // outcome the process's end reveals (OOM kill, log overflow). why is empty
 // when the process was seen exiting.
@@ -441,7 +449,7 @@ func (v *invocation) crashed(why string) (Response, error) {
 			return v.fail(ErrTypeOutputLimit, fmt.Sprintf("Log output over the limit of %d bytes", i.cfg.LogLimit))
 		}
 		msg := "Runtime exited with " + describeExit(i.exit)
-		if why != "" {
+		if why != "" && why != whyClosedPipe {
 			msg = why + "; " + msg
 		}
 		return v.fail(ErrTypeCrashed, msg)

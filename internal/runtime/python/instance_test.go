@@ -353,6 +353,7 @@ func TestCrashes(t *testing.T) {
 			inst := startTest(t, "def handler(event, context):\n    "+c.body+"\n    return 1\n")
 			resp := invoke(t, inst, "r", `{}`, 5*time.Second)
 			expectPlatformError(t, inst, resp, ErrTypeCrashed, c.msg)
+			t.Logf("%s", resp.Payload)
 		})
 	}
 }
@@ -437,4 +438,38 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			b.Fatalf("%v %s", err, resp.Payload)
 		}
 	}
+}
+
+func TestTimeoutKillsProcessesTheHandlerStarted(t *testing.T) {
+	inst := startTest(t, "import os, time\ndef handler(event, context):\n    os.system('sleep 1000 &')\n    time.sleep(1e9)\n")
+	resp := invoke(t, inst, "r", `{}`, time.Second)
+	expectPlatformError(t, inst, resp, ErrTypeTimeout, "Task timed out")
+}
+
+func TestCanceledContextKillsTheInstance(t *testing.T) {
+	inst := startTest(t, "import time\ndef handler(event, context):\n    time.sleep(1e9)\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := inst.Invoke(ctx, Request{RequestID: "r", Timeout: time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) || inst.Alive() {
+		t.Fatalf("err %v, alive %v", err, inst.Alive())
+	}
+}
+
+func TestConcurrentInvokesAreSerialised(t *testing.T) {
+	inst := startTest(t, "import time\nbusy = False\ndef handler(event, context):\n    global busy\n    assert not busy\n    busy = True\n    time.sleep(0.01)\n    busy = False\n    print(event)\n    return event\n")
+	var wg sync.WaitGroup
+	for k := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := string(rune('a' + k))
+			resp, err := inst.Invoke(context.Background(), Request{RequestID: id, Payload: []byte(`"` + id + `"`), Timeout: 5 * time.Second})
+			if err != nil || resp.ErrorType != "" || string(resp.Payload) != `"`+id+`"` ||
+				!strings.Contains(string(resp.Log), "START RequestId: "+id+" ") || !strings.Contains(string(resp.Log), "\n"+id+"\n") {
+				t.Errorf("invoke %s: %v %s\n%s", id, err, resp.Payload, resp.Log)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -1,0 +1,218 @@
+// Package e2e tests Nimbus as a user meets it: the real binary, started as
+// `nimbus dev` on a free port with a fresh data directory, driven through
+// the CLI and the REST API.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var nimbusBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nimbus-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nimbusBin = filepath.Join(dir, "nimbus")
+	build := exec.Command("go", "build", "-o", nimbusBin, "../cmd/nimbus")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building nimbus:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// devNode is a running `nimbus dev` process.
+type devNode struct {
+	t     *testing.T
+	data  string
+	url   string
+	token string
+	cmd   *exec.Cmd
+	out   *syncBuffer // stdout and stderr of the process
+	done  chan struct{}
+}
+
+var apiLine = regexp.MustCompile(`API:\s+(http://\S+)`)
+
+// startDev starts `nimbus dev` on a free port with data in dir and waits
+// until it answers. The process is stopped when the test ends.
+func startDev(t *testing.T, data string, extra ...string) *devNode {
+	t.Helper()
+	args := append([]string{"dev", "--data", data, "--listen", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(nimbusBin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &devNode{t: t, data: data, cmd: cmd, out: out, done: make(chan struct{})}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write(append(sc.Bytes(), '\n'))
+			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
+				urlc <- m[1]
+			}
+		}
+	}()
+	go func() { cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() { n.stop() })
+	select {
+	case n.url = <-urlc:
+	case <-n.done:
+		t.Fatalf("nimbus dev exited before serving:\n%s", out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("nimbus dev did not print its URL in time:\n%s", out.String())
+	}
+	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatalf("admin.token: %v", err)
+	}
+	n.token = strings.TrimSpace(string(tok))
+	waitFor(t, 30*time.Second, "healthz answers", func() bool {
+		resp, err := http.Get(n.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return n
+}
+
+// stop interrupts the process as Ctrl-C does and waits for it to exit.
+func (n *devNode) stop() {
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	n.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.done
+		n.t.Errorf("nimbus dev did not stop within 30s of SIGINT")
+	}
+}
+
+// result is what one CLI run produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cli runs the nimbus CLI against the node.
+func (n *devNode) cli(stdin string, args ...string) result {
+	n.t.Helper()
+	return n.cliIn("", stdin, args...)
+}
+
+// cliIn runs the nimbus CLI in directory dir ("" for the test's own).
+func (n *devNode) cliIn(dir, stdin string, args ...string) result {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nimbusBin, args...)
+	cmd.Env = append(os.Environ(), "NIMBUS_URL="+n.url, "NIMBUS_TOKEN="+n.token)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		n.t.Fatalf("nimbus %v: %v", args, err)
+	}
+	return result{code, so.String(), se.String()}
+}
+
+// mustCLI runs the CLI and fails the test unless it exits with want.
+func (n *devNode) mustCLI(want int, args ...string) result {
+	n.t.Helper()
+	r := n.cli("", args...)
+	if r.code != want {
+		n.t.Fatalf("nimbus %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// do sends an API request with the admin token and returns status and body.
+func (n *devNode) do(method, path, contentType string, body io.Reader) (int, http.Header, []byte) {
+	n.t.Helper()
+	req, err := http.NewRequest(method, n.url+path, body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// syncBuffer is a bytes.Buffer that several goroutines may write.
+type syncBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.String()
+}

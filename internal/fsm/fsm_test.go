@@ -1,0 +1,164 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newFSM() (*FSM, *state.Store) {
+	s := state.New()
+	return New(s, slog.New(slog.NewTextHandler(io.Discard, nil))), s
+}
+
+// apply encodes cmd and applies it as a committed Raft log entry.
+func apply(t *testing.T, f *FSM, ct CommandType, cmd any) any {
+	t.Helper()
+	data, err := Encode(ct, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&raft.Log{Type: raft.LogCommand, Data: data})
+}
+
+func fn(name, sha string) client.Function {
+	return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, CodeSHA256: sha}
+}
+
+func TestUpsertFunctionBumpsTheRevision(t *testing.T) {
+	f, s := newFSM()
+	r1 := apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0}).(UpsertFunctionResult)
+	if !r1.Created || r1.Function.Revision != 1 || !r1.Function.CreatedAt.Equal(t0) {
+		t.Fatalf("first upsert: %+v", r1)
+	}
+	r2 := apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "bb"), Now: t0.Add(time.Hour)}).(UpsertFunctionResult)
+	if r2.Created || r2.Function.Revision != 2 || !r2.Function.CreatedAt.Equal(t0) || !r2.Function.UpdatedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("second upsert: %+v", r2)
+	}
+	got, err := s.Function("hello")
+	if err != nil || got.CodeSHA256 != "bb" || got.Revision != 2 {
+		t.Fatalf("stored: %+v %v", got, err)
+	}
+}
+
+func TestDeleteFunction(t *testing.T) {
+	f, s := newFSM()
+	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
+	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"}); res != nil {
+		t.Fatalf("delete: %v", res)
+	}
+	if _, err := s.Function("hello"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"})
+	if err, ok := res.(error); !ok || !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("deleting a missing function: want ErrNotFound, got %v", res)
+	}
+}
+
+func TestRecordInvocationsAppliesRetention(t *testing.T) {
+	f, s := newFSM()
+	rec := func(id, function string, start time.Time) client.Invocation {
+		return client.Invocation{ID: id, Function: function, Start: start, Status: client.StatusSuccess}
+	}
+	ret := state.Retention{PerFunction: 2, MaxAge: time.Hour}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{
+		rec("a", "f", t0), rec("b", "f", t0.Add(time.Minute)), rec("c", "f", t0.Add(2*time.Minute)), rec("x", "g", t0),
+	}, Retention: ret, Now: t0.Add(2 * time.Minute)})
+	if s.HasRecord("a") || !s.HasRecord("b") || !s.HasRecord("c") || !s.HasRecord("x") {
+		t.Fatal("count retention: want a dropped and b, c, x kept")
+	}
+	res := apply(t, f, RecordInvocationsType, RecordInvocations{Retention: ret, Now: t0.Add(62 * time.Minute)}).(RecordInvocationsResult)
+	if s.HasRecord("b") || s.HasRecord("x") || !s.HasRecord("c") {
+		t.Fatal("age retention: want b and x dropped, c kept")
+	}
+	if len(res.Removed) != 2 {
+		t.Fatalf("removed: %v", res.Removed)
+	}
+	got := s.Records(state.RecordQuery{Function: "f"})
+	if len(got) != 1 || got[0].ID != "c" {
+		t.Fatalf("records of f: %+v", got)
+	}
+}
+
+func TestARecordWithAKnownIDReplacesTheOld(t *testing.T) {
+	f, s := newFSM()
+	r := client.Invocation{ID: "a", Function: "f", Start: t0, Status: "running"}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: state.DefaultRetention(), Now: t0})
+	r.Status = client.StatusFailed
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: state.DefaultRetention(), Now: t0})
+	got := s.Records(state.RecordQuery{})
+	if len(got) != 1 || got[0].Status != client.StatusFailed {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestPutKey(t *testing.T) {
+	f, s := newFSM()
+	apply(t, f, PutKeyType, PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}})
+	k, err := s.Key("k1")
+	if err != nil || k.Role != "admin" || k.SecretHash != "abc" {
+		t.Fatalf("got %+v %v", k, err)
+	}
+}
+
+func TestUnknownAndCorruptCommandsAreSkippedNotFatal(t *testing.T) {
+	f, _ := newFSM()
+	if _, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Data: []byte{200, '{', '}'}}).(error); !ok {
+		t.Fatal("unknown type: want an error result")
+	}
+	if _, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Data: []byte{byte(UpsertFunctionType), '{'}}).(error); !ok {
+		t.Fatal("corrupt body: want an error result")
+	}
+}
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	f, s := newFSM()
+	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
+	apply(t, f, PutKeyType, PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin"}})
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "hello", Start: t0}}, Retention: state.DefaultRetention(), Now: t0})
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A write after the snapshot was taken must not leak into it.
+	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("later", "bb"), Now: t0})
+
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	f2, s2 := newFSM()
+	if err := f2.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Function("hello"); err != nil {
+		t.Fatal("restored store lacks hello")
+	}
+	if _, err := s2.Function("later"); err == nil {
+		t.Fatal("snapshot holds a write made after it was taken")
+	}
+	if _, err := s2.Key("k1"); err != nil || !s2.HasRecord("r1") {
+		t.Fatal("restored store lacks the key or the record")
+	}
+	if len(s.Functions()) != 2 {
+		t.Fatal("original store changed by snapshotting")
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+func (m *memSink) Close() error  { return nil }

@@ -1,0 +1,152 @@
+package python
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDiscoverFindsTheSystemPython(t *testing.T) {
+	if _, err := os.Stat(testPython); err != nil {
+		t.Skipf("%s not available", testPython)
+	}
+	rts, err := Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for k, rt := range rts {
+		if names[rt.Name] {
+			t.Errorf("%s reported twice", rt.Name)
+		}
+		names[rt.Name] = true
+		if strings.Contains(rt.Executable, "/shims/") || !filepath.IsAbs(rt.Executable) || rt.Prefix == "" {
+			t.Errorf("%+v: not a real interpreter", rt)
+		}
+		if !strings.HasPrefix(rt.Version, strings.TrimPrefix(rt.Name, "python")+".") {
+			t.Errorf("%+v: name and version disagree", rt)
+		}
+		if k > 0 && compareVersions(rts[k-1].Version, rt.Version) < 0 {
+			t.Errorf("not newest first: %s before %s", rts[k-1].Version, rt.Version)
+		}
+	}
+	rt, err := Pick(rts, "python3.11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.Executable != testPython {
+		t.Errorf("python3.11 is %s, want /usr/bin's", rt.Executable)
+	}
+	if newest, _ := Pick(rts, ""); newest != rts[0] {
+		t.Errorf("Pick(\"\") = %+v", newest)
+	}
+}
+
+func TestDiscoverSkipsInterpretersThatDoNotRun(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "python3.99"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rts, _ := Discover(dir)
+	for _, rt := range rts {
+		if rt.Name == "python3.99" {
+			t.Fatalf("reported a broken interpreter: %+v", rt)
+		}
+	}
+}
+
+func TestPickUnknownListsTheAvailableNames(t *testing.T) {
+	rts := []Runtime{{Name: "python3.12"}, {Name: "python3.11"}}
+	_, err := Pick(rts, "python2.7")
+	if !errors.Is(err, ErrUnknownRuntime) || !strings.Contains(err.Error(), "python3.12, python3.11") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Pick(nil, ""); !errors.Is(err, ErrUnknownRuntime) {
+		t.Fatalf("empty list: %v", err)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want int
+	}{
+		{"3.11.2", "3.11.2", 0}, {"3.11.10", "3.11.9", 1}, {"3.9.18", "3.10.1", -1}, {"3.12", "3.12.0", 0},
+	}
+	for _, c := range cases {
+		if got := compareVersions(c.a, c.b); got != c.want {
+			t.Errorf("compareVersions(%s, %s) = %d", c.a, c.b, got)
+		}
+	}
+}
+
+func TestWriteBootstrapIsReadOnlyAndReused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "boot")
+	p1, err := WriteBootstrap(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := WriteBootstrap(dir)
+	if err != nil || p1 != p2 {
+		t.Fatalf("second write: %s %v", p2, err)
+	}
+	st, err := os.Stat(p1)
+	if err != nil || st.Mode().Perm() != 0o444 {
+		t.Fatalf("stat: %v %v", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(p1); !bytes.Equal(b, bootstrapSource) {
+		t.Fatal("content differs")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left temp files: %v", ents)
+	}
+}
+
+func TestLogPipeCutsAtSentinelsSplitAcrossChunks(t *testing.T) {
+	sentinel := []byte("~~end-0123456789~~\n")
+	killed := 0
+	lp := newLogPipe(nil, sentinel, 100, func() { killed++ })
+	stream := []byte("hello\n" + string(sentinel) + "second")
+	for k := range stream { // one byte at a time
+		lp.feed(stream[k : k+1])
+	}
+	if got, ok := lp.take(); !ok || string(got) != "hello\n" {
+		t.Fatalf("take = %q %v", got, ok)
+	}
+	if _, ok := lp.take(); ok {
+		t.Fatal("a log taken twice")
+	}
+	if got := lp.partial(); string(got) != "second" {
+		t.Fatalf("partial = %q", got)
+	}
+	if killed != 0 {
+		t.Fatal("overflow without cause")
+	}
+}
+
+func TestLogPipeStaysBoundedPastTheLimit(t *testing.T) {
+	killed := 0
+	lp := newLogPipe(nil, []byte("~~end~~\n"), 1000, func() { killed++ })
+	chunk := bytes.Repeat([]byte("x"), 4096)
+	for range 1000 {
+		lp.feed(chunk)
+	}
+	if overflow, _ := lp.state(); !overflow || killed != 1 {
+		t.Fatalf("overflow %v, killed %d", overflow, killed)
+	}
+	if n := len(lp.partial()); n != 1000 {
+		t.Fatalf("kept %d bytes", n)
+	}
+}
+
+func TestLogPipeCountsOutputBeforeTheSentinel(t *testing.T) {
+	killed := 0
+	lp := newLogPipe(nil, []byte("~~end~~\n"), 10, func() { killed++ })
+	lp.feed([]byte("0123456789ABC~~end~~\n"))
+	if _, ok := lp.take(); ok || killed != 1 {
+		t.Fatalf("a log over the limit was accepted (killed %d)", killed)
+	}
+}
