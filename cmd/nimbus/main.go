@@ -6,11 +6,14 @@ import (
 	"os"
 
 	"nimbus/internal/cli"
+	"nimbus/internal/sandbox"
 )
 
 func main() {
-	// Seam for the sandbox: when the worker re-executes this binary as
-	// "nimbus sandbox-init ...", the sandbox package will take over here,
-	// before any CLI parsing. Nothing handles it yet.
+	// The worker re-executes this binary as "nimbus sandbox-init" to build
+	// each sandbox from the inside; that never reaches the CLI.
+	if sandbox.IsInit() {
+		sandbox.InitMain()
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -408,17 +408,20 @@ func TestIsLoopbackURL(t *testing.T) {
 	}
 }
 
-// cancelOnWrite cancels a context once something is written to it.
+// cancelOnWrite cancels a context once something is written to it. It has
+// no WriteString, so io.WriteString goes through Write.
 type cancelOnWrite struct {
-	bytes.Buffer
+	buf    bytes.Buffer
 	cancel func()
 }
 
 func (c *cancelOnWrite) Write(p []byte) (int, error) {
-	n, err := c.Buffer.Write(p)
+	n, err := c.buf.Write(p)
 	c.cancel()
 	return n, err
 }
+
+func (c *cancelOnWrite) String() string { return c.buf.String() }
 
 func TestLogsFollowStopsCleanlyWhenInterrupted(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,10 @@ type DevOptions struct {
 	IdleTimeout time.Duration
 	// LogLevel for the node's own log on stderr; default info.
 	LogLevel slog.Level
+	// InsecureNoSandbox runs instances as plain process groups, without
+	// namespaces, cgroups or seccomp. For hosts that cannot build
+	// sandboxes; never for untrusted code.
+	InsecureNoSandbox bool
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish at
@@ -102,13 +106,17 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		return err
 	}
 
+	exec, err := newExecutor(opts, log)
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(worker.Config{
 		ID:          "dev-worker",
 		DataDir:     filepath.Join(opts.DataDir, "worker"),
 		Slots:       opts.Slots,
 		IdleTimeout: opts.IdleTimeout,
 		Runtimes:    runtimes,
-		Executor:    sandbox.NewProcessExecutor(),
+		Executor:    exec,
 		Blobs:       blobs,
 		Log:         log.With("subsystem", "worker"),
 	})
@@ -146,8 +154,8 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	printBanner(opts.Out, addr, opts.DataDir, token, created, runtimes, opts.Slots)
-	log.Info("nimbus dev started", "url", "http://"+addr, "data", opts.DataDir, "executor", "process (no isolation)")
+	printBanner(opts.Out, addr, opts.DataDir, token, created, runtimes, opts.Slots, exec.Name())
+	log.Info("nimbus dev started", "url", "http://"+addr, "data", opts.DataDir, "executor", exec.Name())
 
 	select {
 	case <-ctx.Done():
@@ -201,7 +209,24 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int) {
+// newExecutor returns the sandboxing executor, or refuses with what the
+// host lacks, unless the insecure mode was asked for by name.
+func newExecutor(opts DevOptions, log *slog.Logger) (sandbox.Executor, error) {
+	if opts.InsecureNoSandbox {
+		log.Warn("INSECURE: --insecure-no-sandbox: functions run as plain processes with the worker's privileges, without namespaces, cgroups or seccomp")
+		return sandbox.NewProcessExecutor(), nil
+	}
+	e, err := sandbox.NewIsolatedExecutor(sandbox.IsolatedConfig{
+		StateDir: filepath.Join(opts.DataDir, "worker", "sandbox"),
+		Log:      log.With("subsystem", "sandbox"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(to run functions without isolation anyway, for trusted code only, start with --insecure-no-sandbox)", err)
+	}
+	return e, nil
+}
+
+func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int, executor string) {
 	fmt.Fprintf(out, "Nimbus dev is running.\n\n")
 	fmt.Fprintf(out, "  API:        http://%s\n", addr)
 	fmt.Fprintf(out, "  Data:       %s\n", dataDir)
@@ -214,7 +239,7 @@ func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts [
 		fmt.Fprintf(out, "  Admin key:  %s is missing; the keys already made still work\n", filepath.Join(dataDir, "admin.token"))
 	}
 	fmt.Fprintf(out, "  Runtimes:   %s\n", strings.Join(runtimeNames(rts), ", "))
-	fmt.Fprintf(out, "  Worker:     %d slots; executor: process groups with rlimits, NOT isolated (see README)\n\n", slots)
+	fmt.Fprintf(out, "  Worker:     %d slots; executor: %s\n\n", slots, executor)
 	fmt.Fprintf(out, "Try:  nimbus init hello && nimbus deploy hello && nimbus invoke hello --data '{\"name\":\"you\"}'\n")
 	fmt.Fprintf(out, "Stop with Ctrl-C.\n")
 }

@@ -20,8 +20,13 @@ type Spec struct {
 
 	MemoryMB int    // memory limit of the instance
 	Pids     int    // maximum processes/threads, 0 for the default
+	TmpMB    int    // size of the instance's /tmp, 0 for the default
 	CodeDir  string // read-only function code (mounted at /var/task by isolating executors)
 	Runtime  string // installation prefix of the interpreter (sys.base_prefix)
+	// Files are further host files the program reads (the bootstrap).
+	// Isolating executors bind each read-only at /var/runtime/<base name>
+	// and rewrite the arguments that name it.
+	Files []string
 }
 
 // Process is a started instance process.
@@ -39,6 +44,9 @@ type Exit struct {
 	Code      int    // exit code, -1 when killed by a signal
 	Signal    string // signal name when killed by one, e.g. "SIGKILL"
 	OOMKilled bool   // the memory limit was hit (known only where the executor can tell)
+	// CleanupError says what could not be cleaned up after the exit
+	// (a cgroup that would not go away), if anything.
+	CleanupError string
 }
 
 // Executor starts instance processes.
@@ -46,4 +54,7 @@ type Executor interface {
 	// Name identifies the executor in logs and in the cluster view.
 	Name() string
 	Start(spec Spec) (Process, error)
+	// TaskRoot returns where a started program sees the code directory
+	// hostDir: hostDir itself, or /var/task inside a sandbox.
+	TaskRoot(hostDir string) string
 }

@@ -161,12 +161,13 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 		Path:       cfg.Runtime.Executable,
 		Args:       append(append([]string{cfg.Runtime.Executable}, interpreterFlags...), cfg.Bootstrap),
 		Env:        environ(cfg, version, logStream),
-		Dir:        cfg.CodeDir,
+		Dir:        cfg.Executor.TaskRoot(cfg.CodeDir),
 		Output:     logW,
 		ExtraFiles: []*os.File{reqR, respW},
 		MemoryMB:   cfg.MemoryMB,
 		CodeDir:    cfg.CodeDir,
 		Runtime:    cfg.Runtime.Prefix,
+		Files:      []string{cfg.Bootstrap},
 	})
 	reqR.Close()
 	respW.Close()
@@ -561,7 +562,7 @@ func environ(cfg InstanceConfig, version, logStream string) []string {
 		"TZ=UTC",
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PYTHONUNBUFFERED=1",
-		"LAMBDA_TASK_ROOT=" + cfg.CodeDir,
+		"LAMBDA_TASK_ROOT=" + cfg.Executor.TaskRoot(cfg.CodeDir),
 		"AWS_LAMBDA_FUNCTION_NAME=" + cfg.FunctionName,
 		"AWS_LAMBDA_FUNCTION_VERSION=" + version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(cfg.MemoryMB),

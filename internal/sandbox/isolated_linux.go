@@ -1,0 +1,273 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Defaults of the isolated executor.
+const (
+	DefaultPids  = 64
+	DefaultTmpMB = 512
+	// uidBase starts the range of host uids that instances run as: each
+	// instance gets its own, so no two instances share an identity.
+	uidBase  = 1_000_000
+	uidRange = 100_000
+)
+
+// IsolatedConfig configures an IsolatedExecutor.
+type IsolatedConfig struct {
+	StateDir string // a directory of the worker's own; the executor keeps root/ there
+	Pids     int    // pids.max per instance; 0 for DefaultPids
+	TmpMB    int    // default /tmp size; 0 for DefaultTmpMB
+	Log      *slog.Logger
+}
+
+// IsolatedExecutor runs each instance in a sandbox: fresh mount, pid,
+// network, ipc, uts and cgroup namespaces; a read-only root of bind
+// mounts with a private /tmp; a cgroup limiting memory (no swap), CPU
+// share and processes; an unprivileged uid of its own with no
+// capabilities; no_new_privs; and a seccomp filter.
+type IsolatedExecutor struct {
+	cfg     IsolatedConfig
+	self    string // the nimbus binary, re-executed as sandbox-init
+	root    string // empty directory each sandbox mounts its root on
+	cgroups cgroupManager
+	mounts  runtimeMounts
+	links   [][2]string
+	next    atomic.Uint64
+}
+
+// ErrCannotIsolate is returned when this host cannot build sandboxes.
+var ErrCannotIsolate = errors.New("this host cannot build sandboxes")
+
+// NewIsolatedExecutor checks that the host can build sandboxes, cleans
+// up sandboxes left by an earlier worker, and returns the executor. The
+// error says what is missing.
+func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
+	if cfg.Pids <= 0 {
+		cfg.Pids = DefaultPids
+	}
+	if cfg.TmpMB <= 0 {
+		cfg.TmpMB = DefaultTmpMB
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("%w: the sandbox is built for linux/amd64 only", ErrCannotIsolate)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: the sandbox needs root (to create namespaces, cgroups and mounts); run the worker as root", ErrCannotIsolate)
+	}
+	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		if _, err := os.Stat("/proc/self/ns/" + ns); err != nil {
+			return nil, fmt.Errorf("%w: the kernel has no %s namespaces", ErrCannotIsolate, ns)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot find the nimbus binary: %v", ErrCannotIsolate, err)
+	}
+	cg, err := newCgroupManager()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCannotIsolate, err)
+	}
+	if err := cg.Sweep(); err != nil {
+		cfg.Log.Warn("could not remove every sandbox left by an earlier worker", "err", err)
+	}
+	root := filepath.Join(cfg.StateDir, "root")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	return &IsolatedExecutor{cfg: cfg, self: self, root: root, cgroups: cg, links: hostSymlinks()}, nil
+}
+
+// Name identifies the executor.
+func (e *IsolatedExecutor) Name() string {
+	return fmt.Sprintf("sandbox (cgroup v%d)", e.cgroups.Version())
+}
+
+// TaskRoot is where instances see their code: /var/task.
+func (e *IsolatedExecutor) TaskRoot(string) string { return TaskRoot }
+
+// Start builds a sandbox and starts spec's program in it. The returned
+// process is the sandbox's pid 1: when it exits, the kernel kills every
+// other process of the sandbox, and reaping destroys the cgroup.
+func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
+	if spec.Path == "" || spec.CodeDir == "" {
+		return nil, errors.New("sandbox: spec needs Path and CodeDir")
+	}
+	n := e.next.Add(1)
+	id := fmt.Sprintf("i%d-%d", os.Getpid(), n)
+	uid := uidBase + int(n%uidRange)
+	pids := spec.Pids
+	if pids <= 0 {
+		pids = e.cfg.Pids
+	}
+	memMB := spec.MemoryMB
+	if memMB <= 0 {
+		memMB = 128
+	}
+	tmpMB := spec.TmpMB
+	if tmpMB <= 0 {
+		tmpMB = e.cfg.TmpMB
+	}
+	rtMounts, err := e.mounts.For(spec.Path, spec.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	binds := append([]bindMount(nil), rtMounts...)
+	binds = append(binds, bindMount{Source: spec.CodeDir, Target: TaskRoot})
+	args := append([]string(nil), spec.Args...)
+	for _, f := range spec.Files {
+		target := filepath.Join(RuntimeDir, filepath.Base(f))
+		binds = append(binds, bindMount{Source: f, Target: target, File: true})
+		for i, a := range args {
+			if a == f {
+				args[i] = target
+			}
+		}
+	}
+	dir := spec.Dir
+	if dir == "" || dir == spec.CodeDir {
+		dir = TaskRoot
+	}
+	cfg := initConfig{
+		Root: e.root, Binds: binds, Symlinks: e.links, Files: etcFiles(uid, uid),
+		TmpMB: tmpMB, UID: uid, GID: uid,
+		Path: spec.Path, Args: args, Env: spec.Env, Dir: dir,
+		KeepFDs: 2 + len(spec.ExtraFiles),
+	}
+	if len(cfg.Args) == 0 {
+		cfg.Args = []string{spec.Path}
+	}
+	payload, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	cg, err := e.cgroups.Create(id, cgroupLimits{MemoryMB: memMB, Pids: pids})
+	if err != nil {
+		return nil, err
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		cg.Destroy()
+		return nil, err
+	}
+	defer cfgR.Close()
+	// Fds 3.. are the protocol's; the config pipe follows at initConfigFD.
+	extra := append([]*os.File(nil), spec.ExtraFiles...)
+	for len(extra) < initConfigFD-3 {
+		extra = append(extra, nil)
+	}
+	extra = append(extra, cfgR)
+	cmd := &exec.Cmd{
+		Path:       e.self,
+		Args:       []string{"nimbus", InitArg},
+		Env:        []string{},
+		ExtraFiles: extra,
+		Stdout:     spec.Output,
+		Stderr:     spec.Output,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		cfgW.Close()
+		cg.Destroy()
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	p := &isolatedProcess{cmd: cmd, cg: cg, done: make(chan struct{})}
+	// The child waits for its config, so it runs nothing of its own
+	// before it is in its cgroup.
+	if err := cg.Add(cmd.Process.Pid); err != nil {
+		cfgW.Close()
+		p.Kill()
+		go p.reap()
+		p.Wait()
+		return nil, err
+	}
+	_, werr := cfgW.Write(payload)
+	cfgW.Close()
+	go p.reap()
+	if werr != nil {
+		p.Kill()
+		p.Wait()
+		return nil, fmt.Errorf("sandbox: send config: %w", werr)
+	}
+	return p, nil
+}
+
+// isolatedProcess is a sandbox's pid 1, as seen by the worker.
+type isolatedProcess struct {
+	cmd  *exec.Cmd
+	cg   cgroup
+	done chan struct{}
+
+	mu     sync.Mutex
+	reaped bool
+	exit   Exit
+}
+
+func (p *isolatedProcess) Pid() int { return p.cmd.Process.Pid }
+
+func (p *isolatedProcess) Wait() Exit {
+	<-p.done
+	return p.exit
+}
+
+// Kill kills the sandbox's pid 1, which takes every process of its pid
+// namespace with it.
+func (p *isolatedProcess) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (p *isolatedProcess) reap() {
+	waitExited(p.cmd.Process.Pid)
+	p.mu.Lock()
+	syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+	p.reaped = true
+	p.mu.Unlock()
+	p.cmd.Wait()
+	ex := Exit{Code: -1}
+	if st := p.cmd.ProcessState; st != nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Signaled():
+				ex.Signal = SignalName(ws.Signal())
+			case ws.Exited():
+				ex.Code = ws.ExitStatus()
+			}
+		}
+	}
+	ex.OOMKilled = p.cg.OOMKilled()
+	if err := p.cg.Destroy(); err != nil {
+		ex.CleanupError = err.Error()
+	}
+	p.exit = ex
+	close(p.done)
+}
+
+// String describes the process for logs.
+func (p *isolatedProcess) String() string { return "sandbox pid " + strconv.Itoa(p.Pid()) }
