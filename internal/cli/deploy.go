@@ -18,7 +18,7 @@ import (
 // deployFlags are the flags of `nimbus deploy` that override the manifest.
 type deployFlags struct {
 	name, handler, runtime, timeout, description string
-	memory                                       int
+	memory, ephemeral                            int
 	env                                          []string
 }
 
@@ -41,6 +41,7 @@ func (a *app) deployCommand() *cobra.Command {
 	f.StringVar(&fl.runtime, "runtime", "", "runtime, python3.X (default: the newest available)")
 	f.IntVar(&fl.memory, "memory", 0, "memory in MB, 128..10240 (default 128)")
 	f.StringVar(&fl.timeout, "timeout", "", "timeout, e.g. 30s or 2m (default 3s)")
+	f.IntVar(&fl.ephemeral, "ephemeral-storage", 0, "size of /tmp in MB, 512..10240 (default 512)")
 	f.StringVar(&fl.description, "description", "", "description")
 	f.StringArrayVar(&fl.env, "env", nil, "environment variable K=V (repeatable)")
 	return cmd
@@ -127,6 +128,9 @@ func applyDeployFlags(cmd *cobra.Command, cfg *client.FunctionConfig, fl deployF
 	}
 	if set("memory") {
 		cfg.MemoryMB = fl.memory
+	}
+	if set("ephemeral-storage") {
+		cfg.EphemeralMB = fl.ephemeral
 	}
 	if set("description") {
 		cfg.Description = fl.description

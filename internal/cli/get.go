@@ -34,6 +34,7 @@ func (a *app) getCommand() *cobra.Command {
 			t.row("handler:", f.Handler)
 			t.row("memory:", memoryMB(f.MemoryMB))
 			t.row("timeout:", timeoutString(time.Duration(f.Timeout)))
+			t.row("/tmp size:", memoryMB(f.EphemeralMB))
 			t.row("code sha256:", f.CodeSHA256)
 			t.row("code size:", humanBytes(f.CodeSize))
 			t.row("created:", humanTime(f.CreatedAt))

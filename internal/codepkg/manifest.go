@@ -32,6 +32,10 @@ const (
 	MinTimeout  = time.Second
 	MaxTimeout  = 900 * time.Second
 	MaxEnvBytes = 4096 // sum of len(key)+len(value) over all variables
+
+	DefaultEphemeralMB = 512
+	MinEphemeralMB     = 512
+	MaxEphemeralMB     = 10240
 )
 
 var (
@@ -42,7 +46,7 @@ var (
 )
 
 // manifestFields are the keys a manifest may hold.
-var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description"}
+var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage"}
 
 // LoadManifest reads dir/nimbus.yaml, or else dir/nimbus.yml, with
 // ParseManifest. found reports whether either file exists; when neither
@@ -131,6 +135,8 @@ func ParseManifest(b []byte) (client.FunctionConfig, error) {
 			err = v.Decode(&cfg.Env)
 		case "description":
 			err = v.Decode(&cfg.Description)
+		case "ephemeral_storage":
+			err = v.Decode(&cfg.EphemeralMB)
 		}
 		if err != nil {
 			return client.FunctionConfig{}, fmt.Errorf("%w: field %q (line %d): %v", ErrInvalidConfig, k, v.Line, yamlMsg(err))
@@ -195,6 +201,9 @@ func ValidateConfig(c client.FunctionConfig) error {
 	if c.MemoryMB != 0 && (c.MemoryMB < MinMemoryMB || c.MemoryMB > MaxMemoryMB) {
 		add("memory %d MB is outside %d..%d MB", c.MemoryMB, MinMemoryMB, MaxMemoryMB)
 	}
+	if c.EphemeralMB != 0 && (c.EphemeralMB < MinEphemeralMB || c.EphemeralMB > MaxEphemeralMB) {
+		add("ephemeral_storage %d MB is outside %d..%d MB", c.EphemeralMB, MinEphemeralMB, MaxEphemeralMB)
+	}
 	if t := time.Duration(c.Timeout); t != 0 && (t < MinTimeout || t > MaxTimeout) {
 		add("timeout %v is outside %v..%v", t, MinTimeout, MaxTimeout)
 	}
@@ -220,7 +229,7 @@ func ValidateConfig(c client.FunctionConfig) error {
 }
 
 // ApplyDefaults fills the zero fields that have a default: handler
-// main.handler, memory 128 MB, timeout 3s. Runtime is left as is (the
+// main.handler, memory 128 MB, timeout 3s, ephemeral storage 512 MB. Runtime is left as is (the
 // worker picks the newest Python it has); name, env and description have
 // no default.
 func ApplyDefaults(c *client.FunctionConfig) {
@@ -232,5 +241,8 @@ func ApplyDefaults(c *client.FunctionConfig) {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = client.Duration(DefaultTimeout)
+	}
+	if c.EphemeralMB == 0 {
+		c.EphemeralMB = DefaultEphemeralMB
 	}
 }

@@ -186,11 +186,11 @@ func TestValidateConfig(t *testing.T) {
 func TestApplyDefaults(t *testing.T) {
 	c := client.FunctionConfig{Name: "x", Runtime: "python3.11"}
 	ApplyDefaults(&c)
-	want := client.FunctionConfig{Name: "x", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(3 * time.Second)}
+	want := client.FunctionConfig{Name: "x", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(3 * time.Second), EphemeralMB: 512}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
-	set := client.FunctionConfig{Handler: "a.b", MemoryMB: 512, Timeout: client.Duration(time.Minute)}
+	set := client.FunctionConfig{Handler: "a.b", MemoryMB: 512, Timeout: client.Duration(time.Minute), EphemeralMB: 1024}
 	c = set
 	ApplyDefaults(&c)
 	if !reflect.DeepEqual(c, set) {

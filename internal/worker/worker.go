@@ -282,6 +282,7 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 		FunctionName: fn.Name,
 		Revision:     fn.Revision,
 		MemoryMB:     fn.MemoryMB,
+		TmpMB:        fn.EphemeralMB,
 		Env:          fn.Env,
 		LogLimit:     w.cfg.LogLimit,
 		Executor:     w.cfg.Executor,

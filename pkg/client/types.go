@@ -16,6 +16,8 @@ type FunctionConfig struct {
 	MemoryMB    int               `json:"memory,omitempty"`
 	Timeout     Duration          `json:"timeout,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
+	// EphemeralMB is the size of the function's /tmp in MB.
+	EphemeralMB int `json:"ephemeral_storage,omitempty"`
 	Description string            `json:"description,omitempty"`
 }
 

@@ -52,6 +52,7 @@ type InstanceConfig struct {
 	FunctionName string
 	Revision     int64 // reported as the function version
 	MemoryMB     int   // default DefaultMemoryMB
+	TmpMB        int   // size of /tmp in MB where the executor provides one; 0 for its default
 	// Env holds the function's own variables. Names the platform reserves
 	// (PATH, LANG, TZ, PYTHON*, LAMBDA_*, AWS_LAMBDA_*, _HANDLER) are
 	// ignored: the platform's values win.
@@ -165,6 +166,7 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 		Output:     logW,
 		ExtraFiles: []*os.File{reqR, respW},
 		MemoryMB:   cfg.MemoryMB,
+		TmpMB:      cfg.TmpMB,
 		CodeDir:    cfg.CodeDir,
 		Runtime:    cfg.Runtime.Prefix,
 		Files:      []string{cfg.Bootstrap},

@@ -1,0 +1,196 @@
+package worker
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/sandbox"
+	"nimbus/pkg/client"
+)
+
+// testWorker returns a worker over the process executor (no root needed)
+// with a blob store of its own; it is closed when the test ends.
+func testWorker(t *testing.T, cfg Config) (*Worker, *blob.Store) {
+	t.Helper()
+	rts, err := python.Discover()
+	if err != nil || len(rts) == 0 {
+		t.Skipf("no Python runtime: %v", err)
+	}
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ID = "test-worker"
+	cfg.DataDir = t.TempDir()
+	cfg.Runtimes = rts
+	cfg.Executor = sandbox.NewProcessExecutor()
+	cfg.Blobs = blobs
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w, blobs
+}
+
+// deploy stores a one-file package and returns the function at revision rev.
+func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string) client.Function {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	f, _ := zw.Create("main.py")
+	io.WriteString(f, src)
+	zw.Close()
+	digest, err := blobs.Put(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.Function{
+		FunctionConfig: client.FunctionConfig{Name: name, Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(10 * time.Second)},
+		Revision:       rev, CodeSHA256: digest,
+	}
+}
+
+const counter = "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"
+
+func invoke(t *testing.T, w *Worker, fn client.Function) Result {
+	t.Helper()
+	res, err := w.Invoke(context.Background(), Request{RequestID: "r", Function: fn, Payload: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ErrorType != "" {
+		t.Fatalf("invoke %s: %s %s\n%s", fn.Name, res.ErrorType, res.Payload, res.Log)
+	}
+	return res
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func TestAWarmInstanceIsReusedWithItsState(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 2})
+	fn := deploy(t, blobs, "count", 1, counter)
+	first, second := invoke(t, w, fn), invoke(t, w, fn)
+	if !first.Cold || second.Cold {
+		t.Fatalf("cold flags: first %v, second %v; want true, false", first.Cold, second.Cold)
+	}
+	if string(second.Payload) != "2" {
+		t.Fatalf("module state did not survive: second call returned %s", second.Payload)
+	}
+	if st := w.Status(); st.WarmInstances != 1 || st.InUse != 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestANewRevisionRetiresTheOldInstances(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 2})
+	invoke(t, w, deploy(t, blobs, "count", 1, counter))
+	res := invoke(t, w, deploy(t, blobs, "count", 2, counter+"# v2\n"))
+	if !res.Cold || string(res.Payload) != "1" {
+		t.Fatalf("revision 2 ran on an old instance: cold=%v payload=%s", res.Cold, res.Payload)
+	}
+	if st := w.Status(); st.WarmInstances != 1 {
+		t.Fatalf("want only revision 2 warm, status %+v", st)
+	}
+}
+
+func TestEveryBusySlotMeansNoCapacity(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 1})
+	slow := deploy(t, blobs, "slow", 1, "import time\ndef handler(e, c):\n    time.sleep(30)\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.Invoke(ctx, Request{RequestID: "slow", Function: slow, Payload: []byte("{}")})
+	}()
+	waitFor(t, "the slow invocation holds the slot", func() bool { return w.Status().InUse == 1 })
+	_, err := w.Invoke(context.Background(), Request{RequestID: "r2", Function: deploy(t, blobs, "other", 1, counter), Payload: []byte("{}")})
+	if !errors.Is(err, ErrNoCapacity) {
+		t.Fatalf("want ErrNoCapacity, got %v", err)
+	}
+	cancel()
+	wg.Wait()
+	invoke(t, w, deploy(t, blobs, "other", 1, counter))
+}
+
+func TestIdleInstancesRetire(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 1, IdleTimeout: 100 * time.Millisecond})
+	invoke(t, w, deploy(t, blobs, "count", 1, counter))
+	waitFor(t, "the idle instance retires", func() bool { return w.Status().WarmInstances == 0 })
+}
+
+func TestRetireDropsAFunctionsInstances(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 1})
+	fn := deploy(t, blobs, "count", 1, counter)
+	invoke(t, w, fn)
+	w.Retire("count")
+	if st := w.Status(); st.WarmInstances != 0 {
+		t.Fatalf("status after Retire: %+v", st)
+	}
+	if res := invoke(t, w, fn); !res.Cold {
+		t.Fatal("an invocation after Retire reused a retired instance")
+	}
+}
+
+func TestTheInstanceCapEvictsTheLeastRecentlyUsed(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 1, MaxInstances: 1})
+	a, b := deploy(t, blobs, "a", 1, counter), deploy(t, blobs, "b", 1, counter)
+	invoke(t, w, a)
+	invoke(t, w, b)
+	if st := w.Status(); st.WarmInstances != 1 {
+		t.Fatalf("want one warm instance under a cap of one, status %+v", st)
+	}
+	if res := invoke(t, w, a); !res.Cold {
+		t.Fatal("a's instance should have been evicted for b's")
+	}
+}
+
+func TestACrashedInstanceIsNotReused(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 1})
+	fn := deploy(t, blobs, "crash", 1, "import os\ndef handler(e, c):\n    if e.get('die'):\n        os._exit(1)\n    return 'ok'\n")
+	res, err := w.Invoke(context.Background(), Request{RequestID: "r", Function: fn, Payload: []byte(`{"die": true}`)})
+	if err != nil || res.ErrorType != "Sandbox.Crashed" {
+		t.Fatalf("want Sandbox.Crashed, got %v %v", res.ErrorType, err)
+	}
+	if st := w.Status(); st.WarmInstances != 0 {
+		t.Fatalf("the crashed instance stayed in the pool: %+v", st)
+	}
+	if res := invoke(t, w, fn); !res.Cold {
+		t.Fatal("the next invocation did not start a fresh instance")
+	}
+}
+
+func TestMissingCodeIsAnError(t *testing.T) {
+	w, _ := testWorker(t, Config{Slots: 1})
+	fn := client.Function{FunctionConfig: client.FunctionConfig{Name: "ghost", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(time.Second)},
+		Revision: 1, CodeSHA256: blob.Digest([]byte("never stored"))}
+	_, err := w.Invoke(context.Background(), Request{RequestID: "r", Function: fn, Payload: []byte("{}")})
+	if !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("want blob.ErrNotFound, got %v", err)
+	}
+	if st := w.Status(); st.InUse != 0 {
+		t.Fatalf("the failed start leaked a slot: %+v", st)
+	}
+}
