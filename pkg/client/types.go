@@ -10,15 +10,15 @@ import (
 // FunctionConfig is what a user sets for a function: the manifest
 // (nimbus.yaml) and the `config` part of a deploy.
 type FunctionConfig struct {
-	Name        string            `json:"name"`
-	Runtime     string            `json:"runtime,omitempty"`
-	Handler     string            `json:"handler,omitempty"`
-	MemoryMB    int               `json:"memory,omitempty"`
-	Timeout     Duration          `json:"timeout,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
+	Name     string            `json:"name"`
+	Runtime  string            `json:"runtime,omitempty"`
+	Handler  string            `json:"handler,omitempty"`
+	MemoryMB int               `json:"memory,omitempty"`
+	Timeout  Duration          `json:"timeout,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`
 	// EphemeralMB is the size of the function's /tmp in MB.
-	EphemeralMB int `json:"ephemeral_storage,omitempty"`
-	Description string            `json:"description,omitempty"`
+	EphemeralMB int    `json:"ephemeral_storage,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Function is a deployed function at its current revision.
