@@ -325,5 +325,11 @@ func dropPrivileges(uid, gid int) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
+	// Changing credentials cleared the parent-death signal that the worker
+	// set at clone: arm it again, so a worker that dies takes its
+	// sandboxes with it (a restarted worker also sweeps their cgroups).
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("parent-death signal: %w", err)
+	}
 	return nil
 }
