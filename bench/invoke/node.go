@@ -126,6 +126,13 @@ func (n *devNode) stop() error {
 		err = fmt.Errorf("nimbus dev did not stop within 30s of SIGINT; killed it")
 	}
 	os.RemoveAll(n.tmp)
+	// The sandbox names each instance's cgroup i<worker pid>-<n>; report
+	// (without touching them) those the node left when it exited.
+	// Best effort: this looks only where a root-cgroup worker keeps them.
+	left, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/nimbus/i%d-*", n.cmd.Process.Pid))
+	if len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "invoke: warning: nimbus dev left %d instance cgroups behind, e.g. %s\n", len(left), left[0])
+	}
 	return err
 }
 

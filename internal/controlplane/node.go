@@ -17,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/rpc"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	// to wait for, so a restart need not sit out a heartbeat timeout
 	// before electing itself.
 	SingleNode bool
+	// RPC reaches the other servers (to forward writes to the leader);
+	// nil for a single node.
+	RPC *rpc.Pool
 }
 
 // Node is a running Raft member with its FSM and state store.
@@ -52,6 +56,7 @@ type Node struct {
 	store     *state.Store
 	logStore  *raftboltdb.BoltStore
 	transport raft.Transport
+	rpc       *rpc.Pool
 	log       *slog.Logger
 }
 
@@ -96,7 +101,7 @@ func Start(cfg Config) (*Node, error) {
 		boltStore.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{id: cfg.NodeID, raft: r, store: store, logStore: boltStore, transport: transport, log: cfg.Log}
+	n := &Node{id: cfg.NodeID, raft: r, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, log: cfg.Log}
 	if cfg.Bootstrap {
 		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
 		if err != nil {
@@ -119,29 +124,9 @@ func Start(cfg Config) (*Node, error) {
 // Store returns the node's state store (read-only for callers).
 func (n *Node) Store() *state.Store { return n.store }
 
-// Apply commits a command through Raft and returns what the FSM returned
-// for it. An FSM result that is an error is returned as the error.
-func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, err
-	}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
-			return nil, fmt.Errorf("%w (%v)", ErrNotLeader, err)
-		}
-		return nil, fmt.Errorf("raft apply %s: %w", t, err)
-	}
-	resp := f.Response()
-	if err, ok := resp.(error); ok {
-		return nil, err
-	}
-	return resp, nil
+func isLeadershipError(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrEnqueueTimeout) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 }
 
 // IsLeader reports whether this node is the leader.

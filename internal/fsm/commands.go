@@ -25,6 +25,7 @@ const (
 	DeleteFunctionType    CommandType = 2
 	RecordInvocationsType CommandType = 3
 	PutKeyType            CommandType = 4
+	PutServerType         CommandType = 5
 )
 
 func (t CommandType) String() string {
@@ -37,6 +38,8 @@ func (t CommandType) String() string {
 		return "RecordInvocations"
 	case PutKeyType:
 		return "PutKey"
+	case PutServerType:
+		return "PutServer"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -75,6 +78,25 @@ type RecordInvocationsResult struct {
 // PutKey stores an API key (its hash only).
 type PutKey struct {
 	Key state.Key `json:"key"`
+}
+
+// PutServer records a control-plane member's addresses.
+type PutServer struct {
+	Server state.ServerInfo `json:"server"`
+}
+
+// DecodeResult turns the JSON of an Apply result, as a forwarding leader
+// sent it, back into the type that applying t returns locally.
+func DecodeResult(t CommandType, b []byte) (any, error) {
+	switch t {
+	case UpsertFunctionType:
+		var r UpsertFunctionResult
+		return r, json.Unmarshal(b, &r)
+	case RecordInvocationsType:
+		var r RecordInvocationsResult
+		return r, json.Unmarshal(b, &r)
+	}
+	return nil, nil
 }
 
 // Encode serialises a command: one type byte, then JSON.

@@ -62,6 +62,13 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		}
 		f.store.PutKey(c.Key)
 		return nil
+	case PutServerType:
+		var c PutServer
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		f.store.PutServer(c.Server)
+		return nil
 	}
 	err := fmt.Errorf("unknown command type %d", t)
 	f.log.Error("skipping log entry", "err", err)

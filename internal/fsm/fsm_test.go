@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -162,3 +163,26 @@ type memSink struct{ bytes.Buffer }
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
+
+func TestPutServer(t *testing.T) {
+	f, s := newFSM()
+	apply(t, f, PutServerType, PutServer{Server: state.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:8001"}})
+	apply(t, f, PutServerType, PutServer{Server: state.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:9001"}})
+	info, ok := s.ServerInfo("s1")
+	if !ok || info.APIAddr != "127.0.0.1:9001" || len(s.ServerInfos()) != 1 {
+		t.Fatalf("got %+v %v", info, ok)
+	}
+}
+
+func TestForwardedResultsDecodeToTheirLocalTypes(t *testing.T) {
+	f, _ := newFSM()
+	res := apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeResult(UpsertFunctionType, b)
+	if err != nil || got.(UpsertFunctionResult).Function.Revision != 1 || !got.(UpsertFunctionResult).Created {
+		t.Fatalf("got %+v %v", got, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
@@ -42,7 +43,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "BadRequest"
 	case errors.Is(err, worker.ErrNoCapacity):
 		return http.StatusTooManyRequests, "TooManyRequests"
-	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed):
+	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers):
 		return http.StatusServiceUnavailable, "ServiceUnavailable"
 	}
 	return http.StatusInternalServerError, "InternalError"

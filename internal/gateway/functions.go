@@ -104,7 +104,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 
 // pickRuntime resolves "" to the newest runtime and checks a named one.
 func (g *Gateway) pickRuntime(name string) (string, error) {
-	avail := g.cfg.Runtimes()
+	avail := g.cfg.Placer.Runtimes()
 	if len(avail) == 0 {
 		return "", &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "no worker offers a Python runtime"}
 	}

@@ -5,16 +5,12 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nimbus/internal/auth"
 	"nimbus/internal/blob"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
@@ -36,7 +32,6 @@ type Config struct {
 	Blobs     *blob.Store
 	Logs      *logstore.Store
 	Placer    *placement.Placer
-	Runtimes  func() []string // runtime names the workers can run, newest first
 	Retention state.Retention
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
@@ -107,36 +102,8 @@ func (g *Gateway) auth(h http.Handler) http.Handler {
 var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missing or invalid API key: send Authorization: Bearer <key> (nimbus dev writes the admin key to DATA/admin.token)"}
 
 func (g *Gateway) authenticate(r *http.Request) error {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		return errUnauthorized
-	}
-	id, secret, err := ParseToken(strings.TrimSpace(token))
-	if err != nil {
-		return errUnauthorized
-	}
-	key, err := g.cfg.Control.Store().Key(id)
-	if err != nil {
-		return errUnauthorized
-	}
-	sum := sha256.Sum256([]byte(secret))
-	want, err := hex.DecodeString(key.SecretHash)
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+	if _, err := auth.Check(g.cfg.Control.Store(), auth.Bearer(r.Header.Get("Authorization"))); err != nil {
 		return errUnauthorized
 	}
 	return nil
-}
-
-// ParseToken splits an API key "nimbus_<id>_<secret>" into its parts.
-func ParseToken(token string) (id, secret string, err error) {
-	rest, ok := strings.CutPrefix(token, "nimbus_")
-	if !ok {
-		return "", "", errors.New("not a nimbus key")
-	}
-	id, secret, ok = strings.Cut(rest, "_")
-	if !ok || id == "" || len(secret) < 32 {
-		return "", "", errors.New("malformed key")
-	}
-	return id, secret, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"nimbus/internal/auth"
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/gateway"
@@ -110,6 +111,9 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	if err != nil {
 		return err
 	}
+	if c, ok := exec.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
 	w, err := worker.New(worker.Config{
 		ID:          "dev-worker",
 		DataDir:     filepath.Join(opts.DataDir, "worker"),
@@ -136,8 +140,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		Control:   cp,
 		Blobs:     blobs,
 		Logs:      logs,
-		Placer:    placement.New(w),
-		Runtimes:  func() []string { return runtimeNames(w.Runtimes()) },
+		Placer:    placement.New(nil, placement.Local(w)),
 		Retention: state.DefaultRetention(),
 		Registry:  reg,
 		Log:       log.With("subsystem", "gateway"),
@@ -191,7 +194,7 @@ func ensureAdminKey(ctx context.Context, cp *controlplane.Node, dataDir string) 
 		}
 		return strings.TrimSpace(string(b)), false, nil
 	}
-	token, err := gateway.CreateKey(ctx, cp, "admin", "created by nimbus dev on first start")
+	token, err := auth.CreateKey(ctx, cp, "admin", "created by nimbus dev on first start")
 	if err != nil {
 		return "", false, fmt.Errorf("create admin key: %w", err)
 	}

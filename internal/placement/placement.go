@@ -1,6 +1,6 @@
 // Package placement owns the choice of a worker for a synchronous
-// invocation: the least loaded worker with a free slot first, falling
-// through to the next when one refuses.
+// invocation: a worker with an idle warm instance of the revision first,
+// else the least loaded, falling through to the next when one refuses.
 package placement
 
 import (
@@ -12,56 +12,98 @@ import (
 	"nimbus/pkg/client"
 )
 
+// ErrUnreachable is returned by a target that could not be reached at
+// all (the invocation was not delivered), so the next may be tried.
+var ErrUnreachable = errors.New("worker unreachable")
+
 // Target is a worker that can be offered an invocation.
 type Target interface {
 	Invoke(ctx context.Context, req worker.Request) (worker.Result, error)
 	Retire(function string)
 	Status() client.Worker
+	// HasWarm reports whether the worker has an idle instance of the
+	// function's revision.
+	HasWarm(function string, revision int64) bool
+	// Runtimes lists the runtimes the worker can run, newest first.
+	Runtimes() []string
 }
 
-// Placer spreads invocations over a fixed set of workers.
+// Source lists the workers currently available (a server's view of its
+// remote workers).
+type Source interface {
+	Targets() []Target
+}
+
+// Placer spreads invocations over local targets and those of a source.
 type Placer struct {
-	targets []Target
+	local  []Target
+	remote Source
 }
 
-// New returns a placer over targets.
-func New(targets ...Target) *Placer { return &Placer{targets: targets} }
+// New returns a placer over local targets and, when remote is not nil,
+// the workers it lists.
+func New(remote Source, local ...Target) *Placer { return &Placer{local: local, remote: remote} }
 
-// Invoke offers req to the workers, least loaded first, until one accepts.
-// It returns worker.ErrNoCapacity when every worker refused for lack of
-// capacity.
+func (p *Placer) targets() []Target {
+	out := append([]Target(nil), p.local...)
+	if p.remote != nil {
+		out = append(out, p.remote.Targets()...)
+	}
+	return out
+}
+
+// Invoke offers req to the workers in order of preference until one
+// accepts. It returns worker.ErrNoCapacity when every worker refused for
+// lack of capacity, and ErrNoWorkers when there is none.
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
-	order := p.rank()
+	order := p.rank(req.Function)
+	if len(order) == 0 {
+		return worker.Result{}, ErrNoWorkers
+	}
 	var last error = worker.ErrNoCapacity
 	for _, t := range order {
 		res, err := t.Invoke(ctx, req)
-		if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, worker.ErrClosed) {
+		if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, worker.ErrClosed) || errors.Is(err, ErrUnreachable) {
 			last = err
 			continue
 		}
 		return res, err
 	}
+	if errors.Is(last, ErrUnreachable) || errors.Is(last, worker.ErrClosed) {
+		return worker.Result{}, ErrNoWorkers
+	}
 	return worker.Result{}, last
 }
 
-func (p *Placer) rank() []Target {
-	if len(p.targets) < 2 {
-		return p.targets
-	}
+// ErrNoWorkers is returned when no worker is available at all.
+var ErrNoWorkers = errors.New("no worker is available")
+
+// rank orders the targets: warm instance of this revision first, then
+// by load (busy slots over slots), healthy ones only.
+func (p *Placer) rank(fn client.Function) []Target {
 	type scored struct {
 		t    Target
+		warm bool
 		load float64
 	}
-	s := make([]scored, len(p.targets))
-	for i, t := range p.targets {
+	var s []scored
+	for _, t := range p.targets() {
 		st := t.Status()
+		if !st.Healthy {
+			continue
+		}
 		load := 1.0
 		if st.Slots > 0 {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
-		s[i] = scored{t, load}
+		s = append(s, scored{t, t.HasWarm(fn.Name, fn.Revision), load})
 	}
-	sort.SliceStable(s, func(i, j int) bool { return s[i].load < s[j].load })
+	sort.SliceStable(s, func(i, j int) bool {
+		if s[i].warm != s[j].warm {
+			return s[i].warm
+		}
+		return s[i].load < s[j].load
+	})
 	out := make([]Target, len(s))
 	for i := range s {
 		out[i] = s[i].t
@@ -71,16 +113,37 @@ func (p *Placer) rank() []Target {
 
 // Retire tells every worker that a function is gone.
 func (p *Placer) Retire(function string) {
-	for _, t := range p.targets {
+	for _, t := range p.targets() {
 		t.Retire(function)
 	}
 }
 
 // Workers returns the status of every worker.
 func (p *Placer) Workers() []client.Worker {
-	out := make([]client.Worker, len(p.targets))
-	for i, t := range p.targets {
+	ts := p.targets()
+	out := make([]client.Worker, len(ts))
+	for i, t := range ts {
 		out[i] = t.Status()
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Runtimes returns the runtimes some healthy worker can run, in the
+// order the first worker lists them, then any others.
+func (p *Placer) Runtimes() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range p.targets() {
+		if !t.Status().Healthy {
+			continue
+		}
+		for _, r := range t.Runtimes() {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
 	}
 	return out
 }

@@ -33,14 +33,17 @@ func cpuShares(memoryMB int) int {
 }
 
 // cgroupManager creates and removes instance cgroups below a parent of
-// Nimbus's own: DIR/nimbus in v2, or CONTROLLER/.../nimbus in each v1
-// controller, where ... is the worker's own cgroup. It never writes
-// anywhere else.
+// Nimbus's own: OWN/nimbus/WORKER in v2, or CONTROLLER/OWN/nimbus/WORKER
+// in each v1 controller, where OWN is the worker's own cgroup and WORKER
+// names this worker (so that two workers on one host never sweep each
+// other's sandboxes). It never writes anywhere else.
 type cgroupManager interface {
 	Version() int
 	Create(id string, lim cgroupLimits) (cgroup, error)
 	// Sweep kills and removes instance cgroups left by an earlier worker.
 	Sweep() error
+	// Remove removes the worker's own (empty) parent cgroups.
+	Remove() error
 }
 
 // cgroup is one instance's cgroup.
@@ -56,7 +59,7 @@ type cgroup interface {
 
 // newCgroupManager picks v2 when the unified hierarchy offers the memory
 // and pids controllers to the worker's cgroup, else the v1 controllers.
-func newCgroupManager() (cgroupManager, error) {
+func newCgroupManager(workerName string) (cgroupManager, error) {
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return nil, err
@@ -70,7 +73,10 @@ func newCgroupManager() (cgroupManager, error) {
 		avail, _ := os.ReadFile(filepath.Join(base, "cgroup.controllers"))
 		fields := strings.Fields(string(avail))
 		if contains(fields, "memory") && contains(fields, "pids") {
-			return newCgroupV2(filepath.Join(base, "nimbus"))
+			if _, err := newCgroupV2(filepath.Join(base, "nimbus")); err != nil {
+				return nil, err
+			}
+			return newCgroupV2(filepath.Join(base, "nimbus", workerName))
 		}
 	}
 	var missing []string
@@ -81,7 +87,7 @@ func newCgroupManager() (cgroupManager, error) {
 			missing = append(missing, c)
 			continue
 		}
-		v1.bases[c] = filepath.Join(m, own[c], "nimbus")
+		v1.bases[c] = filepath.Join(m, own[c], "nimbus", workerName)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no cgroup v2 with memory and pids delegated, and no cgroup v1 controller for %s", strings.Join(missing, ", "))
@@ -229,6 +235,16 @@ func (m *cgroupV1) Sweep() error {
 	return errors.Join(errs...)
 }
 
+func (m *cgroupV1) Remove() error {
+	var errs []error
+	for _, b := range m.bases {
+		if err := os.Remove(b); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (m *cgroupV1) Create(id string, lim cgroupLimits) (cgroup, error) {
 	cg := &v1Group{dirs: map[string]string{}}
 	for c, b := range m.bases {
@@ -326,6 +342,13 @@ func newCgroupV2(base string) (*cgroupV2, error) {
 func (m *cgroupV2) Version() int { return 2 }
 
 func (m *cgroupV2) Sweep() error { return sweepDir(m.base) }
+
+func (m *cgroupV2) Remove() error {
+	if err := os.Remove(m.base); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
 
 func (m *cgroupV2) Create(id string, lim cgroupLimits) (cgroup, error) {
 	d := filepath.Join(m.base, id)

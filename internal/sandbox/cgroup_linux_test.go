@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -81,10 +82,11 @@ func TestDestroyKillsEverythingInTheCgroup(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create cgroups")
 	}
-	m, err := newCgroupManager()
+	m, err := newCgroupManager("test-" + strconv.Itoa(os.Getpid()))
 	if err != nil {
 		t.Skipf("no usable cgroups here: %v", err)
 	}
+	t.Cleanup(func() { m.Remove() })
 	cg, err := m.Create("test-destroy", cgroupLimits{MemoryMB: 64, Pids: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestDestroyKillsEverythingInTheCgroup(t *testing.T) {
 	mounts, _ := cgroupMounts()
 	for _, c := range []string{"memory", "pids"} {
 		if mp, ok := mounts[c]; ok {
-			if _, err := os.Stat(filepath.Join(mp, own[c], "nimbus", "test-destroy")); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(mp, own[c], "nimbus", "test-"+strconv.Itoa(os.Getpid()), "test-destroy")); !os.IsNotExist(err) {
 				t.Errorf("the %s cgroup is still there: %v", c, err)
 			}
 		}

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,7 +81,7 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot find the nimbus binary: %v", ErrCannotIsolate, err)
 	}
-	cg, err := newCgroupManager()
+	cg, err := newCgroupManager(workerName(cfg.StateDir))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCannotIsolate, err)
 	}
@@ -92,6 +94,30 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 	}
 	return &IsolatedExecutor{cfg: cfg, self: self, root: root, cgroups: cg, links: hostSymlinks()}, nil
 }
+
+// workerName names a worker's cgroup subtree after its state directory,
+// so a worker restarted on the same data finds (and sweeps) its own
+// leftovers and no one else's.
+func workerName(stateDir string) string {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		abs = stateDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return "w-" + hex.EncodeToString(sum[:6])
+}
+
+// Prepare computes what a runtime needs mounted ahead of its first
+// instance (it runs ldd over the interpreter and its extension modules,
+// which takes a moment once per runtime).
+func (e *IsolatedExecutor) Prepare(path, prefix string) error {
+	_, err := e.mounts.For(path, prefix)
+	return err
+}
+
+// Close removes the executor's own parent cgroups once every instance
+// is gone (the worker closes its instances first).
+func (e *IsolatedExecutor) Close() error { return e.cgroups.Remove() }
 
 // Name identifies the executor.
 func (e *IsolatedExecutor) Name() string {

@@ -27,6 +27,7 @@ type Store struct {
 	mu        sync.RWMutex
 	functions map[string]*client.Function
 	keys      map[string]*Key
+	servers   map[string]*ServerInfo
 	records   recordIndex
 }
 
@@ -35,6 +36,7 @@ func New() *Store {
 	return &Store{
 		functions: map[string]*client.Function{},
 		keys:      map[string]*Key{},
+		servers:   map[string]*ServerInfo{},
 		records:   newRecordIndex(),
 	}
 }
@@ -43,6 +45,7 @@ func New() *Store {
 type Snapshot struct {
 	Functions []*client.Function  `json:"functions"`
 	Keys      []*Key              `json:"keys"`
+	Servers   []*ServerInfo       `json:"servers"`
 	Records   []client.Invocation `json:"records"`
 }
 
@@ -57,9 +60,13 @@ func (s *Store) Capture() *Snapshot {
 	for _, k := range s.keys {
 		snap.Keys = append(snap.Keys, k)
 	}
+	for _, v := range s.servers {
+		snap.Servers = append(snap.Servers, v)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Functions, func(i, j int) bool { return snap.Functions[i].Name < snap.Functions[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
+	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
 	return snap
 }
 
@@ -95,12 +102,16 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, k := range snap.Keys {
 		keys[k.ID] = k
 	}
+	servers := make(map[string]*ServerInfo, len(snap.Servers))
+	for _, v := range snap.Servers {
+		servers[v.ID] = v
+	}
 	records := newRecordIndex()
 	for _, r := range snap.Records {
 		records.add(r)
 	}
 	s.mu.Lock()
-	s.functions, s.keys, s.records = functions, keys, records
+	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.mu.Unlock()
 	return nil
 }

@@ -74,7 +74,9 @@ type Worker struct {
 	mu        sync.Mutex
 	pools     map[string]*pool // by function name
 	instances int              // all instances, busy or idle (or starting)
+	live      map[*instance]struct{}
 	closed    bool
+	closing   sync.WaitGroup // instances being closed in the background
 
 	stop chan struct{}
 	done chan struct{}
@@ -106,6 +108,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.LogLimit <= 0 {
 		cfg.LogLimit = 1 << 20
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	if len(cfg.Runtimes) == 0 {
 		return nil, errors.New("worker: no Python runtime found on this host (looked for python3.X)")
 	}
@@ -119,11 +124,23 @@ func New(cfg Config) (*Worker, error) {
 		slots:     make(chan struct{}, cfg.Slots),
 		code:      codeCache{dir: filepath.Join(cfg.DataDir, "code"), blobs: cfg.Blobs, busy: map[string]*sync.Mutex{}},
 		pools:     map[string]*pool{},
+		live:      map[*instance]struct{}{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	if err := os.MkdirAll(w.code.dir, 0o700); err != nil {
 		return nil, err
+	}
+	if p, ok := cfg.Executor.(interface {
+		Prepare(path, prefix string) error
+	}); ok {
+		go func() {
+			for _, rt := range cfg.Runtimes {
+				if err := p.Prepare(rt.Executable, rt.Prefix); err != nil {
+					cfg.Log.Warn("preparing runtime", "runtime", rt.Name, "err", err)
+				}
+			}
+		}()
 	}
 	go w.reapIdle()
 	return w, nil
@@ -189,12 +206,13 @@ func (w *Worker) acquire(ctx context.Context, fn client.Function) (*instance, bo
 	}
 
 	inst, err := w.start(ctx, fn)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err != nil {
-		w.mu.Lock()
 		w.instances--
-		w.mu.Unlock()
 		return nil, false, err
 	}
+	w.live[inst] = struct{}{}
 	return inst, true, nil
 }
 
@@ -220,7 +238,7 @@ func (w *Worker) retireLocked(p *pool, match func(*instance) bool) {
 	for _, i := range p.idle {
 		if match(i) {
 			w.instances--
-			go i.Close()
+			w.closeLocked(i)
 			continue
 		}
 		kept = append(kept, i)
@@ -229,6 +247,17 @@ func (w *Worker) retireLocked(p *pool, match func(*instance) bool) {
 		p.idle[k] = nil
 	}
 	p.idle = kept
+}
+
+// closeLocked closes an instance in the background; Close waits for it.
+// Needs w.mu.
+func (w *Worker) closeLocked(i *instance) {
+	delete(w.live, i)
+	w.closing.Add(1)
+	go func() {
+		defer w.closing.Done()
+		i.Close()
+	}()
 }
 
 func (w *Worker) takeOldestIdleLocked() *instance {
@@ -244,6 +273,7 @@ func (w *Worker) takeOldestIdleLocked() *instance {
 	inst := best.idle[0]
 	best.idle = best.idle[1:]
 	w.instances--
+	delete(w.live, inst)
 	return inst
 }
 
@@ -255,6 +285,7 @@ func (w *Worker) release(name string, inst *instance) {
 	p := w.pools[name]
 	if w.closed || !inst.Alive() || p == nil || inst.revision < p.revision {
 		w.instances--
+		delete(w.live, inst)
 		w.mu.Unlock()
 		inst.Close()
 		return
@@ -347,10 +378,10 @@ func (w *Worker) reapIdle() {
 	}
 }
 
-// Close stops the worker: new invocations are refused and every idle
-// instance is stopped; busy instances are stopped as they finish (the
-// caller bounds in-flight work before calling Close, e.g. by draining
-// the HTTP server).
+// Close stops the worker: new invocations are refused and every
+// instance, idle or still busy, is stopped and cleaned up before Close
+// returns. Callers let in-flight work finish first (by draining the HTTP
+// server); what is still running then fails as Sandbox.Crashed.
 func (w *Worker) Close() {
 	w.mu.Lock()
 	if w.closed {
@@ -358,18 +389,17 @@ func (w *Worker) Close() {
 		return
 	}
 	w.closed = true
-	var idle []*instance
 	for _, p := range w.pools {
-		idle = append(idle, p.idle...)
 		w.instances -= len(p.idle)
 		p.idle = nil
+	}
+	for i := range w.live {
+		w.closeLocked(i)
 	}
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
-	for _, i := range idle {
-		i.Close()
-	}
+	w.closing.Wait()
 }
 
 // codeCache unpacks each code package once, read-only, under dir/<digest>.
@@ -403,4 +433,47 @@ func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// HasWarm reports whether an idle instance of the function's revision is
+// waiting.
+func (w *Worker) HasWarm(function string, revision int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pools[function]
+	if p == nil {
+		return false
+	}
+	for _, i := range p.idle {
+		if i.revision == revision {
+			return true
+		}
+	}
+	return false
+}
+
+// WarmRevisions lists "function@revision" for every idle instance.
+func (w *Worker) WarmRevisions() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for name, p := range w.pools {
+		seen := map[int64]bool{}
+		for _, i := range p.idle {
+			if !seen[i.revision] {
+				seen[i.revision] = true
+				out = append(out, fmt.Sprintf("%s@%d", name, i.revision))
+			}
+		}
+	}
+	return out
+}
+
+// RuntimeNames lists the names of the worker's runtimes, newest first.
+func (w *Worker) RuntimeNames() []string {
+	out := make([]string, len(w.cfg.Runtimes))
+	for i, r := range w.cfg.Runtimes {
+		out[i] = r.Name
+	}
+	return out
 }

@@ -1,0 +1,92 @@
+// Package auth owns API keys: their format, creation and checking. Only
+// a key's SHA-256 is ever stored (in the replicated state); the key
+// itself exists once, when it is created.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+)
+
+// ErrUnauthorized is returned for a missing, malformed or unknown key.
+var ErrUnauthorized = errors.New("missing or invalid API key")
+
+// Applier commits commands through Raft.
+type Applier interface {
+	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+}
+
+// CreateKey makes a new API key, "nimbus_<12 hex id>_<64 hex secret>"
+// (256 random bits of secret), commits its hash and returns the key.
+func CreateKey(ctx context.Context, cp Applier, role, note string) (string, error) {
+	idb := make([]byte, 6)
+	sec := make([]byte, 32)
+	rand.Read(idb)
+	rand.Read(sec)
+	token := "nimbus_" + hex.EncodeToString(idb) + "_" + hex.EncodeToString(sec)
+	return token, PutKey(ctx, cp, token, role, note)
+}
+
+// PutKey commits the hash of a given key (for an operator-chosen key,
+// such as a cluster's bootstrap token).
+func PutKey(ctx context.Context, cp Applier, token, role, note string) error {
+	id, secret, err := ParseToken(token)
+	if err != nil {
+		return err
+	}
+	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: role, CreatedAt: time.Now().UTC(), Note: note}
+	_, err = cp.Apply(ctx, fsm.PutKeyType, fsm.PutKey{Key: key})
+	return err
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseToken splits a key into its public id and its secret.
+func ParseToken(token string) (id, secret string, err error) {
+	rest, ok := strings.CutPrefix(token, "nimbus_")
+	if !ok {
+		return "", "", errors.New("an API key starts with nimbus_")
+	}
+	id, secret, ok = strings.Cut(rest, "_")
+	if !ok || id == "" || len(secret) < 32 {
+		return "", "", errors.New("an API key is nimbus_<id>_<secret of at least 32 characters>")
+	}
+	return id, secret, nil
+}
+
+// Check returns the stored key that token is, or ErrUnauthorized. It
+// costs a map lookup and a constant-time comparison.
+func Check(store *state.Store, token string) (state.Key, error) {
+	id, secret, err := ParseToken(strings.TrimSpace(token))
+	if err != nil {
+		return state.Key{}, ErrUnauthorized
+	}
+	key, err := store.Key(id)
+	if err != nil {
+		return state.Key{}, ErrUnauthorized
+	}
+	want, err := hex.DecodeString(key.SecretHash)
+	sum := sha256.Sum256([]byte(secret))
+	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		return state.Key{}, ErrUnauthorized
+	}
+	return key, nil
+}
+
+// Bearer extracts the token from an Authorization header value.
+func Bearer(header string) string {
+	t, _ := strings.CutPrefix(header, "Bearer ")
+	return strings.TrimSpace(t)
+}

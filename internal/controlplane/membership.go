@@ -1,0 +1,99 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Peer is a server as needed to bootstrap or join a cluster.
+type Peer struct {
+	ID   string
+	Raft string
+}
+
+// ID returns this node's server ID.
+func (n *Node) ID() string { return n.id }
+
+// RaftAddr returns this node's Raft address.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// LeaderID returns the current leader's ID, or "" when there is none.
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// HasState reports whether this node has ever been part of a cluster
+// (bootstrapped, joined, or restored from a snapshot).
+func (n *Node) HasState() bool {
+	return n.raft.LastIndex() > 0
+}
+
+// InConfiguration reports whether id is in the Raft configuration this
+// node knows.
+func (n *Node) InConfiguration(id string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Bootstrap makes the given servers (this one among them) the first
+// configuration. Every server of a new cluster may call it with the same
+// list; it is a no-op on a node that has state.
+func (n *Node) Bootstrap(peers []Peer) error {
+	var servers []raft.Server
+	for _, p := range peers {
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft)})
+	}
+	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// AddServer adds a server to the configuration, as a voter or a
+// non-voter. Leader only.
+func (n *Node) AddServer(p Peer, voter bool) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	var f raft.IndexFuture
+	if voter {
+		f = n.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.Raft), 0, 10*time.Second)
+	} else {
+		f = n.raft.AddNonvoter(raft.ServerID(p.ID), raft.ServerAddress(p.Raft), 0, 10*time.Second)
+	}
+	if err := f.Error(); err != nil {
+		if isLeadershipError(err) {
+			return fmt.Errorf("%w (%v)", ErrNotLeader, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// RemoveServer removes a server from the configuration. Leader only.
+func (n *Node) RemoveServer(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	return n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+}
+
+// LeaderCh reports leadership changes of this node (true: it became
+// leader). See raft.Raft.LeaderCh for its delivery contract.
+func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
+
+// Barrier waits until everything committed before it is applied.
+func (n *Node) Barrier(timeout time.Duration) error { return n.raft.Barrier(timeout).Error() }

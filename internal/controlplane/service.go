@@ -1,0 +1,109 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"nimbus/internal/auth"
+	"nimbus/internal/blob"
+	"nimbus/internal/rpc/rpcpb"
+)
+
+// Heartbeats receives workers' heartbeats (the server's soft view of its
+// workers).
+type Heartbeats interface {
+	Heartbeat(hb *rpcpb.WorkerHeartbeat)
+}
+
+// Service is the server side of the internal Control RPC.
+type Service struct {
+	rpcpb.UnimplementedControlServer
+	node    *Node
+	apiAddr string
+	blobs   *blob.Store
+	workers Heartbeats
+}
+
+// NewService returns the Control service of node.
+func NewService(node *Node, apiAddr string, blobs *blob.Store, workers Heartbeats) *Service {
+	return &Service{node: node, apiAddr: apiAddr, blobs: blobs, workers: workers}
+}
+
+// Register adds the service to a gRPC server, with an interceptor that
+// admits only calls carrying a key of role admin or worker.
+func (s *Service) Register(g *grpc.Server) { rpcpb.RegisterControlServer(g, s) }
+
+// AuthInterceptor checks the bearer key of every internal call against
+// the replicated key store.
+func (s *Service) AuthInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		var token string
+		if v := md.Get("authorization"); len(v) > 0 {
+			token = auth.Bearer(v[0])
+		}
+		key, err := auth.Check(s.node.Store(), token)
+		if err != nil || (key.Role != "admin" && key.Role != "worker") {
+			return nil, status.Error(codes.Unauthenticated, "internal RPC needs an admin or worker key")
+		}
+		return h(ctx, req)
+	}
+}
+
+func (s *Service) Apply(ctx context.Context, req *rpcpb.ApplyRequest) (*rpcpb.ApplyResponse, error) {
+	return s.node.ApplyForwarded(ctx, req), nil
+}
+
+func (s *Service) ServerInfo(ctx context.Context, _ *rpcpb.ServerInfoRequest) (*rpcpb.ServerInfoResponse, error) {
+	return &rpcpb.ServerInfoResponse{
+		Id: s.node.ID(), RaftAddress: s.node.RaftAddr(), ApiAddress: s.apiAddr,
+		LeaderId: s.node.LeaderID(), Bootstrapped: s.node.HasState(),
+	}, nil
+}
+
+func (s *Service) Join(ctx context.Context, req *rpcpb.JoinRequest) (*rpcpb.JoinResponse, error) {
+	if req.Id == "" || req.RaftAddress == "" {
+		return nil, status.Error(codes.InvalidArgument, "join needs an id and a raft address")
+	}
+	err := s.node.AddServer(Peer{ID: req.Id, Raft: req.RaftAddress}, !req.Nonvoter)
+	if errors.Is(err, ErrNotLeader) {
+		return nil, status.Error(codes.FailedPrecondition, "not the leader: "+s.node.LeaderID())
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.JoinResponse{}, nil
+}
+
+func (s *Service) PutBlob(ctx context.Context, req *rpcpb.PutBlobRequest) (*rpcpb.PutBlobResponse, error) {
+	d, err := s.blobs.Put(req.Data)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.PutBlobResponse{Digest: d}, nil
+}
+
+func (s *Service) GetBlob(ctx context.Context, req *rpcpb.GetBlobRequest) (*rpcpb.GetBlobResponse, error) {
+	b, err := s.blobs.Get(ctx, req.Digest)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, status.Error(codes.NotFound, err.Error())
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.GetBlobResponse{Data: b}, nil
+}
+
+func (s *Service) Heartbeat(ctx context.Context, hb *rpcpb.WorkerHeartbeat) (*rpcpb.HeartbeatResponse, error) {
+	if hb.WorkerId == "" || hb.Address == "" || strings.ContainsAny(hb.WorkerId, " \n") {
+		return nil, status.Error(codes.InvalidArgument, "a heartbeat needs a worker id and an address")
+	}
+	s.workers.Heartbeat(hb)
+	return &rpcpb.HeartbeatResponse{ServerId: s.node.ID()}, nil
+}

@@ -1,0 +1,21 @@
+package placement
+
+import (
+	"context"
+
+	"nimbus/internal/worker"
+	"nimbus/pkg/client"
+)
+
+// Local adapts a worker running in this process (nimbus dev) to Target.
+func Local(w *worker.Worker) Target { return local{w} }
+
+type local struct{ w *worker.Worker }
+
+func (l local) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
+	return l.w.Invoke(ctx, req)
+}
+func (l local) Retire(function string)            { l.w.Retire(function) }
+func (l local) Status() client.Worker             { return l.w.Status() }
+func (l local) HasWarm(fn string, rev int64) bool { return l.w.HasWarm(fn, rev) }
+func (l local) Runtimes() []string                { return l.w.RuntimeNames() }

@@ -1,0 +1,93 @@
+// Package rpc owns Nimbus's internal RPC (proto/nimbus.proto): the
+// connections servers and workers keep to each other, the bearer-key
+// credentials they carry, and the server side of the Control service.
+package rpc
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"nimbus/internal/rpc/rpcpb"
+)
+
+// Pool keeps one client connection per address. Safe for concurrent use;
+// the zero value is not usable, call NewPool.
+type Pool struct {
+	token string
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewPool returns a pool whose calls carry token as their bearer key.
+func NewPool(token string) *Pool {
+	return &Pool{token: token, conns: map[string]*grpc.ClientConn{}}
+}
+
+// SetToken changes the bearer key of later calls.
+func (p *Pool) SetToken(token string) {
+	p.mu.Lock()
+	p.token = token
+	p.mu.Unlock()
+}
+
+func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer{p}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// Control returns a client of the Control service at addr.
+func (p *Pool) Control(addr string) (rpcpb.ControlClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return rpcpb.NewControlClient(c), nil
+}
+
+// Worker returns a client of the Worker service at addr.
+func (p *Pool) Worker(addr string) (rpcpb.WorkerClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return rpcpb.NewWorkerClient(c), nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.conns {
+		c.Close()
+		delete(p.conns, a)
+	}
+}
+
+// bearer attaches the pool's key to every call.
+type bearer struct{ p *Pool }
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	return map[string]string{"authorization": "Bearer " + b.p.token}, nil
+}
+
+// RequireTransportSecurity is false: mutual TLS for internal traffic is
+// later work (docs/architecture.md).
+func (bearer) RequireTransportSecurity() bool { return false }

@@ -1,0 +1,49 @@
+package state
+
+import "sort"
+
+// ServerInfo is a control-plane member's addresses, recorded through Raft
+// so that every server can reach every other's API (to forward writes to
+// the leader, to copy blobs).
+type ServerInfo struct {
+	ID      string `json:"id"`
+	Raft    string `json:"raft"`
+	APIAddr string `json:"api"`
+}
+
+// PutServer records a server's addresses.
+func (s *Store) PutServer(info ServerInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.servers[info.ID] = &info
+}
+
+// RemoveServer forgets a server.
+func (s *Store) RemoveServer(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.servers, id)
+}
+
+// ServerInfos returns every recorded server, sorted by ID.
+func (s *Store) ServerInfos() []ServerInfo {
+	s.mu.RLock()
+	out := make([]ServerInfo, 0, len(s.servers))
+	for _, v := range s.servers {
+		out = append(out, *v)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// ServerInfo returns one server's addresses.
+func (s *Store) ServerInfo(id string) (ServerInfo, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.servers[id]
+	if !ok {
+		return ServerInfo{}, false
+	}
+	return *v, true
+}
