@@ -128,6 +128,8 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(
 		a.devCommand(),
+		a.serverCommand(),
+		a.workerCommand(),
 		a.initCommand(),
 		a.deployCommand(),
 		a.invokeCommand(),

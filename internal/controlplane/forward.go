@@ -70,8 +70,10 @@ func (n *Node) applyOnce(ctx context.Context, t fsm.CommandType, data []byte) (a
 	}
 	switch resp.ErrorKind {
 	case "":
+		n.waitApplied(ctx, resp.Index)
 		return fsm.DecodeResult(t, resp.Result)
 	case kindNotFound:
+		n.waitApplied(ctx, resp.Index)
 		return nil, fmt.Errorf("%s: %w", resp.ErrorMessage, state.ErrNotFound)
 	case kindNotLeader:
 		return nil, fmt.Errorf("%w (%s)", ErrNotLeader, resp.ErrorMessage)
@@ -79,7 +81,21 @@ func (n *Node) applyOnce(ctx context.Context, t fsm.CommandType, data []byte) (a
 	return nil, errors.New(resp.ErrorMessage)
 }
 
+// waitApplied waits (briefly) until this node has applied index, so that
+// what a client just wrote through it is visible in its next read here.
+func (n *Node) waitApplied(ctx context.Context, index uint64) {
+	deadline := time.Now().Add(5 * time.Second)
+	for n.raft.AppliedIndex() < index && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (n *Node) applyLocal(ctx context.Context, t fsm.CommandType, data []byte) (any, error) {
+	res, _, err := n.applyLocalIndex(ctx, t, data)
+	return res, err
+}
+
+func (n *Node) applyLocalIndex(ctx context.Context, t fsm.CommandType, data []byte) (any, uint64, error) {
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -87,15 +103,15 @@ func (n *Node) applyLocal(ctx context.Context, t fsm.CommandType, data []byte) (
 	f := n.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if isLeadershipError(err) {
-			return nil, fmt.Errorf("%w (%v)", ErrNotLeader, err)
+			return nil, 0, fmt.Errorf("%w (%v)", ErrNotLeader, err)
 		}
-		return nil, fmt.Errorf("raft apply %s: %w", t, err)
+		return nil, 0, fmt.Errorf("raft apply %s: %w", t, err)
 	}
 	resp := f.Response()
 	if err, ok := resp.(error); ok {
-		return nil, err
+		return nil, f.Index(), err
 	}
-	return resp, nil
+	return resp, f.Index(), nil
 }
 
 // ApplyForwarded serves a forwarded Apply on the leader: it commits the
@@ -105,10 +121,10 @@ func (n *Node) ApplyForwarded(ctx context.Context, req *rpcpb.ApplyRequest) *rpc
 	if !n.IsLeader() {
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotLeader, ErrorMessage: "this server is not the leader"}
 	}
-	res, err := n.applyLocal(ctx, t, append([]byte{byte(t)}, req.Command...))
+	res, index, err := n.applyLocalIndex(ctx, t, append([]byte{byte(t)}, req.Command...))
 	switch {
 	case errors.Is(err, state.ErrNotFound):
-		return &rpcpb.ApplyResponse{ErrorKind: kindNotFound, ErrorMessage: err.Error()}
+		return &rpcpb.ApplyResponse{ErrorKind: kindNotFound, ErrorMessage: err.Error(), Index: index}
 	case errors.Is(err, ErrNotLeader):
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotLeader, ErrorMessage: err.Error()}
 	case err != nil:
@@ -118,5 +134,5 @@ func (n *Node) ApplyForwarded(ctx context.Context, req *rpcpb.ApplyRequest) *rpc
 	if err != nil {
 		return &rpcpb.ApplyResponse{ErrorKind: kindOther, ErrorMessage: err.Error()}
 	}
-	return &rpcpb.ApplyResponse{Result: b}
+	return &rpcpb.ApplyResponse{Result: b, Index: index}
 }

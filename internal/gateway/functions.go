@@ -87,6 +87,12 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	if g.cfg.ReplicateBlob != nil {
+		if err := g.cfg.ReplicateBlob(r.Context(), zip); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+	}
 	fn := client.Function{FunctionConfig: cfg, CodeSHA256: digest, CodeSize: int64(len(zip))}
 	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {

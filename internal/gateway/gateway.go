@@ -36,6 +36,9 @@ type Config struct {
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	APIAddr   string // this server's API address, for the cluster view
+	// ReplicateBlob copies a new code package to enough other servers
+	// before its revision is committed; nil on a single node.
+	ReplicateBlob func(ctx context.Context, data []byte) error
 }
 
 // Gateway serves the API.

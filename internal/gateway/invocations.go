@@ -44,6 +44,11 @@ func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
-	servers := g.cfg.Control.Servers(func(string) string { return g.cfg.APIAddr })
+	servers := g.cfg.Control.Servers(func(id string) string {
+		if info, ok := g.cfg.Control.Store().ServerInfo(id); ok {
+			return info.APIAddr
+		}
+		return g.cfg.APIAddr
+	})
 	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers()})
 }

@@ -13,6 +13,10 @@ import (
 	"nimbus/internal/rpc/rpcpb"
 )
 
+// WorkerSecretHeader carries, on calls to a worker, the secret that the
+// worker announced in its heartbeats; a worker serves no one else.
+const WorkerSecretHeader = "x-nimbus-worker-secret"
+
 // Pool keeps one client connection per address. Safe for concurrent use;
 // the zero value is not usable, call NewPool.
 type Pool struct {

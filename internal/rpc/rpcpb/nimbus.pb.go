@@ -77,10 +77,14 @@ func (x *ApplyRequest) GetCommand() []byte {
 }
 
 type ApplyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Result        []byte                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`                        // the FSM's result as JSON
-	ErrorKind     string                 `protobuf:"bytes,2,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"` // "" on success; "not_found", "not_leader" or "other"
-	ErrorMessage  string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Result       []byte                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`                        // the FSM's result as JSON
+	ErrorKind    string                 `protobuf:"bytes,2,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"` // "" on success; "not_found", "not_leader" or "other"
+	ErrorMessage string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// index is the Raft index of the committed entry: the forwarding
+	// server waits until it has applied it, so that a client reads its
+	// own write from any server.
+	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +138,13 @@ func (x *ApplyResponse) GetErrorMessage() string {
 		return x.ErrorMessage
 	}
 	return ""
+}
+
+func (x *ApplyResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type ServerInfoRequest struct {
@@ -978,12 +989,13 @@ const file_nimbus_proto_rawDesc = "" +
 	"\fnimbus.proto\x12\tnimbus.v1\"<\n" +
 	"\fApplyRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\rR\x04type\x12\x18\n" +
-	"\acommand\x18\x02 \x01(\fR\acommand\"k\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\"\x81\x01\n" +
 	"\rApplyResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x12\x1d\n" +
 	"\n" +
 	"error_kind\x18\x02 \x01(\tR\terrorKind\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\x13\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\"\x13\n" +
 	"\x11ServerInfoRequest\"\xa9\x01\n" +
 	"\x12ServerInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/internal/node"
+)
+
+func (a *app) serverCommand() *cobra.Command {
+	opts := node.ServerOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a control-plane server (a Raft member, API gateway and, when leader, scheduler)",
+		Long: "Run a control-plane server. Three servers that know each other through --join\n" +
+			"and are started with --bootstrap-expect 3 find each other and bootstrap once, in\n" +
+			"any order. They share the key in --bootstrap-token-file, which is also the\n" +
+			"cluster's first admin key.",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.BootstrapExpect < 0 {
+				return usagef("--bootstrap-expect must be 0 or more")
+			}
+			opts.DataDir = a.path(opts.DataDir)
+			if opts.BootstrapTokenFile != "" {
+				opts.BootstrapTokenFile = a.path(opts.BootstrapTokenFile)
+			}
+			opts.Out = a.env.Stdout
+			err := node.RunServer(cmd.Context(), opts)
+			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
+				return a.platform(err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.NodeID, "node-id", "", "this server's ID (required)")
+	f.StringVar(&opts.DataDir, "data", "", "data directory (required)")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API (and internal RPC) address HOST:PORT")
+	f.StringVar(&opts.Raft, "raft", "", "Raft address HOST:PORT (required)")
+	f.IntVar(&opts.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers see each other")
+	f.StringSliceVar(&opts.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
+	f.StringVar(&opts.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
+	f.DurationVar(&opts.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
+	for _, r := range []string{"node-id", "data", "raft"} {
+		cmd.MarkFlagRequired(r)
+	}
+	return cmd
+}
+
+func (a *app) workerCommand() *cobra.Command {
+	opts := node.WorkerOptions{}
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run an execution node that registers with the servers and runs invocations",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.DataDir = a.path(opts.DataDir)
+			opts.Token = a.token
+			if opts.Token == "" {
+				opts.Token = a.env.Getenv("NIMBUS_TOKEN")
+			}
+			opts.Out = a.env.Stdout
+			err := node.RunWorker(cmd.Context(), opts)
+			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
+				return a.platform(err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ID, "id", "", "worker ID (default worker-<port>)")
+	f.StringSliceVar(&opts.Servers, "servers", nil, "API addresses of the servers, HOST:PORT,... (required)")
+	f.StringVar(&opts.DataDir, "data", ".nimbus-worker", "data directory")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:0", "RPC address HOST:PORT")
+	f.StringVar(&opts.Advertise, "advertise", "", "address the servers reach this worker at (default --listen)")
+	f.IntVar(&opts.Slots, "slots", 0, "concurrent invocations (default one per core)")
+	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
+	cmd.MarkFlagRequired("servers")
+	return cmd
+}

@@ -1,0 +1,217 @@
+package placement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"nimbus/internal/rpc"
+	"nimbus/internal/rpc/rpcpb"
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/worker"
+	"nimbus/pkg/client"
+)
+
+// ErrorWorkerLost is the errorType of an invocation whose worker died
+// or became unreachable while running it.
+const ErrorWorkerLost = "Sandbox.WorkerLost"
+
+// Registry is a server's soft view of remote workers, fed by their
+// heartbeats. A worker that misses DeadAfter worth of heartbeats is
+// considered dead and offered nothing. Safe for concurrent use.
+type Registry struct {
+	pool      *rpc.Pool
+	deadAfter time.Duration
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	workers map[string]*remote
+}
+
+// NewRegistry returns a registry that calls workers through pool and
+// considers a worker dead after missing deadAfter of heartbeats.
+func NewRegistry(pool *rpc.Pool, deadAfter time.Duration, log *slog.Logger) *Registry {
+	return &Registry{pool: pool, deadAfter: deadAfter, log: log, workers: map[string]*remote{}}
+}
+
+// Heartbeat records a worker's heartbeat.
+func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.workers[hb.WorkerId]
+	if w == nil {
+		w = &remote{reg: r}
+		r.workers[hb.WorkerId] = w
+		r.log.Info("worker registered", "worker", hb.WorkerId, "address", hb.Address, "slots", hb.Slots)
+	}
+	w.mu.Lock()
+	w.hb = hb
+	w.seen = time.Now()
+	w.warm = make(map[string]bool, len(hb.WarmRevisions))
+	for _, k := range hb.WarmRevisions {
+		w.warm[k] = true
+	}
+	w.mu.Unlock()
+}
+
+// Targets returns the workers that are alive, sorted by ID.
+func (r *Registry) Targets() []Target {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Target
+	ids := make([]string, 0, len(r.workers))
+	for id := range r.workers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		out = append(out, r.workers[id])
+	}
+	return out
+}
+
+// remote is a worker reached over RPC.
+type remote struct {
+	reg *Registry
+
+	mu       sync.Mutex
+	hb       *rpcpb.WorkerHeartbeat
+	seen     time.Time
+	warm     map[string]bool
+	inflight int // invocations this server has on it now
+	down     time.Time
+}
+
+func (w *remote) snapshot() (*rpcpb.WorkerHeartbeat, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	alive := time.Since(w.seen) < w.reg.deadAfter && w.down.Before(w.seen)
+	return w.hb, alive
+}
+
+func (w *remote) Status() client.Worker {
+	hb, alive := w.snapshot()
+	w.mu.Lock()
+	inUse := max(int(hb.InUse), w.inflight)
+	w.mu.Unlock()
+	return client.Worker{
+		ID: hb.WorkerId, Address: hb.Address, Slots: int(hb.Slots), InUse: inUse,
+		WarmInstances: int(hb.Warm), Healthy: alive && !hb.Draining, Executor: hb.Executor,
+	}
+}
+
+func (w *remote) HasWarm(fn string, rev int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.warm[fn+"@"+itoa(rev)]
+}
+
+func (w *remote) Runtimes() []string {
+	hb, _ := w.snapshot()
+	return hb.Runtimes
+}
+
+func (w *remote) callCtx(ctx context.Context) context.Context {
+	hb, _ := w.snapshot()
+	return metadata.AppendToOutgoingContext(ctx, rpc.WorkerSecretHeader, hb.Secret)
+}
+
+// Invoke runs req on the worker. A worker that cannot be reached is
+// ErrUnreachable (the next may be tried); one that fails mid-call gives
+// a Sandbox.WorkerLost result, since the handler may have run.
+func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
+	hb, _ := w.snapshot()
+	c, err := w.reg.pool.Worker(hb.Address)
+	if err != nil {
+		return worker.Result{}, ErrUnreachable
+	}
+	fn, err := json.Marshal(req.Function)
+	if err != nil {
+		return worker.Result{}, err
+	}
+	w.mu.Lock()
+	w.inflight++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inflight--
+		w.mu.Unlock()
+	}()
+	start := time.Now()
+	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload})
+	if err != nil {
+		if ctx.Err() != nil {
+			return worker.Result{}, ctx.Err()
+		}
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && neverConnected(st.Message()) {
+			w.markDown()
+			return worker.Result{}, ErrUnreachable
+		}
+		w.markDown()
+		w.reg.log.Warn("worker lost mid-invocation", "worker", hb.WorkerId, "request_id", req.RequestID, "err", err)
+		msg, _ := json.Marshal(map[string]string{
+			"errorType":    ErrorWorkerLost,
+			"errorMessage": "the worker " + hb.WorkerId + " running this invocation was lost: " + err.Error(),
+		})
+		return worker.Result{
+			Response: python.Response{Payload: msg, ErrorType: ErrorWorkerLost, Duration: time.Since(start)},
+			WorkerID: hb.WorkerId, Start: start,
+		}, nil
+	}
+	switch resp.Refused {
+	case "":
+	case "capacity", "pressure", "draining":
+		return worker.Result{}, worker.ErrNoCapacity
+	default:
+		return worker.Result{}, errors.New("worker refused: " + resp.Refused)
+	}
+	return worker.Result{
+		Response: python.Response{
+			Payload: resp.Payload, ErrorType: resp.ErrorType, Log: resp.Log,
+			Duration: time.Duration(resp.DurationUs) * time.Microsecond, BilledMS: resp.BilledMs,
+			MaxMemoryMB: int(resp.MaxMemoryMb), InitDuration: time.Duration(resp.InitUs) * time.Microsecond,
+		},
+		Cold: resp.Cold, WorkerID: resp.WorkerId, Start: time.Unix(0, resp.StartUnixNano),
+	}, nil
+}
+
+// neverConnected reports whether an Unavailable status means the call
+// never reached the worker (so it is safe to try another).
+func neverConnected(msg string) bool {
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") ||
+		strings.Contains(msg, "connection error")
+}
+
+func (w *remote) markDown() {
+	w.mu.Lock()
+	w.down = time.Now()
+	w.mu.Unlock()
+}
+
+func (w *remote) Retire(function string) {
+	hb, alive := w.snapshot()
+	if !alive {
+		return
+	}
+	c, err := w.reg.pool.Worker(hb.Address)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Retire(w.callCtx(ctx), &rpcpb.RetireRequest{Function: function})
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,230 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/rpc"
+	"nimbus/internal/rpc/rpcpb"
+	"nimbus/pkg/client"
+)
+
+// AgentConfig configures the remote side of a worker.
+type AgentConfig struct {
+	Servers   []string // API addresses of the servers
+	Advertise string   // the address servers reach this worker's RPC at
+	Pool      *rpc.Pool
+	// Interval between heartbeats; 0 for one second.
+	Interval time.Duration
+	// PressureLimit refuses work while CPU or memory pressure (avg10, %)
+	// is above it; 0 for 90.
+	PressureLimit float64
+	Log           *slog.Logger
+}
+
+// Agent serves a worker over RPC and heartbeats it to every server.
+type Agent struct {
+	rpcpb.UnimplementedWorkerServer
+	w      *Worker
+	cfg    AgentConfig
+	secret string
+
+	mu       sync.Mutex
+	draining bool
+	pressure [2]float64 // cpu, memory
+}
+
+// NewAgent wraps w. Its secret (sent in heartbeats, required on every call
+// from a server) is random per start.
+func NewAgent(w *Worker, cfg AgentConfig) *Agent {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.PressureLimit <= 0 {
+		cfg.PressureLimit = 90
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	return &Agent{w: w, cfg: cfg, secret: hex.EncodeToString(b)}
+}
+
+// Register adds the Worker service to g with the secret check.
+func (a *Agent) Register(g *grpc.Server) { rpcpb.RegisterWorkerServer(g, a) }
+
+// AuthInterceptor admits only calls that present this worker's secret.
+func (a *Agent) AuthInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		v := md.Get(rpc.WorkerSecretHeader)
+		if len(v) == 0 || subtle.ConstantTimeCompare([]byte(v[0]), []byte(a.secret)) != 1 {
+			return nil, status.Error(codes.Unauthenticated, "calls to a worker need its secret")
+		}
+		return h(ctx, req)
+	}
+}
+
+// Drain stops the worker taking new invocations; running ones finish.
+func (a *Agent) Drain() {
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+}
+
+func (a *Agent) refusal() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.draining:
+		return "draining"
+	case a.pressure[0] > a.cfg.PressureLimit || a.pressure[1] > a.cfg.PressureLimit:
+		return "pressure"
+	}
+	return ""
+}
+
+// Invoke runs one invocation for a server.
+func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.InvokeResponse, error) {
+	if r := a.refusal(); r != "" {
+		return &rpcpb.InvokeResponse{Refused: r}, nil
+	}
+	var fn client.Function
+	if err := json.Unmarshal(req.Function, &fn); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "bad function: "+err.Error())
+	}
+	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload})
+	if errors.Is(err, ErrNoCapacity) {
+		return &rpcpb.InvokeResponse{Refused: "capacity"}, nil
+	}
+	if errors.Is(err, ErrClosed) {
+		return &rpcpb.InvokeResponse{Refused: "draining"}, nil
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.InvokeResponse{
+		Payload: res.Payload, ErrorType: res.ErrorType, Log: res.Log,
+		DurationUs: res.Duration.Microseconds(), BilledMs: res.BilledMS, MaxMemoryMb: int32(res.MaxMemoryMB),
+		InitUs: res.InitDuration.Microseconds(), Cold: res.Cold, WorkerId: res.WorkerID,
+		StartUnixNano: res.Start.UnixNano(),
+	}, nil
+}
+
+// Retire drops a deleted function's instances.
+func (a *Agent) Retire(ctx context.Context, req *rpcpb.RetireRequest) (*rpcpb.RetireResponse, error) {
+	a.w.Retire(req.Function)
+	return &rpcpb.RetireResponse{}, nil
+}
+
+// Heartbeats sends a heartbeat to every server every interval until ctx
+// ends. It returns an error only if no server ever answered within the
+// first attempts' window of ctx.
+func (a *Agent) Heartbeats(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	registered := map[string]bool{}
+	for {
+		a.readPressure()
+		hb := a.heartbeat()
+		for _, s := range a.cfg.Servers {
+			c, err := a.cfg.Pool.Control(s)
+			if err != nil {
+				continue
+			}
+			hctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
+			_, err = c.Heartbeat(hctx, hb)
+			cancel()
+			switch {
+			case err != nil && registered[s]:
+				a.cfg.Log.Warn("heartbeat failed", "server", s, "err", err)
+				registered[s] = false
+			case err == nil && !registered[s]:
+				a.cfg.Log.Info("registered with server", "server", s)
+				registered[s] = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) heartbeat() *rpcpb.WorkerHeartbeat {
+	st := a.w.Status()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &rpcpb.WorkerHeartbeat{
+		WorkerId: st.ID, Address: a.cfg.Advertise, Secret: a.secret,
+		Slots: int32(st.Slots), InUse: int32(st.InUse), Warm: int32(st.WarmInstances),
+		Runtimes: a.w.RuntimeNames(), CpuPressure: a.pressure[0], MemoryPressure: a.pressure[1],
+		Executor: st.Executor, Draining: a.draining, WarmRevisions: a.w.WarmRevisions(),
+	}
+}
+
+// readPressure reads "some avg10" of /proc/pressure/{cpu,memory}, where
+// the kernel has pressure stall information.
+func (a *Agent) readPressure() {
+	var p [2]float64
+	for i, r := range []string{"cpu", "memory"} {
+		b, err := os.ReadFile("/proc/pressure/" + r)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) {
+			if v, ok := strings.CutPrefix(f, "avg10="); ok {
+				p[i], _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	a.mu.Lock()
+	a.pressure = p
+	a.mu.Unlock()
+}
+
+// RemoteBlobs fetches code packages from the servers, trying each in
+// turn, and checks every blob against its digest.
+type RemoteBlobs struct {
+	Servers []string
+	Pool    *rpc.Pool
+}
+
+// Get implements BlobSource.
+func (r RemoteBlobs) Get(ctx context.Context, digest string) ([]byte, error) {
+	var errs []error
+	for _, s := range r.Servers {
+		c, err := r.Pool.Control(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp, err := c.GetBlob(ctx, &rpcpb.GetBlobRequest{Digest: digest})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s, err))
+			continue
+		}
+		if blob.Digest(resp.Data) != digest {
+			errs = append(errs, fmt.Errorf("%s sent a blob that does not match %s", s, digest))
+			continue
+		}
+		return resp.Data, nil
+	}
+	return nil, fmt.Errorf("fetch code %s: %w", digest, errors.Join(errs...))
+}
