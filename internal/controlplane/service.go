@@ -69,9 +69,11 @@ func (s *Service) Apply(ctx context.Context, req *rpcpb.ApplyRequest) (*rpcpb.Ap
 }
 
 func (s *Service) ServerInfo(ctx context.Context, _ *rpcpb.ServerInfoRequest) (*rpcpb.ServerInfoResponse, error) {
+	role, term, last := s.node.Self()
 	return &rpcpb.ServerInfoResponse{
 		Id: s.node.ID(), RaftAddress: s.node.RaftAddr(), ApiAddress: s.apiAddr,
 		LeaderId: s.node.LeaderID(), Bootstrapped: s.node.HasState(),
+		Role: role, Term: term, LastIndex: last,
 	}, nil
 }
 
@@ -87,6 +89,17 @@ func (s *Service) Join(ctx context.Context, req *rpcpb.JoinRequest) (*rpcpb.Join
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &rpcpb.JoinResponse{}, nil
+}
+
+func (s *Service) Leave(ctx context.Context, req *rpcpb.LeaveRequest) (*rpcpb.LeaveResponse, error) {
+	err := s.node.RemoveServer(req.Id)
+	if errors.Is(err, ErrNotLeader) {
+		return nil, status.Error(codes.FailedPrecondition, "not the leader: "+s.node.LeaderID())
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.LeaveResponse{}, nil
 }
 
 func (s *Service) PutBlob(ctx context.Context, req *rpcpb.PutBlobRequest) (*rpcpb.PutBlobResponse, error) {

@@ -39,6 +39,9 @@ type Config struct {
 	// ReplicateBlob copies a new code package to enough other servers
 	// before its revision is committed; nil on a single node.
 	ReplicateBlob func(ctx context.Context, data []byte) error
+	// PeerView, when set, fills in what the other servers say of
+	// themselves (role, term, index, health) in the cluster view.
+	PeerView func([]client.Server) []client.Server
 }
 
 // Gateway serves the API.

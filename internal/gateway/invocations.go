@@ -50,5 +50,8 @@ func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
 		}
 		return g.cfg.APIAddr
 	})
+	if g.cfg.PeerView != nil {
+		servers = g.cfg.PeerView(servers)
+	}
 	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers()})
 }

@@ -107,6 +107,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	}
 	defer cp.Shutdown()
 
+	prober := controlplane.NewProber(cp)
 	registry := placement.NewRegistry(pool, opts.WorkerDeadAfter, log.With("subsystem", "placement"))
 	svc := controlplane.NewService(cp, apiAddr, token, blobs, registry)
 	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
@@ -124,6 +125,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		Log:           log.With("subsystem", "gateway"),
 		APIAddr:       apiAddr,
 		ReplicateBlob: replicator(cp, pool, apiAddr),
+		PeerView:      prober.Overlay,
 	})
 	defer gw.Close()
 
@@ -145,6 +147,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go joinCluster(runCtx, cp, pool, opts, apiAddr, log)
 	go registerSelf(runCtx, cp, apiAddr, log)
 	go leaderDuties(runCtx, cp, token, opts.DataDir, log)
+	go prober.Run(runCtx)
 
 	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:   http://%s\n  Raft:  %s\n  Data:  %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
 	log.Info("nimbus server started", "api", apiAddr, "raft", cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)

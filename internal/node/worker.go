@@ -114,7 +114,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 
 	<-ctx.Done()
 	log.Info("draining: finishing in-flight invocations")
-	agent.Drain()
+	agent.StartDrain()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {

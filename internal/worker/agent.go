@@ -80,8 +80,9 @@ func (a *Agent) AuthInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// Drain stops the worker taking new invocations; running ones finish.
-func (a *Agent) Drain() {
+// StartDrain stops the worker taking new invocations; running ones
+// finish.
+func (a *Agent) StartDrain() {
 	a.mu.Lock()
 	a.draining = true
 	a.mu.Unlock()
@@ -124,6 +125,12 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 		InitUs: res.InitDuration.Microseconds(), Cold: res.Cold, WorkerId: res.WorkerID,
 		StartUnixNano: res.Start.UnixNano(),
 	}, nil
+}
+
+// Drain serves a server's request to drain this worker.
+func (a *Agent) Drain(ctx context.Context, _ *rpcpb.DrainRequest) (*rpcpb.DrainResponse, error) {
+	a.StartDrain()
+	return &rpcpb.DrainResponse{}, nil
 }
 
 // Retire drops a deleted function's instances.

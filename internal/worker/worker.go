@@ -165,20 +165,27 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 	defer func() { <-w.slots }()
 
 	start := time.Now()
-	inst, cold, err := w.acquire(ctx, req.Function)
-	if err != nil {
-		return Result{}, err
+	for {
+		inst, cold, err := w.acquire(ctx, req.Function)
+		if err != nil {
+			return Result{}, err
+		}
+		resp, err := inst.Invoke(ctx, python.Request{
+			RequestID: req.RequestID,
+			Payload:   req.Payload,
+			Timeout:   time.Duration(req.Function.Timeout),
+		})
+		w.release(req.Function.Name, inst)
+		if errors.Is(err, python.ErrClosed) && !cold {
+			// A warm instance that died while idle never saw the request:
+			// run it on another (a fresh one, if no other is warm).
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Response: resp, Cold: cold, WorkerID: w.cfg.ID, Start: start}, nil
 	}
-	resp, err := inst.Invoke(ctx, python.Request{
-		RequestID: req.RequestID,
-		Payload:   req.Payload,
-		Timeout:   time.Duration(req.Function.Timeout),
-	})
-	w.release(req.Function.Name, inst)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Response: resp, Cold: cold, WorkerID: w.cfg.ID, Start: start}, nil
 }
 
 // acquire takes an idle instance of fn's revision or starts one.
@@ -189,9 +196,15 @@ func (w *Worker) acquire(ctx context.Context, fn client.Function) (*instance, bo
 		return nil, false, ErrClosed
 	}
 	p := w.poolLocked(fn.Name, fn.Revision)
-	if n := len(p.idle); n > 0 && p.idle[n-1].revision == fn.Revision {
+	for n := len(p.idle); n > 0 && p.idle[n-1].revision == fn.Revision; n = len(p.idle) {
 		inst := p.idle[n-1]
 		p.idle = p.idle[:n-1]
+		if !inst.Alive() {
+			// It died while idle (a stray kill, OOM from a leftover thread).
+			w.instances--
+			w.closeLocked(inst)
+			continue
+		}
 		w.mu.Unlock()
 		return inst, false, nil
 	}

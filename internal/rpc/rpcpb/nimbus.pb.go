@@ -190,6 +190,9 @@ type ServerInfoResponse struct {
 	ApiAddress    string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
 	LeaderId      string                 `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	Bootstrapped  bool                   `protobuf:"varint,5,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
+	Role          string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"` // leader, follower, candidate, nonvoter
+	Term          uint64                 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	LastIndex     uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +260,27 @@ func (x *ServerInfoResponse) GetBootstrapped() bool {
 		return x.Bootstrapped
 	}
 	return false
+}
+
+func (x *ServerInfoResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ServerInfoResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ServerInfoResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
 }
 
 type JoinRequest struct {
@@ -363,6 +387,86 @@ func (*JoinResponse) Descriptor() ([]byte, []int) {
 	return file_nimbus_proto_rawDescGZIP(), []int{5}
 }
 
+type LeaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveRequest) Reset() {
+	*x = LeaveRequest{}
+	mi := &file_nimbus_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveRequest) ProtoMessage() {}
+
+func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
+func (*LeaveRequest) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LeaveRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type LeaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveResponse) Reset() {
+	*x = LeaveResponse{}
+	mi := &file_nimbus_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveResponse) ProtoMessage() {}
+
+func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
+func (*LeaveResponse) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{7}
+}
+
 type PutBlobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -372,7 +476,7 @@ type PutBlobRequest struct {
 
 func (x *PutBlobRequest) Reset() {
 	*x = PutBlobRequest{}
-	mi := &file_nimbus_proto_msgTypes[6]
+	mi := &file_nimbus_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +488,7 @@ func (x *PutBlobRequest) String() string {
 func (*PutBlobRequest) ProtoMessage() {}
 
 func (x *PutBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[6]
+	mi := &file_nimbus_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +501,7 @@ func (x *PutBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlobRequest.ProtoReflect.Descriptor instead.
 func (*PutBlobRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{6}
+	return file_nimbus_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PutBlobRequest) GetData() []byte {
@@ -416,7 +520,7 @@ type PutBlobResponse struct {
 
 func (x *PutBlobResponse) Reset() {
 	*x = PutBlobResponse{}
-	mi := &file_nimbus_proto_msgTypes[7]
+	mi := &file_nimbus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +532,7 @@ func (x *PutBlobResponse) String() string {
 func (*PutBlobResponse) ProtoMessage() {}
 
 func (x *PutBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[7]
+	mi := &file_nimbus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +545,7 @@ func (x *PutBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlobResponse.ProtoReflect.Descriptor instead.
 func (*PutBlobResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{7}
+	return file_nimbus_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PutBlobResponse) GetDigest() string {
@@ -460,7 +564,7 @@ type GetBlobRequest struct {
 
 func (x *GetBlobRequest) Reset() {
 	*x = GetBlobRequest{}
-	mi := &file_nimbus_proto_msgTypes[8]
+	mi := &file_nimbus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +576,7 @@ func (x *GetBlobRequest) String() string {
 func (*GetBlobRequest) ProtoMessage() {}
 
 func (x *GetBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[8]
+	mi := &file_nimbus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +589,7 @@ func (x *GetBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlobRequest.ProtoReflect.Descriptor instead.
 func (*GetBlobRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{8}
+	return file_nimbus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetBlobRequest) GetDigest() string {
@@ -504,7 +608,7 @@ type GetBlobResponse struct {
 
 func (x *GetBlobResponse) Reset() {
 	*x = GetBlobResponse{}
-	mi := &file_nimbus_proto_msgTypes[9]
+	mi := &file_nimbus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +620,7 @@ func (x *GetBlobResponse) String() string {
 func (*GetBlobResponse) ProtoMessage() {}
 
 func (x *GetBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[9]
+	mi := &file_nimbus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +633,7 @@ func (x *GetBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlobResponse.ProtoReflect.Descriptor instead.
 func (*GetBlobResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{9}
+	return file_nimbus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetBlobResponse) GetData() []byte {
@@ -560,7 +664,7 @@ type WorkerHeartbeat struct {
 
 func (x *WorkerHeartbeat) Reset() {
 	*x = WorkerHeartbeat{}
-	mi := &file_nimbus_proto_msgTypes[10]
+	mi := &file_nimbus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +676,7 @@ func (x *WorkerHeartbeat) String() string {
 func (*WorkerHeartbeat) ProtoMessage() {}
 
 func (x *WorkerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[10]
+	mi := &file_nimbus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +689,7 @@ func (x *WorkerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeartbeat.ProtoReflect.Descriptor instead.
 func (*WorkerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{10}
+	return file_nimbus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WorkerHeartbeat) GetWorkerId() string {
@@ -681,7 +785,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_nimbus_proto_msgTypes[11]
+	mi := &file_nimbus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +797,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[11]
+	mi := &file_nimbus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +810,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{11}
+	return file_nimbus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatResponse) GetServerId() string {
@@ -727,7 +831,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_nimbus_proto_msgTypes[12]
+	mi := &file_nimbus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +843,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[12]
+	mi := &file_nimbus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +856,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{12}
+	return file_nimbus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InvokeRequest) GetRequestId() string {
@@ -797,7 +901,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_nimbus_proto_msgTypes[13]
+	mi := &file_nimbus_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +913,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[13]
+	mi := &file_nimbus_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +926,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{13}
+	return file_nimbus_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InvokeResponse) GetRefused() string {
@@ -911,7 +1015,7 @@ type RetireRequest struct {
 
 func (x *RetireRequest) Reset() {
 	*x = RetireRequest{}
-	mi := &file_nimbus_proto_msgTypes[14]
+	mi := &file_nimbus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1027,7 @@ func (x *RetireRequest) String() string {
 func (*RetireRequest) ProtoMessage() {}
 
 func (x *RetireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[14]
+	mi := &file_nimbus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1040,7 @@ func (x *RetireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireRequest.ProtoReflect.Descriptor instead.
 func (*RetireRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{14}
+	return file_nimbus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RetireRequest) GetFunction() string {
@@ -954,7 +1058,7 @@ type RetireResponse struct {
 
 func (x *RetireResponse) Reset() {
 	*x = RetireResponse{}
-	mi := &file_nimbus_proto_msgTypes[15]
+	mi := &file_nimbus_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1070,7 @@ func (x *RetireResponse) String() string {
 func (*RetireResponse) ProtoMessage() {}
 
 func (x *RetireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[15]
+	mi := &file_nimbus_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1083,79 @@ func (x *RetireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireResponse.ProtoReflect.Descriptor instead.
 func (*RetireResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{15}
+	return file_nimbus_proto_rawDescGZIP(), []int{17}
+}
+
+type DrainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_nimbus_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{18}
+}
+
+type DrainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainResponse) Reset() {
+	*x = DrainResponse{}
+	mi := &file_nimbus_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainResponse) ProtoMessage() {}
+
+func (x *DrainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
+func (*DrainResponse) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{19}
 }
 
 var File_nimbus_proto protoreflect.FileDescriptor
@@ -996,21 +1172,28 @@ const file_nimbus_proto_rawDesc = "" +
 	"error_kind\x18\x02 \x01(\tR\terrorKind\x12#\n" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x14\n" +
 	"\x05index\x18\x04 \x01(\x04R\x05index\"\x13\n" +
-	"\x11ServerInfoRequest\"\xa9\x01\n" +
+	"\x11ServerInfoRequest\"\xf0\x01\n" +
 	"\x12ServerInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1b\n" +
 	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\"\n" +
-	"\fbootstrapped\x18\x05 \x01(\bR\fbootstrapped\"}\n" +
+	"\fbootstrapped\x18\x05 \x01(\bR\fbootstrapped\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12\x12\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\"}\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
 	"\vapi_address\x18\x03 \x01(\tR\n" +
 	"apiAddress\x12\x1a\n" +
 	"\bnonvoter\x18\x04 \x01(\bR\bnonvoter\"\x0e\n" +
-	"\fJoinResponse\"$\n" +
+	"\fJoinResponse\"\x1e\n" +
+	"\fLeaveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x0f\n" +
+	"\rLeaveResponse\"$\n" +
 	"\x0ePutBlobRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\")\n" +
 	"\x0fPutBlobResponse\x12\x16\n" +
@@ -1057,18 +1240,22 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0fstart_unix_nano\x18\v \x01(\x03R\rstartUnixNano\"+\n" +
 	"\rRetireRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\"\x10\n" +
-	"\x0eRetireResponse2\x94\x03\n" +
+	"\x0eRetireResponse\"\x0e\n" +
+	"\fDrainRequest\"\x0f\n" +
+	"\rDrainResponse2\xd0\x03\n" +
 	"\aControl\x12:\n" +
 	"\x05Apply\x12\x17.nimbus.v1.ApplyRequest\x1a\x18.nimbus.v1.ApplyResponse\x12I\n" +
 	"\n" +
 	"ServerInfo\x12\x1c.nimbus.v1.ServerInfoRequest\x1a\x1d.nimbus.v1.ServerInfoResponse\x127\n" +
-	"\x04Join\x12\x16.nimbus.v1.JoinRequest\x1a\x17.nimbus.v1.JoinResponse\x12@\n" +
+	"\x04Join\x12\x16.nimbus.v1.JoinRequest\x1a\x17.nimbus.v1.JoinResponse\x12:\n" +
+	"\x05Leave\x12\x17.nimbus.v1.LeaveRequest\x1a\x18.nimbus.v1.LeaveResponse\x12@\n" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
-	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse2\x86\x01\n" +
+	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse2\xc2\x01\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
-	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
+	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
+	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
 
 var (
 	file_nimbus_proto_rawDescOnce sync.Once
@@ -1082,7 +1269,7 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_nimbus_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
@@ -1090,36 +1277,44 @@ var file_nimbus_proto_goTypes = []any{
 	(*ServerInfoResponse)(nil), // 3: nimbus.v1.ServerInfoResponse
 	(*JoinRequest)(nil),        // 4: nimbus.v1.JoinRequest
 	(*JoinResponse)(nil),       // 5: nimbus.v1.JoinResponse
-	(*PutBlobRequest)(nil),     // 6: nimbus.v1.PutBlobRequest
-	(*PutBlobResponse)(nil),    // 7: nimbus.v1.PutBlobResponse
-	(*GetBlobRequest)(nil),     // 8: nimbus.v1.GetBlobRequest
-	(*GetBlobResponse)(nil),    // 9: nimbus.v1.GetBlobResponse
-	(*WorkerHeartbeat)(nil),    // 10: nimbus.v1.WorkerHeartbeat
-	(*HeartbeatResponse)(nil),  // 11: nimbus.v1.HeartbeatResponse
-	(*InvokeRequest)(nil),      // 12: nimbus.v1.InvokeRequest
-	(*InvokeResponse)(nil),     // 13: nimbus.v1.InvokeResponse
-	(*RetireRequest)(nil),      // 14: nimbus.v1.RetireRequest
-	(*RetireResponse)(nil),     // 15: nimbus.v1.RetireResponse
+	(*LeaveRequest)(nil),       // 6: nimbus.v1.LeaveRequest
+	(*LeaveResponse)(nil),      // 7: nimbus.v1.LeaveResponse
+	(*PutBlobRequest)(nil),     // 8: nimbus.v1.PutBlobRequest
+	(*PutBlobResponse)(nil),    // 9: nimbus.v1.PutBlobResponse
+	(*GetBlobRequest)(nil),     // 10: nimbus.v1.GetBlobRequest
+	(*GetBlobResponse)(nil),    // 11: nimbus.v1.GetBlobResponse
+	(*WorkerHeartbeat)(nil),    // 12: nimbus.v1.WorkerHeartbeat
+	(*HeartbeatResponse)(nil),  // 13: nimbus.v1.HeartbeatResponse
+	(*InvokeRequest)(nil),      // 14: nimbus.v1.InvokeRequest
+	(*InvokeResponse)(nil),     // 15: nimbus.v1.InvokeResponse
+	(*RetireRequest)(nil),      // 16: nimbus.v1.RetireRequest
+	(*RetireResponse)(nil),     // 17: nimbus.v1.RetireResponse
+	(*DrainRequest)(nil),       // 18: nimbus.v1.DrainRequest
+	(*DrainResponse)(nil),      // 19: nimbus.v1.DrainResponse
 }
 var file_nimbus_proto_depIdxs = []int32{
 	0,  // 0: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
 	2,  // 1: nimbus.v1.Control.ServerInfo:input_type -> nimbus.v1.ServerInfoRequest
 	4,  // 2: nimbus.v1.Control.Join:input_type -> nimbus.v1.JoinRequest
-	6,  // 3: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
-	8,  // 4: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
-	10, // 5: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
-	12, // 6: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
-	14, // 7: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	1,  // 8: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 9: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 10: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 11: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	9,  // 12: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	11, // 13: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	13, // 14: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	15, // 15: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	8,  // [8:16] is the sub-list for method output_type
-	0,  // [0:8] is the sub-list for method input_type
+	6,  // 3: nimbus.v1.Control.Leave:input_type -> nimbus.v1.LeaveRequest
+	8,  // 4: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
+	10, // 5: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
+	12, // 6: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
+	14, // 7: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
+	16, // 8: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
+	18, // 9: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	1,  // 10: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 11: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 12: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 13: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 14: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 15: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 16: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 17: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	17, // 18: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	19, // 19: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	10, // [10:20] is the sub-list for method output_type
+	0,  // [0:10] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -1136,7 +1331,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -25,6 +25,7 @@ const (
 	Control_Apply_FullMethodName      = "/nimbus.v1.Control/Apply"
 	Control_ServerInfo_FullMethodName = "/nimbus.v1.Control/ServerInfo"
 	Control_Join_FullMethodName       = "/nimbus.v1.Control/Join"
+	Control_Leave_FullMethodName      = "/nimbus.v1.Control/Leave"
 	Control_PutBlob_FullMethodName    = "/nimbus.v1.Control/PutBlob"
 	Control_GetBlob_FullMethodName    = "/nimbus.v1.Control/GetBlob"
 	Control_Heartbeat_FullMethodName  = "/nimbus.v1.Control/Heartbeat"
@@ -44,6 +45,8 @@ type ControlClient interface {
 	ServerInfo(ctx context.Context, in *ServerInfoRequest, opts ...grpc.CallOption) (*ServerInfoResponse, error)
 	// Join adds a server to the Raft configuration (leader only).
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// Leave removes a server from the Raft configuration (leader only).
+	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
 	// PutBlob stores a code package; GetBlob fetches one by digest.
 	PutBlob(ctx context.Context, in *PutBlobRequest, opts ...grpc.CallOption) (*PutBlobResponse, error)
 	GetBlob(ctx context.Context, in *GetBlobRequest, opts ...grpc.CallOption) (*GetBlobResponse, error)
@@ -84,6 +87,16 @@ func (c *controlClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(JoinResponse)
 	err := c.cc.Invoke(ctx, Control_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveResponse)
+	err := c.cc.Invoke(ctx, Control_Leave_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +147,8 @@ type ControlServer interface {
 	ServerInfo(context.Context, *ServerInfoRequest) (*ServerInfoResponse, error)
 	// Join adds a server to the Raft configuration (leader only).
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Leave removes a server from the Raft configuration (leader only).
+	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
 	// PutBlob stores a code package; GetBlob fetches one by digest.
 	PutBlob(context.Context, *PutBlobRequest) (*PutBlobResponse, error)
 	GetBlob(context.Context, *GetBlobRequest) (*GetBlobResponse, error)
@@ -158,6 +173,9 @@ func (UnimplementedControlServer) ServerInfo(context.Context, *ServerInfoRequest
 }
 func (UnimplementedControlServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedControlServer) Leave(context.Context, *LeaveRequest) (*LeaveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Leave not implemented")
 }
 func (UnimplementedControlServer) PutBlob(context.Context, *PutBlobRequest) (*PutBlobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PutBlob not implemented")
@@ -243,6 +261,24 @@ func _Control_Join_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_Leave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).Leave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_Leave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).Leave(ctx, req.(*LeaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_PutBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutBlobRequest)
 	if err := dec(in); err != nil {
@@ -317,6 +353,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Control_Join_Handler,
 		},
 		{
+			MethodName: "Leave",
+			Handler:    _Control_Leave_Handler,
+		},
+		{
 			MethodName: "PutBlob",
 			Handler:    _Control_PutBlob_Handler,
 		},
@@ -336,6 +376,7 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 const (
 	Worker_Invoke_FullMethodName = "/nimbus.v1.Worker/Invoke"
 	Worker_Retire_FullMethodName = "/nimbus.v1.Worker/Retire"
+	Worker_Drain_FullMethodName  = "/nimbus.v1.Worker/Drain"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -346,6 +387,8 @@ const (
 type WorkerClient interface {
 	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
 	Retire(ctx context.Context, in *RetireRequest, opts ...grpc.CallOption) (*RetireResponse, error)
+	// Drain stops the worker taking new invocations; running ones finish.
+	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error)
 }
 
 type workerClient struct {
@@ -376,6 +419,16 @@ func (c *workerClient) Retire(ctx context.Context, in *RetireRequest, opts ...gr
 	return out, nil
 }
 
+func (c *workerClient) Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainResponse)
+	err := c.cc.Invoke(ctx, Worker_Drain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -384,6 +437,8 @@ func (c *workerClient) Retire(ctx context.Context, in *RetireRequest, opts ...gr
 type WorkerServer interface {
 	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
 	Retire(context.Context, *RetireRequest) (*RetireResponse, error)
+	// Drain stops the worker taking new invocations; running ones finish.
+	Drain(context.Context, *DrainRequest) (*DrainResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -399,6 +454,9 @@ func (UnimplementedWorkerServer) Invoke(context.Context, *InvokeRequest) (*Invok
 }
 func (UnimplementedWorkerServer) Retire(context.Context, *RetireRequest) (*RetireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Retire not implemented")
+}
+func (UnimplementedWorkerServer) Drain(context.Context, *DrainRequest) (*DrainResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Drain not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -457,6 +515,24 @@ func _Worker_Retire_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Drain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Drain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Drain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Drain(ctx, req.(*DrainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -471,6 +547,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Retire",
 			Handler:    _Worker_Retire_Handler,
+		},
+		{
+			MethodName: "Drain",
+			Handler:    _Worker_Drain_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

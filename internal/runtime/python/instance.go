@@ -343,7 +343,12 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return inv.timedOut()
 		}
-		return inv.crashed("Runtime closed its request pipe")
+		// The request never reached the runtime (it died while idle, or
+		// a previous handler closed the pipe): not this invocation's
+		// failure. The instance is dead; the caller may retry elsewhere.
+		i.dead.Store(true)
+		i.proc.Kill()
+		return Response{}, fmt.Errorf("%w: runtime closed its request pipe", ErrClosed)
 	}
 	if cap(i.reqBuf) > 64<<10 {
 		i.reqBuf = nil // do not pin a large payload's buffer

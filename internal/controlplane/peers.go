@@ -1,0 +1,112 @@
+package controlplane
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"nimbus/internal/rpc/rpcpb"
+	"nimbus/pkg/client"
+)
+
+// Self describes this node for ServerInfo answers.
+func (n *Node) Self() (role string, term, lastIndex uint64) {
+	stats := n.raft.Stats()
+	switch n.raft.State() {
+	case raft.Leader:
+		role = "leader"
+	case raft.Candidate:
+		role = "candidate"
+	default:
+		role = "follower"
+		if !n.isVoter(n.id) {
+			role = "nonvoter"
+		}
+	}
+	return role, parseUint(stats["term"]), parseUint(stats["last_log_index"])
+}
+
+func (n *Node) isVoter(id string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
+// Prober asks every other server for its ServerInfo once a second, so
+// that the cluster view shows each server's own role, term and index and
+// whether it answers.
+type Prober struct {
+	node *Node
+
+	mu   sync.Mutex
+	seen map[string]probe
+}
+
+type probe struct {
+	at   time.Time
+	info *rpcpb.ServerInfoResponse
+}
+
+// NewProber returns a prober for node's peers.
+func NewProber(node *Node) *Prober { return &Prober{node: node, seen: map[string]probe{}} }
+
+// Run probes until ctx ends.
+func (p *Prober) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, s := range p.node.store.ServerInfos() {
+			if s.ID == p.node.id || p.node.rpc == nil {
+				continue
+			}
+			c, err := p.node.rpc.Control(s.APIAddr)
+			if err != nil {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
+			info, err := c.ServerInfo(pctx, &rpcpb.ServerInfoRequest{})
+			cancel()
+			if err == nil {
+				p.mu.Lock()
+				p.seen[s.ID] = probe{at: time.Now(), info: info}
+				p.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Overlay fills in, for servers other than this one, what they last said
+// of themselves; a server not heard from in three seconds is unhealthy.
+func (p *Prober) Overlay(servers []client.Server) []client.Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range servers {
+		s := &servers[i]
+		if s.ID == p.node.id {
+			continue
+		}
+		pr, ok := p.seen[s.ID]
+		s.Healthy = ok && time.Since(pr.at) < 3*time.Second
+		if ok && s.Healthy {
+			s.Term, s.LastIndex = pr.info.Term, pr.info.LastIndex
+			if pr.info.Role != "" && s.Role != "leader" {
+				s.Role = pr.info.Role
+			}
+		}
+	}
+	return servers
+}
