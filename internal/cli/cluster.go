@@ -9,6 +9,39 @@ import (
 )
 
 func (a *app) clusterCommand() *cobra.Command {
+	cmd := a.clusterShowCommand()
+	var nonvoter bool
+	join := &cobra.Command{
+		Use:   "join ADDRESS",
+		Short: "Add the server whose API answers at ADDRESS (HOST:PORT) to the cluster",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := a.client().JoinServer(cmd.Context(), args[0], nonvoter)
+			if err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "server %s (%s) joined the cluster\n", id, args[0])
+			return nil
+		},
+	}
+	join.Flags().BoolVar(&nonvoter, "nonvoter", false, "join as a non-voter (a standby)")
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a server from the cluster",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().RemoveServer(cmd.Context(), args[0]); err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "server %s removed\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(join, remove)
+	return cmd
+}
+
+func (a *app) clusterShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cluster",
 		Short: "Show the cluster's servers and workers",

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,8 @@ func (a *app) serverCommand() *cobra.Command {
 	f.StringSliceVar(&opts.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
 	f.StringVar(&opts.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
 	f.DurationVar(&opts.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
+	f.BoolVar(&opts.Standby, "standby", false, "join as a non-voter, promoted when a voter has been dead for --promote-after")
+	f.DurationVar(&opts.PromoteAfter, "promote-after", 0, "how long a voter may be dead before a standby replaces it (default 10s)")
 	for _, r := range []string{"node-id", "data", "raft"} {
 		cmd.MarkFlagRequired(r)
 	}
@@ -79,5 +82,17 @@ func (a *app) workerCommand() *cobra.Command {
 	f.IntVar(&opts.Slots, "slots", 0, "concurrent invocations (default one per core)")
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	cmd.MarkFlagRequired("servers")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "drain ID",
+		Short: "Stop a worker taking new invocations; running ones finish",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().DrainWorker(cmd.Context(), args[0]); err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "worker %s is draining\n", args[0])
+			return nil
+		},
+	})
 	return cmd
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// PeerView, when set, fills in what the other servers say of
 	// themselves (role, term, index, health) in the cluster view.
 	PeerView func([]client.Server) []client.Server
+	// Membership changes the cluster (join, remove, drain); nil on a
+	// single node.
+	Membership Membership
 }
 
 // Gateway serves the API.
@@ -81,6 +84,9 @@ func (g *Gateway) routes() {
 	m.Handle("GET /v1/invocations", g.authFunc(g.listInvocations))
 	m.Handle("GET /v1/invocations/{id}", g.authFunc(g.getInvocation))
 	m.Handle("GET /v1/cluster", g.authFunc(g.cluster))
+	m.Handle("POST /v1/cluster/servers", g.authFunc(g.joinServer))
+	m.Handle("DELETE /v1/cluster/servers/{id}", g.authFunc(g.removeServer))
+	m.Handle("POST /v1/cluster/workers/{id}/drain", g.authFunc(g.drainWorker))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})
 	})

@@ -42,16 +42,3 @@ func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, rec)
 }
-
-func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
-	servers := g.cfg.Control.Servers(func(id string) string {
-		if info, ok := g.cfg.Control.Store().ServerInfo(id); ok {
-			return info.APIAddr
-		}
-		return g.cfg.APIAddr
-	})
-	if g.cfg.PeerView != nil {
-		servers = g.cfg.PeerView(servers)
-	}
-	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers()})
-}

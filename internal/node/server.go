@@ -47,7 +47,11 @@ type ServerOptions struct {
 	// WorkerDeadAfter: a worker silent this long is offered nothing; 0 for
 	// five heartbeats (5 s).
 	WorkerDeadAfter time.Duration
-	Out             io.Writer
+	// Standby joins as a non-voter, promoted by the leader when a voter
+	// has been dead for PromoteAfter (default 10 s).
+	Standby      bool
+	PromoteAfter time.Duration
+	Out          io.Writer
 	LogLevel        slog.Level
 }
 
@@ -61,6 +65,12 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	}
 	if opts.WorkerDeadAfter <= 0 {
 		opts.WorkerDeadAfter = 5 * time.Second
+	}
+	if opts.PromoteAfter <= 0 {
+		opts.PromoteAfter = 10 * time.Second
+	}
+	if opts.Standby && len(opts.Join) == 0 {
+		return errors.New("a --standby server needs --join to reach the cluster")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel})).With("node", opts.NodeID)
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
@@ -126,6 +136,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		APIAddr:       apiAddr,
 		ReplicateBlob: replicator(cp, pool, apiAddr),
 		PeerView:      prober.Overlay,
+		Membership:    &membership{cp: cp, pool: pool, registry: registry},
 	})
 	defer gw.Close()
 
@@ -148,6 +159,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go registerSelf(runCtx, cp, apiAddr, log)
 	go leaderDuties(runCtx, cp, token, opts.DataDir, log)
 	go prober.Run(runCtx)
+	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
 
 	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:   http://%s\n  Raft:  %s\n  Data:  %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
 	log.Info("nimbus server started", "api", apiAddr, "raft", cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
@@ -208,7 +220,7 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opt
 	if cp.HasState() {
 		return
 	}
-	if len(opts.Join) == 0 {
+	if len(opts.Join) == 0 && !opts.Standby {
 		if err := cp.Bootstrap([]controlplane.Peer{{ID: cp.ID(), Raft: cp.RaftAddr()}}); err != nil {
 			log.Error("bootstrap alone", "err", err)
 		}
@@ -243,10 +255,10 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opt
 			}
 		}
 		if len(members) > 0 {
-			if askToJoin(ctx, pool, members, cp, apiAddr, log) {
+			if askToJoin(ctx, pool, members, cp, apiAddr, opts.Standby, log) {
 				return
 			}
-		} else if opts.BootstrapExpect > 0 && len(peers) >= opts.BootstrapExpect {
+		} else if !opts.Standby && opts.BootstrapExpect > 0 && len(peers) >= opts.BootstrapExpect {
 			sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
 			log.Info("bootstrapping the cluster", "servers", len(peers))
 			if err := cp.Bootstrap(peers); err != nil {
@@ -264,17 +276,17 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opt
 
 // askToJoin asks each member in turn to add this node; a member that is
 // not the leader refuses, and the leader accepts.
-func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *controlplane.Node, apiAddr string, log *slog.Logger) bool {
+func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *controlplane.Node, apiAddr string, standby bool, log *slog.Logger) bool {
 	for _, m := range members {
 		c, err := pool.Control(m)
 		if err != nil {
 			continue
 		}
 		jctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		_, err = c.Join(jctx, &rpcpb.JoinRequest{Id: cp.ID(), RaftAddress: cp.RaftAddr(), ApiAddress: apiAddr})
+		_, err = c.Join(jctx, &rpcpb.JoinRequest{Id: cp.ID(), RaftAddress: cp.RaftAddr(), ApiAddress: apiAddr, Nonvoter: standby})
 		cancel()
 		if err == nil {
-			log.Info("joined the cluster", "via", m)
+			log.Info("joined the cluster", "via", m, "standby", standby)
 			return true
 		}
 	}

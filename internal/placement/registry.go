@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -214,4 +215,24 @@ func (w *remote) Retire(function string) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// ErrUnknownWorker is returned for a worker the registry has not heard of.
+var ErrUnknownWorker = errors.New("no such worker")
+
+// Drain asks a worker to stop taking new invocations.
+func (r *Registry) Drain(ctx context.Context, id string) error {
+	r.mu.Lock()
+	w := r.workers[id]
+	r.mu.Unlock()
+	if w == nil {
+		return fmt.Errorf("worker %q: %w", id, ErrUnknownWorker)
+	}
+	hb, _ := w.snapshot()
+	c, err := r.pool.Worker(hb.Address)
+	if err != nil {
+		return err
+	}
+	_, err = c.Drain(w.callCtx(ctx), &rpcpb.DrainRequest{})
+	return err
 }

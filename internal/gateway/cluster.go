@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"nimbus/internal/placement"
+	"nimbus/pkg/client"
+)
+
+// Membership changes the cluster.
+type Membership interface {
+	JoinServer(ctx context.Context, addr string, voter bool) (id string, err error)
+	RemoveServer(ctx context.Context, id string) error
+	DrainWorker(ctx context.Context, id string) error
+}
+
+var errNotACluster = &apiError{http.StatusBadRequest, "BadRequest", "this is a single-node nimbus dev: there is no cluster membership to change"}
+
+func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
+	servers := g.cfg.Control.Servers(func(id string) string {
+		if info, ok := g.cfg.Control.Store().ServerInfo(id); ok {
+			return info.APIAddr
+		}
+		return g.cfg.APIAddr
+	})
+	if g.cfg.PeerView != nil {
+		servers = g.cfg.PeerView(servers)
+	}
+	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers()})
+}
+
+// joinServer adds the server at {"address": "HOST:PORT"} (its API
+// address) to the cluster, as a voter unless "nonvoter" is true.
+func (g *Gateway) joinServer(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Membership == nil {
+		writeError(w, g.log, errNotACluster)
+		return
+	}
+	var body struct {
+		Address  string `json:"address"`
+		Nonvoter bool   `json:"nonvoter"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || body.Address == "" {
+		writeError(w, g.log, badRequest(`send {"address": "HOST:PORT"}, the API address of the server to add`))
+		return
+	}
+	id, err := g.cfg.Membership.JoinServer(r.Context(), body.Address, !body.Nonvoter)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "address": body.Address})
+}
+
+func (g *Gateway) removeServer(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Membership == nil {
+		writeError(w, g.log, errNotACluster)
+		return
+	}
+	if err := g.cfg.Membership.RemoveServer(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
+}
+
+func (g *Gateway) drainWorker(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Membership == nil {
+		writeError(w, g.log, errNotACluster)
+		return
+	}
+	err := g.cfg.Membership.DrainWorker(r.Context(), r.PathValue("id"))
+	if errors.Is(err, placement.ErrUnknownWorker) {
+		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", err.Error()})
+		return
+	}
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"draining": r.PathValue("id")})
+}

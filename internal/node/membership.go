@@ -1,0 +1,70 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"nimbus/internal/controlplane"
+	"nimbus/internal/placement"
+	"nimbus/internal/rpc"
+	"nimbus/internal/rpc/rpcpb"
+	"nimbus/internal/state"
+)
+
+// membership carries out `nimbus cluster join|remove` and
+// `nimbus worker drain` on a server: membership changes go to the
+// leader, drains to the worker.
+type membership struct {
+	cp       *controlplane.Node
+	pool     *rpc.Pool
+	registry *placement.Registry
+}
+
+// leader returns a Control client of the current leader.
+func (m *membership) leader() (rpcpb.ControlClient, error) {
+	id := m.cp.LeaderID()
+	info, ok := m.cp.Store().ServerInfo(id)
+	if id == "" || !ok {
+		return nil, controlplane.ErrNotLeader
+	}
+	return m.pool.Control(info.APIAddr)
+}
+
+// JoinServer adds the server answering at addr, as a voter or not.
+func (m *membership) JoinServer(ctx context.Context, addr string, voter bool) (string, error) {
+	c, err := m.pool.Control(addr)
+	if err != nil {
+		return "", err
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := c.ServerInfo(ictx, &rpcpb.ServerInfoRequest{})
+	if err != nil {
+		return "", fmt.Errorf("no Nimbus server answers at %s: %w", addr, err)
+	}
+	l, err := m.leader()
+	if err != nil {
+		return "", err
+	}
+	_, err = l.Join(ctx, &rpcpb.JoinRequest{Id: info.Id, RaftAddress: info.RaftAddress, ApiAddress: info.ApiAddress, Nonvoter: !voter})
+	return info.Id, err
+}
+
+// RemoveServer removes a server from the Raft configuration.
+func (m *membership) RemoveServer(ctx context.Context, id string) error {
+	if !m.cp.InConfiguration(id) {
+		return fmt.Errorf("server %q is not in the cluster: %w", id, state.ErrNotFound)
+	}
+	l, err := m.leader()
+	if err != nil {
+		return err
+	}
+	_, err = l.Leave(ctx, &rpcpb.LeaveRequest{Id: id})
+	return err
+}
+
+// DrainWorker tells a worker to stop taking new work.
+func (m *membership) DrainWorker(ctx context.Context, id string) error {
+	return m.registry.Drain(ctx, id)
+}
