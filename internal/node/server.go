@@ -52,7 +52,7 @@ type ServerOptions struct {
 	Standby      bool
 	PromoteAfter time.Duration
 	Out          io.Writer
-	LogLevel        slog.Level
+	LogLevel     slog.Level
 }
 
 // RunServer runs a control-plane server until ctx is cancelled.
