@@ -17,6 +17,10 @@ import (
 // ErrNotFound is returned for a digest the store does not hold.
 var ErrNotFound = errors.New("blob not found")
 
+// ErrQuorum is returned when a blob could not be copied to a majority of
+// servers (too many are down), so a revision using it is not committed.
+var ErrQuorum = errors.New("the code could not be stored on a majority of servers")
+
 // ErrCorrupt is returned when stored bytes no longer match their digest.
 var ErrCorrupt = errors.New("blob corrupt")
 

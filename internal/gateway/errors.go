@@ -43,7 +43,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadRequest, "BadRequest"
 	case errors.Is(err, worker.ErrNoCapacity):
 		return http.StatusTooManyRequests, "TooManyRequests"
-	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers):
+	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),
+		errors.Is(err, blob.ErrQuorum):
 		return http.StatusServiceUnavailable, "ServiceUnavailable"
 	}
 	return http.StatusInternalServerError, "InternalError"

@@ -393,6 +393,6 @@ func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx 
 				errs = append(errs, r.err)
 			}
 		}
-		return fmt.Errorf("%w: code stored on too few servers: %v", controlplane.ErrNotLeader, errors.Join(errs...))
+		return fmt.Errorf("%w (%d of %d servers missing): %v", blob.ErrQuorum, need, len(servers), errors.Join(errs...))
 	}
 }

@@ -1,0 +1,440 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// testCluster is a set of `nimbus server` and `nimbus worker` processes on
+// 127.0.0.1 that share one key. Every process it starts is stopped by
+// t.Cleanup. Its methods may be called from several goroutines.
+type testCluster struct {
+	t       *testing.T
+	dir     string
+	token   string
+	join    string // the servers' API addresses, comma-separated
+	extra   []string
+	mu      sync.Mutex
+	servers []*clusterProc
+	workers []*clusterProc
+}
+
+// clusterProc is one process of a testCluster, with what it needs to be
+// started again on the same data and ports.
+type clusterProc struct {
+	id   string
+	args []string
+	addr string // API address of a server, RPC address of a worker
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+var workerRPCLine = regexp.MustCompile(`RPC:\s+(\S+)`)
+
+// newClusterToken makes a key of the form nimbus_<12 hex>_<64 hex>.
+func newClusterToken(t *testing.T) string {
+	t.Helper()
+	id, secret := make([]byte, 6), make([]byte, 32)
+	if _, err := rand.Read(id); err != nil {
+		t.Fatal(err)
+	}
+	rand.Read(secret)
+	return "nimbus_" + hex.EncodeToString(id) + "_" + hex.EncodeToString(secret)
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startCluster starts nServers servers with --bootstrap-expect nServers,
+// waits until they have a leader, then starts nWorkers workers and waits
+// until every server sees them healthy. serverFlags are added to every
+// server's command line.
+func startCluster(t *testing.T, nServers, nWorkers int, serverFlags ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), token: newClusterToken(t), extra: serverFlags}
+	c.dumpLogsOnFailure()
+	tokenFile := filepath.Join(c.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(c.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var apis []string
+	for i := 0; i < nServers; i++ {
+		apis = append(apis, freePort(t))
+	}
+	c.join = strings.Join(apis, ",")
+	for i := 0; i < nServers; i++ {
+		id := fmt.Sprintf("s%d", i+1)
+		args := []string{"server", "--node-id", id, "--data", filepath.Join(c.dir, id),
+			"--listen", apis[i], "--raft", freePort(t), "--bootstrap-expect", fmt.Sprint(nServers),
+			"--join", c.join, "--bootstrap-token-file", tokenFile}
+		c.servers = append(c.servers, &clusterProc{id: id, args: append(args, serverFlags...), addr: apis[i]})
+	}
+	for _, s := range c.servers {
+		c.start(s, apiLine)
+	}
+	for i := range c.servers {
+		c.waitHealthy(i)
+	}
+	waitFor(t, 30*time.Second, "the servers elect a leader", func() bool { return c.leader() >= 0 })
+	for i := 0; i < nWorkers; i++ {
+		c.addWorker()
+	}
+	if nWorkers > 0 {
+		for i := range c.servers {
+			waitFor(t, 30*time.Second, fmt.Sprintf("%s sees %d healthy workers", c.servers[i].id, nWorkers), func() bool {
+				cl, err := c.clusterView(i)
+				return err == nil && healthyWorkers(cl) == nWorkers
+			})
+		}
+	}
+	return c
+}
+
+// addWorker starts one more worker with the cluster's key and returns its
+// index. It does not wait for the servers to see it.
+func (c *testCluster) addWorker() int {
+	c.t.Helper()
+	return c.addWorkerWithKey(c.token)
+}
+
+// addWorkerWithKey starts a worker that presents key.
+func (c *testCluster) addWorkerWithKey(key string) int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.workers)
+	id := fmt.Sprintf("w%d", i+1)
+	args := []string{"worker", "--servers", c.join, "--data", filepath.Join(c.dir, id), "--id", id, "--slots", "2", "--token", key}
+	if os.Geteuid() != 0 {
+		args = append(args, "--insecure-no-sandbox")
+	}
+	w := &clusterProc{id: id, args: args}
+	c.workers = append(c.workers, w)
+	c.mu.Unlock()
+	c.start(w, workerRPCLine)
+	return i
+}
+
+// start runs p and waits until it prints the line matching ready, whose
+// first group is its address.
+func (c *testCluster) start(p *clusterProc, ready *regexp.Regexp) {
+	c.t.Helper()
+	cmd := exec.Command(nimbusBin, p.args...)
+	cmd.Env = os.Environ()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	c.mu.Lock()
+	p.cmd, p.out, p.done = cmd, out, done
+	c.mu.Unlock()
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.Write(append(sc.Bytes(), '\n'))
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- strings.TrimPrefix(m[1], "http://"):
+				default:
+				}
+			}
+		}
+	}()
+	go func() { cmd.Wait(); close(done) }()
+	c.t.Cleanup(func() { stopProc(c.t, p.id, cmd, done) })
+	select {
+	case addr := <-addrc:
+		c.mu.Lock()
+		p.addr = addr
+		c.mu.Unlock()
+	case <-done:
+		c.t.Fatalf("%s exited before serving:\n%s", p.id, out.String())
+	case <-time.After(60 * time.Second):
+		c.t.Fatalf("%s did not print its address in time:\n%s", p.id, out.String())
+	}
+}
+
+// stopProc interrupts a process as Ctrl-C does and waits for it to exit.
+func stopProc(t *testing.T, id string, cmd *exec.Cmd, done chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s did not stop within 30s of SIGINT", id)
+	}
+}
+
+// waitHealthy waits until server i answers GET /healthz.
+func (c *testCluster) waitHealthy(i int) {
+	c.t.Helper()
+	url := "http://" + c.servers[i].addr + "/healthz"
+	waitFor(c.t, 30*time.Second, c.servers[i].id+" answers /healthz", func() bool {
+		resp, err := shortHTTP.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// alive reports whether server i's process is running.
+func (c *testCluster) alive(i int) bool {
+	c.mu.Lock()
+	done := c.servers[i].done
+	c.mu.Unlock()
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// liveServers lists the indexes of the servers whose process runs.
+func (c *testCluster) liveServers() []int {
+	var out []int
+	for i := range c.servers {
+		if c.alive(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// killServer kills server i with SIGKILL and waits until it is gone.
+func (c *testCluster) killServer(i int) { c.kill(c.servers[i]) }
+
+// killWorker kills worker i with SIGKILL and waits until it is gone.
+func (c *testCluster) killWorker(i int) { c.kill(c.workers[i]) }
+
+func (c *testCluster) kill(p *clusterProc) {
+	c.t.Helper()
+	c.mu.Lock()
+	cmd, done := p.cmd, p.done
+	c.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("%s still runs 10s after SIGKILL", p.id)
+	}
+}
+
+// restartServer starts server i again on the same data and ports and
+// waits until it answers /healthz.
+func (c *testCluster) restartServer(i int) {
+	c.t.Helper()
+	if c.alive(i) {
+		c.t.Fatalf("restartServer: %s still runs", c.servers[i].id)
+	}
+	c.start(c.servers[i], apiLine)
+	c.waitHealthy(i)
+}
+
+// serverIndex maps a server ID to its index, -1 if unknown.
+func (c *testCluster) serverIndex(id string) int {
+	for i, s := range c.servers {
+		if s.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// leader asks every live server for its view of the cluster and returns
+// the index of the leader when all that answer name the same live server
+// as leader, else -1.
+func (c *testCluster) leader() int {
+	leader := -1
+	for _, i := range c.liveServers() {
+		cl, err := c.clusterView(i)
+		if err != nil {
+			return -1
+		}
+		l := -1
+		for _, s := range cl.Servers {
+			if s.Role == "leader" {
+				l = c.serverIndex(s.ID)
+			}
+		}
+		if l < 0 || !c.alive(l) || (leader >= 0 && l != leader) {
+			return -1
+		}
+		leader = l
+	}
+	return leader
+}
+
+// shortHTTP is the client for polling: a dead server must not stall a poll.
+var shortHTTP = &http.Client{Timeout: 3 * time.Second}
+
+// clusterView is GET /v1/cluster on server i (what `nimbus cluster -o
+// json` prints), without the cost of a CLI process per poll.
+func (c *testCluster) clusterView(i int) (client.Cluster, error) {
+	var cl client.Cluster
+	req, err := http.NewRequest("GET", "http://"+c.servers[i].addr+"/v1/cluster", nil)
+	if err != nil {
+		return cl, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := shortHTTP.Do(req)
+	if err != nil {
+		return cl, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return cl, fmt.Errorf("GET /v1/cluster on %s: %s", c.servers[i].id, resp.Status)
+	}
+	return cl, json.NewDecoder(resp.Body).Decode(&cl)
+}
+
+func healthyWorkers(cl client.Cluster) int {
+	n := 0
+	for _, w := range cl.Workers {
+		if w.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// cli runs the nimbus CLI against server i with the cluster's key; the
+// run is cut off after timeout.
+func (c *testCluster) cli(i int, timeout time.Duration, args ...string) result {
+	c.t.Helper()
+	return c.cliWithKey(i, c.token, timeout, args...)
+}
+
+func (c *testCluster) cliWithKey(i int, key string, timeout time.Duration, args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nimbusBin, args...)
+	cmd.Env = append(os.Environ(), "NIMBUS_URL=http://"+c.servers[i].addr, "NIMBUS_TOKEN="+key)
+	cmd.Dir = c.dir
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+		if ctx.Err() != nil {
+			code = -1 // killed at the deadline
+			se.WriteString(fmt.Sprintf("\n(cut off after %v)", timeout))
+		}
+	} else if err != nil {
+		c.t.Errorf("nimbus %v: %v", args, err)
+		code = -1
+	}
+	return result{code, so.String(), se.String()}
+}
+
+// mustCLI runs the CLI against server i and fails the test unless it
+// exits with want.
+func (c *testCluster) mustCLI(i, want int, args ...string) result {
+	c.t.Helper()
+	r := c.cli(i, time.Minute, args...)
+	if r.code != want {
+		c.t.Fatalf("nimbus %s on %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), c.servers[i].id, r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// getFunction is `nimbus get NAME -o json` on server i.
+func (c *testCluster) getFunction(i int, name string) (client.Function, bool) {
+	c.t.Helper()
+	var fn client.Function
+	r := c.cli(i, 20*time.Second, "get", name, "-o", "json")
+	return fn, r.code == 0 && json.Unmarshal([]byte(r.stdout), &fn) == nil
+}
+
+// listFunctions is `nimbus ls -o json` on server i, as name → revision.
+func (c *testCluster) listFunctions(i int) (map[string]int64, bool) {
+	c.t.Helper()
+	var fns []client.Function
+	r := c.cli(i, 20*time.Second, "ls", "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &fns) != nil {
+		return nil, false
+	}
+	out := map[string]int64{}
+	for _, f := range fns {
+		out[f.Name] = f.Revision
+	}
+	return out, true
+}
+
+// logs returns every process's output, for a failure message.
+func (c *testCluster) logs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, p := range append(append([]*clusterProc{}, c.servers...), c.workers...) {
+		if p.out != nil {
+			fmt.Fprintf(&b, "==== %s ====\n%s\n", p.id, p.out.String())
+		}
+	}
+	return b.String()
+}
+
+// dumpLogsOnFailure prints every process's output if the test failed.
+func (c *testCluster) dumpLogsOnFailure() {
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			c.t.Log(c.logs())
+		}
+	})
+}
+
+// writeFunction writes a function directory with main.py and returns it.
+func writeFunction(t *testing.T, dir, name, code string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "main.py"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
