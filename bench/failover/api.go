@@ -102,14 +102,18 @@ func (a *api) do(ctx context.Context, method, addr, path string, body []byte) (i
 	return resp.StatusCode, b, err
 }
 
-// leaderOf returns the ID of the server a view names as leader, or "".
-func leaderOf(cl client.Cluster) string {
+// leaders returns the IDs of the servers a view names as leader. A view
+// may name two for a few seconds after a leader dies: the server answering
+// knows the new leader, and still shows the dead one in the role it last
+// reported of itself.
+func leaders(cl client.Cluster) []string {
+	var out []string
 	for _, s := range cl.Servers {
 		if s.Role == "leader" {
-			return s.ID
+			out = append(out, s.ID)
 		}
 	}
-	return ""
+	return out
 }
 
 // self returns the entry a server's view holds for the server id.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	type seen struct {
-		at          time.Duration
+		at, sent    time.Duration // sent: when the successful write was sent
 		leader, via string
 	}
 	leaderc, writec := make(chan seen, len(survivors)), make(chan seen, len(survivors))
@@ -64,9 +65,17 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 			defer tick.Stop()
 			for {
 				if cl, err := b.api.view(lctx, s.api); err == nil {
-					if l := leaderOf(cl); l != "" && l != killed.id {
-						leaderc <- seen{time.Since(t0), l, s.id}
-						return
+					ls := leaders(cl)
+					if slices.Contains(ls, killed.id) && len(ls) > 1 {
+						mu.Lock()
+						r.DeadStillLeader = true
+						mu.Unlock()
+					}
+					for _, l := range ls {
+						if l != killed.id {
+							leaderc <- seen{at: time.Since(t0), leader: l, via: s.id}
+							return
+						}
 					}
 				}
 				select {
@@ -79,9 +88,10 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 		go func() {
 			defer wg.Done()
 			for wctx.Err() == nil {
+				sent := time.Since(t0)
 				ok, why := b.api.write(wctx, s.api)
 				if ok {
-					writec <- seen{time.Since(t0), "", s.id}
+					writec <- seen{at: time.Since(t0), sent: sent, via: s.id}
 					return
 				}
 				if wctx.Err() == nil {
@@ -106,7 +116,7 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 			if !gotWrite {
 				gotWrite = true
 				wcancel()
-				firstWrite, r.WriteVia = w.at, w.via
+				firstWrite, r.WriteVia, r.FirstWriteSentMS = w.at, w.via, stats.MS(w.sent)
 			}
 		case <-rctx.Done():
 			cancel()
@@ -136,7 +146,7 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 
 // settle polls until the cluster is whole and steady, and returns the
 // index of the leader: every server answers GET /v1/cluster, all name the
-// same leader, every view has all three servers and one worker healthy,
+// same one leader, every view has all three servers and one worker healthy,
 // and every server's own last index has reached the leader's (read from
 // the leader before the others). restarted, if not nil, must not have
 // been reaped since its start.
@@ -172,10 +182,12 @@ func (b *bench) settledOnce(ctx context.Context) (int, string) {
 		if err != nil {
 			return -1, err.Error()
 		}
-		l := leaderOf(cl)
+		ls := leaders(cl)
+		if len(ls) != 1 {
+			return -1, fmt.Sprintf("%s names %d leaders %v", s.id, len(ls), ls)
+		}
+		l := ls[0]
 		switch {
-		case l == "":
-			return -1, s.id + " knows no leader"
 		case leaderID != "" && l != leaderID:
 			return -1, fmt.Sprintf("%s names %s as leader, another server %s", s.id, l, leaderID)
 		case len(cl.Servers) != len(b.c.servers):

@@ -30,8 +30,10 @@ type WorkerOptions struct {
 	Token             string // an admin or worker key
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
-	Out               io.Writer
-	LogLevel          slog.Level
+	PressureLimit     float64 // see worker.AgentConfig
+
+	Out      io.Writer
+	LogLevel slog.Level
 }
 
 // RunWorker runs an execution node until ctx is cancelled: it heartbeats
@@ -98,7 +100,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		return err
 	}
 	defer w.Close()
-	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Advertise: opts.Advertise, Pool: pool, Log: log})
+	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Advertise: opts.Advertise, Pool: pool, PressureLimit: opts.PressureLimit, Log: log})
 	g := grpc.NewServer(grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	agent.Register(g)
 	go g.Serve(ln)

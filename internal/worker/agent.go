@@ -34,7 +34,9 @@ type AgentConfig struct {
 	// Interval between heartbeats; 0 for one second.
 	Interval time.Duration
 	// PressureLimit refuses work while CPU or memory pressure (avg10, %)
-	// is above it; 0 for 90.
+	// is above it and the worker is already running something (an idle
+	// worker always accepts: the pressure is not its own); 0 for 90,
+	// negative to never refuse for pressure.
 	PressureLimit float64
 	Log           *slog.Logger
 }
@@ -94,7 +96,8 @@ func (a *Agent) refusal() string {
 	switch {
 	case a.draining:
 		return "draining"
-	case a.pressure[0] > a.cfg.PressureLimit || a.pressure[1] > a.cfg.PressureLimit:
+	case a.cfg.PressureLimit > 0 && (a.pressure[0] > a.cfg.PressureLimit || a.pressure[1] > a.cfg.PressureLimit) &&
+		a.w.Status().InUse > 0:
 		return "pressure"
 	}
 	return ""
