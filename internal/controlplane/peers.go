@@ -90,7 +90,7 @@ func (p *Prober) Run(ctx context.Context) {
 }
 
 // Overlay fills in, for servers other than this one, what they last said
-// of themselves; a server not heard from in three seconds is unhealthy.
+// of themselves; a server not heard from in 2.5 seconds is unhealthy.
 func (p *Prober) Overlay(servers []client.Server) []client.Server {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -100,10 +100,13 @@ func (p *Prober) Overlay(servers []client.Server) []client.Server {
 			continue
 		}
 		pr, ok := p.seen[s.ID]
-		s.Healthy = ok && time.Since(pr.at) < 3*time.Second
+		s.Healthy = ok && time.Since(pr.at) < 2500*time.Millisecond
 		if ok && s.Healthy {
 			s.Term, s.LastIndex = pr.info.Term, pr.info.LastIndex
-			if pr.info.Role != "" && s.Role != "leader" {
+			// Who leads is this node's Raft view's to say: a peer's stale
+			// claim to lead (it may have died since) never makes a second
+			// leader in the view.
+			if pr.info.Role != "" && pr.info.Role != "leader" && s.Role != "leader" {
 				s.Role = pr.info.Role
 			}
 		}
