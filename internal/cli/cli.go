@@ -139,6 +139,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logsCommand(),
 		a.invocationsCommand(),
 		a.clusterCommand(),
+		a.deadlettersCommand(),
+		a.schedulesCommand(),
+		a.webhooksCommand(),
 		a.versionCommand(),
 	)
 	return root

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,12 @@ const (
 	MaxTimeout  = 900 * time.Second
 	MaxEnvBytes = 4096 // sum of len(key)+len(value) over all variables
 
+	MaxRetries    = 2
+	MinRetryDelay = time.Second
+	MaxRetryDelay = time.Hour
+	MinEventAge   = time.Minute
+	MaxEventAge   = 6 * time.Hour
+
 	DefaultEphemeralMB = 512
 	MinEphemeralMB     = 512
 	MaxEphemeralMB     = 10240
@@ -46,7 +53,8 @@ var (
 )
 
 // manifestFields are the keys a manifest may hold.
-var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage"}
+var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage",
+	"retries", "retry_delay", "max_event_age", "destinations"}
 
 // LoadManifest reads dir/nimbus.yaml, or else dir/nimbus.yml, with
 // ParseManifest. found reports whether either file exists; when neither
@@ -137,6 +145,27 @@ func ParseManifest(b []byte) (client.FunctionConfig, error) {
 			err = v.Decode(&cfg.Description)
 		case "ephemeral_storage":
 			err = v.Decode(&cfg.EphemeralMB)
+		case "retries":
+			var n int
+			if err = v.Decode(&n); err == nil {
+				cfg.Retries = &n
+			}
+		case "retry_delay":
+			var d time.Duration
+			d, err = parseTimeout(v)
+			cfg.RetryDelay = client.Duration(d)
+		case "max_event_age":
+			var d time.Duration
+			d, err = parseTimeout(v)
+			cfg.MaxEventAge = client.Duration(d)
+		case "destinations":
+			var d struct {
+				OnSuccess string `yaml:"on_success"`
+				OnFailure string `yaml:"on_failure"`
+			}
+			if err = v.Decode(&d); err == nil {
+				cfg.Destinations = &client.Destinations{OnSuccess: d.OnSuccess, OnFailure: d.OnFailure}
+			}
 		}
 		if err != nil {
 			return client.FunctionConfig{}, fmt.Errorf("%w: field %q (line %d): %v", ErrInvalidConfig, k, v.Line, yamlMsg(err))
@@ -204,6 +233,22 @@ func ValidateConfig(c client.FunctionConfig) error {
 	if c.EphemeralMB != 0 && (c.EphemeralMB < MinEphemeralMB || c.EphemeralMB > MaxEphemeralMB) {
 		add("ephemeral_storage %d MB is outside %d..%d MB", c.EphemeralMB, MinEphemeralMB, MaxEphemeralMB)
 	}
+	if c.Retries != nil && (*c.Retries < 0 || *c.Retries > MaxRetries) {
+		add("retries %d is outside 0..%d", *c.Retries, MaxRetries)
+	}
+	if d := time.Duration(c.RetryDelay); d != 0 && (d < MinRetryDelay || d > MaxRetryDelay) {
+		add("retry_delay %v is outside %v..%v", d, MinRetryDelay, MaxRetryDelay)
+	}
+	if d := time.Duration(c.MaxEventAge); d != 0 && (d < MinEventAge || d > MaxEventAge) {
+		add("max_event_age %v is outside %v..%v", d, MinEventAge, MaxEventAge)
+	}
+	if c.Destinations != nil {
+		for _, d := range []struct{ field, v string }{{"on_success", c.Destinations.OnSuccess}, {"on_failure", c.Destinations.OnFailure}} {
+			if msg := checkDestination(d.v); msg != "" {
+				add("destinations.%s %q %s", d.field, d.v, msg)
+			}
+		}
+	}
 	if t := time.Duration(c.Timeout); t != 0 && (t < MinTimeout || t > MaxTimeout) {
 		add("timeout %v is outside %v..%v", t, MinTimeout, MaxTimeout)
 	}
@@ -245,4 +290,23 @@ func ApplyDefaults(c *client.FunctionConfig) {
 	if c.EphemeralMB == 0 {
 		c.EphemeralMB = DefaultEphemeralMB
 	}
+}
+
+// checkDestination returns why d is not a destination ("" if it is):
+// an http(s) URL with a host, or function:NAME.
+func checkDestination(d string) string {
+	if d == "" {
+		return ""
+	}
+	if name, ok := strings.CutPrefix(d, "function:"); ok {
+		if !nameRe.MatchString(name) {
+			return "names no valid function (function:NAME)"
+		}
+		return ""
+	}
+	u, err := url.Parse(d)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "is neither an http(s) URL nor function:NAME"
+	}
+	return ""
 }

@@ -26,20 +26,36 @@ const (
 	RecordInvocationsType CommandType = 3
 	PutKeyType            CommandType = 4
 	PutServerType         CommandType = 5
+	EnqueueType           CommandType = 6
+	LeaseType             CommandType = 7
+	FinishType            CommandType = 8
+	RedriveType           CommandType = 9
+	PutScheduleType       CommandType = 10
+	DeleteScheduleType    CommandType = 11
+	EnableScheduleType    CommandType = 12
+	FireScheduleType      CommandType = 13
+	PutSettingType        CommandType = 14
 )
 
+var commandNames = map[CommandType]string{
+	UpsertFunctionType: "UpsertFunction", DeleteFunctionType: "DeleteFunction",
+	RecordInvocationsType: "RecordInvocations", PutKeyType: "PutKey", PutServerType: "PutServer",
+	EnqueueType: "Enqueue", LeaseType: "Lease", FinishType: "Finish", RedriveType: "Redrive",
+	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
+	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
+}
+
+// PutSetting stores a cluster-wide setting (such as the webhook signing
+// secret); with IfAbsent it keeps a value already there.
+type PutSetting struct {
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	IfAbsent bool   `json:"if_absent"`
+}
+
 func (t CommandType) String() string {
-	switch t {
-	case UpsertFunctionType:
-		return "UpsertFunction"
-	case DeleteFunctionType:
-		return "DeleteFunction"
-	case RecordInvocationsType:
-		return "RecordInvocations"
-	case PutKeyType:
-		return "PutKey"
-	case PutServerType:
-		return "PutServer"
+	if n, ok := commandNames[t]; ok {
+		return n
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -85,6 +101,111 @@ type PutServer struct {
 	Server state.ServerInfo `json:"server"`
 }
 
+// Enqueue queues asynchronous events (a batch: many per Raft entry).
+type Enqueue struct {
+	Items []state.QueueItem `json:"items"`
+}
+
+// EnqueueResult says how many events were new.
+type EnqueueResult struct {
+	Queued int `json:"queued"`
+}
+
+// LeaseRequest asks to lease one queued event until Until.
+type LeaseRequest struct {
+	RequestID string    `json:"request_id"`
+	Until     time.Time `json:"until"`
+}
+
+// Lease leases queued events to the dispatcher.
+type Lease struct {
+	Leases []LeaseRequest `json:"leases"`
+	Now    time.Time      `json:"now"`
+}
+
+// LeaseResult gives each granted lease's epoch (absent: refused).
+type LeaseResult struct {
+	Epochs map[string]uint64 `json:"epochs"`
+}
+
+// Outcome kinds.
+const (
+	OutcomeComplete   = "complete"
+	OutcomeRetry      = "retry"
+	OutcomeDeadLetter = "dead_letter"
+)
+
+// Outcome ends a lease: the event completed (Record is its final record),
+// goes back to the queue until NotBefore, or becomes a dead letter.
+// Enqueue lists events to queue with it (function destinations), so an
+// outcome and what it triggers commit together.
+type Outcome struct {
+	RequestID string            `json:"request_id"`
+	Epoch     uint64            `json:"epoch"` // 0 for any (an expired lease, or an event too old)
+	Kind      string            `json:"kind"`
+	Record    client.Invocation `json:"record,omitzero"`
+	NotBefore time.Time         `json:"not_before,omitzero"`
+	Reason    string            `json:"reason,omitempty"`
+	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran
+	LastError string            `json:"last_error,omitempty"`
+	Enqueue   []state.QueueItem `json:"enqueue,omitempty"`
+}
+
+// Finish applies a batch of outcomes.
+type Finish struct {
+	Outcomes []Outcome `json:"outcomes"`
+	Now      time.Time `json:"now"`
+}
+
+// FinishResult lists the outcomes refused, with why (a stale epoch: the
+// result came after its lease expired and the event moved on).
+type FinishResult struct {
+	Refused map[string]string `json:"refused,omitempty"`
+}
+
+// Redrive moves dead letters back to the queue.
+type Redrive struct {
+	IDs []string  `json:"ids"`
+	Now time.Time `json:"now"`
+}
+
+// RedriveResult counts the dead letters moved.
+type RedriveResult struct {
+	Moved int `json:"moved"`
+}
+
+// PutSchedule creates or replaces a schedule.
+type PutSchedule struct {
+	Schedule client.Schedule `json:"schedule"`
+}
+
+// PutScheduleResult says whether the schedule is new.
+type PutScheduleResult struct {
+	Created bool `json:"created"`
+}
+
+// DeleteSchedule removes a schedule.
+type DeleteSchedule struct {
+	Name string `json:"name"`
+}
+
+// EnableSchedule enables or disables a schedule.
+type EnableSchedule struct {
+	Name    string    `json:"name"`
+	Enabled bool      `json:"enabled"`
+	Now     time.Time `json:"now"`
+}
+
+// FireSchedule records one fire of a schedule for a slot and enqueues its
+// event together, so that no slot fires twice, whoever leads. Item is nil
+// when the slot is skipped (forbid policy) and only Missed counts.
+type FireSchedule struct {
+	Name   string           `json:"name"`
+	Slot   time.Time        `json:"slot"`
+	Missed int64            `json:"missed"`
+	Item   *state.QueueItem `json:"item,omitempty"`
+}
+
 // DecodeResult turns the JSON of an Apply result, as a forwarding leader
 // sent it, back into the type that applying t returns locally.
 func DecodeResult(t CommandType, b []byte) (any, error) {
@@ -94,6 +215,21 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case RecordInvocationsType:
 		var r RecordInvocationsResult
+		return r, json.Unmarshal(b, &r)
+	case EnqueueType:
+		var r EnqueueResult
+		return r, json.Unmarshal(b, &r)
+	case LeaseType:
+		var r LeaseResult
+		return r, json.Unmarshal(b, &r)
+	case FinishType:
+		var r FinishResult
+		return r, json.Unmarshal(b, &r)
+	case RedriveType:
+		var r RedriveResult
+		return r, json.Unmarshal(b, &r)
+	case PutScheduleType:
+		var r PutScheduleResult
 		return r, json.Unmarshal(b, &r)
 	}
 	return nil, nil

@@ -69,6 +69,17 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		}
 		f.store.PutServer(c.Server)
 		return nil
+	case PutSettingType:
+		var c PutSetting
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		f.store.PutSetting(c.Key, c.Value, c.IfAbsent)
+		return nil
+	case EnqueueType, LeaseType, FinishType, RedriveType:
+		return f.applyQueue(t, body)
+	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType:
+		return f.applySchedule(t, body)
 	}
 	err := fmt.Errorf("unknown command type %d", t)
 	f.log.Error("skipping log entry", "err", err)

@@ -15,6 +15,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/placement"
+	"nimbus/internal/queue"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -45,6 +46,11 @@ type Config struct {
 	// Membership changes the cluster (join, remove, drain); nil on a
 	// single node.
 	Membership Membership
+	// Enqueuer commits asynchronous events before they are acknowledged.
+	Enqueuer *queue.Enqueuer
+	// Woken, when set, is called after the queue gained events outside
+	// the enqueuer (redrive), to wake the dispatcher.
+	Woken func()
 }
 
 // Gateway serves the API.
@@ -65,6 +71,20 @@ func New(cfg Config) *Gateway {
 	return g
 }
 
+// SetWoken sets the function called after a redrive (to wake the
+// dispatcher); the dispatcher is built after the gateway.
+func (g *Gateway) SetWoken(f func()) { g.cfg.Woken = f }
+
+// AddLog stores an invocation's log and streams it to followers (the
+// asynchronous path, whose records commit with their outcomes).
+func (g *Gateway) AddLog(entry client.LogEntry) {
+	g.follow.publish(entry)
+	g.recorder.add(nil, &entry)
+}
+
+// UpdateRecord commits a changed invocation record in the next batch.
+func (g *Gateway) UpdateRecord(rec client.Invocation) { g.recorder.add(&rec, nil) }
+
 // Close flushes pending invocation records and stops the batcher.
 func (g *Gateway) Close() { g.recorder.close() }
 
@@ -84,6 +104,15 @@ func (g *Gateway) routes() {
 	m.Handle("GET /v1/invocations", g.authFunc(g.listInvocations))
 	m.Handle("GET /v1/invocations/{id}", g.authFunc(g.getInvocation))
 	m.Handle("GET /v1/cluster", g.authFunc(g.cluster))
+	m.Handle("GET /v1/deadletters", g.authFunc(g.listDeadLetters))
+	m.Handle("POST /v1/deadletters/redrive", g.authFunc(g.redrive))
+	m.Handle("GET /v1/webhooks/secret", g.authFunc(g.webhookSecret))
+	m.Handle("GET /v1/schedules", g.authFunc(g.listSchedules))
+	m.Handle("GET /v1/schedules/{name}", g.authFunc(g.getSchedule))
+	m.Handle("PUT /v1/schedules/{name}", g.authFunc(g.putSchedule))
+	m.Handle("DELETE /v1/schedules/{name}", g.authFunc(g.deleteSchedule))
+	m.Handle("POST /v1/schedules/{name}/enable", g.authFunc(g.enableSchedule(true)))
+	m.Handle("POST /v1/schedules/{name}/disable", g.authFunc(g.enableSchedule(false)))
 	m.Handle("POST /v1/cluster/servers", g.authFunc(g.joinServer))
 	m.Handle("DELETE /v1/cluster/servers/{id}", g.authFunc(g.removeServer))
 	m.Handle("POST /v1/cluster/workers/{id}/drain", g.authFunc(g.drainWorker))

@@ -25,13 +25,17 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(client.HeaderRequestID, id)
 	name := r.PathValue("name")
-	if strings.EqualFold(r.Header.Get(client.HeaderInvocationType), "async") {
-		writeError(w, g.log, &apiError{http.StatusNotImplemented, "NotImplemented", "asynchronous invocation is not available yet"})
-		return
-	}
 	fn, err := g.cfg.Control.Store().Function(name)
 	if err != nil {
 		writeError(w, g.log, err)
+		return
+	}
+	switch t := r.Header.Get(client.HeaderInvocationType); {
+	case strings.EqualFold(t, "async") || strings.EqualFold(t, "Event"):
+		g.invokeAsync(w, r, id, fn)
+		return
+	case t != "" && !strings.EqualFold(t, "sync") && !strings.EqualFold(t, "RequestResponse"):
+		writeError(w, g.log, badRequest(fmt.Sprintf("%s %q is not sync or async", client.HeaderInvocationType, t)))
 		return
 	}
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSyncPayload))
@@ -81,7 +85,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	entry := client.LogEntry{RequestID: id, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
-	g.recorder.add(rec, entry)
+	g.recorder.add(&rec, &entry)
 
 	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
 		w.Header().Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(rec.LogTail)))

@@ -42,11 +42,15 @@ func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log
 	return r
 }
 
-// add queues one record and its log.
-func (r *recorder) add(rec client.Invocation, entry client.LogEntry) {
+// add queues a record and a log (either may be nil).
+func (r *recorder) add(rec *client.Invocation, entry *client.LogEntry) {
 	r.mu.Lock()
-	r.records = append(r.records, rec)
-	r.entries = append(r.entries, entry)
+	if rec != nil {
+		r.records = append(r.records, *rec)
+	}
+	if entry != nil {
+		r.entries = append(r.entries, *entry)
+	}
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -85,19 +89,27 @@ func (r *recorder) flush() {
 		r.mu.Lock()
 		recs, entries := r.records, r.entries
 		if len(recs) > batchMax {
-			recs, entries = recs[:batchMax], entries[:batchMax]
-			r.records, r.entries = r.records[batchMax:], r.entries[batchMax:]
+			recs, r.records = recs[:batchMax], r.records[batchMax:]
 		} else {
-			r.records, r.entries = nil, nil
+			r.records = nil
+		}
+		if len(entries) > batchMax {
+			entries, r.entries = entries[:batchMax], r.entries[batchMax:]
+		} else {
+			r.entries = nil
 		}
 		r.mu.Unlock()
-		if len(recs) == 0 {
+		if len(recs) == 0 && len(entries) == 0 {
 			return
 		}
-		if err := r.logs.Put(entries); err != nil {
-			r.log.Error("storing invocation logs", "err", err, "count", len(entries))
+		if len(entries) > 0 {
+			if err := r.logs.Put(entries); err != nil {
+				r.log.Error("storing invocation logs", "err", err, "count", len(entries))
+			}
 		}
-		r.commit(recs)
+		if len(recs) > 0 {
+			r.commit(recs)
+		}
 	}
 }
 

@@ -136,17 +136,26 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	addr := ln.Addr().String()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	placer := placement.New(nil, placement.Local(w))
+	async := newAsyncParts(cp, placer, log)
+	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
+		Enqueuer:  async.enqueuer,
 		Control:   cp,
 		Blobs:     blobs,
 		Logs:      logs,
-		Placer:    placement.New(nil, placement.Local(w)),
+		Placer:    placer,
 		Retention: state.DefaultRetention(),
 		Registry:  reg,
 		Log:       log.With("subsystem", "gateway"),
 		APIAddr:   addr,
 	})
 	defer gw.Close()
+	async.connect(cp, placer, gw, log)
+	gw.SetWoken(async.dispatcher.Wake)
+	leaderCtx, stopLeader := context.WithCancel(ctx)
+	defer stopLeader()
+	go runLeaderServices(leaderCtx, cp, async, log.With("subsystem", "leader"), nil)
 
 	srv := &http.Server{
 		Handler:           gw,

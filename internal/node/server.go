@@ -125,11 +125,15 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	placer := placement.New(registry)
+	async := newAsyncParts(cp, placer, log)
+	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
+		Enqueuer:      async.enqueuer,
 		Control:       cp,
 		Blobs:         blobs,
 		Logs:          logs,
-		Placer:        placement.New(registry),
+		Placer:        placer,
 		Retention:     state.DefaultRetention(),
 		Registry:      reg,
 		Log:           log.With("subsystem", "gateway"),
@@ -139,6 +143,8 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		Membership:    &membership{cp: cp, pool: pool, registry: registry},
 	})
 	defer gw.Close()
+	async.connect(cp, placer, gw, log)
+	gw.SetWoken(async.dispatcher.Wake)
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -157,7 +163,9 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	defer stop()
 	go joinCluster(runCtx, cp, pool, opts, apiAddr, log)
 	go registerSelf(runCtx, cp, apiAddr, log)
-	go leaderDuties(runCtx, cp, token, opts.DataDir, log)
+	go runLeaderServices(runCtx, cp, async, log.With("subsystem", "leader"), func(ctx context.Context) {
+		leaderDuties(ctx, cp, token, opts.DataDir, log)
+	})
 	go prober.Run(runCtx)
 	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
 
@@ -317,40 +325,25 @@ func registerSelf(ctx context.Context, cp *controlplane.Node, apiAddr string, lo
 	}
 }
 
-// leaderDuties runs what only the leader does, after a barrier on taking
-// office: committing the cluster's bootstrap key (or, for a lone server
-// without one, creating an admin key in DATA/admin.token).
+// leaderDuties runs once per term of office (after the barrier): it
+// commits the cluster's bootstrap key, or, for a lone server without one,
+// creates an admin key in DATA/admin.token.
 func leaderDuties(ctx context.Context, cp *controlplane.Node, token, dataDir string, log *slog.Logger) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case isLeader := <-cp.LeaderCh():
-			if !isLeader {
-				continue
-			}
-			if err := cp.Barrier(10 * time.Second); err != nil {
-				log.Warn("barrier on taking office", "err", err)
-				continue
-			}
-			log.Info("leadership acquired")
-			if token == "" {
-				if _, created, err := ensureAdminKey(ctx, cp, dataDir); err != nil {
-					log.Error("creating the admin key", "err", err)
-				} else if created {
-					log.Info("created the admin key", "file", filepath.Join(dataDir, "admin.token"))
-				}
-				continue
-			}
-			if len(cp.Store().Keys()) > 0 {
-				continue
-			}
-			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if err := auth.PutKey(actx, cp, token, "admin", "cluster bootstrap key"); err != nil {
-				log.Error("committing the bootstrap key", "err", err)
-			}
-			cancel()
+	if token == "" {
+		if _, created, err := ensureAdminKey(ctx, cp, dataDir); err != nil {
+			log.Error("creating the admin key", "err", err)
+		} else if created {
+			log.Info("created the admin key", "file", filepath.Join(dataDir, "admin.token"))
 		}
+		return
+	}
+	if len(cp.Store().Keys()) > 0 {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := auth.PutKey(actx, cp, token, "admin", "cluster bootstrap key"); err != nil {
+		log.Error("committing the bootstrap key", "err", err)
 	}
 }
 

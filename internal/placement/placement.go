@@ -147,3 +147,15 @@ func (p *Placer) Runtimes() []string {
 	}
 	return out
 }
+
+// FreeSlots is the number of invocations the healthy workers could start
+// now, as far as this server knows.
+func (p *Placer) FreeSlots() int {
+	n := 0
+	for _, t := range p.targets() {
+		if st := t.Status(); st.Healthy {
+			n += max(st.Slots-st.InUse, 0)
+		}
+	}
+	return n
+}

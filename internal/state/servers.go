@@ -47,3 +47,22 @@ func (s *Store) ServerInfo(id string) (ServerInfo, bool) {
 	}
 	return *v, true
 }
+
+// PutSetting stores a cluster-wide setting; with ifAbsent it keeps an
+// existing value.
+func (s *Store) PutSetting(key, value string, ifAbsent bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.settings[key]; ok && ifAbsent {
+		return
+	}
+	s.settings[key] = value
+}
+
+// Setting returns a cluster-wide setting.
+func (s *Store) Setting(key string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.settings[key]
+	return v, ok
+}

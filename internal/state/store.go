@@ -29,6 +29,13 @@ type Store struct {
 	keys      map[string]*Key
 	servers   map[string]*ServerInfo
 	records   recordIndex
+
+	queue       map[string]*QueueItem
+	queueSeq    uint64
+	deadLetters map[string]*client.DeadLetter
+	dlOrder     []string // dead-letter IDs, oldest first
+	schedules   map[string]*client.Schedule
+	settings    map[string]string
 }
 
 // New returns an empty store.
@@ -38,15 +45,26 @@ func New() *Store {
 		keys:      map[string]*Key{},
 		servers:   map[string]*ServerInfo{},
 		records:   newRecordIndex(),
+
+		queue:       map[string]*QueueItem{},
+		deadLetters: map[string]*client.DeadLetter{},
+		schedules:   map[string]*client.Schedule{},
+		settings:    map[string]string{},
 	}
 }
 
 // Snapshot is a point-in-time copy of the whole store, as serialised.
 type Snapshot struct {
-	Functions []*client.Function  `json:"functions"`
-	Keys      []*Key              `json:"keys"`
-	Servers   []*ServerInfo       `json:"servers"`
-	Records   []client.Invocation `json:"records"`
+	Functions []*client.Function `json:"functions"`
+	Keys      []*Key             `json:"keys"`
+	Servers   []*ServerInfo      `json:"servers"`
+
+	Queue       []*QueueItem         `json:"queue"`
+	QueueSeq    uint64               `json:"queue_seq"`
+	DeadLetters []*client.DeadLetter `json:"dead_letters"` // oldest first
+	Schedules   []*client.Schedule   `json:"schedules"`
+	Settings    map[string]string    `json:"settings"`
+	Records     []client.Invocation  `json:"records"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -63,10 +81,26 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.servers {
 		snap.Servers = append(snap.Servers, v)
 	}
+	for _, q := range s.queue {
+		snap.Queue = append(snap.Queue, q)
+	}
+	snap.QueueSeq = s.queueSeq
+	snap.Settings = make(map[string]string, len(s.settings))
+	for k, v := range s.settings {
+		snap.Settings[k] = v
+	}
+	for _, id := range s.dlOrder {
+		snap.DeadLetters = append(snap.DeadLetters, s.deadLetters[id])
+	}
+	for _, sc := range s.schedules {
+		snap.Schedules = append(snap.Schedules, sc)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Functions, func(i, j int) bool { return snap.Functions[i].Name < snap.Functions[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
+	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
+	sort.Slice(snap.Schedules, func(i, j int) bool { return snap.Schedules[i].Name < snap.Schedules[j].Name })
 	return snap
 }
 
@@ -111,7 +145,26 @@ func (s *Store) Restore(r io.Reader) error {
 		records.add(r)
 	}
 	s.mu.Lock()
+	queue := make(map[string]*QueueItem, len(snap.Queue))
+	for _, q := range snap.Queue {
+		queue[q.RequestID] = q
+	}
+	dls := make(map[string]*client.DeadLetter, len(snap.DeadLetters))
+	var order []string
+	for _, d := range snap.DeadLetters {
+		dls[d.RequestID] = d
+		order = append(order, d.RequestID)
+	}
+	schedules := make(map[string]*client.Schedule, len(snap.Schedules))
+	for _, sc := range snap.Schedules {
+		schedules[sc.Name] = sc
+	}
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
+	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
+	s.settings = snap.Settings
+	if s.settings == nil {
+		s.settings = map[string]string{}
+	}
 	s.mu.Unlock()
 	return nil
 }

@@ -19,6 +19,19 @@ type FunctionConfig struct {
 	// EphemeralMB is the size of the function's /tmp in MB.
 	EphemeralMB int    `json:"ephemeral_storage,omitempty"`
 	Description string `json:"description,omitempty"`
+
+	// Asynchronous invocation (docs/spec.md §6).
+	Retries      *int          `json:"retries,omitempty"`       // 0..2, default 2
+	RetryDelay   Duration      `json:"retry_delay,omitempty"`   // default 1m, doubling each try
+	MaxEventAge  Duration      `json:"max_event_age,omitempty"` // 60s..6h, default 6h
+	Destinations *Destinations `json:"destinations,omitempty"`
+}
+
+// Destinations say where the outcome of an asynchronous invocation goes:
+// a URL (POSTed, signed) or "function:NAME" (enqueued as its event).
+type Destinations struct {
+	OnSuccess string `json:"on_success,omitempty"`
+	OnFailure string `json:"on_failure,omitempty"`
 }
 
 // Function is a deployed function at its current revision.
@@ -33,8 +46,11 @@ type Function struct {
 
 // Invocation status values.
 const (
-	StatusSuccess = "success"
-	StatusFailed  = "failed"
+	StatusQueued     = "queued"
+	StatusRunning    = "running"
+	StatusSuccess    = "success"
+	StatusFailed     = "failed"
+	StatusDeadLetter = "dead_letter"
 )
 
 // Invocation is the record of one invocation.
@@ -55,6 +71,46 @@ type Invocation struct {
 	Result      json.RawMessage `json:"result,omitempty"`
 	LogTail     string          `json:"log_tail,omitempty"`
 	Worker      string          `json:"worker,omitempty"`
+	// Asynchronous invocations only.
+	Attempts    int       `json:"attempts,omitempty"`
+	EnqueuedAt  time.Time `json:"enqueued_at,omitzero"`
+	Destination string    `json:"destination,omitempty"` // outcome of the destination delivery
+}
+
+// DeadLetter is an asynchronous event that was given up on.
+type DeadLetter struct {
+	RequestID string          `json:"request_id"`
+	Function  string          `json:"function"`
+	Event     json.RawMessage `json:"event"`
+	Reason    string          `json:"reason"` // RetriesExhausted or EventAgeExceeded
+	Attempts  int             `json:"attempts"`
+	LastError string          `json:"last_error,omitempty"`
+	At        time.Time       `json:"at"`
+	Trigger   string          `json:"trigger"`
+}
+
+// Dead-letter reasons.
+const (
+	ReasonRetriesExhausted = "RetriesExhausted"
+	ReasonEventAgeExceeded = "EventAgeExceeded"
+)
+
+// Schedule fires a function on a cron or rate expression.
+type Schedule struct {
+	Name       string          `json:"name"`
+	Function   string          `json:"function"`
+	Expression string          `json:"expression"`
+	Event      json.RawMessage `json:"event,omitempty"`
+	Timezone   string          `json:"timezone,omitempty"`
+	Policy     string          `json:"policy,omitempty"` // allow (default) or forbid
+	Disabled   bool            `json:"disabled,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	// Set by the scheduler.
+	LastSlot    time.Time `json:"last_slot,omitzero"`
+	LastRequest string    `json:"last_request,omitempty"`
+	Fires       int64     `json:"fires"`
+	Missed      int64     `json:"missed"`
+	NextFire    time.Time `json:"next_fire,omitzero"` // computed when read
 }
 
 // LogEntry is one invocation's log as served by the logs endpoint.

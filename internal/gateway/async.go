@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+const maxAsyncPayload = 1 << 20
+
+// invokeAsync commits the event through Raft, then answers 202.
+func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn client.Function) {
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAsyncPayload))
+	if err != nil {
+		writeError(w, g.log, bodyError(err, "reading the event"))
+		return
+	}
+	if len(strings.TrimSpace(string(payload))) == 0 {
+		payload = []byte("{}")
+	} else if !json.Valid(payload) {
+		writeError(w, g.log, badRequest("the event is not valid JSON"))
+		return
+	}
+	item := state.QueueItem{RequestID: id, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
+	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"request_id": id})
+}
+
+func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": g.cfg.Control.Store().DeadLetters(r.URL.Query().Get("function"))})
+}
+
+// redrive re-enqueues dead letters: {"ids": [...]} or {"all": true,
+// "function": "optional"}.
+func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		IDs      []string `json:"ids"`
+		All      bool     `json:"all"`
+		Function string   `json:"function"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		writeError(w, g.log, badRequest(`send {"ids": ["..."]} or {"all": true}`))
+		return
+	}
+	ids := body.IDs
+	if body.All {
+		for _, dl := range g.cfg.Control.Store().DeadLetters(body.Function) {
+			ids = append(ids, dl.RequestID)
+		}
+	} else if len(ids) == 0 {
+		writeError(w, g.log, badRequest(`name the dead letters to redrive: {"ids": ["..."]}, or {"all": true}`))
+		return
+	}
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.RedriveType, fsm.Redrive{IDs: ids, Now: time.Now().UTC()})
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	moved := res.(fsm.RedriveResult).Moved
+	if !body.All && moved == 0 {
+		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter with ID %s", strings.Join(ids, ", "))})
+		return
+	}
+	if g.cfg.Woken != nil {
+		g.cfg.Woken()
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"redriven": moved})
+}
+
+// webhookSecret shows the secret that signs webhook deliveries.
+func (g *Gateway) webhookSecret(w http.ResponseWriter, r *http.Request) {
+	secret, ok := g.cfg.Control.Store().Setting(WebhookSecretKey)
+	if !ok {
+		writeError(w, g.log, &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "the webhook secret is not created yet: the leader makes it on taking office"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": secret, "header": "X-Nimbus-Signature", "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"})
+}
+
+// WebhookSecretKey is the setting that holds the webhook signing secret.
+const WebhookSecretKey = "webhook_secret"

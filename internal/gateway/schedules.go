@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/scheduler"
+	"nimbus/pkg/client"
+)
+
+var scheduleNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+func (g *Gateway) withNextFire(sc client.Schedule) client.Schedule {
+	if e, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err == nil && !sc.Disabled {
+		if next, ok := e.Next(time.Now()); ok {
+			sc.NextFire = next.UTC()
+		}
+	}
+	return sc
+}
+
+func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
+	out := []client.Schedule{}
+	for _, sc := range g.cfg.Control.Store().Schedules() {
+		if fn := r.URL.Query().Get("function"); fn == "" || sc.Function == fn {
+			out = append(out, g.withNextFire(sc))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
+}
+
+func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
+	sc, err := g.cfg.Control.Store().Schedule(r.PathValue("name"))
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.withNextFire(sc))
+}
+
+// putSchedule creates or replaces a schedule after checking its name,
+// function, expression, time zone, policy and event.
+func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
+	var sc client.Schedule
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil {
+		writeError(w, g.log, bodyError(err, "schedule is not valid JSON"))
+		return
+	}
+	name := r.PathValue("name")
+	if sc.Name == "" {
+		sc.Name = name
+	}
+	switch {
+	case sc.Name != name:
+		writeError(w, g.log, badRequest(fmt.Sprintf("schedule name %q does not match the path's %q", sc.Name, name)))
+		return
+	case !scheduleNameRe.MatchString(name):
+		writeError(w, g.log, badRequest(fmt.Sprintf("schedule name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter", name)))
+		return
+	case sc.Function == "":
+		writeError(w, g.log, badRequest("a schedule needs a function"))
+		return
+	case sc.Policy != "" && sc.Policy != "allow" && sc.Policy != "forbid":
+		writeError(w, g.log, badRequest(fmt.Sprintf("policy %q is not allow or forbid", sc.Policy)))
+		return
+	case len(sc.Event) > 0 && !json.Valid(sc.Event):
+		writeError(w, g.log, badRequest("the schedule's event is not valid JSON"))
+		return
+	}
+	if _, err := g.cfg.Control.Store().Function(sc.Function); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if _, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err != nil {
+		writeError(w, g.log, badRequest(err.Error()))
+		return
+	}
+	sc.CreatedAt = time.Now().UTC()
+	sc.LastSlot, sc.LastRequest, sc.Fires, sc.Missed, sc.NextFire = time.Time{}, "", 0, 0, time.Time{}
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutScheduleType, fsm.PutSchedule{Schedule: sc})
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	stored, _ := g.cfg.Control.Store().Schedule(name)
+	status := http.StatusOK
+	if res.(fsm.PutScheduleResult).Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, g.withNextFire(stored))
+}
+
+func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	sc, err := g.cfg.Control.Store().Schedule(name)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteScheduleType, fsm.DeleteSchedule{Name: name}); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sc)
+}
+
+func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if _, err := g.cfg.Control.Apply(r.Context(), fsm.EnableScheduleType, fsm.EnableSchedule{Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+		sc, err := g.cfg.Control.Store().Schedule(name)
+		if err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, g.withNextFire(sc))
+	}
+}

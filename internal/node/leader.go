@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"time"
+
+	"nimbus/internal/controlplane"
+	"nimbus/internal/fsm"
+	"nimbus/internal/gateway"
+	"nimbus/internal/notify"
+	"nimbus/internal/placement"
+	"nimbus/internal/queue"
+	"nimbus/internal/scheduler"
+)
+
+// asyncParts are the pieces of the asynchronous path a node runs: the
+// enqueuer on every server, the dispatcher and scheduler on the leader.
+type asyncParts struct {
+	enqueuer   *queue.Enqueuer
+	dispatcher *queue.Dispatcher
+	scheduler  *scheduler.Loop
+}
+
+func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, log *slog.Logger) *asyncParts {
+	a := &asyncParts{enqueuer: queue.NewEnqueuer(cp)}
+	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
+	return a
+}
+
+// connect wires the dispatcher's hooks to the gateway (logs, records,
+// destinations) once both exist.
+func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw *gateway.Gateway, log *slog.Logger) {
+	deliverer := &notify.Deliverer{}
+	hooks := queue.Hooks{
+		Log: gw.AddLog,
+		Outcome: func(o queue.Outcome) {
+			url := queue.URLDestination(o)
+			if url == "" {
+				return
+			}
+			go func() {
+				secret, _ := cp.Store().Setting(gateway.WebhookSecretKey)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				d := deliverer.Deliver(ctx, url, secret, queue.DestinationRecord(o))
+				if d.Err != nil {
+					log.Warn("destination delivery failed", "request_id", o.Item.RequestID, "url", url, "err", d.Err)
+				}
+				if rec, err := cp.Store().Record(o.Item.RequestID); err == nil {
+					rec.Destination = d.String()
+					gw.UpdateRecord(rec)
+				}
+			}()
+		},
+	}
+	a.dispatcher = queue.NewDispatcher(cp, placer, hooks, log.With("subsystem", "dispatcher"))
+	a.enqueuer.Committed = a.dispatcher.Wake
+	a.scheduler.Fired = a.dispatcher.Wake
+}
+
+// runLeaderServices runs, while this node leads and only after a Raft
+// barrier on taking office, the services only the leader runs; they stop
+// the moment leadership is lost. extra runs once per term of office.
+func runLeaderServices(ctx context.Context, cp *controlplane.Node, a *asyncParts, log *slog.Logger, extra func(ctx context.Context)) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	// wait polls until leading is want, or ctx ends (false).
+	wait := func(want bool) bool {
+		for cp.IsLeader() != want {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+			}
+		}
+		return true
+	}
+	for wait(true) {
+		if err := cp.Barrier(10 * time.Second); err != nil {
+			log.Warn("barrier on taking office", "err", err)
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		log.Info("leader services started")
+		ensureWebhookSecret(lctx, cp, log)
+		if extra != nil {
+			go extra(lctx)
+		}
+		go a.dispatcher.Run(lctx)
+		go a.scheduler.Run(lctx)
+		stillRunning := wait(false)
+		cancel()
+		if !stillRunning {
+			return
+		}
+		log.Info("leadership lost: leader services stopped")
+	}
+}
+
+// ensureWebhookSecret creates the cluster's webhook signing secret once.
+func ensureWebhookSecret(ctx context.Context, cp *controlplane.Node, log *slog.Logger) {
+	if _, ok := cp.Store().Setting(gateway.WebhookSecretKey); ok {
+		return
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cp.Apply(actx, fsm.PutSettingType, fsm.PutSetting{Key: gateway.WebhookSecretKey, Value: hex.EncodeToString(b), IfAbsent: true}); err != nil {
+		log.Warn("creating the webhook secret", "err", err)
+	}
+}

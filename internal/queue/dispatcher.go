@@ -1,0 +1,290 @@
+// Package queue owns the asynchronous invocation path on the leader: the
+// enqueuer that commits events in batches before they are acknowledged,
+// and the dispatcher that leases queued events to workers, retries them
+// with backoff, turns them into dead letters, and fires destinations.
+//
+// Delivery is at least once: a lease outlives a dead dispatcher only until
+// its deadline, then the event runs again; the request ID is the
+// idempotency key, and a result that arrives after its lease was
+// superseded is refused (lease epochs).
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/placement"
+	"nimbus/internal/state"
+	"nimbus/internal/worker"
+	"nimbus/pkg/client"
+)
+
+// Defaults of asynchronous invocation, as on Lambda.
+const (
+	DefaultRetries     = 2
+	DefaultRetryDelay  = time.Minute
+	DefaultMaxEventAge = 6 * time.Hour
+	// leaseGrace is added to a function's timeout for its lease: the
+	// time a result may take to come back.
+	leaseGrace = 30 * time.Second
+	tick       = 20 * time.Millisecond
+	maxLeases  = 256 // per Lease command
+)
+
+// Control is what the dispatcher needs of the Raft node.
+type Control interface {
+	Store() *state.Store
+	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+}
+
+// Invoker runs an invocation on some worker (the placer).
+type Invoker interface {
+	Invoke(ctx context.Context, req worker.Request) (worker.Result, error)
+	FreeSlots() int
+}
+
+// Hooks let the server observe what the dispatcher does: the log of each
+// run (to store and stream it) and each outcome (to deliver destinations
+// and notifications).
+type Hooks struct {
+	Log     func(client.LogEntry)
+	Outcome func(Outcome)
+}
+
+// Outcome describes a finished attempt of an event.
+type Outcome struct {
+	Item     state.QueueItem
+	Function client.Function
+	Record   client.Invocation
+	Result   json.RawMessage
+	// Condition is Success, RetriesExhausted or EventAgeExceeded for a
+	// final outcome, "" for an attempt that will be retried.
+	Condition string
+}
+
+// Dispatcher runs queued events. Run it on the leader only.
+type Dispatcher struct {
+	cp    Control
+	inv   Invoker
+	hooks Hooks
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]uint64 // request id -> epoch this dispatcher runs
+	wake     chan struct{}
+	finisher *finisher
+}
+
+// NewDispatcher returns a dispatcher.
+func NewDispatcher(cp Control, inv Invoker, hooks Hooks, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the dispatcher look at the queue now (new events arrived).
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches until ctx ends (leadership lost). Runs it has started
+// finish in the background; their results are committed if this node
+// still leads, refused otherwise.
+func (d *Dispatcher) Run(ctx context.Context) {
+	d.finisher = newFinisher(d.cp, d.log)
+	d.finisher.onDone = func(o *Outcome) {
+		if d.hooks.Outcome != nil {
+			d.hooks.Outcome(*o)
+		}
+	}
+	defer d.finisher.close()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		d.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// pass looks at the queue once: expired leases and too-old events become
+// retries or dead letters; ready events are leased and started, oldest
+// first, as far as there are free slots.
+func (d *Dispatcher) pass(ctx context.Context) {
+	now := time.Now().UTC()
+	store := d.cp.Store()
+	var expired []fsm.Outcome
+	var ready []state.QueueItem
+	d.mu.Lock()
+	for _, q := range store.QueueItems() {
+		if _, mine := d.inflight[q.RequestID]; mine {
+			continue
+		}
+		fn, ferr := store.Function(q.Function)
+		cfg := asyncConfig(fn.FunctionConfig)
+		switch {
+		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
+			// Its dispatcher (perhaps an earlier leader) never reported.
+			expired = append(expired, d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0))
+		case q.Leased(now):
+		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
+			expired = append(expired, fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: client.ReasonEventAgeExceeded, LastError: q.LastError})
+		case ferr != nil:
+			expired = append(expired, fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"})
+		case !now.Before(q.NotBefore):
+			ready = append(ready, q)
+		}
+	}
+	free := d.inv.FreeSlots() - len(d.inflight)
+	d.mu.Unlock()
+
+	for _, o := range expired {
+		d.finisher.add(o, nil)
+	}
+	if len(ready) > free {
+		ready = ready[:max(free, 0)]
+	}
+	if len(ready) > maxLeases {
+		ready = ready[:maxLeases]
+	}
+	if len(ready) == 0 {
+		return
+	}
+	leases := make([]fsm.LeaseRequest, len(ready))
+	for i, q := range ready {
+		fn, _ := store.Function(q.Function)
+		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
+	}
+	res, err := d.cp.Apply(ctx, fsm.LeaseType, fsm.Lease{Leases: leases, Now: now})
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("leasing queued events", "err", err)
+		}
+		return
+	}
+	epochs := res.(fsm.LeaseResult).Epochs
+	for _, q := range ready {
+		epoch, ok := epochs[q.RequestID]
+		if !ok {
+			continue
+		}
+		q.Epoch, q.Attempts = epoch, q.Attempts+1
+		d.mu.Lock()
+		d.inflight[q.RequestID] = epoch
+		d.mu.Unlock()
+		go d.run(q)
+	}
+}
+
+// asyncSettings are a function's asynchronous settings with defaults.
+type asyncSettings struct {
+	retries int
+	delay   time.Duration
+	maxAge  time.Duration
+}
+
+func asyncConfig(c client.FunctionConfig) asyncSettings {
+	s := asyncSettings{retries: DefaultRetries, delay: DefaultRetryDelay, maxAge: DefaultMaxEventAge}
+	if c.Retries != nil {
+		s.retries = *c.Retries
+	}
+	if c.RetryDelay > 0 {
+		s.delay = time.Duration(c.RetryDelay)
+	}
+	if c.MaxEventAge > 0 {
+		s.maxAge = time.Duration(c.MaxEventAge)
+	}
+	return s
+}
+
+// failOutcome is what a failed attempt becomes: a retry after the
+// doubling delay, or a dead letter once the retries are spent.
+func (d *Dispatcher) failOutcome(q state.QueueItem, fn client.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
+	if q.Attempts > cfg.retries {
+		return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeDeadLetter,
+			Reason: client.ReasonRetriesExhausted, LastError: errType}
+	}
+	delay := cfg.delay << max(q.Attempts-1, 0)
+	return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeRetry, NotBefore: now.Add(delay), LastError: errType}
+}
+
+// run invokes one leased event and reports its outcome.
+func (d *Dispatcher) run(q state.QueueItem) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.inflight, q.RequestID)
+		d.mu.Unlock()
+	}()
+	store := d.cp.Store()
+	fn, err := store.Function(q.Function)
+	if err != nil {
+		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
+			Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
+		return
+	}
+	cfg := asyncConfig(fn.FunctionConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(fn.Timeout)+leaseGrace)
+	defer cancel()
+	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
+	now := time.Now().UTC()
+	if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, placement.ErrNoWorkers) || errors.Is(err, worker.ErrClosed) {
+		// It never ran: back to the queue shortly, without counting.
+		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeRetry,
+			NotBefore: now.Add(250 * time.Millisecond), Refund: true, LastError: q.LastError}, nil)
+		return
+	}
+	if err != nil {
+		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
+		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
+		return
+	}
+	rec := client.Invocation{
+		ID: q.RequestID, Function: fn.Name, Revision: fn.Revision, Trigger: q.Trigger,
+		Status: client.StatusSuccess, Start: res.Start.UTC(), DurationMS: float64(res.Duration.Microseconds()) / 1000,
+		BilledMS: res.BilledMS, MemoryMB: fn.MemoryMB, MaxMemoryMB: res.MaxMemoryMB, ColdStart: res.Cold,
+		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
+		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
+	}
+	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
+		rec.Result = nil // records keep results up to 64 KB
+	}
+	if d.hooks.Log != nil {
+		d.hooks.Log(client.LogEntry{RequestID: q.RequestID, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
+	}
+	out := Outcome{Item: q, Function: fn, Record: rec, Result: json.RawMessage(res.Payload)}
+	var o fsm.Outcome
+	if res.ErrorType == "" {
+		o = fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeComplete, Record: rec}
+		out.Condition = "Success"
+	} else {
+		o = d.failOutcome(q, fn, cfg, now, res.ErrorType, q.Epoch)
+		if o.Kind == fsm.OutcomeDeadLetter {
+			out.Condition = o.Reason
+		}
+		out.Record.Status = client.StatusFailed
+	}
+	// A function destination's event commits with the outcome itself.
+	if dest := functionDestination(out, now); dest != nil {
+		o.Enqueue = []state.QueueItem{*dest}
+	}
+	d.finisher.add(o, &out)
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}

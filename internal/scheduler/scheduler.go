@@ -1,0 +1,196 @@
+// Package scheduler owns schedules: their expressions (expr.go) and the
+// leader's fire loop, which turns each due slot into one Raft command that
+// records the slot and enqueues the invocation together, so that no slot
+// fires twice whoever leads.
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// DefaultStartingDeadline is how late a slot may still fire (a slot
+// missed while there was no leader); older slots are counted as missed.
+const DefaultStartingDeadline = 60 * time.Second
+
+// Control is what the scheduler needs of the Raft node.
+type Control interface {
+	Store() *state.Store
+	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+}
+
+// Loop fires due schedules. Run it on the leader only.
+type Loop struct {
+	cp       Control
+	deadline time.Duration
+	period   time.Duration
+	log      *slog.Logger
+	// Fired, when set, is called after each committed fire (to wake the
+	// dispatcher).
+	Fired func()
+
+	mu    sync.Mutex
+	exprs map[string]Expr // by timezone + expression
+}
+
+// NewLoop returns a fire loop with the given starting deadline (0 for
+// the default).
+func NewLoop(cp Control, startingDeadline time.Duration, log *slog.Logger) *Loop {
+	if startingDeadline <= 0 {
+		startingDeadline = DefaultStartingDeadline
+	}
+	return &Loop{cp: cp, deadline: startingDeadline, period: 100 * time.Millisecond, log: log, exprs: map[string]Expr{}}
+}
+
+// Compile parses a schedule's expression in its time zone, with a cache.
+func (l *Loop) Compile(sc client.Schedule) (Expr, error) {
+	key := sc.Timezone + "\x00" + sc.Expression
+	l.mu.Lock()
+	e, ok := l.exprs[key]
+	l.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	e, err := ParseIn(sc.Expression, sc.Timezone)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.exprs[key] = e
+	l.mu.Unlock()
+	return e, nil
+}
+
+// ParseIn parses expr in the named time zone ("" for UTC).
+func ParseIn(expr, tz string) (Expr, error) {
+	loc := time.UTC
+	if tz != "" {
+		var err error
+		if loc, err = time.LoadLocation(tz); err != nil {
+			return nil, fmt.Errorf("%w: time zone %q: %v", ErrBadExpression, tz, err)
+		}
+	}
+	return Parse(expr, loc)
+}
+
+// Run fires due slots until ctx ends.
+func (l *Loop) Run(ctx context.Context) {
+	t := time.NewTicker(l.period)
+	defer t.Stop()
+	for {
+		now := time.Now().UTC()
+		for _, sc := range l.cp.Store().Schedules() {
+			if ctx.Err() != nil {
+				return
+			}
+			if !sc.Disabled {
+				l.fireDue(ctx, sc, now)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fireDue fires the latest due slot of sc, if any, once; earlier due
+// slots collapse into it (counted as missed), and a latest slot older
+// than the starting deadline is itself only counted.
+func (l *Loop) fireDue(ctx context.Context, sc client.Schedule, now time.Time) {
+	e, err := l.Compile(sc)
+	if err != nil {
+		return
+	}
+	from := sc.LastSlot
+	if from.IsZero() {
+		from = sc.CreatedAt
+	}
+	due := Slots(e, from, now, 100000)
+	if len(due) == 0 {
+		return
+	}
+	latest := due[len(due)-1]
+	missed := int64(len(due) - 1)
+	cmd := fsm.FireSchedule{Name: sc.Name, Slot: latest.UTC(), Missed: missed}
+	switch {
+	case now.Sub(latest) > l.deadline:
+		cmd.Missed++
+	case sc.Policy == "forbid" && l.stillRunning(sc.LastRequest):
+		cmd.Missed++
+	default:
+		cmd.Item = &state.QueueItem{
+			RequestID:  FireID(sc.Name, latest),
+			Function:   sc.Function,
+			Event:      fireEvent(sc, latest),
+			Trigger:    "schedule:" + sc.Name,
+			EnqueuedAt: now,
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := l.cp.Apply(actx, fsm.FireScheduleType, cmd); err != nil {
+		if ctx.Err() == nil {
+			l.log.Debug("schedule fire not committed", "schedule", sc.Name, "slot", latest, "err", err)
+		}
+		return
+	}
+	if cmd.Item != nil && l.Fired != nil {
+		l.Fired()
+	}
+}
+
+// stillRunning reports whether the previous fire's invocation has not
+// reached a terminal state.
+func (l *Loop) stillRunning(requestID string) bool {
+	if requestID == "" {
+		return false
+	}
+	rec, err := l.cp.Store().Record(requestID)
+	if err != nil {
+		return false
+	}
+	return rec.Status == client.StatusQueued || rec.Status == client.StatusRunning
+}
+
+// FireID is the request ID of a schedule's fire for a slot: the same on
+// every server, so a fire is idempotent.
+func FireID(name string, slot time.Time) string {
+	return fmt.Sprintf("sched-%s-%d", name, slot.Unix())
+}
+
+// fireEvent is the schedule's own event, or an EventBridge-style
+// scheduled event.
+func fireEvent(sc client.Schedule, slot time.Time) json.RawMessage {
+	if len(sc.Event) > 0 {
+		return sc.Event
+	}
+	b, _ := json.Marshal(map[string]any{
+		"version":     "0",
+		"id":          FireID(sc.Name, slot),
+		"detail-type": "Scheduled Event",
+		"source":      "nimbus.scheduler",
+		"time":        slot.UTC().Format(time.RFC3339),
+		"resources":   []string{"schedule/" + sc.Name},
+		"detail":      map[string]any{},
+	})
+	return b
+}
+
+// NextFire returns a schedule's next fire time after now, if any.
+func (l *Loop) NextFire(sc client.Schedule, now time.Time) (time.Time, bool) {
+	e, err := l.Compile(sc)
+	if err != nil || sc.Disabled {
+		return time.Time{}, false
+	}
+	return e.Next(now)
+}

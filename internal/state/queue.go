@@ -1,0 +1,239 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// ErrStaleLease is returned for a result or retry whose lease epoch is not
+// the item's current one: the lease expired and the item moved on.
+var ErrStaleLease = errors.New("stale lease")
+
+// maxDeadLetters bounds the dead-letter list; the oldest go first.
+const maxDeadLetters = 10000
+
+// QueueItem is one acknowledged asynchronous event, queued or leased.
+type QueueItem struct {
+	RequestID  string          `json:"request_id"`
+	Function   string          `json:"function"`
+	Event      json.RawMessage `json:"event"`
+	Trigger    string          `json:"trigger"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	Seq        uint64          `json:"seq"` // arrival order, assigned by Apply
+	Attempts   int             `json:"attempts"`
+	NotBefore  time.Time       `json:"not_before,omitzero"`
+	Epoch      uint64          `json:"epoch"`                // bumped by every lease
+	LeaseUntil time.Time       `json:"lease_until,omitzero"` // zero when not leased
+	LastError  string          `json:"last_error,omitempty"`
+}
+
+// Leased reports whether the item is leased as of now.
+func (q *QueueItem) Leased(now time.Time) bool {
+	return !q.LeaseUntil.IsZero() && now.Before(q.LeaseUntil)
+}
+
+// queueRecordLocked writes the record that mirrors a queue item's state.
+// Needs s.mu.
+func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*client.Invocation)) {
+	rec := client.Invocation{ID: q.RequestID, Function: q.Function, Trigger: q.Trigger, Status: status,
+		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
+	if old, ok := s.records.byID[q.RequestID]; ok {
+		rec = *old
+		rec.Status, rec.Attempts = status, q.Attempts
+	}
+	if update != nil {
+		update(&rec)
+	}
+	s.records.add(rec)
+}
+
+// Enqueue queues events. An event whose request ID is already queued or
+// recorded is skipped (the request ID is the idempotency key). It
+// returns how many were queued.
+func (s *Store) Enqueue(items []QueueItem) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, it := range items {
+		if _, queued := s.queue[it.RequestID]; queued {
+			continue
+		}
+		if _, recorded := s.records.byID[it.RequestID]; recorded {
+			continue
+		}
+		s.queueSeq++
+		it.Seq = s.queueSeq
+		it.Attempts, it.Epoch, it.LeaseUntil = 0, 0, time.Time{}
+		q := it
+		s.queue[q.RequestID] = &q
+		s.queueRecordLocked(&q, client.StatusQueued, nil)
+		n++
+	}
+	return n
+}
+
+// Lease leases a queued item until the given time, counting an attempt.
+// It returns the lease's epoch.
+func (s *Store) Lease(id string, until, now time.Time) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queue[id]
+	if !ok {
+		return 0, fmt.Errorf("queued event %q: %w", id, ErrNotFound)
+	}
+	if q.Leased(now) {
+		return 0, fmt.Errorf("queued event %q is leased until %v: %w", id, q.LeaseUntil, ErrStaleLease)
+	}
+	nq := *q
+	nq.Epoch++
+	nq.Attempts++
+	nq.LeaseUntil = until
+	s.queue[id] = &nq
+	s.queueRecordLocked(&nq, client.StatusRunning, nil)
+	return nq.Epoch, nil
+}
+
+func (s *Store) leasedLocked(id string, epoch uint64) (*QueueItem, error) {
+	q, ok := s.queue[id]
+	if !ok {
+		return nil, fmt.Errorf("queued event %q: %w", id, ErrNotFound)
+	}
+	if q.Epoch != epoch {
+		return nil, fmt.Errorf("queued event %q: epoch %d, not %d: %w", id, q.Epoch, epoch, ErrStaleLease)
+	}
+	return q, nil
+}
+
+// Complete ends a leased item with its final record (success, or a
+// failure that is not retried).
+func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, err := s.leasedLocked(id, epoch)
+	if err != nil {
+		return err
+	}
+	delete(s.queue, id)
+	rec.ID, rec.Function, rec.Trigger, rec.Attempts, rec.EnqueuedAt = q.RequestID, q.Function, q.Trigger, q.Attempts, q.EnqueuedAt
+	s.records.add(rec)
+	return nil
+}
+
+// Retry puts a leased item back in the queue, not to run before
+// notBefore. epoch 0 matches any epoch (an expired lease). refund undoes
+// the lease's attempt count, for an event that never ran.
+func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queue[id]
+	if !ok {
+		return fmt.Errorf("queued event %q: %w", id, ErrNotFound)
+	}
+	if epoch != 0 && q.Epoch != epoch {
+		return fmt.Errorf("queued event %q: %w", id, ErrStaleLease)
+	}
+	nq := *q
+	nq.LeaseUntil, nq.NotBefore, nq.LastError = time.Time{}, notBefore, lastErr
+	if refund && nq.Attempts > 0 {
+		nq.Attempts-- // the event never ran (no capacity): not an attempt
+	}
+	s.queue[id] = &nq
+	s.queueRecordLocked(&nq, client.StatusQueued, func(r *client.Invocation) { r.ErrorType = lastErr })
+	return nil
+}
+
+// DeadLetter gives up on an item. epoch 0 matches any epoch.
+func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queue[id]
+	if !ok {
+		return fmt.Errorf("queued event %q: %w", id, ErrNotFound)
+	}
+	if epoch != 0 && q.Epoch != epoch {
+		return fmt.Errorf("queued event %q: %w", id, ErrStaleLease)
+	}
+	delete(s.queue, id)
+	s.deadLetters[id] = &client.DeadLetter{RequestID: id, Function: q.Function, Event: q.Event, Reason: reason,
+		Attempts: q.Attempts, LastError: lastErr, At: now, Trigger: q.Trigger}
+	s.dlOrder = append(s.dlOrder, id)
+	for len(s.dlOrder) > maxDeadLetters {
+		delete(s.deadLetters, s.dlOrder[0])
+		s.dlOrder = s.dlOrder[1:]
+	}
+	s.queueRecordLocked(q, client.StatusDeadLetter, func(r *client.Invocation) {
+		if lastErr != "" {
+			r.ErrorType = lastErr
+		}
+	})
+	return nil
+}
+
+// Redrive moves dead letters back to the queue under their request IDs,
+// with their attempts reset. It returns how many moved.
+func (s *Store) Redrive(ids []string, now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		dl, ok := s.deadLetters[id]
+		if !ok {
+			continue
+		}
+		delete(s.deadLetters, id)
+		for i, x := range s.dlOrder {
+			if x == id {
+				s.dlOrder = append(s.dlOrder[:i:i], s.dlOrder[i+1:]...)
+				break
+			}
+		}
+		s.queueSeq++
+		q := &QueueItem{RequestID: id, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq}
+		s.queue[id] = q
+		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
+		n++
+	}
+	return n
+}
+
+// QueueItems returns every queued or leased item in arrival order.
+func (s *Store) QueueItems() []QueueItem {
+	s.mu.RLock()
+	out := make([]QueueItem, 0, len(s.queue))
+	for _, q := range s.queue {
+		out = append(out, *q)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+// QueueItem returns one queued item.
+func (s *Store) QueueItem(id string) (QueueItem, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	q, ok := s.queue[id]
+	if !ok {
+		return QueueItem{}, false
+	}
+	return *q, true
+}
+
+// DeadLetters returns the dead letters of a function ("" for all), oldest
+// first.
+func (s *Store) DeadLetters(function string) []client.DeadLetter {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []client.DeadLetter{}
+	for _, id := range s.dlOrder {
+		if dl := s.deadLetters[id]; dl != nil && (function == "" || dl.Function == function) {
+			out = append(out, *dl)
+		}
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// ErrSlotFired is returned when a schedule's slot has already fired (or a
+// later one has): each slot fires at most once, whoever leads.
+var ErrSlotFired = errors.New("slot already fired")
+
+// PutSchedule creates or replaces a schedule, keeping what the scheduler
+// recorded of an existing one (last slot, counts) unless the expression
+// or time zone changed.
+func (s *Store) PutSchedule(sc client.Schedule) (created bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.schedules[sc.Name]; ok {
+		sc.CreatedAt, sc.Fires, sc.Missed = old.CreatedAt, old.Fires, old.Missed
+		sc.LastSlot, sc.LastRequest = old.LastSlot, old.LastRequest
+		s.schedules[sc.Name] = &sc
+		return false
+	}
+	s.schedules[sc.Name] = &sc
+	return true
+}
+
+// DeleteSchedule removes a schedule.
+func (s *Store) DeleteSchedule(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.schedules[name]; !ok {
+		return fmt.Errorf("schedule %q: %w", name, ErrNotFound)
+	}
+	delete(s.schedules, name)
+	return nil
+}
+
+// SetScheduleEnabled enables or disables a schedule. Enabling does not
+// replay the slots that passed while it was disabled: firing resumes
+// from now.
+func (s *Store) SetScheduleEnabled(name string, enabled bool, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.schedules[name]
+	if !ok {
+		return fmt.Errorf("schedule %q: %w", name, ErrNotFound)
+	}
+	sc := *old
+	if enabled && sc.Disabled && sc.LastSlot.Before(now) {
+		sc.LastSlot = now
+	}
+	sc.Disabled = !enabled
+	s.schedules[name] = &sc
+	return nil
+}
+
+// FireSchedule records that a schedule fired for slot and enqueues its
+// event, unless that slot (or a later one) already fired. missed counts
+// older slots skipped (past the starting deadline, or under forbid).
+func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *QueueItem) error {
+	s.mu.Lock()
+	old, ok := s.schedules[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("schedule %q: %w", name, ErrNotFound)
+	}
+	if !slot.After(old.LastSlot) {
+		s.mu.Unlock()
+		return fmt.Errorf("schedule %q slot %s: %w", name, slot.Format(time.RFC3339), ErrSlotFired)
+	}
+	sc := *old
+	sc.LastSlot = slot
+	sc.Missed += missed
+	if item != nil {
+		sc.Fires++
+		sc.LastRequest = item.RequestID
+	}
+	s.schedules[name] = &sc
+	s.mu.Unlock()
+	if item != nil {
+		s.Enqueue([]QueueItem{*item})
+	}
+	return nil
+}
+
+// Schedule returns one schedule.
+func (s *Store) Schedule(name string) (client.Schedule, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sc, ok := s.schedules[name]
+	if !ok {
+		return client.Schedule{}, fmt.Errorf("schedule %q: %w", name, ErrNotFound)
+	}
+	return *sc, nil
+}
+
+// Schedules returns every schedule, sorted by name.
+func (s *Store) Schedules() []client.Schedule {
+	s.mu.RLock()
+	out := make([]client.Schedule, 0, len(s.schedules))
+	for _, sc := range s.schedules {
+		out = append(out, *sc)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// DeadLetters lists dead letters, of one function or ("" ) all.
+func (c *Client) DeadLetters(ctx context.Context, function string) ([]DeadLetter, error) {
+	q := url.Values{}
+	if function != "" {
+		q.Set("function", function)
+	}
+	var out struct {
+		DeadLetters []DeadLetter `json:"dead_letters"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/deadletters", q, nil, &out)
+	if out.DeadLetters == nil {
+		out.DeadLetters = []DeadLetter{}
+	}
+	return out.DeadLetters, err
+}
+
+// Redrive re-enqueues the named dead letters, or with all every one (of
+// function, if not "").
+func (c *Client) Redrive(ctx context.Context, ids []string, all bool, function string) (int, error) {
+	var out struct {
+		Redriven int `json:"redriven"`
+	}
+	in := map[string]any{"ids": ids, "all": all, "function": function}
+	_, err := c.doJSON(ctx, http.MethodPost, "/v1/deadletters/redrive", nil, in, &out)
+	return out.Redriven, err
+}
+
+// WebhookSecret returns the secret that signs webhook deliveries.
+func (c *Client) WebhookSecret(ctx context.Context) (string, error) {
+	var out struct {
+		Secret string `json:"secret"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/webhooks/secret", nil, nil, &out)
+	return out.Secret, err
+}
+
+// PutSchedule creates or replaces a schedule.
+func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, error) {
+	var out Schedule
+	status, err := c.doJSON(ctx, http.MethodPut, "/v1/schedules/"+url.PathEscape(s.Name), nil, s, &out)
+	return out, status == http.StatusCreated, err
+}
+
+// Schedules lists schedules.
+func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
+	var out struct {
+		Schedules []Schedule `json:"schedules"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules", nil, nil, &out)
+	return out.Schedules, err
+}
+
+// GetSchedule describes one schedule.
+func (c *Client) GetSchedule(ctx context.Context, name string) (Schedule, error) {
+	var out Schedule
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules/"+url.PathEscape(name), nil, nil, &out)
+	return out, err
+}
+
+// DeleteSchedule removes a schedule.
+func (c *Client) DeleteSchedule(ctx context.Context, name string) error {
+	_, err := c.doJSON(ctx, http.MethodDelete, "/v1/schedules/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// EnableSchedule enables or disables a schedule.
+func (c *Client) EnableSchedule(ctx context.Context, name string, enabled bool) (Schedule, error) {
+	verb := "disable"
+	if enabled {
+		verb = "enable"
+	}
+	var out Schedule
+	_, err := c.doJSON(ctx, http.MethodPost, "/v1/schedules/"+url.PathEscape(name)+"/"+verb, nil, nil, &out)
+	return out, err
+}
