@@ -140,6 +140,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.invocationsCommand(),
 		a.clusterCommand(),
 		a.deadlettersCommand(),
+		a.eventsCommand(),
+		a.subscriptionsCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),

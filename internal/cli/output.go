@@ -76,3 +76,9 @@ func ensureNewline(s string) string {
 	}
 	return s + "\n"
 }
+
+// printJSONLine writes v as one line of JSON (for streams).
+func printJSONLine(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	w.Write(append(b, '\n'))
+}

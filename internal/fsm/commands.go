@@ -21,20 +21,22 @@ import (
 type CommandType uint8
 
 const (
-	UpsertFunctionType    CommandType = 1
-	DeleteFunctionType    CommandType = 2
-	RecordInvocationsType CommandType = 3
-	PutKeyType            CommandType = 4
-	PutServerType         CommandType = 5
-	EnqueueType           CommandType = 6
-	LeaseType             CommandType = 7
-	FinishType            CommandType = 8
-	RedriveType           CommandType = 9
-	PutScheduleType       CommandType = 10
-	DeleteScheduleType    CommandType = 11
-	EnableScheduleType    CommandType = 12
-	FireScheduleType      CommandType = 13
-	PutSettingType        CommandType = 14
+	UpsertFunctionType     CommandType = 1
+	DeleteFunctionType     CommandType = 2
+	RecordInvocationsType  CommandType = 3
+	PutKeyType             CommandType = 4
+	PutServerType          CommandType = 5
+	EnqueueType            CommandType = 6
+	LeaseType              CommandType = 7
+	FinishType             CommandType = 8
+	RedriveType            CommandType = 9
+	PutScheduleType        CommandType = 10
+	DeleteScheduleType     CommandType = 11
+	EnableScheduleType     CommandType = 12
+	FireScheduleType       CommandType = 13
+	PutSettingType         CommandType = 14
+	PutSubscriptionType    CommandType = 15
+	DeleteSubscriptionType CommandType = 16
 )
 
 var commandNames = map[CommandType]string{
@@ -43,6 +45,17 @@ var commandNames = map[CommandType]string{
 	EnqueueType: "Enqueue", LeaseType: "Lease", FinishType: "Finish", RedriveType: "Redrive",
 	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
 	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
+	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
+}
+
+// PutSubscription stores a notification subscription.
+type PutSubscription struct {
+	Subscription client.Subscription `json:"subscription"`
+}
+
+// DeleteSubscription removes one.
+type DeleteSubscription struct {
+	ID string `json:"id"`
 }
 
 // PutSetting stores a cluster-wide setting (such as the webhook signing

@@ -76,6 +76,19 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		}
 		f.store.PutSetting(c.Key, c.Value, c.IfAbsent)
 		return nil
+	case PutSubscriptionType:
+		var c PutSubscription
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		f.store.PutSubscription(c.Subscription)
+		return nil
+	case DeleteSubscriptionType:
+		var c DeleteSubscription
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		return f.store.DeleteSubscription(c.ID)
 	case EnqueueType, LeaseType, FinishType, RedriveType:
 		return f.applyQueue(t, body)
 	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType:

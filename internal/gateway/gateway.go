@@ -59,13 +59,15 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics
 	recorder *recorder
-	follow   *hub
+	follow   *hub[client.LogEntry]
+	events   *hub[client.Invocation]
 	mux      *http.ServeMux
 }
 
 // New builds a gateway and starts its record batcher; Close stops it.
 func New(cfg Config) *Gateway {
-	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub()}
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[client.Invocation]()}
+	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.recorder = newRecorder(cfg.Control, cfg.Logs, cfg.Retention, cfg.Log)
 	g.routes()
 	return g
@@ -104,6 +106,10 @@ func (g *Gateway) routes() {
 	m.Handle("GET /v1/invocations", g.authFunc(g.listInvocations))
 	m.Handle("GET /v1/invocations/{id}", g.authFunc(g.getInvocation))
 	m.Handle("GET /v1/cluster", g.authFunc(g.cluster))
+	m.Handle("GET /v1/events", g.authFunc(g.streamEvents))
+	m.Handle("GET /v1/subscriptions", g.authFunc(g.listSubscriptions))
+	m.Handle("POST /v1/subscriptions", g.authFunc(g.createSubscription))
+	m.Handle("DELETE /v1/subscriptions/{id}", g.authFunc(g.deleteSubscription))
 	m.Handle("GET /v1/deadletters", g.authFunc(g.listDeadLetters))
 	m.Handle("POST /v1/deadletters/redrive", g.authFunc(g.redrive))
 	m.Handle("GET /v1/webhooks/secret", g.authFunc(g.webhookSecret))

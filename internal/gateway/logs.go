@@ -113,35 +113,35 @@ func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []c
 	}
 }
 
-// hub fans new logs out to followers. A follower that cannot keep up
-// loses entries rather than slowing invocations down.
-type hub struct {
+// hub fans values out to followers (logs, events). A follower that
+// cannot keep up loses values rather than slowing the publisher down.
+type hub[T any] struct {
 	mu   sync.Mutex
-	subs map[chan client.LogEntry]struct{}
+	subs map[chan T]struct{}
 }
 
-func newHub() *hub { return &hub{subs: map[chan client.LogEntry]struct{}{}} }
+func newHub[T any]() *hub[T] { return &hub[T]{subs: map[chan T]struct{}{}} }
 
-func (h *hub) subscribe() chan client.LogEntry {
-	ch := make(chan client.LogEntry, 256)
+func (h *hub[T]) subscribe() chan T {
+	ch := make(chan T, 256)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
 	return ch
 }
 
-func (h *hub) unsubscribe(ch chan client.LogEntry) {
+func (h *hub[T]) unsubscribe(ch chan T) {
 	h.mu.Lock()
 	delete(h.subs, ch)
 	h.mu.Unlock()
 }
 
-func (h *hub) publish(e client.LogEntry) {
+func (h *hub[T]) publish(v T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
 		select {
-		case ch <- e:
+		case ch <- v:
 		default:
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
+	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
@@ -44,6 +45,8 @@ type DevOptions struct {
 	// namespaces, cgroups or seccomp. For hosts that cannot build
 	// sandboxes; never for untrusted code.
 	InsecureNoSandbox bool
+	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
+	SMTPAddr, SMTPFrom string
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish at
@@ -137,7 +140,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	placer := placement.New(nil, placement.Local(w))
-	async := newAsyncParts(cp, placer, log)
+	async := newAsyncParts(cp, placer, notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, log)
 	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
 		Enqueuer:  async.enqueuer,

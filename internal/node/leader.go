@@ -22,11 +22,15 @@ type asyncParts struct {
 	enqueuer   *queue.Enqueuer
 	dispatcher *queue.Dispatcher
 	scheduler  *scheduler.Loop
+	notifier   *notify.Notifier
 }
 
-func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, log *slog.Logger) *asyncParts {
+func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, log *slog.Logger) *asyncParts {
 	a := &asyncParts{enqueuer: queue.NewEnqueuer(cp)}
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
+	secret := func() string { s, _ := cp.Store().Setting(gateway.WebhookSecretKey); return s }
+	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
+	cp.Store().ObserveRecords(a.notifier.Observe)
 	return a
 }
 
@@ -91,6 +95,7 @@ func runLeaderServices(ctx context.Context, cp *controlplane.Node, a *asyncParts
 		}
 		go a.dispatcher.Run(lctx)
 		go a.scheduler.Run(lctx)
+		go a.notifier.Run(lctx)
 		stillRunning := wait(false)
 		cancel()
 		if !stillRunning {

@@ -25,6 +25,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
+	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
@@ -51,8 +52,10 @@ type ServerOptions struct {
 	// has been dead for PromoteAfter (default 10 s).
 	Standby      bool
 	PromoteAfter time.Duration
-	Out          io.Writer
-	LogLevel     slog.Level
+	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
+	SMTPAddr, SMTPFrom string
+	Out                io.Writer
+	LogLevel           slog.Level
 }
 
 // RunServer runs a control-plane server until ctx is cancelled.
@@ -126,7 +129,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	placer := placement.New(registry)
-	async := newAsyncParts(cp, placer, log)
+	async := newAsyncParts(cp, placer, notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, log)
 	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
 		Enqueuer:      async.enqueuer,

@@ -25,6 +25,7 @@ func DefaultRetention() Retention {
 type recordIndex struct {
 	byFunction map[string][]*client.Invocation
 	byID       map[string]*client.Invocation
+	observe    func(client.Invocation) // called with each added record; must not block
 }
 
 func newRecordIndex() recordIndex {
@@ -32,6 +33,9 @@ func newRecordIndex() recordIndex {
 }
 
 func (x *recordIndex) add(r client.Invocation) {
+	if x.observe != nil {
+		x.observe(r)
+	}
 	stored := &r
 	if old, ok := x.byID[r.ID]; ok {
 		list := x.byFunction[old.Function]
@@ -151,4 +155,18 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 		out = out[:q.Limit]
 	}
 	return out
+}
+
+// ObserveRecords registers f to be called with every record as it is
+// stored (by Apply, on every server: the source of the event stream). f
+// runs under the store's lock and must not block or call the store.
+func (s *Store) ObserveRecords(f func(client.Invocation)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.records.observe
+	if prev == nil {
+		s.records.observe = f
+		return
+	}
+	s.records.observe = func(r client.Invocation) { prev(r); f(r) }
 }

@@ -30,12 +30,13 @@ type Store struct {
 	servers   map[string]*ServerInfo
 	records   recordIndex
 
-	queue       map[string]*QueueItem
-	queueSeq    uint64
-	deadLetters map[string]*client.DeadLetter
-	dlOrder     []string // dead-letter IDs, oldest first
-	schedules   map[string]*client.Schedule
-	settings    map[string]string
+	queue         map[string]*QueueItem
+	queueSeq      uint64
+	deadLetters   map[string]*client.DeadLetter
+	dlOrder       []string // dead-letter IDs, oldest first
+	schedules     map[string]*client.Schedule
+	settings      map[string]string
+	subscriptions map[string]*client.Subscription
 }
 
 // New returns an empty store.
@@ -46,10 +47,11 @@ func New() *Store {
 		servers:   map[string]*ServerInfo{},
 		records:   newRecordIndex(),
 
-		queue:       map[string]*QueueItem{},
-		deadLetters: map[string]*client.DeadLetter{},
-		schedules:   map[string]*client.Schedule{},
-		settings:    map[string]string{},
+		queue:         map[string]*QueueItem{},
+		deadLetters:   map[string]*client.DeadLetter{},
+		schedules:     map[string]*client.Schedule{},
+		settings:      map[string]string{},
+		subscriptions: map[string]*client.Subscription{},
 	}
 }
 
@@ -59,12 +61,13 @@ type Snapshot struct {
 	Keys      []*Key             `json:"keys"`
 	Servers   []*ServerInfo      `json:"servers"`
 
-	Queue       []*QueueItem         `json:"queue"`
-	QueueSeq    uint64               `json:"queue_seq"`
-	DeadLetters []*client.DeadLetter `json:"dead_letters"` // oldest first
-	Schedules   []*client.Schedule   `json:"schedules"`
-	Settings    map[string]string    `json:"settings"`
-	Records     []client.Invocation  `json:"records"`
+	Queue         []*QueueItem           `json:"queue"`
+	QueueSeq      uint64                 `json:"queue_seq"`
+	DeadLetters   []*client.DeadLetter   `json:"dead_letters"` // oldest first
+	Schedules     []*client.Schedule     `json:"schedules"`
+	Settings      map[string]string      `json:"settings"`
+	Subscriptions []*client.Subscription `json:"subscriptions"`
+	Records       []client.Invocation    `json:"records"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -85,6 +88,9 @@ func (s *Store) Capture() *Snapshot {
 		snap.Queue = append(snap.Queue, q)
 	}
 	snap.QueueSeq = s.queueSeq
+	for _, v := range s.subscriptions {
+		snap.Subscriptions = append(snap.Subscriptions, v)
+	}
 	snap.Settings = make(map[string]string, len(s.settings))
 	for k, v := range s.settings {
 		snap.Settings[k] = v
@@ -159,8 +165,13 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, sc := range snap.Schedules {
 		schedules[sc.Name] = sc
 	}
+	records.observe = s.records.observe
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
+	s.subscriptions = map[string]*client.Subscription{}
+	for _, v := range snap.Subscriptions {
+		s.subscriptions[v.ID] = v
+	}
 	s.settings = snap.Settings
 	if s.settings == nil {
 		s.settings = map[string]string{}

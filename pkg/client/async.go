@@ -81,3 +81,25 @@ func (c *Client) EnableSchedule(ctx context.Context, name string, enabled bool) 
 	_, err := c.doJSON(ctx, http.MethodPost, "/v1/schedules/"+url.PathEscape(name)+"/"+verb, nil, nil, &out)
 	return out, err
 }
+
+// CreateSubscription stores a notification subscription.
+func (c *Client) CreateSubscription(ctx context.Context, s Subscription) (Subscription, error) {
+	var out Subscription
+	_, err := c.doJSON(ctx, http.MethodPost, "/v1/subscriptions", nil, s, &out)
+	return out, err
+}
+
+// Subscriptions lists subscriptions.
+func (c *Client) Subscriptions(ctx context.Context) ([]Subscription, error) {
+	var out struct {
+		Subscriptions []Subscription `json:"subscriptions"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/subscriptions", nil, nil, &out)
+	return out.Subscriptions, err
+}
+
+// DeleteSubscription removes a subscription.
+func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
+	_, err := c.doJSON(ctx, http.MethodDelete, "/v1/subscriptions/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}

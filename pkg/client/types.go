@@ -205,3 +205,27 @@ const (
 	HeaderLogResult      = "X-Nimbus-Log-Result"
 	HeaderColdStart      = "X-Nimbus-Cold-Start"
 )
+
+// Event is one item of the event stream (GET /v1/events).
+type Event struct {
+	Type       string    `json:"type"` // "invocation"
+	RequestID  string    `json:"request_id"`
+	Function   string    `json:"function"`
+	Trigger    string    `json:"trigger"`
+	Status     string    `json:"status"`
+	ErrorType  string    `json:"error_type,omitempty"`
+	Attempts   int       `json:"attempts,omitempty"`
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Subscription sends a notification when an invocation of a function (or
+// of any function) ends in one of the given conditions.
+type Subscription struct {
+	ID       string    `json:"id"`
+	Function string    `json:"function,omitempty"` // "" for every function
+	On       []string  `json:"on"`                 // success, failure, timeout, dead_letter
+	Webhook  string    `json:"webhook,omitempty"`
+	Email    string    `json:"email,omitempty"`
+	Created  time.Time `json:"created_at"`
+}

@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"slices"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/notify"
+	"nimbus/pkg/client"
+)
+
+func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": g.cfg.Control.Store().Subscriptions()})
+}
+
+// createSubscription stores {function?, on: [...], webhook | email}.
+func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
+	var s client.Subscription
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		writeError(w, g.log, bodyError(err, "subscription is not valid JSON"))
+		return
+	}
+	if len(s.On) == 0 {
+		writeError(w, g.log, badRequest(fmt.Sprintf("say on which conditions to notify: on: %v", notify.Conditions)))
+		return
+	}
+	for _, c := range s.On {
+		if !slices.Contains(notify.Conditions, c) {
+			writeError(w, g.log, badRequest(fmt.Sprintf("condition %q is not one of %v", c, notify.Conditions)))
+			return
+		}
+	}
+	if (s.Webhook == "") == (s.Email == "") {
+		writeError(w, g.log, badRequest("give exactly one of webhook (a URL) and email (an address)"))
+		return
+	}
+	if s.Webhook != "" {
+		if u, err := url.Parse(s.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			writeError(w, g.log, badRequest(fmt.Sprintf("webhook %q is not an http(s) URL", s.Webhook)))
+			return
+		}
+	}
+	if s.Email != "" {
+		if _, err := mail.ParseAddress(s.Email); err != nil {
+			writeError(w, g.log, badRequest(fmt.Sprintf("email %q is not an address: %v", s.Email, err)))
+			return
+		}
+	}
+	if s.Function != "" {
+		if _, err := g.cfg.Control.Store().Function(s.Function); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	s.ID, s.Created = "sub-"+hex.EncodeToString(b), time.Now().UTC()
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.PutSubscriptionType, fsm.PutSubscription{Subscription: s}); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s)
+}
+
+func (g *Gateway) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteSubscriptionType, fsm.DeleteSubscription{ID: r.PathValue("id")}); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")})
+}

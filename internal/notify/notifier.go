@@ -1,0 +1,161 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/smtp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// Conditions a subscription can name.
+const (
+	OnSuccess    = "success"
+	OnFailure    = "failure"
+	OnTimeout    = "timeout"
+	OnDeadLetter = "dead_letter"
+)
+
+// Conditions lists the valid conditions.
+var Conditions = []string{OnSuccess, OnFailure, OnTimeout, OnDeadLetter}
+
+// conditionsOf returns the conditions a record's state meets ("" state
+// changes such as queued meet none).
+func conditionsOf(r client.Invocation) []string {
+	switch r.Status {
+	case client.StatusSuccess:
+		return []string{OnSuccess}
+	case client.StatusFailed:
+		if r.ErrorType == "Sandbox.Timeout" {
+			return []string{OnFailure, OnTimeout}
+		}
+		return []string{OnFailure}
+	case client.StatusDeadLetter:
+		return []string{OnDeadLetter}
+	}
+	return nil
+}
+
+// SMTP says where e-mail goes; an empty Addr disables e-mail.
+type SMTP struct {
+	Addr string // host:port of a relay that accepts mail without auth
+	From string
+}
+
+// Notifier sends the notifications that subscriptions ask for. Feed it
+// every record change with Observe (non-blocking); Run it on the leader
+// only, so each notification goes out once.
+type Notifier struct {
+	subs      func() []client.Subscription
+	secret    func() string
+	smtp      SMTP
+	deliverer *Deliverer
+	log       *slog.Logger
+	ch        chan client.Invocation
+	active    atomic.Bool // Run is running: this node leads
+}
+
+// NewNotifier returns a notifier over the given subscriptions source.
+func NewNotifier(subs func() []client.Subscription, secret func() string, smtpCfg SMTP, log *slog.Logger) *Notifier {
+	return &Notifier{subs: subs, secret: secret, smtp: smtpCfg, deliverer: &Deliverer{Attempts: 3}, log: log,
+		ch: make(chan client.Invocation, 4096)}
+}
+
+// Observe offers a record change. It never blocks: past the buffer,
+// notifications are dropped (and logged).
+func (n *Notifier) Observe(r client.Invocation) {
+	if !n.active.Load() || conditionsOf(r) == nil {
+		return
+	}
+	select {
+	case n.ch <- r:
+	default:
+		n.log.Warn("notification dropped: the notifier is behind", "request_id", r.ID)
+	}
+}
+
+// Run sends notifications until ctx ends; only changes observed while it
+// runs are notified.
+func (n *Notifier) Run(ctx context.Context) {
+	n.active.Store(true)
+	defer func() {
+		n.active.Store(false)
+		n.Drain()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-n.ch:
+			n.notify(ctx, r)
+		}
+	}
+}
+
+// Drain discards what was observed (called while not leading).
+func (n *Notifier) Drain() {
+	for {
+		select {
+		case <-n.ch:
+		default:
+			return
+		}
+	}
+}
+
+func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
+	conds := conditionsOf(r)
+	for _, s := range n.subs() {
+		if s.Function != "" && s.Function != r.Function {
+			continue
+		}
+		var matched string
+		for _, c := range conds {
+			if slices.Contains(s.On, c) {
+				matched = c
+				break
+			}
+		}
+		if matched == "" {
+			continue
+		}
+		body, _ := json.Marshal(map[string]any{"subscription": s.ID, "condition": matched, "invocation": r,
+			"time": time.Now().UTC().Format(time.RFC3339Nano)})
+		if s.Webhook != "" {
+			go func(url string) {
+				dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if d := n.deliverer.Deliver(dctx, url, n.secret(), body); d.Err != nil {
+					n.log.Warn("notification webhook failed", "subscription", s.ID, "err", d.Err)
+				}
+			}(s.Webhook)
+		}
+		if s.Email != "" {
+			if err := n.mail(s.Email, matched, r, body); err != nil {
+				n.log.Warn("notification e-mail failed", "subscription", s.ID, "err", err)
+			}
+		}
+	}
+}
+
+func (n *Notifier) mail(to, cond string, r client.Invocation, body []byte) error {
+	if n.smtp.Addr == "" {
+		return fmt.Errorf("no SMTP server configured (--smtp-addr)")
+	}
+	from := n.smtp.From
+	if from == "" {
+		from = "nimbus@localhost"
+	}
+	subject := fmt.Sprintf("[nimbus] %s %s: %s", r.Function, cond, r.ID)
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: application/json\r\n\r\n", from, to, subject)
+	msg.Write(body)
+	msg.WriteString("\r\n")
+	return smtp.SendMail(n.smtp.Addr, nil, from, []string{to}, []byte(msg.String()))
+}
