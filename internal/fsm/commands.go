@@ -37,6 +37,7 @@ const (
 	PutSettingType         CommandType = 14
 	PutSubscriptionType    CommandType = 15
 	DeleteSubscriptionType CommandType = 16
+	FireSchedulesType      CommandType = 17
 )
 
 var commandNames = map[CommandType]string{
@@ -46,6 +47,7 @@ var commandNames = map[CommandType]string{
 	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
 	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
 	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
+	FireSchedulesType: "FireSchedules",
 }
 
 // PutSubscription stores a notification subscription.
@@ -219,6 +221,16 @@ type FireSchedule struct {
 	Item   *state.QueueItem `json:"item,omitempty"`
 }
 
+// FireSchedules applies many fires in one entry (the scheduler's batch).
+type FireSchedules struct {
+	Fires []FireSchedule `json:"fires"`
+}
+
+// FireSchedulesResult lists the fires refused, with why.
+type FireSchedulesResult struct {
+	Refused map[string]string `json:"refused,omitempty"`
+}
+
 // DecodeResult turns the JSON of an Apply result, as a forwarding leader
 // sent it, back into the type that applying t returns locally.
 func DecodeResult(t CommandType, b []byte) (any, error) {
@@ -243,6 +255,9 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case PutScheduleType:
 		var r PutScheduleResult
+		return r, json.Unmarshal(b, &r)
+	case FireSchedulesType:
+		var r FireSchedulesResult
 		return r, json.Unmarshal(b, &r)
 	}
 	return nil, nil

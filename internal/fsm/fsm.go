@@ -91,7 +91,7 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		return f.store.DeleteSubscription(c.ID)
 	case EnqueueType, LeaseType, FinishType, RedriveType:
 		return f.applyQueue(t, body)
-	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType:
+	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType, FireSchedulesType:
 		return f.applySchedule(t, body)
 	}
 	err := fmt.Errorf("unknown command type %d", t)

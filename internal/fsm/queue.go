@@ -90,6 +90,21 @@ func (f *FSM) applySchedule(t CommandType, body []byte) any {
 			return err
 		}
 		return f.store.FireSchedule(c.Name, c.Slot, c.Missed, c.Item)
+	case FireSchedulesType:
+		var c FireSchedules
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		res := FireSchedulesResult{}
+		for _, fire := range c.Fires {
+			if err := f.store.FireSchedule(fire.Name, fire.Slot, fire.Missed, fire.Item); err != nil {
+				if res.Refused == nil {
+					res.Refused = map[string]string{}
+				}
+				res.Refused[fire.Name] = err.Error()
+			}
+		}
+		return res
 	}
 	return nil
 }

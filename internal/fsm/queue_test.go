@@ -119,3 +119,30 @@ func TestEachScheduleSlotFiresOnce(t *testing.T) {
 		t.Fatalf("schedule %+v, queue %d", sc, len(s.QueueItems()))
 	}
 }
+
+func TestABatchOfFiresRefusesOnlyTheSlotsAlreadyFired(t *testing.T) {
+	f, s := newFSM()
+	for _, n := range []string{"a", "b"} {
+		apply(t, f, PutScheduleType, PutSchedule{Schedule: client.Schedule{Name: n, Function: "f", Expression: "@every 1s", CreatedAt: t0}})
+	}
+	slot := t0.Add(time.Second)
+	ia, ib := item("ra", "f"), item("rb", "f")
+	apply(t, f, FireScheduleType, FireSchedule{Name: "a", Slot: slot, Item: &ia})
+	res := apply(t, f, FireSchedulesType, FireSchedules{Fires: []FireSchedule{{Name: "a", Slot: slot, Item: &ia}, {Name: "b", Slot: slot, Item: &ib}}}).(FireSchedulesResult)
+	if len(res.Refused) != 1 || res.Refused["a"] == "" {
+		t.Fatalf("refused: %+v", res.Refused)
+	}
+	if sc, _ := s.Schedule("b"); sc.Fires != 1 || len(s.QueueItems()) != 2 {
+		t.Fatalf("b: %+v, queue %d", sc, len(s.QueueItems()))
+	}
+}
+
+func TestRetentionKeepsTheRecordsOfQueuedEvents(t *testing.T) {
+	f, s := newFSM()
+	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("q1", "f"), item("q2", "f")}})
+	ret := state.Retention{PerFunction: 1, MaxAge: time.Hour}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "done", Function: "f", Start: t0.Add(time.Minute), Status: client.StatusSuccess}}, Retention: ret, Now: t0.Add(2 * time.Hour)})
+	if !s.HasRecord("q1") || !s.HasRecord("q2") {
+		t.Fatal("retention removed the records of events still queued")
+	}
+}

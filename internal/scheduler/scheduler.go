@@ -81,19 +81,29 @@ func ParseIn(expr, tz string) (Expr, error) {
 	return Parse(expr, loc)
 }
 
-// Run fires due slots until ctx ends.
+// fireBatch bounds the fires per Raft entry.
+const fireBatch = 1000
+
+// Run fires due slots until ctx ends. Each pass gathers every due fire
+// and commits them in batches (many per Raft entry).
 func (l *Loop) Run(ctx context.Context) {
 	t := time.NewTicker(l.period)
 	defer t.Stop()
 	for {
 		now := time.Now().UTC()
+		var fires []fsm.FireSchedule
 		for _, sc := range l.cp.Store().Schedules() {
-			if ctx.Err() != nil {
-				return
+			if sc.Disabled {
+				continue
 			}
-			if !sc.Disabled {
-				l.fireDue(ctx, sc, now)
+			if f, ok := l.due(sc, now); ok {
+				fires = append(fires, f)
 			}
+		}
+		for len(fires) > 0 && ctx.Err() == nil {
+			n := min(len(fires), fireBatch)
+			l.commit(ctx, fires[:n])
+			fires = fires[n:]
 		}
 		select {
 		case <-ctx.Done():
@@ -103,24 +113,38 @@ func (l *Loop) Run(ctx context.Context) {
 	}
 }
 
-// fireDue fires the latest due slot of sc, if any, once; earlier due
+func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := l.cp.Apply(actx, fsm.FireSchedulesType, fsm.FireSchedules{Fires: fires}); err != nil {
+		if ctx.Err() == nil {
+			l.log.Debug("schedule fires not committed", "count", len(fires), "err", err)
+		}
+		return
+	}
+	if l.Fired != nil {
+		l.Fired()
+	}
+}
+
+// due returns the fire for the latest due slot of sc, if any; earlier due
 // slots collapse into it (counted as missed), and a latest slot older
 // than the starting deadline is itself only counted.
-func (l *Loop) fireDue(ctx context.Context, sc client.Schedule, now time.Time) {
+func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 	e, err := l.Compile(sc)
 	if err != nil {
-		return
+		return fsm.FireSchedule{}, false
 	}
 	from := sc.LastSlot
 	if from.IsZero() {
 		from = sc.CreatedAt
 	}
-	due := Slots(e, from, now, 100000)
-	if len(due) == 0 {
-		return
+	slots := Slots(e, from, now, 100000)
+	if len(slots) == 0 {
+		return fsm.FireSchedule{}, false
 	}
-	latest := due[len(due)-1]
-	missed := int64(len(due) - 1)
+	latest := slots[len(slots)-1]
+	missed := int64(len(slots) - 1)
 	cmd := fsm.FireSchedule{Name: sc.Name, Slot: latest.UTC(), Missed: missed}
 	switch {
 	case now.Sub(latest) > l.deadline:
@@ -136,17 +160,7 @@ func (l *Loop) fireDue(ctx context.Context, sc client.Schedule, now time.Time) {
 			EnqueuedAt: now,
 		}
 	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := l.cp.Apply(actx, fsm.FireScheduleType, cmd); err != nil {
-		if ctx.Err() == nil {
-			l.log.Debug("schedule fire not committed", "schedule", sc.Name, "slot", latest, "err", err)
-		}
-		return
-	}
-	if cmd.Item != nil && l.Fired != nil {
-		l.Fired()
-	}
+	return cmd, true
 }
 
 // stillRunning reports whether the previous fire's invocation has not

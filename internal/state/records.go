@@ -52,8 +52,9 @@ func (x *recordIndex) add(r client.Invocation) {
 	x.byFunction[r.Function] = append(x.byFunction[r.Function], stored)
 }
 
-// prune applies retention as of now and returns the IDs it removed.
-func (x *recordIndex) prune(ret Retention, now time.Time) []string {
+// prune applies retention as of now and returns the IDs it removed. A
+// record for which keep reports true (an event still queued) stays.
+func (x *recordIndex) prune(ret Retention, now time.Time, keep func(id string) bool) []string {
 	var removed []string
 	cutoff := now.Add(-ret.MaxAge)
 	for fn, list := range x.byFunction {
@@ -67,16 +68,21 @@ func (x *recordIndex) prune(ret Retention, now time.Time) []string {
 		if drop == 0 {
 			continue
 		}
+		var kept []*client.Invocation
 		for _, r := range list[:drop] {
+			if keep(r.ID) {
+				kept = append(kept, r)
+				continue
+			}
 			delete(x.byID, r.ID)
 			removed = append(removed, r.ID)
 		}
-		if drop == len(list) {
+		if len(kept) == 0 && drop == len(list) {
 			delete(x.byFunction, fn)
 			continue
 		}
 		// Copy so the dropped records' backing array can be collected.
-		x.byFunction[fn] = append([]*client.Invocation(nil), list[drop:]...)
+		x.byFunction[fn] = append(kept, list[drop:]...)
 	}
 	return removed
 }
@@ -101,7 +107,7 @@ func (s *Store) AddRecords(records []client.Invocation, ret Retention, now time.
 	for _, r := range records {
 		s.records.add(r)
 	}
-	return s.records.prune(ret, now)
+	return s.records.prune(ret, now, func(id string) bool { _, queued := s.queue[id]; return queued })
 }
 
 // Record returns the invocation record with the given request ID.
