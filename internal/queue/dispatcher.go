@@ -30,8 +30,10 @@ const (
 	DefaultRetryDelay  = time.Minute
 	DefaultMaxEventAge = 6 * time.Hour
 	// leaseGrace is added to a function's timeout for its lease: the
-	// time a result may take to come back.
-	leaseGrace = 30 * time.Second
+	// time a result may take to come back. After a leader dies, its
+	// leased events wait this long past their timeout before running
+	// again.
+	leaseGrace = 10 * time.Second
 	tick       = 20 * time.Millisecond
 	maxLeases  = 256 // per Lease command
 )

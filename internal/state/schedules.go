@@ -69,6 +69,10 @@ func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *Qu
 		s.mu.Unlock()
 		return fmt.Errorf("schedule %q: %w", name, ErrNotFound)
 	}
+	if old.Disabled && item != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("schedule %q is disabled: %w", name, ErrSlotFired)
+	}
 	if !slot.After(old.LastSlot) {
 		s.mu.Unlock()
 		return fmt.Errorf("schedule %q slot %s: %w", name, slot.Format(time.RFC3339), ErrSlotFired)
