@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"nimbus/internal/fsm"
 	"nimbus/internal/rpc/rpcpb"
 	"nimbus/internal/state"
@@ -16,57 +18,84 @@ import (
 // a second or two) before it answers ErrNotLeader.
 const leaderWait = 5 * time.Second
 
+// ErrOutcomeUnknown marks a write that failed after it may have reached
+// the log (leadership was lost while it was in flight, or the leader
+// stopped answering): it may still be committed. Such a write is never
+// retried, so that it cannot be applied twice; the error also wraps
+// ErrNotLeader. A write that fails with ErrNotLeader alone was not
+// committed.
+var ErrOutcomeUnknown = errors.New("the write may or may not have been committed")
+
 // Error kinds carried by a forwarded Apply's answer.
 const (
 	kindNotFound  = "not_found"
-	kindNotLeader = "not_leader"
+	kindNotLeader = "not_leader" // not committed
+	kindUnknown   = "unknown_outcome"
 	kindOther     = "other"
 )
 
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("%w: %w (%v)", ErrNotLeader, ErrOutcomeUnknown, err)
+}
+
+// Leader reaches the leader's Control service from a follower: over the
+// Control RPC in production (see Config.RPC), by direct calls in
+// in-process test clusters. Any error other than a not-leader answer is
+// taken to mean the leader could not be reached.
+type Leader interface {
+	// Apply is the leader's ApplyForwarded.
+	Apply(ctx context.Context, leaderID string, req *rpcpb.ApplyRequest) (*rpcpb.ApplyResponse, error)
+	// ReadIndex is the leader's ReadIndex.
+	ReadIndex(ctx context.Context, leaderID string) (uint64, error)
+}
+
 // Apply commits a command through Raft and returns what the FSM returned
 // for it; an FSM result that is an error is returned as the error. On a
-// follower the command is forwarded to the leader. With no leader within
-// a few seconds it returns ErrNotLeader.
+// follower the command is forwarded to the leader over the Control RPC.
+// With no leader within a few seconds it returns ErrNotLeader; a write
+// that may have been committed all the same fails with ErrOutcomeUnknown
+// too, and is not retried.
 func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
+	return n.ApplyVia(ctx, rpcLeader{n}, t, cmd)
+}
+
+// ApplyVia is Apply forwarding through leader when this node is a
+// follower.
+func (n *Node) ApplyVia(ctx context.Context, leader Leader, t fsm.CommandType, cmd any) (any, error) {
 	data, err := fsm.Encode(t, cmd)
 	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(leaderWait)
 	for {
-		res, err := n.applyOnce(ctx, t, data)
-		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+		res, err := n.applyOnce(ctx, leader, t, data)
+		if !errors.Is(err, ErrNotLeader) || errors.Is(err, ErrOutcomeUnknown) || time.Now().After(deadline) {
 			return res, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%w (%v)", err, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-func (n *Node) applyOnce(ctx context.Context, t fsm.CommandType, data []byte) (any, error) {
+func (n *Node) applyOnce(ctx context.Context, leader Leader, t fsm.CommandType, data []byte) (any, error) {
 	if n.IsLeader() {
 		return n.applyLocal(ctx, t, data)
 	}
 	_, leaderID := n.raft.LeaderWithID()
-	if leaderID == "" || n.rpc == nil {
+	if leaderID == "" {
 		return nil, ErrNotLeader
-	}
-	info, ok := n.store.ServerInfo(string(leaderID))
-	if !ok {
-		return nil, fmt.Errorf("%w (leader %s has not registered its address yet)", ErrNotLeader, leaderID)
-	}
-	c, err := n.rpc.Control(info.APIAddr)
-	if err != nil {
-		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	resp, err := c.Apply(cctx, &rpcpb.ApplyRequest{Type: uint32(t), Command: data[1:]})
+	resp, err := leader.Apply(cctx, string(leaderID), &rpcpb.ApplyRequest{Type: uint32(t), Command: data[1:]})
+	if errors.Is(err, ErrNotLeader) {
+		return nil, err
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (forwarding to leader %s: %v)", ErrNotLeader, leaderID, err)
+		return nil, outcomeUnknown(fmt.Errorf("forwarding to leader %s: %w", leaderID, err))
 	}
 	switch resp.ErrorKind {
 	case "":
@@ -77,17 +106,17 @@ func (n *Node) applyOnce(ctx context.Context, t fsm.CommandType, data []byte) (a
 		return nil, fmt.Errorf("%s: %w", resp.ErrorMessage, state.ErrNotFound)
 	case kindNotLeader:
 		return nil, fmt.Errorf("%w (%s)", ErrNotLeader, resp.ErrorMessage)
+	case kindUnknown:
+		return nil, outcomeUnknown(errors.New(resp.ErrorMessage))
 	}
 	return nil, errors.New(resp.ErrorMessage)
 }
 
-// waitApplied waits (briefly) until this node has applied index, so that
-// what a client just wrote through it is visible in its next read here.
+// waitApplied waits (up to a few seconds) until this node's state
+// reflects index, so that what a client just wrote through it is visible
+// in its next read here.
 func (n *Node) waitApplied(ctx context.Context, index uint64) {
-	deadline := time.Now().Add(5 * time.Second)
-	for n.raft.AppliedIndex() < index && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(2 * time.Millisecond)
-	}
+	n.waitAppliedIndex(ctx, index)
 }
 
 func (n *Node) applyLocal(ctx context.Context, t fsm.CommandType, data []byte) (any, error) {
@@ -102,7 +131,10 @@ func (n *Node) applyLocalIndex(ctx context.Context, t fsm.CommandType, data []by
 	}
 	f := n.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {
-		if isLeadershipError(err) {
+		if errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			return nil, 0, outcomeUnknown(err)
+		}
+		if isLeadershipError(err) { // refused before it reached the log
 			return nil, 0, fmt.Errorf("%w (%v)", ErrNotLeader, err)
 		}
 		return nil, 0, fmt.Errorf("raft apply %s: %w", t, err)
@@ -125,6 +157,8 @@ func (n *Node) ApplyForwarded(ctx context.Context, req *rpcpb.ApplyRequest) *rpc
 	switch {
 	case errors.Is(err, state.ErrNotFound):
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotFound, ErrorMessage: err.Error(), Index: index}
+	case errors.Is(err, ErrOutcomeUnknown):
+		return &rpcpb.ApplyResponse{ErrorKind: kindUnknown, ErrorMessage: err.Error()}
 	case errors.Is(err, ErrNotLeader):
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotLeader, ErrorMessage: err.Error()}
 	case err != nil:

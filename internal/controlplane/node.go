@@ -53,6 +53,7 @@ type Config struct {
 type Node struct {
 	id        string
 	raft      *raft.Raft
+	applied   *appliedFSM
 	store     *state.Store
 	logStore  *raftboltdb.BoltStore
 	transport raft.Transport
@@ -96,12 +97,13 @@ func Start(cfg Config) (*Node, error) {
 	rc.TrailingLogs = 2048
 
 	store := state.New()
-	r, err := raft.NewRaft(rc, fsm.New(store, cfg.Log), boltStore, boltStore, snaps, transport)
+	applied := &appliedFSM{FSM: fsm.New(store, cfg.Log)}
+	r, err := raft.NewRaft(rc, applied, boltStore, boltStore, snaps, transport)
 	if err != nil {
 		boltStore.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{id: cfg.NodeID, raft: r, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, log: cfg.Log}
+	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, log: cfg.Log}
 	if cfg.Bootstrap {
 		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
 		if err != nil {

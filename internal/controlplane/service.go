@@ -128,3 +128,16 @@ func (s *Service) Heartbeat(ctx context.Context, hb *rpcpb.WorkerHeartbeat) (*rp
 	s.workers.Heartbeat(hb)
 	return &rpcpb.HeartbeatResponse{ServerId: s.node.ID()}, nil
 }
+
+// ReadIndex answers a follower's consistent read with this leader's
+// commit index; FailedPrecondition when this server does not lead.
+func (s *Service) ReadIndex(ctx context.Context, _ *rpcpb.ReadIndexRequest) (*rpcpb.ReadIndexResponse, error) {
+	index, err := s.node.ReadIndex(ctx)
+	if errors.Is(err, ErrNotLeader) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &rpcpb.ReadIndexResponse{Index: index}, nil
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,11 +24,41 @@ const (
 	maxDeployBody = 50<<20*4/3 + 1<<20
 )
 
+// consistentReader is a control plane that can bring its state up to
+// date with the leader's before a read (controlplane.Node).
+type consistentReader interface {
+	ConsistentRead(ctx context.Context) error
+}
+
+// readConsistently honours a read's request for consistency (query
+// consistent=1 or true, or header X-Nimbus-Consistency: strong): it makes
+// this server's state reflect every write committed before the request.
+// Without it a read answers from this server's state, which a follower
+// may hold slightly behind the leader's. A control plane that cannot lag
+// (no replicas) needs nothing.
+func (g *Gateway) readConsistently(r *http.Request) error {
+	v := r.URL.Query().Get("consistent")
+	strong := v == "1" || v == "true" || strings.EqualFold(r.Header.Get("X-Nimbus-Consistency"), "strong")
+	cr, ok := g.cfg.Control.(consistentReader)
+	if !strong || !ok {
+		return nil
+	}
+	return cr.ConsistentRead(r.Context())
+}
+
 func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
+	if err := g.readConsistently(r); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"functions": g.cfg.Control.Store().Functions()})
 }
 
 func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
+	if err := g.readConsistently(r); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
 	f, err := g.cfg.Control.Store().Function(r.PathValue("name"))
 	if err != nil {
 		writeError(w, g.log, err)

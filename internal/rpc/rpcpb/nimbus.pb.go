@@ -77,10 +77,13 @@ func (x *ApplyRequest) GetCommand() []byte {
 }
 
 type ApplyResponse struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Result       []byte                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`                        // the FSM's result as JSON
-	ErrorKind    string                 `protobuf:"bytes,2,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"` // "" on success; "not_found", "not_leader" or "other"
-	ErrorMessage string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Result []byte                 `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"` // the FSM's result as JSON
+	// "" on success; "not_found", "not_leader" (not committed),
+	// "unknown_outcome" (leadership lost after the entry reached the log:
+	// it may still commit) or "other".
+	ErrorKind    string `protobuf:"bytes,2,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
+	ErrorMessage string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	// index is the Raft index of the committed entry: the forwarding
 	// server waits until it has applied it, so that a client reads its
 	// own write from any server.
@@ -820,6 +823,89 @@ func (x *HeartbeatResponse) GetServerId() string {
 	return ""
 }
 
+type ReadIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
+	mi := &file_nimbus_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexRequest) ProtoMessage() {}
+
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{14}
+}
+
+// index is the leader's commit index, taken before it confirmed its
+// leadership: every write acknowledged before the request has an index
+// no greater.
+type ReadIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexResponse) Reset() {
+	*x = ReadIndexResponse{}
+	mi := &file_nimbus_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexResponse) ProtoMessage() {}
+
+func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReadIndexResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type InvokeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -831,7 +917,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_nimbus_proto_msgTypes[14]
+	mi := &file_nimbus_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +929,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[14]
+	mi := &file_nimbus_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +942,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{14}
+	return file_nimbus_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InvokeRequest) GetRequestId() string {
@@ -901,7 +987,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_nimbus_proto_msgTypes[15]
+	mi := &file_nimbus_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +999,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[15]
+	mi := &file_nimbus_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1012,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{15}
+	return file_nimbus_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InvokeResponse) GetRefused() string {
@@ -1015,7 +1101,7 @@ type RetireRequest struct {
 
 func (x *RetireRequest) Reset() {
 	*x = RetireRequest{}
-	mi := &file_nimbus_proto_msgTypes[16]
+	mi := &file_nimbus_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1113,7 @@ func (x *RetireRequest) String() string {
 func (*RetireRequest) ProtoMessage() {}
 
 func (x *RetireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[16]
+	mi := &file_nimbus_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1126,7 @@ func (x *RetireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireRequest.ProtoReflect.Descriptor instead.
 func (*RetireRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{16}
+	return file_nimbus_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RetireRequest) GetFunction() string {
@@ -1058,7 +1144,7 @@ type RetireResponse struct {
 
 func (x *RetireResponse) Reset() {
 	*x = RetireResponse{}
-	mi := &file_nimbus_proto_msgTypes[17]
+	mi := &file_nimbus_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1156,7 @@ func (x *RetireResponse) String() string {
 func (*RetireResponse) ProtoMessage() {}
 
 func (x *RetireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[17]
+	mi := &file_nimbus_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1169,7 @@ func (x *RetireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireResponse.ProtoReflect.Descriptor instead.
 func (*RetireResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{17}
+	return file_nimbus_proto_rawDescGZIP(), []int{19}
 }
 
 type DrainRequest struct {
@@ -1094,7 +1180,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_nimbus_proto_msgTypes[18]
+	mi := &file_nimbus_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1192,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[18]
+	mi := &file_nimbus_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1205,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{18}
+	return file_nimbus_proto_rawDescGZIP(), []int{20}
 }
 
 type DrainResponse struct {
@@ -1130,7 +1216,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_nimbus_proto_msgTypes[19]
+	mi := &file_nimbus_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1228,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[19]
+	mi := &file_nimbus_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1241,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{19}
+	return file_nimbus_proto_rawDescGZIP(), []int{21}
 }
 
 var File_nimbus_proto protoreflect.FileDescriptor
@@ -1217,7 +1303,10 @@ const file_nimbus_proto_rawDesc = "" +
 	"\bdraining\x18\v \x01(\bR\bdraining\x12%\n" +
 	"\x0ewarm_revisions\x18\f \x03(\tR\rwarmRevisions\"0\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
-	"\tserver_id\x18\x01 \x01(\tR\bserverId\"d\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
+	"\x10ReadIndexRequest\")\n" +
+	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"d\n" +
 	"\rInvokeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -1242,7 +1331,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\"\x10\n" +
 	"\x0eRetireResponse\"\x0e\n" +
 	"\fDrainRequest\"\x0f\n" +
-	"\rDrainResponse2\xd0\x03\n" +
+	"\rDrainResponse2\x98\x04\n" +
 	"\aControl\x12:\n" +
 	"\x05Apply\x12\x17.nimbus.v1.ApplyRequest\x1a\x18.nimbus.v1.ApplyResponse\x12I\n" +
 	"\n" +
@@ -1251,7 +1340,8 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x05Leave\x12\x17.nimbus.v1.LeaveRequest\x1a\x18.nimbus.v1.LeaveResponse\x12@\n" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
-	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse2\xc2\x01\n" +
+	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse\x12F\n" +
+	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\xc2\x01\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
 	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
@@ -1269,7 +1359,7 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_nimbus_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
@@ -1285,12 +1375,14 @@ var file_nimbus_proto_goTypes = []any{
 	(*GetBlobResponse)(nil),    // 11: nimbus.v1.GetBlobResponse
 	(*WorkerHeartbeat)(nil),    // 12: nimbus.v1.WorkerHeartbeat
 	(*HeartbeatResponse)(nil),  // 13: nimbus.v1.HeartbeatResponse
-	(*InvokeRequest)(nil),      // 14: nimbus.v1.InvokeRequest
-	(*InvokeResponse)(nil),     // 15: nimbus.v1.InvokeResponse
-	(*RetireRequest)(nil),      // 16: nimbus.v1.RetireRequest
-	(*RetireResponse)(nil),     // 17: nimbus.v1.RetireResponse
-	(*DrainRequest)(nil),       // 18: nimbus.v1.DrainRequest
-	(*DrainResponse)(nil),      // 19: nimbus.v1.DrainResponse
+	(*ReadIndexRequest)(nil),   // 14: nimbus.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),  // 15: nimbus.v1.ReadIndexResponse
+	(*InvokeRequest)(nil),      // 16: nimbus.v1.InvokeRequest
+	(*InvokeResponse)(nil),     // 17: nimbus.v1.InvokeResponse
+	(*RetireRequest)(nil),      // 18: nimbus.v1.RetireRequest
+	(*RetireResponse)(nil),     // 19: nimbus.v1.RetireResponse
+	(*DrainRequest)(nil),       // 20: nimbus.v1.DrainRequest
+	(*DrainResponse)(nil),      // 21: nimbus.v1.DrainResponse
 }
 var file_nimbus_proto_depIdxs = []int32{
 	0,  // 0: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
@@ -1300,21 +1392,23 @@ var file_nimbus_proto_depIdxs = []int32{
 	8,  // 4: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
 	10, // 5: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
 	12, // 6: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
-	14, // 7: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
-	16, // 8: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	18, // 9: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
-	1,  // 10: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 11: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 12: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 13: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
-	9,  // 14: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	11, // 15: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	13, // 16: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	15, // 17: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	17, // 18: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	19, // 19: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
-	10, // [10:20] is the sub-list for method output_type
-	0,  // [0:10] is the sub-list for method input_type
+	14, // 7: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
+	16, // 8: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
+	18, // 9: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
+	20, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	1,  // 11: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 12: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 13: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 14: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 15: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 16: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 17: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 18: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
+	17, // 19: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	19, // 20: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	21, // 21: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	11, // [11:22] is the sub-list for method output_type
+	0,  // [0:11] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -1331,7 +1425,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,7 @@ const (
 	Control_PutBlob_FullMethodName    = "/nimbus.v1.Control/PutBlob"
 	Control_GetBlob_FullMethodName    = "/nimbus.v1.Control/GetBlob"
 	Control_Heartbeat_FullMethodName  = "/nimbus.v1.Control/Heartbeat"
+	Control_ReadIndex_FullMethodName  = "/nimbus.v1.Control/ReadIndex"
 )
 
 // ControlClient is the client API for Control service.
@@ -53,6 +54,10 @@ type ControlClient interface {
 	// Heartbeat is a worker's registration and load report, sent to every
 	// server every second.
 	Heartbeat(ctx context.Context, in *WorkerHeartbeat, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// ReadIndex serves a follower's consistent read (leader only): the
+	// leader confirms with a quorum that it still leads and answers its
+	// commit index, which the follower applies before it reads.
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
 type controlClient struct {
@@ -133,6 +138,16 @@ func (c *controlClient) Heartbeat(ctx context.Context, in *WorkerHeartbeat, opts
 	return out, nil
 }
 
+func (c *controlClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadIndexResponse)
+	err := c.cc.Invoke(ctx, Control_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -155,6 +170,10 @@ type ControlServer interface {
 	// Heartbeat is a worker's registration and load report, sent to every
 	// server every second.
 	Heartbeat(context.Context, *WorkerHeartbeat) (*HeartbeatResponse, error)
+	// ReadIndex serves a follower's consistent read (leader only): the
+	// leader confirms with a quorum that it still leads and answers its
+	// commit index, which the follower applies before it reads.
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -185,6 +204,9 @@ func (UnimplementedControlServer) GetBlob(context.Context, *GetBlobRequest) (*Ge
 }
 func (UnimplementedControlServer) Heartbeat(context.Context, *WorkerHeartbeat) (*HeartbeatResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedControlServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -333,6 +355,24 @@ func _Control_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).ReadIndex(ctx, req.(*ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -367,6 +407,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Heartbeat",
 			Handler:    _Control_Heartbeat_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _Control_ReadIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
