@@ -114,6 +114,16 @@ func (l *Loop) Run(ctx context.Context) {
 }
 
 func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {
+	// Stamp the events when their batch goes to Raft, not when the pass
+	// began, so that enqueued_at minus the slot is the true lag.
+	now := time.Now().UTC()
+	for i := range fires {
+		if fires[i].Item != nil {
+			item := *fires[i].Item
+			item.EnqueuedAt = now
+			fires[i].Item = &item
+		}
+	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := l.cp.Apply(actx, fsm.FireSchedulesType, fsm.FireSchedules{Fires: fires}); err != nil {
