@@ -44,9 +44,6 @@ type Exit struct {
 	Code      int    // exit code, -1 when killed by a signal
 	Signal    string // signal name when killed by one, e.g. "SIGKILL"
 	OOMKilled bool   // the memory limit was hit (known only where the executor can tell)
-	// CleanupError says what could not be cleaned up after the exit
-	// (a cgroup that would not go away), if anything.
-	CleanupError string
 }
 
 // Executor starts instance processes.

@@ -48,6 +48,8 @@ type IsolatedExecutor struct {
 	mounts  runtimeMounts
 	links   [][2]string
 	next    atomic.Uint64
+	// destroying counts cgroups being removed after their sandbox ended.
+	destroying sync.WaitGroup
 }
 
 // ErrCannotIsolate is returned when this host cannot build sandboxes.
@@ -117,7 +119,10 @@ func (e *IsolatedExecutor) Prepare(path, prefix string) error {
 
 // Close removes the executor's own parent cgroups once every instance
 // is gone (the worker closes its instances first).
-func (e *IsolatedExecutor) Close() error { return e.cgroups.Remove() }
+func (e *IsolatedExecutor) Close() error {
+	e.destroying.Wait()
+	return e.cgroups.Remove()
+}
 
 // Name identifies the executor.
 func (e *IsolatedExecutor) Name() string {
@@ -220,7 +225,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		cg.Destroy()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
-	p := &isolatedProcess{cmd: cmd, cg: cg, done: make(chan struct{})}
+	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, done: make(chan struct{})}
 	// The child waits for its config, so it runs nothing of its own
 	// before it is in its cgroup.
 	if err := cg.Add(cmd.Process.Pid); err != nil {
@@ -243,6 +248,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 
 // isolatedProcess is a sandbox's pid 1, as seen by the worker.
 type isolatedProcess struct {
+	e    *IsolatedExecutor
 	cmd  *exec.Cmd
 	cg   cgroup
 	done chan struct{}
@@ -288,11 +294,18 @@ func (p *isolatedProcess) reap() {
 		}
 	}
 	ex.OOMKilled = p.cg.OOMKilled()
-	if err := p.cg.Destroy(); err != nil {
-		ex.CleanupError = err.Error()
-	}
 	p.exit = ex
 	close(p.done)
+	// The sandbox's pid 1 is gone, so the kernel is killing the rest of
+	// it; removing the cgroup waits for that, off the caller's path.
+	// Close waits for every removal.
+	p.e.destroying.Add(1)
+	go func() {
+		defer p.e.destroying.Done()
+		if err := p.cg.Destroy(); err != nil {
+			p.e.cfg.Log.Warn("sandbox cgroup left behind", "err", err)
+		}
+	}()
 }
 
 // String describes the process for logs.

@@ -100,11 +100,19 @@ func (l *Loop) Run(ctx context.Context) {
 				fires = append(fires, f)
 			}
 		}
+		// Batches go to Raft together: it pipelines them, so a pass of
+		// many fires costs about one commit, not one per batch.
+		var wg sync.WaitGroup
 		for len(fires) > 0 && ctx.Err() == nil {
 			n := min(len(fires), fireBatch)
-			l.commit(ctx, fires[:n])
+			wg.Add(1)
+			go func(batch []fsm.FireSchedule) {
+				defer wg.Done()
+				l.commit(ctx, batch)
+			}(fires[:n])
 			fires = fires[n:]
 		}
+		wg.Wait()
 		select {
 		case <-ctx.Done():
 			return
