@@ -210,7 +210,7 @@ func platformAnswers(t *testing.T, n *devNode) {
 	}
 }
 
-// sandboxesOf maps the cgroup name of each live sandbox of the node (the
+// sandboxesOf maps the cgroup name of each live instance sandbox of the node (the
 // executor names them i<worker pid>-<n>, somewhere below a nimbus/
 // cgroup) to the host pids in it.
 func sandboxesOf(n *devNode) map[string][]int {
@@ -238,7 +238,43 @@ func sandboxesOf(n *devNode) map[string][]int {
 			}
 		}
 	}
+	// A pre-started sandbox that has no function yet (its /var/task is
+	// only the empty shell, no code mounted on it) is the pool's, not an
+	// instance's: leave it out.
+	for id, pids := range out {
+		if idleShell(pids) {
+			delete(out, id)
+		}
+	}
 	return out
+}
+
+// idleShell reports whether the sandbox of pids is a pre-started one
+// still waiting for its function: every mount at /var/task comes from a
+// shell directory (mountinfo field 4 is the mount's root, 5 its mount
+// point).
+func idleShell(pids []int) bool {
+	for _, pid := range pids {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "mountinfo"))
+		if err != nil {
+			continue
+		}
+		seen := false
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[4] != "/var/task" {
+				continue
+			}
+			seen = true
+			if !strings.Contains(f[3], "/shells/") {
+				return false
+			}
+		}
+		if seen {
+			return true
+		}
+	}
+	return false
 }
 
 // newSandboxes returns the sandboxes of now that are not in before.

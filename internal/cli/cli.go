@@ -145,6 +145,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
+		a.benchCommand(),
 	)
 	return root
 }

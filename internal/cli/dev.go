@@ -34,6 +34,7 @@ func (a *app) devCommand() *cobra.Command {
 	f.StringVar(&opts.DataDir, "data", ".nimbus", "data directory")
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT")
 	f.IntVar(&opts.Slots, "slots", 0, "worker slots (0: four per core)")
+	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")

@@ -82,6 +82,7 @@ func (a *app) workerCommand() *cobra.Command {
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:0", "RPC address HOST:PORT")
 	f.StringVar(&opts.Advertise, "advertise", "", "address the servers reach this worker at (default --listen)")
 	f.IntVar(&opts.Slots, "slots", 0, "concurrent invocations (default one per core)")
+	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
 	f.Float64Var(&opts.PressureLimit, "pressure-limit", 90, "refuse new work while busy and CPU or memory pressure (PSI avg10, %) is above this; negative: never")
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	cmd.MarkFlagRequired("servers")

@@ -47,6 +47,9 @@ type DevOptions struct {
 	InsecureNoSandbox bool
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
+	// Prestart is the number of sandboxes per runtime started ahead of
+	// need (see worker.Config.Prestart); 0 for none.
+	Prestart int
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish at
@@ -70,6 +73,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	if opts.Slots <= 0 {
 		opts.Slots = 4 * runtime.NumCPU()
 	}
+	opts.Prestart = max(opts.Prestart, 0)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel}))
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -124,6 +128,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		IdleTimeout: opts.IdleTimeout,
 		Runtimes:    runtimes,
 		Executor:    exec,
+		Prestart:    opts.Prestart,
 		Blobs:       blobs,
 		Log:         log.With("subsystem", "worker"),
 	})

@@ -31,6 +31,7 @@ type WorkerOptions struct {
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
 	PressureLimit     float64 // see worker.AgentConfig
+	Prestart          int     // sandboxes per runtime started ahead; 0 for none
 
 	Out      io.Writer
 	LogLevel slog.Level
@@ -92,6 +93,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		IdleTimeout: opts.IdleTimeout,
 		Runtimes:    runtimes,
 		Executor:    exec,
+		Prestart:    max(opts.Prestart, 0),
 		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Pool: pool},
 		Log:         log,
 	})

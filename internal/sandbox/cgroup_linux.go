@@ -55,6 +55,9 @@ type cgroup interface {
 	OOMKilled() bool
 	// Destroy kills every process in the cgroup and removes it.
 	Destroy() error
+	// SetMemory changes the memory limit (and the CPU share that follows
+	// it) of a cgroup in use.
+	SetMemory(memoryMB int) error
 }
 
 // newCgroupManager picks v2 when the unified hierarchy offers the memory
@@ -288,6 +291,28 @@ func (g *v1Group) Add(pid int) error {
 	return nil
 }
 
+func (g *v1Group) SetMemory(mb int) error {
+	mem := strconv.FormatInt(int64(mb)<<20, 10)
+	mdir := g.dirs["memory"]
+	// With swap accounting, memsw must stay >= the memory limit: raise it
+	// first when growing, lower it last when shrinking.
+	memsw := filepath.Join(mdir, "memory.memsw.limit_in_bytes")
+	_, serr := os.Stat(memsw)
+	hasSw := serr == nil
+	if hasSw {
+		os.WriteFile(memsw, []byte(mem), 0o644) // succeeds when growing
+	}
+	if err := writeFile(filepath.Join(mdir, "memory.limit_in_bytes"), mem); err != nil {
+		return err
+	}
+	if hasSw {
+		if err := writeFile(memsw, mem); err != nil {
+			return err
+		}
+	}
+	return writeFile(filepath.Join(g.dirs["cpu"], "cpu.shares"), strconv.Itoa(cpuShares(mb)))
+}
+
 func (g *v1Group) OOMKilled() bool {
 	b, err := os.ReadFile(filepath.Join(g.dirs["memory"], "memory.oom_control"))
 	if err != nil {
@@ -379,6 +404,16 @@ type v2Group struct{ dir string }
 
 func (g *v2Group) Add(pid int) error {
 	return writeFile(filepath.Join(g.dir, "cgroup.procs"), strconv.Itoa(pid))
+}
+
+func (g *v2Group) SetMemory(mb int) error {
+	if err := writeFile(filepath.Join(g.dir, "memory.max"), strconv.FormatInt(int64(mb)<<20, 10)); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(g.dir, "cpu.weight")); err == nil {
+		return writeFile(filepath.Join(g.dir, "cpu.weight"), strconv.Itoa(1+(cpuShares(mb)-2)*9999/262142))
+	}
+	return nil
 }
 
 func (g *v2Group) OOMKilled() bool {

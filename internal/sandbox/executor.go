@@ -23,6 +23,11 @@ type Spec struct {
 	TmpMB    int    // size of the instance's /tmp, 0 for the default
 	CodeDir  string // read-only function code (mounted at /var/task by isolating executors)
 	Runtime  string // installation prefix of the interpreter (sys.base_prefix)
+	// LateCode says CodeDir is not ready yet: the program starts before
+	// its code is known (a pre-started instance) and the code arrives
+	// with AttachCode. Only executors that implement CodeAttacher support
+	// it.
+	LateCode bool
 	// Files are further host files the program reads (the bootstrap).
 	// Isolating executors bind each read-only at /var/runtime/<base name>
 	// and rewrite the arguments that name it.
@@ -54,4 +59,12 @@ type Executor interface {
 	// TaskRoot returns where a started program sees the code directory
 	// hostDir: hostDir itself, or /var/task inside a sandbox.
 	TaskRoot(hostDir string) string
+}
+
+// CodeAttacher is implemented by executors that can start a program
+// before its code is known (Spec.LateCode) and deliver the code later.
+type CodeAttacher interface {
+	// AttachCode makes codeDir (read-only) the code of p, which was
+	// started with LateCode, and sets its memory limit.
+	AttachCode(p Process, codeDir string, memoryMB int) error
 }

@@ -38,6 +38,10 @@ type initConfig struct {
 	// KeepFDs is the highest descriptor the program inherits (the
 	// protocol's); every higher one is closed on exec.
 	KeepFDs int `json:"keep_fds"`
+	// Slave makes the sandbox's mounts slaves of the host's instead of
+	// private, so that its /var/task receives the code mounted later on
+	// the host side (a pre-started sandbox). Nothing propagates back.
+	Slave bool `json:"slave"`
 }
 
 // IsInit reports whether this process was started as sandbox-init.
@@ -119,7 +123,11 @@ const (
 // root is created by this function on a fresh tmpfs, so no path it
 // resolves can hold a symlink it did not make itself.
 func buildRoot(cfg *initConfig) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	propagation := uintptr(unix.MS_PRIVATE)
+	if cfg.Slave {
+		propagation = unix.MS_SLAVE
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|propagation, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	root := cfg.Root

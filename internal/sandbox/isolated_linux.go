@@ -46,6 +46,7 @@ type IsolatedExecutor struct {
 	root    string // empty directory each sandbox mounts its root on
 	cgroups cgroupManager
 	mounts  runtimeMounts
+	shells  string // host sides of pre-started sandboxes' /var/task
 	links   [][2]string
 	next    atomic.Uint64
 	// destroying counts cgroups being removed after their sandbox ended.
@@ -94,7 +95,14 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &IsolatedExecutor{cfg: cfg, self: self, root: root, cgroups: cg, links: hostSymlinks()}, nil
+	shells := filepath.Join(cfg.StateDir, "shells")
+	if err := sweepShells(shells); err != nil {
+		cfg.Log.Warn("could not remove every sandbox shell left by an earlier worker", "err", err)
+	}
+	if err := os.MkdirAll(shells, 0o700); err != nil {
+		return nil, err
+	}
+	return &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, cgroups: cg, links: hostSymlinks()}, nil
 }
 
 // workerName names a worker's cgroup subtree after its state directory,
@@ -107,6 +115,19 @@ func workerName(stateDir string) string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return "w-" + hex.EncodeToString(sum[:6])
+}
+
+// AttachCode gives a sandbox started with LateCode its code (read-only)
+// and its memory limit. It implements CodeAttacher.
+func (e *IsolatedExecutor) AttachCode(proc Process, codeDir string, memoryMB int) error {
+	p, ok := proc.(*isolatedProcess)
+	if !ok || p.shell == "" {
+		return errors.New("sandbox: not a sandbox started with LateCode")
+	}
+	if err := p.cg.SetMemory(memoryMB); err != nil {
+		return err
+	}
+	return fillShell(p.shell, codeDir)
 }
 
 // Prepare computes what a runtime needs mounted ahead of its first
@@ -136,7 +157,7 @@ func (e *IsolatedExecutor) TaskRoot(string) string { return TaskRoot }
 // process is the sandbox's pid 1: when it exits, the kernel kills every
 // other process of the sandbox, and reaping destroys the cgroup.
 func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
-	if spec.Path == "" || spec.CodeDir == "" {
+	if spec.Path == "" || (spec.CodeDir == "" && !spec.LateCode) {
 		return nil, errors.New("sandbox: spec needs Path and CodeDir")
 	}
 	n := e.next.Add(1)
@@ -159,7 +180,16 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		return nil, err
 	}
 	binds := append([]bindMount(nil), rtMounts...)
-	binds = append(binds, bindMount{Source: spec.CodeDir, Target: TaskRoot})
+	var shell string
+	if spec.LateCode {
+		shell = filepath.Join(e.shells, id)
+		if err := makeShell(shell); err != nil {
+			return nil, err
+		}
+		binds = append(binds, bindMount{Source: shell, Target: TaskRoot})
+	} else {
+		binds = append(binds, bindMount{Source: spec.CodeDir, Target: TaskRoot})
+	}
 	args := append([]string(nil), spec.Args...)
 	for _, f := range spec.Files {
 		target := filepath.Join(RuntimeDir, filepath.Base(f))
@@ -179,6 +209,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		TmpMB: tmpMB, UID: uid, GID: uid,
 		Path: spec.Path, Args: args, Env: spec.Env, Dir: dir,
 		KeepFDs: 2 + len(spec.ExtraFiles),
+		Slave:   spec.LateCode,
 	}
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{spec.Path}
@@ -190,6 +221,9 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 
 	cg, err := e.cgroups.Create(id, cgroupLimits{MemoryMB: memMB, Pids: pids})
 	if err != nil {
+		if shell != "" {
+			removeShell(shell)
+		}
 		return nil, err
 	}
 	cfgR, cfgW, err := os.Pipe()
@@ -225,7 +259,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		cg.Destroy()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
-	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, done: make(chan struct{})}
+	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, done: make(chan struct{})}
 	// The child waits for its config, so it runs nothing of its own
 	// before it is in its cgroup.
 	if err := cg.Add(cmd.Process.Pid); err != nil {
@@ -248,10 +282,11 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 
 // isolatedProcess is a sandbox's pid 1, as seen by the worker.
 type isolatedProcess struct {
-	e    *IsolatedExecutor
-	cmd  *exec.Cmd
-	cg   cgroup
-	done chan struct{}
+	e     *IsolatedExecutor
+	shell string // host side of /var/task for a LateCode sandbox
+	cmd   *exec.Cmd
+	cg    cgroup
+	done  chan struct{}
 
 	mu     sync.Mutex
 	reaped bool
@@ -304,6 +339,11 @@ func (p *isolatedProcess) reap() {
 		defer p.e.destroying.Done()
 		if err := p.cg.Destroy(); err != nil {
 			p.e.cfg.Log.Warn("sandbox cgroup left behind", "err", err)
+		}
+		if p.shell != "" {
+			if err := removeShell(p.shell); err != nil {
+				p.e.cfg.Log.Warn("sandbox shell left behind", "err", err)
+			}
 		}
 	}()
 }

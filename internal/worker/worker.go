@@ -45,8 +45,13 @@ type Config struct {
 	LogLimit     int           // log bytes per invocation; 0 for 1 MB
 	Runtimes     []python.Runtime
 	Executor     sandbox.Executor
-	Blobs        BlobSource
-	Log          *slog.Logger
+	// Prestart keeps this many instances per runtime started ahead, in
+	// complete sandboxes awaiting their function (cold starts then only
+	// import the handler); 0 for none. Needs an executor that implements
+	// sandbox.CodeAttacher.
+	Prestart int
+	Blobs    BlobSource
+	Log      *slog.Logger
 }
 
 // Request is one invocation offered to the worker.
@@ -66,10 +71,11 @@ type Result struct {
 
 // Worker runs invocations. Safe for concurrent use.
 type Worker struct {
-	cfg       Config
-	bootstrap string
-	slots     chan struct{}
-	code      codeCache
+	cfg        Config
+	bootstrap  string
+	slots      chan struct{}
+	code       codeCache
+	prestarted *prestartPool
 
 	mu        sync.Mutex
 	pools     map[string]*pool // by function name
@@ -131,6 +137,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := os.MkdirAll(w.code.dir, 0o700); err != nil {
 		return nil, err
 	}
+	w.prestarted = newPrestartPool(w, cfg.Prestart)
 	if p, ok := cfg.Executor.(interface {
 		Prepare(path, prefix string) error
 	}); ok {
@@ -318,7 +325,7 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	pi, err := python.Start(startCtx, python.InstanceConfig{
+	cfg := python.InstanceConfig{
 		Runtime:      rt,
 		Bootstrap:    w.bootstrap,
 		CodeDir:      dir,
@@ -330,7 +337,15 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 		Env:          fn.Env,
 		LogLimit:     w.cfg.LogLimit,
 		Executor:     w.cfg.Executor,
-	})
+	}
+	if pi := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
+		if err := pi.Assign(startCtx, cfg); err == nil {
+			return &instance{Instance: pi, revision: fn.Revision}, nil
+		} else {
+			w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
+		}
+	}
+	pi, err := python.Start(startCtx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
@@ -412,6 +427,7 @@ func (w *Worker) Close() {
 	w.mu.Unlock()
 	close(w.stop)
 	<-w.done
+	w.prestarted.close()
 	w.closing.Wait()
 }
 

@@ -176,6 +176,15 @@ def _invoke(handler, cfg, req):
 def main():
     cfg = _read_frame()
     sentinel = cfg["sentinel"].encode()
+    # A pre-started instance learns its function only now: its complete
+    # environment and where its code appeared.
+    env = cfg.pop("env", None)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    where = cfg.pop("chdir", None)
+    if where:
+        os.chdir(where)
     code_dir = os.getcwd()
     if not sys.path or sys.path[0] != code_dir:
         sys.path.insert(0, code_dir)

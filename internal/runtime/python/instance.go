@@ -88,27 +88,31 @@ type Response struct {
 // one invocation at a time (concurrent calls queue); Alive, Pid and Close
 // are safe to call from any goroutine at any time.
 type Instance struct {
-	cfg      InstanceConfig
-	version  string
-	proc     sandbox.Process
-	reqW     *os.File // fd 3 in the child
-	respR    *os.File // fd 4 in the child
-	logs     *logPipe
-	frames   chan frame
-	exited   chan struct{} // closed when the process has exited; exit is set then
-	exit     sandbox.Exit
-	stop     chan struct{} // closed by Close: background goroutines give up
-	initLog  []byte
-	initDur  time.Duration
-	initErr  string
-	dead     atomic.Bool
-	closed   atomic.Bool
-	closeMu  sync.Once
-	mu       sync.Mutex // serialises Invoke; guards the fields below
-	invoked  bool
-	timer    *time.Timer
-	reqBuf   []byte
-	lastRSSK int64
+	cfg        InstanceConfig
+	version    string
+	proc       sandbox.Process
+	reqW       *os.File // fd 3 in the child
+	respR      *os.File // fd 4 in the child
+	logs       *logPipe
+	frames     chan frame
+	exited     chan struct{} // closed when the process has exited; exit is set then
+	exit       sandbox.Exit
+	stop       chan struct{} // closed by Close: background goroutines give up
+	sentinel   []byte
+	logStream  string
+	prestarted bool // started by Prestart: needs Assign before Invoke
+	assigned   bool
+	initLog    []byte
+	initDur    time.Duration
+	initErr    string
+	dead       atomic.Bool
+	closed     atomic.Bool
+	closeMu    sync.Once
+	mu         sync.Mutex // serialises Invoke; guards the fields below
+	invoked    bool
+	timer      *time.Timer
+	reqBuf     []byte
+	lastRSSK   int64
 }
 
 // Start starts an instance and waits, bounded by ctx, until the bootstrap
@@ -119,6 +123,25 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 	if cfg.Executor == nil || cfg.Runtime.Executable == "" || cfg.Bootstrap == "" || cfg.CodeDir == "" || cfg.Handler == "" {
 		return nil, errors.New("python: InstanceConfig needs Executor, Runtime, Bootstrap, CodeDir and Handler")
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
+		defer cancel()
+	}
+	inst, err := spawn(cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.init(ctx, nil); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// spawn starts the interpreter with the bootstrap, which then waits for
+// its init frame. lateCode says the code directory is an empty mount
+// point that receives the code later (a pre-started instance).
+func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	if cfg.LogLimit <= 0 {
 		cfg.LogLimit = DefaultLogLimit
 	}
@@ -128,17 +151,10 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 	if cfg.MemoryMB <= 0 {
 		cfg.MemoryMB = DefaultMemoryMB
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
-		defer cancel()
-	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	streamID := make([]byte, 16)
-	rand.Read(streamID)
 	version := strconv.FormatInt(cfg.Revision, 10)
-	logStream := time.Now().UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(streamID)
+	logStream := newLogStream(version)
 
 	var files [6]*os.File // reqR, reqW, respR, respW, logR, logW
 	closeAll := func() {
@@ -170,6 +186,7 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 		CodeDir:    cfg.CodeDir,
 		Runtime:    cfg.Runtime.Prefix,
 		Files:      []string{cfg.Bootstrap},
+		LateCode:   lateCode,
 	})
 	reqR.Close()
 	respW.Close()
@@ -180,7 +197,6 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 		logR.Close()
 		return nil, fmt.Errorf("python: start instance: %w", err)
 	}
-	started := time.Now()
 	inst := &Instance{
 		cfg:     cfg,
 		version: version,
@@ -193,34 +209,49 @@ func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 		timer:   time.NewTimer(time.Hour),
 	}
 	inst.timer.Stop()
-	sentinel := []byte("~~nimbus-log-end-" + hex.EncodeToString(nonce) + "~~\n")
-	inst.logs = newLogPipe(logR, sentinel, cfg.LogLimit, proc.Kill)
+	inst.sentinel = []byte("~~nimbus-log-end-" + hex.EncodeToString(nonce) + "~~\n")
+	inst.logStream = logStream
+	inst.logs = newLogPipe(logR, inst.sentinel, cfg.LogLimit, proc.Kill)
 	go func() {
 		inst.exit = proc.Wait()
 		close(inst.exited)
 	}()
 	go inst.logs.run()
 	go readFrames(respR, cfg.ResultLimit+frameOverhead, inst.frames, inst.stop)
+	return inst, nil
+}
 
-	if err := inst.handshake(ctx, sentinel, logStream); err != nil {
+// newLogStream names an instance's log stream as Lambda does.
+func newLogStream(version string) string {
+	streamID := make([]byte, 16)
+	rand.Read(streamID)
+	return time.Now().UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(streamID)
+}
+
+// init sends the init frame (with env, for a pre-started instance: its
+// function's complete environment) and waits until the handler is
+// imported. On failure the instance is closed.
+func (inst *Instance) init(ctx context.Context, env map[string]string) error {
+	started := time.Now()
+	if err := inst.handshake(ctx, inst.sentinel, inst.logStream, env); err != nil {
 		tail := inst.logs.partial()
 		inst.Close()
 		if len(tail) > 2048 {
 			tail = tail[len(tail)-2048:]
 		}
 		if len(tail) > 0 {
-			return nil, fmt.Errorf("python: start instance: %w; output: %s", err, bytes.TrimSpace(tail))
+			return fmt.Errorf("python: start instance: %w; output: %s", err, bytes.TrimSpace(tail))
 		}
-		return nil, fmt.Errorf("python: start instance: %w", err)
+		return fmt.Errorf("python: start instance: %w", err)
 	}
 	inst.initDur = time.Since(started)
-	return inst, nil
+	return nil
 }
 
 // handshake sends the init frame and waits for the ready frame and the
 // init log.
-func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream string) error {
-	initFrame, _ := json.Marshal(map[string]any{
+func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream string, env map[string]string) error {
+	fields := map[string]any{
 		"sentinel":         string(sentinel),
 		"handler":          i.cfg.Handler,
 		"function_name":    i.cfg.FunctionName,
@@ -229,7 +260,12 @@ func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream str
 		"memory_mb":        i.cfg.MemoryMB,
 		"log_group_name":   "/aws/lambda/" + i.cfg.FunctionName,
 		"log_stream_name":  logStream,
-	})
+	}
+	if env != nil {
+		fields["env"] = env
+		fields["chdir"] = i.cfg.Executor.TaskRoot(i.cfg.CodeDir)
+	}
+	initFrame, _ := json.Marshal(fields)
 	if deadline, ok := ctx.Deadline(); ok {
 		i.reqW.SetWriteDeadline(deadline)
 	}

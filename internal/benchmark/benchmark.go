@@ -1,0 +1,345 @@
+// Package benchmark owns `nimbus bench`: one run that measures a Nimbus
+// API end to end against the baselines of the same machine (issue 7) and
+// reports the figures as one flat Result.
+//
+// A run measures, in this order: bare `python -I -S -c pass` interleaved
+// with the first invoke of freshly deployed no-op functions (cold); a bare
+// HTTP round trip to a trivial Go handler and a line round trip over a pipe
+// to a bare Python echo loop, interleaved with sequential invokes of one
+// warm no-op function (warm); the proportional set size of that idle warm
+// instance; and the no-op function's throughput at concurrency 32. The
+// interpreter of every Python baseline is the one the no-op functions run
+// on: the server's default (newest) runtime, resolved by python.Discover
+// and python.Pick to the real binary, never a shim.
+//
+// Usage:
+//
+//	res, err := benchmark.Run(ctx, benchmark.Options{Quick: true, Executable: exe, Progress: os.Stderr})
+//	json.NewEncoder(os.Stdout).Encode(res) // exactly the keys of issue 7
+//
+// Run sends traffic only to the server it is given or the `nimbus dev` it
+// starts on 127.0.0.1, and stops and removes everything it started. Nothing
+// in this package asserts a time; it reports.
+package benchmark
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nimbus/internal/runtime/python"
+)
+
+// Result is the JSON form of a run (`nimbus bench -o json`): exactly the
+// keys issue 7 names, all numbers. Times are milliseconds (p50/p99 are
+// nearest-rank), throughput is successful invocations per second, memory
+// is kilobytes.
+type Result struct {
+	PythonStartupP50MS float64 `json:"python_startup_p50_ms"`
+	HTTPRTTP50MS       float64 `json:"http_rtt_p50_ms"`
+	PipeRTTP50MS       float64 `json:"pipe_rtt_p50_ms"`
+	ColdP50MS          float64 `json:"cold_p50_ms"`
+	ColdP99MS          float64 `json:"cold_p99_ms"`
+	WarmP50MS          float64 `json:"warm_p50_ms"`
+	WarmP99MS          float64 `json:"warm_p99_ms"`
+	ThroughputRPS      float64 `json:"throughput_rps"`
+	IdleInstancePSSKB  int64   `json:"idle_instance_pss_kb"`
+	ColdRatio          float64 `json:"cold_ratio"`
+	WarmRatio          float64 `json:"warm_ratio"`
+}
+
+// Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
+// WarmP50MS / (HTTPRTTP50MS + PipeRTTP50MS), each rounded to three
+// decimals, or 0 when its divisor is 0.
+func (r *Result) Ratios() {
+	r.ColdRatio = ratio(r.ColdP50MS, r.PythonStartupP50MS)
+	r.WarmRatio = ratio(r.WarmP50MS, r.HTTPRTTP50MS+r.PipeRTTP50MS)
+}
+
+// Goals are issue 7's targets for a Result.
+var Goals = struct {
+	ColdRatio, WarmRatio, ThroughputRPS float64
+	PSSKB                               int64
+}{ColdRatio: 0.5, WarmRatio: 2, ThroughputRPS: 6000, PSSKB: 5000}
+
+// Options configure a run. The zero value is a full run that starts its
+// own `nimbus dev` from Executable.
+type Options struct {
+	// Quick is the short run: 10 cold functions, 200 warm invokes, 3 s of
+	// throughput (instead of 20, 500 and 10 s).
+	Quick bool
+	// URL and Token name the server to measure; with URL empty, Run
+	// starts `Executable dev --data <tmp> --listen 127.0.0.1:0` and stops
+	// it (SIGINT) and removes its data when done.
+	URL, Token string
+	Executable string
+	// Progress receives one line per phase; nil discards them.
+	Progress io.Writer
+}
+
+// sizes are the sample counts of a run.
+type sizes struct {
+	cold, warm, warmup, clients int
+	throughput                  time.Duration
+}
+
+func (o Options) sizes() sizes {
+	if o.Quick {
+		return sizes{cold: 10, warm: 200, warmup: 10, clients: 32, throughput: 3 * time.Second}
+	}
+	return sizes{cold: 20, warm: 500, warmup: 20, clients: 32, throughput: 10 * time.Second}
+}
+
+// Report is a Result with what a person needs to read it.
+type Report struct {
+	Result
+	Target      string // "own nimbus dev on 127.0.0.1" or the URL
+	Executor    string // the worker's executor, when the run started the node
+	Runtime     string // the runtime the no-op functions ran on
+	Interpreter string // its resolved binary, used by the Python baselines
+	Cold, Warm  int    // sample counts
+	NotCold     int    // "cold" invokes the platform did not mark as cold starts
+	Throughput  time.Duration
+	Clients     int
+	Served      int64 // 200 answers during the throughput phase
+	Refused     int64 // 429 answers during the throughput phase
+	Failed      int64 // other answers and transport errors
+	PSSPid      int   // the instance process whose PSS was read (0: none found)
+}
+
+// Run performs one benchmark run.
+func Run(ctx context.Context, o Options) (rep *Report, err error) {
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(progress, "bench: "+format+"\n", args...) }
+	sz := o.sizes()
+	rep = &Report{Target: o.URL, Cold: sz.cold, Warm: sz.warm, Throughput: sz.throughput, Clients: sz.clients}
+	base, token := o.URL, o.Token
+	root := 0 // the process whose descendants are instances; 0: any
+	if base == "" {
+		if o.Executable == "" {
+			return nil, errors.New("benchmark: no URL and no executable to start nimbus dev with")
+		}
+		rep.Target = "own nimbus dev on 127.0.0.1"
+		logf("starting nimbus dev...")
+		node, err := startDev(ctx, o.Executable)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			logf("stopping nimbus dev...")
+			err = errors.Join(err, node.stop())
+		}()
+		base, token = node.url, node.token
+		root = node.cmd.Process.Pid
+		defer func() { rep.Executor = node.executor() }()
+	}
+	a := newAPI(base, token, sz.clients)
+	defer a.hc.CloseIdleConnections()
+	prefix := "bench-" + randomHex(3)
+	var deployed []string
+	if o.URL != "" {
+		// Leave nothing behind on a server this run did not start.
+		defer func() {
+			for _, f := range deployed {
+				if err := a.remove(context.WithoutCancel(ctx), f); err != nil {
+					logf("warning: %v", err)
+				}
+			}
+		}()
+	}
+
+	// The no-op function names no runtime, so it gets the default one.
+	warmName := prefix + "-noop"
+	fn, err := a.deploy(ctx, warmName)
+	if err != nil {
+		return nil, err
+	}
+	deployed = append(deployed, warmName)
+	local, err := python.Discover()
+	if err != nil {
+		return nil, err
+	}
+	rt, err := python.Pick(local, fn.Runtime)
+	if err != nil {
+		return nil, fmt.Errorf("benchmark: the baselines need %s on this machine: %w", fn.Runtime, err)
+	}
+	rep.Runtime, rep.Interpreter = fn.Runtime, rt.Executable
+
+	logf("cold: %d functions on %s (%s), beside bare python -I -S -c pass...", sz.cold, rt.Name, rt.Executable)
+	if err := runCold(ctx, a, rep, sz, prefix, &deployed); err != nil {
+		return nil, err
+	}
+	logf("warm: %d sequential invokes, beside HTTP and pipe round trips...", sz.warm)
+	if err := runWarm(ctx, a, rep, sz, warmName); err != nil {
+		return nil, err
+	}
+	inst, pss, err := idleInstancePSS(root)
+	if err != nil {
+		logf("warning: idle instance PSS: %v", err)
+	} else {
+		logf("idle instance: pid %d, uid %d, %.80s: Pss %d kB", inst.pid, inst.uid, inst.cmdline, pss)
+		rep.PSSPid, rep.IdleInstancePSSKB = inst.pid, pss
+	}
+	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
+	runThroughput(ctx, a, rep, sz, warmName)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep.Ratios()
+	return rep, nil
+}
+
+// runCold deploys sz.cold functions, then invokes each once; before each
+// invoke it starts bare Python enough times to gather at least 50 samples.
+func runCold(ctx context.Context, a *api, rep *Report, sz sizes, prefix string, deployed *[]string) error {
+	names := make([]string, sz.cold)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-c%d", prefix, i)
+		if _, err := a.deploy(ctx, names[i]); err != nil {
+			return err
+		}
+		*deployed = append(*deployed, names[i])
+	}
+	perInvoke := (50 + sz.cold - 1) / sz.cold
+	for range 5 {
+		if _, err := pythonStart(rep.Interpreter); err != nil {
+			return err
+		}
+	}
+	var cold, py []time.Duration
+	for _, name := range names {
+		for range perInvoke {
+			d, err := pythonStart(rep.Interpreter)
+			if err != nil {
+				return err
+			}
+			py = append(py, d)
+		}
+		d, wasCold, err := a.invoke(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !wasCold {
+			rep.NotCold++
+		}
+		cold = append(cold, d)
+	}
+	rep.ColdP50MS, rep.ColdP99MS = percentileMS(cold, 50), percentileMS(cold, 99)
+	rep.PythonStartupP50MS = percentileMS(py, 50)
+	return nil
+}
+
+// runWarm starts name's instance, then runs sz.warmup unmeasured and
+// sz.warm measured rounds of: an HTTP round trip to the trivial Go server,
+// a pipe round trip to the Python echo loop, and an invoke of name.
+func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name string) error {
+	echo, err := startPipeEcho(rep.Interpreter)
+	if err != nil {
+		return err
+	}
+	defer echo.close()
+	trivial := newTrivialServer()
+	defer trivial.Close()
+	bare := newAPI(trivial.URL, "", 1)
+	defer bare.hc.CloseIdleConnections()
+	if _, _, err := a.invoke(ctx, name); err != nil {
+		return err
+	}
+	var warm, rtt, pipe []time.Duration
+	for i := range sz.warmup + sz.warm {
+		t0 := time.Now()
+		status, _, body, err := bare.do(ctx, http.MethodPost, "/", []byte("{}"))
+		h := time.Since(t0)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK || string(body) != "null" {
+			return fmt.Errorf("benchmark: trivial server: %d %s", status, body)
+		}
+		p, err := echo.roundTrip()
+		if err != nil {
+			return fmt.Errorf("benchmark: pipe echo: %w", err)
+		}
+		w, _, err := a.invoke(ctx, name)
+		if err != nil {
+			return err
+		}
+		if i >= sz.warmup {
+			warm, rtt, pipe = append(warm, w), append(rtt, h), append(pipe, p)
+		}
+	}
+	rep.WarmP50MS, rep.WarmP99MS = percentileMS(warm, 50), percentileMS(warm, 99)
+	rep.HTTPRTTP50MS = percentileMS(rtt, 50)
+	rep.PipeRTTP50MS = percentileMS(pipe, 50)
+	return nil
+}
+
+// runThroughput has sz.clients goroutines invoke name one request at a
+// time each for sz.throughput, over keep-alive connections, and sets
+// ThroughputRPS to the 200 answers per second. A 429 is not served.
+func runThroughput(ctx context.Context, a *api, rep *Report, sz sizes, name string) {
+	ctx, cancel := context.WithTimeout(ctx, sz.throughput)
+	defer cancel()
+	var served, refused, failed atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range sz.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				status, err := a.invokeStatus(ctx, name)
+				switch {
+				case ctx.Err() != nil:
+					// Cut off by the end of the phase: not counted.
+				case err != nil:
+					failed.Add(1)
+				case status == http.StatusOK:
+					served.Add(1)
+				case status == http.StatusTooManyRequests:
+					refused.Add(1)
+				default:
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	rep.Served, rep.Refused, rep.Failed = served.Load(), refused.Load(), failed.Load()
+	rep.ThroughputRPS = round(float64(rep.Served) / elapsed.Seconds())
+}
+
+// percentileMS returns the nearest-rank p-th percentile of ds in
+// milliseconds, rounded to microseconds; 0 for no samples. It does not
+// modify ds.
+func percentileMS(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := max(int(math.Ceil(p/100*float64(len(s))))-1, 0)
+	return round(float64(s[i]) / float64(time.Millisecond))
+}
+
+// round rounds x to three decimals.
+func round(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// ratio returns a/b rounded to three decimals, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return round(a / b)
+}

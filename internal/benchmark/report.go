@@ -1,0 +1,60 @@
+package benchmark
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable writes rep for a person: every figure of the Result with its
+// goal, where issue 7 sets one, and whether it is met.
+func WriteTable(w io.Writer, rep *Report) error {
+	fmt.Fprintf(w, "nimbus bench: %s", rep.Target)
+	if rep.Executor != "" {
+		fmt.Fprintf(w, "; executor %s", rep.Executor)
+	}
+	fmt.Fprintf(w, "\nruntime %s (%s); cold n=%d, warm n=%d sequential; throughput %d clients for %s\n\n",
+		rep.Runtime, rep.Interpreter, rep.Cold, rep.Warm, rep.Clients, rep.Throughput)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "MEASURE\tVALUE\tGOAL")
+	row := func(name, value, goal string, met *bool) {
+		if met != nil {
+			if *met {
+				goal += "  met"
+			} else {
+				goal += "  NOT met"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, value, goal)
+	}
+	ms := func(x float64) string { return fmt.Sprintf("%.3f ms", x) }
+	is := func(b bool) *bool { return &b }
+	r := rep.Result
+	row("python_startup_p50_ms", ms(r.PythonStartupP50MS), "", nil)
+	row("http_rtt_p50_ms", ms(r.HTTPRTTP50MS), "", nil)
+	row("pipe_rtt_p50_ms", ms(r.PipeRTTP50MS), "", nil)
+	row("cold_p50_ms", ms(r.ColdP50MS), "", nil)
+	row("cold_p99_ms", ms(r.ColdP99MS), "", nil)
+	row("warm_p50_ms", ms(r.WarmP50MS), "", nil)
+	base := r.HTTPRTTP50MS + r.PipeRTTP50MS
+	row("warm_p99_ms", ms(r.WarmP99MS), fmt.Sprintf("< 5 x (http + pipe) = %.3f ms", 5*base), is(r.WarmP99MS < 5*base))
+	row("throughput_rps", fmt.Sprintf("%.0f /s", r.ThroughputRPS), fmt.Sprintf(">= %.0f", Goals.ThroughputRPS), is(r.ThroughputRPS >= Goals.ThroughputRPS))
+	pss := fmt.Sprintf("%d kB", r.IdleInstancePSSKB)
+	if rep.PSSPid == 0 {
+		pss = "not found"
+	}
+	row("idle_instance_pss_kb", pss, fmt.Sprintf("<= %d", Goals.PSSKB), is(rep.PSSPid != 0 && r.IdleInstancePSSKB <= Goals.PSSKB))
+	row("cold_ratio", fmt.Sprintf("%.3f", r.ColdRatio), fmt.Sprintf("<= %.2g", Goals.ColdRatio), is(r.ColdRatio <= Goals.ColdRatio))
+	row("warm_ratio", fmt.Sprintf("%.3f", r.WarmRatio), fmt.Sprintf("<= %.2g", Goals.WarmRatio), is(r.WarmRatio <= Goals.WarmRatio))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nthroughput phase: %d served, %d refused (429), %d failed\n", rep.Served, rep.Refused, rep.Failed)
+	if rep.NotCold > 0 {
+		fmt.Fprintf(w, "note: %d of the cold invokes were not marked as cold starts\n", rep.NotCold)
+	}
+	if rep.PSSPid != 0 {
+		fmt.Fprintf(w, "PSS read from pid %d\n", rep.PSSPid)
+	}
+	return nil
+}
