@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -38,11 +39,19 @@ type Source interface {
 type Placer struct {
 	local  []Target
 	remote Source
+	// SlotWait is how long an invocation that finds every worker full
+	// may wait for a slot on one of them before it is refused (429).
+	SlotWait time.Duration
 }
 
 // New returns a placer over local targets and, when remote is not nil,
 // the workers it lists.
-func New(remote Source, local ...Target) *Placer { return &Placer{local: local, remote: remote} }
+func New(remote Source, local ...Target) *Placer {
+	return &Placer{local: local, remote: remote, SlotWait: DefaultSlotWait}
+}
+
+// DefaultSlotWait is the placer's default SlotWait.
+const DefaultSlotWait = time.Second
 
 func (p *Placer) targets() []Target {
 	out := append([]Target(nil), p.local...)
@@ -61,13 +70,27 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 		return worker.Result{}, ErrNoWorkers
 	}
 	var last error = worker.ErrNoCapacity
+	busy := []Target{}
 	for _, t := range order {
 		res, err := t.Invoke(ctx, req)
+		if errors.Is(err, worker.ErrNoCapacity) {
+			busy = append(busy, t)
+		}
 		if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, worker.ErrClosed) || errors.Is(err, ErrUnreachable) {
 			last = err
 			continue
 		}
 		return res, err
+	}
+	// Every worker is full: rather than refuse at once, wait a moment for
+	// a slot on the least loaded of them (a burst then queues briefly
+	// instead of turning into a storm of 429s).
+	if len(busy) > 0 && p.SlotWait > 0 {
+		req.SlotWait = p.SlotWait
+		res, err := busy[0].Invoke(ctx, req)
+		if !errors.Is(err, worker.ErrNoCapacity) {
+			return res, err
+		}
 	}
 	if errors.Is(last, ErrUnreachable) || errors.Is(last, worker.ErrClosed) {
 		return worker.Result{}, ErrNoWorkers

@@ -148,7 +148,8 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 		w.mu.Unlock()
 	}()
 	start := time.Now()
-	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload})
+	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload,
+		SlotWaitMs: req.SlotWait.Milliseconds()})
 	if err != nil {
 		if ctx.Err() != nil {
 			return worker.Result{}, ctx.Err()

@@ -32,27 +32,36 @@ type bindMount struct {
 // libraries it and its extension modules link. Results are cached.
 type runtimeMounts struct {
 	mu    sync.Mutex
-	cache map[string][]bindMount
+	cache map[string]*mountsOnce // computed once per interpreter, outside mu
+}
+
+type mountsOnce struct {
+	once   sync.Once
+	mounts []bindMount
+	err    error
 }
 
 var pythonBinRe = regexp.MustCompile(`^python(\d+\.\d+)$`)
 
 func (r *runtimeMounts) For(exe, prefix string) ([]bindMount, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	key := exe + "\x00" + prefix
-	if m, ok := r.cache[key]; ok {
-		return m, nil
-	}
-	m, err := computeRuntimeMounts(exe, prefix)
-	if err != nil {
-		return nil, err
-	}
+	r.mu.Lock()
 	if r.cache == nil {
-		r.cache = map[string][]bindMount{}
+		r.cache = map[string]*mountsOnce{}
 	}
-	r.cache[key] = m
-	return m, nil
+	o := r.cache[key]
+	if o == nil {
+		o = &mountsOnce{}
+		r.cache[key] = o
+	}
+	r.mu.Unlock()
+	o.once.Do(func() { o.mounts, o.err = computeRuntimeMounts(exe, prefix) })
+	if o.err != nil {
+		r.mu.Lock()
+		delete(r.cache, key) // try again next time
+		r.mu.Unlock()
+	}
+	return o.mounts, o.err
 }
 
 func computeRuntimeMounts(exe, prefix string) ([]bindMount, error) {

@@ -112,7 +112,8 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 	if err := json.Unmarshal(req.Function, &fn); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "bad function: "+err.Error())
 	}
-	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload})
+	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload,
+		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond})
 	if errors.Is(err, ErrNoCapacity) {
 		return &rpcpb.InvokeResponse{Refused: "capacity"}, nil
 	}

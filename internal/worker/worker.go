@@ -59,6 +59,9 @@ type Request struct {
 	RequestID string
 	Function  client.Function
 	Payload   []byte
+	// SlotWait is how long the invocation may wait for a free slot;
+	// 0 refuses at once when every slot is busy.
+	SlotWait time.Duration
 }
 
 // Result is the outcome of an invocation the worker ran.
@@ -167,7 +170,19 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 	select {
 	case w.slots <- struct{}{}:
 	default:
-		return Result{}, ErrNoCapacity
+		if req.SlotWait <= 0 {
+			return Result{}, ErrNoCapacity
+		}
+		t := time.NewTimer(req.SlotWait)
+		select {
+		case w.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return Result{}, ErrNoCapacity
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, ctx.Err()
+		}
 	}
 	defer func() { <-w.slots }()
 

@@ -907,10 +907,13 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 }
 
 type InvokeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Function      []byte                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"` // client.Function as JSON
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Function  []byte                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"` // client.Function as JSON
+	Payload   []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	// slot_wait_ms: how long the invocation may wait for a free slot
+	// before the worker refuses it (0: refuse at once).
+	SlotWaitMs    int64 `protobuf:"varint,4,opt,name=slot_wait_ms,json=slotWaitMs,proto3" json:"slot_wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -964,6 +967,13 @@ func (x *InvokeRequest) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *InvokeRequest) GetSlotWaitMs() int64 {
+	if x != nil {
+		return x.SlotWaitMs
+	}
+	return 0
 }
 
 type InvokeResponse struct {
@@ -1306,12 +1316,14 @@ const file_nimbus_proto_rawDesc = "" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"d\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x86\x01\n" +
 	"\rInvokeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\fR\bfunction\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"\xc9\x02\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12 \n" +
+	"\fslot_wait_ms\x18\x04 \x01(\x03R\n" +
+	"slotWaitMs\"\xc9\x02\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\arefused\x18\x01 \x01(\tR\arefused\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1d\n" +
