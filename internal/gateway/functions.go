@@ -131,6 +131,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := res.(fsm.UpsertFunctionResult)
+	g.cfg.Placer.Prefetch(out.Function)
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated

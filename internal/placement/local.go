@@ -19,3 +19,4 @@ func (l local) Retire(function string)            { l.w.Retire(function) }
 func (l local) Status() client.Worker             { return l.w.Status() }
 func (l local) HasWarm(fn string, rev int64) bool { return l.w.HasWarm(fn, rev) }
 func (l local) Runtimes() []string                { return l.w.RuntimeNames() }
+func (l local) Prefetch(fn client.Function)       { l.w.Prefetch(fn) }

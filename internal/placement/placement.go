@@ -182,3 +182,13 @@ func (p *Placer) FreeSlots() int {
 	}
 	return n
 }
+
+// Prefetch asks the workers that can (those in this process) to fetch a
+// newly deployed revision's code ahead of its first invocation.
+func (p *Placer) Prefetch(fn client.Function) {
+	for _, t := range p.targets() {
+		if pf, ok := t.(interface{ Prefetch(client.Function) }); ok {
+			pf.Prefetch(fn)
+		}
+	}
+}

@@ -47,8 +47,12 @@ type IsolatedExecutor struct {
 	cgroups cgroupManager
 	mounts  runtimeMounts
 	shells  string // host sides of pre-started sandboxes' /var/task
-	links   [][2]string
-	next    atomic.Uint64
+	// stages are read-only mounts of code directories, bound onto shells.
+	stageDir string
+	stageMu  sync.Mutex
+	stages   map[string]string // code dir -> staging mount
+	links    [][2]string
+	next     atomic.Uint64
 	// destroying counts cgroups being removed after their sandbox ended.
 	destroying sync.WaitGroup
 }
@@ -96,13 +100,16 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 		return nil, err
 	}
 	shells := filepath.Join(cfg.StateDir, "shells")
-	if err := sweepShells(shells); err != nil {
-		cfg.Log.Warn("could not remove every sandbox shell left by an earlier worker", "err", err)
+	stages := filepath.Join(cfg.StateDir, "stages")
+	for _, d := range []string{shells, stages} {
+		if err := sweepShells(d); err != nil {
+			cfg.Log.Warn("could not remove every mount left by an earlier worker", "dir", d, "err", err)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
 	}
-	if err := os.MkdirAll(shells, 0o700); err != nil {
-		return nil, err
-	}
-	return &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, cgroups: cg, links: hostSymlinks()}, nil
+	return &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, stageDir: stages, cgroups: cg, links: hostSymlinks()}, nil
 }
 
 // workerName names a worker's cgroup subtree after its state directory,
@@ -127,7 +134,31 @@ func (e *IsolatedExecutor) AttachCode(proc Process, codeDir string, memoryMB int
 	if err := p.cg.SetMemory(memoryMB); err != nil {
 		return err
 	}
-	return fillShell(p.shell, codeDir)
+	stage, err := e.staged(codeDir)
+	if err != nil {
+		return err
+	}
+	return fillShell(p.shell, stage)
+}
+
+// staged returns the read-only staging mount of codeDir, making it the
+// first time (one per code revision, kept until Close).
+func (e *IsolatedExecutor) staged(codeDir string) (string, error) {
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	if s, ok := e.stages[codeDir]; ok {
+		return s, nil
+	}
+	sum := sha256.Sum256([]byte(codeDir))
+	s := filepath.Join(e.stageDir, hex.EncodeToString(sum[:8]))
+	if err := stageCode(codeDir, s); err != nil {
+		return "", err
+	}
+	if e.stages == nil {
+		e.stages = map[string]string{}
+	}
+	e.stages[codeDir] = s
+	return s, nil
 }
 
 // Prepare computes what a runtime needs mounted ahead of its first
@@ -142,6 +173,12 @@ func (e *IsolatedExecutor) Prepare(path, prefix string) error {
 // is gone (the worker closes its instances first).
 func (e *IsolatedExecutor) Close() error {
 	e.destroying.Wait()
+	e.stageMu.Lock()
+	for _, s := range e.stages {
+		removeShell(s)
+	}
+	e.stages = nil
+	e.stageMu.Unlock()
 	return e.cgroups.Remove()
 }
 

@@ -36,26 +36,31 @@ func makeShell(dir string) error {
 	return nil
 }
 
-// fillShell mounts codeDir read-only (nosuid, nodev) onto the shell. The
-// read-only flags are set on a private staging mount first, because a
-// remount does not propagate: the copy the sandbox receives is made from
-// a mount that is already read-only.
-func fillShell(shell, codeDir string) error {
-	stage := shell + ".stage"
-	if err := os.MkdirAll(stage, 0o700); err != nil {
+// stageCode makes a private, read-only (nosuid, nodev) bind mount of
+// codeDir at stage, to be bound onto shells. The read-only flags must be
+// on the mount that is bound: a remount does not propagate, so the copy a
+// sandbox receives is only read-only if its source already was.
+func stageCode(codeDir, stage string) error {
+	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return err
 	}
-	defer os.Remove(stage)
 	if err := unix.Mount(codeDir, stage, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("shell: stage %s: %w", codeDir, err)
 	}
-	defer unix.Unmount(stage, unix.MNT_DETACH)
 	if err := unix.Mount("", stage, "", unix.MS_PRIVATE, ""); err != nil {
+		removeShell(stage)
 		return fmt.Errorf("shell: make stage private: %w", err)
 	}
 	if err := unix.Mount("", stage, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		removeShell(stage)
 		return fmt.Errorf("shell: stage read-only: %w", err)
 	}
+	return nil
+}
+
+// fillShell binds a staged (read-only) code mount onto a shell; the
+// mount propagates into the sandbox.
+func fillShell(shell, stage string) error {
 	if err := unix.Mount(stage, shell, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("shell: attach code: %w", err)
 	}

@@ -521,3 +521,16 @@ func (w *Worker) RuntimeNames() []string {
 	}
 	return out
 }
+
+// Prefetch fetches and unpacks a function's code ahead of its first
+// invocation (after a deploy), in the background, so that the cold start
+// does not pay for it.
+func (w *Worker) Prefetch(fn client.Function) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := w.code.dirFor(ctx, fn.CodeSHA256); err != nil {
+			w.cfg.Log.Debug("prefetching code", "function", fn.Name, "err", err)
+		}
+	}()
+}
