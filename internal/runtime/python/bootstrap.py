@@ -33,7 +33,8 @@ _limit_self()
 import json  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
+# traceback is imported only when a handler fails: it (and linecache,
+# tokenize...) would add about half a megabyte to every idle instance.
 
 _IN, _OUT = 3, 4
 _loads = json.loads
@@ -139,6 +140,7 @@ def _load_handler(spec):
             msg = "Unable to import module '%s': %s" % (mod_name, e)
         else:
             msg = "Unable to import module '%s': %s: %s" % (mod_name, type(e).__name__, e)
+        import traceback
         tb = traceback.format_list(traceback.extract_tb(e.__traceback__)[1:])
         return None, _error("Runtime.ImportModuleError", msg, tb)
     handler = getattr(module, func_name, None)
@@ -162,6 +164,7 @@ def _invoke(handler, cfg, req):
         tb = e.__traceback__
         if tb is not None:
             tb = tb.tb_next  # drop this frame
+        import traceback
         err = _error(type(e).__name__, str(e), traceback.format_list(traceback.extract_tb(tb)))
         _log_error(err)
         return None, err
