@@ -30,7 +30,10 @@ type Store struct {
 // Open opens (creating if needed) the log database at path; each stored
 // log keeps at most capBytes (its end, where the REPORT line is).
 func Open(path string, capBytes int) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// Logs are a per-server cache beside the replicated records (which
+	// carry each log's tail): losing the last moments of them in a power
+	// cut is acceptable, an fsync per batch on the invoke machine is not.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
