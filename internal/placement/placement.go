@@ -109,8 +109,12 @@ func (p *Placer) rank(fn client.Function) []Target {
 		warm bool
 		load float64
 	}
+	all := p.targets()
+	if len(all) == 1 {
+		return all // one worker (nimbus dev): nothing to rank
+	}
 	var s []scored
-	for _, t := range p.targets() {
+	for _, t := range all {
 		st := t.Status()
 		if !st.Healthy {
 			continue
