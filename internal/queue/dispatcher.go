@@ -126,7 +126,22 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	now := time.Now().UTC()
 	store := d.cp.Store()
 	var expired []fsm.Outcome
+	var notes []*Outcome // final outcomes that have destinations to serve
 	var ready []state.QueueItem
+	// giveUp records a dead letter decided here (not after a run), with
+	// its on_failure destination when the function still exists.
+	giveUp := func(o fsm.Outcome, q state.QueueItem, fn client.Function, exists bool) {
+		var note *Outcome
+		if o.Kind == fsm.OutcomeDeadLetter && exists {
+			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
+				Record: client.Invocation{ID: q.RequestID, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
+			if dest := functionDestination(*note, now); dest != nil {
+				o.Enqueue = []state.QueueItem{*dest}
+			}
+		}
+		expired = append(expired, o)
+		notes = append(notes, note)
+	}
 	d.mu.Lock()
 	for _, q := range store.QueueItems() {
 		if _, mine := d.inflight[q.RequestID]; mine {
@@ -137,14 +152,14 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
 			// Its dispatcher (perhaps an earlier leader) never reported.
-			expired = append(expired, d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0))
+			giveUp(d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0), q, fn, ferr == nil)
 		case q.Leased(now):
 		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
-			expired = append(expired, fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonEventAgeExceeded, LastError: q.LastError})
+			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: client.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
 		case ferr != nil:
-			expired = append(expired, fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"})
+			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
 		case !now.Before(q.NotBefore):
 			ready = append(ready, q)
 		}
@@ -152,8 +167,8 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	free := d.inv.FreeSlots() - len(d.inflight)
 	d.mu.Unlock()
 
-	for _, o := range expired {
-		d.finisher.add(o, nil)
+	for i, o := range expired {
+		d.finisher.add(o, notes[i])
 	}
 	if len(ready) > free {
 		ready = ready[:max(free, 0)]
