@@ -19,6 +19,7 @@ import (
 var (
 	bucketLogs  = []byte("logs")  // request id -> LogEntry JSON
 	bucketIndex = []byte("index") // function \x00 unix-nanos(8) request id -> nil
+	bucketKeys  = []byte("keys")  // request id -> its index key (so Delete decodes nothing)
 )
 
 // Store holds invocation logs. Safe for concurrent use.
@@ -38,7 +39,7 @@ func Open(path string, capBytes int) (*Store, error) {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLogs, bucketIndex} {
+		for _, b := range [][]byte{bucketLogs, bucketIndex, bucketKeys} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -75,7 +76,7 @@ func (s *Store) Cap(log string) (string, bool) {
 // Put stores entries in one transaction, capping each log.
 func (s *Store) Put(entries []client.LogEntry) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		logs, index := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex)
+		logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
 		for _, e := range entries {
 			if log, cut := s.Cap(e.Log); cut {
 				e.Log, e.Truncated = log, true
@@ -87,7 +88,11 @@ func (s *Store) Put(entries []client.LogEntry) error {
 			if err := logs.Put([]byte(e.RequestID), b); err != nil {
 				return err
 			}
-			if err := index.Put(indexKey(e.Function, e.Time, e.RequestID), nil); err != nil {
+			ik := indexKey(e.Function, e.Time, e.RequestID)
+			if err := index.Put(ik, nil); err != nil {
+				return err
+			}
+			if err := keys.Put([]byte(e.RequestID), ik); err != nil {
 				return err
 			}
 		}
@@ -151,17 +156,26 @@ func (s *Store) Delete(ids []string) error {
 		return nil
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		logs, index := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex)
+		logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
 		for _, id := range ids {
-			b := logs.Get([]byte(id))
-			if b == nil {
-				continue
-			}
-			var e client.LogEntry
-			if err := json.Unmarshal(b, &e); err == nil {
-				if err := index.Delete(indexKey(e.Function, e.Time, e.RequestID)); err != nil {
-					return err
+			ik := keys.Get([]byte(id))
+			if ik == nil {
+				// Stored before the keys bucket existed: decode the entry.
+				b := logs.Get([]byte(id))
+				if b == nil {
+					continue
 				}
+				var e client.LogEntry
+				if err := json.Unmarshal(b, &e); err != nil {
+					continue
+				}
+				ik = indexKey(e.Function, e.Time, e.RequestID)
+			}
+			if err := index.Delete(append([]byte(nil), ik...)); err != nil {
+				return err
+			}
+			if err := keys.Delete([]byte(id)); err != nil {
+				return err
 			}
 			if err := logs.Delete([]byte(id)); err != nil {
 				return err
