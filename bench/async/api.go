@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/pkg/client"
 )
 
@@ -107,64 +108,16 @@ func (a *api) invocations(ctx context.Context, addr, fn string) ([]client.Invoca
 
 // settle waits until every server answers GET /v1/cluster naming the same
 // single leader, with three servers and a healthy worker in view, and
-// returns the leader's index in c.servers.
-func (a *api) settle(ctx context.Context, c *cluster, limit time.Duration) (int, error) {
-	deadline := time.Now().Add(limit)
-	why := "not asked yet"
-	for {
-		leader, reason := a.settledOnce(ctx, c)
-		if leader >= 0 {
-			return leader, nil
-		}
-		why = reason
-		if time.Now().After(deadline) {
-			return -1, fmt.Errorf("not settled within %v: %s", limit, why)
-		}
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (a *api) settledOnce(ctx context.Context, c *cluster) (int, string) {
-	leaderID := ""
-	for _, s := range c.servers {
+// returns the leader's index in c.Servers.
+func (a *api) settle(ctx context.Context, c *cluster.Cluster, limit time.Duration) (int, error) {
+	view := func(ctx context.Context, addr string) (client.Cluster, error) {
 		var cl client.Cluster
-		if err := a.getJSON(ctx, s.api, "/v1/cluster", &cl); err != nil {
-			return -1, err.Error()
-		}
-		var ls []string
-		workers := 0
-		for _, o := range cl.Servers {
-			if o.Role == "leader" {
-				ls = append(ls, o.ID)
-			}
-		}
-		for _, w := range cl.Workers {
-			if w.Healthy {
-				workers++
-			}
-		}
-		switch {
-		case len(ls) != 1:
-			return -1, fmt.Sprintf("%s names %d leaders %v", s.id, len(ls), ls)
-		case leaderID != "" && ls[0] != leaderID:
-			return -1, fmt.Sprintf("%s names %s as leader, another server %s", s.id, ls[0], leaderID)
-		case len(cl.Servers) != len(c.servers):
-			return -1, fmt.Sprintf("%s sees %d servers", s.id, len(cl.Servers))
-		case workers < 1:
-			return -1, s.id + " sees no healthy worker"
-		}
-		leaderID = ls[0]
+		return cl, a.getJSON(ctx, addr, "/v1/cluster", &cl)
 	}
-	for i, s := range c.servers {
-		if s.id == leaderID {
-			return i, ""
-		}
-	}
-	return -1, "the leader " + leaderID + " is not one of the servers started"
+	return cluster.Settle(ctx, limit, 50*time.Millisecond, func(ctx context.Context) (int, string, error) {
+		leader, _, why := c.Agreed(ctx, view)
+		return leader, why, nil
+	})
 }
 
 func short(b []byte) string {

@@ -69,14 +69,14 @@ func (b *bench) enqueue(ctx context.Context, fn string, n, clients int, poll str
 	hdr := http.Header{client.HeaderInvocationType: {"async"}}
 	t0 := time.Now()
 	for g := 0; g < clients; g++ {
-		srv := b.c.servers[g%len(b.c.servers)]
+		srv := b.c.Servers[g%len(b.c.Servers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				body := []byte(`{"i":` + strconv.Itoa(i) + `}`)
 				start := time.Now()
-				status, resp, err := b.api.do(ctx, http.MethodPost, srv.api, "/v1/functions/"+fn+"/invoke", body, hdr)
+				status, resp, err := b.api.do(ctx, http.MethodPost, srv.API, "/v1/functions/"+fn+"/invoke", body, hdr)
 				end := time.Now()
 				var ack struct {
 					RequestID string `json:"request_id"`
@@ -89,11 +89,11 @@ func (b *bench) enqueue(ctx context.Context, fn string, n, clients int, poll str
 				mu.Lock()
 				if err != nil || ack.RequestID == "" {
 					res.Refused++
-					res.LastRefusal = fmt.Sprintf("via %s: %v", srv.id, err)
+					res.LastRefusal = fmt.Sprintf("via %s: %v", srv.ID, err)
 				} else {
 					ids = append(ids, ack.RequestID)
 					lats = append(lats, end.Sub(start))
-					res.PerServerAck[srv.id]++
+					res.PerServerAck[srv.ID]++
 					if end.After(last) {
 						last = end
 					}

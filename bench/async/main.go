@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 )
 
@@ -73,7 +74,7 @@ type Note struct {
 }
 
 type bench struct {
-	c   *cluster
+	c   *cluster.Cluster
 	api *api
 }
 
@@ -127,44 +128,34 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		GoalAckedPerS: goalAckedPerS,
 		GoalLagP99MS:  stats.MS(goalLagP99),
 	}
-	dir, err := os.MkdirTemp("", "nimbus-bench-async")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if o.keep {
-			fmt.Fprintln(os.Stderr, "async: data and logs kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
 	fmt.Fprintln(os.Stderr, "starting three servers and a worker...")
-	c, err := startCluster(ctx, dir, o.bin, o.slots)
+	c, err := cluster.Start(ctx, cluster.Options{Name: "async", Bin: o.bin, Slots: o.slots, Keep: o.keep})
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, c.tail(20))
+			err = fmt.Errorf("%w\n%s", err, c.Tail(20))
 		}
-		err = errors.Join(err, c.stop())
+		err = errors.Join(err, c.Stop())
 		if res != nil {
-			res.ServerLogNotes = c.notes()
+			res.ServerLogNotes = notes(c)
 		}
+		err = errors.Join(err, c.Close())
 	}()
-	b := &bench{c: c, api: newAPI(c.token, o.clients)}
+	b := &bench{c: c, api: newAPI(c.Token, o.clients)}
 	leader, err := b.api.settle(ctx, c, 90*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("the cluster did not settle after starting: %w", err)
 	}
 	// Records are read from a follower, to leave the leader its work.
-	poll := c.servers[(leader+1)%len(c.servers)].api
+	poll := c.Servers[(leader+1)%len(c.Servers)].API
 	for _, fn := range []string{"noop", "tick"} {
-		if err := b.api.deploy(ctx, c.servers[leader].api, fn); err != nil {
+		if err := b.api.deploy(ctx, c.Servers[leader].API, fn); err != nil {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "leader %s; posting %d async events from %d clients...\n", c.servers[leader].id, o.events, o.clients)
+	fmt.Fprintf(os.Stderr, "leader %s; posting %d async events from %d clients...\n", c.Servers[leader].ID, o.events, o.clients)
 	res.Enqueue, err = b.enqueue(ctx, "noop", o.events, o.clients, poll, 10*time.Minute)
 	if err != nil {
 		return nil, err
@@ -184,17 +175,14 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 
 // notes counts WARN and ERROR lines (slog's text and JSON forms) in every
 // process's log.
-func (c *cluster) notes() []Note {
+func notes(c *cluster.Cluster) []Note {
 	var out []Note
-	for _, p := range append(append([]*proc(nil), c.servers...), c.worker) {
-		if p == nil {
-			continue
-		}
-		f, err := os.Open(p.log)
+	for _, p := range c.Procs() {
+		f, err := os.Open(p.Log)
 		if err != nil {
 			continue
 		}
-		n := Note{Process: p.id}
+		n := Note{Process: p.ID}
 		seen := map[string]bool{}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)

@@ -81,14 +81,14 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 	t0 := time.Now()
 	var lastErr string
 	for g := 0; g < clients; g++ {
-		srv := b.c.servers[g%len(b.c.servers)]
+		srv := b.c.Servers[g%len(b.c.Servers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				name := fmt.Sprintf("s%05d", i)
 				body, _ := json.Marshal(map[string]string{"function": fn, "expression": res.Expr})
-				status, resp, err := b.api.do(ctx, http.MethodPut, srv.api, "/v1/schedules/"+name, body, nil)
+				status, resp, err := b.api.do(ctx, http.MethodPut, srv.API, "/v1/schedules/"+name, body, nil)
 				if err == nil && status != http.StatusOK && status != http.StatusCreated {
 					err = fmt.Errorf("%d %s", status, short(resp))
 				}

@@ -102,20 +102,6 @@ func (a *api) do(ctx context.Context, method, addr, path string, body []byte) (i
 	return resp.StatusCode, b, err
 }
 
-// leaders returns the IDs of the servers a view names as leader. A view
-// may name two for a few seconds after a leader dies: the server answering
-// knows the new leader, and still shows the dead one in the role it last
-// reported of itself.
-func leaders(cl client.Cluster) []string {
-	var out []string
-	for _, s := range cl.Servers {
-		if s.Role == "leader" {
-			out = append(out, s.ID)
-		}
-	}
-	return out
-}
-
 // self returns the entry a server's view holds for the server id.
 func self(cl client.Cluster, id string) (client.Server, bool) {
 	for _, s := range cl.Servers {
@@ -124,14 +110,4 @@ func self(cl client.Cluster, id string) (client.Server, bool) {
 		}
 	}
 	return client.Server{}, false
-}
-
-func healthyWorkers(cl client.Cluster) int {
-	n := 0
-	for _, w := range cl.Workers {
-		if w.Healthy {
-			n++
-		}
-	}
-	return n
 }

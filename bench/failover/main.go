@@ -40,6 +40,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 )
 
@@ -146,29 +147,18 @@ func run(ctx context.Context, kills int, bin string, keep bool) (res *Result, er
 		},
 		GoalMS: stats.MS(goal),
 	}
-	dir, err := os.MkdirTemp("", "nimbus-bench-failover")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if keep {
-			fmt.Fprintln(os.Stderr, "failover: data and logs kept in", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
 	fmt.Fprintln(os.Stderr, "starting three servers and a worker...")
-	c, err := startCluster(ctx, dir, bin)
+	c, err := cluster.Start(ctx, cluster.Options{Name: "failover", Bin: bin, Keep: keep})
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, c.tail(20))
+			err = fmt.Errorf("%w\n%s", err, c.Tail(20))
 		}
-		err = errors.Join(err, c.stop())
+		err = errors.Join(err, c.Close())
 	}()
-	a, err := newAPI(c.token)
+	a, err := newAPI(c.Token)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 )
 
@@ -15,7 +16,7 @@ const leaderPoll = 10 * time.Millisecond
 
 // bench runs the rounds against one cluster, from one goroutine.
 type bench struct {
-	c   *cluster
+	c   *cluster.Cluster
 	api *api
 }
 
@@ -27,14 +28,14 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 	if err != nil {
 		return r, 0, 0, 0, err
 	}
-	killed := b.c.servers[leader]
-	var survivors []*proc
-	for i, s := range b.c.servers {
+	killed := b.c.Servers[leader]
+	var survivors []*cluster.Proc
+	for i, s := range b.c.Servers {
 		if i != leader {
 			survivors = append(survivors, s)
 		}
 	}
-	r.Killed = killed.id
+	r.Killed = killed.ID
 
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -49,8 +50,8 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 		failed      int
 		lastFailure string
 	)
-	if err := b.c.kill(killed); err != nil {
-		return r, 0, 0, 0, fmt.Errorf("kill %s: %w", killed.id, err)
+	if err := killed.Kill(); err != nil {
+		return r, 0, 0, 0, fmt.Errorf("kill %s: %w", killed.ID, err)
 	}
 	t0 := time.Now()
 	lctx, lcancel := context.WithCancel(rctx)
@@ -64,16 +65,16 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 			tick := time.NewTicker(leaderPoll)
 			defer tick.Stop()
 			for {
-				if cl, err := b.api.view(lctx, s.api); err == nil {
-					ls := leaders(cl)
-					if slices.Contains(ls, killed.id) && len(ls) > 1 {
+				if cl, err := b.api.view(lctx, s.API); err == nil {
+					ls := cluster.Leaders(cl)
+					if slices.Contains(ls, killed.ID) && len(ls) > 1 {
 						mu.Lock()
 						r.DeadStillLeader = true
 						mu.Unlock()
 					}
 					for _, l := range ls {
-						if l != killed.id {
-							leaderc <- seen{at: time.Since(t0), leader: l, via: s.id}
+						if l != killed.ID {
+							leaderc <- seen{at: time.Since(t0), leader: l, via: s.ID}
 							return
 						}
 					}
@@ -89,15 +90,15 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 			defer wg.Done()
 			for wctx.Err() == nil {
 				sent := time.Since(t0)
-				ok, why := b.api.write(wctx, s.api)
+				ok, why := b.api.write(wctx, s.API)
 				if ok {
-					writec <- seen{at: time.Since(t0), sent: sent, via: s.id}
+					writec <- seen{at: time.Since(t0), sent: sent, via: s.ID}
 					return
 				}
 				if wctx.Err() == nil {
 					mu.Lock()
 					failed++
-					lastFailure = s.id + ": " + why
+					lastFailure = s.ID + ": " + why
 					mu.Unlock()
 				}
 			}
@@ -122,22 +123,22 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 			cancel()
 			wg.Wait()
 			return r, 0, 0, 0, fmt.Errorf("after killing %s: new leader seen %v, write succeeded %v, within 60s (last failed write: %s): %w",
-				killed.id, gotLeader, gotWrite, lastFailure, rctx.Err())
+				killed.ID, gotLeader, gotWrite, lastFailure, rctx.Err())
 		}
 	}
 	wg.Wait()
 	r.NewLeaderMS, r.FirstWriteMS = stats.MS(newLeader), stats.MS(firstWrite)
 	r.FailedWrites, r.LastFailure = failed, lastFailure
 
-	if err := b.c.reaped(killed); err != nil {
+	if err := killed.Reaped(); err != nil {
 		return r, 0, 0, 0, err
 	}
-	if err := b.c.start(killed); err != nil {
+	if err := killed.Start(); err != nil {
 		return r, 0, 0, 0, err
 	}
 	t1 := time.Now()
 	if _, err := b.settle(ctx, killed, 120*time.Second); err != nil {
-		return r, 0, 0, 0, fmt.Errorf("%s restarted but the cluster did not settle: %w", killed.id, err)
+		return r, 0, 0, 0, fmt.Errorf("%s restarted but the cluster did not settle: %w", killed.ID, err)
 	}
 	catchUp = time.Since(t1)
 	r.CatchUpMS = stats.MS(catchUp)
@@ -150,82 +151,46 @@ func (b *bench) round(ctx context.Context) (r Round, newLeader, firstWrite, catc
 // and every server's own last index has reached the leader's (read from
 // the leader before the others). restarted, if not nil, must not have
 // been reaped since its start.
-func (b *bench) settle(ctx context.Context, restarted *proc, limit time.Duration) (int, error) {
-	deadline := time.Now().Add(limit)
-	why := "not asked yet"
-	for {
-		if restarted != nil && !b.c.alive(restarted) {
-			return -1, fmt.Errorf("%s exited after its restart", restarted.id)
+func (b *bench) settle(ctx context.Context, restarted *cluster.Proc, limit time.Duration) (int, error) {
+	return cluster.Settle(ctx, limit, leaderPoll, func(ctx context.Context) (int, string, error) {
+		if restarted != nil && !restarted.Alive() {
+			return -1, "", fmt.Errorf("%s exited after its restart", restarted.ID)
 		}
-		leader, reason := b.settledOnce(ctx)
-		if leader >= 0 {
-			return leader, nil
-		}
-		why = reason
-		if time.Now().After(deadline) {
-			return -1, fmt.Errorf("not settled within %v: %s", limit, why)
-		}
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(leaderPoll):
-		}
-	}
+		leader, why := b.settledOnce(ctx)
+		return leader, why, nil
+	})
 }
 
 // settledOnce asks each server once; it returns the leader's index, or
 // -1 and what is missing.
 func (b *bench) settledOnce(ctx context.Context) (int, string) {
-	leaderID := ""
-	for _, s := range b.c.servers {
-		cl, err := b.api.view(ctx, s.api)
-		if err != nil {
-			return -1, err.Error()
-		}
-		ls := leaders(cl)
-		if len(ls) != 1 {
-			return -1, fmt.Sprintf("%s names %d leaders %v", s.id, len(ls), ls)
-		}
-		l := ls[0]
-		switch {
-		case leaderID != "" && l != leaderID:
-			return -1, fmt.Sprintf("%s names %s as leader, another server %s", s.id, l, leaderID)
-		case len(cl.Servers) != len(b.c.servers):
-			return -1, fmt.Sprintf("%s sees %d servers", s.id, len(cl.Servers))
-		case healthyWorkers(cl) < 1:
-			return -1, s.id + " sees no healthy worker"
-		}
+	leader, views, why := b.c.Agreed(ctx, b.api.view)
+	if leader < 0 {
+		return -1, why
+	}
+	for i, cl := range views {
 		for _, o := range cl.Servers {
 			if !o.Healthy {
-				return -1, fmt.Sprintf("%s sees %s unhealthy", s.id, o.ID)
+				return -1, fmt.Sprintf("%s sees %s unhealthy", b.c.Servers[i].ID, o.ID)
 			}
 		}
-		leaderID = l
 	}
-	leader := -1
-	for i, s := range b.c.servers {
-		if s.id == leaderID {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		return -1, "the leader " + leaderID + " is not one of the servers started"
-	}
-	cl, err := b.api.view(ctx, b.c.servers[leader].api)
+	leaderID := b.c.Servers[leader].ID
+	cl, err := b.api.view(ctx, b.c.Servers[leader].API)
 	if err != nil {
 		return -1, err.Error()
 	}
 	me, _ := self(cl, leaderID)
-	for _, s := range b.c.servers {
-		if s.id == leaderID {
+	for _, s := range b.c.Servers {
+		if s.ID == leaderID {
 			continue
 		}
-		cl, err := b.api.view(ctx, s.api)
+		cl, err := b.api.view(ctx, s.API)
 		if err != nil {
 			return -1, err.Error()
 		}
-		if o, _ := self(cl, s.id); o.LastIndex < me.LastIndex {
-			return -1, fmt.Sprintf("%s is at index %d, the leader at %d", s.id, o.LastIndex, me.LastIndex)
+		if o, _ := self(cl, s.ID); o.LastIndex < me.LastIndex {
+			return -1, fmt.Sprintf("%s is at index %d, the leader at %d", s.ID, o.LastIndex, me.LastIndex)
 		}
 	}
 	return leader, ""

@@ -25,15 +25,52 @@ type Applier interface {
 	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
 }
 
-// CreateKey makes a new API key, "nimbus_<12 hex id>_<64 hex secret>"
-// (256 random bits of secret), commits its hash and returns the key.
-func CreateKey(ctx context.Context, cp Applier, role, note string) (string, error) {
+// Roles a key can have.
+const (
+	RoleAdmin     = "admin"     // everything, including keys and the cluster
+	RoleDeveloper = "developer" // deploy, update, delete, invoke, schedule; read everything
+	RoleViewer    = "viewer"    // read only: list, get, logs, records
+	RoleWorker    = "worker"    // internal RPC only: registration, heartbeats, code
+)
+
+// Roles lists the valid roles.
+var Roles = []string{RoleAdmin, RoleDeveloper, RoleViewer, RoleWorker}
+
+// KeyOptions are a new key's settings.
+type KeyOptions struct {
+	Role      string
+	Note      string
+	ExpiresAt time.Time // zero: never
+	RateLimit float64   // requests/s; 0: the server's default
+}
+
+// NewToken makes a new API key, "nimbus_<12 hex id>_<64 hex secret>"
+// (256 random bits of secret).
+func NewToken() string {
 	idb := make([]byte, 6)
 	sec := make([]byte, 32)
 	rand.Read(idb)
 	rand.Read(sec)
-	token := "nimbus_" + hex.EncodeToString(idb) + "_" + hex.EncodeToString(sec)
+	return "nimbus_" + hex.EncodeToString(idb) + "_" + hex.EncodeToString(sec)
+}
+
+// CreateKey makes a new API key, commits its hash and returns the key.
+func CreateKey(ctx context.Context, cp Applier, role, note string) (string, error) {
+	token := NewToken()
 	return token, PutKey(ctx, cp, token, role, note)
+}
+
+// CreateKeyWith makes a key with options; it returns the key and its
+// stored form.
+func CreateKeyWith(ctx context.Context, cp Applier, o KeyOptions) (string, state.Key, error) {
+	token := NewToken()
+	id, secret, _ := ParseToken(token)
+	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, CreatedAt: time.Now().UTC(),
+		Note: o.Note, ExpiresAt: o.ExpiresAt, RateLimit: o.RateLimit}
+	if _, err := cp.Apply(ctx, fsm.PutKeyType, fsm.PutKey{Key: key}); err != nil {
+		return "", state.Key{}, err
+	}
+	return token, key, nil
 }
 
 // PutKey commits the hash of a given key (for an operator-chosen key,
@@ -80,6 +117,9 @@ func Check(store *state.Store, token string) (state.Key, error) {
 	want, err := hex.DecodeString(key.SecretHash)
 	sum := sha256.Sum256([]byte(secret))
 	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		return state.Key{}, ErrUnauthorized
+	}
+	if !key.ExpiresAt.IsZero() && time.Now().After(key.ExpiresAt) {
 		return state.Key{}, ErrUnauthorized
 	}
 	return key, nil

@@ -142,6 +142,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.deadlettersCommand(),
 		a.eventsCommand(),
 		a.subscriptionsCommand(),
+		a.keysCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),

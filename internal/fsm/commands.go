@@ -38,6 +38,7 @@ const (
 	PutSubscriptionType    CommandType = 15
 	DeleteSubscriptionType CommandType = 16
 	FireSchedulesType      CommandType = 17
+	DeleteKeyType          CommandType = 18
 )
 
 var commandNames = map[CommandType]string{
@@ -47,7 +48,7 @@ var commandNames = map[CommandType]string{
 	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
 	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
 	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
-	FireSchedulesType: "FireSchedules",
+	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey",
 }
 
 // PutSubscription stores a notification subscription.
@@ -109,6 +110,11 @@ type RecordInvocationsResult struct {
 // PutKey stores an API key (its hash only).
 type PutKey struct {
 	Key state.Key `json:"key"`
+}
+
+// DeleteKey revokes an API key.
+type DeleteKey struct {
+	ID string `json:"id"`
 }
 
 // PutServer records a control-plane member's addresses.

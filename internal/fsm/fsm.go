@@ -62,6 +62,12 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		}
 		f.store.PutKey(c.Key)
 		return nil
+	case DeleteKeyType:
+		var c DeleteKey
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		return f.store.DeleteKey(c.ID)
 	case PutServerType:
 		var c PutServer
 		if err := decode(t, body, &c); err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"nimbus/internal/auth"
 	"nimbus/internal/blob"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
@@ -51,6 +50,9 @@ type Config struct {
 	// Woken, when set, is called after the queue gained events outside
 	// the enqueuer (redrive), to wake the dispatcher.
 	Woken func()
+	// RateLimit is the default requests per second per key (a key may
+	// carry its own); 0 for none.
+	RateLimit float64
 }
 
 // Gateway serves the API.
@@ -59,6 +61,7 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics
 	recorder *recorder
+	limits   limiter
 	follow   *hub[client.LogEntry]
 	events   *hub[client.Invocation]
 	mux      *http.ServeMux
@@ -93,35 +96,48 @@ func (g *Gateway) Close() { g.recorder.close() }
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
 
+// routes is the route table: every route names the permission it needs,
+// and allow checks it (and the key's rate limit) in one place.
 func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", g.health)
-	m.Handle("GET /metrics", g.auth(g.metrics.handler(g.cfg.Registry)))
-	m.Handle("GET /v1/functions", g.authFunc(g.listFunctions))
-	m.Handle("PUT /v1/functions/{name}", g.authFunc(g.putFunction))
-	m.Handle("GET /v1/functions/{name}", g.authFunc(g.getFunction))
-	m.Handle("DELETE /v1/functions/{name}", g.authFunc(g.deleteFunction))
-	m.Handle("POST /v1/functions/{name}/invoke", g.authFunc(g.invoke))
-	m.Handle("GET /v1/functions/{name}/logs", g.authFunc(g.logs))
-	m.Handle("GET /v1/invocations", g.authFunc(g.listInvocations))
-	m.Handle("GET /v1/invocations/{id}", g.authFunc(g.getInvocation))
-	m.Handle("GET /v1/cluster", g.authFunc(g.cluster))
-	m.Handle("GET /v1/events", g.authFunc(g.streamEvents))
-	m.Handle("GET /v1/subscriptions", g.authFunc(g.listSubscriptions))
-	m.Handle("POST /v1/subscriptions", g.authFunc(g.createSubscription))
-	m.Handle("DELETE /v1/subscriptions/{id}", g.authFunc(g.deleteSubscription))
-	m.Handle("GET /v1/deadletters", g.authFunc(g.listDeadLetters))
-	m.Handle("POST /v1/deadletters/redrive", g.authFunc(g.redrive))
-	m.Handle("GET /v1/webhooks/secret", g.authFunc(g.webhookSecret))
-	m.Handle("GET /v1/schedules", g.authFunc(g.listSchedules))
-	m.Handle("GET /v1/schedules/{name}", g.authFunc(g.getSchedule))
-	m.Handle("PUT /v1/schedules/{name}", g.authFunc(g.putSchedule))
-	m.Handle("DELETE /v1/schedules/{name}", g.authFunc(g.deleteSchedule))
-	m.Handle("POST /v1/schedules/{name}/enable", g.authFunc(g.enableSchedule(true)))
-	m.Handle("POST /v1/schedules/{name}/disable", g.authFunc(g.enableSchedule(false)))
-	m.Handle("POST /v1/cluster/servers", g.authFunc(g.joinServer))
-	m.Handle("DELETE /v1/cluster/servers/{id}", g.authFunc(g.removeServer))
-	m.Handle("POST /v1/cluster/workers/{id}/drain", g.authFunc(g.drainWorker))
+	m.Handle("GET /metrics", g.allow(permRead, g.metrics.handler(g.cfg.Registry).ServeHTTP))
+	for _, r := range []struct {
+		pattern string
+		perm    perm
+		h       http.HandlerFunc
+	}{
+		{"GET /v1/functions", permRead, g.listFunctions},
+		{"PUT /v1/functions/{name}", permWrite, g.putFunction},
+		{"GET /v1/functions/{name}", permRead, g.getFunction},
+		{"DELETE /v1/functions/{name}", permWrite, g.deleteFunction},
+		{"POST /v1/functions/{name}/invoke", permWrite, g.invoke},
+		{"GET /v1/functions/{name}/logs", permRead, g.logs},
+		{"GET /v1/invocations", permRead, g.listInvocations},
+		{"GET /v1/invocations/{id}", permRead, g.getInvocation},
+		{"GET /v1/cluster", permRead, g.cluster},
+		{"GET /v1/events", permRead, g.streamEvents},
+		{"GET /v1/subscriptions", permRead, g.listSubscriptions},
+		{"POST /v1/subscriptions", permWrite, g.createSubscription},
+		{"DELETE /v1/subscriptions/{id}", permWrite, g.deleteSubscription},
+		{"GET /v1/deadletters", permRead, g.listDeadLetters},
+		{"POST /v1/deadletters/redrive", permWrite, g.redrive},
+		{"GET /v1/webhooks/secret", permWrite, g.webhookSecret},
+		{"GET /v1/schedules", permRead, g.listSchedules},
+		{"GET /v1/schedules/{name}", permRead, g.getSchedule},
+		{"PUT /v1/schedules/{name}", permWrite, g.putSchedule},
+		{"DELETE /v1/schedules/{name}", permWrite, g.deleteSchedule},
+		{"POST /v1/schedules/{name}/enable", permWrite, g.enableSchedule(true)},
+		{"POST /v1/schedules/{name}/disable", permWrite, g.enableSchedule(false)},
+		{"POST /v1/cluster/servers", permAdmin, g.joinServer},
+		{"DELETE /v1/cluster/servers/{id}", permAdmin, g.removeServer},
+		{"POST /v1/cluster/workers/{id}/drain", permAdmin, g.drainWorker},
+		{"GET /v1/keys", permAdmin, g.listKeys},
+		{"POST /v1/keys", permAdmin, g.createKey},
+		{"DELETE /v1/keys/{id}", permAdmin, g.revokeKey},
+	} {
+		m.Handle(r.pattern, g.allow(r.perm, r.h))
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})
 	})
@@ -130,27 +146,4 @@ func (g *Gateway) routes() {
 
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (g *Gateway) authFunc(h http.HandlerFunc) http.Handler { return g.auth(h) }
-
-// auth checks the bearer token against the stored keys.
-func (g *Gateway) auth(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := g.authenticate(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
-			writeError(w, g.log, err)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missing or invalid API key: send Authorization: Bearer <key> (nimbus dev writes the admin key to DATA/admin.token)"}
-
-func (g *Gateway) authenticate(r *http.Request) error {
-	if _, err := auth.Check(g.cfg.Control.Store(), auth.Bearer(r.Header.Get("Authorization"))); err != nil {
-		return errUnauthorized
-	}
-	return nil
 }

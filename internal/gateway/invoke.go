@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"nimbus/internal/state"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
@@ -26,6 +28,13 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(client.HeaderRequestID, id)
 	name := r.PathValue("name")
 	fn, err := g.cfg.Control.Store().Function(name)
+	if errors.Is(err, state.ErrNotFound) {
+		// A follower may not have applied a deploy made through another
+		// server a moment ago: catch up with the leader, then look again.
+		if cr, ok := g.cfg.Control.(consistentReader); ok && cr.ConsistentRead(r.Context()) == nil {
+			fn, err = g.cfg.Control.Store().Function(name)
+		}
+	}
 	if err != nil {
 		writeError(w, g.log, err)
 		return

@@ -47,6 +47,8 @@ type DevOptions struct {
 	InsecureNoSandbox bool
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
+	// RateLimit is the default requests per second per key (0: none).
+	RateLimit float64
 	// Prestart is the number of sandboxes per runtime started ahead of
 	// need (see worker.Config.Prestart); 0 for none.
 	Prestart int
@@ -149,6 +151,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
 		Enqueuer:  async.enqueuer,
+		RateLimit: opts.RateLimit,
 		Control:   cp,
 		Blobs:     blobs,
 		Logs:      logs,

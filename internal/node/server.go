@@ -54,8 +54,10 @@ type ServerOptions struct {
 	PromoteAfter time.Duration
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
-	Out                io.Writer
-	LogLevel           slog.Level
+	// RateLimit is the default requests per second per key (0: none).
+	RateLimit float64
+	Out       io.Writer
+	LogLevel  slog.Level
 }
 
 // RunServer runs a control-plane server until ctx is cancelled.
@@ -133,6 +135,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
 		Enqueuer:      async.enqueuer,
+		RateLimit:     opts.RateLimit,
 		Control:       cp,
 		Blobs:         blobs,
 		Logs:          logs,

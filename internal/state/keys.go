@@ -14,6 +14,19 @@ type Key struct {
 	Role       string    `json:"role"`
 	CreatedAt  time.Time `json:"created_at"`
 	Note       string    `json:"note,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`  // zero: never
+	RateLimit  float64   `json:"rate_limit,omitempty"` // requests/s; 0: the server's default
+}
+
+// DeleteKey revokes a key.
+func (s *Store) DeleteKey(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[id]; !ok {
+		return fmt.Errorf("key %q: %w", id, ErrNotFound)
+	}
+	delete(s.keys, id)
+	return nil
 }
 
 // PutKey stores a key, replacing one with the same ID.

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/pkg/client"
+)
+
+func (a *app) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "API keys: create, list, revoke (admin)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE:  func(cmd *cobra.Command, args []string) error { return a.listKeys(cmd) },
+	}
+	var req client.KeyRequest
+	create := &cobra.Command{
+		Use:   "create --role admin|developer|viewer|worker [--expires 30d] [--rate-limit N] [--note TEXT]",
+		Short: "Create a key; it is printed once, alone on the last line",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.Role == "" {
+				return usagef("--role is required (admin, developer, viewer or worker)")
+			}
+			k, err := a.client().CreateKey(cmd.Context(), req)
+			if err != nil {
+				return a.platform(err)
+			}
+			if a.json() {
+				return printJSON(a.env.Stdout, k)
+			}
+			fmt.Fprintf(a.env.Stdout, "key %s (%s) created; it is shown only now:\n%s\n", k.ID, k.Role, k.Secret)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&req.Role, "role", "", "admin, developer, viewer or worker")
+	create.Flags().StringVar(&req.Expires, "expires", "", "lifetime such as 30d or 12h (default: never)")
+	create.Flags().Float64Var(&req.RateLimit, "rate-limit", 0, "requests per second (default: the server's)")
+	create.Flags().StringVar(&req.Note, "note", "", "what the key is for")
+	ls := &cobra.Command{Use: "ls", Short: "List keys (never their secrets)", Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.listKeys(cmd) }}
+	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a key, on every server", Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().RevokeKey(cmd.Context(), args[0]); err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "key %s revoked\n", args[0])
+			return nil
+		}}
+	cmd.AddCommand(create, ls, revoke)
+	return cmd
+}
+
+func (a *app) listKeys(cmd *cobra.Command) error {
+	keys, err := a.client().Keys(cmd.Context())
+	if err != nil {
+		return a.platform(err)
+	}
+	if a.json() {
+		return printJSON(a.env.Stdout, keys)
+	}
+	t := newTable(a.env.Stdout, "ID", "ROLE", "CREATED", "EXPIRES", "RATE LIMIT", "NOTE")
+	for _, k := range keys {
+		rate := "-"
+		if k.RateLimit > 0 {
+			rate = strconv.FormatFloat(k.RateLimit, 'g', -1, 64) + "/s"
+		}
+		t.row(k.ID, k.Role, humanTime(k.CreatedAt), orDash(humanTime(k.ExpiresAt)), rate, orDash(k.Note))
+	}
+	return t.flush()
+}

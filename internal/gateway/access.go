@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"nimbus/internal/auth"
+	"nimbus/internal/state"
+)
+
+// perm is what a route needs of the caller's key.
+type perm int
+
+const (
+	permRead  perm = iota // viewer, developer, admin
+	permWrite             // developer, admin
+	permAdmin             // admin
+)
+
+func (p perm) String() string {
+	return [...]string{"read", "write", "admin"}[p]
+}
+
+// grants reports whether a key of role may do what p asks.
+func grants(role string, p perm) bool {
+	switch role {
+	case auth.RoleAdmin:
+		return true
+	case auth.RoleDeveloper:
+		return p <= permWrite
+	case auth.RoleViewer:
+		return p == permRead
+	}
+	return false // worker keys serve the internal RPC only
+}
+
+var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missing, invalid, expired or revoked API key: send Authorization: Bearer <key> (nimbus dev writes the admin key to DATA/admin.token)"}
+
+type keyCtx struct{}
+
+// callerKey returns the key that authenticated the request.
+func callerKey(ctx context.Context) state.Key {
+	k, _ := ctx.Value(keyCtx{}).(state.Key)
+	return k
+}
+
+// allow is the one place where requests are authenticated, authorised
+// and rate-limited.
+func (g *Gateway) allow(p perm, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := auth.Check(g.cfg.Control.Store(), auth.Bearer(r.Header.Get("Authorization")))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
+			writeError(w, g.log, errUnauthorized)
+			return
+		}
+		if !grants(key.Role, p) {
+			writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden",
+				fmt.Sprintf("a %s key may not %s %s (it needs %s rights)", key.Role, r.Method, r.URL.Path, p)})
+			return
+		}
+		if wait, ok := g.limits.take(key, g.cfg.RateLimit); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(w, g.log, &apiError{http.StatusTooManyRequests, "TooManyRequests",
+				fmt.Sprintf("rate limit of key %s exceeded: retry after %v", key.ID, wait.Round(time.Millisecond))})
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+	})
+}
+
+// limiter keeps a token bucket per key: rate requests per second, bursts
+// of up to one second's worth (at least one).
+type limiter struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take spends a token of key's bucket; when there is none it reports how
+// long until there is. rate 0 (key and server) means no limit.
+func (l *limiter) take(key state.Key, serverRate float64) (time.Duration, bool) {
+	rate := key.RateLimit
+	if rate <= 0 {
+		rate = serverRate
+	}
+	if rate <= 0 {
+		return 0, true
+	}
+	burst := math.Max(rate, 1)
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buckets == nil {
+		l.buckets = map[string]*bucket{}
+	}
+	b := l.buckets[key.ID]
+	if b == nil {
+		b = &bucket{tokens: burst, last: now}
+		l.buckets[key.ID] = b
+	}
+	b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	return time.Duration((1 - b.tokens) / rate * float64(time.Second)), false
+}
