@@ -111,6 +111,9 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	t.row("revision:", strconv.FormatInt(fn.Revision, 10)+" ("+verb+")")
 	t.row("code sha256:", fn.CodeSHA256)
 	t.row("code size:", humanBytes(fn.CodeSize))
+	if s := scanSummary(fn.Scan); s != "" {
+		t.row("code scan:", s)
+	}
 	return t.flush()
 }
 

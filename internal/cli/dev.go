@@ -34,6 +34,7 @@ func (a *app) devCommand() *cobra.Command {
 	f.StringVar(&opts.DataDir, "data", ".nimbus", "data directory")
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT")
 	f.IntVar(&opts.Slots, "slots", 0, "worker slots (0: four per core)")
+	f.StringVar(&opts.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
 	f.Float64Var(&opts.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")

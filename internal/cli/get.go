@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -37,6 +38,14 @@ func (a *app) getCommand() *cobra.Command {
 			t.row("/tmp size:", memoryMB(f.EphemeralMB))
 			t.row("code sha256:", f.CodeSHA256)
 			t.row("code size:", humanBytes(f.CodeSize))
+			if s := scanSummary(f.Scan); s != "" {
+				t.row("code scan:", s)
+				if f.Scan != nil {
+					for _, x := range f.Scan.Findings {
+						t.row("", fmt.Sprintf("%s %s:%d %s (%s)", x.Severity, x.File, x.Line, x.Text, x.TestID))
+					}
+				}
+			}
 			t.row("created:", humanTime(f.CreatedAt))
 			t.row("updated:", humanTime(f.UpdatedAt))
 			if len(f.Env) == 0 {

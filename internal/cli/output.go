@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"nimbus/pkg/client"
 )
 
 // printJSON writes v as indented JSON and a newline.
@@ -81,4 +83,21 @@ func ensureNewline(s string) string {
 func printJSONLine(w io.Writer, v any) {
 	b, _ := json.Marshal(v)
 	w.Write(append(b, '\n'))
+}
+
+// scanSummary describes a code scan report in one line ("" for none).
+func scanSummary(r *client.ScanReport) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.Note != "":
+		return r.Note
+	case len(r.Findings) == 0:
+		return r.Scanner + ": no findings"
+	}
+	n := map[string]int{}
+	for _, f := range r.Findings {
+		n[f.Severity]++
+	}
+	return fmt.Sprintf("%s: %d finding(s): %d high, %d medium, %d low", r.Scanner, len(r.Findings), n["HIGH"], n["MEDIUM"], n["LOW"])
 }

@@ -45,6 +45,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.StringSliceVar(&opts.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
 	f.StringVar(&opts.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
 	f.DurationVar(&opts.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
+	f.StringVar(&opts.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
 	f.Float64Var(&opts.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")

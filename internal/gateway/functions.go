@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"nimbus/internal/scan"
 	"strings"
 	"time"
 
@@ -113,6 +114,19 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	var report *client.ScanReport
+	if g.cfg.ScanPolicy.Mode != "" && g.cfg.ScanPolicy.Mode != scan.ModeOff {
+		if report, err = g.cfg.Scanner.Scan(r.Context(), zip); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+		if bad := g.cfg.ScanPolicy.Blocking(report); len(bad) > 0 {
+			writeError(w, g.log, &apiError{http.StatusUnprocessableEntity, "CodeScanBlocked", fmt.Sprintf(
+				"the code scan blocks this deploy: %d finding(s) at %s or above, first %s:%d %s (%s)",
+				len(bad), g.cfg.ScanPolicy.BlockAt, bad[0].File, bad[0].Line, bad[0].Text, bad[0].TestID)})
+			return
+		}
+	}
 	digest, err := g.cfg.Blobs.Put(zip)
 	if err != nil {
 		writeError(w, g.log, err)
@@ -124,7 +138,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fn := client.Function{FunctionConfig: cfg, CodeSHA256: digest, CodeSize: int64(len(zip))}
+	fn := client.Function{FunctionConfig: cfg, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
 	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		writeError(w, g.log, err)

@@ -15,6 +15,7 @@ import (
 	"nimbus/internal/logstore"
 	"nimbus/internal/placement"
 	"nimbus/internal/queue"
+	"nimbus/internal/scan"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -53,6 +54,10 @@ type Config struct {
 	// RateLimit is the default requests per second per key (a key may
 	// carry its own); 0 for none.
 	RateLimit float64
+	// ScanPolicy and Scanner decide code scanning at deploy (Mode ""
+	// or off: no scan).
+	ScanPolicy scan.Policy
+	Scanner    scan.Scanner
 }
 
 // Gateway serves the API.

@@ -49,6 +49,9 @@ type DevOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
+	// scanning with Bandit at deploy.
+	ScanPolicy string
 	// Prestart is the number of sandboxes per runtime started ahead of
 	// need (see worker.Config.Prestart); 0 for none.
 	Prestart int
@@ -76,6 +79,10 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		opts.Slots = 4 * runtime.NumCPU()
 	}
 	opts.Prestart = max(opts.Prestart, 0)
+	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel}))
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -150,16 +157,17 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	async := newAsyncParts(cp, placer, notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, log)
 	defer async.enqueuer.Close()
 	gw := gateway.New(gateway.Config{
-		Enqueuer:  async.enqueuer,
-		RateLimit: opts.RateLimit,
-		Control:   cp,
-		Blobs:     blobs,
-		Logs:      logs,
-		Placer:    placer,
-		Retention: state.DefaultRetention(),
-		Registry:  reg,
-		Log:       log.With("subsystem", "gateway"),
-		APIAddr:   addr,
+		Enqueuer:   async.enqueuer,
+		RateLimit:  opts.RateLimit,
+		ScanPolicy: scanPolicy,
+		Control:    cp,
+		Blobs:      blobs,
+		Logs:       logs,
+		Placer:     placer,
+		Retention:  state.DefaultRetention(),
+		Registry:   reg,
+		Log:        log.With("subsystem", "gateway"),
+		APIAddr:    addr,
 	})
 	defer gw.Close()
 	async.connect(cp, placer, gw, log)

@@ -13,6 +13,7 @@ import (
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/queue"
+	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
 )
 
@@ -117,4 +118,12 @@ func ensureWebhookSecret(ctx context.Context, cp *controlplane.Node, log *slog.L
 	if _, err := cp.Apply(actx, fsm.PutSettingType, fsm.PutSetting{Key: gateway.WebhookSecretKey, Value: hex.EncodeToString(b), IfAbsent: true}); err != nil {
 		log.Warn("creating the webhook secret", "err", err)
 	}
+}
+
+// parseScanPolicy reads the --scan-policy flag ("" for warn).
+func parseScanPolicy(s string) (scan.Policy, error) {
+	if s == "" {
+		s = scan.ModeWarn
+	}
+	return scan.ParsePolicy(s)
 }

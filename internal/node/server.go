@@ -56,8 +56,11 @@ type ServerOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
-	Out       io.Writer
-	LogLevel  slog.Level
+	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
+	// scanning with Bandit at deploy.
+	ScanPolicy string
+	Out        io.Writer
+	LogLevel   slog.Level
 }
 
 // RunServer runs a control-plane server until ctx is cancelled.
@@ -73,6 +76,10 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	}
 	if opts.PromoteAfter <= 0 {
 		opts.PromoteAfter = 10 * time.Second
+	}
+	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
+	if err != nil {
+		return err
 	}
 	if opts.Standby && len(opts.Join) == 0 {
 		return errors.New("a --standby server needs --join to reach the cluster")
@@ -136,6 +143,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	gw := gateway.New(gateway.Config{
 		Enqueuer:      async.enqueuer,
 		RateLimit:     opts.RateLimit,
+		ScanPolicy:    scanPolicy,
 		Control:       cp,
 		Blobs:         blobs,
 		Logs:          logs,

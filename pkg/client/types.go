@@ -42,6 +42,8 @@ type Function struct {
 	CodeSize   int64     `json:"code_size"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Scan is what code scanning found in this revision, if it ran.
+	Scan *ScanReport `json:"scan,omitempty"`
 }
 
 // Invocation status values.
@@ -228,4 +230,21 @@ type Subscription struct {
 	Webhook  string    `json:"webhook,omitempty"`
 	Email    string    `json:"email,omitempty"`
 	Created  time.Time `json:"created_at"`
+}
+
+// ScanReport is what code scanning found in a revision.
+type ScanReport struct {
+	Scanner  string    `json:"scanner"`
+	Findings []Finding `json:"findings,omitempty"`
+	Note     string    `json:"note,omitempty"` // e.g. that the scanner is missing
+}
+
+// Finding is one issue a scanner reported.
+type Finding struct {
+	TestID     string `json:"test_id"`
+	Severity   string `json:"severity"` // LOW, MEDIUM, HIGH
+	Confidence string `json:"confidence"`
+	Text       string `json:"text"`
+	File       string `json:"file"`
+	Line       int    `json:"line"`
 }
