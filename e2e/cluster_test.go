@@ -410,7 +410,7 @@ func TestServerRefusesAStrangerKey(t *testing.T) {
 
 	// A heartbeat signed with a stranger's key is refused, and the worker
 	// it names never shows up.
-	pool := rpc.NewPool(stranger)
+	pool := rpc.NewPool(stranger, nil)
 	defer pool.Close()
 	ctl, err := pool.Control(c.servers[0].addr)
 	if err != nil {

@@ -52,7 +52,7 @@ type devNode struct {
 	done  chan struct{}
 }
 
-var apiLine = regexp.MustCompile(`API:\s+(http://\S+)`)
+var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)`)
 
 // startDev starts `nimbus dev` on a free port with data in dir and waits
 // until it answers. The process is stopped when the test ends.

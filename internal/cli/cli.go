@@ -8,10 +8,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -99,10 +102,12 @@ func Run(e Env) int {
 
 // app is the state of one Run: the environment and the global flags.
 type app struct {
-	env    Env
-	url    string
-	token  string
-	output string
+	env      Env
+	url      string
+	token    string
+	output   string
+	ca       string
+	insecure bool
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -126,6 +131,8 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.url, "url", "", "server URL (env NIMBUS_URL, default "+DefaultURL+")")
 	pf.StringVar(&a.token, "token", "", "API key (env NIMBUS_TOKEN; default ./.nimbus/admin.token for a local server)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&a.ca, "ca", "", "PEM file of the CA that signed the server's TLS certificate")
+	pf.BoolVar(&a.insecure, "insecure", false, "allow sending the API key over plain http:// to a non-loopback address")
 	root.AddCommand(
 		a.devCommand(),
 		a.serverCommand(),
@@ -192,9 +199,38 @@ func (a *app) apiToken() string {
 	return strings.TrimSpace(string(b))
 }
 
-// client returns a client for the configured server.
+// client returns a client for the configured server: over TLS with --ca
+// trusted when given, and refusing to send a key in the clear to a
+// non-loopback address unless --insecure.
 func (a *app) client() *client.Client {
-	return client.New(a.serverURL(), a.apiToken(), client.WithUserAgent("nimbus-cli/"+buildVersion()))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if a.ca != "" {
+		if pem, err := os.ReadFile(a.path(a.ca)); err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+	}
+	guard := &cleartextGuard{next: tr, allow: a.insecure}
+	return client.New(a.serverURL(), a.apiToken(), client.WithUserAgent("nimbus-cli/"+buildVersion()),
+		client.WithHTTPClient(&http.Client{Transport: guard}))
+}
+
+// errCleartextKey refuses to send an API key over plain HTTP to another
+// machine.
+var errCleartextKey = errors.New("refusing to send the API key over plain http:// to a non-loopback address: use https:// (with --ca for a private CA) or --insecure")
+
+// cleartextGuard is the transport that enforces errCleartextKey.
+type cleartextGuard struct {
+	next  http.RoundTripper
+	allow bool
+}
+
+func (g *cleartextGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !g.allow && r.URL.Scheme == "http" && r.Header.Get("Authorization") != "" && !isLoopbackURL(r.URL.String()) {
+		return nil, errCleartextKey
+	}
+	return g.next.RoundTrip(r)
 }
 
 // isLoopbackURL reports whether u names localhost or a loopback IP.
@@ -262,6 +298,9 @@ func (a *app) platform(err error) error {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return err
+	}
+	if errors.Is(err, errCleartextKey) {
+		return &exitError{code: ExitUsage, err: errCleartextKey}
 	}
 	return &exitError{code: ExitPlatform, err: errors.New(a.describe(err))}
 }

@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,8 @@ type DevOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// TLS serves the API over HTTPS.
+	TLS TLSOptions
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
 	// scanning with Bandit at deploy.
 	ScanPolicy string
@@ -182,11 +185,22 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
+	if opts.TLS.Enabled() {
+		tcfg, certFile, err := opts.TLS.serverConfig(opts.DataDir, addr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tcfg)
+		scheme = "https"
+		log.Info("serving the API over TLS", "certificate", certFile)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	printBanner(opts.Out, addr, opts.DataDir, token, created, runtimes, opts.Slots, exec.Name())
-	log.Info("nimbus dev started", "url", "http://"+addr, "data", opts.DataDir, "executor", exec.Name())
+	printBanner(opts.Out, scheme+"://"+addr, opts.DataDir, token, created, runtimes, opts.Slots, exec.Name())
+	log.Info("nimbus dev started", "url", scheme+"://"+addr, "data", opts.DataDir, "executor", exec.Name())
 
 	select {
 	case <-ctx.Done():
@@ -259,7 +273,7 @@ func newExecutor(opts DevOptions, log *slog.Logger) (sandbox.Executor, error) {
 
 func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int, executor string) {
 	fmt.Fprintf(out, "Nimbus dev is running.\n\n")
-	fmt.Fprintf(out, "  API:        http://%s\n", addr)
+	fmt.Fprintf(out, "  API:        %s\n", addr)
 	fmt.Fprintf(out, "  Data:       %s\n", dataDir)
 	switch {
 	case created:

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,8 @@ type ServerOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// TLS serves the API and the internal RPC over TLS.
+	TLS TLSOptions
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
 	// scanning with Bandit at deploy.
 	ScanPolicy string
@@ -117,7 +120,19 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		ln.Close()
 		return fmt.Errorf("raft transport on %s: %w", opts.Raft, err)
 	}
-	pool := rpc.NewPool(token)
+	var serverTLS, clientTLS *tls.Config
+	if opts.TLS.Enabled() {
+		var certFile string
+		if serverTLS, certFile, err = opts.TLS.serverConfig(opts.DataDir, apiAddr); err != nil {
+			ln.Close()
+			return err
+		}
+		if clientTLS, err = opts.TLS.clientConfig(certFile); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	pool := rpc.NewPool(token, clientTLS)
 	defer pool.Close()
 	cp, err := controlplane.Start(controlplane.Config{
 		NodeID: opts.NodeID, DataDir: opts.DataDir, Transport: transport, RPC: pool,
@@ -162,7 +177,12 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC between servers and workers
+	if serverTLS != nil {
+		protocols.SetHTTP2(true) // gRPC between servers and workers, over TLS
+		ln = tls.NewListener(ln, serverTLS)
+	} else {
+		protocols.SetUnencryptedHTTP2(true) // gRPC between servers and workers
+	}
 	srv := &http.Server{
 		Handler:           withGRPC(grpcServer, gw),
 		Protocols:         &protocols,
@@ -183,7 +203,11 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go prober.Run(runCtx)
 	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
 
-	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:   http://%s\n  Raft:  %s\n  Data:  %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
+	scheme := "http"
+	if serverTLS != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:   "+scheme+"://%s\n  Raft:  %s\n  Data:  %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
 	log.Info("nimbus server started", "api", apiAddr, "raft", cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
 
 	select {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ type WorkerOptions struct {
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
 	PressureLimit     float64 // see worker.AgentConfig
+	TLSCA             string  // CA of the servers' certificates: talk to them over TLS
 	Prestart          int     // sandboxes per runtime started ahead; 0 for none
 
 	Out      io.Writer
@@ -84,7 +86,15 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	if c, ok := exec.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-	pool := rpc.NewPool(opts.Token)
+	var clientTLS *tls.Config
+	if opts.TLSCA != "" {
+		var err error
+		if clientTLS, err = (TLSOptions{CA: opts.TLSCA}).clientConfig(""); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	pool := rpc.NewPool(opts.Token, clientTLS)
 	defer pool.Close()
 	w, err := worker.New(worker.Config{
 		ID:          opts.ID,

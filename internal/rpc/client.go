@@ -5,9 +5,11 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"nimbus/internal/rpc/rpcpb"
@@ -21,13 +23,15 @@ const WorkerSecretHeader = "x-nimbus-worker-secret"
 // the zero value is not usable, call NewPool.
 type Pool struct {
 	token string
+	tls   *tls.Config
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// NewPool returns a pool whose calls carry token as their bearer key.
-func NewPool(token string) *Pool {
-	return &Pool{token: token, conns: map[string]*grpc.ClientConn{}}
+// NewPool returns a pool whose calls carry token as their bearer key,
+// over TLS when tlsConfig is not nil (else cleartext HTTP/2).
+func NewPool(token string, tlsConfig *tls.Config) *Pool {
+	return &Pool{token: token, tls: tlsConfig, conns: map[string]*grpc.ClientConn{}}
 }
 
 // SetToken changes the bearer key of later calls.
@@ -43,8 +47,12 @@ func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
+	creds := insecure.NewCredentials()
+	if p.tls != nil {
+		creds = credentials.NewTLS(p.tls)
+	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithPerRPCCredentials(bearer{p}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	)
@@ -92,6 +100,6 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 	return map[string]string{"authorization": "Bearer " + b.p.token}, nil
 }
 
-// RequireTransportSecurity is false: mutual TLS for internal traffic is
-// later work (docs/architecture.md).
+// RequireTransportSecurity is false: without TLS the key travels in the
+// clear (documented; servers take --tls-cert to encrypt).
 func (bearer) RequireTransportSecurity() bool { return false }
