@@ -41,15 +41,19 @@ func (p *Pool) SetToken(token string) {
 	p.mu.Unlock()
 }
 
-func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
+// conn returns the connection to addr, over TLS when useTLS and the pool
+// has a TLS config.
+func (p *Pool) conn(addr string, useTLS bool) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.conns[addr]; ok {
-		return c, nil
-	}
 	creds := insecure.NewCredentials()
-	if p.tls != nil {
+	key := "h2c://" + addr
+	if useTLS && p.tls != nil {
 		creds = credentials.NewTLS(p.tls)
+		key = "tls://" + addr
+	}
+	if c, ok := p.conns[key]; ok {
+		return c, nil
 	}
 	c, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(creds),
@@ -59,22 +63,24 @@ func (p *Pool) conn(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.conns[addr] = c
+	p.conns[key] = c
 	return c, nil
 }
 
 // Control returns a client of the Control service at addr.
 func (p *Pool) Control(addr string) (rpcpb.ControlClient, error) {
-	c, err := p.conn(addr)
+	c, err := p.conn(addr, true)
 	if err != nil {
 		return nil, err
 	}
 	return rpcpb.NewControlClient(c), nil
 }
 
-// Worker returns a client of the Worker service at addr.
+// Worker returns a client of the Worker service at addr. Workers serve
+// cleartext HTTP/2 (their calls are authenticated by the worker's secret;
+// TLS for workers' own listener is not built yet).
 func (p *Pool) Worker(addr string) (rpcpb.WorkerClient, error) {
-	c, err := p.conn(addr)
+	c, err := p.conn(addr, false)
 	if err != nil {
 		return nil, err
 	}
