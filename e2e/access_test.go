@@ -92,6 +92,29 @@ func TestEachRoleReachesExactlyItsRoutes(t *testing.T) {
 			}
 		}
 	}
+	// The audit log names who made each change, and only admins read it.
+	var audit []client.AuditEntry
+	waitFor(t, 10*time.Second, "the audit log records the developer's deploy", func() bool {
+		r := n.cli("", "audit", "-o", "json", "--limit", "1000")
+		audit = nil
+		if json.Unmarshal([]byte(r.stdout), &audit) != nil {
+			return false
+		}
+		for _, e := range audit {
+			if e.Role == "developer" && e.Action == "PUT /v1/functions/made-by-developer" && e.Status == 201 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range audit {
+		if strings.Contains(e.Action, "made-by-viewer") || strings.HasSuffix(e.Action, "/invoke") {
+			t.Errorf("the audit log holds a refused change or an invocation: %+v", e)
+		}
+	}
+	if status, _ := n.call(t, keys["viewer"], "GET", "/v1/audit", ""); status != 403 {
+		t.Errorf("a viewer read the audit log: %d", status)
+	}
 	// Refused writes changed nothing.
 	for _, role := range []string{"viewer", "worker"} {
 		if status, _ := n.call(t, n.token, "GET", "/v1/functions/made-by-"+role, ""); status != 404 {

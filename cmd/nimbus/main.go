@@ -15,5 +15,26 @@ func main() {
 	if sandbox.IsInit() {
 		sandbox.InitMain()
 	}
+	// Nodes that run sandboxes live in a mount namespace of their own, so
+	// that their mounts die with them (see sandbox.RunInPrivateMounts).
+	if runsSandboxes(os.Args[1:]) {
+		if code, ok := sandbox.RunInPrivateMounts(); ok {
+			os.Exit(code)
+		}
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// runsSandboxes reports whether args start a node that runs sandboxes:
+// `nimbus dev` or `nimbus worker`, without --insecure-no-sandbox.
+func runsSandboxes(args []string) bool {
+	if len(args) == 0 || (args[0] != "dev" && args[0] != "worker") {
+		return false
+	}
+	for _, a := range args[1:] {
+		if a == "--insecure-no-sandbox" || a == "-h" || a == "--help" || a == "drain" {
+			return false
+		}
+	}
+	return true
 }

@@ -150,6 +150,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.eventsCommand(),
 		a.subscriptionsCommand(),
 		a.keysCommand(),
+		a.auditCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),

@@ -72,3 +72,28 @@ func (a *app) listKeys(cmd *cobra.Command) error {
 	}
 	return t.flush()
 }
+
+func (a *app) auditCommand() *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit [--limit N]",
+		Short: "Show the audit log: every change made through the API, who and when (admin)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			entries, err := a.client().Audit(cmd.Context(), limit)
+			if err != nil {
+				return a.platform(err)
+			}
+			if a.json() {
+				return printJSON(a.env.Stdout, entries)
+			}
+			t := newTable(a.env.Stdout, "TIME", "KEY", "ROLE", "ACTION", "STATUS")
+			for _, e := range entries {
+				t.row(humanTime(e.Time), e.KeyID, e.Role, e.Action, strconv.Itoa(e.Status))
+			}
+			return t.flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 100, "newest entries to show")
+	return cmd
+}

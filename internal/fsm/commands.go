@@ -39,6 +39,7 @@ const (
 	DeleteSubscriptionType CommandType = 16
 	FireSchedulesType      CommandType = 17
 	DeleteKeyType          CommandType = 18
+	AuditType              CommandType = 19
 )
 
 var commandNames = map[CommandType]string{
@@ -48,7 +49,7 @@ var commandNames = map[CommandType]string{
 	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
 	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
 	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
-	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey",
+	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
 }
 
 // PutSubscription stores a notification subscription.
@@ -110,6 +111,11 @@ type RecordInvocationsResult struct {
 // PutKey stores an API key (its hash only).
 type PutKey struct {
 	Key state.Key `json:"key"`
+}
+
+// Audit appends entries to the audit log.
+type Audit struct {
+	Entries []client.AuditEntry `json:"entries"`
 }
 
 // DeleteKey revokes an API key.

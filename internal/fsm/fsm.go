@@ -62,6 +62,13 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		}
 		f.store.PutKey(c.Key)
 		return nil
+	case AuditType:
+		var c Audit
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		f.store.AddAudit(c.Entries)
+		return nil
 	case DeleteKeyType:
 		var c DeleteKey
 		if err := decode(t, body, &c); err != nil {

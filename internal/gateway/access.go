@@ -6,11 +6,13 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"nimbus/internal/auth"
 	"nimbus/internal/state"
+	"nimbus/pkg/client"
 )
 
 // perm is what a route needs of the caller's key.
@@ -70,8 +72,34 @@ func (g *Gateway) allow(p perm, h http.HandlerFunc) http.Handler {
 				fmt.Sprintf("rate limit of key %s exceeded: retry after %v", key.ID, wait.Round(time.Millisecond))})
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+		if p == permRead || !audited(r) {
+			h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+		if sw.status < 300 {
+			g.recorder.addAudit(client.AuditEntry{Time: time.Now().UTC(), KeyID: key.ID, Role: key.Role,
+				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
+		}
 	})
+}
+
+// audited reports whether a request changes something worth auditing:
+// every write but invocations, which have records of their own.
+func audited(r *http.Request) bool {
+	return !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/invoke")) && r.Method != http.MethodGet
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // limiter keeps a token bucket per key: rate requests per second, bursts

@@ -140,6 +140,7 @@ func (g *Gateway) routes() {
 		{"GET /v1/keys", permAdmin, g.listKeys},
 		{"POST /v1/keys", permAdmin, g.createKey},
 		{"DELETE /v1/keys/{id}", permAdmin, g.revokeKey},
+		{"GET /v1/audit", permAdmin, g.audit},
 	} {
 		m.Handle(r.pattern, g.allow(r.perm, r.h))
 	}

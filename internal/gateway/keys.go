@@ -111,3 +111,17 @@ func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request) {
 	g.log.Info("key revoked", "key_id", id, "by", callerKey(r.Context()).ID)
 	writeJSON(w, http.StatusOK, map[string]string{"revoked": id})
 }
+
+// audit lists the newest audit entries (?limit=, default 100).
+func (g *Gateway) audit(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			writeError(w, g.log, badRequest(fmt.Sprintf("limit=%q is not a positive number", s)))
+			return
+		}
+		limit = n
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": g.cfg.Control.Store().Audit(limit)})
+}

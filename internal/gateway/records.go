@@ -30,6 +30,7 @@ type recorder struct {
 	mu      sync.Mutex
 	records []client.Invocation
 	entries []client.LogEntry
+	audit   []client.AuditEntry
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -40,6 +41,17 @@ func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
 	return r
+}
+
+// addAudit queues an audit entry for the next batch.
+func (r *recorder) addAudit(e client.AuditEntry) {
+	r.mu.Lock()
+	r.audit = append(r.audit, e)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // add queues a record and a log (either may be nil).
@@ -87,6 +99,8 @@ func (r *recorder) run() {
 func (r *recorder) flush() {
 	for {
 		r.mu.Lock()
+		audit := r.audit
+		r.audit = nil
 		recs, entries := r.records, r.entries
 		if len(recs) > batchMax {
 			recs, r.records = recs[:batchMax], r.records[batchMax:]
@@ -99,6 +113,13 @@ func (r *recorder) flush() {
 			r.entries = nil
 		}
 		r.mu.Unlock()
+		if len(audit) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := r.cp.Apply(ctx, fsm.AuditType, fsm.Audit{Entries: audit}); err != nil {
+				r.log.Error("committing audit entries", "err", err, "count", len(audit))
+			}
+			cancel()
+		}
 		if len(recs) == 0 && len(entries) == 0 {
 			return
 		}

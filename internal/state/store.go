@@ -37,6 +37,7 @@ type Store struct {
 	schedules     map[string]*client.Schedule
 	settings      map[string]string
 	subscriptions map[string]*client.Subscription
+	audit         []client.AuditEntry
 }
 
 // New returns an empty store.
@@ -67,6 +68,7 @@ type Snapshot struct {
 	Schedules     []*client.Schedule     `json:"schedules"`
 	Settings      map[string]string      `json:"settings"`
 	Subscriptions []*client.Subscription `json:"subscriptions"`
+	Audit         []client.AuditEntry    `json:"audit"`
 	Records       []client.Invocation    `json:"records"`
 }
 
@@ -91,6 +93,7 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.subscriptions {
 		snap.Subscriptions = append(snap.Subscriptions, v)
 	}
+	snap.Audit = append([]client.AuditEntry(nil), s.audit...)
 	snap.Settings = make(map[string]string, len(s.settings))
 	for k, v := range s.settings {
 		snap.Settings[k] = v
@@ -172,6 +175,7 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, v := range snap.Subscriptions {
 		s.subscriptions[v.ID] = v
 	}
+	s.audit = snap.Audit
 	s.settings = snap.Settings
 	if s.settings == nil {
 		s.settings = map[string]string{}

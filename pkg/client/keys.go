@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -47,4 +48,17 @@ func (c *Client) Keys(ctx context.Context) ([]Key, error) {
 func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	_, err := c.doJSON(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil, nil)
 	return err
+}
+
+// Audit returns the newest audit entries, oldest first (admin only).
+func (c *Client) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	var out struct {
+		Audit []AuditEntry `json:"audit"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
+	return out.Audit, err
 }

@@ -248,3 +248,13 @@ type Finding struct {
 	File       string `json:"file"`
 	Line       int    `json:"line"`
 }
+
+// AuditEntry records one change made through the API: who, what, when.
+type AuditEntry struct {
+	Time   time.Time `json:"time"`
+	KeyID  string    `json:"key_id"`
+	Role   string    `json:"role"`
+	Action string    `json:"action"` // METHOD PATH
+	Status int       `json:"status"`
+	Server string    `json:"server,omitempty"`
+}
