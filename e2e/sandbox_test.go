@@ -214,7 +214,23 @@ func platformAnswers(t *testing.T, n *devNode) {
 // executor names them i<worker pid>-<n>, somewhere below a nimbus/
 // cgroup) to the host pids in it.
 func sandboxesOf(n *devNode) map[string][]int {
-	prefix := "i" + strconv.Itoa(n.cmd.Process.Pid) + "-"
+	// The sandboxes are named after the process running the worker:
+	// nimbus dev itself, or the child it re-executes in a mount namespace
+	// of its own.
+	prefixes := []string{"i" + strconv.Itoa(n.cmd.Process.Pid) + "-"}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid)); err == nil {
+		for _, c := range strings.Fields(string(b)) {
+			prefixes = append(prefixes, "i"+c+"-")
+		}
+	}
+	hasPrefix := func(id string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(id, p) {
+				return true
+			}
+		}
+		return false
+	}
 	out := map[string][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -232,7 +248,7 @@ func sandboxesOf(n *devNode) map[string][]int {
 			if len(f) != 3 || !strings.Contains(f[2], "/nimbus/") {
 				continue
 			}
-			if id := path.Base(f[2]); strings.HasPrefix(id, prefix) {
+			if id := path.Base(f[2]); hasPrefix(id) {
 				out[id] = append(out[id], pid)
 				break
 			}
@@ -275,6 +291,21 @@ func idleShell(pids []int) bool {
 		}
 	}
 	return false
+}
+
+// workerPid is the process that runs the node's worker: the child that
+// nimbus dev re-executes in a mount namespace of its own, or nimbus dev
+// itself when it did not.
+func (n *devNode) workerPid() int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid))
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 1 {
+			if pid, err := strconv.Atoi(f[0]); err == nil {
+				return pid
+			}
+		}
+	}
+	return n.cmd.Process.Pid
 }
 
 // newSandboxes returns the sandboxes of now that are not in before.
@@ -322,7 +353,7 @@ func filesNamed(root, marker string) []string {
 // contained and that the platform keeps answering.
 func TestSandboxContainsResourceBombs(t *testing.T) {
 	n := sandboxNode(t)
-	n1 := n.cmd.Process.Pid
+	n1 := n.workerPid()
 
 	t.Run("a fork loop stops below pids max", func(t *testing.T) {
 		deployPy(t, n, "forks", map[string]any{"timeout": "30s"}, `
