@@ -218,10 +218,8 @@ func sandboxesOf(n *devNode) map[string][]int {
 	// nimbus dev itself, or the child it re-executes in a mount namespace
 	// of its own.
 	prefixes := []string{"i" + strconv.Itoa(n.cmd.Process.Pid) + "-"}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid)); err == nil {
-		for _, c := range strings.Fields(string(b)) {
-			prefixes = append(prefixes, "i"+c+"-")
-		}
+	for _, c := range childrenOf(n.cmd.Process.Pid) {
+		prefixes = append(prefixes, "i"+strconv.Itoa(c)+"-")
 	}
 	hasPrefix := func(id string) bool {
 		for _, p := range prefixes {
@@ -297,15 +295,26 @@ func idleShell(pids []int) bool {
 // nimbus dev re-executes in a mount namespace of its own, or nimbus dev
 // itself when it did not.
 func (n *devNode) workerPid() int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.cmd.Process.Pid, n.cmd.Process.Pid))
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 1 {
-			if pid, err := strconv.Atoi(f[0]); err == nil {
-				return pid
+	if kids := childrenOf(n.cmd.Process.Pid); len(kids) == 1 {
+		return kids[0]
+	}
+	return n.cmd.Process.Pid
+}
+
+// childrenOf lists a process's children, whichever of its threads
+// started them (/proc/PID/task/*/children).
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(c); err == nil {
+				out = append(out, n)
 			}
 		}
 	}
-	return n.cmd.Process.Pid
+	return out
 }
 
 // newSandboxes returns the sandboxes of now that are not in before.
