@@ -75,24 +75,36 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []client.LogEntry, match func(client.LogEntry) bool) {
+	sub := g.follow.subscribe()
+	defer g.follow.unsubscribe(sub)
+	seen := make(map[string]bool, len(backlog))
+	for _, e := range backlog {
+		seen[e.RequestID] = true
+	}
+	streamSSE(w, r, g, "log", backlog, sub, func(e client.LogEntry) (client.LogEntry, bool) {
+		return e, match(e) && !seen[e.RequestID]
+	})
+}
+
+// streamSSE writes backlog, then what pick makes of each value from sub
+// (when it keeps it), as server-sent events named event, with a
+// keep-alive comment every keepAlive, until the client goes away.
+func streamSSE[T, V any](w http.ResponseWriter, r *http.Request, g *Gateway, event string, backlog []V, sub <-chan T, pick func(T) (V, bool)) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, g.log, fmt.Errorf("streaming unsupported"))
 		return
 	}
-	sub := g.follow.subscribe()
-	defer g.follow.unsubscribe(sub)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	seen := make(map[string]bool, len(backlog))
-	send := func(e client.LogEntry) {
-		b, _ := json.Marshal(e)
-		fmt.Fprintf(w, "event: log\ndata: %s\n\n", b)
+	send := func(v V) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 	}
-	for _, e := range backlog {
-		seen[e.RequestID] = true
-		send(e)
+	fmt.Fprint(w, ": nimbus "+event+"s\n\n")
+	for _, v := range backlog {
+		send(v)
 	}
 	flusher.Flush()
 	ka := time.NewTicker(keepAlive)
@@ -104,9 +116,9 @@ func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []c
 		case <-ka.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 			flusher.Flush()
-		case e := <-sub:
-			if match(e) && !seen[e.RequestID] {
-				send(e)
+		case t := <-sub:
+			if v, ok := pick(t); ok {
+				send(v)
 				flusher.Flush()
 			}
 		}
