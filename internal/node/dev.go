@@ -16,19 +16,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"nimbus/internal/auth"
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
-	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
-	"nimbus/internal/state"
 	"nimbus/internal/worker"
 )
 
@@ -154,27 +149,11 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	addr := ln.Addr().String()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	placer := placement.New(nil, placement.Local(w))
-	async := newAsyncParts(cp, placer, notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, log)
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, nil)
 	defer async.enqueuer.Close()
-	gw := gateway.New(gateway.Config{
-		Enqueuer:   async.enqueuer,
-		RateLimit:  opts.RateLimit,
-		ScanPolicy: scanPolicy,
-		Control:    cp,
-		Blobs:      blobs,
-		Logs:       logs,
-		Placer:     placer,
-		Retention:  state.DefaultRetention(),
-		Registry:   reg,
-		Log:        log.With("subsystem", "gateway"),
-		APIAddr:    addr,
-	})
 	defer gw.Close()
-	async.connect(cp, placer, gw, log)
-	gw.SetWoken(async.dispatcher.Wake)
 	leaderCtx, stopLeader := context.WithCancel(ctx)
 	defer stopLeader()
 	go runLeaderServices(leaderCtx, cp, async, log.With("subsystem", "leader"), nil)

@@ -7,14 +7,20 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
+	"nimbus/internal/logstore"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
+	"nimbus/internal/state"
 )
 
 // asyncParts are the pieces of the asynchronous path a node runs: the
@@ -126,4 +132,43 @@ func parseScanPolicy(s string) (scan.Policy, error) {
 		s = scan.ModeWarn
 	}
 	return scan.ParsePolicy(s)
+}
+
+// apiSettings are the gateway settings nimbus dev and nimbus server share.
+type apiSettings struct {
+	addr       string
+	rateLimit  float64
+	scanPolicy scan.Policy
+	smtp       notify.SMTP
+}
+
+// newAPI builds what every node serves: the metrics registry, the async
+// parts (enqueuer, dispatcher, scheduler, notifier) and the gateway,
+// wired together. more adds what only some nodes have. The caller closes
+// the gateway, then the enqueuer.
+func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, logs *logstore.Store,
+	set apiSettings, log *slog.Logger, more func(*gateway.Config)) (*gateway.Gateway, *asyncParts) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	async := newAsyncParts(cp, placer, set.smtp, log)
+	cfg := gateway.Config{
+		Enqueuer:   async.enqueuer,
+		RateLimit:  set.rateLimit,
+		ScanPolicy: set.scanPolicy,
+		Control:    cp,
+		Blobs:      blobs,
+		Logs:       logs,
+		Placer:     placer,
+		Retention:  state.DefaultRetention(),
+		Registry:   reg,
+		Log:        log.With("subsystem", "gateway"),
+		APIAddr:    set.addr,
+	}
+	if more != nil {
+		more(&cfg)
+	}
+	gw := gateway.New(cfg)
+	async.connect(cp, placer, gw, log)
+	gw.SetWoken(async.dispatcher.Wake)
+	return gw, async
 }

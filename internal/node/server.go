@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 
 	"nimbus/internal/auth"
@@ -150,30 +148,15 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	svc.Register(grpcServer)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	placer := placement.New(registry)
-	async := newAsyncParts(cp, placer, notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, log)
-	defer async.enqueuer.Close()
-	gw := gateway.New(gateway.Config{
-		Enqueuer:      async.enqueuer,
-		RateLimit:     opts.RateLimit,
-		ScanPolicy:    scanPolicy,
-		Control:       cp,
-		Blobs:         blobs,
-		Logs:          logs,
-		Placer:        placer,
-		Retention:     state.DefaultRetention(),
-		Registry:      reg,
-		Log:           log.With("subsystem", "gateway"),
-		APIAddr:       apiAddr,
-		ReplicateBlob: replicator(cp, pool, apiAddr),
-		PeerView:      prober.Overlay,
-		Membership:    &membership{cp: cp, pool: pool, registry: registry},
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, func(c *gateway.Config) {
+		c.ReplicateBlob = replicator(cp, pool, apiAddr)
+		c.PeerView = prober.Overlay
+		c.Membership = &membership{cp: cp, pool: pool, registry: registry}
 	})
+	defer async.enqueuer.Close()
 	defer gw.Close()
-	async.connect(cp, placer, gw, log)
-	gw.SetWoken(async.dispatcher.Wake)
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

@@ -354,17 +354,7 @@ func (p *isolatedProcess) reap() {
 	p.reaped = true
 	p.mu.Unlock()
 	p.cmd.Wait()
-	ex := Exit{Code: -1}
-	if st := p.cmd.ProcessState; st != nil {
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Signaled():
-				ex.Signal = SignalName(ws.Signal())
-			case ws.Exited():
-				ex.Code = ws.ExitStatus()
-			}
-		}
-	}
+	ex := exitOf(p.cmd)
 	ex.OOMKilled = p.cg.OOMKilled()
 	p.exit = ex
 	close(p.done)

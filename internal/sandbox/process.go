@@ -107,9 +107,16 @@ func (p *process) reap() {
 	p.reaped = true
 	p.mu.Unlock()
 
-	_ = p.cmd.Wait() // the exit status is read from ProcessState below
+	_ = p.cmd.Wait() // the exit status is read from ProcessState
+	ex := exitOf(p.cmd)
+	p.exit = ex
+	close(p.done)
+}
+
+// exitOf reads how a reaped command ended.
+func exitOf(cmd *exec.Cmd) Exit {
 	ex := Exit{Code: -1}
-	if st := p.cmd.ProcessState; st != nil {
+	if st := cmd.ProcessState; st != nil {
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok {
 			switch {
 			case ws.Signaled():
@@ -119,8 +126,7 @@ func (p *process) reap() {
 			}
 		}
 	}
-	p.exit = ex
-	close(p.done)
+	return ex
 }
 
 // waitExited blocks until pid has exited, leaving it a zombie (WNOWAIT).
