@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -17,15 +16,9 @@ const maxAsyncPayload = 1 << 20
 
 // invokeAsync commits the event through Raft, then answers 202.
 func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn client.Function) {
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAsyncPayload))
+	payload, err := readEvent(w, r, maxAsyncPayload)
 	if err != nil {
-		writeError(w, g.log, bodyError(err, "reading the event"))
-		return
-	}
-	if len(strings.TrimSpace(string(payload))) == 0 {
-		payload = []byte("{}")
-	} else if !json.Valid(payload) {
-		writeError(w, g.log, badRequest("the event is not valid JSON"))
+		writeError(w, g.log, err)
 		return
 	}
 	item := state.QueueItem{RequestID: id, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -47,15 +48,9 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(fmt.Sprintf("%s %q is not sync or async", client.HeaderInvocationType, t)))
 		return
 	}
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSyncPayload))
+	payload, err := readEvent(w, r, maxSyncPayload)
 	if err != nil {
-		writeError(w, g.log, bodyError(err, "reading the event"))
-		return
-	}
-	if len(strings.TrimSpace(string(payload))) == 0 {
-		payload = []byte("{}")
-	} else if !json.Valid(payload) {
-		writeError(w, g.log, badRequest("the event is not valid JSON"))
+		writeError(w, g.log, err)
 		return
 	}
 
@@ -105,6 +100,22 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(res.Payload)
+}
+
+// readEvent reads an invocation's event: at most limit bytes (413
+// beyond), JSON (400 otherwise), an empty body meaning {}.
+func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, bodyError(err, "reading the event")
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(payload) {
+		return nil, badRequest("the event is not valid JSON")
+	}
+	return payload, nil
 }
 
 func outcome(errorType string) string {
