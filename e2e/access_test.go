@@ -28,8 +28,20 @@ func (n *devNode) newKey(t *testing.T, args ...string) client.Key {
 // call sends one request with a given key and returns the status.
 func (n *devNode) call(t *testing.T, key, method, path, body string) (int, http.Header) {
 	t.Helper()
+	status, h, _ := n.callIn(t, key, "", method, path, body)
+	return status, h
+}
+
+// callIn sends one request with a given key, naming namespace ns in
+// X-Nimbus-Namespace unless it is "", and returns status, headers and
+// body. An event stream is closed as soon as it answers.
+func (n *devNode) callIn(t *testing.T, key, ns, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(method, n.url+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
+	if ns != "" {
+		req.Header.Set(client.HeaderNamespace, ns)
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -37,60 +49,100 @@ func (n *devNode) call(t *testing.T, key, method, path, body string) (int, http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header
+	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return resp.StatusCode, resp.Header, nil
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
 }
 
-// TestEachRoleReachesExactlyItsRoutes checks every route against every
-// role: a route a role may not use answers 403 and changes nothing.
-func TestEachRoleReachesExactlyItsRoutes(t *testing.T) {
+// TestAuthorisationMatrix checks every route against every role, acting
+// in the key's own namespace and naming another one: a route a role may
+// not use answers 403 and changes nothing; a non-admin key that names
+// another namespace is refused with 403 on every namespaced route; an
+// admin may act in any namespace.
+func TestAuthorisationMatrix(t *testing.T) {
 	n := startDev(t, t.TempDir(), "--prestart", "0")
-	if status, e := n.deployJSON("fn", map[string]any{}, zipOf(t, map[string]string{"main.py": okHandler})); status != 201 {
-		t.Fatalf("deploy: %d %+v", status, e)
+	n.mustCLI(0, "namespaces", "create", "team-b")
+	for _, ns := range []string{"default", "team-b"} {
+		body, _ := json.Marshal(map[string]any{"config": map[string]any{}, "code_zip_base64": zipB64(t, okHandler)})
+		if status, _, b := n.callIn(t, n.token, ns, "PUT", "/v1/functions/fn", string(body)); status != 201 {
+			t.Fatalf("deploy fn in %s: %d %s", ns, status, b)
+		}
 	}
 	deploy, _ := json.Marshal(map[string]any{"config": map[string]any{}, "code_zip_base64": zipB64(t, okHandler)})
 	keys := map[string]string{"admin": n.token}
 	for _, role := range []string{"developer", "viewer", "worker"} {
 		keys[role] = n.newKey(t, "--role", role).Secret
 	}
-	// need: the least role that may use the route (r: viewer, w: developer, a: admin).
+	// need: the least role that may use the route (r: viewer, w:
+	// developer, a: admin); scoped: the route acts in one namespace.
 	routes := []struct {
 		method, path, body string
 		need               byte
+		scoped             bool
 	}{
-		{"GET", "/v1/functions", "", 'r'},
-		{"GET", "/v1/functions/fn", "", 'r'},
-		{"GET", "/v1/functions/fn/logs", "", 'r'},
-		{"GET", "/v1/invocations", "", 'r'},
-		{"GET", "/v1/cluster", "", 'r'},
-		{"GET", "/v1/deadletters", "", 'r'},
-		{"GET", "/v1/schedules", "", 'r'},
-		{"GET", "/v1/subscriptions", "", 'r'},
-		{"GET", "/metrics", "", 'r'},
-		{"PUT", "/v1/functions/made-by-ROLE", string(deploy), 'w'},
-		{"POST", "/v1/functions/fn/invoke", "{}", 'w'},
-		{"PUT", "/v1/schedules/s-ROLE", `{"function":"fn","expression":"rate(1 day)"}`, 'w'},
-		{"POST", "/v1/deadletters/redrive", `{"all":true}`, 'w'},
-		{"GET", "/v1/webhooks/secret", "", 'w'},
-		{"GET", "/v1/keys", "", 'a'},
-		{"POST", "/v1/keys", `{"role":"viewer"}`, 'a'},
-		{"POST", "/v1/cluster/workers/none/drain", "", 'a'},
+		{"GET", "/v1/functions", "", 'r', true},
+		{"GET", "/v1/functions/fn", "", 'r', true},
+		{"GET", "/v1/functions/fn/logs", "", 'r', true},
+		{"GET", "/v1/invocations", "", 'r', true},
+		{"GET", "/v1/invocations/none", "", 'r', true},
+		{"GET", "/v1/events", "", 'r', true},
+		{"GET", "/v1/deadletters", "", 'r', true},
+		{"GET", "/v1/schedules", "", 'r', true},
+		{"GET", "/v1/schedules/none", "", 'r', true},
+		{"GET", "/v1/subscriptions", "", 'r', true},
+		{"GET", "/v1/namespaces", "", 'r', false},
+		{"GET", "/v1/namespaces/default", "", 'r', false},
+		{"PUT", "/v1/functions/made-by-ROLE", string(deploy), 'w', true},
+		{"POST", "/v1/functions/fn/invoke", "{}", 'w', true},
+		{"DELETE", "/v1/functions/none-ROLE", "", 'w', true},
+		{"PUT", "/v1/schedules/s-ROLE", `{"function":"fn","expression":"rate(1 day)"}`, 'w', true},
+		{"DELETE", "/v1/schedules/none", "", 'w', true},
+		{"POST", "/v1/schedules/none/enable", "", 'w', true},
+		{"POST", "/v1/schedules/none/disable", "", 'w', true},
+		{"POST", "/v1/deadletters/redrive", `{"all":true}`, 'w', true},
+		{"GET", "/v1/webhooks/secret", "", 'w', true},
+		{"POST", "/v1/subscriptions", `{"on":["failure"],"webhook":"http://127.0.0.1:1/hook"}`, 'w', true},
+		{"DELETE", "/v1/subscriptions/none", "", 'w', true},
+		{"GET", "/v1/keys", "", 'a', false},
+		{"POST", "/v1/keys", `{"role":"viewer"}`, 'a', false},
+		{"DELETE", "/v1/keys/none", "", 'a', false},
+		{"GET", "/v1/audit", "", 'a', false},
+		{"GET", "/v1/cluster", "", 'a', false},
+		{"GET", "/metrics", "", 'a', false},
+		{"POST", "/v1/cluster/workers/none/drain", "", 'a', false},
+		{"DELETE", "/v1/cluster/servers/none", "", 'a', false},
+		{"PUT", "/v1/namespaces/made-by-ROLE", "", 'a', false},
+		{"DELETE", "/v1/namespaces/none", "", 'a', false},
 	}
 	rank := map[string]int{"worker": 0, "viewer": 1, "developer": 2, "admin": 3}
 	needRank := map[byte]int{'r': 1, 'w': 2, 'a': 3}
 	for _, rt := range routes {
 		for role, key := range keys {
-			path := strings.ReplaceAll(rt.path, "ROLE", role)
-			status, _ := n.call(t, key, rt.method, path, rt.body)
-			allowed := rank[role] >= needRank[rt.need]
-			if allowed && (status == 401 || status == 403) {
-				t.Errorf("%s %s as %s: %d, want it allowed", rt.method, path, role, status)
-			}
-			if !allowed && status != 403 {
-				t.Errorf("%s %s as %s: %d, want 403", rt.method, path, role, status)
+			for _, other := range []bool{false, true} {
+				ns, path := "", strings.ReplaceAll(rt.path, "ROLE", role)
+				if other {
+					ns, path = "team-b", strings.ReplaceAll(rt.path, "ROLE", role+"-in-b")
+				}
+				status, _, b := n.callIn(t, key, ns, rt.method, path, rt.body)
+				allowed := rank[role] >= needRank[rt.need] && (!other || !rt.scoped || role == "admin")
+				if allowed && (status == 401 || status == 403) {
+					t.Errorf("%s %s as %s (namespace %q): %d %s, want it allowed", rt.method, path, role, ns, status, b)
+				}
+				if !allowed && status != 403 {
+					t.Errorf("%s %s as %s (namespace %q): %d, want 403", rt.method, path, role, ns, status)
+				}
 			}
 		}
+	}
+	// The admin's deploy naming team-b went there, not to default.
+	if status, _, _ := n.callIn(t, n.token, "team-b", "GET", "/v1/functions/made-by-admin-in-b", ""); status != 200 {
+		t.Errorf("the admin's deploy in team-b: %d", status)
+	}
+	if status, _, _ := n.callIn(t, n.token, "", "GET", "/v1/functions/made-by-admin-in-b", ""); status != 404 {
+		t.Errorf("the admin's deploy in team-b is visible in default: %d", status)
 	}
 	// The audit log names who made each change, and only admins read it.
 	var audit []client.AuditEntry
@@ -101,25 +153,27 @@ func TestEachRoleReachesExactlyItsRoutes(t *testing.T) {
 			return false
 		}
 		for _, e := range audit {
-			if e.Role == "developer" && e.Action == "PUT /v1/functions/made-by-developer" && e.Status == 201 {
+			if e.Role == "developer" && e.Action == "PUT /v1/functions/made-by-developer" && e.Status == 201 && e.Namespace == "default" {
 				return true
 			}
 		}
 		return false
 	})
 	for _, e := range audit {
-		if strings.Contains(e.Action, "made-by-viewer") || strings.HasSuffix(e.Action, "/invoke") {
+		if strings.Contains(e.Action, "made-by-viewer") || strings.Contains(e.Action, "-in-b") && e.Role != "admin" || strings.HasSuffix(e.Action, "/invoke") {
 			t.Errorf("the audit log holds a refused change or an invocation: %+v", e)
 		}
 	}
-	if status, _ := n.call(t, keys["viewer"], "GET", "/v1/audit", ""); status != 403 {
-		t.Errorf("a viewer read the audit log: %d", status)
-	}
 	// Refused writes changed nothing.
-	for _, role := range []string{"viewer", "worker"} {
-		if status, _ := n.call(t, n.token, "GET", "/v1/functions/made-by-"+role, ""); status != 404 {
-			t.Errorf("a %s key's refused deploy created a function (%d)", role, status)
+	for _, name := range []string{"made-by-viewer", "made-by-worker", "made-by-developer-in-b", "made-by-viewer-in-b"} {
+		for _, ns := range []string{"default", "team-b"} {
+			if status, _, _ := n.callIn(t, n.token, ns, "GET", "/v1/functions/"+name, ""); status != 404 {
+				t.Errorf("a refused deploy created %s in %s (%d)", name, ns, status)
+			}
 		}
+	}
+	if status, _, _ := n.callIn(t, n.token, "", "GET", "/v1/namespaces/made-by-developer", ""); status != 404 {
+		t.Errorf("a developer created a namespace (%d)", status)
 	}
 }
 

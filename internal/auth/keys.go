@@ -39,6 +39,7 @@ var Roles = []string{RoleAdmin, RoleDeveloper, RoleViewer, RoleWorker}
 // KeyOptions are a new key's settings.
 type KeyOptions struct {
 	Role      string
+	Namespace string // non-admin keys: the one namespace they act in
 	Note      string
 	ExpiresAt time.Time // zero: never
 	RateLimit float64   // requests/s; 0: the server's default
@@ -65,7 +66,7 @@ func CreateKey(ctx context.Context, cp Applier, role, note string) (string, erro
 func CreateKeyWith(ctx context.Context, cp Applier, o KeyOptions) (string, state.Key, error) {
 	token := NewToken()
 	id, secret, _ := ParseToken(token)
-	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, CreatedAt: time.Now().UTC(),
+	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, Namespace: o.Namespace, CreatedAt: time.Now().UTC(),
 		Note: o.Note, ExpiresAt: o.ExpiresAt, RateLimit: o.RateLimit}
 	if _, err := cp.Apply(ctx, fsm.PutKeyType, fsm.PutKey{Key: key}); err != nil {
 		return "", state.Key{}, err

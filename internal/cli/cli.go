@@ -102,12 +102,13 @@ func Run(e Env) int {
 
 // app is the state of one Run: the environment and the global flags.
 type app struct {
-	env      Env
-	url      string
-	token    string
-	output   string
-	ca       string
-	insecure bool
+	env       Env
+	url       string
+	token     string
+	output    string
+	ca        string
+	insecure  bool
+	namespace string
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -132,6 +133,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.token, "token", "", "API key (env NIMBUS_TOKEN; default ./.nimbus/admin.token for a local server)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.ca, "ca", "", "PEM file of the CA that signed the server's TLS certificate")
+	pf.StringVar(&a.namespace, "namespace", "", "namespace to act in (env NIMBUS_NAMESPACE; admin keys choose, other keys have their own; default \"default\")")
 	pf.BoolVar(&a.insecure, "insecure", false, "allow sending the API key over plain http:// to a non-loopback address")
 	root.AddCommand(
 		a.devCommand(),
@@ -150,6 +152,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.eventsCommand(),
 		a.subscriptionsCommand(),
 		a.keysCommand(),
+		a.namespacesCommand(),
 		a.auditCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
@@ -214,7 +217,16 @@ func (a *app) client() *client.Client {
 	}
 	guard := &cleartextGuard{next: tr, allow: a.insecure}
 	return client.New(a.serverURL(), a.apiToken(), client.WithUserAgent("nimbus-cli/"+buildVersion()),
-		client.WithHTTPClient(&http.Client{Transport: guard}))
+		client.WithHTTPClient(&http.Client{Transport: guard}), client.WithNamespace(a.ns()))
+}
+
+// ns is the namespace asked for with --namespace or NIMBUS_NAMESPACE
+// ("": the key's own, or default for an admin).
+func (a *app) ns() string {
+	if a.namespace != "" {
+		return a.namespace
+	}
+	return a.env.Getenv("NIMBUS_NAMESPACE")
 }
 
 // errCleartextKey refuses to send an API key over plain HTTP to another

@@ -18,13 +18,14 @@ func (a *app) keysCommand() *cobra.Command {
 	}
 	var req client.KeyRequest
 	create := &cobra.Command{
-		Use:   "create --role admin|developer|viewer|worker [--expires 30d] [--rate-limit N] [--note TEXT]",
+		Use:   "create --role admin|developer|viewer|worker [--namespace NS] [--expires 30d] [--rate-limit N] [--note TEXT]",
 		Short: "Create a key; it is printed once, alone on the last line",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Role == "" {
 				return usagef("--role is required (admin, developer, viewer or worker)")
 			}
+			req.Namespace = a.ns() // developer and viewer keys: their namespace (default: default)
 			k, err := a.client().CreateKey(cmd.Context(), req)
 			if err != nil {
 				return a.platform(err)
@@ -32,7 +33,11 @@ func (a *app) keysCommand() *cobra.Command {
 			if a.json() {
 				return printJSON(a.env.Stdout, k)
 			}
-			fmt.Fprintf(a.env.Stdout, "key %s (%s) created; it is shown only now:\n%s\n", k.ID, k.Role, k.Secret)
+			scope := "every namespace"
+			if k.Namespace != "" {
+				scope = "namespace " + k.Namespace
+			}
+			fmt.Fprintf(a.env.Stdout, "key %s (%s, %s) created; it is shown only now:\n%s\n", k.ID, k.Role, scope, k.Secret)
 			return nil
 		},
 	}
@@ -62,13 +67,17 @@ func (a *app) listKeys(cmd *cobra.Command) error {
 	if a.json() {
 		return printJSON(a.env.Stdout, keys)
 	}
-	t := newTable(a.env.Stdout, "ID", "ROLE", "CREATED", "EXPIRES", "RATE LIMIT", "NOTE")
+	t := newTable(a.env.Stdout, "ID", "ROLE", "NAMESPACE", "CREATED", "EXPIRES", "RATE LIMIT", "NOTE")
 	for _, k := range keys {
 		rate := "-"
 		if k.RateLimit > 0 {
 			rate = strconv.FormatFloat(k.RateLimit, 'g', -1, 64) + "/s"
 		}
-		t.row(k.ID, k.Role, humanTime(k.CreatedAt), orDash(humanTime(k.ExpiresAt)), rate, orDash(k.Note))
+		ns := k.Namespace
+		if k.Role == "admin" {
+			ns = "*"
+		}
+		t.row(k.ID, k.Role, orDash(ns), humanTime(k.CreatedAt), orDash(humanTime(k.ExpiresAt)), rate, orDash(k.Note))
 	}
 	return t.flush()
 }

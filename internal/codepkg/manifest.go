@@ -34,11 +34,13 @@ const (
 	MaxTimeout  = 900 * time.Second
 	MaxEnvBytes = 4096 // sum of len(key)+len(value) over all variables
 
-	MaxRetries    = 2
-	MinRetryDelay = time.Second
-	MaxRetryDelay = time.Hour
-	MinEventAge   = time.Minute
-	MaxEventAge   = 6 * time.Hour
+	MaxRetries = 2
+	// MaxReservedConcurrency bounds a function's reserved concurrency.
+	MaxReservedConcurrency = 10000
+	MinRetryDelay          = time.Second
+	MaxRetryDelay          = time.Hour
+	MinEventAge            = time.Minute
+	MaxEventAge            = 6 * time.Hour
 
 	DefaultEphemeralMB = 512
 	MinEphemeralMB     = 512
@@ -54,7 +56,7 @@ var (
 
 // manifestFields are the keys a manifest may hold.
 var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage",
-	"retries", "retry_delay", "max_event_age", "destinations"}
+	"retries", "retry_delay", "max_event_age", "destinations", "reserved_concurrency"}
 
 // LoadManifest reads dir/nimbus.yaml, or else dir/nimbus.yml, with
 // ParseManifest. found reports whether either file exists; when neither
@@ -150,6 +152,11 @@ func ParseManifest(b []byte) (client.FunctionConfig, error) {
 			if err = v.Decode(&n); err == nil {
 				cfg.Retries = &n
 			}
+		case "reserved_concurrency":
+			var n int
+			if err = v.Decode(&n); err == nil {
+				cfg.ReservedConcurrency = &n
+			}
 		case "retry_delay":
 			var d time.Duration
 			d, err = parseTimeout(v)
@@ -232,6 +239,9 @@ func ValidateConfig(c client.FunctionConfig) error {
 	}
 	if c.EphemeralMB != 0 && (c.EphemeralMB < MinEphemeralMB || c.EphemeralMB > MaxEphemeralMB) {
 		add("ephemeral_storage %d MB is outside %d..%d MB", c.EphemeralMB, MinEphemeralMB, MaxEphemeralMB)
+	}
+	if c.ReservedConcurrency != nil && (*c.ReservedConcurrency < 0 || *c.ReservedConcurrency > MaxReservedConcurrency) {
+		add("reserved_concurrency %d is outside 0..%d", *c.ReservedConcurrency, MaxReservedConcurrency)
 	}
 	if c.Retries != nil && (*c.Retries < 0 || *c.Retries > MaxRetries) {
 		add("retries %d is outside 0..%d", *c.Retries, MaxRetries)

@@ -40,6 +40,9 @@ const (
 	FireSchedulesType      CommandType = 17
 	DeleteKeyType          CommandType = 18
 	AuditType              CommandType = 19
+	// 20-23 are users and sessions.
+	PutNamespaceType    CommandType = 24
+	DeleteNamespaceType CommandType = 25
 )
 
 var commandNames = map[CommandType]string{
@@ -50,6 +53,22 @@ var commandNames = map[CommandType]string{
 	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
 	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
 	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
+	PutNamespaceType: "PutNamespace", DeleteNamespaceType: "DeleteNamespace",
+}
+
+// PutNamespace creates or changes a namespace.
+type PutNamespace struct {
+	Namespace client.Namespace `json:"namespace"`
+}
+
+// PutNamespaceResult says whether the namespace is new.
+type PutNamespaceResult struct {
+	Created bool `json:"created"`
+}
+
+// DeleteNamespace removes an empty namespace.
+type DeleteNamespace struct {
+	Name string `json:"name"`
 }
 
 // PutSubscription stores a notification subscription.
@@ -91,7 +110,8 @@ type UpsertFunctionResult struct {
 
 // DeleteFunction removes a function.
 type DeleteFunction struct {
-	Name string `json:"name"`
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`
 }
 
 // RecordInvocations stores a batch of invocation records and applies
@@ -213,24 +233,27 @@ type PutScheduleResult struct {
 
 // DeleteSchedule removes a schedule.
 type DeleteSchedule struct {
-	Name string `json:"name"`
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`
 }
 
 // EnableSchedule enables or disables a schedule.
 type EnableSchedule struct {
-	Name    string    `json:"name"`
-	Enabled bool      `json:"enabled"`
-	Now     time.Time `json:"now"`
+	Namespace string    `json:"namespace,omitempty"`
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	Now       time.Time `json:"now"`
 }
 
 // FireSchedule records one fire of a schedule for a slot and enqueues its
 // event together, so that no slot fires twice, whoever leads. Item is nil
 // when the slot is skipped (forbid policy) and only Missed counts.
 type FireSchedule struct {
-	Name   string           `json:"name"`
-	Slot   time.Time        `json:"slot"`
-	Missed int64            `json:"missed"`
-	Item   *state.QueueItem `json:"item,omitempty"`
+	Namespace string           `json:"namespace,omitempty"`
+	Name      string           `json:"name"`
+	Slot      time.Time        `json:"slot"`
+	Missed    int64            `json:"missed"`
+	Item      *state.QueueItem `json:"item,omitempty"`
 }
 
 // FireSchedules applies many fires in one entry (the scheduler's batch).
@@ -238,7 +261,8 @@ type FireSchedules struct {
 	Fires []FireSchedule `json:"fires"`
 }
 
-// FireSchedulesResult lists the fires refused, with why.
+// FireSchedulesResult lists the fires refused (by the schedule's
+// qualified name), with why.
 type FireSchedulesResult struct {
 	Refused map[string]string `json:"refused,omitempty"`
 }
@@ -267,6 +291,9 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case PutScheduleType:
 		var r PutScheduleResult
+		return r, json.Unmarshal(b, &r)
+	case PutNamespaceType:
+		var r PutNamespaceResult
 		return r, json.Unmarshal(b, &r)
 	case FireSchedulesType:
 		var r FireSchedulesResult

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"nimbus/internal/state"
+	"nimbus/pkg/client"
 )
 
 // FSM applies committed commands to a state store. It implements
@@ -48,7 +49,7 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		if err := decode(t, body, &c); err != nil {
 			return err
 		}
-		return f.store.DeleteFunction(c.Name)
+		return f.store.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
 	case RecordInvocationsType:
 		var c RecordInvocations
 		if err := decode(t, body, &c); err != nil {
@@ -102,6 +103,18 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 			return err
 		}
 		return f.store.DeleteSubscription(c.ID)
+	case PutNamespaceType:
+		var c PutNamespace
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		return PutNamespaceResult{Created: f.store.PutNamespace(c.Namespace)}
+	case DeleteNamespaceType:
+		var c DeleteNamespace
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		return f.store.DeleteNamespace(c.Name)
 	case EnqueueType, LeaseType, FinishType, RedriveType:
 		return f.applyQueue(t, body)
 	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType, FireSchedulesType:

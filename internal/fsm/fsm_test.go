@@ -46,7 +46,7 @@ func TestUpsertFunctionBumpsTheRevision(t *testing.T) {
 	if r2.Created || r2.Function.Revision != 2 || !r2.Function.CreatedAt.Equal(t0) || !r2.Function.UpdatedAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("second upsert: %+v", r2)
 	}
-	got, err := s.Function("hello")
+	got, err := s.Function("default/hello")
 	if err != nil || got.CodeSHA256 != "bb" || got.Revision != 2 {
 		t.Fatalf("stored: %+v %v", got, err)
 	}
@@ -58,7 +58,7 @@ func TestDeleteFunction(t *testing.T) {
 	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"}); res != nil {
 		t.Fatalf("delete: %v", res)
 	}
-	if _, err := s.Function("hello"); !errors.Is(err, state.ErrNotFound) {
+	if _, err := s.Function("default/hello"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
 	res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"})
@@ -144,16 +144,16 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if err := f2.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s2.Function("hello"); err != nil {
+	if _, err := s2.Function("default/hello"); err != nil {
 		t.Fatal("restored store lacks hello")
 	}
-	if _, err := s2.Function("later"); err == nil {
+	if _, err := s2.Function("default/later"); err == nil {
 		t.Fatal("snapshot holds a write made after it was taken")
 	}
 	if _, err := s2.Key("k1"); err != nil || !s2.HasRecord("r1") {
 		t.Fatal("restored store lacks the key or the record")
 	}
-	if len(s.Functions()) != 2 {
+	if len(s.Functions("")) != 2 {
 		t.Fatal("original store changed by snapshotting")
 	}
 }

@@ -1,6 +1,10 @@
 package fsm
 
-import "errors"
+import (
+	"errors"
+
+	"nimbus/pkg/client"
+)
 
 // applyQueue applies the asynchronous queue's commands.
 func (f *FSM) applyQueue(t CommandType, body []byte) any {
@@ -77,19 +81,19 @@ func (f *FSM) applySchedule(t CommandType, body []byte) any {
 		if err := decode(t, body, &c); err != nil {
 			return err
 		}
-		return f.store.DeleteSchedule(c.Name)
+		return f.store.DeleteSchedule(client.QualifiedName(c.Namespace, c.Name))
 	case EnableScheduleType:
 		var c EnableSchedule
 		if err := decode(t, body, &c); err != nil {
 			return err
 		}
-		return f.store.SetScheduleEnabled(c.Name, c.Enabled, c.Now)
+		return f.store.SetScheduleEnabled(client.QualifiedName(c.Namespace, c.Name), c.Enabled, c.Now)
 	case FireScheduleType:
 		var c FireSchedule
 		if err := decode(t, body, &c); err != nil {
 			return err
 		}
-		return f.store.FireSchedule(c.Name, c.Slot, c.Missed, c.Item)
+		return f.store.FireSchedule(client.QualifiedName(c.Namespace, c.Name), c.Slot, c.Missed, c.Item)
 	case FireSchedulesType:
 		var c FireSchedules
 		if err := decode(t, body, &c); err != nil {
@@ -97,11 +101,12 @@ func (f *FSM) applySchedule(t CommandType, body []byte) any {
 		}
 		res := FireSchedulesResult{}
 		for _, fire := range c.Fires {
-			if err := f.store.FireSchedule(fire.Name, fire.Slot, fire.Missed, fire.Item); err != nil {
+			qn := client.QualifiedName(fire.Namespace, fire.Name)
+			if err := f.store.FireSchedule(qn, fire.Slot, fire.Missed, fire.Item); err != nil {
 				if res.Refused == nil {
 					res.Refused = map[string]string{}
 				}
-				res.Refused[fire.Name] = err.Error()
+				res.Refused[qn] = err.Error()
 			}
 		}
 		return res

@@ -71,7 +71,7 @@ func TestRetriesThenDeadLetterThenRedrive(t *testing.T) {
 	}
 	e = lease(t0.Add(time.Minute))
 	apply(t, f, FinishType, Finish{Outcomes: []Outcome{{RequestID: "a", Epoch: e, Kind: OutcomeDeadLetter, Reason: client.ReasonRetriesExhausted, LastError: "KeyError"}}, Now: t0.Add(2 * time.Minute)})
-	dls := s.DeadLetters("f")
+	dls := s.DeadLetters("", "f")
 	if len(dls) != 1 || dls[0].Reason != client.ReasonRetriesExhausted || dls[0].Attempts != 2 {
 		t.Fatalf("dead letters: %+v", dls)
 	}
@@ -79,8 +79,8 @@ func TestRetriesThenDeadLetterThenRedrive(t *testing.T) {
 		t.Fatalf("record: %+v", r)
 	}
 	moved := apply(t, f, RedriveType, Redrive{IDs: []string{"a", "missing"}, Now: t0.Add(time.Hour)}).(RedriveResult)
-	if moved.Moved != 1 || len(s.DeadLetters("")) != 0 || len(s.QueueItems()) != 1 {
-		t.Fatalf("redrive moved %d; dead letters %d, queue %d", moved.Moved, len(s.DeadLetters("")), len(s.QueueItems()))
+	if moved.Moved != 1 || len(s.DeadLetters("", "")) != 0 || len(s.QueueItems()) != 1 {
+		t.Fatalf("redrive moved %d; dead letters %d, queue %d", moved.Moved, len(s.DeadLetters("", "")), len(s.QueueItems()))
 	}
 	if r, _ := s.Record("a"); r.Status != client.StatusQueued {
 		t.Fatalf("record after redrive: %+v", r)
@@ -114,7 +114,7 @@ func TestEachScheduleSlotFiresOnce(t *testing.T) {
 			t.Fatalf("a second fire of slot %v: want ErrSlotFired, got %v", slot, res)
 		}
 	}
-	sc, _ := s.Schedule("tick")
+	sc, _ := s.Schedule("default/tick")
 	if sc.Fires != 1 || sc.LastRequest != "r1" || len(s.QueueItems()) != 1 {
 		t.Fatalf("schedule %+v, queue %d", sc, len(s.QueueItems()))
 	}
@@ -129,10 +129,10 @@ func TestABatchOfFiresRefusesOnlyTheSlotsAlreadyFired(t *testing.T) {
 	ia, ib := item("ra", "f"), item("rb", "f")
 	apply(t, f, FireScheduleType, FireSchedule{Name: "a", Slot: slot, Item: &ia})
 	res := apply(t, f, FireSchedulesType, FireSchedules{Fires: []FireSchedule{{Name: "a", Slot: slot, Item: &ia}, {Name: "b", Slot: slot, Item: &ib}}}).(FireSchedulesResult)
-	if len(res.Refused) != 1 || res.Refused["a"] == "" {
+	if len(res.Refused) != 1 || res.Refused["default/a"] == "" {
 		t.Fatalf("refused: %+v", res.Refused)
 	}
-	if sc, _ := s.Schedule("b"); sc.Fires != 1 || len(s.QueueItems()) != 2 {
+	if sc, _ := s.Schedule("default/b"); sc.Fires != 1 || len(s.QueueItems()) != 2 {
 		t.Fatalf("b: %+v, queue %d", sc, len(s.QueueItems()))
 	}
 }

@@ -45,15 +45,56 @@ var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missin
 
 type keyCtx struct{}
 
+type nsCtx struct{}
+
 // callerKey returns the key that authenticated the request.
 func callerKey(ctx context.Context) state.Key {
 	k, _ := ctx.Value(keyCtx{}).(state.Key)
 	return k
 }
 
+// callerNS returns the namespace a request acts in (allow resolved it).
+func callerNS(ctx context.Context) string {
+	if ns, _ := ctx.Value(nsCtx{}).(string); ns != "" {
+		return ns
+	}
+	return client.DefaultNamespace
+}
+
+// scope says whether a route acts in one namespace.
+type scope bool
+
+const (
+	scoped scope = true  // the route's objects belong to a namespace
+	global scope = false // cluster, keys, namespaces, audit
+)
+
+// namespaceFor decides which namespace a request acts in: an admin key
+// chooses with the X-Nimbus-Namespace header (default "default"); any
+// other key acts in its own namespace, and naming another is refused
+// with 403. The namespace must exist.
+func (g *Gateway) namespaceFor(key state.Key, r *http.Request) (string, error) {
+	asked := r.Header.Get(client.HeaderNamespace)
+	ns := asked
+	if key.Role != auth.RoleAdmin {
+		own := client.NamespaceOf(key.Namespace)
+		if asked != "" && asked != own {
+			return "", &apiError{http.StatusForbidden, "Forbidden",
+				fmt.Sprintf("key %s belongs to namespace %q and may not act in %q", key.ID, own, asked)}
+		}
+		ns = own
+	}
+	ns = client.NamespaceOf(ns)
+	if _, err := g.cfg.Control.Store().Namespace(ns); err != nil {
+		return "", &apiError{http.StatusNotFound, "NotFound",
+			fmt.Sprintf("namespace %q does not exist (an admin creates it with: nimbus namespaces create %s)", ns, ns)}
+	}
+	return ns, nil
+}
+
 // allow is the one place where requests are authenticated, authorised
-// and rate-limited.
-func (g *Gateway) allow(p perm, h http.HandlerFunc) http.Handler {
+// (role, then namespace) and rate-limited.
+func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := auth.Check(g.cfg.Control.Store(), auth.Bearer(r.Header.Get("Authorization")))
 		if err != nil {
@@ -72,14 +113,25 @@ func (g *Gateway) allow(p perm, h http.HandlerFunc) http.Handler {
 				fmt.Sprintf("rate limit of key %s exceeded: retry after %v", key.ID, wait.Round(time.Millisecond))})
 			return
 		}
+		ctx := context.WithValue(r.Context(), keyCtx{}, key)
+		var ns string
+		if sc == scoped {
+			var err error
+			if ns, err = g.namespaceFor(key, r); err != nil {
+				writeError(w, g.log, err)
+				return
+			}
+			ctx = context.WithValue(ctx, nsCtx{}, ns)
+		}
+		r = r.WithContext(ctx)
 		if p == permRead || !audited(r) {
-			h(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+			h(w, r)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+		h(sw, r)
 		if sw.status < 300 {
-			g.recorder.addAudit(client.AuditEntry{Time: time.Now().UTC(), KeyID: key.ID, Role: key.Role,
+			g.recorder.addAudit(client.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
 				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
 		}
 	})

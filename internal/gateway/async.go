@@ -21,7 +21,7 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 		writeError(w, g.log, err)
 		return
 	}
-	item := state.QueueItem{RequestID: id, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
+	item := state.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
 	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
 		writeError(w, g.log, err)
 		return
@@ -30,7 +30,7 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 }
 
 func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": g.cfg.Control.Store().DeadLetters(r.URL.Query().Get("function"))})
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": g.cfg.Control.Store().DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function"))})
 }
 
 // redrive re-enqueues dead letters: {"ids": [...]} or {"all": true,
@@ -45,14 +45,27 @@ func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(`send {"ids": ["..."]} or {"all": true}`))
 		return
 	}
-	ids := body.IDs
+	// Only this namespace's dead letters can be redriven; an ID of
+	// another namespace's is as unknown as an ID that does not exist.
+	ns := callerNS(r.Context())
+	var ids []string
 	if body.All {
-		for _, dl := range g.cfg.Control.Store().DeadLetters(body.Function) {
+		for _, dl := range g.cfg.Control.Store().DeadLetters(ns, body.Function) {
 			ids = append(ids, dl.RequestID)
 		}
-	} else if len(ids) == 0 {
+	} else if len(body.IDs) == 0 {
 		writeError(w, g.log, badRequest(`name the dead letters to redrive: {"ids": ["..."]}, or {"all": true}`))
 		return
+	} else {
+		own := map[string]bool{}
+		for _, dl := range g.cfg.Control.Store().DeadLetters(ns, "") {
+			own[dl.RequestID] = true
+		}
+		for _, id := range body.IDs {
+			if own[id] {
+				ids = append(ids, id)
+			}
+		}
 	}
 	res, err := g.cfg.Control.Apply(r.Context(), fsm.RedriveType, fsm.Redrive{IDs: ids, Now: time.Now().UTC()})
 	if err != nil {
@@ -61,7 +74,7 @@ func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
 	}
 	moved := res.(fsm.RedriveResult).Moved
 	if !body.All && moved == 0 {
-		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter with ID %s", strings.Join(ids, ", "))})
+		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter with ID %s", strings.Join(body.IDs, ", "))})
 		return
 	}
 	if g.cfg.Woken != nil {

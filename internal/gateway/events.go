@@ -11,11 +11,11 @@ import (
 // change of an invocation record (queued, running, success, failed,
 // dead_letter), as this server applies it, optionally for one function.
 func (g *Gateway) streamEvents(w http.ResponseWriter, r *http.Request) {
-	function := r.URL.Query().Get("function")
+	function, ns := r.URL.Query().Get("function"), callerNS(r.Context())
 	sub := g.events.subscribe()
 	defer g.events.unsubscribe(sub)
 	streamSSE(w, r, g, "invocation", nil, sub, func(rec client.Invocation) (client.Event, bool) {
-		if function != "" && rec.Function != function {
+		if rec.Namespace != ns || (function != "" && rec.Function != function) {
 			return client.Event{}, false
 		}
 		return eventOf(rec), true

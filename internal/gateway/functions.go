@@ -52,7 +52,7 @@ func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"functions": g.cfg.Control.Store().Functions()})
+	writeJSON(w, http.StatusOK, map[string]any{"functions": g.cfg.Control.Store().Functions(callerNS(r.Context()))})
 }
 
 func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +60,7 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	f, err := g.cfg.Control.Store().Function(r.PathValue("name"))
+	f, err := g.cfg.Control.Store().Function(client.QualifiedName(callerNS(r.Context()), r.PathValue("name")))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -69,17 +69,17 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	f, err := g.cfg.Control.Store().Function(name)
+	name, ns := r.PathValue("name"), callerNS(r.Context())
+	f, err := g.cfg.Control.Store().Function(client.QualifiedName(ns, name))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteFunctionType, fsm.DeleteFunction{Name: name}); err != nil {
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteFunctionType, fsm.DeleteFunction{Namespace: ns, Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	g.cfg.Placer.Retire(name)
+	g.cfg.Placer.Retire(f.QualifiedName())
 	writeJSON(w, http.StatusOK, f)
 }
 
@@ -106,6 +106,10 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	if err := g.checkReserved(callerNS(r.Context()), cfg); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
 	if cfg.Runtime, err = g.pickRuntime(cfg.Runtime); err != nil {
 		writeError(w, g.log, err)
 		return
@@ -114,16 +118,18 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	ns := callerNS(r.Context())
+	policy := g.scanPolicy(ns)
 	var report *client.ScanReport
-	if g.cfg.ScanPolicy.Mode != "" && g.cfg.ScanPolicy.Mode != scan.ModeOff {
+	if policy.Mode != "" && policy.Mode != scan.ModeOff {
 		if report, err = g.cfg.Scanner.Scan(r.Context(), zip); err != nil {
 			writeError(w, g.log, err)
 			return
 		}
-		if bad := g.cfg.ScanPolicy.Blocking(report); len(bad) > 0 {
+		if bad := policy.Blocking(report); len(bad) > 0 {
 			writeError(w, g.log, &apiError{http.StatusUnprocessableEntity, "CodeScanBlocked", fmt.Sprintf(
 				"the code scan blocks this deploy: %d finding(s) at %s or above, first %s:%d %s (%s)",
-				len(bad), g.cfg.ScanPolicy.BlockAt, bad[0].File, bad[0].Line, bad[0].Text, bad[0].TestID)})
+				len(bad), policy.BlockAt, bad[0].File, bad[0].Line, bad[0].Text, bad[0].TestID)})
 			return
 		}
 	}
@@ -138,7 +144,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fn := client.Function{FunctionConfig: cfg, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
+	fn := client.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
 	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		writeError(w, g.log, err)
@@ -150,8 +156,38 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 	if out.Created {
 		status = http.StatusCreated
 	}
-	g.log.Info("function deployed", "function", name, "revision", out.Function.Revision, "sha256", digest)
+	g.log.Info("function deployed", "namespace", ns, "function", name, "revision", out.Function.Revision, "sha256", digest)
 	writeJSON(w, status, out.Function)
+}
+
+// checkReserved refuses a reserved concurrency that, with what the
+// namespace's other functions reserve, exceeds the namespace's limit.
+func (g *Gateway) checkReserved(ns string, cfg client.FunctionConfig) error {
+	if cfg.ReservedConcurrency == nil {
+		return nil
+	}
+	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(ns)
+	if limit == 0 {
+		return nil
+	}
+	if old, err := g.cfg.Control.Store().Function(client.QualifiedName(ns, cfg.Name)); err == nil && old.ReservedConcurrency != nil {
+		reserved -= *old.ReservedConcurrency
+	}
+	if reserved+*cfg.ReservedConcurrency > limit {
+		return badRequest(fmt.Sprintf("reserved_concurrency %d is more than namespace %s has left: its limit is %d and its other functions reserve %d",
+			*cfg.ReservedConcurrency, ns, limit, reserved))
+	}
+	return nil
+}
+
+// scanPolicy is the namespace's code-scanning policy, or the server's.
+func (g *Gateway) scanPolicy(ns string) scan.Policy {
+	if n, err := g.cfg.Control.Store().Namespace(ns); err == nil && n.ScanPolicy != "" {
+		if p, err := scan.ParsePolicy(n.ScanPolicy); err == nil {
+			return p
+		}
+	}
+	return g.cfg.ScanPolicy
 }
 
 // pickRuntime resolves "" to the newest runtime and checks a named one.

@@ -58,6 +58,10 @@ type Config struct {
 	// or off: no scan).
 	ScanPolicy scan.Policy
 	Scanner    scan.Scanner
+	// Concurrency admits invocations within their functions' reserved
+	// concurrency and their namespaces' limits; shared with the
+	// asynchronous dispatcher. New makes one when nil.
+	Concurrency *placement.Concurrency
 }
 
 // Gateway serves the API.
@@ -74,6 +78,9 @@ type Gateway struct {
 
 // New builds a gateway and starts its record batcher; Close stops it.
 func New(cfg Config) *Gateway {
+	if cfg.Concurrency == nil {
+		cfg.Concurrency = placement.NewConcurrency()
+	}
 	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[client.Invocation]()}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.recorder = newRecorder(cfg.Control, cfg.Logs, cfg.Retention, cfg.Log)
@@ -106,43 +113,48 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.Serv
 func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", g.health)
-	m.Handle("GET /metrics", g.allow(permRead, g.metrics.handler(g.cfg.Registry).ServeHTTP))
+	m.Handle("GET /metrics", g.allow(permAdmin, global, g.metrics.handler(g.cfg.Registry).ServeHTTP))
 	for _, r := range []struct {
 		pattern string
 		perm    perm
+		scope   scope
 		h       http.HandlerFunc
 	}{
-		{"GET /v1/functions", permRead, g.listFunctions},
-		{"PUT /v1/functions/{name}", permWrite, g.putFunction},
-		{"GET /v1/functions/{name}", permRead, g.getFunction},
-		{"DELETE /v1/functions/{name}", permWrite, g.deleteFunction},
-		{"POST /v1/functions/{name}/invoke", permWrite, g.invoke},
-		{"GET /v1/functions/{name}/logs", permRead, g.logs},
-		{"GET /v1/invocations", permRead, g.listInvocations},
-		{"GET /v1/invocations/{id}", permRead, g.getInvocation},
-		{"GET /v1/cluster", permRead, g.cluster},
-		{"GET /v1/events", permRead, g.streamEvents},
-		{"GET /v1/subscriptions", permRead, g.listSubscriptions},
-		{"POST /v1/subscriptions", permWrite, g.createSubscription},
-		{"DELETE /v1/subscriptions/{id}", permWrite, g.deleteSubscription},
-		{"GET /v1/deadletters", permRead, g.listDeadLetters},
-		{"POST /v1/deadletters/redrive", permWrite, g.redrive},
-		{"GET /v1/webhooks/secret", permWrite, g.webhookSecret},
-		{"GET /v1/schedules", permRead, g.listSchedules},
-		{"GET /v1/schedules/{name}", permRead, g.getSchedule},
-		{"PUT /v1/schedules/{name}", permWrite, g.putSchedule},
-		{"DELETE /v1/schedules/{name}", permWrite, g.deleteSchedule},
-		{"POST /v1/schedules/{name}/enable", permWrite, g.enableSchedule(true)},
-		{"POST /v1/schedules/{name}/disable", permWrite, g.enableSchedule(false)},
-		{"POST /v1/cluster/servers", permAdmin, g.joinServer},
-		{"DELETE /v1/cluster/servers/{id}", permAdmin, g.removeServer},
-		{"POST /v1/cluster/workers/{id}/drain", permAdmin, g.drainWorker},
-		{"GET /v1/keys", permAdmin, g.listKeys},
-		{"POST /v1/keys", permAdmin, g.createKey},
-		{"DELETE /v1/keys/{id}", permAdmin, g.revokeKey},
-		{"GET /v1/audit", permAdmin, g.audit},
+		{"GET /v1/functions", permRead, scoped, g.listFunctions},
+		{"PUT /v1/functions/{name}", permWrite, scoped, g.putFunction},
+		{"GET /v1/functions/{name}", permRead, scoped, g.getFunction},
+		{"DELETE /v1/functions/{name}", permWrite, scoped, g.deleteFunction},
+		{"POST /v1/functions/{name}/invoke", permWrite, scoped, g.invoke},
+		{"GET /v1/functions/{name}/logs", permRead, scoped, g.logs},
+		{"GET /v1/invocations", permRead, scoped, g.listInvocations},
+		{"GET /v1/invocations/{id}", permRead, scoped, g.getInvocation},
+		{"GET /v1/events", permRead, scoped, g.streamEvents},
+		{"GET /v1/subscriptions", permRead, scoped, g.listSubscriptions},
+		{"POST /v1/subscriptions", permWrite, scoped, g.createSubscription},
+		{"DELETE /v1/subscriptions/{id}", permWrite, scoped, g.deleteSubscription},
+		{"GET /v1/deadletters", permRead, scoped, g.listDeadLetters},
+		{"POST /v1/deadletters/redrive", permWrite, scoped, g.redrive},
+		{"GET /v1/webhooks/secret", permWrite, scoped, g.webhookSecret},
+		{"GET /v1/schedules", permRead, scoped, g.listSchedules},
+		{"GET /v1/schedules/{name}", permRead, scoped, g.getSchedule},
+		{"PUT /v1/schedules/{name}", permWrite, scoped, g.putSchedule},
+		{"DELETE /v1/schedules/{name}", permWrite, scoped, g.deleteSchedule},
+		{"POST /v1/schedules/{name}/enable", permWrite, scoped, g.enableSchedule(true)},
+		{"POST /v1/schedules/{name}/disable", permWrite, scoped, g.enableSchedule(false)},
+		{"GET /v1/namespaces", permRead, global, g.listNamespaces},
+		{"GET /v1/namespaces/{name}", permRead, global, g.getNamespace},
+		{"PUT /v1/namespaces/{name}", permAdmin, global, g.putNamespace},
+		{"DELETE /v1/namespaces/{name}", permAdmin, global, g.deleteNamespace},
+		{"GET /v1/cluster", permAdmin, global, g.cluster},
+		{"POST /v1/cluster/servers", permAdmin, global, g.joinServer},
+		{"DELETE /v1/cluster/servers/{id}", permAdmin, global, g.removeServer},
+		{"POST /v1/cluster/workers/{id}/drain", permAdmin, global, g.drainWorker},
+		{"GET /v1/keys", permAdmin, global, g.listKeys},
+		{"POST /v1/keys", permAdmin, global, g.createKey},
+		{"DELETE /v1/keys/{id}", permAdmin, global, g.revokeKey},
+		{"GET /v1/audit", permAdmin, global, g.audit},
 	} {
-		m.Handle(r.pattern, g.allow(r.perm, r.h))
+		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -27,7 +28,7 @@ const (
 func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(client.HeaderRequestID, id)
-	name := r.PathValue("name")
+	name := client.QualifiedName(callerNS(r.Context()), r.PathValue("name"))
 	fn, err := g.cfg.Control.Store().Function(name)
 	if errors.Is(err, state.ErrNotFound) {
 		// A follower may not have applied a deploy made through another
@@ -54,18 +55,26 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	g.metrics.inFlight.Inc()
-	res, err := g.cfg.Placer.Invoke(r.Context(), worker.Request{RequestID: id, Function: fn, Payload: payload})
-	g.metrics.inFlight.Dec()
+	release, err := g.Admit(fn)
 	if err != nil {
-		g.metrics.observe(fn.Name, outcomeOf(err), 0, false)
+		g.metrics.observe(fn, "Throttled", 0, false)
 		writeError(w, g.log, err)
 		return
 	}
-	g.metrics.observe(fn.Name, outcome(res.ErrorType), res.Duration, res.Cold)
+	g.metrics.inFlight.Inc()
+	res, err := g.cfg.Placer.Invoke(r.Context(), worker.Request{RequestID: id, Function: fn, Payload: payload})
+	g.metrics.inFlight.Dec()
+	release()
+	if err != nil {
+		g.metrics.observe(fn, outcomeOf(err), 0, false)
+		writeError(w, g.log, err)
+		return
+	}
+	g.metrics.observe(fn, outcome(res.ErrorType), res.Duration, res.Cold)
 
 	rec := client.Invocation{
 		ID:          id,
+		Namespace:   fn.Namespace,
 		Function:    fn.Name,
 		Revision:    fn.Revision,
 		Trigger:     "sync",
@@ -87,7 +96,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		rec.Status = client.StatusFailed
 		w.Header().Set(client.HeaderFunctionError, "Unhandled")
 	}
-	entry := client.LogEntry{RequestID: id, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
+	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	g.recorder.add(&rec, &entry)
 
@@ -100,6 +109,15 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(res.Payload)
+}
+
+// Admit admits one invocation of fn within its reserved concurrency and
+// its namespace's limit (placement.ErrConcurrencyLimit otherwise); call
+// release when it ends. The asynchronous dispatcher admits through it
+// too, so both paths count against the same limits.
+func (g *Gateway) Admit(fn client.Function) (release func(), err error) {
+	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(fn.Namespace)
+	return g.cfg.Concurrency.Acquire(fn, placement.Limits{Namespace: limit, Reserved: reserved})
 }
 
 // readEvent reads an invocation's event: at most limit bytes (413

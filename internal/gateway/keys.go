@@ -12,12 +12,14 @@ import (
 	"nimbus/internal/auth"
 	"nimbus/internal/fsm"
 	"nimbus/internal/state"
+	"nimbus/pkg/client"
 )
 
 // keyView is a key as the API shows it: never its secret or its hash.
 type keyView struct {
 	ID        string    `json:"id"`
 	Role      string    `json:"role"`
+	Namespace string    `json:"namespace,omitempty"`
 	Note      string    `json:"note,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
@@ -26,7 +28,7 @@ type keyView struct {
 }
 
 func viewOf(k state.Key) keyView {
-	return keyView{ID: k.ID, Role: k.Role, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RateLimit: k.RateLimit}
+	return keyView{ID: k.ID, Role: k.Role, Namespace: k.Namespace, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RateLimit: k.RateLimit}
 }
 
 func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -58,6 +60,7 @@ func parseExpiry(s string) (time.Duration, error) {
 func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Role      string  `json:"role"`
+		Namespace string  `json:"namespace"`
 		Expires   string  `json:"expires"`
 		RateLimit float64 `json:"rate_limit"`
 		Note      string  `json:"note"`
@@ -76,7 +79,18 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest("rate_limit must be 0 (the server's default) or more requests per second"))
 		return
 	}
-	opts := auth.KeyOptions{Role: body.Role, Note: body.Note, RateLimit: body.RateLimit}
+	switch {
+	case body.Namespace != "" && (body.Role == auth.RoleAdmin || body.Role == auth.RoleWorker):
+		writeError(w, g.log, badRequest(fmt.Sprintf("a %s key belongs to no namespace (admin keys act in every one, choosing with %s)", body.Role, client.HeaderNamespace)))
+		return
+	case body.Role == auth.RoleDeveloper || body.Role == auth.RoleViewer:
+		body.Namespace = client.NamespaceOf(body.Namespace)
+		if _, err := g.cfg.Control.Store().Namespace(body.Namespace); err != nil {
+			writeError(w, g.log, err)
+			return
+		}
+	}
+	opts := auth.KeyOptions{Role: body.Role, Namespace: body.Namespace, Note: body.Note, RateLimit: body.RateLimit}
 	if body.Expires != "" {
 		d, err := parseExpiry(body.Expires)
 		if err != nil {

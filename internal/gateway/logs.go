@@ -19,9 +19,9 @@ const (
 // logs serves stored logs of a function and, with follow=1, streams new
 // ones as server-sent events.
 func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
+	name, ns := r.PathValue("name"), callerNS(r.Context())
 	q := r.URL.Query()
-	if _, err := g.cfg.Control.Store().Function(name); err != nil && !g.cfg.Control.Store().HasRecord(q.Get("request_id")) {
+	if _, err := g.cfg.Control.Store().Function(client.QualifiedName(ns, name)); err != nil && !g.ownRecord(ns, q.Get("request_id")) {
 		writeError(w, g.log, err)
 		return
 	}
@@ -45,7 +45,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	requestID := q.Get("request_id")
 	match := func(e client.LogEntry) bool {
-		return e.Function == name && (requestID == "" || e.RequestID == requestID)
+		return client.NamespaceOf(e.Namespace) == ns && e.Function == name && (requestID == "" || e.RequestID == requestID)
 	}
 	var entries []client.LogEntry
 	if requestID != "" {
@@ -59,7 +59,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		var err error
-		if entries, err = g.cfg.Logs.List(name, since, limit); err != nil {
+		if entries, err = g.cfg.Logs.List(client.QualifiedName(ns, name), since, limit); err != nil {
 			writeError(w, g.log, err)
 			return
 		}

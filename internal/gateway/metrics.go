@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"nimbus/pkg/client"
 )
 
 // metrics are the gateway's Prometheus series.
@@ -19,15 +21,15 @@ type metrics struct {
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nimbus_invocations_total", Help: "Invocations by function and outcome.",
-		}, []string{"function", "outcome"}),
+			Name: "nimbus_invocations_total", Help: "Invocations by namespace, function and outcome.",
+		}, []string{"namespace", "function", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "nimbus_invocation_duration_seconds", Help: "Handler duration as measured by the runtime.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
-		}, []string{"function"}),
+		}, []string{"namespace", "function"}),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_cold_starts_total", Help: "Invocations that started a new instance.",
-		}, []string{"function"}),
+		}, []string{"namespace", "function"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nimbus_invocations_in_flight", Help: "Synchronous invocations running now.",
 		}),
@@ -36,13 +38,13 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-func (m *metrics) observe(function, outcome string, d time.Duration, cold bool) {
-	m.invocations.WithLabelValues(function, outcome).Inc()
+func (m *metrics) observe(fn client.Function, outcome string, d time.Duration, cold bool) {
+	m.invocations.WithLabelValues(fn.Namespace, fn.Name, outcome).Inc()
 	if d > 0 {
-		m.duration.WithLabelValues(function).Observe(d.Seconds())
+		m.duration.WithLabelValues(fn.Namespace, fn.Name).Observe(d.Seconds())
 	}
 	if cold {
-		m.coldStarts.WithLabelValues(function).Inc()
+		m.coldStarts.WithLabelValues(fn.Namespace, fn.Name).Inc()
 	}
 }
 

@@ -25,7 +25,7 @@ func (g *Gateway) withNextFire(sc client.Schedule) client.Schedule {
 
 func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
 	out := []client.Schedule{}
-	for _, sc := range g.cfg.Control.Store().Schedules() {
+	for _, sc := range g.cfg.Control.Store().Schedules(callerNS(r.Context())) {
 		if fn := r.URL.Query().Get("function"); fn == "" || sc.Function == fn {
 			out = append(out, g.withNextFire(sc))
 		}
@@ -34,7 +34,7 @@ func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
-	sc, err := g.cfg.Control.Store().Schedule(r.PathValue("name"))
+	sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(callerNS(r.Context()), r.PathValue("name")))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -73,7 +73,8 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest("the schedule's event is not valid JSON"))
 		return
 	}
-	if _, err := g.cfg.Control.Store().Function(sc.Function); err != nil {
+	sc.Namespace = callerNS(r.Context())
+	if _, err := g.cfg.Control.Store().Function(client.QualifiedName(sc.Namespace, sc.Function)); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -88,7 +89,7 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	stored, _ := g.cfg.Control.Store().Schedule(name)
+	stored, _ := g.cfg.Control.Store().Schedule(client.QualifiedName(sc.Namespace, name))
 	status := http.StatusOK
 	if res.(fsm.PutScheduleResult).Created {
 		status = http.StatusCreated
@@ -97,13 +98,13 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	sc, err := g.cfg.Control.Store().Schedule(name)
+	name, ns := r.PathValue("name"), callerNS(r.Context())
+	sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(ns, name))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteScheduleType, fsm.DeleteSchedule{Name: name}); err != nil {
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteScheduleType, fsm.DeleteSchedule{Namespace: ns, Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -112,12 +113,12 @@ func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if _, err := g.cfg.Control.Apply(r.Context(), fsm.EnableScheduleType, fsm.EnableSchedule{Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
+		name, ns := r.PathValue("name"), callerNS(r.Context())
+		if _, err := g.cfg.Control.Apply(r.Context(), fsm.EnableScheduleType, fsm.EnableSchedule{Namespace: ns, Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
 			writeError(w, g.log, err)
 			return
 		}
-		sc, err := g.cfg.Control.Store().Schedule(name)
+		sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(ns, name))
 		if err != nil {
 			writeError(w, g.log, err)
 			return

@@ -17,7 +17,14 @@ import (
 )
 
 func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": g.cfg.Control.Store().Subscriptions()})
+	ns := callerNS(r.Context())
+	out := []client.Subscription{}
+	for _, s := range g.cfg.Control.Store().Subscriptions() {
+		if client.NamespaceOf(s.Namespace) == ns {
+			out = append(out, s)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
 }
 
 // createSubscription stores {function?, on: [...], webhook | email}.
@@ -55,8 +62,9 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.Namespace = callerNS(r.Context())
 	if s.Function != "" {
-		if _, err := g.cfg.Control.Store().Function(s.Function); err != nil {
+		if _, err := g.cfg.Control.Store().Function(client.QualifiedName(s.Namespace, s.Function)); err != nil {
 			writeError(w, g.log, err)
 			return
 		}
@@ -72,6 +80,13 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !slices.ContainsFunc(g.cfg.Control.Store().Subscriptions(), func(s client.Subscription) bool {
+		return s.ID == id && client.NamespaceOf(s.Namespace) == callerNS(r.Context())
+	}) {
+		writeError(w, g.log, notFound("subscription %q", id))
+		return
+	}
 	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteSubscriptionType, fsm.DeleteSubscription{ID: r.PathValue("id")}); err != nil {
 		writeError(w, g.log, err)
 		return

@@ -88,7 +88,7 @@ func (s *Store) Put(entries []client.LogEntry) error {
 			if err := logs.Put([]byte(e.RequestID), b); err != nil {
 				return err
 			}
-			ik := indexKey(e.Function, e.Time, e.RequestID)
+			ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 			if err := index.Put(ik, nil); err != nil {
 				return err
 			}
@@ -115,8 +115,9 @@ func (s *Store) Get(id string) (client.LogEntry, bool, error) {
 	return e, found, err
 }
 
-// List returns up to limit logs of a function at or after since, oldest
-// first (the newest limit of them).
+// List returns up to limit logs of a function (by its qualified name,
+// client.QualifiedName) at or after since, oldest first (the newest limit
+// of them).
 func (s *Store) List(function string, since time.Time, limit int) ([]client.LogEntry, error) {
 	var out []client.LogEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -169,7 +170,7 @@ func (s *Store) Delete(ids []string) error {
 				if err := json.Unmarshal(b, &e); err != nil {
 					continue
 				}
-				ik = indexKey(e.Function, e.Time, e.RequestID)
+				ik = indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 			}
 			if err := index.Delete(append([]byte(nil), ik...)); err != nil {
 				return err

@@ -33,17 +33,17 @@ func TestStore(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	t.Run("a function's logs come oldest first without other functions'", func(t *testing.T) {
-		got, err := s.List("f", time.Time{}, 0)
+		got, err := s.List("default/f", time.Time{}, 0)
 		if err != nil || ids(got) != "a,b,d" {
 			t.Fatalf("got %q, %v", ids(got), err)
 		}
 	})
 	t.Run("since and limit keep the newest", func(t *testing.T) {
-		got, _ := s.List("f", base.Add(30*time.Second), 0)
+		got, _ := s.List("default/f", base.Add(30*time.Second), 0)
 		if ids(got) != "b,d" {
 			t.Fatalf("since: got %q", ids(got))
 		}
-		got, _ = s.List("f", time.Time{}, 1)
+		got, _ = s.List("default/f", time.Time{}, 1)
 		if ids(got) != "d" {
 			t.Fatalf("limit: got %q", ids(got))
 		}
@@ -58,7 +58,7 @@ func TestStore(t *testing.T) {
 		if err := s.Delete([]string{"a", "missing"}); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.List("f", time.Time{}, 0)
+		got, _ := s.List("default/f", time.Time{}, 0)
 		if ids(got) != "b,d" {
 			t.Fatalf("got %q", ids(got))
 		}

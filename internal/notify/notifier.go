@@ -112,8 +112,8 @@ func (n *Notifier) Drain() {
 func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
 	conds := conditionsOf(r)
 	for _, s := range n.subs() {
-		if s.Function != "" && s.Function != r.Function {
-			continue
+		if client.NamespaceOf(s.Namespace) != client.NamespaceOf(r.Namespace) || (s.Function != "" && s.Function != r.Function) {
+			continue // a subscription hears only its own namespace
 		}
 		var matched string
 		for _, c := range conds {

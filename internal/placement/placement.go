@@ -20,10 +20,12 @@ var ErrUnreachable = errors.New("worker unreachable")
 // Target is a worker that can be offered an invocation.
 type Target interface {
 	Invoke(ctx context.Context, req worker.Request) (worker.Result, error)
+	// Retire ends the instances of a function (by qualified name,
+	// client.QualifiedName), which was deleted.
 	Retire(function string)
 	Status() client.Worker
 	// HasWarm reports whether the worker has an idle instance of the
-	// function's revision.
+	// function's revision (function: the qualified name).
 	HasWarm(function string, revision int64) bool
 	// Runtimes lists the runtimes the worker can run, newest first.
 	Runtimes() []string
@@ -123,7 +125,7 @@ func (p *Placer) rank(fn client.Function) []Target {
 		if st.Slots > 0 {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
-		s = append(s, scored{t, t.HasWarm(fn.Name, fn.Revision), load})
+		s = append(s, scored{t, t.HasWarm(fn.QualifiedName(), fn.Revision), load})
 	}
 	sort.SliceStable(s, func(i, j int) bool {
 		if s[i].warm != s[j].warm {

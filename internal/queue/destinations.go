@@ -61,6 +61,7 @@ func functionDestination(o Outcome, now time.Time) *state.QueueItem {
 	}
 	return &state.QueueItem{
 		RequestID:  o.Item.RequestID + "-" + strings.ToLower(o.Condition),
+		Namespace:  o.Function.Namespace, // a destination stays in its namespace
 		Function:   target,
 		Event:      DestinationRecord(o),
 		Trigger:    "destination:" + o.Function.Name,

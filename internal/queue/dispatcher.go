@@ -56,6 +56,10 @@ type Invoker interface {
 type Hooks struct {
 	Log     func(client.LogEntry)
 	Outcome func(Outcome)
+	// Admit, when set, admits a run within the function's concurrency
+	// limits; an event it refuses stays queued (no Raft entry) and is
+	// offered again on a later pass.
+	Admit func(client.Function) (release func(), err error)
 }
 
 // Outcome describes a finished attempt of an event.
@@ -134,7 +138,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		var note *Outcome
 		if o.Kind == fsm.OutcomeDeadLetter && exists {
 			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
-				Record: client.Invocation{ID: q.RequestID, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
+				Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
 			if dest := functionDestination(*note, now); dest != nil {
 				o.Enqueue = []state.QueueItem{*dest}
 			}
@@ -147,7 +151,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		if _, mine := d.inflight[q.RequestID]; mine {
 			continue
 		}
-		fn, ferr := store.Function(q.Function)
+		fn, ferr := store.Function(client.QualifiedName(q.Namespace, q.Function))
 		cfg := asyncConfig(fn.FunctionConfig)
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
@@ -170,18 +174,13 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	for i, o := range expired {
 		d.finisher.add(o, notes[i])
 	}
-	if len(ready) > free {
-		ready = ready[:max(free, 0)]
-	}
-	if len(ready) > maxLeases {
-		ready = ready[:maxLeases]
-	}
+	ready, releases := d.admit(ready, min(max(free, 0), maxLeases))
 	if len(ready) == 0 {
 		return
 	}
 	leases := make([]fsm.LeaseRequest, len(ready))
 	for i, q := range ready {
-		fn, _ := store.Function(q.Function)
+		fn, _ := store.Function(client.QualifiedName(q.Namespace, q.Function))
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
 	res, err := d.cp.Apply(ctx, fsm.LeaseType, fsm.Lease{Leases: leases, Now: now})
@@ -189,20 +188,54 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		if ctx.Err() == nil {
 			d.log.Warn("leasing queued events", "err", err)
 		}
+		for _, rel := range releases {
+			rel()
+		}
 		return
 	}
 	epochs := res.(fsm.LeaseResult).Epochs
-	for _, q := range ready {
+	for i, q := range ready {
 		epoch, ok := epochs[q.RequestID]
 		if !ok {
+			releases[i]()
 			continue
 		}
 		q.Epoch, q.Attempts = epoch, q.Attempts+1
 		d.mu.Lock()
 		d.inflight[q.RequestID] = epoch
 		d.mu.Unlock()
-		go d.run(q)
+		go func() {
+			defer releases[i]()
+			d.run(q)
+		}()
 	}
+}
+
+// admit picks, in arrival order, up to n events whose functions' limits
+// admit a run now, with the releases of what they hold.
+func (d *Dispatcher) admit(ready []state.QueueItem, n int) ([]state.QueueItem, []func()) {
+	var out []state.QueueItem
+	var releases []func()
+	store := d.cp.Store()
+	for _, q := range ready {
+		if len(out) == n {
+			break
+		}
+		release := func() {}
+		if d.hooks.Admit != nil {
+			fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
+			if err == nil {
+				if release, err = d.hooks.Admit(fn); err != nil {
+					continue // at its limit: it waits in the queue
+				}
+			} else {
+				release = func() {}
+			}
+		}
+		out = append(out, q)
+		releases = append(releases, release)
+	}
+	return out, releases
 }
 
 // asyncSettings are a function's asynchronous settings with defaults.
@@ -245,7 +278,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		d.mu.Unlock()
 	}()
 	store := d.cp.Store()
-	fn, err := store.Function(q.Function)
+	fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
 	if err != nil {
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
 			Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
@@ -268,7 +301,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		return
 	}
 	rec := client.Invocation{
-		ID: q.RequestID, Function: fn.Name, Revision: fn.Revision, Trigger: q.Trigger,
+		ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Revision: fn.Revision, Trigger: q.Trigger,
 		Status: client.StatusSuccess, Start: res.Start.UTC(), DurationMS: float64(res.Duration.Microseconds()) / 1000,
 		BilledMS: res.BilledMS, MemoryMB: fn.MemoryMB, MaxMemoryMB: res.MaxMemoryMB, ColdStart: res.Cold,
 		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
@@ -278,7 +311,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
 	if d.hooks.Log != nil {
-		d.hooks.Log(client.LogEntry{RequestID: q.RequestID, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
+		d.hooks.Log(client.LogEntry{RequestID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
 	}
 	out := Outcome{Item: q, Function: fn, Record: rec, Result: json.RawMessage(res.Payload)}
 	var o fsm.Outcome

@@ -92,7 +92,7 @@ func (l *Loop) Run(ctx context.Context) {
 	for {
 		now := time.Now().UTC()
 		var fires []fsm.FireSchedule
-		for _, sc := range l.cp.Store().Schedules() {
+		for _, sc := range l.cp.Store().Schedules("") {
 			if sc.Disabled {
 				continue
 			}
@@ -163,7 +163,7 @@ func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 	}
 	latest := slots[len(slots)-1]
 	missed := int64(len(slots) - 1)
-	cmd := fsm.FireSchedule{Name: sc.Name, Slot: latest.UTC(), Missed: missed}
+	cmd := fsm.FireSchedule{Namespace: sc.Namespace, Name: sc.Name, Slot: latest.UTC(), Missed: missed}
 	switch {
 	case now.Sub(latest) > l.deadline:
 		cmd.Missed++
@@ -171,7 +171,8 @@ func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 		cmd.Missed++
 	default:
 		cmd.Item = &state.QueueItem{
-			RequestID:  FireID(sc.Name, latest),
+			RequestID:  FireID(sc.Namespace, sc.Name, latest),
+			Namespace:  sc.Namespace,
 			Function:   sc.Function,
 			Event:      fireEvent(sc, latest),
 			Trigger:    "schedule:" + sc.Name,
@@ -195,8 +196,12 @@ func (l *Loop) stillRunning(requestID string) bool {
 }
 
 // FireID is the request ID of a schedule's fire for a slot: the same on
-// every server, so a fire is idempotent.
-func FireID(name string, slot time.Time) string {
+// every server, so a fire is idempotent. Outside the default namespace
+// it names the namespace too (names hold no ':').
+func FireID(ns, name string, slot time.Time) string {
+	if client.NamespaceOf(ns) != client.DefaultNamespace {
+		name = ns + ":" + name
+	}
 	return fmt.Sprintf("sched-%s-%d", name, slot.Unix())
 }
 
@@ -208,7 +213,7 @@ func fireEvent(sc client.Schedule, slot time.Time) json.RawMessage {
 	}
 	b, _ := json.Marshal(map[string]any{
 		"version":     "0",
-		"id":          FireID(sc.Name, slot),
+		"id":          FireID(sc.Namespace, sc.Name, slot),
 		"detail-type": "Scheduled Event",
 		"source":      "nimbus.scheduler",
 		"time":        slot.UTC().Format(time.RFC3339),

@@ -13,9 +13,10 @@ import (
 // timestamps come from now, which the caller takes from the command. It
 // reports whether the function was created.
 func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Function, bool) {
+	f.Namespace = client.NamespaceOf(f.Namespace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	prev, exists := s.functions[f.Name]
+	prev, exists := s.functions[f.QualifiedName()]
 	f.UpdatedAt = now
 	if exists {
 		f.Revision = prev.Revision + 1
@@ -25,12 +26,13 @@ func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Functio
 		f.CreatedAt = now
 	}
 	stored := f
-	s.functions[f.Name] = &stored
+	s.functions[f.QualifiedName()] = &stored
 	return stored, !exists
 }
 
-// DeleteFunction removes a function. Its invocation records stay until
-// retention removes them.
+// DeleteFunction removes a function, named by its qualified name
+// (client.QualifiedName). Its invocation records stay until retention
+// removes them.
 func (s *Store) DeleteFunction(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,7 +43,8 @@ func (s *Store) DeleteFunction(name string) error {
 	return nil
 }
 
-// Function returns the named function.
+// Function returns the function with the given qualified name
+// (client.QualifiedName).
 func (s *Store) Function(name string) (client.Function, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -52,14 +55,17 @@ func (s *Store) Function(name string) (client.Function, error) {
 	return *f, nil
 }
 
-// Functions returns every function, sorted by name.
-func (s *Store) Functions() []client.Function {
+// Functions returns the functions of namespace ns ("" for every
+// namespace), sorted by namespace and name.
+func (s *Store) Functions(ns string) []client.Function {
 	s.mu.RLock()
 	out := make([]client.Function, 0, len(s.functions))
 	for _, f := range s.functions {
-		out = append(out, *f)
+		if ns == "" || f.Namespace == ns {
+			out = append(out, *f)
+		}
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].QualifiedName() < out[j].QualifiedName() })
 	return out
 }

@@ -9,13 +9,16 @@ import (
 // Key is a stored API key. The secret itself is never stored: only its
 // SHA-256 (keys carry at least 128 random bits, so a fast hash suffices).
 type Key struct {
-	ID         string    `json:"id"`
-	SecretHash string    `json:"secret_hash"` // hex SHA-256 of the secret part
-	Role       string    `json:"role"`
-	CreatedAt  time.Time `json:"created_at"`
-	Note       string    `json:"note,omitempty"`
-	ExpiresAt  time.Time `json:"expires_at,omitzero"`  // zero: never
-	RateLimit  float64   `json:"rate_limit,omitempty"` // requests/s; 0: the server's default
+	ID         string `json:"id"`
+	SecretHash string `json:"secret_hash"` // hex SHA-256 of the secret part
+	Role       string `json:"role"`
+	// Namespace binds a non-admin key to one namespace ("" means the
+	// default one); admin keys act in every namespace.
+	Namespace string    `json:"namespace,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Note      string    `json:"note,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`  // zero: never
+	RateLimit float64   `json:"rate_limit,omitempty"` // requests/s; 0: the server's default
 }
 
 // DeleteKey revokes a key.

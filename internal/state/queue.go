@@ -20,6 +20,7 @@ const maxDeadLetters = 10000
 // QueueItem is one acknowledged asynchronous event, queued or leased.
 type QueueItem struct {
 	RequestID  string          `json:"request_id"`
+	Namespace  string          `json:"namespace,omitempty"` // "": the default namespace
 	Function   string          `json:"function"`
 	Event      json.RawMessage `json:"event"`
 	Trigger    string          `json:"trigger"`
@@ -40,7 +41,7 @@ func (q *QueueItem) Leased(now time.Time) bool {
 // queueRecordLocked writes the record that mirrors a queue item's state.
 // Needs s.mu.
 func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*client.Invocation)) {
-	rec := client.Invocation{ID: q.RequestID, Function: q.Function, Trigger: q.Trigger, Status: status,
+	rec := client.Invocation{ID: q.RequestID, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
 		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
 	if old, ok := s.records.byID[q.RequestID]; ok {
 		rec = *old
@@ -159,7 +160,7 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 		return fmt.Errorf("queued event %q: %w", id, ErrStaleLease)
 	}
 	delete(s.queue, id)
-	s.deadLetters[id] = &client.DeadLetter{RequestID: id, Function: q.Function, Event: q.Event, Reason: reason,
+	s.deadLetters[id] = &client.DeadLetter{RequestID: id, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
 		Attempts: q.Attempts, LastError: lastErr, At: now, Trigger: q.Trigger}
 	s.dlOrder = append(s.dlOrder, id)
 	for len(s.dlOrder) > maxDeadLetters {
@@ -224,14 +225,18 @@ func (s *Store) QueueItem(id string) (QueueItem, bool) {
 	return *q, true
 }
 
-// DeadLetters returns the dead letters of a function ("" for all), oldest
-// first.
-func (s *Store) DeadLetters(function string) []client.DeadLetter {
+// DeadLetters returns the dead letters of namespace ns ("" for every
+// namespace) and function ("" for all), oldest first.
+func (s *Store) DeadLetters(ns, function string) []client.DeadLetter {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []client.DeadLetter{}
 	for _, id := range s.dlOrder {
-		if dl := s.deadLetters[id]; dl != nil && (function == "" || dl.Function == function) {
+		dl := s.deadLetters[id]
+		if dl == nil || (ns != "" && client.NamespaceOf(dl.Namespace) != ns) {
+			continue
+		}
+		if function == "" || dl.Function == function {
 			out = append(out, *dl)
 		}
 	}

@@ -36,9 +36,10 @@ func (x *recordIndex) add(r client.Invocation) {
 	if x.observe != nil {
 		x.observe(r)
 	}
+	r.Namespace = client.NamespaceOf(r.Namespace)
 	stored := &r
 	if old, ok := x.byID[r.ID]; ok {
-		list := x.byFunction[old.Function]
+		list := x.byFunction[client.QualifiedName(old.Namespace, old.Function)]
 		for i, p := range list {
 			if p == old {
 				list[i] = stored
@@ -49,7 +50,8 @@ func (x *recordIndex) add(r client.Invocation) {
 		return
 	}
 	x.byID[r.ID] = stored
-	x.byFunction[r.Function] = append(x.byFunction[r.Function], stored)
+	qn := client.QualifiedName(r.Namespace, r.Function)
+	x.byFunction[qn] = append(x.byFunction[qn], stored)
 }
 
 // prune applies retention as of now and returns the IDs it removed. A
@@ -131,10 +133,11 @@ func (s *Store) HasRecord(id string) bool {
 
 // RecordQuery selects invocation records. Zero fields match everything.
 type RecordQuery struct {
-	Function string
-	Status   string
-	Since    time.Time
-	Limit    int // 0 for no limit
+	Namespace string
+	Function  string
+	Status    string
+	Since     time.Time
+	Limit     int // 0 for no limit
 }
 
 // Records returns the records matching q, newest first.
@@ -143,13 +146,13 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 	var out []client.Invocation
 	collect := func(list []*client.Invocation) {
 		for _, r := range list {
-			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) {
+			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) && (q.Namespace == "" || r.Namespace == q.Namespace) {
 				out = append(out, *r)
 			}
 		}
 	}
 	if q.Function != "" {
-		collect(s.records.byFunction[q.Function])
+		collect(s.records.byFunction[client.QualifiedName(q.Namespace, q.Function)])
 	} else {
 		for _, list := range s.records.byFunction {
 			collect(list)

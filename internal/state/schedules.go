@@ -17,19 +17,22 @@ var ErrSlotFired = errors.New("slot already fired")
 // recorded of an existing one (last slot, counts) unless the expression
 // or time zone changed.
 func (s *Store) PutSchedule(sc client.Schedule) (created bool) {
+	sc.Namespace = client.NamespaceOf(sc.Namespace)
+	qn := client.QualifiedName(sc.Namespace, sc.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.schedules[sc.Name]; ok {
+	if old, ok := s.schedules[qn]; ok {
 		sc.CreatedAt, sc.Fires, sc.Missed = old.CreatedAt, old.Fires, old.Missed
 		sc.LastSlot, sc.LastRequest = old.LastSlot, old.LastRequest
-		s.schedules[sc.Name] = &sc
+		s.schedules[qn] = &sc
 		return false
 	}
-	s.schedules[sc.Name] = &sc
+	s.schedules[qn] = &sc
 	return true
 }
 
-// DeleteSchedule removes a schedule.
+// DeleteSchedule removes a schedule. Schedules are named by their
+// qualified name (client.QualifiedName) in every method but PutSchedule.
 func (s *Store) DeleteSchedule(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,14 +106,19 @@ func (s *Store) Schedule(name string) (client.Schedule, error) {
 	return *sc, nil
 }
 
-// Schedules returns every schedule, sorted by name.
-func (s *Store) Schedules() []client.Schedule {
+// Schedules returns the schedules of namespace ns ("" for every
+// namespace), sorted by namespace and name.
+func (s *Store) Schedules(ns string) []client.Schedule {
 	s.mu.RLock()
 	out := make([]client.Schedule, 0, len(s.schedules))
 	for _, sc := range s.schedules {
-		out = append(out, *sc)
+		if ns == "" || sc.Namespace == ns {
+			out = append(out, *sc)
+		}
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		return client.QualifiedName(out[i].Namespace, out[i].Name) < client.QualifiedName(out[j].Namespace, out[j].Name)
+	})
 	return out
 }

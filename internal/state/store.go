@@ -38,6 +38,7 @@ type Store struct {
 	settings      map[string]string
 	subscriptions map[string]*client.Subscription
 	audit         []client.AuditEntry
+	namespaces    map[string]*client.Namespace
 }
 
 // New returns an empty store.
@@ -53,6 +54,7 @@ func New() *Store {
 		schedules:     map[string]*client.Schedule{},
 		settings:      map[string]string{},
 		subscriptions: map[string]*client.Subscription{},
+		namespaces:    map[string]*client.Namespace{},
 	}
 }
 
@@ -69,6 +71,7 @@ type Snapshot struct {
 	Settings      map[string]string      `json:"settings"`
 	Subscriptions []*client.Subscription `json:"subscriptions"`
 	Audit         []client.AuditEntry    `json:"audit"`
+	Namespaces    []*client.Namespace    `json:"namespaces"`
 	Records       []client.Invocation    `json:"records"`
 }
 
@@ -104,12 +107,21 @@ func (s *Store) Capture() *Snapshot {
 	for _, sc := range s.schedules {
 		snap.Schedules = append(snap.Schedules, sc)
 	}
+	for _, ns := range s.namespaces {
+		snap.Namespaces = append(snap.Namespaces, ns)
+	}
 	s.mu.RUnlock()
-	sort.Slice(snap.Functions, func(i, j int) bool { return snap.Functions[i].Name < snap.Functions[j].Name })
+	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
+	sort.Slice(snap.Functions, func(i, j int) bool {
+		return snap.Functions[i].QualifiedName() < snap.Functions[j].QualifiedName()
+	})
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
-	sort.Slice(snap.Schedules, func(i, j int) bool { return snap.Schedules[i].Name < snap.Schedules[j].Name })
+	sort.Slice(snap.Schedules, func(i, j int) bool {
+		a, b := snap.Schedules[i], snap.Schedules[j]
+		return client.QualifiedName(a.Namespace, a.Name) < client.QualifiedName(b.Namespace, b.Name)
+	})
 	return snap
 }
 
@@ -139,7 +151,8 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	functions := make(map[string]*client.Function, len(snap.Functions))
 	for _, f := range snap.Functions {
-		functions[f.Name] = f
+		f.Namespace = client.NamespaceOf(f.Namespace)
+		functions[f.QualifiedName()] = f
 	}
 	keys := make(map[string]*Key, len(snap.Keys))
 	for _, k := range snap.Keys {
@@ -166,7 +179,8 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	schedules := make(map[string]*client.Schedule, len(snap.Schedules))
 	for _, sc := range snap.Schedules {
-		schedules[sc.Name] = sc
+		sc.Namespace = client.NamespaceOf(sc.Namespace)
+		schedules[client.QualifiedName(sc.Namespace, sc.Name)] = sc
 	}
 	records.observe = s.records.observe
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
@@ -176,6 +190,10 @@ func (s *Store) Restore(r io.Reader) error {
 		s.subscriptions[v.ID] = v
 	}
 	s.audit = snap.Audit
+	s.namespaces = map[string]*client.Namespace{}
+	for _, ns := range snap.Namespaces {
+		s.namespaces[ns.Name] = ns
+	}
 	s.settings = snap.Settings
 	if s.settings == nil {
 		s.settings = map[string]string{}

@@ -130,7 +130,7 @@ func upsert(name string) fsm.UpsertFunction {
 
 // revision reads name's revision from node i's own state (0 if absent).
 func revision(c *Cluster, i int, name string) (int, error) {
-	f, err := c.Nodes[i].Store().Function(name)
+	f, err := c.Nodes[i].Store().Function(client.QualifiedName("", name))
 	if errors.Is(err, state.ErrNotFound) {
 		return 0, nil
 	}

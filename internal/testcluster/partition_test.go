@@ -20,7 +20,7 @@ func deploy(c *Cluster, node int, name string, timeout time.Duration) error {
 
 func names(c *Cluster, node int) []string {
 	var out []string
-	for _, f := range c.Nodes[node].Store().Functions() {
+	for _, f := range c.Nodes[node].Store().Functions("") {
 		out = append(out, fmt.Sprintf("%s@%d", f.Name, f.Revision))
 	}
 	return out

@@ -81,7 +81,7 @@ type Worker struct {
 	prestarted *prestartPool
 
 	mu        sync.Mutex
-	pools     map[string]*pool // by function name
+	pools     map[string]*pool // by qualified function name (namespace/name)
 	instances int              // all instances, busy or idle (or starting)
 	live      map[*instance]struct{}
 	closed    bool
@@ -197,7 +197,7 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			Payload:   req.Payload,
 			Timeout:   time.Duration(req.Function.Timeout),
 		})
-		w.release(req.Function.Name, inst)
+		w.release(req.Function.QualifiedName(), inst)
 		if errors.Is(err, python.ErrClosed) && !cold {
 			// A warm instance that died while idle never saw the request:
 			// run it on another (a fresh one, if no other is warm).
@@ -217,7 +217,7 @@ func (w *Worker) acquire(ctx context.Context, fn client.Function) (*instance, bo
 		w.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	p := w.poolLocked(fn.Name, fn.Revision)
+	p := w.poolLocked(fn.QualifiedName(), fn.Revision)
 	for n := len(p.idle); n > 0 && p.idle[n-1].revision == fn.Revision; n = len(p.idle) {
 		inst := p.idle[n-1]
 		p.idle = p.idle[:n-1]
@@ -367,8 +367,9 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 	return &instance{Instance: pi, revision: fn.Revision}, nil
 }
 
-// Retire closes the idle instances of a function and makes its busy ones
-// retire when they finish (the function was deleted).
+// Retire closes the idle instances of a function (named by its qualified
+// name) and makes its busy ones retire when they finish (the function was
+// deleted).
 func (w *Worker) Retire(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -480,7 +481,7 @@ func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 }
 
 // HasWarm reports whether an idle instance of the function's revision is
-// waiting.
+// waiting; function is the qualified name.
 func (w *Worker) HasWarm(function string, revision int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -145,7 +145,7 @@ func TestRetireDropsAFunctionsInstances(t *testing.T) {
 	w, blobs := testWorker(t, Config{Slots: 1})
 	fn := deploy(t, blobs, "count", 1, counter)
 	invoke(t, w, fn)
-	w.Retire("count")
+	w.Retire("default/count")
 	if st := w.Status(); st.WarmInstances != 0 {
 		t.Fatalf("status after Retire: %+v", st)
 	}

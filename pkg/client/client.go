@@ -25,6 +25,7 @@ const maxErrorBody = 1 << 20
 type Client struct {
 	base      *url.URL
 	token     string
+	namespace string
 	http      *http.Client
 	userAgent string
 }
@@ -41,6 +42,13 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.http = hc
 		}
 	}
+}
+
+// WithNamespace makes every request act in namespace ns (header
+// X-Nimbus-Namespace): an admin key's choice; other keys act in their own
+// namespace and are refused another. "" sends no header.
+func WithNamespace(ns string) Option {
+	return func(c *Client) { c.namespace = ns }
 }
 
 // WithUserAgent sets the User-Agent header of every request.
@@ -113,6 +121,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.namespace != "" {
+		req.Header.Set(HeaderNamespace, c.namespace)
 	}
 	req.Header.Set("Accept", "application/json")
 	return req, nil

@@ -13,6 +13,7 @@ import (
 type Key struct {
 	ID        string    `json:"id"`
 	Role      string    `json:"role"`
+	Namespace string    `json:"namespace,omitempty"`
 	Note      string    `json:"note,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
@@ -23,7 +24,8 @@ type Key struct {
 // KeyRequest asks for a new key.
 type KeyRequest struct {
 	Role      string  `json:"role"`
-	Expires   string  `json:"expires,omitempty"` // e.g. "30d", "12h"
+	Namespace string  `json:"namespace,omitempty"` // developer and viewer keys; default "default"
+	Expires   string  `json:"expires,omitempty"`   // e.g. "30d", "12h"
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	Note      string  `json:"note,omitempty"`
 }

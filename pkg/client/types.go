@@ -25,6 +25,12 @@ type FunctionConfig struct {
 	RetryDelay   Duration      `json:"retry_delay,omitempty"`   // default 1m, doubling each try
 	MaxEventAge  Duration      `json:"max_event_age,omitempty"` // 60s..6h, default 6h
 	Destinations *Destinations `json:"destinations,omitempty"`
+
+	// ReservedConcurrency, when set, is both the most invocations of
+	// this function that run at once and a share of its namespace's
+	// concurrency kept for it alone (Lambda's reserved concurrency). 0
+	// stops the function.
+	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
 }
 
 // Destinations say where the outcome of an asynchronous invocation goes:
@@ -37,6 +43,7 @@ type Destinations struct {
 // Function is a deployed function at its current revision.
 type Function struct {
 	FunctionConfig
+	Namespace  string    `json:"namespace"`
 	Revision   int64     `json:"revision"`
 	CodeSHA256 string    `json:"code_sha256"`
 	CodeSize   int64     `json:"code_size"`
@@ -58,6 +65,7 @@ const (
 // Invocation is the record of one invocation.
 type Invocation struct {
 	ID          string          `json:"id"`
+	Namespace   string          `json:"namespace"`
 	Function    string          `json:"function"`
 	Revision    int64           `json:"revision"`
 	Trigger     string          `json:"trigger"` // "sync", later "async", "schedule", ...
@@ -82,6 +90,7 @@ type Invocation struct {
 // DeadLetter is an asynchronous event that was given up on.
 type DeadLetter struct {
 	RequestID string          `json:"request_id"`
+	Namespace string          `json:"namespace"`
 	Function  string          `json:"function"`
 	Event     json.RawMessage `json:"event"`
 	Reason    string          `json:"reason"` // RetriesExhausted or EventAgeExceeded
@@ -100,6 +109,7 @@ const (
 // Schedule fires a function on a cron or rate expression.
 type Schedule struct {
 	Name       string          `json:"name"`
+	Namespace  string          `json:"namespace"`
 	Function   string          `json:"function"`
 	Expression string          `json:"expression"`
 	Event      json.RawMessage `json:"event,omitempty"`
@@ -118,6 +128,7 @@ type Schedule struct {
 // LogEntry is one invocation's log as served by the logs endpoint.
 type LogEntry struct {
 	RequestID string    `json:"request_id"`
+	Namespace string    `json:"namespace,omitempty"`
 	Function  string    `json:"function"`
 	Time      time.Time `json:"time"`
 	Log       string    `json:"log"`
@@ -208,6 +219,10 @@ const (
 	HeaderColdStart      = "X-Nimbus-Cold-Start"
 )
 
+// HeaderNamespace names the namespace an admin key acts in (other keys
+// act in their own).
+const HeaderNamespace = "X-Nimbus-Namespace"
+
 // Event is one item of the event stream (GET /v1/events).
 type Event struct {
 	Type       string    `json:"type"` // "invocation"
@@ -224,12 +239,13 @@ type Event struct {
 // Subscription sends a notification when an invocation of a function (or
 // of any function) ends in one of the given conditions.
 type Subscription struct {
-	ID       string    `json:"id"`
-	Function string    `json:"function,omitempty"` // "" for every function
-	On       []string  `json:"on"`                 // success, failure, timeout, dead_letter
-	Webhook  string    `json:"webhook,omitempty"`
-	Email    string    `json:"email,omitempty"`
-	Created  time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+	Namespace string    `json:"namespace"`
+	Function  string    `json:"function,omitempty"` // "" for every function
+	On        []string  `json:"on"`                 // success, failure, timeout, dead_letter
+	Webhook   string    `json:"webhook,omitempty"`
+	Email     string    `json:"email,omitempty"`
+	Created   time.Time `json:"created_at"`
 }
 
 // ScanReport is what code scanning found in a revision.
@@ -251,10 +267,44 @@ type Finding struct {
 
 // AuditEntry records one change made through the API: who, what, when.
 type AuditEntry struct {
-	Time   time.Time `json:"time"`
-	KeyID  string    `json:"key_id"`
-	Role   string    `json:"role"`
-	Action string    `json:"action"` // METHOD PATH
-	Status int       `json:"status"`
-	Server string    `json:"server,omitempty"`
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace,omitempty"`
+	KeyID     string    `json:"key_id"`
+	Role      string    `json:"role"`
+	Action    string    `json:"action"` // METHOD PATH
+	Status    int       `json:"status"`
+	Server    string    `json:"server,omitempty"`
+}
+
+// DefaultNamespace exists from the start and holds every object created
+// without a namespace.
+const DefaultNamespace = "default"
+
+// NamespaceOf returns ns, or the default namespace for "".
+func NamespaceOf(ns string) string {
+	if ns == "" {
+		return DefaultNamespace
+	}
+	return ns
+}
+
+// QualifiedName is a function's (or schedule's) identity across
+// namespaces: "namespace/name". Names cannot contain "/", so it is
+// unambiguous.
+func QualifiedName(ns, name string) string { return NamespaceOf(ns) + "/" + name }
+
+// QualifiedName is the function's identity across namespaces.
+func (f Function) QualifiedName() string { return QualifiedName(f.Namespace, f.Name) }
+
+// Namespace is a tenant: every function, schedule, record, log, dead
+// letter and subscription belongs to one.
+type Namespace struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	// Concurrency is the most invocations of the namespace's functions
+	// that run at once (0: no limit but the workers' slots).
+	Concurrency int `json:"concurrency,omitempty"`
+	// ScanPolicy overrides the server's code-scanning policy for deploys
+	// in this namespace: off, warn or block[:SEVERITY] ("": the server's).
+	ScanPolicy string `json:"scan_policy,omitempty"`
 }

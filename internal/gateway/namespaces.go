@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"time"
+
+	"nimbus/internal/auth"
+	"nimbus/internal/fsm"
+	"nimbus/internal/scan"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+var namespaceNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// listNamespaces shows every namespace to an admin, and its own to any
+// other key.
+func (g *Gateway) listNamespaces(w http.ResponseWriter, r *http.Request) {
+	key := callerKey(r.Context())
+	out := []client.Namespace{}
+	for _, ns := range g.cfg.Control.Store().Namespaces() {
+		if key.Role == auth.RoleAdmin || ns.Name == client.NamespaceOf(key.Namespace) {
+			out = append(out, ns)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"namespaces": out})
+}
+
+func (g *Gateway) getNamespace(w http.ResponseWriter, r *http.Request) {
+	key, name := callerKey(r.Context()), r.PathValue("name")
+	if key.Role != auth.RoleAdmin && name != client.NamespaceOf(key.Namespace) {
+		writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden",
+			fmt.Sprintf("key %s belongs to namespace %q and may not read %q", key.ID, client.NamespaceOf(key.Namespace), name)})
+		return
+	}
+	ns, err := g.cfg.Control.Store().Namespace(name)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ns)
+}
+
+// putNamespace creates a namespace or changes its settings:
+// {"concurrency"?, "scan_policy"?}.
+func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
+	var ns client.Namespace
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ns); err != nil && !errors.Is(err, io.EOF) {
+			writeError(w, g.log, bodyError(err, "namespace is not valid JSON"))
+			return
+		}
+	}
+	name := r.PathValue("name")
+	if ns.Name == "" {
+		ns.Name = name
+	}
+	switch {
+	case ns.Name != name:
+		writeError(w, g.log, badRequest(fmt.Sprintf("namespace name %q does not match the path's %q", ns.Name, name)))
+		return
+	case !namespaceNameRe.MatchString(name):
+		writeError(w, g.log, badRequest(fmt.Sprintf("namespace name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter", name)))
+		return
+	case ns.Concurrency < 0:
+		writeError(w, g.log, badRequest("concurrency must be 0 (no limit) or more"))
+		return
+	}
+	if ns.ScanPolicy != "" {
+		if _, err := scan.ParsePolicy(ns.ScanPolicy); err != nil {
+			writeError(w, g.log, badRequest("scan_policy: "+err.Error()))
+			return
+		}
+	}
+	ns.CreatedAt = time.Now().UTC()
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutNamespaceType, fsm.PutNamespace{Namespace: ns})
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	stored, _ := g.cfg.Control.Store().Namespace(name)
+	status := http.StatusOK
+	if res.(fsm.PutNamespaceResult).Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, stored)
+}
+
+// deleteNamespace removes an empty namespace (not default); keys bound to
+// it stop working there, as it no longer exists.
+func (g *Gateway) deleteNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteNamespaceType, fsm.DeleteNamespace{Name: name}); err != nil {
+		if errors.Is(err, state.ErrNotEmpty) {
+			err = &apiError{http.StatusConflict, "Conflict", err.Error()}
+		}
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}

@@ -1,0 +1,102 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"nimbus/pkg/client"
+)
+
+// ErrNotEmpty is returned when a namespace still holds functions or
+// schedules and so cannot be removed.
+var ErrNotEmpty = errors.New("not empty")
+
+// PutNamespace creates or replaces a namespace; it reports whether it was
+// created.
+func (s *Store) PutNamespace(ns client.Namespace) (created bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.namespaces[ns.Name]
+	if ok {
+		ns.CreatedAt = old.CreatedAt
+	}
+	s.namespaces[ns.Name] = &ns
+	return !ok
+}
+
+// DeleteNamespace removes an empty namespace. The default namespace
+// cannot be removed.
+func (s *Store) DeleteNamespace(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == client.DefaultNamespace {
+		return fmt.Errorf("the %s namespace cannot be removed: %w", name, ErrNotEmpty)
+	}
+	if _, ok := s.namespaces[name]; !ok {
+		return fmt.Errorf("namespace %q: %w", name, ErrNotFound)
+	}
+	var fns, scs int
+	for _, f := range s.functions {
+		if f.Namespace == name {
+			fns++
+		}
+	}
+	for _, sc := range s.schedules {
+		if sc.Namespace == name {
+			scs++
+		}
+	}
+	if fns+scs > 0 {
+		return fmt.Errorf("namespace %q still holds %d functions and %d schedules; delete them first: %w", name, fns, scs, ErrNotEmpty)
+	}
+	delete(s.namespaces, name)
+	return nil
+}
+
+// Namespace returns a namespace. The default namespace always exists.
+func (s *Store) Namespace(name string) (client.Namespace, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if ns, ok := s.namespaces[name]; ok {
+		return *ns, nil
+	}
+	if name == client.DefaultNamespace {
+		return client.Namespace{Name: name}, nil
+	}
+	return client.Namespace{}, fmt.Errorf("namespace %q: %w", name, ErrNotFound)
+}
+
+// Namespaces returns every namespace (the default one included), sorted
+// by name.
+func (s *Store) Namespaces() []client.Namespace {
+	s.mu.RLock()
+	out := make([]client.Namespace, 0, len(s.namespaces)+1)
+	for _, ns := range s.namespaces {
+		out = append(out, *ns)
+	}
+	_, stored := s.namespaces[client.DefaultNamespace]
+	s.mu.RUnlock()
+	if !stored {
+		out = append(out, client.Namespace{Name: client.DefaultNamespace})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ConcurrencyLimit returns a namespace's concurrency limit (0: none) and
+// the reserved concurrency its functions hold together.
+func (s *Store) ConcurrencyLimit(ns string) (limit, reserved int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, ok := s.namespaces[ns]
+	if !ok || n.Concurrency == 0 {
+		return 0, 0
+	}
+	for _, f := range s.functions {
+		if f.Namespace == ns && f.ReservedConcurrency != nil {
+			reserved += *f.ReservedConcurrency
+		}
+	}
+	return n.Concurrency, reserved
+}
