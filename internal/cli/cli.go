@@ -151,6 +151,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.subscriptionsCommand(),
 		a.keysCommand(),
 		a.auditCommand(),
+		a.usersCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),

@@ -106,6 +106,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.Serv
 func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", g.health)
+	m.HandleFunc("POST /v1/login", g.login) // authenticates by itself
 	m.Handle("GET /metrics", g.allow(permRead, g.metrics.handler(g.cfg.Registry).ServeHTTP))
 	for _, r := range []struct {
 		pattern string
@@ -141,6 +142,12 @@ func (g *Gateway) routes() {
 		{"POST /v1/keys", permAdmin, g.createKey},
 		{"DELETE /v1/keys/{id}", permAdmin, g.revokeKey},
 		{"GET /v1/audit", permAdmin, g.audit},
+		{"GET /v1/session", permRead, g.session},
+		{"POST /v1/logout", permRead, g.logout},
+		{"GET /v1/users", permAdmin, g.listUsers},
+		{"POST /v1/users", permAdmin, g.createUser},
+		{"DELETE /v1/users/{name}", permAdmin, g.deleteUser},
+		{"PUT /v1/users/{name}/password", permRead, g.setPassword}, // admin or the user: checked inside
 	} {
 		m.Handle(r.pattern, g.allow(r.perm, r.h))
 	}

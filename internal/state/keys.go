@@ -16,6 +16,7 @@ type Key struct {
 	Note       string    `json:"note,omitempty"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`  // zero: never
 	RateLimit  float64   `json:"rate_limit,omitempty"` // requests/s; 0: the server's default
+	Namespace  string    `json:"namespace,omitempty"`
 }
 
 // DeleteKey revokes a key.

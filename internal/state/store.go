@@ -1,5 +1,5 @@
 // Package state owns the control plane's replicated state: functions, API
-// keys and invocation records. The FSM is its only writer; everyone else
+// keys, users and their sessions, and invocation records. The FSM is its only writer; everyone else
 // reads. It is an in-memory store whose size is bounded by retention and
 // which is persisted through Raft snapshots (see docs/architecture.md).
 //
@@ -38,6 +38,8 @@ type Store struct {
 	settings      map[string]string
 	subscriptions map[string]*client.Subscription
 	audit         []client.AuditEntry
+	users         map[string]*User
+	sessions      map[string]*Session
 }
 
 // New returns an empty store.
@@ -53,6 +55,8 @@ func New() *Store {
 		schedules:     map[string]*client.Schedule{},
 		settings:      map[string]string{},
 		subscriptions: map[string]*client.Subscription{},
+		users:         map[string]*User{},
+		sessions:      map[string]*Session{},
 	}
 }
 
@@ -70,6 +74,8 @@ type Snapshot struct {
 	Subscriptions []*client.Subscription `json:"subscriptions"`
 	Audit         []client.AuditEntry    `json:"audit"`
 	Records       []client.Invocation    `json:"records"`
+	Users         []*User                `json:"users"`
+	Sessions      []*Session             `json:"sessions"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -104,12 +110,20 @@ func (s *Store) Capture() *Snapshot {
 	for _, sc := range s.schedules {
 		snap.Schedules = append(snap.Schedules, sc)
 	}
+	for _, u := range s.users {
+		snap.Users = append(snap.Users, u)
+	}
+	for _, v := range s.sessions {
+		snap.Sessions = append(snap.Sessions, v)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Functions, func(i, j int) bool { return snap.Functions[i].Name < snap.Functions[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
 	sort.Slice(snap.Schedules, func(i, j int) bool { return snap.Schedules[i].Name < snap.Schedules[j].Name })
+	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
+	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
 	return snap
 }
 
@@ -176,6 +190,14 @@ func (s *Store) Restore(r io.Reader) error {
 		s.subscriptions[v.ID] = v
 	}
 	s.audit = snap.Audit
+	s.users = make(map[string]*User, len(snap.Users))
+	for _, u := range snap.Users {
+		s.users[u.Name] = u
+	}
+	s.sessions = make(map[string]*Session, len(snap.Sessions))
+	for _, v := range snap.Sessions {
+		s.sessions[v.ID] = v
+	}
 	s.settings = snap.Settings
 	if s.settings == nil {
 		s.settings = map[string]string{}
