@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net"
@@ -72,6 +73,9 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, sess, err := auth.StartSession(r.Context(), g.cfg.Control, user.Name, time.Now().UTC())
+	if errors.Is(err, state.ErrNotFound) { // the user was removed meanwhile
+		err = &apiError{http.StatusUnauthorized, "Unauthorized", auth.ErrBadLogin.Error()}
+	}
 	if err != nil {
 		writeError(w, g.log, err)
 		return
