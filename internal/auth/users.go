@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -115,9 +114,7 @@ func CheckSession(store *state.Store, token string) (state.Session, state.User, 
 	if err != nil {
 		return state.Session{}, state.User{}, ErrNoSession
 	}
-	want, err := hex.DecodeString(sess.SecretHash)
-	sum := sha256.Sum256([]byte(secret))
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 || !time.Now().Before(sess.ExpiresAt) {
+	if !secretMatches(sess.SecretHash, secret) || !time.Now().Before(sess.ExpiresAt) {
 		return state.Session{}, state.User{}, ErrNoSession
 	}
 	u, err := store.User(sess.User)
@@ -125,15 +122,6 @@ func CheckSession(store *state.Store, token string) (state.Session, state.User, 
 		return state.Session{}, state.User{}, ErrNoSession
 	}
 	return sess, u, nil
-}
-
-// SessionID returns the ID part of a session token ("" if malformed).
-func SessionID(token string) string {
-	id, _, ok := parseSession(token)
-	if !ok {
-		return ""
-	}
-	return id
 }
 
 // CSRFToken is the anti-CSRF token of a session: an HMAC-SHA256 keyed by
