@@ -91,6 +91,14 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// secretMatches reports whether secret is the one whose hex SHA-256 is
+// stored, comparing in constant time (keys and sessions alike).
+func secretMatches(stored, secret string) bool {
+	want, err := hex.DecodeString(stored)
+	sum := sha256.Sum256([]byte(secret))
+	return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+}
+
 // ParseToken splits a key into its public id and its secret.
 func ParseToken(token string) (id, secret string, err error) {
 	rest, ok := strings.CutPrefix(token, "nimbus_")
@@ -115,9 +123,7 @@ func Check(store *state.Store, token string) (state.Key, error) {
 	if err != nil {
 		return state.Key{}, ErrUnauthorized
 	}
-	want, err := hex.DecodeString(key.SecretHash)
-	sum := sha256.Sum256([]byte(secret))
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+	if !secretMatches(key.SecretHash, secret) {
 		return state.Key{}, ErrUnauthorized
 	}
 	if !key.ExpiresAt.IsZero() && time.Now().After(key.ExpiresAt) {

@@ -154,6 +154,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.keysCommand(),
 		a.namespacesCommand(),
 		a.auditCommand(),
+		a.usersCommand(),
 		a.schedulesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),

@@ -40,9 +40,12 @@ const (
 	FireSchedulesType      CommandType = 17
 	DeleteKeyType          CommandType = 18
 	AuditType              CommandType = 19
-	// 20-23 are users and sessions.
-	PutNamespaceType    CommandType = 24
-	DeleteNamespaceType CommandType = 25
+	PutUserType            CommandType = 20
+	DeleteUserType         CommandType = 21
+	PutSessionType         CommandType = 22
+	DeleteSessionType      CommandType = 23
+	PutNamespaceType       CommandType = 24
+	DeleteNamespaceType    CommandType = 25
 )
 
 var commandNames = map[CommandType]string{
@@ -54,6 +57,41 @@ var commandNames = map[CommandType]string{
 	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
 	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
 	PutNamespaceType: "PutNamespace", DeleteNamespaceType: "DeleteNamespace",
+	PutUserType: "PutUser", DeleteUserType: "DeleteUser", PutSessionType: "PutSession",
+	DeleteSessionType: "DeleteSession",
+}
+
+// PutUser creates a user (Create: refused, as Conflict, if the name is
+// taken) or replaces one that exists (a new role or password), which
+// ends the user's sessions but Keep's. The password is in it only as its
+// argon2id hash.
+type PutUser struct {
+	User   state.User `json:"user"`
+	Create bool       `json:"create"`
+	Keep   string     `json:"keep,omitempty"` // session ID to keep
+}
+
+// PutUserResult says whether the user was stored; Conflict when Create
+// found the name taken.
+type PutUserResult struct {
+	Conflict bool `json:"conflict"`
+}
+
+// DeleteUser removes a user and ends their sessions.
+type DeleteUser struct {
+	Name string `json:"name"`
+}
+
+// PutSession starts a session (its secret only as a hash) and drops those
+// expired as of Now.
+type PutSession struct {
+	Session state.Session `json:"session"`
+	Now     time.Time     `json:"now"`
+}
+
+// DeleteSession ends a session.
+type DeleteSession struct {
+	ID string `json:"id"`
 }
 
 // PutNamespace creates or changes a namespace.
@@ -297,6 +335,9 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case FireSchedulesType:
 		var r FireSchedulesResult
+		return r, json.Unmarshal(b, &r)
+	case PutUserType:
+		var r PutUserResult
 		return r, json.Unmarshal(b, &r)
 	}
 	return nil, nil

@@ -76,6 +76,8 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 			return err
 		}
 		return f.store.DeleteKey(c.ID)
+	case PutUserType, DeleteUserType, PutSessionType, DeleteSessionType:
+		return f.applyUser(t, body)
 	case PutServerType:
 		var c PutServer
 		if err := decode(t, body, &c); err != nil {

@@ -43,9 +43,66 @@ func grants(role string, p perm) bool {
 
 var errUnauthorized = &apiError{http.StatusUnauthorized, "Unauthorized", "missing, invalid, expired or revoked API key: send Authorization: Bearer <key> (nimbus dev writes the admin key to DATA/admin.token)"}
 
+var errNoSession = &apiError{http.StatusUnauthorized, "Unauthorized", "missing, invalid or expired session: log in again (POST /v1/login)"}
+
+var errCSRF = &apiError{http.StatusForbidden, "Forbidden", "missing or wrong CSRF token: send the session's csrf_token in the X-CSRF-Token header"}
+
+// sessionCookie is the name of the cookie that carries a session token.
+const sessionCookie = "nimbus_session"
+
 type keyCtx struct{}
 
 type nsCtx struct{}
+
+type sessionCtx struct{}
+
+// callerSession is the session a cookie-authenticated request came with.
+type callerSession struct {
+	token   string // the cookie's value
+	session state.Session
+	user    state.User
+}
+
+// callerSessionOf returns the request's session, or nil for a request
+// authenticated by an API key.
+func callerSessionOf(ctx context.Context) *callerSession {
+	s, _ := ctx.Value(sessionCtx{}).(*callerSession)
+	return s
+}
+
+// safeMethod reports whether a method changes nothing, so that a
+// cookie-authenticated request needs no CSRF token.
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// authenticate finds who makes a request: the API key of its
+// Authorization header, else the session of its cookie (for which a
+// state-changing method needs the session's CSRF token as well).
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (state.Key, *callerSession, error) {
+	store := g.cfg.Control.Store()
+	if h := r.Header.Get("Authorization"); h != "" {
+		key, err := auth.Check(store, auth.Bearer(h))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
+			return state.Key{}, nil, errUnauthorized
+		}
+		return key, nil, nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
+		return state.Key{}, nil, errUnauthorized
+	}
+	sess, user, err := auth.CheckSession(store, c.Value)
+	if err != nil {
+		return state.Key{}, nil, errNoSession
+	}
+	if !safeMethod(r.Method) && !auth.CheckCSRF(c.Value, r.Header.Get("X-CSRF-Token")) {
+		return state.Key{}, nil, errCSRF
+	}
+	return auth.Principal(user, sess), &callerSession{token: c.Value, session: sess, user: user}, nil
+}
 
 // callerKey returns the key that authenticated the request.
 func callerKey(ctx context.Context) state.Key {
@@ -96,15 +153,18 @@ func (g *Gateway) namespaceFor(key state.Key, r *http.Request) (string, error) {
 // (role, then namespace) and rate-limited.
 func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := auth.Check(g.cfg.Control.Store(), auth.Bearer(r.Header.Get("Authorization")))
+		key, sess, err := g.authenticate(w, r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
-			writeError(w, g.log, errUnauthorized)
+			writeError(w, g.log, err)
 			return
 		}
 		if !grants(key.Role, p) {
+			who := "key"
+			if sess != nil {
+				who = "user"
+			}
 			writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden",
-				fmt.Sprintf("a %s key may not %s %s (it needs %s rights)", key.Role, r.Method, r.URL.Path, p)})
+				fmt.Sprintf("a %s %s may not %s %s (it needs %s rights)", key.Role, who, r.Method, r.URL.Path, p)})
 			return
 		}
 		if wait, ok := g.limits.take(key, g.cfg.RateLimit); !ok {
@@ -114,6 +174,9 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), keyCtx{}, key)
+		if sess != nil {
+			ctx = context.WithValue(ctx, sessionCtx{}, sess)
+		}
 		var ns string
 		if sc == scoped {
 			var err error
@@ -124,7 +187,7 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 			ctx = context.WithValue(ctx, nsCtx{}, ns)
 		}
 		r = r.WithContext(ctx)
-		if p == permRead || !audited(r) {
+		if !audited(r) {
 			h(w, r)
 			return
 		}
@@ -176,17 +239,32 @@ func (l *limiter) take(key state.Key, serverRate float64) (time.Duration, bool) 
 	if rate <= 0 {
 		return 0, true
 	}
-	burst := math.Max(rate, 1)
+	return l.takeID(key.ID, rate, math.Max(rate, 1))
+}
+
+// maxBuckets bounds the buckets kept; past it, full (idle) ones go.
+const maxBuckets = 10000
+
+// takeID spends a token of the bucket called id, which refills at rate
+// per second up to burst.
+func (l *limiter) takeID(id string, rate, burst float64) (time.Duration, bool) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buckets == nil {
 		l.buckets = map[string]*bucket{}
 	}
-	b := l.buckets[key.ID]
+	b := l.buckets[id]
 	if b == nil {
+		if len(l.buckets) >= maxBuckets {
+			for k, v := range l.buckets {
+				if now.Sub(v.last).Seconds()*rate >= burst {
+					delete(l.buckets, k)
+				}
+			}
+		}
 		b = &bucket{tokens: burst, last: now}
-		l.buckets[key.ID] = b
+		l.buckets[id] = b
 	}
 	b.tokens = math.Min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now

@@ -113,6 +113,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.Serv
 func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", g.health)
+	m.HandleFunc("POST /v1/login", g.login) // authenticates by itself
 	m.Handle("GET /metrics", g.allow(permAdmin, global, g.metrics.handler(g.cfg.Registry).ServeHTTP))
 	for _, r := range []struct {
 		pattern string
@@ -153,6 +154,12 @@ func (g *Gateway) routes() {
 		{"POST /v1/keys", permAdmin, global, g.createKey},
 		{"DELETE /v1/keys/{id}", permAdmin, global, g.revokeKey},
 		{"GET /v1/audit", permAdmin, global, g.audit},
+		{"GET /v1/session", permRead, global, g.session},
+		{"POST /v1/logout", permRead, global, g.logout},
+		{"GET /v1/users", permAdmin, global, g.listUsers},
+		{"POST /v1/users", permAdmin, global, g.createUser},
+		{"DELETE /v1/users/{name}", permAdmin, global, g.deleteUser},
+		{"PUT /v1/users/{name}/password", permRead, global, g.setPassword}, // admin or the user: checked inside
 	} {
 		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
 	}

@@ -1,5 +1,5 @@
 // Package state owns the control plane's replicated state: functions, API
-// keys and invocation records. The FSM is its only writer; everyone else
+// keys, users and their sessions, and invocation records. The FSM is its only writer; everyone else
 // reads. It is an in-memory store whose size is bounded by retention and
 // which is persisted through Raft snapshots (see docs/architecture.md).
 //
@@ -39,6 +39,8 @@ type Store struct {
 	subscriptions map[string]*client.Subscription
 	audit         []client.AuditEntry
 	namespaces    map[string]*client.Namespace
+	users         map[string]*User
+	sessions      map[string]*Session
 }
 
 // New returns an empty store.
@@ -55,6 +57,8 @@ func New() *Store {
 		settings:      map[string]string{},
 		subscriptions: map[string]*client.Subscription{},
 		namespaces:    map[string]*client.Namespace{},
+		users:         map[string]*User{},
+		sessions:      map[string]*Session{},
 	}
 }
 
@@ -73,6 +77,8 @@ type Snapshot struct {
 	Audit         []client.AuditEntry    `json:"audit"`
 	Namespaces    []*client.Namespace    `json:"namespaces"`
 	Records       []client.Invocation    `json:"records"`
+	Users         []*User                `json:"users"`
+	Sessions      []*Session             `json:"sessions"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -110,6 +116,12 @@ func (s *Store) Capture() *Snapshot {
 	for _, ns := range s.namespaces {
 		snap.Namespaces = append(snap.Namespaces, ns)
 	}
+	for _, u := range s.users {
+		snap.Users = append(snap.Users, u)
+	}
+	for _, v := range s.sessions {
+		snap.Sessions = append(snap.Sessions, v)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -122,6 +134,8 @@ func (s *Store) Capture() *Snapshot {
 		a, b := snap.Schedules[i], snap.Schedules[j]
 		return client.QualifiedName(a.Namespace, a.Name) < client.QualifiedName(b.Namespace, b.Name)
 	})
+	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
+	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
 	return snap
 }
 
@@ -193,6 +207,14 @@ func (s *Store) Restore(r io.Reader) error {
 	s.namespaces = map[string]*client.Namespace{}
 	for _, ns := range snap.Namespaces {
 		s.namespaces[ns.Name] = ns
+	}
+	s.users = make(map[string]*User, len(snap.Users))
+	for _, u := range snap.Users {
+		s.users[u.Name] = u
+	}
+	s.sessions = make(map[string]*Session, len(snap.Sessions))
+	for _, v := range snap.Sessions {
+		s.sessions[v.ID] = v
 	}
 	s.settings = snap.Settings
 	if s.settings == nil {

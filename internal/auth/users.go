@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+)
+
+// UserRoles are the roles a user can have (worker is for keys only).
+var UserRoles = []string{RoleAdmin, RoleDeveloper, RoleViewer}
+
+// Password length limits, in characters and bytes.
+const (
+	MinPasswordLen   = 8
+	MaxPasswordBytes = 1024
+)
+
+// SessionTTL is how long a session lasts after login.
+const SessionTTL = 12 * time.Hour
+
+// UserPrefix starts the principal ID of a user's session ("user:NAME"), as
+// the gateway's role checks, rate limits and audit log see it.
+const UserPrefix = "user:"
+
+// ErrBadLogin is the one answer to a wrong name or a wrong password, so
+// that a login does not tell which users exist.
+var ErrBadLogin = errors.New("wrong user name or password")
+
+// ErrNoSession is returned for a missing, malformed, unknown or expired
+// session token, or one whose user is gone.
+var ErrNoSession = errors.New("missing, invalid or expired session")
+
+var userName = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,62}$`)
+
+// ValidateUser checks a new user's name and role.
+func ValidateUser(name, role string) error {
+	if !userName.MatchString(name) {
+		return fmt.Errorf("user name %q must be 1 to 63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter", name)
+	}
+	if !slices.Contains(UserRoles, role) {
+		return fmt.Errorf("role %q is not one of %s", role, strings.Join(UserRoles, ", "))
+	}
+	return nil
+}
+
+// ValidatePassword checks a new password's length.
+func ValidatePassword(pw string) error {
+	if utf8.RuneCountInString(pw) < MinPasswordLen {
+		return fmt.Errorf("a password needs at least %d characters", MinPasswordLen)
+	}
+	if len(pw) > MaxPasswordBytes {
+		return fmt.Errorf("a password may have at most %d bytes", MaxPasswordBytes)
+	}
+	return nil
+}
+
+// Login checks a name and password. A wrong name and a wrong password
+// both cost one argon2id hash and both return ErrBadLogin.
+func Login(store *state.Store, name, password string) (state.User, error) {
+	u, err := store.User(name)
+	if err != nil {
+		VerifyPassword(decoyHash(), password)
+		return state.User{}, ErrBadLogin
+	}
+	if !VerifyPassword(u.PasswordHash, password) {
+		return state.User{}, ErrBadLogin
+	}
+	return u, nil
+}
+
+// StartSession makes a session for user and commits its hash; it returns
+// the session token (the cookie's value, which exists only there) and
+// the stored session.
+func StartSession(ctx context.Context, cp Applier, user string, now time.Time) (string, state.Session, error) {
+	idb := make([]byte, 8)
+	sec := make([]byte, 32)
+	rand.Read(idb)
+	rand.Read(sec)
+	id, secret := hex.EncodeToString(idb), hex.EncodeToString(sec)
+	sess := state.Session{ID: id, SecretHash: hashSecret(secret), User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	if _, err := cp.Apply(ctx, fsm.PutSessionType, fsm.PutSession{Session: sess, Now: now}); err != nil {
+		return "", state.Session{}, err
+	}
+	return id + "_" + secret, sess, nil
+}
+
+// parseSession splits a session token into its ID and secret.
+func parseSession(token string) (id, secret string, ok bool) {
+	id, secret, ok = strings.Cut(token, "_")
+	return id, secret, ok && len(id) == 16 && len(secret) == 64
+}
+
+// CheckSession returns the live session that token is and its user, or
+// ErrNoSession. Like Check, it costs map lookups and a constant-time
+// comparison.
+func CheckSession(store *state.Store, token string) (state.Session, state.User, error) {
+	id, secret, ok := parseSession(token)
+	if !ok {
+		return state.Session{}, state.User{}, ErrNoSession
+	}
+	sess, err := store.Session(id)
+	if err != nil {
+		return state.Session{}, state.User{}, ErrNoSession
+	}
+	if !secretMatches(sess.SecretHash, secret) || !time.Now().Before(sess.ExpiresAt) {
+		return state.Session{}, state.User{}, ErrNoSession
+	}
+	u, err := store.User(sess.User)
+	if err != nil {
+		return state.Session{}, state.User{}, ErrNoSession
+	}
+	return sess, u, nil
+}
+
+// CSRFToken is the anti-CSRF token of a session: an HMAC-SHA256 keyed by
+// the session's secret, so it is stored nowhere, any server can compute
+// it from the cookie, and no one without the cookie's value can.
+func CSRFToken(token string) string {
+	id, secret, _ := parseSession(token)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("nimbus csrf v1 " + id))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// CheckCSRF reports whether got is the session's CSRF token, comparing in
+// constant time.
+func CheckCSRF(token, got string) bool {
+	return got != "" && hmac.Equal([]byte(CSRFToken(token)), []byte(got))
+}
+
+// Principal is the key-shaped identity a session gives its requests, so
+// that role checks, rate limits and the audit log treat it like a key.
+func Principal(u state.User, sess state.Session) state.Key {
+	return state.Key{ID: UserPrefix + u.Name, Role: u.Role, Namespace: u.Namespace,
+		CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt}
+}

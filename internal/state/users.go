@@ -1,0 +1,162 @@
+package state
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// User is a dashboard user. The password itself is never stored: only its
+// argon2id hash in PHC form ($argon2id$v=19$m=…,t=…,p=…$salt$hash).
+type User struct {
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`                // admin, developer or viewer
+	Namespace    string    `json:"namespace,omitempty"` // "": the default namespace
+	PasswordHash string    `json:"password_hash"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+}
+
+// Session is a logged-in user's session. Like an API key, its token is
+// "<id>_<secret>" and only the secret's SHA-256 is stored.
+type Session struct {
+	ID         string    `json:"id"`
+	SecretHash string    `json:"secret_hash"` // hex SHA-256 of the secret part
+	User       string    `json:"user"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// maxSessionsPerUser bounds one user's live sessions; a login past it ends
+// the oldest.
+const maxSessionsPerUser = 64
+
+// PutUser stores a user. With create it refuses (false) a name already
+// taken; without, it refuses one that does not exist (ErrNotFound) and,
+// since the password may have changed, ends the user's sessions except
+// keep's (the session that made the change, if any).
+func (s *Store) PutUser(u User, create bool, keep string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, exists := s.users[u.Name]
+	if create && exists {
+		return false, nil
+	}
+	if !create {
+		if !exists {
+			return false, fmt.Errorf("user %q: %w", u.Name, ErrNotFound)
+		}
+		u.CreatedAt = old.CreatedAt
+		for id, sess := range s.sessions {
+			if sess.User == u.Name && id != keep {
+				delete(s.sessions, id)
+			}
+		}
+	}
+	s.users[u.Name] = &u
+	return true, nil
+}
+
+// DeleteUser removes a user and ends every session of theirs.
+func (s *Store) DeleteUser(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[name]; !ok {
+		return fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	delete(s.users, name)
+	for id, sess := range s.sessions {
+		if sess.User == name {
+			delete(s.sessions, id)
+		}
+	}
+	return nil
+}
+
+// User returns the user with the given name.
+func (s *Store) User(name string) (User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.users[name]
+	if !ok {
+		return User{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	return *u, nil
+}
+
+// Users returns every user, sorted by name.
+func (s *Store) Users() []User {
+	s.mu.RLock()
+	out := make([]User, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, *u)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// PutSession stores a session of an existing user (ErrNotFound if the
+// user is gone) and drops the sessions expired as of now. A user past
+// maxSessionsPerUser loses their oldest sessions.
+func (s *Store) PutSession(sess Session, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, v := range s.sessions {
+		if !now.Before(v.ExpiresAt) {
+			delete(s.sessions, id)
+		}
+	}
+	if _, ok := s.users[sess.User]; !ok {
+		return fmt.Errorf("user %q: %w", sess.User, ErrNotFound)
+	}
+	var theirs []*Session
+	for _, v := range s.sessions {
+		if v.User == sess.User {
+			theirs = append(theirs, v)
+		}
+	}
+	if over := len(theirs) + 1 - maxSessionsPerUser; over > 0 {
+		sort.Slice(theirs, func(i, j int) bool {
+			if !theirs[i].CreatedAt.Equal(theirs[j].CreatedAt) {
+				return theirs[i].CreatedAt.Before(theirs[j].CreatedAt)
+			}
+			return theirs[i].ID < theirs[j].ID
+		})
+		for _, v := range theirs[:over] {
+			delete(s.sessions, v.ID)
+		}
+	}
+	s.sessions[sess.ID] = &sess
+	return nil
+}
+
+// DeleteSession ends a session (it is not an error if it has ended).
+func (s *Store) DeleteSession(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, id)
+}
+
+// Session returns the session with the given ID.
+func (s *Store) Session(id string) (Session, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.sessions[id]
+	if !ok {
+		return Session{}, fmt.Errorf("session: %w", ErrNotFound)
+	}
+	return *v, nil
+}
+
+// Sessions returns every stored session, sorted by ID.
+func (s *Store) Sessions() []Session {
+	s.mu.RLock()
+	out := make([]Session, 0, len(s.sessions))
+	for _, v := range s.sessions {
+		out = append(out, *v)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
