@@ -22,7 +22,6 @@ const (
 	loginBurst = 10.0
 )
 
-
 func userView(u state.User) client.User {
 	return client.User{Name: u.Name, Role: u.Role, Namespace: u.Namespace, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
