@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,8 @@ func (a *app) devCommand() *cobra.Command {
 	f.BoolVar(&opts.TLS.SelfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate made in DIR/tls")
 	f.StringVar(&opts.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
 	f.Float64Var(&opts.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
+	f.DurationVar(&opts.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
+	f.DurationVar(&opts.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +52,8 @@ func (a *app) serverCommand() *cobra.Command {
 	f.StringVar(&opts.TLS.CA, "tls-ca", "", "CA that signed the other servers' certificates (default: this server's own)")
 	f.StringVar(&opts.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
 	f.Float64Var(&opts.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
+	f.DurationVar(&opts.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
+	f.DurationVar(&opts.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
 	f.BoolVar(&opts.Standby, "standby", false, "join as a non-voter, promoted when a voter has been dead for --promote-after")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -62,6 +63,9 @@ type Config struct {
 	// concurrency and their namespaces' limits; shared with the
 	// asynchronous dispatcher. New makes one when nil.
 	Concurrency *placement.Concurrency
+	// BodyTimeout bounds the arrival of a request body (plus its size at
+	// 100 KB/s); 0 for DefaultBodyTimeout, negative for none.
+	BodyTimeout time.Duration
 }
 
 // Gateway serves the API.
@@ -74,6 +78,7 @@ type Gateway struct {
 	follow   *hub[client.LogEntry]
 	events   *hub[client.Invocation]
 	mux      *http.ServeMux
+	handler  http.Handler
 }
 
 // New builds a gateway and starts its record batcher; Close stops it.
@@ -85,6 +90,10 @@ func New(cfg Config) *Gateway {
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.recorder = newRecorder(cfg.Control, cfg.Logs, cfg.Retention, cfg.Log)
 	g.routes()
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	g.handler = withBodyDeadline(g.mux, cfg.BodyTimeout)
 	return g
 }
 
@@ -106,7 +115,7 @@ func (g *Gateway) UpdateRecord(rec client.Invocation) { g.recorder.add(&rec, nil
 func (g *Gateway) Close() { g.recorder.close() }
 
 // ServeHTTP implements http.Handler.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
 // routes is the route table: every route names the permission it needs,
 // and allow checks it (and the key's rate limit) in one place.

@@ -45,6 +45,8 @@ type DevOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// Timeouts bound slow clients.
+	Timeouts HTTPTimeouts
 	// TLS serves the API over HTTPS.
 	TLS TLSOptions
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
@@ -150,7 +152,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	}
 	addr := ln.Addr().String()
 	placer := placement.New(nil, placement.Local(w))
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, nil)
 	defer async.enqueuer.Close()
 	defer gw.Close()
@@ -160,7 +162,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 
 	srv := &http.Server{
 		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: opts.Timeouts.header(),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -138,6 +138,7 @@ func parseScanPolicy(s string) (scan.Policy, error) {
 // apiSettings are the gateway settings nimbus dev and nimbus server share.
 type apiSettings struct {
 	addr       string
+	timeouts   HTTPTimeouts
 	rateLimit  float64
 	scanPolicy scan.Policy
 	smtp       notify.SMTP
@@ -153,17 +154,18 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, log)
 	cfg := gateway.Config{
-		Enqueuer:   async.enqueuer,
-		RateLimit:  set.rateLimit,
-		ScanPolicy: set.scanPolicy,
-		Control:    cp,
-		Blobs:      blobs,
-		Logs:       logs,
-		Placer:     placer,
-		Retention:  state.DefaultRetention(),
-		Registry:   reg,
-		Log:        log.With("subsystem", "gateway"),
-		APIAddr:    set.addr,
+		Enqueuer:    async.enqueuer,
+		RateLimit:   set.rateLimit,
+		ScanPolicy:  set.scanPolicy,
+		Control:     cp,
+		Blobs:       blobs,
+		Logs:        logs,
+		Placer:      placer,
+		Retention:   state.DefaultRetention(),
+		Registry:    reg,
+		Log:         log.With("subsystem", "gateway"),
+		APIAddr:     set.addr,
+		BodyTimeout: set.timeouts.Body,
 	}
 	if more != nil {
 		more(&cfg)
@@ -172,4 +174,18 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	async.connect(cp, placer, gw, log)
 	gw.SetWoken(async.dispatcher.Wake)
 	return gw, async
+}
+
+// HTTPTimeouts bound how long a client may take to send a request, so
+// that slow senders (slow loris) do not hold connections.
+type HTTPTimeouts struct {
+	Header time.Duration // the request line and headers; 0: 10 s
+	Body   time.Duration // the body, plus its size at 100 KB/s; 0: 30 s
+}
+
+func (t HTTPTimeouts) header() time.Duration {
+	if t.Header <= 0 {
+		return 10 * time.Second
+	}
+	return t.Header
 }

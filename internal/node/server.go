@@ -55,6 +55,8 @@ type ServerOptions struct {
 	SMTPAddr, SMTPFrom string
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// Timeouts bound slow clients.
+	Timeouts HTTPTimeouts
 	// TLS serves the API and the internal RPC over TLS.
 	TLS TLSOptions
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
@@ -149,7 +151,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	svc.Register(grpcServer)
 
 	placer := placement.New(registry)
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay
@@ -169,7 +171,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	srv := &http.Server{
 		Handler:           withGRPC(grpcServer, gw),
 		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: opts.Timeouts.header(),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
