@@ -46,6 +46,18 @@ func TestBanditScansDeploys(t *testing.T) {
 		t.Fatalf("bandit did not report subprocess with shell=True (B602) at main.py:3: %+v", fn.Scan.Findings)
 	}
 
+	// A namespace's policy overrides the server's (warn here).
+	n.mustCLI(0, "namespaces", "create", "strict", "--scan-policy", "block:HIGH")
+	r = n.mustCLI(3, "--namespace", "strict", "deploy", writeDir(t, map[string]string{"main.py": shellHandler}), "--name", "shelly")
+	if !strings.Contains(r.stderr, "B602") {
+		t.Fatalf("the strict namespace's block policy did not refuse the deploy:\n%s", r.stderr)
+	}
+	n.mustCLI(3, "--namespace", "strict", "get", "shelly")
+	n.mustCLI(0, "get", "shelly") // default's, deployed under warn, is still there
+	if r := n.cli("", "namespaces", "create", "odd", "--scan-policy", "sometimes"); r.code != 3 || !strings.Contains(r.stderr, "scan_policy") {
+		t.Fatalf("a bad scan policy: %+v", r)
+	}
+
 	blocking := startDev(t, t.TempDir(), "--prestart", "0", "--scan-policy", "block:HIGH")
 	r = blocking.mustCLI(3, "deploy", writeDir(t, map[string]string{"main.py": shellHandler}), "--name", "shelly")
 	if !strings.Contains(r.stderr, "B602") || !strings.Contains(r.stderr, "422") {
