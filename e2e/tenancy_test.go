@@ -160,6 +160,19 @@ func TestNamespacesKeepTenantsApart(t *testing.T) {
 		t.Error("team-b's key disabled default's schedule")
 	}
 
+	// Each namespace signs its webhooks with a secret of its own.
+	secretOf := func(key string) string {
+		var out struct{ Secret string }
+		waitFor(t, 15*time.Second, "the webhook secret exists", func() bool {
+			_, _, b := n.callIn(t, key, "", "GET", "/v1/webhooks/secret", "")
+			return json.Unmarshal(b, &out) == nil && out.Secret != ""
+		})
+		return out.Secret
+	}
+	if a, b := secretOf(n.token), secretOf(devB.Secret); a == b {
+		t.Error("default and team-b share a webhook signing secret")
+	}
+
 	// An admin names a namespace that does not exist: 404 saying so.
 	if status, _, b := n.callIn(t, n.token, "nowhere", "GET", "/v1/functions", ""); status != 404 || !strings.Contains(string(b), "nowhere") {
 		t.Errorf("admin in a missing namespace: %d %s", status, b)

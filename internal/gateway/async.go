@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -83,9 +86,10 @@ func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"redriven": moved})
 }
 
-// webhookSecret shows the secret that signs webhook deliveries.
+// webhookSecret shows the secret that signs the namespace's webhook
+// deliveries.
 func (g *Gateway) webhookSecret(w http.ResponseWriter, r *http.Request) {
-	secret, ok := g.cfg.Control.Store().Setting(WebhookSecretKey)
+	secret, ok := WebhookSecret(g.cfg.Control.Store(), callerNS(r.Context()))
 	if !ok {
 		writeError(w, g.log, &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "the webhook secret is not created yet: the leader makes it on taking office"})
 		return
@@ -93,5 +97,21 @@ func (g *Gateway) webhookSecret(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"secret": secret, "header": "X-Nimbus-Signature", "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"})
 }
 
-// WebhookSecretKey is the setting that holds the webhook signing secret.
+// WebhookSecretKey is the setting that holds the cluster's webhook
+// master secret, from which each namespace's signing secret is derived.
 const WebhookSecretKey = "webhook_secret"
+
+// WebhookSecret returns the secret that signs namespace ns's webhook
+// deliveries (destinations and notifications): HMAC-SHA256 of the
+// namespace under the cluster's master secret, so each namespace has its
+// own and knowing one tells nothing of another's or of the master. It is
+// false until the leader has made the master secret.
+func WebhookSecret(store *state.Store, ns string) (string, bool) {
+	master, ok := store.Setting(WebhookSecretKey)
+	if !ok {
+		return "", false
+	}
+	m := hmac.New(sha256.New, []byte(master))
+	m.Write([]byte("nimbus webhook secret of namespace " + client.NamespaceOf(ns)))
+	return hex.EncodeToString(m.Sum(nil)), true
+}

@@ -35,7 +35,7 @@ type asyncParts struct {
 func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, log *slog.Logger) *asyncParts {
 	a := &asyncParts{enqueuer: queue.NewEnqueuer(cp)}
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
-	secret := func() string { s, _ := cp.Store().Setting(gateway.WebhookSecretKey); return s }
+	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
 	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
 	cp.Store().ObserveRecords(a.notifier.Observe)
 	return a
@@ -54,7 +54,7 @@ func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw
 				return
 			}
 			go func() {
-				secret, _ := cp.Store().Setting(gateway.WebhookSecretKey)
+				secret, _ := gateway.WebhookSecret(cp.Store(), o.Function.Namespace)
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
 				d := deliverer.Deliver(ctx, url, secret, queue.DestinationRecord(o))

@@ -53,7 +53,7 @@ type SMTP struct {
 // only, so each notification goes out once.
 type Notifier struct {
 	subs      func() []client.Subscription
-	secret    func() string
+	secret    func(namespace string) string
 	smtp      SMTP
 	deliverer *Deliverer
 	log       *slog.Logger
@@ -62,7 +62,7 @@ type Notifier struct {
 }
 
 // NewNotifier returns a notifier over the given subscriptions source.
-func NewNotifier(subs func() []client.Subscription, secret func() string, smtpCfg SMTP, log *slog.Logger) *Notifier {
+func NewNotifier(subs func() []client.Subscription, secret func(namespace string) string, smtpCfg SMTP, log *slog.Logger) *Notifier {
 	return &Notifier{subs: subs, secret: secret, smtp: smtpCfg, deliverer: &Deliverer{Attempts: 3}, log: log,
 		ch: make(chan client.Invocation, 4096)}
 }
@@ -131,7 +131,7 @@ func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
 			go func(url string) {
 				dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				if d := n.deliverer.Deliver(dctx, url, n.secret(), body); d.Err != nil {
+				if d := n.deliverer.Deliver(dctx, url, n.secret(r.Namespace), body); d.Err != nil {
 					n.log.Warn("notification webhook failed", "subscription", s.ID, "err", d.Err)
 				}
 			}(s.Webhook)

@@ -83,7 +83,7 @@ func TestNotifierSendsWebhooksAndMailForMatchingConditions(t *testing.T) {
 		{ID: "s-hook", Function: "f", On: []string{OnFailure}, Webhook: srv.URL},
 		{ID: "s-mail", On: []string{OnTimeout}, Email: "ops@example.test"},
 	}
-	n := NewNotifier(func() []client.Subscription { return subs }, func() string { return "k" },
+	n := NewNotifier(func() []client.Subscription { return subs }, func(string) string { return "k" },
 		SMTP{Addr: addr, From: "nimbus@example.test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -121,7 +121,7 @@ func TestNotifierSendsWebhooksAndMailForMatchingConditions(t *testing.T) {
 }
 
 func TestANotifierThatDoesNotLeadIgnoresChanges(t *testing.T) {
-	n := NewNotifier(func() []client.Subscription { return nil }, func() string { return "" }, SMTP{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := NewNotifier(func() []client.Subscription { return nil }, func(string) string { return "" }, SMTP{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for i := 0; i < 10000; i++ {
 		n.Observe(client.Invocation{ID: "x", Status: client.StatusSuccess})
 	}
