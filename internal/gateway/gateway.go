@@ -58,6 +58,10 @@ type Config struct {
 	// or off: no scan).
 	ScanPolicy scan.Policy
 	Scanner    scan.Scanner
+	// Health, when set, adds what a server says of itself to /healthz
+	// (its id, internal address, whether it has state and which CA):
+	// what a new node needs to find a server's internal port.
+	Health func() any
 }
 
 // Gateway serves the API.
@@ -137,6 +141,7 @@ func (g *Gateway) routes() {
 		{"POST /v1/cluster/servers", permAdmin, g.joinServer},
 		{"DELETE /v1/cluster/servers/{id}", permAdmin, g.removeServer},
 		{"POST /v1/cluster/workers/{id}/drain", permAdmin, g.drainWorker},
+		{"POST /v1/cluster/tokens", permAdmin, g.createJoinToken},
 		{"GET /v1/keys", permAdmin, g.listKeys},
 		{"POST /v1/keys", permAdmin, g.createKey},
 		{"DELETE /v1/keys/{id}", permAdmin, g.revokeKey},
@@ -151,5 +156,9 @@ func (g *Gateway) routes() {
 }
 
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	out := map[string]any{"status": "ok"}
+	if g.cfg.Health != nil {
+		out["server"] = g.cfg.Health()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
