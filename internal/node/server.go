@@ -346,6 +346,10 @@ func serverIdentity(ident *pki.Identity, opts ServerOptions, apiAddr string, log
 		if role, name := ident.Name(); role != pki.RoleServer || name != opts.NodeID {
 			return fmt.Errorf("%s holds the certificate of %s %s, not of server %s", filepath.Join(opts.DataDir, "pki"), role, name, opts.NodeID)
 		}
+		if ca := ident.CA(); !ident.Covers(hosts) && ca.Key != nil {
+			log.Info("the server's addresses changed: issuing it a new certificate", "hosts", hosts)
+			return ident.IssueSelf(ca, pki.RoleServer, opts.NodeID, hosts)
+		}
 		return nil
 	}
 	if ca := ident.CA(); ca != nil && ca.Key != nil {

@@ -185,6 +185,11 @@ func (d *serverDirectory) Internal(apiAddr string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	h, err := discover(ctx, apiAddr, d.tls)
+	if err != nil && d.tls == nil {
+		// An HTTPS API without --tls-ca: /healthz only says where the
+		// internal port is, which enrolment and mutual TLS then check.
+		h, err = discover(ctx, apiAddr, discoveryTLS(true))
+	}
 	if err != nil {
 		return ""
 	}
@@ -216,6 +221,10 @@ func enrolWorker(ctx context.Context, ident *pki.Identity, dir *serverDirectory,
 		for _, s := range opts.Servers {
 			addr := dir.Internal(s)
 			if addr == "" {
+				if msg := "no Nimbus server answers /healthz at " + s; msg != last {
+					last = msg
+					log.Warn("enrolment: waiting for a server", "server", s)
+				}
 				continue
 			}
 			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -171,6 +171,21 @@ func (id *Identity) Ready() bool {
 	return id.cert != nil
 }
 
+// Covers reports whether the node's certificate is valid for every one
+// of hosts.
+func (id *Identity) Covers(hosts []string) bool {
+	_, cert := id.current()
+	if cert == nil || cert.Leaf == nil {
+		return false
+	}
+	for _, h := range hosts {
+		if cert.Leaf.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // Name returns the role and name of the node's certificate.
 func (id *Identity) Name() (Role, string) {
 	id.mu.RLock()
