@@ -256,3 +256,52 @@ func (c *testCluster) output(p *clusterProc) string {
 	c.mu.Unlock()
 	return out.String()
 }
+
+// TestMTLSServerJoinsWithAServerToken: a new server with a server join
+// token (and no bootstrap key) gets its certificate and the CA's key from
+// a member, joins the Raft group over mutual TLS and serves the API.
+func TestMTLSServerJoinsWithAServerToken(t *testing.T) {
+	c := startCluster(t, 1, 0)
+	r := c.mustCLI(0, 0, "cluster", "token", "create", "--role", "server", "--ttl", "10m")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	api := freePort(t)
+	s := &clusterProc{id: "s2", args: []string{"server", "--node-id", "s2", "--data", filepath.Join(c.dir, "s2"),
+		"--listen", api, "--raft", freePort(t), "--join", c.servers[0].addr, "--join-token", lines[len(lines)-1]}}
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
+	c.start(s, apiLine)
+	c.waitHealthy(1)
+	waitFor(t, 30*time.Second, "both servers see two healthy servers", func() bool {
+		for i := range c.servers {
+			cl, err := c.clusterView(i)
+			if err != nil || len(cl.Servers) != 2 {
+				return false
+			}
+			for _, s := range cl.Servers {
+				if !s.Healthy {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	var fps []string
+	for _, id := range []string{"s1", "s2"} {
+		ident, err := pki.Load(filepath.Join(c.dir, id, "pki"))
+		if err != nil || ident.CA() == nil || ident.CA().Key == nil {
+			t.Fatalf("%s: no CA with its key (%v)", id, err)
+		}
+		fps = append(fps, ident.CA().Fingerprint())
+	}
+	if fps[0] != fps[1] {
+		t.Errorf("the servers have two CAs: %v", fps)
+	}
+	// A write through the new server is forwarded to the leader over
+	// mutual TLS.
+	c.mustCLI(1, 0, "keys", "create", "--role", "viewer", "--note", "made-through-s2")
+	waitFor(t, 20*time.Second, "the key made through s2 is on s1", func() bool {
+		r := c.cli(0, 20*time.Second, "keys", "ls")
+		return strings.Contains(r.stdout, "made-through-s2")
+	})
+}
