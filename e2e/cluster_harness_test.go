@@ -124,21 +124,66 @@ func (c *testCluster) addWorker() int {
 	return c.addWorkerWithKey(c.token)
 }
 
-// addWorkerWithKey starts a worker that presents key.
+// addWorkerWithKey starts a worker that presents key (to get its
+// certificate).
 func (c *testCluster) addWorkerWithKey(key string) int {
+	c.t.Helper()
+	return c.addWorkerArgs("--token", key)
+}
+
+// addWorkerArgs starts a worker with extra arguments (its credential)
+// and returns its index.
+func (c *testCluster) addWorkerArgs(extra ...string) int {
 	c.t.Helper()
 	c.mu.Lock()
 	i := len(c.workers)
 	id := fmt.Sprintf("w%d", i+1)
-	args := []string{"worker", "--servers", c.join, "--data", filepath.Join(c.dir, id), "--id", id, "--slots", "2", "--token", key}
-	if os.Geteuid() != 0 {
-		args = append(args, "--insecure-no-sandbox")
-	}
-	w := &clusterProc{id: id, args: args}
+	c.mu.Unlock()
+	return c.addNamedWorker(id, extra...)
+}
+
+// addNamedWorker starts worker id (data in DIR/id) with extra arguments.
+func (c *testCluster) addNamedWorker(id string, extra ...string) int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.workers)
+	w := &clusterProc{id: id, args: append(c.workerArgs(id), extra...)}
 	c.workers = append(c.workers, w)
 	c.mu.Unlock()
 	c.start(w, workerRPCLine)
 	return i
+}
+
+func (c *testCluster) workerArgs(id string) []string {
+	args := []string{"worker", "--servers", c.join, "--data", filepath.Join(c.dir, id), "--id", id, "--slots", "2"}
+	if os.Geteuid() != 0 {
+		args = append(args, "--insecure-no-sandbox")
+	}
+	return args
+}
+
+// failingWorker runs a worker that is expected to exit (refused), and
+// returns how it ended; a worker still running after a minute is killed
+// and reported with code -1.
+func (c *testCluster) failingWorker(id string, extra ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nimbusBin, append(c.workerArgs(id), extra...)...)
+	cmd.Env = os.Environ()
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+		if ctx.Err() != nil {
+			code = -1
+		}
+	} else if err != nil {
+		c.t.Fatalf("worker %s: %v", id, err)
+	}
+	return result{code, so.String(), se.String()}
 }
 
 // start runs p and waits until it prints the line matching ready, whose

@@ -33,7 +33,14 @@ const (
 	RoleWorker    = "worker"    // internal RPC only: registration, heartbeats, code
 )
 
-// Roles lists the valid roles.
+// Roles of join tokens (see internal/pki): they enrol a node once, for a
+// certificate of the cluster CA, and open no API route.
+const (
+	RoleJoinWorker = "join-worker"
+	RoleJoinServer = "join-server"
+)
+
+// Roles lists the valid roles of API keys.
 var Roles = []string{RoleAdmin, RoleDeveloper, RoleViewer, RoleWorker}
 
 // KeyOptions are a new key's settings.

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"nimbus/pkg/client"
 )
 
 func (a *app) clusterCommand() *cobra.Command {
@@ -37,7 +40,37 @@ func (a *app) clusterCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(join, remove)
+	var tokenRole, tokenTTL, tokenNote string
+	tokenCreate := &cobra.Command{
+		Use:   "create",
+		Short: "Make a join token: a new worker or server presents it once to get its certificate",
+		Long: "Make a join token (admin). A worker started with --join-token (or a server with\n" +
+			"--join-token) presents it to a server's internal port with a certificate request\n" +
+			"and gets its certificate of the cluster CA. The token is printed once, on the last\n" +
+			"line; the servers keep only its hash. Revoke it with `nimbus keys revoke ID`.",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tokenRole != "worker" && tokenRole != "server" {
+				return usagef("--role is worker or server")
+			}
+			k, err := a.client().CreateJoinToken(cmd.Context(), client.JoinTokenRequest{Role: tokenRole, TTL: tokenTTL, Note: tokenNote})
+			if err != nil {
+				return a.platform(err)
+			}
+			if a.json() {
+				return printJSON(a.env.Stdout, k)
+			}
+			fmt.Fprintf(a.env.Stdout, "join token %s for a %s, valid until %s\n%s\n", k.ID, tokenRole,
+				k.ExpiresAt.Local().Format(time.RFC3339), k.Secret)
+			return nil
+		},
+	}
+	tokenCreate.Flags().StringVar(&tokenRole, "role", "worker", "worker or server")
+	tokenCreate.Flags().StringVar(&tokenTTL, "ttl", "1h", "how long the token is valid (e.g. 30m, 12h, 2d)")
+	tokenCreate.Flags().StringVar(&tokenNote, "note", "", "a note kept with the token")
+	token := &cobra.Command{Use: "token", Short: "Join tokens for new workers and servers", Args: usageArgs(cobra.NoArgs)}
+	token.AddCommand(tokenCreate)
+	cmd.AddCommand(join, remove, token)
 	return cmd
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 
 func (a *app) serverCommand() *cobra.Command {
 	opts := node.ServerOptions{}
+	var joinToken, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a control-plane server (a Raft member, API gateway and, when leader, scheduler)",
@@ -29,8 +32,13 @@ func (a *app) serverCommand() *cobra.Command {
 			if opts.BootstrapTokenFile != "" {
 				opts.BootstrapTokenFile = a.path(opts.BootstrapTokenFile)
 			}
+			t, err := a.joinToken(joinToken, joinTokenFile)
+			if err != nil {
+				return err
+			}
+			opts.JoinToken = t
 			opts.Out = a.env.Stdout
-			err := node.RunServer(cmd.Context(), opts)
+			err = node.RunServer(cmd.Context(), opts)
 			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
 				return a.platform(err)
 			}
@@ -45,11 +53,14 @@ func (a *app) serverCommand() *cobra.Command {
 	f.IntVar(&opts.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers see each other")
 	f.StringSliceVar(&opts.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
 	f.StringVar(&opts.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
+	f.StringVar(&joinToken, "join-token", "", "a server join token (nimbus cluster token create --role server) to get this server's certificate with")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding a server join token")
 	f.DurationVar(&opts.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
 	f.StringVar(&opts.TLS.Cert, "tls-cert", "", "serve the API and internal RPC over TLS with this certificate (PEM)")
 	f.StringVar(&opts.TLS.Key, "tls-key", "", "the certificate's key (PEM)")
 	f.BoolVar(&opts.TLS.SelfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate made in DATA/tls")
-	f.StringVar(&opts.TLS.CA, "tls-ca", "", "CA that signed the other servers' certificates (default: this server's own)")
+	f.StringVar(&opts.TLS.CA, "tls-ca", "", "no effect: internal traffic is mutual TLS with the cluster's own CA")
+	f.MarkDeprecated("tls-ca", "internal traffic is mutual TLS with the cluster's own CA; the flag has no effect")
 	f.StringVar(&opts.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
 	f.Float64Var(&opts.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
 	f.DurationVar(&opts.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
@@ -66,6 +77,7 @@ func (a *app) serverCommand() *cobra.Command {
 
 func (a *app) workerCommand() *cobra.Command {
 	opts := node.WorkerOptions{}
+	var joinToken, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run an execution node that registers with the servers and runs invocations",
@@ -76,8 +88,16 @@ func (a *app) workerCommand() *cobra.Command {
 			if opts.Token == "" {
 				opts.Token = a.env.Getenv("NIMBUS_TOKEN")
 			}
+			t, err := a.joinToken(joinToken, joinTokenFile)
+			if err != nil {
+				return err
+			}
+			if t == "" {
+				t = strings.TrimSpace(a.env.Getenv("NIMBUS_JOIN_TOKEN"))
+			}
+			opts.JoinToken = t
 			opts.Out = a.env.Stdout
-			err := node.RunWorker(cmd.Context(), opts)
+			err = node.RunWorker(cmd.Context(), opts)
 			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
 				return a.platform(err)
 			}
@@ -92,7 +112,9 @@ func (a *app) workerCommand() *cobra.Command {
 	f.StringVar(&opts.Advertise, "advertise", "", "address the servers reach this worker at (default --listen)")
 	f.IntVar(&opts.Slots, "slots", 0, "concurrent invocations (default one per core)")
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
-	f.StringVar(&opts.TLSCA, "tls-ca", "", "CA of the servers' TLS certificates: talk to them over TLS")
+	f.StringVar(&opts.TLSCA, "tls-ca", "", "CA of the servers' API certificates, when their API is HTTPS")
+	f.StringVar(&joinToken, "join-token", "", "a join token (nimbus cluster token create) to get this worker's certificate with, on its first start")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding a join token")
 	f.Float64Var(&opts.PressureLimit, "pressure-limit", 90, "refuse new work while busy and CPU or memory pressure (PSI avg10, %) is above this; negative: never")
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	cmd.MarkFlagRequired("servers")
@@ -109,4 +131,19 @@ func (a *app) workerCommand() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// joinToken reads a join token from the flag or the file (not both).
+func (a *app) joinToken(token, file string) (string, error) {
+	if token != "" && file != "" {
+		return "", usagef("--join-token and --join-token-file: one or the other")
+	}
+	if file == "" {
+		return strings.TrimSpace(token), nil
+	}
+	b, err := os.ReadFile(a.path(file))
+	if err != nil {
+		return "", usagef("--join-token-file: %v", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -28,6 +28,22 @@ func (n *Node) Self() (role string, term, lastIndex uint64) {
 	return role, parseUint(stats["term"]), parseUint(stats["last_log_index"])
 }
 
+// InternalAddr is the internal address (Raft, internal RPC and
+// enrolment share it) of server id in the Raft configuration, "" if it
+// is not there.
+func (n *Node) InternalAddr(id string) string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return ""
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return string(s.Address)
+		}
+	}
+	return ""
+}
+
 func (n *Node) isVoter(id string) bool {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -68,7 +84,7 @@ func (p *Prober) Run(ctx context.Context) {
 			if s.ID == p.node.id || p.node.rpc == nil {
 				continue
 			}
-			c, err := p.node.rpc.Control(s.APIAddr)
+			c, err := p.node.rpc.Control(s.Raft)
 			if err != nil {
 				continue
 			}

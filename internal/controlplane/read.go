@@ -201,18 +201,18 @@ func (a *appliedFSM) covers(index uint64, snapshotIndex func() uint64) bool {
 }
 
 // rpcLeader reaches the leader over the Control RPC (Config.RPC), finding
-// its API address in the replicated server list.
+// its internal address (its Raft address) in the Raft configuration.
 type rpcLeader struct{ n *Node }
 
 func (l rpcLeader) control(leaderID string) (rpcpb.ControlClient, error) {
 	if l.n.rpc == nil {
 		return nil, ErrNotLeader
 	}
-	info, ok := l.n.store.ServerInfo(leaderID)
-	if !ok {
-		return nil, fmt.Errorf("%w (leader %s has not registered its address yet)", ErrNotLeader, leaderID)
+	addr := l.n.InternalAddr(leaderID)
+	if addr == "" {
+		return nil, fmt.Errorf("%w (leader %s is not in this server's configuration)", ErrNotLeader, leaderID)
 	}
-	return l.n.rpc.Control(info.APIAddr)
+	return l.n.rpc.Control(addr)
 }
 
 func (l rpcLeader) Apply(ctx context.Context, leaderID string, req *rpcpb.ApplyRequest) (*rpcpb.ApplyResponse, error) {

@@ -2,17 +2,16 @@ package controlplane
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"nimbus/internal/auth"
 	"nimbus/internal/blob"
+	"nimbus/internal/pki"
+	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
 )
 
@@ -25,42 +24,40 @@ type Heartbeats interface {
 // Service is the server side of the internal Control RPC.
 type Service struct {
 	rpcpb.UnimplementedControlServer
-	// clusterKey, when set, is also accepted on internal calls: servers
-	// of a new cluster share it (--bootstrap-token-file) before any key
-	// is committed.
-	clusterKey string
-	node       *Node
-	apiAddr    string
-	blobs      *blob.Store
-	workers    Heartbeats
+	node    *Node
+	apiAddr string
+	blobs   *blob.Store
+	workers Heartbeats
 }
 
-// NewService returns the Control service of node. clusterKey may be "".
-func NewService(node *Node, apiAddr, clusterKey string, blobs *blob.Store, workers Heartbeats) *Service {
-	return &Service{node: node, apiAddr: apiAddr, clusterKey: clusterKey, blobs: blobs, workers: workers}
+// NewService returns the Control service of node.
+func NewService(node *Node, apiAddr string, blobs *blob.Store, workers Heartbeats) *Service {
+	return &Service{node: node, apiAddr: apiAddr, blobs: blobs, workers: workers}
 }
 
-// Register adds the service to a gRPC server, with an interceptor that
-// admits only calls carrying a key of role admin or worker.
+// Register adds the service to a gRPC server.
 func (s *Service) Register(g *grpc.Server) { rpcpb.RegisterControlServer(g, s) }
 
-// AuthInterceptor checks the bearer key of every internal call against
-// the replicated key store.
+// workerMethods are the calls a worker's certificate may make; a
+// server's may make every call.
+var workerMethods = map[string]bool{
+	rpcpb.Control_Heartbeat_FullMethodName: true,
+	rpcpb.Control_GetBlob_FullMethodName:   true,
+}
+
+// AuthInterceptor authorises every internal call by the caller's
+// certificate (verified against the cluster CA by the TLS handshake):
+// servers may call everything, workers only heartbeat and fetch code.
 func (s *Service) AuthInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var token string
-		if v := md.Get("authorization"); len(v) > 0 {
-			token = auth.Bearer(v[0])
-		}
-		if s.clusterKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.clusterKey)) == 1 {
+		role, _, ok := rpc.Caller(ctx)
+		switch {
+		case !ok:
+			return nil, status.Error(codes.Unauthenticated, "internal RPC needs a certificate of the cluster CA")
+		case role == pki.RoleServer, role == pki.RoleWorker && workerMethods[info.FullMethod]:
 			return h(ctx, req)
 		}
-		key, err := auth.Check(s.node.Store(), token)
-		if err != nil || (key.Role != "admin" && key.Role != "worker") {
-			return nil, status.Error(codes.Unauthenticated, "internal RPC needs an admin or worker key")
-		}
-		return h(ctx, req)
+		return nil, status.Errorf(codes.PermissionDenied, "a %s may not call %s", role, info.FullMethod)
 	}
 }
 
@@ -124,6 +121,9 @@ func (s *Service) GetBlob(ctx context.Context, req *rpcpb.GetBlobRequest) (*rpcp
 func (s *Service) Heartbeat(ctx context.Context, hb *rpcpb.WorkerHeartbeat) (*rpcpb.HeartbeatResponse, error) {
 	if hb.WorkerId == "" || hb.Address == "" || strings.ContainsAny(hb.WorkerId, " \n") {
 		return nil, status.Error(codes.InvalidArgument, "a heartbeat needs a worker id and an address")
+	}
+	if role, name, _ := rpc.Caller(ctx); role == pki.RoleWorker && name != hb.WorkerId {
+		return nil, status.Errorf(codes.PermissionDenied, "worker %s may not heartbeat as %s", name, hb.WorkerId)
 	}
 	s.workers.Heartbeat(hb)
 	return &rpcpb.HeartbeatResponse{ServerId: s.node.ID()}, nil

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
+	"nimbus/internal/auth"
 	"nimbus/internal/placement"
 	"nimbus/pkg/client"
 )
@@ -82,4 +86,59 @@ func (g *Gateway) drainWorker(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"draining": r.PathValue("id")})
+}
+
+// createJoinToken makes a join token: {"role": "worker"|"server", "ttl":
+// "1h", "note"}. A token is a key of role join-worker or join-server that
+// opens no route; a node presents it to a server's internal port to get
+// its certificate signed (internal/pki). Only its hash is stored. The
+// answer holds the token, the only time it is shown.
+func (g *Gateway) createJoinToken(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Membership == nil {
+		writeError(w, g.log, errNotACluster)
+		return
+	}
+	var body struct {
+		Role string `json:"role"`
+		TTL  string `json:"ttl"`
+		Note string `json:"note"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, g.log, bodyError(err, "token request is not valid JSON"))
+		return
+	}
+	opts := auth.KeyOptions{Note: body.Note}
+	switch body.Role {
+	case "", "worker":
+		opts.Role = auth.RoleJoinWorker
+	case "server":
+		opts.Role = auth.RoleJoinServer
+	default:
+		writeError(w, g.log, badRequest(fmt.Sprintf("role %q: a join token is for a worker or a server", body.Role)))
+		return
+	}
+	ttl := time.Hour
+	if body.TTL != "" {
+		d, err := parseExpiry(body.TTL)
+		if err != nil {
+			writeError(w, g.log, badRequest("ttl: "+err.Error()))
+			return
+		}
+		ttl = d
+	}
+	opts.ExpiresAt = time.Now().UTC().Add(ttl)
+	if opts.Note == "" {
+		opts.Note = "join token for a " + strings.TrimPrefix(opts.Role, "join-")
+	}
+	token, key, err := auth.CreateKeyWith(r.Context(), g.cfg.Control, opts)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	v := viewOf(key)
+	v.Key = token
+	g.log.Info("join token created", "key_id", key.ID, "role", key.Role, "by", callerKey(r.Context()).ID)
+	writeJSON(w, http.StatusCreated, v)
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// BodyTimeout bounds the arrival of a request body (plus its size at
 	// 100 KB/s); 0 for DefaultBodyTimeout, negative for none.
 	BodyTimeout time.Duration
+	// Health, when set, adds what a server says of itself to /healthz
+	// (its id, internal address, whether it has state and which CA):
+	// what a new node needs to find a server's internal port.
+	Health func() any
 }
 
 // Gateway serves the API.
@@ -159,6 +163,7 @@ func (g *Gateway) routes() {
 		{"POST /v1/cluster/servers", permAdmin, global, g.joinServer},
 		{"DELETE /v1/cluster/servers/{id}", permAdmin, global, g.removeServer},
 		{"POST /v1/cluster/workers/{id}/drain", permAdmin, global, g.drainWorker},
+		{"POST /v1/cluster/tokens", permAdmin, global, g.createJoinToken},
 		{"GET /v1/keys", permAdmin, global, g.listKeys},
 		{"POST /v1/keys", permAdmin, global, g.createKey},
 		{"DELETE /v1/keys/{id}", permAdmin, global, g.revokeKey},
@@ -179,5 +184,9 @@ func (g *Gateway) routes() {
 }
 
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	out := map[string]any{"status": "ok"}
+	if g.cfg.Health != nil {
+		out["server"] = g.cfg.Health()
+	}
+	writeJSON(w, http.StatusOK, out)
 }

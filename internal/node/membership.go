@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -19,29 +20,38 @@ type membership struct {
 	cp       *controlplane.Node
 	pool     *rpc.Pool
 	registry *placement.Registry
+	// discoveryTLS reads other servers' /healthz over an API served
+	// with TLS; nil for plain HTTP.
+	discoveryTLS *tls.Config
 }
 
 // leader returns a Control client of the current leader.
 func (m *membership) leader() (rpcpb.ControlClient, error) {
-	id := m.cp.LeaderID()
-	info, ok := m.cp.Store().ServerInfo(id)
-	if id == "" || !ok {
+	addr := m.cp.InternalAddr(m.cp.LeaderID())
+	if addr == "" {
 		return nil, controlplane.ErrNotLeader
 	}
-	return m.pool.Control(info.APIAddr)
+	return m.pool.Control(addr)
 }
 
 // JoinServer adds the server answering at addr, as a voter or not.
 func (m *membership) JoinServer(ctx context.Context, addr string, voter bool) (string, error) {
-	c, err := m.pool.Control(addr)
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	h, err := discover(ictx, addr, m.discoveryTLS)
+	if err != nil {
+		return "", fmt.Errorf("no Nimbus server answers at %s: %w", addr, err)
+	}
+	// The new server must already hold a certificate of this cluster's CA
+	// (it enrols with a join token or the bootstrap key): ServerInfo over
+	// mutual TLS checks that before it is added.
+	c, err := m.pool.Control(h.Internal)
 	if err != nil {
 		return "", err
 	}
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	info, err := c.ServerInfo(ictx, &rpcpb.ServerInfoRequest{})
 	if err != nil {
-		return "", fmt.Errorf("no Nimbus server answers at %s: %w", addr, err)
+		return "", fmt.Errorf("server at %s is not reachable over this cluster's mutual TLS (has it enrolled?): %w", addr, err)
 	}
 	l, err := m.leader()
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
 	"nimbus/internal/notify"
+	"nimbus/internal/pki"
 	"nimbus/internal/placement"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
@@ -44,6 +45,10 @@ type ServerOptions struct {
 	// BootstrapTokenFile holds the cluster's initial admin key, which the
 	// servers also use between themselves.
 	BootstrapTokenFile string
+	// JoinToken (a server join token from `nimbus cluster token create
+	// --role server`) lets a new server get its certificate without the
+	// bootstrap key.
+	JoinToken string
 	// WorkerDeadAfter: a worker silent this long is offered nothing; 0 for
 	// five heartbeats (5 s).
 	WorkerDeadAfter time.Duration
@@ -57,7 +62,8 @@ type ServerOptions struct {
 	RateLimit float64
 	// Timeouts bound slow clients.
 	Timeouts HTTPTimeouts
-	// TLS serves the API and the internal RPC over TLS.
+	// TLS serves the API over TLS. (Internal traffic is always mutual
+	// TLS with the cluster CA's certificates, on the Raft port.)
 	TLS TLSOptions
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
 	// scanning with Bandit at deploy.
@@ -105,34 +111,40 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		return err
 	}
 
+	ident, err := pki.Load(filepath.Join(opts.DataDir, "pki"))
+	if err != nil {
+		return fmt.Errorf("cluster certificate: %w", err)
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	apiAddr := ln.Addr().String()
+	if err := serverIdentity(ident, opts, apiAddr, log); err != nil {
+		ln.Close()
+		return err
+	}
 	raftAdvertise, err := net.ResolveTCPAddr("tcp", opts.Raft)
+	if err == nil && (raftAdvertise.IP == nil || raftAdvertise.IP.IsUnspecified()) {
+		err = errors.New("it must be an address the other servers can reach, not an unspecified one")
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("--raft %s: %w", opts.Raft, err)
 	}
-	transport, err := raft.NewTCPTransport(opts.Raft, raftAdvertise, 3, 10*time.Second, os.Stderr)
+	// The internal port: Raft, the Control service and enrolment, all TLS.
+	iln, err := net.Listen("tcp", opts.Raft)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("raft transport on %s: %w", opts.Raft, err)
+		return fmt.Errorf("internal port (--raft) %s: %w", opts.Raft, err)
 	}
-	var serverTLS, clientTLS *tls.Config
-	if opts.TLS.Enabled() {
-		var certFile string
-		if serverTLS, certFile, err = opts.TLS.serverConfig(opts.DataDir, apiAddr); err != nil {
-			ln.Close()
-			return err
-		}
-		if clientTLS, err = opts.TLS.clientConfig(certFile); err != nil {
-			ln.Close()
-			return err
-		}
-	}
-	pool := rpc.NewPool(token, clientTLS)
+	mux := pki.NewMux(iln, ident.ServerConfig(true, []string{pki.ProtoRaft, pki.ProtoGRPC}, pki.RoleServer, pki.RoleWorker), log.With("subsystem", "internal"))
+	defer mux.Close()
+	stream := &raftStream{Listener: mux.Listener(pki.ProtoRaft), advertise: raftAdvertise, id: ident, log: log.With("subsystem", "raft")}
+	grpcLn, enrolLn := mux.Listener(pki.ProtoGRPC), mux.Listener(pki.ProtoEnrol)
+	go mux.Serve()
+	transport := raft.NewNetworkTransport(stream, 3, 10*time.Second, os.Stderr)
+	pool := rpc.NewPool(ident)
 	defer pool.Close()
 	cp, err := controlplane.Start(controlplane.Config{
 		NodeID: opts.NodeID, DataDir: opts.DataDir, Transport: transport, RPC: pool,
@@ -146,30 +158,44 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 
 	prober := controlplane.NewProber(cp)
 	registry := placement.NewRegistry(pool, opts.WorkerDeadAfter, log.With("subsystem", "placement"))
-	svc := controlplane.NewService(cp, apiAddr, token, blobs, registry)
-	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	svc := controlplane.NewService(cp, apiAddr, blobs, registry)
+	grpcServer := grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	svc.Register(grpcServer)
+	go grpcServer.Serve(grpcLn)
+	enrolSrv := &pki.EnrolServer{Identity: ident, Authorize: enrolAuthorizer(cp.Store(), token), Log: log.With("subsystem", "enrol")}
+	go enrolSrv.Serve(enrolLn)
 
 	placer := placement.New(registry)
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay
-		c.Membership = &membership{cp: cp, pool: pool, registry: registry}
+		c.Membership = &membership{cp: cp, pool: pool, registry: registry, discoveryTLS: discoveryTLS(opts.TLS.Enabled())}
+		c.Health = func() any {
+			h := serverHealth{ID: cp.ID(), Internal: cp.RaftAddr(), Bootstrapped: cp.HasState()}
+			if ca := ident.CA(); ca != nil {
+				h.CA = ca.Fingerprint()
+			}
+			return h
+		}
 	})
 	defer async.enqueuer.Close()
 	defer gw.Close()
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	if serverTLS != nil {
-		protocols.SetHTTP2(true) // gRPC between servers and workers, over TLS
+	if opts.TLS.Enabled() {
+		serverTLS, certFile, err := opts.TLS.serverConfig(opts.DataDir, apiAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		protocols.SetHTTP2(true)
 		ln = tls.NewListener(ln, serverTLS)
-	} else {
-		protocols.SetUnencryptedHTTP2(true) // gRPC between servers and workers
+		log.Info("serving the API over TLS", "certificate", certFile)
 	}
 	srv := &http.Server{
-		Handler:           withGRPC(grpcServer, gw),
+		Handler:           gw,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: opts.Timeouts.header(),
 		IdleTimeout:       2 * time.Minute,
@@ -180,7 +206,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go joinCluster(runCtx, cp, pool, opts, apiAddr, log)
+	go joinCluster(runCtx, cp, pool, ident, opts, apiAddr, token, log)
 	go registerSelf(runCtx, cp, apiAddr, log)
 	go runLeaderServices(runCtx, cp, async, log.With("subsystem", "leader"), func(ctx context.Context) {
 		leaderDuties(ctx, cp, token, opts.DataDir, log)
@@ -189,10 +215,10 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
 
 	scheme := "http"
-	if serverTLS != nil {
+	if opts.TLS.Enabled() {
 		scheme = "https"
 	}
-	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:   "+scheme+"://%s\n  Raft:  %s\n  Data:  %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
+	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:       "+scheme+"://%s\n  Internal:  %s (Raft and internal RPC, mutual TLS)\n  Data:      %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
 	log.Info("nimbus server started", "api", apiAddr, "raft", cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
 
 	select {
@@ -209,24 +235,13 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	return nil
 }
 
-// withGRPC sends HTTP/2 gRPC requests to g and everything else to h.
-func withGRPC(g *grpc.Server, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			g.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // clusterToken reads the bootstrap token file, or else DATA/admin.token.
 func clusterToken(opts ServerOptions) (string, error) {
 	path := opts.BootstrapTokenFile
 	if path == "" {
 		path = filepath.Join(opts.DataDir, "admin.token")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			if opts.BootstrapExpect > 1 || len(opts.Join) > 0 {
+			if (opts.BootstrapExpect > 1 || len(opts.Join) > 0) && opts.JoinToken == "" {
 				return "", errors.New("servers of a cluster share a key: pass --bootstrap-token-file (a file holding a key such as one made by `nimbus keys`-style generation: nimbus_<id>_<64 hex>)")
 			}
 			return "", nil // a single server makes its own key on first start
@@ -246,8 +261,9 @@ func clusterToken(opts ServerOptions) (string, error) {
 // joinCluster brings a node without state into a cluster: with
 // --bootstrap-expect it waits until it sees that many unbootstrapped
 // servers and bootstraps with them; otherwise, or once a cluster exists,
-// it asks a member to add it. Without peers it bootstraps alone.
-func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opts ServerOptions, apiAddr string, log *slog.Logger) {
+// it asks a member to add it. Without peers it bootstraps alone. A node
+// without a certificate first gets one (see obtainCertificate).
+func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, ident *pki.Identity, opts ServerOptions, apiAddr, token string, log *slog.Logger) {
 	if cp.HasState() {
 		return
 	}
@@ -257,45 +273,62 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opt
 		}
 		return
 	}
+	credToken := token
+	if opts.JoinToken != "" {
+		credToken = opts.JoinToken
+	}
+	cred, err := credentialOf(credToken)
+	if err != nil {
+		log.Error("no credential to get this server's certificate with", "err", err)
+		return
+	}
+	dtls := discoveryTLS(opts.TLS.Enabled())
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	var lastErr string
 	for {
 		if cp.LeaderID() != "" && cp.InConfiguration(cp.ID()) {
 			return
 		}
-		peers := []controlplane.Peer{{ID: cp.ID(), Raft: cp.RaftAddr()}}
-		var members []string
+		var seen []serverHealth
 		for _, addr := range opts.Join {
 			if addr == apiAddr {
 				continue
 			}
-			c, err := pool.Control(addr)
-			if err != nil {
-				continue
-			}
-			ictx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := c.ServerInfo(ictx, &rpcpb.ServerInfoRequest{})
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			h, err := discover(dctx, addr, dtls)
 			cancel()
-			if err != nil || info.Id == cp.ID() {
-				continue
-			}
-			if info.Bootstrapped {
-				members = append(members, addr)
-			} else {
-				peers = append(peers, controlplane.Peer{ID: info.Id, Raft: info.RaftAddress})
+			if err == nil && h.ID != cp.ID() {
+				seen = append(seen, h)
 			}
 		}
-		if len(members) > 0 {
-			if askToJoin(ctx, pool, members, cp, apiAddr, opts.Standby, log) {
+		if !ident.Ready() {
+			if err := obtainCertificate(ctx, ident, seen, cred, opts, apiAddr, log); err != nil && err.Error() != lastErr {
+				lastErr = err.Error()
+				log.Error("getting this server's certificate", "err", err)
+			}
+		} else {
+			peers := []controlplane.Peer{{ID: cp.ID(), Raft: cp.RaftAddr()}}
+			var members []string
+			for _, h := range seen {
+				if h.Bootstrapped {
+					members = append(members, h.Internal)
+				} else {
+					peers = append(peers, controlplane.Peer{ID: h.ID, Raft: h.Internal})
+				}
+			}
+			if len(members) > 0 {
+				if askToJoin(ctx, pool, members, cp, apiAddr, opts.Standby, log) {
+					return
+				}
+			} else if !opts.Standby && opts.BootstrapExpect > 0 && len(peers) >= opts.BootstrapExpect {
+				sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
+				log.Info("bootstrapping the cluster", "servers", len(peers))
+				if err := cp.Bootstrap(peers); err != nil {
+					log.Error("bootstrap", "err", err)
+				}
 				return
 			}
-		} else if !opts.Standby && opts.BootstrapExpect > 0 && len(peers) >= opts.BootstrapExpect {
-			sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
-			log.Info("bootstrapping the cluster", "servers", len(peers))
-			if err := cp.Bootstrap(peers); err != nil {
-				log.Error("bootstrap", "err", err)
-			}
-			return
 		}
 		select {
 		case <-ctx.Done():
@@ -305,8 +338,91 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, opt
 	}
 }
 
-// askToJoin asks each member in turn to add this node; a member that is
-// not the leader refuses, and the leader accepts.
+// serverIdentity makes sure a server that can have its certificate now
+// has it: one it kept, one it signs with the CA key it kept, or, for a
+// lone server (no --join), a new cluster CA of its own. A server of a
+// cluster without them gets them in joinCluster.
+func serverIdentity(ident *pki.Identity, opts ServerOptions, apiAddr string, log *slog.Logger) error {
+	hosts := pki.Hosts(opts.Raft, apiAddr)
+	if ident.Ready() {
+		if role, name := ident.Name(); role != pki.RoleServer || name != opts.NodeID {
+			return fmt.Errorf("%s holds the certificate of %s %s, not of server %s", filepath.Join(opts.DataDir, "pki"), role, name, opts.NodeID)
+		}
+		if ca := ident.CA(); !ident.Covers(hosts) && ca.Key != nil {
+			log.Info("the server's addresses changed: issuing it a new certificate", "hosts", hosts)
+			return ident.IssueSelf(ca, pki.RoleServer, opts.NodeID, hosts)
+		}
+		return nil
+	}
+	if ca := ident.CA(); ca != nil && ca.Key != nil {
+		return ident.IssueSelf(ca, pki.RoleServer, opts.NodeID, hosts)
+	}
+	if len(opts.Join) == 0 && !opts.Standby {
+		ca, err := pki.NewCA()
+		if err != nil {
+			return err
+		}
+		log.Info("created the cluster CA", "fingerprint", ca.Fingerprint())
+		return ident.IssueSelf(ca, pki.RoleServer, opts.NodeID, hosts)
+	}
+	return nil
+}
+
+// obtainCertificate gets a new server its certificate and the cluster CA
+// (with its key): by enrolment at a server that has them, with the
+// bootstrap key or a server join token; or, while a new cluster forms
+// and nobody has a CA, the server with the lowest id of the bootstrap
+// set makes it and the others enrol with it. So the cluster has one CA.
+func obtainCertificate(ctx context.Context, ident *pki.Identity, seen []serverHealth, cred pki.Credential, opts ServerOptions, apiAddr string, log *slog.Logger) error {
+	hosts := pki.Hosts(opts.Raft, apiAddr)
+	var errs []error
+	for _, h := range seen {
+		if h.CA == "" {
+			continue
+		}
+		key, err := pki.NewKey()
+		if err != nil {
+			return err
+		}
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ca, cert, err := pki.Enrol(ectx, h.Internal, cred, pki.RoleServer, opts.NodeID, hosts, key)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ca.Key == nil {
+			errs = append(errs, fmt.Errorf("%s sent no CA key", h.ID))
+			continue
+		}
+		if err := ident.Install(ca, cert, key); err != nil {
+			return err
+		}
+		log.Info("got this server's certificate", "from", h.ID, "ca", ca.Fingerprint())
+		return nil
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if opts.Standby || opts.BootstrapExpect <= 0 || len(seen)+1 < opts.BootstrapExpect {
+		return nil
+	}
+	for _, h := range seen {
+		if h.Bootstrapped || h.ID < opts.NodeID {
+			return nil // not ours to make: wait for that server's CA
+		}
+	}
+	ca, err := pki.NewCA()
+	if err != nil {
+		return err
+	}
+	log.Info("created the cluster CA", "fingerprint", ca.Fingerprint())
+	return ident.IssueSelf(ca, pki.RoleServer, opts.NodeID, hosts)
+}
+
+// askToJoin asks each member (at its internal address) in turn to add
+// this node; a member that is not the leader refuses, and the leader
+// accepts.
 func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *controlplane.Node, apiAddr string, standby bool, log *slog.Logger) bool {
 	for _, m := range members {
 		c, err := pool.Control(m)
@@ -395,7 +511,7 @@ func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx 
 					cancel()
 				}
 				results <- result{err}
-			}(s.APIAddr)
+			}(s.Raft)
 		}
 		var errs []error
 		for i := 0; i < sent; i++ {

@@ -17,16 +17,15 @@ import (
 	"time"
 )
 
-// TLSOptions configure HTTPS for the API (and, on servers, the internal
-// RPC that shares its port).
+// TLSOptions configure HTTPS for the API.
 type TLSOptions struct {
 	Cert, Key string // PEM files; both or neither
 	// SelfSigned makes (once, in DATA/tls) a self-signed certificate for
 	// the listen address when no Cert is given.
 	SelfSigned bool
-	// CA verifies other servers' certificates for internal RPC; default
-	// the server's own certificate (enough for a self-signed single node
-	// or a cluster sharing one certificate).
+	// CA verifies the servers' API certificates where a worker reads
+	// their /healthz (worker --tls-ca). Internal traffic does not use it:
+	// it is mutual TLS with the cluster CA (internal/pki).
 	CA string
 }
 

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
+	"nimbus/internal/pki"
 	"nimbus/internal/rpc"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/worker"
@@ -28,11 +31,12 @@ type WorkerOptions struct {
 	Listen            string // the worker's RPC address
 	Advertise         string // the address servers reach it at; default Listen
 	Slots             int    // 0 for one per core
-	Token             string // an admin or worker key
+	Token             string // an admin or worker key, to enrol with
+	JoinToken         string // a worker join token, to enrol with
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
 	PressureLimit     float64 // see worker.AgentConfig
-	TLSCA             string  // CA of the servers' certificates: talk to them over TLS
+	TLSCA             string  // CA of the servers' API certificates, when their API is HTTPS
 	Prestart          int     // sandboxes per runtime started ahead; 0 for none
 
 	Out      io.Writer
@@ -44,9 +48,6 @@ type WorkerOptions struct {
 func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	if len(opts.Servers) == 0 {
 		return errors.New("a worker needs --servers")
-	}
-	if opts.Token == "" {
-		return errors.New("a worker needs a key: --token or NIMBUS_TOKEN (an admin or worker key)")
 	}
 	if opts.DataDir == "" {
 		opts.DataDir = ".nimbus-worker"
@@ -86,15 +87,35 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	if c, ok := exec.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-	var clientTLS *tls.Config
+	var apiTLS *tls.Config
 	if opts.TLSCA != "" {
 		var err error
-		if clientTLS, err = (TLSOptions{CA: opts.TLSCA}).clientConfig(""); err != nil {
+		if apiTLS, err = (TLSOptions{CA: opts.TLSCA}).clientConfig(""); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	pool := rpc.NewPool(opts.Token, clientTLS)
+	dir := &serverDirectory{tls: apiTLS, known: map[string]string{}}
+	ident, err := pki.Load(filepath.Join(opts.DataDir, "pki"))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("worker certificate: %w", err)
+	}
+	if role, name := ident.Name(); !ident.Ready() || role != pki.RoleWorker || name != opts.ID {
+		cred := opts.JoinToken
+		if cred == "" {
+			cred = opts.Token
+		}
+		if cred == "" {
+			ln.Close()
+			return errors.New("a new worker needs a credential to get its certificate: a join token (--join-token, --join-token-file or NIMBUS_JOIN_TOKEN, from `nimbus cluster token create`) or an admin or worker key (--token or NIMBUS_TOKEN)")
+		}
+		if err := enrolWorker(ctx, ident, dir, opts, cred, log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	pool := rpc.NewPool(ident)
 	defer pool.Close()
 	w, err := worker.New(worker.Config{
 		ID:          opts.ID,
@@ -104,7 +125,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		Runtimes:    runtimes,
 		Executor:    exec,
 		Prestart:    max(opts.Prestart, 0),
-		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Pool: pool},
+		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Resolve: dir.Internal, Pool: pool},
 		Log:         log,
 	})
 	if err != nil {
@@ -112,8 +133,11 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		return err
 	}
 	defer w.Close()
-	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Advertise: opts.Advertise, Pool: pool, PressureLimit: opts.PressureLimit, Log: log})
-	g := grpc.NewServer(grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Resolve: dir.Internal, Advertise: opts.Advertise, Pool: pool, PressureLimit: opts.PressureLimit, Log: log})
+	// Only servers of the cluster, with their certificates, reach the
+	// worker's RPC.
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
+		grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	agent.Register(g)
 	go g.Serve(ln)
 
@@ -139,4 +163,93 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	stopHB()
 	<-hbDone
 	return nil
+}
+
+// serverDirectory maps the servers' API addresses (--servers) to their
+// internal addresses, read from their /healthz once each answers.
+type serverDirectory struct {
+	tls   *tls.Config
+	mu    sync.Mutex
+	known map[string]string
+}
+
+// Internal returns the internal address of the server at apiAddr, "" if
+// it has not answered yet.
+func (d *serverDirectory) Internal(apiAddr string) string {
+	d.mu.Lock()
+	addr, ok := d.known[apiAddr]
+	d.mu.Unlock()
+	if ok {
+		return addr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	h, err := discover(ctx, apiAddr, d.tls)
+	if err != nil && d.tls == nil {
+		// An HTTPS API without --tls-ca: /healthz only says where the
+		// internal port is, which enrolment and mutual TLS then check.
+		h, err = discover(ctx, apiAddr, discoveryTLS(true))
+	}
+	if err != nil {
+		return ""
+	}
+	d.mu.Lock()
+	d.known[apiAddr] = h.Internal
+	d.mu.Unlock()
+	return h.Internal
+}
+
+// enrolWorker gets the worker its certificate from the first server that
+// answers, presenting cred (a join token or key) with a request for a
+// key made here; the key never leaves the worker. A server's refusal
+// (unknown or expired token) ends the attempt with its reason; servers
+// that cannot be reached are tried again until ctx ends.
+func enrolWorker(ctx context.Context, ident *pki.Identity, dir *serverDirectory, opts WorkerOptions, token string, log *slog.Logger) error {
+	cred, err := credentialOf(token)
+	if err != nil {
+		return err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	hosts := pki.Hosts(opts.Advertise)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		for _, s := range opts.Servers {
+			addr := dir.Internal(s)
+			if addr == "" {
+				if msg := "no Nimbus server answers /healthz at " + s; msg != last {
+					last = msg
+					log.Warn("enrolment: waiting for a server", "server", s)
+				}
+				continue
+			}
+			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ca, cert, err := pki.Enrol(ectx, addr, cred, pki.RoleWorker, opts.ID, hosts, key)
+			cancel()
+			if err == nil {
+				if err := ident.Install(ca, cert, key); err != nil {
+					return err
+				}
+				log.Info("got this worker's certificate", "from", s, "ca", ca.Fingerprint())
+				return nil
+			}
+			if pki.IsRefused(err) {
+				log.Error("the cluster refused this worker", "err", err)
+				return err
+			}
+			if err.Error() != last {
+				last = err.Error()
+				log.Warn("enrolment failed; trying again", "server", s, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }

@@ -1,63 +1,53 @@
 // Package rpc owns Nimbus's internal RPC (proto/nimbus.proto): the
-// connections servers and workers keep to each other, the bearer-key
-// credentials they carry, and the server side of the Control service.
+// connections servers and workers keep to each other over mutual TLS
+// with certificates of the cluster CA (internal/pki), and the peer
+// identity that calls carry.
 package rpc
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 
+	"nimbus/internal/pki"
 	"nimbus/internal/rpc/rpcpb"
 )
 
 // WorkerSecretHeader carries, on calls to a worker, the secret that the
-// worker announced in its heartbeats; a worker serves no one else.
+// worker announced in its heartbeats (on top of mutual TLS).
 const WorkerSecretHeader = "x-nimbus-worker-secret"
 
 // Pool keeps one client connection per address. Safe for concurrent use;
 // the zero value is not usable, call NewPool.
 type Pool struct {
-	token string
-	tls   *tls.Config
+	id    *pki.Identity
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// NewPool returns a pool whose calls carry token as their bearer key,
-// over TLS when tlsConfig is not nil (else cleartext HTTP/2).
-func NewPool(token string, tlsConfig *tls.Config) *Pool {
-	return &Pool{token: token, tls: tlsConfig, conns: map[string]*grpc.ClientConn{}}
+// NewPool returns a pool whose connections are mutual TLS with id's
+// certificate, and accept only peers with a certificate of id's CA.
+func NewPool(id *pki.Identity) *Pool {
+	return &Pool{id: id, conns: map[string]*grpc.ClientConn{}}
 }
 
-// SetToken changes the bearer key of later calls.
-func (p *Pool) SetToken(token string) {
-	p.mu.Lock()
-	p.token = token
-	p.mu.Unlock()
-}
-
-// conn returns the connection to addr, over TLS when useTLS and the pool
-// has a TLS config.
-func (p *Pool) conn(addr string, useTLS bool) (*grpc.ClientConn, error) {
+// conn returns the connection to addr, whose certificate must name the
+// role want.
+func (p *Pool) conn(addr string, want pki.Role) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	creds := insecure.NewCredentials()
-	key := "h2c://" + addr
-	if useTLS && p.tls != nil {
-		creds = credentials.NewTLS(p.tls)
-		key = "tls://" + addr
-	}
+	key := string(want) + "://" + addr
 	if c, ok := p.conns[key]; ok {
 		return c, nil
 	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(creds),
-		grpc.WithPerRPCCredentials(bearer{p}),
+		grpc.WithTransportCredentials(credentials.NewTLS(p.id.ClientConfig(pki.ProtoGRPC, want))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	)
 	if err != nil {
@@ -67,20 +57,19 @@ func (p *Pool) conn(addr string, useTLS bool) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-// Control returns a client of the Control service at addr.
+// Control returns a client of the Control service at a server's internal
+// address.
 func (p *Pool) Control(addr string) (rpcpb.ControlClient, error) {
-	c, err := p.conn(addr, true)
+	c, err := p.conn(addr, pki.RoleServer)
 	if err != nil {
 		return nil, err
 	}
 	return rpcpb.NewControlClient(c), nil
 }
 
-// Worker returns a client of the Worker service at addr. Workers serve
-// cleartext HTTP/2 (their calls are authenticated by the worker's secret;
-// TLS for workers' own listener is not built yet).
+// Worker returns a client of the Worker service at a worker's address.
 func (p *Pool) Worker(addr string) (rpcpb.WorkerClient, error) {
-	c, err := p.conn(addr, false)
+	c, err := p.conn(addr, pki.RoleWorker)
 	if err != nil {
 		return nil, err
 	}
@@ -97,15 +86,42 @@ func (p *Pool) Close() {
 	}
 }
 
-// bearer attaches the pool's key to every call.
-type bearer struct{ p *Pool }
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	b.p.mu.Lock()
-	defer b.p.mu.Unlock()
-	return map[string]string{"authorization": "Bearer " + b.p.token}, nil
+// Caller returns the role and name in the verified client certificate of
+// an incoming call.
+func Caller(ctx context.Context) (pki.Role, string, bool) {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", "", false
+	}
+	info, ok := pr.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return "", "", false
+	}
+	return pki.IdentityOf(info.State.PeerCertificates[0])
 }
 
-// RequireTransportSecurity is false: without TLS the key travels in the
-// clear (documented; servers take --tls-cert to encrypt).
-func (bearer) RequireTransportSecurity() bool { return false }
+// Handshaken is the transport credentials of a gRPC server whose
+// connections arrive already past their TLS handshake (from a pki.Mux):
+// it passes them through and exposes their TLS state to the handlers.
+func Handshaken() credentials.TransportCredentials { return handshaken{} }
+
+type handshaken struct{}
+
+func (handshaken) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("server-side credentials only")
+}
+
+func (handshaken) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, nil, errors.New("internal RPC needs mutual TLS")
+	}
+	return c, credentials.TLSInfo{State: tc.ConnectionState(),
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+}
+
+func (handshaken) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
+func (h handshaken) Clone() credentials.TransportCredentials { return h }
+func (handshaken) OverrideServerName(string) error           { return nil }

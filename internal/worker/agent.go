@@ -28,8 +28,11 @@ import (
 
 // AgentConfig configures the remote side of a worker.
 type AgentConfig struct {
-	Servers   []string // API addresses of the servers
-	Advertise string   // the address servers reach this worker's RPC at
+	Servers []string // API addresses of the servers
+	// Resolve maps a server's API address to its internal address ("" if
+	// not known yet).
+	Resolve   func(apiAddr string) string
+	Advertise string // the address servers reach this worker's RPC at
 	Pool      *rpc.Pool
 	// Interval between heartbeats; 0 for one second.
 	Interval time.Duration
@@ -56,6 +59,9 @@ type Agent struct {
 // NewAgent wraps w. Its secret (sent in heartbeats, required on every call
 // from a server) is random per start.
 func NewAgent(w *Worker, cfg AgentConfig) *Agent {
+	if cfg.Resolve == nil {
+		cfg.Resolve = func(s string) string { return s }
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
@@ -150,11 +156,16 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
 	registered := map[string]bool{}
+	lastErr := map[string]string{}
 	for {
 		a.readPressure()
 		hb := a.heartbeat()
 		for _, s := range a.cfg.Servers {
-			c, err := a.cfg.Pool.Control(s)
+			addr := a.cfg.Resolve(s)
+			if addr == "" {
+				continue
+			}
+			c, err := a.cfg.Pool.Control(addr)
 			if err != nil {
 				continue
 			}
@@ -162,12 +173,14 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 			_, err = c.Heartbeat(hctx, hb)
 			cancel()
 			switch {
-			case err != nil && registered[s]:
+			case err != nil && (registered[s] || lastErr[s] != err.Error()):
 				a.cfg.Log.Warn("heartbeat failed", "server", s, "err", err)
 				registered[s] = false
+				lastErr[s] = err.Error()
 			case err == nil && !registered[s]:
 				a.cfg.Log.Info("registered with server", "server", s)
 				registered[s] = true
+				lastErr[s] = ""
 			}
 		}
 		select {
@@ -213,7 +226,8 @@ func (a *Agent) readPressure() {
 // RemoteBlobs fetches code packages from the servers, trying each in
 // turn, and checks every blob against its digest.
 type RemoteBlobs struct {
-	Servers []string
+	Servers []string                    // API addresses
+	Resolve func(apiAddr string) string // to internal addresses
 	Pool    *rpc.Pool
 }
 
@@ -221,7 +235,15 @@ type RemoteBlobs struct {
 func (r RemoteBlobs) Get(ctx context.Context, digest string) ([]byte, error) {
 	var errs []error
 	for _, s := range r.Servers {
-		c, err := r.Pool.Control(s)
+		addr := s
+		if r.Resolve != nil {
+			addr = r.Resolve(s)
+		}
+		if addr == "" {
+			errs = append(errs, fmt.Errorf("%s has not answered yet", s))
+			continue
+		}
+		c, err := r.Pool.Control(addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -64,3 +64,18 @@ func (c *Client) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 	_, err := c.doJSON(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
 	return out.Audit, err
 }
+
+// JoinTokenRequest asks for a join token.
+type JoinTokenRequest struct {
+	Role string `json:"role,omitempty"` // worker (default) or server
+	TTL  string `json:"ttl,omitempty"`  // e.g. "1h" (default), "2d"
+	Note string `json:"note,omitempty"`
+}
+
+// CreateJoinToken makes a join token (admin only): Secret is the token a
+// new worker or server presents once to get its certificate.
+func (c *Client) CreateJoinToken(ctx context.Context, req JoinTokenRequest) (Key, error) {
+	var out Key
+	_, err := c.doJSON(ctx, http.MethodPost, "/v1/cluster/tokens", nil, req, &out)
+	return out, err
+}
