@@ -103,10 +103,8 @@ func (g *Gateway) createJoinToken(w http.ResponseWriter, r *http.Request) {
 		TTL  string `json:"ttl"`
 		Note string `json:"note"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, g.log, bodyError(err, "token request is not valid JSON"))
+	if err := decodeStrict(w, r, &body, 4<<10, "token request"); err != nil {
+		writeError(w, g.log, err)
 		return
 	}
 	opts := auth.KeyOptions{Note: body.Note}
@@ -132,13 +130,5 @@ func (g *Gateway) createJoinToken(w http.ResponseWriter, r *http.Request) {
 	if opts.Note == "" {
 		opts.Note = "join token for a " + strings.TrimPrefix(opts.Role, "join-")
 	}
-	token, key, err := auth.CreateKeyWith(r.Context(), g.cfg.Control, opts)
-	if err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	v := viewOf(key)
-	v.Key = token
-	g.log.Info("join token created", "key_id", key.ID, "role", key.Role, "by", callerKey(r.Context()).ID)
-	writeJSON(w, http.StatusCreated, v)
+	g.issueKey(w, r, opts, "join token created")
 }

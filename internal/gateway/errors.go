@@ -3,8 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
@@ -69,3 +71,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
 }
+
+// decodeStrict reads a JSON body of at most limit bytes into v, refusing
+// unknown fields (400, or 413 beyond the limit, naming what).
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any, limit int64, what string) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err, what+" is not valid JSON")
+	}
+	return nil
+}
+
+// nameFromPath checks an object's name against its path's: a body may
+// leave the name out (it is the path's) but not name another, and the
+// name must match re, described by rule.
+func nameFromPath(kind string, name *string, path string, re *regexp.Regexp, rule string) error {
+	if *name == "" {
+		*name = path
+	}
+	if *name != path {
+		return badRequest(fmt.Sprintf("%s name %q does not match the path's %q", kind, *name, path))
+	}
+	if !re.MatchString(path) {
+		return badRequest(fmt.Sprintf("%s name %q must be %s", kind, path, rule))
+	}
+	return nil
+}
+
+// dnsLabelRule describes dnsLabelRe, the rule of namespace and schedule
+// names.
+const dnsLabelRule = "1-63 characters of a-z, 0-9 and '-', starting with a letter"
+
+var dnsLabelRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -65,10 +64,8 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 		RateLimit float64 `json:"rate_limit"`
 		Note      string  `json:"note"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, g.log, bodyError(err, "key request is not valid JSON"))
+	if err := decodeStrict(w, r, &body, 4<<10, "key request"); err != nil {
+		writeError(w, g.log, err)
 		return
 	}
 	if !slices.Contains(auth.Roles, body.Role) {
@@ -99,6 +96,12 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.ExpiresAt = time.Now().UTC().Add(d)
 	}
+	g.issueKey(w, r, opts, "key created")
+}
+
+// issueKey commits a new key (or join token) and answers 201 with it,
+// the only time its secret is shown.
+func (g *Gateway) issueKey(w http.ResponseWriter, r *http.Request, opts auth.KeyOptions, logMsg string) {
 	token, key, err := auth.CreateKeyWith(r.Context(), g.cfg.Control, opts)
 	if err != nil {
 		writeError(w, g.log, err)
@@ -106,7 +109,7 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	v := viewOf(key)
 	v.Key = token
-	g.log.Info("key created", "key_id", key.ID, "role", key.Role, "by", callerKey(r.Context()).ID)
+	g.log.Info(logMsg, "key_id", key.ID, "role", key.Role, "by", callerKey(r.Context()).ID)
 	writeJSON(w, http.StatusCreated, v)
 }
 

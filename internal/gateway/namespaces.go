@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"time"
 
 	"nimbus/internal/auth"
@@ -15,8 +12,6 @@ import (
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
-
-var namespaceNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 // listNamespaces shows every namespace to an admin, and its own to any
 // other key.
@@ -50,26 +45,18 @@ func (g *Gateway) getNamespace(w http.ResponseWriter, r *http.Request) {
 // {"concurrency"?, "scan_policy"?}.
 func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 	var ns client.Namespace
-	if r.ContentLength != 0 {
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ns); err != nil && !errors.Is(err, io.EOF) {
-			writeError(w, g.log, bodyError(err, "namespace is not valid JSON"))
+	if r.ContentLength != 0 { // an empty body: a namespace with defaults
+		if err := decodeStrict(w, r, &ns, 4<<10, "namespace"); err != nil {
+			writeError(w, g.log, err)
 			return
 		}
 	}
 	name := r.PathValue("name")
-	if ns.Name == "" {
-		ns.Name = name
+	if err := nameFromPath("namespace", &ns.Name, name, dnsLabelRe, dnsLabelRule); err != nil {
+		writeError(w, g.log, err)
+		return
 	}
-	switch {
-	case ns.Name != name:
-		writeError(w, g.log, badRequest(fmt.Sprintf("namespace name %q does not match the path's %q", ns.Name, name)))
-		return
-	case !namespaceNameRe.MatchString(name):
-		writeError(w, g.log, badRequest(fmt.Sprintf("namespace name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter", name)))
-		return
-	case ns.Concurrency < 0:
+	if ns.Concurrency < 0 {
 		writeError(w, g.log, badRequest("concurrency must be 0 (no limit) or more"))
 		return
 	}

@@ -4,15 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/scheduler"
 	"nimbus/pkg/client"
 )
-
-var scheduleNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 func (g *Gateway) withNextFire(sc client.Schedule) client.Schedule {
 	if e, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err == nil && !sc.Disabled {
@@ -46,23 +43,16 @@ func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
 // function, expression, time zone, policy and event.
 func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 	var sc client.Schedule
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sc); err != nil {
-		writeError(w, g.log, bodyError(err, "schedule is not valid JSON"))
+	if err := decodeStrict(w, r, &sc, 1<<20, "schedule"); err != nil {
+		writeError(w, g.log, err)
 		return
 	}
 	name := r.PathValue("name")
-	if sc.Name == "" {
-		sc.Name = name
+	if err := nameFromPath("schedule", &sc.Name, name, dnsLabelRe, dnsLabelRule); err != nil {
+		writeError(w, g.log, err)
+		return
 	}
 	switch {
-	case sc.Name != name:
-		writeError(w, g.log, badRequest(fmt.Sprintf("schedule name %q does not match the path's %q", sc.Name, name)))
-		return
-	case !scheduleNameRe.MatchString(name):
-		writeError(w, g.log, badRequest(fmt.Sprintf("schedule name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter", name)))
-		return
 	case sc.Function == "":
 		writeError(w, g.log, badRequest("a schedule needs a function"))
 		return

@@ -3,7 +3,6 @@ package gateway
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -30,10 +29,8 @@ func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 // createSubscription stores {function?, on: [...], webhook | email}.
 func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 	var s client.Subscription
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		writeError(w, g.log, bodyError(err, "subscription is not valid JSON"))
+	if err := decodeStrict(w, r, &s, 64<<10, "subscription"); err != nil {
+		writeError(w, g.log, err)
 		return
 	}
 	if len(s.On) == 0 {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -24,16 +23,6 @@ const (
 
 func userView(u state.User) client.User {
 	return client.User{Name: u.Name, Role: u.Role, Namespace: u.Namespace, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
-}
-
-// decodeStrict reads a small JSON body with no unknown fields.
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any, what string) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err, what+" is not valid JSON")
-	}
-	return nil
 }
 
 // login checks {name, password} and starts a session: the token goes in
@@ -59,7 +48,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		Name     string `json:"name"`
 		Password string `json:"password"`
 	}
-	if err := decodeStrict(w, r, &body, "login request"); err != nil {
+	if err := decodeStrict(w, r, &body, 8<<10, "login request"); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -127,7 +116,7 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
 // createUser makes a user: {name, role, namespace?, password}.
 func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 	var body client.UserRequest
-	if err := decodeStrict(w, r, &body, "user request"); err != nil {
+	if err := decodeStrict(w, r, &body, 8<<10, "user request"); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -196,7 +185,7 @@ func (g *Gateway) setPassword(w http.ResponseWriter, r *http.Request) {
 		Password        string `json:"password"`
 		CurrentPassword string `json:"current_password"`
 	}
-	if err := decodeStrict(w, r, &body, "password request"); err != nil {
+	if err := decodeStrict(w, r, &body, 8<<10, "password request"); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
