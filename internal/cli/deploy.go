@@ -108,6 +108,9 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	}
 	t := newTable(a.env.Stdout)
 	t.row("name:", fn.Name)
+	if fn.Namespace != "" && fn.Namespace != client.DefaultNamespace {
+		t.row("namespace:", fn.Namespace)
+	}
 	t.row("revision:", strconv.FormatInt(fn.Revision, 10)+" ("+verb+")")
 	t.row("code sha256:", fn.CodeSHA256)
 	t.row("code size:", humanBytes(fn.CodeSize))

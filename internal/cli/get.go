@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"nimbus/pkg/client"
 )
 
 func (a *app) getCommand() *cobra.Command {
@@ -29,6 +31,7 @@ func (a *app) getCommand() *cobra.Command {
 			}
 			t := newTable(a.env.Stdout)
 			t.row("name:", f.Name)
+			t.row("namespace:", client.NamespaceOf(f.Namespace))
 			t.row("description:", f.Description)
 			t.row("revision:", strconv.FormatInt(f.Revision, 10))
 			t.row("runtime:", runtime)
