@@ -5,6 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"nimbus/pkg/client"
 )
 
 // poolProbe reports what an instance can see of earlier instances: /tmp,
@@ -92,4 +95,53 @@ func TestPreStartedSandboxesServeOneFunctionEach(t *testing.T) {
 func jsonNumber(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestProvisionedInstancesAreReadyAndStay checks provisioned concurrency:
+// a function with provisioned: 1 has an instance started before its
+// first invocation, which is therefore warm, and that instance outlives
+// the idle timeout that stops an ordinary function's.
+func TestProvisionedInstancesAreReadyAndStay(t *testing.T) {
+	n := startDev(t, t.TempDir(), "--prestart", "0", "--idle-timeout", "1s")
+	if status, e := n.deployJSON("ready", map[string]any{"provisioned": 1}, zipOf(t, map[string]string{"main.py": okHandler})); status != 201 {
+		t.Fatalf("deploy: %d %+v", status, e)
+	}
+	if status, e := n.deployJSON("ordinary", map[string]any{}, zipOf(t, map[string]string{"main.py": okHandler})); status != 201 {
+		t.Fatalf("deploy: %d %+v", status, e)
+	}
+	if status, e := n.deployJSON("too-many", map[string]any{"provisioned": 3, "reserved_concurrency": 2}, zipOf(t, map[string]string{"main.py": okHandler})); status != 400 || !strings.Contains(e.Error.Message, "provisioned") {
+		t.Fatalf("provisioned beyond reserved concurrency: %d %+v", status, e)
+	}
+	warm := func() int {
+		_, _, b := n.do("GET", "/v1/cluster", "", nil)
+		var c client.Cluster
+		json.Unmarshal(b, &c)
+		total := 0
+		for _, w := range c.Workers {
+			total += w.WarmInstances
+		}
+		return total
+	}
+	waitFor(t, 60*time.Second, "the provisioned instance is ready", func() bool { return warm() == 1 })
+	cold := func(fn string) bool {
+		status, h, b := n.do("POST", "/v1/functions/"+fn+"/invoke", "", nil)
+		if status != 200 {
+			t.Fatalf("invoke %s: %d %s", fn, status, b)
+		}
+		return h.Get(client.HeaderColdStart) == "true"
+	}
+	if cold("ready") {
+		t.Error("the first invocation of a provisioned function was a cold start")
+	}
+	if !cold("ordinary") {
+		t.Error("the first invocation of an ordinary function was warm")
+	}
+	// Both idle now; after the idle timeout only the provisioned one is left.
+	waitFor(t, 60*time.Second, "the ordinary instance retires", func() bool { return warm() == 1 })
+	if cold("ready") {
+		t.Error("the provisioned instance did not outlive the idle timeout")
+	}
+	if !cold("ordinary") {
+		t.Error("the ordinary instance outlived the idle timeout")
+	}
 }

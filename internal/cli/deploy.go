@@ -18,7 +18,7 @@ import (
 // deployFlags are the flags of `nimbus deploy` that override the manifest.
 type deployFlags struct {
 	name, handler, runtime, timeout, description string
-	memory, ephemeral                            int
+	memory, ephemeral, provisioned, reserved     int
 	env                                          []string
 }
 
@@ -44,6 +44,8 @@ func (a *app) deployCommand() *cobra.Command {
 	f.IntVar(&fl.ephemeral, "ephemeral-storage", 0, "size of /tmp in MB, 512..10240 (default 512)")
 	f.StringVar(&fl.description, "description", "", "description")
 	f.StringArrayVar(&fl.env, "env", nil, "environment variable K=V (repeatable)")
+	f.IntVar(&fl.provisioned, "provisioned", 0, "instances kept ready at all times (provisioned concurrency)")
+	f.IntVar(&fl.reserved, "reserved-concurrency", 0, "most invocations at once, reserved from the namespace's limit")
 	return cmd
 }
 
@@ -140,6 +142,12 @@ func applyDeployFlags(cmd *cobra.Command, cfg *client.FunctionConfig, fl deployF
 	}
 	if set("description") {
 		cfg.Description = fl.description
+	}
+	if set("provisioned") {
+		cfg.Provisioned = fl.provisioned
+	}
+	if set("reserved-concurrency") {
+		cfg.ReservedConcurrency = &fl.reserved
 	}
 	if set("timeout") {
 		d, err := parseTimeout(fl.timeout)

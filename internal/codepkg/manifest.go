@@ -37,10 +37,12 @@ const (
 	MaxRetries = 2
 	// MaxReservedConcurrency bounds a function's reserved concurrency.
 	MaxReservedConcurrency = 10000
-	MinRetryDelay          = time.Second
-	MaxRetryDelay          = time.Hour
-	MinEventAge            = time.Minute
-	MaxEventAge            = 6 * time.Hour
+	// MaxProvisioned bounds a function's provisioned instances.
+	MaxProvisioned = 100
+	MinRetryDelay  = time.Second
+	MaxRetryDelay  = time.Hour
+	MinEventAge    = time.Minute
+	MaxEventAge    = 6 * time.Hour
 
 	DefaultEphemeralMB = 512
 	MinEphemeralMB     = 512
@@ -56,7 +58,7 @@ var (
 
 // manifestFields are the keys a manifest may hold.
 var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage",
-	"retries", "retry_delay", "max_event_age", "destinations", "reserved_concurrency"}
+	"retries", "retry_delay", "max_event_age", "destinations", "reserved_concurrency", "provisioned"}
 
 // LoadManifest reads dir/nimbus.yaml, or else dir/nimbus.yml, with
 // ParseManifest. found reports whether either file exists; when neither
@@ -152,6 +154,8 @@ func ParseManifest(b []byte) (client.FunctionConfig, error) {
 			if err = v.Decode(&n); err == nil {
 				cfg.Retries = &n
 			}
+		case "provisioned":
+			err = v.Decode(&cfg.Provisioned)
 		case "reserved_concurrency":
 			var n int
 			if err = v.Decode(&n); err == nil {
@@ -242,6 +246,11 @@ func ValidateConfig(c client.FunctionConfig) error {
 	}
 	if c.ReservedConcurrency != nil && (*c.ReservedConcurrency < 0 || *c.ReservedConcurrency > MaxReservedConcurrency) {
 		add("reserved_concurrency %d is outside 0..%d", *c.ReservedConcurrency, MaxReservedConcurrency)
+	}
+	if c.Provisioned < 0 || c.Provisioned > MaxProvisioned {
+		add("provisioned %d is outside 0..%d", c.Provisioned, MaxProvisioned)
+	} else if c.ReservedConcurrency != nil && c.Provisioned > *c.ReservedConcurrency {
+		add("provisioned %d is more than reserved_concurrency %d", c.Provisioned, *c.ReservedConcurrency)
 	}
 	if c.Retries != nil && (*c.Retries < 0 || *c.Retries > MaxRetries) {
 		add("retries %d is outside 0..%d", *c.Retries, MaxRetries)

@@ -152,6 +152,9 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	out := res.(fsm.UpsertFunctionResult)
 	g.cfg.Placer.Prefetch(out.Function)
+	if out.Function.Provisioned > 0 {
+		go g.cfg.Placer.Provision(out.Function, out.Function.Provisioned) // the leader renews it
+	}
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated

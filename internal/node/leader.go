@@ -26,6 +26,7 @@ import (
 // asyncParts are the pieces of the asynchronous path a node runs: the
 // enqueuer on every server, the dispatcher and scheduler on the leader.
 type asyncParts struct {
+	placer     *placement.Placer
 	enqueuer   *queue.Enqueuer
 	dispatcher *queue.Dispatcher
 	scheduler  *scheduler.Loop
@@ -33,7 +34,7 @@ type asyncParts struct {
 }
 
 func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, log *slog.Logger) *asyncParts {
-	a := &asyncParts{enqueuer: queue.NewEnqueuer(cp)}
+	a := &asyncParts{placer: placer, enqueuer: queue.NewEnqueuer(cp)}
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
 	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
 	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
@@ -104,12 +105,38 @@ func runLeaderServices(ctx context.Context, cp *controlplane.Node, a *asyncParts
 		go a.dispatcher.Run(lctx)
 		go a.scheduler.Run(lctx)
 		go a.notifier.Run(lctx)
+		go provision(lctx, cp, a.placer)
 		stillRunning := wait(false)
 		cancel()
 		if !stillRunning {
 			return
 		}
 		log.Info("leadership lost: leader services stopped")
+	}
+}
+
+// provisionEvery is how often the leader renews provisioned instances
+// (well within the workers' provisionLease).
+const provisionEvery = 3 * time.Second
+
+// provision keeps the provisioned instances of every function that asks
+// for them ready on the workers, renewing the request each period: a
+// worker that restarts, or a new revision, gets its instances within a
+// period, and a function that stops asking lets them lapse.
+func provision(ctx context.Context, cp *controlplane.Node, placer *placement.Placer) {
+	t := time.NewTicker(provisionEvery)
+	defer t.Stop()
+	for {
+		for _, fn := range cp.Store().Functions("") {
+			if fn.Provisioned > 0 {
+				placer.Provision(fn, fn.Provisioned)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ package placement
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -196,5 +197,29 @@ func (p *Placer) Prefetch(fn client.Function) {
 		if pf, ok := t.(interface{ Prefetch(client.Function) }); ok {
 			pf.Prefetch(fn)
 		}
+	}
+}
+
+// Provision spreads n ready instances of fn over the healthy workers
+// that run its runtime (Lambda's provisioned concurrency), in a stable
+// order so that repeated calls ask the same workers for the same share.
+func (p *Placer) Provision(fn client.Function, n int) {
+	type provisioner interface{ Provision(client.Function, int) }
+	var ts []Target
+	for _, t := range p.targets() {
+		if _, ok := t.(provisioner); ok && t.Status().Healthy && slices.Contains(t.Runtimes(), fn.Runtime) {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Status().ID < ts[j].Status().ID })
+	for i, t := range ts {
+		share := n / len(ts)
+		if i < n%len(ts) {
+			share++
+		}
+		t.(provisioner).Provision(fn, share)
 	}
 }

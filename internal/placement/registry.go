@@ -213,6 +213,25 @@ func (w *remote) Retire(function string) {
 	c.Retire(w.callCtx(ctx), &rpcpb.RetireRequest{Function: function})
 }
 
+// Provision asks the worker to keep n instances of fn ready.
+func (w *remote) Provision(fn client.Function, n int) {
+	hb, alive := w.snapshot()
+	if !alive {
+		return
+	}
+	c, err := w.reg.pool.Worker(hb.Address)
+	if err != nil {
+		return
+	}
+	b, err := json.Marshal(fn)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Provision(w.callCtx(ctx), &rpcpb.ProvisionRequest{Function: b, Count: int32(n)})
+}
+
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)

@@ -143,6 +143,17 @@ func (a *Agent) Drain(ctx context.Context, _ *rpcpb.DrainRequest) (*rpcpb.DrainR
 	return &rpcpb.DrainResponse{}, nil
 }
 
+// Provision keeps instances of a function ready (provisioned
+// concurrency).
+func (a *Agent) Provision(ctx context.Context, req *rpcpb.ProvisionRequest) (*rpcpb.ProvisionResponse, error) {
+	var fn client.Function
+	if err := json.Unmarshal(req.Function, &fn); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "function: %v", err)
+	}
+	a.w.Provision(fn, int(req.Count))
+	return &rpcpb.ProvisionResponse{}, nil
+}
+
 // Retire drops a deleted function's instances.
 func (a *Agent) Retire(ctx context.Context, req *rpcpb.RetireRequest) (*rpcpb.RetireResponse, error) {
 	a.w.Retire(req.Function)

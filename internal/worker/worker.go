@@ -94,6 +94,11 @@ type Worker struct {
 type pool struct {
 	revision int64       // newest revision seen; older instances retire
 	idle     []*instance // most recently used last
+	// provisioned instances of revision are kept ready (spared by the
+	// idle reaper) until provisionedUntil, which each Provision renews.
+	provisioned      int
+	provisionedUntil time.Time
+	starting         int // instances Provision is starting
 }
 
 type instance struct {
@@ -397,6 +402,79 @@ func (w *Worker) Status() client.Worker {
 	}
 }
 
+// provisionLease is how long a Provision holds: the leader renews it
+// every few seconds, so a worker that stops hearing it (the function was
+// changed or deleted, or this worker is no longer asked) lets the
+// instances go idle.
+const provisionLease = 15 * time.Second
+
+// Provision keeps n instances of fn's revision ready on this worker
+// (Lambda's provisioned concurrency): it starts those missing, in the
+// background and within the worker's instance limit, and the idle reaper
+// spares n of them while the provision holds. The first invocation that
+// takes one is warm.
+func (w *Worker) Provision(fn client.Function, n int) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	name := fn.QualifiedName()
+	p := w.poolLocked(name, fn.Revision)
+	if fn.Revision < p.revision {
+		w.mu.Unlock()
+		return
+	}
+	p.provisioned, p.provisionedUntil = n, time.Now().Add(provisionLease)
+	ready := p.starting
+	for _, i := range p.idle {
+		if i.revision == fn.Revision {
+			ready++
+		}
+	}
+	missing := min(n-ready, w.cfg.MaxInstances-w.instances)
+	if missing <= 0 {
+		w.mu.Unlock()
+		return
+	}
+	p.starting += missing
+	w.instances += missing
+	w.mu.Unlock()
+	for range missing {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			inst, err := w.start(ctx, fn)
+			w.mu.Lock()
+			p.starting--
+			if err != nil {
+				w.instances--
+				w.mu.Unlock()
+				w.cfg.Log.Warn("starting a provisioned instance", "function", name, "err", err)
+				return
+			}
+			w.live[inst] = struct{}{}
+			w.mu.Unlock()
+			w.release(name, inst)
+		}()
+	}
+}
+
+// spared returns the idle instances of p the reaper keeps: the most
+// recently used provisioned ones of its revision, while provisioned.
+func (p *pool) spared(now time.Time) map[*instance]bool {
+	if p.provisioned == 0 || now.After(p.provisionedUntil) {
+		return nil
+	}
+	keep := map[*instance]bool{}
+	for k := len(p.idle) - 1; k >= 0 && len(keep) < p.provisioned; k-- {
+		if p.idle[k].revision == p.revision {
+			keep[p.idle[k]] = true
+		}
+	}
+	return keep
+}
+
 func (w *Worker) reapIdle() {
 	defer close(w.done)
 	period := w.cfg.IdleTimeout / 4
@@ -415,7 +493,8 @@ func (w *Worker) reapIdle() {
 		case now := <-t.C:
 			w.mu.Lock()
 			for _, p := range w.pools {
-				w.retireLocked(p, func(i *instance) bool { return now.Sub(i.lastUsed) > w.cfg.IdleTimeout })
+				keep := p.spared(now)
+				w.retireLocked(p, func(i *instance) bool { return !keep[i] && now.Sub(i.lastUsed) > w.cfg.IdleTimeout })
 			}
 			w.mu.Unlock()
 		}

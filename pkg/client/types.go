@@ -31,6 +31,10 @@ type FunctionConfig struct {
 	// concurrency kept for it alone (Lambda's reserved concurrency). 0
 	// stops the function.
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+	// Provisioned instances of the current revision are kept started and
+	// ready at all times, spread over the workers (Lambda's provisioned
+	// concurrency): invocations up to that many at once start warm.
+	Provisioned int `json:"provisioned,omitempty"`
 }
 
 // Destinations say where the outcome of an asynchronous invocation goes:

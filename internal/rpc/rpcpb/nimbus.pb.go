@@ -1182,6 +1182,94 @@ func (*RetireResponse) Descriptor() ([]byte, []int) {
 	return file_nimbus_proto_rawDescGZIP(), []int{19}
 }
 
+type ProvisionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      []byte                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"` // client.Function as JSON
+	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisionRequest) Reset() {
+	*x = ProvisionRequest{}
+	mi := &file_nimbus_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisionRequest) ProtoMessage() {}
+
+func (x *ProvisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisionRequest.ProtoReflect.Descriptor instead.
+func (*ProvisionRequest) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ProvisionRequest) GetFunction() []byte {
+	if x != nil {
+		return x.Function
+	}
+	return nil
+}
+
+func (x *ProvisionRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type ProvisionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvisionResponse) Reset() {
+	*x = ProvisionResponse{}
+	mi := &file_nimbus_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvisionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvisionResponse) ProtoMessage() {}
+
+func (x *ProvisionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvisionResponse.ProtoReflect.Descriptor instead.
+func (*ProvisionResponse) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{21}
+}
+
 type DrainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1190,7 +1278,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_nimbus_proto_msgTypes[20]
+	mi := &file_nimbus_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1290,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[20]
+	mi := &file_nimbus_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1303,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{20}
+	return file_nimbus_proto_rawDescGZIP(), []int{22}
 }
 
 type DrainResponse struct {
@@ -1226,7 +1314,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_nimbus_proto_msgTypes[21]
+	mi := &file_nimbus_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1326,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[21]
+	mi := &file_nimbus_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1339,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{21}
+	return file_nimbus_proto_rawDescGZIP(), []int{23}
 }
 
 var File_nimbus_proto protoreflect.FileDescriptor
@@ -1341,7 +1429,11 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0fstart_unix_nano\x18\v \x01(\x03R\rstartUnixNano\"+\n" +
 	"\rRetireRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\"\x10\n" +
-	"\x0eRetireResponse\"\x0e\n" +
+	"\x0eRetireResponse\"D\n" +
+	"\x10ProvisionRequest\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\fR\bfunction\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"\x13\n" +
+	"\x11ProvisionResponse\"\x0e\n" +
 	"\fDrainRequest\"\x0f\n" +
 	"\rDrainResponse2\x98\x04\n" +
 	"\aControl\x12:\n" +
@@ -1353,11 +1445,12 @@ const file_nimbus_proto_rawDesc = "" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
 	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse\x12F\n" +
-	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\xc2\x01\n" +
+	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\x8a\x02\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
 	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
-	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
+	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponse\x12F\n" +
+	"\tProvision\x12\x1b.nimbus.v1.ProvisionRequest\x1a\x1c.nimbus.v1.ProvisionResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
 
 var (
 	file_nimbus_proto_rawDescOnce sync.Once
@@ -1371,7 +1464,7 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_nimbus_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
@@ -1393,8 +1486,10 @@ var file_nimbus_proto_goTypes = []any{
 	(*InvokeResponse)(nil),     // 17: nimbus.v1.InvokeResponse
 	(*RetireRequest)(nil),      // 18: nimbus.v1.RetireRequest
 	(*RetireResponse)(nil),     // 19: nimbus.v1.RetireResponse
-	(*DrainRequest)(nil),       // 20: nimbus.v1.DrainRequest
-	(*DrainResponse)(nil),      // 21: nimbus.v1.DrainResponse
+	(*ProvisionRequest)(nil),   // 20: nimbus.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),  // 21: nimbus.v1.ProvisionResponse
+	(*DrainRequest)(nil),       // 22: nimbus.v1.DrainRequest
+	(*DrainResponse)(nil),      // 23: nimbus.v1.DrainResponse
 }
 var file_nimbus_proto_depIdxs = []int32{
 	0,  // 0: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
@@ -1407,20 +1502,22 @@ var file_nimbus_proto_depIdxs = []int32{
 	14, // 7: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
 	16, // 8: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
 	18, // 9: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	20, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
-	1,  // 11: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 12: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 13: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 14: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
-	9,  // 15: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	11, // 16: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	13, // 17: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	15, // 18: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
-	17, // 19: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	19, // 20: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	21, // 21: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
-	11, // [11:22] is the sub-list for method output_type
-	0,  // [0:11] is the sub-list for method input_type
+	22, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	20, // 11: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
+	1,  // 12: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 13: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 14: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 15: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 16: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 17: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 18: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 19: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
+	17, // 20: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	19, // 21: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	23, // 22: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	21, // 23: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
+	12, // [12:24] is the sub-list for method output_type
+	0,  // [0:12] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -1437,7 +1534,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

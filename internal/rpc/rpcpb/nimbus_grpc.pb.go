@@ -418,9 +418,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Worker_Invoke_FullMethodName = "/nimbus.v1.Worker/Invoke"
-	Worker_Retire_FullMethodName = "/nimbus.v1.Worker/Retire"
-	Worker_Drain_FullMethodName  = "/nimbus.v1.Worker/Drain"
+	Worker_Invoke_FullMethodName    = "/nimbus.v1.Worker/Invoke"
+	Worker_Retire_FullMethodName    = "/nimbus.v1.Worker/Retire"
+	Worker_Drain_FullMethodName     = "/nimbus.v1.Worker/Drain"
+	Worker_Provision_FullMethodName = "/nimbus.v1.Worker/Provision"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -433,6 +434,9 @@ type WorkerClient interface {
 	Retire(ctx context.Context, in *RetireRequest, opts ...grpc.CallOption) (*RetireResponse, error)
 	// Drain stops the worker taking new invocations; running ones finish.
 	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error)
+	// Provision keeps count instances of a function's revision ready
+	// (provisioned concurrency); the leader repeats it every few seconds.
+	Provision(ctx context.Context, in *ProvisionRequest, opts ...grpc.CallOption) (*ProvisionResponse, error)
 }
 
 type workerClient struct {
@@ -473,6 +477,16 @@ func (c *workerClient) Drain(ctx context.Context, in *DrainRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *workerClient) Provision(ctx context.Context, in *ProvisionRequest, opts ...grpc.CallOption) (*ProvisionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProvisionResponse)
+	err := c.cc.Invoke(ctx, Worker_Provision_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -483,6 +497,9 @@ type WorkerServer interface {
 	Retire(context.Context, *RetireRequest) (*RetireResponse, error)
 	// Drain stops the worker taking new invocations; running ones finish.
 	Drain(context.Context, *DrainRequest) (*DrainResponse, error)
+	// Provision keeps count instances of a function's revision ready
+	// (provisioned concurrency); the leader repeats it every few seconds.
+	Provision(context.Context, *ProvisionRequest) (*ProvisionResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -501,6 +518,9 @@ func (UnimplementedWorkerServer) Retire(context.Context, *RetireRequest) (*Retir
 }
 func (UnimplementedWorkerServer) Drain(context.Context, *DrainRequest) (*DrainResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Drain not implemented")
+}
+func (UnimplementedWorkerServer) Provision(context.Context, *ProvisionRequest) (*ProvisionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Provision not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -577,6 +597,24 @@ func _Worker_Drain_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Provision_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProvisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Provision(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Provision_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Provision(ctx, req.(*ProvisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -595,6 +633,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Drain",
 			Handler:    _Worker_Drain_Handler,
+		},
+		{
+			MethodName: "Provision",
+			Handler:    _Worker_Provision_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
