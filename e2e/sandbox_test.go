@@ -321,11 +321,26 @@ func childrenOf(pid int) []int {
 func newSandboxes(before, now map[string][]int) map[string][]int {
 	out := map[string][]int{}
 	for id, pids := range now {
-		if _, ok := before[id]; !ok {
+		if _, ok := before[id]; !ok && !unassigned(pids) {
 			out[id] = pids
 		}
 	}
 	return out
+}
+
+// unassigned reports whether a sandbox is a pre-started one that has not
+// taken a function yet (its /var/task is still an empty shell): the
+// worker refills its pool of those at any moment, so they are not the
+// sandboxes a test made. A sandbox whose root cannot be read counts as
+// assigned.
+func unassigned(pids []int) bool {
+	for _, pid := range pids {
+		entries, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/root/var/task")
+		if err == nil {
+			return len(entries) == 0
+		}
+	}
+	return false
 }
 
 // procStatusKB reads a "kB" field (VmRSS, VmHWM) of /proc/<pid>/status.
