@@ -77,7 +77,7 @@ func (r *recorder) run() {
 	for {
 		select {
 		case <-r.stop:
-			r.flush()
+			r.flush(true)
 			return
 		case <-prune.C:
 			// An empty batch still applies retention, so records age out
@@ -91,12 +91,17 @@ func (r *recorder) run() {
 			case <-r.stop:
 				t.Stop()
 			}
-			r.flush()
+			r.flush(false)
 		}
 	}
 }
 
-func (r *recorder) flush() {
+// flush commits what has gathered: one batch, or as many full batches as
+// a backlog holds. Unless all is set (at close) it does not go on to
+// commit what arrived while it committed: that waits for the next
+// gathering interval, so a steady load costs one Raft entry (and one log
+// store transaction) per interval rather than one per commit's duration.
+func (r *recorder) flush(all bool) {
 	for {
 		r.mu.Lock()
 		audit := r.audit
@@ -130,6 +135,9 @@ func (r *recorder) flush() {
 		}
 		if len(recs) > 0 {
 			r.commit(recs)
+		}
+		if !all && len(recs) < batchMax && len(entries) < batchMax {
+			return
 		}
 	}
 }
