@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +106,27 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 // readEvent reads an invocation's event: at most limit bytes (413
 // beyond), JSON (400 otherwise), an empty body meaning {}.
 func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var payload []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= limit {
+		// The length is known: read the event into a buffer of its size
+		// (one copy), then to the end of the body.
+		payload = make([]byte, n)
+		if _, err = io.ReadFull(body, payload); err == nil {
+			var more [1]byte
+			switch k, rerr := body.Read(more[:]); {
+			case k > 0:
+				var rest []byte
+				rest, err = io.ReadAll(body)
+				payload = append(append(payload, more[0]), rest...)
+			case rerr != io.EOF:
+				err = rerr
+			}
+		}
+	} else {
+		payload, err = io.ReadAll(body)
+	}
 	if err != nil {
 		return nil, bodyError(err, "reading the event")
 	}
@@ -147,7 +168,14 @@ func newRequestID() string {
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	hex.Encode(s[9:13], b[4:6])
+	hex.Encode(s[14:18], b[6:8])
+	hex.Encode(s[19:23], b[8:10])
+	hex.Encode(s[24:36], b[10:16])
+	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
+	return string(s[:])
 }
 
 // durationMS converts a duration to float milliseconds.
