@@ -34,6 +34,11 @@ type recorder struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+
+	// expired are the logs whose records retention removed, deleted with
+	// the next batch of logs (one log-store transaction for both). Owned
+	// by run.
+	expired []string
 }
 
 func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
@@ -78,11 +83,13 @@ func (r *recorder) run() {
 		select {
 		case <-r.stop:
 			r.flush(true)
+			r.removeExpired()
 			return
 		case <-prune.C:
 			// An empty batch still applies retention, so records age out
 			// even when nothing is invoked.
 			r.commit(nil)
+			r.removeExpired()
 		case <-r.wake:
 			// Let a batch gather for a moment.
 			t := time.NewTimer(batchInterval)
@@ -128,13 +135,17 @@ func (r *recorder) flush(all bool) {
 		if len(recs) == 0 && len(entries) == 0 {
 			return
 		}
-		if len(entries) > 0 {
-			if err := r.logs.Put(entries); err != nil {
-				r.log.Error("storing invocation logs", "err", err, "count", len(entries))
+		if len(entries) > 0 || len(r.expired) > 0 {
+			if err := r.logs.Update(entries, r.expired); err != nil {
+				r.log.Error("storing invocation logs", "err", err, "count", len(entries), "expired", len(r.expired))
 			}
+			r.expired = r.expired[:0]
 		}
 		if len(recs) > 0 {
 			r.commit(recs)
+		}
+		if len(r.expired) >= batchMax {
+			r.removeExpired()
 		}
 		if !all && len(recs) < batchMax && len(entries) < batchMax {
 			return
@@ -152,11 +163,19 @@ func (r *recorder) commit(recs []client.Invocation) {
 		r.log.Error("committing invocation records", "err", err, "count", len(recs))
 		return
 	}
-	if removed := res.(fsm.RecordInvocationsResult).Removed; len(removed) > 0 {
-		if err := r.logs.Delete(removed); err != nil {
-			r.log.Error("removing expired logs", "err", err)
-		}
+	r.expired = append(r.expired, res.(fsm.RecordInvocationsResult).Removed...)
+}
+
+// removeExpired deletes the logs of expired records at once (when no
+// batch of logs will carry them).
+func (r *recorder) removeExpired() {
+	if len(r.expired) == 0 {
+		return
 	}
+	if err := r.logs.Delete(r.expired); err != nil {
+		r.log.Error("removing expired logs", "err", err)
+	}
+	r.expired = r.expired[:0]
 }
 
 func (r *recorder) close() {
