@@ -43,6 +43,8 @@ import time  # noqa: E402
 _IN, _OUT = 3, 4
 _loads = json.loads
 _dumps = json.dumps
+# json.dumps builds a new encoder for every call with allow_nan=False.
+_encode_result = json.JSONEncoder(allow_nan=False).encode
 _getrusage = resource.getrusage
 _RUSAGE_SELF = resource.RUSAGE_SELF
 _RUSAGE_CHILDREN = resource.RUSAGE_CHILDREN
@@ -55,8 +57,9 @@ _from_bytes = int.from_bytes
 
 
 def _read_frame():
-    """Returns the next frame's body. The worker sends one frame at a time,
-    so a small one takes one read."""
+    """Returns the next frame, its 4-byte length included (the body starts
+    at offset 4: slicing it off would copy it). The worker sends one frame
+    at a time, so a small one takes one read."""
     buf = _read(_IN, 65536)
     while len(buf) < 4:
         chunk = _read(_IN, 65536)
@@ -75,7 +78,7 @@ def _read_frame():
         buf = b"".join(parts)
     if len(buf) != end:
         raise ValueError("more than one frame on the request pipe")
-    return buf[4:]
+    return buf
 
 
 def _write_all(fd, data):
@@ -185,7 +188,7 @@ def _invoke(handler, cfg, request_id, deadline_ms, event):
         _log_error(err)
         return None, err
     try:
-        return _dumps(result, allow_nan=False).encode(), None
+        return _encode_result(result).encode(), None
     except Exception as e:
         err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)
         _log_error(err)
@@ -200,7 +203,7 @@ def _event(raw):
 
 
 def main():
-    cfg = _loads(_read_frame())
+    cfg = _loads(_read_frame()[4:])
     # A pre-started instance learns its function only now: its complete
     # environment and where its code appeared.
     env = cfg.pop("env", None)
@@ -227,12 +230,12 @@ def main():
 
     while True:
         frame = _read_frame()
-        if frame[:1] != b"I":
+        if frame[4:5] != b"I":
             raise ValueError("not an invoke frame")
-        end = 11 + _from_bytes(frame[9:11], "big")
-        rid_b = frame[11:end]
+        end = 15 + _from_bytes(frame[13:15], "big")
+        rid_b = frame[15:end]
         if init_err is None:
-            result, err = _invoke(handler, cfg, rid_b.decode(), _from_bytes(frame[1:9], "big"), _event(frame[end:]))
+            result, err = _invoke(handler, cfg, rid_b.decode(), _from_bytes(frame[5:13], "big"), _event(frame[end:]))
         else:
             _log_error(init_err)
             result, err = None, init_err
