@@ -114,16 +114,22 @@ type Instance struct {
 }
 
 // respReader reads the response pipe for one exchange. The pipe's read
-// deadline is the exchange's deadline; the instance's exit and the end of
-// ctx interrupt a read by moving the deadline to the past. A read
-// interrupted for no reason of the exchange (a late interruption meant
-// for an earlier one) is resumed.
+// deadline is the exchange's deadline, or sooner the next check of ctx
+// (every ctxCheck: cheaper per exchange than registering with ctx, and
+// exchanges mostly end in microseconds); the instance's exit interrupts a
+// read by moving the deadline to the past. A read interrupted for no
+// reason of the exchange (a check, or a late interruption meant for an
+// earlier exchange) is resumed.
 type respReader struct {
 	f        *os.File
 	exited   <-chan struct{}
 	ctx      context.Context
 	deadline time.Time
 }
+
+// ctxCheck is how often a read waiting for a response checks whether its
+// context has ended.
+const ctxCheck = 50 * time.Millisecond
 
 // interrupt makes a pending read on f return now.
 func interrupt(f *os.File) { f.SetReadDeadline(time.Unix(1, 0)) }
@@ -139,20 +145,31 @@ func (r *respReader) Read(p []byte) (int, error) {
 			return 0, err
 		default:
 		}
-		if r.ctx.Err() != nil || !time.Now().Before(r.deadline) {
+		now := time.Now()
+		if r.ctx.Err() != nil || !now.Before(r.deadline) {
 			return 0, err
 		}
-		r.f.SetReadDeadline(r.deadline)
+		r.f.SetReadDeadline(r.next(now))
 	}
+}
+
+// next is the read deadline from now: the exchange's, or the next check
+// of a context that can end.
+func (r *respReader) next(now time.Time) time.Time {
+	if r.ctx.Done() == nil {
+		return r.deadline
+	}
+	if check := now.Add(ctxCheck); check.Before(r.deadline) {
+		return check
+	}
+	return r.deadline
 }
 
 // exchange reads one response frame, bounded by deadline and ctx.
 func (i *Instance) exchange(ctx context.Context, deadline time.Time) frame {
 	i.resp.ctx, i.resp.deadline = ctx, deadline
-	i.respR.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { interrupt(i.respR) })
+	i.respR.SetReadDeadline(i.resp.next(time.Now()))
 	f := readFrame(&i.resp, i.scratch, i.cfg.ResultLimit+frameOverhead)
-	stop()
 	i.resp.ctx = nil
 	return f
 }
@@ -603,36 +620,51 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 		resp.InitDuration = i.initDur
 	}
 	id := v.req.RequestID
-	var b bytes.Buffer
-	b.Grow(len(body) + 320 + len(i.initLog))
+	b := make([]byte, 0, len(body)+3*len(id)+200+len(i.initLog))
 	if v.first && len(i.initLog) > 0 {
-		writeLines(&b, i.initLog)
+		b = appendLines(b, i.initLog)
 	}
-	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", id, i.version)
-	writeLines(&b, body)
+	b = append(b, "START RequestId: "...)
+	b = append(b, id...)
+	b = append(b, " Version: "...)
+	b = append(b, i.version...)
+	b = append(b, '\n')
+	b = appendLines(b, body)
 	if extraLine != "" {
-		b.WriteString(extraLine)
-		b.WriteByte('\n')
+		b = append(b, extraLine...)
+		b = append(b, '\n')
 	}
-	fmt.Fprintf(&b, "END RequestId: %s\n", id)
-	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
-		id, float64(resp.Duration.Microseconds())/1000, resp.BilledMS, i.cfg.MemoryMB, resp.MaxMemoryMB)
+	b = append(b, "END RequestId: "...)
+	b = append(b, id...)
+	b = append(b, "\nREPORT RequestId: "...)
+	b = append(b, id...)
+	b = append(b, "\tDuration: "...)
+	b = strconv.AppendFloat(b, float64(resp.Duration.Microseconds())/1000, 'f', 2, 64)
+	b = append(b, " ms\tBilled Duration: "...)
+	b = strconv.AppendInt(b, resp.BilledMS, 10)
+	b = append(b, " ms\tMemory Size: "...)
+	b = strconv.AppendInt(b, int64(i.cfg.MemoryMB), 10)
+	b = append(b, " MB\tMax Memory Used: "...)
+	b = strconv.AppendInt(b, int64(resp.MaxMemoryMB), 10)
+	b = append(b, " MB"...)
 	if v.first {
-		fmt.Fprintf(&b, "\tInit Duration: %.2f ms", float64(i.initDur.Microseconds())/1000)
+		b = append(b, "\tInit Duration: "...)
+		b = strconv.AppendFloat(b, float64(i.initDur.Microseconds())/1000, 'f', 2, 64)
+		b = append(b, " ms"...)
 	}
-	b.WriteByte('\n')
-	resp.Log = b.Bytes()
+	resp.Log = append(b, '\n')
 }
 
-// writeLines writes p, ending it with a newline if it has none.
-func writeLines(b *bytes.Buffer, p []byte) {
+// appendLines appends p, ending it with a newline if it has none.
+func appendLines(b, p []byte) []byte {
 	if len(p) == 0 {
-		return
+		return b
 	}
-	b.Write(p)
+	b = append(b, p...)
 	if p[len(p)-1] != '\n' {
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
+	return b
 }
 
 func describeExit(e sandbox.Exit) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func responseFrame(kind byte, rss uint64, id, body string) []byte {
@@ -89,5 +90,24 @@ func TestRequestFrame(t *testing.T) {
 		if !bytes.Equal(b, want) {
 			t.Errorf("%q: frame %q, want %q", c.payload, b, want)
 		}
+	}
+}
+
+func TestLogFraming(t *testing.T) {
+	inst := &Instance{cfg: InstanceConfig{MemoryMB: 256}, version: "7", initLog: []byte("init line"), initDur: 12345 * time.Microsecond, lastRSSK: 30000}
+	v := invocation{inst: inst, req: Request{RequestID: "rid"}, first: true, dur: 1500 * time.Microsecond}
+	var resp Response
+	v.fill(&resp, []byte("a\nb"), "extra")
+	want := "init line\nSTART RequestId: rid Version: 7\na\nb\nextra\nEND RequestId: rid\n" +
+		"REPORT RequestId: rid\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\tInit Duration: 12.35 ms\n"
+	if string(resp.Log) != want {
+		t.Fatalf("log\n%q\nwant\n%q", resp.Log, want)
+	}
+	v.first = false
+	v.fill(&resp, nil, "")
+	want = "START RequestId: rid Version: 7\nEND RequestId: rid\n" +
+		"REPORT RequestId: rid\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\n"
+	if string(resp.Log) != want {
+		t.Fatalf("log\n%q\nwant\n%q", resp.Log, want)
 	}
 }
