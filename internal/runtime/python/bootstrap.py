@@ -54,6 +54,7 @@ _read = os.read
 
 
 _from_bytes = int.from_bytes
+_join = b"".join
 
 
 def _read_frame():
@@ -244,9 +245,14 @@ def main():
         else:
             head = b"E"
             result = init_err_body if err is init_err else _dumps(err).encode()
-        body = head + _max_rss_kb().to_bytes(8, "big") + len(rid_b).to_bytes(2, "big") + rid_b + result
+        # The whole frame in one allocation and, as a rule, one write.
+        frame = _join((
+            (11 + len(rid_b) + len(result)).to_bytes(4, "big"), head,
+            _max_rss_kb().to_bytes(8, "big"), len(rid_b).to_bytes(2, "big"), rid_b, result))
         _flush_logs()
-        _send(body)
+        n = _write(_OUT, frame)
+        if n != len(frame):
+            _write_all(_OUT, memoryview(frame)[n:])
 
 
 if __name__ == "__main__":
