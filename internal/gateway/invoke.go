@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,8 +64,26 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	g.metrics.observe(fn.Name, outcome(res.ErrorType), res.Duration, res.Cold)
+	// The answer leaves first; the metrics, the record and the log follow
+	// (the client does not wait for them).
+	logTail := tail(res.Log, logTailBytes)
+	h := w.Header()
+	if res.ErrorType != "" {
+		h.Set(client.HeaderFunctionError, "Unhandled")
+	}
+	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
+		h.Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(logTail)))
+	}
+	if res.Cold {
+		h.Set(client.HeaderColdStart, "true")
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(res.Payload)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(res.Payload)
+	http.NewResponseController(w).Flush()
 
+	g.metrics.observe(fn.Name, outcome(res.ErrorType), res.Duration, res.Cold)
 	rec := client.Invocation{
 		ID:          id,
 		Function:    fn.Name,
@@ -78,7 +97,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		MaxMemoryMB: res.MaxMemoryMB,
 		ColdStart:   res.Cold,
 		ErrorType:   res.ErrorType,
-		LogTail:     tail(res.Log, logTailBytes),
+		LogTail:     logTail,
 		Worker:      res.WorkerID,
 	}
 	if res.InitDuration > 0 {
@@ -86,21 +105,10 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.ErrorType != "" {
 		rec.Status = client.StatusFailed
-		w.Header().Set(client.HeaderFunctionError, "Unhandled")
 	}
 	entry := client.LogEntry{RequestID: id, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	g.recorder.add(&rec, &entry)
-
-	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
-		w.Header().Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(rec.LogTail)))
-	}
-	if res.Cold {
-		w.Header().Set(client.HeaderColdStart, "true")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(res.Payload)
 }
 
 // readEvent reads an invocation's event: at most limit bytes (413
