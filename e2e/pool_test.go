@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -144,4 +145,178 @@ func TestProvisionedInstancesAreReadyAndStay(t *testing.T) {
 	if !cold("ordinary") {
 		t.Error("the ordinary instance outlived the idle timeout")
 	}
+}
+
+// poolPolluter leaves, when asked, every kind of state an instance can
+// hold behind in its sandbox, and reports what of such state it finds:
+// module globals, builtins and sys.modules, environment variables
+// (os.environ and putenv), files in /tmp, open descriptors (a file, a
+// pipe, a raw inheritable descriptor), the working directory.
+const poolPolluter = `
+import builtins, os, stat, sys
+KEPT = []
+
+def _fds():
+    out = {}
+    for fd in range(256):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        try:
+            target = os.readlink("/proc/self/fd/%d" % fd)
+        except OSError:
+            target = "?"
+        if target.startswith("pipe:"):
+            target = "pipe"  # inode numbers differ from instance to instance
+        out[str(fd)] = "%s %s" % (stat.S_IFMT(st.st_mode), target)
+    return out
+
+def _child_env(name):
+    # What a child process inherits (putenv does not show in os.environ).
+    try:
+        import subprocess
+        return subprocess.run([sys.executable, "-I", "-S", "-c", "import os; print(os.getenv(%r, ''), end='')" % name],
+                              capture_output=True, timeout=10).stdout.decode()
+    except Exception as e:
+        return None
+
+def handler(event, context):
+    me = context.function_name
+    if event.get("pollute"):
+        builtins.NIMBUS_LEAK = me
+        sys.modules["nimbus_leak"] = sys
+        KEPT.append(me)
+        os.environ["NIMBUS_LEAK"] = me
+        os.putenv("NIMBUS_LEAK_PUTENV", me)
+        with open("/tmp/closed-by-" + me, "w") as f:
+            f.write("secret of " + me)
+        KEPT.append(open("/tmp/open-by-" + me, "w"))
+        r, w = os.pipe()
+        os.set_inheritable(r, True)
+        os.set_inheritable(w, True)
+        raw = os.open("/tmp/raw-by-" + me, os.O_CREAT | os.O_RDWR)
+        os.set_inheritable(raw, True)
+        KEPT.extend([r, w, raw])
+        os.chdir("/tmp")
+    return {
+        "builtins": getattr(builtins, "NIMBUS_LEAK", None),
+        "module": "nimbus_leak" in sys.modules,
+        "globals": list(KEPT[:1]),
+        "env": sorted(k for k in os.environ if "LEAK" in k),
+        "putenv": _child_env("NIMBUS_LEAK_PUTENV"),
+        "tmp": sorted(os.listdir("/tmp")),
+        "fds": _fds(),
+        "cwd": os.getcwd(),
+    }
+`
+
+// poolView is what poolPolluter reports.
+type poolView struct {
+	Builtins *string           `json:"builtins"`
+	Module   bool              `json:"module"`
+	Globals  []string          `json:"globals"`
+	Env      []string          `json:"env"`
+	Putenv   *string           `json:"putenv"`
+	Tmp      []string          `json:"tmp"`
+	FDs      map[string]string `json:"fds"`
+	Cwd      string            `json:"cwd"`
+}
+
+// TestPoolSandboxStateNeverReachesAnotherFunction is issue 7's isolation
+// test for pre-started sandboxes: a function's instance fills its sandbox
+// with state of every kind; the next function to take a sandbox from the
+// same pool finds none of it. Each sandbox is shown to come from the pool
+// (an idle shell before the invocation, a cold start) and to be a
+// different one from the polluter's, which is still alive: shells are
+// never reused, so nothing needs resetting.
+func TestPoolSandboxStateNeverReachesAnotherFunction(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root")
+	}
+	n := startDev(t, t.TempDir(), "--prestart", "2")
+	for _, fn := range []string{"pool-control", "pool-polluter", "pool-next"} {
+		if status, e := n.deployJSON(fn, map[string]any{}, zipOf(t, map[string]string{"main.py": poolPolluter})); status != 201 {
+			t.Fatalf("deploy %s: %d %+v", fn, status, e)
+		}
+	}
+	// fromPool invokes fn, which has no instance yet, and returns what it
+	// saw and the sandbox that served it, checking that this sandbox was
+	// an idle pre-started shell of the pool just before.
+	fromPool := func(fn string, event map[string]any) (poolView, string) {
+		t.Helper()
+		var shells map[string][]int
+		waitFor(t, 30*time.Second, "the pool holds two idle sandboxes", func() bool {
+			shells = idleShellsOf(n)
+			return len(shells) >= 2
+		})
+		before := sandboxesOf(n)
+		status, h, b := apiCallH(t, n, "POST", "/v1/functions/"+fn+"/invoke", mustJSON(t, event))
+		if status != 200 || h.Get(client.HeaderFunctionError) != "" || h.Get(client.HeaderColdStart) != "true" {
+			t.Fatalf("%s: %d cold=%q %s", fn, status, h.Get(client.HeaderColdStart), b)
+		}
+		var v poolView
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s answered %s: %v", fn, b, err)
+		}
+		fresh := newSandboxes(before, sandboxesOf(n))
+		if len(fresh) != 1 {
+			t.Fatalf("%s: %d new instance sandboxes, want 1: %v", fn, len(fresh), fresh)
+		}
+		for id := range fresh {
+			if _, ok := shells[id]; !ok {
+				t.Fatalf("%s ran in sandbox %s, which was not one of the pool's idle shells %v", fn, id, shells)
+			}
+			return v, id
+		}
+		panic("unreachable")
+	}
+
+	control, controlBox := fromPool("pool-control", map[string]any{})
+	if control.Builtins != nil || control.Module || len(control.Globals) != 0 || len(control.Env) != 0 || len(control.Tmp) != 0 || control.Cwd != "/var/task" {
+		t.Fatalf("a fresh instance already holds state: %+v", control)
+	}
+	if len(control.FDs) == 0 {
+		t.Fatal("the probe sees no open descriptors at all")
+	}
+
+	// The polluter's second invocation, on its own warm instance, sees all
+	// it left: the probe detects every kind of state it then looks for.
+	_, pollutedBox := fromPool("pool-polluter", map[string]any{"pollute": true})
+	var self poolView
+	observe(t, n, "pool-polluter", map[string]any{}, &self)
+	if self.Builtins == nil || !self.Module || len(self.Globals) == 0 || len(self.Env) == 0 || len(self.Tmp) != 3 ||
+		len(self.FDs) < len(control.FDs)+4 || self.Cwd != "/tmp" || self.Putenv == nil || *self.Putenv != "pool-polluter" {
+		t.Fatalf("the probe does not see the polluter's own state: %+v (a fresh instance: %+v)", self, control)
+	}
+
+	t.Logf("fresh: %+v\npolluter, warm: %+v", control, self)
+	next, nextBox := fromPool("pool-next", map[string]any{})
+	if next.Builtins != nil || next.Module || len(next.Globals) != 0 || len(next.Env) != 0 || len(next.Tmp) != 0 ||
+		next.Cwd != "/var/task" || next.Putenv == nil || *next.Putenv != "" {
+		t.Errorf("state of pool-polluter reached pool-next: %+v", next)
+	}
+	if !maps.Equal(next.FDs, control.FDs) {
+		t.Errorf("pool-next has other descriptors open than a fresh instance:\n%v\nfresh:\n%v", next.FDs, control.FDs)
+	}
+	if controlBox == pollutedBox || pollutedBox == nextBox || controlBox == nextBox {
+		t.Fatalf("a sandbox served two functions: %s %s %s", controlBox, pollutedBox, nextBox)
+	}
+	if _, alive := sandboxesOf(n)[pollutedBox]; !alive {
+		t.Fatalf("the polluter's sandbox %s is gone: it should still serve the polluter", pollutedBox)
+	}
+	var again poolView
+	observe(t, n, "pool-polluter", map[string]any{}, &again)
+	if again.Builtins == nil || again.Cwd != "/tmp" {
+		t.Fatalf("the polluter lost its own warm state: %+v", again)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -214,6 +214,32 @@ func platformAnswers(t *testing.T, n *devNode) {
 // executor names them i<worker pid>-<n>, somewhere below a nimbus/
 // cgroup) to the host pids in it.
 func sandboxesOf(n *devNode) map[string][]int {
+	out := allSandboxesOf(n)
+	// A pre-started sandbox that has no function yet (its /var/task is
+	// only the empty shell, no code mounted on it) is the pool's, not an
+	// instance's: leave it out.
+	for id, pids := range out {
+		if idleShell(pids) {
+			delete(out, id)
+		}
+	}
+	return out
+}
+
+// idleShellsOf maps the pre-started sandboxes of the node that still wait
+// for a function to their host pids.
+func idleShellsOf(n *devNode) map[string][]int {
+	out := allSandboxesOf(n)
+	for id, pids := range out {
+		if !idleShell(pids) {
+			delete(out, id)
+		}
+	}
+	return out
+}
+
+// allSandboxesOf is sandboxesOf with the pool's idle sandboxes.
+func allSandboxesOf(n *devNode) map[string][]int {
 	// The sandboxes are named after the process running the worker:
 	// nimbus dev itself, or the child it re-executes in a mount namespace
 	// of its own.
@@ -250,14 +276,6 @@ func sandboxesOf(n *devNode) map[string][]int {
 				out[id] = append(out[id], pid)
 				break
 			}
-		}
-	}
-	// A pre-started sandbox that has no function yet (its /var/task is
-	// only the empty shell, no code mounted on it) is the pool's, not an
-	// instance's: leave it out.
-	for id, pids := range out {
-		if idleShell(pids) {
-			delete(out, id)
 		}
 	}
 	return out

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,8 +72,26 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	g.metrics.observe(fn, outcome(res.ErrorType), res.Duration, res.Cold)
+	// The answer leaves first; the metrics, the record and the log follow
+	// (the client does not wait for them).
+	logTail := tail(res.Log, logTailBytes)
+	h := w.Header()
+	if res.ErrorType != "" {
+		h.Set(client.HeaderFunctionError, "Unhandled")
+	}
+	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
+		h.Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(logTail)))
+	}
+	if res.Cold {
+		h.Set(client.HeaderColdStart, "true")
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(res.Payload)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(res.Payload)
+	http.NewResponseController(w).Flush()
 
+	g.metrics.observe(fn, outcome(res.ErrorType), res.Duration, res.Cold)
 	rec := client.Invocation{
 		ID:          id,
 		Namespace:   fn.Namespace,
@@ -86,7 +106,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		MaxMemoryMB: res.MaxMemoryMB,
 		ColdStart:   res.Cold,
 		ErrorType:   res.ErrorType,
-		LogTail:     tail(res.Log, logTailBytes),
+		LogTail:     logTail,
 		Worker:      res.WorkerID,
 	}
 	if res.InitDuration > 0 {
@@ -94,21 +114,10 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.ErrorType != "" {
 		rec.Status = client.StatusFailed
-		w.Header().Set(client.HeaderFunctionError, "Unhandled")
 	}
 	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	g.recorder.add(&rec, &entry)
-
-	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
-		w.Header().Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(rec.LogTail)))
-	}
-	if res.Cold {
-		w.Header().Set(client.HeaderColdStart, "true")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(res.Payload)
 }
 
 // Admit admits one invocation of fn within its reserved concurrency and
@@ -123,7 +132,27 @@ func (g *Gateway) Admit(fn client.Function) (release func(), err error) {
 // readEvent reads an invocation's event: at most limit bytes (413
 // beyond), JSON (400 otherwise), an empty body meaning {}.
 func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var payload []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= limit {
+		// The length is known: read the event into a buffer of its size
+		// (one copy), then to the end of the body.
+		payload = make([]byte, n)
+		if _, err = io.ReadFull(body, payload); err == nil {
+			var more [1]byte
+			switch k, rerr := body.Read(more[:]); {
+			case k > 0:
+				var rest []byte
+				rest, err = io.ReadAll(body)
+				payload = append(append(payload, more[0]), rest...)
+			case rerr != io.EOF:
+				err = rerr
+			}
+		}
+	} else {
+		payload, err = io.ReadAll(body)
+	}
 	if err != nil {
 		return nil, bodyError(err, "reading the event")
 	}
@@ -165,7 +194,14 @@ func newRequestID() string {
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	hex.Encode(s[9:13], b[4:6])
+	hex.Encode(s[14:18], b[6:8])
+	hex.Encode(s[19:23], b[8:10])
+	hex.Encode(s[24:36], b[10:16])
+	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
+	return string(s[:])
 }
 
 // durationMS converts a duration to float milliseconds.

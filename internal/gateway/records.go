@@ -34,6 +34,11 @@ type recorder struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+
+	// expired are the logs whose records retention removed, deleted with
+	// the next batch of logs (one log-store transaction for both). Owned
+	// by run.
+	expired []string
 }
 
 func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
@@ -77,12 +82,14 @@ func (r *recorder) run() {
 	for {
 		select {
 		case <-r.stop:
-			r.flush()
+			r.flush(true)
+			r.removeExpired()
 			return
 		case <-prune.C:
 			// An empty batch still applies retention, so records age out
 			// even when nothing is invoked.
 			r.commit(nil)
+			r.removeExpired()
 		case <-r.wake:
 			// Let a batch gather for a moment.
 			t := time.NewTimer(batchInterval)
@@ -91,12 +98,17 @@ func (r *recorder) run() {
 			case <-r.stop:
 				t.Stop()
 			}
-			r.flush()
+			r.flush(false)
 		}
 	}
 }
 
-func (r *recorder) flush() {
+// flush commits what has gathered: one batch, or as many full batches as
+// a backlog holds. Unless all is set (at close) it does not go on to
+// commit what arrived while it committed: that waits for the next
+// gathering interval, so a steady load costs one Raft entry (and one log
+// store transaction) per interval rather than one per commit's duration.
+func (r *recorder) flush(all bool) {
 	for {
 		r.mu.Lock()
 		audit := r.audit
@@ -123,13 +135,20 @@ func (r *recorder) flush() {
 		if len(recs) == 0 && len(entries) == 0 {
 			return
 		}
-		if len(entries) > 0 {
-			if err := r.logs.Put(entries); err != nil {
-				r.log.Error("storing invocation logs", "err", err, "count", len(entries))
+		if len(entries) > 0 || len(r.expired) > 0 {
+			if err := r.logs.Update(entries, r.expired); err != nil {
+				r.log.Error("storing invocation logs", "err", err, "count", len(entries), "expired", len(r.expired))
 			}
+			r.expired = r.expired[:0]
 		}
 		if len(recs) > 0 {
 			r.commit(recs)
+		}
+		if len(r.expired) >= batchMax {
+			r.removeExpired()
+		}
+		if !all && len(recs) < batchMax && len(entries) < batchMax {
+			return
 		}
 	}
 }
@@ -144,11 +163,19 @@ func (r *recorder) commit(recs []client.Invocation) {
 		r.log.Error("committing invocation records", "err", err, "count", len(recs))
 		return
 	}
-	if removed := res.(fsm.RecordInvocationsResult).Removed; len(removed) > 0 {
-		if err := r.logs.Delete(removed); err != nil {
-			r.log.Error("removing expired logs", "err", err)
-		}
+	r.expired = append(r.expired, res.(fsm.RecordInvocationsResult).Removed...)
+}
+
+// removeExpired deletes the logs of expired records at once (when no
+// batch of logs will carry them).
+func (r *recorder) removeExpired() {
+	if len(r.expired) == 0 {
+		return
 	}
+	if err := r.logs.Delete(r.expired); err != nil {
+		r.log.Error("removing expired logs", "err", err)
+	}
+	r.expired = r.expired[:0]
 }
 
 func (r *recorder) close() {

@@ -74,30 +74,45 @@ func (s *Store) Cap(log string) (string, bool) {
 }
 
 // Put stores entries in one transaction, capping each log.
-func (s *Store) Put(entries []client.LogEntry) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
-		for _, e := range entries {
-			if log, cut := s.Cap(e.Log); cut {
-				e.Log, e.Truncated = log, true
-			}
-			b, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			if err := logs.Put([]byte(e.RequestID), b); err != nil {
-				return err
-			}
-			ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
-			if err := index.Put(ik, nil); err != nil {
-				return err
-			}
-			if err := keys.Put([]byte(e.RequestID), ik); err != nil {
-				return err
-			}
-		}
+func (s *Store) Put(entries []client.LogEntry) error { return s.Update(entries, nil) }
+
+// Update stores entries (capping each log) and then removes the logs of
+// the invocations in remove, in one transaction: one commit where Put and
+// Delete would take two.
+func (s *Store) Update(entries []client.LogEntry, remove []string) error {
+	if len(entries) == 0 && len(remove) == 0 {
 		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.put(tx, entries); err != nil {
+			return err
+		}
+		return deleteIDs(tx, remove)
 	})
+}
+
+func (s *Store) put(tx *bolt.Tx, entries []client.LogEntry) error {
+	logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
+	for _, e := range entries {
+		if log, cut := s.Cap(e.Log); cut {
+			e.Log, e.Truncated = log, true
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := logs.Put([]byte(e.RequestID), b); err != nil {
+			return err
+		}
+		ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+		if err := index.Put(ik, nil); err != nil {
+			return err
+		}
+		if err := keys.Put([]byte(e.RequestID), ik); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Get returns the log of one invocation, if stored.
@@ -152,36 +167,33 @@ func (s *Store) List(function string, since time.Time, limit int) ([]client.LogE
 }
 
 // Delete removes the logs of the given invocations.
-func (s *Store) Delete(ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
-		for _, id := range ids {
-			ik := keys.Get([]byte(id))
-			if ik == nil {
-				// Stored before the keys bucket existed: decode the entry.
-				b := logs.Get([]byte(id))
-				if b == nil {
-					continue
-				}
-				var e client.LogEntry
-				if err := json.Unmarshal(b, &e); err != nil {
-					continue
-				}
-				ik = indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+func (s *Store) Delete(ids []string) error { return s.Update(nil, ids) }
+
+func deleteIDs(tx *bolt.Tx, ids []string) error {
+	logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
+	for _, id := range ids {
+		ik := keys.Get([]byte(id))
+		if ik == nil {
+			// Stored before the keys bucket existed: decode the entry.
+			b := logs.Get([]byte(id))
+			if b == nil {
+				continue
 			}
-			if err := index.Delete(append([]byte(nil), ik...)); err != nil {
-				return err
+			var e client.LogEntry
+			if err := json.Unmarshal(b, &e); err != nil {
+				continue
 			}
-			if err := keys.Delete([]byte(id)); err != nil {
-				return err
-			}
-			if err := logs.Delete([]byte(id)); err != nil {
-				return err
-			}
+			ik = indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 		}
-		return nil
-	})
+		if err := index.Delete(append([]byte(nil), ik...)); err != nil {
+			return err
+		}
+		if err := keys.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := logs.Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

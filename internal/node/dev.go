@@ -79,6 +79,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		opts.Slots = 4 * runtime.NumCPU()
 	}
 	opts.Prestart = max(opts.Prestart, 0)
+	keepHeapFloor(ctx, heapFloor)
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err

@@ -86,6 +86,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	if opts.PromoteAfter <= 0 {
 		opts.PromoteAfter = 10 * time.Second
 	}
+	keepHeapFloor(ctx, heapFloor)
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err

@@ -55,6 +55,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:0"
 	}
+	keepHeapFloor(ctx, heapFloor)
 	if opts.Out == nil {
 		opts.Out = os.Stdout
 	}

@@ -27,6 +27,7 @@ func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Functio
 	}
 	stored := f
 	s.functions[f.QualifiedName()] = &stored
+	s.publishLocked()
 	return stored, !exists
 }
 
@@ -40,15 +41,14 @@ func (s *Store) DeleteFunction(name string) error {
 		return fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
 	delete(s.functions, name)
+	s.publishLocked()
 	return nil
 }
 
 // Function returns the function with the given qualified name
 // (client.QualifiedName).
 func (s *Store) Function(name string) (client.Function, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	f, ok := s.functions[name]
+	f, ok := (*s.fnView.Load())[name]
 	if !ok {
 		return client.Function{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}

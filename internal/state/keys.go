@@ -29,6 +29,7 @@ func (s *Store) DeleteKey(id string) error {
 		return fmt.Errorf("key %q: %w", id, ErrNotFound)
 	}
 	delete(s.keys, id)
+	s.publishLocked()
 	return nil
 }
 
@@ -37,13 +38,12 @@ func (s *Store) PutKey(k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[k.ID] = &k
+	s.publishLocked()
 }
 
 // Key returns the key with the given ID.
 func (s *Store) Key(id string) (Key, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	k, ok := s.keys[id]
+	k, ok := (*s.keyView.Load())[id]
 	if !ok {
 		return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
 	}

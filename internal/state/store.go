@@ -12,8 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"nimbus/pkg/client"
 )
@@ -41,11 +43,26 @@ type Store struct {
 	namespaces    map[string]*client.Namespace
 	users         map[string]*User
 	sessions      map[string]*Session
+
+	// fnView and keyView are copies of functions and keys that Function
+	// and Key read without mu: the invoke path then never waits behind a
+	// long write (a batch of records and its retention). Writers replace
+	// them, under mu, after every change (publishLocked).
+	fnView  atomic.Pointer[map[string]*client.Function]
+	keyView atomic.Pointer[map[string]*Key]
+}
+
+// publishLocked refreshes the lock-free views of functions and keys.
+// Needs mu held for writing.
+func (s *Store) publishLocked() {
+	fns, keys := maps.Clone(s.functions), maps.Clone(s.keys)
+	s.fnView.Store(&fns)
+	s.keyView.Store(&keys)
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{
+	s := &Store{
 		functions: map[string]*client.Function{},
 		keys:      map[string]*Key{},
 		servers:   map[string]*ServerInfo{},
@@ -60,6 +77,8 @@ func New() *Store {
 		users:         map[string]*User{},
 		sessions:      map[string]*Session{},
 	}
+	s.publishLocked()
+	return s
 }
 
 // Snapshot is a point-in-time copy of the whole store, as serialised.
@@ -198,6 +217,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	records.observe = s.records.observe
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
+	s.publishLocked()
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.subscriptions = map[string]*client.Subscription{}
 	for _, v := range snap.Subscriptions {

@@ -1,11 +1,15 @@
 # Nimbus Python bootstrap: hosts one Lambda-style handler for one instance.
 #
 # Run as: python -I -S -u bootstrap.py, cwd = the function's code directory.
-# Protocol (see instance.go): fd 3 carries frames from the worker, fd 4 frames
-# to it; a frame is a 4-byte big-endian length then a JSON document. fds 1 and
-# 2 are the log. The first frame in is the init frame; the bootstrap imports
-# the handler, writes the log sentinel and answers with a ready frame. Each
-# invoke frame is then answered, after the log sentinel, by one response frame.
+# Protocol (see pipes.go): fd 3 carries frames from the worker, fd 4 frames
+# to it; a frame is a 4-byte big-endian length then its body. fds 1 and 2 are
+# the log. The first frame in is the init frame (JSON); the bootstrap imports
+# the handler and answers with a ready frame (JSON). Each invoke frame is then
+# answered by one response frame. Both are binary (big-endian integers):
+#   invoke    b"I" deadline_ms(8) id_len(2) id event_json
+#   response  b"O" or b"E" max_rss_kb(8) id_len(2) id result_or_error_json
+# stdout and stderr are flushed before every frame out: the worker takes a
+# frame's arrival to mean that the log pipe holds all output written before.
 # Supports Python 3.8 and newer.
 import os
 import sys
@@ -39,6 +43,8 @@ import time  # noqa: E402
 _IN, _OUT = 3, 4
 _loads = json.loads
 _dumps = json.dumps
+# json.dumps builds a new encoder for every call with allow_nan=False.
+_encode_result = json.JSONEncoder(allow_nan=False).encode
 _getrusage = resource.getrusage
 _RUSAGE_SELF = resource.RUSAGE_SELF
 _RUSAGE_CHILDREN = resource.RUSAGE_CHILDREN
@@ -47,19 +53,33 @@ _write = os.write
 _read = os.read
 
 
-def _read_exact(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = _read(_IN, n - len(buf))
-        if not chunk:
-            raise EOFError("request pipe closed")
-        buf += chunk
-    return buf
+_from_bytes = int.from_bytes
+_join = b"".join
 
 
 def _read_frame():
-    n = int.from_bytes(_read_exact(4), "big")
-    return _loads(_read_exact(n))
+    """Returns the next frame, its 4-byte length included (the body starts
+    at offset 4: slicing it off would copy it). The worker sends one frame
+    at a time, so a small one takes one read."""
+    buf = _read(_IN, 65536)
+    while len(buf) < 4:
+        chunk = _read(_IN, 65536)
+        if not chunk:
+            raise EOFError("request pipe closed")
+        buf += chunk
+    end = 4 + _from_bytes(buf[:4], "big")
+    if len(buf) < end:
+        parts, have = [buf], len(buf)
+        while have < end:
+            chunk = _read(_IN, end - have)
+            if not chunk:
+                raise EOFError("request pipe closed")
+            parts.append(chunk)
+            have += len(chunk)
+        buf = b"".join(parts)
+    if len(buf) != end:
+        raise ValueError("more than one frame on the request pipe")
+    return buf
 
 
 def _write_all(fd, data):
@@ -155,11 +175,11 @@ def _max_rss_kb():
     return max(_getrusage(_RUSAGE_SELF).ru_maxrss, _getrusage(_RUSAGE_CHILDREN).ru_maxrss)
 
 
-def _invoke(handler, cfg, req):
-    """Runs the handler once; returns the response frame body (bytes)."""
-    ctx = LambdaContext(cfg, req["request_id"], req["deadline_ms"])
+def _invoke(handler, cfg, request_id, deadline_ms, event):
+    """Runs the handler once; returns (result JSON bytes, None) or (None, error dict)."""
+    ctx = LambdaContext(cfg, request_id, deadline_ms)
     try:
-        result = handler(req.get("payload"), ctx)
+        result = handler(event, ctx)
     except Exception as e:
         tb = e.__traceback__
         if tb is not None:
@@ -169,16 +189,22 @@ def _invoke(handler, cfg, req):
         _log_error(err)
         return None, err
     try:
-        return _dumps(result, allow_nan=False).encode(), None
+        return _encode_result(result).encode(), None
     except Exception as e:
         err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)
         _log_error(err)
         return None, err
 
 
+def _event(raw):
+    try:
+        return _loads(raw)
+    except UnicodeDecodeError:  # valid JSON to the worker, not UTF-8
+        return _loads(raw.decode("utf-8", "replace"))
+
+
 def main():
-    cfg = _read_frame()
-    sentinel = cfg["sentinel"].encode()
+    cfg = _loads(_read_frame()[4:])
     # A pre-started instance learns its function only now: its complete
     # environment and where its code appeared.
     env = cfg.pop("env", None)
@@ -191,14 +217,12 @@ def main():
     code_dir = os.getcwd()
     if not sys.path or sys.path[0] != code_dir:
         sys.path.insert(0, code_dir)
-    del cfg["sentinel"]
     sys.argv = [sys.argv[0]]
 
     handler, init_err = _load_handler(cfg["handler"])
     if init_err is not None:
         _log_error(init_err)
     _flush_logs()
-    _write_all(1, sentinel)
     if init_err is None:
         _send(b'{"ready":true}')
     else:
@@ -206,22 +230,29 @@ def main():
         init_err_body = _dumps(init_err).encode()
 
     while True:
-        req = _read_frame()
-        rid = _dumps(req["request_id"]).encode()
+        frame = _read_frame()
+        if frame[4:5] != b"I":
+            raise ValueError("not an invoke frame")
+        end = 15 + _from_bytes(frame[13:15], "big")
+        rid_b = frame[15:end]
         if init_err is None:
-            result, err = _invoke(handler, cfg, req)
+            result, err = _invoke(handler, cfg, rid_b.decode(), _from_bytes(frame[5:13], "big"), _event(frame[end:]))
         else:
             _log_error(init_err)
             result, err = None, init_err
-        _flush_logs()
-        _write_all(1, sentinel)
-        rss = str(_max_rss_kb()).encode()
         if err is None:
-            body = b'{"ok":true,"request_id":' + rid + b',"max_rss_kb":' + rss + b',"result":' + result + b"}"
+            head = b"O"
         else:
-            e = init_err_body if err is init_err else _dumps(err).encode()
-            body = b'{"ok":false,"request_id":' + rid + b',"max_rss_kb":' + rss + b',"error":' + e + b"}"
-        _send(body)
+            head = b"E"
+            result = init_err_body if err is init_err else _dumps(err).encode()
+        # The whole frame in one allocation and, as a rule, one write.
+        frame = _join((
+            (11 + len(rid_b) + len(result)).to_bytes(4, "big"), head,
+            _max_rss_kb().to_bytes(8, "big"), len(rid_b).to_bytes(2, "big"), rid_b, result))
+        _flush_logs()
+        n = _write(_OUT, frame)
+        if n != len(frame):
+            _write_all(_OUT, memoryview(frame)[n:])
 
 
 if __name__ == "__main__":

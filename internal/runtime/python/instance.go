@@ -94,11 +94,8 @@ type Instance struct {
 	reqW       *os.File // fd 3 in the child
 	respR      *os.File // fd 4 in the child
 	logs       *logPipe
-	frames     chan frame
 	exited     chan struct{} // closed when the process has exited; exit is set then
 	exit       sandbox.Exit
-	stop       chan struct{} // closed by Close: background goroutines give up
-	sentinel   []byte
 	logStream  string
 	prestarted bool // started by Prestart: needs Assign before Invoke
 	assigned   bool
@@ -108,11 +105,73 @@ type Instance struct {
 	dead       atomic.Bool
 	closed     atomic.Bool
 	closeMu    sync.Once
-	mu         sync.Mutex // serialises Invoke; guards the fields below
+	mu         sync.Mutex // serialises Invoke and the handshake; guards the fields below
 	invoked    bool
-	timer      *time.Timer
 	reqBuf     []byte
+	scratch    []byte     // read-ahead for response frames
+	resp       respReader // respR as the frame reader sees it
 	lastRSSK   int64
+}
+
+// respReader reads the response pipe for one exchange. The pipe's read
+// deadline is the exchange's deadline, or sooner the next check of ctx
+// (every ctxCheck: cheaper per exchange than registering with ctx, and
+// exchanges mostly end in microseconds); the instance's exit interrupts a
+// read by moving the deadline to the past. A read interrupted for no
+// reason of the exchange (a check, or a late interruption meant for an
+// earlier exchange) is resumed.
+type respReader struct {
+	f        *os.File
+	exited   <-chan struct{}
+	ctx      context.Context
+	deadline time.Time
+}
+
+// ctxCheck is how often a read waiting for a response checks whether its
+// context has ended.
+const ctxCheck = 50 * time.Millisecond
+
+// interrupt makes a pending read on f return now.
+func interrupt(f *os.File) { f.SetReadDeadline(time.Unix(1, 0)) }
+
+func (r *respReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.f.Read(p)
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		select {
+		case <-r.exited:
+			return 0, err
+		default:
+		}
+		now := time.Now()
+		if r.ctx.Err() != nil || !now.Before(r.deadline) {
+			return 0, err
+		}
+		r.f.SetReadDeadline(r.next(now))
+	}
+}
+
+// next is the read deadline from now: the exchange's, or the next check
+// of a context that can end.
+func (r *respReader) next(now time.Time) time.Time {
+	if r.ctx.Done() == nil {
+		return r.deadline
+	}
+	if check := now.Add(ctxCheck); check.Before(r.deadline) {
+		return check
+	}
+	return r.deadline
+}
+
+// exchange reads one response frame, bounded by deadline and ctx.
+func (i *Instance) exchange(ctx context.Context, deadline time.Time) frame {
+	i.resp.ctx, i.resp.deadline = ctx, deadline
+	i.respR.SetReadDeadline(i.resp.next(time.Now()))
+	f := readFrame(&i.resp, i.scratch, i.cfg.ResultLimit+frameOverhead)
+	i.resp.ctx = nil
+	return f
 }
 
 // Start starts an instance and waits, bounded by ctx, until the bootstrap
@@ -151,8 +210,6 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	if cfg.MemoryMB <= 0 {
 		cfg.MemoryMB = DefaultMemoryMB
 	}
-	nonce := make([]byte, 16)
-	rand.Read(nonce)
 	version := strconv.FormatInt(cfg.Revision, 10)
 	logStream := newLogStream(version)
 
@@ -203,21 +260,18 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		proc:    proc,
 		reqW:    reqW,
 		respR:   respR,
-		frames:  make(chan frame, 1),
 		exited:  make(chan struct{}),
-		stop:    make(chan struct{}),
-		timer:   time.NewTimer(time.Hour),
+		scratch: make([]byte, 4<<10),
 	}
-	inst.timer.Stop()
-	inst.sentinel = []byte("~~nimbus-log-end-" + hex.EncodeToString(nonce) + "~~\n")
+	inst.resp = respReader{f: respR, exited: inst.exited}
 	inst.logStream = logStream
-	inst.logs = newLogPipe(logR, inst.sentinel, cfg.LogLimit, proc.Kill)
+	inst.logs = newLogPipe(logR, cfg.LogLimit, proc.Kill)
 	go func() {
 		inst.exit = proc.Wait()
 		close(inst.exited)
+		interrupt(respR) // a read waiting for a response gives up
 	}()
 	go inst.logs.run()
-	go readFrames(respR, cfg.ResultLimit+frameOverhead, inst.frames, inst.stop)
 	return inst, nil
 }
 
@@ -233,8 +287,8 @@ func newLogStream(version string) string {
 // imported. On failure the instance is closed.
 func (inst *Instance) init(ctx context.Context, env map[string]string) error {
 	started := time.Now()
-	if err := inst.handshake(ctx, inst.sentinel, inst.logStream, env); err != nil {
-		tail := inst.logs.partial()
+	if err := inst.handshake(ctx, inst.logStream, env); err != nil {
+		tail := inst.logs.cut()
 		inst.Close()
 		if len(tail) > 2048 {
 			tail = tail[len(tail)-2048:]
@@ -250,9 +304,8 @@ func (inst *Instance) init(ctx context.Context, env map[string]string) error {
 
 // handshake sends the init frame and waits for the ready frame and the
 // init log.
-func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream string, env map[string]string) error {
+func (i *Instance) handshake(ctx context.Context, logStream string, env map[string]string) error {
 	fields := map[string]any{
-		"sentinel":         string(sentinel),
 		"handler":          i.cfg.Handler,
 		"function_name":    i.cfg.FunctionName,
 		"function_version": i.version,
@@ -266,38 +319,43 @@ func (i *Instance) handshake(ctx context.Context, sentinel []byte, logStream str
 		fields["chdir"] = i.cfg.Executor.TaskRoot(i.cfg.CodeDir)
 	}
 	initFrame, _ := json.Marshal(fields)
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if deadline, ok := ctx.Deadline(); ok {
 		i.reqW.SetWriteDeadline(deadline)
 	}
 	if _, err := i.reqW.Write(appendFrame(nil, initFrame)); err != nil {
 		return fmt.Errorf("send init frame: %w", err)
 	}
-	var ready *envelope
-	haveLog := false
-	for ready == nil || !haveLog {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultStartTimeout)
+	}
+	f := i.exchange(ctx, deadline)
+	if f.err != nil {
 		select {
-		case f := <-i.frames:
-			if f.err != nil {
-				return i.exitError(fmt.Errorf("reading ready frame: %w", f.err))
-			}
-			var env envelope
-			if err := json.Unmarshal(f.body, &env); err != nil || env.Ready == nil {
-				return errors.New("bad ready frame")
-			}
-			ready = &env
-		case <-i.logs.notify:
-			if overflow, _ := i.logs.state(); overflow {
-				return errors.New("init output over the log limit")
-			}
-			if l, ok := i.logs.take(); ok {
-				i.initLog, haveLog = l, true
-			}
 		case <-i.exited:
 			return i.exitError(errors.New("interpreter exited during init"))
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for init: %w", ctx.Err())
+		default:
 		}
+		if errors.Is(f.err, os.ErrDeadlineExceeded) {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("waiting for init: %w", err)
+			}
+			return fmt.Errorf("waiting for init: %w", context.DeadlineExceeded)
+		}
+		return i.exitError(fmt.Errorf("reading ready frame: %w", f.err))
 	}
+	var ready readyFrame
+	if err := json.Unmarshal(f.body, &ready); err != nil || ready.Ready == nil {
+		return errors.New("bad ready frame")
+	}
+	// The bootstrap flushed its output before the ready frame.
+	log, overflow := i.takeLog()
+	if overflow {
+		return errors.New("init output over the log limit")
+	}
+	i.initLog = log
 	if !*ready.Ready {
 		i.initErr = errorType(ready.Error)
 	}
@@ -345,10 +403,9 @@ func (i *Instance) Close() {
 		i.dead.Store(true)
 		i.proc.Kill()
 		<-i.exited
-		close(i.stop)
 		i.reqW.Close()
 		i.respR.Close()
-		i.logs.r.Close()
+		i.logs.close()
 	})
 }
 
@@ -389,66 +446,81 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	if cap(i.reqBuf) > 64<<10 {
 		i.reqBuf = nil // do not pin a large payload's buffer
 	}
-	i.timer.Reset(time.Until(deadline))
-	defer i.timer.Stop()
 
-	var result *envelope
-	var logBody []byte
-	haveLog := false
-	for result == nil || !haveLog {
-		select {
-		case f := <-i.frames:
-			if f.tooLarge {
-				return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
-			}
-			if errors.Is(f.err, io.EOF) {
-				return inv.crashed(whyClosedPipe)
-			}
-			if f.err != nil {
-				return inv.crashed("Runtime broke the response protocol: " + f.err.Error())
-			}
-			var env envelope
-			if err := json.Unmarshal(f.body, &env); err != nil || env.Ready != nil || env.RequestID != req.RequestID {
-				return inv.crashed("Runtime broke the response protocol: unexpected frame")
-			}
-			inv.dur = time.Since(inv.start)
-			result = &env
-		case <-i.logs.notify:
-			if overflow, _ := i.logs.state(); overflow {
-				return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Log output over the limit of %d bytes", i.cfg.LogLimit))
-			}
-			if l, ok := i.logs.take(); ok {
-				logBody, haveLog = l, true
-			}
-		case <-i.exited:
-			return inv.crashed("")
-		case <-i.timer.C:
-			return inv.timedOut()
-		case <-ctx.Done():
-			i.dead.Store(true)
-			i.proc.Kill()
-			return Response{}, fmt.Errorf("python: invoke: %w", ctx.Err())
-		}
+	// The response is read here, by the invoking goroutine: no reader
+	// goroutine hands it over.
+	f := i.exchange(ctx, deadline)
+	switch {
+	case f.tooLarge:
+		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
+	case errors.Is(f.err, os.ErrDeadlineExceeded):
+		return inv.interrupted(ctx)
+	case errors.Is(f.err, io.EOF):
+		return inv.crashed(whyClosedPipe)
+	case errors.Is(f.err, os.ErrClosed):
+		return Response{}, ErrClosed
+	case f.err != nil:
+		return inv.crashed("Runtime broke the response protocol: " + f.err.Error())
+	}
+	inv.dur = time.Since(inv.start)
+	result, ok := parseResponse(f.body)
+	if !ok || string(result.id) != req.RequestID || !json.Valid(result.body) {
+		return inv.crashed("Runtime broke the response protocol: unexpected frame")
+	}
+	// The bootstrap flushed the handler's output before the response.
+	logBody, overflow := i.takeLog()
+	if overflow {
+		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Log output over the limit of %d bytes", i.cfg.LogLimit))
 	}
 
-	if result.MaxRSSKB > i.lastRSSK {
-		i.lastRSSK = result.MaxRSSKB
+	if result.maxRSSKB > i.lastRSSK {
+		i.lastRSSK = result.maxRSSKB
+	}
+	if len(result.body) > i.cfg.ResultLimit {
+		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
 	}
 	var resp Response
-	if result.OK {
-		resp.Payload = result.Result
+	resp.Payload = result.body
+	if f.shared {
+		resp.Payload = bytes.Clone(result.body)
+	}
+	if result.ok {
 		if len(resp.Payload) == 0 {
 			resp.Payload = []byte("null")
 		}
 	} else {
-		resp.Payload = result.Error
-		resp.ErrorType = errorType(result.Error)
-	}
-	if len(resp.Payload) > i.cfg.ResultLimit {
-		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
+		resp.ErrorType = errorType(resp.Payload)
 	}
 	inv.fill(&resp, logBody, "")
 	return resp, nil
+}
+
+// takeLog returns the log since the last one was taken, once the
+// bootstrap has sent a frame (having flushed its output first): it reads
+// the log pipe empty itself instead of waiting for the log reader.
+func (i *Instance) takeLog() (log []byte, overflow bool) {
+	i.logs.drain()
+	if overflow, _ := i.logs.state(); overflow {
+		return nil, true
+	}
+	return i.logs.cut(), false
+}
+
+// interrupted ends an invocation whose wait was cut short: by the
+// instance's exit, by ctx, or by the deadline.
+func (v *invocation) interrupted(ctx context.Context) (Response, error) {
+	i := v.inst
+	select {
+	case <-i.exited:
+		return v.crashed("")
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		i.dead.Store(true)
+		i.proc.Kill()
+		return Response{}, fmt.Errorf("python: invoke: %w", err)
+	}
+	return v.timedOut()
 }
 
 // invocation carries one Invoke's bookkeeping into the outcome helpers.
@@ -528,7 +600,7 @@ drain:
 		}
 	}
 	t.Stop()
-	body := i.logs.partial()
+	body := i.logs.cut()
 	if overflow, _ := i.logs.state(); overflow {
 		body = append(body, fmt.Sprintf("\n[nimbus] log truncated at %d bytes", i.cfg.LogLimit)...)
 	}
@@ -548,36 +620,51 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 		resp.InitDuration = i.initDur
 	}
 	id := v.req.RequestID
-	var b bytes.Buffer
-	b.Grow(len(body) + 320 + len(i.initLog))
+	b := make([]byte, 0, len(body)+3*len(id)+200+len(i.initLog))
 	if v.first && len(i.initLog) > 0 {
-		writeLines(&b, i.initLog)
+		b = appendLines(b, i.initLog)
 	}
-	fmt.Fprintf(&b, "START RequestId: %s Version: %s\n", id, i.version)
-	writeLines(&b, body)
+	b = append(b, "START RequestId: "...)
+	b = append(b, id...)
+	b = append(b, " Version: "...)
+	b = append(b, i.version...)
+	b = append(b, '\n')
+	b = appendLines(b, body)
 	if extraLine != "" {
-		b.WriteString(extraLine)
-		b.WriteByte('\n')
+		b = append(b, extraLine...)
+		b = append(b, '\n')
 	}
-	fmt.Fprintf(&b, "END RequestId: %s\n", id)
-	fmt.Fprintf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB",
-		id, float64(resp.Duration.Microseconds())/1000, resp.BilledMS, i.cfg.MemoryMB, resp.MaxMemoryMB)
+	b = append(b, "END RequestId: "...)
+	b = append(b, id...)
+	b = append(b, "\nREPORT RequestId: "...)
+	b = append(b, id...)
+	b = append(b, "\tDuration: "...)
+	b = strconv.AppendFloat(b, float64(resp.Duration.Microseconds())/1000, 'f', 2, 64)
+	b = append(b, " ms\tBilled Duration: "...)
+	b = strconv.AppendInt(b, resp.BilledMS, 10)
+	b = append(b, " ms\tMemory Size: "...)
+	b = strconv.AppendInt(b, int64(i.cfg.MemoryMB), 10)
+	b = append(b, " MB\tMax Memory Used: "...)
+	b = strconv.AppendInt(b, int64(resp.MaxMemoryMB), 10)
+	b = append(b, " MB"...)
 	if v.first {
-		fmt.Fprintf(&b, "\tInit Duration: %.2f ms", float64(i.initDur.Microseconds())/1000)
+		b = append(b, "\tInit Duration: "...)
+		b = strconv.AppendFloat(b, float64(i.initDur.Microseconds())/1000, 'f', 2, 64)
+		b = append(b, " ms"...)
 	}
-	b.WriteByte('\n')
-	resp.Log = b.Bytes()
+	resp.Log = append(b, '\n')
 }
 
-// writeLines writes p, ending it with a newline if it has none.
-func writeLines(b *bytes.Buffer, p []byte) {
+// appendLines appends p, ending it with a newline if it has none.
+func appendLines(b, p []byte) []byte {
 	if len(p) == 0 {
-		return
+		return b
 	}
-	b.Write(p)
+	b = append(b, p...)
 	if p[len(p)-1] != '\n' {
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
+	return b
 }
 
 func describeExit(e sandbox.Exit) string {

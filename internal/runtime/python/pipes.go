@@ -8,33 +8,65 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"sync"
+	"syscall"
 )
 
 // logPipe reads an instance's stdout/stderr for the instance's whole life
-// (one goroutine, run) and cuts it into per-invocation logs at each
-// sentinel the bootstrap writes. It holds at most limit bytes plus one read
-// chunk whatever the child prints: past the limit it kills the instance
-// (overflow) and discards the rest.
+// (one goroutine, run), so that a handler printing more than a pipe holds
+// never blocks, and cuts it into per-invocation logs. It holds at most
+// limit bytes plus one read chunk whatever the child prints: past the
+// limit it kills the instance (overflow) and discards the rest.
+//
+// The cut needs no marker in the stream: the bootstrap flushes stdout and
+// stderr before it sends a frame, so once the worker holds the frame,
+// everything the invocation wrote is in the pipe or already read. drain
+// reads the pipe empty, without waiting, and cut takes the log. A read and
+// the feeding of what it read happen under readMu, by run or by drain, so
+// chunks are fed in the order they were read.
 type logPipe struct {
 	r          *os.File
-	sentinel   []byte
 	limit      int
 	onOverflow func() // called once, without mu held, when the limit is passed
 	// notify gets a token (coalesced) whenever the state below changes.
 	notify chan struct{}
 
+	readMu  sync.Mutex // held across one read and its feed
+	rc      syscall.RawConn
+	fd      int    // r's descriptor if non-blocking, for drain; else -1
+	closed  bool   // r is being closed: drain must not touch fd
+	buf     []byte // read buffer, used under readMu
+	rawRead func(fd uintptr) bool
+	readN   int
+	readErr error
+
 	mu       sync.Mutex
-	cur      []byte // output since the last sentinel
-	done     []byte // the log cut at the last sentinel, until taken
-	complete bool   // done is valid
+	cur      []byte // output since the last cut
 	overflow bool   // limit passed; cur holds the first limit bytes
 	eof      bool   // every writer is gone
 }
 
-func newLogPipe(r *os.File, sentinel []byte, limit int, onOverflow func()) *logPipe {
-	return &logPipe{r: r, sentinel: sentinel, limit: limit, onOverflow: onOverflow, notify: make(chan struct{}, 1)}
+// newLogPipe returns a logPipe over r (nil in tests that only feed it).
+func newLogPipe(r *os.File, limit int, onOverflow func()) *logPipe {
+	lp := &logPipe{r: r, limit: limit, onOverflow: onOverflow, notify: make(chan struct{}, 1), fd: -1,
+		buf: make([]byte, 32<<10)}
+	lp.rawRead = lp.readOnce
+	if r == nil {
+		return lp
+	}
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return lp
+	}
+	lp.rc = rc
+	rc.Control(func(fd uintptr) {
+		// drain must never block: it reads only a non-blocking pipe (as
+		// os.Pipe makes it); otherwise logs wait for run.
+		if flags, err := fcntl(fd, syscall.F_GETFL, 0); err == nil && flags&syscall.O_NONBLOCK != 0 {
+			lp.fd = int(fd)
+		}
+	})
+	return lp
 }
 
 func (lp *logPipe) signal() {
@@ -44,21 +76,89 @@ func (lp *logPipe) signal() {
 	}
 }
 
+// readOnce is run's raw read: one non-blocking read and its feed under
+// readMu. It reports false (wait for more) when there is nothing to read.
+func (lp *logPipe) readOnce(fd uintptr) bool {
+	lp.readMu.Lock()
+	n, err := readNonblock(int(fd), lp.buf)
+	if err == syscall.EAGAIN {
+		lp.readMu.Unlock()
+		return false
+	}
+	if n > 0 {
+		lp.feed(lp.buf[:n])
+	}
+	lp.readMu.Unlock()
+	lp.readN, lp.readErr = n, err
+	return true
+}
+
 // run reads until EOF or until r is closed.
 func (lp *logPipe) run() {
-	buf := make([]byte, 32<<10)
+	err := errors.New("not a pipe")
+	if lp.rc != nil {
+		err = nil
+	}
+	for err == nil {
+		err = lp.rc.Read(lp.rawRead)
+		if err == nil && lp.readErr != nil {
+			err = lp.readErr
+		}
+		if err == nil && lp.readN == 0 {
+			err = io.EOF
+		}
+	}
+	lp.mu.Lock()
+	lp.eof = true
+	lp.mu.Unlock()
+	lp.signal()
+}
+
+// drain reads and feeds whatever the pipe holds now, without waiting.
+func (lp *logPipe) drain() {
+	lp.readMu.Lock()
+	defer lp.readMu.Unlock()
+	if lp.closed || lp.fd < 0 {
+		return
+	}
 	for {
-		n, err := lp.r.Read(buf)
+		n, err := readNonblock(lp.fd, lp.buf)
 		if n > 0 {
-			lp.feed(buf[:n])
+			lp.feed(lp.buf[:n])
 		}
-		if err != nil {
-			lp.mu.Lock()
-			lp.eof = true
-			lp.mu.Unlock()
-			lp.signal()
-			return
+		if err != nil || n < len(lp.buf) {
+			return // EAGAIN: empty for now; EOF and errors are run's to see
 		}
+	}
+}
+
+// close closes the pipe; drain no longer reads from it.
+func (lp *logPipe) close() {
+	lp.readMu.Lock()
+	lp.closed = true
+	lp.readMu.Unlock()
+	lp.r.Close()
+}
+
+func fcntl(fd uintptr, cmd, arg int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, uintptr(cmd), uintptr(arg))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// readNonblock is read(2) on a non-blocking descriptor, retried on EINTR.
+func readNonblock(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
 	}
 }
 
@@ -68,55 +168,27 @@ func (lp *logPipe) feed(chunk []byte) {
 		lp.mu.Unlock()
 		return
 	}
-	from := max(0, len(lp.cur)-len(lp.sentinel)+1)
 	lp.cur = append(lp.cur, chunk...)
-	changed := false
-	if idx := bytes.Index(lp.cur[from:], lp.sentinel); idx >= 0 {
-		idx += from
-		if idx <= lp.limit {
-			lp.done = lp.cur[:idx:idx]
-			lp.complete = true
-			lp.cur = append([]byte(nil), lp.cur[idx+len(lp.sentinel):]...)
-			changed = true
-		}
-	}
-	// A sentinel still to come starts at len(cur)-len(sentinel)+1 at the
-	// earliest: past the limit, this invocation's log is over it.
-	over := len(lp.cur)-len(lp.sentinel)+1 > lp.limit
+	over := len(lp.cur) > lp.limit
 	if over {
 		lp.overflow = true
-		lp.cur = lp.cur[:min(len(lp.cur), lp.limit)]
-		changed = true
+		lp.cur = lp.cur[:lp.limit]
 	}
 	lp.mu.Unlock()
 	if over {
 		lp.onOverflow()
-	}
-	if changed {
 		lp.signal()
 	}
 }
 
-// take returns the completed log of the last invocation, if any.
-func (lp *logPipe) take() ([]byte, bool) {
+// cut returns what was logged since the last cut: after drain, the whole
+// log of an invocation whose frame has arrived (or the remains of one that
+// did not finish).
+func (lp *logPipe) cut() []byte {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
-	if !lp.complete {
-		return nil, false
-	}
-	d := lp.done
-	lp.done, lp.complete = nil, false
-	return d, true
-}
-
-// partial returns whatever was logged since the last taken log: the
-// remains of an invocation that did not finish.
-func (lp *logPipe) partial() []byte {
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	out := append([]byte(nil), lp.done...)
-	out = append(out, lp.cur...)
-	lp.done, lp.complete, lp.cur = nil, false, nil
+	out := lp.cur
+	lp.cur = nil
 	return out
 }
 
@@ -126,57 +198,89 @@ func (lp *logPipe) state() (overflow, eof bool) {
 	return lp.overflow, lp.eof
 }
 
+// Frames (docs/architecture.md, "Instance protocol"): a 4-byte big-endian
+// length, then the body. The init frame (worker to bootstrap) and the
+// ready frame (back) are JSON documents, sent once. The frames of an
+// invocation are binary, so that neither side parses more than the event
+// and the result themselves:
+//
+//	invoke   'I' | deadline ms (8) | id length (2) | id | event JSON
+//	response 'O' or 'E' | max RSS kB (8) | id length (2) | id | result or error JSON
+//
+// All integers are big-endian.
+const (
+	kindInvoke = 'I'
+	kindOK     = 'O' // the body is the result
+	kindError  = 'E' // the body is the error document
+	// respHeader is the fixed part of a response body: kind, max RSS, id length.
+	respHeader = 1 + 8 + 2
+)
+
 // frame is one frame from the bootstrap, or why none could be read.
 type frame struct {
 	body     []byte
-	err      error // non-nil: the protocol is broken (EOF, garbage)
-	tooLarge bool  // with err: a well-formed frame over the limit
+	shared   bool  // body lies in the reader's scratch buffer: copy what is kept
+	err      error // non-nil: no frame (EOF, garbage, or the read was interrupted)
+	tooLarge bool  // with err: a well-formed response frame over the limit
 }
 
 var errBadFrame = errors.New("garbage on the response pipe")
 
 // frameOverhead is the room a response frame gets beyond ResultLimit for
-// its envelope.
+// its header.
 const frameOverhead = 64 << 10
 
-// readFrames reads frames from r until an error, delivering each on out
-// unless stop is closed first. A length over limit is not read: a body that
-// starts like JSON makes it tooLarge, anything else garbage.
-func readFrames(r io.Reader, limit int, out chan<- frame, stop <-chan struct{}) {
-	var hdr [4]byte
-	for {
-		f := readFrame(r, hdr[:], limit)
-		select {
-		case out <- f:
-		case <-stop:
-			return
-		}
-		if f.err != nil {
-			return
-		}
-	}
-}
-
-func readFrame(r io.Reader, hdr []byte, limit int) frame {
-	if _, err := io.ReadFull(r, hdr); err != nil {
+// readFrame reads one frame from r, reading ahead into scratch (so that a
+// small frame costs one read). A length over limit is not read: a body
+// that starts like a response makes it tooLarge, anything else garbage, as
+// is anything after the frame (the bootstrap sends one frame at a time).
+// Errors other than EOF (an interrupted read) are returned as they are.
+func readFrame(r io.Reader, scratch []byte, limit int) frame {
+	have, err := io.ReadAtLeast(r, scratch, 4)
+	if err != nil {
 		if err == io.ErrUnexpectedEOF {
 			err = errBadFrame
 		}
 		return frame{err: err}
 	}
-	n := binary.BigEndian.Uint32(hdr)
+	n := int(binary.BigEndian.Uint32(scratch))
 	if uint64(n) > uint64(limit) {
-		var first [1]byte
-		if _, err := io.ReadFull(r, first[:]); err != nil || first[0] != '{' {
+		if have == 4 {
+			if _, err := io.ReadFull(r, scratch[4:5]); err != nil {
+				return frame{err: errBadFrame}
+			}
+		}
+		if k := scratch[4]; k != kindOK && k != kindError {
 			return frame{err: errBadFrame}
 		}
 		return frame{err: fmt.Errorf("response frame of %d bytes over the limit of %d", n, limit), tooLarge: true}
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	if have > 4+n {
 		return frame{err: errBadFrame}
 	}
+	if 4+n <= len(scratch) {
+		if have < 4+n {
+			if _, err := io.ReadFull(r, scratch[have:4+n]); err != nil {
+				return frame{err: frameErr(err)}
+			}
+		}
+		return frame{body: scratch[4 : 4+n], shared: true}
+	}
+	body := make([]byte, n)
+	copy(body, scratch[4:have])
+	if _, err := io.ReadFull(r, body[have-4:]); err != nil {
+		return frame{err: frameErr(err)}
+	}
 	return frame{body: body}
+}
+
+// frameErr is the error of a frame cut short: garbage, unless the read was
+// interrupted.
+func frameErr(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errBadFrame
+	}
+	return err
 }
 
 // appendFrame appends v as a frame: length prefix, then v.
@@ -189,13 +293,10 @@ func appendFrame(dst, v []byte) []byte {
 // is not valid JSON is sent as a JSON string; an empty one as {}.
 func appendRequest(dst []byte, id string, payload []byte, deadlineMS int64) []byte {
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	dst = append(dst, `{"request_id":`...)
-	q, _ := json.Marshal(id)
-	dst = append(dst, q...)
-	dst = append(dst, `,"deadline_ms":`...)
-	dst = strconv.AppendInt(dst, deadlineMS, 10)
-	dst = append(dst, `,"payload":`...)
+	dst = append(dst, 0, 0, 0, 0, kindInvoke)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(deadlineMS))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(id)))
+	dst = append(dst, id...)
 	switch {
 	case len(bytes.TrimSpace(payload)) == 0:
 		dst = append(dst, `{}`...)
@@ -205,19 +306,39 @@ func appendRequest(dst []byte, id string, payload []byte, deadlineMS int64) []by
 		s, _ := json.Marshal(string(payload))
 		dst = append(dst, s...)
 	}
-	dst = append(dst, '}')
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }
 
-// envelope is a frame from the bootstrap: a ready frame or a response.
-type envelope struct {
-	Ready     *bool           `json:"ready"`
-	OK        bool            `json:"ok"`
-	RequestID string          `json:"request_id"`
-	Result    json.RawMessage `json:"result"`
-	Error     json.RawMessage `json:"error"`
-	MaxRSSKB  int64           `json:"max_rss_kb"`
+// response is a decoded response frame. body aliases the frame.
+type response struct {
+	ok       bool
+	maxRSSKB int64
+	id       []byte
+	body     []byte
+}
+
+// parseResponse decodes a response frame body.
+func parseResponse(b []byte) (response, bool) {
+	if len(b) < respHeader || (b[0] != kindOK && b[0] != kindError) {
+		return response{}, false
+	}
+	idLen := int(binary.BigEndian.Uint16(b[9:11]))
+	if len(b) < respHeader+idLen {
+		return response{}, false
+	}
+	return response{
+		ok:       b[0] == kindOK,
+		maxRSSKB: int64(binary.BigEndian.Uint64(b[1:9])),
+		id:       b[respHeader : respHeader+idLen],
+		body:     b[respHeader+idLen:],
+	}, true
+}
+
+// readyFrame is the bootstrap's answer to the init frame.
+type readyFrame struct {
+	Ready *bool           `json:"ready"`
+	Error json.RawMessage `json:"error"`
 }
 
 // errorType extracts errorType from an error document.

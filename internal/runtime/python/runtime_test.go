@@ -105,22 +105,21 @@ func TestWriteBootstrapIsReadOnlyAndReused(t *testing.T) {
 	}
 }
 
-func TestLogPipeCutsAtSentinelsSplitAcrossChunks(t *testing.T) {
-	sentinel := []byte("~~end-0123456789~~\n")
+func TestLogPipeCutsWhatWasFedSinceTheLastCut(t *testing.T) {
 	killed := 0
-	lp := newLogPipe(nil, sentinel, 100, func() { killed++ })
-	stream := []byte("hello\n" + string(sentinel) + "second")
-	for k := range stream { // one byte at a time
-		lp.feed(stream[k : k+1])
+	lp := newLogPipe(nil, 100, func() { killed++ })
+	for _, b := range []byte("hello\n") { // one byte at a time
+		lp.feed([]byte{b})
 	}
-	if got, ok := lp.take(); !ok || string(got) != "hello\n" {
-		t.Fatalf("take = %q %v", got, ok)
+	if got := lp.cut(); string(got) != "hello\n" {
+		t.Fatalf("cut = %q", got)
 	}
-	if _, ok := lp.take(); ok {
-		t.Fatal("a log taken twice")
+	lp.feed([]byte("second"))
+	if got := lp.cut(); string(got) != "second" {
+		t.Fatalf("cut = %q", got)
 	}
-	if got := lp.partial(); string(got) != "second" {
-		t.Fatalf("partial = %q", got)
+	if got := lp.cut(); len(got) != 0 {
+		t.Fatalf("cut twice = %q", got)
 	}
 	if killed != 0 {
 		t.Fatal("overflow without cause")
@@ -129,7 +128,7 @@ func TestLogPipeCutsAtSentinelsSplitAcrossChunks(t *testing.T) {
 
 func TestLogPipeStaysBoundedPastTheLimit(t *testing.T) {
 	killed := 0
-	lp := newLogPipe(nil, []byte("~~end~~\n"), 1000, func() { killed++ })
+	lp := newLogPipe(nil, 1000, func() { killed++ })
 	chunk := bytes.Repeat([]byte("x"), 4096)
 	for range 1000 {
 		lp.feed(chunk)
@@ -137,16 +136,30 @@ func TestLogPipeStaysBoundedPastTheLimit(t *testing.T) {
 	if overflow, _ := lp.state(); !overflow || killed != 1 {
 		t.Fatalf("overflow %v, killed %d", overflow, killed)
 	}
-	if n := len(lp.partial()); n != 1000 {
+	if n := len(lp.cut()); n != 1000 {
 		t.Fatalf("kept %d bytes", n)
 	}
 }
 
-func TestLogPipeCountsOutputBeforeTheSentinel(t *testing.T) {
-	killed := 0
-	lp := newLogPipe(nil, []byte("~~end~~\n"), 10, func() { killed++ })
-	lp.feed([]byte("0123456789ABC~~end~~\n"))
-	if _, ok := lp.take(); ok || killed != 1 {
-		t.Fatalf("a log over the limit was accepted (killed %d)", killed)
+func TestLogPipeDrainReadsWhatIsWaiting(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lp := newLogPipe(r, 1<<20, func() {})
+	go lp.run()
+	defer lp.close()
+	for k := range 50 {
+		line := strings.Repeat("y", k*100) + "\n"
+		if _, err := w.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+		// The reader goroutine may or may not have read it yet: drain
+		// finds the rest, and the cut holds exactly what was written.
+		lp.drain()
+		if got := lp.cut(); string(got) != line {
+			t.Fatalf("write %d: cut %d bytes, want %d", k, len(got), len(line))
+		}
 	}
 }
