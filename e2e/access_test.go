@@ -116,6 +116,14 @@ func TestAuthorisationMatrix(t *testing.T) {
 		{"DELETE", "/v1/cluster/servers/none", "", 'a', false},
 		{"PUT", "/v1/namespaces/made-by-ROLE", "", 'a', false},
 		{"DELETE", "/v1/namespaces/none", "", 'a', false},
+		{"POST", "/v1/cluster/servers", `{"address":""}`, 'a', false},
+		{"POST", "/v1/cluster/tokens", `{"role":"worker"}`, 'a', false},
+		{"GET", "/v1/users", "", 'a', false},
+		{"POST", "/v1/users", `{"name":"made-by-ROLE","role":"viewer","password":"long-enough-1"}`, 'a', false},
+		{"DELETE", "/v1/users/none", "", 'a', false},
+		{"PUT", "/v1/users/none/password", `{"password":"long-enough-2"}`, 'a', false},
+		{"GET", "/v1/session", "", 'r', false},
+		{"POST", "/v1/logout", "", 'r', false},
 	}
 	rank := map[string]int{"worker": 0, "viewer": 1, "developer": 2, "admin": 3}
 	needRank := map[byte]int{'r': 1, 'w': 2, 'a': 3}
