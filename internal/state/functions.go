@@ -48,7 +48,7 @@ func (s *Store) DeleteFunction(name string) error {
 // Function returns the function with the given qualified name
 // (client.QualifiedName).
 func (s *Store) Function(name string) (client.Function, error) {
-	f, ok := (*s.fnView.Load())[name]
+	f, ok := s.view.Load().functions[name]
 	if !ok {
 		return client.Function{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}

@@ -43,7 +43,7 @@ func (s *Store) PutKey(k Key) {
 
 // Key returns the key with the given ID.
 func (s *Store) Key(id string) (Key, error) {
-	k, ok := (*s.keyView.Load())[id]
+	k, ok := s.view.Load().keys[id]
 	if !ok {
 		return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
 	}

@@ -22,6 +22,7 @@ func (s *Store) PutNamespace(ns client.Namespace) (created bool) {
 		ns.CreatedAt = old.CreatedAt
 	}
 	s.namespaces[ns.Name] = &ns
+	s.publishLocked()
 	return !ok
 }
 
@@ -51,14 +52,14 @@ func (s *Store) DeleteNamespace(name string) error {
 		return fmt.Errorf("namespace %q still holds %d functions and %d schedules; delete them first: %w", name, fns, scs, ErrNotEmpty)
 	}
 	delete(s.namespaces, name)
+	s.publishLocked()
 	return nil
 }
 
 // Namespace returns a namespace. The default namespace always exists.
+// It reads without the store's lock (every request asks).
 func (s *Store) Namespace(name string) (client.Namespace, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if ns, ok := s.namespaces[name]; ok {
+	if ns, ok := s.view.Load().namespaces[name]; ok {
 		return *ns, nil
 	}
 	if name == client.DefaultNamespace {
@@ -85,18 +86,13 @@ func (s *Store) Namespaces() []client.Namespace {
 }
 
 // ConcurrencyLimit returns a namespace's concurrency limit (0: none) and
-// the reserved concurrency its functions hold together.
+// the reserved concurrency its functions hold together. It reads without
+// the store's lock (every invocation asks).
 func (s *Store) ConcurrencyLimit(ns string) (limit, reserved int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	n, ok := s.namespaces[ns]
+	v := s.view.Load()
+	n, ok := v.namespaces[ns]
 	if !ok || n.Concurrency == 0 {
 		return 0, 0
 	}
-	for _, f := range s.functions {
-		if f.Namespace == ns && f.ReservedConcurrency != nil {
-			reserved += *f.ReservedConcurrency
-		}
-	}
-	return n.Concurrency, reserved
+	return n.Concurrency, v.reserved[ns]
 }

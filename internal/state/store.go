@@ -44,20 +44,32 @@ type Store struct {
 	users         map[string]*User
 	sessions      map[string]*Session
 
-	// fnView and keyView are copies of functions and keys that Function
-	// and Key read without mu: the invoke path then never waits behind a
-	// long write (a batch of records and its retention). Writers replace
-	// them, under mu, after every change (publishLocked).
-	fnView  atomic.Pointer[map[string]*client.Function]
-	keyView atomic.Pointer[map[string]*Key]
+	// view is what every request reads without mu, so that the invoke
+	// path never waits behind a long write (a batch of records and its
+	// retention). Writers replace it, under mu, after every change to
+	// what it holds (publishLocked).
+	view atomic.Pointer[view]
 }
 
-// publishLocked refreshes the lock-free views of functions and keys.
-// Needs mu held for writing.
+// view holds copies of the functions, keys and namespaces, and each
+// namespace's reserved concurrency summed over its functions.
+type view struct {
+	functions  map[string]*client.Function
+	keys       map[string]*Key
+	namespaces map[string]*client.Namespace
+	reserved   map[string]int
+}
+
+// publishLocked refreshes the lock-free view. Needs mu held for writing.
 func (s *Store) publishLocked() {
-	fns, keys := maps.Clone(s.functions), maps.Clone(s.keys)
-	s.fnView.Store(&fns)
-	s.keyView.Store(&keys)
+	v := &view{functions: maps.Clone(s.functions), keys: maps.Clone(s.keys),
+		namespaces: maps.Clone(s.namespaces), reserved: map[string]int{}}
+	for _, f := range s.functions {
+		if f.ReservedConcurrency != nil {
+			v.reserved[f.Namespace] += *f.ReservedConcurrency
+		}
+	}
+	s.view.Store(v)
 }
 
 // New returns an empty store.
@@ -217,7 +229,6 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	records.observe = s.records.observe
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
-	s.publishLocked()
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.subscriptions = map[string]*client.Subscription{}
 	for _, v := range snap.Subscriptions {
@@ -240,6 +251,7 @@ func (s *Store) Restore(r io.Reader) error {
 	if s.settings == nil {
 		s.settings = map[string]string{}
 	}
+	s.publishLocked()
 	s.mu.Unlock()
 	return nil
 }
