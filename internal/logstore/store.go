@@ -34,7 +34,10 @@ func Open(path string, capBytes int) (*Store, error) {
 	// Logs are a per-server cache beside the replicated records (which
 	// carry each log's tail): losing the last moments of them in a power
 	// cut is acceptable, an fsync per batch on the invoke machine is not.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true})
+	// The 64 MB initial mapping (address space only) spares a new server
+	// the remaps bbolt makes while the file grows from 32 kB (see
+	// controlplane's initialMmapSize).
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: true, NoFreelistSync: true, InitialMmapSize: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
