@@ -1,10 +1,13 @@
 package logstore
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"nimbus/pkg/client"
 )
@@ -65,5 +68,96 @@ func TestStore(t *testing.T) {
 		if _, found, _ := s.Get("a"); found {
 			t.Fatal("a still stored")
 		}
+	})
+}
+
+func TestStoredAgainReplaces(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "logs.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// An asynchronous retry stores its request's log again, later.
+	if err := s.Put([]client.LogEntry{{RequestID: "r", Function: "f", Time: base, Log: "attempt 1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]client.LogEntry{{RequestID: "r", Function: "f", Time: base.Add(time.Minute), Log: "attempt 2"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.List("default/f", time.Time{}, 0)
+	if len(got) != 1 || got[0].Log != "attempt 2" {
+		t.Fatalf("List = %+v, want attempt 2 alone", got)
+	}
+	if e, found, _ := s.Get("r"); !found || e.Log != "attempt 2" {
+		t.Fatalf("Get = %+v, %v", e, found)
+	}
+	if err := s.Delete([]string{"r"}); err != nil {
+		t.Fatal(err)
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketLogs, bucketIndex, bucketKeys} {
+			if k, _ := tx.Bucket(b).Cursor().First(); k != nil {
+				t.Errorf("bucket %s still holds %q", b, k)
+			}
+		}
+		return nil
+	})
+}
+
+// Logs stored by earlier versions are under their request id, with (or,
+// earlier still, without) an entry in the keys bucket.
+func TestLogsStoredByRequestID(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "logs.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := []client.LogEntry{
+		{RequestID: "withkey", Function: "f", Time: base, Log: "one"},
+		{RequestID: "nokey", Function: "f", Time: base.Add(time.Minute), Log: "two"},
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for i, e := range old {
+			b, _ := json.Marshal(e)
+			ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+			tx.Bucket(bucketLogs).Put([]byte(e.RequestID), b)
+			tx.Bucket(bucketIndex).Put(ik, nil)
+			if i == 0 {
+				tx.Bucket(bucketKeys).Put([]byte(e.RequestID), ik)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]client.LogEntry{{RequestID: "new", Function: "f", Time: base.Add(2 * time.Minute), Log: "three"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.List("default/f", time.Time{}, 0)
+	var logs []string
+	for _, e := range got {
+		logs = append(logs, e.Log)
+	}
+	if strings.Join(logs, ",") != "one,two,three" {
+		t.Fatalf("List = %q", logs)
+	}
+	for _, id := range []string{"withkey", "nokey", "new"} {
+		if _, found, err := s.Get(id); !found || err != nil {
+			t.Fatalf("Get(%s): found=%v err=%v", id, found, err)
+		}
+	}
+	if err := s.Delete([]string{"withkey", "nokey", "new"}); err != nil {
+		t.Fatal(err)
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketLogs, bucketIndex, bucketKeys} {
+			if k, _ := tx.Bucket(b).Cursor().First(); k != nil {
+				t.Errorf("bucket %s still holds %q", b, k)
+			}
+		}
+		return nil
 	})
 }
