@@ -426,3 +426,28 @@ func TestServerRefusesAStrangerKey(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionedInstancesSpreadOverTheClustersWorkers deploys a function
+// with provisioned: 2 to a cluster of two workers: the leader asks each
+// worker, over their mutual-TLS RPC, for one ready instance, and the
+// first invocation is warm.
+func TestProvisionedInstancesSpreadOverTheClustersWorkers(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	c.mustCLI(0, 0, "deploy", writeFunction(t, t.TempDir(), "ready", quickHandler), "--provisioned", "2")
+	waitFor(t, 60*time.Second, "each worker holds one ready instance", func() bool {
+		cl, err := c.clusterView(0)
+		if err != nil || len(cl.Workers) != 2 {
+			return false
+		}
+		for _, w := range cl.Workers {
+			if w.WarmInstances != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	r := c.mustCLI(0, 0, "invoke", "ready", "--tail")
+	if strings.Contains(r.stderr, "Init Duration") {
+		t.Errorf("the first invocation of a provisioned function was a cold start:\n%s", r.stderr)
+	}
+}

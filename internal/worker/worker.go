@@ -201,6 +201,7 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			RequestID: req.RequestID,
 			Payload:   req.Payload,
 			Timeout:   time.Duration(req.Function.Timeout),
+			Ready:     !cold, // started ahead (provisioned): its start is not this call's
 		})
 		w.release(req.Function.QualifiedName(), inst)
 		if errors.Is(err, python.ErrClosed) && !cold {

@@ -70,6 +70,11 @@ type Request struct {
 	RequestID string
 	Payload   []byte        // the event, JSON; anything else arrives as a string
 	Timeout   time.Duration // wall clock; default DefaultTimeout
+	// Ready says the instance was started ahead of this invocation
+	// (provisioned), so its start is not this invocation's: no Init
+	// Duration, as Lambda reports provisioned instances. The start's log
+	// still comes with the instance's first invocation.
+	Ready bool
 }
 
 // Response is how an invocation ended. Handler errors and platform-imposed
@@ -427,7 +432,7 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	}
 	first := !i.invoked
 	i.invoked = true
-	inv := invocation{inst: i, req: req, first: first, timeout: timeout, start: time.Now()}
+	inv := invocation{inst: i, req: req, first: first, cold: first && !req.Ready, timeout: timeout, start: time.Now()}
 	deadline := inv.start.Add(timeout)
 
 	i.reqBuf = appendRequest(i.reqBuf[:0], req.RequestID, req.Payload, deadline.UnixMilli())
@@ -527,7 +532,8 @@ func (v *invocation) interrupted(ctx context.Context) (Response, error) {
 type invocation struct {
 	inst    *Instance
 	req     Request
-	first   bool
+	first   bool // the instance's first invocation: its start's log comes with it
+	cold    bool // first, and the instance was started for it: Init Duration
 	timeout time.Duration
 	start   time.Time
 	dur     time.Duration // set when the response arrived
@@ -616,7 +622,7 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 	resp.Duration = v.dur
 	resp.BilledMS = max(1, (v.dur.Nanoseconds()+int64(time.Millisecond)-1)/int64(time.Millisecond))
 	resp.MaxMemoryMB = int((i.lastRSSK + 1023) / 1024)
-	if v.first {
+	if v.cold {
 		resp.InitDuration = i.initDur
 	}
 	id := v.req.RequestID
@@ -647,7 +653,7 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 	b = append(b, " MB\tMax Memory Used: "...)
 	b = strconv.AppendInt(b, int64(resp.MaxMemoryMB), 10)
 	b = append(b, " MB"...)
-	if v.first {
+	if v.cold {
 		b = append(b, "\tInit Duration: "...)
 		b = strconv.AppendFloat(b, float64(i.initDur.Microseconds())/1000, 'f', 2, 64)
 		b = append(b, " ms"...)

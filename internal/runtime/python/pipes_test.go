@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -95,15 +96,24 @@ func TestRequestFrame(t *testing.T) {
 
 func TestLogFraming(t *testing.T) {
 	inst := &Instance{cfg: InstanceConfig{MemoryMB: 256}, version: "7", initLog: []byte("init line"), initDur: 12345 * time.Microsecond, lastRSSK: 30000}
-	v := invocation{inst: inst, req: Request{RequestID: "rid"}, first: true, dur: 1500 * time.Microsecond}
+	v := invocation{inst: inst, req: Request{RequestID: "rid"}, first: true, cold: true, dur: 1500 * time.Microsecond}
 	var resp Response
 	v.fill(&resp, []byte("a\nb"), "extra")
 	want := "init line\nSTART RequestId: rid Version: 7\na\nb\nextra\nEND RequestId: rid\n" +
 		"REPORT RequestId: rid\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\tInit Duration: 12.35 ms\n"
-	if string(resp.Log) != want {
-		t.Fatalf("log\n%q\nwant\n%q", resp.Log, want)
+	if string(resp.Log) != want || resp.InitDuration != inst.initDur {
+		t.Fatalf("log\n%q\nwant\n%q (init %v)", resp.Log, want, resp.InitDuration)
 	}
-	v.first = false
+	// An instance started ahead (provisioned): its start's log comes with
+	// its first invocation, but no Init Duration.
+	ready := invocation{inst: inst, req: Request{RequestID: "rid", Ready: true}, first: true, dur: 1500 * time.Microsecond}
+	resp = Response{}
+	ready.fill(&resp, []byte("a\nb"), "extra")
+	want = strings.Replace(want, "\tInit Duration: 12.35 ms", "", 1)
+	if string(resp.Log) != want || resp.InitDuration != 0 {
+		t.Fatalf("provisioned: log\n%q\nwant\n%q (init %v)", resp.Log, want, resp.InitDuration)
+	}
+	v.first, v.cold = false, false
 	v.fill(&resp, nil, "")
 	want = "START RequestId: rid Version: 7\nEND RequestId: rid\n" +
 		"REPORT RequestId: rid\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 256 MB\tMax Memory Used: 30 MB\n"
