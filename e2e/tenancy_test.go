@@ -186,8 +186,14 @@ func TestNamespacesKeepTenantsApart(t *testing.T) {
 	}
 	n.mustCLI(0, "--namespace", "team-b", "rm", "same")
 	n.mustCLI(0, "namespaces", "rm", "team-b")
-	if status, _, b := n.callIn(t, devB.Secret, "", "GET", "/v1/functions", ""); status != 404 || !strings.Contains(string(b), "team-b") {
+	// Its keys went with it, and do not come back with a namespace of the
+	// same name.
+	if status, _, b := n.callIn(t, devB.Secret, "", "GET", "/v1/functions", ""); status != 401 {
 		t.Errorf("a key of a removed namespace: %d %s", status, b)
+	}
+	n.mustCLI(0, "namespaces", "create", "team-b")
+	if status, _, b := n.callIn(t, viewerB.Secret, "", "GET", "/v1/functions", ""); status != 401 {
+		t.Errorf("a key of a removed namespace, after one of the same name was made: %d %s", status, b)
 	}
 }
 

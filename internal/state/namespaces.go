@@ -26,8 +26,10 @@ func (s *Store) PutNamespace(ns client.Namespace) (created bool) {
 	return !ok
 }
 
-// DeleteNamespace removes an empty namespace. The default namespace
-// cannot be removed.
+// DeleteNamespace removes an empty namespace, with the keys and users
+// bound to it (and their sessions): a namespace made again later under
+// the same name must not let them back in. The default namespace cannot
+// be removed.
 func (s *Store) DeleteNamespace(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,6 +54,21 @@ func (s *Store) DeleteNamespace(name string) error {
 		return fmt.Errorf("namespace %q still holds %d functions and %d schedules; delete them first: %w", name, fns, scs, ErrNotEmpty)
 	}
 	delete(s.namespaces, name)
+	for id, k := range s.keys {
+		if k.Namespace == name {
+			delete(s.keys, id)
+		}
+	}
+	for u, user := range s.users {
+		if user.Namespace == name {
+			delete(s.users, u)
+		}
+	}
+	for id, sess := range s.sessions {
+		if _, ok := s.users[sess.User]; !ok {
+			delete(s.sessions, id)
+		}
+	}
 	s.publishLocked()
 	return nil
 }

@@ -61,6 +61,9 @@ func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	if _, err := s.Namespace("team"); err == nil {
 		t.Fatal("a removed namespace is still seen")
 	}
+	if _, err := s.Key("k1"); err == nil {
+		t.Fatal("a removed namespace's key still works")
+	}
 	if limit, _ := s.ConcurrencyLimit("team"); limit != 0 {
 		t.Fatalf("a removed namespace's limit: %d", limit)
 	}
