@@ -142,7 +142,7 @@ func TestRetentionKeepsTheRecordsOfQueuedEvents(t *testing.T) {
 	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("q1", "f"), item("q2", "f")}})
 	ret := state.Retention{PerFunction: 1, MaxAge: time.Hour}
 	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "done", Function: "f", Start: t0.Add(time.Minute), Status: client.StatusSuccess}}, Retention: ret, Now: t0.Add(2 * time.Hour)})
-	if !s.HasRecord("q1") || !s.HasRecord("q2") {
+	if !hasRecord(s, "q1") || !hasRecord(s, "q2") {
 		t.Fatal("retention removed the records of events still queued")
 	}
 }

@@ -123,14 +123,6 @@ func (s *Store) Record(id string) (client.Invocation, error) {
 	return *r, nil
 }
 
-// HasRecord reports whether a record with the given ID is stored.
-func (s *Store) HasRecord(id string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.records.byID[id]
-	return ok
-}
-
 // RecordQuery selects invocation records. Zero fields match everything.
 type RecordQuery struct {
 	Namespace string
