@@ -167,10 +167,18 @@ func (c *testCluster) workerArgs(id string) []string {
 // and reported with code -1.
 func (c *testCluster) failingWorker(id string, extra ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return c.runBounded(time.Minute, nil, "", append(c.workerArgs(id), extra...)...)
+}
+
+// runBounded runs the binary with args (env added to the test's own, in
+// dir when not ""), killing it at timeout; a killed run reports code -1.
+func (c *testCluster) runBounded(timeout time.Duration, env []string, dir string, args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nimbusBin, append(c.workerArgs(id), extra...)...)
-	cmd.Env = os.Environ()
+	cmd := exec.CommandContext(ctx, nimbusBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -178,10 +186,12 @@ func (c *testCluster) failingWorker(id string, extra ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 		if ctx.Err() != nil {
-			code = -1
+			code = -1 // killed at the deadline
+			se.WriteString(fmt.Sprintf("\n(cut off after %v)", timeout))
 		}
 	} else if err != nil {
-		c.t.Fatalf("worker %s: %v", id, err)
+		c.t.Errorf("nimbus %v: %v", args, err)
+		code = -1
 	}
 	return result{code, so.String(), se.String()}
 }
@@ -393,26 +403,7 @@ func (c *testCluster) cli(i int, timeout time.Duration, args ...string) result {
 
 func (c *testCluster) cliWithKey(i int, key string, timeout time.Duration, args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nimbusBin, args...)
-	cmd.Env = append(os.Environ(), "NIMBUS_URL=http://"+c.servers[i].addr, "NIMBUS_TOKEN="+key)
-	cmd.Dir = c.dir
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-		if ctx.Err() != nil {
-			code = -1 // killed at the deadline
-			se.WriteString(fmt.Sprintf("\n(cut off after %v)", timeout))
-		}
-	} else if err != nil {
-		c.t.Errorf("nimbus %v: %v", args, err)
-		code = -1
-	}
-	return result{code, so.String(), se.String()}
+	return c.runBounded(timeout, []string{"NIMBUS_URL=http://" + c.servers[i].addr, "NIMBUS_TOKEN=" + key}, c.dir, args...)
 }
 
 // mustCLI runs the CLI against server i and fails the test unless it

@@ -200,21 +200,25 @@ func (w *remote) markDown() {
 }
 
 func (w *remote) Retire(function string) {
-	hb, alive := w.snapshot()
-	if !alive {
-		return
-	}
-	c, err := w.reg.pool.Worker(hb.Address)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c.Retire(w.callCtx(ctx), &rpcpb.RetireRequest{Function: function})
+	w.call(func(ctx context.Context, c rpcpb.WorkerClient) {
+		c.Retire(ctx, &rpcpb.RetireRequest{Function: function})
+	})
 }
 
 // Provision asks the worker to keep n instances of fn ready.
 func (w *remote) Provision(fn client.Function, n int) {
+	b, err := json.Marshal(fn)
+	if err != nil {
+		return
+	}
+	w.call(func(ctx context.Context, c rpcpb.WorkerClient) {
+		c.Provision(ctx, &rpcpb.ProvisionRequest{Function: b, Count: int32(n)})
+	})
+}
+
+// call makes a best-effort call to the worker, if it is alive, within
+// five seconds.
+func (w *remote) call(f func(ctx context.Context, c rpcpb.WorkerClient)) {
 	hb, alive := w.snapshot()
 	if !alive {
 		return
@@ -223,13 +227,9 @@ func (w *remote) Provision(fn client.Function, n int) {
 	if err != nil {
 		return
 	}
-	b, err := json.Marshal(fn)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c.Provision(w.callCtx(ctx), &rpcpb.ProvisionRequest{Function: b, Count: int32(n)})
+	f(w.callCtx(ctx), c)
 }
 
 func itoa(n int64) string {
