@@ -343,8 +343,12 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 	return nil, nil
 }
 
-// Encode serialises a command: one type byte, then JSON.
+// Encode serialises a command: one type byte, then JSON (for
+// RecordInvocations, its binary encoding: see records.go).
 func Encode(t CommandType, cmd any) ([]byte, error) {
+	if c, ok := cmd.(RecordInvocations); ok && t == RecordInvocationsType {
+		return encodeRecords([]byte{byte(t)}, c), nil
+	}
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)

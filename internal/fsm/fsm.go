@@ -52,7 +52,16 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		return f.store.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
 	case RecordInvocationsType:
 		var c RecordInvocations
-		if err := decode(t, body, &c); err != nil {
+		var err error
+		if len(body) > 0 && body[0] == recordsV1 {
+			c, err = decodeRecords(body)
+			if err != nil {
+				err = fmt.Errorf("decode %s: %w", t, err)
+			}
+		} else {
+			err = decode(t, body, &c)
+		}
+		if err != nil {
 			return err
 		}
 		return RecordInvocationsResult{Removed: f.store.AddRecords(c.Records, c.Retention, c.Now)}

@@ -1,0 +1,237 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// RecordInvocations is the one command a warm load commits all the time:
+// every server batches its invocation records into one entry per 20 ms.
+// Its body is a compact binary encoding rather than JSON: decoding 130
+// records from JSON cost about 0.4 ms of CPU per entry on every server,
+// which a steady warm load paid 50 times a second beside its invocations.
+// Entries written as JSON (before this encoding) still decode: a JSON body
+// starts with '{', a binary one with its version byte.
+//
+// The binary body, version 1:
+//
+//	0x01  retention.per_function(varint) retention.max_age(varint ns)
+//	      now(time) count(uvarint) record...
+//
+// and each record its fields in the order of client.Invocation: strings
+// and byte strings as uvarint length then bytes, integers as varints,
+// floats as 8 bytes (IEEE 754, big-endian), booleans as one byte, times as
+// a presence byte then varint Unix nanoseconds (UTC).
+const recordsV1 = 0x01
+
+// errShortRecords is a binary records body cut short or malformed.
+var errShortRecords = errors.New("truncated or malformed binary records")
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendFloat(b []byte, f float64) []byte {
+	return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	return binary.AppendVarint(append(b, 1), t.UnixNano())
+}
+
+// encodeRecords appends c's binary body to b.
+func encodeRecords(b []byte, c RecordInvocations) []byte {
+	b = append(b, recordsV1)
+	b = binary.AppendVarint(b, int64(c.Retention.PerFunction))
+	b = binary.AppendVarint(b, int64(c.Retention.MaxAge))
+	b = appendTime(b, c.Now)
+	b = binary.AppendUvarint(b, uint64(len(c.Records)))
+	for i := range c.Records {
+		r := &c.Records[i]
+		b = appendString(b, r.ID)
+		b = appendString(b, r.Namespace)
+		b = appendString(b, r.Function)
+		b = binary.AppendVarint(b, r.Revision)
+		b = appendString(b, r.Trigger)
+		b = appendString(b, r.Status)
+		b = appendTime(b, r.Start)
+		b = appendFloat(b, r.DurationMS)
+		b = binary.AppendVarint(b, r.BilledMS)
+		b = binary.AppendVarint(b, int64(r.MemoryMB))
+		b = binary.AppendVarint(b, int64(r.MaxMemoryMB))
+		b = appendFloat(b, r.InitMS)
+		b = appendBool(b, r.ColdStart)
+		b = appendString(b, r.ErrorType)
+		b = appendString(b, string(r.Result))
+		b = appendString(b, r.LogTail)
+		b = appendString(b, r.Worker)
+		b = binary.AppendVarint(b, int64(r.Attempts))
+		b = appendTime(b, r.EnqueuedAt)
+		b = appendString(b, r.Destination)
+	}
+	return b
+}
+
+// recordReader reads a binary records body; the first malformed read
+// sets err and every later one returns zero values.
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortRecords
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortRecords
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errShortRecords
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) string() string { return string(r.bytes()) }
+
+// interned is string for the fields a batch repeats (namespace, function,
+// trigger, status, worker, error type): one copy per distinct value, in
+// the batch and in the records the store keeps.
+func (r *recordReader) interned(seen map[string]string) string {
+	b := r.bytes()
+	if s, ok := seen[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	seen[s] = s
+	return s
+}
+
+func (r *recordReader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errShortRecords
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *recordReader) float() float64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.err = errShortRecords
+		return 0
+	}
+	v := math.Float64frombits(binary.BigEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *recordReader) bool() bool { return r.byte() != 0 }
+
+func (r *recordReader) time() time.Time {
+	if r.byte() == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, r.varint()).UTC()
+}
+
+// decodeRecords decodes a binary body (version byte included).
+func decodeRecords(body []byte) (RecordInvocations, error) {
+	var c RecordInvocations
+	r := &recordReader{b: body}
+	if v := r.byte(); v != recordsV1 {
+		return c, errors.New("unknown binary records version")
+	}
+	c.Retention = state.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
+	c.Now = r.time()
+	n := r.uvarint()
+	// Each record takes at least 30 bytes: a count beyond what the body
+	// can hold is malformed (and must not size an allocation).
+	if r.err != nil || n > uint64(len(r.b)) {
+		return c, errShortRecords
+	}
+	c.Records = make([]client.Invocation, n)
+	seen := map[string]string{}
+	for i := range c.Records {
+		rec := &c.Records[i]
+		rec.ID = r.string()
+		rec.Namespace = r.interned(seen)
+		rec.Function = r.interned(seen)
+		rec.Revision = r.varint()
+		rec.Trigger = r.interned(seen)
+		rec.Status = r.interned(seen)
+		rec.Start = r.time()
+		rec.DurationMS = r.float()
+		rec.BilledMS = r.varint()
+		rec.MemoryMB = int(r.varint())
+		rec.MaxMemoryMB = int(r.varint())
+		rec.InitMS = r.float()
+		rec.ColdStart = r.bool()
+		rec.ErrorType = r.interned(seen)
+		if res := r.bytes(); len(res) > 0 {
+			rec.Result = append([]byte(nil), res...)
+		}
+		rec.LogTail = r.string()
+		rec.Worker = r.interned(seen)
+		rec.Attempts = int(r.varint())
+		rec.EnqueuedAt = r.time()
+		rec.Destination = r.string()
+	}
+	if r.err != nil {
+		return c, r.err
+	}
+	if len(r.b) != 0 {
+		return c, errors.New("trailing bytes after binary records")
+	}
+	return c, nil
+}

@@ -1,0 +1,160 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// filled returns an Invocation with every field set to a value that is
+// not its zero value, found by reflection: a field added to
+// client.Invocation and forgotten by the binary encoding fails the round
+// trip below.
+func filled(t *testing.T, seed int) client.Invocation {
+	t.Helper()
+	var inv client.Invocation
+	v := reflect.ValueOf(&inv).Elem()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		switch {
+		case f.Type() == reflect.TypeOf(time.Time{}):
+			f.Set(reflect.ValueOf(t0.Add(time.Duration(seed*1000+i) * time.Millisecond)))
+		case f.Type() == reflect.TypeOf(json.RawMessage(nil)):
+			f.Set(reflect.ValueOf(json.RawMessage(fmt.Sprintf(`{"%s":%d}`, name, seed))))
+		case f.Kind() == reflect.String:
+			f.SetString(fmt.Sprintf("%s-%d-é\x00", name, seed))
+		case f.Kind() == reflect.Int, f.Kind() == reflect.Int64:
+			f.SetInt(int64(seed*100+i) - 50)
+		case f.Kind() == reflect.Float64:
+			f.SetFloat(float64(seed) + 0.125*float64(i))
+		case f.Kind() == reflect.Bool:
+			f.SetBool(true)
+		default:
+			t.Fatalf("client.Invocation.%s has a kind (%s) the test does not fill: teach it, and the binary records encoding", name, f.Kind())
+		}
+	}
+	return inv
+}
+
+func TestBinaryRecordsKeepEveryField(t *testing.T) {
+	in := RecordInvocations{
+		Records:   []client.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
+		Retention: state.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Now:       t0.Add(time.Hour),
+	}
+	data, err := Encode(RecordInvocationsType, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[0] != byte(RecordInvocationsType) || data[1] != recordsV1 {
+		t.Fatalf("encoding starts % x; want the type then version %d", data[:2], recordsV1)
+	}
+	out, err := decodeRecords(data[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What JSON makes of the same command is what the binary form must
+	// give back: the two encodings coexist in old Raft logs.
+	var viaJSON RecordInvocations
+	b, _ := json.Marshal(in)
+	if err := json.Unmarshal(b, &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, viaJSON) {
+		t.Fatalf("binary round trip differs from JSON's:\n got %+v\nwant %+v", out, viaJSON)
+	}
+	if !reflect.DeepEqual(out.Records[0], in.Records[0]) {
+		t.Fatalf("record changed:\n got %+v\nwant %+v", out.Records[0], in.Records[0])
+	}
+}
+
+// Entries committed before the binary encoding hold JSON; they still apply.
+func TestJSONRecordsStillApply(t *testing.T) {
+	f, s := newFSM()
+	body, err := json.Marshal(RecordInvocations{Records: []client.Invocation{{ID: "old", Function: "hello", Start: t0}}, Retention: state.DefaultRetention(), Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.Apply(&raft.Log{Type: raft.LogCommand, Data: append([]byte{byte(RecordInvocationsType)}, body...)})
+	if _, ok := res.(RecordInvocationsResult); !ok {
+		t.Fatalf("apply of a JSON entry: %v", res)
+	}
+	if r, err := s.Record("old"); err != nil || r.Function != "hello" {
+		t.Fatalf("record of a JSON entry: %+v %v", r, err)
+	}
+}
+
+// A damaged entry is refused whole, whatever its length: no record of it
+// is stored, nothing panics, and a count it cannot hold is not believed.
+func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
+	data, err := Encode(RecordInvocationsType, RecordInvocations{
+		Records: []client.Invocation{filled(t, 1), filled(t, 2)}, Retention: state.DefaultRetention(), Now: t0,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, s := newFSM()
+	for n := 1; n < len(data); n++ {
+		res := f.Apply(&raft.Log{Type: raft.LogCommand, Data: data[:n]})
+		if err, ok := res.(error); !ok || !strings.Contains(err.Error(), "RecordInvocations") {
+			t.Fatalf("entry cut to %d of %d bytes: got %v, want a decode error", n, len(data), res)
+		}
+	}
+	huge := append([]byte{byte(RecordInvocationsType), recordsV1, 0, 0, 0}, 0xff, 0xff, 0xff, 0xff, 0x0f)
+	if _, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Data: huge}).(error); !ok {
+		t.Fatal("a count of 4 billion records in a 10-byte entry was accepted")
+	}
+	if got := s.Records(state.RecordQuery{}); len(got) != 0 {
+		t.Fatalf("damaged entries stored %d records", len(got))
+	}
+	if _, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Data: append(data, 0)}).(error); !ok {
+		t.Fatal("an entry with a trailing byte was accepted")
+	}
+}
+
+// batch is what the recorder commits in 20 ms of a warm load.
+func batch(n int) RecordInvocations {
+	c := RecordInvocations{Retention: state.DefaultRetention(), Now: t0}
+	for i := range n {
+		c.Records = append(c.Records, client.Invocation{
+			ID: fmt.Sprintf("019ab2c4-5e6f-7a8b-9c0d-%012x", i), Namespace: "default", Function: "noop", Revision: 1,
+			Trigger: "sync", Status: client.StatusSuccess, Start: t0.Add(time.Duration(i) * 150 * time.Microsecond),
+			DurationMS: 0.061, BilledMS: 1, MemoryMB: 128, MaxMemoryMB: 9, Worker: "dev-1",
+			LogTail: "START RequestId: x Version: 1\nEND RequestId: x\nREPORT RequestId: x\tDuration: 0.06 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\n",
+		})
+	}
+	return c
+}
+
+// BenchmarkDecodeRecords compares the two encodings of a 130-record batch
+// (go test ./internal/fsm -bench DecodeRecords).
+func BenchmarkDecodeRecords(b *testing.B) {
+	c := batch(130)
+	bin := encodeRecords(nil, c)
+	js, _ := json.Marshal(c)
+	b.Run("binary", func(b *testing.B) {
+		b.SetBytes(int64(len(bin)))
+		for range b.N {
+			if _, err := decodeRecords(bin); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.SetBytes(int64(len(js)))
+		for range b.N {
+			var out RecordInvocations
+			if err := json.Unmarshal(js, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
