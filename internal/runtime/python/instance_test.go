@@ -426,17 +426,70 @@ func TestStartFailsWhenTheInterpreterDies(t *testing.T) {
 	}
 }
 
+// BenchmarkWarmInvoke runs a no-op handler with the worker's reader
+// parked on the response pipe, and busy-polling it (Request.Spin).
 func BenchmarkWarmInvoke(b *testing.B) {
-	inst := startTest(b, "def handler(event, context):\n    return None\n")
-	req := Request{RequestID: "bench", Payload: []byte(`{"k":"v"}`), Timeout: 10 * time.Second}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		resp, err := inst.Invoke(ctx, req)
-		if err != nil || resp.ErrorType != "" {
-			b.Fatalf("%v %s", err, resp.Payload)
+	for _, spin := range []time.Duration{0, 50 * time.Microsecond} {
+		name := "parked"
+		if spin > 0 {
+			name = "spinning"
 		}
+		b.Run(name, func(b *testing.B) {
+			inst := startTest(b, "def handler(event, context):\n    return None\n")
+			req := Request{RequestID: "bench", Payload: []byte(`{"k":"v"}`), Timeout: 10 * time.Second, Spin: spin}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := inst.Invoke(ctx, req)
+				if err != nil || resp.ErrorType != "" {
+					b.Fatalf("%v %s", err, resp.Payload)
+				}
+			}
+		})
+	}
+}
+
+// A reader that busy-polls for the response (Request.Spin) sees every
+// outcome a parked one sees: an answer within the budget or after it, a
+// crash or garbage met while polling, and a timeout that outlasts it.
+func TestSpinningReaderSeesEveryOutcome(t *testing.T) {
+	cases := []struct {
+		name, body string
+		spin       time.Duration
+		timeout    time.Duration
+		check      func(t *testing.T, inst *Instance, resp Response)
+	}{
+		{"an answer within the budget", "return event", 5 * time.Second, 10 * time.Second, func(t *testing.T, _ *Instance, resp Response) {
+			if resp.ErrorType != "" || string(resp.Payload) != `{"n": 1}` {
+				t.Fatalf("got %s %s", resp.ErrorType, resp.Payload)
+			}
+		}},
+		{"an answer after the budget", "import time; time.sleep(0.05); return event", 10 * time.Microsecond, 10 * time.Second, func(t *testing.T, _ *Instance, resp Response) {
+			if resp.ErrorType != "" || string(resp.Payload) != `{"n": 1}` {
+				t.Fatalf("got %s %s", resp.ErrorType, resp.Payload)
+			}
+		}},
+		{"a crash while polling", "import os; os._exit(3)", 5 * time.Second, 10 * time.Second, func(t *testing.T, inst *Instance, resp Response) {
+			expectPlatformError(t, inst, resp, ErrTypeCrashed, "exit status 3")
+		}},
+		{"garbage while polling", "import os; os.write(4, b'garbage!garbage!')", 5 * time.Second, 10 * time.Second, func(t *testing.T, inst *Instance, resp Response) {
+			expectPlatformError(t, inst, resp, ErrTypeCrashed, "protocol")
+		}},
+		{"a timeout the budget would outlast", "import time; time.sleep(1e9)", time.Hour, time.Second, func(t *testing.T, inst *Instance, resp Response) {
+			expectPlatformError(t, inst, resp, ErrTypeTimeout, "timed out")
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startTest(t, "def handler(event, context):\n    "+c.body+"\n")
+			resp, err := inst.Invoke(context.Background(), Request{RequestID: "r", Payload: []byte(`{"n":1}`), Timeout: c.timeout, Spin: c.spin})
+			if err != nil {
+				t.Fatalf("Invoke: %v", err)
+			}
+			c.check(t, inst, resp)
+		})
 	}
 }
 
