@@ -54,6 +54,23 @@ func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
 		r := c.cli(leader, 20*time.Second, "invocations", "quick", "-o", "json")
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 3
 	})
+	// A short log travels in its record: every server shows the logs of
+	// all three invocations, not only of the one it served.
+	for i := range c.servers {
+		waitFor(t, 20*time.Second, fmt.Sprintf("%s shows the three logs", c.servers[i].id), func() bool {
+			var entries []client.LogEntry
+			r := c.cli(i, 20*time.Second, "logs", "quick", "-o", "json")
+			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &entries) != nil || len(entries) != 3 {
+				return false
+			}
+			for _, e := range entries {
+				if !strings.Contains(e.Log, "REPORT RequestId: "+e.RequestID) || e.Truncated {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	waitFor(t, 20*time.Second, "every server shows the deployed revision", func() bool {
 		for i := range c.servers {
 			fn, ok := c.getFunction(i, "quick")

@@ -118,6 +118,13 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
+	if len(res.Log) < logTailBytes {
+		// The record holds the whole log, and every server keeps the
+		// record: the log store (this server's own) keeps longer logs
+		// only. The logs route reads both.
+		g.recorder.add(&rec, nil)
+		return
+	}
 	g.recorder.add(&rec, &entry)
 }
 

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
 
@@ -54,15 +56,22 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 			writeError(w, g.log, err)
 			return
 		}
+		if !found {
+			if rec, err := g.cfg.Control.Store().Record(requestID); err == nil && rec.LogTail != "" {
+				e, found = logOfRecord(rec), true
+			}
+		}
 		if found && match(e) {
 			entries = append(entries, e)
 		}
 	} else {
-		var err error
-		if entries, err = g.cfg.Logs.List(client.QualifiedName(ns, name), since, limit); err != nil {
+		stored, err := g.cfg.Logs.List(client.QualifiedName(ns, name), since, limit)
+		if err != nil {
 			writeError(w, g.log, err)
 			return
 		}
+		recs := g.cfg.Control.Store().Records(state.RecordQuery{Namespace: ns, Function: name, Since: since, Limit: limit})
+		entries = mergeLogs(stored, recs, limit)
 	}
 	if q.Get("follow") != "1" && q.Get("follow") != "true" {
 		if entries == nil {
@@ -72,6 +81,36 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.streamLogs(w, r, entries, match)
+}
+
+// logOfRecord is the log an invocation record carries: all of it when it
+// is shorter than the tail a record keeps (the log store then has none),
+// else its end.
+func logOfRecord(rec client.Invocation) client.LogEntry {
+	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
+		Log: rec.LogTail, Truncated: len(rec.LogTail) >= logTailBytes}
+}
+
+// mergeLogs returns the newest limit logs, oldest first, of the stored
+// ones and those the records carry (a stored log wins over its record's
+// tail): short logs live in records only, and records of invocations
+// served by other servers have no log in this server's store.
+func mergeLogs(stored []client.LogEntry, recs []client.Invocation, limit int) []client.LogEntry {
+	seen := make(map[string]bool, len(stored))
+	for _, e := range stored {
+		seen[e.RequestID] = true
+	}
+	out := stored
+	for _, rec := range recs {
+		if !seen[rec.ID] && rec.LogTail != "" { // "": queued, or running
+			out = append(out, logOfRecord(rec))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
 }
 
 func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []client.LogEntry, match func(client.LogEntry) bool) {
