@@ -258,7 +258,20 @@ def _event(raw):
         return _loads(raw.decode("utf-8", "replace"))
 
 
+def _warm_up():
+    """Does, before the init frame, the first-time work of importing a
+    handler that depends on no handler: the interpreter's first compile
+    (about 1 ms and 0.3 MB, paid by every handler imported from source,
+    as handlers are: their directory is read-only, so there is no .pyc)
+    and importlib. A pre-started instance does it while it waits for a
+    function; a cold start then imports its handler in ~0.2 ms instead of
+    ~1.2 ms (python3.13)."""
+    compile("", "<nimbus>", "exec")
+    import importlib  # noqa: F401
+
+
 def main():
+    _warm_up()
     cfg = _loads(_read_frame()[4:])
     # A pre-started instance learns its function only now: its complete
     # environment and where its code appeared.
