@@ -494,6 +494,24 @@ def handler(event, context):
 		platformAnswers(t, n)
 	})
 
+	t.Run("memory limits are the function's, in a pre-started sandbox too", func(t *testing.T) {
+		// Pre-started sandboxes wait with the default 128 MB; one given a
+		// function of 256 MB must get its limit raised, and one of 128 MB
+		// keeps the default (the memory bomb above).
+		deployPy(t, n, "big", map[string]any{"memory": 256, "timeout": "30s"}, `
+def handler(event, context):
+    b = bytearray(event["mb"] << 20)
+    for i in range(0, len(b), 4096):
+        b[i] = 1
+    return [len(b) >> 20, context.memory_limit_in_mb]
+`)
+		if inv := invoke(t, n, "big", map[string]any{"mb": 180}); inv.errorType != "" || string(inv.body) != "[180, 256]" {
+			t.Fatalf("a 256 MB function touching 180 MB: %s %.300s", inv.errorType, inv.body)
+		}
+		mustFailWith(t, n, "big", map[string]any{"mb": 300}, "Sandbox.OutOfMemory")
+		platformAnswers(t, n)
+	})
+
 	for _, c := range []struct{ name, body string }{
 		{"a busy loop", "    while True:\n        pass\n"},
 		{"an endless sleep", "    time.sleep(1e9)\n"},

@@ -67,4 +67,8 @@ type CodeAttacher interface {
 	// AttachCode makes codeDir (read-only) the code of p, which was
 	// started with LateCode, and sets its memory limit.
 	AttachCode(p Process, codeDir string, memoryMB int) error
+	// StageCode prepares what AttachCode needs of codeDir ahead of time
+	// (a worker does it when a deploy announces the code), so that the
+	// first cold start of the code does not wait for it.
+	StageCode(codeDir string) error
 }

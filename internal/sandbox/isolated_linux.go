@@ -131,14 +131,27 @@ func (e *IsolatedExecutor) AttachCode(proc Process, codeDir string, memoryMB int
 	if !ok || p.shell == "" {
 		return errors.New("sandbox: not a sandbox started with LateCode")
 	}
-	if err := p.cg.SetMemory(memoryMB); err != nil {
-		return err
+	// A pre-started sandbox has the default limit already: most functions
+	// keep it, and the writes to the cgroup's files (four on v1) are a
+	// tenth of a cold start's attach.
+	if memoryMB != p.memoryMB {
+		if err := p.cg.SetMemory(memoryMB); err != nil {
+			return err
+		}
+		p.memoryMB = memoryMB
 	}
 	stage, err := e.staged(codeDir)
 	if err != nil {
 		return err
 	}
 	return fillShell(p.shell, stage)
+}
+
+// StageCode makes codeDir's read-only staging mount now. It implements
+// CodeAttacher.
+func (e *IsolatedExecutor) StageCode(codeDir string) error {
+	_, err := e.staged(codeDir)
+	return err
 }
 
 // staged returns the read-only staging mount of codeDir, making it the
@@ -296,7 +309,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		cg.Destroy()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
-	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, done: make(chan struct{})}
+	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, memoryMB: memMB, done: make(chan struct{})}
 	// The child waits for its config, so it runs nothing of its own
 	// before it is in its cgroup.
 	if err := cg.Add(cmd.Process.Pid); err != nil {
@@ -319,11 +332,12 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 
 // isolatedProcess is a sandbox's pid 1, as seen by the worker.
 type isolatedProcess struct {
-	e     *IsolatedExecutor
-	shell string // host side of /var/task for a LateCode sandbox
-	cmd   *exec.Cmd
-	cg    cgroup
-	done  chan struct{}
+	e        *IsolatedExecutor
+	shell    string // host side of /var/task for a LateCode sandbox
+	cmd      *exec.Cmd
+	cg       cgroup
+	memoryMB int // the cgroup's memory limit, as set at Start or AttachCode
+	done     chan struct{}
 
 	mu     sync.Mutex
 	reaped bool

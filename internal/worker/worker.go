@@ -622,14 +622,22 @@ func (w *Worker) RuntimeNames() []string {
 }
 
 // Prefetch fetches and unpacks a function's code ahead of its first
-// invocation (after a deploy), in the background, so that the cold start
-// does not pay for it.
+// invocation (after a deploy), in the background, and has the executor
+// stage it (a read-only mount, ~0.2 ms), so that the cold start does not
+// pay for either.
 func (w *Worker) Prefetch(fn client.Function) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := w.code.dirFor(ctx, fn.CodeSHA256); err != nil {
+		dir, err := w.code.dirFor(ctx, fn.CodeSHA256)
+		if err != nil {
 			w.cfg.Log.Debug("prefetching code", "function", fn.Name, "err", err)
+			return
+		}
+		if a, ok := w.cfg.Executor.(sandbox.CodeAttacher); ok {
+			if err := a.StageCode(dir); err != nil {
+				w.cfg.Log.Debug("staging code", "function", fn.Name, "err", err)
+			}
 		}
 	}()
 }
