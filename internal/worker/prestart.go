@@ -2,6 +2,7 @@ package worker
 
 import (
 	"sync"
+	"time"
 
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
@@ -36,24 +37,36 @@ func newPrestartPool(w *Worker, size int) *prestartPool {
 	return p
 }
 
+// restockDelay is the longest a taken instance's replacement waits for
+// the cold start it serves: starting a sandbox takes tens of
+// milliseconds of CPU, which the cold start's import and first
+// invocation would otherwise share.
+const restockDelay = 50 * time.Millisecond
+
 // take returns a pre-started instance for rt, if one is ready and the
-// function's /tmp size is the pool's (the default), and restocks.
-func (p *prestartPool) take(rt python.Runtime, tmpMB int) *python.Instance {
+// function's /tmp size is the pool's (the default), and a restock
+// function: call it when the cold start it serves has ended (it restocks
+// by itself after restockDelay, and only once).
+func (p *prestartPool) take(rt python.Runtime, tmpMB int) (*python.Instance, func()) {
 	if p.size == 0 || (tmpMB != 0 && tmpMB != sandbox.DefaultTmpMB) {
-		return nil
+		return nil, func() {}
 	}
+	var once sync.Once
+	restock := func() { once.Do(func() { p.want(rt) }) }
+	t := time.AfterFunc(restockDelay, restock)
 	p.mu.Lock()
-	defer p.want(rt)
 	defer p.mu.Unlock()
 	for list := p.ready[rt.Name]; len(list) > 0; list = p.ready[rt.Name] {
 		inst := list[len(list)-1]
 		p.ready[rt.Name] = list[:len(list)-1]
 		if inst.Alive() {
-			return inst
+			return inst, func() { t.Stop(); restock() }
 		}
 		go inst.Close()
 	}
-	return nil
+	t.Stop()
+	go restock() // none ready: stock up at once
+	return nil, func() {}
 }
 
 // want marks rt as in use and starts instances until its stock is full.

@@ -105,6 +105,9 @@ type instance struct {
 	*python.Instance
 	revision int64
 	lastUsed time.Time
+	// restock, set on an instance taken from the pre-started pool until
+	// its first invocation ends, restocks the pool (see prestartPool.take).
+	restock func()
 }
 
 // New prepares a worker: writes the bootstrap, opens the code cache and
@@ -204,6 +207,10 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			Ready:     !cold, // started ahead (provisioned): its start is not this call's
 			Spin:      w.spin(),
 		})
+		if inst.restock != nil {
+			inst.restock()
+			inst.restock = nil
+		}
 		w.release(req.Function.QualifiedName(), inst)
 		if errors.Is(err, python.ErrClosed) && !cold {
 			// A warm instance that died while idle never saw the request:
@@ -377,10 +384,11 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 		LogLimit:     w.cfg.LogLimit,
 		Executor:     w.cfg.Executor,
 	}
-	if pi := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
+	if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
 		if err := pi.Assign(startCtx, cfg); err == nil {
-			return &instance{Instance: pi, revision: fn.Revision}, nil
+			return &instance{Instance: pi, revision: fn.Revision, restock: restock}, nil
 		} else {
+			restock()
 			w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
 		}
 	}
