@@ -29,6 +29,11 @@ import (
 // a presence byte then varint Unix nanoseconds (UTC).
 const recordsV1 = 0x01
 
+// minRecordBytes is the least a record takes: ten empty strings and five
+// small integers (a byte each), two absent times (a byte each), two floats
+// (8 bytes each) and a boolean.
+const minRecordBytes = 10 + 5 + 2 + 16 + 1
+
 // errShortRecords is a binary records body cut short or malformed.
 var errShortRecords = errors.New("truncated or malformed binary records")
 
@@ -195,9 +200,9 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	c.Retention = state.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
 	c.Now = r.time()
 	n := r.uvarint()
-	// Each record takes at least 30 bytes: a count beyond what the body
-	// can hold is malformed (and must not size an allocation).
-	if r.err != nil || n > uint64(len(r.b)) {
+	// A count beyond what the body can hold is malformed, and must not
+	// size an allocation.
+	if r.err != nil || n > uint64(len(r.b)/minRecordBytes) {
 		return c, errShortRecords
 	}
 	c.Records = make([]client.Invocation, n)

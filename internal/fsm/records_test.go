@@ -112,6 +112,10 @@ func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 	if _, ok := f.Apply(&raft.Log{Type: raft.LogCommand, Data: huge}).(error); !ok {
 		t.Fatal("a count of 4 billion records in a 10-byte entry was accepted")
 	}
+	// The smallest record there is takes minRecordBytes.
+	if b := encodeRecords(nil, RecordInvocations{Records: []client.Invocation{{}}}); len(b) != 1+1+1+1+1+minRecordBytes {
+		t.Fatalf("an empty record takes %d bytes after the header, want minRecordBytes = %d", len(b)-5, minRecordBytes)
+	}
 	if got := s.Records(state.RecordQuery{}); len(got) != 0 {
 		t.Fatalf("damaged entries stored %d records", len(got))
 	}
