@@ -80,6 +80,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	}
 	opts.Prestart = max(opts.Prestart, 0)
 	keepHeapFloor(ctx, heapFloor)
+	leaveCPUsToInstances()
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err

@@ -56,6 +56,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		opts.Listen = "127.0.0.1:0"
 	}
 	keepHeapFloor(ctx, heapFloor)
+	leaveCPUsToInstances()
 	if opts.Out == nil {
 		opts.Out = os.Stdout
 	}

@@ -235,7 +235,7 @@ const spinBudget = 50 * time.Microsecond
 // (so the handler has a CPU of its own meanwhile), else 0. Under
 // concurrent load no invocation polls: the CPUs have better work.
 func (w *Worker) spin() time.Duration {
-	if len(w.slots) == 1 && runtime.GOMAXPROCS(0) > 1 {
+	if len(w.slots) == 1 && runtime.NumCPU() > 1 {
 		return spinBudget
 	}
 	return 0
