@@ -399,6 +399,22 @@ func TestNoLeaderMeansWritesAnswer503(t *testing.T) {
 		t.Errorf("rm without a leader took %v to answer", took)
 	}
 
+	// A sync invoke still runs without a leader. Its record cannot be
+	// committed, but its log (short, so carried by the record alone) is
+	// kept by the server that ran it.
+	r = c.cli(survivor, 60*time.Second, "invoke", "quick", "--data", `{"v": 9}`, "--tail")
+	i := strings.Index(r.stderr, "REPORT RequestId: ")
+	if r.code != 0 || i < 0 {
+		t.Fatalf("invoke without a leader: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	id := strings.Fields(r.stderr[i+len("REPORT RequestId: "):])[0]
+	waitFor(t, 60*time.Second, "the survivor keeps the log of the invocation it could not record", func() bool {
+		var entries []client.LogEntry
+		r := c.cli(survivor, 20*time.Second, "logs", "quick", "--request", id, "-o", "json")
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &entries) == nil && len(entries) == 1 &&
+			strings.Contains(entries[0].Log, "REPORT RequestId: "+id)
+	})
+
 	fns, ok := c.listFunctions(survivor)
 	if !ok || fns["quick"] != deployed.Revision {
 		t.Errorf("ls on the survivor: %v (ok %v), want quick at revision %d", fns, ok, deployed.Revision)

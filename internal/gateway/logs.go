@@ -70,7 +70,10 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 			writeError(w, g.log, err)
 			return
 		}
-		recs := g.cfg.Control.Store().Records(state.RecordQuery{Namespace: ns, Function: name, Since: since, Limit: limit})
+		// No limit on the query: records of queued or running async
+		// invocations carry no log, and must not take the places of
+		// those that do (retention bounds a function's records).
+		recs := g.cfg.Control.Store().Records(state.RecordQuery{Namespace: ns, Function: name, Since: since})
 		entries = mergeLogs(stored, recs, limit)
 	}
 	if q.Get("follow") != "1" && q.Get("follow") != "true" {
@@ -85,7 +88,9 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 
 // logOfRecord is the log an invocation record carries: all of it when it
 // is shorter than the tail a record keeps (the log store then has none),
-// else its end.
+// else its end. A tail of exactly logTailBytes may be a whole log of that
+// length: it is marked truncated all the same (the server that ran the
+// invocation has the whole log in its store and answers with that).
 func logOfRecord(rec client.Invocation) client.LogEntry {
 	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
 		Log: rec.LogTail, Truncated: len(rec.LogTail) >= logTailBytes}

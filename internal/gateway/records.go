@@ -166,9 +166,29 @@ func (r *recorder) commit(recs []client.Invocation) {
 	})
 	if err != nil {
 		r.log.Error("committing invocation records", "err", err, "count", len(recs))
+		r.keepShortLogs(recs)
 		return
 	}
 	r.expired = append(r.expired, res.(fsm.RecordInvocationsResult).Removed...)
+}
+
+// keepShortLogs stores in this server's log store the logs that only
+// records carried (those shorter than a record's tail: see invoke), when
+// the records could not be committed: the records are lost, their logs
+// need not be.
+func (r *recorder) keepShortLogs(recs []client.Invocation) {
+	var entries []client.LogEntry
+	for _, rec := range recs {
+		if rec.LogTail != "" && len(rec.LogTail) < logTailBytes {
+			entries = append(entries, logOfRecord(rec))
+		}
+	}
+	if len(entries) == 0 {
+		return
+	}
+	if err := r.logs.Put(entries); err != nil {
+		r.log.Error("storing the logs of uncommitted records", "err", err, "count", len(entries))
+	}
 }
 
 // removeExpired deletes the logs of expired records at once (when no

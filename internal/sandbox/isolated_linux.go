@@ -47,12 +47,15 @@ type IsolatedExecutor struct {
 	cgroups cgroupManager
 	mounts  runtimeMounts
 	shells  string // host sides of pre-started sandboxes' /var/task
-	// stages are read-only mounts of code directories, bound onto shells.
-	stageDir string
-	stageMu  sync.Mutex
-	stages   map[string]string // code dir -> staging mount
-	links    [][2]string
-	next     atomic.Uint64
+	// stages are read-only mounts of code directories, bound onto shells:
+	// at most maxStages, the least recently used unmounted first.
+	stageDir     string
+	stageMu      sync.Mutex
+	stages       map[string]*stage // by code dir
+	stageTick    uint64
+	stagesClosed bool
+	links        [][2]string
+	next         atomic.Uint64
 	// destroying counts cgroups being removed after their sandbox ended.
 	destroying sync.WaitGroup
 }
@@ -140,38 +143,71 @@ func (e *IsolatedExecutor) AttachCode(proc Process, codeDir string, memoryMB int
 		}
 		p.memoryMB = memoryMB
 	}
-	stage, err := e.staged(codeDir)
+	// The lock covers the fill: a stage is not unmounted (evicted) while
+	// it is being bound onto a shell.
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	st, err := e.stagedLocked(codeDir)
 	if err != nil {
 		return err
 	}
-	return fillShell(p.shell, stage)
+	return fillShell(p.shell, st)
 }
 
 // StageCode makes codeDir's read-only staging mount now. It implements
 // CodeAttacher.
 func (e *IsolatedExecutor) StageCode(codeDir string) error {
-	_, err := e.staged(codeDir)
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	_, err := e.stagedLocked(codeDir)
 	return err
 }
 
-// staged returns the read-only staging mount of codeDir, making it the
-// first time (one per code revision, kept until Close).
-func (e *IsolatedExecutor) staged(codeDir string) (string, error) {
-	e.stageMu.Lock()
-	defer e.stageMu.Unlock()
-	if s, ok := e.stages[codeDir]; ok {
-		return s, nil
+// maxStages bounds the staging mounts an executor keeps. A worker stages
+// the code of every revision deployed (and invoked) while it runs, and
+// every mount namespace a sandbox creates copies the worker's mounts, so
+// they must not pile up. A sandbox's own copy of its code is a mount of
+// its own: unmounting a stage does not touch it.
+const maxStages = 64
+
+// stage is a staging mount and when it was last used.
+type stage struct {
+	dir  string
+	used uint64
+}
+
+// stagedLocked returns the read-only staging mount of codeDir, making it
+// if there is none (and unmounting the least recently used stage beyond
+// maxStages). stageMu must be held.
+func (e *IsolatedExecutor) stagedLocked(codeDir string) (string, error) {
+	if e.stagesClosed {
+		return "", errors.New("sandbox: executor closed")
+	}
+	e.stageTick++
+	if st, ok := e.stages[codeDir]; ok {
+		st.used = e.stageTick
+		return st.dir, nil
 	}
 	sum := sha256.Sum256([]byte(codeDir))
-	s := filepath.Join(e.stageDir, hex.EncodeToString(sum[:8]))
-	if err := stageCode(codeDir, s); err != nil {
+	dir := filepath.Join(e.stageDir, hex.EncodeToString(sum[:8]))
+	if err := stageCode(codeDir, dir); err != nil {
 		return "", err
 	}
 	if e.stages == nil {
-		e.stages = map[string]string{}
+		e.stages = map[string]*stage{}
 	}
-	e.stages[codeDir] = s
-	return s, nil
+	e.stages[codeDir] = &stage{dir: dir, used: e.stageTick}
+	for len(e.stages) > maxStages {
+		oldest := ""
+		for c, st := range e.stages {
+			if oldest == "" || st.used < e.stages[oldest].used {
+				oldest = c
+			}
+		}
+		removeShell(e.stages[oldest].dir)
+		delete(e.stages, oldest)
+	}
+	return dir, nil
 }
 
 // Prepare computes what a runtime needs mounted ahead of its first
@@ -187,10 +223,11 @@ func (e *IsolatedExecutor) Prepare(path, prefix string) error {
 func (e *IsolatedExecutor) Close() error {
 	e.destroying.Wait()
 	e.stageMu.Lock()
-	for _, s := range e.stages {
-		removeShell(s)
+	for _, st := range e.stages {
+		removeShell(st.dir)
 	}
 	e.stages = nil
+	e.stagesClosed = true
 	e.stageMu.Unlock()
 	return e.cgroups.Remove()
 }
