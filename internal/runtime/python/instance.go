@@ -133,10 +133,12 @@ type Instance struct {
 type respReader struct {
 	f        *os.File
 	rc       syscall.RawConn // f's, for spinning; nil if it has none
+	pollFunc func(uintptr)   // r.pollFD, bound once (at spawn)
 	exited   <-chan struct{}
 	ctx      context.Context
 	deadline time.Time
 	spin     time.Duration // the exchange's first read may busy-poll this long
+	poll     spinPoll
 }
 
 // ctxCheck is how often a read waiting for a response checks whether its
@@ -178,39 +180,53 @@ func (r *respReader) Read(p []byte) (int, error) {
 // brought back from sleep: on a virtual machine, an idle CPU's wake-up
 // too), which costs more than the handler. Polling stops at the
 // exchange's deadline; it does not watch ctx (a budget is microseconds).
-// The descriptor is held
-// (RawConn.Control) while polling, so a concurrent Close cannot hand its
-// number to another file.
+// The descriptor is held (RawConn.Control) while polling, so a concurrent
+// Close cannot hand its number to another file.
 func (r *respReader) spinRead(p []byte, budget time.Duration) (n int, err error, ok bool) {
 	if r.rc == nil {
 		return 0, nil, false
 	}
-	var rerr error
-	cerr := r.rc.Control(func(fd uintptr) {
-		end := time.Now().Add(budget)
-		if r.deadline.Before(end) {
-			end = r.deadline
-		}
-		for {
-			n, rerr = readNonblock(int(fd), p)
-			if rerr != syscall.EAGAIN {
-				ok = true
-				return
-			}
-			if !time.Now().Before(end) {
-				return
-			}
-		}
-	})
+	r.poll = spinPoll{buf: p, end: time.Now().Add(budget)}
+	if r.deadline.Before(r.poll.end) {
+		r.poll.end = r.deadline
+	}
+	cerr := r.rc.Control(r.pollFunc)
+	got := r.poll
+	r.poll = spinPoll{}
 	switch {
-	case cerr != nil || !ok:
+	case cerr != nil || !got.ok:
 		return 0, nil, false // closed, or nothing yet: the parked read says which
-	case rerr != nil:
-		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: rerr}, true
-	case n == 0:
+	case got.err != nil:
+		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: got.err}, true
+	case got.n == 0:
 		return 0, io.EOF, true
 	}
-	return n, nil, true
+	return got.n, nil, true
+}
+
+// spinPoll is one spinRead's state, kept in the reader so that polling
+// allocates nothing (pollFD is bound once, as pollFunc).
+type spinPoll struct {
+	buf []byte
+	end time.Time
+	n   int
+	err error
+	ok  bool
+}
+
+// pollFD is spinRead's loop on the held descriptor.
+func (r *respReader) pollFD(fd uintptr) {
+	sp := &r.poll
+	for {
+		n, err := readNonblock(int(fd), sp.buf)
+		if err != syscall.EAGAIN {
+			sp.n, sp.err, sp.ok = n, err, true
+			return
+		}
+		if !time.Now().Before(sp.end) {
+			return
+		}
+	}
 }
 
 // next is the read deadline from now: the exchange's, or the next check
@@ -326,6 +342,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	inst.resp = respReader{f: respR, exited: inst.exited}
 	if rc, err := respR.SyscallConn(); err == nil {
 		inst.resp.rc = rc
+		inst.resp.pollFunc = inst.resp.pollFD
 	}
 	inst.logStream = logStream
 	inst.logs = newLogPipe(logR, cfg.LogLimit, proc.Kill)
