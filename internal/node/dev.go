@@ -20,6 +20,7 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/logstore"
+	"nimbus/internal/nbio"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
@@ -148,10 +149,13 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	}
 	defer w.Close()
 
-	ln, err := net.Listen("tcp", opts.Listen)
+	tcpLn, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
+	// The API's connections read and write with raw system calls
+	// (package nbio says why).
+	var ln net.Listener = nbio.Listener{Listener: tcpLn}
 	addr := ln.Addr().String()
 	placer := placement.New(nil, placement.Local(w))
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,

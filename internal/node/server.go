@@ -24,6 +24,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
+	"nimbus/internal/nbio"
 	"nimbus/internal/notify"
 	"nimbus/internal/pki"
 	"nimbus/internal/placement"
@@ -116,10 +117,13 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("cluster certificate: %w", err)
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
+	tcpLn, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
+	// The API's connections read and write with raw system calls
+	// (package nbio says why).
+	var ln net.Listener = nbio.Listener{Listener: tcpLn}
 	apiAddr := ln.Addr().String()
 	if err := serverIdentity(ident, opts, apiAddr, log); err != nil {
 		ln.Close()

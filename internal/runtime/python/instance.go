@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"nimbus/internal/nbio"
 	"nimbus/internal/sandbox"
 )
 
@@ -101,8 +102,9 @@ type Instance struct {
 	cfg        InstanceConfig
 	version    string
 	proc       sandbox.Process
-	reqW       *os.File // fd 3 in the child
-	respR      *os.File // fd 4 in the child
+	reqW       *os.File  // fd 3 in the child
+	req        io.Writer // writes reqW: raw system calls where it can (nbio)
+	respR      *os.File  // fd 4 in the child
 	logs       *logPipe
 	exited     chan struct{} // closed when the process has exited; exit is set then
 	exit       sandbox.Exit
@@ -218,7 +220,7 @@ type spinPoll struct {
 func (r *respReader) pollFD(fd uintptr) {
 	sp := &r.poll
 	for {
-		n, err := readNonblock(int(fd), sp.buf)
+		n, err := nbio.Read(fd, sp.buf)
 		if err != syscall.EAGAIN {
 			sp.n, sp.err, sp.ok = n, err, true
 			return
@@ -335,9 +337,13 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		version: version,
 		proc:    proc,
 		reqW:    reqW,
+		req:     reqW,
 		respR:   respR,
 		exited:  make(chan struct{}),
 		scratch: make([]byte, 4<<10),
+	}
+	if w, err := nbio.NewWriter(reqW); err == nil {
+		inst.req = w
 	}
 	inst.resp = respReader{f: respR, exited: inst.exited}
 	if rc, err := respR.SyscallConn(); err == nil {
@@ -512,7 +518,7 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 
 	i.reqBuf = appendRequest(i.reqBuf[:0], req.RequestID, req.Payload, deadline.UnixMilli())
 	i.reqW.SetWriteDeadline(deadline)
-	if _, err := i.reqW.Write(i.reqBuf); err != nil {
+	if _, err := i.req.Write(i.reqBuf); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return inv.timedOut()
 		}

@@ -22,6 +22,15 @@ var (
 	bootErr  error
 )
 
+// TestMain removes the bootstrap the instances shared once they are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bootPath != "" {
+		os.RemoveAll(filepath.Dir(bootPath))
+	}
+	os.Exit(code)
+}
+
 // startTest starts an instance serving main.handler from code, with cfg
 // adjusted by opts, and closes it when the test ends.
 func startTest(t testing.TB, code string, opts ...func(*InstanceConfig)) *Instance {

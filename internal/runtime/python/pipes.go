@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"nimbus/internal/nbio"
 )
 
 // logPipe reads an instance's stdout/stderr for the instance's whole life
@@ -80,7 +82,7 @@ func (lp *logPipe) signal() {
 // readMu. It reports false (wait for more) when there is nothing to read.
 func (lp *logPipe) readOnce(fd uintptr) bool {
 	lp.readMu.Lock()
-	n, err := readNonblock(int(fd), lp.buf)
+	n, err := nbio.Read(fd, lp.buf)
 	if err == syscall.EAGAIN {
 		lp.readMu.Unlock()
 		return false
@@ -122,7 +124,7 @@ func (lp *logPipe) drain() {
 		return
 	}
 	for {
-		n, err := readNonblock(lp.fd, lp.buf)
+		n, err := nbio.Read(uintptr(lp.fd), lp.buf)
 		if n > 0 {
 			lp.feed(lp.buf[:n])
 		}
@@ -146,20 +148,6 @@ func fcntl(fd uintptr, cmd, arg int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
-}
-
-// readNonblock is read(2) on a non-blocking descriptor, retried on EINTR.
-func readNonblock(fd int, p []byte) (int, error) {
-	for {
-		n, err := syscall.Read(fd, p)
-		if err == syscall.EINTR {
-			continue
-		}
-		if n < 0 {
-			n = 0
-		}
-		return n, err
-	}
 }
 
 func (lp *logPipe) feed(chunk []byte) {

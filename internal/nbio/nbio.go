@@ -1,0 +1,238 @@
+// Package nbio reads and writes non-blocking descriptors (TCP
+// connections, pipes) with raw system calls, parking in Go's network
+// poller when a call would block, as the net and os packages do.
+//
+// What it saves is the runtime's blocking-syscall bookkeeping. Go wraps
+// every read(2) and write(2) of the os and net packages in entersyscall,
+// so that a call that blocks can hand its processor to another thread.
+// When the program was idle, the background monitor thread (sysmon) is in
+// a deep sleep, and the first such call wakes it: a futex wake of another
+// thread, on a virtual machine an idle CPU's wake-up too, then the
+// monitor polling every 20 µs until the program is idle again. A server
+// that answers one request at a time pays all of that on every request,
+// in its critical path and on the CPU its function's process is about to
+// run on. A read or write of a non-blocking descriptor never blocks, so
+// the bookkeeping buys nothing there: nbio makes those calls raw.
+//
+// Only descriptors in non-blocking mode may be used this way (a raw call
+// that blocks would hold its processor): sockets from net always are, and
+// File accepts only files that Go's poller manages (os.Pipe's are).
+package nbio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// op is one direction's call in progress: its buffer and outcome. A
+// connection keeps one per direction, and its step functions are bound
+// once, so that a call allocates nothing.
+type op struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+}
+
+// read is a RawConn.Read step: one read(2), retried on EINTR; false
+// (wait until readable) on EAGAIN.
+func (o *op) read(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			o.n = int(r)
+		}
+		o.errno = e
+		return true
+	}
+}
+
+// write is a RawConn.Write step: write(2) until the buffer is written or
+// an error; false (wait until writable) on EAGAIN, keeping what was
+// written.
+func (o *op) write(fd uintptr) bool {
+	for o.n < len(o.buf) {
+		rest := o.buf[o.n:]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			o.n += int(r)
+			continue
+		}
+		o.errno = e
+		return true
+	}
+	return true
+}
+
+// Conn is a TCP connection whose Read and Write are raw system calls.
+// Everything else (deadlines, Close, CloseWrite, addresses) is the
+// *net.TCPConn's, and Read and Write honour its deadlines. Like a
+// net.Conn, it allows one Read and one Write at a time, concurrently.
+type Conn struct {
+	*net.TCPConn
+	rc              syscall.RawConn
+	r, w            op
+	readFn, writeFn func(uintptr) bool
+}
+
+// NewConn wraps c.
+func NewConn(c *net.TCPConn) (*Conn, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nc := &Conn{TCPConn: c, rc: rc}
+	nc.readFn, nc.writeFn = nc.r.read, nc.w.write
+	return nc, nil
+}
+
+// Read reads what the connection has, waiting (until the read deadline)
+// for at least one byte; io.EOF once the peer has closed its side.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.r = op{buf: p}
+	err := c.rc.Read(c.readFn)
+	n, errno := c.r.n, c.r.errno
+	c.r = op{}
+	switch {
+	case err != nil:
+		return 0, c.opError("read", unwrapRaw(err))
+	case errno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", errno))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes all of p, waiting (until the write deadline) while the
+// socket's buffer is full.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.w = op{buf: p}
+	err := c.rc.Write(c.writeFn)
+	n, errno := c.w.n, c.w.errno
+	c.w = op{}
+	switch {
+	case err != nil:
+		return n, c.opError("write", unwrapRaw(err))
+	case errno != 0:
+		return n, c.opError("write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+// opError is err as net reports a failed Read or Write.
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// unwrapRaw strips the "raw-read"/"raw-write" *net.OpError that a
+// RawConn puts around a poller error (closed, deadline exceeded).
+func unwrapRaw(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// Listener wraps a listener so that its TCP connections are *Conn.
+type Listener struct{ net.Listener }
+
+// Accept waits for the next connection.
+func (l Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	nc, err := NewConn(tc)
+	if err != nil {
+		return c, nil // no raw access: the connection as it is
+	}
+	return nc, nil
+}
+
+// Writer writes to a file that Go's poller manages (a pipe from os.Pipe)
+// with raw system calls. Like an *os.File, it allows one Write at a time.
+type Writer struct {
+	f       *os.File
+	rc      syscall.RawConn
+	w       op
+	writeFn func(uintptr) bool
+}
+
+// NewWriter returns a Writer for f, or an error if f is not in
+// non-blocking mode under the poller (a regular file, a terminal).
+func NewWriter(f *os.File) (*Writer, error) {
+	// Only a file the poller manages accepts a deadline.
+	if err := f.SetWriteDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{f: f, rc: rc}
+	w.writeFn = w.w.write
+	return w, nil
+}
+
+// Write writes all of p, waiting (until f's write deadline) while the
+// pipe is full. Its errors are those of (*os.File).Write.
+func (w *Writer) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	w.w = op{buf: p}
+	err := w.rc.Write(w.writeFn)
+	n, errno := w.w.n, w.w.errno
+	w.w = op{}
+	switch {
+	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+		// The poller's other refusal, for a file NewWriter accepted, is
+		// that it is closed: said as (*os.File).Write says it.
+		return n, &os.PathError{Op: "write", Path: w.f.Name(), Err: os.ErrClosed}
+	case err != nil:
+		return n, &os.PathError{Op: "write", Path: w.f.Name(), Err: err}
+	case errno != 0:
+		return n, &os.PathError{Op: "write", Path: w.f.Name(), Err: errno}
+	}
+	return n, nil
+}
+
+// Read is one raw read(2) of the non-blocking descriptor fd, retried on
+// EINTR; syscall.EAGAIN when it has nothing yet. It never parks: it is
+// for callers that poll (inside RawConn.Control, which keeps fd open).
+func Read(fd uintptr, p []byte) (int, error) {
+	o := op{buf: p}
+	if !o.read(fd) {
+		return 0, syscall.EAGAIN
+	}
+	if o.errno != 0 {
+		return 0, o.errno
+	}
+	return o.n, nil
+}
