@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 
+	"nimbus/internal/benchmark"
 	"nimbus/internal/cli"
 	"nimbus/internal/sandbox"
 )
@@ -14,6 +15,10 @@ func main() {
 	// each sandbox from the inside; that never reaches the CLI.
 	if sandbox.IsInit() {
 		sandbox.InitMain()
+	}
+	// `nimbus bench` runs its HTTP baseline's server as this binary too.
+	if benchmark.IsHTTPBaseline() {
+		benchmark.HTTPBaselineMain()
 	}
 	// Nodes that run sandboxes live in a mount namespace of their own, so
 	// that their mounts die with them (see sandbox.RunInPrivateMounts).

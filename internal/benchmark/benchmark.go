@@ -4,9 +4,9 @@
 //
 // A run measures, in this order: bare `python -I -S -c pass` interleaved
 // with the first invoke of freshly deployed no-op functions (cold); a bare
-// HTTP round trip to a trivial Go handler and a line round trip over a pipe
-// to a bare Python echo loop, interleaved with sequential invokes of one
-// warm no-op function (warm); the proportional set size of that idle warm
+// HTTP round trip to a trivial Go handler in a process of its own and a
+// line round trip over a pipe to a bare Python echo loop, interleaved with
+// sequential invokes of one warm no-op function (warm); the proportional set size of that idle warm
 // instance; and the no-op function's throughput at concurrency 32. The
 // interpreter of every Python baseline is the one the no-op functions run
 // on: the server's default (newest) runtime, resolved by python.Discover
@@ -80,6 +80,8 @@ type Options struct {
 	// starts `Executable dev --data <tmp> --listen 127.0.0.1:0` and stops
 	// it (SIGINT) and removes its data when done.
 	URL, Token string
+	// Executable is the nimbus binary: the dev node above, and always the
+	// HTTP baseline's server (HTTPBaselineMain).
 	Executable string
 	// Progress receives one line per phase; nil discards them.
 	Progress io.Writer
@@ -116,6 +118,10 @@ type Report struct {
 	Refused     int64 // 429 answers during the throughput phase
 	Failed      int64 // other answers and transport errors
 	PSSPid      int   // the instance process whose PSS was read (0: none found)
+	// HTTPInProcessP50MS is the HTTP round trip to the trivial handler
+	// served inside this process, the baseline of runs before 2026-11-23
+	// (newTrivialServer); WarmRatioInProcess is warm_ratio with it.
+	HTTPInProcessP50MS, WarmRatioInProcess float64
 }
 
 // Run performs one benchmark run.
@@ -129,10 +135,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	rep = &Report{Target: o.URL, Cold: sz.cold, Warm: sz.warm, Throughput: sz.throughput, Clients: sz.clients}
 	base, token := o.URL, o.Token
 	root := 0 // the process whose descendants are instances; 0: any
+	if o.Executable == "" {
+		return nil, errors.New("benchmark: no nimbus executable to start the HTTP baseline (and nimbus dev) with")
+	}
 	if base == "" {
-		if o.Executable == "" {
-			return nil, errors.New("benchmark: no URL and no executable to start nimbus dev with")
-		}
 		rep.Target = "own nimbus dev on 127.0.0.1"
 		logf("starting nimbus dev...")
 		node, err := startDev(ctx, o.Executable)
@@ -184,7 +190,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	logf("warm: %d sequential invokes, beside HTTP and pipe round trips...", sz.warm)
-	if err := runWarm(ctx, a, rep, sz, warmName); err != nil {
+	if err := runWarm(ctx, a, rep, sz, warmName, o.Executable); err != nil {
 		return nil, err
 	}
 	inst, pss, err := idleInstancePSS(root)
@@ -200,6 +206,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	rep.Ratios()
+	rep.WarmRatioInProcess = ratio(rep.WarmP50MS, rep.HTTPInProcessP50MS+rep.PipeRTTP50MS)
 	return rep, nil
 }
 
@@ -245,33 +252,48 @@ func runCold(ctx context.Context, a *api, rep *Report, sz sizes, prefix string, 
 
 // runWarm starts name's instance, then runs unmeasured rounds (at least
 // sz.warmup, and for at least warmupTime) and sz.warm measured rounds of:
-// an HTTP round trip to the trivial Go server, a pipe round trip to the
-// Python echo loop, and an invoke of name.
-func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name string) error {
+// an HTTP round trip to the trivial Go server in its own process (exe)
+// and one to the same handler inside this process, a pipe round trip to
+// the Python echo loop, and an invoke of name.
+func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name, exe string) error {
 	echo, err := startPipeEcho(rep.Interpreter)
 	if err != nil {
 		return err
 	}
 	defer echo.close()
-	trivial := newTrivialServer()
-	defer trivial.Close()
-	bare := newAPI(trivial.URL, "", 1)
+	server, err := startHTTPBaseline(exe)
+	if err != nil {
+		return err
+	}
+	defer server.close()
+	bare := newAPI(server.url, "", 1)
 	defer bare.hc.CloseIdleConnections()
+	inProcess := newTrivialServer()
+	defer inProcess.Close()
+	bareIn := newAPI(inProcess.URL, "", 1)
+	defer bareIn.hc.CloseIdleConnections()
 	if _, _, err := a.invoke(ctx, name); err != nil {
 		return err
 	}
-	round := func() (h, p, w time.Duration, err error) {
+	trivialRTT := func(c *api) (time.Duration, error) {
 		t0 := time.Now()
-		status, _, body, err := bare.do(ctx, http.MethodPost, "/", []byte("{}"))
-		h = time.Since(t0)
-		if err != nil {
+		status, _, body, err := c.do(ctx, http.MethodPost, "/", []byte("{}"))
+		d := time.Since(t0)
+		if err == nil && (status != http.StatusOK || string(body) != "null") {
+			err = fmt.Errorf("benchmark: trivial server: %d %s", status, body)
+		}
+		return d, err
+	}
+	round := func() (h, hIn, p, w time.Duration, err error) {
+		if h, err = trivialRTT(bare); err != nil {
 			return
 		}
-		if status != http.StatusOK || string(body) != "null" {
-			return h, p, w, fmt.Errorf("benchmark: trivial server: %d %s", status, body)
+		if hIn, err = trivialRTT(bareIn); err != nil {
+			return
 		}
 		if p, err = echo.roundTrip(); err != nil {
-			return h, p, w, fmt.Errorf("benchmark: pipe echo: %w", err)
+			err = fmt.Errorf("benchmark: pipe echo: %w", err)
+			return
 		}
 		w, _, err = a.invoke(ctx, name)
 		return
@@ -282,7 +304,7 @@ func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name string) er
 	// milliseconds of CPU), so that the rounds measure the warm path
 	// alone.
 	for i, t0 := 0, time.Now(); i < sz.warmup || time.Since(t0) < warmupTime; i++ {
-		if _, _, _, err := round(); err != nil {
+		if _, _, _, _, err := round(); err != nil {
 			return err
 		}
 	}
@@ -291,16 +313,17 @@ func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name string) er
 	// workers (a millisecond of both cores now and then) do not land in
 	// the round trips measured, the baselines' or the server's.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	var warm, rtt, pipe []time.Duration
+	var warm, rtt, rttIn, pipe []time.Duration
 	for range sz.warm {
-		h, p, w, err := round()
+		h, hIn, p, w, err := round()
 		if err != nil {
 			return err
 		}
-		warm, rtt, pipe = append(warm, w), append(rtt, h), append(pipe, p)
+		warm, rtt, rttIn, pipe = append(warm, w), append(rtt, h), append(rttIn, hIn), append(pipe, p)
 	}
 	rep.WarmP50MS, rep.WarmP99MS = percentileMS(warm, 50), percentileMS(warm, 99)
 	rep.HTTPRTTP50MS = percentileMS(rtt, 50)
+	rep.HTTPInProcessP50MS = percentileMS(rttIn, 50)
 	rep.PipeRTTP50MS = percentileMS(pipe, 50)
 	return nil
 }

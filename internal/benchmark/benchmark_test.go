@@ -166,3 +166,57 @@ func TestTheTableShowsEveryFigureAndTheGoals(t *testing.T) {
 		}
 	}
 }
+
+// The test binary serves as the HTTP baseline's process when started so,
+// as the nimbus binary does (cmd/nimbus).
+func TestMain(m *testing.M) {
+	if IsHTTPBaseline() {
+		HTTPBaselineMain()
+	}
+	os.Exit(m.Run())
+}
+
+func TestTheHTTPBaselineRunsInAProcessOfItsOwnUntilClosed(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startHTTPBaseline(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := b.cmd.Process.Pid
+	if pid == os.Getpid() {
+		t.Fatal("the baseline runs in this process")
+	}
+	c := newAPI(b.url, "", 1)
+	for range 3 { // one keep-alive connection, several requests
+		status, h, body, err := c.do(t.Context(), "POST", "/", []byte("{}"))
+		if err != nil || status != 200 || string(body) != "null" || h.Get("Content-Type") != "application/json" {
+			t.Fatalf("the baseline answered %d %q %q, %v; want 200 application/json null", status, h.Get("Content-Type"), body, err)
+		}
+	}
+	c.hc.CloseIdleConnections()
+	b.close() // returns once the process has exited
+	if !b.cmd.ProcessState.Exited() || b.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("the baseline ended with %v; want exit status 0 when its stdin closes", b.cmd.ProcessState)
+	}
+	if _, _, _, err := c.do(t.Context(), "POST", "/", []byte("{}")); err == nil {
+		t.Error("the baseline still answers after close")
+	}
+}
+
+func TestTheTableShowsTheInProcessBaselineBeside(t *testing.T) {
+	rep := &Report{Result: Result{WarmP50MS: 0.12, HTTPRTTP50MS: 0.08, PipeRTTP50MS: 0.03}, HTTPInProcessP50MS: 0.03}
+	rep.Ratios()
+	rep.WarmRatioInProcess = ratio(rep.WarmP50MS, rep.HTTPInProcessP50MS+rep.PipeRTTP50MS)
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"warm_ratio              1.091", "it took 0.030 ms, and warm_ratio with it is 2.000"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

@@ -49,6 +49,11 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if rep.HTTPInProcessP50MS > 0 {
+		fmt.Fprintf(w, "\nhttp_rtt_p50_ms is a round trip to the trivial handler in a process of its own; served inside\n"+
+			"this process (the baseline of runs before 2026-11-23) it took %.3f ms, and warm_ratio with it is %.3f\n",
+			rep.HTTPInProcessP50MS, rep.WarmRatioInProcess)
+	}
 	fmt.Fprintf(w, "\nthroughput phase: %d served, %d refused (429), %d failed\n", rep.Served, rep.Refused, rep.Failed)
 	if rep.NotCold > 0 {
 		fmt.Fprintf(w, "note: %d of the cold invokes were not marked as cold starts\n", rep.NotCold)

@@ -22,15 +22,13 @@ func (a *app) benchCommand() *cobra.Command {
 			"well under two minutes. -o json prints one JSON object; progress goes to stderr.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := benchmark.Options{Quick: quick, Progress: a.env.Stderr}
+			exe, err := os.Executable()
+			if err != nil {
+				return a.platform(err)
+			}
+			o := benchmark.Options{Quick: quick, Progress: a.env.Stderr, Executable: exe}
 			if a.url != "" {
 				o.URL, o.Token = a.url, a.apiToken()
-			} else {
-				exe, err := os.Executable()
-				if err != nil {
-					return a.platform(err)
-				}
-				o.Executable = exe
 			}
 			rep, err := benchmark.Run(cmd.Context(), o)
 			if err != nil {
