@@ -50,8 +50,9 @@ func newTrivialServer() *httptest.Server { return httptest.NewServer(trivialHand
 const httpBaselineEnv = "NIMBUS_BENCH_HTTP_BASELINE"
 
 // IsHTTPBaseline reports whether this process was started as the HTTP
-// baseline's server: then main calls HTTPBaselineMain and nothing else.
-func IsHTTPBaseline() bool { return os.Getenv(httpBaselineEnv) == "1" }
+// baseline's server (the variable set, no arguments): then main calls
+// HTTPBaselineMain and nothing else.
+func IsHTTPBaseline() bool { return os.Getenv(httpBaselineEnv) == "1" && len(os.Args) == 1 }
 
 // HTTPBaselineMain serves trivialHandler on a free loopback port, writes
 // its URL and a newline to stdout, and exits when stdin ends (its parent
@@ -92,6 +93,9 @@ type httpBaseline struct {
 	url   string
 }
 
+// baselineStartTimeout bounds the HTTP baseline's start.
+const baselineStartTimeout = 30 * time.Second
+
 func startHTTPBaseline(exe string) (*httpBaseline, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), httpBaselineEnv+"=1")
@@ -109,7 +113,11 @@ func startHTTPBaseline(exe string) (*httpBaseline, error) {
 		return nil, fmt.Errorf("benchmark: starting the HTTP baseline: %w", err)
 	}
 	b := &httpBaseline{cmd: cmd, stdin: stdin}
+	// A server that neither prints its address nor exits is killed, which
+	// ends the read.
+	stuck := time.AfterFunc(baselineStartTimeout, func() { cmd.Process.Kill() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
+	stuck.Stop()
 	if err != nil || !strings.HasPrefix(line, "http://") {
 		b.close()
 		return nil, fmt.Errorf("benchmark: the HTTP baseline did not start (%q, %v): %s", line, err, stderr.Bytes())

@@ -16,7 +16,7 @@
 //
 // Only descriptors in non-blocking mode may be used this way (a raw call
 // that blocks would hold its processor): sockets from net always are, and
-// File accepts only files that Go's poller manages (os.Pipe's are).
+// NewWriter accepts only files that Go's poller manages (os.Pipe's are).
 package nbio
 
 import (
@@ -24,9 +24,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // op is one direction's call in progress: its buffer and outcome. A
@@ -42,7 +42,7 @@ type op struct {
 // (wait until readable) on EAGAIN.
 func (o *op) read(fd uintptr) bool {
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+		r, e := rawRead(fd, o.buf)
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -61,8 +61,7 @@ func (o *op) read(fd uintptr) bool {
 // written.
 func (o *op) write(fd uintptr) bool {
 	for o.n < len(o.buf) {
-		rest := o.buf[o.n:]
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		r, e := rawWrite(fd, o.buf[o.n:])
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -80,11 +79,13 @@ func (o *op) write(fd uintptr) bool {
 
 // Conn is a TCP connection whose Read and Write are raw system calls.
 // Everything else (deadlines, Close, CloseWrite, addresses) is the
-// *net.TCPConn's, and Read and Write honour its deadlines. Like a
-// net.Conn, it allows one Read and one Write at a time, concurrently.
+// *net.TCPConn's, and Read and Write honour its deadlines. Like any
+// net.Conn it may be used from several goroutines: Reads take turns, and
+// so do Writes.
 type Conn struct {
 	*net.TCPConn
 	rc              syscall.RawConn
+	rmu, wmu        sync.Mutex // held across a Read, a Write: r and w are theirs
 	r, w            op
 	readFn, writeFn func(uintptr) bool
 }
@@ -104,8 +105,10 @@ func NewConn(c *net.TCPConn) (*Conn, error) {
 // for at least one byte; io.EOF once the peer has closed its side.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return 0, c.opError("read", usable(c.rc))
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	c.r = op{buf: p}
 	err := c.rc.Read(c.readFn)
 	n, errno := c.r.n, c.r.errno
@@ -125,8 +128,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 // socket's buffer is full.
 func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return 0, c.opError("write", usable(c.rc))
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.w = op{buf: p}
 	err := c.rc.Write(c.writeFn)
 	n, errno := c.w.n, c.w.errno
@@ -140,10 +145,19 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// opError is err as net reports a failed Read or Write.
+// opError is err as net reports a failed Read or Write; nil for nil.
 func (c *Conn) opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// usable is what a zero-length Read or Write returns: nil, or why the
+// descriptor cannot be used (closed).
+func usable(rc syscall.RawConn) error { return unwrapRaw(rc.Control(noControl)) }
+
+func noControl(uintptr) {}
 
 // unwrapRaw strips the "raw-read"/"raw-write" *net.OpError that a
 // RawConn puts around a poller error (closed, deadline exceeded).
@@ -176,10 +190,11 @@ func (l Listener) Accept() (net.Conn, error) {
 }
 
 // Writer writes to a file that Go's poller manages (a pipe from os.Pipe)
-// with raw system calls. Like an *os.File, it allows one Write at a time.
+// with raw system calls. Concurrent Writes take turns.
 type Writer struct {
 	f       *os.File
 	rc      syscall.RawConn
+	mu      sync.Mutex // held across a Write: w is its
 	w       op
 	writeFn func(uintptr) bool
 }
@@ -206,6 +221,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.w = op{buf: p}
 	err := w.rc.Write(w.writeFn)
 	n, errno := w.w.n, w.w.errno

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,9 +139,10 @@ func TestConnHonoursDeadlinesAndClose(t *testing.T) {
 
 	// A full socket buffer and a write deadline: Write stops with what
 	// it wrote.
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := c.Write(make([]byte, 64<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 64<<20 {
+	big := make([]byte, 64<<20) // more than any socket buffer holds
+	c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := c.Write(big)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= len(big) {
 		t.Fatalf("Write past its deadline = %d, %v; want part written and os.ErrDeadlineExceeded", n, err)
 	}
 
@@ -288,8 +290,9 @@ func TestWriterFillsAPipeAndHonoursItsDeadline(t *testing.T) {
 	}
 
 	// Nobody reads now: the pipe fills and the deadline ends the wait.
-	w.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := pw.Write(make([]byte, 1<<20))
+	full := make([]byte, 1<<20)
+	w.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := pw.Write(full)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 1<<20 {
 		t.Fatalf("Write to a full pipe past its deadline = %d, %v; want part and os.ErrDeadlineExceeded", n, err)
 	}
@@ -345,5 +348,54 @@ func TestReadPollsWithoutWaiting(t *testing.T) {
 	w.Close()
 	if n, err := read(); n != 0 || err != nil {
 		t.Fatalf("Read at EOF = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// Reads from several goroutines take turns: together they get every byte
+// sent, once, and none fails or sees a false EOF. (net/http and crypto/tls
+// never read concurrently; a net.Conn allows it.)
+func TestConnConcurrentReadsTakeTurns(t *testing.T) {
+	c, peer := pair(t)
+	const readers = 4
+	got := make(chan string, readers)
+	for range readers {
+		go func() {
+			buf := make([]byte, 8)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(buf)
+		}()
+	}
+	sent := "aaaaaaaabbbbbbbbccccccccdddddddd"
+	if _, err := peer.Write([]byte(sent)); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for range readers {
+		s := <-got
+		if strings.HasPrefix(s, "error") {
+			t.Fatalf("a concurrent reader failed: %s", s)
+		}
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	if string(all) != sent {
+		t.Fatalf("the readers got %q together, not the bytes sent (%q)", all, sent)
+	}
+}
+
+func TestConnZeroLengthCallsReportAClosedConn(t *testing.T) {
+	c, _ := pair(t)
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Fatalf("Read(nil) on an open conn = %d, %v", n, err)
+	}
+	c.Close()
+	if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read(nil) after Close = %v; want net.ErrClosed", err)
+	}
+	if _, err := c.Write(nil); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write(nil) after Close = %v; want net.ErrClosed", err)
 	}
 }
