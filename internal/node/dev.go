@@ -99,6 +99,12 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		return err
 	}
 	defer logs.Close()
+	// The log store's lock says the data directory is this node's: its
+	// scratch space can be cleared.
+	scanDir, err := resetScratch(opts.DataDir)
+	if err != nil {
+		return err
+	}
 	blobs, err := blob.Open(filepath.Join(opts.DataDir, "blobs"))
 	if err != nil {
 		return err
@@ -158,7 +164,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	var ln net.Listener = nbio.Listener{Listener: tcpLn}
 	addr := ln.Addr().String()
 	placer := placement.New(nil, placement.Local(w))
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, nil)
 	defer async.enqueuer.Close()
 	defer gw.Close()

@@ -168,6 +168,7 @@ type apiSettings struct {
 	timeouts   HTTPTimeouts
 	rateLimit  float64
 	scanPolicy scan.Policy
+	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
 }
 
@@ -184,6 +185,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Enqueuer:    async.enqueuer,
 		RateLimit:   set.rateLimit,
 		ScanPolicy:  set.scanPolicy,
+		Scanner:     scan.Scanner{TempDir: set.scanDir},
 		Control:     cp,
 		Blobs:       blobs,
 		Logs:        logs,

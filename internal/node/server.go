@@ -108,6 +108,12 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		return err
 	}
 	defer logs.Close()
+	// The log store's lock says the data directory is this node's: its
+	// scratch space can be cleared.
+	scanDir, err := resetScratch(opts.DataDir)
+	if err != nil {
+		return err
+	}
 	blobs, err := blob.Open(filepath.Join(opts.DataDir, "blobs"))
 	if err != nil {
 		return err
@@ -171,7 +177,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go enrolSrv.Serve(enrolLn)
 
 	placer := placement.New(registry)
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy,
+	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay

@@ -71,6 +71,9 @@ func (p Policy) Blocking(r *client.ScanReport) []client.Finding {
 type Scanner struct {
 	Bandit  string        // path of the bandit program; "" looks it up on PATH
 	Timeout time.Duration // default 60 s
+	// TempDir receives each package unpacked for its scan (removed after
+	// it); "" is the system's temporary directory.
+	TempDir string
 }
 
 // Scan unpacks zip into a temporary directory and runs Bandit over it.
@@ -87,7 +90,7 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	tmp, err := os.MkdirTemp("", "nimbus-scan-")
+	tmp, err := os.MkdirTemp(s.TempDir, "nimbus-scan-")
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,11 @@
 package scan
 
 import (
+	"archive/zip"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"nimbus/pkg/client"
@@ -41,5 +46,35 @@ func TestBlockingCountsFindingsAtOrAboveTheSeverity(t *testing.T) {
 	}
 	if (Policy{Mode: ModeBlock, BlockAt: "LOW"}).Blocking(nil) != nil {
 		t.Error("a missing report blocked")
+	}
+}
+
+// A scan unpacks the package under TempDir and leaves nothing there.
+func TestScanUnpacksUnderTempDirAndCleansUp(t *testing.T) {
+	if _, err := exec.LookPath("bandit"); err != nil {
+		t.Skip("bandit is not installed")
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("main.py")
+	w.Write([]byte("import subprocess\n\ndef handler(e, c):\n    return subprocess.call(e['cmd'], shell=True)\n"))
+	zw.Close()
+	dir := t.TempDir()
+	r, err := Scanner{TempDir: dir}.Scan(t.Context(), buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range r.Findings {
+		found = found || (f.File == "main.py" && f.Severity == "HIGH")
+	}
+	if !found {
+		t.Errorf("findings %+v lack main.py's HIGH shell=True call", r.Findings)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("TempDir holds %v (%v) after the scan; want it empty", entries, err)
+	}
+	if _, err := (Scanner{TempDir: filepath.Join(dir, "missing")}).Scan(t.Context(), buf.Bytes()); err == nil {
+		t.Error("a scan with a TempDir that does not exist succeeded")
 	}
 }
