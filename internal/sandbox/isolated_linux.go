@@ -163,6 +163,18 @@ func (e *IsolatedExecutor) StageCode(codeDir string) error {
 	return err
 }
 
+// UnstageCode unmounts codeDir's staging mount, if it has one, so that
+// codeDir can be removed. Sandboxes that already have the code keep their
+// own mounts of it.
+func (e *IsolatedExecutor) UnstageCode(codeDir string) {
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	if st, ok := e.stages[codeDir]; ok {
+		removeShell(st.dir)
+		delete(e.stages, codeDir)
+	}
+}
+
 // maxStages bounds the staging mounts an executor keeps. A worker stages
 // the code of every revision deployed (and invoked) while it runs, and
 // every mount namespace a sandbox creates copies the worker's mounts, so

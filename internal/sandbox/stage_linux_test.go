@@ -97,6 +97,13 @@ func TestStagesAreBoundedLeastRecentlyUsedFirst(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(shell, "x"), nil, 0o644); err == nil {
 			t.Error("the bound code is writable")
 		}
+		// Unstaging (before the code cache removes a package) unmounts
+		// the stage; asking again for one that has none is harmless.
+		e.UnstageCode(code(1))
+		e.UnstageCode(code(1))
+		if mounted(second) || e.stages[code(1)] != nil || len(e.stages) != maxStages-1 {
+			t.Errorf("after UnstageCode the stage is still mounted (%v) or listed (%d stages)", mounted(second), len(e.stages))
+		}
 		e.stagesClosed = true
 		if err := e.StageCode(code(maxStages + 1)); err == nil {
 			t.Error("a closed executor staged code")

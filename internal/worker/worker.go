@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -50,6 +51,12 @@ type Config struct {
 	// import the handler); 0 for none. Needs an executor that implements
 	// sandbox.CodeAttacher.
 	Prestart int
+	// KeepCode is how many unpacked code packages no instance uses the
+	// code cache keeps, most recently used first; 0 for 32, negative for
+	// none. A package used in the last CodeIdle (0 for 10 minutes) is
+	// always kept.
+	KeepCode int
+	CodeIdle time.Duration
 	Blobs    BlobSource
 	Log      *slog.Logger
 }
@@ -104,6 +111,7 @@ type pool struct {
 type instance struct {
 	*python.Instance
 	revision int64
+	digest   string // of its code package, in the code cache
 	lastUsed time.Time
 	// restock, set on an instance taken from the pre-started pool until
 	// its first invocation ends, restocks the pool (see prestartPool.take).
@@ -125,6 +133,12 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.LogLimit <= 0 {
 		cfg.LogLimit = 1 << 20
 	}
+	if cfg.KeepCode == 0 {
+		cfg.KeepCode = 32
+	}
+	if cfg.CodeIdle <= 0 {
+		cfg.CodeIdle = 10 * time.Minute
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -139,7 +153,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg:       cfg,
 		bootstrap: bootstrap,
 		slots:     make(chan struct{}, cfg.Slots),
-		code:      codeCache{dir: filepath.Join(cfg.DataDir, "code"), blobs: cfg.Blobs, busy: map[string]*sync.Mutex{}},
+		code:      codeCache{dir: filepath.Join(cfg.DataDir, "code"), blobs: cfg.Blobs, busy: map[string]*sync.Mutex{}, used: map[string]time.Time{}},
 		pools:     map[string]*pool{},
 		live:      map[*instance]struct{}{},
 		stop:      make(chan struct{}),
@@ -386,7 +400,7 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 	}
 	if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
 		if err := pi.Assign(startCtx, cfg); err == nil {
-			return &instance{Instance: pi, revision: fn.Revision, restock: restock}, nil
+			return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, restock: restock}, nil
 		} else {
 			restock()
 			w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
@@ -396,7 +410,7 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
-	return &instance{Instance: pi, revision: fn.Revision}, nil
+	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256}, nil
 }
 
 // Retire closes the idle instances of a function (named by its qualified
@@ -513,6 +527,7 @@ func (w *Worker) reapIdle() {
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-w.stop:
@@ -524,8 +539,40 @@ func (w *Worker) reapIdle() {
 				w.retireLocked(p, func(i *instance) bool { return !keep[i] && now.Sub(i.lastUsed) > w.cfg.IdleTimeout })
 			}
 			w.mu.Unlock()
+			if now.Sub(pruned) >= codePrunePeriod {
+				pruned = now
+				w.pruneCode(now)
+			}
 		}
 	}
+}
+
+// codePrunePeriod is how often the reaper prunes the code cache.
+const codePrunePeriod = time.Minute
+
+// pruneCode removes from the code cache the unpacked packages that no
+// live instance uses, beyond the KeepCode most recently used and unused
+// for CodeIdle. An instance being started is not live yet, but its
+// package was used within CodeIdle (a start takes at most 30 s).
+func (w *Worker) pruneCode(now time.Time) []string {
+	w.mu.Lock()
+	inUse := map[string]bool{}
+	for i := range w.live {
+		inUse[i.digest] = true
+	}
+	w.mu.Unlock()
+	unstage := func(string) {}
+	if u, ok := w.cfg.Executor.(interface{ UnstageCode(string) }); ok {
+		unstage = u.UnstageCode
+	}
+	removed, err := w.code.prune(inUse, max(w.cfg.KeepCode, 0), now.Add(-w.cfg.CodeIdle), unstage)
+	if err != nil {
+		w.cfg.Log.Warn("pruning the code cache", "err", err)
+	}
+	if len(removed) > 0 {
+		w.cfg.Log.Info("pruned the code cache", "packages", len(removed))
+	}
+	return removed
 }
 
 // Close stops the worker: new invocations are refused and every
@@ -553,24 +600,22 @@ func (w *Worker) Close() {
 	w.closing.Wait()
 }
 
-// codeCache unpacks each code package once, read-only, under dir/<digest>.
+// codeCache unpacks each code package once, read-only, under dir/<digest>,
+// and removes the ones no longer used (prune).
 type codeCache struct {
 	dir   string
 	blobs BlobSource
 	mu    sync.Mutex
-	busy  map[string]*sync.Mutex // one unpack per digest at a time
+	busy  map[string]*sync.Mutex // one unpack (or removal) per digest at a time
+	used  map[string]time.Time   // when dirFor last returned each digest
 }
 
 func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
-	c.mu.Lock()
-	m := c.busy[digest]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.busy[digest] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
+	m := c.lock(digest)
 	defer m.Unlock()
+	c.mu.Lock()
+	c.used[digest] = time.Now()
+	c.mu.Unlock()
 
 	dir := filepath.Join(c.dir, digest)
 	if _, err := os.Stat(dir); err == nil {
@@ -584,6 +629,95 @@ func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// lock locks digest's mutex and returns it.
+func (c *codeCache) lock(digest string) *sync.Mutex {
+	c.mu.Lock()
+	m := c.busy[digest]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.busy[digest] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m
+}
+
+// prune removes the unpacked packages that are not inUse and were last
+// used before idleBefore, but for the keep most recently used of them,
+// and returns their digests. A package dirFor has not returned since the
+// worker started counts as last used when it was unpacked. Each removal
+// holds the digest's lock, so that a dirFor meanwhile waits, then unpacks
+// it again; unstage is called first (the executor's staging mount).
+func (c *codeCache) prune(inUse map[string]bool, keep int, idleBefore time.Time, unstage func(dir string)) ([]string, error) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct {
+		digest string
+		used   time.Time
+	}
+	var old []candidate
+	c.mu.Lock()
+	for _, e := range entries {
+		d := e.Name()
+		if !e.IsDir() || !isDigest(d) || inUse[d] {
+			continue
+		}
+		used, ok := c.used[d]
+		if !ok {
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			used = info.ModTime()
+		}
+		if used.Before(idleBefore) {
+			old = append(old, candidate{d, used})
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(old, func(i, j int) bool { return old[i].used.After(old[j].used) })
+	var removed []string
+	var errs []error
+	for _, cand := range old[min(keep, len(old)):] {
+		m := c.lock(cand.digest)
+		c.mu.Lock()
+		used, ok := c.used[cand.digest]
+		c.mu.Unlock()
+		if ok && !used.Before(idleBefore) { // used since the listing
+			m.Unlock()
+			continue
+		}
+		dir := filepath.Join(c.dir, cand.digest)
+		unstage(dir)
+		if err := codepkg.RemoveTree(dir); err != nil {
+			errs = append(errs, err)
+		} else {
+			removed = append(removed, cand.digest)
+			c.mu.Lock()
+			delete(c.used, cand.digest)
+			c.mu.Unlock()
+		}
+		m.Unlock()
+	}
+	return removed, errors.Join(errs...)
+}
+
+// isDigest reports whether name is a lowercase hex SHA-256: a package's
+// directory, not an unpack in progress.
+func isDigest(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, r := range name {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // HasWarm reports whether an idle instance of the function's revision is

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -192,5 +194,63 @@ func TestMissingCodeIsAnError(t *testing.T) {
 	}
 	if st := w.Status(); st.InUse != 0 {
 		t.Fatalf("the failed start leaked a slot: %+v", st)
+	}
+}
+
+// The code cache removes the packages no instance uses, beyond the most
+// recently used few, once they have been idle long enough; what is in
+// use, recent or among the few stays, and a removed package unpacks again
+// when invoked.
+func TestTheCodeCacheKeepsWhatIsUsedAndPrunesTheRest(t *testing.T) {
+	w, blobs := testWorker(t, Config{Slots: 2, KeepCode: 1, CodeIdle: time.Hour})
+	oldest := deploy(t, blobs, "f", 1, counter+"# 1\n")
+	older := deploy(t, blobs, "f", 2, counter+"# 2\n")
+	current := deploy(t, blobs, "f", 3, counter+"# 3\n")
+	for _, fn := range []client.Function{oldest, older, current} {
+		invoke(t, w, fn) // each revision retires the one before
+	}
+	cached := func(fn client.Function) bool {
+		_, err := os.Stat(filepath.Join(w.code.dir, fn.CodeSHA256))
+		return err == nil
+	}
+	waitFor(t, "only revision 3's instance is live", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.live) == 1
+	})
+
+	if removed := w.pruneCode(time.Now()); len(removed) != 0 {
+		t.Fatalf("packages used within CodeIdle were pruned: %v", removed)
+	}
+	removed := w.pruneCode(time.Now().Add(2 * time.Hour))
+	if len(removed) != 1 || removed[0] != oldest.CodeSHA256 {
+		t.Fatalf("pruned %v; want only revision 1's package (revision 2's is the one kept, 3's is in use)", removed)
+	}
+	if cached(oldest) || !cached(older) || !cached(current) {
+		t.Fatalf("cached: revision 1 %v, 2 %v, 3 %v; want false, true, true", cached(oldest), cached(older), cached(current))
+	}
+	// A package pruned is unpacked again when its code runs once more.
+	again := deploy(t, blobs, "g", 1, counter+"# 1\n")
+	if again.CodeSHA256 != oldest.CodeSHA256 {
+		t.Fatal("the same package has another digest")
+	}
+	if res := invoke(t, w, again); string(res.Payload) != "1" {
+		t.Fatalf("the re-unpacked package answered %s", res.Payload)
+	}
+	if !cached(oldest) {
+		t.Fatal("the package was not unpacked again")
+	}
+	// Leftovers that are not packages (an unpack cut short) are not
+	// touched by pruning.
+	stray := filepath.Join(w.code.dir, ".x.unpack-1")
+	if err := os.Mkdir(stray, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w.pruneCode(time.Now().Add(4 * time.Hour))
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("pruning touched %s: %v", stray, err)
+	}
+	if !cached(current) || !cached(oldest) {
+		t.Error("pruning removed a package a live instance uses")
 	}
 }
