@@ -99,8 +99,8 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		return err
 	}
 	defer logs.Close()
-	// The log store's lock says the data directory is this node's: its
-	// scratch space can be cleared.
+	// The log store's lock says the data directory is this node's: what
+	// its scans left there can go.
 	scanDir, err := resetScratch(opts.DataDir)
 	if err != nil {
 		return err

@@ -108,8 +108,8 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		return err
 	}
 	defer logs.Close()
-	// The log store's lock says the data directory is this node's: its
-	// scratch space can be cleared.
+	// The log store's lock says the data directory is this node's: what
+	// its scans left there can go.
 	scanDir, err := resetScratch(opts.DataDir)
 	if err != nil {
 		return err

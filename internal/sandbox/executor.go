@@ -71,4 +71,7 @@ type CodeAttacher interface {
 	// (a worker does it when a deploy announces the code), so that the
 	// first cold start of the code does not wait for it.
 	StageCode(codeDir string) error
+	// UnstageCode drops what StageCode prepared for codeDir, before the
+	// worker removes codeDir; programs that have the code keep it.
+	UnstageCode(codeDir string)
 }

@@ -165,7 +165,7 @@ func (e *IsolatedExecutor) StageCode(codeDir string) error {
 
 // UnstageCode unmounts codeDir's staging mount, if it has one, so that
 // codeDir can be removed. Sandboxes that already have the code keep their
-// own mounts of it.
+// own mounts of it. It implements CodeAttacher.
 func (e *IsolatedExecutor) UnstageCode(codeDir string) {
 	e.stageMu.Lock()
 	defer e.stageMu.Unlock()

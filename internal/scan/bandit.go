@@ -68,11 +68,15 @@ func (p Policy) Blocking(r *client.ScanReport) []client.Finding {
 }
 
 // Scanner runs Bandit.
+// TempPrefix begins the name of the directory a scan unpacks into.
+const TempPrefix = "nimbus-scan-"
+
 type Scanner struct {
 	Bandit  string        // path of the bandit program; "" looks it up on PATH
 	Timeout time.Duration // default 60 s
-	// TempDir receives each package unpacked for its scan (removed after
-	// it); "" is the system's temporary directory.
+	// TempDir receives each package unpacked for its scan, in a directory
+	// named nimbus-scan-* (removed after it); "" is the system's
+	// temporary directory.
 	TempDir string
 }
 
@@ -90,7 +94,7 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	tmp, err := os.MkdirTemp(s.TempDir, "nimbus-scan-")
+	tmp, err := os.MkdirTemp(s.TempDir, TempPrefix+"*")
 	if err != nil {
 		return nil, err
 	}

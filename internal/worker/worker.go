@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,6 +162,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if err := os.MkdirAll(w.code.dir, 0o700); err != nil {
 		return nil, err
+	}
+	if err := w.code.clearLeftovers(); err != nil {
+		cfg.Log.Warn("clearing the code cache's leftovers", "err", err)
 	}
 	w.prestarted = newPrestartPool(w, cfg.Prestart)
 	if p, ok := cfg.Executor.(interface {
@@ -562,8 +566,8 @@ func (w *Worker) pruneCode(now time.Time) []string {
 	}
 	w.mu.Unlock()
 	unstage := func(string) {}
-	if u, ok := w.cfg.Executor.(interface{ UnstageCode(string) }); ok {
-		unstage = u.UnstageCode
+	if a, ok := w.cfg.Executor.(sandbox.CodeAttacher); ok {
+		unstage = a.UnstageCode
 	}
 	removed, err := w.code.prune(inUse, max(w.cfg.KeepCode, 0), now.Add(-w.cfg.CodeIdle), unstage)
 	if err != nil {
@@ -613,9 +617,10 @@ type codeCache struct {
 func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 	m := c.lock(digest)
 	defer m.Unlock()
-	c.mu.Lock()
-	c.used[digest] = time.Now()
-	c.mu.Unlock()
+	c.touch(digest)
+	// And again once the package is there: a slow fetch must not leave
+	// it looking idle (prune goes by this time).
+	defer c.touch(digest)
 
 	dir := filepath.Join(c.dir, digest)
 	if _, err := os.Stat(dir); err == nil {
@@ -629,6 +634,13 @@ func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// touch records that digest is being used now.
+func (c *codeCache) touch(digest string) {
+	c.mu.Lock()
+	c.used[digest] = time.Now()
+	c.mu.Unlock()
 }
 
 // lock locks digest's mutex and returns it.
@@ -693,17 +705,53 @@ func (c *codeCache) prune(inUse map[string]bool, keep int, idleBefore time.Time,
 		}
 		dir := filepath.Join(c.dir, cand.digest)
 		unstage(dir)
-		if err := codepkg.RemoveTree(dir); err != nil {
-			errs = append(errs, err)
-		} else {
-			removed = append(removed, cand.digest)
-			c.mu.Lock()
-			delete(c.used, cand.digest)
-			c.mu.Unlock()
+		// Out of the way first, whole: a removal cut short (a crash, an
+		// error) must not leave a partial package under its digest's
+		// name, which dirFor would take as unpacked.
+		trash, err := os.MkdirTemp(c.dir, "."+cand.digest+trashSuffix)
+		if err == nil {
+			err = os.Rename(dir, filepath.Join(trash, "pkg"))
 		}
+		if err != nil {
+			errs = append(errs, err)
+			m.Unlock()
+			continue
+		}
+		c.mu.Lock()
+		delete(c.used, cand.digest)
+		c.mu.Unlock()
 		m.Unlock()
+		removed = append(removed, cand.digest)
+		if err := codepkg.RemoveTree(trash); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// trashSuffix marks a package being removed (".<digest>.trash-*"), and
+// unpackSuffix one being unpacked (codepkg.Unpack's temporary
+// directory). Either, left by a worker that stopped midway, is garbage.
+const (
+	trashSuffix  = ".trash-"
+	unpackSuffix = ".unpack-"
+)
+
+// clearLeftovers removes what removals and unpacks cut short by an
+// earlier run left in the cache. The worker's data directory is its own.
+func (c *codeCache) clearLeftovers() error {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() && strings.HasPrefix(n, ".") && (strings.Contains(n, trashSuffix) || strings.Contains(n, unpackSuffix)) {
+			errs = append(errs, codepkg.RemoveTree(filepath.Join(c.dir, n)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // isDigest reports whether name is a lowercase hex SHA-256: a package's

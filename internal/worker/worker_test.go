@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"nimbus/internal/blob"
+	"nimbus/internal/codepkg"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 	"nimbus/pkg/client"
@@ -252,5 +254,41 @@ func TestTheCodeCacheKeepsWhatIsUsedAndPrunesTheRest(t *testing.T) {
 	}
 	if !cached(current) || !cached(oldest) {
 		t.Error("pruning removed a package a live instance uses")
+	}
+}
+
+// What a worker stopped midway leaves in its code cache (an unpack or a
+// removal cut short, read-only like every unpacked package) goes when the
+// next one starts; packages stay.
+func TestCodeCacheLeftoversGoAtStart(t *testing.T) {
+	dir := t.TempDir()
+	pkg := func() []byte {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		f, _ := zw.Create("sub/main.py")
+		io.WriteString(f, counter)
+		zw.Close()
+		return buf.Bytes()
+	}()
+	digest := strings.Repeat("ab", 32)
+	if err := os.Mkdir(filepath.Join(dir, "."+digest+".trash-2"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{digest, "." + digest + ".unpack-1", "." + digest + ".trash-2/pkg"} {
+		if err := codepkg.Unpack(pkg, filepath.Join(dir, name), codepkg.DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := codeCache{dir: dir}
+	if err := c.clearLeftovers(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != digest {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("the cache holds %v; want only the package %s", names, digest)
 	}
 }
