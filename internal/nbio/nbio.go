@@ -29,9 +29,7 @@ import (
 	"time"
 )
 
-// op is one direction's call in progress: its buffer and outcome. A
-// connection keeps one per direction, and its step functions are bound
-// once, so that a call allocates nothing.
+// op is a call in progress: its buffer and outcome (see direction).
 type op struct {
 	buf   []byte
 	n     int
@@ -77,6 +75,39 @@ func (o *op) write(fd uintptr) bool {
 	return true
 }
 
+// direction is one direction of a descriptor: its calls take turns
+// (mu), each running its step under the poller's wait (a RawConn's Read
+// or Write), both bound once so that a call allocates nothing.
+type direction struct {
+	mu   sync.Mutex // held across a call: o is its
+	o    op
+	step func(fd uintptr) bool
+	wait func(func(fd uintptr) bool) error
+}
+
+// newDirection returns the reading direction (wait is a RawConn's Read)
+// or the writing one (its Write).
+func newDirection(writes bool, wait func(func(uintptr) bool) error) *direction {
+	d := &direction{wait: wait}
+	d.step = d.o.read
+	if writes {
+		d.step = d.o.write
+	}
+	return d
+}
+
+// call runs one read or write of p and returns what it did: the bytes
+// moved, the system call's error and the poller's (closed, deadline).
+func (d *direction) call(p []byte) (int, syscall.Errno, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.o = op{buf: p}
+	err := d.wait(d.step)
+	n, errno := d.o.n, d.o.errno
+	d.o = op{}
+	return n, errno, err
+}
+
 // Conn is a TCP connection whose Read and Write are raw system calls.
 // Everything else (deadlines, Close, CloseWrite, addresses) is the
 // *net.TCPConn's, and Read and Write honour its deadlines. Like any
@@ -84,10 +115,8 @@ func (o *op) write(fd uintptr) bool {
 // so do Writes.
 type Conn struct {
 	*net.TCPConn
-	rc              syscall.RawConn
-	rmu, wmu        sync.Mutex // held across a Read, a Write: r and w are theirs
-	r, w            op
-	readFn, writeFn func(uintptr) bool
+	rc   syscall.RawConn
+	r, w *direction
 }
 
 // NewConn wraps c.
@@ -96,9 +125,7 @@ func NewConn(c *net.TCPConn) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc := &Conn{TCPConn: c, rc: rc}
-	nc.readFn, nc.writeFn = nc.r.read, nc.w.write
-	return nc, nil
+	return &Conn{TCPConn: c, rc: rc, r: newDirection(false, rc.Read), w: newDirection(true, rc.Write)}, nil
 }
 
 // Read reads what the connection has, waiting (until the read deadline)
@@ -107,12 +134,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, c.opError("read", usable(c.rc))
 	}
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.r = op{buf: p}
-	err := c.rc.Read(c.readFn)
-	n, errno := c.r.n, c.r.errno
-	c.r = op{}
+	n, errno, err := c.r.call(p)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", unwrapRaw(err))
@@ -130,12 +152,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, c.opError("write", usable(c.rc))
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.w = op{buf: p}
-	err := c.rc.Write(c.writeFn)
-	n, errno := c.w.n, c.w.errno
-	c.w = op{}
+	n, errno, err := c.w.call(p)
 	switch {
 	case err != nil:
 		return n, c.opError("write", unwrapRaw(err))
@@ -192,11 +209,8 @@ func (l Listener) Accept() (net.Conn, error) {
 // Writer writes to a file that Go's poller manages (a pipe from os.Pipe)
 // with raw system calls. Concurrent Writes take turns.
 type Writer struct {
-	f       *os.File
-	rc      syscall.RawConn
-	mu      sync.Mutex // held across a Write: w is its
-	w       op
-	writeFn func(uintptr) bool
+	f *os.File
+	w *direction
 }
 
 // NewWriter returns a Writer for f, or an error if f is not in
@@ -210,9 +224,7 @@ func NewWriter(f *os.File) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{f: f, rc: rc}
-	w.writeFn = w.w.write
-	return w, nil
+	return &Writer{f: f, w: newDirection(true, rc.Write)}, nil
 }
 
 // Write writes all of p, waiting (until f's write deadline) while the
@@ -221,12 +233,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.w = op{buf: p}
-	err := w.rc.Write(w.writeFn)
-	n, errno := w.w.n, w.w.errno
-	w.w = op{}
+	n, errno, err := w.w.call(p)
 	switch {
 	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
 		// The poller's other refusal, for a file NewWriter accepted, is
