@@ -6,8 +6,9 @@
 // with the first invoke of freshly deployed no-op functions (cold); a bare
 // HTTP round trip to a trivial Go handler in a process of its own and a
 // line round trip over a pipe to a bare Python echo loop, interleaved with
-// sequential invokes of one warm no-op function (warm); the proportional set size of that idle warm
-// instance; and the no-op function's throughput at concurrency 32. The
+// sequential invokes of one warm no-op function (warm); the proportional
+// set size of that idle warm instance; and the no-op function's
+// throughput at concurrency 32. The
 // interpreter of every Python baseline is the one the no-op functions run
 // on: the server's default (newest) runtime, resolved by python.Discover
 // and python.Pick to the real binary, never a shim.
