@@ -86,3 +86,37 @@ func TestShortAndLongLogs(t *testing.T) {
 	n = startDev(t, data)
 	check("after a restart")
 }
+
+// TestAnInvocationIsListedAsSoonAsItAnswers: the server that answered an
+// invocation lists its record and log at once (records are committed in
+// batches, up to 100 ms later); nothing here waits.
+func TestAnInvocationIsListedAsSoonAsItAnswers(t *testing.T) {
+	n := startDev(t, t.TempDir())
+	n.mustCLI(0, "deploy", writeFunction(t, t.TempDir(), "prompt", "def handler(event, context):\n    print('seen', event)\n    return 1\n"))
+	for i := range 20 {
+		status, h, body := n.do("POST", "/v1/functions/prompt/invoke", "application/json", strings.NewReader(`{"i": 1}`))
+		id := h.Get(client.HeaderRequestID)
+		if status != 200 || id == "" {
+			t.Fatalf("invoke %d: %d %s", i, status, body)
+		}
+		var rec client.Invocation
+		status, _, body = n.do("GET", "/v1/invocations/"+id, "", nil)
+		if status != 200 || json.Unmarshal(body, &rec) != nil || rec.ID != id || rec.Status != client.StatusSuccess {
+			t.Fatalf("invoke %d: GET /v1/invocations/%s right after it answered: %d %s", i, id, status, body)
+		}
+		var list struct{ Invocations []client.Invocation }
+		status, _, body = n.do("GET", "/v1/invocations?function=prompt&limit=1", "", nil)
+		if status != 200 || json.Unmarshal(body, &list) != nil || len(list.Invocations) != 1 || list.Invocations[0].ID != id {
+			t.Fatalf("invoke %d: the newest invocation listed is not %s: %d %s", i, id, status, body)
+		}
+		var logs struct{ Logs []client.LogEntry }
+		status, _, body = n.do("GET", "/v1/functions/prompt/logs?request_id="+id, "", nil)
+		if status != 200 || json.Unmarshal(body, &logs) != nil || len(logs.Logs) != 1 || !strings.Contains(logs.Logs[0].Log, "seen {'i': 1}") {
+			t.Fatalf("invoke %d: logs of %s right after it answered: %d %s", i, id, status, body)
+		}
+		status, _, body = n.do("GET", "/v1/functions/prompt/logs?limit=1", "", nil)
+		if status != 200 || json.Unmarshal(body, &logs) != nil || len(logs.Logs) != 1 || logs.Logs[0].RequestID != id {
+			t.Fatalf("invoke %d: the newest log listed is not %s's: %d %s", i, id, status, body)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"nimbus/internal/state"
@@ -27,7 +28,7 @@ func (g *Gateway) listInvocations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(fmt.Sprintf("status=%q is not one of success, failed", status)))
 		return
 	}
-	recs := g.cfg.Control.Store().Records(state.RecordQuery{Namespace: callerNS(r.Context()), Function: q.Get("function"), Status: status, Limit: limit})
+	recs := g.records(state.RecordQuery{Namespace: callerNS(r.Context()), Function: q.Get("function"), Status: status, Limit: limit})
 	if recs == nil {
 		recs = []client.Invocation{}
 	}
@@ -35,7 +36,7 @@ func (g *Gateway) listInvocations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
-	rec, err := g.cfg.Control.Store().Record(r.PathValue("id"))
+	rec, err := g.record(r.PathValue("id"))
 	if err == nil && rec.Namespace != callerNS(r.Context()) {
 		err = notFound("invocation %q", r.PathValue("id")) // another namespace's: as if absent
 	}
@@ -48,8 +49,47 @@ func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
 
 // ownRecord reports whether invocation id exists in namespace ns.
 func (g *Gateway) ownRecord(ns, id string) bool {
-	rec, err := g.cfg.Control.Store().Record(id)
+	rec, err := g.record(id)
 	return err == nil && rec.Namespace == ns
+}
+
+// records is the store's Records(q) with this server's uncommitted
+// records laid over it (recorder.pending): an invocation answered here is
+// listed as soon as it has answered, not when its batch is committed, up
+// to a batch interval later. The pending version of a record replaces a
+// committed one (an async invocation's status moves on).
+func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
+	committed := g.cfg.Control.Store().Records(q)
+	pend := g.recorder.pending()
+	if pend == nil {
+		return committed
+	}
+	out := make([]client.Invocation, 0, len(committed)+len(pend))
+	for _, c := range committed {
+		if _, newer := pend[c.ID]; !newer {
+			out = append(out, c)
+		}
+	}
+	for _, p := range pend {
+		if (q.Namespace == "" || p.Namespace == q.Namespace) && (q.Function == "" || p.Function == q.Function) &&
+			(q.Status == "" || p.Status == q.Status) && !p.Start.Before(q.Since) {
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out
+}
+
+// record is invocation id's record: this server's uncommitted version if
+// it has one (see records), else the store's.
+func (g *Gateway) record(id string) (client.Invocation, error) {
+	if p, ok := g.recorder.pending()[id]; ok {
+		return p, nil
+	}
+	return g.cfg.Control.Store().Record(id)
 }
 
 // notFound is the 404 of an object that does not exist, or that belongs

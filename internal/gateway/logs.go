@@ -57,7 +57,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !found {
-			if rec, err := g.cfg.Control.Store().Record(requestID); err == nil && rec.LogTail != "" {
+			if rec, err := g.record(requestID); err == nil && rec.LogTail != "" {
 				e, found = logOfRecord(rec), true
 			}
 		}
@@ -73,7 +73,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		// No limit on the query: records of queued or running async
 		// invocations carry no log, and must not take the places of
 		// those that do (retention bounds a function's records).
-		recs := g.cfg.Control.Store().Records(state.RecordQuery{Namespace: ns, Function: name, Since: since})
+		recs := g.records(state.RecordQuery{Namespace: ns, Function: name, Since: since})
 		entries = mergeLogs(stored, recs, limit)
 	}
 	if q.Get("follow") != "1" && q.Get("follow") != "true" {

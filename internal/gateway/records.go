@@ -32,13 +32,14 @@ type recorder struct {
 	retention state.Retention
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	records []client.Invocation
-	entries []client.LogEntry
-	audit   []client.AuditEntry
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	records  []client.Invocation
+	inflight []client.Invocation // the batch being committed
+	entries  []client.LogEntry
+	audit    []client.AuditEntry
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 
 	// expired are the logs whose records retention removed, deleted with
 	// the next batch of logs (one log-store transaction for both). Owned
@@ -78,6 +79,25 @@ func (r *recorder) add(rec *client.Invocation, entry *client.LogEntry) {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// pending returns the records this server has not committed yet (queued,
+// or in the batch being committed), the last version of each by ID, or
+// nil for none.
+func (r *recorder) pending() map[string]client.Invocation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.inflight) == 0 && len(r.records) == 0 {
+		return nil
+	}
+	out := make(map[string]client.Invocation, len(r.inflight)+len(r.records))
+	for _, list := range [][]client.Invocation{r.inflight, r.records} {
+		for _, rec := range list {
+			rec.Namespace = client.NamespaceOf(rec.Namespace)
+			out[rec.ID] = rec
+		}
+	}
+	return out
 }
 
 func (r *recorder) run() {
@@ -147,7 +167,13 @@ func (r *recorder) flush(all bool) {
 			r.expired = r.expired[:0]
 		}
 		if len(recs) > 0 {
+			r.mu.Lock()
+			r.inflight = recs
+			r.mu.Unlock()
 			r.commit(recs)
+			r.mu.Lock()
+			r.inflight = nil
+			r.mu.Unlock()
 		}
 		if len(r.expired) >= batchMax {
 			r.removeExpired()
