@@ -59,8 +59,10 @@ func (g *Gateway) ownRecord(ns, id string) bool {
 // to a batch interval later. The pending version of a record replaces a
 // committed one (an async invocation's status moves on).
 func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
-	committed := g.cfg.Control.Store().Records(q)
+	// Pending first: a record committed meanwhile is then in one of the
+	// two, if not both.
 	pend := g.recorder.pending()
+	committed := g.cfg.Control.Store().Records(q)
 	if pend == nil {
 		return committed
 	}

@@ -50,11 +50,20 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		return client.NamespaceOf(e.Namespace) == ns && e.Function == name && (requestID == "" || e.RequestID == requestID)
 	}
 	var entries []client.LogEntry
+	// Logs this server has yet to store, as records it has yet to commit
+	// (see records), are listed already.
+	unstored := g.recorder.pendingLogs(match)
 	if requestID != "" {
-		e, found, err := g.cfg.Logs.Get(requestID)
-		if err != nil {
-			writeError(w, g.log, err)
-			return
+		var e client.LogEntry
+		found := len(unstored) > 0
+		if found {
+			e = unstored[len(unstored)-1]
+		} else {
+			var err error
+			if e, found, err = g.cfg.Logs.Get(requestID); err != nil {
+				writeError(w, g.log, err)
+				return
+			}
 		}
 		if !found {
 			if rec, err := g.record(requestID); err == nil && rec.LogTail != "" {
@@ -69,6 +78,17 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, g.log, err)
 			return
+		}
+		// Read before the store, so that a log stored meanwhile is in one
+		// of the two, if not both.
+		have := make(map[string]bool, len(stored))
+		for _, e := range stored {
+			have[e.RequestID] = true
+		}
+		for _, e := range unstored {
+			if !e.Time.Before(since) && !have[e.RequestID] {
+				stored = append(stored, e)
+			}
 		}
 		// No limit on the query: records of queued or running async
 		// invocations carry no log, and must not take the places of

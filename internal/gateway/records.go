@@ -36,6 +36,7 @@ type recorder struct {
 	records  []client.Invocation
 	inflight []client.Invocation // the batch being committed
 	entries  []client.LogEntry
+	storing  []client.LogEntry // the batch of logs being stored
 	audit    []client.AuditEntry
 	wake     chan struct{}
 	stop     chan struct{}
@@ -95,6 +96,22 @@ func (r *recorder) pending() map[string]client.Invocation {
 		for _, rec := range list {
 			rec.Namespace = client.NamespaceOf(rec.Namespace)
 			out[rec.ID] = rec
+		}
+	}
+	return out
+}
+
+// pendingLogs returns the logs this server has not stored yet (queued,
+// or in the batch being stored) for which keep reports true.
+func (r *recorder) pendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []client.LogEntry
+	for _, list := range [][]client.LogEntry{r.storing, r.entries} {
+		for _, e := range list {
+			if keep(e) {
+				out = append(out, e)
+			}
 		}
 	}
 	return out
@@ -161,7 +178,14 @@ func (r *recorder) flush(all bool) {
 			return
 		}
 		if len(entries) > 0 || len(r.expired) > 0 {
-			if err := r.logs.Update(entries, r.expired); err != nil {
+			r.mu.Lock()
+			r.storing = entries
+			r.mu.Unlock()
+			err := r.logs.Update(entries, r.expired)
+			r.mu.Lock()
+			r.storing = nil
+			r.mu.Unlock()
+			if err != nil {
 				r.log.Error("storing invocation logs", "err", err, "count", len(entries), "expired", len(r.expired))
 			}
 			r.expired = r.expired[:0]
