@@ -106,16 +106,6 @@ func (a *api) invoke(ctx context.Context, name string) (time.Duration, bool, err
 	return d, h.Get(client.HeaderColdStart) == "true", nil
 }
 
-// invokeStatus invokes name with {} and returns the answer's status; a
-// function error counts as a 500.
-func (a *api) invokeStatus(ctx context.Context, name string) (int, error) {
-	status, h, _, err := a.do(ctx, http.MethodPost, "/v1/functions/"+url.PathEscape(name)+"/invoke", []byte("{}"))
-	if err == nil && status == http.StatusOK && h.Get(client.HeaderFunctionError) != "" {
-		status = http.StatusInternalServerError
-	}
-	return status, err
-}
-
 // do sends one request with the token and reads the whole answer.
 func (a *api) do(ctx context.Context, method, path string, body []byte) (int, http.Header, []byte, error) {
 	var r io.Reader

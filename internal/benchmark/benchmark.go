@@ -30,10 +30,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"nimbus/internal/runtime/python"
@@ -90,6 +89,9 @@ type Options struct {
 
 // warmupTime is the least time the warm phase's unmeasured rounds take.
 const warmupTime = 500 * time.Millisecond
+
+// throughputRamp is the unmeasured load before the throughput phase.
+const throughputRamp = time.Second
 
 // sizes are the sample counts of a run.
 type sizes struct {
@@ -202,7 +204,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		rep.PSSPid, rep.IdleInstancePSSKB = inst.pid, pss
 	}
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
-	runThroughput(ctx, a, rep, sz, warmName)
+	if err := runThroughput(ctx, a, rep, sz, warmName); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -329,40 +333,27 @@ func runWarm(ctx context.Context, a *api, rep *Report, sz sizes, name, exe strin
 	return nil
 }
 
-// runThroughput has sz.clients goroutines invoke name one request at a
-// time each for sz.throughput, over keep-alive connections, and sets
+// runThroughput has sz.clients connections of the load generator (load)
+// invoke name one request at a time each for sz.throughput, and sets
 // ThroughputRPS to the 200 answers per second. A 429 is not served.
-func runThroughput(ctx context.Context, a *api, rep *Report, sz sizes, name string) {
+func runThroughput(ctx context.Context, a *api, rep *Report, sz sizes, name string) error {
+	t, err := newLoadTarget(a.base, a.token, "/v1/functions/"+url.PathEscape(name)+"/invoke", []byte("{}"))
+	if err != nil {
+		return err
+	}
+	// The first second is not measured: it brings up the instances that
+	// concurrency needs (cold starts beside the load) and the connections.
+	ramp, cancelRamp := context.WithTimeout(ctx, throughputRamp)
+	load(ramp, t, sz.clients)
+	cancelRamp()
 	ctx, cancel := context.WithTimeout(ctx, sz.throughput)
 	defer cancel()
-	var served, refused, failed atomic.Int64
-	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range sz.clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				status, err := a.invokeStatus(ctx, name)
-				switch {
-				case ctx.Err() != nil:
-					// Cut off by the end of the phase: not counted.
-				case err != nil:
-					failed.Add(1)
-				case status == http.StatusOK:
-					served.Add(1)
-				case status == http.StatusTooManyRequests:
-					refused.Add(1)
-				default:
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	n := load(ctx, t, sz.clients)
 	elapsed := time.Since(t0)
-	rep.Served, rep.Refused, rep.Failed = served.Load(), refused.Load(), failed.Load()
+	rep.Served, rep.Refused, rep.Failed = n.Served, n.Refused, n.Failed
 	rep.ThroughputRPS = round(float64(rep.Served) / elapsed.Seconds())
+	return nil
 }
 
 // percentileMS returns the nearest-rank p-th percentile of ds in

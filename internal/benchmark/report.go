@@ -54,7 +54,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 			"this process (the baseline of runs before 2026-11-23) it took %.3f ms, and warm_ratio with it is %.3f\n",
 			rep.HTTPInProcessP50MS, rep.WarmRatioInProcess)
 	}
-	fmt.Fprintf(w, "\nthroughput phase: %d served, %d refused (429), %d failed\n", rep.Served, rep.Refused, rep.Failed)
+	fmt.Fprintf(w, "\nthroughput phase: %d served, %d refused (429), %d failed, after %s unmeasured; the load\n"+
+		"comes from a lean keep-alive HTTP/1.1 client, as wrk's does (net/http's cost as much CPU per request as the node)\n",
+		rep.Served, rep.Refused, rep.Failed, throughputRamp)
 	if rep.NotCold > 0 {
 		fmt.Fprintf(w, "note: %d of the cold invokes were not marked as cold starts\n", rep.NotCold)
 	}
