@@ -81,7 +81,6 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	}
 	opts.Prestart = max(opts.Prestart, 0)
 	keepHeapFloor(ctx, heapFloor)
-	leaveCPUsToInstances()
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err
@@ -154,6 +153,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		return err
 	}
 	defer w.Close()
+	leaveCPUsToInstances(ctx, w.InUse)
 
 	tcpLn, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

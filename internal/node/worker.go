@@ -56,7 +56,6 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		opts.Listen = "127.0.0.1:0"
 	}
 	keepHeapFloor(ctx, heapFloor)
-	leaveCPUsToInstances()
 	if opts.Out == nil {
 		opts.Out = os.Stdout
 	}
@@ -135,6 +134,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		return err
 	}
 	defer w.Close()
+	leaveCPUsToInstances(ctx, w.InUse)
 	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Resolve: dir.Internal, Advertise: opts.Advertise, Pool: pool, PressureLimit: opts.PressureLimit, Log: log})
 	// Only servers of the cluster, with their certificates, reach the
 	// worker's RPC.

@@ -831,3 +831,7 @@ func (w *Worker) Prefetch(fn client.Function) {
 		}
 	}()
 }
+
+// InUse returns how many of the worker's slots are taken: the invocations
+// running (or about to) now.
+func (w *Worker) InUse() int { return len(w.slots) }
