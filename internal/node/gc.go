@@ -47,16 +47,19 @@ func keepHeapFloor(ctx context.Context, floor uint64) {
 		}
 	}
 	tune()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				tune()
-			}
+	go every(ctx, time.Second, tune)
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
 		}
-	}()
+	}
 }

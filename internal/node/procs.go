@@ -43,20 +43,11 @@ func leaveCPUsToInstances(ctx context.Context, busy func() int) {
 	if g.low == g.high {
 		return
 	}
-	go func() {
-		t := time.NewTicker(procsSample)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if n, changed := g.next(busy()); changed {
-					runtime.GOMAXPROCS(n)
-				}
-			}
+	go every(ctx, procsSample, func() {
+		if n, changed := g.next(busy()); changed {
+			runtime.GOMAXPROCS(n)
 		}
-	}()
+	})
 }
 
 const (
