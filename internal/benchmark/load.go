@@ -90,33 +90,15 @@ func load(ctx context.Context, t *loadTarget, clients int) loadCounts {
 	// on one).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var served, refused, failed atomic.Int64
-	var (
-		mu    sync.Mutex
-		conns = map[*loadConn]bool{}
-	)
-	// The end of ctx closes every connection, which ends a wait for an
-	// answer at once.
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for c := range conns {
-			c.close()
-		}
-	})
-	defer stop()
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
 			c := &loadConn{target: t}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			defer func() {
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.close()
-			}()
+			// The end of ctx closes the connection, which ends a wait for
+			// an answer at once.
+			stop := context.AfterFunc(ctx, c.close)
+			defer stop()
+			defer c.close()
 			for ctx.Err() == nil {
 				status, funcErr, err := c.roundTrip(ctx)
 				switch {
