@@ -154,7 +154,13 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		}()
 		base, token = node.url, node.token
 		root = node.cmd.Process.Pid
-		defer func() { rep.Executor = node.executor() }()
+		// On an error rep is nil (the return sets it): the error is what
+		// the caller gets then, with no report to name the executor in.
+		defer func() {
+			if rep != nil {
+				rep.Executor = node.executor()
+			}
+		}()
 	}
 	a := newAPI(base, token, sz.clients)
 	defer a.hc.CloseIdleConnections()

@@ -2,11 +2,16 @@ package benchmark
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -218,5 +223,51 @@ func TestTheTableShowsTheInProcessBaselineBeside(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// cancelOn is a progress writer that cancels a run's context once the
+// run prints a line containing marker.
+type cancelOn struct {
+	marker string
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	seen   strings.Builder
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen.Write(p)
+	if strings.Contains(c.seen.String(), c.marker) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// A run that fails after it started its own nimbus dev (here: the user
+// interrupts it during the cold phase) returns its error; it used to
+// panic in a deferred assignment to the nil report, hiding the error.
+func TestARunThatFailsAfterStartingItsNodeReturnsTheError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts nimbus dev")
+	}
+	exe := filepath.Join(t.TempDir(), "nimbus")
+	build := exec.Command("go", "build", "-o", exe, "nimbus/cmd/nimbus")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building nimbus: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	progress := &cancelOn{marker: "bench: cold:", cancel: cancel}
+	rep, err := Run(ctx, Options{Quick: true, Executable: exe, Progress: progress})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, %v; want the context's cancellation\nprogress:\n%s", rep, err, progress.seen.String())
+	}
+	if rep != nil {
+		t.Errorf("Run returned a report with its error: %+v", rep)
+	}
+	if !strings.Contains(progress.seen.String(), "stopping nimbus dev") {
+		t.Errorf("the run did not stop its nimbus dev:\n%s", progress.seen.String())
 	}
 }
