@@ -63,6 +63,7 @@ func (n *devNode) callIn(t *testing.T, key, ns, method, path, body string) (int,
 // another namespace is refused with 403 on every namespaced route; an
 // admin may act in any namespace.
 func TestAuthorisationMatrix(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 	n.mustCLI(0, "namespaces", "create", "team-b")
 	for _, ns := range []string{"default", "team-b"} {
@@ -154,7 +155,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 	}
 	// The audit log names who made each change, and only admins read it.
 	var audit []client.AuditEntry
-	waitFor(t, 10*time.Second, "the audit log records the developer's deploy", func() bool {
+	waitFor(t, patience, "the audit log records the developer's deploy", func() bool {
 		r := n.cli("", "audit", "-o", "json", "--limit", "1000")
 		audit = nil
 		if json.Unmarshal([]byte(r.stdout), &audit) != nil {
@@ -192,6 +193,7 @@ func zipB64(t *testing.T, src string) string {
 }
 
 func TestRevokedExpiredAndRateLimitedKeys(t *testing.T) {
+	parallel(t)
 	data := t.TempDir()
 	n := startDev(t, data, "--prestart", "0")
 	viewer := n.newKey(t, "--role", "viewer")

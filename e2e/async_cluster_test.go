@@ -83,7 +83,7 @@ func (c *testCluster) deployQuick(fn string) {
 	}
 	c.mustCLI(0, 0, "deploy", dir)
 	for i := range c.servers {
-		waitFor(c.t, 20*time.Second, c.servers[i].id+" has "+fn, func() bool {
+		waitFor(c.t, patience, c.servers[i].id+" has "+fn, func() bool {
 			status, _, err := c.api(i, shortHTTP, "GET", "/v1/functions/"+fn, nil, nil)
 			return err == nil && status == 200
 		})
@@ -107,6 +107,7 @@ func (c *testCluster) killLeader() (killedAt, newLeaderAt time.Time) {
 }
 
 func TestAsyncClusterLosesNoAcknowledgedEventAcrossLeaderKills(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 2)
 	c.deployQuick("quick")
 
@@ -225,7 +226,7 @@ func TestAsyncClusterLosesNoAcknowledgedEventAcrossLeaderKills(t *testing.T) {
 	t.Logf("%d records: %d acknowledged events ran more than once (attempts > 1); %d records are of submissions answered with an error (committed before the answer was lost)", len(last), again, unacked)
 
 	for i := range c.servers {
-		waitFor(t, 20*time.Second, c.servers[i].id+" holds every success record", func() bool {
+		waitFor(t, patience, c.servers[i].id+" holds every success record", func() bool {
 			recs, err := c.invocationsOn(i, "quick")
 			return err == nil && len(pending(recs)) == 0
 		})
@@ -243,6 +244,7 @@ func TestAsyncClusterLosesNoAcknowledgedEventAcrossLeaderKills(t *testing.T) {
 }
 
 func TestScheduleClusterFiresEachSlotOnceAcrossLeaderKills(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 1)
 	c.deployQuick("tick")
 	c.mustCLI(0, 0, "schedules", "create", "beat", "--function", "tick", "--expression", "@every 1s")
@@ -258,7 +260,7 @@ func TestScheduleClusterFiresEachSlotOnceAcrossLeaderKills(t *testing.T) {
 		}
 		return sc.Fires
 	}
-	waitFor(t, 20*time.Second, "3 fires", func() bool { return fires() >= 3 })
+	waitFor(t, patience, "3 fires", func() bool { return fires() >= 3 })
 	type window struct{ from, to time.Time }
 	var windows []window
 	for k := 0; k < 2; k++ {
@@ -269,13 +271,13 @@ func TestScheduleClusterFiresEachSlotOnceAcrossLeaderKills(t *testing.T) {
 		waitFor(t, 30*time.Second, "3 more fires under the new leader", func() bool { return fires() >= f+3 })
 	}
 	l := -1
-	waitFor(t, 10*time.Second, "a leader", func() bool { l = c.leader(); return l >= 0 })
+	waitFor(t, patience, "a leader", func() bool { l = c.leader(); return l >= 0 })
 	c.mustCLI(l, 0, "schedules", "disable", "beat")
 
 	// Once no fire is in flight, the schedule's count equals the records.
 	var sc client.Schedule
 	var slots map[int64]client.Invocation
-	waitFor(t, 15*time.Second, "the fire count matches the fire records", func() bool {
+	waitFor(t, patience, "the fire count matches the fire records", func() bool {
 		l := c.leader()
 		if l < 0 {
 			return false

@@ -129,6 +129,7 @@ const raisingHandler = `def handler(event, context):
 `
 
 func TestAsyncInvocationSucceedsWithOneAttemptAndKeepsItsLog(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("echo", echoHandler, map[string]any{"retry_delay": "1s"})
 
@@ -151,13 +152,14 @@ func TestAsyncInvocationSucceedsWithOneAttemptAndKeepsItsLog(t *testing.T) {
 	if err := json.Unmarshal(rec.Result, &res); err != nil || res.Got != 42 {
 		t.Errorf("result = %s, want {\"got\": 42}", rec.Result)
 	}
-	waitFor(t, 15*time.Second, "the log of the request is stored", func() bool {
+	waitFor(t, patience, "the log of the request is stored", func() bool {
 		lr := n.cli("", "logs", "echo", "--request", id)
 		return lr.code == 0 && strings.Contains(lr.stdout, "hello from 42")
 	})
 }
 
 func TestAsyncDeadLetterAfterRetriesAndRedrive(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("boom", raisingHandler, map[string]any{"retries": 1, "retry_delay": "1s"})
 
@@ -225,6 +227,7 @@ func TestAsyncDeadLetterAfterRetriesAndRedrive(t *testing.T) {
 }
 
 func TestAsyncRetrySucceedsOnTheSecondAttempt(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	// The instance stays warm between attempts: both a module-level set and
 	// a file in /tmp remember the first attempt.
@@ -260,6 +263,7 @@ def handler(event, context):
 }
 
 func TestAsyncSettingsOutOfRangeAreRefusedAtDeploy(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	code := zipOf(t, map[string]string{"main.py": okHandler})
 	cases := []struct {
@@ -350,9 +354,10 @@ type destinationRecord struct {
 }
 
 func TestAsyncDestinations(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	var secret string
-	waitFor(t, 15*time.Second, "the webhook secret exists", func() bool {
+	waitFor(t, patience, "the webhook secret exists", func() bool {
 		r := n.cli("", "webhooks", "secret")
 		secret = strings.TrimSpace(r.stdout)
 		return r.code == 0 && secret != ""
@@ -457,6 +462,7 @@ func TestAsyncDestinations(t *testing.T) {
 }
 
 func TestAsyncBadInputIsRefusedAndQueuesNothing(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("ok", okHandler, nil)
 	big := []byte(`"` + strings.Repeat("x", 1<<20) + `"`)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"nimbus/pkg/client"
 )
@@ -60,6 +59,7 @@ func (n *devNode) deployJSON(name string, cfg map[string]any, code []byte) (int,
 }
 
 func TestBadInputIsRefusedAndLosesNothing(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	good := zipOf(t, map[string]string{"main.py": okHandler})
 	if status, e := n.deployJSON("keeper", map[string]any{"name": "keeper"}, good); status != 201 {
@@ -138,6 +138,7 @@ func TestBadInputIsRefusedAndLosesNothing(t *testing.T) {
 }
 
 func TestBadInvocationsAndAuth(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	if status, e := n.deployJSON("ok", map[string]any{}, zipOf(t, map[string]string{"main.py": okHandler})); status != 201 {
 		t.Fatalf("deploy: %d %+v", status, e)
@@ -206,6 +207,7 @@ func TestBadInvocationsAndAuth(t *testing.T) {
 }
 
 func TestHandlerFailures(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	deploy := func(name string, cfg map[string]any, src string) {
 		t.Helper()
@@ -240,7 +242,7 @@ func TestHandlerFailures(t *testing.T) {
 			n.mustCLI(0, "get", c.fn)
 		})
 	}
-	waitFor(t, 10*time.Second, "the timeout is recorded as failed", func() bool {
+	waitFor(t, patience, "the timeout is recorded as failed", func() bool {
 		var recs []client.Invocation
 		r := n.cli("", "invocations", "sleeper", "--status", "failed", "-o", "json")
 		return json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 1 && recs[0].ErrorType == "Sandbox.Timeout"
@@ -250,6 +252,7 @@ func TestHandlerFailures(t *testing.T) {
 // TestDeleteWhileInvoking deletes a function while an invocation of it
 // runs: the invocation finishes, the function is gone, nothing lingers.
 func TestDeleteWhileInvoking(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	slow := "import time\ndef handler(e, c):\n    time.sleep(1.5)\n    return 'finished'\n"
 	if status, e := n.deployJSON("slow", map[string]any{"timeout": "10s"}, zipOf(t, map[string]string{"main.py": slow})); status != 201 {
@@ -259,7 +262,7 @@ func TestDeleteWhileInvoking(t *testing.T) {
 	var res result
 	wg.Add(1)
 	go func() { defer wg.Done(); res = n.cli("", "invoke", "slow") }()
-	waitFor(t, 20*time.Second, "the invocation is running", func() bool {
+	waitFor(t, patience, "the invocation is running", func() bool {
 		var cl client.Cluster
 		r := n.cli("", "cluster", "-o", "json")
 		return json.Unmarshal([]byte(r.stdout), &cl) == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse == 1

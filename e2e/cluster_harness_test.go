@@ -311,8 +311,8 @@ func (c *testCluster) kill(p *clusterProc) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("%s still runs 10s after SIGKILL", p.id)
+	case <-time.After(patience):
+		c.t.Fatalf("%s still runs %v after SIGKILL", p.id, patience)
 	}
 }
 

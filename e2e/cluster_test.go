@@ -16,6 +16,7 @@ import (
 const quickHandler = "def handler(event, context):\n    return {'ok': True, 'v': event.get('v')}\n"
 
 func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 2)
 
 	leader := c.leader()
@@ -49,7 +50,7 @@ func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
 			t.Errorf("invoke through %s answered %q", c.servers[i].id, r.stdout)
 		}
 	}
-	waitFor(t, 20*time.Second, "the three invocations are recorded", func() bool {
+	waitFor(t, patience, "the three invocations are recorded", func() bool {
 		var recs []client.Invocation
 		r := c.cli(leader, 20*time.Second, "invocations", "quick", "-o", "json")
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 3
@@ -57,7 +58,7 @@ func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
 	// A short log travels in its record: every server shows the logs of
 	// all three invocations, not only of the one it served.
 	for i := range c.servers {
-		waitFor(t, 20*time.Second, fmt.Sprintf("%s shows the three logs", c.servers[i].id), func() bool {
+		waitFor(t, patience, fmt.Sprintf("%s shows the three logs", c.servers[i].id), func() bool {
 			var entries []client.LogEntry
 			r := c.cli(i, 20*time.Second, "logs", "quick", "-o", "json")
 			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &entries) != nil || len(entries) != 3 {
@@ -71,7 +72,7 @@ func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
 			return true
 		})
 	}
-	waitFor(t, 20*time.Second, "every server shows the deployed revision", func() bool {
+	waitFor(t, patience, "every server shows the deployed revision", func() bool {
 		for i := range c.servers {
 			fn, ok := c.getFunction(i, "quick")
 			if !ok || fn.Revision != deployed.Revision || fn.CodeSHA256 != deployed.CodeSHA256 {
@@ -99,6 +100,7 @@ type attempt struct {
 }
 
 func TestLeaderKillDuringDeploysAndInvokes(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 2)
 	fnDir := writeFunction(t, t.TempDir(), "quick", quickHandler)
 	c.mustCLI(0, 0, "deploy", fnDir)
@@ -161,7 +163,7 @@ func TestLeaderKillDuringDeploysAndInvokes(t *testing.T) {
 	t.Logf("killed the leader %s", c.servers[old].id)
 
 	newLeader := -1
-	waitFor(t, 20*time.Second, "a new leader among the survivors", func() bool {
+	waitFor(t, patience, "a new leader among the survivors", func() bool {
 		newLeader = c.leader()
 		return newLeader >= 0
 	})
@@ -230,7 +232,7 @@ func TestLeaderKillDuringDeploysAndInvokes(t *testing.T) {
 	}
 	survivors := c.liveServers()
 	var agreed client.Function
-	waitFor(t, 20*time.Second, "the survivors agree on a revision at least the last acknowledged one", func() bool {
+	waitFor(t, patience, "the survivors agree on a revision at least the last acknowledged one", func() bool {
 		var fns []client.Function
 		for _, i := range survivors {
 			fn, ok := c.getFunction(i, "quick")
@@ -318,15 +320,15 @@ func TestWorkerKillMidInvocation(t *testing.T) {
 	var o outcome
 	select {
 	case o = <-done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the invoke did not answer within 15s of its worker's death")
+	case <-time.After(patience):
+		t.Fatalf("the invoke did not answer within %v of its worker's death", patience)
 	}
 	t.Logf("the invoke answered %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 	var fe struct{ ErrorType, ErrorMessage string }
 	if o.r.code != 1 || json.Unmarshal([]byte(o.r.stdout), &fe) != nil || fe.ErrorType != "Sandbox.WorkerLost" {
 		t.Errorf("invoke of the lost worker: exit %d, want 1 with errorType Sandbox.WorkerLost\nstdout: %s\nstderr: %s", o.r.code, o.r.stdout, o.r.stderr)
 	}
-	waitFor(t, 20*time.Second, "the invocation is recorded as failed with Sandbox.WorkerLost", func() bool {
+	waitFor(t, patience, "the invocation is recorded as failed with Sandbox.WorkerLost", func() bool {
 		var recs []client.Invocation
 		r := c.cli(0, 20*time.Second, "invocations", "slow", "-o", "json")
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 1 &&
@@ -337,13 +339,13 @@ func TestWorkerKillMidInvocation(t *testing.T) {
 	if !strings.Contains(r.stdout, `"v": 7`) {
 		t.Errorf("quick answered %q", r.stdout)
 	}
-	waitFor(t, 20*time.Second, "the quick invocation is recorded as run by the survivor", func() bool {
+	waitFor(t, patience, "the quick invocation is recorded as run by the survivor", func() bool {
 		var recs []client.Invocation
 		r := c.cli(0, 20*time.Second, "invocations", "quick", "-o", "json")
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 1 &&
 			recs[0].Status == client.StatusSuccess && (recs[0].Worker == "" || recs[0].Worker == survivor)
 	})
-	waitFor(t, 15*time.Second, "the dead worker shows unhealthy", func() bool {
+	waitFor(t, patience, "the dead worker shows unhealthy", func() bool {
 		cl, err := c.clusterView(0)
 		if err != nil {
 			return false
@@ -358,6 +360,7 @@ func TestWorkerKillMidInvocation(t *testing.T) {
 }
 
 func TestNoLeaderMeansWritesAnswer503(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 1) // a deploy needs a worker to offer the runtime
 	fnDir := writeFunction(t, t.TempDir(), "quick", quickHandler)
 	r := c.mustCLI(0, 0, "deploy", fnDir, "-o", "json")
@@ -366,7 +369,7 @@ func TestNoLeaderMeansWritesAnswer503(t *testing.T) {
 		t.Fatal(err)
 	}
 	survivor := 2
-	waitFor(t, 20*time.Second, "the survivor-to-be has the function", func() bool {
+	waitFor(t, patience, "the survivor-to-be has the function", func() bool {
 		fn, ok := c.getFunction(survivor, "quick")
 		return ok && fn.Revision == deployed.Revision
 	})
@@ -425,6 +428,7 @@ func TestNoLeaderMeansWritesAnswer503(t *testing.T) {
 }
 
 func TestServerRefusesAStrangerKey(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 0)
 	stranger := newClusterToken(t)
 
@@ -445,7 +449,7 @@ func TestServerRefusesAStrangerKey(t *testing.T) {
 		t.Errorf("a worker with a stranger's key: exit %d, want a refusal naming an unknown join token\n%s", r.code, r.stderr)
 	}
 	c.addWorker()
-	waitFor(t, 20*time.Second, "the keyed worker is admitted", func() bool {
+	waitFor(t, patience, "the keyed worker is admitted", func() bool {
 		cl, err := c.clusterView(0)
 		return err == nil && healthyWorkers(cl) >= 1
 	})
@@ -465,6 +469,7 @@ func TestServerRefusesAStrangerKey(t *testing.T) {
 // worker, over their mutual-TLS RPC, for one ready instance, and the
 // first invocation is warm.
 func TestProvisionedInstancesSpreadOverTheClustersWorkers(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 2)
 	c.mustCLI(0, 0, "deploy", writeFunction(t, t.TempDir(), "ready", quickHandler), "--provisioned", "2")
 	waitFor(t, 60*time.Second, "each worker holds one ready instance", func() bool {

@@ -2,44 +2,17 @@ package e2e
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
-
-// sandboxProcesses lists host pids whose uid is in the sandbox range
-// (1,000,000 and up), i.e. processes running inside some sandbox.
-func sandboxProcesses(t *testing.T) []int {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-				if uid, _ := strconv.Atoi(f[1]); uid >= 1_000_000 {
-					out = append(out, pid)
-				}
-			}
-		}
-	}
-	return out
-}
 
 // TestAKilledWorkerLeavesNothingRunning kills nimbus dev with SIGKILL
 // while a sandbox runs a daemon, then checks that no sandboxed process
 // survives and that a restart on the same data works.
 func TestAKilledWorkerLeavesNothingRunning(t *testing.T) {
+	parallel(t)
 	if os.Geteuid() != 0 {
 		t.Skip("the sandbox needs root")
 	}
@@ -61,16 +34,73 @@ func TestAKilledWorkerLeavesNothingRunning(t *testing.T) {
 	if status, e := n.deployJSON("daemon", map[string]any{"timeout": "300s"}, zipOf(t, map[string]string{"main.py": daemon})); status != 201 {
 		t.Fatalf("deploy: %d %+v", status, e)
 	}
-	before := len(sandboxProcesses(t))
+	// Only this node's sandboxes are looked at: other tests run theirs
+	// beside it, and its own pool refills at any moment.
+	worker := n.workerPid()
+	before := sandboxesOf(n)
 	go n.cli("", "invoke", "daemon", "--data", `{"spin": true}`)
-	waitFor(t, 10*time.Second, "the instance and its daemon run", func() bool { return len(sandboxProcesses(t)) >= before+2 })
+	var box string
+	waitFor(t, patience, "the instance and its daemon run", func() bool {
+		for id, pids := range newSandboxes(before, sandboxesOf(n)) {
+			box = id
+			return hasDaemon(pids)
+		}
+		return false
+	})
 
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.done
-	waitFor(t, 20*time.Second, "every sandboxed process is gone", func() bool { return len(sandboxProcesses(t)) <= before })
+	waitFor(t, patience, "every process of the killed node's sandboxes is gone", func() bool {
+		return len(sandboxesOfWorkers([]int{n.cmd.Process.Pid, worker})) == 0
+	})
+	t.Logf("sandbox %s and every other of the node are gone", box)
 
 	n = startDev(t, data)
 	if r := n.mustCLI(0, "invoke", "daemon"); !strings.Contains(r.stdout, "spawned") {
 		t.Fatalf("after restart: %+v", r)
 	}
+}
+
+// hasDaemon reports whether one of a sandbox's processes pids is a
+// double-forked daemon: alive, in a session other than the instance's
+// (the sandbox's pid 1), and not the leader of its session (the parent
+// that called setsid and forked it).
+func hasDaemon(pids []int) bool {
+	type proc struct {
+		state        string
+		session      int
+		leader, init bool
+	}
+	var procs []proc
+	initSession := -1
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp session ...; comm may hold spaces.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 4 {
+			continue
+		}
+		p := proc{state: f[0]}
+		p.session, _ = strconv.Atoi(f[3])
+		p.leader = p.session == pid
+		status, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		for _, line := range strings.Split(string(status), "\n") {
+			// NSpid: the pid in each pid namespace, the sandbox's last.
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == "1" {
+				p.init = true
+				initSession = p.session
+			}
+		}
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		if !p.init && p.state != "Z" && !p.leader && initSession >= 0 && p.session != initSession {
+			return true
+		}
+	}
+	return false
 }

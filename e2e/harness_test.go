@@ -1,6 +1,35 @@
 // Package e2e tests Nimbus as a user meets it: the real binary, started as
 // `nimbus dev` on a free port with a fresh data directory, driven through
 // the CLI and the REST API.
+//
+// # Tests run side by side
+//
+// A test that shares nothing with the others calls parallel(t) as its
+// first statement; go test then runs it beside the other such tests
+// (scripts/test sets how many at once with -parallel). A test shares
+// nothing when:
+//
+//   - it starts its own nodes (startDev, sandboxNode, startCluster) on
+//     :0 or freePort ports with t.TempDir() data: each node's sandboxes,
+//     cgroups and shells are named after its data directory and worker
+//     pid, so nodes never sweep or count each other's;
+//   - it looks only at its own node's processes and sandboxes
+//     (sandboxesOf(n), newSandboxes, n.idleShell), never at host-wide
+//     counts (every process of a uid, every cgroup), and counts nothing
+//     that its node's pool refills in the background (newSandboxes
+//     leaves unassigned pre-started sandboxes out);
+//   - it waits with waitFor and a generous deadline (patience) instead
+//     of fixed sleeps, since its processes share the cores.
+//
+// A test stays serial (no parallel(t)) when it changes the process
+// environment (t.Setenv, which go test refuses in parallel tests), when
+// it deliberately exhausts the machine (the resource bombs), or when
+// what it checks depends on prompt scheduling (a schedule firing every
+// second, a worker declared dead after 2 s without heartbeats). Serial
+// tests run first, alone; the parallel ones then run together.
+//
+// NIMBUS_E2E_SERIAL=1 makes parallel(t) do nothing, to run every test
+// alone when chasing a failure.
 package e2e
 
 import (
@@ -39,6 +68,15 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// parallel marks t as one that shares nothing with the other tests (see
+// the package comment) so that it runs beside them, unless
+// NIMBUS_E2E_SERIAL is set. Call it first, before starting anything.
+func parallel(t *testing.T) {
+	if os.Getenv("NIMBUS_E2E_SERIAL") == "" {
+		t.Parallel()
+	}
 }
 
 // devNode is a running `nimbus dev` process.
@@ -184,6 +222,14 @@ func (n *devNode) do(method, path, contentType string, body io.Reader) (int, htt
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
 }
+
+// patience is the deadline of a wait for something that starts, stops or
+// runs processes: a node, a sandbox, a cold start, an invocation, a
+// retry. On a busy 2-core machine running tests side by side these take
+// seconds; the deadline only bounds how long a test that fails takes, so
+// it is generous. (Waits that poll until some time has passed use their
+// own, shorter bound.)
+const patience = 2 * time.Minute
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

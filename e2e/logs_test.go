@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"nimbus/pkg/client"
 )
@@ -14,6 +13,7 @@ import (
 // logs command shows both kinds whole, in time order, by function and by
 // request, before and after a restart.
 func TestShortAndLongLogs(t *testing.T) {
+	parallel(t)
 	data := t.TempDir()
 	n := startDev(t, data)
 	code := "def handler(event, context):\n" +
@@ -38,7 +38,7 @@ func TestShortAndLongLogs(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		var entries []client.LogEntry
-		waitFor(t, 10*time.Second, when+": the three logs are listed", func() bool {
+		waitFor(t, patience, when+": the three logs are listed", func() bool {
 			r := n.cli("", "logs", "talker", "-o", "json")
 			return r.code == 0 && json.Unmarshal([]byte(r.stdout), &entries) == nil && len(entries) == 3
 		})
@@ -91,6 +91,7 @@ func TestShortAndLongLogs(t *testing.T) {
 // invocation lists its record and log at once (records are committed in
 // batches, up to 100 ms later); nothing here waits.
 func TestAnInvocationIsListedAsSoonAsItAnswers(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustCLI(0, "deploy", writeFunction(t, t.TempDir(), "prompt", "def handler(event, context):\n    print('seen', event)\n    return 1\n"))
 	for i := range 20 {

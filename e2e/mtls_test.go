@@ -27,6 +27,7 @@ import (
 // a join token gets a certificate of it (and no CA key), registers with
 // every server over mutual TLS and runs an invocation.
 func TestMTLSClusterSharesOneCAAndAJoinTokenWorkerRuns(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 3, 0)
 	var fingerprint string
 	for _, s := range c.servers {
@@ -102,6 +103,7 @@ func TestMTLSClusterSharesOneCAAndAJoinTokenWorkerRuns(t *testing.T) {
 // token the cluster never made, or one past its time, is refused its
 // certificate and exits saying why.
 func TestMTLSRefusesUnknownAndExpiredJoinTokens(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 0)
 	r := c.failingWorker("wu", "--join-token", newClusterToken(t))
 	if r.code != 3 || !strings.Contains(r.stderr, "unknown join token") {
@@ -142,6 +144,7 @@ func TestMTLSRefusesUnknownAndExpiredJoinTokens(t *testing.T) {
 // signed by a CA that is not the cluster's gets no further than the TLS
 // handshake, and says so in its log.
 func TestMTLSWorkerOfAnotherCAIsRefused(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 0)
 	foreign, err := pki.NewCA()
 	if err != nil {
@@ -177,6 +180,7 @@ func TestMTLSWorkerOfAnotherCAIsRefused(t *testing.T) {
 // Control service) takes only mutual TLS with a certificate of the
 // cluster CA, and the API port no longer serves the internal RPC.
 func TestMTLSInternalPortRefusesPlainClients(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 0)
 	internal := c.internalAddr(0)
 	heartbeat := func(addr string, creds credentials.TransportCredentials) error {
@@ -261,6 +265,7 @@ func (c *testCluster) output(p *clusterProc) string {
 // token (and no bootstrap key) gets its certificate and the CA's key from
 // a member, joins the Raft group over mutual TLS and serves the API.
 func TestMTLSServerJoinsWithAServerToken(t *testing.T) {
+	parallel(t)
 	c := startCluster(t, 1, 0)
 	r := c.mustCLI(0, 0, "cluster", "token", "create", "--role", "server", "--ttl", "10m")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -300,7 +305,7 @@ func TestMTLSServerJoinsWithAServerToken(t *testing.T) {
 	// A write through the new server is forwarded to the leader over
 	// mutual TLS.
 	c.mustCLI(1, 0, "keys", "create", "--role", "viewer", "--note", "made-through-s2")
-	waitFor(t, 20*time.Second, "the key made through s2 is on s1", func() bool {
+	waitFor(t, patience, "the key made through s2 is on s1", func() bool {
 		r := c.cli(0, 20*time.Second, "keys", "ls")
 		return strings.Contains(r.stdout, "made-through-s2")
 	})

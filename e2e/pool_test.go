@@ -43,6 +43,7 @@ def handler(event, context):
 // started ahead of need (the default --prestart 2): each instance sees
 // only its own code, environment and /tmp, never another's.
 func TestPreStartedSandboxesServeOneFunctionEach(t *testing.T) {
+	parallel(t)
 	if os.Geteuid() != 0 {
 		t.Skip("the sandbox needs root")
 	}
@@ -103,6 +104,7 @@ func jsonNumber(n int) string {
 // first invocation, which is therefore warm, and that instance outlives
 // the idle timeout that stops an ordinary function's.
 func TestProvisionedInstancesAreReadyAndStay(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0", "--idle-timeout", "1s")
 	if status, e := n.deployJSON("ready", map[string]any{"provisioned": 1}, zipOf(t, map[string]string{"main.py": okHandler})); status != 201 {
 		t.Fatalf("deploy: %d %+v", status, e)
@@ -231,6 +233,7 @@ type poolView struct {
 // different one from the polluter's, which is still alive: shells are
 // never reused, so nothing needs resetting.
 func TestPoolSandboxStateNeverReachesAnotherFunction(t *testing.T) {
+	parallel(t)
 	if os.Geteuid() != 0 {
 		t.Skip("the sandbox needs root")
 	}

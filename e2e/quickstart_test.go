@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"nimbus/pkg/client"
 )
@@ -15,6 +14,7 @@ import (
 // TestQuickstart follows the README: init, deploy, invoke, logs, records;
 // then a restart on the same data keeps everything.
 func TestQuickstart(t *testing.T) {
+	parallel(t)
 	data := t.TempDir()
 	n := startDev(t, data)
 
@@ -58,12 +58,12 @@ func TestQuickstart(t *testing.T) {
 	}
 
 	// Logs and records arrive in the next batch: poll for them.
-	waitFor(t, 10*time.Second, "the logs show the greeting", func() bool {
+	waitFor(t, patience, "the logs show the greeting", func() bool {
 		r := n.cli("", "logs", "hello")
 		return r.code == 0 && strings.Contains(r.stdout, "greeting you from hello") && strings.Contains(r.stdout, "START RequestId:")
 	})
 	var recs []client.Invocation
-	waitFor(t, 10*time.Second, "both hello invocations are recorded", func() bool {
+	waitFor(t, patience, "both hello invocations are recorded", func() bool {
 		r := n.cli("", "invocations", "hello", "-o", "json")
 		recs = nil
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 2
@@ -130,6 +130,7 @@ func instancesOf(t *testing.T, data string) string {
 
 // TestOrdersExample runs the standard-library example with its event file.
 func TestOrdersExample(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustCLI(0, "deploy", "../examples/orders")
 	r := n.mustCLI(0, "invoke", "orders", "--data", "@../examples/orders/event.json")

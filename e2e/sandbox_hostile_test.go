@@ -33,6 +33,7 @@ def handler(event, context):
 // sandbox: daemons, signals to everyone, planted symlinks and a broken
 // protocol channel.
 func TestSandboxOutlivesHostileHandlers(t *testing.T) {
+	parallel(t)
 	n := sandboxNode(t, "--slots", "4")
 
 	// spawnDaemon invokes fn, which leaves a daemon, and returns the
@@ -45,7 +46,7 @@ func TestSandboxOutlivesHostileHandlers(t *testing.T) {
 		}
 		var id string
 		var pids []int
-		waitFor(t, 10*time.Second, "the instance and its daemon run", func() bool {
+		waitFor(t, patience, "the instance and its daemon run", func() bool {
 			fresh := newSandboxes(before, sandboxesOf(n))
 			for id, pids = range fresh {
 			}
@@ -56,7 +57,7 @@ func TestSandboxOutlivesHostileHandlers(t *testing.T) {
 	// gone waits until no process of the sandbox remains, zombies included.
 	gone := func(t *testing.T, id string, pids []int, why string) {
 		t.Helper()
-		waitFor(t, 15*time.Second, "every process of sandbox "+id+" is gone after "+why, func() bool {
+		waitFor(t, patience, "every process of sandbox "+id+" is gone after "+why, func() bool {
 			if _, ok := sandboxesOf(n)[id]; ok {
 				return false
 			}
@@ -111,6 +112,13 @@ def handler(event, context):
 		var warm struct{ Calls int }
 		observe(t, n, "bystander", nil, &warm)
 		invoke(t, n, "slow", nil) // warm, so the next call runs the handler at once
+		// The killer is warm too, so that it runs within the slow
+		// invocation's sleep also on a busy machine (kill -1 in its own
+		// sandbox spares its pid 1, the instance).
+		var res struct {
+			ChildSignal int `json:"child_signal"`
+		}
+		observe(t, n, "killer", nil, &res)
 		type outcome struct {
 			inv invocation
 			err error
@@ -120,14 +128,11 @@ def handler(event, context):
 			inv, err := tryInvoke(n, "slow", map[string]any{"sleep": 3})
 			slow <- outcome{inv, err}
 		}()
-		waitFor(t, 10*time.Second, "the slow invocation runs", func() bool {
+		waitFor(t, patience, "the slow invocation runs", func() bool {
 			var cl client.Cluster
 			_, b := apiCall(t, n, "GET", "/v1/cluster", nil)
 			return json.Unmarshal(b, &cl) == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse >= 1
 		})
-		var res struct {
-			ChildSignal int `json:"child_signal"`
-		}
 		observe(t, n, "killer", nil, &res)
 		if res.ChildSignal != 9 {
 			t.Errorf("the killer's own child ended with signal %d; want 9 (kill -1 reaches the sandbox's processes)", res.ChildSignal)
@@ -135,7 +140,7 @@ def handler(event, context):
 		var out outcome
 		select {
 		case out = <-slow:
-		case <-time.After(30 * time.Second):
+		case <-time.After(patience):
 			t.Fatal("the slow invocation never returned")
 		}
 		if out.err != nil || out.inv.errorType != "" || string(out.inv.body) != `"finished"` {
@@ -253,6 +258,6 @@ def handler(event, context):
 		deployPy(t, n, "daemon-last", nil, daemonHandler)
 		spawnDaemon(t, "daemon-last")
 		n.stop()
-		waitFor(t, 15*time.Second, "every sandbox of the node is gone", func() bool { return len(sandboxesOf(n)) == 0 })
+		waitFor(t, patience, "every sandbox of the node is gone", func() bool { return len(sandboxesOf(n)) == 0 })
 	})
 }

@@ -182,7 +182,7 @@ func mustFailWith(t *testing.T, n *devNode, fn string, event any, errorType stri
 func record(t *testing.T, n *devNode, id string) client.Invocation {
 	t.Helper()
 	var rec client.Invocation
-	waitFor(t, 15*time.Second, "invocation "+id+" is recorded", func() bool {
+	waitFor(t, patience, "invocation "+id+" is recorded", func() bool {
 		status, b := apiCall(t, n, "GET", "/v1/invocations/"+id, nil)
 		return status == 200 && json.Unmarshal(b, &rec) == nil
 	})
@@ -212,14 +212,13 @@ func platformAnswers(t *testing.T, n *devNode) {
 
 // sandboxesOf maps the cgroup name of each live instance sandbox of the node (the
 // executor names them i<worker pid>-<n>, somewhere below a nimbus/
-// cgroup) to the host pids in it.
+// cgroup) to the host pids in it. The pool's pre-started sandboxes that
+// have no function yet are left out, also while they are being built: a
+// background refill makes those at any moment.
 func sandboxesOf(n *devNode) map[string][]int {
 	out := allSandboxesOf(n)
-	// A pre-started sandbox that has no function yet (its /var/task is
-	// only the empty shell, no code mounted on it) is the pool's, not an
-	// instance's: leave it out.
-	for id, pids := range out {
-		if idleShell(pids) {
+	for id := range out {
+		if n.idleShell(id) {
 			delete(out, id)
 		}
 	}
@@ -227,11 +226,11 @@ func sandboxesOf(n *devNode) map[string][]int {
 }
 
 // idleShellsOf maps the pre-started sandboxes of the node that still wait
-// for a function to their host pids.
+// for a function (ready or still being built) to their host pids.
 func idleShellsOf(n *devNode) map[string][]int {
 	out := allSandboxesOf(n)
-	for id, pids := range out {
-		if !idleShell(pids) {
+	for id := range out {
+		if !n.idleShell(id) {
 			delete(out, id)
 		}
 	}
@@ -243,9 +242,16 @@ func allSandboxesOf(n *devNode) map[string][]int {
 	// The sandboxes are named after the process running the worker:
 	// nimbus dev itself, or the child it re-executes in a mount namespace
 	// of its own.
-	prefixes := []string{"i" + strconv.Itoa(n.cmd.Process.Pid) + "-"}
-	for _, c := range childrenOf(n.cmd.Process.Pid) {
-		prefixes = append(prefixes, "i"+strconv.Itoa(c)+"-")
+	return sandboxesOfWorkers(append([]int{n.cmd.Process.Pid}, childrenOf(n.cmd.Process.Pid)...))
+}
+
+// sandboxesOfWorkers maps the cgroup name of each sandbox that one of the
+// worker processes workers made (named i<worker pid>-<n>) to the host pids
+// in it, whether or not those workers still run.
+func sandboxesOfWorkers(workers []int) map[string][]int {
+	var prefixes []string
+	for _, w := range workers {
+		prefixes = append(prefixes, "i"+strconv.Itoa(w)+"-")
 	}
 	hasPrefix := func(id string) bool {
 		for _, p := range prefixes {
@@ -281,32 +287,47 @@ func allSandboxesOf(n *devNode) map[string][]int {
 	return out
 }
 
-// idleShell reports whether the sandbox of pids is a pre-started one
-// still waiting for its function: every mount at /var/task comes from a
-// shell directory (mountinfo field 4 is the mount's root, 5 its mount
-// point).
-func idleShell(pids []int) bool {
-	for _, pid := range pids {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "mountinfo"))
-		if err != nil {
-			continue
-		}
-		seen := false
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 5 || f[4] != "/var/task" {
-				continue
-			}
-			seen = true
-			if !strings.Contains(f[3], "/shells/") {
-				return false
-			}
-		}
-		if seen {
-			return true
+// idleShell reports whether sandbox id is a pre-started one that has not
+// been given a function. It asks the worker's side, which is the same
+// whether the sandbox is ready, still being built or long running:
+//
+//   - a pre-started sandbox has a shell, the host side of its /var/task,
+//     at <data>/worker/sandbox/shells/<id>. The executor makes the shell
+//     before the sandbox's cgroup and removes it only after the cgroup,
+//     so a sandbox whose processes are visible at all has it; a sandbox
+//     started with its code (no pool) never has one.
+//   - giving the sandbox its function binds the code onto the shell, in
+//     the worker's mount namespace: a second mount at the shell's path
+//     in the mountinfo of the worker, whose pid names the sandbox
+//     (i<worker pid>-<n>).
+func (n *devNode) idleShell(id string) bool {
+	shell := filepath.Join(n.data, "worker", "sandbox", "shells", id)
+	if _, err := os.Stat(shell); err != nil {
+		return false // no shell: started with its code
+	}
+	worker, _, ok := strings.Cut(strings.TrimPrefix(id, "i"), "-")
+	if !ok {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + worker + "/mountinfo")
+	if err != nil {
+		return false // the worker is gone, and its sandboxes with it
+	}
+	return mountsAt(string(b), shell) < 2
+}
+
+// mountsAt counts the mounts stacked at dir in a mountinfo table (field
+// 5 is the mount point, with space, tab, newline and backslash escaped
+// in octal).
+func mountsAt(mountinfo, dir string) int {
+	esc := strings.NewReplacer("\\", "\\134", " ", "\\040", "\t", "\\011", "\n", "\\012").Replace(dir)
+	count := 0
+	for _, line := range strings.Split(mountinfo, "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[4] == esc {
+			count++
 		}
 	}
-	return false
+	return count
 }
 
 // workerPid is the process that runs the node's worker: the child that
@@ -335,30 +356,16 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// newSandboxes returns the sandboxes of now that are not in before.
+// newSandboxes returns the sandboxes of now that are not in before. Both
+// come from sandboxesOf, which leaves the pool's unassigned sandboxes out.
 func newSandboxes(before, now map[string][]int) map[string][]int {
 	out := map[string][]int{}
 	for id, pids := range now {
-		if _, ok := before[id]; !ok && !unassigned(pids) {
+		if _, ok := before[id]; !ok {
 			out[id] = pids
 		}
 	}
 	return out
-}
-
-// unassigned reports whether a sandbox is a pre-started one that has not
-// taken a function yet (its /var/task is still an empty shell): the
-// worker refills its pool of those at any moment, so they are not the
-// sandboxes a test made. A sandbox whose root cannot be read counts as
-// assigned.
-func unassigned(pids []int) bool {
-	for _, pid := range pids {
-		entries, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/root/var/task")
-		if err == nil {
-			return len(entries) == 0
-		}
-	}
-	return false
 }
 
 // procStatusKB reads a "kB" field (VmRSS, VmHWM) of /proc/<pid>/status.
@@ -444,7 +451,7 @@ def handler(event, context):
 			t.Fatalf("got errorType %q, want a Sandbox.* error; body %.300s", inv.errorType, inv.body)
 		}
 		t.Logf("the fork bomb ended with %s", inv.errorType)
-		waitFor(t, 15*time.Second, "the fork bomb's sandbox is gone", func() bool {
+		waitFor(t, patience, "the fork bomb's sandbox is gone", func() bool {
 			return len(newSandboxes(before, sandboxesOf(n))) == 0
 		})
 		platformAnswers(t, n)
@@ -530,7 +537,7 @@ def handler(event, context):
 			if !strings.Contains(rec.LogTail, "REPORT RequestId: "+inv.id) {
 				t.Errorf("the record's log tail lacks the REPORT line: %q", rec.LogTail)
 			}
-			waitFor(t, 15*time.Second, "the timed-out sandbox and its child are gone", func() bool {
+			waitFor(t, patience, "the timed-out sandbox and its child are gone", func() bool {
 				return len(newSandboxes(before, sandboxesOf(n))) == 0
 			})
 			platformAnswers(t, n)

@@ -17,6 +17,7 @@ const shellHandler = "import subprocess\ndef handler(e, c):\n    return subproce
 // with the revision; with block a subprocess call with shell=True is
 // refused and nothing is created. Without bandit the deploy says so.
 func TestBanditScansDeploys(t *testing.T) {
+	parallel(t)
 	_, err := exec.LookPath("bandit")
 	haveBandit := err == nil
 

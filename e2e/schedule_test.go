@@ -75,12 +75,12 @@ func TestScheduleEverySecondFiresOncePerSlot(t *testing.T) {
 		t.Errorf("schedules create printed %q", r.stdout)
 	}
 	start := time.Now()
-	waitFor(t, 15*time.Second, "the schedule fires 4 times", func() bool { return n.schedule("ticker").Fires >= 4 })
+	waitFor(t, patience, "the schedule fires 4 times", func() bool { return n.schedule("ticker").Fires >= 4 })
 	t.Logf("4 fires after %v", time.Since(start).Round(time.Millisecond))
 	if d := time.Since(start); d < 3*time.Second {
 		t.Errorf("4 fires of @every 1s within %v: it fires too often", d)
 	}
-	waitFor(t, 15*time.Second, "the fired invocations succeed", func() bool {
+	waitFor(t, patience, "the fired invocations succeed", func() bool {
 		fires := fireRecords(t, "ticker", n.invocations("tick"))
 		for _, rec := range fires {
 			if rec.Status != client.StatusSuccess {
@@ -110,7 +110,7 @@ func TestScheduleEverySecondFiresOncePerSlot(t *testing.T) {
 
 	// Enable: firing resumes without replaying the disabled seconds.
 	n.mustCLI(0, "schedules", "enable", "ticker")
-	waitFor(t, 15*time.Second, "the enabled schedule fires twice more", func() bool { return n.schedule("ticker").Fires >= before.Fires+2 })
+	waitFor(t, patience, "the enabled schedule fires twice more", func() bool { return n.schedule("ticker").Fires >= before.Fires+2 })
 	after := n.schedule("ticker")
 	if after.Missed > before.Missed+1 || after.Missed > 2 {
 		t.Errorf("missed %d → %d across a 3 s pause: the disabled period was counted or replayed", before.Missed, after.Missed)
@@ -143,6 +143,7 @@ func TestScheduleEverySecondFiresOncePerSlot(t *testing.T) {
 }
 
 func TestScheduleCronNextFire(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("noon", okHandler, nil)
 	n.mustCLI(0, "schedules", "create", "noon", "--function", "noon", "--expression", "cron(0 12 * * ? *)")
@@ -197,6 +198,7 @@ func TestScheduleCronNextFire(t *testing.T) {
 }
 
 func TestScheduleBadInputIsRefusedAndCreatesNothing(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("target", okHandler, nil)
 	cases := []struct {

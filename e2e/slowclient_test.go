@@ -14,6 +14,7 @@ import (
 // each of them by itself, keeps answering others meanwhile, and stores
 // nothing of the half-sent deploys.
 func TestSlowClientsDoNotHoldTheServer(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0", "--header-timeout", "2s", "--body-timeout", "2s")
 	host := strings.TrimPrefix(n.url, "http://")
 	var conns []net.Conn

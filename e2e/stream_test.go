@@ -40,6 +40,7 @@ func (n *devNode) sseLines(t *testing.T, path string) <-chan string {
 // TestLiveLogsAndEvents follows a function's logs and the event stream
 // while it is invoked.
 func TestLiveLogsAndEvents(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 	if status, e := n.deployJSON("talker", map[string]any{}, zipOf(t, map[string]string{"main.py": "def handler(e, c):\n    print('said', e.get('n'))\n    return e\n"})); status != 201 {
 		t.Fatalf("deploy: %d %+v", status, e)
@@ -49,7 +50,7 @@ func TestLiveLogsAndEvents(t *testing.T) {
 	n.mustCLI(0, "invoke", "talker", "--data", `{"n": 41}`)
 	n.mustCLI(0, "invoke", "talker", "--data", `{"n": 42}`, "--async")
 	want := map[string]bool{"said 41": false, "said 42": false}
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(patience)
 	for !want["said 41"] || !want["said 42"] {
 		select {
 		case l := <-logs:

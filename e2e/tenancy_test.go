@@ -36,6 +36,7 @@ func (n *devNode) deployIn(t *testing.T, key, ns, name string, cfg map[string]an
 // reached by name or ID, 403 when the namespace is named), and that two
 // functions of the same name in two namespaces never share an instance.
 func TestNamespacesKeepTenantsApart(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 	if r := n.mustCLI(0, "namespaces", "create", "team-b", "--concurrency", "10"); !strings.Contains(r.stdout, "team-b created") {
 		t.Fatalf("namespaces create: %q", r.stdout)
@@ -163,7 +164,7 @@ func TestNamespacesKeepTenantsApart(t *testing.T) {
 	// Each namespace signs its webhooks with a secret of its own.
 	secretOf := func(key string) string {
 		var out struct{ Secret string }
-		waitFor(t, 15*time.Second, "the webhook secret exists", func() bool {
+		waitFor(t, patience, "the webhook secret exists", func() bool {
 			_, _, b := n.callIn(t, key, "", "GET", "/v1/webhooks/secret", "")
 			return json.Unmarshal(b, &out) == nil && out.Secret != ""
 		})
@@ -202,6 +203,7 @@ func TestNamespacesKeepTenantsApart(t *testing.T) {
 // limit; asynchronous ones wait in the queue and all run, never more at
 // once than the limit allows.
 func TestConcurrencyLimits(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 	sleepy := "import time\ndef handler(event, context):\n    time.sleep(event.get('s', 0))\n    return {'ok': True}\n"
 	n.deployIn(t, n.token, "", "one-at-a-time", map[string]any{"reserved_concurrency": 1, "timeout": 60}, sleepy)

@@ -22,6 +22,7 @@ import (
 // trusts it with --ca, refuses it without, and never sends a key over
 // plain http to another machine unless told to.
 func TestTLSWithASelfSignedCertificate(t *testing.T) {
+	parallel(t)
 	data := t.TempDir()
 	n := startDevTLS(t, data)
 	ca := filepath.Join(data, "tls", "cert.pem")
@@ -63,6 +64,7 @@ func startDevTLS(t *testing.T, data string) *devNode {
 // certificate signed by a CA made here: the CLI trusts it with that CA
 // and refuses it with another.
 func TestTLSWithACertificateOfTheTestsOwnCA(t *testing.T) {
+	parallel(t)
 	dir := t.TempDir()
 	caCert, caKey := makeCA(t, "nimbus test CA")
 	other, _ := makeCA(t, "another CA")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"nimbus/pkg/client"
 )
@@ -74,6 +73,7 @@ func (b *browser) call(t *testing.T, withCSRF bool, method, path, body string) (
 }
 
 func TestUsersSessionsAndCSRF(t *testing.T) {
+	parallel(t)
 	data := t.TempDir()
 	n := startDev(t, data, "--prestart", "0")
 	const adaPw, vicPw, vicPw2 = "Ada-Lovelace-1815", "Vic-Viewer-2024", "Vic-Changed-2025"
@@ -143,7 +143,7 @@ func TestUsersSessionsAndCSRF(t *testing.T) {
 	}
 
 	// The audit log names the user.
-	waitFor(t, 10*time.Second, "the audit log records ada's deploy", func() bool {
+	waitFor(t, patience, "the audit log records ada's deploy", func() bool {
 		var audit []client.AuditEntry
 		json.Unmarshal([]byte(n.cli("", "audit", "-o", "json").stdout), &audit)
 		for _, e := range audit {
