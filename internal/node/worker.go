@@ -35,9 +35,10 @@ type WorkerOptions struct {
 	JoinToken         string // a worker join token, to enrol with
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
-	PressureLimit     float64 // see worker.AgentConfig
-	TLSCA             string  // CA of the servers' API certificates, when their API is HTTPS
-	Prestart          int     // sandboxes per runtime started ahead; 0 for none
+	PressureLimit     float64       // see worker.AgentConfig
+	TLSCA             string        // CA of the servers' API certificates, when their API is HTTPS
+	Prestart          int           // sandboxes per runtime started ahead; 0 for none
+	FreezeAfter       time.Duration // see worker.Config.FreezeAfter
 
 	Out      io.Writer
 	LogLevel slog.Level
@@ -126,6 +127,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		Runtimes:    runtimes,
 		Executor:    exec,
 		Prestart:    max(opts.Prestart, 0),
+		FreezeAfter: opts.FreezeAfter,
 		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Resolve: dir.Internal, Pool: pool},
 		Log:         log,
 	})
