@@ -300,6 +300,9 @@ def handler(event, context):
 			if got := strings.TrimSpace(readFileT(t, filepath.Join(filepath.Dir(p), "cpu.cfs_period_us"))); got != "100000" {
 				t.Fatalf("cpu.cfs_period_us = %s, want 100000", got)
 			}
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cpu.cfs_burst_us")); err == nil && strings.TrimSpace(string(b)) != strconv.Itoa(want) {
+				t.Fatalf("cpu.cfs_burst_us = %s, want %d (one quota)", b, want)
+			}
 		} else if p := cgroupFile(pids[0], "", "cpu.max"); p != "" {
 			if got := strings.TrimSpace(readFileT(t, p)); got != fmt.Sprintf("%d 100000", want) {
 				t.Fatalf("%s = %s, want %d 100000", p, got, want)

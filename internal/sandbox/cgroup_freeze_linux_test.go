@@ -37,17 +37,27 @@ func TestV1CapCPUFollowsSetMemory(t *testing.T) {
 	if _, err := os.Stat(quota); !os.IsNotExist(err) {
 		t.Errorf("the quota was set before CapCPU (%v): init runs uncapped", err)
 	}
+	// cgroupfs makes cpu.cfs_burst_us (kernels with CFS burst); a plain
+	// file stands in for it here.
+	burst := filepath.Join(dir, "cpu/nimbus/i1/cpu.cfs_burst_us")
+	os.WriteFile(burst, []byte("0"), 0o644)
 	if err := cg.CapCPU(); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTrim(t, quota); got != "14471" {
 		t.Errorf("after CapCPU at 256 MB, cpu.cfs_quota_us = %q, want 14471", got)
 	}
+	if got := readTrim(t, burst); got != "14471" {
+		t.Errorf("after CapCPU at 256 MB, cpu.cfs_burst_us = %q, want 14471 (one quota)", got)
+	}
 	if err := cg.SetMemory(1769); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTrim(t, quota); got != "100000" {
 		t.Errorf("after SetMemory(1769), cpu.cfs_quota_us = %q, want 100000", got)
+	}
+	if got := readTrim(t, burst); got != "100000" {
+		t.Errorf("after SetMemory(1769), cpu.cfs_burst_us = %q, want 100000", got)
 	}
 	if !cg.CanFreeze() {
 		t.Fatal("a v1 cgroup with a freezer directory cannot freeze")

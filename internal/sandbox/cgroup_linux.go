@@ -399,7 +399,31 @@ func (g *v1Group) SetMemory(mb int) error {
 
 func (g *v1Group) CapCPU() error {
 	g.capped = true
-	return writeFile(filepath.Join(g.dirs["cpu"], "cpu.cfs_quota_us"), strconv.Itoa(cpuQuotaUS(g.memoryMB)))
+	return setQuota(filepath.Join(g.dirs["cpu"], "cpu.cfs_burst_us"), func() error {
+		return writeFile(filepath.Join(g.dirs["cpu"], "cpu.cfs_quota_us"), strconv.Itoa(cpuQuotaUS(g.memoryMB)))
+	}, cpuQuotaUS(g.memoryMB))
+}
+
+// setQuota sets a CFS quota (by write) and, where the kernel has CFS
+// burst (5.14 and later: burstFile exists), a burst of one quota: a
+// cgroup may then spend in one period what it left unused before, up to
+// a period's quota, so that a function whose use averages under its cap
+// is not throttled for how its invocations fall into periods. The
+// average stays capped. The kernel refuses a burst above the quota, so
+// the burst goes to 0 first, and up once the quota is set.
+func setQuota(burstFile string, write func() error, quotaUS int) error {
+	f, err := os.OpenFile(burstFile, os.O_WRONLY, 0)
+	if err != nil {
+		return write() // no CFS burst here
+	}
+	f.Close()
+	if err := writeFile(burstFile, "0"); err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	return writeFile(burstFile, strconv.Itoa(quotaUS))
 }
 
 func (g *v1Group) CanFreeze() bool { _, ok := g.dirs["freezer"]; return ok }
@@ -582,7 +606,9 @@ func (g *v2Group) CapCPU() error {
 	if _, err := os.Stat(filepath.Join(g.dir, "cpu.max")); err != nil {
 		return nil
 	}
-	return writeFile(filepath.Join(g.dir, "cpu.max"), strconv.Itoa(cpuQuotaUS(g.memoryMB))+" "+strconv.Itoa(cfsPeriodUS))
+	return setQuota(filepath.Join(g.dir, "cpu.max.burst"), func() error {
+		return writeFile(filepath.Join(g.dir, "cpu.max"), strconv.Itoa(cpuQuotaUS(g.memoryMB))+" "+strconv.Itoa(cfsPeriodUS))
+	}, cpuQuotaUS(g.memoryMB))
 }
 
 func (g *v2Group) CanFreeze() bool { return g.freezable }
