@@ -210,6 +210,18 @@ func TestFrozenBetweenInvocations(t *testing.T) {
 		}
 		stableCPU(t, pids[0], "after the second response")
 		platformAnswers(t, n)
+		// Removing the function kills the frozen instance, child and all.
+		if r := n.cli("", "rm", "counter"); r.code != 0 {
+			t.Fatalf("nimbus rm: %+v", r)
+		}
+		waitFor(t, 60*time.Second, "every process of the frozen instance is gone", func() bool {
+			for _, pid := range pids {
+				if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+					return false
+				}
+			}
+			return true
+		})
 	})
 
 	t.Run("a fork bomb's processes are reported and its pids limit logged", func(t *testing.T) {
