@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"nimbus/pkg/client"
 )
 
 // The freeze tests check what a function's processes may do between
@@ -356,5 +358,32 @@ def handler(event, context):
 	}
 	if ua/100_000 == ub/100_000 {
 		t.Fatalf("two nodes ran instances as uids %d and %d, from the same range", ua, ub)
+	}
+}
+
+// In a cluster, the worker's count of processes left reaches the record
+// (over the worker RPC, and through the Raft log's records).
+func TestProcessesLeftReachTheClusterRecord(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root")
+	}
+	c := startCluster(t, 1, 1)
+	fnDir := writeFunction(t, t.TempDir(), "leaver", `
+import os, time
+def handler(event, context):
+    if os.fork() == 0:
+        while True:
+            time.sleep(1)
+    return 'left one'
+`)
+	c.mustCLI(0, 0, "deploy", fnDir)
+	c.mustCLI(0, 0, "invoke", "leaver")
+	var recs []client.Invocation
+	waitFor(t, 30*time.Second, "the invocation is recorded", func() bool {
+		r := c.cli(0, 20*time.Second, "invocations", "leaver", "-o", "json")
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 1
+	})
+	if recs[0].ProcessesLeft != 1 || !strings.Contains(recs[0].LogTail, "\tProcesses Left: 1") {
+		t.Fatalf("record: processes_left %d, log:\n%s", recs[0].ProcessesLeft, recs[0].LogTail)
 	}
 }
