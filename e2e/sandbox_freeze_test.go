@@ -195,6 +195,7 @@ func TestFrozenBetweenInvocations(t *testing.T) {
 	t.Run("a looping child uses no CPU after the response and resumes with the next invocation", func(t *testing.T) {
 		deployPy(t, n, "counter", map[string]any{"timeout": "30s"}, loopingChildHandler)
 		_, pids := newInstance(t, n, "counter", nil, 2)
+		waitFor(t, 60*time.Second, "the idle instance's cgroup is frozen", func() bool { return frozen(pids[0]) })
 		stableCPU(t, pids[0], "after the response")
 		// Frozen, the child's count does not move either.
 		countFile := "/proc/" + strconv.Itoa(pids[0]) + "/root/tmp/count"
@@ -329,6 +330,20 @@ def handler(event, context):
 			t.Errorf("nimbus get does not state the CPU cap (0.14 vCPU):\n%s", r.stdout)
 		}
 	})
+}
+
+// frozen reports whether the kernel says pid's cgroup is frozen: v1
+// freezer.state FROZEN, or v2 cgroup.events "frozen 1".
+func frozen(pid int) bool {
+	if p := cgroupFile(pid, "freezer", "freezer.state"); p != "" {
+		b, _ := os.ReadFile(p)
+		return strings.TrimSpace(string(b)) == "FROZEN"
+	}
+	if p := cgroupFile(pid, "", "cgroup.events"); p != "" {
+		b, _ := os.ReadFile(p)
+		return strings.Contains(string(b), "frozen 1")
+	}
+	return false
 }
 
 func readFileT(t *testing.T, p string) string {
