@@ -228,7 +228,9 @@ func TestFrozenBetweenInvocations(t *testing.T) {
 	})
 
 	t.Run("a fork bomb's processes are reported and its pids limit logged", func(t *testing.T) {
-		deployPy(t, n, "bomb", map[string]any{"timeout": "30s"}, `
+		// A full CPU (1,769 MB), so that forking beside the spinning
+		// children takes seconds at most on a busy machine.
+		deployPy(t, n, "bomb", map[string]any{"timeout": "120s", "memory": 1769}, `
 def handler(event, context):
     started, err = 0, None
     while started < 1000:
