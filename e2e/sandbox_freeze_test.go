@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,4 +404,33 @@ def handler(event, context):
 	if recs[0].ProcessesLeft != 1 || !strings.Contains(recs[0].LogTail, "\tProcesses Left: 1") {
 		t.Fatalf("record: processes_left %d, log:\n%s", recs[0].ProcessesLeft, recs[0].LogTail)
 	}
+}
+
+// A worker killed outright takes its frozen instances with it: a frozen
+// process takes no signal until thawed (cgroup v1), so something must
+// thaw them once the worker is gone.
+func TestAKilledWorkerLeavesNoFrozenInstance(t *testing.T) {
+	n := sandboxNode(t)
+	deployPy(t, n, "leaver", nil, `
+import time
+def handler(event, context):
+    if os.fork() == 0:
+        while True:
+            time.sleep(1)
+    return 'left one'
+`)
+	_, pids := newInstance(t, n, "leaver", nil, 2)
+	waitFor(t, 60*time.Second, "the idle instance's cgroup is frozen", func() bool { return frozen(pids[0]) })
+	worker := n.workerPid()
+	syscall.Kill(worker, syscall.SIGKILL)
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+	waitFor(t, 60*time.Second, "every process of the frozen instance is gone", func() bool {
+		for _, pid := range pids {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+				return false
+			}
+		}
+		return true
+	})
 }

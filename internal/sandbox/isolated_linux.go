@@ -67,6 +67,9 @@ type IsolatedExecutor struct {
 	next         atomic.Uint64
 	// destroying counts cgroups being removed after their sandbox ended.
 	destroying sync.WaitGroup
+	// reaper thaws and kills the sandboxes if the worker dies (v1
+	// freezer only: see reaper_linux.go); nil where not needed.
+	reaper *reaper
 }
 
 // ErrCannotIsolate is returned when this host cannot build sandboxes.
@@ -127,7 +130,21 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 			return nil, err
 		}
 	}
-	return &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, stageDir: stages, cgroups: cg, links: hostSymlinks()}, nil
+	e := &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, stageDir: stages, cgroups: cg, links: hostSymlinks()}
+	if v1, ok := cg.(*cgroupV1); ok {
+		if fz, ok := v1.bases["freezer"]; ok {
+			bases := []string{fz}
+			for c, b := range v1.bases {
+				if c != "freezer" {
+					bases = append(bases, b)
+				}
+			}
+			if e.reaper, err = startReaper(self, bases); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return e, nil
 }
 
 // workerName names a worker's cgroup subtree after its state directory,
@@ -264,6 +281,9 @@ func (e *IsolatedExecutor) Prepare(path, prefix string) error {
 // is gone (the worker closes its instances first).
 func (e *IsolatedExecutor) Close() error {
 	e.destroying.Wait()
+	if e.reaper != nil {
+		e.reaper.stop()
+	}
 	e.stageMu.Lock()
 	for _, st := range e.stages {
 		removeShell(st.dir)
