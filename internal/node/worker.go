@@ -35,10 +35,12 @@ type WorkerOptions struct {
 	JoinToken         string // a worker join token, to enrol with
 	InsecureNoSandbox bool
 	IdleTimeout       time.Duration
-	PressureLimit     float64       // see worker.AgentConfig
-	TLSCA             string        // CA of the servers' API certificates, when their API is HTTPS
-	Prestart          int           // sandboxes per runtime started ahead; 0 for none
-	FreezeAfter       time.Duration // see worker.Config.FreezeAfter
+	PressureLimit     float64 // see worker.AgentConfig
+	TLSCA             string  // CA of the servers' API certificates, when their API is HTTPS
+	Prestart          int     // sandboxes per runtime started ahead; 0 for none
+
+	// FreezeAfter: see worker.Config.FreezeAfter.
+	FreezeAfter time.Duration
 
 	Out      io.Writer
 	LogLevel slog.Level
