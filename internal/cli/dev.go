@@ -12,6 +12,7 @@ import (
 
 func (a *app) devCommand() *cobra.Command {
 	opts := node.DevOptions{}
+	var freeze *freezeFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a single-node Nimbus (server and worker) in this process",
@@ -24,6 +25,10 @@ func (a *app) devCommand() *cobra.Command {
 			}
 			opts.DataDir = a.path(opts.DataDir)
 			opts.Out = a.env.Stdout
+			var ferr error
+			if opts.FreezeAfter, ferr = freeze.after(a, cmd.Flags()); ferr != nil {
+				return ferr
+			}
 			err := node.RunDev(cmd.Context(), opts)
 			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
 				return a.platform(err)
@@ -44,6 +49,7 @@ func (a *app) devCommand() *cobra.Command {
 	f.DurationVar(&opts.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "warm instances idle this long stop (provisioned ones stay)")
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
+	freeze = addFreezeFlags(f)
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")

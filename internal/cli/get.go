@@ -37,6 +37,7 @@ func (a *app) getCommand() *cobra.Command {
 			t.row("runtime:", runtime)
 			t.row("handler:", f.Handler)
 			t.row("memory:", memoryMB(f.MemoryMB))
+			t.row("cpu:", cpuCap(f.MemoryMB))
 			t.row("timeout:", timeoutString(time.Duration(f.Timeout)))
 			t.row("/tmp size:", memoryMB(f.EphemeralMB))
 			t.row("code sha256:", f.CodeSHA256)

@@ -77,6 +77,7 @@ func (a *app) serverCommand() *cobra.Command {
 
 func (a *app) workerCommand() *cobra.Command {
 	opts := node.WorkerOptions{}
+	var freeze *freezeFlags
 	var joinToken, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -96,6 +97,9 @@ func (a *app) workerCommand() *cobra.Command {
 				t = strings.TrimSpace(a.env.Getenv("NIMBUS_JOIN_TOKEN"))
 			}
 			opts.JoinToken = t
+			if opts.FreezeAfter, err = freeze.after(a, cmd.Flags()); err != nil {
+				return err
+			}
 			opts.Out = a.env.Stdout
 			err = node.RunWorker(cmd.Context(), opts)
 			if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
@@ -112,6 +116,7 @@ func (a *app) workerCommand() *cobra.Command {
 	f.StringVar(&opts.Advertise, "advertise", "", "address the servers reach this worker at (default --listen)")
 	f.IntVar(&opts.Slots, "slots", 0, "concurrent invocations (default one per core)")
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
+	freeze = addFreezeFlags(f)
 	f.StringVar(&opts.TLSCA, "tls-ca", "", "CA of the servers' API certificates, when their API is HTTPS")
 	f.StringVar(&joinToken, "join-token", "", "a join token (nimbus cluster token create) to get this worker's certificate with, on its first start")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding a join token")

@@ -53,7 +53,7 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 	case RecordInvocationsType:
 		var c RecordInvocations
 		var err error
-		if len(body) > 0 && body[0] == recordsV1 {
+		if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2) {
 			c, err = decodeRecords(body)
 			if err != nil {
 				err = fmt.Errorf("decode %s: %w", t, err)

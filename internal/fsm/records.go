@@ -27,12 +27,19 @@ import (
 // and byte strings as uvarint length then bytes, integers as varints,
 // floats as 8 bytes (IEEE 754, big-endian), booleans as one byte, times as
 // a presence byte then varint Unix nanoseconds (UTC).
-const recordsV1 = 0x01
+//
+// Version 2 (0x02) is version 1 with one more field at the end of each
+// record: processes_left (varint). Version 1 bodies still decode (0
+// processes left).
+const (
+	recordsV1 = 0x01
+	recordsV2 = 0x02
+)
 
-// minRecordBytes is the least a record takes: ten empty strings and five
-// small integers (a byte each), two absent times (a byte each), two floats
-// (8 bytes each) and a boolean.
-const minRecordBytes = 10 + 5 + 2 + 16 + 1
+// minRecordBytes is the least a record takes (version 2): ten empty
+// strings and six small integers (a byte each), two absent times (a byte
+// each), two floats (8 bytes each) and a boolean.
+const minRecordBytes = 10 + 6 + 2 + 16 + 1
 
 // errShortRecords is a binary records body cut short or malformed.
 var errShortRecords = errors.New("truncated or malformed binary records")
@@ -62,7 +69,12 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // encodeRecords appends c's binary body to b.
 func encodeRecords(b []byte, c RecordInvocations) []byte {
-	b = append(b, recordsV1)
+	return encodeRecordsVersion(b, c, recordsV2)
+}
+
+// encodeRecordsVersion appends c's binary body in version v to b.
+func encodeRecordsVersion(b []byte, c RecordInvocations, v byte) []byte {
+	b = append(b, v)
 	b = binary.AppendVarint(b, int64(c.Retention.PerFunction))
 	b = binary.AppendVarint(b, int64(c.Retention.MaxAge))
 	b = appendTime(b, c.Now)
@@ -89,6 +101,9 @@ func encodeRecords(b []byte, c RecordInvocations) []byte {
 		b = binary.AppendVarint(b, int64(r.Attempts))
 		b = appendTime(b, r.EnqueuedAt)
 		b = appendString(b, r.Destination)
+		if v >= recordsV2 {
+			b = binary.AppendVarint(b, int64(r.ProcessesLeft))
+		}
 	}
 	return b
 }
@@ -194,7 +209,8 @@ func (r *recordReader) time() time.Time {
 func decodeRecords(body []byte) (RecordInvocations, error) {
 	var c RecordInvocations
 	r := &recordReader{b: body}
-	if v := r.byte(); v != recordsV1 {
+	v := r.byte()
+	if v != recordsV1 && v != recordsV2 {
 		return c, errors.New("unknown binary records version")
 	}
 	c.Retention = state.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
@@ -202,7 +218,11 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	n := r.uvarint()
 	// A count beyond what the body can hold is malformed, and must not
 	// size an allocation.
-	if r.err != nil || n > uint64(len(r.b)/minRecordBytes) {
+	least := minRecordBytes
+	if v == recordsV1 {
+		least-- // no processes_left
+	}
+	if r.err != nil || n > uint64(len(r.b)/least) {
 		return c, errShortRecords
 	}
 	c.Records = make([]client.Invocation, n)
@@ -231,6 +251,9 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 		rec.Attempts = int(r.varint())
 		rec.EnqueuedAt = r.time()
 		rec.Destination = r.string()
+		if v >= recordsV2 {
+			rec.ProcessesLeft = int(r.varint())
+		}
 	}
 	if r.err != nil {
 		return c, r.err

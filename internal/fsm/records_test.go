@@ -54,8 +54,8 @@ func TestBinaryRecordsKeepEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data[0] != byte(RecordInvocationsType) || data[1] != recordsV1 {
-		t.Fatalf("encoding starts % x; want the type then version %d", data[:2], recordsV1)
+	if data[0] != byte(RecordInvocationsType) || data[1] != recordsV2 {
+		t.Fatalf("encoding starts % x; want the type then version %d", data[:2], recordsV2)
 	}
 	out, err := decodeRecords(data[1:])
 	if err != nil {
@@ -162,4 +162,20 @@ func BenchmarkDecodeRecords(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Entries committed in version 1 (before processes_left) still decode,
+// with no processes left.
+func TestVersion1RecordsStillDecode(t *testing.T) {
+	in := RecordInvocations{Records: []client.Invocation{filled(t, 1)}, Now: time.Unix(1e9, 0).UTC()}
+	body := encodeRecordsVersion(nil, in, recordsV1)
+	out, err := decodeRecords(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := in.Records[0]
+	want.ProcessesLeft = 0
+	if !reflect.DeepEqual(out.Records[0], want) {
+		t.Fatalf("decoded %+v\nwant    %+v", out.Records[0], want)
+	}
 }

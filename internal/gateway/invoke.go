@@ -110,6 +110,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		LogTail:     logTail,
 		Worker:      res.WorkerID,
 	}
+	rec.ProcessesLeft = res.ProcessesLeft
 	if res.InitDuration > 0 {
 		rec.InitMS = durationMS(res.InitDuration)
 	}

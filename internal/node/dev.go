@@ -56,6 +56,9 @@ type DevOptions struct {
 	// Prestart is the number of sandboxes per runtime started ahead of
 	// need (see worker.Config.Prestart); 0 for none.
 	Prestart int
+	// FreezeAfter is how long an idle instance runs on before it is
+	// frozen (see worker.Config.FreezeAfter): 0 at once, negative never.
+	FreezeAfter time.Duration
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish at
@@ -146,6 +149,7 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 		Runtimes:    runtimes,
 		Executor:    exec,
 		Prestart:    opts.Prestart,
+		FreezeAfter: opts.FreezeAfter,
 		Blobs:       blobs,
 		Log:         log.With("subsystem", "worker"),
 	})

@@ -39,6 +39,9 @@ type WorkerOptions struct {
 	TLSCA             string  // CA of the servers' API certificates, when their API is HTTPS
 	Prestart          int     // sandboxes per runtime started ahead; 0 for none
 
+	// FreezeAfter: see worker.Config.FreezeAfter.
+	FreezeAfter time.Duration
+
 	Out      io.Writer
 	LogLevel slog.Level
 }
@@ -126,6 +129,7 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 		Runtimes:    runtimes,
 		Executor:    exec,
 		Prestart:    max(opts.Prestart, 0),
+		FreezeAfter: opts.FreezeAfter,
 		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Resolve: dir.Internal, Pool: pool},
 		Log:         log,
 	})

@@ -306,6 +306,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		BilledMS: res.BilledMS, MemoryMB: fn.MemoryMB, MaxMemoryMB: res.MaxMemoryMB, ColdStart: res.Cold,
 		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
 		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
+		ProcessesLeft: res.ProcessesLeft,
 	}
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB

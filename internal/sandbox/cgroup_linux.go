@@ -22,6 +22,22 @@ type cgroupLimits struct {
 	Pids     int
 }
 
+// cfsPeriodUS is the CFS bandwidth period of every instance cgroup: the
+// quota is refilled every 100 ms (the kernel's default period).
+const cfsPeriodUS = 100_000
+
+// cpuQuotaUS is the CFS quota per cfsPeriodUS for a memory size, as on
+// Lambda: a full CPU (the whole period) at 1,769 MB, proportionally less
+// or more (more than one CPU for a process with threads or children),
+// never under the kernel's minimum of 1 ms.
+func cpuQuotaUS(memoryMB int) int {
+	q := cfsPeriodUS * memoryMB / lambdaMBPerCPU
+	if q < 1000 {
+		q = 1000
+	}
+	return q
+}
+
 // cpuShares is the v1 cpu.shares for a memory size: 1024 (one CPU's
 // worth under contention) at 1,769 MB, proportionally less or more.
 func cpuShares(memoryMB int) int {
@@ -55,9 +71,23 @@ type cgroup interface {
 	OOMKilled() bool
 	// Destroy kills every process in the cgroup and removes it.
 	Destroy() error
-	// SetMemory changes the memory limit (and the CPU share that follows
-	// it) of a cgroup in use.
+	// SetMemory changes the memory limit (and the CPU share, and the CPU
+	// cap once set, that follow it) of a cgroup in use.
 	SetMemory(memoryMB int) error
+	// CapCPU sets the CPU cap (CFS bandwidth) that follows the memory
+	// limit; until then the cgroup has only its CPU share.
+	CapCPU() error
+	// Freeze stops every process of the cgroup where the kernel can (v1
+	// freezer, v2 cgroup.freeze); Thaw lets them run again. Both are
+	// no-ops without a freezer (CanFreeze false).
+	Freeze() error
+	Thaw() error
+	CanFreeze() bool
+	// Usage reads what the cgroup holds now.
+	Usage() (Usage, error)
+	// PeakMemory is the most memory the cgroup has used, in bytes (0
+	// where the kernel does not say).
+	PeakMemory() int64
 }
 
 // newCgroupManager picks v2 when the unified hierarchy offers the memory
@@ -91,6 +121,14 @@ func newCgroupManager(workerName string) (cgroupManager, error) {
 			continue
 		}
 		v1.bases[c] = filepath.Join(m, own[c], "nimbus", workerName)
+	}
+	// freezer (to stop idle instances) and cpuacct (CPU time used) are
+	// used where mounted; cpuacct is often mounted with cpu, whose
+	// directory then serves both.
+	for _, c := range []string{"freezer", "cpuacct"} {
+		if m, ok := mounts[c]; ok && m != mounts["cpu"] {
+			v1.bases[c] = filepath.Join(m, own[c], "nimbus", workerName)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no cgroup v2 with memory and pids delegated, and no cgroup v1 controller for %s", strings.Join(missing, ", "))
@@ -138,7 +176,7 @@ func cgroupMounts() (map[string]string, error) {
 		case "cgroup":
 			for _, opt := range strings.Split(qf[2], ",") {
 				switch opt {
-				case "memory", "cpu", "pids", "freezer":
+				case "memory", "cpu", "cpuacct", "pids", "freezer":
 					if _, seen := out[opt]; !seen {
 						out[opt] = pf[4]
 					}
@@ -183,17 +221,16 @@ func writeFile(path, value string) error {
 // is empty, then removes dir, retrying while the kernel still reaps.
 func killAndRemove(dir string) error {
 	deadline := time.Now().Add(5 * time.Second)
+	// A process of a frozen v1 cgroup takes no signal, SIGKILL included,
+	// until it is thawed (v2's kill reaches frozen processes, but its
+	// cgroup must not stay frozen either).
+	thawDir(dir)
 	for {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		pids := strings.Fields(string(b))
-		for _, p := range pids {
-			if pid, err := strconv.Atoi(p); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
+		killPids(b)
 		err = os.Remove(dir)
 		if err == nil || errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -202,6 +239,35 @@ func killAndRemove(dir string) error {
 			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// killAll sends SIGKILL to every process listed in dir/cgroup.procs.
+func killAll(dir string) {
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		killPids(b)
+	}
+}
+
+// killPids sends SIGKILL to each pid of a cgroup.procs listing.
+func killPids(procs []byte) {
+	for _, p := range strings.Fields(string(procs)) {
+		if pid, err := strconv.Atoi(p); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// thawDir thaws dir if it is a frozen v1 freezer or v2 cgroup. It writes
+// only files the kernel made: nothing is created.
+func thawDir(dir string) {
+	for name, v := range map[string]string{"freezer.state": "THAWED", "cgroup.freeze": "0"} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY, 0)
+		if err != nil {
+			continue
+		}
+		f.WriteString(v)
+		f.Close()
 	}
 }
 
@@ -232,8 +298,15 @@ func (m *cgroupV1) Version() int { return 1 }
 
 func (m *cgroupV1) Sweep() error {
 	var errs []error
-	for _, b := range m.bases {
+	// The freezer first: removing it thaws (and kills) what an earlier
+	// worker left frozen, which no other controller's kill would reach.
+	if b, ok := m.bases["freezer"]; ok {
 		errs = append(errs, sweepDir(b))
+	}
+	for c, b := range m.bases {
+		if c != "freezer" {
+			errs = append(errs, sweepDir(b))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -263,8 +336,10 @@ func (m *cgroupV1) Create(id string, lim cgroupLimits) (cgroup, error) {
 	err := errors.Join(
 		writeFile(filepath.Join(mdir, "memory.limit_in_bytes"), mem),
 		writeFile(filepath.Join(cg.dirs["cpu"], "cpu.shares"), strconv.Itoa(cpuShares(lim.MemoryMB))),
+		writeFile(filepath.Join(cg.dirs["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cfsPeriodUS)),
 		writeFile(filepath.Join(cg.dirs["pids"], "pids.max"), strconv.Itoa(lim.Pids)),
 	)
+	cg.memoryMB = lim.MemoryMB
 	// Swap off: with swap accounting the combined limit equals the memory
 	// limit; without it, swappiness 0 keeps the instance's pages in RAM.
 	if _, serr := os.Stat(filepath.Join(mdir, "memory.memsw.limit_in_bytes")); serr == nil {
@@ -279,7 +354,9 @@ func (m *cgroupV1) Create(id string, lim cgroupLimits) (cgroup, error) {
 }
 
 type v1Group struct {
-	dirs map[string]string
+	dirs     map[string]string
+	memoryMB int
+	capped   bool // CapCPU was called: the quota follows memoryMB
 }
 
 func (g *v1Group) Add(pid int) error {
@@ -310,7 +387,67 @@ func (g *v1Group) SetMemory(mb int) error {
 			return err
 		}
 	}
-	return writeFile(filepath.Join(g.dirs["cpu"], "cpu.shares"), strconv.Itoa(cpuShares(mb)))
+	g.memoryMB = mb
+	if err := writeFile(filepath.Join(g.dirs["cpu"], "cpu.shares"), strconv.Itoa(cpuShares(mb))); err != nil {
+		return err
+	}
+	if g.capped {
+		return g.CapCPU()
+	}
+	return nil
+}
+
+func (g *v1Group) CapCPU() error {
+	g.capped = true
+	return setQuota(filepath.Join(g.dirs["cpu"], "cpu.cfs_burst_us"), func() error {
+		return writeFile(filepath.Join(g.dirs["cpu"], "cpu.cfs_quota_us"), strconv.Itoa(cpuQuotaUS(g.memoryMB)))
+	}, cpuQuotaUS(g.memoryMB))
+}
+
+// setQuota sets a CFS quota (by write) and, where the kernel has CFS
+// burst (5.14 and later: burstFile exists), a burst of one quota: a
+// cgroup may then spend in one period what it left unused before, up to
+// a period's quota, so that a function whose use averages under its cap
+// is not throttled for how its invocations fall into periods. The
+// average stays capped. The kernel refuses a burst above the quota, so
+// the burst goes to 0 first, and up once the quota is set.
+func setQuota(burstFile string, write func() error, quotaUS int) error {
+	f, err := os.OpenFile(burstFile, os.O_WRONLY, 0)
+	if err != nil {
+		return write() // no CFS burst here
+	}
+	f.Close()
+	if err := writeFile(burstFile, "0"); err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	return writeFile(burstFile, strconv.Itoa(quotaUS))
+}
+
+func (g *v1Group) CanFreeze() bool { _, ok := g.dirs["freezer"]; return ok }
+
+func (g *v1Group) Freeze() error {
+	if d, ok := g.dirs["freezer"]; ok {
+		return writeFile(filepath.Join(d, "freezer.state"), "FROZEN")
+	}
+	return nil
+}
+
+func (g *v1Group) Thaw() error {
+	if d, ok := g.dirs["freezer"]; ok {
+		return writeFile(filepath.Join(d, "freezer.state"), "THAWED")
+	}
+	return nil
+}
+
+func (g *v1Group) Usage() (Usage, error) {
+	return readUsage(g.dirs["pids"])
+}
+
+func (g *v1Group) PeakMemory() int64 {
+	return readInt(filepath.Join(g.dirs["memory"], "memory.max_usage_in_bytes"))
 }
 
 func (g *v1Group) OOMKilled() bool {
@@ -323,6 +460,12 @@ func (g *v1Group) OOMKilled() bool {
 
 func (g *v1Group) Destroy() error {
 	var errs []error
+	// A frozen process takes no signal, SIGKILL included, until thawed:
+	// kill (pending), then thaw, so that nothing runs user code again.
+	if d, ok := g.dirs["pids"]; ok {
+		killAll(d)
+	}
+	g.Thaw()
 	// pids first: it lists every process, so killing from it empties the rest.
 	if d, ok := g.dirs["pids"]; ok {
 		errs = append(errs, killAndRemove(d))
@@ -333,6 +476,31 @@ func (g *v1Group) Destroy() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readUsage reads the processes and pids.events of a cgroup directory
+// that has the pids controller (v1's pids directory, or a v2 cgroup).
+func readUsage(dir string) (Usage, error) {
+	var u Usage
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return u, err
+	}
+	u.Procs = bytes.Count(b, []byte{'\n'})
+	if ev, err := os.ReadFile(filepath.Join(dir, "pids.events")); err == nil {
+		u.PidsLimitHits = eventCount(ev, "max")
+	}
+	return u, nil
+}
+
+// readInt reads a cgroup file holding one number, 0 if it cannot.
+func readInt(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
 }
 
 // eventCount reads "key N" from a cgroup events or control file.
@@ -381,6 +549,9 @@ func (m *cgroupV2) Create(id string, lim cgroupLimits) (cgroup, error) {
 		return nil, fmt.Errorf("cgroup: create %s: %w", d, err)
 	}
 	g := &v2Group{dir: d}
+	if _, serr := os.Stat(filepath.Join(d, "cgroup.freeze")); serr == nil {
+		g.freezable = true
+	}
 	err := errors.Join(
 		writeFile(filepath.Join(d, "memory.max"), strconv.FormatInt(int64(lim.MemoryMB)<<20, 10)),
 		writeFile(filepath.Join(d, "pids.max"), strconv.Itoa(lim.Pids)),
@@ -393,6 +564,7 @@ func (m *cgroupV2) Create(id string, lim cgroupLimits) (cgroup, error) {
 		w := 1 + (cpuShares(lim.MemoryMB)-2)*9999/262142
 		err = errors.Join(err, writeFile(filepath.Join(d, "cpu.weight"), strconv.Itoa(w)))
 	}
+	g.memoryMB = lim.MemoryMB
 	if err != nil {
 		g.Destroy()
 		return nil, err
@@ -400,7 +572,12 @@ func (m *cgroupV2) Create(id string, lim cgroupLimits) (cgroup, error) {
 	return g, nil
 }
 
-type v2Group struct{ dir string }
+type v2Group struct {
+	dir       string
+	freezable bool // the kernel has cgroup.freeze (5.2 and later)
+	memoryMB  int
+	capped    bool // CapCPU was called: cpu.max follows memoryMB
+}
 
 func (g *v2Group) Add(pid int) error {
 	return writeFile(filepath.Join(g.dir, "cgroup.procs"), strconv.Itoa(pid))
@@ -410,11 +587,49 @@ func (g *v2Group) SetMemory(mb int) error {
 	if err := writeFile(filepath.Join(g.dir, "memory.max"), strconv.FormatInt(int64(mb)<<20, 10)); err != nil {
 		return err
 	}
+	g.memoryMB = mb
 	if _, err := os.Stat(filepath.Join(g.dir, "cpu.weight")); err == nil {
-		return writeFile(filepath.Join(g.dir, "cpu.weight"), strconv.Itoa(1+(cpuShares(mb)-2)*9999/262142))
+		if err := writeFile(filepath.Join(g.dir, "cpu.weight"), strconv.Itoa(1+(cpuShares(mb)-2)*9999/262142)); err != nil {
+			return err
+		}
+	}
+	if g.capped {
+		return g.CapCPU()
 	}
 	return nil
 }
+
+// CapCPU writes cpu.max where the cpu controller is enabled (it is not
+// on hosts that do not delegate it; the cgroup then has no cap).
+func (g *v2Group) CapCPU() error {
+	g.capped = true
+	if _, err := os.Stat(filepath.Join(g.dir, "cpu.max")); err != nil {
+		return nil
+	}
+	return setQuota(filepath.Join(g.dir, "cpu.max.burst"), func() error {
+		return writeFile(filepath.Join(g.dir, "cpu.max"), strconv.Itoa(cpuQuotaUS(g.memoryMB))+" "+strconv.Itoa(cfsPeriodUS))
+	}, cpuQuotaUS(g.memoryMB))
+}
+
+func (g *v2Group) CanFreeze() bool { return g.freezable }
+
+func (g *v2Group) Freeze() error {
+	if !g.CanFreeze() {
+		return nil
+	}
+	return writeFile(filepath.Join(g.dir, "cgroup.freeze"), "1")
+}
+
+func (g *v2Group) Thaw() error {
+	if !g.CanFreeze() {
+		return nil
+	}
+	return writeFile(filepath.Join(g.dir, "cgroup.freeze"), "0")
+}
+
+func (g *v2Group) Usage() (Usage, error) { return readUsage(g.dir) }
+
+func (g *v2Group) PeakMemory() int64 { return readInt(filepath.Join(g.dir, "memory.peak")) }
 
 func (g *v2Group) OOMKilled() bool {
 	b, err := os.ReadFile(filepath.Join(g.dir, "memory.events"))

@@ -49,6 +49,39 @@ type Exit struct {
 	Code      int    // exit code, -1 when killed by a signal
 	Signal    string // signal name when killed by one, e.g. "SIGKILL"
 	OOMKilled bool   // the memory limit was hit (known only where the executor can tell)
+	// PeakMemoryBytes is the most memory the instance's cgroup used (0
+	// where the executor cannot tell), read before the cgroup is removed.
+	PeakMemoryBytes int64
+}
+
+// Controlled is implemented by processes their executor confines in a
+// cgroup of their own (the isolated executor's). The process executor's
+// processes do not implement it: there, nothing is frozen, capped or
+// counted.
+type Controlled interface {
+	// Freeze stops every process of the instance, between invocations;
+	// Thaw lets them run again. Both are no-ops where the host has no
+	// freezer (CanFreeze false), and after Kill.
+	Freeze() error
+	Thaw() error
+	CanFreeze() bool
+	// CapCPU applies the CPU cap that follows the memory limit (CFS
+	// bandwidth: a full CPU at 1,769 MB). An instance runs uncapped
+	// until its handler is imported, as Lambda boosts init.
+	CapCPU() error
+	// Usage reads what the instance's cgroup holds now.
+	Usage() (Usage, error)
+	// PidsLimit is the instance's maximum of processes and threads.
+	PidsLimit() int
+}
+
+// Usage is what an instance's cgroup holds at a moment.
+type Usage struct {
+	// Procs counts the processes (not threads) in the cgroup.
+	Procs int
+	// PidsLimitHits counts the forks and clones the pids limit refused
+	// over the cgroup's life (pids.events "max").
+	PidsLimitHits int64
 }
 
 // Executor starts instance processes.

@@ -56,6 +56,9 @@ func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == InitArg }
 // while privileged; then limits; then the drop to an unprivileged user
 // with no capabilities and no_new_privs; seccomp last; then exec.
 func InitMain() {
+	if len(os.Args) > 2 && os.Args[2] == reaperArg {
+		reaperMain(os.Args[3:])
+	}
 	runtime.LockOSThread() // capability bounding sets are per thread
 	if err := initSandbox(); err != nil {
 		fmt.Fprintf(os.Stderr, "nimbus sandbox-init: %v\n", err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,10 +22,14 @@ import (
 const (
 	DefaultPids  = 64
 	DefaultTmpMB = 512
-	// uidBase starts the range of host uids that instances run as: each
-	// instance gets its own, so no two instances share an identity.
-	uidBase  = 1_000_000
-	uidRange = 100_000
+	// uidBase starts the ranges of host uids that instances run as: each
+	// instance gets its own, so no two instances share an identity. A
+	// worker takes one of uidRanges ranges of uidRange uids, picked from
+	// its state directory (see uidRangeBase), so that two nodes on one
+	// host hand out different uids.
+	uidBase   = 1_000_000
+	uidRange  = 100_000
+	uidRanges = 20_000 // the last range ends below 2^31
 )
 
 // IsolatedConfig configures an IsolatedExecutor.
@@ -32,7 +37,11 @@ type IsolatedConfig struct {
 	StateDir string // a directory of the worker's own; the executor keeps root/ there
 	Pids     int    // pids.max per instance; 0 for DefaultPids
 	TmpMB    int    // default /tmp size; 0 for DefaultTmpMB
-	Log      *slog.Logger
+	// UIDBase is the first of the uidRange host uids the worker's
+	// instances run as; 0 derives it from StateDir (uidRangeBase). It
+	// must be at least 1,000,000.
+	UIDBase int
+	Log     *slog.Logger
 }
 
 // IsolatedExecutor runs each instance in a sandbox: fresh mount, pid,
@@ -58,6 +67,9 @@ type IsolatedExecutor struct {
 	next         atomic.Uint64
 	// destroying counts cgroups being removed after their sandbox ended.
 	destroying sync.WaitGroup
+	// reaper thaws and kills the sandboxes if the worker dies (v1
+	// freezer only: see reaper_linux.go); nil where not needed.
+	reaper *reaper
 }
 
 // ErrCannotIsolate is returned when this host cannot build sandboxes.
@@ -75,6 +87,12 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.UIDBase == 0 {
+		cfg.UIDBase = uidRangeBase(cfg.StateDir)
+	}
+	if cfg.UIDBase < uidBase || cfg.UIDBase > 1<<31-1-uidRange {
+		return nil, fmt.Errorf("sandbox: uid base %d is outside %d..%d", cfg.UIDBase, uidBase, 1<<31-1-uidRange)
 	}
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("%w: the sandbox is built for linux/amd64 only", ErrCannotIsolate)
@@ -112,7 +130,21 @@ func NewIsolatedExecutor(cfg IsolatedConfig) (*IsolatedExecutor, error) {
 			return nil, err
 		}
 	}
-	return &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, stageDir: stages, cgroups: cg, links: hostSymlinks()}, nil
+	e := &IsolatedExecutor{cfg: cfg, self: self, root: root, shells: shells, stageDir: stages, cgroups: cg, links: hostSymlinks()}
+	if v1, ok := cg.(*cgroupV1); ok {
+		if fz, ok := v1.bases["freezer"]; ok {
+			bases := []string{fz}
+			for c, b := range v1.bases {
+				if c != "freezer" {
+					bases = append(bases, b)
+				}
+			}
+			if e.reaper, err = startReaper(self, bases); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return e, nil
 }
 
 // workerName names a worker's cgroup subtree after its state directory,
@@ -125,6 +157,21 @@ func workerName(stateDir string) string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return "w-" + hex.EncodeToString(sum[:6])
+}
+
+// uidRangeBase is the first uid of the range a worker's instances run
+// as, one of uidRanges ranges above uidBase, picked by a hash of the
+// worker's state directory: two nodes on one host (different state
+// directories) take different ranges unless their hashes collide (one
+// chance in uidRanges), and a restarted worker keeps its range.
+func uidRangeBase(stateDir string) int {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		abs = stateDir
+	}
+	sum := sha256.Sum256([]byte("uids:" + abs))
+	k := int(binary.BigEndian.Uint32(sum[:4]) % uidRanges)
+	return uidBase + k*uidRange
 }
 
 // AttachCode gives a sandbox started with LateCode its code (read-only)
@@ -234,6 +281,9 @@ func (e *IsolatedExecutor) Prepare(path, prefix string) error {
 // is gone (the worker closes its instances first).
 func (e *IsolatedExecutor) Close() error {
 	e.destroying.Wait()
+	if e.reaper != nil {
+		e.reaper.stop()
+	}
 	e.stageMu.Lock()
 	for _, st := range e.stages {
 		removeShell(st.dir)
@@ -261,7 +311,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 	}
 	n := e.next.Add(1)
 	id := fmt.Sprintf("i%d-%d", os.Getpid(), n)
-	uid := uidBase + int(n%uidRange)
+	uid := e.cfg.UIDBase + int(n%uidRange)
 	pids := spec.Pids
 	if pids <= 0 {
 		pids = e.cfg.Pids
@@ -358,7 +408,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		cg.Destroy()
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
-	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, memoryMB: memMB, done: make(chan struct{})}
+	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, memoryMB: memMB, pids: pids, done: make(chan struct{})}
 	// The child waits for its config, so it runs nothing of its own
 	// before it is in its cgroup.
 	if err := cg.Add(cmd.Process.Pid); err != nil {
@@ -386,10 +436,13 @@ type isolatedProcess struct {
 	cmd      *exec.Cmd
 	cg       cgroup
 	memoryMB int // the cgroup's memory limit, as set at Start or AttachCode
+	pids     int // the cgroup's pids.max
 	done     chan struct{}
 
 	mu     sync.Mutex
 	reaped bool
+	killed bool // Kill was called: never freeze again
+	frozen bool
 	exit   Exit
 }
 
@@ -402,13 +455,62 @@ func (p *isolatedProcess) Wait() Exit {
 
 // Kill kills the sandbox's pid 1, which takes every process of its pid
 // namespace with it.
+// A frozen sandbox is thawed after the signal is sent: it dies then,
+// before running anything of its own.
 func (p *isolatedProcess) Kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.killed = true
 	if !p.reaped {
 		syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
 	}
+	if p.frozen {
+		if err := p.cg.Thaw(); err != nil {
+			p.e.cfg.Log.Warn("could not thaw a sandbox being killed", "err", err)
+		}
+		p.frozen = false
+	}
 }
+
+// Freeze stops every process of the sandbox (cgroup v1 freezer, v2
+// cgroup.freeze). It implements Controlled.
+func (p *isolatedProcess) Freeze() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killed || p.reaped || p.frozen || !p.cg.CanFreeze() {
+		return nil
+	}
+	if err := p.cg.Freeze(); err != nil {
+		return err
+	}
+	p.frozen = true
+	return nil
+}
+
+// Thaw lets a frozen sandbox run again. It implements Controlled.
+func (p *isolatedProcess) Thaw() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.frozen {
+		return nil
+	}
+	p.frozen = false
+	return p.cg.Thaw()
+}
+
+// CanFreeze reports whether the host can freeze the sandbox.
+func (p *isolatedProcess) CanFreeze() bool { return p.cg.CanFreeze() }
+
+// CapCPU applies the CPU cap of the sandbox's memory limit. It
+// implements Controlled.
+func (p *isolatedProcess) CapCPU() error { return p.cg.CapCPU() }
+
+// Usage reads the sandbox's processes and pids-limit hits. It implements
+// Controlled.
+func (p *isolatedProcess) Usage() (Usage, error) { return p.cg.Usage() }
+
+// PidsLimit is the sandbox's pids.max. It implements Controlled.
+func (p *isolatedProcess) PidsLimit() int { return p.pids }
 
 func (p *isolatedProcess) reap() {
 	waitExited(p.cmd.Process.Pid)
@@ -419,6 +521,7 @@ func (p *isolatedProcess) reap() {
 	p.cmd.Wait()
 	ex := exitOf(p.cmd)
 	ex.OOMKilled = p.cg.OOMKilled()
+	ex.PeakMemoryBytes = p.cg.PeakMemory()
 	p.exit = ex
 	close(p.done)
 	// The sandbox's pid 1 is gone, so the kernel is killing the rest of

@@ -58,8 +58,13 @@ type Config struct {
 	// always kept.
 	KeepCode int
 	CodeIdle time.Duration
-	Blobs    BlobSource
-	Log      *slog.Logger
+	// FreezeAfter is how long an instance stays idle (after its start or
+	// an invocation) before its processes are frozen until the next
+	// invocation, where the executor can freeze them: 0 at once,
+	// negative never.
+	FreezeAfter time.Duration
+	Blobs       BlobSource
+	Log         *slog.Logger
 }
 
 // Request is one invocation offered to the worker.
@@ -401,6 +406,8 @@ func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, erro
 		Env:          fn.Env,
 		LogLimit:     w.cfg.LogLimit,
 		Executor:     w.cfg.Executor,
+		FreezeIdle:   w.cfg.FreezeAfter >= 0,
+		FreezeDelay:  w.cfg.FreezeAfter,
 	}
 	if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
 		if err := pi.Assign(startCtx, cfg); err == nil {

@@ -89,6 +89,11 @@ type Invocation struct {
 	Attempts    int       `json:"attempts,omitempty"`
 	EnqueuedAt  time.Time `json:"enqueued_at,omitzero"`
 	Destination string    `json:"destination,omitempty"` // outcome of the destination delivery
+
+	// ProcessesLeft counts the processes the instance had running
+	// besides its interpreter when the handler returned (frozen until
+	// its next invocation); 0 where the executor cannot count them.
+	ProcessesLeft int `json:"processes_left,omitempty"`
 }
 
 // DeadLetter is an asynchronous event that was given up on.

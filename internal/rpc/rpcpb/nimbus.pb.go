@@ -991,6 +991,9 @@ type InvokeResponse struct {
 	Cold          bool   `protobuf:"varint,9,opt,name=cold,proto3" json:"cold,omitempty"`
 	WorkerId      string `protobuf:"bytes,10,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	StartUnixNano int64  `protobuf:"varint,11,opt,name=start_unix_nano,json=startUnixNano,proto3" json:"start_unix_nano,omitempty"`
+	// processes_left: processes the instance had running besides its
+	// interpreter when the handler returned.
+	ProcessesLeft int32 `protobuf:"varint,12,opt,name=processes_left,json=processesLeft,proto3" json:"processes_left,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1098,6 +1101,13 @@ func (x *InvokeResponse) GetWorkerId() string {
 func (x *InvokeResponse) GetStartUnixNano() int64 {
 	if x != nil {
 		return x.StartUnixNano
+	}
+	return 0
+}
+
+func (x *InvokeResponse) GetProcessesLeft() int32 {
+	if x != nil {
+		return x.ProcessesLeft
 	}
 	return 0
 }
@@ -1411,7 +1421,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\bfunction\x18\x02 \x01(\fR\bfunction\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12 \n" +
 	"\fslot_wait_ms\x18\x04 \x01(\x03R\n" +
-	"slotWaitMs\"\xc9\x02\n" +
+	"slotWaitMs\"\xf0\x02\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\arefused\x18\x01 \x01(\tR\arefused\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1d\n" +
@@ -1426,7 +1436,8 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x04cold\x18\t \x01(\bR\x04cold\x12\x1b\n" +
 	"\tworker_id\x18\n" +
 	" \x01(\tR\bworkerId\x12&\n" +
-	"\x0fstart_unix_nano\x18\v \x01(\x03R\rstartUnixNano\"+\n" +
+	"\x0fstart_unix_nano\x18\v \x01(\x03R\rstartUnixNano\x12%\n" +
+	"\x0eprocesses_left\x18\f \x01(\x05R\rprocessesLeft\"+\n" +
 	"\rRetireRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\"\x10\n" +
 	"\x0eRetireResponse\"D\n" +

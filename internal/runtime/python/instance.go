@@ -65,6 +65,13 @@ type InstanceConfig struct {
 	LogLimit    int
 	ResultLimit int // default DefaultResultLimit
 	Executor    sandbox.Executor
+	// FreezeIdle freezes the instance's processes between invocations
+	// (and after its start), where the executor can (see
+	// sandbox.Controlled): nothing of the function runs while no
+	// invocation does. FreezeDelay is how long an instance stays idle
+	// before it is frozen (0: at once, as the response is read).
+	FreezeIdle  bool
+	FreezeDelay time.Duration
 }
 
 // Request is one invocation.
@@ -93,6 +100,10 @@ type Response struct {
 	BilledMS     int64 // Duration rounded up to the millisecond, at least 1
 	MaxMemoryMB  int
 	InitDuration time.Duration // nonzero only on the instance's first invocation
+	// ProcessesLeft counts the processes besides the interpreter that
+	// the instance had running when the handler returned (known where
+	// the executor confines the instance in a cgroup).
+	ProcessesLeft int
 }
 
 // Instance is one interpreter process hosting one handler. Invoke serves
@@ -123,6 +134,11 @@ type Instance struct {
 	scratch    []byte     // read-ahead for response frames
 	resp       respReader // respR as the frame reader sees it
 	lastRSSK   int64
+	// ctl is the process's cgroup, nil where the executor has none.
+	ctl         sandbox.Controlled
+	pidsHits    int64       // pids-limit refusals already reported
+	freezeTimer *time.Timer // freezes the instance FreezeDelay after it went idle
+	freezeArmed bool        // the instance went idle and was not invoked since
 }
 
 // respReader reads the response pipe for one exchange. The pipe's read
@@ -351,6 +367,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		inst.resp.pollFunc = inst.resp.pollFD
 	}
 	inst.logStream = logStream
+	inst.ctl, _ = proc.(sandbox.Controlled)
 	inst.logs = newLogPipe(logR, cfg.LogLimit, proc.Kill)
 	go func() {
 		inst.exit = proc.Wait()
@@ -385,6 +402,67 @@ func (inst *Instance) init(ctx context.Context, env map[string]string) error {
 		return fmt.Errorf("python: start instance: %w", err)
 	}
 	inst.initDur = time.Since(started)
+	if inst.ctl != nil {
+		// The handler is imported: init ran on a whole CPU, the
+		// invocations run under the cap of the memory size.
+		if err := inst.ctl.CapCPU(); err != nil {
+			inst.Close()
+			return fmt.Errorf("python: cap the instance's CPU: %w", err)
+		}
+	}
+	inst.mu.Lock()
+	inst.idle()
+	inst.mu.Unlock()
+	return nil
+}
+
+// idle is called, with mu held, when the instance has finished its start
+// or an invocation: it freezes the instance, at once or FreezeDelay
+// later, if it is to be frozen.
+func (i *Instance) idle() {
+	if i.ctl == nil || !i.cfg.FreezeIdle || !i.Alive() {
+		return
+	}
+	if i.cfg.FreezeDelay <= 0 {
+		i.ctl.Freeze()
+		return
+	}
+	i.freezeArmed = true
+	if i.freezeTimer == nil {
+		i.freezeTimer = time.AfterFunc(i.cfg.FreezeDelay, i.freezeIfIdle)
+		return
+	}
+	i.freezeTimer.Reset(i.cfg.FreezeDelay)
+}
+
+// freezeIfIdle freezes the instance unless an invocation came since it
+// went idle (one running holds mu, and arms the timer again as it ends).
+func (i *Instance) freezeIfIdle() {
+	if !i.mu.TryLock() {
+		return
+	}
+	defer i.mu.Unlock()
+	if i.freezeArmed && i.Alive() {
+		i.freezeArmed = false
+		i.ctl.Freeze()
+	}
+}
+
+// wake thaws the instance for an invocation, with mu held. A frozen
+// instance that cannot be thawed is dead.
+func (i *Instance) wake() error {
+	if i.ctl == nil {
+		return nil
+	}
+	if i.freezeArmed {
+		i.freezeArmed = false
+		i.freezeTimer.Stop()
+	}
+	if err := i.ctl.Thaw(); err != nil {
+		i.dead.Store(true)
+		i.proc.Kill()
+		return fmt.Errorf("%w: thaw: %v", ErrClosed, err)
+	}
 	return nil
 }
 
@@ -487,7 +565,7 @@ func (i *Instance) Close() {
 	i.closeMu.Do(func() {
 		i.closed.Store(true)
 		i.dead.Store(true)
-		i.proc.Kill()
+		i.proc.Kill() // thaws a frozen instance, once the signal is sent
 		<-i.exited
 		i.reqW.Close()
 		i.respR.Close()
@@ -507,6 +585,12 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	if !i.Alive() {
 		return Response{}, ErrClosed
 	}
+	// Thawed before the clock starts: time frozen is neither billed nor
+	// counted against the timeout.
+	if err := i.wake(); err != nil {
+		return Response{}, err
+	}
+	defer i.idle()
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -578,7 +662,7 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	} else {
 		resp.ErrorType = errorType(resp.Payload)
 	}
-	inv.fill(&resp, logBody, "")
+	inv.fill(&resp, logBody, inv.leftovers(&resp))
 	return resp, nil
 }
 
@@ -665,6 +749,13 @@ func (v *invocation) crashed(why string) (Response, error) {
 // fail kills the instance and answers with a platform outcome.
 func (v *invocation) fail(errType, msg string) (Response, error) {
 	i := v.inst
+	var resp Response
+	var pidsLine string
+	select {
+	case <-i.exited: // its cgroup is going: nothing to count
+	default:
+		pidsLine = v.leftovers(&resp)
+	}
 	i.dead.Store(true)
 	i.proc.Kill()
 	<-i.exited
@@ -692,10 +783,40 @@ drain:
 	if overflow, _ := i.logs.state(); overflow {
 		body = append(body, fmt.Sprintf("\n[nimbus] log truncated at %d bytes", i.cfg.LogLimit)...)
 	}
-	resp := Response{Payload: errorJSON(errType, msg), ErrorType: errType}
+	resp.Payload, resp.ErrorType = errorJSON(errType, msg), errType
 	line := time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + v.req.RequestID + " " + msg
+	if pidsLine != "" {
+		line = pidsLine + "\n" + line
+	}
+	// What the cgroup measured, read before it was removed: the
+	// bootstrap's own figure never came (it reports with a response).
+	if peakK := i.exit.PeakMemoryBytes >> 10; peakK > i.lastRSSK {
+		i.lastRSSK = peakK
+	}
 	v.fill(&resp, body, line)
 	return resp, nil
+}
+
+// leftovers counts the processes the instance has besides its
+// interpreter into resp, and returns a log line if the function hit its
+// pids limit since the last look (or "").
+func (v *invocation) leftovers(resp *Response) string {
+	i := v.inst
+	if i.ctl == nil {
+		return ""
+	}
+	u, err := i.ctl.Usage()
+	if err != nil {
+		return ""
+	}
+	resp.ProcessesLeft = max(u.Procs-1, 0)
+	if u.PidsLimitHits <= i.pidsHits {
+		return ""
+	}
+	n := u.PidsLimitHits - i.pidsHits
+	i.pidsHits = u.PidsLimitHits
+	return fmt.Sprintf("%s %s [nimbus] the function reached its limit of %d processes and threads: %d process or thread starts refused",
+		time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), v.req.RequestID, i.ctl.PidsLimit(), n)
 }
 
 // fill sets the accounting fields and the framed log of resp.
@@ -739,6 +860,10 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 		b = append(b, "\tInit Duration: "...)
 		b = strconv.AppendFloat(b, float64(i.initDur.Microseconds())/1000, 'f', 2, 64)
 		b = append(b, " ms"...)
+	}
+	if resp.ProcessesLeft > 0 {
+		b = append(b, "\tProcesses Left: "...)
+		b = strconv.AppendInt(b, int64(resp.ProcessesLeft), 10)
 	}
 	resp.Log = append(b, '\n')
 }
