@@ -199,7 +199,7 @@ func TestBadInvocationsAndAuth(t *testing.T) {
 	t.Run("metrics count invocations", func(t *testing.T) {
 		n.mustCLI(0, "invoke", "ok")
 		_, _, b := n.do("GET", "/metrics", "", nil)
-		if !strings.Contains(string(b), `nimbus_invocations_total{function="ok",namespace="default",outcome="success"}`) {
+		if !strings.Contains(string(b), `nimbus_invocations_total{function="ok",namespace="default",outcome="success",trigger="sync"}`) {
 			t.Fatalf("metrics lack the invocation counter:\n%s", b)
 		}
 	})

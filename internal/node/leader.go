@@ -47,8 +47,9 @@ func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg noti
 func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw *gateway.Gateway, log *slog.Logger) {
 	deliverer := &notify.Deliverer{}
 	hooks := queue.Hooks{
-		Log:   gw.AddLog,
-		Admit: gw.Admit,
+		Log:     gw.AddLog,
+		Admit:   gw.Admit,
+		Observe: gw.ObserveRun,
 		Outcome: func(o queue.Outcome) {
 			url := queue.URLDestination(o)
 			if url == "" {

@@ -60,6 +60,11 @@ type Hooks struct {
 	// limits; an event it refuses stays queued (no Raft entry) and is
 	// offered again on a later pass.
 	Admit func(client.Function) (release func(), err error)
+	// Observe, when set, is told of each attempt that ran or failed to
+	// run (not of one sent back for want of capacity), with the trigger
+	// its metrics are labelled with: the event's, or "redrive" for a
+	// redriven event.
+	Observe func(fn client.Function, trigger string, res worker.Result, err error)
 }
 
 // Outcome describes a finished attempt of an event.
@@ -294,6 +299,13 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeRetry,
 			NotBefore: now.Add(250 * time.Millisecond), Refund: true, LastError: q.LastError}, nil)
 		return
+	}
+	if d.hooks.Observe != nil {
+		trigger := q.Trigger
+		if q.Redriven {
+			trigger = "redrive"
+		}
+		d.hooks.Observe(fn, trigger, res, err)
 	}
 	if err != nil {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)

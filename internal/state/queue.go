@@ -31,6 +31,7 @@ type QueueItem struct {
 	Epoch      uint64          `json:"epoch"`                // bumped by every lease
 	LeaseUntil time.Time       `json:"lease_until,omitzero"` // zero when not leased
 	LastError  string          `json:"last_error,omitempty"`
+	Redriven   bool            `json:"redriven,omitempty"` // queued again by Redrive
 }
 
 // Leased reports whether the item is leased as of now.
@@ -194,7 +195,7 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 			}
 		}
 		s.queueSeq++
-		q := &QueueItem{RequestID: id, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq}
+		q := &QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
 		s.queue[id] = q
 		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
 		n++
