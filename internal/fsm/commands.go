@@ -228,7 +228,7 @@ type Outcome struct {
 	RequestID string            `json:"request_id"`
 	Epoch     uint64            `json:"epoch"` // 0 for any (an expired lease, or an event too old)
 	Kind      string            `json:"kind"`
-	Record    client.Invocation `json:"record,omitzero"`
+	Record    client.Invocation `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
 	NotBefore time.Time         `json:"not_before,omitzero"`
 	Reason    string            `json:"reason,omitempty"`
 	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran

@@ -38,7 +38,7 @@ func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg noti
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
 	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
 	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
-	cp.Store().ObserveRecords(a.notifier.Observe)
+	cp.Store().ObserveRecordOutcomes(a.notifier.Observe)
 	return a
 }
 

@@ -319,6 +319,9 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
 		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
 	}
+	if res.InitDuration > 0 {
+		rec.InitMS = float64(res.InitDuration.Microseconds()) / 1000
+	}
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
@@ -336,6 +339,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 			out.Condition = o.Reason
 		}
 		out.Record.Status = client.StatusFailed
+		o.Record = out.Record // the retried or dead-lettered record shows this attempt
 	}
 	// A function destination's event commits with the outcome itself.
 	if dest := functionDestination(out, now); dest != nil {
