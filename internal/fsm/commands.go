@@ -46,6 +46,7 @@ const (
 	DeleteSessionType      CommandType = 23
 	PutNamespaceType       CommandType = 24
 	DeleteNamespaceType    CommandType = 25
+	RemoveFunctionType     CommandType = 26
 )
 
 var commandNames = map[CommandType]string{
@@ -58,7 +59,7 @@ var commandNames = map[CommandType]string{
 	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
 	PutNamespaceType: "PutNamespace", DeleteNamespaceType: "DeleteNamespace",
 	PutUserType: "PutUser", DeleteUserType: "DeleteUser", PutSessionType: "PutSession",
-	DeleteSessionType: "DeleteSession",
+	DeleteSessionType: "DeleteSession", RemoveFunctionType: "RemoveFunction",
 }
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -150,6 +151,24 @@ type UpsertFunctionResult struct {
 type DeleteFunction struct {
 	Namespace string `json:"namespace,omitempty"` // "": the default namespace
 	Name      string `json:"name"`
+}
+
+// RemoveFunction removes a function, unless schedules, subscriptions or
+// other functions' destinations name it; with Force it removes those too,
+// in the same entry. (DeleteFunction, which it replaces in the gateway,
+// removes the function alone, whatever names it.)
+type RemoveFunction struct {
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`
+	Force     bool   `json:"force,omitempty"`
+}
+
+// RemoveFunctionResult is what applying RemoveFunction returns: whether
+// the function was removed, and what names it (removed with it when it
+// was, the reason it was not otherwise).
+type RemoveFunctionResult struct {
+	Deleted    bool                      `json:"deleted"`
+	Dependents client.FunctionDependents `json:"dependents"`
 }
 
 // RecordInvocations stores a batch of invocation records and applies
@@ -338,6 +357,9 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case PutUserType:
 		var r PutUserResult
+		return r, json.Unmarshal(b, &r)
+	case RemoveFunctionType:
+		var r RemoveFunctionResult
 		return r, json.Unmarshal(b, &r)
 	}
 	return nil, nil

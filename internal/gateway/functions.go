@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"nimbus/internal/scan"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,12 +76,31 @@ func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteFunctionType, fsm.DeleteFunction{Namespace: ns, Name: name}); err != nil {
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			writeError(w, g.log, badRequest(fmt.Sprintf("force=%q is not true or false", v)))
+			return
+		}
+	}
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.RemoveFunctionType, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
+	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
+	rm := res.(fsm.RemoveFunctionResult)
+	if !rm.Deleted {
+		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf(
+			"function %q is still named by %s: remove them first, or delete with force (nimbus rm --force, ?force=true) to remove them too",
+			name, rm.Dependents)})
+		return
+	}
 	g.cfg.Placer.Retire(f.QualifiedName())
-	writeJSON(w, http.StatusOK, f)
+	out := client.DeletedFunction{Function: f}
+	if !rm.Dependents.Empty() {
+		out.Removed = &rm.Dependents
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // putFunction creates or updates a function: validate the config and the
