@@ -22,6 +22,9 @@ func (a *app) devCommand() *cobra.Command {
 			if opts.Slots < 0 {
 				return usagef("--slots must be 0 (one per core) or more, not %d", opts.Slots)
 			}
+			if err := checkRetention(opts.Retention); err != nil {
+				return err
+			}
 			opts.DataDir = a.path(opts.DataDir)
 			opts.Out = a.env.Stdout
 			err := node.RunDev(cmd.Context(), opts)
@@ -46,6 +49,7 @@ func (a *app) devCommand() *cobra.Command {
 	f.IntVar(&opts.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
+	retentionFlags(f, &opts.Retention)
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	return cmd
 }

@@ -171,6 +171,7 @@ type apiSettings struct {
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
+	retention  state.Retention // zero: state.DefaultRetention
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -182,6 +183,10 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, log)
+	retention := set.retention
+	if retention == (state.Retention{}) {
+		retention = state.DefaultRetention()
+	}
 	cfg := gateway.Config{
 		Enqueuer:    async.enqueuer,
 		RateLimit:   set.rateLimit,
@@ -191,7 +196,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Blobs:       blobs,
 		Logs:        logs,
 		Placer:      placer,
-		Retention:   state.DefaultRetention(),
+		Retention:   retention,
 		Registry:    reg,
 		Log:         log.With("subsystem", "gateway"),
 		APIAddr:     set.addr,
