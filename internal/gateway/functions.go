@@ -16,6 +16,7 @@ import (
 
 	"nimbus/internal/codepkg"
 	"nimbus/internal/fsm"
+	"nimbus/internal/pycheck"
 	"nimbus/pkg/client"
 )
 
@@ -139,6 +140,18 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := callerNS(r.Context())
+	if g.cfg.Checker != nil {
+		// Compile, never import: a syntax error or a missing handler
+		// module is refused (400, with file and line) before anything is
+		// stored, so the previous revision stays served.
+		switch err := g.cfg.Checker.Check(r.Context(), zip, cfg.Runtime, cfg.Handler); {
+		case errors.Is(err, pycheck.ErrNoRuntime):
+			g.log.Warn("deploy not compile-checked: this server has no interpreter for its runtime", "namespace", ns, "function", name, "runtime", cfg.Runtime)
+		case err != nil:
+			writeError(w, g.log, err)
+			return
+		}
+	}
 	policy := g.scanPolicy(ns)
 	var report *client.ScanReport
 	if policy.Mode != "" && policy.Mode != scan.ModeOff {

@@ -170,7 +170,8 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	addr := ln.Addr().String()
 	placer := placement.New(nil, placement.Local(w))
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention}, log, nil)
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention,
+		checker: devChecker(runtimes, exec, scanDir, log)}, log, nil)
 	defer async.enqueuer.Close()
 	defer gw.Close()
 	leaderCtx, stopLeader := context.WithCancel(ctx)

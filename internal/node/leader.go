@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/logstore"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
+	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
@@ -171,7 +172,8 @@ type apiSettings struct {
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
-	retention  state.Retention // zero: state.DefaultRetention
+	retention  state.Retention  // zero: state.DefaultRetention
+	checker    *pycheck.Checker // nil: deploys are not compile-checked
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -192,6 +194,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		RateLimit:   set.rateLimit,
 		ScanPolicy:  set.scanPolicy,
 		Scanner:     scan.Scanner{TempDir: set.scanDir},
+		Checker:     set.checker,
 		Control:     cp,
 		Blobs:       blobs,
 		Logs:        logs,

@@ -181,8 +181,10 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go enrolSrv.Serve(enrolLn)
 
 	placer := placement.New(registry)
+	checker, closeChecker := serverChecker(opts.DataDir, scanDir, log)
+	defer closeChecker()
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention}, log, func(c *gateway.Config) {
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention, checker: checker}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay
 		c.Membership = &membership{cp: cp, pool: pool, registry: registry, discoveryTLS: discoveryTLS(opts.TLS.Enabled())}
