@@ -108,16 +108,22 @@ func TestRmRefusesWhileSomethingNamesTheFunctionAndForceRemovesItAll(t *testing.
 		t.Errorf("after rm --force caller's destinations are %+v, want on_failure cleared and on_success kept", caller.Destinations)
 	}
 
-	// No schedule fires for it any more: after any event already in
-	// flight has ended, no dead letter appears in the next seconds.
+	// No schedule fires for it any more: once the events queued before
+	// the rm have ended (as dead letters: the function is gone), several
+	// of the schedule's periods pass with no new event and no new dead
+	// letter.
+	waitFor(t, 60*time.Second, "the events of target queued before the rm have ended", func() bool {
+		for _, rec := range n.invocations("target") {
+			if rec.Status == client.StatusQueued || rec.Status == client.StatusRunning {
+				return false
+			}
+		}
+		return true
+	})
+	settledDL, settledRecs := len(n.deadLetters("target")), len(n.invocations("target"))
 	waitFor(t, 10*time.Second, "3 s pass after rm --force", elapsed(3*time.Second))
-	settled := len(n.deadLetters("target"))
-	waitFor(t, 10*time.Second, "3 s more pass", elapsed(3*time.Second))
-	if now := len(n.deadLetters("target")); now != settled {
-		t.Errorf("dead letters of the removed function went from %d to %d: something still fires it", settled, now)
-	}
-	if settled > 1 {
-		t.Errorf("%d dead letters for the removed function, want at most the one fire in flight", settled)
+	if dl, recs := len(n.deadLetters("target")), len(n.invocations("target")); dl != settledDL || recs != settledRecs {
+		t.Errorf("after rm --force: dead letters %d → %d, records %d → %d: something still fires the removed function", settledDL, dl, settledRecs, recs)
 	}
 
 	// A function nothing names is deleted at once, without --force.
