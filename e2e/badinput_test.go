@@ -200,7 +200,7 @@ func TestBadInvocationsAndAuth(t *testing.T) {
 	t.Run("metrics count invocations", func(t *testing.T) {
 		n.mustCLI(0, "invoke", "ok")
 		_, _, b := n.do("GET", "/metrics", "", nil)
-		if !strings.Contains(string(b), `nimbus_invocations_total{function="ok",namespace="default",outcome="success"}`) {
+		if !strings.Contains(string(b), `nimbus_invocations_total{function="ok",namespace="default",outcome="success",trigger="sync"}`) {
 			t.Fatalf("metrics lack the invocation counter:\n%s", b)
 		}
 	})
@@ -215,7 +215,9 @@ func TestHandlerFailures(t *testing.T) {
 			t.Fatalf("deploy %s: %d %+v", name, status, e)
 		}
 	}
-	deploy("nomodule", map[string]any{"handler": "missing.handler"}, okHandler)
+	// A missing handler module is refused at deploy (deploy_check_test.go);
+	// a module whose own import fails is the runtime's to report.
+	deploy("nomodule", map[string]any{}, "import missing_dependency\n\ndef handler(e, c):\n    return 1\n")
 	deploy("nofunc", map[string]any{"handler": "main.absent"}, okHandler)
 	deploy("raises", map[string]any{}, "def handler(e, c):\n    raise KeyError('boom')\n")
 	deploy("unserialisable", map[string]any{}, "def handler(e, c):\n    return object()\n")

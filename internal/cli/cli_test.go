@@ -114,7 +114,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 2 && parts[0] == "functions" && r.Method == "GET":
 		json.NewEncoder(w).Encode(f.functions[parts[1]])
 	case len(parts) == 2 && parts[0] == "functions" && r.Method == "DELETE":
-		w.WriteHeader(http.StatusNoContent)
+		json.NewEncoder(w).Encode(client.DeletedFunction{Function: f.functions[parts[1]]}) // 200, the deleted function
 	case len(parts) == 3 && parts[2] == "invoke":
 		w.Header().Set(client.HeaderRequestID, "req-42")
 		if r.Header.Get(client.HeaderInvocationType) == "async" {

@@ -23,6 +23,9 @@ func (a *app) devCommand() *cobra.Command {
 			if opts.Slots < 0 {
 				return usagef("--slots must be 0 (one per core) or more, not %d", opts.Slots)
 			}
+			if err := checkRetention(opts.Retention); err != nil {
+				return err
+			}
 			opts.DataDir = a.path(opts.DataDir)
 			opts.Out = a.env.Stdout
 			var ferr error
@@ -52,6 +55,7 @@ func (a *app) devCommand() *cobra.Command {
 	freeze = addFreezeFlags(f)
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
+	retentionFlags(f, &opts.Retention)
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	return cmd
 }

@@ -7,20 +7,30 @@ import (
 )
 
 func (a *app) rmCommand() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:     "rm NAME",
 		Aliases: []string{"delete"},
 		Short:   "Delete a function",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Long: "Delete a function. While schedules, subscriptions or other functions' destinations name it,\n" +
+			"the server refuses and lists them; --force removes them too, with the function.",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.client().DeleteFunction(cmd.Context(), args[0]); err != nil {
+			del, err := a.client().RemoveFunction(cmd.Context(), args[0], force)
+			if err != nil {
 				return a.platform(err)
 			}
 			if a.json() {
-				return printJSON(a.env.Stdout, map[string]any{"name": args[0], "deleted": true})
+				return printJSON(a.env.Stdout, map[string]any{"name": args[0], "deleted": true, "removed": del.Removed})
 			}
-			_, err := fmt.Fprintf(a.env.Stdout, "deleted %s\n", args[0])
+			if del.Removed != nil {
+				_, err = fmt.Fprintf(a.env.Stdout, "deleted %s, and removed what named it: %s\n", args[0], del.Removed)
+				return err
+			}
+			_, err = fmt.Fprintf(a.env.Stdout, "deleted %s\n", args[0])
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "also remove the schedules, subscriptions and other functions' destinations that name it")
+	return cmd
 }

@@ -28,6 +28,9 @@ func (a *app) serverCommand() *cobra.Command {
 			if opts.BootstrapExpect < 0 {
 				return usagef("--bootstrap-expect must be 0 or more")
 			}
+			if err := checkRetention(opts.Retention); err != nil {
+				return err
+			}
 			opts.DataDir = a.path(opts.DataDir)
 			if opts.BootstrapTokenFile != "" {
 				opts.BootstrapTokenFile = a.path(opts.BootstrapTokenFile)
@@ -67,6 +70,7 @@ func (a *app) serverCommand() *cobra.Command {
 	f.DurationVar(&opts.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
 	f.StringVar(&opts.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 	f.StringVar(&opts.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
+	retentionFlags(f, &opts.Retention)
 	f.BoolVar(&opts.Standby, "standby", false, "join as a non-voter, promoted when a voter has been dead for --promote-after")
 	f.DurationVar(&opts.PromoteAfter, "promote-after", 0, "how long a voter may be dead before a standby replaces it (default 10s)")
 	for _, r := range []string{"node-id", "data", "raft"} {

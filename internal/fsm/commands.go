@@ -46,6 +46,7 @@ const (
 	DeleteSessionType      CommandType = 23
 	PutNamespaceType       CommandType = 24
 	DeleteNamespaceType    CommandType = 25
+	RemoveFunctionType     CommandType = 26
 )
 
 var commandNames = map[CommandType]string{
@@ -58,7 +59,7 @@ var commandNames = map[CommandType]string{
 	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
 	PutNamespaceType: "PutNamespace", DeleteNamespaceType: "DeleteNamespace",
 	PutUserType: "PutUser", DeleteUserType: "DeleteUser", PutSessionType: "PutSession",
-	DeleteSessionType: "DeleteSession",
+	DeleteSessionType: "DeleteSession", RemoveFunctionType: "RemoveFunction",
 }
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -152,6 +153,24 @@ type DeleteFunction struct {
 	Name      string `json:"name"`
 }
 
+// RemoveFunction removes a function, unless schedules, subscriptions or
+// other functions' destinations name it; with Force it removes those too,
+// in the same entry. (DeleteFunction, which it replaces in the gateway,
+// removes the function alone, whatever names it.)
+type RemoveFunction struct {
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`
+	Force     bool   `json:"force,omitempty"`
+}
+
+// RemoveFunctionResult is what applying RemoveFunction returns: whether
+// the function was removed, and what names it (removed with it when it
+// was, the reason it was not otherwise).
+type RemoveFunctionResult struct {
+	Deleted    bool                      `json:"deleted"`
+	Dependents client.FunctionDependents `json:"dependents"`
+}
+
 // RecordInvocations stores a batch of invocation records and applies
 // retention as of Now.
 type RecordInvocations struct {
@@ -228,7 +247,7 @@ type Outcome struct {
 	RequestID string            `json:"request_id"`
 	Epoch     uint64            `json:"epoch"` // 0 for any (an expired lease, or an event too old)
 	Kind      string            `json:"kind"`
-	Record    client.Invocation `json:"record,omitzero"`
+	Record    client.Invocation `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
 	NotBefore time.Time         `json:"not_before,omitzero"`
 	Reason    string            `json:"reason,omitempty"`
 	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran
@@ -338,6 +357,9 @@ func DecodeResult(t CommandType, b []byte) (any, error) {
 		return r, json.Unmarshal(b, &r)
 	case PutUserType:
 		var r PutUserResult
+		return r, json.Unmarshal(b, &r)
+	case RemoveFunctionType:
+		var r RemoveFunctionResult
 		return r, json.Unmarshal(b, &r)
 	}
 	return nil, nil

@@ -50,6 +50,16 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 			return err
 		}
 		return f.store.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
+	case RemoveFunctionType:
+		var c RemoveFunction
+		if err := decode(t, body, &c); err != nil {
+			return err
+		}
+		deps, deleted, err := f.store.RemoveFunction(client.QualifiedName(c.Namespace, c.Name), c.Force)
+		if err != nil {
+			return err
+		}
+		return RemoveFunctionResult{Deleted: deleted, Dependents: deps}
 	case RecordInvocationsType:
 		var c RecordInvocations
 		var err error

@@ -39,9 +39,9 @@ func (f *FSM) applyQueue(t CommandType, body []byte) any {
 			case OutcomeComplete:
 				err = f.store.Complete(o.RequestID, o.Epoch, o.Record)
 			case OutcomeRetry:
-				err = f.store.Retry(o.RequestID, o.Epoch, o.NotBefore, o.LastError, o.Refund)
+				err = f.store.Retry(o.RequestID, o.Epoch, o.NotBefore, o.LastError, o.Refund, o.Record)
 			case OutcomeDeadLetter:
-				err = f.store.DeadLetter(o.RequestID, o.Epoch, o.Reason, o.LastError, c.Now)
+				err = f.store.DeadLetter(o.RequestID, o.Epoch, o.Reason, o.LastError, c.Now, o.Record)
 			default:
 				err = errors.New("unknown outcome " + o.Kind)
 			}

@@ -29,6 +29,24 @@ func (e *apiError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return &apiError{http.StatusBadRequest, "BadRequest", msg} }
 
+// StatusClientClosed is the status (nginx's 499) of a request whose client
+// went away before its answer: nobody reads it, but logs and metrics name
+// the outcome for what it is, the client's doing and not a platform fault.
+const StatusClientClosed = 499
+
+// errClientClosed marks an error that came from the client closing its
+// connection (its request's context ended) before the answer.
+var errClientClosed = errors.New("the client closed its connection before the answer")
+
+// clientClosed wraps err, an error met while serving r, as the client's
+// doing when r's context has ended: the client went away.
+func clientClosed(r *http.Request, err error) error {
+	if err == nil || r.Context().Err() == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errClientClosed, err)
+}
+
 // statusOf maps an error to its HTTP status and code. This is the one
 // place where errors become statuses.
 func statusOf(err error) (int, string) {
@@ -37,6 +55,8 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.code
+	case errors.Is(err, errClientClosed):
+		return StatusClientClosed, "ClientClosed"
 	case errors.As(err, &mbe), errors.Is(err, codepkg.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "PayloadTooLarge"
 	case errors.Is(err, state.ErrNotFound), errors.Is(err, blob.ErrNotFound):

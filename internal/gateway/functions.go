@@ -10,11 +10,13 @@ import (
 	"mime"
 	"net/http"
 	"nimbus/internal/scan"
+	"strconv"
 	"strings"
 	"time"
 
 	"nimbus/internal/codepkg"
 	"nimbus/internal/fsm"
+	"nimbus/internal/pycheck"
 	"nimbus/pkg/client"
 )
 
@@ -75,12 +77,31 @@ func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteFunctionType, fsm.DeleteFunction{Namespace: ns, Name: name}); err != nil {
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			writeError(w, g.log, badRequest(fmt.Sprintf("force=%q is not true or false", v)))
+			return
+		}
+	}
+	res, err := g.cfg.Control.Apply(r.Context(), fsm.RemoveFunctionType, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
+	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
+	rm := res.(fsm.RemoveFunctionResult)
+	if !rm.Deleted {
+		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf(
+			"function %q is still named by %s: remove them first, or delete with force (nimbus rm --force, ?force=true) to remove them too",
+			name, rm.Dependents)})
+		return
+	}
 	g.cfg.Placer.Retire(f.QualifiedName())
-	writeJSON(w, http.StatusOK, f)
+	out := client.DeletedFunction{Function: f}
+	if !rm.Dependents.Empty() {
+		out.Removed = &rm.Dependents
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // putFunction creates or updates a function: validate the config and the
@@ -119,6 +140,18 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := callerNS(r.Context())
+	if g.cfg.Checker != nil {
+		// Compile, never import: a syntax error or a missing handler
+		// module is refused (400, with file and line) before anything is
+		// stored, so the previous revision stays served.
+		switch err := g.cfg.Checker.Check(r.Context(), zip, cfg.Runtime, cfg.Handler); {
+		case errors.Is(err, pycheck.ErrNoRuntime):
+			g.log.Warn("deploy not compile-checked: this server has no interpreter for its runtime", "namespace", ns, "function", name, "runtime", cfg.Runtime)
+		case err != nil:
+			writeError(w, g.log, err)
+			return
+		}
+	}
 	policy := g.scanPolicy(ns)
 	var report *client.ScanReport
 	if policy.Mode != "" && policy.Mode != scan.ModeOff {

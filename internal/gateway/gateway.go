@@ -15,6 +15,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/placement"
+	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
@@ -59,6 +60,9 @@ type Config struct {
 	// or off: no scan).
 	ScanPolicy scan.Policy
 	Scanner    scan.Scanner
+	// Checker, when set, compiles a deploy's Python and refuses code that
+	// cannot be imported (a syntax error, no handler module).
+	Checker *pycheck.Checker
 	// Concurrency admits invocations within their functions' reserved
 	// concurrency and their namespaces' limits; shared with the
 	// asynchronous dispatcher. New makes one when nil.

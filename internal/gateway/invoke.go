@@ -60,7 +60,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 
 	release, err := g.Admit(fn)
 	if err != nil {
-		g.metrics.observe(fn, "Throttled", 0, false)
+		g.metrics.observe(fn, "sync", "Throttled", 0, false)
 		writeError(w, g.log, err)
 		return
 	}
@@ -69,7 +69,11 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	g.metrics.inFlight.Dec()
 	release()
 	if err != nil {
-		g.metrics.observe(fn, outcomeOf(err), 0, false)
+		err = clientClosed(r, err)
+		if errors.Is(err, errClientClosed) {
+			g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
+		}
+		g.metrics.observe(fn, "sync", outcomeOf(err), 0, false)
 		writeError(w, g.log, err)
 		return
 	}
@@ -92,7 +96,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Write(res.Payload)
 	http.NewResponseController(w).Flush()
 
-	g.metrics.observe(fn, outcome(res.ErrorType), res.Duration, res.Cold)
+	g.metrics.observe(fn, "sync", outcome(res.ErrorType), res.Duration, res.Cold)
 	rec := client.Invocation{
 		ID:          id,
 		Namespace:   fn.Namespace,

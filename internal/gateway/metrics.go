@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
 
@@ -21,8 +23,8 @@ type metrics struct {
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nimbus_invocations_total", Help: "Invocations by namespace, function and outcome.",
-		}, []string{"namespace", "function", "outcome"}),
+			Name: "nimbus_invocations_total", Help: "Invocations (each attempt of an asynchronous one) by namespace, function, trigger and outcome.",
+		}, []string{"namespace", "function", "trigger", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "nimbus_invocation_duration_seconds", Help: "Handler duration as measured by the runtime.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
@@ -38,14 +40,30 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-func (m *metrics) observe(fn client.Function, outcome string, d time.Duration, cold bool) {
-	m.invocations.WithLabelValues(fn.Namespace, fn.Name, outcome).Inc()
+// observe counts one invocation of fn. trigger is a record's trigger
+// ("sync", "async", "schedule:NAME", "destination:NAME", "redrive"); the
+// label keeps its kind only (before any ':'), so that series stay few.
+func (m *metrics) observe(fn client.Function, trigger, outcome string, d time.Duration, cold bool) {
+	kind, _, _ := strings.Cut(trigger, ":")
+	m.invocations.WithLabelValues(fn.Namespace, fn.Name, kind, outcome).Inc()
 	if d > 0 {
 		m.duration.WithLabelValues(fn.Namespace, fn.Name).Observe(d.Seconds())
 	}
 	if cold {
 		m.coldStarts.WithLabelValues(fn.Namespace, fn.Name).Inc()
 	}
+}
+
+// ObserveRun counts a run of fn that did not come through the synchronous
+// invoke route (an attempt of a queued event, whatever queued it): its
+// result, or the error that kept it from giving one. trigger is the
+// event's trigger, as in its record.
+func (g *Gateway) ObserveRun(fn client.Function, trigger string, res worker.Result, err error) {
+	if err != nil {
+		g.metrics.observe(fn, trigger, outcomeOf(err), 0, false)
+		return
+	}
+	g.metrics.observe(fn, trigger, outcome(res.ErrorType), res.Duration, res.Cold)
 }
 
 func (m *metrics) handler(reg *prometheus.Registry) http.Handler {

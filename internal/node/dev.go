@@ -25,6 +25,7 @@ import (
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
+	"nimbus/internal/state"
 	"nimbus/internal/worker"
 )
 
@@ -44,6 +45,10 @@ type DevOptions struct {
 	InsecureNoSandbox bool
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
+	// Retention bounds the invocation records kept (zero: the default,
+	// state.DefaultRetention). It travels in each record batch this
+	// server commits, so servers should agree on it.
+	Retention state.Retention
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.
@@ -169,7 +174,8 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	addr := ln.Addr().String()
 	placer := placement.New(nil, placement.Local(w))
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, nil)
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention,
+		checker: devChecker(runtimes, exec, scanDir, log)}, log, nil)
 	defer async.enqueuer.Close()
 	defer gw.Close()
 	leaderCtx, stopLeader := context.WithCancel(ctx)

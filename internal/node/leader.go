@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/logstore"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
+	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
@@ -38,7 +39,7 @@ func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg noti
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
 	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
 	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
-	cp.Store().ObserveRecords(a.notifier.Observe)
+	cp.Store().ObserveRecordOutcomes(a.notifier.Observe)
 	return a
 }
 
@@ -47,8 +48,9 @@ func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg noti
 func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw *gateway.Gateway, log *slog.Logger) {
 	deliverer := &notify.Deliverer{}
 	hooks := queue.Hooks{
-		Log:   gw.AddLog,
-		Admit: gw.Admit,
+		Log:     gw.AddLog,
+		Admit:   gw.Admit,
+		Observe: gw.ObserveRun,
 		Outcome: func(o queue.Outcome) {
 			url := queue.URLDestination(o)
 			if url == "" {
@@ -170,6 +172,8 @@ type apiSettings struct {
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
+	retention  state.Retention  // zero: state.DefaultRetention
+	checker    *pycheck.Checker // nil: deploys are not compile-checked
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -181,16 +185,21 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, log)
+	retention := set.retention
+	if retention == (state.Retention{}) {
+		retention = state.DefaultRetention()
+	}
 	cfg := gateway.Config{
 		Enqueuer:    async.enqueuer,
 		RateLimit:   set.rateLimit,
 		ScanPolicy:  set.scanPolicy,
 		Scanner:     scan.Scanner{TempDir: set.scanDir},
+		Checker:     set.checker,
 		Control:     cp,
 		Blobs:       blobs,
 		Logs:        logs,
 		Placer:      placer,
-		Retention:   state.DefaultRetention(),
+		Retention:   retention,
 		Registry:    reg,
 		Log:         log.With("subsystem", "gateway"),
 		APIAddr:     set.addr,

@@ -59,6 +59,10 @@ type ServerOptions struct {
 	PromoteAfter time.Duration
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
+	// Retention bounds the invocation records kept (zero: the default,
+	// state.DefaultRetention). It travels in each record batch this
+	// server commits, so servers should agree on it.
+	Retention state.Retention
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.
@@ -177,8 +181,10 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	go enrolSrv.Serve(enrolLn)
 
 	placer := placement.New(registry)
+	checker, closeChecker := serverChecker(opts.DataDir, scanDir, log)
+	defer closeChecker()
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}}, log, func(c *gateway.Config) {
+		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention, checker: checker}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay
 		c.Membership = &membership{cp: cp, pool: pool, registry: registry, discoveryTLS: discoveryTLS(opts.TLS.Enabled())}

@@ -49,7 +49,9 @@ type SMTP struct {
 }
 
 // Notifier sends the notifications that subscriptions ask for. Feed it
-// every record change with Observe (non-blocking); Run it on the leader
+// every record whose status changes with Observe (non-blocking: see
+// state.Store.ObserveRecordOutcomes), so that an outcome is notified once
+// however often its record is updated after; Run it on the leader
 // only, so each notification goes out once.
 type Notifier struct {
 	subs      func() []client.Subscription

@@ -60,6 +60,11 @@ type Hooks struct {
 	// limits; an event it refuses stays queued (no Raft entry) and is
 	// offered again on a later pass.
 	Admit func(client.Function) (release func(), err error)
+	// Observe, when set, is told of each attempt that ran or failed to
+	// run (not of one sent back for want of capacity), with the trigger
+	// its metrics are labelled with: the event's, or "redrive" for a
+	// redriven event.
+	Observe func(fn client.Function, trigger string, res worker.Result, err error)
 }
 
 // Outcome describes a finished attempt of an event.
@@ -295,6 +300,13 @@ func (d *Dispatcher) run(q state.QueueItem) {
 			NotBefore: now.Add(250 * time.Millisecond), Refund: true, LastError: q.LastError}, nil)
 		return
 	}
+	if d.hooks.Observe != nil {
+		trigger := q.Trigger
+		if q.Redriven {
+			trigger = "redrive"
+		}
+		d.hooks.Observe(fn, trigger, res, err)
+	}
 	if err != nil {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
 		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
@@ -307,6 +319,9 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
 		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
 		ProcessesLeft: res.ProcessesLeft,
+	}
+	if res.InitDuration > 0 {
+		rec.InitMS = float64(res.InitDuration.Microseconds()) / 1000
 	}
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
@@ -325,6 +340,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 			out.Condition = o.Reason
 		}
 		out.Record.Status = client.StatusFailed
+		o.Record = out.Record // the retried or dead-lettered record shows this attempt
 	}
 	// A function destination's event commits with the outcome itself.
 	if dest := functionDestination(out, now); dest != nil {

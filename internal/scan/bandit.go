@@ -67,10 +67,15 @@ func (p Policy) Blocking(r *client.ScanReport) []client.Finding {
 	return out
 }
 
-// Scanner runs Bandit.
+// UnscannedTestID marks the finding made of a file Bandit could not scan
+// (it could not parse it). It counts as HIGH: nothing in the file was
+// checked, so a blocking policy refuses it as it would the worst finding.
+const UnscannedTestID = "unscanned"
+
 // TempPrefix begins the name of the directory a scan unpacks into.
 const TempPrefix = "nimbus-scan-"
 
+// Scanner runs Bandit.
 type Scanner struct {
 	Bandit  string        // path of the bandit program; "" looks it up on PATH
 	Timeout time.Duration // default 60 s
@@ -120,6 +125,13 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 			File       string `json:"filename"`
 			Line       int    `json:"line_number"`
 		} `json:"results"`
+		// Errors are files Bandit could not scan (it could not parse
+		// them): it reports no result for them, which is not "no
+		// findings".
+		Errors []struct {
+			File   string `json:"filename"`
+			Reason string `json:"reason"`
+		} `json:"errors"`
 	}
 	if err := json.Unmarshal(out, &raw); err != nil {
 		return nil, fmt.Errorf("reading bandit's report: %w", err)
@@ -129,6 +141,14 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 		rel, _ := filepath.Rel(dir, x.File)
 		r.Findings = append(r.Findings, client.Finding{TestID: x.TestID, Severity: x.Severity, Confidence: x.Confidence,
 			Text: x.Text, File: rel, Line: x.Line})
+	}
+	for _, x := range raw.Errors {
+		rel, err := filepath.Rel(dir, x.File)
+		if err != nil {
+			rel = x.File
+		}
+		r.Findings = append(r.Findings, client.Finding{TestID: UnscannedTestID, Severity: "HIGH", Confidence: "HIGH",
+			Text: "Bandit could not scan this file, so nothing in it was checked: " + x.Reason, File: rel})
 	}
 	return r, nil
 }

@@ -31,6 +31,7 @@ type QueueItem struct {
 	Epoch      uint64          `json:"epoch"`                // bumped by every lease
 	LeaseUntil time.Time       `json:"lease_until,omitzero"` // zero when not leased
 	LastError  string          `json:"last_error,omitempty"`
+	Redriven   bool            `json:"redriven,omitempty"` // queued again by Redrive
 }
 
 // Leased reports whether the item is leased as of now.
@@ -51,6 +52,19 @@ func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*clie
 		update(&rec)
 	}
 	s.records.add(rec)
+}
+
+// withAttempt copies into r the figures of the attempt a (what ran, for
+// how long, in how much memory, and what it returned): a record that is
+// retried or dead-lettered shows its last attempt. An a that never
+// started (zero Start) leaves r as it is.
+func withAttempt(r *client.Invocation, a client.Invocation) {
+	if a.Start.IsZero() {
+		return
+	}
+	r.Revision, r.Start, r.DurationMS, r.BilledMS = a.Revision, a.Start, a.DurationMS, a.BilledMS
+	r.MemoryMB, r.MaxMemoryMB, r.InitMS, r.ColdStart = a.MemoryMB, a.MaxMemoryMB, a.InitMS, a.ColdStart
+	r.Result, r.LogTail, r.Worker = a.Result, a.LogTail, a.Worker
 }
 
 // Enqueue queues events. An event whose request ID is already queued or
@@ -127,8 +141,10 @@ func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
 
 // Retry puts a leased item back in the queue, not to run before
 // notBefore. epoch 0 matches any epoch (an expired lease). refund undoes
-// the lease's attempt count, for an event that never ran.
-func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool) error {
+// the lease's attempt count, for an event that never ran. attempt is the
+// record of the attempt that failed (zero when none ran): its record
+// takes its figures.
+func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool, attempt client.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -144,12 +160,18 @@ func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr stri
 		nq.Attempts-- // the event never ran (no capacity): not an attempt
 	}
 	s.queue[id] = &nq
-	s.queueRecordLocked(&nq, client.StatusQueued, func(r *client.Invocation) { r.ErrorType = lastErr })
+	s.queueRecordLocked(&nq, client.StatusQueued, func(r *client.Invocation) {
+		withAttempt(r, attempt)
+		r.ErrorType = lastErr
+	})
 	return nil
 }
 
-// DeadLetter gives up on an item. epoch 0 matches any epoch.
-func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time) error {
+// DeadLetter gives up on an item. epoch 0 matches any epoch. attempt is
+// the record of the last attempt when it is what gave up (zero
+// otherwise): the record takes its figures, or keeps those of the last
+// attempt it was given.
+func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time, attempt client.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -168,6 +190,7 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 		s.dlOrder = s.dlOrder[1:]
 	}
 	s.queueRecordLocked(q, client.StatusDeadLetter, func(r *client.Invocation) {
+		withAttempt(r, attempt)
 		if lastErr != "" {
 			r.ErrorType = lastErr
 		}
@@ -194,7 +217,7 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 			}
 		}
 		s.queueSeq++
-		q := &QueueItem{RequestID: id, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq}
+		q := &QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
 		s.queue[id] = q
 		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
 		n++

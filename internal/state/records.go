@@ -26,6 +26,10 @@ type recordIndex struct {
 	byFunction map[string][]*client.Invocation
 	byID       map[string]*client.Invocation
 	observe    func(client.Invocation) // called with each added record; must not block
+	// outcome is called with each added record whose status differs
+	// from the one of the record it replaces (or that is new); must not
+	// block.
+	outcome func(client.Invocation)
 }
 
 func newRecordIndex() recordIndex {
@@ -36,9 +40,13 @@ func (x *recordIndex) add(r client.Invocation) {
 	if x.observe != nil {
 		x.observe(r)
 	}
+	old, ok := x.byID[r.ID]
+	if x.outcome != nil && (!ok || old.Status != r.Status) {
+		x.outcome(r)
+	}
 	r.Namespace = client.NamespaceOf(r.Namespace)
 	stored := &r
-	if old, ok := x.byID[r.ID]; ok {
+	if ok {
 		list := x.byFunction[client.QualifiedName(old.Namespace, old.Function)]
 		for i, p := range list {
 			if p == old {
@@ -156,6 +164,22 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 		out = out[:q.Limit]
 	}
 	return out
+}
+
+// ObserveRecordOutcomes registers f to be called as ObserveRecords' are,
+// but only with a record whose status changed (or a new one): a record
+// updated in place, such as one noting its destination's delivery, is not
+// passed again. f runs under the store's lock and must not block or call
+// the store.
+func (s *Store) ObserveRecordOutcomes(f func(client.Invocation)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.records.outcome
+	if prev == nil {
+		s.records.outcome = f
+		return
+	}
+	s.records.outcome = func(r client.Invocation) { prev(r); f(r) }
 }
 
 // ObserveRecords registers f to be called with every record as it is

@@ -227,7 +227,7 @@ func (s *Store) Restore(r io.Reader) error {
 		sc.Namespace = client.NamespaceOf(sc.Namespace)
 		schedules[client.QualifiedName(sc.Namespace, sc.Name)] = sc
 	}
-	records.observe = s.records.observe
+	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.subscriptions = map[string]*client.Subscription{}

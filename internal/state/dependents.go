@@ -1,0 +1,107 @@
+package state
+
+import (
+	"fmt"
+	"slices"
+
+	"nimbus/pkg/client"
+)
+
+// dependentsLocked lists what names function f in its namespace: the
+// schedules that fire it, the subscriptions to it alone, and the other
+// functions whose destination it is, each sorted. Needs s.mu.
+func (s *Store) dependentsLocked(f *client.Function) client.FunctionDependents {
+	var d client.FunctionDependents
+	ns := client.NamespaceOf(f.Namespace)
+	for _, sc := range s.schedules {
+		if client.NamespaceOf(sc.Namespace) == ns && sc.Function == f.Name {
+			d.Schedules = append(d.Schedules, sc.Name)
+		}
+	}
+	for _, sub := range s.subscriptions {
+		if client.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
+			d.Subscriptions = append(d.Subscriptions, sub.ID)
+		}
+	}
+	target := "function:" + f.Name
+	for _, other := range s.functions {
+		if other == f || client.NamespaceOf(other.Namespace) != ns || other.Destinations == nil {
+			continue
+		}
+		if other.Destinations.OnSuccess == target || other.Destinations.OnFailure == target {
+			d.Destinations = append(d.Destinations, other.Name)
+		}
+	}
+	slices.Sort(d.Schedules)
+	slices.Sort(d.Subscriptions)
+	slices.Sort(d.Destinations)
+	return d
+}
+
+// FunctionDependents lists what names the function with the given
+// qualified name (ErrNotFound when there is none).
+func (s *Store) FunctionDependents(name string) (client.FunctionDependents, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f, ok := s.functions[name]
+	if !ok {
+		return client.FunctionDependents{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
+	}
+	return s.dependentsLocked(f), nil
+}
+
+// removeDependentsLocked removes d, the dependents of function f: its
+// schedules and subscriptions go, and the other functions' destinations
+// that name it are cleared (in place: their revision and code stay).
+// Needs s.mu; the caller publishes.
+func (s *Store) removeDependentsLocked(f *client.Function, d client.FunctionDependents) {
+	ns := client.NamespaceOf(f.Namespace)
+	for _, name := range d.Schedules {
+		delete(s.schedules, client.QualifiedName(ns, name))
+	}
+	for _, id := range d.Subscriptions {
+		delete(s.subscriptions, id)
+	}
+	target := "function:" + f.Name
+	for _, name := range d.Destinations {
+		qn := client.QualifiedName(ns, name)
+		other := *s.functions[qn]
+		dest := *other.Destinations
+		if dest.OnSuccess == target {
+			dest.OnSuccess = ""
+		}
+		if dest.OnFailure == target {
+			dest.OnFailure = ""
+		}
+		other.Destinations = &dest
+		if dest == (client.Destinations{}) {
+			other.Destinations = nil
+		}
+		s.functions[qn] = &other
+	}
+}
+
+// RemoveFunction removes a function, named by its qualified name
+// (client.QualifiedName), unless schedules, subscriptions or other
+// functions' destinations name it: then it reports deleted false and
+// changes nothing, or, with force, removes them too in the same step. It
+// returns the dependents found. Its invocation records stay until
+// retention removes them.
+func (s *Store) RemoveFunction(name string, force bool) (deps client.FunctionDependents, deleted bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.functions[name]
+	if !ok {
+		return deps, false, fmt.Errorf("function %q: %w", name, ErrNotFound)
+	}
+	deps = s.dependentsLocked(f)
+	if !deps.Empty() {
+		if !force {
+			return deps, false, nil
+		}
+		s.removeDependentsLocked(f, deps)
+	}
+	delete(s.functions, name)
+	s.publishLocked()
+	return deps, true, nil
+}
