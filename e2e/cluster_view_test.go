@@ -48,6 +48,13 @@ func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 	c := startCluster(t, 1, 2, "--worker-dead-after", "3s", "--worker-forget-after", "20s")
 	c.mustCLI(0, 0, "deploy", writeFunction(t, t.TempDir(), "quick", quickHandler))
 
+	// A cluster server without --smtp-addr takes an e-mail subscription
+	// (another server may have a relay) but warns.
+	if r := c.mustCLI(0, 0, "subscriptions", "create", "--on", "failure", "--email", "ops@example.com"); !strings.Contains(r.stderr, "warning") ||
+		!strings.Contains(r.stderr, "--smtp-addr") {
+		t.Errorf("e-mail subscription on a server without --smtp-addr: no warning in stderr %q", r.stderr)
+	}
+
 	r := c.mustCLI(0, 0, "cluster")
 	for _, id := range []string{"w1", "w2"} {
 		if row := workerRow(r.stdout, id); row == nil || row[len(row)-1] != "ready" {
