@@ -103,6 +103,9 @@ func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 		w, ok := workerView(c, "w1")
 		return ok && w.State == "dead" && !w.Healthy && w.WarmInstances == 0 && w.InUse == 0
 	})
+	if r := c.cli(0, time.Minute, "worker", "undrain", "w1"); r.code != 3 || !strings.Contains(r.stderr, "dead") || !strings.Contains(r.stderr, "409") {
+		t.Errorf("undrain of the dead w1: exit %d, stderr %q; want 3 and a 409 saying it is dead", r.code, r.stderr)
+	}
 	waitFor(t, 120*time.Second, "the dead w1 leaves the cluster view", func() bool {
 		cl, err := c.clusterView(0)
 		if err != nil {

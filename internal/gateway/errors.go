@@ -43,6 +43,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
 		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, placement.ErrWorkerDead):
+		return http.StatusConflict, "Conflict"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),

@@ -280,6 +280,10 @@ func itoa(n int64) string {
 // ErrUnknownWorker is returned for a worker the registry has not heard of.
 var ErrUnknownWorker = errors.New("no such worker")
 
+// ErrWorkerDead is returned for a change asked of a worker that is dead
+// (silent, or unreachable).
+var ErrWorkerDead = errors.New("the worker is dead: it sends no heartbeats or cannot be reached")
+
 // Drain asks a worker to stop taking new invocations.
 func (r *Registry) Drain(ctx context.Context, id string) error {
 	return r.drain(ctx, id, false)
@@ -297,12 +301,18 @@ func (r *Registry) drain(ctx context.Context, id string, undrain bool) error {
 	if w == nil {
 		return fmt.Errorf("worker %q: %w", id, ErrUnknownWorker)
 	}
-	hb, _ := w.snapshot()
+	hb, alive := w.snapshot()
+	if !alive {
+		return fmt.Errorf("worker %q: %w", id, ErrWorkerDead)
+	}
 	c, err := r.pool.Worker(hb.Address)
 	if err != nil {
 		return err
 	}
 	if _, err = c.Drain(w.callCtx(ctx), &rpcpb.DrainRequest{Undrain: undrain}); err != nil {
+		if status.Code(err) == codes.Unavailable {
+			return fmt.Errorf("worker %q: %w (%v)", id, ErrWorkerDead, err)
+		}
 		return err
 	}
 	// Show the change at once rather than at the next heartbeat.
