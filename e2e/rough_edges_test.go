@@ -22,6 +22,8 @@ func TestFirstMinutesRoughEdges(t *testing.T) {
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 
 	t.Run("the banner suggests the binary as invoked and a name no example uses", func(t *testing.T) {
+		// The banner's last lines come after the API line startDev waits for.
+		waitFor(t, 30*time.Second, "the banner's Try line", func() bool { return strings.Contains(n.out.String(), "Stop with Ctrl-C") })
 		out := n.out.String()
 		if !strings.Contains(out, "Try:  "+nimbusBin+" init greeter && "+nimbusBin+" deploy greeter") {
 			t.Errorf("banner does not suggest %s init greeter:\n%s", nimbusBin, out)
