@@ -13,7 +13,7 @@ func (a *app) benchCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure cold starts, warm invokes, throughput and memory against baselines",
-		Long: "Measure a Nimbus end to end (issue 7): cold and warm invokes of no-op functions,\n" +
+		Long: "Measure a Nimbus end to end: cold and warm invokes of no-op functions,\n" +
 			"throughput at concurrency 32 and the memory of an idle instance, beside bare\n" +
 			"Python start-up, HTTP and pipe round trips on this machine. Without --url it\n" +
 			"starts its own `nimbus dev` on 127.0.0.1 (a free port, a temporary data\n" +

@@ -88,6 +88,9 @@ func (a *app) clusterShowCommand() *cobra.Command {
 				return printJSON(a.env.Stdout, cl)
 			}
 			w := a.env.Stdout
+			if cl.NotMember != "" {
+				fmt.Fprintf(w, "THIS SERVER IS NOT A MEMBER OF THE CLUSTER: %s\nWhat follows is its stale view.\n\n", cl.NotMember)
+			}
 			io.WriteString(w, "SERVERS\n")
 			t := newTable(w, "ID", "ADDRESS", "RAFT", "ROLE", "TERM", "COMMIT INDEX", "HEALTHY")
 			for _, s := range cl.Servers {
@@ -98,10 +101,14 @@ func (a *app) clusterShowCommand() *cobra.Command {
 				return err
 			}
 			io.WriteString(w, "\nWORKERS\n")
-			t = newTable(w, "ID", "ADDRESS", "EXECUTOR", "SLOTS", "IN USE", "WARM", "HEALTHY")
+			t = newTable(w, "ID", "ADDRESS", "EXECUTOR", "SLOTS", "IN USE", "WARM", "STATE")
 			for _, wk := range cl.Workers {
+				state := wk.State
+				if state == "" { // a server from before states
+					state = map[bool]string{true: "ready", false: "not ready"}[wk.Healthy]
+				}
 				t.row(wk.ID, wk.Address, wk.Executor, strconv.Itoa(wk.Slots),
-					fmt.Sprintf("%d", wk.InUse), strconv.Itoa(wk.WarmInstances), yesNo(wk.Healthy))
+					fmt.Sprintf("%d", wk.InUse), strconv.Itoa(wk.WarmInstances), state)
 			}
 			return t.flush()
 		},

@@ -97,9 +97,17 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 			return usagef("%v", err)
 		}
 	}
+	cfg.Source = sourceOf(path)
+	// The revision this deploy replaces, if any, to say so when its code
+	// came from somewhere else (two directories of the same name).
+	prev, prevErr := a.client().GetFunction(cmd.Context(), cfg.Name)
 	fn, created, err := a.client().PutFunction(cmd.Context(), cfg, zip, progress("Uploading"))
 	if err != nil {
 		return a.platform(err)
+	}
+	if prevErr == nil && !created && prev.Source != "" && prev.Source != cfg.Source {
+		fmt.Fprintf(a.env.Stderr, "nimbus: replaced function %s (revision %d came from %s; revision %d from %s)\n",
+			fn.Name, prev.Revision, prev.Source, fn.Revision, cfg.Source)
 	}
 	if a.json() {
 		return printJSON(a.env.Stdout, fn)
@@ -123,6 +131,19 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 }
 
 // applyDeployFlags overrides cfg with the flags the user set.
+// sourceOf names where code is deployed from: this host and the
+// absolute path.
+func sourceOf(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return path
+	}
+	return host + ":" + path
+}
+
 func applyDeployFlags(cmd *cobra.Command, cfg *client.FunctionConfig, fl deployFlags) error {
 	set := cmd.Flags().Changed
 	if set("name") {

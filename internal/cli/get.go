@@ -50,6 +50,9 @@ func (a *app) getCommand() *cobra.Command {
 					}
 				}
 			}
+			for _, r := range concurrencyAndAsyncRows(f.FunctionConfig) {
+				t.row(r[0], r[1])
+			}
 			t.row("created:", humanTime(f.CreatedAt))
 			t.row("updated:", humanTime(f.UpdatedAt))
 			if len(f.Env) == 0 {
@@ -64,5 +67,48 @@ func (a *app) getCommand() *cobra.Command {
 			}
 			return t.flush()
 		},
+	}
+}
+
+// concurrencyAndAsyncRows describes a function's concurrency settings and
+// how its asynchronous invocations are retried and where their outcomes
+// go, with the defaults (docs/spec.md §6) when unset.
+func concurrencyAndAsyncRows(c client.FunctionConfig) [][2]string {
+	reserved := "none (shares the namespace's limit)"
+	if c.ReservedConcurrency != nil {
+		reserved = strconv.Itoa(*c.ReservedConcurrency)
+		if *c.ReservedConcurrency == 0 {
+			reserved += " (stopped: every invocation is throttled)"
+		}
+	}
+	retries := "2 (default)"
+	if c.Retries != nil {
+		retries = strconv.Itoa(*c.Retries)
+	}
+	delay := "1m (default), doubling each try"
+	if c.RetryDelay != 0 {
+		delay = time.Duration(c.RetryDelay).String() + ", doubling each try"
+	}
+	age := "6h (default)"
+	if c.MaxEventAge != 0 {
+		age = time.Duration(c.MaxEventAge).String()
+	}
+	onSuccess, onFailure := "none", "none"
+	if d := c.Destinations; d != nil {
+		if d.OnSuccess != "" {
+			onSuccess = d.OnSuccess
+		}
+		if d.OnFailure != "" {
+			onFailure = d.OnFailure
+		}
+	}
+	return [][2]string{
+		{"reserved concurrency:", reserved},
+		{"provisioned:", strconv.Itoa(c.Provisioned)},
+		{"async retries:", retries},
+		{"retry delay:", delay},
+		{"max event age:", age},
+		{"on success:", onSuccess},
+		{"on failure:", onFailure},
 	}
 }

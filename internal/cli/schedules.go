@@ -3,7 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +49,7 @@ func (a *app) schedulesCommand() *cobra.Command {
 			if created {
 				verb = "created"
 			}
-			fmt.Fprintf(a.env.Stdout, "schedule %s %s; next fire %s\n", out.Name, verb, humanTime(out.NextFire))
+			fmt.Fprintf(a.env.Stdout, "schedule %s %s; next fire %s\n", out.Name, verb, scheduleTime(out.NextFire, out.Timezone))
 			return nil
 		},
 	}
@@ -67,7 +69,10 @@ func (a *app) schedulesCommand() *cobra.Command {
 			if err != nil {
 				return a.platform(err)
 			}
-			return printJSON(a.env.Stdout, s)
+			if a.json() {
+				return printJSON(a.env.Stdout, s)
+			}
+			return printSchedule(a.env.Stdout, s)
 		}}
 	rm := &cobra.Command{Use: "rm NAME", Short: "Delete a schedule", Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -100,13 +105,65 @@ func (a *app) listSchedules(cmd *cobra.Command) error {
 	if a.json() {
 		return printJSON(a.env.Stdout, scs)
 	}
-	t := newTable(a.env.Stdout, "NAME", "FUNCTION", "EXPRESSION", "STATE", "NEXT FIRE", "FIRES", "MISSED")
+	t := newTable(a.env.Stdout, "NAME", "FUNCTION", "EXPRESSION", "TIME ZONE", "STATE", "NEXT FIRE", "FIRES", "MISSED")
 	for _, s := range scs {
-		state := "enabled"
-		if s.Disabled {
-			state = "disabled"
-		}
-		t.row(s.Name, s.Function, s.Expression, state, humanTime(s.NextFire), strconv.FormatInt(s.Fires, 10), strconv.FormatInt(s.Missed, 10))
+		t.row(s.Name, s.Function, s.Expression, scheduleZone(s.Timezone), scheduleState(s), scheduleTime(s.NextFire, s.Timezone),
+			strconv.FormatInt(s.Fires, 10), strconv.FormatInt(s.Missed, 10))
 	}
+	return t.flush()
+}
+
+func scheduleState(s client.Schedule) string {
+	if s.Disabled {
+		return "disabled"
+	}
+	return "enabled"
+}
+
+// scheduleZone is a schedule's time zone: its own, or UTC.
+func scheduleZone(tz string) string {
+	if tz == "" {
+		return "UTC"
+	}
+	return tz
+}
+
+// scheduleTime shows t in the schedule's time zone, naming the zone.
+func scheduleTime(t time.Time, tz string) string {
+	if t.IsZero() {
+		return ""
+	}
+	loc, err := time.LoadLocation(scheduleZone(tz))
+	if err != nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// printSchedule describes one schedule as a table of fields.
+func printSchedule(w io.Writer, s client.Schedule) error {
+	policy := s.Policy
+	if policy == "" {
+		policy = "allow"
+	}
+	event := "(a scheduled-event record)"
+	if len(s.Event) > 0 {
+		event = string(s.Event)
+	}
+	t := newTable(w)
+	t.row("name:", s.Name)
+	t.row("namespace:", client.NamespaceOf(s.Namespace))
+	t.row("function:", s.Function)
+	t.row("expression:", s.Expression)
+	t.row("time zone:", scheduleZone(s.Timezone))
+	t.row("policy:", policy)
+	t.row("state:", scheduleState(s))
+	t.row("event:", event)
+	t.row("next fire:", scheduleTime(s.NextFire, s.Timezone))
+	t.row("last slot:", scheduleTime(s.LastSlot, s.Timezone))
+	t.row("last request:", s.LastRequest)
+	t.row("fires:", strconv.FormatInt(s.Fires, 10))
+	t.row("missed:", strconv.FormatInt(s.Missed, 10))
+	t.row("created:", scheduleTime(s.CreatedAt, s.Timezone))
 	return t.flush()
 }

@@ -51,14 +51,15 @@ func (a *app) serverCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&opts.NodeID, "node-id", "", "this server's ID (required)")
 	f.StringVar(&opts.DataDir, "data", "", "data directory (required)")
-	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API (and internal RPC) address HOST:PORT")
-	f.StringVar(&opts.Raft, "raft", "", "Raft address HOST:PORT (required)")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT (clients, the dashboard, /healthz)")
+	f.StringVar(&opts.Raft, "raft", "", "internal address HOST:PORT: Raft, the internal RPC (servers and workers) and enrolment, mutual TLS only (required)")
 	f.IntVar(&opts.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers see each other")
 	f.StringSliceVar(&opts.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
 	f.StringVar(&opts.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
 	f.StringVar(&joinToken, "join-token", "", "a server join token (nimbus cluster token create --role server) to get this server's certificate with")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding a server join token")
 	f.DurationVar(&opts.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
+	f.DurationVar(&opts.WorkerForgetAfter, "worker-forget-after", 0, "a worker silent this long leaves the cluster view; until then it shows as dead (default 5m)")
 	f.StringVar(&opts.TLS.Cert, "tls-cert", "", "serve the API and internal RPC over TLS with this certificate (PEM)")
 	f.StringVar(&opts.TLS.Key, "tls-key", "", "the certificate's key (PEM)")
 	f.BoolVar(&opts.TLS.SelfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate made in DATA/tls")
@@ -128,8 +129,19 @@ func (a *app) workerCommand() *cobra.Command {
 	f.BoolVar(&opts.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	cmd.MarkFlagRequired("servers")
 	cmd.AddCommand(&cobra.Command{
+		Use:   "undrain ID",
+		Short: "Make a drained worker take new invocations again",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().UndrainWorker(cmd.Context(), args[0]); err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "worker %s takes new invocations again\n", args[0])
+			return nil
+		},
+	}, &cobra.Command{
 		Use:   "drain ID",
-		Short: "Stop a worker taking new invocations; running ones finish",
+		Short: "Stop a worker taking new invocations; running ones finish (undo with undrain)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.client().DrainWorker(cmd.Context(), args[0]); err != nil {

@@ -31,6 +31,9 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 			if err != nil {
 				return a.platform(err)
 			}
+			if out.Warning != "" {
+				fmt.Fprintf(a.env.Stderr, "nimbus: warning: %s\n", out.Warning)
+			}
 			if a.json() {
 				return printJSON(a.env.Stdout, out)
 			}
@@ -40,7 +43,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&on, "on", "", "conditions: success, failure, timeout, dead_letter (comma-separated)")
 	create.Flags().StringVar(&s.Webhook, "webhook", "", "URL to POST to (signed like destinations)")
-	create.Flags().StringVar(&s.Email, "email", "", "address to mail (needs --smtp-addr on the servers)")
+	create.Flags().StringVar(&s.Email, "email", "", "address to mail (needs --smtp-addr: refused on a server alone without it, a warning in a cluster)")
 	create.Flags().StringVar(&s.Function, "function", "", "only this function (default: all)")
 	ls := &cobra.Command{Use: "ls", Short: "List subscriptions", Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.listSubscriptions(cmd) }}

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -97,3 +99,54 @@ func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
 
 // Barrier waits until everything committed before it is applied.
 func (n *Node) Barrier(timeout time.Duration) error { return n.raft.Barrier(timeout).Error() }
+
+// ErrNotMember is returned for requests to a server that is not a member
+// of the cluster (it was removed by autopilot or `nimbus cluster remove`
+// while it was away): its state is stale and it refuses to serve it.
+var ErrNotMember = errors.New("this server is not a member of the cluster")
+
+// Members lists the server IDs in this node's Raft configuration.
+func (n *Node) Members() []string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range f.Configuration().Servers {
+		ids = append(ids, string(s.ID))
+	}
+	return ids
+}
+
+// NotMember says why this node is not a member of the cluster, or ""
+// when it is (or cannot tell: a node that has never joined is waiting
+// to). A node with state is not a member when its own configuration
+// leaves it out, when its Raft stopped on its removal, or when a peer
+// that leads (heard from within the last few seconds) has a
+// configuration without it: the case of a server removed while it was
+// down and then restarted, whose own log still lists it.
+func (p *Prober) NotMember() string {
+	n := p.node
+	if !n.HasState() {
+		return ""
+	}
+	if n.raft.State() == raft.Shutdown {
+		return "its Raft has stopped (it was removed from the cluster)"
+	}
+	if f := n.raft.GetConfiguration(); f.Error() == nil && !n.InConfiguration(n.id) {
+		return "its own Raft configuration no longer includes it (it was removed)"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, pr := range p.seen {
+		if time.Since(pr.at) > 5*time.Second || pr.info.Role != "leader" || len(pr.info.Members) == 0 ||
+			slices.Contains(pr.info.Members, n.id) {
+			continue
+		}
+		return fmt.Sprintf("the leader %s (term %d) counts only %s: this server was removed "+
+			"(by autopilot or `nimbus cluster remove`) while it was away; add it back with "+
+			"`nimbus cluster join THIS_SERVERS_API_ADDRESS` against a member",
+			id, pr.info.Term, strings.Join(pr.info.Members, ", "))
+	}
+	return ""
+}

@@ -65,6 +65,34 @@ type Prober struct {
 
 	mu   sync.Mutex
 	seen map[string]probe
+	// notMember is the last NotMember answer, to log its changes.
+	notMember       string
+	notMemberLogged time.Time
+}
+
+// logMembership logs when this node finds it is not a member of the
+// cluster (at ERROR, again every minute while it lasts) and when it is
+// one again.
+func (p *Prober) logMembership() {
+	why := p.NotMember()
+	p.mu.Lock()
+	was := p.notMember
+	p.notMember = why
+	logNow := why != "" && (was == "" || time.Since(p.notMemberLogged) > time.Minute)
+	if logNow {
+		p.notMemberLogged = time.Now()
+	}
+	p.mu.Unlock()
+	if p.node.log == nil {
+		return
+	}
+	switch {
+	case logNow:
+		p.node.log.Error("this server is not a member of the cluster: it refuses API requests until it is one again",
+			"server", p.node.id, "reason", why)
+	case why == "" && was != "":
+		p.node.log.Info("this server is a member of the cluster again", "server", p.node.id)
+	}
 }
 
 type probe struct {
@@ -75,12 +103,36 @@ type probe struct {
 // NewProber returns a prober for node's peers.
 func NewProber(node *Node) *Prober { return &Prober{node: node, seen: map[string]probe{}} }
 
+// peers lists the servers to probe: those that registered their
+// addresses in the state, and those of this node's Raft configuration. A
+// restarted server knows the configuration from its log at once, before
+// it has applied any of it (it learns the commit index from a leader),
+// so that it can find out from them that it was removed.
+func (p *Prober) peers() []Peer {
+	seen := map[string]bool{}
+	var out []Peer
+	for _, s := range p.node.store.ServerInfos() {
+		seen[s.ID] = true
+		out = append(out, Peer{ID: s.ID, Raft: s.Raft})
+	}
+	f := p.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	for _, s := range f.Configuration().Servers {
+		if !seen[string(s.ID)] {
+			out = append(out, Peer{ID: string(s.ID), Raft: string(s.Address)})
+		}
+	}
+	return out
+}
+
 // Run probes until ctx ends.
 func (p *Prober) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		for _, s := range p.node.store.ServerInfos() {
+		for _, s := range p.peers() {
 			if s.ID == p.node.id || p.node.rpc == nil {
 				continue
 			}
@@ -97,6 +149,7 @@ func (p *Prober) Run(ctx context.Context) {
 				p.mu.Unlock()
 			}
 		}
+		p.logMembership()
 		select {
 		case <-ctx.Done():
 			return

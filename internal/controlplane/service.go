@@ -70,7 +70,7 @@ func (s *Service) ServerInfo(ctx context.Context, _ *rpcpb.ServerInfoRequest) (*
 	return &rpcpb.ServerInfoResponse{
 		Id: s.node.ID(), RaftAddress: s.node.RaftAddr(), ApiAddress: s.apiAddr,
 		LeaderId: s.node.LeaderID(), Bootstrapped: s.node.HasState(),
-		Role: role, Term: term, LastIndex: last,
+		Role: role, Term: term, LastIndex: last, Members: s.node.Members(),
 	}, nil
 }
 

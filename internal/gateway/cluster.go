@@ -3,14 +3,12 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"nimbus/internal/auth"
-	"nimbus/internal/placement"
 	"nimbus/pkg/client"
 )
 
@@ -19,6 +17,7 @@ type Membership interface {
 	JoinServer(ctx context.Context, addr string, voter bool) (id string, err error)
 	RemoveServer(ctx context.Context, id string) error
 	DrainWorker(ctx context.Context, id string) error
+	UndrainWorker(ctx context.Context, id string) error
 }
 
 var errNotACluster = &apiError{http.StatusBadRequest, "BadRequest", "this is a single-node nimbus dev: there is no cluster membership to change"}
@@ -33,7 +32,7 @@ func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.PeerView != nil {
 		servers = g.cfg.PeerView(servers)
 	}
-	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers()})
+	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers(), NotMember: g.notMember()})
 }
 
 // joinServer adds the server at {"address": "HOST:PORT"} (its API
@@ -72,20 +71,29 @@ func (g *Gateway) removeServer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) drainWorker(w http.ResponseWriter, r *http.Request) {
+	g.changeDrain(w, r, false)
+}
+
+// undrainWorker makes a drained worker take new invocations again.
+func (g *Gateway) undrainWorker(w http.ResponseWriter, r *http.Request) {
+	g.changeDrain(w, r, true)
+}
+
+func (g *Gateway) changeDrain(w http.ResponseWriter, r *http.Request, undrain bool) {
 	if g.cfg.Membership == nil {
 		writeError(w, g.log, errNotACluster)
 		return
 	}
-	err := g.cfg.Membership.DrainWorker(r.Context(), r.PathValue("id"))
-	if errors.Is(err, placement.ErrUnknownWorker) {
-		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", err.Error()})
-		return
+	id := r.PathValue("id")
+	change, answer := g.cfg.Membership.DrainWorker, "draining"
+	if undrain {
+		change, answer = g.cfg.Membership.UndrainWorker, "ready"
 	}
-	if err != nil {
+	if err := change(r.Context(), id); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"draining": r.PathValue("id")})
+	writeJSON(w, http.StatusOK, map[string]string{answer: id})
 }
 
 // createJoinToken makes a join token: {"role": "worker"|"server", "ttl":

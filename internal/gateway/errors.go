@@ -59,14 +59,16 @@ func statusOf(err error) (int, string) {
 		return StatusClientClosed, "ClientClosed"
 	case errors.As(err, &mbe), errors.Is(err, codepkg.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "PayloadTooLarge"
-	case errors.Is(err, state.ErrNotFound), errors.Is(err, blob.ErrNotFound):
+	case errors.Is(err, state.ErrNotFound), errors.Is(err, blob.ErrNotFound), errors.Is(err, placement.ErrUnknownWorker):
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
 		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, placement.ErrWorkerDead):
+		return http.StatusConflict, "Conflict"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),
-		errors.Is(err, blob.ErrQuorum):
+		errors.Is(err, blob.ErrQuorum), errors.Is(err, controlplane.ErrNotMember):
 		return http.StatusServiceUnavailable, "ServiceUnavailable"
 	}
 	return http.StatusInternalServerError, "InternalError"
@@ -78,7 +80,7 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if status == http.StatusInternalServerError {
 		log.Error("request failed", "err", err)
 	}
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: err.Error()}})

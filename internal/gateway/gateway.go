@@ -5,13 +5,16 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nimbus/internal/blob"
+	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/placement"
@@ -74,6 +77,13 @@ type Config struct {
 	// (its id, internal address, whether it has state and which CA):
 	// what a new node needs to find a server's internal port.
 	Health func() any
+	// Mail says whether this server can send e-mail (it has an SMTP
+	// relay, --smtp-addr).
+	Mail bool
+	// NotMember, when set, says why this server is not a member of the
+	// cluster ("" when it is one): such a server answers every API
+	// request but the cluster view with 503, and /healthz with 503.
+	NotMember func() string
 }
 
 // Gateway serves the API.
@@ -101,7 +111,7 @@ func New(cfg Config) *Gateway {
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
-	g.handler = withBodyDeadline(g.mux, cfg.BodyTimeout)
+	g.handler = withBodyDeadline(g.memberOnly(g.mux), cfg.BodyTimeout)
 	return g
 }
 
@@ -132,12 +142,33 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /healthz", g.health)
 	m.HandleFunc("POST /v1/login", g.login) // authenticates by itself
 	m.Handle("GET /metrics", g.allow(permAdmin, global, g.metrics.handler(g.cfg.Registry).ServeHTTP))
-	for _, r := range []struct {
-		pattern string
-		perm    perm
-		scope   scope
-		h       http.HandlerFunc
-	}{
+	for _, r := range g.routeTable() {
+		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
+	}
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(m, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, g.log, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed",
+				fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))})
+			return
+		}
+		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})
+	})
+	g.mux = m
+}
+
+// route is one API route: its pattern, the permission and scope it
+// needs, and its handler.
+type route struct {
+	pattern string
+	perm    perm
+	scope   scope
+	h       http.HandlerFunc
+}
+
+// routeTable lists the API routes that need a key.
+func (g *Gateway) routeTable() []route {
+	return []route{
 		{"GET /v1/functions", permRead, scoped, g.listFunctions},
 		{"PUT /v1/functions/{name}", permWrite, scoped, g.putFunction},
 		{"GET /v1/functions/{name}", permRead, scoped, g.getFunction},
@@ -167,6 +198,7 @@ func (g *Gateway) routes() {
 		{"POST /v1/cluster/servers", permAdmin, global, g.joinServer},
 		{"DELETE /v1/cluster/servers/{id}", permAdmin, global, g.removeServer},
 		{"POST /v1/cluster/workers/{id}/drain", permAdmin, global, g.drainWorker},
+		{"POST /v1/cluster/workers/{id}/undrain", permAdmin, global, g.undrainWorker},
 		{"POST /v1/cluster/tokens", permAdmin, global, g.createJoinToken},
 		{"GET /v1/keys", permAdmin, global, g.listKeys},
 		{"POST /v1/keys", permAdmin, global, g.createKey},
@@ -178,13 +210,21 @@ func (g *Gateway) routes() {
 		{"POST /v1/users", permAdmin, global, g.createUser},
 		{"DELETE /v1/users/{name}", permAdmin, global, g.deleteUser},
 		{"PUT /v1/users/{name}/password", permRead, global, g.setPassword}, // admin or the user: checked inside
-	} {
-		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
 	}
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", "no such route: " + r.Method + " " + r.URL.Path})
-	})
-	g.mux = m
+}
+
+// allowedMethods lists the methods that have a route for r's path on m
+// (other than the catch-all "/"): when there are some, r's method is the
+// wrong one (405), not its path (404).
+func allowedMethods(m *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: method, URL: r.URL, Host: r.Host}
+		if _, pattern := m.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, method)
+		}
+	}
+	return out
 }
 
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
@@ -192,5 +232,72 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Health != nil {
 		out["server"] = g.cfg.Health()
 	}
-	writeJSON(w, http.StatusOK, out)
+	status := http.StatusOK
+	if why := g.notMember(); why != "" {
+		out["status"], out["not_member"] = "not a member of the cluster", why
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, out)
+}
+
+// notMember says why this server is not a member of the cluster, "" when
+// it is.
+func (g *Gateway) notMember() string {
+	if g.cfg.NotMember == nil {
+		return ""
+	}
+	return g.cfg.NotMember()
+}
+
+// memberOnly refuses every request of a server that is not a member of
+// the cluster (its state is stale) with 503, except /healthz and the
+// cluster view, which say so themselves. The cluster view still needs a
+// key that this server's state knows; when it does not (a restarted
+// server applies nothing of its log until a leader tells it what is
+// committed), the refusal is the same 503 rather than a 401 that would
+// hide the reason.
+func (g *Gateway) memberOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		why := g.notMember()
+		if why == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		err := fmt.Errorf("%w, so it does not serve its stale state: %s", controlplane.ErrNotMember, why)
+		if r.URL.Path != "/v1/cluster" {
+			writeError(w, g.log, err)
+			return
+		}
+		next.ServeHTTP(&refusedAsNotMember{ResponseWriter: w, g: g, err: err}, r)
+	})
+}
+
+// refusedAsNotMember turns an authentication or permission refusal into
+// the not-a-member answer.
+type refusedAsNotMember struct {
+	http.ResponseWriter
+	g        *Gateway
+	err      error
+	replaced bool
+}
+
+func (w *refusedAsNotMember) WriteHeader(code int) {
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		w.replaced = true
+		w.Header().Del("WWW-Authenticate")
+		writeError(w.ResponseWriter, w.g.log, w.err)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refusedAsNotMember) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }

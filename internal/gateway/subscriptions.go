@@ -53,12 +53,28 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	warning := ""
 	if s.Email != "" {
 		if _, err := mail.ParseAddress(s.Email); err != nil {
 			writeError(w, g.log, badRequest(fmt.Sprintf("email %q is not an address: %v", s.Email, err)))
 			return
 		}
+		switch {
+		case g.cfg.Mail:
+		case g.cfg.Membership == nil:
+			// A single node sends every notification itself: without a
+			// relay no mail could ever go out.
+			writeError(w, g.log, badRequest("e-mail notifications need an SMTP relay, and this server has none: "+
+				"restart it with --smtp-addr HOST:PORT (and --smtp-from), or subscribe a --webhook"))
+			return
+		default:
+			// The leader sends notifications; other servers may have a
+			// relay that this one cannot see.
+			warning = "this server has no --smtp-addr: e-mail notifications are sent by the leader, " +
+				"so they go out only while a server started with --smtp-addr leads"
+		}
 	}
+	s.Warning = "" // an answer field, never stored
 	s.Namespace = callerNS(r.Context())
 	if s.Function != "" {
 		if _, err := g.cfg.Control.Store().Function(client.QualifiedName(s.Namespace, s.Function)); err != nil {
@@ -73,6 +89,7 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	s.Warning = warning
 	writeJSON(w, http.StatusCreated, s)
 }
 

@@ -274,6 +274,23 @@ func newExecutor(opts DevOptions, log *slog.Logger) (sandbox.Executor, error) {
 	return e, nil
 }
 
+// cliInvocation is how to run the CLI of the binary invoked as arg0: as
+// invoked when that works again from another shell in this directory
+// (nimbus on PATH, ./nimbus, an absolute path), else (a `go run`
+// binary in a temporary directory, gone when it stops) the line that
+// builds one, and ./nimbus.
+func cliInvocation(arg0 string) (bin, hint string) {
+	switch {
+	case strings.Contains(arg0, string(filepath.Separator)+"go-build") || strings.Contains(arg0, "/exe/"):
+		return "./nimbus", "Build the CLI:  go build -o nimbus ./cmd/nimbus   (this `go run` binary is temporary)"
+	case !strings.ContainsRune(arg0, filepath.Separator):
+		return arg0, "" // found on PATH
+	case filepath.IsAbs(arg0) || strings.HasPrefix(arg0, "./") || strings.HasPrefix(arg0, "../"):
+		return arg0, ""
+	}
+	return "./" + arg0, ""
+}
+
 func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int, executor string) {
 	fmt.Fprintf(out, "Nimbus dev is running.\n\n")
 	fmt.Fprintf(out, "  API:        %s\n", addr)
@@ -288,6 +305,10 @@ func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts [
 	}
 	fmt.Fprintf(out, "  Runtimes:   %s\n", strings.Join(runtimeNames(rts), ", "))
 	fmt.Fprintf(out, "  Worker:     %d slots; executor: %s\n\n", slots, executor)
-	fmt.Fprintf(out, "Try:  nimbus init hello && nimbus deploy hello && nimbus invoke hello --data '{\"name\":\"you\"}'\n")
+	bin, hint := cliInvocation(os.Args[0])
+	if hint != "" {
+		fmt.Fprintf(out, "%s\n", hint)
+	}
+	fmt.Fprintf(out, "Try:  %[1]s init greeter && %[1]s deploy greeter && %[1]s invoke greeter --data '{\"name\":\"you\"}'\n", bin)
 	fmt.Fprintf(out, "Stop with Ctrl-C.\n")
 }

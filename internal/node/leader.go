@@ -204,6 +204,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Log:         log.With("subsystem", "gateway"),
 		APIAddr:     set.addr,
 		BodyTimeout: set.timeouts.Body,
+		Mail:        set.smtp.Addr != "",
 	}
 	if more != nil {
 		more(&cfg)

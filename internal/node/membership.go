@@ -78,3 +78,8 @@ func (m *membership) RemoveServer(ctx context.Context, id string) error {
 func (m *membership) DrainWorker(ctx context.Context, id string) error {
 	return m.registry.Drain(ctx, id)
 }
+
+// UndrainWorker tells a drained worker to take new work again.
+func (m *membership) UndrainWorker(ctx context.Context, id string) error {
+	return m.registry.Undrain(ctx, id)
+}

@@ -53,6 +53,9 @@ type ServerOptions struct {
 	// WorkerDeadAfter: a worker silent this long is offered nothing; 0 for
 	// five heartbeats (5 s).
 	WorkerDeadAfter time.Duration
+	// WorkerForgetAfter: a worker silent this long leaves the cluster
+	// view (shown dead until then); 0 for placement.DefaultForgetAfter.
+	WorkerForgetAfter time.Duration
 	// Standby joins as a non-voter, promoted by the leader when a voter
 	// has been dead for PromoteAfter (default 10 s).
 	Standby      bool
@@ -172,7 +175,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	defer cp.Shutdown()
 
 	prober := controlplane.NewProber(cp)
-	registry := placement.NewRegistry(pool, opts.WorkerDeadAfter, log.With("subsystem", "placement"))
+	registry := placement.NewRegistry(pool, opts.WorkerDeadAfter, opts.WorkerForgetAfter, log.With("subsystem", "placement"))
 	svc := controlplane.NewService(cp, apiAddr, blobs, registry)
 	grpcServer := grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	svc.Register(grpcServer)
@@ -187,6 +190,7 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention, checker: checker}, log, func(c *gateway.Config) {
 		c.ReplicateBlob = replicator(cp, pool, apiAddr)
 		c.PeerView = prober.Overlay
+		c.NotMember = prober.NotMember
 		c.Membership = &membership{cp: cp, pool: pool, registry: registry, discoveryTLS: discoveryTLS(opts.TLS.Enabled())}
 		c.Health = func() any {
 			h := serverHealth{ID: cp.ID(), Internal: cp.RaftAddr(), Bootstrapped: cp.HasState()}

@@ -16,8 +16,18 @@ func (l local) Invoke(ctx context.Context, req worker.Request) (worker.Result, e
 	return l.w.Invoke(ctx, req)
 }
 func (l local) Retire(function string)              { l.w.Retire(function) }
-func (l local) Status() client.Worker               { return l.w.Status() }
 func (l local) HasWarm(fn string, rev int64) bool   { return l.w.HasWarm(fn, rev) }
 func (l local) Runtimes() []string                  { return l.w.RuntimeNames() }
 func (l local) Prefetch(fn client.Function)         { l.w.Prefetch(fn) }
 func (l local) Provision(fn client.Function, n int) { l.w.Provision(fn, n) }
+
+func (l local) Status() client.Worker {
+	st := l.w.Status()
+	if st.State == "" {
+		st.State = StateReady
+		if !st.Healthy {
+			st.State = StateDead
+		}
+	}
+	return st
+}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
@@ -28,20 +29,39 @@ const ErrorWorkerLost = "Sandbox.WorkerLost"
 
 // Registry is a server's soft view of remote workers, fed by their
 // heartbeats. A worker that misses DeadAfter worth of heartbeats is
-// considered dead and offered nothing. Safe for concurrent use.
+// considered dead and offered nothing; one silent for ForgetAfter leaves
+// the registry (and the cluster view). Safe for concurrent use.
 type Registry struct {
-	pool      *rpc.Pool
-	deadAfter time.Duration
-	log       *slog.Logger
+	pool        *rpc.Pool
+	deadAfter   time.Duration
+	forgetAfter time.Duration
+	log         *slog.Logger
 
 	mu      sync.Mutex
 	workers map[string]*remote
 }
 
-// NewRegistry returns a registry that calls workers through pool and
-// considers a worker dead after missing deadAfter of heartbeats.
-func NewRegistry(pool *rpc.Pool, deadAfter time.Duration, log *slog.Logger) *Registry {
-	return &Registry{pool: pool, deadAfter: deadAfter, log: log, workers: map[string]*remote{}}
+// Worker states in the cluster view (client.Worker.State).
+const (
+	StateReady    = "ready"
+	StateDraining = "draining"
+	StateDead     = "dead"
+)
+
+// DefaultForgetAfter is how long a dead worker stays in the cluster view
+// (as dead) before the registry forgets it.
+const DefaultForgetAfter = 5 * time.Minute
+
+// NewRegistry returns a registry that calls workers through pool,
+// considers a worker dead after missing deadAfter of heartbeats and
+// forgets it after forgetAfter of silence (0 for DefaultForgetAfter; never
+// less than deadAfter).
+func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog.Logger) *Registry {
+	if forgetAfter <= 0 {
+		forgetAfter = DefaultForgetAfter
+	}
+	forgetAfter = max(forgetAfter, deadAfter)
+	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{}}
 }
 
 // Heartbeat records a worker's heartbeat.
@@ -64,13 +84,23 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 	w.mu.Unlock()
 }
 
-// Targets returns the workers that are alive, sorted by ID.
+// Targets returns the workers the registry knows, sorted by ID (dead
+// ones among them until they are forgotten). It forgets the workers
+// silent for longer than forgetAfter.
 func (r *Registry) Targets() []Target {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Target
 	ids := make([]string, 0, len(r.workers))
-	for id := range r.workers {
+	for id, w := range r.workers {
+		w.mu.Lock()
+		silent := time.Since(w.seen)
+		w.mu.Unlock()
+		if silent > r.forgetAfter {
+			delete(r.workers, id)
+			r.log.Info("worker forgotten", "worker", id, "silent_for", silent.Round(time.Second))
+			continue
+		}
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
@@ -104,10 +134,20 @@ func (w *remote) Status() client.Worker {
 	w.mu.Lock()
 	inUse := max(int(hb.InUse), w.inflight)
 	w.mu.Unlock()
-	return client.Worker{
+	st := client.Worker{
 		ID: hb.WorkerId, Address: hb.Address, Slots: int(hb.Slots), InUse: inUse,
 		WarmInstances: int(hb.Warm), Healthy: alive && !hb.Draining, Executor: hb.Executor,
+		State: StateReady,
 	}
+	switch {
+	case !alive:
+		// What it last said is stale: a dead worker holds nothing warm
+		// that a server could use.
+		st.State, st.WarmInstances, st.InUse = StateDead, 0, 0
+	case hb.Draining:
+		st.State = StateDraining
+	}
+	return st
 }
 
 func (w *remote) HasWarm(fn string, rev int64) bool {
@@ -241,19 +281,48 @@ func itoa(n int64) string {
 // ErrUnknownWorker is returned for a worker the registry has not heard of.
 var ErrUnknownWorker = errors.New("no such worker")
 
+// ErrWorkerDead is returned for a change asked of a worker that is dead
+// (silent, or unreachable).
+var ErrWorkerDead = errors.New("the worker is dead: it sends no heartbeats or cannot be reached")
+
 // Drain asks a worker to stop taking new invocations.
 func (r *Registry) Drain(ctx context.Context, id string) error {
+	return r.drain(ctx, id, false)
+}
+
+// Undrain asks a drained worker to take new invocations again.
+func (r *Registry) Undrain(ctx context.Context, id string) error {
+	return r.drain(ctx, id, true)
+}
+
+func (r *Registry) drain(ctx context.Context, id string, undrain bool) error {
 	r.mu.Lock()
 	w := r.workers[id]
 	r.mu.Unlock()
 	if w == nil {
 		return fmt.Errorf("worker %q: %w", id, ErrUnknownWorker)
 	}
-	hb, _ := w.snapshot()
+	hb, alive := w.snapshot()
+	if !alive {
+		return fmt.Errorf("worker %q: %w", id, ErrWorkerDead)
+	}
 	c, err := r.pool.Worker(hb.Address)
 	if err != nil {
 		return err
 	}
-	_, err = c.Drain(w.callCtx(ctx), &rpcpb.DrainRequest{})
-	return err
+	if _, err = c.Drain(w.callCtx(ctx), &rpcpb.DrainRequest{Undrain: undrain}); err != nil {
+		if status.Code(err) == codes.Unavailable {
+			return fmt.Errorf("worker %q: %w (%v)", id, ErrWorkerDead, err)
+		}
+		return err
+	}
+	// Show the change at once rather than at the next heartbeat.
+	w.mu.Lock()
+	if w.hb != nil {
+		hb := proto.Clone(w.hb).(*rpcpb.WorkerHeartbeat)
+		hb.Draining = !undrain
+		w.hb = hb
+	}
+	w.mu.Unlock()
+	return nil
 }

@@ -137,8 +137,15 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 	}, nil
 }
 
-// Drain serves a server's request to drain this worker.
-func (a *Agent) Drain(ctx context.Context, _ *rpcpb.DrainRequest) (*rpcpb.DrainResponse, error) {
+// Drain serves a server's request to drain this worker, or with undrain
+// to take work again.
+func (a *Agent) Drain(ctx context.Context, req *rpcpb.DrainRequest) (*rpcpb.DrainResponse, error) {
+	if req.Undrain {
+		a.mu.Lock()
+		a.draining = false
+		a.mu.Unlock()
+		return &rpcpb.DrainResponse{}, nil
+	}
 	a.StartDrain()
 	return &rpcpb.DrainResponse{}, nil
 }

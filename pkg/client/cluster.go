@@ -28,3 +28,9 @@ func (c *Client) DrainWorker(ctx context.Context, id string) error {
 	_, err := c.doJSON(ctx, http.MethodPost, "/v1/cluster/workers/"+url.PathEscape(id)+"/drain", nil, nil, nil)
 	return err
 }
+
+// UndrainWorker makes a drained worker take new invocations again.
+func (c *Client) UndrainWorker(ctx context.Context, id string) error {
+	_, err := c.doJSON(ctx, http.MethodPost, "/v1/cluster/workers/"+url.PathEscape(id)+"/undrain", nil, nil, nil)
+	return err
+}

@@ -35,6 +35,11 @@ type FunctionConfig struct {
 	// ready at all times, spread over the workers (Lambda's provisioned
 	// concurrency): invocations up to that many at once start warm.
 	Provisioned int `json:"provisioned,omitempty"`
+
+	// Source says where the CLI deployed this revision's code from
+	// (HOST:/absolute/path): a hint, so that a deploy replacing a
+	// function whose code came from elsewhere can say so.
+	Source string `json:"source,omitempty"`
 }
 
 // Destinations say where the outcome of an asynchronous invocation goes:
@@ -148,6 +153,9 @@ type LogEntry struct {
 type Cluster struct {
 	Servers []Server `json:"servers"`
 	Workers []Worker `json:"workers"`
+	// NotMember, when set, says why the answering server is not a member
+	// of the cluster (it was removed): its view is stale.
+	NotMember string `json:"not_member,omitempty"`
 }
 
 // Server is one control-plane member.
@@ -168,8 +176,12 @@ type Worker struct {
 	Slots         int    `json:"slots"`
 	InUse         int    `json:"in_use"`
 	WarmInstances int    `json:"warm_instances"`
-	Healthy       bool   `json:"healthy"`
+	Healthy       bool   `json:"healthy"` // ready: alive and not draining
 	Executor      string `json:"executor"`
+	// State is ready, draining (alive, takes no new work until
+	// undrained) or dead (silent; forgotten after the server's
+	// --worker-forget-after).
+	State string `json:"state"`
 }
 
 // ErrorBody is the JSON shape of every error answer.
@@ -255,6 +267,9 @@ type Subscription struct {
 	Webhook   string    `json:"webhook,omitempty"`
 	Email     string    `json:"email,omitempty"`
 	Created   time.Time `json:"created_at"`
+	// Warning, in the answer to a create, says why its notifications
+	// may not be delivered (an e-mail one on a server without SMTP).
+	Warning string `json:"warning,omitempty"`
 }
 
 // ScanReport is what code scanning found in a revision.

@@ -187,15 +187,18 @@ func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
 }
 
 type ServerInfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	LeaderId      string                 `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Bootstrapped  bool                   `protobuf:"varint,5,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
-	Role          string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"` // leader, follower, candidate, nonvoter
-	Term          uint64                 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
-	LastIndex     uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress  string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress   string                 `protobuf:"bytes,3,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	LeaderId     string                 `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Bootstrapped bool                   `protobuf:"varint,5,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
+	Role         string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"` // leader, follower, candidate, nonvoter
+	Term         uint64                 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	LastIndex    uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// members lists the server IDs in this server's Raft configuration:
+	// a server finds out from a leader's answer that it was removed.
+	Members       []string `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +287,13 @@ func (x *ServerInfoResponse) GetLastIndex() uint64 {
 		return x.LastIndex
 	}
 	return 0
+}
+
+func (x *ServerInfoResponse) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 type JoinRequest struct {
@@ -1282,6 +1292,7 @@ func (*ProvisionResponse) Descriptor() ([]byte, []int) {
 
 type DrainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Undrain       bool                   `protobuf:"varint,1,opt,name=undrain,proto3" json:"undrain,omitempty"` // take work again instead
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1314,6 +1325,13 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
 	return file_nimbus_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DrainRequest) GetUndrain() bool {
+	if x != nil {
+		return x.Undrain
+	}
+	return false
 }
 
 type DrainResponse struct {
@@ -1366,7 +1384,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"error_kind\x18\x02 \x01(\tR\terrorKind\x12#\n" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x14\n" +
 	"\x05index\x18\x04 \x01(\x04R\x05index\"\x13\n" +
-	"\x11ServerInfoRequest\"\xf0\x01\n" +
+	"\x11ServerInfoRequest\"\x8a\x02\n" +
 	"\x12ServerInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -1377,7 +1395,8 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x04role\x18\x06 \x01(\tR\x04role\x12\x12\n" +
 	"\x04term\x18\a \x01(\x04R\x04term\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\b \x01(\x04R\tlastIndex\"}\n" +
+	"last_index\x18\b \x01(\x04R\tlastIndex\x12\x18\n" +
+	"\amembers\x18\t \x03(\tR\amembers\"}\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1f\n" +
@@ -1444,8 +1463,9 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x10ProvisionRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\fR\bfunction\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"\x13\n" +
-	"\x11ProvisionResponse\"\x0e\n" +
-	"\fDrainRequest\"\x0f\n" +
+	"\x11ProvisionResponse\"(\n" +
+	"\fDrainRequest\x12\x18\n" +
+	"\aundrain\x18\x01 \x01(\bR\aundrain\"\x0f\n" +
 	"\rDrainResponse2\x98\x04\n" +
 	"\aControl\x12:\n" +
 	"\x05Apply\x12\x17.nimbus.v1.ApplyRequest\x1a\x18.nimbus.v1.ApplyResponse\x12I\n" +

@@ -433,6 +433,7 @@ type WorkerClient interface {
 	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
 	Retire(ctx context.Context, in *RetireRequest, opts ...grpc.CallOption) (*RetireResponse, error)
 	// Drain stops the worker taking new invocations; running ones finish.
+	// With undrain it takes them again.
 	Drain(ctx context.Context, in *DrainRequest, opts ...grpc.CallOption) (*DrainResponse, error)
 	// Provision keeps count instances of a function's revision ready
 	// (provisioned concurrency); the leader repeats it every few seconds.
@@ -496,6 +497,7 @@ type WorkerServer interface {
 	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
 	Retire(context.Context, *RetireRequest) (*RetireResponse, error)
 	// Drain stops the worker taking new invocations; running ones finish.
+	// With undrain it takes them again.
 	Drain(context.Context, *DrainRequest) (*DrainResponse, error)
 	// Provision keeps count instances of a function's revision ready
 	// (provisioned concurrency); the leader repeats it every few seconds.
