@@ -18,6 +18,7 @@ func mainPyDir(t *testing.T, mainPy string) string {
 }
 
 func TestDeployRefusesCodeThatCannotBeImported(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	good := mainPyDir(t, "def handler(event, context):\n    return {'rev': 'good'}\n")
 	n.mustCLI(0, "deploy", good, "--name", "checked")

@@ -246,19 +246,24 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // syncBuffer is a bytes.Buffer that several goroutines may write.
+//
+// The buffer is a named field, not embedded: embedded, its ReadFrom would
+// be promoted, and io.Copy (which exec uses to copy a process's output
+// into a Writer) would call it without the lock, racing the other writer
+// and losing lines.
 type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
 
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.Buffer.String()
+	return b.buf.String()
 }

@@ -40,6 +40,7 @@ func (n *devNode) metricsText() string {
 }
 
 func TestMetricsCountEveryTrigger(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("counted", okHandler, nil)
 	n.mustDeploy("catcher", okHandler, nil)
@@ -121,6 +122,7 @@ def handler(event, context):
 `
 
 func TestClientThatHangsUpIsCountedAsClientClosed(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("sleepy", sleepyHandler, map[string]any{"timeout": "60s"})
 

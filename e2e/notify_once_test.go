@@ -32,6 +32,7 @@ func notificationsByID(t *testing.T, r *receiver) map[string][]notification {
 }
 
 func TestDeadLetterIsNotifiedOnceWithItsLastAttempt(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	subs := newReceiver(t)
 	dest := newReceiver(t)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestRecordRetentionFlagsTakeEffect(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--records-per-function", "3", "--record-retention", "1h")
 	n.mustDeploy("kept", okHandler, nil)
 	var ids []string
@@ -40,6 +41,7 @@ func TestRecordRetentionFlagsTakeEffect(t *testing.T) {
 }
 
 func TestRecordRetentionFlagsRefuseBadValues(t *testing.T) {
+	parallel(t)
 	cases := []struct {
 		args []string
 		want string

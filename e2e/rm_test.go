@@ -37,6 +37,7 @@ func (n *devNode) function(name string) (client.Function, bool) {
 }
 
 func TestRmRefusesWhileSomethingNamesTheFunctionAndForceRemovesItAll(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir())
 	recv := newReceiver(t)
 	n.mustDeploy("target", okHandler, nil)

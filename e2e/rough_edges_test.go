@@ -19,6 +19,7 @@ import (
 // What a new user meets in the first minutes of `nimbus dev`, each
 // against the real binary and server.
 func TestFirstMinutesRoughEdges(t *testing.T) {
+	parallel(t)
 	n := startDev(t, t.TempDir(), "--prestart", "0")
 
 	t.Run("the banner suggests the binary as invoked and a name no example uses", func(t *testing.T) {

@@ -184,7 +184,7 @@ func TestScheduleCronNextFire(t *testing.T) {
 		}
 	}
 	var one client.Schedule
-	if err := json.Unmarshal([]byte(n.mustCLI(0, "schedules", "get", "noon").stdout), &one); err != nil || one.Function != "noon" || one.NextFire.IsZero() {
+	if err := json.Unmarshal([]byte(n.mustCLI(0, "schedules", "get", "noon", "-o", "json").stdout), &one); err != nil || one.Function != "noon" || one.NextFire.IsZero() {
 		t.Errorf("schedules get noon: %+v (%v)", one, err)
 	}
 	// Enabling the 5-field cron gives the next quarter hour.

@@ -77,9 +77,45 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	// The answer leaves first; the metrics, the record and the log follow
-	// (the client does not wait for them).
+	// The record and the log are queued before the answer leaves (an
+	// append under a lock), so that a client that lists them as soon as
+	// it has its answer finds them on this server; they are committed
+	// later, in batches (see recorder).
 	logTail := tail(res.Log, logTailBytes)
+	rec := client.Invocation{
+		ID:            id,
+		Namespace:     fn.Namespace,
+		Function:      fn.Name,
+		Revision:      fn.Revision,
+		Trigger:       "sync",
+		Status:        client.StatusSuccess,
+		Start:         res.Start.UTC(),
+		DurationMS:    durationMS(res.Duration),
+		BilledMS:      res.BilledMS,
+		MemoryMB:      fn.MemoryMB,
+		MaxMemoryMB:   res.MaxMemoryMB,
+		ColdStart:     res.Cold,
+		ErrorType:     res.ErrorType,
+		LogTail:       logTail,
+		Worker:        res.WorkerID,
+		ProcessesLeft: res.ProcessesLeft,
+	}
+	if res.InitDuration > 0 {
+		rec.InitMS = durationMS(res.InitDuration)
+	}
+	if res.ErrorType != "" {
+		rec.Status = client.StatusFailed
+	}
+	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
+	g.follow.publish(entry)
+	if len(res.Log) < logTailBytes {
+		// The record holds the whole log, and every server keeps the
+		// record: the log store (this server's own) keeps longer logs
+		// only. The logs route reads both.
+		g.recorder.add(&rec, nil)
+	} else {
+		g.recorder.add(&rec, &entry)
+	}
 	h := w.Header()
 	if res.ErrorType != "" {
 		h.Set(client.HeaderFunctionError, "Unhandled")
@@ -97,40 +133,6 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).Flush()
 
 	g.metrics.observe(fn, "sync", outcome(res.ErrorType), res.Duration, res.Cold)
-	rec := client.Invocation{
-		ID:          id,
-		Namespace:   fn.Namespace,
-		Function:    fn.Name,
-		Revision:    fn.Revision,
-		Trigger:     "sync",
-		Status:      client.StatusSuccess,
-		Start:       res.Start.UTC(),
-		DurationMS:  durationMS(res.Duration),
-		BilledMS:    res.BilledMS,
-		MemoryMB:    fn.MemoryMB,
-		MaxMemoryMB: res.MaxMemoryMB,
-		ColdStart:   res.Cold,
-		ErrorType:   res.ErrorType,
-		LogTail:     logTail,
-		Worker:      res.WorkerID,
-	}
-	rec.ProcessesLeft = res.ProcessesLeft
-	if res.InitDuration > 0 {
-		rec.InitMS = durationMS(res.InitDuration)
-	}
-	if res.ErrorType != "" {
-		rec.Status = client.StatusFailed
-	}
-	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
-	g.follow.publish(entry)
-	if len(res.Log) < logTailBytes {
-		// The record holds the whole log, and every server keeps the
-		// record: the log store (this server's own) keeps longer logs
-		// only. The logs route reads both.
-		g.recorder.add(&rec, nil)
-		return
-	}
-	g.recorder.add(&rec, &entry)
 }
 
 // Admit admits one invocation of fn within its reserved concurrency and

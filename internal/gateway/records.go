@@ -166,6 +166,11 @@ func (r *recorder) flush(all bool) {
 		} else {
 			r.entries = nil
 		}
+		// They move to storing and inflight in the same critical section
+		// that takes them off the queue: the overlays (pending,
+		// pendingLogs) must see each in one place or the other until the
+		// store has it, never in neither.
+		r.storing, r.inflight = entries, recs
 		r.mu.Unlock()
 		if len(audit) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -178,9 +183,6 @@ func (r *recorder) flush(all bool) {
 			return
 		}
 		if len(entries) > 0 || len(r.expired) > 0 {
-			r.mu.Lock()
-			r.storing = entries
-			r.mu.Unlock()
 			err := r.logs.Update(entries, r.expired)
 			r.mu.Lock()
 			r.storing = nil
@@ -191,9 +193,6 @@ func (r *recorder) flush(all bool) {
 			r.expired = r.expired[:0]
 		}
 		if len(recs) > 0 {
-			r.mu.Lock()
-			r.inflight = recs
-			r.mu.Unlock()
 			r.commit(recs)
 			r.mu.Lock()
 			r.inflight = nil
