@@ -88,6 +88,7 @@ type devNode struct {
 	cmd   *exec.Cmd
 	out   *syncBuffer // stdout and stderr of the process
 	done  chan struct{}
+	http  *http.Client // the harness's own requests (health polling, do)
 }
 
 var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)`)
@@ -95,6 +96,14 @@ var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)`)
 // startDev starts `nimbus dev` on a free port with data in dir and waits
 // until it answers. The process is stopped when the test ends.
 func startDev(t *testing.T, data string, extra ...string) *devNode {
+	t.Helper()
+	return startDevWith(t, http.DefaultClient, data, extra...)
+}
+
+// startDevWith is startDev with the HTTP client the harness itself uses
+// to reach the node (a TLS test's client trusts its certificate; tests
+// run side by side, so none changes http.DefaultTransport).
+func startDevWith(t *testing.T, hc *http.Client, data string, extra ...string) *devNode {
 	t.Helper()
 	args := append([]string{"dev", "--data", data, "--listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(nimbusBin, args...)
@@ -107,7 +116,7 @@ func startDev(t *testing.T, data string, extra ...string) *devNode {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := &devNode{t: t, data: data, cmd: cmd, out: out, done: make(chan struct{})}
+	n := &devNode{t: t, data: data, cmd: cmd, out: out, done: make(chan struct{}), http: hc}
 	urlc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -133,7 +142,7 @@ func startDev(t *testing.T, data string, extra ...string) *devNode {
 	}
 	n.token = strings.TrimSpace(string(tok))
 	waitFor(t, 30*time.Second, "healthz answers", func() bool {
-		resp, err := http.Get(n.url + "/healthz")
+		resp, err := n.http.Get(n.url + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -214,7 +223,7 @@ func (n *devNode) do(method, path, contentType string, body io.Reader) (int, htt
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.http.Do(req)
 	if err != nil {
 		n.t.Fatal(err)
 	}

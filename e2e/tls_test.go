@@ -54,10 +54,9 @@ func TestTLSWithASelfSignedCertificate(t *testing.T) {
 // harness's own client trusts it.
 func startDevTLS(t *testing.T, data string) *devNode {
 	t.Helper()
-	old := http.DefaultTransport.(*http.Transport).TLSClientConfig
-	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the test's own health polling only
-	t.Cleanup(func() { http.DefaultTransport.(*http.Transport).TLSClientConfig = old })
-	return startDev(t, data, "--tls-self-signed", "--prestart", "0")
+	// The harness's own health polling only; the CLI is what is tested.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	return startDevWith(t, hc, data, "--tls-self-signed", "--prestart", "0")
 }
 
 // TestTLSWithACertificateOfTheTestsOwnCA serves the API with a
@@ -85,12 +84,10 @@ func TestTLSWithACertificateOfTheTestsOwnCA(t *testing.T) {
 	kb, _ := x509.MarshalECPrivateKey(key)
 	writePEM(t, filepath.Join(dir, "key.pem"), "EC PRIVATE KEY", kb)
 
-	old := http.DefaultTransport.(*http.Transport).TLSClientConfig
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
-	t.Cleanup(func() { http.DefaultTransport.(*http.Transport).TLSClientConfig = old })
-	n := startDev(t, t.TempDir(), "--prestart", "0",
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	n := startDevWith(t, hc, t.TempDir(), "--prestart", "0",
 		"--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem"))
 	if !strings.HasPrefix(n.url, "https://") {
 		t.Fatalf("the API is not served over TLS: %s", n.url)
