@@ -70,12 +70,12 @@ func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.RedriveType, fsm.Redrive{IDs: ids, Now: time.Now().UTC()})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.Redrive{IDs: ids, Now: time.Now().UTC()})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	moved := res.(fsm.RedriveResult).Moved
+	moved := res.Moved
 	if !body.All && moved == 0 {
 		writeError(w, g.log, &apiError{http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter with ID %s", strings.Join(body.IDs, ", "))})
 		return

@@ -63,7 +63,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
 		return http.StatusBadRequest, "BadRequest"
-	case errors.Is(err, placement.ErrWorkerDead):
+	case errors.Is(err, state.ErrInvalid):
+		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, placement.ErrWorkerDead), errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotEmpty):
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"

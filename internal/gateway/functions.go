@@ -84,12 +84,12 @@ func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.RemoveFunctionType, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	rm := res.(fsm.RemoveFunctionResult)
+	rm := res
 	if !rm.Deleted {
 		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf(
 			"function %q is still named by %s: remove them first, or delete with force (nimbus rm --force, ?force=true) to remove them too",
@@ -178,12 +178,12 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fn := client.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	out := res.(fsm.UpsertFunctionResult)
+	out := res
 	g.cfg.Placer.Prefetch(out.Function)
 	if out.Function.Provisioned > 0 {
 		go g.cfg.Placer.Provision(out.Function, out.Function.Provisioned) // the leader renews it

@@ -28,7 +28,7 @@ import (
 // ControlPlane is what the gateway needs of the Raft node.
 type ControlPlane interface {
 	Store() *state.Store
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	fsm.Writer
 	Servers(apiAddr func(id string) string) []client.Server
 }
 

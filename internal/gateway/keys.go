@@ -121,7 +121,7 @@ func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", "a key cannot revoke itself: use another admin key"})
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteKeyType, fsm.DeleteKey{ID: id}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteKey{ID: id}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"nimbus/internal/auth"
 	"nimbus/internal/fsm"
 	"nimbus/internal/scan"
-	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
 
@@ -67,14 +65,14 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ns.CreatedAt = time.Now().UTC()
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutNamespaceType, fsm.PutNamespace{Namespace: ns})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.PutNamespace{Namespace: ns})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
 	stored, _ := g.cfg.Control.Store().Namespace(name)
 	status := http.StatusOK
-	if res.(fsm.PutNamespaceResult).Created {
+	if res.Created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, stored)
@@ -84,10 +82,7 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 // it stop working there, as it no longer exists.
 func (g *Gateway) deleteNamespace(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteNamespaceType, fsm.DeleteNamespace{Name: name}); err != nil {
-		if errors.Is(err, state.ErrNotEmpty) {
-			err = &apiError{http.StatusConflict, "Conflict", err.Error()}
-		}
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteNamespace{Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}

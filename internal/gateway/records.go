@@ -174,7 +174,7 @@ func (r *recorder) flush(all bool) {
 		r.mu.Unlock()
 		if len(audit) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := r.cp.Apply(ctx, fsm.AuditType, fsm.Audit{Entries: audit}); err != nil {
+			if _, err := fsm.Apply(ctx, r.cp, fsm.Audit{Entries: audit}); err != nil {
 				r.log.Error("committing audit entries", "err", err, "count", len(audit))
 			}
 			cancel()
@@ -210,7 +210,7 @@ func (r *recorder) flush(all bool) {
 func (r *recorder) commit(recs []client.Invocation) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := r.cp.Apply(ctx, fsm.RecordInvocationsType, fsm.RecordInvocations{
+	res, err := fsm.Apply(ctx, r.cp, fsm.RecordInvocations{
 		Records: recs, Retention: r.retention, Now: time.Now().UTC(),
 	})
 	if err != nil {
@@ -218,7 +218,7 @@ func (r *recorder) commit(recs []client.Invocation) {
 		r.keepShortLogs(recs)
 		return
 	}
-	r.expired = append(r.expired, res.(fsm.RecordInvocationsResult).Removed...)
+	r.expired = append(r.expired, res.Removed...)
 }
 
 // keepShortLogs stores in this server's log store the logs that only

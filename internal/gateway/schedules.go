@@ -74,14 +74,14 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	sc.CreatedAt = time.Now().UTC()
 	sc.LastSlot, sc.LastRequest, sc.Fires, sc.Missed, sc.NextFire = time.Time{}, "", 0, 0, time.Time{}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutScheduleType, fsm.PutSchedule{Schedule: sc})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.PutSchedule{Schedule: sc})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
 	stored, _ := g.cfg.Control.Store().Schedule(client.QualifiedName(sc.Namespace, name))
 	status := http.StatusOK
-	if res.(fsm.PutScheduleResult).Created {
+	if res.Created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, g.withNextFire(stored))
@@ -94,7 +94,7 @@ func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteScheduleType, fsm.DeleteSchedule{Namespace: ns, Name: name}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteSchedule{Namespace: ns, Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -104,7 +104,7 @@ func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, ns := r.PathValue("name"), callerNS(r.Context())
-		if _, err := g.cfg.Control.Apply(r.Context(), fsm.EnableScheduleType, fsm.EnableSchedule{Namespace: ns, Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
+		if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.EnableSchedule{Namespace: ns, Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
 			writeError(w, g.log, err)
 			return
 		}

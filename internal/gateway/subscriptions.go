@@ -85,7 +85,7 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 	b := make([]byte, 8)
 	rand.Read(b)
 	s.ID, s.Created = "sub-"+hex.EncodeToString(b), time.Now().UTC()
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.PutSubscriptionType, fsm.PutSubscription{Subscription: s}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.PutSubscription{Subscription: s}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -101,7 +101,7 @@ func (g *Gateway) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, notFound("subscription %q", id))
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteSubscriptionType, fsm.DeleteSubscription{ID: r.PathValue("id")}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteSubscription{ID: r.PathValue("id")}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}

@@ -83,7 +83,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest("logout ends a cookie session and this request came with an API key (revoke keys with DELETE /v1/keys/{id})"))
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteSessionType, fsm.DeleteSession{ID: cs.session.ID}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteSession{ID: cs.session.ID}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -142,12 +142,12 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	u := state.User{Name: body.Name, Role: body.Role, Namespace: body.Namespace,
 		PasswordHash: auth.HashPassword(body.Password), CreatedAt: now}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutUserType, fsm.PutUser{User: u, Create: true})
+	res, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.PutUser{User: u, Create: true})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	if res.(fsm.PutUserResult).Conflict {
+	if res.Conflict {
 		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf("user %q exists already", body.Name)})
 		return
 	}
@@ -162,7 +162,7 @@ func (g *Gateway) deleteUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", "a user cannot delete themself: ask another admin"})
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteUserType, fsm.DeleteUser{Name: name}); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, fsm.DeleteUser{Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -211,7 +211,7 @@ func (g *Gateway) setPassword(w http.ResponseWriter, r *http.Request) {
 	if cs := callerSessionOf(r.Context()); cs != nil && self {
 		cmd.Keep = cs.session.ID
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.PutUserType, cmd); err != nil {
+	if _, err := fsm.Apply(r.Context(), g.cfg.Control, cmd); err != nil {
 		writeError(w, g.log, err)
 		return
 	}

@@ -41,7 +41,7 @@ const (
 // Control is what the dispatcher needs of the Raft node.
 type Control interface {
 	Store() *state.Store
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	fsm.Writer
 }
 
 // Invoker runs an invocation on some worker (the placer).
@@ -188,7 +188,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		fn, _ := store.Function(client.QualifiedName(q.Namespace, q.Function))
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
-	res, err := d.cp.Apply(ctx, fsm.LeaseType, fsm.Lease{Leases: leases, Now: now})
+	res, err := fsm.Apply(ctx, d.cp, fsm.Lease{Leases: leases, Now: now})
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("leasing queued events", "err", err)
@@ -198,7 +198,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		}
 		return
 	}
-	epochs := res.(fsm.LeaseResult).Epochs
+	epochs := res.Epochs
 	for i, q := range ready {
 		epoch, ok := epochs[q.RequestID]
 		if !ok {

@@ -20,8 +20,19 @@ import (
 	"nimbus/pkg/client"
 )
 
-// ErrNotFound is returned when an object does not exist.
-var ErrNotFound = errors.New("not found")
+// Errors an apply returns that callers tell apart with errors.Is; each
+// has a code in the fsm package that carries it from a leader to the
+// follower that forwarded the command.
+var (
+	// ErrNotFound: an object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the change contradicts what is stored (a name taken, a
+	// limit another change already used up).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the change is malformed or out of bounds whatever is
+	// stored.
+	ErrInvalid = errors.New("invalid")
+)
 
 // Store is the state store. The zero value is not usable; call New.
 // All methods are safe for concurrent use.
