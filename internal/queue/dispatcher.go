@@ -1,7 +1,9 @@
 // Package queue owns the asynchronous invocation path on the leader: the
 // enqueuer that commits events in batches before they are acknowledged,
-// and the dispatcher that leases queued events to workers, retries them
-// with backoff, turns them into dead letters, and fires destinations.
+// and the dispatcher that leases queued events to itself (through Raft),
+// runs each on a worker through placement, retries them with backoff,
+// turns them into dead letters, and fires destinations. Workers never see
+// the queue or hold a lease.
 //
 // Delivery is at least once: a lease outlives a dead dispatcher only until
 // its deadline, then the event runs again; the request ID is the
