@@ -70,8 +70,8 @@ func (FireSchedule) result() *None                         { return nil }
 func (FireSchedules) result() *FireSchedulesResult         { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
-	fn, created := s.UpsertFunction(c.Function, c.Now)
-	return UpsertFunctionResult{Function: fn, Created: created}, nil
+	fn, created, err := s.UpsertFunction(c.Function, c.Now)
+	return UpsertFunctionResult{Function: fn, Created: created}, err
 }
 
 func applyDeleteFunction(s *state.Store, c DeleteFunction) (None, error) {

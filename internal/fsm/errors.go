@@ -39,16 +39,8 @@ func ErrorCode(err error) string {
 func ErrorFromCode(code, message string) error {
 	for _, c := range errorCodes {
 		if c.code == code {
-			return &codedError{message: message, sentinel: c.err}
+			return state.Errorf(c.err, "%s", message)
 		}
 	}
 	return errors.New(message)
 }
-
-type codedError struct {
-	message  string
-	sentinel error
-}
-
-func (e *codedError) Error() string { return e.message }
-func (e *codedError) Unwrap() error { return e.sentinel }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,6 +43,10 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 		return err
 	}
 	res, err := e.apply(f.store, body)
+	var de *decodeError
+	if errors.As(err, &de) {
+		f.log.Error("skipping log entry", "type", t, "err", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func defCodec[C Command[R], R any](t CommandType, apply func(*state.Store, C) (R
 		apply: func(s *state.Store, body []byte) (any, error) {
 			c, err := decode(body)
 			if err != nil {
-				return nil, fmt.Errorf("decode %s: %w", name, err)
+				return nil, &decodeError{fmt.Errorf("decode %s: %w", name, err)}
 			}
 			return apply(s, c)
 		},
@@ -186,3 +186,10 @@ func (d *direct) Write(_ context.Context, t CommandType, data []byte) (any, erro
 	}
 	return res, nil
 }
+
+// decodeError is a log entry whose body does not decode as its command:
+// the entry is skipped (and logged), never applied in part.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }

@@ -314,17 +314,9 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
 		return
 	}
-	rec := client.Invocation{
-		ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Revision: fn.Revision, Trigger: q.Trigger,
-		Status: client.StatusSuccess, Start: res.Start.UTC(), DurationMS: float64(res.Duration.Microseconds()) / 1000,
-		BilledMS: res.BilledMS, MemoryMB: fn.MemoryMB, MaxMemoryMB: res.MaxMemoryMB, ColdStart: res.Cold,
-		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
-		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
-		ProcessesLeft: res.ProcessesLeft,
-	}
-	if res.InitDuration > 0 {
-		rec.InitMS = float64(res.InitDuration.Microseconds()) / 1000
-	}
+	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
+	rec.Status = client.StatusSuccess // until the outcome says otherwise (below)
+	rec.Result, rec.Attempts, rec.EnqueuedAt = json.RawMessage(res.Payload), q.Attempts, q.EnqueuedAt
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
@@ -349,11 +341,4 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		o.Enqueue = []state.QueueItem{*dest}
 	}
 	d.finisher.add(o, &out)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ package state
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"sort"
@@ -33,6 +34,22 @@ var (
 	// stored.
 	ErrInvalid = errors.New("invalid")
 )
+
+// Errorf returns an error that reads as the formatted message and is kind
+// (one of the errors above, or any sentinel) for errors.Is: the message
+// says what went wrong in words a person reads, the kind says what
+// callers do about it (the gateway's status).
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 // Store is the state store. The zero value is not usable; call New.
 // All methods are safe for concurrent use.
