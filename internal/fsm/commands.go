@@ -11,7 +11,7 @@ package fsm
 import (
 	"time"
 
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -52,7 +52,7 @@ const (
 // ends the user's sessions but Keep's. The password is in it only as its
 // argon2id hash.
 type PutUser struct {
-	User   state.User `json:"user"`
+	User   model.User `json:"user"`
 	Create bool       `json:"create"`
 	Keep   string     `json:"keep,omitempty"` // session ID to keep
 }
@@ -71,7 +71,7 @@ type DeleteUser struct {
 // PutSession starts a session (its secret only as a hash) and drops those
 // expired as of Now.
 type PutSession struct {
-	Session state.Session `json:"session"`
+	Session model.Session `json:"session"`
 	Now     time.Time     `json:"now"`
 }
 
@@ -153,7 +153,7 @@ type RemoveFunctionResult struct {
 // retention as of Now.
 type RecordInvocations struct {
 	Records   []client.Invocation `json:"records"`
-	Retention state.Retention     `json:"retention"`
+	Retention model.Retention     `json:"retention"`
 	Now       time.Time           `json:"now"`
 }
 
@@ -165,7 +165,7 @@ type RecordInvocationsResult struct {
 
 // PutKey stores an API key (its hash only).
 type PutKey struct {
-	Key state.Key `json:"key"`
+	Key model.Key `json:"key"`
 }
 
 // Audit appends entries to the audit log.
@@ -180,12 +180,12 @@ type DeleteKey struct {
 
 // PutServer records a control-plane member's addresses.
 type PutServer struct {
-	Server state.ServerInfo `json:"server"`
+	Server model.ServerInfo `json:"server"`
 }
 
 // Enqueue queues asynchronous events (a batch: many per Raft entry).
 type Enqueue struct {
-	Items []state.QueueItem `json:"items"`
+	Items []model.QueueItem `json:"items"`
 }
 
 // EnqueueResult says how many events were new.
@@ -230,7 +230,7 @@ type Outcome struct {
 	Reason    string            `json:"reason,omitempty"`
 	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran
 	LastError string            `json:"last_error,omitempty"`
-	Enqueue   []state.QueueItem `json:"enqueue,omitempty"`
+	Enqueue   []model.QueueItem `json:"enqueue,omitempty"`
 }
 
 // Finish applies a batch of outcomes.
@@ -288,7 +288,7 @@ type FireSchedule struct {
 	Name      string           `json:"name"`
 	Slot      time.Time        `json:"slot"`
 	Missed    int64            `json:"missed"`
-	Item      *state.QueueItem `json:"item,omitempty"`
+	Item      *model.QueueItem `json:"item,omitempty"`
 }
 
 // FireSchedules applies many fires in one entry (the scheduler's batch).

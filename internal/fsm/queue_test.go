@@ -6,17 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
 
-func item(id, fn string) state.QueueItem {
-	return state.QueueItem{RequestID: id, Function: fn, Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
+func item(id, fn string) model.QueueItem {
+	return model.QueueItem{RequestID: id, Function: fn, Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
 }
 
 func TestEnqueueIsIdempotentByRequestID(t *testing.T) {
 	f, s := newFSM()
-	res := apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("a", "f"), item("b", "f"), item("a", "f")}}).(EnqueueResult)
+	res := apply(t, f, EnqueueType, Enqueue{Items: []model.QueueItem{item("a", "f"), item("b", "f"), item("a", "f")}}).(EnqueueResult)
 	if res.Queued != 2 || len(s.QueueItems()) != 2 {
 		t.Fatalf("queued %d, items %d; want 2 and 2", res.Queued, len(s.QueueItems()))
 	}
@@ -31,7 +32,7 @@ func TestEnqueueIsIdempotentByRequestID(t *testing.T) {
 
 func TestALateResultFromAnExpiredLeaseIsRefused(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("a", "f")}})
+	apply(t, f, EnqueueType, Enqueue{Items: []model.QueueItem{item("a", "f")}})
 	l1 := apply(t, f, LeaseType, Lease{Leases: []LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}}, Now: t0}).(LeaseResult)
 	if l1.Epochs["a"] != 1 {
 		t.Fatalf("first lease: %+v", l1)
@@ -60,7 +61,7 @@ func TestALateResultFromAnExpiredLeaseIsRefused(t *testing.T) {
 
 func TestRetriesThenDeadLetterThenRedrive(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("a", "f")}})
+	apply(t, f, EnqueueType, Enqueue{Items: []model.QueueItem{item("a", "f")}})
 	lease := func(now time.Time) uint64 {
 		return apply(t, f, LeaseType, Lease{Leases: []LeaseRequest{{RequestID: "a", Until: now.Add(time.Minute)}}, Now: now}).(LeaseResult).Epochs["a"]
 	}
@@ -89,10 +90,10 @@ func TestRetriesThenDeadLetterThenRedrive(t *testing.T) {
 
 func TestAFunctionDestinationIsQueuedWithTheOutcome(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("a", "f")}})
+	apply(t, f, EnqueueType, Enqueue{Items: []model.QueueItem{item("a", "f")}})
 	e := apply(t, f, LeaseType, Lease{Leases: []LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}}, Now: t0}).(LeaseResult).Epochs["a"]
 	apply(t, f, FinishType, Finish{Outcomes: []Outcome{{RequestID: "a", Epoch: e, Kind: OutcomeComplete,
-		Record: client.Invocation{Status: client.StatusSuccess}, Enqueue: []state.QueueItem{item("a-dest", "g")}}}})
+		Record: client.Invocation{Status: client.StatusSuccess}, Enqueue: []model.QueueItem{item("a-dest", "g")}}}})
 	if q, ok := s.QueueItem("a-dest"); !ok || q.Function != "g" {
 		t.Fatal("the destination's event was not queued")
 	}
@@ -139,8 +140,8 @@ func TestABatchOfFiresRefusesOnlyTheSlotsAlreadyFired(t *testing.T) {
 
 func TestRetentionKeepsTheRecordsOfQueuedEvents(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, EnqueueType, Enqueue{Items: []state.QueueItem{item("q1", "f"), item("q2", "f")}})
-	ret := state.Retention{PerFunction: 1, MaxAge: time.Hour}
+	apply(t, f, EnqueueType, Enqueue{Items: []model.QueueItem{item("q1", "f"), item("q2", "f")}})
+	ret := model.Retention{PerFunction: 1, MaxAge: time.Hour}
 	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "done", Function: "f", Start: t0.Add(time.Minute), Status: client.StatusSuccess}}, Retention: ret, Now: t0.Add(2 * time.Hour)})
 	if !hasRecord(s, "q1") || !hasRecord(s, "q2") {
 		t.Fatal("retention removed the records of events still queued")

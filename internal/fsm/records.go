@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -213,7 +213,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	if v != recordsV1 && v != recordsV2 {
 		return c, errors.New("unknown binary records version")
 	}
-	c.Retention = state.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
+	c.Retention = model.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
 	c.Now = r.time()
 	n := r.uvarint()
 	// A count beyond what the body can hold is malformed, and must not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -47,7 +48,7 @@ func filled(t *testing.T, seed int) client.Invocation {
 func TestBinaryRecordsKeepEveryField(t *testing.T) {
 	in := RecordInvocations{
 		Records:   []client.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
-		Retention: state.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
 	_, data, err := Encode(in)
@@ -79,7 +80,7 @@ func TestBinaryRecordsKeepEveryField(t *testing.T) {
 // Entries committed before the binary encoding hold JSON; they still apply.
 func TestJSONRecordsStillApply(t *testing.T) {
 	f, s := newFSM()
-	body, err := json.Marshal(RecordInvocations{Records: []client.Invocation{{ID: "old", Function: "hello", Start: t0}}, Retention: state.DefaultRetention(), Now: t0})
+	body, err := json.Marshal(RecordInvocations{Records: []client.Invocation{{ID: "old", Function: "hello", Start: t0}}, Retention: model.DefaultRetention(), Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestJSONRecordsStillApply(t *testing.T) {
 // is stored, nothing panics, and a count it cannot hold is not believed.
 func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 	_, data, err := Encode(RecordInvocations{
-		Records: []client.Invocation{filled(t, 1), filled(t, 2)}, Retention: state.DefaultRetention(), Now: t0,
+		Records: []client.Invocation{filled(t, 1), filled(t, 2)}, Retention: model.DefaultRetention(), Now: t0,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 // batch is what the recorder gathered in 20 ms of a warm load (it now
 // gathers for 100 ms, up to 512 records an entry).
 func batch(n int) RecordInvocations {
-	c := RecordInvocations{Retention: state.DefaultRetention(), Now: t0}
+	c := RecordInvocations{Retention: model.DefaultRetention(), Now: t0}
 	for i := range n {
 		c.Records = append(c.Records, client.Invocation{
 			ID: fmt.Sprintf("019ab2c4-5e6f-7a8b-9c0d-%012x", i), Namespace: "default", Function: "noop", Revision: 1,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -21,7 +22,7 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 		writeError(w, g.log, err)
 		return
 	}
-	item := state.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
+	item := model.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
 	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
 		writeError(w, g.log, err)
 		return

@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
@@ -39,7 +40,7 @@ type Config struct {
 	Blobs     *blob.Store
 	Logs      *logstore.Store
 	Placer    *placement.Placer
-	Retention state.Retention
+	Retention model.Retention
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	APIAddr   string // this server's API address, for the cluster view

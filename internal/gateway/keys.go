@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/service"
-	"nimbus/internal/state"
 )
 
 // keyView is a key as the API shows it: never its secret or its hash.
@@ -22,7 +22,7 @@ type keyView struct {
 	Key       string    `json:"key,omitempty"` // only in the answer that creates it
 }
 
-func viewOf(k state.Key) keyView {
+func viewOf(k model.Key) keyView {
 	return keyView{ID: k.ID, Role: k.Role, Namespace: k.Namespace, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RateLimit: k.RateLimit}
 }
 
@@ -49,7 +49,7 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 
 // answerKey answers 201 with a new key (or join token) and its secret,
 // the only time it is shown.
-func (g *Gateway) answerKey(w http.ResponseWriter, r *http.Request, token string, key state.Key, err error, logMsg string) {
+func (g *Gateway) answerKey(w http.ResponseWriter, r *http.Request, token string, key model.Key, err error, logMsg string) {
 	if err != nil {
 		writeError(w, g.log, err)
 		return

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"nimbus/internal/auth"
+	"nimbus/internal/model"
 	"nimbus/internal/service"
-	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
 
@@ -20,7 +20,7 @@ const (
 	loginBurst = 10.0
 )
 
-func userView(u state.User) client.User {
+func userView(u model.User) client.User {
 	return client.User{Name: u.Name, Role: u.Role, Namespace: u.Namespace, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 

@@ -20,12 +20,12 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/nbio"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
-	"nimbus/internal/state"
 	"nimbus/internal/worker"
 )
 
@@ -46,9 +46,9 @@ type DevOptions struct {
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
 	// Retention bounds the invocation records kept (zero: the default,
-	// state.DefaultRetention). It travels in each record batch this
+	// model.DefaultRetention). It travels in each record batch this
 	// server commits, so servers should agree on it.
-	Retention state.Retention
+	Retention model.Retention
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.

@@ -24,13 +24,13 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/nbio"
 	"nimbus/internal/notify"
 	"nimbus/internal/pki"
 	"nimbus/internal/placement"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
-	"nimbus/internal/state"
 )
 
 // ServerOptions configures `nimbus server`.
@@ -63,9 +63,9 @@ type ServerOptions struct {
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
 	// Retention bounds the invocation records kept (zero: the default,
-	// state.DefaultRetention). It travels in each record batch this
+	// model.DefaultRetention). It travels in each record batch this
 	// server commits, so servers should agree on it.
-	Retention state.Retention
+	Retention model.Retention
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.
@@ -466,7 +466,7 @@ func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *contro
 func registerSelf(ctx context.Context, cp *controlplane.Node, apiAddr string, log *slog.Logger) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	want := state.ServerInfo{ID: cp.ID(), Raft: cp.RaftAddr(), APIAddr: apiAddr}
+	want := model.ServerInfo{ID: cp.ID(), Raft: cp.RaftAddr(), APIAddr: apiAddr}
 	for {
 		if got, ok := cp.Store().ServerInfo(cp.ID()); !ok || got != want {
 			if cp.LeaderID() != "" {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
@@ -71,7 +72,7 @@ type Hooks struct {
 
 // Outcome describes a finished attempt of an event.
 type Outcome struct {
-	Item     state.QueueItem
+	Item     model.QueueItem
 	Function client.Function
 	Record   client.Invocation
 	Result   json.RawMessage
@@ -138,16 +139,16 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	store := d.cp.Store()
 	var expired []fsm.Outcome
 	var notes []*Outcome // final outcomes that have destinations to serve
-	var ready []state.QueueItem
+	var ready []model.QueueItem
 	// giveUp records a dead letter decided here (not after a run), with
 	// its on_failure destination when the function still exists.
-	giveUp := func(o fsm.Outcome, q state.QueueItem, fn client.Function, exists bool) {
+	giveUp := func(o fsm.Outcome, q model.QueueItem, fn client.Function, exists bool) {
 		var note *Outcome
 		if o.Kind == fsm.OutcomeDeadLetter && exists {
 			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
 				Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
 			if dest := functionDestination(*note, now); dest != nil {
-				o.Enqueue = []state.QueueItem{*dest}
+				o.Enqueue = []model.QueueItem{*dest}
 			}
 		}
 		expired = append(expired, o)
@@ -220,8 +221,8 @@ func (d *Dispatcher) pass(ctx context.Context) {
 
 // admit picks, in arrival order, up to n events whose functions' limits
 // admit a run now, with the releases of what they hold.
-func (d *Dispatcher) admit(ready []state.QueueItem, n int) ([]state.QueueItem, []func()) {
-	var out []state.QueueItem
+func (d *Dispatcher) admit(ready []model.QueueItem, n int) ([]model.QueueItem, []func()) {
+	var out []model.QueueItem
 	var releases []func()
 	store := d.cp.Store()
 	for _, q := range ready {
@@ -268,7 +269,7 @@ func asyncConfig(c client.FunctionConfig) asyncSettings {
 
 // failOutcome is what a failed attempt becomes: a retry after the
 // doubling delay, or a dead letter once the retries are spent.
-func (d *Dispatcher) failOutcome(q state.QueueItem, fn client.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
+func (d *Dispatcher) failOutcome(q model.QueueItem, fn client.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
 	if q.Attempts > cfg.retries {
 		return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeDeadLetter,
 			Reason: client.ReasonRetriesExhausted, LastError: errType}
@@ -278,7 +279,7 @@ func (d *Dispatcher) failOutcome(q state.QueueItem, fn client.Function, cfg asyn
 }
 
 // run invokes one leased event and reports its outcome.
-func (d *Dispatcher) run(q state.QueueItem) {
+func (d *Dispatcher) run(q model.QueueItem) {
 	defer func() {
 		d.mu.Lock()
 		delete(d.inflight, q.RequestID)
@@ -338,7 +339,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 	}
 	// A function destination's event commits with the outcome itself.
 	if dest := functionDestination(out, now); dest != nil {
-		o.Enqueue = []state.QueueItem{*dest}
+		o.Enqueue = []model.QueueItem{*dest}
 	}
 	d.finisher.add(o, &out)
 }

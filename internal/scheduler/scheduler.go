@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -170,7 +171,7 @@ func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 	case sc.Policy == "forbid" && l.stillRunning(sc.LastRequest):
 		cmd.Missed++
 	default:
-		cmd.Item = &state.QueueItem{
+		cmd.Item = &model.QueueItem{
 			RequestID:  FireID(sc.Namespace, sc.Name, latest),
 			Namespace:  sc.Namespace,
 			Function:   sc.Function,

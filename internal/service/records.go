@@ -8,7 +8,7 @@ import (
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
@@ -30,7 +30,7 @@ const (
 type recorder struct {
 	cp        Control
 	logs      *logstore.Store
-	retention state.Retention
+	retention model.Retention
 	log       *slog.Logger
 
 	mu       sync.Mutex
@@ -49,7 +49,7 @@ type recorder struct {
 	expired []string
 }
 
-func newRecorder(cp Control, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
+func newRecorder(cp Control, logs *logstore.Store, ret model.Retention, log *slog.Logger) *recorder {
 	r := &recorder{cp: cp, logs: logs, retention: ret, log: log,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()

@@ -27,6 +27,7 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/scan"
@@ -79,7 +80,7 @@ type Deps struct {
 	Woken func()
 	// Logs stores invocation logs; Retention bounds the records.
 	Logs      *logstore.Store
-	Retention state.Retention
+	Retention model.Retention
 	Log       *slog.Logger
 }
 

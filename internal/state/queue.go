@@ -1,12 +1,12 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -17,31 +17,9 @@ var ErrStaleLease = errors.New("stale lease")
 // maxDeadLetters bounds the dead-letter list; the oldest go first.
 const maxDeadLetters = 10000
 
-// QueueItem is one acknowledged asynchronous event, queued or leased.
-type QueueItem struct {
-	RequestID  string          `json:"request_id"`
-	Namespace  string          `json:"namespace,omitempty"` // "": the default namespace
-	Function   string          `json:"function"`
-	Event      json.RawMessage `json:"event"`
-	Trigger    string          `json:"trigger"`
-	EnqueuedAt time.Time       `json:"enqueued_at"`
-	Seq        uint64          `json:"seq"` // arrival order, assigned by Apply
-	Attempts   int             `json:"attempts"`
-	NotBefore  time.Time       `json:"not_before,omitzero"`
-	Epoch      uint64          `json:"epoch"`                // bumped by every lease
-	LeaseUntil time.Time       `json:"lease_until,omitzero"` // zero when not leased
-	LastError  string          `json:"last_error,omitempty"`
-	Redriven   bool            `json:"redriven,omitempty"` // queued again by Redrive
-}
-
-// Leased reports whether the item is leased as of now.
-func (q *QueueItem) Leased(now time.Time) bool {
-	return !q.LeaseUntil.IsZero() && now.Before(q.LeaseUntil)
-}
-
 // queueRecordLocked writes the record that mirrors a queue item's state.
 // Needs s.mu.
-func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*client.Invocation)) {
+func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func(*client.Invocation)) {
 	rec := client.Invocation{ID: q.RequestID, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
 		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
 	if old, ok := s.records.byID[q.RequestID]; ok {
@@ -70,7 +48,7 @@ func withAttempt(r *client.Invocation, a client.Invocation) {
 // Enqueue queues events. An event whose request ID is already queued or
 // recorded is skipped (the request ID is the idempotency key). It
 // returns how many were queued.
-func (s *Store) Enqueue(items []QueueItem) int {
+func (s *Store) Enqueue(items []model.QueueItem) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -113,7 +91,7 @@ func (s *Store) Lease(id string, until, now time.Time) (uint64, error) {
 	return nq.Epoch, nil
 }
 
-func (s *Store) leasedLocked(id string, epoch uint64) (*QueueItem, error) {
+func (s *Store) leasedLocked(id string, epoch uint64) (*model.QueueItem, error) {
 	q, ok := s.queue[id]
 	if !ok {
 		return nil, fmt.Errorf("queued event %q: %w", id, ErrNotFound)
@@ -217,7 +195,7 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 			}
 		}
 		s.queueSeq++
-		q := &QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
+		q := &model.QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
 		s.queue[id] = q
 		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
 		n++
@@ -226,9 +204,9 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 }
 
 // QueueItems returns every queued or leased item in arrival order.
-func (s *Store) QueueItems() []QueueItem {
+func (s *Store) QueueItems() []model.QueueItem {
 	s.mu.RLock()
-	out := make([]QueueItem, 0, len(s.queue))
+	out := make([]model.QueueItem, 0, len(s.queue))
 	for _, q := range s.queue {
 		out = append(out, *q)
 	}
@@ -238,12 +216,12 @@ func (s *Store) QueueItems() []QueueItem {
 }
 
 // QueueItem returns one queued item.
-func (s *Store) QueueItem(id string) (QueueItem, bool) {
+func (s *Store) QueueItem(id string) (model.QueueItem, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	q, ok := s.queue[id]
 	if !ok {
-		return QueueItem{}, false
+		return model.QueueItem{}, false
 	}
 	return *q, true
 }

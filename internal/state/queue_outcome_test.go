@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -12,7 +13,7 @@ func TestADeadLetteredRecordShowsItsLastAttemptAndIsAnOutcomeOnce(t *testing.T) 
 	var outcomes []client.Invocation
 	s.ObserveRecordOutcomes(func(r client.Invocation) { outcomes = append(outcomes, r) })
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s.Enqueue([]QueueItem{{RequestID: "a", Function: "f", Trigger: "async", EnqueuedAt: t0}})
+	s.Enqueue([]model.QueueItem{{RequestID: "a", Function: "f", Trigger: "async", EnqueuedAt: t0}})
 	attempt := func(rev int64, ms float64) client.Invocation {
 		return client.Invocation{Revision: rev, Start: t0.Add(time.Second), DurationMS: ms, MemoryMB: 128, MaxMemoryMB: 40, LogTail: "boom", Worker: "w1"}
 	}
@@ -40,7 +41,7 @@ func TestADeadLetteredRecordShowsItsLastAttemptAndIsAnOutcomeOnce(t *testing.T) 
 	// The record updated in place (its destination noted) is not a new
 	// outcome.
 	r.Destination = "delivered"
-	s.AddRecords([]client.Invocation{r}, DefaultRetention(), t0.Add(5*time.Second))
+	s.AddRecords([]client.Invocation{r}, model.DefaultRetention(), t0.Add(5*time.Second))
 	var statuses []string
 	for _, o := range outcomes {
 		statuses = append(statuses, o.Status)
@@ -59,7 +60,7 @@ func TestADeadLetteredRecordShowsItsLastAttemptAndIsAnOutcomeOnce(t *testing.T) 
 func TestADeadLetterDecidedWithoutARunKeepsTheLastAttemptsFigures(t *testing.T) {
 	s := New()
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s.Enqueue([]QueueItem{{RequestID: "a", Function: "f", Trigger: "async", EnqueuedAt: t0}})
+	s.Enqueue([]model.QueueItem{{RequestID: "a", Function: "f", Trigger: "async", EnqueuedAt: t0}})
 	epoch, _ := s.Lease("a", t0.Add(time.Minute), t0)
 	s.Retry("a", epoch, t0.Add(time.Hour), "ValueError", false, client.Invocation{Revision: 3, Start: t0.Add(time.Second), DurationMS: 7, MemoryMB: 256})
 	// Too old to try again: given up on with no attempt of its own.

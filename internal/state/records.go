@@ -5,20 +5,9 @@ import (
 	"sort"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
-
-// Retention bounds how many invocation records the store keeps. It travels
-// inside each record batch so that every server prunes identically.
-type Retention struct {
-	PerFunction int           `json:"per_function"` // records kept per function, newest first
-	MaxAge      time.Duration `json:"max_age"`      // records older than this are dropped
-}
-
-// DefaultRetention keeps 1,000 records per function for 7 days.
-func DefaultRetention() Retention {
-	return Retention{PerFunction: 1000, MaxAge: 7 * 24 * time.Hour}
-}
 
 // recordIndex keeps records per function in insertion order (oldest first)
 // and by ID. Its methods need Store.mu held.
@@ -64,7 +53,7 @@ func (x *recordIndex) add(r client.Invocation) {
 
 // prune applies retention as of now and returns the IDs it removed. A
 // record for which keep reports true (an event still queued) stays.
-func (x *recordIndex) prune(ret Retention, now time.Time, keep func(id string) bool) []string {
+func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id string) bool) []string {
 	var removed []string
 	cutoff := now.Add(-ret.MaxAge)
 	for fn, list := range x.byFunction {
@@ -111,7 +100,7 @@ func (x *recordIndex) all() []client.Invocation {
 // AddRecords stores a batch of records (a record with a known ID replaces
 // the old one) and applies retention as of now. It returns the IDs of the
 // records that retention removed.
-func (s *Store) AddRecords(records []client.Invocation, ret Retention, now time.Time) []string {
+func (s *Store) AddRecords(records []client.Invocation, ret model.Retention, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range records {

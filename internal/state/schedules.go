@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -65,7 +66,7 @@ func (s *Store) SetScheduleEnabled(name string, enabled bool, now time.Time) err
 // FireSchedule records that a schedule fired for slot and enqueues its
 // event, unless that slot (or a later one) already fired. missed counts
 // older slots skipped (past the starting deadline, or under forbid).
-func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *QueueItem) error {
+func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *model.QueueItem) error {
 	s.mu.Lock()
 	old, ok := s.schedules[name]
 	if !ok {
@@ -90,7 +91,7 @@ func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *Qu
 	s.schedules[name] = &sc
 	s.mu.Unlock()
 	if item != nil {
-		s.Enqueue([]QueueItem{*item})
+		s.Enqueue([]model.QueueItem{*item})
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -56,11 +57,11 @@ func (e *kindError) Unwrap() error { return e.kind }
 type Store struct {
 	mu        sync.RWMutex
 	functions map[string]*client.Function
-	keys      map[string]*Key
-	servers   map[string]*ServerInfo
+	keys      map[string]*model.Key
+	servers   map[string]*model.ServerInfo
 	records   recordIndex
 
-	queue         map[string]*QueueItem
+	queue         map[string]*model.QueueItem
 	queueSeq      uint64
 	deadLetters   map[string]*client.DeadLetter
 	dlOrder       []string // dead-letter IDs, oldest first
@@ -69,8 +70,8 @@ type Store struct {
 	subscriptions map[string]*client.Subscription
 	audit         []client.AuditEntry
 	namespaces    map[string]*client.Namespace
-	users         map[string]*User
-	sessions      map[string]*Session
+	users         map[string]*model.User
+	sessions      map[string]*model.Session
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -83,7 +84,7 @@ type Store struct {
 // namespace's reserved concurrency summed over its functions.
 type view struct {
 	functions  map[string]*client.Function
-	keys       map[string]*Key
+	keys       map[string]*model.Key
 	namespaces map[string]*client.Namespace
 	reserved   map[string]int
 }
@@ -104,18 +105,18 @@ func (s *Store) publishLocked() {
 func New() *Store {
 	s := &Store{
 		functions: map[string]*client.Function{},
-		keys:      map[string]*Key{},
-		servers:   map[string]*ServerInfo{},
+		keys:      map[string]*model.Key{},
+		servers:   map[string]*model.ServerInfo{},
 		records:   newRecordIndex(),
 
-		queue:         map[string]*QueueItem{},
+		queue:         map[string]*model.QueueItem{},
 		deadLetters:   map[string]*client.DeadLetter{},
 		schedules:     map[string]*client.Schedule{},
 		settings:      map[string]string{},
 		subscriptions: map[string]*client.Subscription{},
 		namespaces:    map[string]*client.Namespace{},
-		users:         map[string]*User{},
-		sessions:      map[string]*Session{},
+		users:         map[string]*model.User{},
+		sessions:      map[string]*model.Session{},
 	}
 	s.publishLocked()
 	return s
@@ -123,11 +124,11 @@ func New() *Store {
 
 // Snapshot is a point-in-time copy of the whole store, as serialised.
 type Snapshot struct {
-	Functions []*client.Function `json:"functions"`
-	Keys      []*Key             `json:"keys"`
-	Servers   []*ServerInfo      `json:"servers"`
+	Functions []*client.Function  `json:"functions"`
+	Keys      []*model.Key        `json:"keys"`
+	Servers   []*model.ServerInfo `json:"servers"`
 
-	Queue         []*QueueItem           `json:"queue"`
+	Queue         []*model.QueueItem     `json:"queue"`
 	QueueSeq      uint64                 `json:"queue_seq"`
 	DeadLetters   []*client.DeadLetter   `json:"dead_letters"` // oldest first
 	Schedules     []*client.Schedule     `json:"schedules"`
@@ -136,8 +137,8 @@ type Snapshot struct {
 	Audit         []client.AuditEntry    `json:"audit"`
 	Namespaces    []*client.Namespace    `json:"namespaces"`
 	Records       []client.Invocation    `json:"records"`
-	Users         []*User                `json:"users"`
-	Sessions      []*Session             `json:"sessions"`
+	Users         []*model.User          `json:"users"`
+	Sessions      []*model.Session       `json:"sessions"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -227,11 +228,11 @@ func (s *Store) Restore(r io.Reader) error {
 		f.Namespace = client.NamespaceOf(f.Namespace)
 		functions[f.QualifiedName()] = f
 	}
-	keys := make(map[string]*Key, len(snap.Keys))
+	keys := make(map[string]*model.Key, len(snap.Keys))
 	for _, k := range snap.Keys {
 		keys[k.ID] = k
 	}
-	servers := make(map[string]*ServerInfo, len(snap.Servers))
+	servers := make(map[string]*model.ServerInfo, len(snap.Servers))
 	for _, v := range snap.Servers {
 		servers[v.ID] = v
 	}
@@ -240,7 +241,7 @@ func (s *Store) Restore(r io.Reader) error {
 		records.add(r)
 	}
 	s.mu.Lock()
-	queue := make(map[string]*QueueItem, len(snap.Queue))
+	queue := make(map[string]*model.QueueItem, len(snap.Queue))
 	for _, q := range snap.Queue {
 		queue[q.RequestID] = q
 	}
@@ -267,11 +268,11 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, ns := range snap.Namespaces {
 		s.namespaces[ns.Name] = ns
 	}
-	s.users = make(map[string]*User, len(snap.Users))
+	s.users = make(map[string]*model.User, len(snap.Users))
 	for _, u := range snap.Users {
 		s.users[u.Name] = u
 	}
-	s.sessions = make(map[string]*Session, len(snap.Sessions))
+	s.sessions = make(map[string]*model.Session, len(snap.Sessions))
 	for _, v := range snap.Sessions {
 		s.sessions[v.ID] = v
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -17,7 +18,7 @@ func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	s.PutNamespace(client.Namespace{Name: "team", Concurrency: 5})
 	s.UpsertFunction(client.Function{Namespace: "team", FunctionConfig: client.FunctionConfig{Name: "a", ReservedConcurrency: &two}}, time.Now())
 	s.UpsertFunction(client.Function{Namespace: "team", FunctionConfig: client.FunctionConfig{Name: "b", ReservedConcurrency: &one}}, time.Now())
-	s.PutKey(Key{ID: "k1", Role: "viewer", Namespace: "team"})
+	s.PutKey(model.Key{ID: "k1", Role: "viewer", Namespace: "team"})
 	if limit, reserved := s.ConcurrencyLimit("team"); limit != 5 || reserved != 3 {
 		t.Fatalf("limit %d reserved %d, want 5 and 3", limit, reserved)
 	}

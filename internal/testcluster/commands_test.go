@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -31,8 +32,8 @@ var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 // tell apart: an unknown object, a namespace that is not empty, a slot
 // fired twice.
 func script() []step {
-	item := func(id string) state.QueueItem {
-		return state.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
+	item := func(id string) model.QueueItem {
+		return model.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
 	}
 	fire := func(slot time.Time, id string) fsm.FireSchedule {
 		it := item(id)
@@ -55,26 +56,26 @@ func script() []step {
 		do("fires in a batch", fsm.FireSchedules{Fires: []fsm.FireSchedule{fire(t0.Add(time.Second), "fire-3"), fire(t0.Add(2*time.Second), "fire-4")}}),
 		do("a schedule is disabled", fsm.EnableSchedule{Name: "tick", Enabled: false, Now: t0}),
 		do("an unknown schedule is not enabled", fsm.EnableSchedule{Name: "nowhere", Enabled: true, Now: t0}),
-		do("events are queued", fsm.Enqueue{Items: []state.QueueItem{item("a"), item("b")}}),
+		do("events are queued", fsm.Enqueue{Items: []model.QueueItem{item("a"), item("b")}}),
 		do("events are leased", fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}, {RequestID: "b", Until: t0.Add(time.Minute)}}, Now: t0}),
 		do("outcomes are applied, a stale one refused", fsm.Finish{Outcomes: []fsm.Outcome{
 			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: client.Invocation{ID: "a", Function: "f", Status: client.StatusSuccess}},
 			{RequestID: "b", Epoch: 7, Kind: fsm.OutcomeComplete},
 		}, Now: t0}),
 		do("a dead letter is redriven", fsm.Redrive{IDs: []string{"a", "missing"}, Now: t0}),
-		do("records are stored", fsm.RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: state.DefaultRetention(), Now: t0}),
-		do("a key is stored", fsm.PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
+		do("records are stored", fsm.RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: model.DefaultRetention(), Now: t0}),
+		do("a key is stored", fsm.PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
 		do("the key is revoked", fsm.DeleteKey{ID: "k1"}),
 		do("an unknown key is not revoked", fsm.DeleteKey{ID: "k1"}),
 		do("an audit entry", fsm.Audit{Entries: []client.AuditEntry{{Time: t0, Action: "deploy"}}}),
-		do("a server's addresses", fsm.PutServer{Server: state.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
+		do("a server's addresses", fsm.PutServer{Server: model.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
 		do("a setting", fsm.PutSetting{Key: "k", Value: "v", IfAbsent: true}),
 		do("a subscription", fsm.PutSubscription{Subscription: client.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
 		do("the subscription is removed", fsm.DeleteSubscription{ID: "sub1"}),
 		do("an unknown subscription is not removed", fsm.DeleteSubscription{ID: "sub1"}),
-		do("a user", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
-		do("a user name taken", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
-		do("a session", fsm.PutSession{Session: state.Session{ID: "s1", SecretHash: "x", User: "ada", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, Now: t0}),
+		do("a user", fsm.PutUser{User: model.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a user name taken", fsm.PutUser{User: model.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a session", fsm.PutSession{Session: model.Session{ID: "s1", SecretHash: "x", User: "ada", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, Now: t0}),
 		do("the session ends", fsm.DeleteSession{ID: "s1"}),
 		do("the user is removed", fsm.DeleteUser{Name: "ada"}),
 		do("an unknown user is not removed", fsm.DeleteUser{Name: "ada"}),
