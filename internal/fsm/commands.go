@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"nimbus/internal/model"
-	"nimbus/pkg/client"
 )
 
 // CommandType identifies a command. Append only.
@@ -82,7 +81,7 @@ type DeleteSession struct {
 
 // PutNamespace creates or changes a namespace.
 type PutNamespace struct {
-	Namespace client.Namespace `json:"namespace"`
+	Namespace model.Namespace `json:"namespace"`
 }
 
 // PutNamespaceResult says whether the namespace is new.
@@ -97,7 +96,7 @@ type DeleteNamespace struct {
 
 // PutSubscription stores a notification subscription.
 type PutSubscription struct {
-	Subscription client.Subscription `json:"subscription"`
+	Subscription model.Subscription `json:"subscription"`
 }
 
 // DeleteSubscription removes one.
@@ -115,13 +114,13 @@ type PutSetting struct {
 
 // UpsertFunction creates a function or adds a revision to it.
 type UpsertFunction struct {
-	Function client.Function `json:"function"`
-	Now      time.Time       `json:"now"`
+	Function model.Function `json:"function"`
+	Now      time.Time      `json:"now"`
 }
 
 // UpsertFunctionResult is what applying UpsertFunction returns.
 type UpsertFunctionResult struct {
-	Function client.Function
+	Function model.Function
 	Created  bool
 }
 
@@ -145,16 +144,16 @@ type RemoveFunction struct {
 // the function was removed, and what names it (removed with it when it
 // was, the reason it was not otherwise).
 type RemoveFunctionResult struct {
-	Deleted    bool                      `json:"deleted"`
-	Dependents client.FunctionDependents `json:"dependents"`
+	Deleted    bool                     `json:"deleted"`
+	Dependents model.FunctionDependents `json:"dependents"`
 }
 
 // RecordInvocations stores a batch of invocation records and applies
 // retention as of Now.
 type RecordInvocations struct {
-	Records   []client.Invocation `json:"records"`
-	Retention model.Retention     `json:"retention"`
-	Now       time.Time           `json:"now"`
+	Records   []model.Invocation `json:"records"`
+	Retention model.Retention    `json:"retention"`
+	Now       time.Time          `json:"now"`
 }
 
 // RecordInvocationsResult lists the records that retention removed, so
@@ -170,7 +169,7 @@ type PutKey struct {
 
 // Audit appends entries to the audit log.
 type Audit struct {
-	Entries []client.AuditEntry `json:"entries"`
+	Entries []model.AuditEntry `json:"entries"`
 }
 
 // DeleteKey revokes an API key.
@@ -225,7 +224,7 @@ type Outcome struct {
 	RequestID string            `json:"request_id"`
 	Epoch     uint64            `json:"epoch"` // 0 for any (an expired lease, or an event too old)
 	Kind      string            `json:"kind"`
-	Record    client.Invocation `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
+	Record    model.Invocation  `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
 	NotBefore time.Time         `json:"not_before,omitzero"`
 	Reason    string            `json:"reason,omitempty"`
 	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran
@@ -258,7 +257,7 @@ type RedriveResult struct {
 
 // PutSchedule creates or replaces a schedule.
 type PutSchedule struct {
-	Schedule client.Schedule `json:"schedule"`
+	Schedule model.Schedule `json:"schedule"`
 }
 
 // PutScheduleResult says whether the schedule is new.

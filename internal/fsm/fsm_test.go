@@ -13,7 +13,6 @@ import (
 
 	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -36,8 +35,8 @@ func apply(t *testing.T, f *FSM, ct CommandType, cmd any) any {
 	return f.Apply(&raft.Log{Type: raft.LogCommand, Data: data})
 }
 
-func fn(name, sha string) client.Function {
-	return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, CodeSHA256: sha}
+func fn(name, sha string) model.Function {
+	return model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, CodeSHA256: sha}
 }
 
 func TestUpsertFunctionBumpsTheRevision(t *testing.T) {
@@ -73,11 +72,11 @@ func TestDeleteFunction(t *testing.T) {
 
 func TestRecordInvocationsAppliesRetention(t *testing.T) {
 	f, s := newFSM()
-	rec := func(id, function string, start time.Time) client.Invocation {
-		return client.Invocation{ID: id, Function: function, Start: start, Status: client.StatusSuccess}
+	rec := func(id, function string, start time.Time) model.Invocation {
+		return model.Invocation{ID: id, Function: function, Start: start, Status: model.StatusSuccess}
 	}
 	ret := model.Retention{PerFunction: 2, MaxAge: time.Hour}
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{
 		rec("a", "f", t0), rec("b", "f", t0.Add(time.Minute)), rec("c", "f", t0.Add(2*time.Minute)), rec("x", "g", t0),
 	}, Retention: ret, Now: t0.Add(2 * time.Minute)})
 	if hasRecord(s, "a") || !hasRecord(s, "b") || !hasRecord(s, "c") || !hasRecord(s, "x") {
@@ -98,12 +97,12 @@ func TestRecordInvocationsAppliesRetention(t *testing.T) {
 
 func TestARecordWithAKnownIDReplacesTheOld(t *testing.T) {
 	f, s := newFSM()
-	r := client.Invocation{ID: "a", Function: "f", Start: t0, Status: "running"}
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
-	r.Status = client.StatusFailed
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
+	r := model.Invocation{ID: "a", Function: "f", Start: t0, Status: "running"}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
+	r.Status = model.StatusFailed
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
 	got := s.Records(state.RecordQuery{})
-	if len(got) != 1 || got[0].Status != client.StatusFailed {
+	if len(got) != 1 || got[0].Status != model.StatusFailed {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -131,7 +130,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f, s := newFSM()
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
 	apply(t, f, PutKeyType, PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin"}})
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "hello", Start: t0}}, Retention: model.DefaultRetention(), Now: t0})
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{{ID: "r1", Function: "hello", Start: t0}}, Retention: model.DefaultRetention(), Now: t0})
 
 	snap, err := f.Snapshot()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"nimbus/internal/model"
-	"nimbus/pkg/client"
 )
 
 // RecordInvocations is the one command a warm load commits all the time:
@@ -23,7 +22,7 @@ import (
 //	0x01  retention.per_function(varint) retention.max_age(varint ns)
 //	      now(time) count(uvarint) record...
 //
-// and each record its fields in the order of client.Invocation: strings
+// and each record its fields in the order of model.Invocation: strings
 // and byte strings as uvarint length then bytes, integers as varints,
 // floats as 8 bytes (IEEE 754, big-endian), booleans as one byte, times as
 // a presence byte then varint Unix nanoseconds (UTC).
@@ -225,7 +224,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	if r.err != nil || n > uint64(len(r.b)/least) {
 		return c, errShortRecords
 	}
-	c.Records = make([]client.Invocation, n)
+	c.Records = make([]model.Invocation, n)
 	seen := map[string]string{}
 	for i := range c.Records {
 		rec := &c.Records[i]

@@ -10,13 +10,14 @@ import (
 
 	"nimbus/internal/model"
 	"nimbus/internal/state"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
 const maxAsyncPayload = 1 << 20
 
 // invokeAsync commits the event through Raft, then answers 202.
-func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn client.Function) {
+func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn model.Function) {
 	payload, err := readEvent(w, r, maxAsyncPayload)
 	if err != nil {
 		writeError(w, g.log, err)
@@ -31,7 +32,7 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 }
 
 func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function"))})
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": wire.List(g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function")), wire.DeadLetter)})
 }
 
 // redrive re-enqueues dead letters: {"ids": [...]} or {"all": true,

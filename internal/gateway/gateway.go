@@ -96,7 +96,7 @@ type Gateway struct {
 	svc     *service.Service
 	limits  limiter
 	follow  *hub[client.LogEntry]
-	events  *hub[client.Invocation]
+	events  *hub[model.Invocation]
 	mux     *http.ServeMux
 	handler http.Handler
 }
@@ -106,7 +106,7 @@ func New(cfg Config) *Gateway {
 	if cfg.Concurrency == nil {
 		cfg.Concurrency = placement.NewConcurrency()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[client.Invocation]()}
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[model.Invocation]()}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
@@ -134,7 +134,7 @@ func (g *Gateway) AddLog(entry client.LogEntry) {
 }
 
 // UpdateRecord commits a changed invocation record in the next batch.
-func (g *Gateway) UpdateRecord(rec client.Invocation) { g.svc.AddRecord(&rec, nil) }
+func (g *Gateway) UpdateRecord(rec model.Invocation) { g.svc.AddRecord(&rec, nil) }
 
 // Close flushes pending invocation records and stops the batcher.
 func (g *Gateway) Close() { g.svc.Close() }

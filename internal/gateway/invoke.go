@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
@@ -113,7 +114,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 // its namespace's limit (placement.ErrConcurrencyLimit otherwise); call
 // release when it ends. The asynchronous dispatcher admits through it
 // too, so both paths count against the same limits.
-func (g *Gateway) Admit(fn client.Function) (release func(), err error) {
+func (g *Gateway) Admit(fn model.Function) (release func(), err error) {
 	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(fn.Namespace)
 	return g.cfg.Concurrency.Acquire(fn, placement.Limits{Namespace: limit, Reserved: reserved})
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/service"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
@@ -111,7 +112,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 // ones and those the records carry (a stored log wins over its record's
 // tail): short logs live in records only, and records of invocations
 // served by other servers have no log in this server's store.
-func mergeLogs(stored []client.LogEntry, recs []client.Invocation, limit int) []client.LogEntry {
+func mergeLogs(stored []client.LogEntry, recs []model.Invocation, limit int) []client.LogEntry {
 	seen := make(map[string]bool, len(stored))
 	for _, e := range stored {
 		seen[e.RequestID] = true

@@ -62,19 +62,19 @@ type Hooks struct {
 	// Admit, when set, admits a run within the function's concurrency
 	// limits; an event it refuses stays queued (no Raft entry) and is
 	// offered again on a later pass.
-	Admit func(client.Function) (release func(), err error)
+	Admit func(model.Function) (release func(), err error)
 	// Observe, when set, is told of each attempt that ran or failed to
 	// run (not of one sent back for want of capacity), with the trigger
 	// its metrics are labelled with: the event's, or "redrive" for a
 	// redriven event.
-	Observe func(fn client.Function, trigger string, res worker.Result, err error)
+	Observe func(fn model.Function, trigger string, res worker.Result, err error)
 }
 
 // Outcome describes a finished attempt of an event.
 type Outcome struct {
 	Item     model.QueueItem
-	Function client.Function
-	Record   client.Invocation
+	Function model.Function
+	Record   model.Invocation
 	Result   json.RawMessage
 	// Condition is Success, RetriesExhausted or EventAgeExceeded for a
 	// final outcome, "" for an attempt that will be retried.
@@ -142,11 +142,11 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	var ready []model.QueueItem
 	// giveUp records a dead letter decided here (not after a run), with
 	// its on_failure destination when the function still exists.
-	giveUp := func(o fsm.Outcome, q model.QueueItem, fn client.Function, exists bool) {
+	giveUp := func(o fsm.Outcome, q model.QueueItem, fn model.Function, exists bool) {
 		var note *Outcome
 		if o.Kind == fsm.OutcomeDeadLetter && exists {
 			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
-				Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
+				Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusDeadLetter, ErrorType: o.LastError}}
 			if dest := functionDestination(*note, now); dest != nil {
 				o.Enqueue = []model.QueueItem{*dest}
 			}
@@ -159,7 +159,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		if _, mine := d.inflight[q.RequestID]; mine {
 			continue
 		}
-		fn, ferr := store.Function(client.QualifiedName(q.Namespace, q.Function))
+		fn, ferr := store.Function(model.QualifiedName(q.Namespace, q.Function))
 		cfg := asyncConfig(fn.FunctionConfig)
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
@@ -168,10 +168,10 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		case q.Leased(now):
 		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
+				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
 		case ferr != nil:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
+				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
 		case !now.Before(q.NotBefore):
 			ready = append(ready, q)
 		}
@@ -188,7 +188,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	}
 	leases := make([]fsm.LeaseRequest, len(ready))
 	for i, q := range ready {
-		fn, _ := store.Function(client.QualifiedName(q.Namespace, q.Function))
+		fn, _ := store.Function(model.QualifiedName(q.Namespace, q.Function))
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
 	res, err := fsm.Apply(ctx, d.cp, fsm.Lease{Leases: leases, Now: now})
@@ -231,7 +231,7 @@ func (d *Dispatcher) admit(ready []model.QueueItem, n int) ([]model.QueueItem, [
 		}
 		release := func() {}
 		if d.hooks.Admit != nil {
-			fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
+			fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
 			if err == nil {
 				if release, err = d.hooks.Admit(fn); err != nil {
 					continue // at its limit: it waits in the queue
@@ -253,7 +253,7 @@ type asyncSettings struct {
 	maxAge  time.Duration
 }
 
-func asyncConfig(c client.FunctionConfig) asyncSettings {
+func asyncConfig(c model.FunctionConfig) asyncSettings {
 	s := asyncSettings{retries: DefaultRetries, delay: DefaultRetryDelay, maxAge: DefaultMaxEventAge}
 	if c.Retries != nil {
 		s.retries = *c.Retries
@@ -269,10 +269,10 @@ func asyncConfig(c client.FunctionConfig) asyncSettings {
 
 // failOutcome is what a failed attempt becomes: a retry after the
 // doubling delay, or a dead letter once the retries are spent.
-func (d *Dispatcher) failOutcome(q model.QueueItem, fn client.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
+func (d *Dispatcher) failOutcome(q model.QueueItem, fn model.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
 	if q.Attempts > cfg.retries {
 		return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeDeadLetter,
-			Reason: client.ReasonRetriesExhausted, LastError: errType}
+			Reason: model.ReasonRetriesExhausted, LastError: errType}
 	}
 	delay := cfg.delay << max(q.Attempts-1, 0)
 	return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeRetry, NotBefore: now.Add(delay), LastError: errType}
@@ -286,10 +286,10 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		d.mu.Unlock()
 	}()
 	store := d.cp.Store()
-	fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
+	fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
 	if err != nil {
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
-			Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
+			Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
 		return
 	}
 	cfg := asyncConfig(fn.FunctionConfig)
@@ -316,7 +316,7 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		return
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
-	rec.Status = client.StatusSuccess // until the outcome says otherwise (below)
+	rec.Status = model.StatusSuccess // until the outcome says otherwise (below)
 	rec.Result, rec.Attempts, rec.EnqueuedAt = json.RawMessage(res.Payload), q.Attempts, q.EnqueuedAt
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
@@ -334,7 +334,7 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		if o.Kind == fsm.OutcomeDeadLetter {
 			out.Condition = o.Reason
 		}
-		out.Record.Status = client.StatusFailed
+		out.Record.Status = model.StatusFailed
 		o.Record = out.Record // the retried or dead-lettered record shows this attempt
 	}
 	// A function destination's event commits with the outcome itself.

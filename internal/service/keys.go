@@ -40,7 +40,7 @@ func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, model.
 	case req.Namespace != "" && (req.Role == auth.RoleAdmin || req.Role == auth.RoleWorker):
 		return "", model.Key{}, state.Errorf(state.ErrInvalid, "a %s key belongs to no namespace (admin keys act in every one, choosing with %s)", req.Role, client.HeaderNamespace)
 	case req.Role == auth.RoleDeveloper || req.Role == auth.RoleViewer:
-		req.Namespace = client.NamespaceOf(req.Namespace)
+		req.Namespace = model.NamespaceOf(req.Namespace)
 		if _, err := s.store.Namespace(req.Namespace); err != nil {
 			return "", model.Key{}, err
 		}
@@ -89,7 +89,7 @@ func (s *Service) RevokeKey(ctx context.Context, callerID, id string) error {
 }
 
 // Audit lists the newest limit audit entries.
-func (s *Service) Audit(limit int) []client.AuditEntry { return s.store.Audit(limit) }
+func (s *Service) Audit(limit int) []model.AuditEntry { return s.store.Audit(limit) }
 
 // CreateJoinToken makes a join token for a worker ("" or "worker") or a
 // server, valid for ttl ("": an hour): a key that opens no route, which a

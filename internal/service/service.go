@@ -32,7 +32,6 @@ import (
 	"nimbus/internal/pycheck"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // ErrScanBlocked refuses a deploy whose code scan found what the
@@ -49,8 +48,8 @@ type Control interface {
 // Placer is what the use cases need of placement.
 type Placer interface {
 	Runtimes() []string
-	Prefetch(fn client.Function)
-	Provision(fn client.Function, n int)
+	Prefetch(fn model.Function)
+	Provision(fn model.Function, n int)
 	Retire(qualifiedName string)
 }
 

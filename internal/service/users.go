@@ -9,7 +9,6 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // ErrForbidden refuses what the caller's identity may not do, whatever
@@ -19,8 +18,13 @@ var ErrForbidden = errors.New("forbidden")
 // Users lists every user (never a password hash).
 func (s *Service) Users() []model.User { return s.store.Users() }
 
+// UserRequest asks for a new user, with their password in clear.
+type UserRequest struct {
+	Name, Role, Namespace, Password string
+}
+
 // CreateUser makes a user; a name taken is ErrConflict.
-func (s *Service) CreateUser(ctx context.Context, req client.UserRequest) (model.User, error) {
+func (s *Service) CreateUser(ctx context.Context, req UserRequest) (model.User, error) {
 	if err := auth.ValidateUser(req.Name, req.Role); err != nil {
 		return model.User{}, state.Errorf(state.ErrInvalid, "%v", err)
 	}
@@ -28,7 +32,7 @@ func (s *Service) CreateUser(ctx context.Context, req client.UserRequest) (model
 	case req.Namespace != "" && req.Role == auth.RoleAdmin:
 		return model.User{}, state.Errorf(state.ErrInvalid, "an admin user belongs to no namespace: admins act in every one")
 	case req.Role != auth.RoleAdmin:
-		req.Namespace = client.NamespaceOf(req.Namespace)
+		req.Namespace = model.NamespaceOf(req.Namespace)
 		if _, err := s.store.Namespace(req.Namespace); err != nil {
 			return model.User{}, err
 		}

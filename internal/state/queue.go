@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"nimbus/internal/model"
-	"nimbus/pkg/client"
 )
 
 // ErrStaleLease is returned for a result or retry whose lease epoch is not
@@ -19,8 +18,8 @@ const maxDeadLetters = 10000
 
 // queueRecordLocked writes the record that mirrors a queue item's state.
 // Needs s.mu.
-func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func(*client.Invocation)) {
-	rec := client.Invocation{ID: q.RequestID, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
+func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func(*model.Invocation)) {
+	rec := model.Invocation{ID: q.RequestID, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
 		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
 	if old, ok := s.records.byID[q.RequestID]; ok {
 		rec = *old
@@ -36,7 +35,7 @@ func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func
 // how long, in how much memory, and what it returned): a record that is
 // retried or dead-lettered shows its last attempt. An a that never
 // started (zero Start) leaves r as it is.
-func withAttempt(r *client.Invocation, a client.Invocation) {
+func withAttempt(r *model.Invocation, a model.Invocation) {
 	if a.Start.IsZero() {
 		return
 	}
@@ -64,7 +63,7 @@ func (s *Store) Enqueue(items []model.QueueItem) int {
 		it.Attempts, it.Epoch, it.LeaseUntil = 0, 0, time.Time{}
 		q := it
 		s.queue[q.RequestID] = &q
-		s.queueRecordLocked(&q, client.StatusQueued, nil)
+		s.queueRecordLocked(&q, model.StatusQueued, nil)
 		n++
 	}
 	return n
@@ -87,7 +86,7 @@ func (s *Store) Lease(id string, until, now time.Time) (uint64, error) {
 	nq.Attempts++
 	nq.LeaseUntil = until
 	s.queue[id] = &nq
-	s.queueRecordLocked(&nq, client.StatusRunning, nil)
+	s.queueRecordLocked(&nq, model.StatusRunning, nil)
 	return nq.Epoch, nil
 }
 
@@ -104,7 +103,7 @@ func (s *Store) leasedLocked(id string, epoch uint64) (*model.QueueItem, error) 
 
 // Complete ends a leased item with its final record (success, or a
 // failure that is not retried).
-func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
+func (s *Store) Complete(id string, epoch uint64, rec model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, err := s.leasedLocked(id, epoch)
@@ -122,7 +121,7 @@ func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
 // the lease's attempt count, for an event that never ran. attempt is the
 // record of the attempt that failed (zero when none ran): its record
 // takes its figures.
-func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool, attempt client.Invocation) error {
+func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool, attempt model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -138,7 +137,7 @@ func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr stri
 		nq.Attempts-- // the event never ran (no capacity): not an attempt
 	}
 	s.queue[id] = &nq
-	s.queueRecordLocked(&nq, client.StatusQueued, func(r *client.Invocation) {
+	s.queueRecordLocked(&nq, model.StatusQueued, func(r *model.Invocation) {
 		withAttempt(r, attempt)
 		r.ErrorType = lastErr
 	})
@@ -149,7 +148,7 @@ func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr stri
 // the record of the last attempt when it is what gave up (zero
 // otherwise): the record takes its figures, or keeps those of the last
 // attempt it was given.
-func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time, attempt client.Invocation) error {
+func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time, attempt model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -160,14 +159,14 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 		return fmt.Errorf("queued event %q: %w", id, ErrStaleLease)
 	}
 	delete(s.queue, id)
-	s.deadLetters[id] = &client.DeadLetter{RequestID: id, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
+	s.deadLetters[id] = &model.DeadLetter{RequestID: id, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
 		Attempts: q.Attempts, LastError: lastErr, At: now, Trigger: q.Trigger}
 	s.dlOrder = append(s.dlOrder, id)
 	for len(s.dlOrder) > maxDeadLetters {
 		delete(s.deadLetters, s.dlOrder[0])
 		s.dlOrder = s.dlOrder[1:]
 	}
-	s.queueRecordLocked(q, client.StatusDeadLetter, func(r *client.Invocation) {
+	s.queueRecordLocked(q, model.StatusDeadLetter, func(r *model.Invocation) {
 		withAttempt(r, attempt)
 		if lastErr != "" {
 			r.ErrorType = lastErr
@@ -197,7 +196,7 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 		s.queueSeq++
 		q := &model.QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
 		s.queue[id] = q
-		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
+		s.queueRecordLocked(q, model.StatusQueued, func(r *model.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
 		n++
 	}
 	return n
@@ -228,13 +227,13 @@ func (s *Store) QueueItem(id string) (model.QueueItem, bool) {
 
 // DeadLetters returns the dead letters of namespace ns ("" for every
 // namespace) and function ("" for all), oldest first.
-func (s *Store) DeadLetters(ns, function string) []client.DeadLetter {
+func (s *Store) DeadLetters(ns, function string) []model.DeadLetter {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := []client.DeadLetter{}
+	out := []model.DeadLetter{}
 	for _, id := range s.dlOrder {
 		dl := s.deadLetters[id]
-		if dl == nil || (ns != "" && client.NamespaceOf(dl.Namespace) != ns) {
+		if dl == nil || (ns != "" && model.NamespaceOf(dl.Namespace) != ns) {
 			continue
 		}
 		if function == "" || dl.Function == function {

@@ -6,26 +6,25 @@ import (
 	"time"
 
 	"nimbus/internal/model"
-	"nimbus/pkg/client"
 )
 
 // recordIndex keeps records per function in insertion order (oldest first)
 // and by ID. Its methods need Store.mu held.
 type recordIndex struct {
-	byFunction map[string][]*client.Invocation
-	byID       map[string]*client.Invocation
-	observe    func(client.Invocation) // called with each added record; must not block
+	byFunction map[string][]*model.Invocation
+	byID       map[string]*model.Invocation
+	observe    func(model.Invocation) // called with each added record; must not block
 	// outcome is called with each added record whose status differs
 	// from the one of the record it replaces (or that is new); must not
 	// block.
-	outcome func(client.Invocation)
+	outcome func(model.Invocation)
 }
 
 func newRecordIndex() recordIndex {
-	return recordIndex{byFunction: map[string][]*client.Invocation{}, byID: map[string]*client.Invocation{}}
+	return recordIndex{byFunction: map[string][]*model.Invocation{}, byID: map[string]*model.Invocation{}}
 }
 
-func (x *recordIndex) add(r client.Invocation) {
+func (x *recordIndex) add(r model.Invocation) {
 	if x.observe != nil {
 		x.observe(r)
 	}
@@ -33,10 +32,10 @@ func (x *recordIndex) add(r client.Invocation) {
 	if x.outcome != nil && (!ok || old.Status != r.Status) {
 		x.outcome(r)
 	}
-	r.Namespace = client.NamespaceOf(r.Namespace)
+	r.Namespace = model.NamespaceOf(r.Namespace)
 	stored := &r
 	if ok {
-		list := x.byFunction[client.QualifiedName(old.Namespace, old.Function)]
+		list := x.byFunction[model.QualifiedName(old.Namespace, old.Function)]
 		for i, p := range list {
 			if p == old {
 				list[i] = stored
@@ -47,7 +46,7 @@ func (x *recordIndex) add(r client.Invocation) {
 		return
 	}
 	x.byID[r.ID] = stored
-	qn := client.QualifiedName(r.Namespace, r.Function)
+	qn := model.QualifiedName(r.Namespace, r.Function)
 	x.byFunction[qn] = append(x.byFunction[qn], stored)
 }
 
@@ -67,7 +66,7 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 		if drop == 0 {
 			continue
 		}
-		var kept []*client.Invocation
+		var kept []*model.Invocation
 		for _, r := range list[:drop] {
 			if keep(r.ID) {
 				kept = append(kept, r)
@@ -86,8 +85,8 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 	return removed
 }
 
-func (x *recordIndex) all() []client.Invocation {
-	out := make([]client.Invocation, 0, len(x.byID))
+func (x *recordIndex) all() []model.Invocation {
+	out := make([]model.Invocation, 0, len(x.byID))
 	for _, list := range x.byFunction {
 		for _, r := range list {
 			out = append(out, *r)
@@ -100,7 +99,7 @@ func (x *recordIndex) all() []client.Invocation {
 // AddRecords stores a batch of records (a record with a known ID replaces
 // the old one) and applies retention as of now. It returns the IDs of the
 // records that retention removed.
-func (s *Store) AddRecords(records []client.Invocation, ret model.Retention, now time.Time) []string {
+func (s *Store) AddRecords(records []model.Invocation, ret model.Retention, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range records {
@@ -110,12 +109,12 @@ func (s *Store) AddRecords(records []client.Invocation, ret model.Retention, now
 }
 
 // Record returns the invocation record with the given request ID.
-func (s *Store) Record(id string) (client.Invocation, error) {
+func (s *Store) Record(id string) (model.Invocation, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r, ok := s.records.byID[id]
 	if !ok {
-		return client.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
+		return model.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
 	}
 	return *r, nil
 }
@@ -130,10 +129,10 @@ type RecordQuery struct {
 }
 
 // Records returns the records matching q, newest first.
-func (s *Store) Records(q RecordQuery) []client.Invocation {
+func (s *Store) Records(q RecordQuery) []model.Invocation {
 	s.mu.RLock()
-	var out []client.Invocation
-	collect := func(list []*client.Invocation) {
+	var out []model.Invocation
+	collect := func(list []*model.Invocation) {
 		for _, r := range list {
 			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) && (q.Namespace == "" || r.Namespace == q.Namespace) {
 				out = append(out, *r)
@@ -141,7 +140,7 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 		}
 	}
 	if q.Function != "" {
-		collect(s.records.byFunction[client.QualifiedName(q.Namespace, q.Function)])
+		collect(s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)])
 	} else {
 		for _, list := range s.records.byFunction {
 			collect(list)
@@ -160,7 +159,7 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 // updated in place, such as one noting its destination's delivery, is not
 // passed again. f runs under the store's lock and must not block or call
 // the store.
-func (s *Store) ObserveRecordOutcomes(f func(client.Invocation)) {
+func (s *Store) ObserveRecordOutcomes(f func(model.Invocation)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.records.outcome
@@ -168,13 +167,13 @@ func (s *Store) ObserveRecordOutcomes(f func(client.Invocation)) {
 		s.records.outcome = f
 		return
 	}
-	s.records.outcome = func(r client.Invocation) { prev(r); f(r) }
+	s.records.outcome = func(r model.Invocation) { prev(r); f(r) }
 }
 
 // ObserveRecords registers f to be called with every record as it is
 // stored (by Apply, on every server: the source of the event stream). f
 // runs under the store's lock and must not block or call the store.
-func (s *Store) ObserveRecords(f func(client.Invocation)) {
+func (s *Store) ObserveRecords(f func(model.Invocation)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.records.observe
@@ -182,5 +181,5 @@ func (s *Store) ObserveRecords(f func(client.Invocation)) {
 		s.records.observe = f
 		return
 	}
-	s.records.observe = func(r client.Invocation) { prev(r); f(r) }
+	s.records.observe = func(r model.Invocation) { prev(r); f(r) }
 }

@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 
 	"nimbus/internal/model"
-	"nimbus/pkg/client"
 )
 
 // Errors an apply returns that callers tell apart with errors.Is; each
@@ -56,20 +55,20 @@ func (e *kindError) Unwrap() error { return e.kind }
 // All methods are safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
-	functions map[string]*client.Function
+	functions map[string]*model.Function
 	keys      map[string]*model.Key
 	servers   map[string]*model.ServerInfo
 	records   recordIndex
 
 	queue         map[string]*model.QueueItem
 	queueSeq      uint64
-	deadLetters   map[string]*client.DeadLetter
+	deadLetters   map[string]*model.DeadLetter
 	dlOrder       []string // dead-letter IDs, oldest first
-	schedules     map[string]*client.Schedule
+	schedules     map[string]*model.Schedule
 	settings      map[string]string
-	subscriptions map[string]*client.Subscription
-	audit         []client.AuditEntry
-	namespaces    map[string]*client.Namespace
+	subscriptions map[string]*model.Subscription
+	audit         []model.AuditEntry
+	namespaces    map[string]*model.Namespace
 	users         map[string]*model.User
 	sessions      map[string]*model.Session
 
@@ -83,9 +82,9 @@ type Store struct {
 // view holds copies of the functions, keys and namespaces, and each
 // namespace's reserved concurrency summed over its functions.
 type view struct {
-	functions  map[string]*client.Function
+	functions  map[string]*model.Function
 	keys       map[string]*model.Key
-	namespaces map[string]*client.Namespace
+	namespaces map[string]*model.Namespace
 	reserved   map[string]int
 }
 
@@ -104,17 +103,17 @@ func (s *Store) publishLocked() {
 // New returns an empty store.
 func New() *Store {
 	s := &Store{
-		functions: map[string]*client.Function{},
+		functions: map[string]*model.Function{},
 		keys:      map[string]*model.Key{},
 		servers:   map[string]*model.ServerInfo{},
 		records:   newRecordIndex(),
 
 		queue:         map[string]*model.QueueItem{},
-		deadLetters:   map[string]*client.DeadLetter{},
-		schedules:     map[string]*client.Schedule{},
+		deadLetters:   map[string]*model.DeadLetter{},
+		schedules:     map[string]*model.Schedule{},
 		settings:      map[string]string{},
-		subscriptions: map[string]*client.Subscription{},
-		namespaces:    map[string]*client.Namespace{},
+		subscriptions: map[string]*model.Subscription{},
+		namespaces:    map[string]*model.Namespace{},
 		users:         map[string]*model.User{},
 		sessions:      map[string]*model.Session{},
 	}
@@ -124,21 +123,21 @@ func New() *Store {
 
 // Snapshot is a point-in-time copy of the whole store, as serialised.
 type Snapshot struct {
-	Functions []*client.Function  `json:"functions"`
+	Functions []*model.Function   `json:"functions"`
 	Keys      []*model.Key        `json:"keys"`
 	Servers   []*model.ServerInfo `json:"servers"`
 
-	Queue         []*model.QueueItem     `json:"queue"`
-	QueueSeq      uint64                 `json:"queue_seq"`
-	DeadLetters   []*client.DeadLetter   `json:"dead_letters"` // oldest first
-	Schedules     []*client.Schedule     `json:"schedules"`
-	Settings      map[string]string      `json:"settings"`
-	Subscriptions []*client.Subscription `json:"subscriptions"`
-	Audit         []client.AuditEntry    `json:"audit"`
-	Namespaces    []*client.Namespace    `json:"namespaces"`
-	Records       []client.Invocation    `json:"records"`
-	Users         []*model.User          `json:"users"`
-	Sessions      []*model.Session       `json:"sessions"`
+	Queue         []*model.QueueItem    `json:"queue"`
+	QueueSeq      uint64                `json:"queue_seq"`
+	DeadLetters   []*model.DeadLetter   `json:"dead_letters"` // oldest first
+	Schedules     []*model.Schedule     `json:"schedules"`
+	Settings      map[string]string     `json:"settings"`
+	Subscriptions []*model.Subscription `json:"subscriptions"`
+	Audit         []model.AuditEntry    `json:"audit"`
+	Namespaces    []*model.Namespace    `json:"namespaces"`
+	Records       []model.Invocation    `json:"records"`
+	Users         []*model.User         `json:"users"`
+	Sessions      []*model.Session      `json:"sessions"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -162,7 +161,7 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.subscriptions {
 		snap.Subscriptions = append(snap.Subscriptions, v)
 	}
-	snap.Audit = append([]client.AuditEntry(nil), s.audit...)
+	snap.Audit = append([]model.AuditEntry(nil), s.audit...)
 	snap.Settings = make(map[string]string, len(s.settings))
 	for k, v := range s.settings {
 		snap.Settings[k] = v
@@ -192,7 +191,7 @@ func (s *Store) Capture() *Snapshot {
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
 	sort.Slice(snap.Schedules, func(i, j int) bool {
 		a, b := snap.Schedules[i], snap.Schedules[j]
-		return client.QualifiedName(a.Namespace, a.Name) < client.QualifiedName(b.Namespace, b.Name)
+		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
 	})
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
 	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
@@ -223,9 +222,9 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := json.NewDecoder(r).Decode(&snap); err != nil {
 		return err
 	}
-	functions := make(map[string]*client.Function, len(snap.Functions))
+	functions := make(map[string]*model.Function, len(snap.Functions))
 	for _, f := range snap.Functions {
-		f.Namespace = client.NamespaceOf(f.Namespace)
+		f.Namespace = model.NamespaceOf(f.Namespace)
 		functions[f.QualifiedName()] = f
 	}
 	keys := make(map[string]*model.Key, len(snap.Keys))
@@ -245,26 +244,26 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, q := range snap.Queue {
 		queue[q.RequestID] = q
 	}
-	dls := make(map[string]*client.DeadLetter, len(snap.DeadLetters))
+	dls := make(map[string]*model.DeadLetter, len(snap.DeadLetters))
 	var order []string
 	for _, d := range snap.DeadLetters {
 		dls[d.RequestID] = d
 		order = append(order, d.RequestID)
 	}
-	schedules := make(map[string]*client.Schedule, len(snap.Schedules))
+	schedules := make(map[string]*model.Schedule, len(snap.Schedules))
 	for _, sc := range snap.Schedules {
-		sc.Namespace = client.NamespaceOf(sc.Namespace)
-		schedules[client.QualifiedName(sc.Namespace, sc.Name)] = sc
+		sc.Namespace = model.NamespaceOf(sc.Namespace)
+		schedules[model.QualifiedName(sc.Namespace, sc.Name)] = sc
 	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
-	s.subscriptions = map[string]*client.Subscription{}
+	s.subscriptions = map[string]*model.Subscription{}
 	for _, v := range snap.Subscriptions {
 		s.subscriptions[v.ID] = v
 	}
 	s.audit = snap.Audit
-	s.namespaces = map[string]*client.Namespace{}
+	s.namespaces = map[string]*model.Namespace{}
 	for _, ns := range snap.Namespaces {
 		s.namespaces[ns.Name] = ns
 	}

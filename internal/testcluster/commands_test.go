@@ -12,7 +12,6 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // step is one write of the script below, run through the typed Apply; it
@@ -39,17 +38,17 @@ func script() []step {
 		it := item(id)
 		return fsm.FireSchedule{Name: "tick", Slot: slot, Item: &it}
 	}
-	fnIn := func(ns, name string) client.Function {
-		return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, Namespace: ns, CodeSHA256: "aa"}
+	fnIn := func(ns, name string) model.Function {
+		return model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, Namespace: ns, CodeSHA256: "aa"}
 	}
 	return []step{
-		do("a namespace is made", fsm.PutNamespace{Namespace: client.Namespace{Name: "team", CreatedAt: t0}}),
+		do("a namespace is made", fsm.PutNamespace{Namespace: model.Namespace{Name: "team", CreatedAt: t0}}),
 		do("a function is deployed", fsm.UpsertFunction{Function: fnIn("", "f"), Now: t0}),
 		do("a function is deployed into the namespace", fsm.UpsertFunction{Function: fnIn("team", "g"), Now: t0}),
 		do("a namespace that holds a function is not removed", fsm.DeleteNamespace{Name: "team"}),
 		do("an unknown namespace is not removed", fsm.DeleteNamespace{Name: "nowhere"}),
 		do("an unknown function is not deleted", fsm.DeleteFunction{Name: "nowhere"}),
-		do("a function named by a schedule", fsm.PutSchedule{Schedule: client.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
+		do("a function named by a schedule", fsm.PutSchedule{Schedule: model.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
 		do("a function a schedule names is not removed without force", fsm.RemoveFunction{Name: "f"}),
 		do("a slot fires", fire(t0.Add(time.Second), "fire-1")),
 		do("the same slot does not fire again", fire(t0.Add(time.Second), "fire-2")),
@@ -59,18 +58,18 @@ func script() []step {
 		do("events are queued", fsm.Enqueue{Items: []model.QueueItem{item("a"), item("b")}}),
 		do("events are leased", fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}, {RequestID: "b", Until: t0.Add(time.Minute)}}, Now: t0}),
 		do("outcomes are applied, a stale one refused", fsm.Finish{Outcomes: []fsm.Outcome{
-			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: client.Invocation{ID: "a", Function: "f", Status: client.StatusSuccess}},
+			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: model.Invocation{ID: "a", Function: "f", Status: model.StatusSuccess}},
 			{RequestID: "b", Epoch: 7, Kind: fsm.OutcomeComplete},
 		}, Now: t0}),
 		do("a dead letter is redriven", fsm.Redrive{IDs: []string{"a", "missing"}, Now: t0}),
-		do("records are stored", fsm.RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: model.DefaultRetention(), Now: t0}),
+		do("records are stored", fsm.RecordInvocations{Records: []model.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: model.DefaultRetention(), Now: t0}),
 		do("a key is stored", fsm.PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
 		do("the key is revoked", fsm.DeleteKey{ID: "k1"}),
 		do("an unknown key is not revoked", fsm.DeleteKey{ID: "k1"}),
-		do("an audit entry", fsm.Audit{Entries: []client.AuditEntry{{Time: t0, Action: "deploy"}}}),
+		do("an audit entry", fsm.Audit{Entries: []model.AuditEntry{{Time: t0, Action: "deploy"}}}),
 		do("a server's addresses", fsm.PutServer{Server: model.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
 		do("a setting", fsm.PutSetting{Key: "k", Value: "v", IfAbsent: true}),
-		do("a subscription", fsm.PutSubscription{Subscription: client.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
+		do("a subscription", fsm.PutSubscription{Subscription: model.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
 		do("the subscription is removed", fsm.DeleteSubscription{ID: "sub1"}),
 		do("an unknown subscription is not removed", fsm.DeleteSubscription{ID: "sub1"}),
 		do("a user", fsm.PutUser{User: model.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
