@@ -9,6 +9,7 @@
 package state
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,11 +199,61 @@ func (s *Store) Capture() *Snapshot {
 	return snap
 }
 
-// WriteTo writes the snapshot to w as JSON.
+// SnapshotVersion is the version of the snapshots WriteTo writes.
+//
+//   - Version 1: the Snapshot's JSON alone, written before snapshots had
+//     a header.
+//   - Version 2: the header line {"nimbus_snapshot":2}, then the same JSON
+//     as version 1.
+//
+// The types inside are model's, whose JSON names never change (see
+// internal/model): adding a field needs no new version. A change that
+// older code would misread (a section encoded another way, a field whose
+// meaning changes) takes the next version, and Restore keeps decoding
+// every earlier one.
+const SnapshotVersion = 2
+
+// snapshotHeader is the start of a snapshot's header line; a snapshot
+// without it is version 1 (whose JSON starts with {"functions":).
+const snapshotHeader = `{"nimbus_snapshot":`
+
+// WriteTo writes the snapshot to w: its header line, then its JSON.
 func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
+	if _, err := fmt.Fprintf(cw, "%s%d}\n", snapshotHeader, SnapshotVersion); err != nil {
+		return cw.n, err
+	}
 	err := json.NewEncoder(cw).Encode(snap)
 	return cw.n, err
+}
+
+// readSnapshot decodes a snapshot of any version Restore knows.
+func readSnapshot(r io.Reader) (*Snapshot, error) {
+	br := bufio.NewReader(r)
+	version := 1
+	if head, _ := br.Peek(len(snapshotHeader)); string(head) == snapshotHeader {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, fmt.Errorf("snapshot header: %w", err)
+		}
+		var h struct {
+			Version int `json:"nimbus_snapshot"`
+		}
+		if err := json.Unmarshal(line, &h); err != nil {
+			return nil, fmt.Errorf("snapshot header %q: %w", line, err)
+		}
+		version = h.Version
+	}
+	switch version {
+	case 1, 2:
+		var snap Snapshot
+		if err := json.NewDecoder(br).Decode(&snap); err != nil {
+			return nil, fmt.Errorf("snapshot version %d: %w", version, err)
+		}
+		return &snap, nil
+	default:
+		return nil, fmt.Errorf("snapshot version %d is unknown to this release (it reads 1 to %d): written by a newer one?", version, SnapshotVersion)
+	}
 }
 
 type countingWriter struct {
@@ -216,10 +267,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Restore replaces the store's content with a snapshot read from r.
+// Restore replaces the store's content with a snapshot read from r, of
+// any version up to SnapshotVersion.
 func (s *Store) Restore(r io.Reader) error {
-	var snap Snapshot
-	if err := json.NewDecoder(r).Decode(&snap); err != nil {
+	snap, err := readSnapshot(r)
+	if err != nil {
 		return err
 	}
 	functions := make(map[string]*model.Function, len(snap.Functions))
