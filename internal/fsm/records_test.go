@@ -1,9 +1,13 @@
 package fsm
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,8 @@ import (
 	"nimbus/internal/model"
 	"nimbus/internal/state"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata (never for a format already written to Raft logs)")
 
 // filled returns an Invocation with every field set to a value that is
 // not its zero value, found by reflection: a field added to
@@ -177,5 +183,47 @@ func TestVersion1RecordsStillDecode(t *testing.T) {
 	want.ProcessesLeft = 0
 	if !reflect.DeepEqual(out.Records[0], want) {
 		t.Fatalf("decoded %+v\nwant    %+v", out.Records[0], want)
+	}
+}
+
+// The binary records encoding is pinned byte for byte: testdata holds
+// batches encoded by the code before it encoded model.Invocation (when it
+// followed client.Invocation's fields), in both versions, and Raft logs
+// hold such bytes forever.
+func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
+	in := RecordInvocations{
+		Records:   []model.Invocation{filled(t, 1), {ID: "zero-fields"}},
+		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Now:       t0.Add(time.Hour),
+	}
+	for _, v := range []byte{recordsV1, recordsV2} {
+		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
+			path := fmt.Sprintf("testdata/records-v%d.hex", v)
+			got := hex.EncodeToString(encodeRecordsVersion(nil, in, v))
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != strings.TrimSpace(string(want)) {
+				t.Fatalf("the binary encoding changed:\n got %s\nwant %s", got, want)
+			}
+			raw, _ := hex.DecodeString(strings.TrimSpace(string(want)))
+			out, err := decodeRecords(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := slices.Clone(in.Records)
+			if v == recordsV1 {
+				recs[0].ProcessesLeft = 0
+			}
+			if !reflect.DeepEqual(out.Records, recs) {
+				t.Fatalf("decoded %+v\nwant    %+v", out.Records, recs)
+			}
+		})
 	}
 }
