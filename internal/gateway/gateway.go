@@ -95,7 +95,7 @@ type Gateway struct {
 	metrics *metrics
 	svc     *service.Service
 	limits  limiter
-	follow  *hub[client.LogEntry]
+	follow  *hub[model.LogEntry]
 	events  *hub[model.Invocation]
 	mux     *http.ServeMux
 	handler http.Handler
@@ -106,7 +106,7 @@ func New(cfg Config) *Gateway {
 	if cfg.Concurrency == nil {
 		cfg.Concurrency = placement.NewConcurrency()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[model.Invocation]()}
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[model.LogEntry](), events: newHub[model.Invocation]()}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
@@ -128,7 +128,7 @@ func (g *Gateway) SetWoken(f func()) { g.svc.SetWoken(f) }
 
 // AddLog stores an invocation's log and streams it to followers (the
 // asynchronous path, whose records commit with their outcomes).
-func (g *Gateway) AddLog(entry client.LogEntry) {
+func (g *Gateway) AddLog(entry model.LogEntry) {
 	g.follow.publish(entry)
 	g.svc.AddRecord(nil, &entry)
 }

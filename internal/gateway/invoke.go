@@ -81,7 +81,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	// later, in batches (see recorder).
 	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, "sync", res)
 	logTail := rec.LogTail
-	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
+	entry := model.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	if len(res.Log) < worker.LogTailBytes {
 		// The record holds the whole log, and every server keeps the

@@ -7,7 +7,6 @@ import (
 
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 // Logs carried by records merge with stored ones: a stored log wins over
@@ -16,7 +15,7 @@ import (
 func TestMergeLogs(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
-	stored := []client.LogEntry{{RequestID: "long", Function: "f", Time: at(2), Log: "whole long log"}}
+	stored := []model.LogEntry{{RequestID: "long", Function: "f", Time: at(2), Log: "whole long log"}}
 	recs := []model.Invocation{
 		{ID: "long", Function: "f", Start: at(2), LogTail: "its tail"},
 		{ID: "short", Function: "f", Start: at(1), LogTail: "short log"},

@@ -1,9 +1,10 @@
 // Package model owns the stored format of the control plane: the objects
 // the state store holds, the FSM's commands carry through the Raft log,
-// and snapshots persist. It is not the API: pkg/client holds the wire
-// types, and internal/wire converts between the two at the edge (the
-// gateway, the notifier), so that the API can change without changing
-// what is stored, and the other way round.
+// snapshots persist and each server's log store (logs.db) keeps. It is
+// not the API: pkg/client holds the wire types, and internal/wire
+// converts between the two at the edge (the gateway, the notifier), so
+// that the API can change without changing what is stored, and the other
+// way round.
 //
 // Contracts:
 //   - A field's JSON name never changes, and its meaning never changes:

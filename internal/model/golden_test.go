@@ -20,6 +20,7 @@ func stored() map[string]any {
 		"function":            &Function{},
 		"invocation":          &Invocation{},
 		"dead_letter":         &DeadLetter{},
+		"log_entry":           &LogEntry{},
 		"queue_item":          &QueueItem{},
 		"retention":           &Retention{},
 		"schedule":            &Schedule{},

@@ -96,3 +96,14 @@ type Retention struct {
 func DefaultRetention() Retention {
 	return Retention{PerFunction: 1000, MaxAge: 7 * 24 * time.Hour}
 }
+
+// LogEntry is one invocation's log as a server's log store (logs.db)
+// keeps it.
+type LogEntry struct {
+	RequestID string    `json:"request_id"`
+	Namespace string    `json:"namespace,omitempty"`
+	Function  string    `json:"function"`
+	Time      time.Time `json:"time"`
+	Log       string    `json:"log"`
+	Truncated bool      `json:"truncated,omitempty"`
+}

@@ -24,7 +24,6 @@ import (
 	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 // Defaults of asynchronous invocation, as on Lambda.
@@ -57,7 +56,7 @@ type Invoker interface {
 // run (to store and stream it) and each outcome (to deliver destinations
 // and notifications).
 type Hooks struct {
-	Log     func(client.LogEntry)
+	Log     func(model.LogEntry)
 	Outcome func(Outcome)
 	// Admit, when set, admits a run within the function's concurrency
 	// limits; an event it refuses stays queued (no Raft entry) and is
@@ -322,7 +321,7 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
 	if d.hooks.Log != nil {
-		d.hooks.Log(client.LogEntry{RequestID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
+		d.hooks.Log(model.LogEntry{RequestID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
 	}
 	out := Outcome{Item: q, Function: fn, Record: rec, Result: json.RawMessage(res.Payload)}
 	var o fsm.Outcome

@@ -10,7 +10,6 @@ import (
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 const (
@@ -36,8 +35,8 @@ type recorder struct {
 	mu       sync.Mutex
 	records  []model.Invocation
 	inflight []model.Invocation // the batch being committed
-	entries  []client.LogEntry
-	storing  []client.LogEntry // the batch of logs being stored
+	entries  []model.LogEntry
+	storing  []model.LogEntry // the batch of logs being stored
 	audit    []model.AuditEntry
 	wake     chan struct{}
 	stop     chan struct{}
@@ -68,7 +67,7 @@ func (r *recorder) addAudit(e model.AuditEntry) {
 }
 
 // add queues a record and a log (either may be nil).
-func (r *recorder) add(rec *model.Invocation, entry *client.LogEntry) {
+func (r *recorder) add(rec *model.Invocation, entry *model.LogEntry) {
 	r.mu.Lock()
 	if rec != nil {
 		r.records = append(r.records, *rec)
@@ -104,11 +103,11 @@ func (r *recorder) pending() map[string]model.Invocation {
 
 // pendingLogs returns the logs this server has not stored yet (queued,
 // or in the batch being stored) for which keep reports true.
-func (r *recorder) pendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+func (r *recorder) pendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []client.LogEntry
-	for _, list := range [][]client.LogEntry{r.storing, r.entries} {
+	var out []model.LogEntry
+	for _, list := range [][]model.LogEntry{r.storing, r.entries} {
 		for _, e := range list {
 			if keep(e) {
 				out = append(out, e)
@@ -227,7 +226,7 @@ func (r *recorder) commit(recs []model.Invocation) {
 // the records could not be committed: the records are lost, their logs
 // need not be.
 func (r *recorder) keepShortLogs(recs []model.Invocation) {
-	var entries []client.LogEntry
+	var entries []model.LogEntry
 	for _, rec := range recs {
 		if rec.LogTail != "" && len(rec.LogTail) < worker.LogTailBytes {
 			entries = append(entries, LogOfRecord(rec))
@@ -264,8 +263,8 @@ func (r *recorder) close() {
 // of that length: it is marked truncated all the same (the server that
 // ran the invocation has the whole log in its store and answers with
 // that).
-func LogOfRecord(rec model.Invocation) client.LogEntry {
-	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
+func LogOfRecord(rec model.Invocation) model.LogEntry {
+	return model.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
 		Log: rec.LogTail, Truncated: len(rec.LogTail) >= worker.LogTailBytes}
 }
 
@@ -274,7 +273,7 @@ func LogOfRecord(rec model.Invocation) client.LogEntry {
 // others, the log stored in this server's log store. It never waits on
 // Raft; until the batch commits, PendingRecords and PendingLogs show
 // them.
-func (s *Service) AddRecord(rec *model.Invocation, entry *client.LogEntry) { s.rec.add(rec, entry) }
+func (s *Service) AddRecord(rec *model.Invocation, entry *model.LogEntry) { s.rec.add(rec, entry) }
 
 // AddAudit queues an audit entry for the next batch.
 func (s *Service) AddAudit(e model.AuditEntry) { s.rec.addAudit(e) }
@@ -285,7 +284,7 @@ func (s *Service) PendingRecords() map[string]model.Invocation { return s.rec.pe
 
 // PendingLogs returns the logs this server has not stored yet for which
 // keep reports true.
-func (s *Service) PendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+func (s *Service) PendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	return s.rec.pendingLogs(keep)
 }
 

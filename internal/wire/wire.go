@@ -81,6 +81,9 @@ func Dependents(m model.FunctionDependents) client.FunctionDependents {
 // Invocation is a stored record as the API (and a notification) shows it.
 func Invocation(m model.Invocation) client.Invocation { return client.Invocation(m) }
 
+// LogEntry is a stored log as the API shows it.
+func LogEntry(m model.LogEntry) client.LogEntry { return client.LogEntry(m) }
+
 // DeadLetter is a stored dead letter as the API shows it.
 func DeadLetter(m model.DeadLetter) client.DeadLetter { return client.DeadLetter(m) }
 

@@ -49,6 +49,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"subscription", both(Subscription, ModelSubscription)},
 		{"invocation", toWire(Invocation)},
 		{"dead letter", toWire(DeadLetter)},
+		{"log entry", toWire(LogEntry)},
 		{"audit entry", toWire(AuditEntry)},
 		{"dependents", toWire(Dependents)},
 		{"user", toWire(User)},
