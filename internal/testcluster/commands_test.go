@@ -166,3 +166,48 @@ func (r recordType) Write(_ context.Context, t fsm.CommandType, _ []byte) (any, 
 	r.seen[t] = true
 	return nil, fmt.Errorf("not applied")
 }
+
+// TestConcurrentDeploysThroughTwoServersCannotOverReserveANamespace sends
+// two deploys at once through the two followers, each reserving more
+// than half of the namespace's limit: the FSM applies them one after the
+// other and refuses the second, whichever it is.
+func TestConcurrentDeploysThroughTwoServersCannotOverReserveANamespace(t *testing.T) {
+	c := New(t, 3)
+	leader := c.WaitLeader(nil)
+	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.PutNamespace{Namespace: model.Namespace{Name: "small", Concurrency: 3, CreatedAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	two := 2
+	errs := make(chan error, 2)
+	for i, name := range []string{"first", "second"} {
+		node := (leader + 1 + i) % 3
+		fn := model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, ReservedConcurrency: &two},
+			Namespace: "small", CodeSHA256: "aa"}
+		go func() {
+			_, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[node].Via(c.LeaderLink(node, nil)), fsm.UpsertFunction{Function: fn, Now: t0})
+			errs <- err
+		}()
+	}
+	var won, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case errors.Is(err, state.ErrInvalid):
+			refused++
+		default:
+			t.Fatalf("a deploy failed otherwise: %v", err)
+		}
+	}
+	if won != 1 || refused != 1 {
+		t.Fatalf("%d deploys won and %d were refused; want exactly one of each", won, refused)
+	}
+	for i, n := range c.Nodes {
+		c.WaitFor(10*time.Second, fmt.Sprintf("s%d holds one function of the namespace", i), func() bool {
+			return len(n.Store().Functions("small")) == 1
+		})
+		if limit, reserved := n.Store().ConcurrencyLimit("small"); limit != 3 || reserved != 2 {
+			t.Errorf("s%d: limit %d reserved %d, want 3 and 2", i, limit, reserved)
+		}
+	}
+}
