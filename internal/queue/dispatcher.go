@@ -311,7 +311,15 @@ func (d *Dispatcher) run(q state.QueueItem) {
 	}
 	if err != nil {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
-		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
+		o := d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch)
+		out := &Outcome{Item: q, Function: fn, Condition: o.Reason, // Reason: "" for a retry
+			Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusFailed, ErrorType: o.LastError}}
+		// A dead letter goes to its on_failure destination, however its
+		// last attempt failed.
+		if dest := functionDestination(*out, now); dest != nil {
+			o.Enqueue = []state.QueueItem{*dest}
+		}
+		d.finisher.add(o, out)
 		return
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
