@@ -453,3 +453,145 @@ func TestAResultForASupersededLeaseIsRefused(t *testing.T) {
 		t.Fatalf("the outcome hook was told of a refused result: %+v", os)
 	}
 }
+
+func TestAnEventWhoseLeaseExpiredCountsAFailedAttempt(t *testing.T) {
+	// leaseExpired leases r1 as a dispatcher that never reported would
+	// have (an earlier leader): its lease ended an hour ago.
+	leaseExpired := func(t *testing.T, cp Control) {
+		lease(t, cp, "r1", time.Now().UTC().Add(-2*time.Hour))
+	}
+	t.Run("and runs again while retries are left", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f", withRetries(1), withRetryDelay(time.Millisecond)))
+		enqueue(t, cp, newEvent("r1", "f"))
+		leaseExpired(t, cp)
+		w := newWorker(4, always(okResult(`1`)))
+		startDispatcher(t, cp, w, Hooks{}, sink)
+		waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+		if r, _ := recordOf(cp, "r1"); r.Attempts != 2 {
+			t.Fatalf("%d attempts; want 2 (the expired lease and the run)", r.Attempts)
+		}
+		if n := len(w.callsOf("r1")); n != 1 {
+			t.Fatalf("%d runs; want 1", n)
+		}
+		if _, o, ok := finishOf(t, cp, "r1", fsm.OutcomeRetry); !ok || o.LastError != "Sandbox.LeaseExpired" {
+			t.Fatalf("retry outcome %+v (%v)", o, ok)
+		}
+	})
+	t.Run("and is dead-lettered to its failure destination once they are spent", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f", withRetries(0), withDestinations("", "function:g")))
+		deploy(t, cp, newFunction("g"))
+		enqueue(t, cp, newEvent("r1", "f"))
+		leaseExpired(t, cp)
+		w := newWorker(4, always(okResult(`1`)))
+		startDispatcher(t, cp, w, Hooks{}, sink)
+		waitFor(t, "r1 to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "r1"); return ok })
+		if dl, _ := deadLetterOf(cp, "r1"); dl.Reason != retriesExhausted || dl.LastError != "Sandbox.LeaseExpired" || dl.Attempts != 1 {
+			t.Fatalf("dead letter %+v", dl)
+		}
+		if n := len(w.callsOf("r1")); n != 0 {
+			t.Fatalf("%d runs; want none", n)
+		}
+		finish, _, _ := finishOf(t, cp, "r1", fsm.OutcomeDeadLetter)
+		if dest := destinationIn(finish, "r1-retriesexhausted"); dest == nil || dest.Function != "g" {
+			t.Fatalf("the dead letter's Finish does not queue its destination: %+v", finish)
+		}
+	})
+}
+
+func TestAnEventLeasedMeanwhileIsNotRunAndItsAdmissionIsReleased(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r1", "f"))
+	// Between the dispatcher's look at the queue and its Lease, another
+	// lease takes the event.
+	var once sync.Once
+	cp.setBefore(func(ct fsm.CommandType, _ []byte) error {
+		if ct == fsm.LeaseType {
+			once.Do(func() {
+				now := time.Now().UTC()
+				if _, err := fsm.Apply(context.Background(), cp.w, fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "r1", Until: now.Add(time.Hour)}}, Now: now}); err != nil {
+					t.Errorf("leasing r1: %v", err)
+				}
+			})
+		}
+		return nil
+	})
+	var asked, released atomic.Int32
+	hooks := Hooks{Admit: func(function) (func(), error) {
+		asked.Add(1)
+		return func() { released.Add(1) }, nil
+	}}
+	w := newWorker(4, always(okResult(`1`)))
+	startDispatcher(t, cp, w, hooks, sink)
+	waitFor(t, "the admission to be released", func() bool { return released.Load() == 1 })
+	if a := asked.Load(); a != 1 {
+		t.Fatalf("admission asked %d times; want once (the event is leased elsewhere since)", a)
+	}
+	if n := len(w.callsOf("r1")); n != 0 {
+		t.Fatalf("an event leased elsewhere ran %d times", n)
+	}
+}
+
+func TestALeaseThatFailsToCommitRunsNothingAndReleasesItsAdmission(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r1", "f"))
+	var failing atomic.Bool
+	var failed atomic.Int32
+	failing.Store(true)
+	cp.setBefore(func(ct fsm.CommandType, _ []byte) error {
+		if ct == fsm.LeaseType && failing.Load() {
+			failed.Add(1)
+			return errors.New("no quorum")
+		}
+		return nil
+	})
+	var asked, released atomic.Int32
+	hooks := Hooks{Admit: func(function) (func(), error) {
+		asked.Add(1)
+		return func() { released.Add(1) }, nil
+	}}
+	w := newWorker(4, always(okResult(`1`)))
+	startDispatcher(t, cp, w, hooks, sink)
+	waitFor(t, "leases to fail on several passes", func() bool { return failed.Load() >= 3 })
+	if n := len(w.callsOf("r1")); n != 0 {
+		t.Fatalf("an event whose lease failed ran %d times", n)
+	}
+	failing.Store(false)
+	waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+	waitFor(t, "every admission to be released", func() bool { return released.Load() == asked.Load() })
+	if r, _ := recordOf(cp, "r1"); r.Attempts != 1 {
+		t.Fatalf("%d attempts; want 1 (a lease that failed is none)", r.Attempts)
+	}
+	if !sink.has("leasing queued events", "") {
+		t.Fatal("the failed leases were not logged")
+	}
+}
+
+func TestEventsEnqueuedAsAServerWiresTheQueueRunOnceEach(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	w := newWorker(4, always(okResult(`1`)))
+	d := startDispatcher(t, cp, w, Hooks{}, sink)
+	e := newEnqueuer(t, cp)
+	e.Committed = d.Wake
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := e.Enqueue(withDefaultTimeout(t), newEvent(fmt.Sprintf("r%d", i), "f")); err != nil {
+				t.Errorf("enqueueing: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "every event to succeed", func() bool { return len(recordsOfFunction(cp, "f")) == n && len(cp.Store().QueueItems()) == 0 })
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		if r, _ := recordOf(cp, id); r.Status != statusSuccess || len(w.callsOf(id)) != 1 {
+			t.Fatalf("%s: record %+v, %d runs", id, r, len(w.callsOf(id)))
+		}
+	}
+}

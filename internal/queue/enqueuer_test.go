@@ -42,7 +42,7 @@ func pendingEvents(e *Enqueuer) int {
 	return len(e.pending)
 }
 
-func newEnqueuer(t *testing.T, cp *testControl) *Enqueuer {
+func newEnqueuer(t *testing.T, cp Control) *Enqueuer {
 	e := NewEnqueuer(cp)
 	t.Cleanup(e.Close)
 	return e

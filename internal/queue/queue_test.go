@@ -95,7 +95,7 @@ func withDefaultTimeout(t *testing.T) context.Context {
 }
 
 // deploy stores fn and returns it as stored (with its revision).
-func deploy(t *testing.T, cp *testControl, fn function) function {
+func deploy(t *testing.T, cp Control, fn function) function {
 	t.Helper()
 	res, err := fsm.Apply(withDefaultTimeout(t), cp, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
@@ -105,7 +105,7 @@ func deploy(t *testing.T, cp *testControl, fn function) function {
 }
 
 // remove deletes function name of testNamespace.
-func remove(t *testing.T, cp *testControl, name string) {
+func remove(t *testing.T, cp Control, name string) {
 	t.Helper()
 	if _, err := fsm.Apply(withDefaultTimeout(t), cp, fsm.DeleteFunction{Namespace: testNamespace, Name: name}); err != nil {
 		t.Fatalf("removing %s: %v", name, err)
@@ -113,7 +113,7 @@ func remove(t *testing.T, cp *testControl, name string) {
 }
 
 // enqueue commits events straight through the FSM (not the enqueuer).
-func enqueue(t *testing.T, cp *testControl, items ...queueItem) {
+func enqueue(t *testing.T, cp Control, items ...queueItem) {
 	t.Helper()
 	if _, err := fsm.Apply(withDefaultTimeout(t), cp, fsm.Enqueue{Items: items}); err != nil {
 		t.Fatalf("enqueueing: %v", err)
@@ -122,7 +122,7 @@ func enqueue(t *testing.T, cp *testControl, items ...queueItem) {
 
 // lease leases event id as of now, as a dispatcher would, and returns its
 // epoch.
-func lease(t *testing.T, cp *testControl, id string, now time.Time) uint64 {
+func lease(t *testing.T, cp Control, id string, now time.Time) uint64 {
 	t.Helper()
 	res, err := fsm.Apply(withDefaultTimeout(t), cp, fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: id, Until: now.Add(time.Hour)}}, Now: now})
 	if err != nil {
@@ -136,13 +136,13 @@ func lease(t *testing.T, cp *testControl, id string, now time.Time) uint64 {
 }
 
 // recordOf returns the record of request id, if any.
-func recordOf(cp *testControl, id string) (record, bool) {
+func recordOf(cp Control, id string) (record, bool) {
 	r, err := cp.Store().Record(id)
 	return r, err == nil
 }
 
 // deadLetterOf returns the dead letter of request id, if any.
-func deadLetterOf(cp *testControl, id string) (deadLetter, bool) {
+func deadLetterOf(cp Control, id string) (deadLetter, bool) {
 	for _, dl := range cp.Store().DeadLetters("", "") {
 		if dl.RequestID == id {
 			return dl, true
@@ -152,7 +152,7 @@ func deadLetterOf(cp *testControl, id string) (deadLetter, bool) {
 }
 
 // recordsOfFunction returns every record of function fn of testNamespace.
-func recordsOfFunction(cp *testControl, fn string) []record {
+func recordsOfFunction(cp Control, fn string) []record {
 	return cp.Store().Records(state.RecordQuery{Namespace: testNamespace, Function: fn})
 }
 
@@ -391,7 +391,7 @@ func (h *hookLog) outcomesOf(id string) []Outcome {
 
 // startDispatcher runs a dispatcher until the test ends; then it stops
 // it, lets the worker's blocked answers return, and waits for them.
-func startDispatcher(t *testing.T, cp *testControl, w *fakeWorker, hooks Hooks, sink *logSink) *Dispatcher {
+func startDispatcher(t *testing.T, cp Control, w *fakeWorker, hooks Hooks, sink *logSink) *Dispatcher {
 	d := NewDispatcher(cp, w, hooks, sink.logger())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
