@@ -89,6 +89,10 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]uint64 // request id -> epoch this dispatcher runs
+	// starting counts the runs leased that have not yet reached the
+	// Invoker, whose FreeSlots does not count them yet (it counts the
+	// others: they hold slots).
+	starting int
 	wake     chan struct{}
 	finisher *finisher
 }
@@ -175,7 +179,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 			ready = append(ready, q)
 		}
 	}
-	free := d.inv.FreeSlots() - len(d.inflight)
+	free := d.inv.FreeSlots() - d.starting
 	d.mu.Unlock()
 
 	for i, o := range expired {
@@ -210,6 +214,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		q.Epoch, q.Attempts = epoch, q.Attempts+1
 		d.mu.Lock()
 		d.inflight[q.RequestID] = epoch
+		d.starting++
 		d.mu.Unlock()
 		go func() {
 			defer releases[i]()
@@ -284,9 +289,15 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		delete(d.inflight, q.RequestID)
 		d.mu.Unlock()
 	}()
+	started := func() {
+		d.mu.Lock()
+		d.starting--
+		d.mu.Unlock()
+	}
 	store := d.cp.Store()
 	fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
 	if err != nil {
+		started()
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
 			Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
 		return
@@ -294,6 +305,7 @@ func (d *Dispatcher) run(q model.QueueItem) {
 	cfg := asyncConfig(fn.FunctionConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
+	started()
 	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
 	now := time.Now().UTC()
 	if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, placement.ErrNoWorkers) || errors.Is(err, worker.ErrClosed) {
@@ -311,7 +323,15 @@ func (d *Dispatcher) run(q model.QueueItem) {
 	}
 	if err != nil {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
-		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
+		o := d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch)
+		out := &Outcome{Item: q, Function: fn, Condition: o.Reason, // Reason: "" for a retry
+			Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusFailed, ErrorType: o.LastError}}
+		// A dead letter goes to its on_failure destination, however its
+		// last attempt failed.
+		if dest := functionDestination(*out, now); dest != nil {
+			o.Enqueue = []model.QueueItem{*dest}
+		}
+		d.finisher.add(o, out)
 		return
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
