@@ -52,11 +52,11 @@ func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, state.
 		}
 		opts.ExpiresAt = time.Now().UTC().Add(d)
 	}
-	return s.IssueKey(ctx, opts)
+	return s.issueKey(ctx, opts)
 }
 
-// IssueKey commits a new key (or join token) with opts as they are.
-func (s *Service) IssueKey(ctx context.Context, opts auth.KeyOptions) (string, state.Key, error) {
+// issueKey commits a new key (or join token) with opts as they are.
+func (s *Service) issueKey(ctx context.Context, opts auth.KeyOptions) (string, state.Key, error) {
 	return auth.CreateKeyWith(ctx, s.d.Control, opts)
 }
 
@@ -114,5 +114,5 @@ func (s *Service) CreateJoinToken(ctx context.Context, role, ttl, note string) (
 	if opts.Note == "" {
 		opts.Note = "join token for a " + strings.TrimPrefix(opts.Role, "join-")
 	}
-	return s.IssueKey(ctx, opts)
+	return s.issueKey(ctx, opts)
 }

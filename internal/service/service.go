@@ -100,6 +100,3 @@ func New(d Deps) *Service {
 // SetWoken sets the function called after a redrive (the dispatcher is
 // built after the service).
 func (s *Service) SetWoken(f func()) { s.d.Woken = f }
-
-// Store is the state the reads answer from.
-func (s *Service) Store() *state.Store { return s.store }
