@@ -78,7 +78,8 @@ type Outcome struct {
 	Condition string
 }
 
-// Dispatcher runs queued events. Run it on the leader only.
+// Dispatcher runs queued events during one term of office of the leader:
+// make a new one for each term (Run may be called once).
 type Dispatcher struct {
 	cp    Control
 	inv   Invoker
@@ -88,7 +89,9 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	inflight map[string]uint64 // request id -> epoch this dispatcher runs
 	wake     chan struct{}
+	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
+	runs     sync.WaitGroup // the runs Run started
 }
 
 // NewDispatcher returns a dispatcher.
@@ -104,17 +107,38 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run dispatches until ctx ends (leadership lost). Runs it has started
-// finish in the background; their results are committed if this node
-// still leads, refused otherwise.
+// Run dispatches until ctx ends (the term of office ends), then waits
+// for the runs it started and flushes their outcomes before it returns,
+// so that nothing of this term is left running when the next starts.
+//
+// Outcomes are flushed, not dropped: the finisher commits them through
+// Apply, which forwards them to the new leader when this node no longer
+// leads. The FSM accepts an outcome only for the lease epoch it was
+// leased under, so one whose event was leased again meanwhile is
+// refused (and logged), never committed twice as a different result. An
+// outcome that cannot be committed at all (no leader within the
+// finisher's timeout) is logged; its lease then expires and the event
+// runs again (at least once). Runs are bounded by their function's
+// timeout plus leaseGrace, and so is the wait.
+//
+// Run may be called once: it panics if the Dispatcher ran before.
 func (d *Dispatcher) Run(ctx context.Context) {
+	d.mu.Lock()
+	if d.finisher != nil {
+		d.mu.Unlock()
+		panic("queue: Dispatcher.Run called twice; make a new Dispatcher for each term")
+	}
 	d.finisher = newFinisher(d.cp, d.log)
 	d.finisher.onDone = func(o *Outcome) {
 		if d.hooks.Outcome != nil {
 			d.hooks.Outcome(*o)
 		}
 	}
-	defer d.finisher.close()
+	d.mu.Unlock()
+	defer func() {
+		d.runs.Wait()
+		d.finisher.close()
+	}()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -209,7 +233,9 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		d.mu.Lock()
 		d.inflight[q.RequestID] = epoch
 		d.mu.Unlock()
+		d.runs.Add(1)
 		go func() {
+			defer d.runs.Done()
 			defer releases[i]()
 			d.run(q)
 		}()
