@@ -176,11 +176,15 @@ func RunDev(ctx context.Context, opts DevOptions) error {
 	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
 		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention,
 		checker: devChecker(runtimes, exec, scanDir, log)}, log, nil)
-	defer async.enqueuer.Close()
 	defer gw.Close()
+	defer async.close()
 	leaderCtx, stopLeader := context.WithCancel(ctx)
-	defer stopLeader()
-	go runLeaderServices(leaderCtx, cp, async, log.With("subsystem", "leader"), nil)
+	leaderDone := make(chan struct{})
+	go func() {
+		runLeadership(leaderCtx, cp, log.With("subsystem", "leader"), func(ctx context.Context) { async.term(ctx, nil) })
+		close(leaderDone)
+	}()
+	defer func() { stopLeader(); <-leaderDone }()
 
 	srv := &http.Server{
 		Handler:           gw,

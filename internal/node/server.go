@@ -200,8 +200,8 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 			return h
 		}
 	})
-	defer async.enqueuer.Close()
 	defer gw.Close()
+	defer async.close()
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -229,9 +229,14 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	defer stop()
 	go joinCluster(runCtx, cp, pool, ident, opts, apiAddr, token, log)
 	go registerSelf(runCtx, cp, apiAddr, log)
-	go runLeaderServices(runCtx, cp, async, log.With("subsystem", "leader"), func(ctx context.Context) {
-		leaderDuties(ctx, cp, token, opts.DataDir, log)
-	})
+	leaderDone := make(chan struct{})
+	go func() {
+		runLeadership(runCtx, cp, log.With("subsystem", "leader"), func(ctx context.Context) {
+			async.term(ctx, func(ctx context.Context) { leaderDuties(ctx, cp, token, opts.DataDir, log) })
+		})
+		close(leaderDone)
+	}()
+	defer func() { stop(); <-leaderDone }()
 	go prober.Run(runCtx)
 	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
 
