@@ -68,6 +68,14 @@ func (a *asyncParts) wake() {
 	}
 }
 
+// abandon cuts off the current term's runs (queue.Dispatcher.Abandon),
+// for a node that stops and cannot wait for them.
+func (a *asyncParts) abandon() {
+	if d := a.dispatcher.Load(); d != nil {
+		d.Abandon()
+	}
+}
+
 // connect wires the dispatcher's hooks to the gateway (logs, records,
 // destinations) once both exist, before the first term.
 func (a *asyncParts) connect(gw *gateway.Gateway) {

@@ -92,12 +92,24 @@ type Dispatcher struct {
 	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
 	runs     sync.WaitGroup // the runs Run started
+	// abandon ends the runs' invocations (Abandon).
+	abandon  context.Context
+	abandons context.CancelFunc
 }
 
 // NewDispatcher returns a dispatcher.
 func NewDispatcher(cp Control, inv Invoker, hooks Hooks, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	d.abandon, d.abandons = context.WithCancel(context.Background())
+	return d
 }
+
+// Abandon cuts off the invocations of the runs in flight, for a node
+// that stops and cannot wait for them: their outcomes are not committed,
+// so their leases expire and their events run again (at least once), as
+// when a leader dies. Run then returns without waiting for them to end on
+// their own.
+func (d *Dispatcher) Abandon() { d.abandons() }
 
 // Wake makes the dispatcher look at the queue now (new events arrived).
 func (d *Dispatcher) Wake() {
@@ -316,9 +328,13 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		return
 	}
 	cfg := asyncConfig(fn.FunctionConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(fn.Timeout)+leaseGrace)
+	ctx, cancel := context.WithTimeout(d.abandon, time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
 	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
+	if d.abandon.Err() != nil {
+		d.log.Info("async run abandoned as the node stops: it runs again when its lease expires", "request_id", q.RequestID, "function", fn.Name)
+		return
+	}
 	now := time.Now().UTC()
 	if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, placement.ErrNoWorkers) || errors.Is(err, worker.ErrClosed) {
 		// It never ran: back to the queue shortly, without counting.
