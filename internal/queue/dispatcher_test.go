@@ -58,7 +58,11 @@ type heldWorker struct {
 
 func (w *heldWorker) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
 	w.started <- req.RequestID
-	<-w.release
+	select {
+	case <-w.release:
+	case <-ctx.Done():
+		return worker.Result{}, ctx.Err()
+	}
 	return worker.Result{Response: python.Response{Payload: []byte(`"done"`)}, WorkerID: "w", Start: time.Now()}, nil
 }
 
@@ -68,7 +72,10 @@ func (w *heldWorker) FreeSlots() int { return 1 }
 // run has returned and its outcome is committed: the next term starts
 // with nothing of the last one still running, and no outcome is left to
 // wait for its lease to expire.
-func TestATermEndsOnlyOnceItsRunsAreCommitted(t *testing.T) {
+// queueOne returns a control plane with one function and one event
+// queued for it, e1.
+func queueOne(t *testing.T) *memControl {
+	t.Helper()
 	cp := newMemControl()
 	ctx := t.Context()
 	if _, err := cp.Apply(ctx, fsm.UpsertFunctionType, fsm.UpsertFunction{
@@ -82,9 +89,14 @@ func TestATermEndsOnlyOnceItsRunsAreCommitted(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	return cp
+}
+
+func TestATermEndsOnlyOnceItsRunsAreCommitted(t *testing.T) {
+	cp := queueOne(t)
 	w := &heldWorker{started: make(chan string, 1), release: make(chan struct{})}
 	d := NewDispatcher(cp, w, Hooks{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	term, endTerm := context.WithCancel(ctx)
+	term, endTerm := context.WithCancel(t.Context())
 	ended := make(chan struct{})
 	go func() { d.Run(term); close(ended) }()
 	select {
@@ -127,4 +139,35 @@ func TestADispatcherServesOneTerm(t *testing.T) {
 		}
 	}()
 	d.Run(ctx)
+}
+
+// A node that stops and cannot wait abandons its runs: Run returns, and
+// the event stays leased, to run again once its lease expires; no outcome
+// is made up for it.
+func TestAnAbandonedRunLeavesItsEventLeased(t *testing.T) {
+	cp := queueOne(t)
+	w := &heldWorker{started: make(chan string, 1), release: make(chan struct{})}
+	d := NewDispatcher(cp, w, Hooks{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	term, endTerm := context.WithCancel(t.Context())
+	ended := make(chan struct{})
+	go func() { d.Run(term); close(ended) }()
+	select {
+	case <-w.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued event was not run")
+	}
+	endTerm()
+	d.Abandon()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the term did not end once its runs were abandoned")
+	}
+	items := cp.Store().QueueItems()
+	if len(items) != 1 || !items[0].Leased(time.Now()) || items[0].Attempts != 1 {
+		t.Fatalf("queue after abandoning: %+v; want e1, still leased, its attempt not counted again", items)
+	}
+	if rec, err := cp.Store().Record("e1"); err != nil || rec.Status == client.StatusSuccess || rec.Status == client.StatusFailed {
+		t.Fatalf("record after abandoning: %+v, %v; want no outcome", rec, err)
+	}
 }
