@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,24 @@ func TestClusterFormsAndServesFromEveryServer(t *testing.T) {
 			}
 			return true
 		})
+	}
+	// A write the FSM refuses answers alike through every server: a
+	// namespace that still holds a function is a conflict (409), not a
+	// 409 on the leader and a 500 through a follower.
+	c.mustCLI(follower, 0, "namespaces", "create", "busy") // the follower waits until it has applied its own write
+	c.mustCLI(follower, 0, "--namespace", "busy", "deploy", fnDir)
+	for i := range c.servers {
+		req, _ := http.NewRequest("DELETE", "http://"+c.servers[i].addr+"/v1/namespaces/busy", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("DELETE /v1/namespaces/busy through %s: %v", c.servers[i].id, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "Conflict") {
+			t.Errorf("removing a namespace that holds a function through %s: %d %s, want 409 Conflict", c.servers[i].id, resp.StatusCode, body)
+		}
 	}
 	waitFor(t, patience, "every server shows the deployed revision", func() bool {
 		for i := range c.servers {

@@ -20,11 +20,6 @@ import (
 // ErrUnauthorized is returned for a missing, malformed or unknown key.
 var ErrUnauthorized = errors.New("missing or invalid API key")
 
-// Applier commits commands through Raft.
-type Applier interface {
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
-}
-
 // Roles a key can have.
 const (
 	RoleAdmin     = "admin"     // everything, including keys and the cluster
@@ -63,19 +58,19 @@ func NewToken() string {
 }
 
 // CreateKey makes a new API key, commits its hash and returns the key.
-func CreateKey(ctx context.Context, cp Applier, role, note string) (string, error) {
+func CreateKey(ctx context.Context, cp fsm.Writer, role, note string) (string, error) {
 	token := NewToken()
 	return token, PutKey(ctx, cp, token, role, note)
 }
 
 // CreateKeyWith makes a key with options; it returns the key and its
 // stored form.
-func CreateKeyWith(ctx context.Context, cp Applier, o KeyOptions) (string, state.Key, error) {
+func CreateKeyWith(ctx context.Context, cp fsm.Writer, o KeyOptions) (string, state.Key, error) {
 	token := NewToken()
 	id, secret, _ := ParseToken(token)
 	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, Namespace: o.Namespace, CreatedAt: time.Now().UTC(),
 		Note: o.Note, ExpiresAt: o.ExpiresAt, RateLimit: o.RateLimit}
-	if _, err := cp.Apply(ctx, fsm.PutKeyType, fsm.PutKey{Key: key}); err != nil {
+	if _, err := fsm.Apply(ctx, cp, fsm.PutKey{Key: key}); err != nil {
 		return "", state.Key{}, err
 	}
 	return token, key, nil
@@ -83,13 +78,13 @@ func CreateKeyWith(ctx context.Context, cp Applier, o KeyOptions) (string, state
 
 // PutKey commits the hash of a given key (for an operator-chosen key,
 // such as a cluster's bootstrap token).
-func PutKey(ctx context.Context, cp Applier, token, role, note string) error {
+func PutKey(ctx context.Context, cp fsm.Writer, token, role, note string) error {
 	id, secret, err := ParseToken(token)
 	if err != nil {
 		return err
 	}
 	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: role, CreatedAt: time.Now().UTC(), Note: note}
-	_, err = cp.Apply(ctx, fsm.PutKeyType, fsm.PutKey{Key: key})
+	_, err = fsm.Apply(ctx, cp, fsm.PutKey{Key: key})
 	return err
 }
 

@@ -80,31 +80,16 @@ func TestMalformedHashesMatchNothing(t *testing.T) {
 	}
 }
 
-// applier applies commands straight to an FSM, as a committed entry.
-type applier struct{ f *fsm.FSM }
-
-func (a applier) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, err
-	}
-	res := a.f.ApplyCommand(t, data[1:])
-	if err, ok := res.(error); ok {
-		return nil, err
-	}
-	return res, nil
-}
-
-func newStore(t *testing.T) (*state.Store, applier) {
+func newStore(t *testing.T) (*state.Store, fsm.Writer) {
 	t.Helper()
 	s := state.New()
-	return s, applier{fsm.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	return s, fsm.Direct(fsm.New(s, slog.New(slog.NewTextHandler(io.Discard, nil))))
 }
 
 func TestLoginAnswersAlikeForAWrongNameAndAWrongPassword(t *testing.T) {
 	store, cp := newStore(t)
 	u := state.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword("lovelace-1815"), CreatedAt: time.Now()}
-	if _, err := cp.Apply(context.Background(), fsm.PutUserType, fsm.PutUser{User: u, Create: true}); err != nil {
+	if _, err := fsm.Apply(context.Background(), cp, fsm.PutUser{User: u, Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := Login(store, "ada", "lovelace-1815"); err != nil || got.Name != "ada" {
@@ -121,7 +106,7 @@ func TestSessions(t *testing.T) {
 	store, cp := newStore(t)
 	ctx := context.Background()
 	u := state.User{Name: "ada", Role: RoleDeveloper, Namespace: "team-a", PasswordHash: HashPassword("lovelace-1815")}
-	cp.Apply(ctx, fsm.PutUserType, fsm.PutUser{User: u, Create: true})
+	fsm.Apply(ctx, cp, fsm.PutUser{User: u, Create: true})
 	now := time.Now().UTC()
 	token, sess, err := StartSession(ctx, cp, "ada", now)
 	if err != nil {
@@ -166,7 +151,7 @@ func TestSessions(t *testing.T) {
 	if _, _, err := CheckSession(store, old); !errors.Is(err, ErrNoSession) {
 		t.Fatal("an expired session was accepted")
 	}
-	cp.Apply(ctx, fsm.DeleteUserType, fsm.DeleteUser{Name: "ada"})
+	fsm.Apply(ctx, cp, fsm.DeleteUser{Name: "ada"})
 	if _, _, err := CheckSession(store, token); !errors.Is(err, ErrNoSession) {
 		t.Fatal("a deleted user's session was accepted")
 	}
@@ -205,7 +190,7 @@ func TestNoPasswordOrTokenInTheSnapshot(t *testing.T) {
 	ctx := context.Background()
 	const pw = "Plaintext-Passw0rd"
 	u := state.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword(pw)}
-	cp.Apply(ctx, fsm.PutUserType, fsm.PutUser{User: u, Create: true})
+	fsm.Apply(ctx, cp, fsm.PutUser{User: u, Create: true})
 	token, _, err := StartSession(ctx, cp, "ada", time.Now())
 	if err != nil {
 		t.Fatal(err)

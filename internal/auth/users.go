@@ -83,14 +83,14 @@ func Login(store *state.Store, name, password string) (state.User, error) {
 // StartSession makes a session for user and commits its hash; it returns
 // the session token (the cookie's value, which exists only there) and
 // the stored session.
-func StartSession(ctx context.Context, cp Applier, user string, now time.Time) (string, state.Session, error) {
+func StartSession(ctx context.Context, cp fsm.Writer, user string, now time.Time) (string, state.Session, error) {
 	idb := make([]byte, 8)
 	sec := make([]byte, 32)
 	rand.Read(idb)
 	rand.Read(sec)
 	id, secret := hex.EncodeToString(idb), hex.EncodeToString(sec)
 	sess := state.Session{ID: id, SecretHash: hashSecret(secret), User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
-	if _, err := cp.Apply(ctx, fsm.PutSessionType, fsm.PutSession{Session: sess, Now: now}); err != nil {
+	if _, err := fsm.Apply(ctx, cp, fsm.PutSession{Session: sess, Now: now}); err != nil {
 		return "", state.Session{}, err
 	}
 	return id + "_" + secret, sess, nil

@@ -11,7 +11,6 @@ import (
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/rpc/rpcpb"
-	"nimbus/internal/state"
 )
 
 // leaderWait bounds how long a write waits for a leader (elections take
@@ -26,9 +25,9 @@ const leaderWait = 5 * time.Second
 // committed.
 var ErrOutcomeUnknown = errors.New("the write may or may not have been committed")
 
-// Error kinds carried by a forwarded Apply's answer.
+// Error kinds carried by a forwarded Apply's answer, besides the codes of
+// the FSM's errors (fsm.ErrorCode).
 const (
-	kindNotFound  = "not_found"
 	kindNotLeader = "not_leader" // not committed
 	kindUnknown   = "unknown_outcome"
 	kindOther     = "other"
@@ -49,23 +48,32 @@ type Leader interface {
 	ReadIndex(ctx context.Context, leaderID string) (uint64, error)
 }
 
-// Apply commits a command through Raft and returns what the FSM returned
-// for it; an FSM result that is an error is returned as the error. On a
-// follower the command is forwarded to the leader over the Control RPC.
-// With no leader within a few seconds it returns ErrNotLeader; a write
-// that may have been committed all the same fails with ErrOutcomeUnknown
-// too, and is not retried.
-func (n *Node) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	return n.ApplyVia(ctx, rpcLeader{n}, t, cmd)
+// Write commits an encoded command (fsm.Encode) through Raft and returns
+// what the FSM returned for it; an FSM result that is an error is
+// returned as the error. It makes the node an fsm.Writer: callers use
+// fsm.Apply, which is typed. On a follower the command is forwarded to
+// the leader over the Control RPC, and the result or error comes back as
+// the same type or sentinel. With no leader within a few seconds it
+// returns ErrNotLeader; a write that may have been committed all the same
+// fails with ErrOutcomeUnknown too, and is not retried.
+func (n *Node) Write(ctx context.Context, t fsm.CommandType, data []byte) (any, error) {
+	return n.writeVia(ctx, rpcLeader{n}, t, data)
 }
 
-// ApplyVia is Apply forwarding through leader when this node is a
-// follower.
-func (n *Node) ApplyVia(ctx context.Context, leader Leader, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, err
-	}
+// Via is the node as an fsm.Writer that forwards through leader when the
+// node is a follower (in-process test clusters).
+func (n *Node) Via(leader Leader) fsm.Writer { return viaWriter{n, leader} }
+
+type viaWriter struct {
+	n      *Node
+	leader Leader
+}
+
+func (v viaWriter) Write(ctx context.Context, t fsm.CommandType, data []byte) (any, error) {
+	return v.n.writeVia(ctx, v.leader, t, data)
+}
+
+func (n *Node) writeVia(ctx context.Context, leader Leader, t fsm.CommandType, data []byte) (any, error) {
 	deadline := time.Now().Add(leaderWait)
 	for {
 		res, err := n.applyOnce(ctx, leader, t, data)
@@ -101,15 +109,17 @@ func (n *Node) applyOnce(ctx context.Context, leader Leader, t fsm.CommandType, 
 	case "":
 		n.waitApplied(ctx, resp.Index)
 		return fsm.DecodeResult(t, resp.Result)
-	case kindNotFound:
-		n.waitApplied(ctx, resp.Index)
-		return nil, fmt.Errorf("%s: %w", resp.ErrorMessage, state.ErrNotFound)
 	case kindNotLeader:
 		return nil, fmt.Errorf("%w (%s)", ErrNotLeader, resp.ErrorMessage)
 	case kindUnknown:
 		return nil, outcomeUnknown(errors.New(resp.ErrorMessage))
+	case kindOther:
+		return nil, errors.New(resp.ErrorMessage)
 	}
-	return nil, errors.New(resp.ErrorMessage)
+	// The apply returned an error the FSM names by a code: the entry is
+	// applied, and the error is the same sentinel as on the leader.
+	n.waitApplied(ctx, resp.Index)
+	return nil, fsm.ErrorFromCode(resp.ErrorKind, resp.ErrorMessage)
 }
 
 // waitApplied waits (up to a few seconds) until this node's state
@@ -153,10 +163,13 @@ func (n *Node) ApplyForwarded(ctx context.Context, req *rpcpb.ApplyRequest) *rpc
 	if !n.IsLeader() {
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotLeader, ErrorMessage: "this server is not the leader"}
 	}
+	if !fsm.Known(t) {
+		return &rpcpb.ApplyResponse{ErrorKind: kindOther, ErrorMessage: fmt.Sprintf("the leader does not know command type %d", t)}
+	}
 	res, index, err := n.applyLocalIndex(ctx, t, append([]byte{byte(t)}, req.Command...))
 	switch {
-	case errors.Is(err, state.ErrNotFound):
-		return &rpcpb.ApplyResponse{ErrorKind: kindNotFound, ErrorMessage: err.Error(), Index: index}
+	case fsm.ErrorCode(err) != "":
+		return &rpcpb.ApplyResponse{ErrorKind: fsm.ErrorCode(err), ErrorMessage: err.Error(), Index: index}
 	case errors.Is(err, ErrOutcomeUnknown):
 		return &rpcpb.ApplyResponse{ErrorKind: kindUnknown, ErrorMessage: err.Error()}
 	case errors.Is(err, ErrNotLeader):

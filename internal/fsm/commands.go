@@ -9,8 +9,6 @@
 package fsm
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"nimbus/internal/state"
@@ -48,19 +46,6 @@ const (
 	DeleteNamespaceType    CommandType = 25
 	RemoveFunctionType     CommandType = 26
 )
-
-var commandNames = map[CommandType]string{
-	UpsertFunctionType: "UpsertFunction", DeleteFunctionType: "DeleteFunction",
-	RecordInvocationsType: "RecordInvocations", PutKeyType: "PutKey", PutServerType: "PutServer",
-	EnqueueType: "Enqueue", LeaseType: "Lease", FinishType: "Finish", RedriveType: "Redrive",
-	PutScheduleType: "PutSchedule", DeleteScheduleType: "DeleteSchedule",
-	EnableScheduleType: "EnableSchedule", FireScheduleType: "FireSchedule", PutSettingType: "PutSetting",
-	PutSubscriptionType: "PutSubscription", DeleteSubscriptionType: "DeleteSubscription",
-	FireSchedulesType: "FireSchedules", DeleteKeyType: "DeleteKey", AuditType: "Audit",
-	PutNamespaceType: "PutNamespace", DeleteNamespaceType: "DeleteNamespace",
-	PutUserType: "PutUser", DeleteUserType: "DeleteUser", PutSessionType: "PutSession",
-	DeleteSessionType: "DeleteSession", RemoveFunctionType: "RemoveFunction",
-}
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
 // taken) or replaces one that exists (a new role or password), which
@@ -126,13 +111,6 @@ type PutSetting struct {
 	Key      string `json:"key"`
 	Value    string `json:"value"`
 	IfAbsent bool   `json:"if_absent"`
-}
-
-func (t CommandType) String() string {
-	if n, ok := commandNames[t]; ok {
-		return n
-	}
-	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 
 // UpsertFunction creates a function or adds a revision to it.
@@ -322,58 +300,4 @@ type FireSchedules struct {
 // qualified name), with why.
 type FireSchedulesResult struct {
 	Refused map[string]string `json:"refused,omitempty"`
-}
-
-// DecodeResult turns the JSON of an Apply result, as a forwarding leader
-// sent it, back into the type that applying t returns locally.
-func DecodeResult(t CommandType, b []byte) (any, error) {
-	switch t {
-	case UpsertFunctionType:
-		var r UpsertFunctionResult
-		return r, json.Unmarshal(b, &r)
-	case RecordInvocationsType:
-		var r RecordInvocationsResult
-		return r, json.Unmarshal(b, &r)
-	case EnqueueType:
-		var r EnqueueResult
-		return r, json.Unmarshal(b, &r)
-	case LeaseType:
-		var r LeaseResult
-		return r, json.Unmarshal(b, &r)
-	case FinishType:
-		var r FinishResult
-		return r, json.Unmarshal(b, &r)
-	case RedriveType:
-		var r RedriveResult
-		return r, json.Unmarshal(b, &r)
-	case PutScheduleType:
-		var r PutScheduleResult
-		return r, json.Unmarshal(b, &r)
-	case PutNamespaceType:
-		var r PutNamespaceResult
-		return r, json.Unmarshal(b, &r)
-	case FireSchedulesType:
-		var r FireSchedulesResult
-		return r, json.Unmarshal(b, &r)
-	case PutUserType:
-		var r PutUserResult
-		return r, json.Unmarshal(b, &r)
-	case RemoveFunctionType:
-		var r RemoveFunctionResult
-		return r, json.Unmarshal(b, &r)
-	}
-	return nil, nil
-}
-
-// Encode serialises a command: one type byte, then JSON (for
-// RecordInvocations, its binary encoding: see records.go).
-func Encode(t CommandType, cmd any) ([]byte, error) {
-	if c, ok := cmd.(RecordInvocations); ok && t == RecordInvocationsType {
-		return encodeRecords([]byte{byte(t)}, c), nil
-	}
-	body, err := json.Marshal(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", t, err)
-	}
-	return append([]byte{byte(t)}, body...), nil
 }

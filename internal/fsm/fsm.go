@@ -1,7 +1,7 @@
 package fsm
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // FSM applies committed commands to a state store. It implements
@@ -34,123 +33,24 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyCommand(CommandType(l.Data[0]), l.Data[1:])
 }
 
-// ApplyCommand applies one decoded command. Exported for tests.
+// ApplyCommand applies one command of type t with its body. Exported for
+// tests.
 func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
-	switch t {
-	case UpsertFunctionType:
-		var c UpsertFunction
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		fn, created := f.store.UpsertFunction(c.Function, c.Now)
-		return UpsertFunctionResult{Function: fn, Created: created}
-	case DeleteFunctionType:
-		var c DeleteFunction
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		return f.store.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
-	case RemoveFunctionType:
-		var c RemoveFunction
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		deps, deleted, err := f.store.RemoveFunction(client.QualifiedName(c.Namespace, c.Name), c.Force)
-		if err != nil {
-			return err
-		}
-		return RemoveFunctionResult{Deleted: deleted, Dependents: deps}
-	case RecordInvocationsType:
-		var c RecordInvocations
-		var err error
-		if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2) {
-			c, err = decodeRecords(body)
-			if err != nil {
-				err = fmt.Errorf("decode %s: %w", t, err)
-			}
-		} else {
-			err = decode(t, body, &c)
-		}
-		if err != nil {
-			return err
-		}
-		return RecordInvocationsResult{Removed: f.store.AddRecords(c.Records, c.Retention, c.Now)}
-	case PutKeyType:
-		var c PutKey
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		f.store.PutKey(c.Key)
-		return nil
-	case AuditType:
-		var c Audit
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		f.store.AddAudit(c.Entries)
-		return nil
-	case DeleteKeyType:
-		var c DeleteKey
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		return f.store.DeleteKey(c.ID)
-	case PutUserType, DeleteUserType, PutSessionType, DeleteSessionType:
-		return f.applyUser(t, body)
-	case PutServerType:
-		var c PutServer
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		f.store.PutServer(c.Server)
-		return nil
-	case PutSettingType:
-		var c PutSetting
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		f.store.PutSetting(c.Key, c.Value, c.IfAbsent)
-		return nil
-	case PutSubscriptionType:
-		var c PutSubscription
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		f.store.PutSubscription(c.Subscription)
-		return nil
-	case DeleteSubscriptionType:
-		var c DeleteSubscription
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		return f.store.DeleteSubscription(c.ID)
-	case PutNamespaceType:
-		var c PutNamespace
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		return PutNamespaceResult{Created: f.store.PutNamespace(c.Namespace)}
-	case DeleteNamespaceType:
-		var c DeleteNamespace
-		if err := decode(t, body, &c); err != nil {
-			return err
-		}
-		return f.store.DeleteNamespace(c.Name)
-	case EnqueueType, LeaseType, FinishType, RedriveType:
-		return f.applyQueue(t, body)
-	case PutScheduleType, DeleteScheduleType, EnableScheduleType, FireScheduleType, FireSchedulesType:
-		return f.applySchedule(t, body)
+	e := registry.byType[t]
+	if e == nil {
+		err := fmt.Errorf("unknown command type %d: written by a newer release?", t)
+		f.log.Error("skipping log entry", "err", err)
+		return err
 	}
-	err := fmt.Errorf("unknown command type %d", t)
-	f.log.Error("skipping log entry", "err", err)
-	return err
-}
-
-func decode(t CommandType, body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("decode %s: %w", t, err)
+	res, err := e.apply(f.store, body)
+	var de *decodeError
+	if errors.As(err, &de) {
+		f.log.Error("skipping log entry", "type", t, "err", err)
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	return res
 }
 
 // Snapshot captures the store as of the last applied entry (Raft calls it

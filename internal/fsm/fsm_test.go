@@ -25,9 +25,12 @@ func newFSM() (*FSM, *state.Store) {
 // apply encodes cmd and applies it as a committed Raft log entry.
 func apply(t *testing.T, f *FSM, ct CommandType, cmd any) any {
 	t.Helper()
-	data, err := Encode(ct, cmd)
+	got, data, err := Encode(cmd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got != ct {
+		t.Fatalf("%T is command %s, not %s", cmd, got, ct)
 	}
 	return f.Apply(&raft.Log{Type: raft.LogCommand, Data: data})
 }
@@ -55,7 +58,7 @@ func TestUpsertFunctionBumpsTheRevision(t *testing.T) {
 func TestDeleteFunction(t *testing.T) {
 	f, s := newFSM()
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
-	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"}); res != nil {
+	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "hello"}); res != (None{}) {
 		t.Fatalf("delete: %v", res)
 	}
 	if _, err := s.Function("default/hello"); !errors.Is(err, state.ErrNotFound) {

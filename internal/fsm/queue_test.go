@@ -105,7 +105,7 @@ func TestEachScheduleSlotFiresOnce(t *testing.T) {
 		it := item(id, "f")
 		return apply(t, f, FireScheduleType, FireSchedule{Name: "tick", Slot: slot, Item: &it})
 	}
-	if res := fire(t0.Add(time.Second), "r1"); res != nil {
+	if res := fire(t0.Add(time.Second), "r1"); res != (None{}) {
 		t.Fatalf("first fire: %v", res)
 	}
 	for _, slot := range []time.Time{t0.Add(time.Second), t0} {

@@ -50,7 +50,7 @@ func TestBinaryRecordsKeepEveryField(t *testing.T) {
 		Retention: state.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
-	data, err := Encode(RecordInvocationsType, in)
+	_, data, err := Encode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestJSONRecordsStillApply(t *testing.T) {
 // A damaged entry is refused whole, whatever its length: no record of it
 // is stored, nothing panics, and a count it cannot hold is not believed.
 func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
-	data, err := Encode(RecordInvocationsType, RecordInvocations{
+	_, data, err := Encode(RecordInvocations{
 		Records: []client.Invocation{filled(t, 1), filled(t, 2)}, Retention: state.DefaultRetention(), Now: t0,
 	})
 	if err != nil {

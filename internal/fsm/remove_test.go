@@ -58,7 +58,7 @@ func TestRemoveFunctionRefusesWhileNamedAndForceRemovesWhatNamesIt(t *testing.T)
 	// An old DeleteFunction entry still removes the function alone.
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("target", "dd"), Now: t0})
 	apply(t, f, PutScheduleType, PutSchedule{Schedule: client.Schedule{Name: "pulse", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
-	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "target"}); res != nil {
+	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "target"}); res != (None{}) {
 		t.Fatalf("DeleteFunction: %v", res)
 	}
 	if len(s.Schedules("default")) != 1 {

@@ -66,7 +66,7 @@ func TestDeleteUserEndsTheirSessions(t *testing.T) {
 	apply(t, f, PutUserType, PutUser{User: user("bob", "viewer"), Create: true})
 	apply(t, f, PutSessionType, PutSession{Session: session("s1", "ada", t0), Now: t0})
 	apply(t, f, PutSessionType, PutSession{Session: session("s2", "bob", t0), Now: t0})
-	if res := apply(t, f, DeleteUserType, DeleteUser{Name: "ada"}); res != nil {
+	if res := apply(t, f, DeleteUserType, DeleteUser{Name: "ada"}); res != (None{}) {
 		t.Fatalf("delete: %v", res)
 	}
 	if _, err := s.User("ada"); err == nil {
@@ -110,7 +110,7 @@ func TestSessionsExpireAndAreBoundedPerUser(t *testing.T) {
 	if _, err := s.Session("dv"); err == nil {
 		t.Fatal("a deleted session is still there")
 	}
-	if res := apply(t, f, DeleteSessionType, DeleteSession{ID: "dv"}); res != nil {
+	if res := apply(t, f, DeleteSessionType, DeleteSession{ID: "dv"}); res != (None{}) {
 		t.Fatalf("ending an ended session: %v", res)
 	}
 }

@@ -194,7 +194,7 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h(sw, r)
 		if sw.status < 300 {
-			g.recorder.addAudit(client.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
+			g.svc.AddAudit(client.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
 				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
 		}
 	})

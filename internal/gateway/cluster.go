@@ -3,12 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
-	"nimbus/internal/auth"
 	"nimbus/pkg/client"
 )
 
@@ -115,28 +111,6 @@ func (g *Gateway) createJoinToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	opts := auth.KeyOptions{Note: body.Note}
-	switch body.Role {
-	case "", "worker":
-		opts.Role = auth.RoleJoinWorker
-	case "server":
-		opts.Role = auth.RoleJoinServer
-	default:
-		writeError(w, g.log, badRequest(fmt.Sprintf("role %q: a join token is for a worker or a server", body.Role)))
-		return
-	}
-	ttl := time.Hour
-	if body.TTL != "" {
-		d, err := parseExpiry(body.TTL)
-		if err != nil {
-			writeError(w, g.log, badRequest("ttl: "+err.Error()))
-			return
-		}
-		ttl = d
-	}
-	opts.ExpiresAt = time.Now().UTC().Add(ttl)
-	if opts.Note == "" {
-		opts.Note = "join token for a " + strings.TrimPrefix(opts.Role, "join-")
-	}
-	g.issueKey(w, r, opts, "join token created")
+	token, key, err := g.svc.CreateJoinToken(r.Context(), body.Role, body.TTL, body.Note)
+	g.answerKey(w, r, token, key, err, "join token created")
 }

@@ -13,6 +13,7 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
+	"nimbus/internal/service"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -63,7 +64,13 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
 		return http.StatusBadRequest, "BadRequest"
-	case errors.Is(err, placement.ErrWorkerDead):
+	case errors.Is(err, state.ErrInvalid):
+		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, service.ErrForbidden):
+		return http.StatusForbidden, "Forbidden"
+	case errors.Is(err, service.ErrScanBlocked):
+		return http.StatusUnprocessableEntity, "CodeScanBlocked"
+	case errors.Is(err, placement.ErrWorkerDead), errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotEmpty):
 		return http.StatusConflict, "Conflict"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"

@@ -9,14 +9,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"nimbus/internal/scan"
 	"strconv"
 	"strings"
-	"time"
 
 	"nimbus/internal/codepkg"
-	"nimbus/internal/fsm"
-	"nimbus/internal/pycheck"
 	"nimbus/pkg/client"
 )
 
@@ -54,7 +50,7 @@ func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"functions": g.cfg.Control.Store().Functions(callerNS(r.Context()))})
+	writeJSON(w, http.StatusOK, map[string]any{"functions": g.svc.Functions(callerNS(r.Context()))})
 }
 
 func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +58,7 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	f, err := g.cfg.Control.Store().Function(client.QualifiedName(callerNS(r.Context()), r.PathValue("name")))
+	f, err := g.svc.Function(callerNS(r.Context()), r.PathValue("name"))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -71,42 +67,24 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
-	name, ns := r.PathValue("name"), callerNS(r.Context())
-	f, err := g.cfg.Control.Store().Function(client.QualifiedName(ns, name))
-	if err != nil {
-		writeError(w, g.log, err)
-		return
-	}
 	force := false
 	if v := r.URL.Query().Get("force"); v != "" {
+		var err error
 		if force, err = strconv.ParseBool(v); err != nil {
 			writeError(w, g.log, badRequest(fmt.Sprintf("force=%q is not true or false", v)))
 			return
 		}
 	}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.RemoveFunctionType, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
+	out, err := g.svc.RemoveFunction(r.Context(), callerNS(r.Context()), r.PathValue("name"), force)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	rm := res.(fsm.RemoveFunctionResult)
-	if !rm.Deleted {
-		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf(
-			"function %q is still named by %s: remove them first, or delete with force (nimbus rm --force, ?force=true) to remove them too",
-			name, rm.Dependents)})
-		return
-	}
-	g.cfg.Placer.Retire(f.QualifiedName())
-	out := client.DeletedFunction{Function: f}
-	if !rm.Dependents.Empty() {
-		out.Removed = &rm.Dependents
-	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// putFunction creates or updates a function: validate the config and the
-// package, store the code blob, then commit the revision through Raft.
-// Nothing is committed unless everything is valid.
+// putFunction deploys a function: it reads the config and the code, and
+// the service does the rest (see service.Deploy).
 func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	r.Body = http.MaxBytesReader(w, r.Body, maxDeployBody)
@@ -122,125 +100,16 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(fmt.Sprintf("config name %q does not match the path's %q", cfg.Name, name)))
 		return
 	}
-	codepkg.ApplyDefaults(&cfg)
-	if err := codepkg.ValidateConfig(cfg); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	if err := g.checkReserved(callerNS(r.Context()), cfg); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	if cfg.Runtime, err = g.pickRuntime(cfg.Runtime); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	if _, err := codepkg.Validate(zip, codepkg.DefaultLimits()); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	ns := callerNS(r.Context())
-	if g.cfg.Checker != nil {
-		// Compile, never import: a syntax error or a missing handler
-		// module is refused (400, with file and line) before anything is
-		// stored, so the previous revision stays served.
-		switch err := g.cfg.Checker.Check(r.Context(), zip, cfg.Runtime, cfg.Handler); {
-		case errors.Is(err, pycheck.ErrNoRuntime):
-			g.log.Warn("deploy not compile-checked: this server has no interpreter for its runtime", "namespace", ns, "function", name, "runtime", cfg.Runtime)
-		case err != nil:
-			writeError(w, g.log, err)
-			return
-		}
-	}
-	policy := g.scanPolicy(ns)
-	var report *client.ScanReport
-	if policy.Mode != "" && policy.Mode != scan.ModeOff {
-		if report, err = g.cfg.Scanner.Scan(r.Context(), zip); err != nil {
-			writeError(w, g.log, err)
-			return
-		}
-		if bad := policy.Blocking(report); len(bad) > 0 {
-			writeError(w, g.log, &apiError{http.StatusUnprocessableEntity, "CodeScanBlocked", fmt.Sprintf(
-				"the code scan blocks this deploy: %d finding(s) at %s or above, first %s:%d %s (%s)",
-				len(bad), policy.BlockAt, bad[0].File, bad[0].Line, bad[0].Text, bad[0].TestID)})
-			return
-		}
-	}
-	digest, err := g.cfg.Blobs.Put(zip)
+	out, err := g.svc.Deploy(r.Context(), callerNS(r.Context()), cfg, zip)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
-	}
-	if g.cfg.ReplicateBlob != nil {
-		if err := g.cfg.ReplicateBlob(r.Context(), zip); err != nil {
-			writeError(w, g.log, err)
-			return
-		}
-	}
-	fn := client.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
-	if err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	out := res.(fsm.UpsertFunctionResult)
-	g.cfg.Placer.Prefetch(out.Function)
-	if out.Function.Provisioned > 0 {
-		go g.cfg.Placer.Provision(out.Function, out.Function.Provisioned) // the leader renews it
 	}
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated
 	}
-	g.log.Info("function deployed", "namespace", ns, "function", name, "revision", out.Function.Revision, "sha256", digest)
 	writeJSON(w, status, out.Function)
-}
-
-// checkReserved refuses a reserved concurrency that, with what the
-// namespace's other functions reserve, exceeds the namespace's limit.
-func (g *Gateway) checkReserved(ns string, cfg client.FunctionConfig) error {
-	if cfg.ReservedConcurrency == nil {
-		return nil
-	}
-	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(ns)
-	if limit == 0 {
-		return nil
-	}
-	if old, err := g.cfg.Control.Store().Function(client.QualifiedName(ns, cfg.Name)); err == nil && old.ReservedConcurrency != nil {
-		reserved -= *old.ReservedConcurrency
-	}
-	if reserved+*cfg.ReservedConcurrency > limit {
-		return badRequest(fmt.Sprintf("reserved_concurrency %d is more than namespace %s has left: its limit is %d and its other functions reserve %d",
-			*cfg.ReservedConcurrency, ns, limit, reserved))
-	}
-	return nil
-}
-
-// scanPolicy is the namespace's code-scanning policy, or the server's.
-func (g *Gateway) scanPolicy(ns string) scan.Policy {
-	if n, err := g.cfg.Control.Store().Namespace(ns); err == nil && n.ScanPolicy != "" {
-		if p, err := scan.ParsePolicy(n.ScanPolicy); err == nil {
-			return p
-		}
-	}
-	return g.cfg.ScanPolicy
-}
-
-// pickRuntime resolves "" to the newest runtime and checks a named one.
-func (g *Gateway) pickRuntime(name string) (string, error) {
-	avail := g.cfg.Placer.Runtimes()
-	if len(avail) == 0 {
-		return "", &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "no worker offers a Python runtime"}
-	}
-	if name == "" {
-		return avail[0], nil
-	}
-	for _, a := range avail {
-		if a == name {
-			return name, nil
-		}
-	}
-	return "", badRequest(fmt.Sprintf("unknown runtime %q: the workers can run %s", name, strings.Join(avail, ", ")))
 }
 
 // readDeploy reads the config and the zip from a multipart or JSON body.

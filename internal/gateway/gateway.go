@@ -21,6 +21,7 @@ import (
 	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
+	"nimbus/internal/service"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -28,7 +29,7 @@ import (
 // ControlPlane is what the gateway needs of the Raft node.
 type ControlPlane interface {
 	Store() *state.Store
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	fsm.Writer
 	Servers(apiAddr func(id string) string) []client.Server
 }
 
@@ -88,15 +89,15 @@ type Config struct {
 
 // Gateway serves the API.
 type Gateway struct {
-	cfg      Config
-	log      *slog.Logger
-	metrics  *metrics
-	recorder *recorder
-	limits   limiter
-	follow   *hub[client.LogEntry]
-	events   *hub[client.Invocation]
-	mux      *http.ServeMux
-	handler  http.Handler
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	svc     *service.Service
+	limits  limiter
+	follow  *hub[client.LogEntry]
+	events  *hub[client.Invocation]
+	mux     *http.ServeMux
+	handler http.Handler
 }
 
 // New builds a gateway and starts its record batcher; Close stops it.
@@ -106,7 +107,12 @@ func New(cfg Config) *Gateway {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[client.Invocation]()}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
-	g.recorder = newRecorder(cfg.Control, cfg.Logs, cfg.Retention, cfg.Log)
+	g.svc = service.New(service.Deps{
+		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
+		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker,
+		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
+		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log,
+	})
 	g.routes()
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
@@ -117,20 +123,20 @@ func New(cfg Config) *Gateway {
 
 // SetWoken sets the function called after a redrive (to wake the
 // dispatcher); the dispatcher is built after the gateway.
-func (g *Gateway) SetWoken(f func()) { g.cfg.Woken = f }
+func (g *Gateway) SetWoken(f func()) { g.svc.SetWoken(f) }
 
 // AddLog stores an invocation's log and streams it to followers (the
 // asynchronous path, whose records commit with their outcomes).
 func (g *Gateway) AddLog(entry client.LogEntry) {
 	g.follow.publish(entry)
-	g.recorder.add(nil, &entry)
+	g.svc.AddRecord(nil, &entry)
 }
 
 // UpdateRecord commits a changed invocation record in the next batch.
-func (g *Gateway) UpdateRecord(rec client.Invocation) { g.recorder.add(&rec, nil) }
+func (g *Gateway) UpdateRecord(rec client.Invocation) { g.svc.AddRecord(&rec, nil) }
 
 // Close flushes pending invocation records and stops the batcher.
-func (g *Gateway) Close() { g.recorder.close() }
+func (g *Gateway) Close() { g.svc.Close() }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }

@@ -61,7 +61,7 @@ func (g *Gateway) ownRecord(ns, id string) bool {
 func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
 	// Pending first: a record committed meanwhile is then in one of the
 	// two, if not both.
-	pend := g.recorder.pending()
+	pend := g.svc.PendingRecords()
 	committed := g.cfg.Control.Store().Records(q)
 	if pend == nil {
 		return committed
@@ -88,7 +88,7 @@ func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
 // record is invocation id's record: this server's uncommitted version if
 // it has one (see records), else the store's.
 func (g *Gateway) record(id string) (client.Invocation, error) {
-	if p, ok := g.recorder.pending()[id]; ok {
+	if p, ok := g.svc.PendingRecords()[id]; ok {
 		return p, nil
 	}
 	return g.cfg.Control.Store().Record(id)

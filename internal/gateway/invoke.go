@@ -21,10 +21,7 @@ import (
 	"nimbus/pkg/client"
 )
 
-const (
-	maxSyncPayload = 6 << 20
-	logTailBytes   = 4 << 10
-)
+const maxSyncPayload = 6 << 20
 
 // invoke runs a function synchronously: pick a worker, run, answer with
 // the result, and hand the record to the batcher (off the response path).
@@ -81,40 +78,17 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	// append under a lock), so that a client that lists them as soon as
 	// it has its answer finds them on this server; they are committed
 	// later, in batches (see recorder).
-	logTail := tail(res.Log, logTailBytes)
-	rec := client.Invocation{
-		ID:            id,
-		Namespace:     fn.Namespace,
-		Function:      fn.Name,
-		Revision:      fn.Revision,
-		Trigger:       "sync",
-		Status:        client.StatusSuccess,
-		Start:         res.Start.UTC(),
-		DurationMS:    durationMS(res.Duration),
-		BilledMS:      res.BilledMS,
-		MemoryMB:      fn.MemoryMB,
-		MaxMemoryMB:   res.MaxMemoryMB,
-		ColdStart:     res.Cold,
-		ErrorType:     res.ErrorType,
-		LogTail:       logTail,
-		Worker:        res.WorkerID,
-		ProcessesLeft: res.ProcessesLeft,
-	}
-	if res.InitDuration > 0 {
-		rec.InitMS = durationMS(res.InitDuration)
-	}
-	if res.ErrorType != "" {
-		rec.Status = client.StatusFailed
-	}
+	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, "sync", res)
+	logTail := rec.LogTail
 	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
-	if len(res.Log) < logTailBytes {
+	if len(res.Log) < worker.LogTailBytes {
 		// The record holds the whole log, and every server keeps the
 		// record: the log store (this server's own) keeps longer logs
 		// only. The logs route reads both.
-		g.recorder.add(&rec, nil)
+		g.svc.AddRecord(&rec, nil)
 	} else {
-		g.recorder.add(&rec, &entry)
+		g.svc.AddRecord(&rec, &entry)
 	}
 	h := w.Header()
 	if res.ErrorType != "" {
@@ -193,14 +167,6 @@ func outcome(errorType string) string {
 func outcomeOf(err error) string {
 	_, code := statusOf(err)
 	return code
-}
-
-// tail returns the last n bytes of b as a string.
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // newRequestID returns a UUID of version 7 (RFC 9562): 48 bits of Unix

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/service"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -52,7 +53,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 	var entries []client.LogEntry
 	// Logs this server has yet to store, as records it has yet to commit
 	// (see records), are listed already.
-	unstored := g.recorder.pendingLogs(match)
+	unstored := g.svc.PendingLogs(match)
 	if requestID != "" {
 		var e client.LogEntry
 		found := len(unstored) > 0
@@ -67,7 +68,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		if !found {
 			if rec, err := g.record(requestID); err == nil && rec.LogTail != "" {
-				e, found = logOfRecord(rec), true
+				e, found = service.LogOfRecord(rec), true
 			}
 		}
 		if found && match(e) {
@@ -106,16 +107,6 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 	g.streamLogs(w, r, entries, match)
 }
 
-// logOfRecord is the log an invocation record carries: all of it when it
-// is shorter than the tail a record keeps (the log store then has none),
-// else its end. A tail of exactly logTailBytes may be a whole log of that
-// length: it is marked truncated all the same (the server that ran the
-// invocation has the whole log in its store and answers with that).
-func logOfRecord(rec client.Invocation) client.LogEntry {
-	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
-		Log: rec.LogTail, Truncated: len(rec.LogTail) >= logTailBytes}
-}
-
 // mergeLogs returns the newest limit logs, oldest first, of the stored
 // ones and those the records carry (a stored log wins over its record's
 // tail): short logs live in records only, and records of invocations
@@ -128,7 +119,7 @@ func mergeLogs(stored []client.LogEntry, recs []client.Invocation, limit int) []
 	out := stored
 	for _, rec := range recs {
 		if !seen[rec.ID] && rec.LogTail != "" { // "": queued, or running
-			out = append(out, logOfRecord(rec))
+			out = append(out, service.LogOfRecord(rec))
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
 
@@ -38,7 +39,7 @@ func TestMergeLogs(t *testing.T) {
 		t.Fatalf("limit 2: %+v", got)
 	}
 	// A record's full 4 KB tail of a log stored elsewhere is marked truncated.
-	big := client.Invocation{ID: "big", Function: "f", Start: at(4), LogTail: string(make([]byte, logTailBytes))}
+	big := client.Invocation{ID: "big", Function: "f", Start: at(4), LogTail: string(make([]byte, worker.LogTailBytes))}
 	if got := mergeLogs(nil, []client.Invocation{big}, 10); len(got) != 1 || !got[0].Truncated {
 		t.Fatalf("a 4 KB tail: %+v", got)
 	}

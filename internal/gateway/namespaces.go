@@ -1,15 +1,10 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"nimbus/internal/auth"
-	"nimbus/internal/fsm"
-	"nimbus/internal/scan"
-	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
 
@@ -18,7 +13,7 @@ import (
 func (g *Gateway) listNamespaces(w http.ResponseWriter, r *http.Request) {
 	key := callerKey(r.Context())
 	out := []client.Namespace{}
-	for _, ns := range g.cfg.Control.Store().Namespaces() {
+	for _, ns := range g.svc.Namespaces() {
 		if key.Role == auth.RoleAdmin || ns.Name == client.NamespaceOf(key.Namespace) {
 			out = append(out, ns)
 		}
@@ -33,7 +28,7 @@ func (g *Gateway) getNamespace(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("key %s belongs to namespace %q and may not read %q", key.ID, client.NamespaceOf(key.Namespace), name)})
 		return
 	}
-	ns, err := g.cfg.Control.Store().Namespace(name)
+	ns, err := g.svc.Namespace(name)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -56,25 +51,13 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if ns.Concurrency < 0 {
-		writeError(w, g.log, badRequest("concurrency must be 0 (no limit) or more"))
-		return
-	}
-	if ns.ScanPolicy != "" {
-		if _, err := scan.ParsePolicy(ns.ScanPolicy); err != nil {
-			writeError(w, g.log, badRequest("scan_policy: "+err.Error()))
-			return
-		}
-	}
-	ns.CreatedAt = time.Now().UTC()
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutNamespaceType, fsm.PutNamespace{Namespace: ns})
+	stored, created, err := g.svc.PutNamespace(r.Context(), ns)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	stored, _ := g.cfg.Control.Store().Namespace(name)
 	status := http.StatusOK
-	if res.(fsm.PutNamespaceResult).Created {
+	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, stored)
@@ -84,10 +67,7 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 // it stop working there, as it no longer exists.
 func (g *Gateway) deleteNamespace(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteNamespaceType, fsm.DeleteNamespace{Name: name}); err != nil {
-		if errors.Is(err, state.ErrNotEmpty) {
-			err = &apiError{http.StatusConflict, "Conflict", err.Error()}
-		}
+	if err := g.svc.DeleteNamespace(r.Context(), name); err != nil {
 		writeError(w, g.log, err)
 		return
 	}

@@ -1,100 +1,50 @@
 package gateway
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"time"
 
-	"nimbus/internal/fsm"
-	"nimbus/internal/scheduler"
 	"nimbus/pkg/client"
 )
 
-func (g *Gateway) withNextFire(sc client.Schedule) client.Schedule {
-	if e, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err == nil && !sc.Disabled {
-		if next, ok := e.Next(time.Now()); ok {
-			sc.NextFire = next.UTC()
-		}
-	}
-	return sc
-}
-
 func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
-	out := []client.Schedule{}
-	for _, sc := range g.cfg.Control.Store().Schedules(callerNS(r.Context())) {
-		if fn := r.URL.Query().Get("function"); fn == "" || sc.Function == fn {
-			out = append(out, g.withNextFire(sc))
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": g.svc.Schedules(callerNS(r.Context()), r.URL.Query().Get("function"))})
 }
 
 func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
-	sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(callerNS(r.Context()), r.PathValue("name")))
+	sc, err := g.svc.Schedule(callerNS(r.Context()), r.PathValue("name"))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.withNextFire(sc))
+	writeJSON(w, http.StatusOK, sc)
 }
 
-// putSchedule creates or replaces a schedule after checking its name,
-// function, expression, time zone, policy and event.
+// putSchedule creates or replaces a schedule (see service.PutSchedule).
 func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 	var sc client.Schedule
 	if err := decodeStrict(w, r, &sc, 1<<20, "schedule"); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	name := r.PathValue("name")
-	if err := nameFromPath("schedule", &sc.Name, name, dnsLabelRe, dnsLabelRule); err != nil {
+	if err := nameFromPath("schedule", &sc.Name, r.PathValue("name"), dnsLabelRe, dnsLabelRule); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	switch {
-	case sc.Function == "":
-		writeError(w, g.log, badRequest("a schedule needs a function"))
-		return
-	case sc.Policy != "" && sc.Policy != "allow" && sc.Policy != "forbid":
-		writeError(w, g.log, badRequest(fmt.Sprintf("policy %q is not allow or forbid", sc.Policy)))
-		return
-	case len(sc.Event) > 0 && !json.Valid(sc.Event):
-		writeError(w, g.log, badRequest("the schedule's event is not valid JSON"))
-		return
-	}
-	sc.Namespace = callerNS(r.Context())
-	if _, err := g.cfg.Control.Store().Function(client.QualifiedName(sc.Namespace, sc.Function)); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	if _, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err != nil {
-		writeError(w, g.log, badRequest(err.Error()))
-		return
-	}
-	sc.CreatedAt = time.Now().UTC()
-	sc.LastSlot, sc.LastRequest, sc.Fires, sc.Missed, sc.NextFire = time.Time{}, "", 0, 0, time.Time{}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutScheduleType, fsm.PutSchedule{Schedule: sc})
+	stored, created, err := g.svc.PutSchedule(r.Context(), callerNS(r.Context()), sc)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	stored, _ := g.cfg.Control.Store().Schedule(client.QualifiedName(sc.Namespace, name))
 	status := http.StatusOK
-	if res.(fsm.PutScheduleResult).Created {
+	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, g.withNextFire(stored))
+	writeJSON(w, status, stored)
 }
 
 func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	name, ns := r.PathValue("name"), callerNS(r.Context())
-	sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(ns, name))
+	sc, err := g.svc.DeleteSchedule(r.Context(), callerNS(r.Context()), r.PathValue("name"))
 	if err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteScheduleType, fsm.DeleteSchedule{Namespace: ns, Name: name}); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -103,16 +53,11 @@ func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name, ns := r.PathValue("name"), callerNS(r.Context())
-		if _, err := g.cfg.Control.Apply(r.Context(), fsm.EnableScheduleType, fsm.EnableSchedule{Namespace: ns, Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
-			writeError(w, g.log, err)
-			return
-		}
-		sc, err := g.cfg.Control.Store().Schedule(client.QualifiedName(ns, name))
+		sc, err := g.svc.EnableSchedule(r.Context(), callerNS(r.Context()), r.PathValue("name"), enabled)
 		if err != nil {
 			writeError(w, g.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, g.withNextFire(sc))
+		writeJSON(w, http.StatusOK, sc)
 	}
 }

@@ -2,14 +2,13 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"mime"
 	"net"
 	"net/http"
 	"time"
 
 	"nimbus/internal/auth"
-	"nimbus/internal/fsm"
+	"nimbus/internal/service"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -52,15 +51,9 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	store := g.cfg.Control.Store()
-	user, err := auth.Login(store, body.Name, body.Password)
-	if err != nil {
-		writeError(w, g.log, &apiError{http.StatusUnauthorized, "Unauthorized", err.Error()})
-		return
-	}
-	token, sess, err := auth.StartSession(r.Context(), g.cfg.Control, user.Name, time.Now().UTC())
-	if errors.Is(err, state.ErrNotFound) { // the user was removed meanwhile
-		err = &apiError{http.StatusUnauthorized, "Unauthorized", auth.ErrBadLogin.Error()}
+	token, sess, user, err := g.svc.Login(r.Context(), body.Name, body.Password)
+	if errors.Is(err, auth.ErrBadLogin) {
+		err = &apiError{http.StatusUnauthorized, "Unauthorized", err.Error()}
 	}
 	if err != nil {
 		writeError(w, g.log, err)
@@ -68,7 +61,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: int(auth.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	g.recorder.addAudit(client.AuditEntry{Time: time.Now().UTC(), KeyID: auth.UserPrefix + user.Name, Role: user.Role,
+	g.svc.AddAudit(client.AuditEntry{Time: time.Now().UTC(), KeyID: auth.UserPrefix + user.Name, Role: user.Role,
 		Action: r.Method + " " + r.URL.Path, Status: http.StatusOK, Server: g.cfg.APIAddr})
 	g.log.Info("user logged in", "user", user.Name)
 	w.Header().Set("Cache-Control", "no-store")
@@ -83,7 +76,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest("logout ends a cookie session and this request came with an API key (revoke keys with DELETE /v1/keys/{id})"))
 		return
 	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteSessionType, fsm.DeleteSession{ID: cs.session.ID}); err != nil {
+	if err := g.svc.Logout(r.Context(), cs.session.ID); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -107,7 +100,7 @@ func (g *Gateway) session(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
 	out := []client.User{}
-	for _, u := range g.cfg.Control.Store().Users() {
+	for _, u := range g.svc.Users() {
 		out = append(out, userView(u))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
@@ -120,35 +113,9 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if err := auth.ValidateUser(body.Name, body.Role); err != nil {
-		writeError(w, g.log, badRequest(err.Error()))
-		return
-	}
-	switch {
-	case body.Namespace != "" && body.Role == auth.RoleAdmin:
-		writeError(w, g.log, badRequest("an admin user belongs to no namespace: admins act in every one"))
-		return
-	case body.Role != auth.RoleAdmin:
-		body.Namespace = client.NamespaceOf(body.Namespace)
-		if _, err := g.cfg.Control.Store().Namespace(body.Namespace); err != nil {
-			writeError(w, g.log, err)
-			return
-		}
-	}
-	if err := auth.ValidatePassword(body.Password); err != nil {
-		writeError(w, g.log, badRequest(err.Error()))
-		return
-	}
-	now := time.Now().UTC()
-	u := state.User{Name: body.Name, Role: body.Role, Namespace: body.Namespace,
-		PasswordHash: auth.HashPassword(body.Password), CreatedAt: now}
-	res, err := g.cfg.Control.Apply(r.Context(), fsm.PutUserType, fsm.PutUser{User: u, Create: true})
+	u, err := g.svc.CreateUser(r.Context(), body)
 	if err != nil {
 		writeError(w, g.log, err)
-		return
-	}
-	if res.(fsm.PutUserResult).Conflict {
-		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", fmt.Sprintf("user %q exists already", body.Name)})
 		return
 	}
 	g.log.Info("user created", "user", u.Name, "role", u.Role, "by", callerKey(r.Context()).ID)
@@ -158,11 +125,7 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 // deleteUser removes a user; their sessions end with them.
 func (g *Gateway) deleteUser(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if callerKey(r.Context()).ID == auth.UserPrefix+name {
-		writeError(w, g.log, &apiError{http.StatusConflict, "Conflict", "a user cannot delete themself: ask another admin"})
-		return
-	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.DeleteUserType, fsm.DeleteUser{Name: name}); err != nil {
+	if err := g.svc.DeleteUser(r.Context(), callerKey(r.Context()).ID, name); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
@@ -175,11 +138,9 @@ func (g *Gateway) deleteUser(w http.ResponseWriter, r *http.Request) {
 // too. The user's other sessions end.
 func (g *Gateway) setPassword(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	caller := callerKey(r.Context())
-	self := caller.ID == auth.UserPrefix+name
-	if caller.Role != auth.RoleAdmin && !self {
-		writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden", "only an admin or the user themself may change a password"})
-		return
+	caller := service.Caller{Key: callerKey(r.Context())}
+	if cs := callerSessionOf(r.Context()); cs != nil {
+		caller.SessionID = cs.session.ID
 	}
 	var body struct {
 		Password        string `json:"password"`
@@ -189,32 +150,10 @@ func (g *Gateway) setPassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	if err := auth.ValidatePassword(body.Password); err != nil {
-		writeError(w, g.log, badRequest(err.Error()))
-		return
-	}
-	store := g.cfg.Control.Store()
-	u, err := store.User(name)
-	if err != nil {
+	if err := g.svc.SetPassword(r.Context(), caller, name, body.Password, body.CurrentPassword); err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	if caller.Role != auth.RoleAdmin {
-		if _, err := auth.Login(store, name, body.CurrentPassword); err != nil {
-			writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden", "current_password is missing or wrong"})
-			return
-		}
-	}
-	u.PasswordHash = auth.HashPassword(body.Password)
-	u.UpdatedAt = time.Now().UTC()
-	cmd := fsm.PutUser{User: u}
-	if cs := callerSessionOf(r.Context()); cs != nil && self {
-		cmd.Keep = cs.session.ID
-	}
-	if _, err := g.cfg.Control.Apply(r.Context(), fsm.PutUserType, cmd); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	g.log.Info("password changed", "user", name, "by", caller.ID)
+	g.log.Info("password changed", "user", name, "by", caller.Key.ID)
 	writeJSON(w, http.StatusOK, map[string]string{"user": name})
 }

@@ -22,26 +22,11 @@ import (
 // fakeControl applies commands straight to an FSM, as a one-node
 // cluster would once they commit.
 type fakeControl struct {
-	mu    sync.Mutex
+	fsm.Writer
 	store *state.Store
-	fsm   *fsm.FSM
 }
 
 func (c *fakeControl) Store() *state.Store { return c.store }
-
-func (c *fakeControl) Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	res := c.fsm.ApplyCommand(t, data[1:])
-	if err, ok := res.(error); ok {
-		return nil, err
-	}
-	return res, nil
-}
 
 func (c *fakeControl) Servers(func(string) string) []client.Server { return nil }
 
@@ -57,7 +42,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := state.New()
-	cp := &fakeControl{store: s, fsm: fsm.New(s, log)}
+	cp := &fakeControl{store: s, Writer: fsm.Direct(fsm.New(s, log))}
 	g := New(Config{Control: cp, Registry: prometheus.NewRegistry(), Log: log, APIAddr: "test"})
 	closeOnce := sync.OnceFunc(g.Close)
 	t.Cleanup(closeOnce)

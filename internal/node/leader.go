@@ -255,7 +255,7 @@ func ensureWebhookSecret(ctx context.Context, cp *controlplane.Node, log *slog.L
 	rand.Read(b)
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cp.Apply(actx, fsm.PutSettingType, fsm.PutSetting{Key: gateway.WebhookSecretKey, Value: hex.EncodeToString(b), IfAbsent: true}); err != nil {
+	if _, err := fsm.Apply(actx, cp, fsm.PutSetting{Key: gateway.WebhookSecretKey, Value: hex.EncodeToString(b), IfAbsent: true}); err != nil {
 		log.Warn("creating the webhook secret", "err", err)
 	}
 }

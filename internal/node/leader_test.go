@@ -84,7 +84,7 @@ func TestLeadershipMovesUnderAsyncLoad(t *testing.T) {
 	// slowWorker); a lost outcome is retried after its lease (timeout +
 	// 10 s) without delay.
 	fn := client.Function{FunctionConfig: client.FunctionConfig{Name: "f", Timeout: client.Duration(3 * time.Second), RetryDelay: client.Duration(time.Millisecond)}}
-	if _, err := c.Nodes[leader].Apply(c.Context(10*time.Second), fsm.UpsertFunctionType, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()}); err != nil {
+	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -421,7 +421,7 @@ func registerSelf(ctx context.Context, cp *controlplane.Node, apiAddr string, lo
 		if got, ok := cp.Store().ServerInfo(cp.ID()); !ok || got != want {
 			if cp.LeaderID() != "" {
 				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				if _, err := cp.Apply(actx, fsm.PutServerType, fsm.PutServer{Server: want}); err != nil {
+				if _, err := fsm.Apply(actx, cp, fsm.PutServer{Server: want}); err != nil {
 					log.Debug("registering addresses", "err", err)
 				}
 				cancel()

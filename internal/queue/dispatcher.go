@@ -1,7 +1,9 @@
 // Package queue owns the asynchronous invocation path on the leader: the
 // enqueuer that commits events in batches before they are acknowledged,
-// and the dispatcher that leases queued events to workers, retries them
-// with backoff, turns them into dead letters, and fires destinations.
+// and the dispatcher that leases queued events to itself (through Raft),
+// runs each on a worker through placement, retries them with backoff,
+// turns them into dead letters, and fires destinations. Workers never see
+// the queue or hold a lease.
 //
 // Delivery is at least once: a lease outlives a dead dispatcher only until
 // its deadline, then the event runs again; the request ID is the
@@ -41,7 +43,7 @@ const (
 // Control is what the dispatcher needs of the Raft node.
 type Control interface {
 	Store() *state.Store
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	fsm.Writer
 }
 
 // Invoker runs an invocation on some worker (the placer).
@@ -88,6 +90,10 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]uint64 // request id -> epoch this dispatcher runs
+	// starting counts the runs leased that have not yet reached the
+	// Invoker, whose FreeSlots does not count them yet (it counts the
+	// others: they hold slots).
+	starting int
 	wake     chan struct{}
 	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
@@ -209,7 +215,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 			ready = append(ready, q)
 		}
 	}
-	free := d.inv.FreeSlots() - len(d.inflight)
+	free := d.inv.FreeSlots() - d.starting
 	d.mu.Unlock()
 
 	for i, o := range expired {
@@ -224,7 +230,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		fn, _ := store.Function(client.QualifiedName(q.Namespace, q.Function))
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
-	res, err := d.cp.Apply(ctx, fsm.LeaseType, fsm.Lease{Leases: leases, Now: now})
+	res, err := fsm.Apply(ctx, d.cp, fsm.Lease{Leases: leases, Now: now})
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("leasing queued events", "err", err)
@@ -234,7 +240,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		}
 		return
 	}
-	epochs := res.(fsm.LeaseResult).Epochs
+	epochs := res.Epochs
 	for i, q := range ready {
 		epoch, ok := epochs[q.RequestID]
 		if !ok {
@@ -244,6 +250,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		q.Epoch, q.Attempts = epoch, q.Attempts+1
 		d.mu.Lock()
 		d.inflight[q.RequestID] = epoch
+		d.starting++
 		d.mu.Unlock()
 		d.runs.Add(1)
 		go func() {
@@ -320,9 +327,15 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		delete(d.inflight, q.RequestID)
 		d.mu.Unlock()
 	}()
+	started := func() {
+		d.mu.Lock()
+		d.starting--
+		d.mu.Unlock()
+	}
 	store := d.cp.Store()
 	fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
 	if err != nil {
+		started()
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
 			Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
 		return
@@ -330,6 +343,7 @@ func (d *Dispatcher) run(q state.QueueItem) {
 	cfg := asyncConfig(fn.FunctionConfig)
 	ctx, cancel := context.WithTimeout(d.abandon, time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
+	started()
 	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
 	if d.abandon.Err() != nil {
 		d.log.Info("async run abandoned as the node stops: it runs again when its lease expires", "request_id", q.RequestID, "function", fn.Name)
@@ -351,20 +365,20 @@ func (d *Dispatcher) run(q state.QueueItem) {
 	}
 	if err != nil {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
-		d.finisher.add(d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch), nil)
+		o := d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch)
+		out := &Outcome{Item: q, Function: fn, Condition: o.Reason, // Reason: "" for a retry
+			Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusFailed, ErrorType: o.LastError}}
+		// A dead letter goes to its on_failure destination, however its
+		// last attempt failed.
+		if dest := functionDestination(*out, now); dest != nil {
+			o.Enqueue = []state.QueueItem{*dest}
+		}
+		d.finisher.add(o, out)
 		return
 	}
-	rec := client.Invocation{
-		ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Revision: fn.Revision, Trigger: q.Trigger,
-		Status: client.StatusSuccess, Start: res.Start.UTC(), DurationMS: float64(res.Duration.Microseconds()) / 1000,
-		BilledMS: res.BilledMS, MemoryMB: fn.MemoryMB, MaxMemoryMB: res.MaxMemoryMB, ColdStart: res.Cold,
-		ErrorType: res.ErrorType, Result: json.RawMessage(res.Payload), Worker: res.WorkerID,
-		Attempts: q.Attempts, EnqueuedAt: q.EnqueuedAt, LogTail: tail(res.Log, 4<<10),
-		ProcessesLeft: res.ProcessesLeft,
-	}
-	if res.InitDuration > 0 {
-		rec.InitMS = float64(res.InitDuration.Microseconds()) / 1000
-	}
+	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
+	rec.Status = client.StatusSuccess // until the outcome says otherwise (below)
+	rec.Result, rec.Attempts, rec.EnqueuedAt = json.RawMessage(res.Payload), q.Attempts, q.EnqueuedAt
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
@@ -389,11 +403,4 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		o.Enqueue = []state.QueueItem{*dest}
 	}
 	d.finisher.add(o, &out)
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

@@ -1,173 +1,597 @@
 package queue
 
+// The dispatcher runs against a real FSM and store (fsm.Direct); the
+// worker is fakeWorker, which plays the answers a worker gives. The real
+// worker needs a sandbox and is covered by the end-to-end tests (e2e/).
+
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
+	"errors"
+	"fmt"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"nimbus/internal/fsm"
-	"nimbus/internal/runtime/python"
-	"nimbus/internal/state"
+	"nimbus/internal/placement"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
-// memControl applies commands to the real FSM in memory, one at a time,
-// as the Raft leader of a cluster of one would.
-type memControl struct {
-	store *state.Store
-	fsm   *fsm.FSM
+func TestASuccessfulEventCompletesWithOneRecordOfItsRun(t *testing.T) {
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	fn := deploy(t, cp, newFunction("f"))
+	res := okResult(`{"ok":true}`)
+	w := newWorker(4, always(res))
+	startDispatcher(t, cp, w, h.hooks(), sink)
+	ev := newEvent("r1", "f")
+	enqueue(t, cp, ev)
 
-	mu    sync.Mutex
-	index uint64
+	waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+	got, _ := recordOf(cp, "r1")
+	want := worker.NewRecord(worker.Request{RequestID: "r1", Function: fn}, "async", res)
+	want.Result, want.Attempts, want.EnqueuedAt = json.RawMessage(res.Payload), 1, ev.EnqueuedAt
+	if !got.Start.Equal(want.Start) || !got.EnqueuedAt.Equal(want.EnqueuedAt) {
+		t.Fatalf("start %v, enqueued at %v; want %v, %v", got.Start, got.EnqueuedAt, want.Start, want.EnqueuedAt)
+	}
+	got.Start, got.EnqueuedAt, want.Start, want.EnqueuedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("record\n got %+v\nwant %+v", got, want)
+	}
+	if want.Revision != 1 || want.InitMS == 0 || want.LogTail == "" {
+		t.Fatalf("the expected record lacks the fields under test: %+v", want)
+	}
+	if recs := recordsOfFunction(cp, "f"); len(recs) != 1 {
+		t.Fatalf("%d records of f; want 1", len(recs))
+	}
+	if n := len(cp.Store().QueueItems()); n != 0 {
+		t.Fatalf("%d events still queued", n)
+	}
+	calls := w.callsOf("r1")
+	if len(calls) != 1 || string(calls[0].req.Payload) != string(ev.Event) || calls[0].req.Function.Revision != fn.Revision {
+		t.Fatalf("the worker received %+v", calls)
+	}
+
+	waitFor(t, "the outcome hook", func() bool { return len(h.outcomesOf("r1")) == 1 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o := h.outcomes[0]; o.Condition != "Success" || string(o.Result) != `{"ok":true}` || o.Record.Status != statusSuccess {
+		t.Fatalf("outcome %+v", o)
+	}
+	if len(h.logs) != 1 || h.logs[0].RequestID != "r1" || h.logs[0].Log != string(res.Log) {
+		t.Fatalf("logs %+v", h.logs)
+	}
+	if len(h.observed) != 1 || h.observed[0].trigger != "async" || h.observed[0].err != nil {
+		t.Fatalf("observed %+v", h.observed)
+	}
 }
 
-func newMemControl() *memControl {
-	s := state.New()
-	return &memControl{store: s, fsm: fsm.New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))}
-}
-
-func (c *memControl) Store() *state.Store { return c.store }
-
-func (c *memControl) Apply(_ context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.index++
-	res := c.fsm.Apply(&raft.Log{Index: c.index, Type: raft.LogCommand, Data: data})
-	c.mu.Unlock()
-	if err, ok := res.(error); ok {
-		return nil, err
-	}
+// failing answers each attempt with a function error of its own
+// (KeyError1, KeyError2, ...), from worker "wN".
+func failing(ctx context.Context, _ <-chan struct{}, req worker.Request, attempt int) (worker.Result, error) {
+	res := errResult(fmt.Sprintf("KeyError%d", attempt), fmt.Sprintf("attempt %d", attempt))
+	res.WorkerID, res.Duration = fmt.Sprintf("w%d", attempt), time.Duration(attempt)*time.Millisecond
 	return res, nil
 }
 
-// heldWorker runs each invocation until the test releases it.
-type heldWorker struct {
-	started chan string
-	release chan struct{}
-}
+func TestAFailingEventIsRetriedAfterItsRetryDelayDoublingThenDeadLetteredWithItsLastAttempt(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	deploy(t, cp, newFunction("f", withRetries(2), withRetryDelay(delay)))
+	w := newWorker(4, failing)
+	startDispatcher(t, cp, w, h.hooks(), sink)
+	enqueue(t, cp, newEvent("r1", "f"))
 
-func (w *heldWorker) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
-	w.started <- req.RequestID
-	select {
-	case <-w.release:
-	case <-ctx.Done():
-		return worker.Result{}, ctx.Err()
+	waitFor(t, "r1 to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "r1"); return ok })
+	calls := w.callsOf("r1")
+	if len(calls) != 3 {
+		t.Fatalf("%d attempts; want 3 (1 + 2 retries)", len(calls))
 	}
-	return worker.Result{Response: python.Response{Payload: []byte(`"done"`)}, WorkerID: "w", Start: time.Now()}, nil
-}
-
-func (w *heldWorker) FreeSlots() int { return 1 }
-
-// A term that ends while one of its runs is in flight ends only once that
-// run has returned and its outcome is committed: the next term starts
-// with nothing of the last one still running, and no outcome is left to
-// wait for its lease to expire.
-// queueOne returns a control plane with one function and one event
-// queued for it, e1.
-func queueOne(t *testing.T) *memControl {
-	t.Helper()
-	cp := newMemControl()
-	ctx := t.Context()
-	if _, err := cp.Apply(ctx, fsm.UpsertFunctionType, fsm.UpsertFunction{
-		Function: client.Function{FunctionConfig: client.FunctionConfig{Name: "f", Timeout: client.Duration(time.Minute)}},
-		Now:      time.Now().UTC(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cp.Apply(ctx, fsm.EnqueueType, fsm.Enqueue{Items: []state.QueueItem{
-		{RequestID: "e1", Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: time.Now().UTC()},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	return cp
-}
-
-func TestATermEndsOnlyOnceItsRunsAreCommitted(t *testing.T) {
-	cp := queueOne(t)
-	w := &heldWorker{started: make(chan string, 1), release: make(chan struct{})}
-	d := NewDispatcher(cp, w, Hooks{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	term, endTerm := context.WithCancel(t.Context())
-	ended := make(chan struct{})
-	go func() { d.Run(term); close(ended) }()
-	select {
-	case <-w.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the queued event was not run")
-	}
-
-	endTerm()
-	// Proving that Run does not return early needs a wait: it may not
-	// return while the run is in flight.
-	select {
-	case <-ended:
-		t.Fatal("the term ended while one of its runs was still in flight")
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(w.release)
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the term did not end after its last run returned")
-	}
-	rec, err := cp.Store().Record("e1")
-	if err != nil || rec.Status != client.StatusSuccess {
-		t.Fatalf("record after the term ended: %+v, %v; want success, committed before Run returned", rec, err)
-	}
-	if len(cp.Store().QueueItems()) != 0 {
-		t.Fatalf("queue after the term ended: %+v; want empty", cp.Store().QueueItems())
-	}
-}
-
-func TestADispatcherServesOneTerm(t *testing.T) {
-	d := NewDispatcher(newMemControl(), &heldWorker{}, Hooks{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	d.Run(ctx)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("a second Run of the same Dispatcher did not panic")
+	// Lower bounds only: a busy machine may take longer.
+	for i, wait := range []time.Duration{delay, 2 * delay} {
+		if gap := calls[i+1].at.Sub(calls[i].done); gap < wait {
+			t.Errorf("attempt %d began %v after attempt %d ended; want at least %v", i+2, gap, i+1, wait)
 		}
-	}()
-	d.Run(ctx)
+	}
+	dl, _ := deadLetterOf(cp, "r1")
+	if dl.Reason != retriesExhausted || dl.Attempts != 3 || dl.LastError != "KeyError3" || string(dl.Event) != `{"n":1}` {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	r, _ := recordOf(cp, "r1")
+	if r.Status != statusDeadLetter || r.Attempts != 3 || r.ErrorType != "KeyError3" || r.Worker != "w3" ||
+		r.DurationMS != 3 || string(r.Result) != `{"errorType":"KeyError3","errorMessage":"attempt 3"}` {
+		t.Fatalf("the dead letter's record does not show its last attempt: %+v", r)
+	}
+	waitFor(t, "three outcomes", func() bool { return len(h.outcomesOf("r1")) == 3 })
+	var conds []string
+	for _, o := range h.outcomesOf("r1") {
+		conds = append(conds, o.Condition)
+	}
+	if fmt.Sprint(conds) != fmt.Sprint([]string{"", "", retriesExhausted}) {
+		t.Fatalf("outcome conditions %q", conds)
+	}
 }
 
-// A node that stops and cannot wait abandons its runs: Run returns, and
-// the event stays leased, to run again once its lease expires; no outcome
-// is made up for it.
-func TestAnAbandonedRunLeavesItsEventLeased(t *testing.T) {
-	cp := queueOne(t)
-	w := &heldWorker{started: make(chan string, 1), release: make(chan struct{})}
-	d := NewDispatcher(cp, w, Hooks{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	term, endTerm := context.WithCancel(t.Context())
-	ended := make(chan struct{})
-	go func() { d.Run(term); close(ended) }()
-	select {
-	case <-w.started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the queued event was not run")
+func TestAFailingEventRunsOnceMoreThanItsFunctionsRetries(t *testing.T) {
+	for _, retries := range []int{0, 1} {
+		t.Run(fmt.Sprintf("retries %d", retries), func(t *testing.T) {
+			cp, sink := newControl(t), newLogSink(t)
+			deploy(t, cp, newFunction("f", withRetries(retries), withRetryDelay(time.Millisecond)))
+			w := newWorker(4, failing)
+			startDispatcher(t, cp, w, Hooks{}, sink)
+			enqueue(t, cp, newEvent("r1", "f"))
+			waitFor(t, "r1 to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "r1"); return ok })
+			if n := len(w.callsOf("r1")); n != retries+1 {
+				t.Fatalf("%d attempts; want %d", n, retries+1)
+			}
+		})
 	}
-	endTerm()
-	d.Abandon()
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the term did not end once its runs were abandoned")
+}
+
+func TestAnEventThatNeverRanGoesBackWithoutCountingAnAttempt(t *testing.T) {
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	// No retries: a counted attempt would dead-letter the event.
+	deploy(t, cp, newFunction("f", withRetries(0)))
+	refusals := []error{worker.ErrNoCapacity, fmt.Errorf("placing: %w", placement.ErrNoWorkers), worker.ErrClosed}
+	w := newWorker(4, func(_ context.Context, _ <-chan struct{}, _ worker.Request, attempt int) (worker.Result, error) {
+		if attempt <= len(refusals) {
+			return worker.Result{}, refusals[attempt-1]
+		}
+		return okResult(`"done"`), nil
+	})
+	startDispatcher(t, cp, w, h.hooks(), sink)
+	enqueue(t, cp, newEvent("r1", "f"))
+
+	waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+	if n := len(w.callsOf("r1")); n != 4 {
+		t.Fatalf("the worker got %d calls; want 4", n)
 	}
-	items := cp.Store().QueueItems()
-	if len(items) != 1 || !items[0].Leased(time.Now()) || items[0].Attempts != 1 {
-		t.Fatalf("queue after abandoning: %+v; want e1, still leased, its attempt not counted again", items)
+	if r, _ := recordOf(cp, "r1"); r.Attempts != 1 {
+		t.Fatalf("the record counts %d attempts; want 1", r.Attempts)
 	}
-	if rec, err := cp.Store().Record("e1"); err != nil || rec.Status == client.StatusSuccess || rec.Status == client.StatusFailed {
-		t.Fatalf("record after abandoning: %+v, %v; want no outcome", rec, err)
+	if _, ok := deadLetterOf(cp, "r1"); ok {
+		t.Fatal("an event that never ran was dead-lettered")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.observed) != 1 || h.observed[0].err != nil {
+		t.Fatalf("observed %+v; want the one run only", h.observed)
+	}
+}
+
+func TestAnEventOlderThanItsMaxEventAgeIsDeadLetteredUnrunAndGoesToItsFailureDestination(t *testing.T) {
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	deploy(t, cp, newFunction("f", withMaxEventAge(time.Minute), withDestinations("", "function:g")))
+	deploy(t, cp, newFunction("g"))
+	w := newWorker(4, always(okResult(`null`)))
+	ev := newEvent("old", "f")
+	ev.EnqueuedAt = time.Now().UTC().Add(-2 * time.Minute)
+	enqueue(t, cp, ev)
+	startDispatcher(t, cp, w, h.hooks(), sink)
+
+	waitFor(t, "old to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "old"); return ok })
+	if dl, _ := deadLetterOf(cp, "old"); dl.Reason != eventAgeExceeded || dl.Attempts != 0 {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if n := len(w.callsOf("old")); n != 0 {
+		t.Fatalf("an event past its max age ran %d times", n)
+	}
+	finish, _, _ := finishOf(t, cp, "old", fsm.OutcomeDeadLetter)
+	if dest := destinationIn(finish, "old-eventageexceeded"); dest == nil || dest.Function != "g" {
+		t.Fatalf("the dead letter's Finish does not queue its destination: %+v", finish)
+	}
+	waitFor(t, "the outcome hook", func() bool { return len(h.outcomesOf("old")) == 1 })
+	if o := h.outcomesOf("old")[0]; o.Condition != eventAgeExceeded {
+		t.Fatalf("outcome condition %q", o.Condition)
+	}
+}
+
+func TestAnEventWhoseFunctionWasRemovedIsDeadLetteredAsFunctionNotFound(t *testing.T) {
+	check := func(t *testing.T, cp *testControl, w *fakeWorker) {
+		waitFor(t, "r1 to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "r1"); return ok })
+		if dl, _ := deadLetterOf(cp, "r1"); dl.Reason != retriesExhausted || dl.LastError != "Runtime.FunctionNotFound" {
+			t.Fatalf("dead letter %+v", dl)
+		}
+		if n := len(w.callsOf("r1")); n != 0 {
+			t.Fatalf("the event of a removed function ran %d times", n)
+		}
+		if r, _ := recordOf(cp, "r1"); r.Status != statusDeadLetter || r.ErrorType != "Runtime.FunctionNotFound" {
+			t.Fatalf("record %+v", r)
+		}
+	}
+	t.Run("before it was leased", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f", withDestinations("", "function:f")))
+		enqueue(t, cp, newEvent("r1", "f"))
+		remove(t, cp, "f")
+		w := newWorker(4, always(okResult(`null`)))
+		startDispatcher(t, cp, w, Hooks{}, sink)
+		check(t, cp, w)
+		if _, o, _ := finishOf(t, cp, "r1", fsm.OutcomeDeadLetter); len(o.Enqueue) != 0 {
+			t.Fatalf("the dead letter of a removed function queued a destination: %+v", o)
+		}
+	})
+	t.Run("after it was leased", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f"))
+		enqueue(t, cp, newEvent("r1", "f"))
+		w := newWorker(4, always(okResult(`null`)))
+		// Admission is the last step before the lease: removing the
+		// function there removes it after the dispatcher looked it up,
+		// before its run.
+		var once sync.Once
+		hooks := Hooks{Admit: func(function) (func(), error) {
+			once.Do(func() {
+				if _, err := fsm.Apply(context.Background(), cp, fsm.DeleteFunction{Namespace: testNamespace, Name: "f"}); err != nil {
+					t.Errorf("removing f: %v", err)
+				}
+			})
+			return func() {}, nil
+		}}
+		startDispatcher(t, cp, w, hooks, sink)
+		check(t, cp, w)
+		if _, o, _ := finishOf(t, cp, "r1", fsm.OutcomeDeadLetter); o.Epoch == 0 {
+			t.Fatal("the dead letter was not decided by the run of the leased event")
+		}
+	})
+}
+
+func TestAnEventThatAdmissionRefusesStaysQueuedUntilAdmitted(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r1", "f"))
+	w := newWorker(4, always(okResult(`1`)))
+	var admitted atomic.Bool
+	var asked, released atomic.Int32
+	hooks := Hooks{Admit: func(fn function) (func(), error) {
+		asked.Add(1)
+		if !admitted.Load() {
+			return nil, errors.New("at its concurrency limit")
+		}
+		return func() { released.Add(1) }, nil
+	}}
+	startDispatcher(t, cp, w, hooks, sink)
+
+	waitFor(t, "admission to be asked on several passes", func() bool { return asked.Load() >= 5 })
+	q, ok := cp.Store().QueueItem("r1")
+	if !ok || q.Attempts != 0 || !q.LeaseUntil.IsZero() {
+		t.Fatalf("a refused event changed in the queue: %+v", q)
+	}
+	if r, _ := recordOf(cp, "r1"); r.Status != statusQueued {
+		t.Fatalf("a refused event's record is %q", r.Status)
+	}
+	if n := len(commands[fsm.Lease](t, cp, fsm.LeaseType)); n != 0 {
+		t.Fatalf("%d Lease commands for an event admission refused", n)
+	}
+	if n := len(w.callsOf("r1")); n != 0 {
+		t.Fatalf("a refused event ran %d times", n)
+	}
+
+	admitted.Store(true)
+	waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+	waitFor(t, "what admission held to be released", func() bool { return released.Load() == 1 })
+	if r, _ := recordOf(cp, "r1"); r.Attempts != 1 {
+		t.Fatalf("%d attempts; want 1", r.Attempts)
+	}
+}
+
+func TestTheDispatcherKeepsEveryFreeSlotBusy(t *testing.T) {
+	const slots, events = 4, 8
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	var mu sync.Mutex
+	finish := map[string]chan struct{}{}
+	for i := range events {
+		finish[fmt.Sprintf("r%d", i)] = make(chan struct{})
+	}
+	w := newWorker(slots, func(_ context.Context, stop <-chan struct{}, req worker.Request, _ int) (worker.Result, error) {
+		mu.Lock()
+		ch := finish[req.RequestID]
+		mu.Unlock()
+		select {
+		case <-ch:
+		case <-stop:
+		}
+		return okResult(`1`), nil
+	})
+	var items []queueItem
+	for i := range events {
+		items = append(items, newEvent(fmt.Sprintf("r%d", i), "f"))
+	}
+	enqueue(t, cp, items...)
+	startDispatcher(t, cp, w, Hooks{}, sink)
+
+	waitFor(t, "every slot to be busy", func() bool { return w.running() == slots })
+	// Two runs end: two more events take their slots.
+	ended := 0
+	for i := range events {
+		if ended < 2 && len(w.callsOf(fmt.Sprintf("r%d", i))) > 0 {
+			close(finish[fmt.Sprintf("r%d", i)])
+			ended++
+		}
+	}
+	waitFor(t, "two runs to succeed", func() bool { return len(cp.Store().QueueItems()) == events-2 })
+	waitFor(t, "the freed slots to be taken", func() bool { return w.running() == slots })
+
+	for _, ch := range finish {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+	waitFor(t, "every event to succeed", func() bool { return len(cp.Store().QueueItems()) == 0 })
+	for id := range finish {
+		if r, _ := recordOf(cp, id); r.Status != statusSuccess || r.Attempts != 1 {
+			t.Fatalf("record of %s: %+v", id, r)
+		}
+	}
+}
+
+// destinationIn returns the event that Finish f queues with request id.
+func destinationIn(f fsm.Finish, id string) *queueItem {
+	for _, o := range f.Outcomes {
+		for _, q := range o.Enqueue {
+			if q.RequestID == id {
+				return &q
+			}
+		}
+	}
+	return nil
+}
+
+func TestAFunctionDestinationIsQueuedInTheSameFinishAsTheOutcome(t *testing.T) {
+	cases := []struct {
+		name   string
+		answer answerFunc
+		kind   string // of the source event's outcome
+		cond   string
+		dest   string // the destination event's request id
+		target string
+	}{
+		{"on success", always(okResult(`{"sum":3}`)), fsm.OutcomeComplete, "Success", "r1-success", "ok"},
+		{"on failure, once the retries are spent", failing, fsm.OutcomeDeadLetter, retriesExhausted, "r1-retriesexhausted", "bad"},
+		{"on failure, when the last attempt could not run", func(context.Context, <-chan struct{}, worker.Request, int) (worker.Result, error) {
+			return worker.Result{}, errors.New("connection reset by worker")
+		}, fsm.OutcomeDeadLetter, retriesExhausted, "r1-retriesexhausted", "bad"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+			deploy(t, cp, newFunction("f", withRetries(0), withDestinations("function:ok", "function:bad")))
+			deploy(t, cp, newFunction("ok"))
+			deploy(t, cp, newFunction("bad"))
+			w := newWorker(4, func(ctx context.Context, stop <-chan struct{}, req worker.Request, attempt int) (worker.Result, error) {
+				if req.Function.Name != "f" {
+					return okResult(`null`), nil
+				}
+				return tc.answer(ctx, stop, req, attempt)
+			})
+			startDispatcher(t, cp, w, h.hooks(), sink)
+			enqueue(t, cp, newEvent("r1", "f"))
+
+			waitFor(t, "r1's destination to run", func() bool { r, _ := recordOf(cp, tc.dest); return r.Status == statusSuccess })
+			finish, _, ok := finishOf(t, cp, "r1", tc.kind)
+			if !ok {
+				t.Fatalf("no %s outcome of r1 was committed", tc.kind)
+			}
+			dest := destinationIn(finish, tc.dest)
+			if dest == nil {
+				t.Fatalf("the Finish of r1 does not queue %s: %+v", tc.dest, finish)
+			}
+			if dest.Function != tc.target || dest.Namespace != testNamespace || dest.Trigger != "destination:f" {
+				t.Fatalf("destination event %+v", dest)
+			}
+			var rec struct {
+				RequestContext struct {
+					RequestID string `json:"requestId"`
+					Condition string `json:"condition"`
+				} `json:"requestContext"`
+			}
+			if err := json.Unmarshal(dest.Event, &rec); err != nil || rec.RequestContext.RequestID != "r1" || rec.RequestContext.Condition != tc.cond {
+				t.Fatalf("destination record %s (%v)", dest.Event, err)
+			}
+			calls := w.callsOf(tc.dest)
+			if len(calls) != 1 || string(calls[0].req.Payload) != string(dest.Event) {
+				t.Fatalf("the destination function got %+v", calls)
+			}
+			waitFor(t, "the final outcome hook", func() bool {
+				os := h.outcomesOf("r1")
+				return len(os) > 0 && os[len(os)-1].Condition == tc.cond
+			})
+		})
+	}
+}
+
+func TestAURLDestinationIsLeftToTheOutcomeHook(t *testing.T) {
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	deploy(t, cp, newFunction("f", withDestinations("https://example.com/hook", "")))
+	w := newWorker(4, always(okResult(`1`)))
+	startDispatcher(t, cp, w, h.hooks(), sink)
+	enqueue(t, cp, newEvent("r1", "f"))
+	waitFor(t, "the outcome hook", func() bool { return len(h.outcomesOf("r1")) == 1 })
+	if u := URLDestination(h.outcomesOf("r1")[0]); u != "https://example.com/hook" {
+		t.Fatalf("URLDestination %q", u)
+	}
+	if _, o, _ := finishOf(t, cp, "r1", fsm.OutcomeComplete); len(o.Enqueue) != 0 {
+		t.Fatalf("a URL destination queued an event: %+v", o.Enqueue)
+	}
+}
+
+func TestAResultForASupersededLeaseIsRefused(t *testing.T) {
+	cp, sink, h := newControl(t), newLogSink(t), &hookLog{}
+	deploy(t, cp, newFunction("f"))
+	running, finish := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w := newWorker(4, func(_ context.Context, stop <-chan struct{}, _ worker.Request, _ int) (worker.Result, error) {
+		once.Do(func() { close(running) })
+		select {
+		case <-finish:
+		case <-stop:
+		}
+		return okResult(`"late"`), nil
+	})
+	startDispatcher(t, cp, w, h.hooks(), sink)
+	enqueue(t, cp, newEvent("r1", "f"))
+
+	<-running
+	// As a later leader would once the lease expired: lease it again.
+	if epoch := lease(t, cp, "r1", time.Now().UTC().Add(time.Hour)); epoch != 2 {
+		t.Fatalf("the second lease has epoch %d; want 2", epoch)
+	}
+	close(finish)
+	waitFor(t, "the late result to be refused", func() bool { return sink.has("async outcome refused", "r1") })
+	if r, _ := recordOf(cp, "r1"); r.Status != statusRunning {
+		t.Fatalf("a refused result changed the record: %+v", r)
+	}
+	if q, ok := cp.Store().QueueItem("r1"); !ok || q.Epoch != 2 {
+		t.Fatalf("queue item %+v (%v); want it leased by epoch 2", q, ok)
+	}
+	if os := h.outcomesOf("r1"); len(os) != 0 {
+		t.Fatalf("the outcome hook was told of a refused result: %+v", os)
+	}
+}
+
+func TestAnEventWhoseLeaseExpiredCountsAFailedAttempt(t *testing.T) {
+	// leaseExpired leases r1 as a dispatcher that never reported would
+	// have (an earlier leader): its lease ended an hour ago.
+	leaseExpired := func(t *testing.T, cp Control) {
+		lease(t, cp, "r1", time.Now().UTC().Add(-2*time.Hour))
+	}
+	t.Run("and runs again while retries are left", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f", withRetries(1), withRetryDelay(time.Millisecond)))
+		enqueue(t, cp, newEvent("r1", "f"))
+		leaseExpired(t, cp)
+		w := newWorker(4, always(okResult(`1`)))
+		startDispatcher(t, cp, w, Hooks{}, sink)
+		waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+		if r, _ := recordOf(cp, "r1"); r.Attempts != 2 {
+			t.Fatalf("%d attempts; want 2 (the expired lease and the run)", r.Attempts)
+		}
+		if n := len(w.callsOf("r1")); n != 1 {
+			t.Fatalf("%d runs; want 1", n)
+		}
+		if _, o, ok := finishOf(t, cp, "r1", fsm.OutcomeRetry); !ok || o.LastError != "Sandbox.LeaseExpired" {
+			t.Fatalf("retry outcome %+v (%v)", o, ok)
+		}
+	})
+	t.Run("and is dead-lettered to its failure destination once they are spent", func(t *testing.T) {
+		cp, sink := newControl(t), newLogSink(t)
+		deploy(t, cp, newFunction("f", withRetries(0), withDestinations("", "function:g")))
+		deploy(t, cp, newFunction("g"))
+		enqueue(t, cp, newEvent("r1", "f"))
+		leaseExpired(t, cp)
+		w := newWorker(4, always(okResult(`1`)))
+		startDispatcher(t, cp, w, Hooks{}, sink)
+		waitFor(t, "r1 to be dead-lettered", func() bool { _, ok := deadLetterOf(cp, "r1"); return ok })
+		if dl, _ := deadLetterOf(cp, "r1"); dl.Reason != retriesExhausted || dl.LastError != "Sandbox.LeaseExpired" || dl.Attempts != 1 {
+			t.Fatalf("dead letter %+v", dl)
+		}
+		if n := len(w.callsOf("r1")); n != 0 {
+			t.Fatalf("%d runs; want none", n)
+		}
+		finish, _, _ := finishOf(t, cp, "r1", fsm.OutcomeDeadLetter)
+		if dest := destinationIn(finish, "r1-retriesexhausted"); dest == nil || dest.Function != "g" {
+			t.Fatalf("the dead letter's Finish does not queue its destination: %+v", finish)
+		}
+	})
+}
+
+func TestAnEventLeasedMeanwhileIsNotRunAndItsAdmissionIsReleased(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r1", "f"))
+	// Between the dispatcher's look at the queue and its Lease, another
+	// lease takes the event.
+	var once sync.Once
+	cp.setBefore(func(ct fsm.CommandType, _ []byte) error {
+		if ct == fsm.LeaseType {
+			once.Do(func() {
+				now := time.Now().UTC()
+				if _, err := fsm.Apply(context.Background(), cp.w, fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "r1", Until: now.Add(time.Hour)}}, Now: now}); err != nil {
+					t.Errorf("leasing r1: %v", err)
+				}
+			})
+		}
+		return nil
+	})
+	var asked, released atomic.Int32
+	hooks := Hooks{Admit: func(function) (func(), error) {
+		asked.Add(1)
+		return func() { released.Add(1) }, nil
+	}}
+	w := newWorker(4, always(okResult(`1`)))
+	startDispatcher(t, cp, w, hooks, sink)
+	waitFor(t, "the admission to be released", func() bool { return released.Load() == 1 })
+	if a := asked.Load(); a != 1 {
+		t.Fatalf("admission asked %d times; want once (the event is leased elsewhere since)", a)
+	}
+	if n := len(w.callsOf("r1")); n != 0 {
+		t.Fatalf("an event leased elsewhere ran %d times", n)
+	}
+}
+
+func TestALeaseThatFailsToCommitRunsNothingAndReleasesItsAdmission(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r1", "f"))
+	var failing atomic.Bool
+	var failed atomic.Int32
+	failing.Store(true)
+	cp.setBefore(func(ct fsm.CommandType, _ []byte) error {
+		if ct == fsm.LeaseType && failing.Load() {
+			failed.Add(1)
+			return errors.New("no quorum")
+		}
+		return nil
+	})
+	var asked, released atomic.Int32
+	hooks := Hooks{Admit: func(function) (func(), error) {
+		asked.Add(1)
+		return func() { released.Add(1) }, nil
+	}}
+	w := newWorker(4, always(okResult(`1`)))
+	startDispatcher(t, cp, w, hooks, sink)
+	waitFor(t, "leases to fail on several passes", func() bool { return failed.Load() >= 3 })
+	if n := len(w.callsOf("r1")); n != 0 {
+		t.Fatalf("an event whose lease failed ran %d times", n)
+	}
+	failing.Store(false)
+	waitFor(t, "r1 to succeed", func() bool { r, _ := recordOf(cp, "r1"); return r.Status == statusSuccess })
+	waitFor(t, "every admission to be released", func() bool { return released.Load() == asked.Load() })
+	if r, _ := recordOf(cp, "r1"); r.Attempts != 1 {
+		t.Fatalf("%d attempts; want 1 (a lease that failed is none)", r.Attempts)
+	}
+	if !sink.has("leasing queued events", "") {
+		t.Fatal("the failed leases were not logged")
+	}
+}
+
+func TestEventsEnqueuedAsAServerWiresTheQueueRunOnceEach(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	w := newWorker(4, always(okResult(`1`)))
+	d := startDispatcher(t, cp, w, Hooks{}, sink)
+	e := newEnqueuer(t, cp)
+	e.Committed = d.Wake
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := e.Enqueue(withDefaultTimeout(t), newEvent(fmt.Sprintf("r%d", i), "f")); err != nil {
+				t.Errorf("enqueueing: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "every event to succeed", func() bool { return len(recordsOfFunction(cp, "f")) == n && len(cp.Store().QueueItems()) == 0 })
+	for i := range n {
+		id := fmt.Sprintf("r%d", i)
+		if r, _ := recordOf(cp, id); r.Status != statusSuccess || len(w.callsOf(id)) != 1 {
+			t.Fatalf("%s: record %+v, %d runs", id, r, len(w.callsOf(id)))
+		}
 	}
 }

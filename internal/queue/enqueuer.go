@@ -81,7 +81,7 @@ func (e *Enqueuer) flush() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15e9)
-		_, err := e.cp.Apply(ctx, fsm.EnqueueType, fsm.Enqueue{Items: items})
+		_, err := fsm.Apply(ctx, e.cp, fsm.Enqueue{Items: items})
 		cancel()
 		for _, w := range waiters {
 			w <- err

@@ -71,7 +71,7 @@ func (f *finisher) flush() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := f.cp.Apply(ctx, fsm.FinishType, fsm.Finish{Outcomes: outs, Now: time.Now().UTC()})
+		res, err := fsm.Apply(ctx, f.cp, fsm.Finish{Outcomes: outs, Now: time.Now().UTC()})
 		cancel()
 		if err != nil {
 			// Leadership lost or no quorum: the leases expire and the
@@ -79,7 +79,7 @@ func (f *finisher) flush() {
 			f.log.Warn("committing async outcomes", "count", len(outs), "err", err)
 			continue
 		}
-		refused := res.(fsm.FinishResult).Refused
+		refused := res.Refused
 		for i, o := range outs {
 			if reason, bad := refused[o.RequestID]; bad {
 				f.log.Info("async outcome refused", "request_id", o.RequestID, "reason", reason)

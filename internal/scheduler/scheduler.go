@@ -24,7 +24,7 @@ const DefaultStartingDeadline = 60 * time.Second
 // Control is what the scheduler needs of the Raft node.
 type Control interface {
 	Store() *state.Store
-	Apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error)
+	fsm.Writer
 }
 
 // Loop fires due schedules. Run it on the leader only.
@@ -134,7 +134,7 @@ func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {
 	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := l.cp.Apply(actx, fsm.FireSchedulesType, fsm.FireSchedules{Fires: fires}); err != nil {
+	if _, err := fsm.Apply(actx, l.cp, fsm.FireSchedules{Fires: fires}); err != nil {
 		if ctx.Err() == nil {
 			l.log.Debug("schedule fires not committed", "count", len(fires), "err", err)
 		}

@@ -11,12 +11,28 @@ import (
 // UpsertFunction creates the function or replaces it with a new revision.
 // The revision is the previous one plus one (1 for a new function); the
 // timestamps come from now, which the caller takes from the command. It
-// reports whether the function was created.
-func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Function, bool) {
+// reports whether the function was created. A reserved concurrency that,
+// with what the namespace's other functions reserve, exceeds the
+// namespace's limit is refused (ErrInvalid), whatever server the deploy
+// came through.
+func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Function, bool, error) {
 	f.Namespace = client.NamespaceOf(f.Namespace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev, exists := s.functions[f.QualifiedName()]
+	if f.ReservedConcurrency != nil {
+		if ns, ok := s.namespaces[f.Namespace]; ok && ns.Concurrency > 0 {
+			reserved := 0
+			for _, other := range s.functions {
+				if other.Namespace == f.Namespace && other.Name != f.Name && other.ReservedConcurrency != nil {
+					reserved += *other.ReservedConcurrency
+				}
+			}
+			if err := CheckReserved(f.Namespace, *f.ReservedConcurrency, ns.Concurrency, reserved); err != nil {
+				return client.Function{}, false, err
+			}
+		}
+	}
 	f.UpdatedAt = now
 	if exists {
 		f.Revision = prev.Revision + 1
@@ -28,7 +44,17 @@ func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Functio
 	stored := f
 	s.functions[f.QualifiedName()] = &stored
 	s.publishLocked()
-	return stored, !exists
+	return stored, !exists, nil
+}
+
+// CheckReserved refuses (ErrInvalid) reserving want of namespace ns's
+// limit when its other functions reserve reserved already.
+func CheckReserved(ns string, want, limit, reserved int) error {
+	if limit > 0 && reserved+want > limit {
+		return Errorf(ErrInvalid, "reserved_concurrency %d is more than namespace %s has left: its limit is %d and its other functions reserve %d",
+			want, ns, limit, reserved)
+	}
+	return nil
 }
 
 // DeleteFunction removes a function, named by its qualified name

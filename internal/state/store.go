@@ -11,6 +11,7 @@ package state
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"sort"
@@ -20,8 +21,35 @@ import (
 	"nimbus/pkg/client"
 )
 
-// ErrNotFound is returned when an object does not exist.
-var ErrNotFound = errors.New("not found")
+// Errors an apply returns that callers tell apart with errors.Is; each
+// has a code in the fsm package that carries it from a leader to the
+// follower that forwarded the command.
+var (
+	// ErrNotFound: an object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the change contradicts what is stored (a name taken, a
+	// limit another change already used up).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the change is malformed or out of bounds whatever is
+	// stored.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Errorf returns an error that reads as the formatted message and is kind
+// (one of the errors above, or any sentinel) for errors.Is: the message
+// says what went wrong in words a person reads, the kind says what
+// callers do about it (the gateway's status).
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
 
 // Store is the state store. The zero value is not usable; call New.
 // All methods are safe for concurrent use.

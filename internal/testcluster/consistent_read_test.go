@@ -29,7 +29,7 @@ func TestAnIsolatedFollowerRefusesConsistentReadsUntilHealed(t *testing.T) {
 			c.Isolate(follower)
 			net.set(follower, apiToo)
 			link := c.LeaderLink(follower, net.reachable)
-			if _, err := c.Nodes[leader].Apply(c.Context(5*time.Second), fsm.UpsertFunctionType, upsert("f")); err != nil {
+			if _, err := fsm.Apply(c.Context(5*time.Second), c.Nodes[leader], upsert("f")); err != nil {
 				t.Fatal(err)
 			}
 			if rev, _ := revision(c, follower, "f"); rev != 0 {
@@ -61,7 +61,7 @@ func TestAConsistentReadThroughAFollowerSeesTheLatestWrite(t *testing.T) {
 	c := New(t, 3)
 	leader := c.WaitLeader(nil)
 	for i := 1; i <= 20; i++ {
-		if _, err := c.Nodes[leader].Apply(c.Context(5*time.Second), fsm.UpsertFunctionType, upsert("f")); err != nil {
+		if _, err := fsm.Apply(c.Context(5*time.Second), c.Nodes[leader], upsert("f")); err != nil {
 			t.Fatal(err)
 		}
 		for n := range c.Nodes {

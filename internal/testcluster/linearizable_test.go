@@ -183,14 +183,14 @@ func TestTheFunctionRegistryIsLinearizableUnderPartitions(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), opTime)
 				call := h.now()
 				if in.write {
-					res, err := c.Nodes[node].ApplyVia(ctx, leader, fsm.UpsertFunctionType, upsert(in.name))
+					res, err := fsm.Apply(ctx, c.Nodes[node].Via(leader), upsert(in.name))
 					switch {
 					case errors.Is(err, controlplane.ErrNotLeader) && !errors.Is(err, controlplane.ErrOutcomeUnknown):
 						// Refused before it reached the log: no effect.
 					case err != nil:
 						h.add(id, in, call, registryOutput{unknown: true})
 					default:
-						h.add(id, in, call, registryOutput{rev: int(res.(fsm.UpsertFunctionResult).Function.Revision)})
+						h.add(id, in, call, registryOutput{rev: int(res.Function.Revision)})
 					}
 				} else if err := c.Nodes[node].ConsistentReadVia(ctx, leader); err == nil {
 					// A read that fails has no effect and is left out.

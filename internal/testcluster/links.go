@@ -14,7 +14,7 @@ var errUnreachable = fmt.Errorf("%w (testcluster: the leader is unreachable from
 
 // LeaderLink returns how node from reaches the leader's Control service:
 // a direct call to the leader's Node, as the Control RPC would make it,
-// for Node.ApplyVia and Node.ConsistentReadVia. reachable, when not nil,
+// for Node.Via and Node.ConsistentReadVia. reachable, when not nil,
 // says whether from can reach node to at the time of a call (the API
 // network, which a test may cut apart from the Raft network); nil means
 // always.

@@ -11,7 +11,7 @@ import (
 )
 
 func deploy(c *Cluster, node int, name string, timeout time.Duration) error {
-	_, err := c.Nodes[node].Apply(c.Context(timeout), fsm.UpsertFunctionType, fsm.UpsertFunction{
+	_, err := fsm.Apply(c.Context(timeout), c.Nodes[node], fsm.UpsertFunction{
 		Function: client.Function{FunctionConfig: client.FunctionConfig{Name: name}},
 		Now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	})

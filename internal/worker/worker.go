@@ -195,7 +195,8 @@ func (w *Worker) Runtimes() []python.Runtime { return w.cfg.Runtimes }
 
 // Invoke runs one invocation: on an idle warm instance of the function's
 // revision when there is one, else on a new instance (a cold start). It
-// returns ErrNoCapacity at once when every slot is busy. Platform outcomes
+// returns ErrNoCapacity when every slot is busy: at once, or after
+// req.SlotWait if no slot frees by then. Platform outcomes
 // (timeouts, crashes, output limits) are results, not errors.
 func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 	select {

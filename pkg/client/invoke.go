@@ -26,8 +26,8 @@ type InvokeOptions struct {
 type InvokeResult struct {
 	// Payload is the result JSON, or the error JSON when FunctionError is set.
 	Payload []byte
-	// FunctionError is "Handled" or "Unhandled" when the function ran and
-	// failed (header X-Nimbus-Function-Error), empty on success.
+	// FunctionError is "Unhandled" when the function ran and failed
+	// (header X-Nimbus-Function-Error), empty on success.
 	FunctionError string
 	RequestID     string
 	// LogTail is the decoded X-Nimbus-Log-Result, when asked for.

@@ -1,4 +1,4 @@
-package gateway
+package service
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/state"
+	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
 
@@ -27,7 +28,7 @@ const (
 // (many records per Raft entry) and stores full logs locally. It runs off
 // the invoke path: add never blocks on Raft.
 type recorder struct {
-	cp        ControlPlane
+	cp        Control
 	logs      *logstore.Store
 	retention state.Retention
 	log       *slog.Logger
@@ -48,7 +49,7 @@ type recorder struct {
 	expired []string
 }
 
-func newRecorder(cp ControlPlane, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
+func newRecorder(cp Control, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
 	r := &recorder{cp: cp, logs: logs, retention: ret, log: log,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
@@ -174,7 +175,7 @@ func (r *recorder) flush(all bool) {
 		r.mu.Unlock()
 		if len(audit) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := r.cp.Apply(ctx, fsm.AuditType, fsm.Audit{Entries: audit}); err != nil {
+			if _, err := fsm.Apply(ctx, r.cp, fsm.Audit{Entries: audit}); err != nil {
 				r.log.Error("committing audit entries", "err", err, "count", len(audit))
 			}
 			cancel()
@@ -210,7 +211,7 @@ func (r *recorder) flush(all bool) {
 func (r *recorder) commit(recs []client.Invocation) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := r.cp.Apply(ctx, fsm.RecordInvocationsType, fsm.RecordInvocations{
+	res, err := fsm.Apply(ctx, r.cp, fsm.RecordInvocations{
 		Records: recs, Retention: r.retention, Now: time.Now().UTC(),
 	})
 	if err != nil {
@@ -218,7 +219,7 @@ func (r *recorder) commit(recs []client.Invocation) {
 		r.keepShortLogs(recs)
 		return
 	}
-	r.expired = append(r.expired, res.(fsm.RecordInvocationsResult).Removed...)
+	r.expired = append(r.expired, res.Removed...)
 }
 
 // keepShortLogs stores in this server's log store the logs that only
@@ -228,8 +229,8 @@ func (r *recorder) commit(recs []client.Invocation) {
 func (r *recorder) keepShortLogs(recs []client.Invocation) {
 	var entries []client.LogEntry
 	for _, rec := range recs {
-		if rec.LogTail != "" && len(rec.LogTail) < logTailBytes {
-			entries = append(entries, logOfRecord(rec))
+		if rec.LogTail != "" && len(rec.LogTail) < worker.LogTailBytes {
+			entries = append(entries, LogOfRecord(rec))
 		}
 	}
 	if len(entries) == 0 {
@@ -256,3 +257,37 @@ func (r *recorder) close() {
 	close(r.stop)
 	<-r.done
 }
+
+// LogOfRecord is the log an invocation record carries: all of it when it
+// is shorter than the tail a record keeps (the log store then has none),
+// else its end. A tail of exactly worker.LogTailBytes may be a whole log
+// of that length: it is marked truncated all the same (the server that
+// ran the invocation has the whole log in its store and answers with
+// that).
+func LogOfRecord(rec client.Invocation) client.LogEntry {
+	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
+		Log: rec.LogTail, Truncated: len(rec.LogTail) >= worker.LogTailBytes}
+}
+
+// AddRecord queues an invocation record and its log (either may be nil)
+// for the next batch: the record is committed through Raft with many
+// others, the log stored in this server's log store. It never waits on
+// Raft; until the batch commits, PendingRecords and PendingLogs show
+// them.
+func (s *Service) AddRecord(rec *client.Invocation, entry *client.LogEntry) { s.rec.add(rec, entry) }
+
+// AddAudit queues an audit entry for the next batch.
+func (s *Service) AddAudit(e client.AuditEntry) { s.rec.addAudit(e) }
+
+// PendingRecords returns the records this server has not committed yet,
+// the last version of each by ID, or nil for none.
+func (s *Service) PendingRecords() map[string]client.Invocation { return s.rec.pending() }
+
+// PendingLogs returns the logs this server has not stored yet for which
+// keep reports true.
+func (s *Service) PendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+	return s.rec.pendingLogs(keep)
+}
+
+// Close commits the records and logs still queued and stops the batcher.
+func (s *Service) Close() { s.rec.close() }

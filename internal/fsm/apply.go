@@ -1,0 +1,242 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// registry declares every command once: its number, and the function that
+// applies it (which fixes its body's type and its result's type). The
+// FSM's dispatch, the commands' names and the decoding of forwarded
+// results all derive from it. Append only, as the numbers are.
+var registry = newRegistry(
+	def(UpsertFunctionType, applyUpsertFunction),
+	def(DeleteFunctionType, applyDeleteFunction),
+	defCodec(RecordInvocationsType, applyRecordInvocations, encodeRecordInvocations, decodeRecordInvocations),
+	def(PutKeyType, applyPutKey),
+	def(PutServerType, applyPutServer),
+	def(EnqueueType, applyEnqueue),
+	def(LeaseType, applyLease),
+	def(FinishType, applyFinish),
+	def(RedriveType, applyRedrive),
+	def(PutScheduleType, applyPutSchedule),
+	def(DeleteScheduleType, applyDeleteSchedule),
+	def(EnableScheduleType, applyEnableSchedule),
+	def(FireScheduleType, applyFireSchedule),
+	def(PutSettingType, applyPutSetting),
+	def(PutSubscriptionType, applyPutSubscription),
+	def(DeleteSubscriptionType, applyDeleteSubscription),
+	def(FireSchedulesType, applyFireSchedules),
+	def(DeleteKeyType, applyDeleteKey),
+	def(AuditType, applyAudit),
+	def(PutUserType, applyPutUser),
+	def(DeleteUserType, applyDeleteUser),
+	def(PutSessionType, applyPutSession),
+	def(DeleteSessionType, applyDeleteSession),
+	def(PutNamespaceType, applyPutNamespace),
+	def(DeleteNamespaceType, applyDeleteNamespace),
+	def(RemoveFunctionType, applyRemoveFunction),
+)
+
+// Each command's result type.
+func (UpsertFunction) result() *UpsertFunctionResult       { return nil }
+func (DeleteFunction) result() *None                       { return nil }
+func (RemoveFunction) result() *RemoveFunctionResult       { return nil }
+func (RecordInvocations) result() *RecordInvocationsResult { return nil }
+func (PutKey) result() *None                               { return nil }
+func (DeleteKey) result() *None                            { return nil }
+func (Audit) result() *None                                { return nil }
+func (PutServer) result() *None                            { return nil }
+func (PutSetting) result() *None                           { return nil }
+func (PutSubscription) result() *None                      { return nil }
+func (DeleteSubscription) result() *None                   { return nil }
+func (PutNamespace) result() *PutNamespaceResult           { return nil }
+func (DeleteNamespace) result() *None                      { return nil }
+func (PutUser) result() *PutUserResult                     { return nil }
+func (DeleteUser) result() *None                           { return nil }
+func (PutSession) result() *None                           { return nil }
+func (DeleteSession) result() *None                        { return nil }
+func (Enqueue) result() *EnqueueResult                     { return nil }
+func (Lease) result() *LeaseResult                         { return nil }
+func (Finish) result() *FinishResult                       { return nil }
+func (Redrive) result() *RedriveResult                     { return nil }
+func (PutSchedule) result() *PutScheduleResult             { return nil }
+func (DeleteSchedule) result() *None                       { return nil }
+func (EnableSchedule) result() *None                       { return nil }
+func (FireSchedule) result() *None                         { return nil }
+func (FireSchedules) result() *FireSchedulesResult         { return nil }
+
+func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
+	fn, created, err := s.UpsertFunction(c.Function, c.Now)
+	return UpsertFunctionResult{Function: fn, Created: created}, err
+}
+
+func applyDeleteFunction(s *state.Store, c DeleteFunction) (None, error) {
+	return None{}, s.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
+}
+
+func applyRemoveFunction(s *state.Store, c RemoveFunction) (RemoveFunctionResult, error) {
+	deps, deleted, err := s.RemoveFunction(client.QualifiedName(c.Namespace, c.Name), c.Force)
+	if err != nil {
+		return RemoveFunctionResult{}, err
+	}
+	return RemoveFunctionResult{Deleted: deleted, Dependents: deps}, nil
+}
+
+func applyRecordInvocations(s *state.Store, c RecordInvocations) (RecordInvocationsResult, error) {
+	return RecordInvocationsResult{Removed: s.AddRecords(c.Records, c.Retention, c.Now)}, nil
+}
+
+func encodeRecordInvocations(c RecordInvocations) ([]byte, error) { return encodeRecords(nil, c), nil }
+
+// decodeRecordInvocations reads the binary body, or the JSON one that
+// entries written before the binary encoding hold.
+func decodeRecordInvocations(body []byte) (RecordInvocations, error) {
+	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2) {
+		return decodeRecords(body)
+	}
+	var c RecordInvocations
+	err := json.Unmarshal(body, &c)
+	return c, err
+}
+
+func applyPutKey(s *state.Store, c PutKey) (None, error) {
+	s.PutKey(c.Key)
+	return None{}, nil
+}
+
+func applyDeleteKey(s *state.Store, c DeleteKey) (None, error) {
+	return None{}, s.DeleteKey(c.ID)
+}
+
+func applyAudit(s *state.Store, c Audit) (None, error) {
+	s.AddAudit(c.Entries)
+	return None{}, nil
+}
+
+func applyPutServer(s *state.Store, c PutServer) (None, error) {
+	s.PutServer(c.Server)
+	return None{}, nil
+}
+
+func applyPutSetting(s *state.Store, c PutSetting) (None, error) {
+	s.PutSetting(c.Key, c.Value, c.IfAbsent)
+	return None{}, nil
+}
+
+func applyPutSubscription(s *state.Store, c PutSubscription) (None, error) {
+	s.PutSubscription(c.Subscription)
+	return None{}, nil
+}
+
+func applyDeleteSubscription(s *state.Store, c DeleteSubscription) (None, error) {
+	return None{}, s.DeleteSubscription(c.ID)
+}
+
+func applyPutNamespace(s *state.Store, c PutNamespace) (PutNamespaceResult, error) {
+	return PutNamespaceResult{Created: s.PutNamespace(c.Namespace)}, nil
+}
+
+func applyDeleteNamespace(s *state.Store, c DeleteNamespace) (None, error) {
+	return None{}, s.DeleteNamespace(c.Name)
+}
+
+func applyPutUser(s *state.Store, c PutUser) (PutUserResult, error) {
+	stored, err := s.PutUser(c.User, c.Create, c.Keep)
+	if err != nil {
+		return PutUserResult{}, err
+	}
+	return PutUserResult{Conflict: !stored}, nil
+}
+
+func applyDeleteUser(s *state.Store, c DeleteUser) (None, error) {
+	return None{}, s.DeleteUser(c.Name)
+}
+
+func applyPutSession(s *state.Store, c PutSession) (None, error) {
+	return None{}, s.PutSession(c.Session, c.Now)
+}
+
+func applyDeleteSession(s *state.Store, c DeleteSession) (None, error) {
+	s.DeleteSession(c.ID)
+	return None{}, nil
+}
+
+func applyEnqueue(s *state.Store, c Enqueue) (EnqueueResult, error) {
+	return EnqueueResult{Queued: s.Enqueue(c.Items)}, nil
+}
+
+func applyLease(s *state.Store, c Lease) (LeaseResult, error) {
+	res := LeaseResult{Epochs: map[string]uint64{}}
+	for _, l := range c.Leases {
+		if epoch, err := s.Lease(l.RequestID, l.Until, c.Now); err == nil {
+			res.Epochs[l.RequestID] = epoch
+		}
+	}
+	return res, nil
+}
+
+func applyFinish(s *state.Store, c Finish) (FinishResult, error) {
+	res := FinishResult{}
+	for _, o := range c.Outcomes {
+		var err error
+		switch o.Kind {
+		case OutcomeComplete:
+			err = s.Complete(o.RequestID, o.Epoch, o.Record)
+		case OutcomeRetry:
+			err = s.Retry(o.RequestID, o.Epoch, o.NotBefore, o.LastError, o.Refund, o.Record)
+		case OutcomeDeadLetter:
+			err = s.DeadLetter(o.RequestID, o.Epoch, o.Reason, o.LastError, c.Now, o.Record)
+		default:
+			err = errors.New("unknown outcome " + o.Kind)
+		}
+		if err != nil {
+			if res.Refused == nil {
+				res.Refused = map[string]string{}
+			}
+			res.Refused[o.RequestID] = err.Error()
+			continue
+		}
+		if len(o.Enqueue) > 0 {
+			s.Enqueue(o.Enqueue)
+		}
+	}
+	return res, nil
+}
+
+func applyRedrive(s *state.Store, c Redrive) (RedriveResult, error) {
+	return RedriveResult{Moved: s.Redrive(c.IDs, c.Now)}, nil
+}
+
+func applyPutSchedule(s *state.Store, c PutSchedule) (PutScheduleResult, error) {
+	return PutScheduleResult{Created: s.PutSchedule(c.Schedule)}, nil
+}
+
+func applyDeleteSchedule(s *state.Store, c DeleteSchedule) (None, error) {
+	return None{}, s.DeleteSchedule(client.QualifiedName(c.Namespace, c.Name))
+}
+
+func applyEnableSchedule(s *state.Store, c EnableSchedule) (None, error) {
+	return None{}, s.SetScheduleEnabled(client.QualifiedName(c.Namespace, c.Name), c.Enabled, c.Now)
+}
+
+func applyFireSchedule(s *state.Store, c FireSchedule) (None, error) {
+	return None{}, s.FireSchedule(client.QualifiedName(c.Namespace, c.Name), c.Slot, c.Missed, c.Item)
+}
+
+func applyFireSchedules(s *state.Store, c FireSchedules) (FireSchedulesResult, error) {
+	res := FireSchedulesResult{}
+	for _, fire := range c.Fires {
+		qn := client.QualifiedName(fire.Namespace, fire.Name)
+		if err := s.FireSchedule(qn, fire.Slot, fire.Missed, fire.Item); err != nil {
+			if res.Refused == nil {
+				res.Refused = map[string]string{}
+			}
+			res.Refused[qn] = err.Error()
+		}
+	}
+	return res, nil
+}

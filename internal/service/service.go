@@ -1,0 +1,105 @@
+// Package service owns the control plane's use cases: deploying and
+// removing functions, namespaces, schedules, subscriptions, keys, users
+// and sessions, redriving dead letters, and building and storing
+// invocation records. The gateway decodes a request, authorises it and
+// calls one method here; this package validates, writes through Raft
+// (fsm.Apply), and returns what the gateway encodes.
+//
+// Contracts:
+//   - Every state change of a use case goes through fsm.Apply; nothing
+//     here writes the store directly.
+//   - Invariants that must hold cluster-wide (names unique, reserved
+//     concurrency within the namespace's limit, a namespace emptied before
+//     it is removed) are checked again by the FSM when it applies the
+//     command; a check here against this server's store (which a follower
+//     may hold slightly behind) only answers early.
+//   - Errors are the state package's kinds (state.ErrInvalid,
+//     ErrNotFound, ErrConflict, ErrNotEmpty) or this package's, built with
+//     state.Errorf so that they read as a sentence; the gateway maps kinds
+//     to statuses in one place.
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"nimbus/internal/blob"
+	"nimbus/internal/fsm"
+	"nimbus/internal/logstore"
+	"nimbus/internal/placement"
+	"nimbus/internal/pycheck"
+	"nimbus/internal/scan"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// ErrScanBlocked refuses a deploy whose code scan found what the
+// namespace's policy blocks.
+var ErrScanBlocked = errors.New("the code scan blocks this deploy")
+
+// Control is what the use cases need of the Raft node: its state (for
+// reads) and the one path for writes.
+type Control interface {
+	Store() *state.Store
+	fsm.Writer
+}
+
+// Placer is what the use cases need of placement.
+type Placer interface {
+	Runtimes() []string
+	Prefetch(fn client.Function)
+	Provision(fn client.Function, n int)
+	Retire(qualifiedName string)
+}
+
+var _ Placer = (*placement.Placer)(nil)
+
+// Deps are a Service's dependencies.
+type Deps struct {
+	Control Control
+	Blobs   *blob.Store
+	Placer  Placer
+	// ReplicateBlob copies a new code package to enough other servers
+	// before its revision is committed; nil on a single node.
+	ReplicateBlob func(ctx context.Context, data []byte) error
+	// ScanPolicy and Scanner decide code scanning at deploy (Mode "" or
+	// off: no scan).
+	ScanPolicy scan.Policy
+	Scanner    scan.Scanner
+	// Checker, when set, compiles a deploy's Python and refuses code that
+	// cannot be imported.
+	Checker *pycheck.Checker
+	// Mail says whether this server can send e-mail; Clustered whether it
+	// is one of several servers (the leader, which may have a relay,
+	// sends notifications).
+	Mail, Clustered bool
+	// Woken, when set, is called after the queue gained events outside
+	// the enqueuer (a redrive), to wake the dispatcher.
+	Woken func()
+	// Logs stores invocation logs; Retention bounds the records.
+	Logs      *logstore.Store
+	Retention state.Retention
+	Log       *slog.Logger
+}
+
+// Service holds the use cases. Its methods are safe for concurrent use.
+type Service struct {
+	d     Deps
+	store *state.Store
+	rec   *recorder
+	log   *slog.Logger
+}
+
+// New returns a Service over d and starts its record batcher; Close stops
+// it.
+func New(d Deps) *Service {
+	return &Service{d: d, store: d.Control.Store(), log: d.Log, rec: newRecorder(d.Control, d.Logs, d.Retention, d.Log)}
+}
+
+// SetWoken sets the function called after a redrive (the dispatcher is
+// built after the service).
+func (s *Service) SetWoken(f func()) { s.d.Woken = f }
+
+// Store is the state the reads answer from.
+func (s *Service) Store() *state.Store { return s.store }

@@ -1,0 +1,213 @@
+package testcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+	"nimbus/pkg/client"
+)
+
+// step is one write of the script below, run through the typed Apply; it
+// returns the typed result as any.
+type step struct {
+	name string
+	run  func(ctx context.Context, w fsm.Writer) (any, error)
+}
+
+func do[R any](name string, c fsm.Command[R]) step {
+	return step{name, func(ctx context.Context, w fsm.Writer) (any, error) { return fsm.Apply(ctx, w, c) }}
+}
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// script writes every command at least once, and the errors callers
+// tell apart: an unknown object, a namespace that is not empty, a slot
+// fired twice.
+func script() []step {
+	item := func(id string) state.QueueItem {
+		return state.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
+	}
+	fire := func(slot time.Time, id string) fsm.FireSchedule {
+		it := item(id)
+		return fsm.FireSchedule{Name: "tick", Slot: slot, Item: &it}
+	}
+	fnIn := func(ns, name string) client.Function {
+		return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, Namespace: ns, CodeSHA256: "aa"}
+	}
+	return []step{
+		do("a namespace is made", fsm.PutNamespace{Namespace: client.Namespace{Name: "team", CreatedAt: t0}}),
+		do("a function is deployed", fsm.UpsertFunction{Function: fnIn("", "f"), Now: t0}),
+		do("a function is deployed into the namespace", fsm.UpsertFunction{Function: fnIn("team", "g"), Now: t0}),
+		do("a namespace that holds a function is not removed", fsm.DeleteNamespace{Name: "team"}),
+		do("an unknown namespace is not removed", fsm.DeleteNamespace{Name: "nowhere"}),
+		do("an unknown function is not deleted", fsm.DeleteFunction{Name: "nowhere"}),
+		do("a function named by a schedule", fsm.PutSchedule{Schedule: client.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
+		do("a function a schedule names is not removed without force", fsm.RemoveFunction{Name: "f"}),
+		do("a slot fires", fire(t0.Add(time.Second), "fire-1")),
+		do("the same slot does not fire again", fire(t0.Add(time.Second), "fire-2")),
+		do("fires in a batch", fsm.FireSchedules{Fires: []fsm.FireSchedule{fire(t0.Add(time.Second), "fire-3"), fire(t0.Add(2*time.Second), "fire-4")}}),
+		do("a schedule is disabled", fsm.EnableSchedule{Name: "tick", Enabled: false, Now: t0}),
+		do("an unknown schedule is not enabled", fsm.EnableSchedule{Name: "nowhere", Enabled: true, Now: t0}),
+		do("events are queued", fsm.Enqueue{Items: []state.QueueItem{item("a"), item("b")}}),
+		do("events are leased", fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}, {RequestID: "b", Until: t0.Add(time.Minute)}}, Now: t0}),
+		do("outcomes are applied, a stale one refused", fsm.Finish{Outcomes: []fsm.Outcome{
+			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: client.Invocation{ID: "a", Function: "f", Status: client.StatusSuccess}},
+			{RequestID: "b", Epoch: 7, Kind: fsm.OutcomeComplete},
+		}, Now: t0}),
+		do("a dead letter is redriven", fsm.Redrive{IDs: []string{"a", "missing"}, Now: t0}),
+		do("records are stored", fsm.RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: state.DefaultRetention(), Now: t0}),
+		do("a key is stored", fsm.PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
+		do("the key is revoked", fsm.DeleteKey{ID: "k1"}),
+		do("an unknown key is not revoked", fsm.DeleteKey{ID: "k1"}),
+		do("an audit entry", fsm.Audit{Entries: []client.AuditEntry{{Time: t0, Action: "deploy"}}}),
+		do("a server's addresses", fsm.PutServer{Server: state.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
+		do("a setting", fsm.PutSetting{Key: "k", Value: "v", IfAbsent: true}),
+		do("a subscription", fsm.PutSubscription{Subscription: client.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
+		do("the subscription is removed", fsm.DeleteSubscription{ID: "sub1"}),
+		do("an unknown subscription is not removed", fsm.DeleteSubscription{ID: "sub1"}),
+		do("a user", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a user name taken", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a session", fsm.PutSession{Session: state.Session{ID: "s1", SecretHash: "x", User: "ada", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, Now: t0}),
+		do("the session ends", fsm.DeleteSession{ID: "s1"}),
+		do("the user is removed", fsm.DeleteUser{Name: "ada"}),
+		do("an unknown user is not removed", fsm.DeleteUser{Name: "ada"}),
+		do("the schedule is removed", fsm.DeleteSchedule{Name: "tick"}),
+		do("a function is removed with force", fsm.RemoveFunction{Name: "f", Force: true}),
+		do("the old delete removes a function", fsm.DeleteFunction{Namespace: "team", Name: "g"}),
+		do("the emptied namespace is removed", fsm.DeleteNamespace{Name: "team"}),
+	}
+}
+
+type answer struct {
+	result any
+	code   string // the error's fsm code
+	err    string
+}
+
+func runScript(t *testing.T, c *Cluster, through int) []answer {
+	t.Helper()
+	var out []answer
+	w := c.Nodes[through].Via(c.LeaderLink(through, nil))
+	for _, s := range script() {
+		res, err := s.run(c.Context(10*time.Second), w)
+		a := answer{result: res}
+		if err != nil {
+			a = answer{code: fsm.ErrorCode(err), err: err.Error()}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower runs the
+// same writes on two clusters, through the leader of one and a follower
+// of the other: every result has the same type and value, and every error
+// is the same sentinel with the same message (so the gateway answers with
+// the same status: a namespace that is not empty is a conflict through
+// any server).
+func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
+	seen := map[fsm.CommandType]bool{}
+	for _, s := range script() {
+		res, _ := s.run(context.Background(), recordType{seen})
+		_ = res
+	}
+	for ct := fsm.CommandType(1); fsm.Known(ct); ct++ {
+		if !seen[ct] {
+			t.Errorf("the script never writes %s", ct)
+		}
+	}
+
+	a, b := New(t, 3), New(t, 3)
+	leader := a.WaitLeader(nil)
+	follower := (b.WaitLeader(nil) + 1) % 3
+	onLeader, viaFollower := runScript(t, a, leader), runScript(t, b, follower)
+	for i, s := range script() {
+		l, f := onLeader[i], viaFollower[i]
+		if reflect.TypeOf(l.result) != reflect.TypeOf(f.result) || !reflect.DeepEqual(l.result, f.result) {
+			t.Errorf("%s: leader %T %+v, follower %T %+v", s.name, l.result, l.result, f.result, f.result)
+		}
+		if l.code != f.code || l.err != f.err {
+			t.Errorf("%s: leader error %q (%s), follower error %q (%s)", s.name, l.err, l.code, f.err, f.code)
+		}
+	}
+	want := map[string]string{
+		"a namespace that holds a function is not removed": "not_empty",
+		"an unknown namespace is not removed":              "not_found",
+		"an unknown function is not deleted":               "not_found",
+		"the same slot does not fire again":                "slot_fired",
+		"an unknown schedule is not enabled":               "not_found",
+		"an unknown key is not revoked":                    "not_found",
+		"an unknown subscription is not removed":           "not_found",
+		"an unknown user is not removed":                   "not_found",
+	}
+	for i, s := range script() {
+		if code := viaFollower[i].code; code != want[s.name] {
+			t.Errorf("%s: through a follower the error code is %q (%s), want %q", s.name, code, viaFollower[i].err, want[s.name])
+		}
+	}
+	ns := viaFollower[3]
+	if !errors.Is(fsm.ErrorFromCode(ns.code, ns.err), state.ErrNotEmpty) {
+		t.Errorf("the namespace error through a follower is not ErrNotEmpty: %+v", ns)
+	}
+}
+
+// recordType is a Writer that notes which command types it is given and
+// applies nothing.
+type recordType struct{ seen map[fsm.CommandType]bool }
+
+func (r recordType) Write(_ context.Context, t fsm.CommandType, _ []byte) (any, error) {
+	r.seen[t] = true
+	return nil, fmt.Errorf("not applied")
+}
+
+// TestConcurrentDeploysThroughTwoServersCannotOverReserveANamespace sends
+// two deploys at once through the two followers, each reserving more
+// than half of the namespace's limit: the FSM applies them one after the
+// other and refuses the second, whichever it is.
+func TestConcurrentDeploysThroughTwoServersCannotOverReserveANamespace(t *testing.T) {
+	c := New(t, 3)
+	leader := c.WaitLeader(nil)
+	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.PutNamespace{Namespace: client.Namespace{Name: "small", Concurrency: 3, CreatedAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	two := 2
+	errs := make(chan error, 2)
+	for i, name := range []string{"first", "second"} {
+		node := (leader + 1 + i) % 3
+		fn := client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, ReservedConcurrency: &two},
+			Namespace: "small", CodeSHA256: "aa"}
+		go func() {
+			_, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[node].Via(c.LeaderLink(node, nil)), fsm.UpsertFunction{Function: fn, Now: t0})
+			errs <- err
+		}()
+	}
+	var won, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case errors.Is(err, state.ErrInvalid):
+			refused++
+		default:
+			t.Fatalf("a deploy failed otherwise: %v", err)
+		}
+	}
+	if won != 1 || refused != 1 {
+		t.Fatalf("%d deploys won and %d were refused; want exactly one of each", won, refused)
+	}
+	for i, n := range c.Nodes {
+		c.WaitFor(10*time.Second, fmt.Sprintf("s%d holds one function of the namespace", i), func() bool {
+			return len(n.Store().Functions("small")) == 1
+		})
+		if limit, reserved := n.Store().ConcurrencyLimit("small"); limit != 3 || reserved != 2 {
+			t.Errorf("s%d: limit %d reserved %d, want 3 and 2", i, limit, reserved)
+		}
+	}
+}

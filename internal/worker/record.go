@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"time"
+
+	"nimbus/pkg/client"
+)
+
+// LogTailBytes is how much of an invocation's log its record keeps (the
+// end of it); a longer log is kept whole only in the log store of the
+// server that ran the invocation.
+const LogTailBytes = 4 << 10
+
+// NewRecord builds the record of invocation req, which trigger started
+// and which ran with res: every record, synchronous or not, is built
+// here. The caller adds what only its path knows (an async event's
+// attempts, arrival time and result).
+func NewRecord(req Request, trigger string, res Result) client.Invocation {
+	fn := req.Function
+	rec := client.Invocation{
+		ID:            req.RequestID,
+		Namespace:     fn.Namespace,
+		Function:      fn.Name,
+		Revision:      fn.Revision,
+		Trigger:       trigger,
+		Status:        client.StatusSuccess,
+		Start:         res.Start.UTC(),
+		DurationMS:    DurationMS(res.Duration),
+		BilledMS:      res.BilledMS,
+		MemoryMB:      fn.MemoryMB,
+		MaxMemoryMB:   res.MaxMemoryMB,
+		ColdStart:     res.Cold,
+		ErrorType:     res.ErrorType,
+		LogTail:       tail(res.Log, LogTailBytes),
+		Worker:        res.WorkerID,
+		ProcessesLeft: res.ProcessesLeft,
+	}
+	if res.InitDuration > 0 {
+		rec.InitMS = DurationMS(res.InitDuration)
+	}
+	if res.ErrorType != "" {
+		rec.Status = client.StatusFailed
+	}
+	return rec
+}
+
+// DurationMS is d in milliseconds, to the microsecond.
+func DurationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// tail is the last n bytes of b.
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
