@@ -75,7 +75,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 	if kind != workerNode { // the API
 		tlsCert, tlsDir := "serve the API over TLS with this certificate (PEM)", "DIR"
 		if kind == serverNode {
-			tlsCert, tlsDir = "serve the API and internal RPC over TLS with this certificate (PEM)", "DATA"
+			tlsCert, tlsDir = "serve the API over TLS with this certificate (PEM; Raft and internal RPC always use the cluster CA's mutual TLS)", "DATA"
 		}
 		f.StringVar(&o.TLS.Cert, "tls-cert", "", tlsCert)
 		f.StringVar(&o.TLS.Key, "tls-key", "", "the certificate's key (PEM)")
