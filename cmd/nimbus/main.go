@@ -3,11 +3,13 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"nimbus/internal/benchmark"
 	"nimbus/internal/cli"
 	"nimbus/internal/sandbox"
+	"nimbus/internal/tuning"
 )
 
 func main() {
@@ -27,7 +29,31 @@ func main() {
 			os.Exit(code)
 		}
 	}
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	env := cli.Env{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if tuneRuntime(os.Args[1:]) {
+		tuning.KeepHeapFloor(context.Background(), tuning.HeapFloor)
+		env.FollowInstances = tuning.LeaveCPUsToInstances
+	}
+	os.Exit(cli.Main(env))
+}
+
+// tuneRuntime is the switch of the process-wide runtime settings
+// (internal/tuning): a process that runs a node (`nimbus dev`, `server` or
+// `worker`) keeps a heap floor for its garbage collector and, when it runs
+// instances, gives the Go scheduler half the CPUs while they run one at a
+// time; unless NIMBUS_RUNTIME_TUNING=off, which leaves Go's defaults. An
+// explicit GOGC or GOMAXPROCS is left alone either way.
+func tuneRuntime(args []string) bool {
+	if os.Getenv("NIMBUS_RUNTIME_TUNING") == "off" || len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "dev", "server":
+		return true
+	case "worker":
+		return len(args) < 2 || (args[1] != "drain" && args[1] != "undrain")
+	}
+	return false
 }
 
 // runsSandboxes reports whether args start a node that runs sandboxes:

@@ -60,7 +60,7 @@ func IsHTTPBaseline() bool { return os.Getenv(httpBaselineEnv) == "1" && len(os.
 // does, so that the two servers compared differ in their work alone: the
 // Go scheduler gets half the CPUs, at least one, unless GOMAXPROCS is set
 // (as a node's does while invocations come one at a time, as they do in
-// the warm phase: internal/node/procs.go; on the 2-core machines measured
+// the warm phase: internal/tuning/procs.go; on the 2-core machines measured
 // here one processor also answers faster than two), and connections read and write
 // through package nbio (without it, the runtime's monitor thread wakes on
 // each request and polls for a while, beside the pipe round trip and the

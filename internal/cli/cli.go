@@ -58,22 +58,24 @@ type Env struct {
 	// `dev` and `logs -f`, return cleanly when it does); nil means
 	// context.Background().
 	Context context.Context
+	// FollowInstances makes the process-wide runtime settings that follow
+	// the load of a node's instances (node.Options.FollowInstances); nil
+	// leaves the runtime alone.
+	FollowInstances func(ctx context.Context, busy func() int)
 }
 
-// Main runs the CLI as a process does: real environment, and a context
-// cancelled by SIGINT or SIGTERM (a second signal kills the process as
-// usual). It returns the exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Main runs the CLI as a process does: e's streams and arguments, the
+// real environment, and a context cancelled by SIGINT or SIGTERM (a second
+// signal kills the process as usual). It returns the exit code.
+func Main(e Env) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop() // restore default handling so a second Ctrl-C kills
 	}()
-	return Run(Env{
-		Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		Getenv: os.Getenv, Context: ctx,
-	})
+	e.Getenv, e.Context = os.Getenv, ctx
+	return Run(e)
 }
 
 // Run runs one CLI command and returns its exit code.

@@ -25,7 +25,7 @@ func newFSM() (*FSM, *state.Store) {
 // apply encodes cmd and applies it as a committed Raft log entry.
 func apply(t *testing.T, f *FSM, ct CommandType, cmd any) any {
 	t.Helper()
-	got, data, err := Encode(cmd)
+	got, data, err := encode(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestBinaryRecordsKeepEveryField(t *testing.T) {
 		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
-	_, data, err := Encode(in)
+	_, data, err := encode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestJSONRecordsStillApply(t *testing.T) {
 // A damaged entry is refused whole, whatever its length: no record of it
 // is stored, nothing panics, and a count it cannot hold is not believed.
 func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
-	_, data, err := Encode(RecordInvocations{
+	_, data, err := encode(RecordInvocations{
 		Records: []model.Invocation{filled(t, 1), filled(t, 2)}, Retention: model.DefaultRetention(), Now: t0,
 	})
 	if err != nil {

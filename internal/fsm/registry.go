@@ -52,9 +52,9 @@ func Apply[R any](ctx context.Context, w Writer, c Command[R]) (R, error) {
 	return r, nil
 }
 
-// Encode serialises a command: one type byte, then its body (JSON, or
+// encode serialises a command: one type byte, then its body (JSON, or
 // for RecordInvocations its binary encoding: see records.go).
-func Encode(c any) (CommandType, []byte, error) {
+func encode(c any) (CommandType, []byte, error) {
 	e, err := entryOf(c)
 	if err != nil {
 		return 0, nil, err

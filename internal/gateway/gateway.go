@@ -122,10 +122,6 @@ func New(cfg Config) *Gateway {
 	return g
 }
 
-// SetWoken sets the function called after a redrive (to wake the
-// dispatcher); the dispatcher is built after the gateway.
-func (g *Gateway) SetWoken(f func()) { g.svc.SetWoken(f) }
-
 // AddLog stores an invocation's log and streams it to followers (the
 // asynchronous path, whose records commit with their outcomes).
 func (g *Gateway) AddLog(entry model.LogEntry) {

@@ -1,15 +1,16 @@
-// Package node wires a Nimbus node together: the control plane, the
-// gateway and (for `nimbus dev`) an embedded worker.
+// Package node wires a Nimbus node together: `nimbus dev`, `nimbus
+// server` and `nimbus worker` are ordered lists of the same components
+// (component.go, parts.go) over one Options: the data stores, the control
+// plane, the gateway and its async parts, the leader's services (one term
+// of office at a time, leader.go), the API server, and the worker that
+// runs instances (embedded in dev).
 package node
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,206 +18,99 @@ import (
 	"time"
 
 	"nimbus/internal/auth"
-	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
-	"nimbus/internal/logstore"
-	"nimbus/internal/model"
-	"nimbus/internal/nbio"
-	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 	"nimbus/internal/worker"
 )
 
-// DevOptions configures `nimbus dev`.
-type DevOptions struct {
-	DataDir string    // default ./.nimbus
-	Listen  string    // default 127.0.0.1:8080; port 0 picks a free one
-	Out     io.Writer // where the banner (URL, admin token) is printed
-	Slots   int       // worker slots, 0 for four per core
-	// IdleTimeout retires idle instances; 0 for 10 minutes.
-	IdleTimeout time.Duration
-	// LogLevel for the node's own log on stderr; default info.
-	LogLevel slog.Level
-	// InsecureNoSandbox runs instances as plain process groups, without
-	// namespaces, cgroups or seccomp. For hosts that cannot build
-	// sandboxes; never for untrusted code.
-	InsecureNoSandbox bool
-	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
-	SMTPAddr, SMTPFrom string
-	// Retention bounds the invocation records kept (zero: the default,
-	// model.DefaultRetention). It travels in each record batch this
-	// server commits, so servers should agree on it.
-	Retention model.Retention
-	// RateLimit is the default requests per second per key (0: none).
-	RateLimit float64
-	// Timeouts bound slow clients.
-	Timeouts HTTPTimeouts
-	// TLS serves the API over HTTPS.
-	TLS TLSOptions
-	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
-	// scanning with Bandit at deploy.
-	ScanPolicy string
-	// Prestart is the number of sandboxes per runtime started ahead of
-	// need (see worker.Config.Prestart); 0 for none.
-	Prestart int
-	// FreezeAfter is how long an idle instance runs on before it is
-	// frozen (see worker.Config.FreezeAfter): 0 at once, negative never.
-	FreezeAfter time.Duration
-}
-
 // shutdownGrace bounds how long in-flight requests may take to finish at
-// shutdown before they are cut off and their instances killed.
+// shutdown before they are cut off and their instances killed; and how
+// long any one component may take to stop.
 const shutdownGrace = 15 * time.Second
 
 // RunDev runs a single-node Nimbus until ctx is cancelled, then shuts down
 // cleanly: the listener closes, in-flight invocations finish (or are cut
 // off after a grace period), pending records are committed, every
-// instance is stopped and Raft is closed.
-func RunDev(ctx context.Context, opts DevOptions) error {
+// instance is stopped and Raft is closed. It reads DataDir (default
+// ./.nimbus), Listen (default 127.0.0.1:8080), the API's options and
+// those of running instances.
+func RunDev(ctx context.Context, opts Options) error {
 	if opts.DataDir == "" {
 		opts.DataDir = ".nimbus"
 	}
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:8080"
 	}
-	if opts.Out == nil {
-		opts.Out = os.Stdout
-	}
 	if opts.Slots <= 0 {
 		opts.Slots = 4 * runtime.NumCPU()
 	}
 	opts.Prestart = max(opts.Prestart, 0)
-	keepHeapFloor(ctx, heapFloor)
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel}))
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-
-	logs, err := logstore.Open(filepath.Join(opts.DataDir, "logs.db"), 64<<10)
-	if err != nil {
-		if strings.Contains(err.Error(), "timeout") {
-			return fmt.Errorf("data directory %s is in use by another nimbus process", opts.DataDir)
-		}
-		return err
-	}
-	defer logs.Close()
-	// The log store's lock says the data directory is this node's: what
-	// its scans left there can go.
-	scanDir, err := resetScratch(opts.DataDir)
-	if err != nil {
-		return err
-	}
-	blobs, err := blob.Open(filepath.Join(opts.DataDir, "blobs"))
-	if err != nil {
-		return err
-	}
-	runtimes, err := python.Discover()
-	if err != nil {
-		return fmt.Errorf("looking for Python: %w", err)
-	}
-
-	cp, err := controlplane.Start(controlplane.Config{
-		NodeID: "dev", DataDir: opts.DataDir, Bootstrap: true, SingleNode: true, Log: log.With("subsystem", "controlplane"),
-	})
-	if err != nil {
-		return err
-	}
-	defer cp.Shutdown()
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = cp.WaitLeader(waitCtx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	token, created, err := ensureAdminKey(ctx, cp, opts.DataDir)
-	if err != nil {
-		return err
-	}
-
-	exec, err := newExecutor(opts, log)
-	if err != nil {
-		return err
-	}
-	if c, ok := exec.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
-	w, err := worker.New(worker.Config{
-		ID:          "dev-worker",
-		DataDir:     filepath.Join(opts.DataDir, "worker"),
-		Slots:       opts.Slots,
-		IdleTimeout: opts.IdleTimeout,
-		Runtimes:    runtimes,
-		Executor:    exec,
-		Prestart:    opts.Prestart,
-		FreezeAfter: opts.FreezeAfter,
-		Blobs:       blobs,
-		Log:         log.With("subsystem", "worker"),
-	})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	leaveCPUsToInstances(ctx, w.InUse)
-
-	tcpLn, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
-	}
-	// The API's connections read and write with raw system calls
-	// (package nbio says why).
-	var ln net.Listener = nbio.Listener{Listener: tcpLn}
-	addr := ln.Addr().String()
-	placer := placement.New(nil, placement.Local(w))
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: addr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention,
-		checker: devChecker(runtimes, exec, scanDir, log)}, log, nil)
-	defer async.enqueuer.Close()
-	defer gw.Close()
-	leaderCtx, stopLeader := context.WithCancel(ctx)
-	defer stopLeader()
-	go runLeaderServices(leaderCtx, cp, async, log.With("subsystem", "leader"), nil)
-
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: opts.Timeouts.header(),
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if opts.TLS.Enabled() {
-		tcfg, certFile, err := opts.TLS.serverConfig(opts.DataDir, addr)
-		if err != nil {
-			ln.Close()
+	log := opts.logger()
+	p := newParts(opts, log)
+	p.scanPolicy = scanPolicy
+	var (
+		token   string
+		created bool
+	)
+	comps := []component{
+		p.dataStores(),
+		p.pythons(),
+		p.devControlPlane(),
+		starting(func(ctx context.Context) (err error) {
+			token, created, err = ensureAdminKey(ctx, p.cp, opts.DataDir)
 			return err
-		}
-		ln = tls.NewListener(ln, tcfg)
-		scheme = "https"
-		log.Info("serving the API over TLS", "certificate", certFile)
+		}),
+		p.executor(),
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	comps = append(comps, p.instances("dev-worker", func() worker.BlobSource { return p.blobs })...)
+	comps = append(comps,
+		p.apiListener(),
+		p.api(func() apiSettings {
+			s := p.settings()
+			s.checker = devChecker(p.runtimes, p.exec, p.scanDir, log)
+			return s
+		}, func() *placement.Placer { return placement.New(nil, placement.Local(p.worker)) }, nil),
+		p.leadership(nil),
+		p.serveAPI(false),
+		banner(func() {
+			url := p.scheme() + "://" + p.addr
+			printBanner(opts.out(), url, opts.DataDir, token, created, p.runtimes, opts.Slots, p.exec.Name())
+			log.Info("nimbus dev started", "url", url, "data", opts.DataDir, "executor", p.exec.Name())
+		}, func() {
+			log.Info("shutting down: waiting for in-flight invocations", "grace", shutdownGrace)
+		}),
+	)
+	return p.l.run(ctx, log, comps...)
+}
 
-	printBanner(opts.Out, scheme+"://"+addr, opts.DataDir, token, created, runtimes, opts.Slots, exec.Name())
-	log.Info("nimbus dev started", "url", scheme+"://"+addr, "data", opts.DataDir, "executor", exec.Name())
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		return fmt.Errorf("API server: %w", err)
+// devControlPlane is the Raft node of nimbus dev: one voter, in memory
+// transport, leader within a moment of starting.
+func (p *parts) devControlPlane() component {
+	return step{
+		start: func(ctx context.Context) error {
+			cp, err := controlplane.Start(controlplane.Config{
+				NodeID: "dev", DataDir: p.opts.DataDir, Bootstrap: true, SingleNode: true, Log: p.log.With("subsystem", "controlplane"),
+			})
+			if err != nil {
+				return err
+			}
+			waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := cp.WaitLeader(waitCtx); err != nil {
+				cp.Shutdown()
+				return err
+			}
+			p.cp = cp
+			return nil
+		},
+		stop: func(context.Context) error { return p.cp.Shutdown() },
 	}
-	log.Info("shutting down: waiting for in-flight invocations", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	return nil
 }
 
 func runtimeNames(rts []python.Runtime) []string {
@@ -259,7 +153,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 
 // newExecutor returns the sandboxing executor, or refuses with what the
 // host lacks, unless the insecure mode was asked for by name.
-func newExecutor(opts DevOptions, log *slog.Logger) (sandbox.Executor, error) {
+func newExecutor(opts Options, log *slog.Logger) (sandbox.Executor, error) {
 	if opts.InsecureNoSandbox {
 		log.Warn("INSECURE: --insecure-no-sandbox: functions run as plain processes with the worker's privileges, without namespaces, cgroups or seccomp")
 		return sandbox.NewProcessExecutor(), nil

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,29 +27,61 @@ import (
 )
 
 // asyncParts are the pieces of the asynchronous path a node runs: the
-// enqueuer on every server, the dispatcher and scheduler on the leader.
+// enqueuer on every server; the dispatcher (a new one each term),
+// scheduler and notifier on the leader.
 type asyncParts struct {
-	placer     *placement.Placer
-	enqueuer   *queue.Enqueuer
-	dispatcher *queue.Dispatcher
-	scheduler  *scheduler.Loop
-	notifier   *notify.Notifier
+	cp        *controlplane.Node
+	placer    *placement.Placer
+	enqueuer  *queue.Enqueuer
+	scheduler *scheduler.Loop
+	notifier  *notify.Notifier
+	hooks     queue.Hooks // set by connect, before the first term
+	log       *slog.Logger
+
+	// dispatcher is the current term's, nil between terms: wake reaches
+	// it, whoever calls wake and whenever.
+	dispatcher atomic.Pointer[queue.Dispatcher]
+	// deliveries tracks the destination deliveries in flight; close
+	// cancels them (stopDeliveries) and waits.
+	deliveries     sync.WaitGroup
+	deliveryCtx    context.Context
+	stopDeliveries context.CancelFunc
 }
 
 func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, log *slog.Logger) *asyncParts {
-	a := &asyncParts{placer: placer, enqueuer: queue.NewEnqueuer(cp)}
+	a := &asyncParts{cp: cp, placer: placer, enqueuer: queue.NewEnqueuer(cp), log: log}
+	a.deliveryCtx, a.stopDeliveries = context.WithCancel(context.Background())
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
 	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
 	a.notifier = notify.NewNotifier(cp.Store().Subscriptions, secret, smtpCfg, log.With("subsystem", "notify"))
 	cp.Store().ObserveRecordOutcomes(a.notifier.Observe)
+	a.enqueuer.Committed = a.wake
+	a.scheduler.Fired = a.wake
 	return a
 }
 
+// wake makes the current term's dispatcher look at the queue now. Between
+// terms it does nothing: a term's dispatcher looks at the queue first.
+func (a *asyncParts) wake() {
+	if d := a.dispatcher.Load(); d != nil {
+		d.Wake()
+	}
+}
+
+// abandon cuts off the current term's runs (queue.Dispatcher.Abandon),
+// for a node that stops and cannot wait for them.
+func (a *asyncParts) abandon() {
+	if d := a.dispatcher.Load(); d != nil {
+		d.Abandon()
+	}
+}
+
 // connect wires the dispatcher's hooks to the gateway (logs, records,
-// destinations) once both exist.
-func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw *gateway.Gateway, log *slog.Logger) {
+// destinations) once both exist, before the first term.
+func (a *asyncParts) connect(gw *gateway.Gateway) {
+	cp, log := a.cp, a.log
 	deliverer := &notify.Deliverer{}
-	hooks := queue.Hooks{
+	a.hooks = queue.Hooks{
 		Log:     gw.AddLog,
 		Admit:   gw.Admit,
 		Observe: gw.ObserveRun,
@@ -56,9 +90,11 @@ func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw
 			if url == "" {
 				return
 			}
+			a.deliveries.Add(1)
 			go func() {
+				defer a.deliveries.Done()
 				secret, _ := gateway.WebhookSecret(cp.Store(), o.Function.Namespace)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				ctx, cancel := context.WithTimeout(a.deliveryCtx, 2*time.Minute)
 				defer cancel()
 				d := deliverer.Deliver(ctx, url, secret, queue.DestinationRecord(o))
 				if d.Err != nil {
@@ -71,49 +107,117 @@ func (a *asyncParts) connect(cp *controlplane.Node, placer *placement.Placer, gw
 			}()
 		},
 	}
-	a.dispatcher = queue.NewDispatcher(cp, placer, hooks, log.With("subsystem", "dispatcher"))
-	a.enqueuer.Committed = a.dispatcher.Wake
-	a.scheduler.Fired = a.dispatcher.Wake
 }
 
-// runLeaderServices runs, while this node leads and only after a Raft
-// barrier on taking office, the services only the leader runs; they stop
-// the moment leadership is lost. extra runs once per term of office.
-func runLeaderServices(ctx context.Context, cp *controlplane.Node, a *asyncParts, log *slog.Logger, extra func(ctx context.Context)) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	// wait polls until leading is want, or ctx ends (false).
-	wait := func(want bool) bool {
-		for cp.IsLeader() != want {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-t.C:
-			}
+// close cancels the destination deliveries in flight, waits for them,
+// then stops the enqueuer after committing what it holds. Call it after
+// the last term ended and before the gateway closes.
+func (a *asyncParts) close() {
+	a.stopDeliveries()
+	a.deliveries.Wait()
+	a.enqueuer.Close()
+}
+
+// term runs the services only the leader runs, for one term of office,
+// until ctx ends; it returns once every one of them has returned (the
+// dispatcher after its runs and their outcomes: see queue.Dispatcher.Run).
+// extra, when not nil, runs once per term beside them.
+func (a *asyncParts) term(ctx context.Context, extra func(ctx context.Context)) {
+	d := queue.NewDispatcher(a.cp, a.placer, a.hooks, a.log.With("subsystem", "dispatcher"))
+	a.dispatcher.Store(d)
+	defer a.dispatcher.Store(nil)
+	ensureWebhookSecret(ctx, a.cp, a.log)
+	var wg sync.WaitGroup
+	spawn := func(f func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
+	if extra != nil {
+		spawn(extra)
+	}
+	spawn(d.Run)
+	spawn(a.scheduler.Run)
+	spawn(a.notifier.Run)
+	spawn(func(ctx context.Context) { provision(ctx, a.cp, a.placer) })
+	wg.Wait()
+}
+
+// leaderNode is what runLeadership needs of the Raft node.
+type leaderNode interface {
+	LeaderCh() <-chan bool
+	IsLeader() bool
+	Barrier(timeout time.Duration) error
+}
+
+// runLeadership runs term during each term of office of cp until ctx
+// ends: from when cp leads and a Raft barrier has applied everything
+// committed before, until it stops leading. It follows cp.LeaderCh, of
+// which it must be the only reader; that channel keeps only the latest
+// change, so a true while a term runs means leadership was lost and
+// regained, and starts a new term. A term has ended (term returned) before
+// the next one starts, and before runLeadership returns.
+func runLeadership(ctx context.Context, cp leaderNode, log *slog.Logger, term func(ctx context.Context)) {
+	var (
+		endTerm context.CancelFunc
+		ended   chan struct{}
+	)
+	stop := func() bool {
+		if endTerm == nil {
+			return false
 		}
+		endTerm()
+		<-ended
+		endTerm = nil
 		return true
 	}
-	for wait(true) {
-		if err := cp.Barrier(10 * time.Second); err != nil {
-			log.Warn("barrier on taking office", "err", err)
-			continue
-		}
-		lctx, cancel := context.WithCancel(ctx)
-		log.Info("leader services started")
-		ensureWebhookSecret(lctx, cp, log)
-		if extra != nil {
-			go extra(lctx)
-		}
-		go a.dispatcher.Run(lctx)
-		go a.scheduler.Run(lctx)
-		go a.notifier.Run(lctx)
-		go provision(lctx, cp, a.placer)
-		stillRunning := wait(false)
-		cancel()
-		if !stillRunning {
+	start := func() {
+		tctx, cancel := context.WithCancel(ctx)
+		endTerm, ended = cancel, make(chan struct{})
+		go func(ended chan struct{}) {
+			defer close(ended)
+			if takeOffice(tctx, cp, log) {
+				log.Info("leader services started")
+				term(tctx)
+			}
+		}(ended)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
 			return
+		case leading := <-cp.LeaderCh():
+			if stop() {
+				log.Info("leadership lost: leader services stopped")
+			}
+			if leading {
+				start()
+			}
 		}
-		log.Info("leadership lost: leader services stopped")
+	}
+}
+
+// takeOffice waits for a Raft barrier, so that the leader's services see
+// everything committed before its term; it tries again while cp still
+// leads and reports whether the barrier passed before ctx ended.
+func takeOffice(ctx context.Context, cp leaderNode, log *slog.Logger) bool {
+	for {
+		err := cp.Barrier(10 * time.Second)
+		if err == nil {
+			return ctx.Err() == nil
+		}
+		log.Warn("barrier on taking office", "err", err)
+		if !cp.IsLeader() {
+			return false // a change of leadership follows on LeaderCh
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -179,7 +283,7 @@ type apiSettings struct {
 // newAPI builds what every node serves: the metrics registry, the async
 // parts (enqueuer, dispatcher, scheduler, notifier) and the gateway,
 // wired together. more adds what only some nodes have. The caller closes
-// the gateway, then the enqueuer.
+// the async parts (after the last term), then the gateway.
 func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, logs *logstore.Store,
 	set apiSettings, log *slog.Logger, more func(*gateway.Config)) (*gateway.Gateway, *asyncParts) {
 	reg := prometheus.NewRegistry()
@@ -191,6 +295,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	}
 	cfg := gateway.Config{
 		Enqueuer:    async.enqueuer,
+		Woken:       async.wake,
 		RateLimit:   set.rateLimit,
 		ScanPolicy:  set.scanPolicy,
 		Scanner:     scan.Scanner{TempDir: set.scanDir},
@@ -210,8 +315,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		more(&cfg)
 	}
 	gw := gateway.New(cfg)
-	async.connect(cp, placer, gw, log)
-	gw.SetWoken(async.dispatcher.Wake)
+	async.connect(gw)
 	return gw, async
 }
 

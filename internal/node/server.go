@@ -2,13 +2,10 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,70 +20,19 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
-	"nimbus/internal/logstore"
 	"nimbus/internal/model"
-	"nimbus/internal/nbio"
-	"nimbus/internal/notify"
 	"nimbus/internal/pki"
 	"nimbus/internal/placement"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
 )
 
-// ServerOptions configures `nimbus server`.
-type ServerOptions struct {
-	NodeID  string
-	DataDir string
-	Listen  string // API and internal RPC, HOST:PORT
-	Raft    string // Raft transport, HOST:PORT
-	// BootstrapExpect makes the servers of a new cluster wait until they
-	// see this many of themselves (through Join), then bootstrap together.
-	BootstrapExpect int
-	Join            []string // API addresses of other servers
-	// BootstrapTokenFile holds the cluster's initial admin key, which the
-	// servers also use between themselves.
-	BootstrapTokenFile string
-	// JoinToken (a server join token from `nimbus cluster token create
-	// --role server`) lets a new server get its certificate without the
-	// bootstrap key.
-	JoinToken string
-	// WorkerDeadAfter: a worker silent this long is offered nothing; 0 for
-	// five heartbeats (5 s).
-	WorkerDeadAfter time.Duration
-	// WorkerForgetAfter: a worker silent this long leaves the cluster
-	// view (shown dead until then); 0 for placement.DefaultForgetAfter.
-	WorkerForgetAfter time.Duration
-	// Standby joins as a non-voter, promoted by the leader when a voter
-	// has been dead for PromoteAfter (default 10 s).
-	Standby      bool
-	PromoteAfter time.Duration
-	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
-	SMTPAddr, SMTPFrom string
-	// Retention bounds the invocation records kept (zero: the default,
-	// model.DefaultRetention). It travels in each record batch this
-	// server commits, so servers should agree on it.
-	Retention model.Retention
-	// RateLimit is the default requests per second per key (0: none).
-	RateLimit float64
-	// Timeouts bound slow clients.
-	Timeouts HTTPTimeouts
-	// TLS serves the API over TLS. (Internal traffic is always mutual
-	// TLS with the cluster CA's certificates, on the Raft port.)
-	TLS TLSOptions
-	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
-	// scanning with Bandit at deploy.
-	ScanPolicy string
-	Out        io.Writer
-	LogLevel   slog.Level
-}
-
-// RunServer runs a control-plane server until ctx is cancelled.
-func RunServer(ctx context.Context, opts ServerOptions) error {
+// RunServer runs a control-plane server until ctx is cancelled. It reads
+// NodeID, DataDir, Listen and Raft (all required), the options of a
+// server of a cluster and those of the API.
+func RunServer(ctx context.Context, opts Options) error {
 	if opts.NodeID == "" || opts.DataDir == "" || opts.Listen == "" || opts.Raft == "" {
 		return errors.New("a server needs --node-id, --data, --listen and --raft")
-	}
-	if opts.Out == nil {
-		opts.Out = os.Stdout
 	}
 	if opts.WorkerDeadAfter <= 0 {
 		opts.WorkerDeadAfter = 5 * time.Second
@@ -94,7 +40,6 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	if opts.PromoteAfter <= 0 {
 		opts.PromoteAfter = 10 * time.Second
 	}
-	keepHeapFloor(ctx, heapFloor)
 	scanPolicy, err := parseScanPolicy(opts.ScanPolicy)
 	if err != nil {
 		return err
@@ -102,162 +47,167 @@ func RunServer(ctx context.Context, opts ServerOptions) error {
 	if opts.Standby && len(opts.Join) == 0 {
 		return errors.New("a --standby server needs --join to reach the cluster")
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel})).With("node", opts.NodeID)
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return err
-	}
-	token, err := clusterToken(opts)
-	if err != nil {
-		return err
-	}
-	logs, err := logstore.Open(filepath.Join(opts.DataDir, "logs.db"), 64<<10)
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
-	// The log store's lock says the data directory is this node's: what
-	// its scans left there can go.
-	scanDir, err := resetScratch(opts.DataDir)
-	if err != nil {
-		return err
-	}
-	blobs, err := blob.Open(filepath.Join(opts.DataDir, "blobs"))
-	if err != nil {
-		return err
-	}
-
-	ident, err := pki.Load(filepath.Join(opts.DataDir, "pki"))
-	if err != nil {
-		return fmt.Errorf("cluster certificate: %w", err)
-	}
-	tcpLn, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
-	}
-	// The API's connections read and write with raw system calls
-	// (package nbio says why).
-	var ln net.Listener = nbio.Listener{Listener: tcpLn}
-	apiAddr := ln.Addr().String()
-	if err := serverIdentity(ident, opts, apiAddr, log); err != nil {
-		ln.Close()
-		return err
-	}
-	raftAdvertise, err := net.ResolveTCPAddr("tcp", opts.Raft)
-	if err == nil && (raftAdvertise.IP == nil || raftAdvertise.IP.IsUnspecified()) {
-		err = errors.New("it must be an address the other servers can reach, not an unspecified one")
-	}
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("--raft %s: %w", opts.Raft, err)
-	}
-	// The internal port: Raft, the Control service and enrolment, all TLS.
-	iln, err := net.Listen("tcp", opts.Raft)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("internal port (--raft) %s: %w", opts.Raft, err)
-	}
-	mux := pki.NewMux(iln, ident.ServerConfig(true, []string{pki.ProtoRaft, pki.ProtoGRPC}, pki.RoleServer, pki.RoleWorker), log.With("subsystem", "internal"))
-	defer mux.Close()
-	stream := &raftStream{Listener: mux.Listener(pki.ProtoRaft), advertise: raftAdvertise, id: ident, log: log.With("subsystem", "raft")}
-	grpcLn, enrolLn := mux.Listener(pki.ProtoGRPC), mux.Listener(pki.ProtoEnrol)
-	go mux.Serve()
-	transport := raft.NewNetworkTransport(stream, 3, 10*time.Second, os.Stderr)
-	pool := rpc.NewPool(ident)
-	defer pool.Close()
-	cp, err := controlplane.Start(controlplane.Config{
-		NodeID: opts.NodeID, DataDir: opts.DataDir, Transport: transport, RPC: pool,
-		Log: log.With("subsystem", "controlplane"),
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer cp.Shutdown()
-
-	prober := controlplane.NewProber(cp)
-	registry := placement.NewRegistry(pool, opts.WorkerDeadAfter, opts.WorkerForgetAfter, log.With("subsystem", "placement"))
-	svc := controlplane.NewService(cp, apiAddr, blobs, registry)
-	grpcServer := grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
-	svc.Register(grpcServer)
-	go grpcServer.Serve(grpcLn)
-	enrolSrv := &pki.EnrolServer{Identity: ident, Authorize: enrolAuthorizer(cp.Store(), token), Log: log.With("subsystem", "enrol")}
-	go enrolSrv.Serve(enrolLn)
-
-	placer := placement.New(registry)
-	checker, closeChecker := serverChecker(opts.DataDir, scanDir, log)
-	defer closeChecker()
-	gw, async := newAPI(cp, placer, blobs, logs, apiSettings{addr: apiAddr, timeouts: opts.Timeouts, rateLimit: opts.RateLimit, scanPolicy: scanPolicy, scanDir: scanDir,
-		smtp: notify.SMTP{Addr: opts.SMTPAddr, From: opts.SMTPFrom}, retention: opts.Retention, checker: checker}, log, func(c *gateway.Config) {
-		c.ReplicateBlob = replicator(cp, pool, apiAddr)
-		c.PeerView = prober.Overlay
-		c.NotMember = prober.NotMember
-		c.Membership = &membership{cp: cp, pool: pool, registry: registry, discoveryTLS: discoveryTLS(opts.TLS.Enabled())}
-		c.Health = func() any {
-			h := serverHealth{ID: cp.ID(), Internal: cp.RaftAddr(), Bootstrapped: cp.HasState()}
-			if ca := ident.CA(); ca != nil {
-				h.CA = ca.Fingerprint()
+	log := opts.logger().With("node", opts.NodeID)
+	p := newParts(opts, log)
+	p.scanPolicy = scanPolicy
+	s := &serverParts{parts: p}
+	return p.l.run(ctx, log,
+		starting(func(context.Context) error {
+			if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+				return err
 			}
-			return h
-		}
-	})
-	defer async.enqueuer.Close()
-	defer gw.Close()
-
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	if opts.TLS.Enabled() {
-		serverTLS, certFile, err := opts.TLS.serverConfig(opts.DataDir, apiAddr)
-		if err != nil {
-			ln.Close()
+			s.token, err = clusterToken(opts)
 			return err
+		}),
+		p.dataStores(),
+		starting(func(context.Context) (err error) {
+			if s.ident, err = pki.Load(filepath.Join(opts.DataDir, "pki")); err != nil {
+				return fmt.Errorf("cluster certificate: %w", err)
+			}
+			return nil
+		}),
+		p.apiListener(),
+		starting(func(context.Context) error { return serverIdentity(s.ident, opts, p.addr, log) }),
+		s.internalPort(),
+		step{
+			start: func(context.Context) error { s.pool = rpc.NewPool(s.ident); return nil },
+			stop:  func(context.Context) error { s.pool.Close(); return nil },
+		},
+		s.controlPlane(),
+		s.controlRPC(),
+		p.api(func() apiSettings {
+			set := p.settings()
+			set.checker, s.closeChecker = serverChecker(opts.DataDir, p.scanDir, log)
+			return set
+		}, func() *placement.Placer { return placement.New(s.registry) }, s.gatewayConfig, func() { s.closeChecker() }),
+		p.serveAPI(true),
+		p.l.service(func(ctx context.Context) error {
+			joinCluster(ctx, p.cp, s.pool, s.ident, opts, p.addr, s.token, log)
+			return nil
+		}, nil),
+		p.l.service(func(ctx context.Context) error { registerSelf(ctx, p.cp, p.addr, log); return nil }, nil),
+		p.leadership(func(ctx context.Context) { leaderDuties(ctx, p.cp, s.token, opts.DataDir, log) }),
+		p.l.service(func(ctx context.Context) error { s.prober.Run(ctx); return nil }, nil),
+		p.l.service(func(ctx context.Context) error {
+			controlplane.Autopilot(ctx, p.cp, s.prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
+			return nil
+		}, nil),
+		banner(func() {
+			fmt.Fprintf(opts.out(), "Nimbus server %s is running.\n\n  API:       "+p.scheme()+"://%s\n  Internal:  %s (Raft and internal RPC, mutual TLS)\n  Data:      %s\n\n", opts.NodeID, p.addr, p.cp.RaftAddr(), opts.DataDir)
+			log.Info("nimbus server started", "api", p.addr, "raft", p.cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
+		}, nil),
+	)
+}
+
+// serverParts are what only a server of a cluster builds.
+type serverParts struct {
+	*parts
+	token        string // the cluster's bootstrap key, "" if none
+	ident        *pki.Identity
+	mux          *pki.Mux
+	raftAddr     net.Addr // advertised
+	pool         *rpc.Pool
+	prober       *controlplane.Prober
+	registry     *placement.Registry
+	closeChecker func()
+}
+
+// internalPort listens on the internal address (--raft) for Raft, the
+// Control service and enrolment, all TLS, told apart by ALPN (pki.Mux).
+func (s *serverParts) internalPort() component {
+	serve := s.l.service(func(context.Context) error {
+		return s.mux.Serve()
+	}, func(context.Context) error { return s.mux.Close() })
+	return step{
+		start: func(ctx context.Context) error {
+			opts := s.opts
+			adv, err := net.ResolveTCPAddr("tcp", opts.Raft)
+			if err == nil && (adv.IP == nil || adv.IP.IsUnspecified()) {
+				err = errors.New("it must be an address the other servers can reach, not an unspecified one")
+			}
+			if err != nil {
+				return fmt.Errorf("--raft %s: %w", opts.Raft, err)
+			}
+			iln, err := net.Listen("tcp", opts.Raft)
+			if err != nil {
+				return fmt.Errorf("internal port (--raft) %s: %w", opts.Raft, err)
+			}
+			s.raftAddr = adv
+			s.mux = pki.NewMux(iln, s.ident.ServerConfig(true, []string{pki.ProtoRaft, pki.ProtoGRPC}, pki.RoleServer, pki.RoleWorker), s.log.With("subsystem", "internal"))
+			return serve.Start(ctx)
+		},
+		stop: serve.Stop,
+	}
+}
+
+// controlPlane is the server's Raft node, over mutual TLS on the
+// internal port.
+func (s *serverParts) controlPlane() component {
+	return step{
+		start: func(context.Context) error {
+			stream := &raftStream{Listener: s.mux.Listener(pki.ProtoRaft), advertise: s.raftAddr, id: s.ident, log: s.log.With("subsystem", "raft")}
+			transport := raft.NewNetworkTransport(stream, 3, 10*time.Second, os.Stderr)
+			cp, err := controlplane.Start(controlplane.Config{
+				NodeID: s.opts.NodeID, DataDir: s.opts.DataDir, Transport: transport, RPC: s.pool,
+				Log: s.log.With("subsystem", "controlplane"),
+			})
+			s.cp = cp
+			return err
+		},
+		stop: func(context.Context) error { return s.cp.Shutdown() },
+	}
+}
+
+// controlRPC serves the Control service (to servers and workers) and
+// enrolment on the internal port, with the worker registry that the
+// workers' heartbeats feed.
+func (s *serverParts) controlRPC() component {
+	var (
+		grpcServer *grpc.Server
+		enrolLn    net.Listener
+	)
+	control := s.l.service(func(context.Context) error {
+		return grpcServer.Serve(s.mux.Listener(pki.ProtoGRPC))
+	}, func(context.Context) error { grpcServer.Stop(); return nil })
+	enrol := s.l.service(func(context.Context) error {
+		srv := &pki.EnrolServer{Identity: s.ident, Authorize: enrolAuthorizer(s.cp.Store(), s.token), Log: s.log.With("subsystem", "enrol")}
+		return srv.Serve(enrolLn)
+	}, func(context.Context) error { return enrolLn.Close() })
+	return step{
+		start: func(ctx context.Context) error {
+			s.prober = controlplane.NewProber(s.cp)
+			s.registry = placement.NewRegistry(s.pool, s.opts.WorkerDeadAfter, s.opts.WorkerForgetAfter, s.log.With("subsystem", "placement"))
+			svc := controlplane.NewService(s.cp, s.addr, s.blobs, s.registry)
+			grpcServer = grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+			svc.Register(grpcServer)
+			enrolLn = s.mux.Listener(pki.ProtoEnrol)
+			control.Start(ctx)
+			return enrol.Start(ctx)
+		},
+		stop: func(ctx context.Context) error {
+			return errors.Join(enrol.Stop(ctx), control.Stop(ctx))
+		},
+	}
+}
+
+// gatewayConfig adds what only a server's gateway has.
+func (s *serverParts) gatewayConfig(c *gateway.Config) {
+	cp, ident := s.cp, s.ident
+	c.ReplicateBlob = replicator(cp, s.pool, s.addr)
+	c.PeerView = s.prober.Overlay
+	c.NotMember = s.prober.NotMember
+	c.Membership = &membership{cp: cp, pool: s.pool, registry: s.registry, discoveryTLS: discoveryTLS(s.opts.TLS.Enabled())}
+	c.Health = func() any {
+		h := serverHealth{ID: cp.ID(), Internal: cp.RaftAddr(), Bootstrapped: cp.HasState()}
+		if ca := ident.CA(); ca != nil {
+			h.CA = ca.Fingerprint()
 		}
-		protocols.SetHTTP2(true)
-		ln = tls.NewListener(ln, serverTLS)
-		log.Info("serving the API over TLS", "certificate", certFile)
+		return h
 	}
-	srv := &http.Server{
-		Handler:           gw,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: opts.Timeouts.header(),
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go joinCluster(runCtx, cp, pool, ident, opts, apiAddr, token, log)
-	go registerSelf(runCtx, cp, apiAddr, log)
-	go runLeaderServices(runCtx, cp, async, log.With("subsystem", "leader"), func(ctx context.Context) {
-		leaderDuties(ctx, cp, token, opts.DataDir, log)
-	})
-	go prober.Run(runCtx)
-	go controlplane.Autopilot(runCtx, cp, prober, opts.PromoteAfter, log.With("subsystem", "autopilot"))
-
-	scheme := "http"
-	if opts.TLS.Enabled() {
-		scheme = "https"
-	}
-	fmt.Fprintf(opts.Out, "Nimbus server %s is running.\n\n  API:       "+scheme+"://%s\n  Internal:  %s (Raft and internal RPC, mutual TLS)\n  Data:      %s\n\n", opts.NodeID, apiAddr, cp.RaftAddr(), opts.DataDir)
-	log.Info("nimbus server started", "api", apiAddr, "raft", cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		return fmt.Errorf("API server: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	grpcServer.Stop()
-	return nil
 }
 
 // clusterToken reads the bootstrap token file, or else DATA/admin.token.
-func clusterToken(opts ServerOptions) (string, error) {
+func clusterToken(opts Options) (string, error) {
 	path := opts.BootstrapTokenFile
 	if path == "" {
 		path = filepath.Join(opts.DataDir, "admin.token")
@@ -284,7 +234,7 @@ func clusterToken(opts ServerOptions) (string, error) {
 // servers and bootstraps with them; otherwise, or once a cluster exists,
 // it asks a member to add it. Without peers it bootstraps alone. A node
 // without a certificate first gets one (see obtainCertificate).
-func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, ident *pki.Identity, opts ServerOptions, apiAddr, token string, log *slog.Logger) {
+func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, ident *pki.Identity, opts Options, apiAddr, token string, log *slog.Logger) {
 	if cp.HasState() {
 		return
 	}
@@ -363,7 +313,7 @@ func joinCluster(ctx context.Context, cp *controlplane.Node, pool *rpc.Pool, ide
 // has it: one it kept, one it signs with the CA key it kept, or, for a
 // lone server (no --join), a new cluster CA of its own. A server of a
 // cluster without them gets them in joinCluster.
-func serverIdentity(ident *pki.Identity, opts ServerOptions, apiAddr string, log *slog.Logger) error {
+func serverIdentity(ident *pki.Identity, opts Options, apiAddr string, log *slog.Logger) error {
 	hosts := pki.Hosts(opts.Raft, apiAddr)
 	if ident.Ready() {
 		if role, name := ident.Name(); role != pki.RoleServer || name != opts.NodeID {
@@ -394,7 +344,7 @@ func serverIdentity(ident *pki.Identity, opts ServerOptions, apiAddr string, log
 // bootstrap key or a server join token; or, while a new cluster forms
 // and nobody has a CA, the server with the lowest id of the bootstrap
 // set makes it and the others enrol with it. So the cluster has one CA.
-func obtainCertificate(ctx context.Context, ident *pki.Identity, seen []serverHealth, cred pki.Credential, opts ServerOptions, apiAddr string, log *slog.Logger) error {
+func obtainCertificate(ctx context.Context, ident *pki.Identity, seen []serverHealth, cred pki.Credential, opts Options, apiAddr string, log *slog.Logger) error {
 	hosts := pki.Hosts(opts.Raft, apiAddr)
 	var errs []error
 	for _, h := range seen {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -19,36 +18,16 @@ import (
 
 	"nimbus/internal/pki"
 	"nimbus/internal/rpc"
-	"nimbus/internal/runtime/python"
 	"nimbus/internal/worker"
 )
 
-// WorkerOptions configures `nimbus worker`.
-type WorkerOptions struct {
-	ID                string   // default: worker-<listen port>
-	Servers           []string // API addresses of the servers
-	DataDir           string
-	Listen            string // the worker's RPC address
-	Advertise         string // the address servers reach it at; default Listen
-	Slots             int    // 0 for one per core
-	Token             string // an admin or worker key, to enrol with
-	JoinToken         string // a worker join token, to enrol with
-	InsecureNoSandbox bool
-	IdleTimeout       time.Duration
-	PressureLimit     float64 // see worker.AgentConfig
-	TLSCA             string  // CA of the servers' API certificates, when their API is HTTPS
-	Prestart          int     // sandboxes per runtime started ahead; 0 for none
-
-	// FreezeAfter: see worker.Config.FreezeAfter.
-	FreezeAfter time.Duration
-
-	Out      io.Writer
-	LogLevel slog.Level
-}
-
 // RunWorker runs an execution node until ctx is cancelled: it heartbeats
-// to every server, serves invocations over RPC, and drains on the way out.
-func RunWorker(ctx context.Context, opts WorkerOptions) error {
+// to every server, serves invocations over RPC, and drains on the way
+// out. It reads Servers (required), NodeID (default worker-<listen
+// port>), DataDir (default ./.nimbus-worker), Listen (default
+// 127.0.0.1:0), Advertise, Token, JoinToken, TLS.CA, PressureLimit and the
+// options of running instances.
+func RunWorker(ctx context.Context, opts Options) error {
 	if len(opts.Servers) == 0 {
 		return errors.New("a worker needs --servers")
 	}
@@ -58,117 +37,143 @@ func RunWorker(ctx context.Context, opts WorkerOptions) error {
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:0"
 	}
-	keepHeapFloor(ctx, heapFloor)
-	if opts.Out == nil {
-		opts.Out = os.Stdout
+	p := newParts(opts, nil)
+	w := &workerParts{parts: p}
+	comps := []component{
+		w.listener(),
+		starting(func(context.Context) error { return os.MkdirAll(p.opts.DataDir, 0o700) }),
+		p.pythons(),
+		p.executor(),
+		starting(w.identity),
+		step{
+			start: func(context.Context) error { w.pool = rpc.NewPool(w.ident); return nil },
+			stop:  func(context.Context) error { w.pool.Close(); return nil },
+		},
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.Listen, err)
+	comps = append(comps, p.instances(opts.NodeID, func() worker.BlobSource {
+		return worker.RemoteBlobs{Servers: p.opts.Servers, Resolve: w.dir.Internal, Pool: w.pool}
+	})...)
+	comps = append(comps, w.serve(), banner(func() {
+		o := &p.opts
+		st := p.worker.Status()
+		fmt.Fprintf(o.out(), "Nimbus worker %s is running.\n\n  RPC:      %s\n  Servers:  %s\n  Slots:    %d\n  Executor: %s\n\n",
+			o.NodeID, o.Advertise, strings.Join(o.Servers, ", "), st.Slots, p.exec.Name())
+		p.log.Info("nimbus worker started", "rpc", o.Advertise, "servers", o.Servers, "slots", st.Slots, "executor", p.exec.Name())
+	}, nil))
+	return p.l.run(ctx, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel})), comps...)
+}
+
+// workerParts are what only a worker node builds.
+type workerParts struct {
+	*parts
+	ln    net.Listener // the RPC's
+	dir   *serverDirectory
+	ident *pki.Identity
+	pool  *rpc.Pool
+}
+
+// listener listens on the RPC address, which names the worker (and its
+// log) when --id is not given.
+func (w *workerParts) listener() component {
+	return step{
+		start: func(context.Context) error {
+			o := &w.opts
+			ln, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", o.Listen, err)
+			}
+			addr := ln.Addr().String()
+			if o.Advertise == "" {
+				o.Advertise = addr
+			}
+			if o.NodeID == "" {
+				o.NodeID = "worker-" + addr[strings.LastIndex(addr, ":")+1:]
+			}
+			w.ln, w.log = ln, o.logger().With("worker", o.NodeID)
+			return nil
+		},
+		// Serving closes the listener; this closes it when the worker
+		// stops before it serves.
+		stop: func(context.Context) error {
+			w.ln.Close()
+			return nil
+		},
 	}
-	addr := ln.Addr().String()
-	if opts.Advertise == "" {
-		opts.Advertise = addr
-	}
-	if opts.ID == "" {
-		opts.ID = "worker-" + addr[strings.LastIndex(addr, ":")+1:]
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.LogLevel})).With("worker", opts.ID)
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		ln.Close()
-		return err
-	}
-	runtimes, err := python.Discover()
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("looking for Python: %w", err)
-	}
-	exec, err := newExecutor(DevOptions{DataDir: opts.DataDir, InsecureNoSandbox: opts.InsecureNoSandbox}, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if c, ok := exec.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
+}
+
+// identity loads the worker's certificate, enrolling for one when it has
+// none (or one for another name).
+func (w *workerParts) identity(ctx context.Context) error {
+	o := w.opts
 	var apiTLS *tls.Config
-	if opts.TLSCA != "" {
+	if o.TLS.CA != "" {
 		var err error
-		if apiTLS, err = (TLSOptions{CA: opts.TLSCA}).clientConfig(""); err != nil {
-			ln.Close()
+		if apiTLS, err = (TLSOptions{CA: o.TLS.CA}).clientConfig(""); err != nil {
 			return err
 		}
 	}
-	dir := &serverDirectory{tls: apiTLS, known: map[string]string{}}
-	ident, err := pki.Load(filepath.Join(opts.DataDir, "pki"))
+	w.dir = &serverDirectory{tls: apiTLS, known: map[string]string{}}
+	ident, err := pki.Load(filepath.Join(o.DataDir, "pki"))
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("worker certificate: %w", err)
 	}
-	if role, name := ident.Name(); !ident.Ready() || role != pki.RoleWorker || name != opts.ID {
-		cred := opts.JoinToken
-		if cred == "" {
-			cred = opts.Token
-		}
-		if cred == "" {
-			ln.Close()
-			return errors.New("a new worker needs a credential to get its certificate: a join token (--join-token, --join-token-file or NIMBUS_JOIN_TOKEN, from `nimbus cluster token create`) or an admin or worker key (--token or NIMBUS_TOKEN)")
-		}
-		if err := enrolWorker(ctx, ident, dir, opts, cred, log); err != nil {
-			ln.Close()
-			return err
-		}
+	w.ident = ident
+	if role, name := ident.Name(); ident.Ready() && role == pki.RoleWorker && name == o.NodeID {
+		return nil
 	}
-	pool := rpc.NewPool(ident)
-	defer pool.Close()
-	w, err := worker.New(worker.Config{
-		ID:          opts.ID,
-		DataDir:     filepath.Join(opts.DataDir, "worker"),
-		Slots:       opts.Slots,
-		IdleTimeout: opts.IdleTimeout,
-		Runtimes:    runtimes,
-		Executor:    exec,
-		Prestart:    max(opts.Prestart, 0),
-		FreezeAfter: opts.FreezeAfter,
-		Blobs:       worker.RemoteBlobs{Servers: opts.Servers, Resolve: dir.Internal, Pool: pool},
-		Log:         log,
+	cred := o.JoinToken
+	if cred == "" {
+		cred = o.Token
+	}
+	if cred == "" {
+		return errors.New("a new worker needs a credential to get its certificate: a join token (--join-token, --join-token-file or NIMBUS_JOIN_TOKEN, from `nimbus cluster token create`) or an admin or worker key (--token or NIMBUS_TOKEN)")
+	}
+	return enrolWorker(ctx, ident, w.dir, o, cred, w.log)
+}
+
+// serve serves the Worker service to the servers of the cluster (only
+// they, with their certificates, reach it) and heartbeats to each of
+// them. Stopping drains: running invocations finish within the grace
+// period, then the heartbeats stop.
+func (w *workerParts) serve() component {
+	var (
+		g     *grpc.Server
+		agent *worker.Agent
+	)
+	rpcService := w.l.service(func(context.Context) error {
+		return g.Serve(w.ln)
+	}, func(ctx context.Context) error {
+		w.log.Info("draining: finishing in-flight invocations")
+		agent.StartDrain()
+		done := make(chan struct{})
+		go func() { g.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.Stop()
+			<-done
+		}
+		return nil
 	})
-	if err != nil {
-		ln.Close()
-		return err
+	heartbeats := w.l.service(func(ctx context.Context) error {
+		agent.Heartbeats(ctx)
+		return nil
+	}, nil)
+	return step{
+		start: func(ctx context.Context) error {
+			o := w.opts
+			agent = worker.NewAgent(w.worker, worker.AgentConfig{Servers: o.Servers, Resolve: w.dir.Internal, Advertise: o.Advertise, Pool: w.pool, PressureLimit: o.PressureLimit, Log: w.log})
+			g = grpc.NewServer(grpc.Creds(credentials.NewTLS(w.ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
+				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+			agent.Register(g)
+			rpcService.Start(ctx)
+			return heartbeats.Start(ctx)
+		},
+		stop: func(ctx context.Context) error {
+			err := rpcService.Stop(ctx)
+			return errors.Join(err, heartbeats.Stop(ctx))
+		},
 	}
-	defer w.Close()
-	leaveCPUsToInstances(ctx, w.InUse)
-	agent := worker.NewAgent(w, worker.AgentConfig{Servers: opts.Servers, Resolve: dir.Internal, Advertise: opts.Advertise, Pool: pool, PressureLimit: opts.PressureLimit, Log: log})
-	// Only servers of the cluster, with their certificates, reach the
-	// worker's RPC.
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
-		grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
-	agent.Register(g)
-	go g.Serve(ln)
-
-	hbCtx, stopHB := context.WithCancel(context.Background())
-	hbDone := make(chan struct{})
-	go func() { agent.Heartbeats(hbCtx); close(hbDone) }()
-
-	st := w.Status()
-	fmt.Fprintf(opts.Out, "Nimbus worker %s is running.\n\n  RPC:      %s\n  Servers:  %s\n  Slots:    %d\n  Executor: %s\n\n",
-		opts.ID, opts.Advertise, strings.Join(opts.Servers, ", "), st.Slots, exec.Name())
-	log.Info("nimbus worker started", "rpc", opts.Advertise, "servers", opts.Servers, "slots", st.Slots, "executor", exec.Name())
-
-	<-ctx.Done()
-	log.Info("draining: finishing in-flight invocations")
-	agent.StartDrain()
-	done := make(chan struct{})
-	go func() { g.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(shutdownGrace):
-		g.Stop()
-	}
-	stopHB()
-	<-hbDone
-	return nil
 }
 
 // serverDirectory maps the servers' API addresses (--servers) to their
@@ -210,7 +215,7 @@ func (d *serverDirectory) Internal(apiAddr string) string {
 // key made here; the key never leaves the worker. A server's refusal
 // (unknown or expired token) ends the attempt with its reason; servers
 // that cannot be reached are tried again until ctx ends.
-func enrolWorker(ctx context.Context, ident *pki.Identity, dir *serverDirectory, opts WorkerOptions, token string, log *slog.Logger) error {
+func enrolWorker(ctx context.Context, ident *pki.Identity, dir *serverDirectory, opts Options, token string, log *slog.Logger) error {
 	cred, err := credentialOf(token)
 	if err != nil {
 		return err
@@ -234,7 +239,7 @@ func enrolWorker(ctx context.Context, ident *pki.Identity, dir *serverDirectory,
 				continue
 			}
 			ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ca, cert, err := pki.Enrol(ectx, addr, cred, pki.RoleWorker, opts.ID, hosts, key)
+			ca, cert, err := pki.Enrol(ectx, addr, cred, pki.RoleWorker, opts.NodeID, hosts, key)
 			cancel()
 			if err == nil {
 				if err := ident.Install(ca, cert, key); err != nil {

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -65,7 +66,10 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{}}
 }
 
-// Heartbeat records a worker's heartbeat.
+// Heartbeat records a worker's heartbeat. A worker that comes back at
+// another address (restarted with the same ID) leaves its old address's
+// connection closed; workers silent for longer than forgetAfter are
+// forgotten (see forgetLocked).
 func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,6 +80,10 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 		r.log.Info("worker registered", "worker", hb.WorkerId, "address", hb.Address, "slots", hb.Slots)
 	}
 	w.mu.Lock()
+	var moved string
+	if w.hb != nil && w.hb.Address != hb.Address {
+		moved = w.hb.Address
+	}
 	w.hb = hb
 	w.seen = time.Now()
 	w.warm = make(map[string]bool, len(hb.WarmRevisions))
@@ -83,6 +91,10 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 		w.warm[k] = true
 	}
 	w.mu.Unlock()
+	if moved != "" {
+		r.closeUnusedLocked(moved)
+	}
+	r.forgetLocked()
 }
 
 // Targets returns the workers the registry knows, sorted by ID (dead
@@ -91,24 +103,53 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 func (r *Registry) Targets() []Target {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []Target
+	r.forgetLocked()
 	ids := make([]string, 0, len(r.workers))
-	for id, w := range r.workers {
-		w.mu.Lock()
-		silent := time.Since(w.seen)
-		w.mu.Unlock()
-		if silent > r.forgetAfter {
-			delete(r.workers, id)
-			r.log.Info("worker forgotten", "worker", id, "silent_for", silent.Round(time.Second))
-			continue
-		}
+	for id := range r.workers {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	out := make([]Target, 0, len(ids))
 	for _, id := range ids {
 		out = append(out, r.workers[id])
 	}
 	return out
+}
+
+// forgetLocked removes the workers silent for longer than forgetAfter and
+// closes the pool's connections to their addresses (a worker that silent
+// is gone: calls still in flight to it fail as they would anyway). Needs
+// r.mu.
+func (r *Registry) forgetLocked() {
+	for id, w := range r.workers {
+		w.mu.Lock()
+		silent := time.Since(w.seen)
+		addr := w.hb.GetAddress()
+		w.mu.Unlock()
+		if silent <= r.forgetAfter {
+			continue
+		}
+		delete(r.workers, id)
+		r.log.Info("worker forgotten", "worker", id, "silent_for", silent.Round(time.Second))
+		r.closeUnusedLocked(addr)
+	}
+}
+
+// closeUnusedLocked closes the pool's connection to addr unless a worker
+// the registry knows is there. Needs r.mu.
+func (r *Registry) closeUnusedLocked(addr string) {
+	if addr == "" || r.pool == nil {
+		return
+	}
+	for _, w := range r.workers {
+		w.mu.Lock()
+		there := w.hb.GetAddress() == addr
+		w.mu.Unlock()
+		if there {
+			return
+		}
+	}
+	r.pool.CloseWorker(addr)
 }
 
 // remote is a worker reached over RPC.
@@ -189,13 +230,14 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 		w.mu.Unlock()
 	}()
 	start := time.Now()
+	var sentTo peer.Peer
 	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload,
-		SlotWaitMs: req.SlotWait.Milliseconds()})
+		SlotWaitMs: req.SlotWait.Milliseconds()}, grpc.Peer(&sentTo))
 	if err != nil {
 		if ctx.Err() != nil {
 			return worker.Result{}, ctx.Err()
 		}
-		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && neverConnected(st.Message()) {
+		if neverSent(err, sentTo) {
 			w.markDown()
 			return worker.Result{}, ErrUnreachable
 		}
@@ -228,11 +270,18 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	}, nil
 }
 
-// neverConnected reports whether an Unavailable status means the call
-// never reached the worker (so it is safe to try another).
-func neverConnected(msg string) bool {
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") ||
-		strings.Contains(msg, "connection error")
+// neverSent reports whether a failed call never left this server, so
+// that the worker cannot have run it and another may be tried: gRPC
+// failed it with Unavailable (no connection could be made) or Canceled
+// (its connection was closed, see Registry.forgetLocked) before giving
+// it to a connection, which is when gRPC fills in the call's peer.
+// Anything else may have reached the worker.
+func neverSent(err error, sentTo peer.Peer) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled:
+		return sentTo.Addr == nil
+	}
+	return false
 }
 
 func (w *remote) markDown() {

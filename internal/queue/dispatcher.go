@@ -80,7 +80,8 @@ type Outcome struct {
 	Condition string
 }
 
-// Dispatcher runs queued events. Run it on the leader only.
+// Dispatcher runs queued events during one term of office of the leader:
+// make a new one for each term (Run may be called once).
 type Dispatcher struct {
 	cp    Control
 	inv   Invoker
@@ -94,13 +95,27 @@ type Dispatcher struct {
 	// others: they hold slots).
 	starting int
 	wake     chan struct{}
+	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
+	runs     sync.WaitGroup // the runs Run started
+	// abandon ends the runs' invocations (Abandon).
+	abandon  context.Context
+	abandons context.CancelFunc
 }
 
 // NewDispatcher returns a dispatcher.
 func NewDispatcher(cp Control, inv Invoker, hooks Hooks, log *slog.Logger) *Dispatcher {
-	return &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	d.abandon, d.abandons = context.WithCancel(context.Background())
+	return d
 }
+
+// Abandon cuts off the invocations of the runs in flight, for a node
+// that stops and cannot wait for them: their outcomes are not committed,
+// so their leases expire and their events run again (at least once), as
+// when a leader dies. Run then returns without waiting for them to end on
+// their own.
+func (d *Dispatcher) Abandon() { d.abandons() }
 
 // Wake makes the dispatcher look at the queue now (new events arrived).
 func (d *Dispatcher) Wake() {
@@ -110,17 +125,38 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run dispatches until ctx ends (leadership lost). Runs it has started
-// finish in the background; their results are committed if this node
-// still leads, refused otherwise.
+// Run dispatches until ctx ends (the term of office ends), then waits
+// for the runs it started and flushes their outcomes before it returns,
+// so that nothing of this term is left running when the next starts.
+//
+// Outcomes are flushed, not dropped: the finisher commits them through
+// Apply, which forwards them to the new leader when this node no longer
+// leads. The FSM accepts an outcome only for the lease epoch it was
+// leased under, so one whose event was leased again meanwhile is
+// refused (and logged), never committed twice as a different result. An
+// outcome that cannot be committed at all (no leader within the
+// finisher's timeout) is logged; its lease then expires and the event
+// runs again (at least once). Runs are bounded by their function's
+// timeout plus leaseGrace, and so is the wait.
+//
+// Run may be called once: it panics if the Dispatcher ran before.
 func (d *Dispatcher) Run(ctx context.Context) {
+	d.mu.Lock()
+	if d.finisher != nil {
+		d.mu.Unlock()
+		panic("queue: Dispatcher.Run called twice; make a new Dispatcher for each term")
+	}
 	d.finisher = newFinisher(d.cp, d.log)
 	d.finisher.onDone = func(o *Outcome) {
 		if d.hooks.Outcome != nil {
 			d.hooks.Outcome(*o)
 		}
 	}
-	defer d.finisher.close()
+	d.mu.Unlock()
+	defer func() {
+		d.runs.Wait()
+		d.finisher.close()
+	}()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -216,7 +252,9 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		d.inflight[q.RequestID] = epoch
 		d.starting++
 		d.mu.Unlock()
+		d.runs.Add(1)
 		go func() {
+			defer d.runs.Done()
 			defer releases[i]()
 			d.run(q)
 		}()
@@ -303,10 +341,14 @@ func (d *Dispatcher) run(q model.QueueItem) {
 		return
 	}
 	cfg := asyncConfig(fn.FunctionConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(fn.Timeout)+leaseGrace)
+	ctx, cancel := context.WithTimeout(d.abandon, time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
 	started()
 	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
+	if d.abandon.Err() != nil {
+		d.log.Info("async run abandoned as the node stops: it runs again when its lease expires", "request_id", q.RequestID, "function", fn.Name)
+		return
+	}
 	now := time.Now().UTC()
 	if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, placement.ErrNoWorkers) || errors.Is(err, worker.ErrClosed) {
 		// It never ran: back to the queue shortly, without counting.

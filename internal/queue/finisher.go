@@ -10,7 +10,9 @@ import (
 )
 
 // finisher batches outcomes into Finish commands, and calls the outcome
-// hook for those the FSM accepted.
+// hook for those the FSM accepted. Its owner adds nothing after close
+// (the Dispatcher waits for its runs first); close commits what was
+// added before it.
 type finisher struct {
 	cp  Control
 	log *slog.Logger

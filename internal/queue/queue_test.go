@@ -400,9 +400,10 @@ func startDispatcher(t *testing.T, cp Control, w *fakeWorker, hooks Hooks, sink 
 		d.Run(ctx)
 	}()
 	t.Cleanup(func() {
+		// Run waits for its runs: the worker's blocked answers end first.
 		cancel()
-		<-done
 		close(w.stop)
+		<-done
 		waitFor(t, "the worker's invocations to return", func() bool { return w.running() == 0 })
 	})
 	return d

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sort"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -74,6 +75,31 @@ func (p *Pool) Worker(addr string) (rpcpb.WorkerClient, error) {
 		return nil, err
 	}
 	return rpcpb.NewWorkerClient(c), nil
+}
+
+// CloseWorker closes the connection to the worker at addr, if the pool
+// holds one: for a worker that is gone. Calls still in flight on it fail;
+// a later Worker(addr) dials again.
+func (p *Pool) CloseWorker(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := string(pki.RoleWorker) + "://" + addr
+	if c, ok := p.conns[key]; ok {
+		c.Close()
+		delete(p.conns, key)
+	}
+}
+
+// Conns lists the connections the pool holds, as ROLE://ADDRESS, sorted.
+func (p *Pool) Conns() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.conns))
+	for k := range p.conns {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Close closes every connection.

@@ -53,11 +53,11 @@ func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, model.
 		}
 		opts.ExpiresAt = time.Now().UTC().Add(d)
 	}
-	return s.IssueKey(ctx, opts)
+	return s.issueKey(ctx, opts)
 }
 
-// IssueKey commits a new key (or join token) with opts as they are.
-func (s *Service) IssueKey(ctx context.Context, opts auth.KeyOptions) (string, model.Key, error) {
+// issueKey commits a new key (or join token) with opts as they are.
+func (s *Service) issueKey(ctx context.Context, opts auth.KeyOptions) (string, model.Key, error) {
 	return auth.CreateKeyWith(ctx, s.d.Control, opts)
 }
 
@@ -115,5 +115,5 @@ func (s *Service) CreateJoinToken(ctx context.Context, role, ttl, note string) (
 	if opts.Note == "" {
 		opts.Note = "join token for a " + strings.TrimPrefix(opts.Role, "join-")
 	}
-	return s.IssueKey(ctx, opts)
+	return s.issueKey(ctx, opts)
 }

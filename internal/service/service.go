@@ -96,10 +96,3 @@ type Service struct {
 func New(d Deps) *Service {
 	return &Service{d: d, store: d.Control.Store(), log: d.Log, rec: newRecorder(d.Control, d.Logs, d.Retention, d.Log)}
 }
-
-// SetWoken sets the function called after a redrive (the dispatcher is
-// built after the service).
-func (s *Service) SetWoken(f func()) { s.d.Woken = f }
-
-// Store is the state the reads answer from.
-func (s *Service) Store() *state.Store { return s.store }

@@ -1,4 +1,4 @@
-package node
+package tuning
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// leaveCPUsToInstances gives the Go scheduler of a node that hosts
+// LeaveCPUsToInstances gives the Go scheduler of a node that hosts
 // instances (nimbus dev, nimbus worker) half the CPUs it would take, at
 // least one, while at most one invocation runs at a time, and all of them
 // while invocations run side by side; unless GOMAXPROCS is set in the
 // environment. It samples busy (the worker's slots in use) until ctx
-// ends.
+// ends, and returns then.
 //
 // Half while invocations come one at a time: the node's own work is
 // I/O-bound (HTTP, pipes, Raft) and the CPU-bound work is the instances',
@@ -34,7 +34,7 @@ import (
 // The other cost of half: a long CPU-bound goroutine of the node (a large
 // deploy's unzip, a login's argon2id) shares fewer processors with
 // invocations, and the scheduler preempts it only every 10 ms.
-func leaveCPUsToInstances(ctx context.Context, busy func() int) {
+func LeaveCPUsToInstances(ctx context.Context, busy func() int) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		return
 	}
@@ -43,7 +43,7 @@ func leaveCPUsToInstances(ctx context.Context, busy func() int) {
 	if g.low == g.high {
 		return
 	}
-	go every(ctx, procsSample, func() {
+	every(ctx, procsSample, func() {
 		if n, changed := g.next(busy()); changed {
 			runtime.GOMAXPROCS(n)
 		}

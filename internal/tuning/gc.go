@@ -1,4 +1,8 @@
-package node
+// Package tuning owns the process-wide runtime settings a Nimbus node
+// makes: the garbage collector's heap floor and the processors the Go
+// scheduler uses. They belong to the process, so only cmd/nimbus turns
+// them on (see main.go); the node packages never call them themselves.
+package tuning
 
 import (
 	"context"
@@ -8,13 +12,13 @@ import (
 	"time"
 )
 
-// heapFloor is the smallest heap goal a node's garbage collector works
-// towards (see keepHeapFloor).
-const heapFloor = 64 << 20
+// HeapFloor is the smallest heap goal a node's garbage collector works
+// towards (see KeepHeapFloor).
+const HeapFloor = 64 << 20
 
 func lookupGOGC() (string, bool) { return os.LookupEnv("GOGC") }
 
-// keepHeapFloor tunes the garbage collector so that its heap goal is at
+// KeepHeapFloor tunes the garbage collector so that its heap goal is at
 // least floor bytes, until ctx ends. A node's live heap is small (a few
 // MB) while every invocation allocates some kilobytes (its request, its
 // record, its log, their Raft entry and log-store pages), so with the
@@ -24,7 +28,7 @@ func lookupGOGC() (string, bool) { return os.LookupEnv("GOGC") }
 // goal is the floor; above, GOGC is 100 again: the floor costs at most
 // floor bytes of memory. An explicit GOGC in the environment is left
 // alone.
-func keepHeapFloor(ctx context.Context, floor uint64) {
+func KeepHeapFloor(ctx context.Context, floor uint64) {
 	if _, set := lookupGOGC(); set {
 		return
 	}

@@ -1,4 +1,4 @@
-package node
+package tuning
 
 import (
 	"context"
@@ -10,7 +10,7 @@ func TestHeapFloorLeavesAnExplicitGOGCAlone(t *testing.T) {
 	t.Setenv("GOGC", "") // set: left alone
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
-	keepHeapFloor(t.Context(), 1<<40)
+	KeepHeapFloor(t.Context(), 1<<40)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC set in the environment, but the floor changed GOGC to %d", got)
 	}
@@ -24,7 +24,7 @@ func TestHeapFloorWithoutGOGC(t *testing.T) {
 	defer debug.SetGCPercent(prev)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	keepHeapFloor(ctx, 1<<40) // far above any test's live heap
+	KeepHeapFloor(ctx, 1<<40) // far above any test's live heap
 	if got := debug.SetGCPercent(100); got <= 100 {
 		t.Fatalf("GOGC %d under a heap floor far above the live heap", got)
 	}

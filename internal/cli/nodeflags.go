@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"nimbus/internal/node"
+)
+
+// nodeKind is the node a command starts.
+type nodeKind int
+
+const (
+	devNode nodeKind = iota
+	serverNode
+	workerNode
+)
+
+// nodeFlags are the flags of `nimbus dev`, `server` and `worker`, declared
+// once into one node.Options: each command gets the flags of its kind,
+// with the names, defaults and help they have always had.
+type nodeFlags struct {
+	kind                     nodeKind
+	opts                     node.Options
+	freeze                   *freezeFlags // dev, worker
+	joinToken, joinTokenFile string       // server, worker
+}
+
+func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
+	n := &nodeFlags{kind: kind}
+	o := &n.opts
+	switch kind {
+	case devNode:
+		f.StringVar(&o.DataDir, "data", ".nimbus", "data directory")
+		f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT")
+		f.IntVar(&o.Slots, "slots", 0, "worker slots (0: four per core)")
+		f.DurationVar(&o.IdleTimeout, "idle-timeout", 10*time.Minute, "warm instances idle this long stop (provisioned ones stay)")
+	case serverNode:
+		f.StringVar(&o.NodeID, "node-id", "", "this server's ID (required)")
+		f.StringVar(&o.DataDir, "data", "", "data directory (required)")
+		f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "API address HOST:PORT (clients, the dashboard, /healthz)")
+		f.StringVar(&o.Raft, "raft", "", "internal address HOST:PORT: Raft, the internal RPC (servers and workers) and enrolment, mutual TLS only (required)")
+		f.IntVar(&o.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers see each other")
+		f.StringSliceVar(&o.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
+		f.StringVar(&o.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
+		f.StringVar(&n.joinToken, "join-token", "", "a server join token (nimbus cluster token create --role server) to get this server's certificate with")
+		f.DurationVar(&o.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")
+		f.DurationVar(&o.WorkerForgetAfter, "worker-forget-after", 0, "a worker silent this long leaves the cluster view; until then it shows as dead (default 5m)")
+		f.StringVar(&o.TLS.CA, "tls-ca", "", "no effect: internal traffic is mutual TLS with the cluster's own CA")
+		f.MarkDeprecated("tls-ca", "internal traffic is mutual TLS with the cluster's own CA; the flag has no effect")
+		f.BoolVar(&o.Standby, "standby", false, "join as a non-voter, promoted when a voter has been dead for --promote-after")
+		f.DurationVar(&o.PromoteAfter, "promote-after", 0, "how long a voter may be dead before a standby replaces it (default 10s)")
+	case workerNode:
+		f.StringVar(&o.NodeID, "id", "", "worker ID (default worker-<port>)")
+		f.StringSliceVar(&o.Servers, "servers", nil, "API addresses of the servers, HOST:PORT,... (required)")
+		f.StringVar(&o.DataDir, "data", ".nimbus-worker", "data directory")
+		f.StringVar(&o.Listen, "listen", "127.0.0.1:0", "RPC address HOST:PORT")
+		f.StringVar(&o.Advertise, "advertise", "", "address the servers reach this worker at (default --listen)")
+		f.IntVar(&o.Slots, "slots", 0, "concurrent invocations (default one per core)")
+		f.StringVar(&o.TLS.CA, "tls-ca", "", "CA of the servers' API certificates, when their API is HTTPS")
+		f.StringVar(&n.joinToken, "join-token", "", "a join token (nimbus cluster token create) to get this worker's certificate with, on its first start")
+		f.Float64Var(&o.PressureLimit, "pressure-limit", 90, "refuse new work while busy and CPU or memory pressure (PSI avg10, %) is above this; negative: never")
+	}
+	if kind != devNode {
+		help := "file holding a join token"
+		if kind == serverNode {
+			help = "file holding a server join token"
+		}
+		f.StringVar(&n.joinTokenFile, "join-token-file", "", help)
+	}
+	if kind != workerNode { // the API
+		tlsCert, tlsDir := "serve the API over TLS with this certificate (PEM)", "DIR"
+		if kind == serverNode {
+			tlsCert, tlsDir = "serve the API over TLS with this certificate (PEM; Raft and internal RPC always use the cluster CA's mutual TLS)", "DATA"
+		}
+		f.StringVar(&o.TLS.Cert, "tls-cert", "", tlsCert)
+		f.StringVar(&o.TLS.Key, "tls-key", "", "the certificate's key (PEM)")
+		f.BoolVar(&o.TLS.SelfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate made in "+tlsDir+"/tls")
+		f.StringVar(&o.ScanPolicy, "scan-policy", "warn", "code scanning with Bandit at deploy: off, warn, or block[:LOW|MEDIUM|HIGH]")
+		f.Float64Var(&o.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
+		f.DurationVar(&o.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
+		f.DurationVar(&o.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
+		f.StringVar(&o.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
+		f.StringVar(&o.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
+		retentionFlags(f, &o.Retention)
+	}
+	if kind != serverNode { // instances
+		f.IntVar(&o.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
+		n.freeze = addFreezeFlags(f)
+		f.BoolVar(&o.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
+	}
+	return n
+}
+
+// options checks the flags and returns the node's options, with paths
+// resolved and the values that come from the environment.
+func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
+	o := n.opts
+	if n.kind != workerNode {
+		if err := checkRetention(o.Retention); err != nil {
+			return o, err
+		}
+	}
+	o.DataDir = a.path(o.DataDir)
+	o.Out = a.env.Stdout
+	o.FollowInstances = a.env.FollowInstances
+	if n.kind != devNode {
+		t, err := a.joinToken(n.joinToken, n.joinTokenFile)
+		if err != nil {
+			return o, err
+		}
+		o.JoinToken = t
+	}
+	if n.freeze != nil {
+		after, err := n.freeze.after(a, cmd.Flags())
+		if err != nil {
+			return o, err
+		}
+		o.FreezeAfter = after
+	}
+	return o, nil
+}
+
+// runNode runs a node until the command's context ends; that ending is
+// not an error.
+func (a *app) runNode(cmd *cobra.Command, run func(context.Context, node.Options) error, o node.Options) error {
+	err := run(cmd.Context(), o)
+	if err != nil && !(errors.Is(err, context.Canceled) && cmd.Context().Err() != nil) {
+		return a.platform(err)
+	}
+	return nil
+}
