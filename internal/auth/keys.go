@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 )
 
@@ -65,13 +66,13 @@ func CreateKey(ctx context.Context, cp fsm.Writer, role, note string) (string, e
 
 // CreateKeyWith makes a key with options; it returns the key and its
 // stored form.
-func CreateKeyWith(ctx context.Context, cp fsm.Writer, o KeyOptions) (string, state.Key, error) {
+func CreateKeyWith(ctx context.Context, cp fsm.Writer, o KeyOptions) (string, model.Key, error) {
 	token := NewToken()
 	id, secret, _ := ParseToken(token)
-	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, Namespace: o.Namespace, CreatedAt: time.Now().UTC(),
+	key := model.Key{ID: id, SecretHash: hashSecret(secret), Role: o.Role, Namespace: o.Namespace, CreatedAt: time.Now().UTC(),
 		Note: o.Note, ExpiresAt: o.ExpiresAt, RateLimit: o.RateLimit}
 	if _, err := fsm.Apply(ctx, cp, fsm.PutKey{Key: key}); err != nil {
-		return "", state.Key{}, err
+		return "", model.Key{}, err
 	}
 	return token, key, nil
 }
@@ -83,7 +84,7 @@ func PutKey(ctx context.Context, cp fsm.Writer, token, role, note string) error 
 	if err != nil {
 		return err
 	}
-	key := state.Key{ID: id, SecretHash: hashSecret(secret), Role: role, CreatedAt: time.Now().UTC(), Note: note}
+	key := model.Key{ID: id, SecretHash: hashSecret(secret), Role: role, CreatedAt: time.Now().UTC(), Note: note}
 	_, err = fsm.Apply(ctx, cp, fsm.PutKey{Key: key})
 	return err
 }
@@ -116,20 +117,20 @@ func ParseToken(token string) (id, secret string, err error) {
 
 // Check returns the stored key that token is, or ErrUnauthorized. It
 // costs a map lookup and a constant-time comparison.
-func Check(store *state.Store, token string) (state.Key, error) {
+func Check(store *state.Store, token string) (model.Key, error) {
 	id, secret, err := ParseToken(strings.TrimSpace(token))
 	if err != nil {
-		return state.Key{}, ErrUnauthorized
+		return model.Key{}, ErrUnauthorized
 	}
 	key, err := store.Key(id)
 	if err != nil {
-		return state.Key{}, ErrUnauthorized
+		return model.Key{}, ErrUnauthorized
 	}
 	if !secretMatches(key.SecretHash, secret) {
-		return state.Key{}, ErrUnauthorized
+		return model.Key{}, ErrUnauthorized
 	}
 	if !key.ExpiresAt.IsZero() && time.Now().After(key.ExpiresAt) {
-		return state.Key{}, ErrUnauthorized
+		return model.Key{}, ErrUnauthorized
 	}
 	return key, nil
 }

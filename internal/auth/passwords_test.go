@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 )
 
@@ -88,7 +89,7 @@ func newStore(t *testing.T) (*state.Store, fsm.Writer) {
 
 func TestLoginAnswersAlikeForAWrongNameAndAWrongPassword(t *testing.T) {
 	store, cp := newStore(t)
-	u := state.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword("lovelace-1815"), CreatedAt: time.Now()}
+	u := model.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword("lovelace-1815"), CreatedAt: time.Now()}
 	if _, err := fsm.Apply(context.Background(), cp, fsm.PutUser{User: u, Create: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestLoginAnswersAlikeForAWrongNameAndAWrongPassword(t *testing.T) {
 func TestSessions(t *testing.T) {
 	store, cp := newStore(t)
 	ctx := context.Background()
-	u := state.User{Name: "ada", Role: RoleDeveloper, Namespace: "team-a", PasswordHash: HashPassword("lovelace-1815")}
+	u := model.User{Name: "ada", Role: RoleDeveloper, Namespace: "team-a", PasswordHash: HashPassword("lovelace-1815")}
 	fsm.Apply(ctx, cp, fsm.PutUser{User: u, Create: true})
 	now := time.Now().UTC()
 	token, sess, err := StartSession(ctx, cp, "ada", now)
@@ -189,7 +190,7 @@ func TestNoPasswordOrTokenInTheSnapshot(t *testing.T) {
 	store, cp := newStore(t)
 	ctx := context.Background()
 	const pw = "Plaintext-Passw0rd"
-	u := state.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword(pw)}
+	u := model.User{Name: "ada", Role: RoleViewer, PasswordHash: HashPassword(pw)}
 	fsm.Apply(ctx, cp, fsm.PutUser{User: u, Create: true})
 	token, _, err := StartSession(ctx, cp, "ada", time.Now())
 	if err != nil {

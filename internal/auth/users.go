@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 )
 
@@ -68,14 +69,14 @@ func ValidatePassword(pw string) error {
 
 // Login checks a name and password. A wrong name and a wrong password
 // both cost one argon2id hash and both return ErrBadLogin.
-func Login(store *state.Store, name, password string) (state.User, error) {
+func Login(store *state.Store, name, password string) (model.User, error) {
 	u, err := store.User(name)
 	if err != nil {
 		VerifyPassword(decoyHash(), password)
-		return state.User{}, ErrBadLogin
+		return model.User{}, ErrBadLogin
 	}
 	if !VerifyPassword(u.PasswordHash, password) {
-		return state.User{}, ErrBadLogin
+		return model.User{}, ErrBadLogin
 	}
 	return u, nil
 }
@@ -83,15 +84,15 @@ func Login(store *state.Store, name, password string) (state.User, error) {
 // StartSession makes a session for user and commits its hash; it returns
 // the session token (the cookie's value, which exists only there) and
 // the stored session.
-func StartSession(ctx context.Context, cp fsm.Writer, user string, now time.Time) (string, state.Session, error) {
+func StartSession(ctx context.Context, cp fsm.Writer, user string, now time.Time) (string, model.Session, error) {
 	idb := make([]byte, 8)
 	sec := make([]byte, 32)
 	rand.Read(idb)
 	rand.Read(sec)
 	id, secret := hex.EncodeToString(idb), hex.EncodeToString(sec)
-	sess := state.Session{ID: id, SecretHash: hashSecret(secret), User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	sess := model.Session{ID: id, SecretHash: hashSecret(secret), User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
 	if _, err := fsm.Apply(ctx, cp, fsm.PutSession{Session: sess, Now: now}); err != nil {
-		return "", state.Session{}, err
+		return "", model.Session{}, err
 	}
 	return id + "_" + secret, sess, nil
 }
@@ -105,21 +106,21 @@ func parseSession(token string) (id, secret string, ok bool) {
 // CheckSession returns the live session that token is and its user, or
 // ErrNoSession. Like Check, it costs map lookups and a constant-time
 // comparison.
-func CheckSession(store *state.Store, token string) (state.Session, state.User, error) {
+func CheckSession(store *state.Store, token string) (model.Session, model.User, error) {
 	id, secret, ok := parseSession(token)
 	if !ok {
-		return state.Session{}, state.User{}, ErrNoSession
+		return model.Session{}, model.User{}, ErrNoSession
 	}
 	sess, err := store.Session(id)
 	if err != nil {
-		return state.Session{}, state.User{}, ErrNoSession
+		return model.Session{}, model.User{}, ErrNoSession
 	}
 	if !secretMatches(sess.SecretHash, secret) || !time.Now().Before(sess.ExpiresAt) {
-		return state.Session{}, state.User{}, ErrNoSession
+		return model.Session{}, model.User{}, ErrNoSession
 	}
 	u, err := store.User(sess.User)
 	if err != nil {
-		return state.Session{}, state.User{}, ErrNoSession
+		return model.Session{}, model.User{}, ErrNoSession
 	}
 	return sess, u, nil
 }
@@ -142,7 +143,7 @@ func CheckCSRF(token, got string) bool {
 
 // Principal is the key-shaped identity a session gives its requests, so
 // that role checks, rate limits and the audit log treat it like a key.
-func Principal(u state.User, sess state.Session) state.Key {
-	return state.Key{ID: UserPrefix + u.Name, Role: u.Role, Namespace: u.Namespace,
+func Principal(u model.User, sess model.Session) model.Key {
+	return model.Key{ID: UserPrefix + u.Name, Role: u.Role, Namespace: u.Namespace,
 		CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -81,7 +82,7 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	if err := applyDeployFlags(cmd, &cfg, fl); err != nil {
 		return err
 	}
-	if err := codepkg.ValidateConfig(cfg); err != nil {
+	if err := codepkg.ValidateConfig(wire.ModelFunctionConfig(cfg)); err != nil {
 		return usagef("%v", err)
 	}
 

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/codepkg"
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // scaffoldHandler is the main.py that `nimbus init` writes.
@@ -42,7 +42,7 @@ func (a *app) initCommand() *cobra.Command {
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := codepkg.ValidateConfig(client.FunctionConfig{Name: name}); err != nil {
+			if err := codepkg.ValidateConfig(model.FunctionConfig{Name: name}); err != nil {
 				return usagef("%v", err)
 			}
 			dir := a.path(name)

@@ -14,7 +14,7 @@
 //
 //	cfg, found, err := codepkg.LoadManifest(dir)
 //	// ... apply flags over cfg ...
-//	if err := codepkg.ValidateConfig(cfg); err != nil { ... }
+//	if err := codepkg.ValidateConfig(wire.ModelFunctionConfig(cfg)); err != nil { ... }
 //	zipBytes, err := codepkg.ZipDir(dir, codepkg.DefaultLimits(), nil)
 //
 // and on the server side:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/wire"
 )
 
 func ExampleParseManifest() {
@@ -12,8 +13,9 @@ func ExampleParseManifest() {
 	if err != nil {
 		panic(err)
 	}
-	codepkg.ApplyDefaults(&cfg)
-	fmt.Println(cfg.Name, cfg.Handler, cfg.MemoryMB, codepkg.ValidateConfig(cfg))
+	stored := wire.ModelFunctionConfig(cfg) // what the server validates
+	codepkg.ApplyDefaults(&stored)
+	fmt.Println(stored.Name, stored.Handler, stored.MemoryMB, codepkg.ValidateConfig(stored))
 
 	_, err = codepkg.ParseManifest([]byte("name: hello\nmemroy: 256\n"))
 	fmt.Println(errors.Is(err, codepkg.ErrInvalidConfig))

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -222,7 +223,7 @@ func parseTimeout(n *yaml.Node) (time.Duration, error) {
 // match ^[A-Za-z_][A-Za-z0-9_]*$ and keys plus values total at most 4096
 // bytes. It reports every problem at once, in one error wrapping
 // ErrInvalidConfig.
-func ValidateConfig(c client.FunctionConfig) error {
+func ValidateConfig(c model.FunctionConfig) error {
 	var probs []string
 	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
@@ -296,7 +297,7 @@ func ValidateConfig(c client.FunctionConfig) error {
 // main.handler, memory 128 MB, timeout 3s, ephemeral storage 512 MB. Runtime is left as is (the
 // worker picks the newest Python it has); name, env and description have
 // no default.
-func ApplyDefaults(c *client.FunctionConfig) {
+func ApplyDefaults(c *model.FunctionConfig) {
 	if c.Handler == "" {
 		c.Handler = DefaultHandler
 	}
@@ -304,7 +305,7 @@ func ApplyDefaults(c *client.FunctionConfig) {
 		c.MemoryMB = DefaultMemoryMB
 	}
 	if c.Timeout == 0 {
-		c.Timeout = client.Duration(DefaultTimeout)
+		c.Timeout = model.Duration(DefaultTimeout)
 	}
 	if c.EphemeralMB == 0 {
 		c.EphemeralMB = DefaultEphemeralMB

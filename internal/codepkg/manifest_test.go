@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -124,8 +125,8 @@ func TestLoadManifestReportsUnreadableFiles(t *testing.T) {
 }
 
 func TestValidateConfig(t *testing.T) {
-	ok := client.FunctionConfig{Name: "hello"}
-	with := func(f func(c *client.FunctionConfig)) client.FunctionConfig {
+	ok := model.FunctionConfig{Name: "hello"}
+	with := func(f func(c *model.FunctionConfig)) model.FunctionConfig {
 		c := ok
 		f(&c)
 		return c
@@ -134,35 +135,35 @@ func TestValidateConfig(t *testing.T) {
 	tooBigEnv := map[string]string{"K": strings.Repeat("v", MaxEnvBytes-1), "L": ""}
 	tests := []struct {
 		name    string
-		cfg     client.FunctionConfig
+		cfg     model.FunctionConfig
 		mention string // "" means valid
 	}{
 		{"a bare name is valid", ok, ""},
-		{"a full config is valid", client.FunctionConfig{Name: "a-1", Runtime: "python3.12", Handler: "pkg.mod.fn",
-			MemoryMB: 10240, Timeout: client.Duration(900 * time.Second), Env: map[string]string{"_X1": "y"}}, ""},
-		{"the smallest memory and timeout are valid", with(func(c *client.FunctionConfig) {
-			c.MemoryMB, c.Timeout = 128, client.Duration(time.Second)
+		{"a full config is valid", model.FunctionConfig{Name: "a-1", Runtime: "python3.12", Handler: "pkg.mod.fn",
+			MemoryMB: 10240, Timeout: model.Duration(900 * time.Second), Env: map[string]string{"_X1": "y"}}, ""},
+		{"the smallest memory and timeout are valid", with(func(c *model.FunctionConfig) {
+			c.MemoryMB, c.Timeout = 128, model.Duration(time.Second)
 		}), ""},
-		{"env of exactly 4 KB is valid", with(func(c *client.FunctionConfig) { c.Env = bigEnv }), ""},
-		{"a 63-character name is valid", with(func(c *client.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 62) }), ""},
+		{"env of exactly 4 KB is valid", with(func(c *model.FunctionConfig) { c.Env = bigEnv }), ""},
+		{"a 63-character name is valid", with(func(c *model.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 62) }), ""},
 
-		{"a missing name is refused", client.FunctionConfig{}, "name is required"},
-		{"a 64-character name is refused", with(func(c *client.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 63) }), "name"},
-		{"a name with capitals is refused", with(func(c *client.FunctionConfig) { c.Name = "Hello" }), `name "Hello"`},
-		{"a name starting with a digit is refused", with(func(c *client.FunctionConfig) { c.Name = "1x" }), `name "1x"`},
-		{"a runtime that is not python3.X is refused", with(func(c *client.FunctionConfig) { c.Runtime = "node18" }), `runtime "node18"`},
-		{"a handler without a function is refused", with(func(c *client.FunctionConfig) { c.Handler = "main" }), `handler "main"`},
-		{"a handler with a path is refused", with(func(c *client.FunctionConfig) { c.Handler = "dir/main.handler" }), "handler"},
-		{"a handler with an empty part is refused", with(func(c *client.FunctionConfig) { c.Handler = "main..handler" }), "handler"},
-		{"memory below 128 MB is refused", with(func(c *client.FunctionConfig) { c.MemoryMB = 64 }), "memory 64 MB is outside 128..10240 MB"},
-		{"memory above 10240 MB is refused", with(func(c *client.FunctionConfig) { c.MemoryMB = 10241 }), "memory 10241 MB"},
-		{"negative memory is refused", with(func(c *client.FunctionConfig) { c.MemoryMB = -1 }), "memory -1 MB"},
-		{"a sub-second timeout is refused", with(func(c *client.FunctionConfig) { c.Timeout = client.Duration(500 * time.Millisecond) }), "timeout 500ms is outside 1s..15m0s"},
-		{"a timeout over 900s is refused", with(func(c *client.FunctionConfig) { c.Timeout = client.Duration(901 * time.Second) }), "timeout 15m1s"},
-		{"a bad env key is refused", with(func(c *client.FunctionConfig) { c.Env = map[string]string{"A-B": "x"} }), `env key "A-B"`},
-		{"an env key starting with a digit is refused", with(func(c *client.FunctionConfig) { c.Env = map[string]string{"1A": "x"} }), `env key "1A"`},
-		{"env over 4 KB is refused", with(func(c *client.FunctionConfig) { c.Env = tooBigEnv }), "env totals 4097 bytes"},
-		{"every problem is reported at once", client.FunctionConfig{Name: "X", MemoryMB: 1}, `name "X" must be`},
+		{"a missing name is refused", model.FunctionConfig{}, "name is required"},
+		{"a 64-character name is refused", with(func(c *model.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 63) }), "name"},
+		{"a name with capitals is refused", with(func(c *model.FunctionConfig) { c.Name = "Hello" }), `name "Hello"`},
+		{"a name starting with a digit is refused", with(func(c *model.FunctionConfig) { c.Name = "1x" }), `name "1x"`},
+		{"a runtime that is not python3.X is refused", with(func(c *model.FunctionConfig) { c.Runtime = "node18" }), `runtime "node18"`},
+		{"a handler without a function is refused", with(func(c *model.FunctionConfig) { c.Handler = "main" }), `handler "main"`},
+		{"a handler with a path is refused", with(func(c *model.FunctionConfig) { c.Handler = "dir/main.handler" }), "handler"},
+		{"a handler with an empty part is refused", with(func(c *model.FunctionConfig) { c.Handler = "main..handler" }), "handler"},
+		{"memory below 128 MB is refused", with(func(c *model.FunctionConfig) { c.MemoryMB = 64 }), "memory 64 MB is outside 128..10240 MB"},
+		{"memory above 10240 MB is refused", with(func(c *model.FunctionConfig) { c.MemoryMB = 10241 }), "memory 10241 MB"},
+		{"negative memory is refused", with(func(c *model.FunctionConfig) { c.MemoryMB = -1 }), "memory -1 MB"},
+		{"a sub-second timeout is refused", with(func(c *model.FunctionConfig) { c.Timeout = model.Duration(500 * time.Millisecond) }), "timeout 500ms is outside 1s..15m0s"},
+		{"a timeout over 900s is refused", with(func(c *model.FunctionConfig) { c.Timeout = model.Duration(901 * time.Second) }), "timeout 15m1s"},
+		{"a bad env key is refused", with(func(c *model.FunctionConfig) { c.Env = map[string]string{"A-B": "x"} }), `env key "A-B"`},
+		{"an env key starting with a digit is refused", with(func(c *model.FunctionConfig) { c.Env = map[string]string{"1A": "x"} }), `env key "1A"`},
+		{"env over 4 KB is refused", with(func(c *model.FunctionConfig) { c.Env = tooBigEnv }), "env totals 4097 bytes"},
+		{"every problem is reported at once", model.FunctionConfig{Name: "X", MemoryMB: 1}, `name "X" must be`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,19 +179,19 @@ func TestValidateConfig(t *testing.T) {
 			}
 		})
 	}
-	if err := ValidateConfig(client.FunctionConfig{Name: "X", MemoryMB: 1}); !strings.Contains(fmt.Sprint(err), "memory 1 MB") {
+	if err := ValidateConfig(model.FunctionConfig{Name: "X", MemoryMB: 1}); !strings.Contains(fmt.Sprint(err), "memory 1 MB") {
 		t.Errorf("err = %v, want the memory problem reported too", err)
 	}
 }
 
 func TestApplyDefaults(t *testing.T) {
-	c := client.FunctionConfig{Name: "x", Runtime: "python3.11"}
+	c := model.FunctionConfig{Name: "x", Runtime: "python3.11"}
 	ApplyDefaults(&c)
-	want := client.FunctionConfig{Name: "x", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(3 * time.Second), EphemeralMB: 512}
+	want := model.FunctionConfig{Name: "x", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: model.Duration(3 * time.Second), EphemeralMB: 512}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
-	set := client.FunctionConfig{Handler: "a.b", MemoryMB: 512, Timeout: client.Duration(time.Minute), EphemeralMB: 1024}
+	set := model.FunctionConfig{Handler: "a.b", MemoryMB: 512, Timeout: model.Duration(time.Minute), EphemeralMB: 1024}
 	c = set
 	ApplyDefaults(&c)
 	if !reflect.DeepEqual(c, set) {

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // registry declares every command once: its number, and the function that
@@ -75,11 +75,11 @@ func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult
 }
 
 func applyDeleteFunction(s *state.Store, c DeleteFunction) (None, error) {
-	return None{}, s.DeleteFunction(client.QualifiedName(c.Namespace, c.Name))
+	return None{}, s.DeleteFunction(model.QualifiedName(c.Namespace, c.Name))
 }
 
 func applyRemoveFunction(s *state.Store, c RemoveFunction) (RemoveFunctionResult, error) {
-	deps, deleted, err := s.RemoveFunction(client.QualifiedName(c.Namespace, c.Name), c.Force)
+	deps, deleted, err := s.RemoveFunction(model.QualifiedName(c.Namespace, c.Name), c.Force)
 	if err != nil {
 		return RemoveFunctionResult{}, err
 	}
@@ -216,21 +216,21 @@ func applyPutSchedule(s *state.Store, c PutSchedule) (PutScheduleResult, error) 
 }
 
 func applyDeleteSchedule(s *state.Store, c DeleteSchedule) (None, error) {
-	return None{}, s.DeleteSchedule(client.QualifiedName(c.Namespace, c.Name))
+	return None{}, s.DeleteSchedule(model.QualifiedName(c.Namespace, c.Name))
 }
 
 func applyEnableSchedule(s *state.Store, c EnableSchedule) (None, error) {
-	return None{}, s.SetScheduleEnabled(client.QualifiedName(c.Namespace, c.Name), c.Enabled, c.Now)
+	return None{}, s.SetScheduleEnabled(model.QualifiedName(c.Namespace, c.Name), c.Enabled, c.Now)
 }
 
 func applyFireSchedule(s *state.Store, c FireSchedule) (None, error) {
-	return None{}, s.FireSchedule(client.QualifiedName(c.Namespace, c.Name), c.Slot, c.Missed, c.Item)
+	return None{}, s.FireSchedule(model.QualifiedName(c.Namespace, c.Name), c.Slot, c.Missed, c.Item)
 }
 
 func applyFireSchedules(s *state.Store, c FireSchedules) (FireSchedulesResult, error) {
 	res := FireSchedulesResult{}
 	for _, fire := range c.Fires {
-		qn := client.QualifiedName(fire.Namespace, fire.Name)
+		qn := model.QualifiedName(fire.Namespace, fire.Name)
 		if err := s.FireSchedule(qn, fire.Slot, fire.Missed, fire.Item); err != nil {
 			if res.Refused == nil {
 				res.Refused = map[string]string{}

@@ -11,8 +11,7 @@ package fsm
 import (
 	"time"
 
-	"nimbus/internal/state"
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // CommandType identifies a command. Append only.
@@ -52,7 +51,7 @@ const (
 // ends the user's sessions but Keep's. The password is in it only as its
 // argon2id hash.
 type PutUser struct {
-	User   state.User `json:"user"`
+	User   model.User `json:"user"`
 	Create bool       `json:"create"`
 	Keep   string     `json:"keep,omitempty"` // session ID to keep
 }
@@ -71,7 +70,7 @@ type DeleteUser struct {
 // PutSession starts a session (its secret only as a hash) and drops those
 // expired as of Now.
 type PutSession struct {
-	Session state.Session `json:"session"`
+	Session model.Session `json:"session"`
 	Now     time.Time     `json:"now"`
 }
 
@@ -82,7 +81,7 @@ type DeleteSession struct {
 
 // PutNamespace creates or changes a namespace.
 type PutNamespace struct {
-	Namespace client.Namespace `json:"namespace"`
+	Namespace model.Namespace `json:"namespace"`
 }
 
 // PutNamespaceResult says whether the namespace is new.
@@ -97,7 +96,7 @@ type DeleteNamespace struct {
 
 // PutSubscription stores a notification subscription.
 type PutSubscription struct {
-	Subscription client.Subscription `json:"subscription"`
+	Subscription model.Subscription `json:"subscription"`
 }
 
 // DeleteSubscription removes one.
@@ -115,13 +114,13 @@ type PutSetting struct {
 
 // UpsertFunction creates a function or adds a revision to it.
 type UpsertFunction struct {
-	Function client.Function `json:"function"`
-	Now      time.Time       `json:"now"`
+	Function model.Function `json:"function"`
+	Now      time.Time      `json:"now"`
 }
 
 // UpsertFunctionResult is what applying UpsertFunction returns.
 type UpsertFunctionResult struct {
-	Function client.Function
+	Function model.Function
 	Created  bool
 }
 
@@ -145,16 +144,16 @@ type RemoveFunction struct {
 // the function was removed, and what names it (removed with it when it
 // was, the reason it was not otherwise).
 type RemoveFunctionResult struct {
-	Deleted    bool                      `json:"deleted"`
-	Dependents client.FunctionDependents `json:"dependents"`
+	Deleted    bool                     `json:"deleted"`
+	Dependents model.FunctionDependents `json:"dependents"`
 }
 
 // RecordInvocations stores a batch of invocation records and applies
 // retention as of Now.
 type RecordInvocations struct {
-	Records   []client.Invocation `json:"records"`
-	Retention state.Retention     `json:"retention"`
-	Now       time.Time           `json:"now"`
+	Records   []model.Invocation `json:"records"`
+	Retention model.Retention    `json:"retention"`
+	Now       time.Time          `json:"now"`
 }
 
 // RecordInvocationsResult lists the records that retention removed, so
@@ -165,12 +164,12 @@ type RecordInvocationsResult struct {
 
 // PutKey stores an API key (its hash only).
 type PutKey struct {
-	Key state.Key `json:"key"`
+	Key model.Key `json:"key"`
 }
 
 // Audit appends entries to the audit log.
 type Audit struct {
-	Entries []client.AuditEntry `json:"entries"`
+	Entries []model.AuditEntry `json:"entries"`
 }
 
 // DeleteKey revokes an API key.
@@ -180,12 +179,12 @@ type DeleteKey struct {
 
 // PutServer records a control-plane member's addresses.
 type PutServer struct {
-	Server state.ServerInfo `json:"server"`
+	Server model.ServerInfo `json:"server"`
 }
 
 // Enqueue queues asynchronous events (a batch: many per Raft entry).
 type Enqueue struct {
-	Items []state.QueueItem `json:"items"`
+	Items []model.QueueItem `json:"items"`
 }
 
 // EnqueueResult says how many events were new.
@@ -225,12 +224,12 @@ type Outcome struct {
 	RequestID string            `json:"request_id"`
 	Epoch     uint64            `json:"epoch"` // 0 for any (an expired lease, or an event too old)
 	Kind      string            `json:"kind"`
-	Record    client.Invocation `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
+	Record    model.Invocation  `json:"record,omitzero"` // complete: the record; retry, dead letter: the attempt's, if one ran
 	NotBefore time.Time         `json:"not_before,omitzero"`
 	Reason    string            `json:"reason,omitempty"`
 	Refund    bool              `json:"refund,omitempty"` // retry: the event never ran
 	LastError string            `json:"last_error,omitempty"`
-	Enqueue   []state.QueueItem `json:"enqueue,omitempty"`
+	Enqueue   []model.QueueItem `json:"enqueue,omitempty"`
 }
 
 // Finish applies a batch of outcomes.
@@ -258,7 +257,7 @@ type RedriveResult struct {
 
 // PutSchedule creates or replaces a schedule.
 type PutSchedule struct {
-	Schedule client.Schedule `json:"schedule"`
+	Schedule model.Schedule `json:"schedule"`
 }
 
 // PutScheduleResult says whether the schedule is new.
@@ -288,7 +287,7 @@ type FireSchedule struct {
 	Name      string           `json:"name"`
 	Slot      time.Time        `json:"slot"`
 	Missed    int64            `json:"missed"`
-	Item      *state.QueueItem `json:"item,omitempty"`
+	Item      *model.QueueItem `json:"item,omitempty"`
 }
 
 // FireSchedules applies many fires in one entry (the scheduler's batch).

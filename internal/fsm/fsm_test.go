@@ -11,8 +11,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -35,8 +35,8 @@ func apply(t *testing.T, f *FSM, ct CommandType, cmd any) any {
 	return f.Apply(&raft.Log{Type: raft.LogCommand, Data: data})
 }
 
-func fn(name, sha string) client.Function {
-	return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, CodeSHA256: sha}
+func fn(name, sha string) model.Function {
+	return model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, CodeSHA256: sha}
 }
 
 func TestUpsertFunctionBumpsTheRevision(t *testing.T) {
@@ -72,11 +72,11 @@ func TestDeleteFunction(t *testing.T) {
 
 func TestRecordInvocationsAppliesRetention(t *testing.T) {
 	f, s := newFSM()
-	rec := func(id, function string, start time.Time) client.Invocation {
-		return client.Invocation{ID: id, Function: function, Start: start, Status: client.StatusSuccess}
+	rec := func(id, function string, start time.Time) model.Invocation {
+		return model.Invocation{ID: id, Function: function, Start: start, Status: model.StatusSuccess}
 	}
-	ret := state.Retention{PerFunction: 2, MaxAge: time.Hour}
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{
+	ret := model.Retention{PerFunction: 2, MaxAge: time.Hour}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{
 		rec("a", "f", t0), rec("b", "f", t0.Add(time.Minute)), rec("c", "f", t0.Add(2*time.Minute)), rec("x", "g", t0),
 	}, Retention: ret, Now: t0.Add(2 * time.Minute)})
 	if hasRecord(s, "a") || !hasRecord(s, "b") || !hasRecord(s, "c") || !hasRecord(s, "x") {
@@ -97,19 +97,19 @@ func TestRecordInvocationsAppliesRetention(t *testing.T) {
 
 func TestARecordWithAKnownIDReplacesTheOld(t *testing.T) {
 	f, s := newFSM()
-	r := client.Invocation{ID: "a", Function: "f", Start: t0, Status: "running"}
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: state.DefaultRetention(), Now: t0})
-	r.Status = client.StatusFailed
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{r}, Retention: state.DefaultRetention(), Now: t0})
+	r := model.Invocation{ID: "a", Function: "f", Start: t0, Status: "running"}
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
+	r.Status = model.StatusFailed
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{r}, Retention: model.DefaultRetention(), Now: t0})
 	got := s.Records(state.RecordQuery{})
-	if len(got) != 1 || got[0].Status != client.StatusFailed {
+	if len(got) != 1 || got[0].Status != model.StatusFailed {
 		t.Fatalf("got %+v", got)
 	}
 }
 
 func TestPutKey(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, PutKeyType, PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}})
+	apply(t, f, PutKeyType, PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}})
 	k, err := s.Key("k1")
 	if err != nil || k.Role != "admin" || k.SecretHash != "abc" {
 		t.Fatalf("got %+v %v", k, err)
@@ -129,8 +129,8 @@ func TestUnknownAndCorruptCommandsAreSkippedNotFatal(t *testing.T) {
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f, s := newFSM()
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
-	apply(t, f, PutKeyType, PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin"}})
-	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "hello", Start: t0}}, Retention: state.DefaultRetention(), Now: t0})
+	apply(t, f, PutKeyType, PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin"}})
+	apply(t, f, RecordInvocationsType, RecordInvocations{Records: []model.Invocation{{ID: "r1", Function: "hello", Start: t0}}, Retention: model.DefaultRetention(), Now: t0})
 
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -169,8 +169,8 @@ func (m *memSink) Close() error  { return nil }
 
 func TestPutServer(t *testing.T) {
 	f, s := newFSM()
-	apply(t, f, PutServerType, PutServer{Server: state.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:8001"}})
-	apply(t, f, PutServerType, PutServer{Server: state.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:9001"}})
+	apply(t, f, PutServerType, PutServer{Server: model.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:8001"}})
+	apply(t, f, PutServerType, PutServer{Server: model.ServerInfo{ID: "s1", Raft: "127.0.0.1:7001", APIAddr: "127.0.0.1:9001"}})
 	info, ok := s.ServerInfo("s1")
 	if !ok || info.APIAddr != "127.0.0.1:9001" || len(s.ServerInfos()) != 1 {
 		t.Fatalf("got %+v %v", info, ok)

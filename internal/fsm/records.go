@@ -6,8 +6,7 @@ import (
 	"math"
 	"time"
 
-	"nimbus/internal/state"
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // RecordInvocations is the one command a warm load commits all the time:
@@ -23,10 +22,18 @@ import (
 //	0x01  retention.per_function(varint) retention.max_age(varint ns)
 //	      now(time) count(uvarint) record...
 //
-// and each record its fields in the order of client.Invocation: strings
-// and byte strings as uvarint length then bytes, integers as varints,
-// floats as 8 bytes (IEEE 754, big-endian), booleans as one byte, times as
-// a presence byte then varint Unix nanoseconds (UTC).
+// and each record these fields of model.Invocation, in this order, fixed
+// here and not by the type's declaration (it was client.Invocation's
+// order when the encoding was made; testdata/records-v*.hex pins the
+// bytes):
+//
+//	id namespace function revision trigger status start duration_ms
+//	billed_ms memory_mb max_memory_mb init_ms cold_start error_type result
+//	log_tail worker attempts enqueued_at destination
+//
+// strings and byte strings as uvarint length then bytes, integers as
+// varints, floats as 8 bytes (IEEE 754, big-endian), booleans as one byte,
+// times as a presence byte then varint Unix nanoseconds (UTC).
 //
 // Version 2 (0x02) is version 1 with one more field at the end of each
 // record: processes_left (varint). Version 1 bodies still decode (0
@@ -213,7 +220,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	if v != recordsV1 && v != recordsV2 {
 		return c, errors.New("unknown binary records version")
 	}
-	c.Retention = state.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
+	c.Retention = model.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
 	c.Now = r.time()
 	n := r.uvarint()
 	// A count beyond what the body can hold is malformed, and must not
@@ -225,7 +232,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	if r.err != nil || n > uint64(len(r.b)/least) {
 		return c, errShortRecords
 	}
-	c.Records = make([]client.Invocation, n)
+	c.Records = make([]model.Invocation, n)
 	seen := map[string]string{}
 	for i := range c.Records {
 		rec := &c.Records[i]

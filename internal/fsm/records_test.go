@@ -1,26 +1,32 @@
 package fsm
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata (never for a format already written to Raft logs)")
 
 // filled returns an Invocation with every field set to a value that is
 // not its zero value, found by reflection: a field added to
-// client.Invocation and forgotten by the binary encoding fails the round
+// model.Invocation and forgotten by the binary encoding fails the round
 // trip below.
-func filled(t *testing.T, seed int) client.Invocation {
+func filled(t *testing.T, seed int) model.Invocation {
 	t.Helper()
-	var inv client.Invocation
+	var inv model.Invocation
 	v := reflect.ValueOf(&inv).Elem()
 	for i := range v.NumField() {
 		f, name := v.Field(i), v.Type().Field(i).Name
@@ -38,7 +44,7 @@ func filled(t *testing.T, seed int) client.Invocation {
 		case f.Kind() == reflect.Bool:
 			f.SetBool(true)
 		default:
-			t.Fatalf("client.Invocation.%s has a kind (%s) the test does not fill: teach it, and the binary records encoding", name, f.Kind())
+			t.Fatalf("model.Invocation.%s has a kind (%s) the test does not fill: teach it, and the binary records encoding", name, f.Kind())
 		}
 	}
 	return inv
@@ -46,8 +52,8 @@ func filled(t *testing.T, seed int) client.Invocation {
 
 func TestBinaryRecordsKeepEveryField(t *testing.T) {
 	in := RecordInvocations{
-		Records:   []client.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
-		Retention: state.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Records:   []model.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
+		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
 	_, data, err := encode(in)
@@ -79,7 +85,7 @@ func TestBinaryRecordsKeepEveryField(t *testing.T) {
 // Entries committed before the binary encoding hold JSON; they still apply.
 func TestJSONRecordsStillApply(t *testing.T) {
 	f, s := newFSM()
-	body, err := json.Marshal(RecordInvocations{Records: []client.Invocation{{ID: "old", Function: "hello", Start: t0}}, Retention: state.DefaultRetention(), Now: t0})
+	body, err := json.Marshal(RecordInvocations{Records: []model.Invocation{{ID: "old", Function: "hello", Start: t0}}, Retention: model.DefaultRetention(), Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +102,7 @@ func TestJSONRecordsStillApply(t *testing.T) {
 // is stored, nothing panics, and a count it cannot hold is not believed.
 func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 	_, data, err := encode(RecordInvocations{
-		Records: []client.Invocation{filled(t, 1), filled(t, 2)}, Retention: state.DefaultRetention(), Now: t0,
+		Records: []model.Invocation{filled(t, 1), filled(t, 2)}, Retention: model.DefaultRetention(), Now: t0,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +119,7 @@ func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 		t.Fatal("a count of 4 billion records in a 10-byte entry was accepted")
 	}
 	// The smallest record there is takes minRecordBytes.
-	if b := encodeRecords(nil, RecordInvocations{Records: []client.Invocation{{}}}); len(b) != 1+1+1+1+1+minRecordBytes {
+	if b := encodeRecords(nil, RecordInvocations{Records: []model.Invocation{{}}}); len(b) != 1+1+1+1+1+minRecordBytes {
 		t.Fatalf("an empty record takes %d bytes after the header, want minRecordBytes = %d", len(b)-5, minRecordBytes)
 	}
 	if got := s.Records(state.RecordQuery{}); len(got) != 0 {
@@ -127,11 +133,11 @@ func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 // batch is what the recorder gathered in 20 ms of a warm load (it now
 // gathers for 100 ms, up to 512 records an entry).
 func batch(n int) RecordInvocations {
-	c := RecordInvocations{Retention: state.DefaultRetention(), Now: t0}
+	c := RecordInvocations{Retention: model.DefaultRetention(), Now: t0}
 	for i := range n {
-		c.Records = append(c.Records, client.Invocation{
+		c.Records = append(c.Records, model.Invocation{
 			ID: fmt.Sprintf("019ab2c4-5e6f-7a8b-9c0d-%012x", i), Namespace: "default", Function: "noop", Revision: 1,
-			Trigger: "sync", Status: client.StatusSuccess, Start: t0.Add(time.Duration(i) * 150 * time.Microsecond),
+			Trigger: "sync", Status: model.StatusSuccess, Start: t0.Add(time.Duration(i) * 150 * time.Microsecond),
 			DurationMS: 0.061, BilledMS: 1, MemoryMB: 128, MaxMemoryMB: 9, Worker: "dev-1",
 			LogTail: "START RequestId: x Version: 1\nEND RequestId: x\nREPORT RequestId: x\tDuration: 0.06 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\n",
 		})
@@ -167,7 +173,7 @@ func BenchmarkDecodeRecords(b *testing.B) {
 // Entries committed in version 1 (before processes_left) still decode,
 // with no processes left.
 func TestVersion1RecordsStillDecode(t *testing.T) {
-	in := RecordInvocations{Records: []client.Invocation{filled(t, 1)}, Now: time.Unix(1e9, 0).UTC()}
+	in := RecordInvocations{Records: []model.Invocation{filled(t, 1)}, Now: time.Unix(1e9, 0).UTC()}
 	body := encodeRecordsVersion(nil, in, recordsV1)
 	out, err := decodeRecords(body)
 	if err != nil {
@@ -177,5 +183,47 @@ func TestVersion1RecordsStillDecode(t *testing.T) {
 	want.ProcessesLeft = 0
 	if !reflect.DeepEqual(out.Records[0], want) {
 		t.Fatalf("decoded %+v\nwant    %+v", out.Records[0], want)
+	}
+}
+
+// The binary records encoding is pinned byte for byte: testdata holds
+// batches encoded by the code before it encoded model.Invocation (when it
+// followed client.Invocation's fields), in both versions, and Raft logs
+// hold such bytes forever.
+func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
+	in := RecordInvocations{
+		Records:   []model.Invocation{filled(t, 1), {ID: "zero-fields"}},
+		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Now:       t0.Add(time.Hour),
+	}
+	for _, v := range []byte{recordsV1, recordsV2} {
+		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
+			path := fmt.Sprintf("testdata/records-v%d.hex", v)
+			got := hex.EncodeToString(encodeRecordsVersion(nil, in, v))
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != strings.TrimSpace(string(want)) {
+				t.Fatalf("the binary encoding changed:\n got %s\nwant %s", got, want)
+			}
+			raw, _ := hex.DecodeString(strings.TrimSpace(string(want)))
+			out, err := decodeRecords(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := slices.Clone(in.Records)
+			if v == recordsV1 {
+				recs[0].ProcessesLeft = 0
+			}
+			if !reflect.DeepEqual(out.Records, recs) {
+				t.Fatalf("decoded %+v\nwant    %+v", out.Records, recs)
+			}
+		})
 	}
 }

@@ -4,25 +4,25 @@ import (
 	"errors"
 	"testing"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 func TestRemoveFunctionRefusesWhileNamedAndForceRemovesWhatNamesIt(t *testing.T) {
 	f, s := newFSM()
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("target", "aa"), Now: t0})
 	caller := fn("caller", "bb")
-	caller.Destinations = &client.Destinations{OnFailure: "function:target", OnSuccess: "https://example.test/hook"}
+	caller.Destinations = &model.Destinations{OnFailure: "function:target", OnSuccess: "https://example.test/hook"}
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: caller, Now: t0})
 	other := fn("target", "cc")
 	other.Namespace = "team" // same name, another namespace: not a dependent
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: other, Now: t0})
-	apply(t, f, PutScheduleType, PutSchedule{Schedule: client.Schedule{Name: "pulse", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
-	apply(t, f, PutScheduleType, PutSchedule{Schedule: client.Schedule{Name: "pulse", Namespace: "team", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
-	apply(t, f, PutSubscriptionType, PutSubscription{Subscription: client.Subscription{ID: "sub-1", Function: "target", On: []string{"success"}, Webhook: "https://example.test/n"}})
-	apply(t, f, PutSubscriptionType, PutSubscription{Subscription: client.Subscription{ID: "sub-2", On: []string{"success"}, Webhook: "https://example.test/n"}})
+	apply(t, f, PutScheduleType, PutSchedule{Schedule: model.Schedule{Name: "pulse", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
+	apply(t, f, PutScheduleType, PutSchedule{Schedule: model.Schedule{Name: "pulse", Namespace: "team", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
+	apply(t, f, PutSubscriptionType, PutSubscription{Subscription: model.Subscription{ID: "sub-1", Function: "target", On: []string{"success"}, Webhook: "https://example.test/n"}})
+	apply(t, f, PutSubscriptionType, PutSubscription{Subscription: model.Subscription{ID: "sub-2", On: []string{"success"}, Webhook: "https://example.test/n"}})
 
-	want := client.FunctionDependents{Schedules: []string{"pulse"}, Subscriptions: []string{"sub-1"}, Destinations: []string{"caller"}}
+	want := model.FunctionDependents{Schedules: []string{"pulse"}, Subscriptions: []string{"sub-1"}, Destinations: []string{"caller"}}
 	res := apply(t, f, RemoveFunctionType, RemoveFunction{Name: "target"}).(RemoveFunctionResult)
 	if res.Deleted || res.Dependents.String() != want.String() {
 		t.Fatalf("remove without force: %+v, want refused naming %s", res, want)
@@ -57,7 +57,7 @@ func TestRemoveFunctionRefusesWhileNamedAndForceRemovesWhatNamesIt(t *testing.T)
 
 	// An old DeleteFunction entry still removes the function alone.
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("target", "dd"), Now: t0})
-	apply(t, f, PutScheduleType, PutSchedule{Schedule: client.Schedule{Name: "pulse", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
+	apply(t, f, PutScheduleType, PutSchedule{Schedule: model.Schedule{Name: "pulse", Function: "target", Expression: "@every 1s", CreatedAt: t0}})
 	if res := apply(t, f, DeleteFunctionType, DeleteFunction{Name: "target"}); res != (None{}) {
 		t.Fatalf("DeleteFunction: %v", res)
 	}

@@ -8,17 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 )
 
 const fakeHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 
-func user(name, role string) state.User {
-	return state.User{Name: name, Role: role, Namespace: "ns-" + name, PasswordHash: fakeHash, CreatedAt: t0}
+func user(name, role string) model.User {
+	return model.User{Name: name, Role: role, Namespace: "ns-" + name, PasswordHash: fakeHash, CreatedAt: t0}
 }
 
-func session(id, name string, created time.Time) state.Session {
-	return state.Session{ID: id, SecretHash: "ab" + id, User: name, CreatedAt: created, ExpiresAt: created.Add(12 * time.Hour)}
+func session(id, name string, created time.Time) model.Session {
+	return model.Session{ID: id, SecretHash: "ab" + id, User: name, CreatedAt: created, ExpiresAt: created.Add(12 * time.Hour)}
 }
 
 func TestPutUserCreatesOnceAndUpdatesOnlyWhatExists(t *testing.T) {

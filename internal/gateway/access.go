@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"nimbus/internal/auth"
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -59,8 +59,8 @@ type sessionCtx struct{}
 // callerSession is the session a cookie-authenticated request came with.
 type callerSession struct {
 	token   string // the cookie's value
-	session state.Session
-	user    state.User
+	session model.Session
+	user    model.User
 }
 
 // callerSessionOf returns the request's session, or nil for a request
@@ -79,34 +79,34 @@ func safeMethod(m string) bool {
 // authenticate finds who makes a request: the API key of its
 // Authorization header, else the session of its cookie (for which a
 // state-changing method needs the session's CSRF token as well).
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (state.Key, *callerSession, error) {
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (model.Key, *callerSession, error) {
 	store := g.cfg.Control.Store()
 	if h := r.Header.Get("Authorization"); h != "" {
 		key, err := auth.Check(store, auth.Bearer(h))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
-			return state.Key{}, nil, errUnauthorized
+			return model.Key{}, nil, errUnauthorized
 		}
 		return key, nil, nil
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
-		return state.Key{}, nil, errUnauthorized
+		return model.Key{}, nil, errUnauthorized
 	}
 	sess, user, err := auth.CheckSession(store, c.Value)
 	if err != nil {
-		return state.Key{}, nil, errNoSession
+		return model.Key{}, nil, errNoSession
 	}
 	if !safeMethod(r.Method) && !auth.CheckCSRF(c.Value, r.Header.Get("X-CSRF-Token")) {
-		return state.Key{}, nil, errCSRF
+		return model.Key{}, nil, errCSRF
 	}
 	return auth.Principal(user, sess), &callerSession{token: c.Value, session: sess, user: user}, nil
 }
 
 // callerKey returns the key that authenticated the request.
-func callerKey(ctx context.Context) state.Key {
-	k, _ := ctx.Value(keyCtx{}).(state.Key)
+func callerKey(ctx context.Context) model.Key {
+	k, _ := ctx.Value(keyCtx{}).(model.Key)
 	return k
 }
 
@@ -130,7 +130,7 @@ const (
 // chooses with the X-Nimbus-Namespace header (default "default"); any
 // other key acts in its own namespace, and naming another is refused
 // with 403. The namespace must exist.
-func (g *Gateway) namespaceFor(key state.Key, r *http.Request) (string, error) {
+func (g *Gateway) namespaceFor(key model.Key, r *http.Request) (string, error) {
 	asked := r.Header.Get(client.HeaderNamespace)
 	ns := asked
 	if key.Role != auth.RoleAdmin {
@@ -194,7 +194,7 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h(sw, r)
 		if sw.status < 300 {
-			g.svc.AddAudit(client.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
+			g.svc.AddAudit(model.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
 				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
 		}
 	})
@@ -231,7 +231,7 @@ type bucket struct {
 
 // take spends a token of key's bucket; when there is none it reports how
 // long until there is. rate 0 (key and server) means no limit.
-func (l *limiter) take(key state.Key, serverRate float64) (time.Duration, bool) {
+func (l *limiter) take(key model.Key, serverRate float64) (time.Duration, bool) {
 	rate := key.RateLimit
 	if rate <= 0 {
 		rate = serverRate

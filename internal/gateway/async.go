@@ -8,20 +8,22 @@ import (
 	"net/http"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
 const maxAsyncPayload = 1 << 20
 
 // invokeAsync commits the event through Raft, then answers 202.
-func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn client.Function) {
+func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string, fn model.Function) {
 	payload, err := readEvent(w, r, maxAsyncPayload)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	item := state.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
+	item := model.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
 	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
 		writeError(w, g.log, err)
 		return
@@ -30,7 +32,7 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 }
 
 func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function"))})
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": wire.List(g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function")), wire.DeadLetter)})
 }
 
 // redrive re-enqueues dead letters: {"ids": [...]} or {"all": true,

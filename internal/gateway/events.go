@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -14,7 +15,7 @@ func (g *Gateway) streamEvents(w http.ResponseWriter, r *http.Request) {
 	function, ns := r.URL.Query().Get("function"), callerNS(r.Context())
 	sub := g.events.subscribe()
 	defer g.events.unsubscribe(sub)
-	streamSSE(w, r, g, "invocation", nil, sub, func(rec client.Invocation) (client.Event, bool) {
+	streamSSE(w, r, g, "invocation", nil, sub, func(rec model.Invocation) (client.Event, bool) {
 		if rec.Namespace != ns || (function != "" && rec.Function != function) {
 			return client.Event{}, false
 		}
@@ -23,7 +24,7 @@ func (g *Gateway) streamEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // eventOf trims a record to what an event carries.
-func eventOf(r client.Invocation) client.Event {
+func eventOf(r model.Invocation) client.Event {
 	return client.Event{Type: "invocation", RequestID: r.ID, Function: r.Function, Trigger: r.Trigger,
 		Status: r.Status, ErrorType: r.ErrorType, Attempts: r.Attempts, DurationMS: r.DurationMS, Time: time.Now().UTC()}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -50,7 +51,7 @@ func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"functions": g.svc.Functions(callerNS(r.Context()))})
+	writeJSON(w, http.StatusOK, map[string]any{"functions": wire.List(g.svc.Functions(callerNS(r.Context())), wire.Function)})
 }
 
 func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +64,7 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, wire.Function(f))
 }
 
 func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +81,12 @@ func (g *Gateway) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	del := client.DeletedFunction{Function: wire.Function(out.Function)}
+	if out.Dependents != nil {
+		d := wire.Dependents(*out.Dependents)
+		del.Removed = &d
+	}
+	writeJSON(w, http.StatusOK, del)
 }
 
 // putFunction deploys a function: it reads the config and the code, and
@@ -100,7 +106,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(fmt.Sprintf("config name %q does not match the path's %q", cfg.Name, name)))
 		return
 	}
-	out, err := g.svc.Deploy(r.Context(), callerNS(r.Context()), cfg, zip)
+	out, err := g.svc.Deploy(r.Context(), callerNS(r.Context()), wire.ModelFunctionConfig(cfg), zip)
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -109,7 +115,7 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 	if out.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, out.Function)
+	writeJSON(w, status, wire.Function(out.Function))
 }
 
 // readDeploy reads the config and the zip from a multipart or JSON body.

@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
@@ -39,7 +40,7 @@ type Config struct {
 	Blobs     *blob.Store
 	Logs      *logstore.Store
 	Placer    *placement.Placer
-	Retention state.Retention
+	Retention model.Retention
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	APIAddr   string // this server's API address, for the cluster view
@@ -94,8 +95,8 @@ type Gateway struct {
 	metrics *metrics
 	svc     *service.Service
 	limits  limiter
-	follow  *hub[client.LogEntry]
-	events  *hub[client.Invocation]
+	follow  *hub[model.LogEntry]
+	events  *hub[model.Invocation]
 	mux     *http.ServeMux
 	handler http.Handler
 }
@@ -105,7 +106,7 @@ func New(cfg Config) *Gateway {
 	if cfg.Concurrency == nil {
 		cfg.Concurrency = placement.NewConcurrency()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[client.LogEntry](), events: newHub[client.Invocation]()}
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[model.LogEntry](), events: newHub[model.Invocation]()}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
@@ -123,13 +124,13 @@ func New(cfg Config) *Gateway {
 
 // AddLog stores an invocation's log and streams it to followers (the
 // asynchronous path, whose records commit with their outcomes).
-func (g *Gateway) AddLog(entry client.LogEntry) {
+func (g *Gateway) AddLog(entry model.LogEntry) {
 	g.follow.publish(entry)
 	g.svc.AddRecord(nil, &entry)
 }
 
 // UpdateRecord commits a changed invocation record in the next batch.
-func (g *Gateway) UpdateRecord(rec client.Invocation) { g.svc.AddRecord(&rec, nil) }
+func (g *Gateway) UpdateRecord(rec model.Invocation) { g.svc.AddRecord(&rec, nil) }
 
 // Close flushes pending invocation records and stops the batcher.
 func (g *Gateway) Close() { g.svc.Close() }

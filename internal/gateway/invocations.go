@@ -6,7 +6,9 @@ import (
 	"sort"
 	"strconv"
 
+	"nimbus/internal/model"
 	"nimbus/internal/state"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -29,10 +31,11 @@ func (g *Gateway) listInvocations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs := g.records(state.RecordQuery{Namespace: callerNS(r.Context()), Function: q.Get("function"), Status: status, Limit: limit})
-	if recs == nil {
-		recs = []client.Invocation{}
+	out := wire.List(recs, wire.Invocation)
+	if out == nil {
+		out = []client.Invocation{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"invocations": recs})
+	writeJSON(w, http.StatusOK, map[string]any{"invocations": out})
 }
 
 func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +47,7 @@ func (g *Gateway) getInvocation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, wire.Invocation(rec))
 }
 
 // ownRecord reports whether invocation id exists in namespace ns.
@@ -58,7 +61,7 @@ func (g *Gateway) ownRecord(ns, id string) bool {
 // listed as soon as it has answered, not when its batch is committed, up
 // to a batch interval later. The pending version of a record replaces a
 // committed one (an async invocation's status moves on).
-func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
+func (g *Gateway) records(q state.RecordQuery) []model.Invocation {
 	// Pending first: a record committed meanwhile is then in one of the
 	// two, if not both.
 	pend := g.svc.PendingRecords()
@@ -66,7 +69,7 @@ func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
 	if pend == nil {
 		return committed
 	}
-	out := make([]client.Invocation, 0, len(committed)+len(pend))
+	out := make([]model.Invocation, 0, len(committed)+len(pend))
 	for _, c := range committed {
 		if _, newer := pend[c.ID]; !newer {
 			out = append(out, c)
@@ -87,7 +90,7 @@ func (g *Gateway) records(q state.RecordQuery) []client.Invocation {
 
 // record is invocation id's record: this server's uncommitted version if
 // it has one (see records), else the store's.
-func (g *Gateway) record(id string) (client.Invocation, error) {
+func (g *Gateway) record(id string) (model.Invocation, error) {
 	if p, ok := g.svc.PendingRecords()[id]; ok {
 		return p, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
@@ -80,7 +81,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	// later, in batches (see recorder).
 	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, "sync", res)
 	logTail := rec.LogTail
-	entry := client.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
+	entry := model.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	if len(res.Log) < worker.LogTailBytes {
 		// The record holds the whole log, and every server keeps the
@@ -113,7 +114,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 // its namespace's limit (placement.ErrConcurrencyLimit otherwise); call
 // release when it ends. The asynchronous dispatcher admits through it
 // too, so both paths count against the same limits.
-func (g *Gateway) Admit(fn client.Function) (release func(), err error) {
+func (g *Gateway) Admit(fn model.Function) (release func(), err error) {
 	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(fn.Namespace)
 	return g.cfg.Concurrency.Acquire(fn, placement.Limits{Namespace: limit, Reserved: reserved})
 }

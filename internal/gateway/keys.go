@@ -4,32 +4,17 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/service"
-	"nimbus/internal/state"
+	"nimbus/internal/wire"
+	"nimbus/pkg/client"
 )
 
-// keyView is a key as the API shows it: never its secret or its hash.
-type keyView struct {
-	ID        string    `json:"id"`
-	Role      string    `json:"role"`
-	Namespace string    `json:"namespace,omitempty"`
-	Note      string    `json:"note,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	RateLimit float64   `json:"rate_limit,omitempty"`
-	Key       string    `json:"key,omitempty"` // only in the answer that creates it
-}
-
-func viewOf(k state.Key) keyView {
-	return keyView{ID: k.ID, Role: k.Role, Namespace: k.Namespace, Note: k.Note, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RateLimit: k.RateLimit}
-}
-
 func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) {
-	out := []keyView{}
+	out := []client.Key{}
 	for _, k := range g.svc.Keys() {
-		out = append(out, viewOf(k))
+		out = append(out, wire.Key(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
@@ -49,13 +34,13 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) {
 
 // answerKey answers 201 with a new key (or join token) and its secret,
 // the only time it is shown.
-func (g *Gateway) answerKey(w http.ResponseWriter, r *http.Request, token string, key state.Key, err error, logMsg string) {
+func (g *Gateway) answerKey(w http.ResponseWriter, r *http.Request, token string, key model.Key, err error, logMsg string) {
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	v := viewOf(key)
-	v.Key = token
+	v := wire.Key(key)
+	v.Secret = token
 	g.log.Info(logMsg, "key_id", key.ID, "role", key.Role, "by", callerKey(r.Context()).ID)
 	writeJSON(w, http.StatusCreated, v)
 }
@@ -83,5 +68,5 @@ func (g *Gateway) audit(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"audit": g.svc.Audit(limit)})
+	writeJSON(w, http.StatusOK, map[string]any{"audit": wire.List(g.svc.Audit(limit), wire.AuditEntry)})
 }

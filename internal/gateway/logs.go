@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/service"
 	"nimbus/internal/state"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -47,15 +49,15 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	requestID := q.Get("request_id")
-	match := func(e client.LogEntry) bool {
+	match := func(e model.LogEntry) bool {
 		return client.NamespaceOf(e.Namespace) == ns && e.Function == name && (requestID == "" || e.RequestID == requestID)
 	}
-	var entries []client.LogEntry
+	var entries []model.LogEntry
 	// Logs this server has yet to store, as records it has yet to commit
 	// (see records), are listed already.
 	unstored := g.svc.PendingLogs(match)
 	if requestID != "" {
-		var e client.LogEntry
+		var e model.LogEntry
 		found := len(unstored) > 0
 		if found {
 			e = unstored[len(unstored)-1]
@@ -98,10 +100,11 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		entries = mergeLogs(stored, recs, limit)
 	}
 	if q.Get("follow") != "1" && q.Get("follow") != "true" {
-		if entries == nil {
-			entries = []client.LogEntry{}
+		out := wire.List(entries, wire.LogEntry)
+		if out == nil {
+			out = []client.LogEntry{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"logs": entries})
+		writeJSON(w, http.StatusOK, map[string]any{"logs": out})
 		return
 	}
 	g.streamLogs(w, r, entries, match)
@@ -111,7 +114,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 // ones and those the records carry (a stored log wins over its record's
 // tail): short logs live in records only, and records of invocations
 // served by other servers have no log in this server's store.
-func mergeLogs(stored []client.LogEntry, recs []client.Invocation, limit int) []client.LogEntry {
+func mergeLogs(stored []model.LogEntry, recs []model.Invocation, limit int) []model.LogEntry {
 	seen := make(map[string]bool, len(stored))
 	for _, e := range stored {
 		seen[e.RequestID] = true
@@ -129,15 +132,15 @@ func mergeLogs(stored []client.LogEntry, recs []client.Invocation, limit int) []
 	return out
 }
 
-func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []client.LogEntry, match func(client.LogEntry) bool) {
+func (g *Gateway) streamLogs(w http.ResponseWriter, r *http.Request, backlog []model.LogEntry, match func(model.LogEntry) bool) {
 	sub := g.follow.subscribe()
 	defer g.follow.unsubscribe(sub)
 	seen := make(map[string]bool, len(backlog))
 	for _, e := range backlog {
 		seen[e.RequestID] = true
 	}
-	streamSSE(w, r, g, "log", backlog, sub, func(e client.LogEntry) (client.LogEntry, bool) {
-		return e, match(e) && !seen[e.RequestID]
+	streamSSE(w, r, g, "log", wire.List(backlog, wire.LogEntry), sub, func(e model.LogEntry) (client.LogEntry, bool) {
+		return wire.LogEntry(e), match(e) && !seen[e.RequestID]
 	})
 }
 

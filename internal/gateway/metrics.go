@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 // metrics are the gateway's Prometheus series.
@@ -43,7 +43,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // observe counts one invocation of fn. trigger is a record's trigger
 // ("sync", "async", "schedule:NAME", "destination:NAME", "redrive"); the
 // label keeps its kind only (before any ':'), so that series stay few.
-func (m *metrics) observe(fn client.Function, trigger, outcome string, d time.Duration, cold bool) {
+func (m *metrics) observe(fn model.Function, trigger, outcome string, d time.Duration, cold bool) {
 	kind, _, _ := strings.Cut(trigger, ":")
 	m.invocations.WithLabelValues(fn.Namespace, fn.Name, kind, outcome).Inc()
 	if d > 0 {
@@ -58,7 +58,7 @@ func (m *metrics) observe(fn client.Function, trigger, outcome string, d time.Du
 // invoke route (an attempt of a queued event, whatever queued it): its
 // result, or the error that kept it from giving one. trigger is the
 // event's trigger, as in its record.
-func (g *Gateway) ObserveRun(fn client.Function, trigger string, res worker.Result, err error) {
+func (g *Gateway) ObserveRun(fn model.Function, trigger string, res worker.Result, err error) {
 	if err != nil {
 		g.metrics.observe(fn, trigger, outcomeOf(err), 0, false)
 		return

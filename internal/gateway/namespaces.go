@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"nimbus/internal/auth"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -15,7 +16,7 @@ func (g *Gateway) listNamespaces(w http.ResponseWriter, r *http.Request) {
 	out := []client.Namespace{}
 	for _, ns := range g.svc.Namespaces() {
 		if key.Role == auth.RoleAdmin || ns.Name == client.NamespaceOf(key.Namespace) {
-			out = append(out, ns)
+			out = append(out, wire.Namespace(ns))
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"namespaces": out})
@@ -33,7 +34,7 @@ func (g *Gateway) getNamespace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ns)
+	writeJSON(w, http.StatusOK, wire.Namespace(ns))
 }
 
 // putNamespace creates a namespace or changes its settings:
@@ -51,7 +52,7 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	stored, created, err := g.svc.PutNamespace(r.Context(), ns)
+	stored, created, err := g.svc.PutNamespace(r.Context(), wire.ModelNamespace(ns))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -60,7 +61,7 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, stored)
+	writeJSON(w, status, wire.Namespace(stored))
 }
 
 // deleteNamespace removes an empty namespace (not default); keys bound to

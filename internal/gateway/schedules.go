@@ -3,11 +3,12 @@ package gateway
 import (
 	"net/http"
 
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
 func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"schedules": g.svc.Schedules(callerNS(r.Context()), r.URL.Query().Get("function"))})
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": wire.List(g.svc.Schedules(callerNS(r.Context()), r.URL.Query().Get("function")), wire.Schedule)})
 }
 
 func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
@@ -16,7 +17,7 @@ func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sc)
+	writeJSON(w, http.StatusOK, wire.Schedule(sc))
 }
 
 // putSchedule creates or replaces a schedule (see service.PutSchedule).
@@ -30,7 +31,7 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	stored, created, err := g.svc.PutSchedule(r.Context(), callerNS(r.Context()), sc)
+	stored, created, err := g.svc.PutSchedule(r.Context(), callerNS(r.Context()), wire.ModelSchedule(sc))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -39,7 +40,7 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, stored)
+	writeJSON(w, status, wire.Schedule(stored))
 }
 
 func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +49,7 @@ func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sc)
+	writeJSON(w, http.StatusOK, wire.Schedule(sc))
 }
 
 func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
@@ -58,6 +59,6 @@ func (g *Gateway) enableSchedule(enabled bool) http.HandlerFunc {
 			writeError(w, g.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, sc)
+		writeJSON(w, http.StatusOK, wire.Schedule(sc))
 	}
 }

@@ -3,11 +3,12 @@ package gateway
 import (
 	"net/http"
 
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
 func (g *Gateway) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": g.svc.Subscriptions(callerNS(r.Context()))})
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": wire.List(g.svc.Subscriptions(callerNS(r.Context())), wire.Subscription)})
 }
 
 // createSubscription stores {function?, on: [...], webhook | email} (see
@@ -18,12 +19,12 @@ func (g *Gateway) createSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	s, err := g.svc.Subscribe(r.Context(), callerNS(r.Context()), s)
+	stored, err := g.svc.Subscribe(r.Context(), callerNS(r.Context()), wire.ModelSubscription(s))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, s)
+	writeJSON(w, http.StatusCreated, wire.Subscription(stored))
 }
 
 func (g *Gateway) deleteSubscription(w http.ResponseWriter, r *http.Request) {

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"nimbus/internal/auth"
+	"nimbus/internal/model"
 	"nimbus/internal/service"
-	"nimbus/internal/state"
+	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
 
@@ -19,10 +20,6 @@ const (
 	loginRate  = 1.0
 	loginBurst = 10.0
 )
-
-func userView(u state.User) client.User {
-	return client.User{Name: u.Name, Role: u.Role, Namespace: u.Namespace, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
-}
 
 // login checks {name, password} and starts a session: the token goes in
 // a Secure, HttpOnly, SameSite=Strict cookie, the answer carries the
@@ -61,7 +58,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: int(auth.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	g.svc.AddAudit(client.AuditEntry{Time: time.Now().UTC(), KeyID: auth.UserPrefix + user.Name, Role: user.Role,
+	g.svc.AddAudit(model.AuditEntry{Time: time.Now().UTC(), KeyID: auth.UserPrefix + user.Name, Role: user.Role,
 		Action: r.Method + " " + r.URL.Path, Status: http.StatusOK, Server: g.cfg.APIAddr})
 	g.log.Info("user logged in", "user", user.Name)
 	w.Header().Set("Cache-Control", "no-store")
@@ -101,7 +98,7 @@ func (g *Gateway) session(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
 	out := []client.User{}
 	for _, u := range g.svc.Users() {
-		out = append(out, userView(u))
+		out = append(out, wire.User(u))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
 }
@@ -113,13 +110,13 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	u, err := g.svc.CreateUser(r.Context(), body)
+	u, err := g.svc.CreateUser(r.Context(), service.UserRequest(body))
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
 	g.log.Info("user created", "user", u.Name, "role", u.Role, "by", callerKey(r.Context()).ID)
-	writeJSON(w, http.StatusCreated, userView(u))
+	writeJSON(w, http.StatusCreated, wire.User(u))
 }
 
 // deleteUser removes a user; their sessions end with them.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // BenchmarkUpdate stores batches of 130 logs (what the recorder gathers
@@ -33,8 +33,8 @@ func benchUpdate(b *testing.B, ordered bool) {
 	}
 	defer s.Close()
 	t := time.Now()
-	batch := func() []client.LogEntry {
-		es := make([]client.LogEntry, 130)
+	batch := func() []model.LogEntry {
+		es := make([]model.LogEntry, 130)
 		for i := range es {
 			var id [16]byte
 			rand.Read(id[:])
@@ -42,7 +42,7 @@ func benchUpdate(b *testing.B, ordered bool) {
 			if ordered {
 				binary.BigEndian.PutUint64(id[:8], uint64(t.UnixNano()))
 			}
-			es[i] = client.LogEntry{RequestID: hex.EncodeToString(id[:]), Function: "noop", Time: t,
+			es[i] = model.LogEntry{RequestID: hex.EncodeToString(id[:]), Function: "noop", Time: t,
 				Log: strings.Repeat("x", 250)}
 		}
 		return es

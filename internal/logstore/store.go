@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"nimbus/internal/model"
 
-	"nimbus/pkg/client"
+	bolt "go.etcd.io/bbolt"
 )
 
 var (
@@ -83,12 +83,12 @@ func (s *Store) Cap(log string) (string, bool) {
 }
 
 // Put stores entries in one transaction, capping each log.
-func (s *Store) Put(entries []client.LogEntry) error { return s.Update(entries, nil) }
+func (s *Store) Put(entries []model.LogEntry) error { return s.Update(entries, nil) }
 
 // Update stores entries (capping each log) and then removes the logs of
 // the invocations in remove, in one transaction: one commit where Put and
 // Delete would take two.
-func (s *Store) Update(entries []client.LogEntry, remove []string) error {
+func (s *Store) Update(entries []model.LogEntry, remove []string) error {
 	if len(entries) == 0 && len(remove) == 0 {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (s *Store) Update(entries []client.LogEntry, remove []string) error {
 	})
 }
 
-func (s *Store) put(tx *bolt.Tx, entries []client.LogEntry) error {
+func (s *Store) put(tx *bolt.Tx, entries []model.LogEntry) error {
 	logs, index, keys := tx.Bucket(bucketLogs), tx.Bucket(bucketIndex), tx.Bucket(bucketKeys)
 	for _, e := range entries {
 		if log, cut := s.Cap(e.Log); cut {
@@ -110,7 +110,7 @@ func (s *Store) put(tx *bolt.Tx, entries []client.LogEntry) error {
 		if err != nil {
 			return err
 		}
-		ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+		ik := indexKey(model.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 		// A request stored again (an asynchronous retry) replaces its
 		// earlier log.
 		if err := deleteIDs(tx, []string{e.RequestID}); err != nil {
@@ -141,8 +141,8 @@ func get(logs *bolt.Bucket, ik, id []byte) []byte {
 }
 
 // Get returns the log of one invocation, if stored.
-func (s *Store) Get(id string) (client.LogEntry, bool, error) {
-	var e client.LogEntry
+func (s *Store) Get(id string) (model.LogEntry, bool, error) {
+	var e model.LogEntry
 	var found bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := get(tx.Bucket(bucketLogs), tx.Bucket(bucketKeys).Get([]byte(id)), []byte(id))
@@ -156,10 +156,10 @@ func (s *Store) Get(id string) (client.LogEntry, bool, error) {
 }
 
 // List returns up to limit logs of a function (by its qualified name,
-// client.QualifiedName) at or after since, oldest first (the newest limit
+// model.QualifiedName) at or after since, oldest first (the newest limit
 // of them).
-func (s *Store) List(function string, since time.Time, limit int) ([]client.LogEntry, error) {
-	var out []client.LogEntry
+func (s *Store) List(function string, since time.Time, limit int) ([]model.LogEntry, error) {
+	var out []model.LogEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		logs := tx.Bucket(bucketLogs)
 		c := tx.Bucket(bucketIndex).Cursor()
@@ -180,7 +180,7 @@ func (s *Store) List(function string, since time.Time, limit int) ([]client.LogE
 			if b == nil {
 				continue
 			}
-			var e client.LogEntry
+			var e model.LogEntry
 			if err := json.Unmarshal(b, &e); err != nil {
 				return err
 			}
@@ -204,11 +204,11 @@ func deleteIDs(tx *bolt.Tx, ids []string) error {
 			if b == nil {
 				continue
 			}
-			var e client.LogEntry
+			var e model.LogEntry
 			if err := json.Unmarshal(b, &e); err != nil {
 				continue
 			}
-			ik = indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+			ik = indexKey(model.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 		}
 		ik = append([]byte(nil), ik...) // ik points into a page the deletes may change
 		if err := index.Delete(ik); err != nil {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"nimbus/internal/model"
 
-	"nimbus/pkg/client"
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestStore(t *testing.T) {
@@ -19,7 +19,7 @@ func TestStore(t *testing.T) {
 	}
 	defer s.Close()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	entries := []client.LogEntry{
+	entries := []model.LogEntry{
 		{RequestID: "a", Function: "f", Time: base, Log: "first"},
 		{RequestID: "b", Function: "f", Time: base.Add(time.Minute), Log: strings.Repeat("x", 20) + "END"},
 		{RequestID: "c", Function: "g", Time: base.Add(2 * time.Minute), Log: "other function"},
@@ -28,7 +28,7 @@ func TestStore(t *testing.T) {
 	if err := s.Put(entries); err != nil {
 		t.Fatal(err)
 	}
-	ids := func(es []client.LogEntry) string {
+	ids := func(es []model.LogEntry) string {
 		var out []string
 		for _, e := range es {
 			out = append(out, e.RequestID)
@@ -79,10 +79,10 @@ func TestStoredAgainReplaces(t *testing.T) {
 	defer s.Close()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// An asynchronous retry stores its request's log again, later.
-	if err := s.Put([]client.LogEntry{{RequestID: "r", Function: "f", Time: base, Log: "attempt 1"}}); err != nil {
+	if err := s.Put([]model.LogEntry{{RequestID: "r", Function: "f", Time: base, Log: "attempt 1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put([]client.LogEntry{{RequestID: "r", Function: "f", Time: base.Add(time.Minute), Log: "attempt 2"}}); err != nil {
+	if err := s.Put([]model.LogEntry{{RequestID: "r", Function: "f", Time: base.Add(time.Minute), Log: "attempt 2"}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.List("default/f", time.Time{}, 0)
@@ -114,14 +114,14 @@ func TestLogsStoredByRequestID(t *testing.T) {
 	}
 	defer s.Close()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	old := []client.LogEntry{
+	old := []model.LogEntry{
 		{RequestID: "withkey", Function: "f", Time: base, Log: "one"},
 		{RequestID: "nokey", Function: "f", Time: base.Add(time.Minute), Log: "two"},
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for i, e := range old {
 			b, _ := json.Marshal(e)
-			ik := indexKey(client.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
+			ik := indexKey(model.QualifiedName(e.Namespace, e.Function), e.Time, e.RequestID)
 			tx.Bucket(bucketLogs).Put([]byte(e.RequestID), b)
 			tx.Bucket(bucketIndex).Put(ik, nil)
 			if i == 0 {
@@ -133,7 +133,7 @@ func TestLogsStoredByRequestID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put([]client.LogEntry{{RequestID: "new", Function: "f", Time: base.Add(2 * time.Minute), Log: "three"}}); err != nil {
+	if err := s.Put([]model.LogEntry{{RequestID: "new", Function: "f", Time: base.Add(2 * time.Minute), Log: "three"}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.List("default/f", time.Time{}, 0)

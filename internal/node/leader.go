@@ -17,13 +17,13 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
-	"nimbus/internal/state"
 )
 
 // asyncParts are the pieces of the asynchronous path a node runs: the
@@ -276,7 +276,7 @@ type apiSettings struct {
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
-	retention  state.Retention  // zero: state.DefaultRetention
+	retention  model.Retention  // zero: model.DefaultRetention
 	checker    *pycheck.Checker // nil: deploys are not compile-checked
 }
 
@@ -290,8 +290,8 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, log)
 	retention := set.retention
-	if retention == (state.Retention{}) {
-		retention = state.DefaultRetention()
+	if retention == (model.Retention{}) {
+		retention = model.DefaultRetention()
 	}
 	cfg := gateway.Config{
 		Enqueuer:    async.enqueuer,

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
-	"nimbus/internal/state"
 	"nimbus/internal/testcluster"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -57,10 +57,10 @@ type terminal struct {
 	n  []map[string]int
 }
 
-func (x *terminal) observe(node int) func(client.Invocation) {
-	return func(r client.Invocation) {
+func (x *terminal) observe(node int) func(model.Invocation) {
+	return func(r model.Invocation) {
 		switch r.Status {
-		case client.StatusSuccess, client.StatusFailed, client.StatusDeadLetter:
+		case model.StatusSuccess, model.StatusFailed, model.StatusDeadLetter:
 			x.mu.Lock()
 			x.n[node][r.ID]++
 			x.mu.Unlock()
@@ -83,7 +83,7 @@ func TestLeadershipMovesUnderAsyncLoad(t *testing.T) {
 	// Some runs outlive the term that leased them by seconds (see
 	// slowWorker); a lost outcome is retried after its lease (timeout +
 	// 10 s) without delay.
-	fn := client.Function{FunctionConfig: client.FunctionConfig{Name: "f", Timeout: client.Duration(3 * time.Second), RetryDelay: client.Duration(time.Millisecond)}}
+	fn := model.Function{FunctionConfig: model.FunctionConfig{Name: "f", Timeout: model.Duration(3 * time.Second), RetryDelay: model.Duration(time.Millisecond)}}
 	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestLeadershipMovesUnderAsyncLoad(t *testing.T) {
 				id := fmt.Sprintf("ev-%05d", seq)
 				mu.Unlock()
 				ctx, cancel := context.WithTimeout(loadCtx, 3*time.Second)
-				err := parts[l].enqueuer.Enqueue(ctx, state.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: time.Now().UTC()})
+				err := parts[l].enqueuer.Enqueue(ctx, model.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: time.Now().UTC()})
 				cancel()
 				if err == nil {
 					mu.Lock()
@@ -177,7 +177,7 @@ func TestLeadershipMovesUnderAsyncLoad(t *testing.T) {
 		for _, n := range c.Nodes {
 			for _, id := range all {
 				rec, err := n.Store().Record(id)
-				if err != nil || rec.Status != client.StatusSuccess {
+				if err != nil || rec.Status != model.StatusSuccess {
 					return false
 				}
 			}

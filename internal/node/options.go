@@ -4,10 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"nimbus/internal/model"
 	"os"
 	"time"
-
-	"nimbus/internal/state"
 )
 
 // Options configure a node: `nimbus dev`, `nimbus server` and `nimbus
@@ -29,9 +28,9 @@ type Options struct {
 	// SMTPAddr (host:port) and SMTPFrom configure e-mail notifications.
 	SMTPAddr, SMTPFrom string
 	// Retention bounds the invocation records kept (zero: the default,
-	// state.DefaultRetention). It travels in each record batch this
+	// model.DefaultRetention). It travels in each record batch this
 	// server commits, so servers should agree on it.
-	Retention state.Retention
+	Retention model.Retention
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.

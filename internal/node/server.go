@@ -20,11 +20,11 @@ import (
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
+	"nimbus/internal/model"
 	"nimbus/internal/pki"
 	"nimbus/internal/placement"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
-	"nimbus/internal/state"
 )
 
 // RunServer runs a control-plane server until ctx is cancelled. It reads
@@ -416,7 +416,7 @@ func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *contro
 func registerSelf(ctx context.Context, cp *controlplane.Node, apiAddr string, log *slog.Logger) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	want := state.ServerInfo{ID: cp.ID(), Raft: cp.RaftAddr(), APIAddr: apiAddr}
+	want := model.ServerInfo{ID: cp.ID(), Raft: cp.RaftAddr(), APIAddr: apiAddr}
 	for {
 		if got, ok := cp.Store().ServerInfo(cp.ID()); !ok || got != want {
 			if cp.LeaderID() != "" {

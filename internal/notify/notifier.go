@@ -11,7 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
+	"nimbus/internal/wire"
 )
 
 // Conditions a subscription can name.
@@ -27,16 +28,16 @@ var Conditions = []string{OnSuccess, OnFailure, OnTimeout, OnDeadLetter}
 
 // conditionsOf returns the conditions a record's state meets ("" state
 // changes such as queued meet none).
-func conditionsOf(r client.Invocation) []string {
+func conditionsOf(r model.Invocation) []string {
 	switch r.Status {
-	case client.StatusSuccess:
+	case model.StatusSuccess:
 		return []string{OnSuccess}
-	case client.StatusFailed:
+	case model.StatusFailed:
 		if r.ErrorType == "Sandbox.Timeout" {
 			return []string{OnFailure, OnTimeout}
 		}
 		return []string{OnFailure}
-	case client.StatusDeadLetter:
+	case model.StatusDeadLetter:
 		return []string{OnDeadLetter}
 	}
 	return nil
@@ -54,24 +55,24 @@ type SMTP struct {
 // however often its record is updated after; Run it on the leader
 // only, so each notification goes out once.
 type Notifier struct {
-	subs      func() []client.Subscription
+	subs      func() []model.Subscription
 	secret    func(namespace string) string
 	smtp      SMTP
 	deliverer *Deliverer
 	log       *slog.Logger
-	ch        chan client.Invocation
+	ch        chan model.Invocation
 	active    atomic.Bool // Run is running: this node leads
 }
 
 // NewNotifier returns a notifier over the given subscriptions source.
-func NewNotifier(subs func() []client.Subscription, secret func(namespace string) string, smtpCfg SMTP, log *slog.Logger) *Notifier {
+func NewNotifier(subs func() []model.Subscription, secret func(namespace string) string, smtpCfg SMTP, log *slog.Logger) *Notifier {
 	return &Notifier{subs: subs, secret: secret, smtp: smtpCfg, deliverer: &Deliverer{Attempts: 3}, log: log,
-		ch: make(chan client.Invocation, 4096)}
+		ch: make(chan model.Invocation, 4096)}
 }
 
 // Observe offers a record change. It never blocks: past the buffer,
 // notifications are dropped (and logged).
-func (n *Notifier) Observe(r client.Invocation) {
+func (n *Notifier) Observe(r model.Invocation) {
 	if !n.active.Load() || conditionsOf(r) == nil {
 		return
 	}
@@ -111,10 +112,10 @@ func (n *Notifier) Drain() {
 	}
 }
 
-func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
+func (n *Notifier) notify(ctx context.Context, r model.Invocation) {
 	conds := conditionsOf(r)
 	for _, s := range n.subs() {
-		if client.NamespaceOf(s.Namespace) != client.NamespaceOf(r.Namespace) || (s.Function != "" && s.Function != r.Function) {
+		if model.NamespaceOf(s.Namespace) != model.NamespaceOf(r.Namespace) || (s.Function != "" && s.Function != r.Function) {
 			continue // a subscription hears only its own namespace
 		}
 		var matched string
@@ -127,7 +128,7 @@ func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
 		if matched == "" {
 			continue
 		}
-		body, _ := json.Marshal(map[string]any{"subscription": s.ID, "condition": matched, "invocation": r,
+		body, _ := json.Marshal(map[string]any{"subscription": s.ID, "condition": matched, "invocation": wire.Invocation(r),
 			"time": time.Now().UTC().Format(time.RFC3339Nano)})
 		if s.Webhook != "" {
 			go func(url string) {
@@ -146,7 +147,7 @@ func (n *Notifier) notify(ctx context.Context, r client.Invocation) {
 	}
 }
 
-func (n *Notifier) mail(to, cond string, r client.Invocation, body []byte) error {
+func (n *Notifier) mail(to, cond string, r model.Invocation, body []byte) error {
 	if n.smtp.Addr == "" {
 		return fmt.Errorf("no SMTP server configured (--smtp-addr)")
 	}

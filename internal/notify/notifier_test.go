@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // smtpServer is a minimal SMTP server on 127.0.0.1 that hands each
@@ -79,11 +79,11 @@ func TestNotifierSendsWebhooksAndMailForMatchingConditions(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr, mails := smtpServer(t)
-	subs := []client.Subscription{
+	subs := []model.Subscription{
 		{ID: "s-hook", Function: "f", On: []string{OnFailure}, Webhook: srv.URL},
 		{ID: "s-mail", On: []string{OnTimeout}, Email: "ops@example.test"},
 	}
-	n := NewNotifier(func() []client.Subscription { return subs }, func(string) string { return "k" },
+	n := NewNotifier(func() []model.Subscription { return subs }, func(string) string { return "k" },
 		SMTP{Addr: addr, From: "nimbus@example.test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -93,9 +93,9 @@ func TestNotifierSendsWebhooksAndMailForMatchingConditions(t *testing.T) {
 		<-time.After(time.Millisecond)
 	}
 
-	n.Observe(client.Invocation{ID: "ok", Function: "f", Status: client.StatusSuccess}) // no subscription
-	n.Observe(client.Invocation{ID: "q", Function: "f", Status: client.StatusQueued})   // not an end
-	n.Observe(client.Invocation{ID: "t", Function: "f", Status: client.StatusFailed, ErrorType: "Sandbox.Timeout"})
+	n.Observe(model.Invocation{ID: "ok", Function: "f", Status: model.StatusSuccess}) // no subscription
+	n.Observe(model.Invocation{ID: "q", Function: "f", Status: model.StatusQueued})   // not an end
+	n.Observe(model.Invocation{ID: "t", Function: "f", Status: model.StatusFailed, ErrorType: "Sandbox.Timeout"})
 
 	select {
 	case body := <-hooks:
@@ -121,9 +121,9 @@ func TestNotifierSendsWebhooksAndMailForMatchingConditions(t *testing.T) {
 }
 
 func TestANotifierThatDoesNotLeadIgnoresChanges(t *testing.T) {
-	n := NewNotifier(func() []client.Subscription { return nil }, func(string) string { return "" }, SMTP{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := NewNotifier(func() []model.Subscription { return nil }, func(string) string { return "" }, SMTP{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for i := 0; i < 10000; i++ {
-		n.Observe(client.Invocation{ID: "x", Status: client.StatusSuccess})
+		n.Observe(model.Invocation{ID: "x", Status: model.StatusSuccess})
 	}
 	if len(n.ch) != 0 {
 		t.Fatalf("a notifier that is not running queued %d changes", len(n.ch))

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // ErrConcurrencyLimit is returned when an invocation would exceed its
@@ -38,8 +38,8 @@ func NewConcurrency() *Concurrency {
 
 // Acquire admits one invocation of fn, or says which limit refuses it.
 // The caller must call release once the invocation ends.
-func (c *Concurrency) Acquire(fn client.Function, l Limits) (release func(), err error) {
-	ns := client.NamespaceOf(fn.Namespace)
+func (c *Concurrency) Acquire(fn model.Function, l Limits) (release func(), err error) {
+	ns := model.NamespaceOf(fn.Namespace)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r := fn.ReservedConcurrency; r != nil {

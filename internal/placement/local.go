@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
@@ -15,11 +16,11 @@ type local struct{ w *worker.Worker }
 func (l local) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
 	return l.w.Invoke(ctx, req)
 }
-func (l local) Retire(function string)              { l.w.Retire(function) }
-func (l local) HasWarm(fn string, rev int64) bool   { return l.w.HasWarm(fn, rev) }
-func (l local) Runtimes() []string                  { return l.w.RuntimeNames() }
-func (l local) Prefetch(fn client.Function)         { l.w.Prefetch(fn) }
-func (l local) Provision(fn client.Function, n int) { l.w.Provision(fn, n) }
+func (l local) Retire(function string)             { l.w.Retire(function) }
+func (l local) HasWarm(fn string, rev int64) bool  { return l.w.HasWarm(fn, rev) }
+func (l local) Runtimes() []string                 { return l.w.RuntimeNames() }
+func (l local) Prefetch(fn model.Function)         { l.w.Prefetch(fn) }
+func (l local) Provision(fn model.Function, n int) { l.w.Provision(fn, n) }
 
 func (l local) Status() client.Worker {
 	st := l.w.Status()

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
@@ -22,7 +23,7 @@ var ErrUnreachable = errors.New("worker unreachable")
 type Target interface {
 	Invoke(ctx context.Context, req worker.Request) (worker.Result, error)
 	// Retire ends the instances of a function (by qualified name,
-	// client.QualifiedName), which was deleted.
+	// model.QualifiedName), which was deleted.
 	Retire(function string)
 	Status() client.Worker
 	// HasWarm reports whether the worker has an idle instance of the
@@ -106,7 +107,7 @@ var ErrNoWorkers = errors.New("no worker is available")
 
 // rank orders the targets: warm instance of this revision first, then
 // by load (busy slots over slots), healthy ones only.
-func (p *Placer) rank(fn client.Function) []Target {
+func (p *Placer) rank(fn model.Function) []Target {
 	type scored struct {
 		t    Target
 		warm bool
@@ -192,9 +193,9 @@ func (p *Placer) FreeSlots() int {
 
 // Prefetch asks the workers that can (those in this process) to fetch a
 // newly deployed revision's code ahead of its first invocation.
-func (p *Placer) Prefetch(fn client.Function) {
+func (p *Placer) Prefetch(fn model.Function) {
 	for _, t := range p.targets() {
-		if pf, ok := t.(interface{ Prefetch(client.Function) }); ok {
+		if pf, ok := t.(interface{ Prefetch(model.Function) }); ok {
 			pf.Prefetch(fn)
 		}
 	}
@@ -203,8 +204,8 @@ func (p *Placer) Prefetch(fn client.Function) {
 // Provision spreads n ready instances of fn over the healthy workers
 // that run its runtime (Lambda's provisioned concurrency), in a stable
 // order so that repeated calls ask the same workers for the same share.
-func (p *Placer) Provision(fn client.Function, n int) {
-	type provisioner interface{ Provision(client.Function, int) }
+func (p *Placer) Provision(fn model.Function, n int) {
+	type provisioner interface{ Provision(model.Function, int) }
 	var ts []Target
 	for _, t := range p.targets() {
 		if _, ok := t.(provisioner); ok && t.Status().Healthy && slices.Contains(t.Runtimes(), fn.Runtime) {

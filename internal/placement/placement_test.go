@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
@@ -42,7 +43,7 @@ type fakeSource []Target
 func (s fakeSource) Targets() []Target { return s }
 
 func req() worker.Request {
-	return worker.Request{RequestID: "r", Function: client.Function{FunctionConfig: client.FunctionConfig{Name: "f"}, Revision: 1}}
+	return worker.Request{RequestID: "r", Function: model.Function{FunctionConfig: model.FunctionConfig{Name: "f"}, Revision: 1}}
 }
 
 func TestAWarmWorkerIsPreferredThenTheLeastLoaded(t *testing.T) {

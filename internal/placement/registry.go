@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"nimbus/internal/model"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
 	"nimbus/internal/runtime/python"
@@ -296,7 +297,7 @@ func (w *remote) Retire(function string) {
 }
 
 // Provision asks the worker to keep n instances of fn ready.
-func (w *remote) Provision(fn client.Function, n int) {
+func (w *remote) Provision(fn model.Function, n int) {
 	b, err := json.Marshal(fn)
 	if err != nil {
 		return

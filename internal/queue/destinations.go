@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 )
 
 // DestinationRecord is the Lambda-style record that an asynchronous
@@ -54,12 +54,12 @@ func destinationFor(o Outcome) string {
 
 // functionDestination returns the event to queue for a "function:NAME"
 // destination, or nil.
-func functionDestination(o Outcome, now time.Time) *state.QueueItem {
+func functionDestination(o Outcome, now time.Time) *model.QueueItem {
 	target, ok := strings.CutPrefix(destinationFor(o), "function:")
 	if !ok || target == "" {
 		return nil
 	}
-	return &state.QueueItem{
+	return &model.QueueItem{
 		RequestID:  o.Item.RequestID + "-" + strings.ToLower(o.Condition),
 		Namespace:  o.Function.Namespace, // a destination stays in its namespace
 		Function:   target,

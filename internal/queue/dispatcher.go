@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 // Defaults of asynchronous invocation, as on Lambda.
@@ -56,24 +56,24 @@ type Invoker interface {
 // run (to store and stream it) and each outcome (to deliver destinations
 // and notifications).
 type Hooks struct {
-	Log     func(client.LogEntry)
+	Log     func(model.LogEntry)
 	Outcome func(Outcome)
 	// Admit, when set, admits a run within the function's concurrency
 	// limits; an event it refuses stays queued (no Raft entry) and is
 	// offered again on a later pass.
-	Admit func(client.Function) (release func(), err error)
+	Admit func(model.Function) (release func(), err error)
 	// Observe, when set, is told of each attempt that ran or failed to
 	// run (not of one sent back for want of capacity), with the trigger
 	// its metrics are labelled with: the event's, or "redrive" for a
 	// redriven event.
-	Observe func(fn client.Function, trigger string, res worker.Result, err error)
+	Observe func(fn model.Function, trigger string, res worker.Result, err error)
 }
 
 // Outcome describes a finished attempt of an event.
 type Outcome struct {
-	Item     state.QueueItem
-	Function client.Function
-	Record   client.Invocation
+	Item     model.QueueItem
+	Function model.Function
+	Record   model.Invocation
 	Result   json.RawMessage
 	// Condition is Success, RetriesExhausted or EventAgeExceeded for a
 	// final outcome, "" for an attempt that will be retried.
@@ -178,16 +178,16 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	store := d.cp.Store()
 	var expired []fsm.Outcome
 	var notes []*Outcome // final outcomes that have destinations to serve
-	var ready []state.QueueItem
+	var ready []model.QueueItem
 	// giveUp records a dead letter decided here (not after a run), with
 	// its on_failure destination when the function still exists.
-	giveUp := func(o fsm.Outcome, q state.QueueItem, fn client.Function, exists bool) {
+	giveUp := func(o fsm.Outcome, q model.QueueItem, fn model.Function, exists bool) {
 		var note *Outcome
 		if o.Kind == fsm.OutcomeDeadLetter && exists {
 			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
-				Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusDeadLetter, ErrorType: o.LastError}}
+				Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusDeadLetter, ErrorType: o.LastError}}
 			if dest := functionDestination(*note, now); dest != nil {
-				o.Enqueue = []state.QueueItem{*dest}
+				o.Enqueue = []model.QueueItem{*dest}
 			}
 		}
 		expired = append(expired, o)
@@ -198,7 +198,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		if _, mine := d.inflight[q.RequestID]; mine {
 			continue
 		}
-		fn, ferr := store.Function(client.QualifiedName(q.Namespace, q.Function))
+		fn, ferr := store.Function(model.QualifiedName(q.Namespace, q.Function))
 		cfg := asyncConfig(fn.FunctionConfig)
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
@@ -207,10 +207,10 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		case q.Leased(now):
 		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
+				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
 		case ferr != nil:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
+				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
 		case !now.Before(q.NotBefore):
 			ready = append(ready, q)
 		}
@@ -227,7 +227,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	}
 	leases := make([]fsm.LeaseRequest, len(ready))
 	for i, q := range ready {
-		fn, _ := store.Function(client.QualifiedName(q.Namespace, q.Function))
+		fn, _ := store.Function(model.QualifiedName(q.Namespace, q.Function))
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
 	res, err := fsm.Apply(ctx, d.cp, fsm.Lease{Leases: leases, Now: now})
@@ -263,8 +263,8 @@ func (d *Dispatcher) pass(ctx context.Context) {
 
 // admit picks, in arrival order, up to n events whose functions' limits
 // admit a run now, with the releases of what they hold.
-func (d *Dispatcher) admit(ready []state.QueueItem, n int) ([]state.QueueItem, []func()) {
-	var out []state.QueueItem
+func (d *Dispatcher) admit(ready []model.QueueItem, n int) ([]model.QueueItem, []func()) {
+	var out []model.QueueItem
 	var releases []func()
 	store := d.cp.Store()
 	for _, q := range ready {
@@ -273,7 +273,7 @@ func (d *Dispatcher) admit(ready []state.QueueItem, n int) ([]state.QueueItem, [
 		}
 		release := func() {}
 		if d.hooks.Admit != nil {
-			fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
+			fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
 			if err == nil {
 				if release, err = d.hooks.Admit(fn); err != nil {
 					continue // at its limit: it waits in the queue
@@ -295,7 +295,7 @@ type asyncSettings struct {
 	maxAge  time.Duration
 }
 
-func asyncConfig(c client.FunctionConfig) asyncSettings {
+func asyncConfig(c model.FunctionConfig) asyncSettings {
 	s := asyncSettings{retries: DefaultRetries, delay: DefaultRetryDelay, maxAge: DefaultMaxEventAge}
 	if c.Retries != nil {
 		s.retries = *c.Retries
@@ -311,17 +311,17 @@ func asyncConfig(c client.FunctionConfig) asyncSettings {
 
 // failOutcome is what a failed attempt becomes: a retry after the
 // doubling delay, or a dead letter once the retries are spent.
-func (d *Dispatcher) failOutcome(q state.QueueItem, fn client.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
+func (d *Dispatcher) failOutcome(q model.QueueItem, fn model.Function, cfg asyncSettings, now time.Time, errType string, epoch uint64) fsm.Outcome {
 	if q.Attempts > cfg.retries {
 		return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeDeadLetter,
-			Reason: client.ReasonRetriesExhausted, LastError: errType}
+			Reason: model.ReasonRetriesExhausted, LastError: errType}
 	}
 	delay := cfg.delay << max(q.Attempts-1, 0)
 	return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeRetry, NotBefore: now.Add(delay), LastError: errType}
 }
 
 // run invokes one leased event and reports its outcome.
-func (d *Dispatcher) run(q state.QueueItem) {
+func (d *Dispatcher) run(q model.QueueItem) {
 	defer func() {
 		d.mu.Lock()
 		delete(d.inflight, q.RequestID)
@@ -333,11 +333,11 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		d.mu.Unlock()
 	}
 	store := d.cp.Store()
-	fn, err := store.Function(client.QualifiedName(q.Namespace, q.Function))
+	fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
 	if err != nil {
 		started()
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,
-			Reason: client.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
+			Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, nil)
 		return
 	}
 	cfg := asyncConfig(fn.FunctionConfig)
@@ -367,23 +367,23 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		d.log.Warn("async invocation failed to run", "request_id", q.RequestID, "function", fn.Name, "err", err)
 		o := d.failOutcome(q, fn, cfg, now, "Sandbox.Crashed", q.Epoch)
 		out := &Outcome{Item: q, Function: fn, Condition: o.Reason, // Reason: "" for a retry
-			Record: client.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: client.StatusFailed, ErrorType: o.LastError}}
+			Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusFailed, ErrorType: o.LastError}}
 		// A dead letter goes to its on_failure destination, however its
 		// last attempt failed.
 		if dest := functionDestination(*out, now); dest != nil {
-			o.Enqueue = []state.QueueItem{*dest}
+			o.Enqueue = []model.QueueItem{*dest}
 		}
 		d.finisher.add(o, out)
 		return
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: q.RequestID, Function: fn}, q.Trigger, res)
-	rec.Status = client.StatusSuccess // until the outcome says otherwise (below)
+	rec.Status = model.StatusSuccess // until the outcome says otherwise (below)
 	rec.Result, rec.Attempts, rec.EnqueuedAt = json.RawMessage(res.Payload), q.Attempts, q.EnqueuedAt
 	if len(rec.Result) > 64<<10 || !json.Valid(rec.Result) {
 		rec.Result = nil // records keep results up to 64 KB
 	}
 	if d.hooks.Log != nil {
-		d.hooks.Log(client.LogEntry{RequestID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
+		d.hooks.Log(model.LogEntry{RequestID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)})
 	}
 	out := Outcome{Item: q, Function: fn, Record: rec, Result: json.RawMessage(res.Payload)}
 	var o fsm.Outcome
@@ -395,12 +395,12 @@ func (d *Dispatcher) run(q state.QueueItem) {
 		if o.Kind == fsm.OutcomeDeadLetter {
 			out.Condition = o.Reason
 		}
-		out.Record.Status = client.StatusFailed
+		out.Record.Status = model.StatusFailed
 		o.Record = out.Record // the retried or dead-lettered record shows this attempt
 	}
 	// A function destination's event commits with the outcome itself.
 	if dest := functionDestination(out, now); dest != nil {
-		o.Enqueue = []state.QueueItem{*dest}
+		o.Enqueue = []model.QueueItem{*dest}
 	}
 	d.finisher.add(o, &out)
 }

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"nimbus/internal/fsm"
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 )
 
 // Enqueuer commits asynchronous events through Raft before they are
@@ -16,7 +16,7 @@ type Enqueuer struct {
 	cp Control
 
 	mu      sync.Mutex
-	pending []state.QueueItem
+	pending []model.QueueItem
 	waiters []chan error
 	wake    chan struct{}
 	stop    chan struct{}
@@ -33,7 +33,7 @@ func NewEnqueuer(cp Control) *Enqueuer {
 }
 
 // Enqueue returns once item is committed (nil) or could not be.
-func (e *Enqueuer) Enqueue(ctx context.Context, item state.QueueItem) error {
+func (e *Enqueuer) Enqueue(ctx context.Context, item model.QueueItem) error {
 	ch := make(chan error, 1)
 	e.mu.Lock()
 	e.pending = append(e.pending, item)

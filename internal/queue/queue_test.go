@@ -21,26 +21,26 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 // Stored types and values, named once.
 type (
-	function   = client.Function
-	queueItem  = state.QueueItem
-	record     = client.Invocation
-	deadLetter = client.DeadLetter
+	function   = model.Function
+	queueItem  = model.QueueItem
+	record     = model.Invocation
+	deadLetter = model.DeadLetter
 )
 
 const (
-	statusQueued     = client.StatusQueued
-	statusRunning    = client.StatusRunning
-	statusSuccess    = client.StatusSuccess
-	statusDeadLetter = client.StatusDeadLetter
-	retriesExhausted = client.ReasonRetriesExhausted
-	eventAgeExceeded = client.ReasonEventAgeExceeded
+	statusQueued     = model.StatusQueued
+	statusRunning    = model.StatusRunning
+	statusSuccess    = model.StatusSuccess
+	statusDeadLetter = model.StatusDeadLetter
+	retriesExhausted = model.ReasonRetriesExhausted
+	eventAgeExceeded = model.ReasonEventAgeExceeded
 	testNamespace    = "team"
 )
 
@@ -52,7 +52,7 @@ type fnOpt func(*function)
 func newFunction(name string, opts ...fnOpt) function {
 	f := function{Namespace: testNamespace}
 	f.Name, f.Runtime, f.Handler, f.MemoryMB = name, "python3.12", "main.handler", 256
-	f.Timeout = client.Duration(30 * time.Second)
+	f.Timeout = model.Duration(30 * time.Second)
 	for _, o := range opts {
 		o(&f)
 	}
@@ -62,15 +62,15 @@ func newFunction(name string, opts ...fnOpt) function {
 func withRetries(n int) fnOpt { return func(f *function) { f.Retries = &n } }
 
 func withRetryDelay(d time.Duration) fnOpt {
-	return func(f *function) { f.RetryDelay = client.Duration(d) }
+	return func(f *function) { f.RetryDelay = model.Duration(d) }
 }
 
 func withMaxEventAge(d time.Duration) fnOpt {
-	return func(f *function) { f.MaxEventAge = client.Duration(d) }
+	return func(f *function) { f.MaxEventAge = model.Duration(d) }
 }
 
 func withDestinations(onSuccess, onFailure string) fnOpt {
-	return func(f *function) { f.Destinations = &client.Destinations{OnSuccess: onSuccess, OnFailure: onFailure} }
+	return func(f *function) { f.Destinations = &model.Destinations{OnSuccess: onSuccess, OnFailure: onFailure} }
 }
 
 // newEvent is an asynchronous event for function fn of testNamespace,
@@ -348,7 +348,7 @@ func always(res worker.Result) answerFunc {
 type hookLog struct {
 	mu       sync.Mutex
 	outcomes []Outcome
-	logs     []client.LogEntry
+	logs     []model.LogEntry
 	observed []observed
 }
 
@@ -362,7 +362,7 @@ type observed struct {
 // hooks returns Hooks that record into h.
 func (h *hookLog) hooks() Hooks {
 	return Hooks{
-		Log: func(e client.LogEntry) { h.mu.Lock(); h.logs = append(h.logs, e); h.mu.Unlock() },
+		Log: func(e model.LogEntry) { h.mu.Lock(); h.logs = append(h.logs, e); h.mu.Unlock() },
 		Outcome: func(o Outcome) {
 			h.mu.Lock()
 			h.outcomes = append(h.outcomes, o)

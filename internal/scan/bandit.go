@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"nimbus/internal/codepkg"
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // Policy modes.
@@ -54,11 +54,11 @@ func ParsePolicy(s string) (Policy, error) {
 }
 
 // Blocking returns the findings that make the policy refuse a deploy.
-func (p Policy) Blocking(r *client.ScanReport) []client.Finding {
+func (p Policy) Blocking(r *model.ScanReport) []model.Finding {
 	if p.Mode != ModeBlock || r == nil {
 		return nil
 	}
-	var out []client.Finding
+	var out []model.Finding
 	for _, f := range r.Findings {
 		if severityRank[f.Severity] >= severityRank[p.BlockAt] {
 			out = append(out, f)
@@ -87,12 +87,12 @@ type Scanner struct {
 
 // Scan unpacks zip into a temporary directory and runs Bandit over it.
 // Without Bandit it says so in the report instead of pretending to scan.
-func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, error) {
+func (s Scanner) Scan(ctx context.Context, zip []byte) (*model.ScanReport, error) {
 	bin := s.Bandit
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("bandit"); err != nil {
-			return &client.ScanReport{Scanner: "bandit", Note: "not scanned: bandit is not installed on this server"}, nil
+			return &model.ScanReport{Scanner: "bandit", Note: "not scanned: bandit is not installed on this server"}, nil
 		}
 	}
 	timeout := s.Timeout
@@ -136,10 +136,10 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 	if err := json.Unmarshal(out, &raw); err != nil {
 		return nil, fmt.Errorf("reading bandit's report: %w", err)
 	}
-	r := &client.ScanReport{Scanner: "bandit", Findings: []client.Finding{}}
+	r := &model.ScanReport{Scanner: "bandit", Findings: []model.Finding{}}
 	for _, x := range raw.Results {
 		rel, _ := filepath.Rel(dir, x.File)
-		r.Findings = append(r.Findings, client.Finding{TestID: x.TestID, Severity: x.Severity, Confidence: x.Confidence,
+		r.Findings = append(r.Findings, model.Finding{TestID: x.TestID, Severity: x.Severity, Confidence: x.Confidence,
 			Text: x.Text, File: rel, Line: x.Line})
 	}
 	for _, x := range raw.Errors {
@@ -147,7 +147,7 @@ func (s Scanner) Scan(ctx context.Context, zip []byte) (*client.ScanReport, erro
 		if err != nil {
 			rel = x.File
 		}
-		r.Findings = append(r.Findings, client.Finding{TestID: UnscannedTestID, Severity: "HIGH", Confidence: "HIGH",
+		r.Findings = append(r.Findings, model.Finding{TestID: UnscannedTestID, Severity: "HIGH", Confidence: "HIGH",
 			Text: "Bandit could not scan this file, so nothing in it was checked: " + x.Reason, File: rel})
 	}
 	return r, nil

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 func TestParsePolicy(t *testing.T) {
@@ -29,7 +29,7 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestBlockingCountsFindingsAtOrAboveTheSeverity(t *testing.T) {
-	r := &client.ScanReport{Findings: []client.Finding{{Severity: "LOW"}, {Severity: "MEDIUM"}, {Severity: "HIGH"}}}
+	r := &model.ScanReport{Findings: []model.Finding{{Severity: "LOW"}, {Severity: "MEDIUM"}, {Severity: "HIGH"}}}
 	cases := []struct {
 		policy Policy
 		want   int

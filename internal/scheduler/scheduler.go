@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // DefaultStartingDeadline is how late a slot may still fire (a slot
@@ -51,7 +51,7 @@ func NewLoop(cp Control, startingDeadline time.Duration, log *slog.Logger) *Loop
 }
 
 // Compile parses a schedule's expression in its time zone, with a cache.
-func (l *Loop) Compile(sc client.Schedule) (Expr, error) {
+func (l *Loop) Compile(sc model.Schedule) (Expr, error) {
 	key := sc.Timezone + "\x00" + sc.Expression
 	l.mu.Lock()
 	e, ok := l.exprs[key]
@@ -148,7 +148,7 @@ func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {
 // due returns the fire for the latest due slot of sc, if any; earlier due
 // slots collapse into it (counted as missed), and a latest slot older
 // than the starting deadline is itself only counted.
-func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
+func (l *Loop) due(sc model.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 	e, err := l.Compile(sc)
 	if err != nil {
 		return fsm.FireSchedule{}, false
@@ -170,7 +170,7 @@ func (l *Loop) due(sc client.Schedule, now time.Time) (fsm.FireSchedule, bool) {
 	case sc.Policy == "forbid" && l.stillRunning(sc.LastRequest):
 		cmd.Missed++
 	default:
-		cmd.Item = &state.QueueItem{
+		cmd.Item = &model.QueueItem{
 			RequestID:  FireID(sc.Namespace, sc.Name, latest),
 			Namespace:  sc.Namespace,
 			Function:   sc.Function,
@@ -192,14 +192,14 @@ func (l *Loop) stillRunning(requestID string) bool {
 	if err != nil {
 		return false
 	}
-	return rec.Status == client.StatusQueued || rec.Status == client.StatusRunning
+	return rec.Status == model.StatusQueued || rec.Status == model.StatusRunning
 }
 
 // FireID is the request ID of a schedule's fire for a slot: the same on
 // every server, so a fire is idempotent. Outside the default namespace
 // it names the namespace too (names hold no ':').
 func FireID(ns, name string, slot time.Time) string {
-	if client.NamespaceOf(ns) != client.DefaultNamespace {
+	if model.NamespaceOf(ns) != model.DefaultNamespace {
 		name = ns + ":" + name
 	}
 	return fmt.Sprintf("sched-%s-%d", name, slot.Unix())
@@ -207,7 +207,7 @@ func FireID(ns, name string, slot time.Time) string {
 
 // fireEvent is the schedule's own event, or an EventBridge-style
 // scheduled event.
-func fireEvent(sc client.Schedule, slot time.Time) json.RawMessage {
+func fireEvent(sc model.Schedule, slot time.Time) json.RawMessage {
 	if len(sc.Event) > 0 {
 		return sc.Event
 	}
@@ -224,7 +224,7 @@ func fireEvent(sc client.Schedule, slot time.Time) json.RawMessage {
 }
 
 // NextFire returns a schedule's next fire time after now, if any.
-func (l *Loop) NextFire(sc client.Schedule, now time.Time) (time.Time, bool) {
+func (l *Loop) NextFire(sc model.Schedule, now time.Time) (time.Time, bool) {
 	e, err := l.Compile(sc)
 	if err != nil || sc.Disabled {
 		return time.Time{}, false

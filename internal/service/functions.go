@@ -8,16 +8,16 @@ import (
 
 	"nimbus/internal/codepkg"
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // Deployed is what a deploy stored.
 type Deployed struct {
-	Function client.Function
+	Function model.Function
 	Created  bool // a new function, not a new revision
 }
 
@@ -27,7 +27,7 @@ type Deployed struct {
 // scanned, the code stored and replicated, and only then the revision
 // committed. Nothing is committed unless everything is valid, so a
 // refused deploy leaves the previous revision serving.
-func (s *Service) Deploy(ctx context.Context, ns string, cfg client.FunctionConfig, zip []byte) (Deployed, error) {
+func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfig, zip []byte) (Deployed, error) {
 	codepkg.ApplyDefaults(&cfg)
 	if err := codepkg.ValidateConfig(cfg); err != nil {
 		return Deployed{}, err
@@ -63,7 +63,7 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg client.FunctionConf
 			return Deployed{}, err
 		}
 	}
-	fn := client.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
+	fn := model.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		return Deployed{}, err
@@ -79,12 +79,12 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg client.FunctionConf
 // checkReserved answers early, from this server's state, a reserved
 // concurrency the namespace has no room for; the FSM checks it again when
 // it applies the deploy.
-func (s *Service) checkReserved(ns string, cfg client.FunctionConfig) error {
+func (s *Service) checkReserved(ns string, cfg model.FunctionConfig) error {
 	if cfg.ReservedConcurrency == nil {
 		return nil
 	}
 	limit, reserved := s.store.ConcurrencyLimit(ns)
-	if old, err := s.store.Function(client.QualifiedName(ns, cfg.Name)); err == nil && old.ReservedConcurrency != nil {
+	if old, err := s.store.Function(model.QualifiedName(ns, cfg.Name)); err == nil && old.ReservedConcurrency != nil {
 		reserved -= *old.ReservedConcurrency
 	}
 	return state.CheckReserved(ns, *cfg.ReservedConcurrency, limit, reserved)
@@ -92,7 +92,7 @@ func (s *Service) checkReserved(ns string, cfg client.FunctionConfig) error {
 
 // scan runs the namespace's code-scanning policy over zip: nil when the
 // policy is off, ErrScanBlocked when it finds what the policy blocks.
-func (s *Service) scan(ctx context.Context, ns string, zip []byte) (*client.ScanReport, error) {
+func (s *Service) scan(ctx context.Context, ns string, zip []byte) (*model.ScanReport, error) {
 	policy := s.scanPolicy(ns)
 	if policy.Mode == "" || policy.Mode == scan.ModeOff {
 		return nil, nil
@@ -136,35 +136,42 @@ func (s *Service) pickRuntime(name string) (string, error) {
 	return "", state.Errorf(state.ErrInvalid, "unknown runtime %q: the workers can run %s", name, strings.Join(avail, ", "))
 }
 
+// Removed is what a removal removed: the function, and what named it
+// when force removed that too (nil otherwise).
+type Removed struct {
+	Function   model.Function
+	Dependents *model.FunctionDependents
+}
+
 // RemoveFunction removes function name of namespace ns; while schedules,
 // subscriptions or other functions' destinations name it, only with
 // force, which removes them too (ErrConflict otherwise, naming them).
-func (s *Service) RemoveFunction(ctx context.Context, ns, name string, force bool) (client.DeletedFunction, error) {
-	f, err := s.store.Function(client.QualifiedName(ns, name))
+func (s *Service) RemoveFunction(ctx context.Context, ns, name string, force bool) (Removed, error) {
+	f, err := s.store.Function(model.QualifiedName(ns, name))
 	if err != nil {
-		return client.DeletedFunction{}, err
+		return Removed{}, err
 	}
 	rm, err := fsm.Apply(ctx, s.d.Control, fsm.RemoveFunction{Namespace: ns, Name: name, Force: force})
 	if err != nil {
-		return client.DeletedFunction{}, err
+		return Removed{}, err
 	}
 	if !rm.Deleted {
-		return client.DeletedFunction{}, state.Errorf(state.ErrConflict,
+		return Removed{}, state.Errorf(state.ErrConflict,
 			"function %q is still named by %s: remove them first, or delete with force (nimbus rm --force, ?force=true) to remove them too",
 			name, rm.Dependents)
 	}
 	s.d.Placer.Retire(f.QualifiedName())
-	out := client.DeletedFunction{Function: f}
+	out := Removed{Function: f}
 	if !rm.Dependents.Empty() {
-		out.Removed = &rm.Dependents
+		out.Dependents = &rm.Dependents
 	}
 	return out, nil
 }
 
 // Function is function name of namespace ns.
-func (s *Service) Function(ns, name string) (client.Function, error) {
-	return s.store.Function(client.QualifiedName(ns, name))
+func (s *Service) Function(ns, name string) (model.Function, error) {
+	return s.store.Function(model.QualifiedName(ns, name))
 }
 
 // Functions lists namespace ns's functions.
-func (s *Service) Functions(ns string) []client.Function { return s.store.Functions(ns) }
+func (s *Service) Functions(ns string) []model.Function { return s.store.Functions(ns) }

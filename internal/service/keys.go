@@ -10,6 +10,7 @@ import (
 
 	"nimbus/internal/auth"
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
 	"nimbus/pkg/client"
 )
@@ -24,31 +25,31 @@ type KeyRequest struct {
 }
 
 // Keys lists every API key (their hashes only).
-func (s *Service) Keys() []state.Key { return s.store.Keys() }
+func (s *Service) Keys() []model.Key { return s.store.Keys() }
 
 // CreateKey makes a key and returns it with its token, the only time the
 // token exists outside the caller's hands.
-func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, state.Key, error) {
+func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, model.Key, error) {
 	if !slices.Contains(auth.Roles, req.Role) {
-		return "", state.Key{}, state.Errorf(state.ErrInvalid, "role %q is not one of %s", req.Role, strings.Join(auth.Roles, ", "))
+		return "", model.Key{}, state.Errorf(state.ErrInvalid, "role %q is not one of %s", req.Role, strings.Join(auth.Roles, ", "))
 	}
 	if req.RateLimit < 0 {
-		return "", state.Key{}, state.Errorf(state.ErrInvalid, "rate_limit must be 0 (the server's default) or more requests per second")
+		return "", model.Key{}, state.Errorf(state.ErrInvalid, "rate_limit must be 0 (the server's default) or more requests per second")
 	}
 	switch {
 	case req.Namespace != "" && (req.Role == auth.RoleAdmin || req.Role == auth.RoleWorker):
-		return "", state.Key{}, state.Errorf(state.ErrInvalid, "a %s key belongs to no namespace (admin keys act in every one, choosing with %s)", req.Role, client.HeaderNamespace)
+		return "", model.Key{}, state.Errorf(state.ErrInvalid, "a %s key belongs to no namespace (admin keys act in every one, choosing with %s)", req.Role, client.HeaderNamespace)
 	case req.Role == auth.RoleDeveloper || req.Role == auth.RoleViewer:
-		req.Namespace = client.NamespaceOf(req.Namespace)
+		req.Namespace = model.NamespaceOf(req.Namespace)
 		if _, err := s.store.Namespace(req.Namespace); err != nil {
-			return "", state.Key{}, err
+			return "", model.Key{}, err
 		}
 	}
 	opts := auth.KeyOptions{Role: req.Role, Namespace: req.Namespace, Note: req.Note, RateLimit: req.RateLimit}
 	if req.Expires != "" {
 		d, err := parseExpiry(req.Expires)
 		if err != nil {
-			return "", state.Key{}, state.Errorf(state.ErrInvalid, "expires: %v", err)
+			return "", model.Key{}, state.Errorf(state.ErrInvalid, "expires: %v", err)
 		}
 		opts.ExpiresAt = time.Now().UTC().Add(d)
 	}
@@ -56,7 +57,7 @@ func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, state.
 }
 
 // issueKey commits a new key (or join token) with opts as they are.
-func (s *Service) issueKey(ctx context.Context, opts auth.KeyOptions) (string, state.Key, error) {
+func (s *Service) issueKey(ctx context.Context, opts auth.KeyOptions) (string, model.Key, error) {
 	return auth.CreateKeyWith(ctx, s.d.Control, opts)
 }
 
@@ -88,12 +89,12 @@ func (s *Service) RevokeKey(ctx context.Context, callerID, id string) error {
 }
 
 // Audit lists the newest limit audit entries.
-func (s *Service) Audit(limit int) []client.AuditEntry { return s.store.Audit(limit) }
+func (s *Service) Audit(limit int) []model.AuditEntry { return s.store.Audit(limit) }
 
 // CreateJoinToken makes a join token for a worker ("" or "worker") or a
 // server, valid for ttl ("": an hour): a key that opens no route, which a
 // new node presents to have its certificate signed.
-func (s *Service) CreateJoinToken(ctx context.Context, role, ttl, note string) (string, state.Key, error) {
+func (s *Service) CreateJoinToken(ctx context.Context, role, ttl, note string) (string, model.Key, error) {
 	opts := auth.KeyOptions{Note: note}
 	switch role {
 	case "", "worker":
@@ -101,13 +102,13 @@ func (s *Service) CreateJoinToken(ctx context.Context, role, ttl, note string) (
 	case "server":
 		opts.Role = auth.RoleJoinServer
 	default:
-		return "", state.Key{}, state.Errorf(state.ErrInvalid, "role %q: a join token is for a worker or a server", role)
+		return "", model.Key{}, state.Errorf(state.ErrInvalid, "role %q: a join token is for a worker or a server", role)
 	}
 	d := time.Hour
 	if ttl != "" {
 		var err error
 		if d, err = parseExpiry(ttl); err != nil {
-			return "", state.Key{}, state.Errorf(state.ErrInvalid, "ttl: %v", err)
+			return "", model.Key{}, state.Errorf(state.ErrInvalid, "ttl: %v", err)
 		}
 	}
 	opts.ExpiresAt = time.Now().UTC().Add(d)

@@ -5,26 +5,26 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // PutNamespace creates namespace ns.Name or changes its settings; it
 // reports whether it is new.
-func (s *Service) PutNamespace(ctx context.Context, ns client.Namespace) (client.Namespace, bool, error) {
+func (s *Service) PutNamespace(ctx context.Context, ns model.Namespace) (model.Namespace, bool, error) {
 	if ns.Concurrency < 0 {
-		return client.Namespace{}, false, state.Errorf(state.ErrInvalid, "concurrency must be 0 (no limit) or more")
+		return model.Namespace{}, false, state.Errorf(state.ErrInvalid, "concurrency must be 0 (no limit) or more")
 	}
 	if ns.ScanPolicy != "" {
 		if _, err := scan.ParsePolicy(ns.ScanPolicy); err != nil {
-			return client.Namespace{}, false, state.Errorf(state.ErrInvalid, "scan_policy: %v", err)
+			return model.Namespace{}, false, state.Errorf(state.ErrInvalid, "scan_policy: %v", err)
 		}
 	}
 	ns.CreatedAt = time.Now().UTC()
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.PutNamespace{Namespace: ns})
 	if err != nil {
-		return client.Namespace{}, false, err
+		return model.Namespace{}, false, err
 	}
 	stored, err := s.store.Namespace(ns.Name)
 	return stored, res.Created, err
@@ -39,7 +39,7 @@ func (s *Service) DeleteNamespace(ctx context.Context, name string) error {
 }
 
 // Namespace is namespace name.
-func (s *Service) Namespace(name string) (client.Namespace, error) { return s.store.Namespace(name) }
+func (s *Service) Namespace(name string) (model.Namespace, error) { return s.store.Namespace(name) }
 
 // Namespaces lists every namespace.
-func (s *Service) Namespaces() []client.Namespace { return s.store.Namespaces() }
+func (s *Service) Namespaces() []model.Namespace { return s.store.Namespaces() }

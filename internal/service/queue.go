@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // DeadLetters lists namespace ns's dead letters, those of function fn
 // only when fn is not "".
-func (s *Service) DeadLetters(ns, fn string) []client.DeadLetter { return s.store.DeadLetters(ns, fn) }
+func (s *Service) DeadLetters(ns, fn string) []model.DeadLetter { return s.store.DeadLetters(ns, fn) }
 
 // Redrive moves dead letters of namespace ns back to the queue: those
 // with the given IDs, or with all every one (of function fn when fn is

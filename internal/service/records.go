@@ -8,9 +8,8 @@ import (
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
-	"nimbus/internal/state"
+	"nimbus/internal/model"
 	"nimbus/internal/worker"
-	"nimbus/pkg/client"
 )
 
 const (
@@ -30,15 +29,15 @@ const (
 type recorder struct {
 	cp        Control
 	logs      *logstore.Store
-	retention state.Retention
+	retention model.Retention
 	log       *slog.Logger
 
 	mu       sync.Mutex
-	records  []client.Invocation
-	inflight []client.Invocation // the batch being committed
-	entries  []client.LogEntry
-	storing  []client.LogEntry // the batch of logs being stored
-	audit    []client.AuditEntry
+	records  []model.Invocation
+	inflight []model.Invocation // the batch being committed
+	entries  []model.LogEntry
+	storing  []model.LogEntry // the batch of logs being stored
+	audit    []model.AuditEntry
 	wake     chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
@@ -49,7 +48,7 @@ type recorder struct {
 	expired []string
 }
 
-func newRecorder(cp Control, logs *logstore.Store, ret state.Retention, log *slog.Logger) *recorder {
+func newRecorder(cp Control, logs *logstore.Store, ret model.Retention, log *slog.Logger) *recorder {
 	r := &recorder{cp: cp, logs: logs, retention: ret, log: log,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
@@ -57,7 +56,7 @@ func newRecorder(cp Control, logs *logstore.Store, ret state.Retention, log *slo
 }
 
 // addAudit queues an audit entry for the next batch.
-func (r *recorder) addAudit(e client.AuditEntry) {
+func (r *recorder) addAudit(e model.AuditEntry) {
 	r.mu.Lock()
 	r.audit = append(r.audit, e)
 	r.mu.Unlock()
@@ -68,7 +67,7 @@ func (r *recorder) addAudit(e client.AuditEntry) {
 }
 
 // add queues a record and a log (either may be nil).
-func (r *recorder) add(rec *client.Invocation, entry *client.LogEntry) {
+func (r *recorder) add(rec *model.Invocation, entry *model.LogEntry) {
 	r.mu.Lock()
 	if rec != nil {
 		r.records = append(r.records, *rec)
@@ -86,16 +85,16 @@ func (r *recorder) add(rec *client.Invocation, entry *client.LogEntry) {
 // pending returns the records this server has not committed yet (queued,
 // or in the batch being committed), the last version of each by ID, or
 // nil for none.
-func (r *recorder) pending() map[string]client.Invocation {
+func (r *recorder) pending() map[string]model.Invocation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.inflight) == 0 && len(r.records) == 0 {
 		return nil
 	}
-	out := make(map[string]client.Invocation, len(r.inflight)+len(r.records))
-	for _, list := range [][]client.Invocation{r.inflight, r.records} {
+	out := make(map[string]model.Invocation, len(r.inflight)+len(r.records))
+	for _, list := range [][]model.Invocation{r.inflight, r.records} {
 		for _, rec := range list {
-			rec.Namespace = client.NamespaceOf(rec.Namespace)
+			rec.Namespace = model.NamespaceOf(rec.Namespace)
 			out[rec.ID] = rec
 		}
 	}
@@ -104,11 +103,11 @@ func (r *recorder) pending() map[string]client.Invocation {
 
 // pendingLogs returns the logs this server has not stored yet (queued,
 // or in the batch being stored) for which keep reports true.
-func (r *recorder) pendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+func (r *recorder) pendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []client.LogEntry
-	for _, list := range [][]client.LogEntry{r.storing, r.entries} {
+	var out []model.LogEntry
+	for _, list := range [][]model.LogEntry{r.storing, r.entries} {
 		for _, e := range list {
 			if keep(e) {
 				out = append(out, e)
@@ -208,7 +207,7 @@ func (r *recorder) flush(all bool) {
 	}
 }
 
-func (r *recorder) commit(recs []client.Invocation) {
+func (r *recorder) commit(recs []model.Invocation) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := fsm.Apply(ctx, r.cp, fsm.RecordInvocations{
@@ -226,8 +225,8 @@ func (r *recorder) commit(recs []client.Invocation) {
 // records carried (those shorter than a record's tail: see invoke), when
 // the records could not be committed: the records are lost, their logs
 // need not be.
-func (r *recorder) keepShortLogs(recs []client.Invocation) {
-	var entries []client.LogEntry
+func (r *recorder) keepShortLogs(recs []model.Invocation) {
+	var entries []model.LogEntry
 	for _, rec := range recs {
 		if rec.LogTail != "" && len(rec.LogTail) < worker.LogTailBytes {
 			entries = append(entries, LogOfRecord(rec))
@@ -264,8 +263,8 @@ func (r *recorder) close() {
 // of that length: it is marked truncated all the same (the server that
 // ran the invocation has the whole log in its store and answers with
 // that).
-func LogOfRecord(rec client.Invocation) client.LogEntry {
-	return client.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
+func LogOfRecord(rec model.Invocation) model.LogEntry {
+	return model.LogEntry{RequestID: rec.ID, Namespace: rec.Namespace, Function: rec.Function, Time: rec.Start,
 		Log: rec.LogTail, Truncated: len(rec.LogTail) >= worker.LogTailBytes}
 }
 
@@ -274,18 +273,18 @@ func LogOfRecord(rec client.Invocation) client.LogEntry {
 // others, the log stored in this server's log store. It never waits on
 // Raft; until the batch commits, PendingRecords and PendingLogs show
 // them.
-func (s *Service) AddRecord(rec *client.Invocation, entry *client.LogEntry) { s.rec.add(rec, entry) }
+func (s *Service) AddRecord(rec *model.Invocation, entry *model.LogEntry) { s.rec.add(rec, entry) }
 
 // AddAudit queues an audit entry for the next batch.
-func (s *Service) AddAudit(e client.AuditEntry) { s.rec.addAudit(e) }
+func (s *Service) AddAudit(e model.AuditEntry) { s.rec.addAudit(e) }
 
 // PendingRecords returns the records this server has not committed yet,
 // the last version of each by ID, or nil for none.
-func (s *Service) PendingRecords() map[string]client.Invocation { return s.rec.pending() }
+func (s *Service) PendingRecords() map[string]model.Invocation { return s.rec.pending() }
 
 // PendingLogs returns the logs this server has not stored yet for which
 // keep reports true.
-func (s *Service) PendingLogs(keep func(client.LogEntry) bool) []client.LogEntry {
+func (s *Service) PendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	return s.rec.pendingLogs(keep)
 }
 

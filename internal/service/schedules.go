@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/scheduler"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // withNextFire fills in when an enabled schedule fires next.
-func withNextFire(sc client.Schedule) client.Schedule {
+func withNextFire(sc model.Schedule) model.Schedule {
 	if e, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err == nil && !sc.Disabled {
 		if next, ok := e.Next(time.Now()); ok {
 			sc.NextFire = next.UTC()
@@ -23,8 +23,8 @@ func withNextFire(sc client.Schedule) client.Schedule {
 
 // Schedules lists namespace ns's schedules, those of function fn only
 // when fn is not "".
-func (s *Service) Schedules(ns, fn string) []client.Schedule {
-	out := []client.Schedule{}
+func (s *Service) Schedules(ns, fn string) []model.Schedule {
+	out := []model.Schedule{}
 	for _, sc := range s.store.Schedules(ns) {
 		if fn == "" || sc.Function == fn {
 			out = append(out, withNextFire(sc))
@@ -34,8 +34,8 @@ func (s *Service) Schedules(ns, fn string) []client.Schedule {
 }
 
 // Schedule is schedule name of namespace ns.
-func (s *Service) Schedule(ns, name string) (client.Schedule, error) {
-	sc, err := s.store.Schedule(client.QualifiedName(ns, name))
+func (s *Service) Schedule(ns, name string) (model.Schedule, error) {
+	sc, err := s.store.Schedule(model.QualifiedName(ns, name))
 	if err != nil {
 		return sc, err
 	}
@@ -45,7 +45,7 @@ func (s *Service) Schedule(ns, name string) (client.Schedule, error) {
 // PutSchedule creates or replaces schedule sc in namespace ns after
 // checking its function, expression, time zone, policy and event; it
 // reports whether the schedule is new. Its fire history starts afresh.
-func (s *Service) PutSchedule(ctx context.Context, ns string, sc client.Schedule) (client.Schedule, bool, error) {
+func (s *Service) PutSchedule(ctx context.Context, ns string, sc model.Schedule) (model.Schedule, bool, error) {
 	switch {
 	case sc.Function == "":
 		return sc, false, state.Errorf(state.ErrInvalid, "a schedule needs a function")
@@ -55,7 +55,7 @@ func (s *Service) PutSchedule(ctx context.Context, ns string, sc client.Schedule
 		return sc, false, state.Errorf(state.ErrInvalid, "the schedule's event is not valid JSON")
 	}
 	sc.Namespace = ns
-	if _, err := s.store.Function(client.QualifiedName(ns, sc.Function)); err != nil {
+	if _, err := s.store.Function(model.QualifiedName(ns, sc.Function)); err != nil {
 		return sc, false, err
 	}
 	if _, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err != nil {
@@ -72,8 +72,8 @@ func (s *Service) PutSchedule(ctx context.Context, ns string, sc client.Schedule
 }
 
 // DeleteSchedule removes schedule name of namespace ns and returns it.
-func (s *Service) DeleteSchedule(ctx context.Context, ns, name string) (client.Schedule, error) {
-	sc, err := s.store.Schedule(client.QualifiedName(ns, name))
+func (s *Service) DeleteSchedule(ctx context.Context, ns, name string) (model.Schedule, error) {
+	sc, err := s.store.Schedule(model.QualifiedName(ns, name))
 	if err != nil {
 		return sc, err
 	}
@@ -82,9 +82,9 @@ func (s *Service) DeleteSchedule(ctx context.Context, ns, name string) (client.S
 }
 
 // EnableSchedule enables or disables schedule name of namespace ns.
-func (s *Service) EnableSchedule(ctx context.Context, ns, name string, enabled bool) (client.Schedule, error) {
+func (s *Service) EnableSchedule(ctx context.Context, ns, name string, enabled bool) (model.Schedule, error) {
 	if _, err := fsm.Apply(ctx, s.d.Control, fsm.EnableSchedule{Namespace: ns, Name: name, Enabled: enabled, Now: time.Now().UTC()}); err != nil {
-		return client.Schedule{}, err
+		return model.Schedule{}, err
 	}
 	return s.Schedule(ns, name)
 }

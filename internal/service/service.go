@@ -27,11 +27,11 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/placement"
 	"nimbus/internal/pycheck"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // ErrScanBlocked refuses a deploy whose code scan found what the
@@ -48,8 +48,8 @@ type Control interface {
 // Placer is what the use cases need of placement.
 type Placer interface {
 	Runtimes() []string
-	Prefetch(fn client.Function)
-	Provision(fn client.Function, n int)
+	Prefetch(fn model.Function)
+	Provision(fn model.Function, n int)
 	Retire(qualifiedName string)
 }
 
@@ -79,7 +79,7 @@ type Deps struct {
 	Woken func()
 	// Logs stores invocation logs; Retention bounds the records.
 	Logs      *logstore.Store
-	Retention state.Retention
+	Retention model.Retention
 	Log       *slog.Logger
 }
 

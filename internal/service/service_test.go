@@ -12,8 +12,8 @@ import (
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // control is a one-server control plane without Raft: the real FSM and
@@ -35,7 +35,7 @@ func newService(t *testing.T, d Deps) (*Service, *state.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logs.Close() })
-	d.Control, d.Logs, d.Retention, d.Log = control{fsm.Direct(fsm.New(store, log)), store}, logs, state.DefaultRetention(), log
+	d.Control, d.Logs, d.Retention, d.Log = control{fsm.Direct(fsm.New(store, log)), store}, logs, model.DefaultRetention(), log
 	s := New(d)
 	t.Cleanup(s.Close)
 	return s, store
@@ -44,7 +44,7 @@ func newService(t *testing.T, d Deps) (*Service, *state.Store) {
 // stored puts a function straight through the FSM, as a deploy commits it.
 func stored(t *testing.T, s *Service, ns, name string) {
 	t.Helper()
-	fn := client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(3 * time.Second)},
+	fn := model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, Timeout: model.Duration(3 * time.Second)},
 		Namespace: ns, CodeSHA256: "aa"}
 	if _, err := fsm.Apply(context.Background(), s.d.Control, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
@@ -62,23 +62,23 @@ func TestBadRequestsAreRefusedWithTheirKindAndChangeNothing(t *testing.T) {
 		says string
 	}{
 		{"a schedule without a function", func() error {
-			_, _, err := s.PutSchedule(ctx, "default", client.Schedule{Name: "x", Expression: "@every 1s"})
+			_, _, err := s.PutSchedule(ctx, "default", model.Schedule{Name: "x", Expression: "@every 1s"})
 			return err
 		}, state.ErrInvalid, "needs a function"},
 		{"a schedule with a bad expression", func() error {
-			_, _, err := s.PutSchedule(ctx, "default", client.Schedule{Name: "x", Function: "f", Expression: "not cron"})
+			_, _, err := s.PutSchedule(ctx, "default", model.Schedule{Name: "x", Function: "f", Expression: "not cron"})
 			return err
 		}, state.ErrInvalid, "fields"},
 		{"a schedule of an unknown function", func() error {
-			_, _, err := s.PutSchedule(ctx, "default", client.Schedule{Name: "x", Function: "nope", Expression: "@every 1s"})
+			_, _, err := s.PutSchedule(ctx, "default", model.Schedule{Name: "x", Function: "nope", Expression: "@every 1s"})
 			return err
 		}, state.ErrNotFound, "nope"},
 		{"a subscription on an unknown condition", func() error {
-			_, err := s.Subscribe(ctx, "default", client.Subscription{On: []string{"sometimes"}, Webhook: "http://127.0.0.1:1/"})
+			_, err := s.Subscribe(ctx, "default", model.Subscription{On: []string{"sometimes"}, Webhook: "http://127.0.0.1:1/"})
 			return err
 		}, state.ErrInvalid, "sometimes"},
 		{"an e-mail subscription on a lone server without a relay", func() error {
-			_, err := s.Subscribe(ctx, "default", client.Subscription{On: []string{"failure"}, Email: "ops@example.com"})
+			_, err := s.Subscribe(ctx, "default", model.Subscription{On: []string{"failure"}, Email: "ops@example.com"})
 			return err
 		}, state.ErrInvalid, "--smtp-addr"},
 		{"an unknown subscription removed", func() error { return s.Unsubscribe(ctx, "default", "sub-x") }, state.ErrNotFound, "sub-x"},
@@ -92,18 +92,18 @@ func TestBadRequestsAreRefusedWithTheirKindAndChangeNothing(t *testing.T) {
 		}, state.ErrInvalid, "expires"},
 		{"a key revoking itself", func() error { return s.RevokeKey(ctx, "k1", "k1") }, state.ErrConflict, "itself"},
 		{"a namespace with a negative concurrency", func() error {
-			_, _, err := s.PutNamespace(ctx, client.Namespace{Name: "t", Concurrency: -1})
+			_, _, err := s.PutNamespace(ctx, model.Namespace{Name: "t", Concurrency: -1})
 			return err
 		}, state.ErrInvalid, "concurrency"},
 		{"redriving nothing named", func() error { _, err := s.Redrive(ctx, "default", nil, false, ""); return err }, state.ErrInvalid, "name the dead letters"},
 		{"redriving an unknown dead letter", func() error { _, err := s.Redrive(ctx, "default", []string{"r1"}, false, ""); return err }, state.ErrNotFound, "r1"},
 		{"a user with a short password", func() error {
-			_, err := s.CreateUser(ctx, client.UserRequest{Name: "ada", Role: "viewer", Password: "short"})
+			_, err := s.CreateUser(ctx, UserRequest{Name: "ada", Role: "viewer", Password: "short"})
 			return err
 		}, state.ErrInvalid, "8 characters"},
 		{"a user deleting themself", func() error { return s.DeleteUser(ctx, "user:ada", "ada") }, state.ErrConflict, "themself"},
 		{"a viewer changing another's password", func() error {
-			return s.SetPassword(ctx, Caller{Key: state.Key{ID: "k2", Role: "viewer"}}, "ada", "long-enough-pw", "")
+			return s.SetPassword(ctx, Caller{Key: model.Key{ID: "k2", Role: "viewer"}}, "ada", "long-enough-pw", "")
 		}, ErrForbidden, "only an admin"},
 	}
 	for _, c := range cases {
@@ -124,7 +124,7 @@ func TestRemovingAFunctionANamedScheduleNeedsForceAndRemovesBoth(t *testing.T) {
 	ctx := context.Background()
 	s, store := newService(t, Deps{Placer: noPlacer{}})
 	stored(t, s, "default", "f")
-	if _, _, err := s.PutSchedule(ctx, "default", client.Schedule{Name: "tick", Function: "f", Expression: "@every 1h"}); err != nil {
+	if _, _, err := s.PutSchedule(ctx, "default", model.Schedule{Name: "tick", Function: "f", Expression: "@every 1h"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.RemoveFunction(ctx, "default", "f", false)
@@ -135,7 +135,7 @@ func TestRemovingAFunctionANamedScheduleNeedsForceAndRemovesBoth(t *testing.T) {
 		t.Fatalf("the refused removal removed the function: %v", err)
 	}
 	out, err := s.RemoveFunction(ctx, "default", "f", true)
-	if err != nil || out.Removed == nil || len(store.Schedules("default")) != 0 {
+	if err != nil || out.Dependents == nil || len(store.Schedules("default")) != 0 {
 		t.Fatalf("removing with force: %+v %v; schedules left %d", out, err, len(store.Schedules("default")))
 	}
 }
@@ -143,7 +143,7 @@ func TestRemovingAFunctionANamedScheduleNeedsForceAndRemovesBoth(t *testing.T) {
 func TestANamespaceIsRemovedOnlyOnceEmpty(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t, Deps{Placer: noPlacer{}})
-	if _, created, err := s.PutNamespace(ctx, client.Namespace{Name: "team"}); err != nil || !created {
+	if _, created, err := s.PutNamespace(ctx, model.Namespace{Name: "team"}); err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
 	stored(t, s, "team", "g")
@@ -161,7 +161,7 @@ func TestANamespaceIsRemovedOnlyOnceEmpty(t *testing.T) {
 // noPlacer is a placer with no workers: removal retires nothing.
 type noPlacer struct{}
 
-func (noPlacer) Runtimes() []string             { return nil }
-func (noPlacer) Prefetch(client.Function)       {}
-func (noPlacer) Provision(client.Function, int) {}
-func (noPlacer) Retire(string)                  {}
+func (noPlacer) Runtimes() []string            { return nil }
+func (noPlacer) Prefetch(model.Function)       {}
+func (noPlacer) Provision(model.Function, int) {}
+func (noPlacer) Retire(string)                 {}

@@ -10,16 +10,16 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/notify"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // Subscriptions lists namespace ns's notification subscriptions.
-func (s *Service) Subscriptions(ns string) []client.Subscription {
-	out := []client.Subscription{}
+func (s *Service) Subscriptions(ns string) []model.Subscription {
+	out := []model.Subscription{}
 	for _, sub := range s.store.Subscriptions() {
-		if client.NamespaceOf(sub.Namespace) == ns {
+		if model.NamespaceOf(sub.Namespace) == ns {
 			out = append(out, sub)
 		}
 	}
@@ -29,7 +29,7 @@ func (s *Service) Subscriptions(ns string) []client.Subscription {
 // Subscribe stores a subscription of namespace ns: {function?, on, webhook
 // | email}. The answer's Warning says why its notifications may not be
 // delivered (an e-mail one on a server without a relay, in a cluster).
-func (s *Service) Subscribe(ctx context.Context, ns string, sub client.Subscription) (client.Subscription, error) {
+func (s *Service) Subscribe(ctx context.Context, ns string, sub model.Subscription) (model.Subscription, error) {
 	if len(sub.On) == 0 {
 		return sub, state.Errorf(state.ErrInvalid, "say on which conditions to notify: on: %v", notify.Conditions)
 	}
@@ -68,7 +68,7 @@ func (s *Service) Subscribe(ctx context.Context, ns string, sub client.Subscript
 	sub.Warning = "" // an answer field, never stored
 	sub.Namespace = ns
 	if sub.Function != "" {
-		if _, err := s.store.Function(client.QualifiedName(ns, sub.Function)); err != nil {
+		if _, err := s.store.Function(model.QualifiedName(ns, sub.Function)); err != nil {
 			return sub, err
 		}
 	}
@@ -85,8 +85,8 @@ func (s *Service) Subscribe(ctx context.Context, ns string, sub client.Subscript
 // Unsubscribe removes subscription id of namespace ns (one of another
 // namespace is as unknown as one that does not exist).
 func (s *Service) Unsubscribe(ctx context.Context, ns, id string) error {
-	if !slices.ContainsFunc(s.store.Subscriptions(), func(sub client.Subscription) bool {
-		return sub.ID == id && client.NamespaceOf(sub.Namespace) == ns
+	if !slices.ContainsFunc(s.store.Subscriptions(), func(sub model.Subscription) bool {
+		return sub.ID == id && model.NamespaceOf(sub.Namespace) == ns
 	}) {
 		return state.Errorf(state.ErrNotFound, "subscription %q: not found", id)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"nimbus/internal/auth"
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // ErrForbidden refuses what the caller's identity may not do, whatever
@@ -16,33 +16,38 @@ import (
 var ErrForbidden = errors.New("forbidden")
 
 // Users lists every user (never a password hash).
-func (s *Service) Users() []state.User { return s.store.Users() }
+func (s *Service) Users() []model.User { return s.store.Users() }
+
+// UserRequest asks for a new user, with their password in clear.
+type UserRequest struct {
+	Name, Role, Namespace, Password string
+}
 
 // CreateUser makes a user; a name taken is ErrConflict.
-func (s *Service) CreateUser(ctx context.Context, req client.UserRequest) (state.User, error) {
+func (s *Service) CreateUser(ctx context.Context, req UserRequest) (model.User, error) {
 	if err := auth.ValidateUser(req.Name, req.Role); err != nil {
-		return state.User{}, state.Errorf(state.ErrInvalid, "%v", err)
+		return model.User{}, state.Errorf(state.ErrInvalid, "%v", err)
 	}
 	switch {
 	case req.Namespace != "" && req.Role == auth.RoleAdmin:
-		return state.User{}, state.Errorf(state.ErrInvalid, "an admin user belongs to no namespace: admins act in every one")
+		return model.User{}, state.Errorf(state.ErrInvalid, "an admin user belongs to no namespace: admins act in every one")
 	case req.Role != auth.RoleAdmin:
-		req.Namespace = client.NamespaceOf(req.Namespace)
+		req.Namespace = model.NamespaceOf(req.Namespace)
 		if _, err := s.store.Namespace(req.Namespace); err != nil {
-			return state.User{}, err
+			return model.User{}, err
 		}
 	}
 	if err := auth.ValidatePassword(req.Password); err != nil {
-		return state.User{}, state.Errorf(state.ErrInvalid, "%v", err)
+		return model.User{}, state.Errorf(state.ErrInvalid, "%v", err)
 	}
-	u := state.User{Name: req.Name, Role: req.Role, Namespace: req.Namespace,
+	u := model.User{Name: req.Name, Role: req.Role, Namespace: req.Namespace,
 		PasswordHash: auth.HashPassword(req.Password), CreatedAt: time.Now().UTC()}
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.PutUser{User: u, Create: true})
 	if err != nil {
-		return state.User{}, err
+		return model.User{}, err
 	}
 	if res.Conflict {
-		return state.User{}, state.Errorf(state.ErrConflict, "user %q exists already", req.Name)
+		return model.User{}, state.Errorf(state.ErrConflict, "user %q exists already", req.Name)
 	}
 	return u, nil
 }
@@ -60,7 +65,7 @@ func (s *Service) DeleteUser(ctx context.Context, callerID, name string) error {
 // Caller is who makes a request: its key (or a session's user as a key,
 // auth.Principal) and the session, if it came with one.
 type Caller struct {
-	Key       state.Key
+	Key       model.Key
 	SessionID string // "" for an API key
 }
 
@@ -98,10 +103,10 @@ func (s *Service) SetPassword(ctx context.Context, caller Caller, name, password
 // Login checks a user's name and password and starts a session: it
 // returns the session's token (for the cookie), the session and the
 // user. A wrong name and a wrong password fail alike (auth.ErrBadLogin).
-func (s *Service) Login(ctx context.Context, name, password string) (string, state.Session, state.User, error) {
+func (s *Service) Login(ctx context.Context, name, password string) (string, model.Session, model.User, error) {
 	user, err := auth.Login(s.store, name, password)
 	if err != nil {
-		return "", state.Session{}, state.User{}, err
+		return "", model.Session{}, model.User{}, err
 	}
 	token, sess, err := auth.StartSession(ctx, s.d.Control, user.Name, time.Now().UTC())
 	if errors.Is(err, state.ErrNotFound) { // the user was removed meanwhile

@@ -4,28 +4,28 @@ import (
 	"fmt"
 	"slices"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // dependentsLocked lists what names function f in its namespace: the
 // schedules that fire it, the subscriptions to it alone, and the other
 // functions whose destination it is, each sorted. Needs s.mu.
-func (s *Store) dependentsLocked(f *client.Function) client.FunctionDependents {
-	var d client.FunctionDependents
-	ns := client.NamespaceOf(f.Namespace)
+func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
+	var d model.FunctionDependents
+	ns := model.NamespaceOf(f.Namespace)
 	for _, sc := range s.schedules {
-		if client.NamespaceOf(sc.Namespace) == ns && sc.Function == f.Name {
+		if model.NamespaceOf(sc.Namespace) == ns && sc.Function == f.Name {
 			d.Schedules = append(d.Schedules, sc.Name)
 		}
 	}
 	for _, sub := range s.subscriptions {
-		if client.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
+		if model.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
 			d.Subscriptions = append(d.Subscriptions, sub.ID)
 		}
 	}
 	target := "function:" + f.Name
 	for _, other := range s.functions {
-		if other == f || client.NamespaceOf(other.Namespace) != ns || other.Destinations == nil {
+		if other == f || model.NamespaceOf(other.Namespace) != ns || other.Destinations == nil {
 			continue
 		}
 		if other.Destinations.OnSuccess == target || other.Destinations.OnFailure == target {
@@ -40,12 +40,12 @@ func (s *Store) dependentsLocked(f *client.Function) client.FunctionDependents {
 
 // FunctionDependents lists what names the function with the given
 // qualified name (ErrNotFound when there is none).
-func (s *Store) FunctionDependents(name string) (client.FunctionDependents, error) {
+func (s *Store) FunctionDependents(name string) (model.FunctionDependents, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	f, ok := s.functions[name]
 	if !ok {
-		return client.FunctionDependents{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
+		return model.FunctionDependents{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
 	return s.dependentsLocked(f), nil
 }
@@ -54,17 +54,17 @@ func (s *Store) FunctionDependents(name string) (client.FunctionDependents, erro
 // schedules and subscriptions go, and the other functions' destinations
 // that name it are cleared (in place: their revision and code stay).
 // Needs s.mu; the caller publishes.
-func (s *Store) removeDependentsLocked(f *client.Function, d client.FunctionDependents) {
-	ns := client.NamespaceOf(f.Namespace)
+func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDependents) {
+	ns := model.NamespaceOf(f.Namespace)
 	for _, name := range d.Schedules {
-		delete(s.schedules, client.QualifiedName(ns, name))
+		delete(s.schedules, model.QualifiedName(ns, name))
 	}
 	for _, id := range d.Subscriptions {
 		delete(s.subscriptions, id)
 	}
 	target := "function:" + f.Name
 	for _, name := range d.Destinations {
-		qn := client.QualifiedName(ns, name)
+		qn := model.QualifiedName(ns, name)
 		other := *s.functions[qn]
 		dest := *other.Destinations
 		if dest.OnSuccess == target {
@@ -74,7 +74,7 @@ func (s *Store) removeDependentsLocked(f *client.Function, d client.FunctionDepe
 			dest.OnFailure = ""
 		}
 		other.Destinations = &dest
-		if dest == (client.Destinations{}) {
+		if dest == (model.Destinations{}) {
 			other.Destinations = nil
 		}
 		s.functions[qn] = &other
@@ -82,12 +82,12 @@ func (s *Store) removeDependentsLocked(f *client.Function, d client.FunctionDepe
 }
 
 // RemoveFunction removes a function, named by its qualified name
-// (client.QualifiedName), unless schedules, subscriptions or other
+// (model.QualifiedName), unless schedules, subscriptions or other
 // functions' destinations name it: then it reports deleted false and
 // changes nothing, or, with force, removes them too in the same step. It
 // returns the dependents found. Its invocation records stay until
 // retention removes them.
-func (s *Store) RemoveFunction(name string, force bool) (deps client.FunctionDependents, deleted bool, err error) {
+func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDependents, deleted bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.functions[name]

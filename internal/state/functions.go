@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // UpsertFunction creates the function or replaces it with a new revision.
@@ -15,8 +15,8 @@ import (
 // with what the namespace's other functions reserve, exceeds the
 // namespace's limit is refused (ErrInvalid), whatever server the deploy
 // came through.
-func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Function, bool, error) {
-	f.Namespace = client.NamespaceOf(f.Namespace)
+func (s *Store) UpsertFunction(f model.Function, now time.Time) (model.Function, bool, error) {
+	f.Namespace = model.NamespaceOf(f.Namespace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev, exists := s.functions[f.QualifiedName()]
@@ -29,7 +29,7 @@ func (s *Store) UpsertFunction(f client.Function, now time.Time) (client.Functio
 				}
 			}
 			if err := CheckReserved(f.Namespace, *f.ReservedConcurrency, ns.Concurrency, reserved); err != nil {
-				return client.Function{}, false, err
+				return model.Function{}, false, err
 			}
 		}
 	}
@@ -58,7 +58,7 @@ func CheckReserved(ns string, want, limit, reserved int) error {
 }
 
 // DeleteFunction removes a function, named by its qualified name
-// (client.QualifiedName). Its invocation records stay until retention
+// (model.QualifiedName). Its invocation records stay until retention
 // removes them.
 func (s *Store) DeleteFunction(name string) error {
 	s.mu.Lock()
@@ -72,20 +72,20 @@ func (s *Store) DeleteFunction(name string) error {
 }
 
 // Function returns the function with the given qualified name
-// (client.QualifiedName).
-func (s *Store) Function(name string) (client.Function, error) {
+// (model.QualifiedName).
+func (s *Store) Function(name string) (model.Function, error) {
 	f, ok := s.view.Load().functions[name]
 	if !ok {
-		return client.Function{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
+		return model.Function{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
 	return *f, nil
 }
 
 // Functions returns the functions of namespace ns ("" for every
 // namespace), sorted by namespace and name.
-func (s *Store) Functions(ns string) []client.Function {
+func (s *Store) Functions(ns string) []model.Function {
 	s.mu.RLock()
-	out := make([]client.Function, 0, len(s.functions))
+	out := make([]model.Function, 0, len(s.functions))
 	for _, f := range s.functions {
 		if ns == "" || f.Namespace == ns {
 			out = append(out, *f)

@@ -3,23 +3,9 @@ package state
 import (
 	"fmt"
 	"sort"
-	"time"
-)
 
-// Key is a stored API key. The secret itself is never stored: only its
-// SHA-256 (keys carry at least 128 random bits, so a fast hash suffices).
-type Key struct {
-	ID         string `json:"id"`
-	SecretHash string `json:"secret_hash"` // hex SHA-256 of the secret part
-	Role       string `json:"role"`
-	// Namespace binds a non-admin key to one namespace ("" means the
-	// default one); admin keys act in every namespace.
-	Namespace string    `json:"namespace,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	Note      string    `json:"note,omitempty"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`  // zero: never
-	RateLimit float64   `json:"rate_limit,omitempty"` // requests/s; 0: the server's default
-}
+	"nimbus/internal/model"
+)
 
 // DeleteKey revokes a key.
 func (s *Store) DeleteKey(id string) error {
@@ -34,7 +20,7 @@ func (s *Store) DeleteKey(id string) error {
 }
 
 // PutKey stores a key, replacing one with the same ID.
-func (s *Store) PutKey(k Key) {
+func (s *Store) PutKey(k model.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[k.ID] = &k
@@ -42,18 +28,18 @@ func (s *Store) PutKey(k Key) {
 }
 
 // Key returns the key with the given ID.
-func (s *Store) Key(id string) (Key, error) {
+func (s *Store) Key(id string) (model.Key, error) {
 	k, ok := s.view.Load().keys[id]
 	if !ok {
-		return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
+		return model.Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
 	}
 	return *k, nil
 }
 
 // Keys returns every key, sorted by ID.
-func (s *Store) Keys() []Key {
+func (s *Store) Keys() []model.Key {
 	s.mu.RLock()
-	out := make([]Key, 0, len(s.keys))
+	out := make([]model.Key, 0, len(s.keys))
 	for _, k := range s.keys {
 		out = append(out, *k)
 	}

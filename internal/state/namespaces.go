@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // ErrNotEmpty is returned when a namespace still holds functions or
@@ -14,7 +14,7 @@ var ErrNotEmpty = errors.New("not empty")
 
 // PutNamespace creates or replaces a namespace; it reports whether it was
 // created.
-func (s *Store) PutNamespace(ns client.Namespace) (created bool) {
+func (s *Store) PutNamespace(ns model.Namespace) (created bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.namespaces[ns.Name]
@@ -33,7 +33,7 @@ func (s *Store) PutNamespace(ns client.Namespace) (created bool) {
 func (s *Store) DeleteNamespace(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if name == client.DefaultNamespace {
+	if name == model.DefaultNamespace {
 		return fmt.Errorf("the %s namespace cannot be removed: %w", name, ErrNotEmpty)
 	}
 	if _, ok := s.namespaces[name]; !ok {
@@ -75,28 +75,28 @@ func (s *Store) DeleteNamespace(name string) error {
 
 // Namespace returns a namespace. The default namespace always exists.
 // It reads without the store's lock (every request asks).
-func (s *Store) Namespace(name string) (client.Namespace, error) {
+func (s *Store) Namespace(name string) (model.Namespace, error) {
 	if ns, ok := s.view.Load().namespaces[name]; ok {
 		return *ns, nil
 	}
-	if name == client.DefaultNamespace {
-		return client.Namespace{Name: name}, nil
+	if name == model.DefaultNamespace {
+		return model.Namespace{Name: name}, nil
 	}
-	return client.Namespace{}, fmt.Errorf("namespace %q: %w", name, ErrNotFound)
+	return model.Namespace{}, fmt.Errorf("namespace %q: %w", name, ErrNotFound)
 }
 
 // Namespaces returns every namespace (the default one included), sorted
 // by name.
-func (s *Store) Namespaces() []client.Namespace {
+func (s *Store) Namespaces() []model.Namespace {
 	s.mu.RLock()
-	out := make([]client.Namespace, 0, len(s.namespaces)+1)
+	out := make([]model.Namespace, 0, len(s.namespaces)+1)
 	for _, ns := range s.namespaces {
 		out = append(out, *ns)
 	}
-	_, stored := s.namespaces[client.DefaultNamespace]
+	_, stored := s.namespaces[model.DefaultNamespace]
 	s.mu.RUnlock()
 	if !stored {
-		out = append(out, client.Namespace{Name: client.DefaultNamespace})
+		out = append(out, model.Namespace{Name: model.DefaultNamespace})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

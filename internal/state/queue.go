@@ -1,13 +1,12 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // ErrStaleLease is returned for a result or retry whose lease epoch is not
@@ -17,32 +16,10 @@ var ErrStaleLease = errors.New("stale lease")
 // maxDeadLetters bounds the dead-letter list; the oldest go first.
 const maxDeadLetters = 10000
 
-// QueueItem is one acknowledged asynchronous event, queued or leased.
-type QueueItem struct {
-	RequestID  string          `json:"request_id"`
-	Namespace  string          `json:"namespace,omitempty"` // "": the default namespace
-	Function   string          `json:"function"`
-	Event      json.RawMessage `json:"event"`
-	Trigger    string          `json:"trigger"`
-	EnqueuedAt time.Time       `json:"enqueued_at"`
-	Seq        uint64          `json:"seq"` // arrival order, assigned by Apply
-	Attempts   int             `json:"attempts"`
-	NotBefore  time.Time       `json:"not_before,omitzero"`
-	Epoch      uint64          `json:"epoch"`                // bumped by every lease
-	LeaseUntil time.Time       `json:"lease_until,omitzero"` // zero when not leased
-	LastError  string          `json:"last_error,omitempty"`
-	Redriven   bool            `json:"redriven,omitempty"` // queued again by Redrive
-}
-
-// Leased reports whether the item is leased as of now.
-func (q *QueueItem) Leased(now time.Time) bool {
-	return !q.LeaseUntil.IsZero() && now.Before(q.LeaseUntil)
-}
-
 // queueRecordLocked writes the record that mirrors a queue item's state.
 // Needs s.mu.
-func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*client.Invocation)) {
-	rec := client.Invocation{ID: q.RequestID, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
+func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func(*model.Invocation)) {
+	rec := model.Invocation{ID: q.RequestID, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
 		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
 	if old, ok := s.records.byID[q.RequestID]; ok {
 		rec = *old
@@ -58,7 +35,7 @@ func (s *Store) queueRecordLocked(q *QueueItem, status string, update func(*clie
 // how long, in how much memory, and what it returned): a record that is
 // retried or dead-lettered shows its last attempt. An a that never
 // started (zero Start) leaves r as it is.
-func withAttempt(r *client.Invocation, a client.Invocation) {
+func withAttempt(r *model.Invocation, a model.Invocation) {
 	if a.Start.IsZero() {
 		return
 	}
@@ -70,7 +47,7 @@ func withAttempt(r *client.Invocation, a client.Invocation) {
 // Enqueue queues events. An event whose request ID is already queued or
 // recorded is skipped (the request ID is the idempotency key). It
 // returns how many were queued.
-func (s *Store) Enqueue(items []QueueItem) int {
+func (s *Store) Enqueue(items []model.QueueItem) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -86,7 +63,7 @@ func (s *Store) Enqueue(items []QueueItem) int {
 		it.Attempts, it.Epoch, it.LeaseUntil = 0, 0, time.Time{}
 		q := it
 		s.queue[q.RequestID] = &q
-		s.queueRecordLocked(&q, client.StatusQueued, nil)
+		s.queueRecordLocked(&q, model.StatusQueued, nil)
 		n++
 	}
 	return n
@@ -109,11 +86,11 @@ func (s *Store) Lease(id string, until, now time.Time) (uint64, error) {
 	nq.Attempts++
 	nq.LeaseUntil = until
 	s.queue[id] = &nq
-	s.queueRecordLocked(&nq, client.StatusRunning, nil)
+	s.queueRecordLocked(&nq, model.StatusRunning, nil)
 	return nq.Epoch, nil
 }
 
-func (s *Store) leasedLocked(id string, epoch uint64) (*QueueItem, error) {
+func (s *Store) leasedLocked(id string, epoch uint64) (*model.QueueItem, error) {
 	q, ok := s.queue[id]
 	if !ok {
 		return nil, fmt.Errorf("queued event %q: %w", id, ErrNotFound)
@@ -126,7 +103,7 @@ func (s *Store) leasedLocked(id string, epoch uint64) (*QueueItem, error) {
 
 // Complete ends a leased item with its final record (success, or a
 // failure that is not retried).
-func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
+func (s *Store) Complete(id string, epoch uint64, rec model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, err := s.leasedLocked(id, epoch)
@@ -144,7 +121,7 @@ func (s *Store) Complete(id string, epoch uint64, rec client.Invocation) error {
 // the lease's attempt count, for an event that never ran. attempt is the
 // record of the attempt that failed (zero when none ran): its record
 // takes its figures.
-func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool, attempt client.Invocation) error {
+func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr string, refund bool, attempt model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -160,7 +137,7 @@ func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr stri
 		nq.Attempts-- // the event never ran (no capacity): not an attempt
 	}
 	s.queue[id] = &nq
-	s.queueRecordLocked(&nq, client.StatusQueued, func(r *client.Invocation) {
+	s.queueRecordLocked(&nq, model.StatusQueued, func(r *model.Invocation) {
 		withAttempt(r, attempt)
 		r.ErrorType = lastErr
 	})
@@ -171,7 +148,7 @@ func (s *Store) Retry(id string, epoch uint64, notBefore time.Time, lastErr stri
 // the record of the last attempt when it is what gave up (zero
 // otherwise): the record takes its figures, or keeps those of the last
 // attempt it was given.
-func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time, attempt client.Invocation) error {
+func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now time.Time, attempt model.Invocation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queue[id]
@@ -182,14 +159,14 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 		return fmt.Errorf("queued event %q: %w", id, ErrStaleLease)
 	}
 	delete(s.queue, id)
-	s.deadLetters[id] = &client.DeadLetter{RequestID: id, Namespace: client.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
+	s.deadLetters[id] = &model.DeadLetter{RequestID: id, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
 		Attempts: q.Attempts, LastError: lastErr, At: now, Trigger: q.Trigger}
 	s.dlOrder = append(s.dlOrder, id)
 	for len(s.dlOrder) > maxDeadLetters {
 		delete(s.deadLetters, s.dlOrder[0])
 		s.dlOrder = s.dlOrder[1:]
 	}
-	s.queueRecordLocked(q, client.StatusDeadLetter, func(r *client.Invocation) {
+	s.queueRecordLocked(q, model.StatusDeadLetter, func(r *model.Invocation) {
 		withAttempt(r, attempt)
 		if lastErr != "" {
 			r.ErrorType = lastErr
@@ -217,18 +194,18 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 			}
 		}
 		s.queueSeq++
-		q := &QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
+		q := &model.QueueItem{RequestID: id, Namespace: dl.Namespace, Function: dl.Function, Event: dl.Event, Trigger: dl.Trigger, EnqueuedAt: now, Seq: s.queueSeq, Redriven: true}
 		s.queue[id] = q
-		s.queueRecordLocked(q, client.StatusQueued, func(r *client.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
+		s.queueRecordLocked(q, model.StatusQueued, func(r *model.Invocation) { r.EnqueuedAt, r.ErrorType = now, "" })
 		n++
 	}
 	return n
 }
 
 // QueueItems returns every queued or leased item in arrival order.
-func (s *Store) QueueItems() []QueueItem {
+func (s *Store) QueueItems() []model.QueueItem {
 	s.mu.RLock()
-	out := make([]QueueItem, 0, len(s.queue))
+	out := make([]model.QueueItem, 0, len(s.queue))
 	for _, q := range s.queue {
 		out = append(out, *q)
 	}
@@ -238,25 +215,25 @@ func (s *Store) QueueItems() []QueueItem {
 }
 
 // QueueItem returns one queued item.
-func (s *Store) QueueItem(id string) (QueueItem, bool) {
+func (s *Store) QueueItem(id string) (model.QueueItem, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	q, ok := s.queue[id]
 	if !ok {
-		return QueueItem{}, false
+		return model.QueueItem{}, false
 	}
 	return *q, true
 }
 
 // DeadLetters returns the dead letters of namespace ns ("" for every
 // namespace) and function ("" for all), oldest first.
-func (s *Store) DeadLetters(ns, function string) []client.DeadLetter {
+func (s *Store) DeadLetters(ns, function string) []model.DeadLetter {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := []client.DeadLetter{}
+	out := []model.DeadLetter{}
 	for _, id := range s.dlOrder {
 		dl := s.deadLetters[id]
-		if dl == nil || (ns != "" && client.NamespaceOf(dl.Namespace) != ns) {
+		if dl == nil || (ns != "" && model.NamespaceOf(dl.Namespace) != ns) {
 			continue
 		}
 		if function == "" || dl.Function == function {

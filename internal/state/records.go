@@ -5,38 +5,26 @@ import (
 	"sort"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
-
-// Retention bounds how many invocation records the store keeps. It travels
-// inside each record batch so that every server prunes identically.
-type Retention struct {
-	PerFunction int           `json:"per_function"` // records kept per function, newest first
-	MaxAge      time.Duration `json:"max_age"`      // records older than this are dropped
-}
-
-// DefaultRetention keeps 1,000 records per function for 7 days.
-func DefaultRetention() Retention {
-	return Retention{PerFunction: 1000, MaxAge: 7 * 24 * time.Hour}
-}
 
 // recordIndex keeps records per function in insertion order (oldest first)
 // and by ID. Its methods need Store.mu held.
 type recordIndex struct {
-	byFunction map[string][]*client.Invocation
-	byID       map[string]*client.Invocation
-	observe    func(client.Invocation) // called with each added record; must not block
+	byFunction map[string][]*model.Invocation
+	byID       map[string]*model.Invocation
+	observe    func(model.Invocation) // called with each added record; must not block
 	// outcome is called with each added record whose status differs
 	// from the one of the record it replaces (or that is new); must not
 	// block.
-	outcome func(client.Invocation)
+	outcome func(model.Invocation)
 }
 
 func newRecordIndex() recordIndex {
-	return recordIndex{byFunction: map[string][]*client.Invocation{}, byID: map[string]*client.Invocation{}}
+	return recordIndex{byFunction: map[string][]*model.Invocation{}, byID: map[string]*model.Invocation{}}
 }
 
-func (x *recordIndex) add(r client.Invocation) {
+func (x *recordIndex) add(r model.Invocation) {
 	if x.observe != nil {
 		x.observe(r)
 	}
@@ -44,10 +32,10 @@ func (x *recordIndex) add(r client.Invocation) {
 	if x.outcome != nil && (!ok || old.Status != r.Status) {
 		x.outcome(r)
 	}
-	r.Namespace = client.NamespaceOf(r.Namespace)
+	r.Namespace = model.NamespaceOf(r.Namespace)
 	stored := &r
 	if ok {
-		list := x.byFunction[client.QualifiedName(old.Namespace, old.Function)]
+		list := x.byFunction[model.QualifiedName(old.Namespace, old.Function)]
 		for i, p := range list {
 			if p == old {
 				list[i] = stored
@@ -58,13 +46,13 @@ func (x *recordIndex) add(r client.Invocation) {
 		return
 	}
 	x.byID[r.ID] = stored
-	qn := client.QualifiedName(r.Namespace, r.Function)
+	qn := model.QualifiedName(r.Namespace, r.Function)
 	x.byFunction[qn] = append(x.byFunction[qn], stored)
 }
 
 // prune applies retention as of now and returns the IDs it removed. A
 // record for which keep reports true (an event still queued) stays.
-func (x *recordIndex) prune(ret Retention, now time.Time, keep func(id string) bool) []string {
+func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id string) bool) []string {
 	var removed []string
 	cutoff := now.Add(-ret.MaxAge)
 	for fn, list := range x.byFunction {
@@ -78,7 +66,7 @@ func (x *recordIndex) prune(ret Retention, now time.Time, keep func(id string) b
 		if drop == 0 {
 			continue
 		}
-		var kept []*client.Invocation
+		var kept []*model.Invocation
 		for _, r := range list[:drop] {
 			if keep(r.ID) {
 				kept = append(kept, r)
@@ -97,8 +85,8 @@ func (x *recordIndex) prune(ret Retention, now time.Time, keep func(id string) b
 	return removed
 }
 
-func (x *recordIndex) all() []client.Invocation {
-	out := make([]client.Invocation, 0, len(x.byID))
+func (x *recordIndex) all() []model.Invocation {
+	out := make([]model.Invocation, 0, len(x.byID))
 	for _, list := range x.byFunction {
 		for _, r := range list {
 			out = append(out, *r)
@@ -111,7 +99,7 @@ func (x *recordIndex) all() []client.Invocation {
 // AddRecords stores a batch of records (a record with a known ID replaces
 // the old one) and applies retention as of now. It returns the IDs of the
 // records that retention removed.
-func (s *Store) AddRecords(records []client.Invocation, ret Retention, now time.Time) []string {
+func (s *Store) AddRecords(records []model.Invocation, ret model.Retention, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range records {
@@ -121,12 +109,12 @@ func (s *Store) AddRecords(records []client.Invocation, ret Retention, now time.
 }
 
 // Record returns the invocation record with the given request ID.
-func (s *Store) Record(id string) (client.Invocation, error) {
+func (s *Store) Record(id string) (model.Invocation, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r, ok := s.records.byID[id]
 	if !ok {
-		return client.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
+		return model.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
 	}
 	return *r, nil
 }
@@ -141,10 +129,10 @@ type RecordQuery struct {
 }
 
 // Records returns the records matching q, newest first.
-func (s *Store) Records(q RecordQuery) []client.Invocation {
+func (s *Store) Records(q RecordQuery) []model.Invocation {
 	s.mu.RLock()
-	var out []client.Invocation
-	collect := func(list []*client.Invocation) {
+	var out []model.Invocation
+	collect := func(list []*model.Invocation) {
 		for _, r := range list {
 			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) && (q.Namespace == "" || r.Namespace == q.Namespace) {
 				out = append(out, *r)
@@ -152,7 +140,7 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 		}
 	}
 	if q.Function != "" {
-		collect(s.records.byFunction[client.QualifiedName(q.Namespace, q.Function)])
+		collect(s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)])
 	} else {
 		for _, list := range s.records.byFunction {
 			collect(list)
@@ -171,7 +159,7 @@ func (s *Store) Records(q RecordQuery) []client.Invocation {
 // updated in place, such as one noting its destination's delivery, is not
 // passed again. f runs under the store's lock and must not block or call
 // the store.
-func (s *Store) ObserveRecordOutcomes(f func(client.Invocation)) {
+func (s *Store) ObserveRecordOutcomes(f func(model.Invocation)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.records.outcome
@@ -179,13 +167,13 @@ func (s *Store) ObserveRecordOutcomes(f func(client.Invocation)) {
 		s.records.outcome = f
 		return
 	}
-	s.records.outcome = func(r client.Invocation) { prev(r); f(r) }
+	s.records.outcome = func(r model.Invocation) { prev(r); f(r) }
 }
 
 // ObserveRecords registers f to be called with every record as it is
 // stored (by Apply, on every server: the source of the event stream). f
 // runs under the store's lock and must not block or call the store.
-func (s *Store) ObserveRecords(f func(client.Invocation)) {
+func (s *Store) ObserveRecords(f func(model.Invocation)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.records.observe
@@ -193,5 +181,5 @@ func (s *Store) ObserveRecords(f func(client.Invocation)) {
 		s.records.observe = f
 		return
 	}
-	s.records.observe = func(r client.Invocation) { prev(r); f(r) }
+	s.records.observe = func(r model.Invocation) { prev(r); f(r) }
 }

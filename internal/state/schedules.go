@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // ErrSlotFired is returned when a schedule's slot has already fired (or a
@@ -16,9 +16,9 @@ var ErrSlotFired = errors.New("slot already fired")
 // PutSchedule creates or replaces a schedule, keeping what the scheduler
 // recorded of an existing one (last slot, counts) unless the expression
 // or time zone changed.
-func (s *Store) PutSchedule(sc client.Schedule) (created bool) {
-	sc.Namespace = client.NamespaceOf(sc.Namespace)
-	qn := client.QualifiedName(sc.Namespace, sc.Name)
+func (s *Store) PutSchedule(sc model.Schedule) (created bool) {
+	sc.Namespace = model.NamespaceOf(sc.Namespace)
+	qn := model.QualifiedName(sc.Namespace, sc.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.schedules[qn]; ok {
@@ -32,7 +32,7 @@ func (s *Store) PutSchedule(sc client.Schedule) (created bool) {
 }
 
 // DeleteSchedule removes a schedule. Schedules are named by their
-// qualified name (client.QualifiedName) in every method but PutSchedule.
+// qualified name (model.QualifiedName) in every method but PutSchedule.
 func (s *Store) DeleteSchedule(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,7 +65,7 @@ func (s *Store) SetScheduleEnabled(name string, enabled bool, now time.Time) err
 // FireSchedule records that a schedule fired for slot and enqueues its
 // event, unless that slot (or a later one) already fired. missed counts
 // older slots skipped (past the starting deadline, or under forbid).
-func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *QueueItem) error {
+func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *model.QueueItem) error {
 	s.mu.Lock()
 	old, ok := s.schedules[name]
 	if !ok {
@@ -90,27 +90,27 @@ func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *Qu
 	s.schedules[name] = &sc
 	s.mu.Unlock()
 	if item != nil {
-		s.Enqueue([]QueueItem{*item})
+		s.Enqueue([]model.QueueItem{*item})
 	}
 	return nil
 }
 
 // Schedule returns one schedule.
-func (s *Store) Schedule(name string) (client.Schedule, error) {
+func (s *Store) Schedule(name string) (model.Schedule, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	sc, ok := s.schedules[name]
 	if !ok {
-		return client.Schedule{}, fmt.Errorf("schedule %q: %w", name, ErrNotFound)
+		return model.Schedule{}, fmt.Errorf("schedule %q: %w", name, ErrNotFound)
 	}
 	return *sc, nil
 }
 
 // Schedules returns the schedules of namespace ns ("" for every
 // namespace), sorted by namespace and name.
-func (s *Store) Schedules(ns string) []client.Schedule {
+func (s *Store) Schedules(ns string) []model.Schedule {
 	s.mu.RLock()
-	out := make([]client.Schedule, 0, len(s.schedules))
+	out := make([]model.Schedule, 0, len(s.schedules))
 	for _, sc := range s.schedules {
 		if ns == "" || sc.Namespace == ns {
 			out = append(out, *sc)
@@ -118,7 +118,7 @@ func (s *Store) Schedules(ns string) []client.Schedule {
 	}
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
-		return client.QualifiedName(out[i].Namespace, out[i].Name) < client.QualifiedName(out[j].Namespace, out[j].Name)
+		return model.QualifiedName(out[i].Namespace, out[i].Name) < model.QualifiedName(out[j].Namespace, out[j].Name)
 	})
 	return out
 }

@@ -1,18 +1,13 @@
 package state
 
-import "sort"
+import (
+	"sort"
 
-// ServerInfo is a control-plane member's addresses, recorded through Raft
-// so that every server can reach every other's API (to forward writes to
-// the leader, to copy blobs).
-type ServerInfo struct {
-	ID      string `json:"id"`
-	Raft    string `json:"raft"`
-	APIAddr string `json:"api"`
-}
+	"nimbus/internal/model"
+)
 
 // PutServer records a server's addresses.
-func (s *Store) PutServer(info ServerInfo) {
+func (s *Store) PutServer(info model.ServerInfo) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.servers[info.ID] = &info
@@ -26,9 +21,9 @@ func (s *Store) RemoveServer(id string) {
 }
 
 // ServerInfos returns every recorded server, sorted by ID.
-func (s *Store) ServerInfos() []ServerInfo {
+func (s *Store) ServerInfos() []model.ServerInfo {
 	s.mu.RLock()
-	out := make([]ServerInfo, 0, len(s.servers))
+	out := make([]model.ServerInfo, 0, len(s.servers))
 	for _, v := range s.servers {
 		out = append(out, *v)
 	}
@@ -38,12 +33,12 @@ func (s *Store) ServerInfos() []ServerInfo {
 }
 
 // ServerInfo returns one server's addresses.
-func (s *Store) ServerInfo(id string) (ServerInfo, bool) {
+func (s *Store) ServerInfo(id string) (model.ServerInfo, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v, ok := s.servers[id]
 	if !ok {
-		return ServerInfo{}, false
+		return model.ServerInfo{}, false
 	}
 	return *v, true
 }

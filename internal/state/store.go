@@ -9,6 +9,7 @@
 package state
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // Errors an apply returns that callers tell apart with errors.Is; each
@@ -55,22 +56,22 @@ func (e *kindError) Unwrap() error { return e.kind }
 // All methods are safe for concurrent use.
 type Store struct {
 	mu        sync.RWMutex
-	functions map[string]*client.Function
-	keys      map[string]*Key
-	servers   map[string]*ServerInfo
+	functions map[string]*model.Function
+	keys      map[string]*model.Key
+	servers   map[string]*model.ServerInfo
 	records   recordIndex
 
-	queue         map[string]*QueueItem
+	queue         map[string]*model.QueueItem
 	queueSeq      uint64
-	deadLetters   map[string]*client.DeadLetter
+	deadLetters   map[string]*model.DeadLetter
 	dlOrder       []string // dead-letter IDs, oldest first
-	schedules     map[string]*client.Schedule
+	schedules     map[string]*model.Schedule
 	settings      map[string]string
-	subscriptions map[string]*client.Subscription
-	audit         []client.AuditEntry
-	namespaces    map[string]*client.Namespace
-	users         map[string]*User
-	sessions      map[string]*Session
+	subscriptions map[string]*model.Subscription
+	audit         []model.AuditEntry
+	namespaces    map[string]*model.Namespace
+	users         map[string]*model.User
+	sessions      map[string]*model.Session
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -82,9 +83,9 @@ type Store struct {
 // view holds copies of the functions, keys and namespaces, and each
 // namespace's reserved concurrency summed over its functions.
 type view struct {
-	functions  map[string]*client.Function
-	keys       map[string]*Key
-	namespaces map[string]*client.Namespace
+	functions  map[string]*model.Function
+	keys       map[string]*model.Key
+	namespaces map[string]*model.Namespace
 	reserved   map[string]int
 }
 
@@ -103,19 +104,19 @@ func (s *Store) publishLocked() {
 // New returns an empty store.
 func New() *Store {
 	s := &Store{
-		functions: map[string]*client.Function{},
-		keys:      map[string]*Key{},
-		servers:   map[string]*ServerInfo{},
+		functions: map[string]*model.Function{},
+		keys:      map[string]*model.Key{},
+		servers:   map[string]*model.ServerInfo{},
 		records:   newRecordIndex(),
 
-		queue:         map[string]*QueueItem{},
-		deadLetters:   map[string]*client.DeadLetter{},
-		schedules:     map[string]*client.Schedule{},
+		queue:         map[string]*model.QueueItem{},
+		deadLetters:   map[string]*model.DeadLetter{},
+		schedules:     map[string]*model.Schedule{},
 		settings:      map[string]string{},
-		subscriptions: map[string]*client.Subscription{},
-		namespaces:    map[string]*client.Namespace{},
-		users:         map[string]*User{},
-		sessions:      map[string]*Session{},
+		subscriptions: map[string]*model.Subscription{},
+		namespaces:    map[string]*model.Namespace{},
+		users:         map[string]*model.User{},
+		sessions:      map[string]*model.Session{},
 	}
 	s.publishLocked()
 	return s
@@ -123,21 +124,21 @@ func New() *Store {
 
 // Snapshot is a point-in-time copy of the whole store, as serialised.
 type Snapshot struct {
-	Functions []*client.Function `json:"functions"`
-	Keys      []*Key             `json:"keys"`
-	Servers   []*ServerInfo      `json:"servers"`
+	Functions []*model.Function   `json:"functions"`
+	Keys      []*model.Key        `json:"keys"`
+	Servers   []*model.ServerInfo `json:"servers"`
 
-	Queue         []*QueueItem           `json:"queue"`
-	QueueSeq      uint64                 `json:"queue_seq"`
-	DeadLetters   []*client.DeadLetter   `json:"dead_letters"` // oldest first
-	Schedules     []*client.Schedule     `json:"schedules"`
-	Settings      map[string]string      `json:"settings"`
-	Subscriptions []*client.Subscription `json:"subscriptions"`
-	Audit         []client.AuditEntry    `json:"audit"`
-	Namespaces    []*client.Namespace    `json:"namespaces"`
-	Records       []client.Invocation    `json:"records"`
-	Users         []*User                `json:"users"`
-	Sessions      []*Session             `json:"sessions"`
+	Queue         []*model.QueueItem    `json:"queue"`
+	QueueSeq      uint64                `json:"queue_seq"`
+	DeadLetters   []*model.DeadLetter   `json:"dead_letters"` // oldest first
+	Schedules     []*model.Schedule     `json:"schedules"`
+	Settings      map[string]string     `json:"settings"`
+	Subscriptions []*model.Subscription `json:"subscriptions"`
+	Audit         []model.AuditEntry    `json:"audit"`
+	Namespaces    []*model.Namespace    `json:"namespaces"`
+	Records       []model.Invocation    `json:"records"`
+	Users         []*model.User         `json:"users"`
+	Sessions      []*model.Session      `json:"sessions"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -161,7 +162,7 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.subscriptions {
 		snap.Subscriptions = append(snap.Subscriptions, v)
 	}
-	snap.Audit = append([]client.AuditEntry(nil), s.audit...)
+	snap.Audit = append([]model.AuditEntry(nil), s.audit...)
 	snap.Settings = make(map[string]string, len(s.settings))
 	for k, v := range s.settings {
 		snap.Settings[k] = v
@@ -191,18 +192,68 @@ func (s *Store) Capture() *Snapshot {
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
 	sort.Slice(snap.Schedules, func(i, j int) bool {
 		a, b := snap.Schedules[i], snap.Schedules[j]
-		return client.QualifiedName(a.Namespace, a.Name) < client.QualifiedName(b.Namespace, b.Name)
+		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
 	})
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
 	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
 	return snap
 }
 
-// WriteTo writes the snapshot to w as JSON.
+// SnapshotVersion is the version of the snapshots WriteTo writes.
+//
+//   - Version 1: the Snapshot's JSON alone, written before snapshots had
+//     a header.
+//   - Version 2: the header line {"nimbus_snapshot":2}, then the same JSON
+//     as version 1.
+//
+// The types inside are model's, whose JSON names never change (see
+// internal/model): adding a field needs no new version. A change that
+// older code would misread (a section encoded another way, a field whose
+// meaning changes) takes the next version, and Restore keeps decoding
+// every earlier one.
+const SnapshotVersion = 2
+
+// snapshotHeader is the start of a snapshot's header line; a snapshot
+// without it is version 1 (whose JSON starts with {"functions":).
+const snapshotHeader = `{"nimbus_snapshot":`
+
+// WriteTo writes the snapshot to w: its header line, then its JSON.
 func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
+	if _, err := fmt.Fprintf(cw, "%s%d}\n", snapshotHeader, SnapshotVersion); err != nil {
+		return cw.n, err
+	}
 	err := json.NewEncoder(cw).Encode(snap)
 	return cw.n, err
+}
+
+// readSnapshot decodes a snapshot of any version Restore knows.
+func readSnapshot(r io.Reader) (*Snapshot, error) {
+	br := bufio.NewReader(r)
+	version := 1
+	if head, _ := br.Peek(len(snapshotHeader)); string(head) == snapshotHeader {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, fmt.Errorf("snapshot header: %w", err)
+		}
+		var h struct {
+			Version int `json:"nimbus_snapshot"`
+		}
+		if err := json.Unmarshal(line, &h); err != nil {
+			return nil, fmt.Errorf("snapshot header %q: %w", line, err)
+		}
+		version = h.Version
+	}
+	switch version {
+	case 1, 2:
+		var snap Snapshot
+		if err := json.NewDecoder(br).Decode(&snap); err != nil {
+			return nil, fmt.Errorf("snapshot version %d: %w", version, err)
+		}
+		return &snap, nil
+	default:
+		return nil, fmt.Errorf("snapshot version %d is unknown to this release (it reads 1 to %d): written by a newer one?", version, SnapshotVersion)
+	}
 }
 
 type countingWriter struct {
@@ -216,22 +267,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Restore replaces the store's content with a snapshot read from r.
+// Restore replaces the store's content with a snapshot read from r, of
+// any version up to SnapshotVersion.
 func (s *Store) Restore(r io.Reader) error {
-	var snap Snapshot
-	if err := json.NewDecoder(r).Decode(&snap); err != nil {
+	snap, err := readSnapshot(r)
+	if err != nil {
 		return err
 	}
-	functions := make(map[string]*client.Function, len(snap.Functions))
+	functions := make(map[string]*model.Function, len(snap.Functions))
 	for _, f := range snap.Functions {
-		f.Namespace = client.NamespaceOf(f.Namespace)
+		f.Namespace = model.NamespaceOf(f.Namespace)
 		functions[f.QualifiedName()] = f
 	}
-	keys := make(map[string]*Key, len(snap.Keys))
+	keys := make(map[string]*model.Key, len(snap.Keys))
 	for _, k := range snap.Keys {
 		keys[k.ID] = k
 	}
-	servers := make(map[string]*ServerInfo, len(snap.Servers))
+	servers := make(map[string]*model.ServerInfo, len(snap.Servers))
 	for _, v := range snap.Servers {
 		servers[v.ID] = v
 	}
@@ -240,38 +292,38 @@ func (s *Store) Restore(r io.Reader) error {
 		records.add(r)
 	}
 	s.mu.Lock()
-	queue := make(map[string]*QueueItem, len(snap.Queue))
+	queue := make(map[string]*model.QueueItem, len(snap.Queue))
 	for _, q := range snap.Queue {
 		queue[q.RequestID] = q
 	}
-	dls := make(map[string]*client.DeadLetter, len(snap.DeadLetters))
+	dls := make(map[string]*model.DeadLetter, len(snap.DeadLetters))
 	var order []string
 	for _, d := range snap.DeadLetters {
 		dls[d.RequestID] = d
 		order = append(order, d.RequestID)
 	}
-	schedules := make(map[string]*client.Schedule, len(snap.Schedules))
+	schedules := make(map[string]*model.Schedule, len(snap.Schedules))
 	for _, sc := range snap.Schedules {
-		sc.Namespace = client.NamespaceOf(sc.Namespace)
-		schedules[client.QualifiedName(sc.Namespace, sc.Name)] = sc
+		sc.Namespace = model.NamespaceOf(sc.Namespace)
+		schedules[model.QualifiedName(sc.Namespace, sc.Name)] = sc
 	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
-	s.subscriptions = map[string]*client.Subscription{}
+	s.subscriptions = map[string]*model.Subscription{}
 	for _, v := range snap.Subscriptions {
 		s.subscriptions[v.ID] = v
 	}
 	s.audit = snap.Audit
-	s.namespaces = map[string]*client.Namespace{}
+	s.namespaces = map[string]*model.Namespace{}
 	for _, ns := range snap.Namespaces {
 		s.namespaces[ns.Name] = ns
 	}
-	s.users = make(map[string]*User, len(snap.Users))
+	s.users = make(map[string]*model.User, len(snap.Users))
 	for _, u := range snap.Users {
 		s.users[u.Name] = u
 	}
-	s.sessions = make(map[string]*Session, len(snap.Sessions))
+	s.sessions = make(map[string]*model.Session, len(snap.Sessions))
 	for _, v := range snap.Sessions {
 		s.sessions[v.ID] = v
 	}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"sort"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // PutSubscription stores a notification subscription.
-func (s *Store) PutSubscription(sub client.Subscription) {
+func (s *Store) PutSubscription(sub model.Subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subscriptions[sub.ID] = &sub
@@ -26,9 +26,9 @@ func (s *Store) DeleteSubscription(id string) error {
 }
 
 // Subscriptions returns every subscription, sorted by ID.
-func (s *Store) Subscriptions() []client.Subscription {
+func (s *Store) Subscriptions() []model.Subscription {
 	s.mu.RLock()
-	out := make([]client.Subscription, 0, len(s.subscriptions))
+	out := make([]model.Subscription, 0, len(s.subscriptions))
 	for _, v := range s.subscriptions {
 		out = append(out, *v)
 	}

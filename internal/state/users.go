@@ -4,28 +4,9 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"nimbus/internal/model"
 )
-
-// User is a dashboard user. The password itself is never stored: only its
-// argon2id hash in PHC form ($argon2id$v=19$m=…,t=…,p=…$salt$hash).
-type User struct {
-	Name         string    `json:"name"`
-	Role         string    `json:"role"`                // admin, developer or viewer
-	Namespace    string    `json:"namespace,omitempty"` // "": the default namespace
-	PasswordHash string    `json:"password_hash"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at,omitzero"`
-}
-
-// Session is a logged-in user's session. Like an API key, its token is
-// "<id>_<secret>" and only the secret's SHA-256 is stored.
-type Session struct {
-	ID         string    `json:"id"`
-	SecretHash string    `json:"secret_hash"` // hex SHA-256 of the secret part
-	User       string    `json:"user"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-}
 
 // maxSessionsPerUser bounds one user's live sessions; a login past it ends
 // the oldest.
@@ -35,7 +16,7 @@ const maxSessionsPerUser = 64
 // taken; without, it refuses one that does not exist (ErrNotFound) and,
 // since the password may have changed, ends the user's sessions except
 // keep's (the session that made the change, if any).
-func (s *Store) PutUser(u User, create bool, keep string) (bool, error) {
+func (s *Store) PutUser(u model.User, create bool, keep string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, exists := s.users[u.Name]
@@ -74,20 +55,20 @@ func (s *Store) DeleteUser(name string) error {
 }
 
 // User returns the user with the given name.
-func (s *Store) User(name string) (User, error) {
+func (s *Store) User(name string) (model.User, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	u, ok := s.users[name]
 	if !ok {
-		return User{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
+		return model.User{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
 	}
 	return *u, nil
 }
 
 // Users returns every user, sorted by name.
-func (s *Store) Users() []User {
+func (s *Store) Users() []model.User {
 	s.mu.RLock()
-	out := make([]User, 0, len(s.users))
+	out := make([]model.User, 0, len(s.users))
 	for _, u := range s.users {
 		out = append(out, *u)
 	}
@@ -99,7 +80,7 @@ func (s *Store) Users() []User {
 // PutSession stores a session of an existing user (ErrNotFound if the
 // user is gone) and drops the sessions expired as of now. A user past
 // maxSessionsPerUser loses their oldest sessions.
-func (s *Store) PutSession(sess Session, now time.Time) error {
+func (s *Store) PutSession(sess model.Session, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, v := range s.sessions {
@@ -110,7 +91,7 @@ func (s *Store) PutSession(sess Session, now time.Time) error {
 	if _, ok := s.users[sess.User]; !ok {
 		return fmt.Errorf("user %q: %w", sess.User, ErrNotFound)
 	}
-	var theirs []*Session
+	var theirs []*model.Session
 	for _, v := range s.sessions {
 		if v.User == sess.User {
 			theirs = append(theirs, v)
@@ -139,20 +120,20 @@ func (s *Store) DeleteSession(id string) {
 }
 
 // Session returns the session with the given ID.
-func (s *Store) Session(id string) (Session, error) {
+func (s *Store) Session(id string) (model.Session, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	v, ok := s.sessions[id]
 	if !ok {
-		return Session{}, fmt.Errorf("session: %w", ErrNotFound)
+		return model.Session{}, fmt.Errorf("session: %w", ErrNotFound)
 	}
 	return *v, nil
 }
 
 // Sessions returns every stored session, sorted by ID.
-func (s *Store) Sessions() []Session {
+func (s *Store) Sessions() []model.Session {
 	s.mu.RLock()
-	out := make([]Session, 0, len(s.sessions))
+	out := make([]model.Session, 0, len(s.sessions))
 	for _, v := range s.sessions {
 		out = append(out, *v)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // TestLockFreeViewFollowsEveryChange checks that what requests read
@@ -14,10 +14,10 @@ import (
 func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	s := New()
 	one, two := 1, 2
-	s.PutNamespace(client.Namespace{Name: "team", Concurrency: 5})
-	s.UpsertFunction(client.Function{Namespace: "team", FunctionConfig: client.FunctionConfig{Name: "a", ReservedConcurrency: &two}}, time.Now())
-	s.UpsertFunction(client.Function{Namespace: "team", FunctionConfig: client.FunctionConfig{Name: "b", ReservedConcurrency: &one}}, time.Now())
-	s.PutKey(Key{ID: "k1", Role: "viewer", Namespace: "team"})
+	s.PutNamespace(model.Namespace{Name: "team", Concurrency: 5})
+	s.UpsertFunction(model.Function{Namespace: "team", FunctionConfig: model.FunctionConfig{Name: "a", ReservedConcurrency: &two}}, time.Now())
+	s.UpsertFunction(model.Function{Namespace: "team", FunctionConfig: model.FunctionConfig{Name: "b", ReservedConcurrency: &one}}, time.Now())
+	s.PutKey(model.Key{ID: "k1", Role: "viewer", Namespace: "team"})
 	if limit, reserved := s.ConcurrencyLimit("team"); limit != 5 || reserved != 3 {
 		t.Fatalf("limit %d reserved %d, want 5 and 3", limit, reserved)
 	}

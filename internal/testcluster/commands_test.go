@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // step is one write of the script below, run through the typed Apply; it
@@ -31,50 +31,50 @@ var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 // tell apart: an unknown object, a namespace that is not empty, a slot
 // fired twice.
 func script() []step {
-	item := func(id string) state.QueueItem {
-		return state.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
+	item := func(id string) model.QueueItem {
+		return model.QueueItem{RequestID: id, Function: "f", Event: json.RawMessage(`{}`), Trigger: "async", EnqueuedAt: t0}
 	}
 	fire := func(slot time.Time, id string) fsm.FireSchedule {
 		it := item(id)
 		return fsm.FireSchedule{Name: "tick", Slot: slot, Item: &it}
 	}
-	fnIn := func(ns, name string) client.Function {
-		return client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, Namespace: ns, CodeSHA256: "aa"}
+	fnIn := func(ns, name string) model.Function {
+		return model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128}, Namespace: ns, CodeSHA256: "aa"}
 	}
 	return []step{
-		do("a namespace is made", fsm.PutNamespace{Namespace: client.Namespace{Name: "team", CreatedAt: t0}}),
+		do("a namespace is made", fsm.PutNamespace{Namespace: model.Namespace{Name: "team", CreatedAt: t0}}),
 		do("a function is deployed", fsm.UpsertFunction{Function: fnIn("", "f"), Now: t0}),
 		do("a function is deployed into the namespace", fsm.UpsertFunction{Function: fnIn("team", "g"), Now: t0}),
 		do("a namespace that holds a function is not removed", fsm.DeleteNamespace{Name: "team"}),
 		do("an unknown namespace is not removed", fsm.DeleteNamespace{Name: "nowhere"}),
 		do("an unknown function is not deleted", fsm.DeleteFunction{Name: "nowhere"}),
-		do("a function named by a schedule", fsm.PutSchedule{Schedule: client.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
+		do("a function named by a schedule", fsm.PutSchedule{Schedule: model.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
 		do("a function a schedule names is not removed without force", fsm.RemoveFunction{Name: "f"}),
 		do("a slot fires", fire(t0.Add(time.Second), "fire-1")),
 		do("the same slot does not fire again", fire(t0.Add(time.Second), "fire-2")),
 		do("fires in a batch", fsm.FireSchedules{Fires: []fsm.FireSchedule{fire(t0.Add(time.Second), "fire-3"), fire(t0.Add(2*time.Second), "fire-4")}}),
 		do("a schedule is disabled", fsm.EnableSchedule{Name: "tick", Enabled: false, Now: t0}),
 		do("an unknown schedule is not enabled", fsm.EnableSchedule{Name: "nowhere", Enabled: true, Now: t0}),
-		do("events are queued", fsm.Enqueue{Items: []state.QueueItem{item("a"), item("b")}}),
+		do("events are queued", fsm.Enqueue{Items: []model.QueueItem{item("a"), item("b")}}),
 		do("events are leased", fsm.Lease{Leases: []fsm.LeaseRequest{{RequestID: "a", Until: t0.Add(time.Minute)}, {RequestID: "b", Until: t0.Add(time.Minute)}}, Now: t0}),
 		do("outcomes are applied, a stale one refused", fsm.Finish{Outcomes: []fsm.Outcome{
-			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: client.Invocation{ID: "a", Function: "f", Status: client.StatusSuccess}},
+			{RequestID: "a", Epoch: 1, Kind: fsm.OutcomeComplete, Record: model.Invocation{ID: "a", Function: "f", Status: model.StatusSuccess}},
 			{RequestID: "b", Epoch: 7, Kind: fsm.OutcomeComplete},
 		}, Now: t0}),
 		do("a dead letter is redriven", fsm.Redrive{IDs: []string{"a", "missing"}, Now: t0}),
-		do("records are stored", fsm.RecordInvocations{Records: []client.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: state.DefaultRetention(), Now: t0}),
-		do("a key is stored", fsm.PutKey{Key: state.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
+		do("records are stored", fsm.RecordInvocations{Records: []model.Invocation{{ID: "r1", Function: "f", Start: t0}}, Retention: model.DefaultRetention(), Now: t0}),
+		do("a key is stored", fsm.PutKey{Key: model.Key{ID: "k1", SecretHash: "abc", Role: "admin", CreatedAt: t0}}),
 		do("the key is revoked", fsm.DeleteKey{ID: "k1"}),
 		do("an unknown key is not revoked", fsm.DeleteKey{ID: "k1"}),
-		do("an audit entry", fsm.Audit{Entries: []client.AuditEntry{{Time: t0, Action: "deploy"}}}),
-		do("a server's addresses", fsm.PutServer{Server: state.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
+		do("an audit entry", fsm.Audit{Entries: []model.AuditEntry{{Time: t0, Action: "deploy"}}}),
+		do("a server's addresses", fsm.PutServer{Server: model.ServerInfo{ID: "s9", Raft: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}}),
 		do("a setting", fsm.PutSetting{Key: "k", Value: "v", IfAbsent: true}),
-		do("a subscription", fsm.PutSubscription{Subscription: client.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
+		do("a subscription", fsm.PutSubscription{Subscription: model.Subscription{ID: "sub1", Namespace: "default", On: []string{"failure"}, Webhook: "http://127.0.0.1:1/", Created: t0}}),
 		do("the subscription is removed", fsm.DeleteSubscription{ID: "sub1"}),
 		do("an unknown subscription is not removed", fsm.DeleteSubscription{ID: "sub1"}),
-		do("a user", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
-		do("a user name taken", fsm.PutUser{User: state.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
-		do("a session", fsm.PutSession{Session: state.Session{ID: "s1", SecretHash: "x", User: "ada", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, Now: t0}),
+		do("a user", fsm.PutUser{User: model.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a user name taken", fsm.PutUser{User: model.User{Name: "ada", Role: "viewer", PasswordHash: "h", CreatedAt: t0}, Create: true}),
+		do("a session", fsm.PutSession{Session: model.Session{ID: "s1", SecretHash: "x", User: "ada", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, Now: t0}),
 		do("the session ends", fsm.DeleteSession{ID: "s1"}),
 		do("the user is removed", fsm.DeleteUser{Name: "ada"}),
 		do("an unknown user is not removed", fsm.DeleteUser{Name: "ada"}),
@@ -174,14 +174,14 @@ func (r recordType) Write(_ context.Context, t fsm.CommandType, _ []byte) (any, 
 func TestConcurrentDeploysThroughTwoServersCannotOverReserveANamespace(t *testing.T) {
 	c := New(t, 3)
 	leader := c.WaitLeader(nil)
-	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.PutNamespace{Namespace: client.Namespace{Name: "small", Concurrency: 3, CreatedAt: t0}}); err != nil {
+	if _, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[leader], fsm.PutNamespace{Namespace: model.Namespace{Name: "small", Concurrency: 3, CreatedAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	two := 2
 	errs := make(chan error, 2)
 	for i, name := range []string{"first", "second"} {
 		node := (leader + 1 + i) % 3
-		fn := client.Function{FunctionConfig: client.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, ReservedConcurrency: &two},
+		fn := model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.11", Handler: "main.handler", MemoryMB: 128, ReservedConcurrency: &two},
 			Namespace: "small", CodeSHA256: "aa"}
 		go func() {
 			_, err := fsm.Apply(c.Context(10*time.Second), c.Nodes[node].Via(c.LeaderLink(node, nil)), fsm.UpsertFunction{Function: fn, Now: t0})

@@ -15,8 +15,8 @@ import (
 
 	"nimbus/internal/controlplane"
 	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 	"nimbus/internal/state"
-	"nimbus/pkg/client"
 )
 
 // registryInput is one client operation on the function registry: an
@@ -123,14 +123,14 @@ func (n *network) set(i int, cut bool) {
 
 func upsert(name string) fsm.UpsertFunction {
 	return fsm.UpsertFunction{
-		Function: client.Function{FunctionConfig: client.FunctionConfig{Name: name}},
+		Function: model.Function{FunctionConfig: model.FunctionConfig{Name: name}},
 		Now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
 }
 
 // revision reads name's revision from node i's own state (0 if absent).
 func revision(c *Cluster, i int, name string) (int, error) {
-	f, err := c.Nodes[i].Store().Function(client.QualifiedName("", name))
+	f, err := c.Nodes[i].Store().Function(model.QualifiedName("", name))
 	if errors.Is(err, state.ErrNotFound) {
 		return 0, nil
 	}

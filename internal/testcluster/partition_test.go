@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"nimbus/internal/fsm"
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 func deploy(c *Cluster, node int, name string, timeout time.Duration) error {
 	_, err := fsm.Apply(c.Context(timeout), c.Nodes[node], fsm.UpsertFunction{
-		Function: client.Function{FunctionConfig: client.FunctionConfig{Name: name}},
+		Function: model.Function{FunctionConfig: model.FunctionConfig{Name: name}},
 		Now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 	})
 	return err

@@ -21,9 +21,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"nimbus/internal/blob"
+	"nimbus/internal/model"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
-	"nimbus/pkg/client"
 )
 
 // AgentConfig configures the remote side of a worker.
@@ -114,7 +114,7 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 	if r := a.refusal(); r != "" {
 		return &rpcpb.InvokeResponse{Refused: r}, nil
 	}
-	var fn client.Function
+	var fn model.Function
 	if err := json.Unmarshal(req.Function, &fn); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "bad function: "+err.Error())
 	}
@@ -153,7 +153,7 @@ func (a *Agent) Drain(ctx context.Context, req *rpcpb.DrainRequest) (*rpcpb.Drai
 // Provision keeps instances of a function ready (provisioned
 // concurrency).
 func (a *Agent) Provision(ctx context.Context, req *rpcpb.ProvisionRequest) (*rpcpb.ProvisionResponse, error) {
-	var fn client.Function
+	var fn model.Function
 	if err := json.Unmarshal(req.Function, &fn); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "function: %v", err)
 	}

@@ -3,7 +3,7 @@ package worker
 import (
 	"time"
 
-	"nimbus/pkg/client"
+	"nimbus/internal/model"
 )
 
 // LogTailBytes is how much of an invocation's log its record keeps (the
@@ -15,15 +15,15 @@ const LogTailBytes = 4 << 10
 // and which ran with res: every record, synchronous or not, is built
 // here. The caller adds what only its path knows (an async event's
 // attempts, arrival time and result).
-func NewRecord(req Request, trigger string, res Result) client.Invocation {
+func NewRecord(req Request, trigger string, res Result) model.Invocation {
 	fn := req.Function
-	rec := client.Invocation{
+	rec := model.Invocation{
 		ID:            req.RequestID,
 		Namespace:     fn.Namespace,
 		Function:      fn.Name,
 		Revision:      fn.Revision,
 		Trigger:       trigger,
-		Status:        client.StatusSuccess,
+		Status:        model.StatusSuccess,
 		Start:         res.Start.UTC(),
 		DurationMS:    DurationMS(res.Duration),
 		BilledMS:      res.BilledMS,
@@ -39,7 +39,7 @@ func NewRecord(req Request, trigger string, res Result) client.Invocation {
 		rec.InitMS = DurationMS(res.InitDuration)
 	}
 	if res.ErrorType != "" {
-		rec.Status = client.StatusFailed
+		rec.Status = model.StatusFailed
 	}
 	return rec
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 	"nimbus/pkg/client"
@@ -70,7 +71,7 @@ type Config struct {
 // Request is one invocation offered to the worker.
 type Request struct {
 	RequestID string
-	Function  client.Function
+	Function  model.Function
 	Payload   []byte
 	// SlotWait is how long the invocation may wait for a free slot;
 	// 0 refuses at once when every slot is busy.
@@ -266,7 +267,7 @@ func (w *Worker) spin() time.Duration {
 }
 
 // acquire takes an idle instance of fn's revision or starts one.
-func (w *Worker) acquire(ctx context.Context, fn client.Function) (*instance, bool, error) {
+func (w *Worker) acquire(ctx context.Context, fn model.Function) (*instance, bool, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -384,7 +385,7 @@ func (w *Worker) release(name string, inst *instance) {
 	w.mu.Unlock()
 }
 
-func (w *Worker) start(ctx context.Context, fn client.Function) (*instance, error) {
+func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error) {
 	rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime)
 	if err != nil {
 		return nil, err
@@ -466,7 +467,7 @@ const provisionLease = 15 * time.Second
 // background and within the worker's instance limit, and the idle reaper
 // spares n of them while the provision holds. The first invocation that
 // takes one is warm.
-func (w *Worker) Provision(fn client.Function, n int) {
+func (w *Worker) Provision(fn model.Function, n int) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -823,7 +824,7 @@ func (w *Worker) RuntimeNames() []string {
 // invocation (after a deploy), in the background, and has the executor
 // stage it (a read-only mount, ~0.2 ms), so that the cold start does not
 // pay for either.
-func (w *Worker) Prefetch(fn client.Function) {
+func (w *Worker) Prefetch(fn model.Function) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -16,9 +16,9 @@ import (
 
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
+	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
-	"nimbus/pkg/client"
 )
 
 // testWorker returns a worker over the process executor (no root needed)
@@ -48,7 +48,7 @@ func testWorker(t *testing.T, cfg Config) (*Worker, *blob.Store) {
 }
 
 // deploy stores a one-file package and returns the function at revision rev.
-func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string) client.Function {
+func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string) model.Function {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -59,15 +59,15 @@ func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client.Function{
-		FunctionConfig: client.FunctionConfig{Name: name, Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(10 * time.Second)},
+	return model.Function{
+		FunctionConfig: model.FunctionConfig{Name: name, Handler: "main.handler", MemoryMB: 128, Timeout: model.Duration(10 * time.Second)},
 		Revision:       rev, CodeSHA256: digest,
 	}
 }
 
 const counter = "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"
 
-func invoke(t *testing.T, w *Worker, fn client.Function) Result {
+func invoke(t *testing.T, w *Worker, fn model.Function) Result {
 	t.Helper()
 	res, err := w.Invoke(context.Background(), Request{RequestID: "r", Function: fn, Payload: []byte("{}")})
 	if err != nil {
@@ -188,7 +188,7 @@ func TestACrashedInstanceIsNotReused(t *testing.T) {
 
 func TestMissingCodeIsAnError(t *testing.T) {
 	w, _ := testWorker(t, Config{Slots: 1})
-	fn := client.Function{FunctionConfig: client.FunctionConfig{Name: "ghost", Handler: "main.handler", MemoryMB: 128, Timeout: client.Duration(time.Second)},
+	fn := model.Function{FunctionConfig: model.FunctionConfig{Name: "ghost", Handler: "main.handler", MemoryMB: 128, Timeout: model.Duration(time.Second)},
 		Revision: 1, CodeSHA256: blob.Digest([]byte("never stored"))}
 	_, err := w.Invoke(context.Background(), Request{RequestID: "r", Function: fn, Payload: []byte("{}")})
 	if !errors.Is(err, blob.ErrNotFound) {
@@ -208,10 +208,10 @@ func TestTheCodeCacheKeepsWhatIsUsedAndPrunesTheRest(t *testing.T) {
 	oldest := deploy(t, blobs, "f", 1, counter+"# 1\n")
 	older := deploy(t, blobs, "f", 2, counter+"# 2\n")
 	current := deploy(t, blobs, "f", 3, counter+"# 3\n")
-	for _, fn := range []client.Function{oldest, older, current} {
+	for _, fn := range []model.Function{oldest, older, current} {
 		invoke(t, w, fn) // each revision retires the one before
 	}
-	cached := func(fn client.Function) bool {
+	cached := func(fn model.Function) bool {
 		_, err := os.Stat(filepath.Join(w.code.dir, fn.CodeSHA256))
 		return err == nil
 	}

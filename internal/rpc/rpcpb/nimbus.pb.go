@@ -919,7 +919,7 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 type InvokeRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Function  []byte                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"` // client.Function as JSON
+	Function  []byte                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"` // model.Function as JSON
 	Payload   []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// slot_wait_ms: how long the invocation may wait for a free slot
 	// before the worker refuses it (0: refuse at once).
@@ -1204,7 +1204,7 @@ func (*RetireResponse) Descriptor() ([]byte, []int) {
 
 type ProvisionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Function      []byte                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"` // client.Function as JSON
+	Function      []byte                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"` // model.Function as JSON
 	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

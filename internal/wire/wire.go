@@ -1,0 +1,121 @@
+// Package wire converts between the stored model (internal/model) and the
+// public API's wire types (pkg/client): the one place the two meet. The
+// gateway converts what it decodes from a request to model types before
+// calling the service and what the service returns to wire types before
+// encoding it; the notifier converts the records its payloads carry.
+//
+// Most pairs have the same fields in the same order and convert with a Go
+// conversion, which ignores JSON tags: renaming a field's JSON name on
+// one side leaves the other as it is, while adding a field to one side
+// only fails to compile here, so that whoever adds it decides whether it
+// is stored, shown, or both. Conversions share maps, slices and pointers
+// with their argument: objects read from the store are never mutated.
+package wire
+
+import (
+	"nimbus/internal/model"
+	"nimbus/pkg/client"
+)
+
+// List converts each element of a slice; nil stays nil.
+func List[From, To any](in []From, conv func(From) To) []To {
+	if in == nil {
+		return nil
+	}
+	out := make([]To, len(in))
+	for i, v := range in {
+		out[i] = conv(v)
+	}
+	return out
+}
+
+// Function is a stored function as the API shows it.
+func Function(m model.Function) client.Function {
+	return client.Function{
+		FunctionConfig: FunctionConfig(m.FunctionConfig),
+		Namespace:      m.Namespace, Revision: m.Revision,
+		CodeSHA256: m.CodeSHA256, CodeSize: m.CodeSize,
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		Scan: ScanReport(m.Scan),
+	}
+}
+
+// FunctionConfig is a stored configuration as the API shows it.
+func FunctionConfig(m model.FunctionConfig) client.FunctionConfig {
+	return client.FunctionConfig{
+		Name: m.Name, Runtime: m.Runtime, Handler: m.Handler, MemoryMB: m.MemoryMB,
+		Timeout: client.Duration(m.Timeout), Env: m.Env, EphemeralMB: m.EphemeralMB,
+		Description: m.Description, Retries: m.Retries,
+		RetryDelay: client.Duration(m.RetryDelay), MaxEventAge: client.Duration(m.MaxEventAge),
+		Destinations:        (*client.Destinations)(m.Destinations),
+		ReservedConcurrency: m.ReservedConcurrency, Provisioned: m.Provisioned, Source: m.Source,
+	}
+}
+
+// ModelFunctionConfig is a configuration from a request, to be stored.
+func ModelFunctionConfig(c client.FunctionConfig) model.FunctionConfig {
+	return model.FunctionConfig{
+		Name: c.Name, Runtime: c.Runtime, Handler: c.Handler, MemoryMB: c.MemoryMB,
+		Timeout: model.Duration(c.Timeout), Env: c.Env, EphemeralMB: c.EphemeralMB,
+		Description: c.Description, Retries: c.Retries,
+		RetryDelay: model.Duration(c.RetryDelay), MaxEventAge: model.Duration(c.MaxEventAge),
+		Destinations:        (*model.Destinations)(c.Destinations),
+		ReservedConcurrency: c.ReservedConcurrency, Provisioned: c.Provisioned, Source: c.Source,
+	}
+}
+
+// ScanReport is a stored scan report as the API shows it; nil stays nil.
+func ScanReport(m *model.ScanReport) *client.ScanReport {
+	if m == nil {
+		return nil
+	}
+	return &client.ScanReport{Scanner: m.Scanner, Note: m.Note,
+		Findings: List(m.Findings, func(f model.Finding) client.Finding { return client.Finding(f) })}
+}
+
+// Dependents are what names a function, as the API shows them.
+func Dependents(m model.FunctionDependents) client.FunctionDependents {
+	return client.FunctionDependents(m)
+}
+
+// Invocation is a stored record as the API (and a notification) shows it.
+func Invocation(m model.Invocation) client.Invocation { return client.Invocation(m) }
+
+// LogEntry is a stored log as the API shows it.
+func LogEntry(m model.LogEntry) client.LogEntry { return client.LogEntry(m) }
+
+// DeadLetter is a stored dead letter as the API shows it.
+func DeadLetter(m model.DeadLetter) client.DeadLetter { return client.DeadLetter(m) }
+
+// Schedule is a stored schedule as the API shows it.
+func Schedule(m model.Schedule) client.Schedule { return client.Schedule(m) }
+
+// ModelSchedule is a schedule from a request, to be stored.
+func ModelSchedule(c client.Schedule) model.Schedule { return model.Schedule(c) }
+
+// Namespace is a stored namespace as the API shows it.
+func Namespace(m model.Namespace) client.Namespace { return client.Namespace(m) }
+
+// ModelNamespace is a namespace from a request, to be stored.
+func ModelNamespace(c client.Namespace) model.Namespace { return model.Namespace(c) }
+
+// Subscription is a stored subscription as the API shows it.
+func Subscription(m model.Subscription) client.Subscription { return client.Subscription(m) }
+
+// ModelSubscription is a subscription from a request, to be stored.
+func ModelSubscription(c client.Subscription) model.Subscription { return model.Subscription(c) }
+
+// AuditEntry is a stored audit entry as the API shows it.
+func AuditEntry(m model.AuditEntry) client.AuditEntry { return client.AuditEntry(m) }
+
+// Key is a stored API key as the API shows it: never its hash (the secret
+// is set only in the answer that creates the key).
+func Key(m model.Key) client.Key {
+	return client.Key{ID: m.ID, Role: m.Role, Namespace: m.Namespace, Note: m.Note,
+		CreatedAt: m.CreatedAt, ExpiresAt: m.ExpiresAt, RateLimit: m.RateLimit}
+}
+
+// User is a stored user as the API shows it: never the password's hash.
+func User(m model.User) client.User {
+	return client.User{Name: m.Name, Role: m.Role, Namespace: m.Namespace, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+}
