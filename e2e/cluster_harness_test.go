@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/nodeproc"
 	"nimbus/pkg/client"
 )
 
@@ -48,7 +48,10 @@ type clusterProc struct {
 	done chan struct{}
 }
 
-var workerRPCLine = regexp.MustCompile(`RPC:\s+(\S+)`)
+var (
+	apiLine       = nodeproc.APILine
+	workerRPCLine = nodeproc.RPCLine
+)
 
 // newClusterToken makes a key of the form nimbus_<12 hex>_<64 hex>.
 func newClusterToken(t *testing.T) string {
@@ -200,46 +203,14 @@ func (c *testCluster) runBounded(timeout time.Duration, env []string, dir string
 // first group is its address.
 func (c *testCluster) start(p *clusterProc, ready *regexp.Regexp) {
 	c.t.Helper()
-	cmd := exec.Command(nimbusBin, p.args...)
-	cmd.Env = os.Environ()
-	stdout, err := cmd.StdoutPipe()
+	np, err := nodeproc.Start(exec.Command(nimbusBin, p.args...), ready, 60*time.Second)
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Fatalf("%s: %v", p.id, err)
 	}
-	out := &syncBuffer{}
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	done := make(chan struct{})
 	c.mu.Lock()
-	p.cmd, p.out, p.done = cmd, out, done
+	p.cmd, p.out, p.done, p.addr = np.Cmd, np.Out, np.Done, strings.TrimPrefix(np.Addr, "http://")
 	c.mu.Unlock()
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			out.Write(append(sc.Bytes(), '\n'))
-			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- strings.TrimPrefix(m[1], "http://"):
-				default:
-				}
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(done) }()
-	c.t.Cleanup(func() { stopProc(c.t, p.id, cmd, done) })
-	select {
-	case addr := <-addrc:
-		c.mu.Lock()
-		p.addr = addr
-		c.mu.Unlock()
-	case <-done:
-		c.t.Fatalf("%s exited before serving:\n%s", p.id, out.String())
-	case <-time.After(60 * time.Second):
-		c.t.Fatalf("%s did not print its address in time:\n%s", p.id, out.String())
-	}
+	c.t.Cleanup(func() { stopProc(c.t, p.id, np.Cmd, np.Done) })
 }
 
 // stopProc interrupts a process as Ctrl-C does and waits for it to exit.

@@ -33,18 +33,16 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"nimbus/internal/nodeproc"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,8 +89,6 @@ type devNode struct {
 	http  *http.Client // the harness's own requests (health polling, do)
 }
 
-var apiLine = regexp.MustCompile(`API:\s+(https?://\S+)`)
-
 // startDev starts `nimbus dev` on a free port with data in dir and waits
 // until it answers. The process is stopped when the test ends.
 func startDev(t *testing.T, data string, extra ...string) *devNode {
@@ -105,42 +101,12 @@ func startDev(t *testing.T, data string, extra ...string) *devNode {
 // run side by side, so none changes http.DefaultTransport).
 func startDevWith(t *testing.T, hc *http.Client, data string, extra ...string) *devNode {
 	t.Helper()
-	args := append([]string{"dev", "--data", data, "--listen", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(nimbusBin, args...)
-	stdout, err := cmd.StdoutPipe()
+	d, err := nodeproc.StartDev(nimbusBin, data, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &devNode{t: t, data: data, cmd: cmd, out: out, done: make(chan struct{}), http: hc}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			out.Write(append(sc.Bytes(), '\n'))
-			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-				urlc <- m[1]
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(n.done) }()
+	n := &devNode{t: t, data: data, url: d.URL, token: d.Token, cmd: d.Cmd, out: d.Out, done: d.Done, http: hc}
 	t.Cleanup(func() { n.stop() })
-	select {
-	case n.url = <-urlc:
-	case <-n.done:
-		t.Fatalf("nimbus dev exited before serving:\n%s", out.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("nimbus dev did not print its URL in time:\n%s", out.String())
-	}
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatalf("admin.token: %v", err)
-	}
-	n.token = strings.TrimSpace(string(tok))
 	waitFor(t, 30*time.Second, "healthz answers", func() bool {
 		resp, err := n.http.Get(n.url + "/healthz")
 		if err != nil {
@@ -254,25 +220,5 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// syncBuffer is a bytes.Buffer that several goroutines may write.
-//
-// The buffer is a named field, not embedded: embedded, its ReadFrom would
-// be promoted, and io.Copy (which exec uses to copy a process's output
-// into a Writer) would call it without the lock, racing the other writer
-// and losing lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a buffer that several goroutines may write.
+type syncBuffer = nodeproc.Buffer

@@ -152,13 +152,13 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			logf("stopping nimbus dev...")
 			err = errors.Join(err, node.stop())
 		}()
-		base, token = node.url, node.token
-		root = node.cmd.Process.Pid
+		base, token = node.URL, node.Token
+		root = node.Cmd.Process.Pid
 		// On an error rep is nil (the return sets it): the error is what
 		// the caller gets then, with no report to name the executor in.
 		defer func() {
 			if rep != nil {
-				rep.Executor = node.executor()
+				rep.Executor = node.Executor()
 			}
 		}()
 	}

@@ -148,15 +148,6 @@ func TestDescendsFollowsParentsToTheRoot(t *testing.T) {
 	}
 }
 
-func TestTheBannerGivesTheAPIAndTheExecutor(t *testing.T) {
-	banner := "Nimbus dev is running.\n\n  API:        http://127.0.0.1:41234\n  Data:       /tmp/x\n" +
-		"  Worker:     8 slots; executor: sandbox (cgroup v1)\n"
-	u, e := parseBanner(banner)
-	if u != "http://127.0.0.1:41234" || e != "sandbox (cgroup v1)" {
-		t.Errorf("parseBanner = %q, %q", u, e)
-	}
-}
-
 func TestTheTableShowsEveryFigureAndTheGoals(t *testing.T) {
 	rep := &Report{Result: Result{ColdP50MS: 4, PythonStartupP50MS: 8, ThroughputRPS: 7000, IdleInstancePSSKB: 6000}, PSSPid: 99}
 	rep.Ratios()
