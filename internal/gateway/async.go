@@ -32,7 +32,13 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 }
 
 func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": wire.List(g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function")), wire.DeadLetter)})
+	limit, err := queryLimit(r, 0, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	dls := firstN(g.svc.DeadLetters(callerNS(r.Context()), r.URL.Query().Get("function")), limit)
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": wire.List(dls, wire.DeadLetter)})
 }
 
 // redrive re-enqueues dead letters: {"ids": [...]} or {"all": true,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
@@ -29,6 +30,31 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return &apiError{http.StatusBadRequest, "BadRequest", msg} }
+
+// maxListLimit is the most items one list request may ask for.
+const maxListLimit = 10000
+
+// queryLimit reads a list's ?limit=: def when absent, else a whole number
+// from 1 to maxLimit (400 otherwise, naming the value).
+func queryLimit(r *http.Request, def, maxLimit int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > maxLimit {
+		return 0, badRequest(fmt.Sprintf("limit=%q is not a number between 1 and %d", s, maxLimit))
+	}
+	return n, nil
+}
+
+// firstN returns at most n items of list (all of them when n is 0).
+func firstN[T any](list []T, n int) []T {
+	if n > 0 && len(list) > n {
+		return list[:n]
+	}
+	return list
+}
 
 // StatusClientClosed is the status (nginx's 499) of a request whose client
 // went away before its answer: nobody reads it, but logs and metrics name

@@ -52,6 +52,11 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 		{"revoking a key that does not exist", req{method: "DELETE", path: "/v1/keys/000000000000", key: a.admin}, 404, "NotFound", ""},
 		{"a user with a short password", req{method: "POST", path: "/v1/users", body: `{"name": "ada", "role": "viewer", "password": "short"}`, key: a.admin}, 400, "BadRequest", "password"},
 		{"removing a user who does not exist", req{method: "DELETE", path: "/v1/users/nobody", key: a.admin}, 404, "NotFound", "nobody"},
+		{"a key list limit below one", req{method: "GET", path: "/v1/keys?limit=-1", key: a.admin}, 400, "BadRequest", "limit"},
+		{"a dead-letter list limit of zero", req{method: "GET", path: "/v1/deadletters?limit=0", key: viewer}, 400, "BadRequest", "limit"},
+		{"an invocation list limit that is not a number", req{method: "GET", path: "/v1/invocations?limit=NaN", key: viewer}, 400, "BadRequest", "limit"},
+		{"an audit limit beyond the most a list gives", req{method: "GET", path: "/v1/audit?limit=10001", key: a.admin}, 400, "BadRequest", "limit"},
+		{"a key rate limit that limits nothing", req{method: "POST", path: "/v1/keys", body: `{"role": "viewer", "rate_limit": 1e308}`, key: a.admin}, 400, "BadRequest", "rate_limit"},
 		{"an invocation record that does not exist", req{method: "GET", path: "/v1/invocations/nope", key: viewer}, 404, "NotFound", ""},
 	}
 	before := a.stored()
@@ -72,6 +77,12 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 	}
 	if after := a.stored(); !reflect.DeepEqual(before, after) {
 		t.Errorf("refused requests changed the stored state:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// A limit in range is obeyed.
+	var keys struct{ Keys []client.Key }
+	if err := json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/keys?limit=2", key: a.admin}).Body.Bytes(), &keys); err != nil || len(keys.Keys) != 2 {
+		t.Errorf("GET /v1/keys?limit=2 of 3 keys: %d keys (%v)", len(keys.Keys), err)
 	}
 }
 

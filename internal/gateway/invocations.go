@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 
 	"nimbus/internal/model"
 	"nimbus/internal/state"
@@ -14,14 +13,10 @@ import (
 
 func (g *Gateway) listInvocations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 50
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 || n > 10000 {
-			writeError(w, g.log, badRequest(fmt.Sprintf("limit=%q is not a number between 1 and 10000", s)))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, 50, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
 	}
 	status := q.Get("status")
 	switch status {

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 
 	"nimbus/internal/model"
 	"nimbus/internal/service"
@@ -12,8 +10,13 @@ import (
 )
 
 func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryLimit(r, 0, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
 	out := []client.Key{}
-	for _, k := range g.svc.Keys() {
+	for _, k := range firstN(g.svc.Keys(), limit) {
 		out = append(out, wire.Key(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
@@ -59,14 +62,10 @@ func (g *Gateway) revokeKey(w http.ResponseWriter, r *http.Request) {
 
 // audit lists the newest audit entries (?limit=, default 100).
 func (g *Gateway) audit(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			writeError(w, g.log, badRequest(fmt.Sprintf("limit=%q is not a positive number", s)))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, 100, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"audit": wire.List(g.svc.Audit(limit), wire.AuditEntry)})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -39,14 +38,10 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = time.Now().Add(-d)
 	}
-	limit := defaultLogLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			writeError(w, g.log, badRequest(fmt.Sprintf("limit=%q is not a positive number", s)))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, defaultLogLimit, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
 	}
 	requestID := q.Get("request_id")
 	match := func(e model.LogEntry) bool {

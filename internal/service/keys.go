@@ -27,14 +27,18 @@ type KeyRequest struct {
 // Keys lists every API key (their hashes only).
 func (s *Service) Keys() []model.Key { return s.store.Keys() }
 
+// MaxRateLimit bounds a key's rate limit (requests per second): beyond
+// it a limit limits nothing, and is more likely a typing slip.
+const MaxRateLimit = 1_000_000
+
 // CreateKey makes a key and returns it with its token, the only time the
 // token exists outside the caller's hands.
 func (s *Service) CreateKey(ctx context.Context, req KeyRequest) (string, model.Key, error) {
 	if !slices.Contains(auth.Roles, req.Role) {
 		return "", model.Key{}, state.Errorf(state.ErrInvalid, "role %q is not one of %s", req.Role, strings.Join(auth.Roles, ", "))
 	}
-	if req.RateLimit < 0 {
-		return "", model.Key{}, state.Errorf(state.ErrInvalid, "rate_limit must be 0 (the server's default) or more requests per second")
+	if !(req.RateLimit >= 0 && req.RateLimit <= MaxRateLimit) { // NaN fails both
+		return "", model.Key{}, state.Errorf(state.ErrInvalid, "rate_limit must be 0 (the server's default) or up to %d requests per second", MaxRateLimit)
 	}
 	switch {
 	case req.Namespace != "" && (req.Role == auth.RoleAdmin || req.Role == auth.RoleWorker):
