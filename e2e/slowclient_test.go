@@ -46,6 +46,10 @@ func TestSlowClientsDoNotHoldTheServer(t *testing.T) {
 		if err != nil {
 			t.Errorf("slow connection %d was not closed by the server: %v (read %q)", i, err, b)
 		}
+		// A body that stops coming is the client's timeout, said so.
+		if i%2 == 1 && !strings.HasPrefix(string(b), "HTTP/1.1 408 ") {
+			t.Errorf("slow body %d was answered %q, want 408 Request Timeout", i, b)
+		}
 	}
 	_, _, b := n.do("GET", "/v1/functions", "", nil)
 	if strings.Contains(string(b), "slow-") {

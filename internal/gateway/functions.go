@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -221,6 +222,9 @@ func bodyError(err error, context string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("request body is over the %d MB limit", mbe.Limit>>20)}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &apiError{http.StatusRequestTimeout, "RequestTimeout", "the request body did not arrive within the server's body timeout"}
 	}
 	return badRequest(context + ": " + err.Error())
 }
