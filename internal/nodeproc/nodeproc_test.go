@@ -2,6 +2,7 @@ package nodeproc
 
 import (
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,21 +11,20 @@ import (
 func TestTheBannerGivesTheAPIAndTheExecutor(t *testing.T) {
 	banner := "Nimbus dev is running.\n\n  API:        http://127.0.0.1:41234\n  Data:       /tmp/x\n" +
 		"  Worker:     8 slots; executor: sandbox (cgroup v1)\n"
-	cmd := exec.Command("/bin/sh", "-c", "printf '"+banner+"'; exec sleep 60")
-	p, err := Start(cmd, APILine, 30*time.Second)
+	if m := APILine.FindStringSubmatch(banner); m == nil || m[1] != "http://127.0.0.1:41234" {
+		t.Errorf("APILine finds %q", m)
+	}
+	// Waiting for the line after the banner, Start returns once the
+	// whole banner is in Out.
+	cmd := exec.Command("/bin/sh", "-c", "printf '"+banner+"after the banner\n'; exec sleep 60")
+	p, err := Start(cmd, regexp.MustCompile(`(after) the banner`), 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Stop(10 * time.Second)
-	if p.Addr != "http://127.0.0.1:41234" {
-		t.Errorf("Addr = %q", p.Addr)
+	if p.Addr != "after" {
+		t.Errorf("Addr = %q, want the ready line's group", p.Addr)
 	}
-	d := &Dev{Proc: p}
-	deadline := time.Now().Add(30 * time.Second)
-	for d.Executor() == "" && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if e := d.Executor(); e != "sandbox (cgroup v1)" {
+	if e := (&Dev{Proc: p}).Executor(); e != "sandbox (cgroup v1)" {
 		t.Errorf("Executor = %q", e)
 	}
 	if err := p.Stop(10 * time.Second); err != nil {

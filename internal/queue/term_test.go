@@ -31,6 +31,25 @@ func runTerm(t *testing.T, d *Dispatcher) (end context.CancelFunc, ended chan st
 	return end, ended
 }
 
+// termWithARunHeld starts a term over one queued event of function f and
+// returns once its run has started; the run returns when release closes
+// (nil: never).
+func termWithARunHeld(t *testing.T, release chan struct{}) (*testControl, *Dispatcher, context.CancelFunc, chan struct{}) {
+	t.Helper()
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("e1", "f"))
+	started := make(chan string, 1)
+	d := NewDispatcher(cp, newWorker(1, held(started, release)), Hooks{}, sink.logger())
+	end, ended := runTerm(t, d)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the queued event was not run")
+	}
+	return cp, d, end, ended
+}
+
 func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
 	t.Helper()
 	select {
@@ -45,17 +64,8 @@ func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
 // with nothing of the last one still running, and no outcome is left to
 // wait for its lease to expire.
 func TestATermEndsOnlyOnceItsRunsAreCommitted(t *testing.T) {
-	cp, sink := newControl(t), newLogSink(t)
-	deploy(t, cp, newFunction("f"))
-	enqueue(t, cp, newEvent("e1", "f"))
-	started, release := make(chan string, 1), make(chan struct{})
-	d := NewDispatcher(cp, newWorker(1, held(started, release)), Hooks{}, sink.logger())
-	end, ended := runTerm(t, d)
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the queued event was not run")
-	}
+	release := make(chan struct{})
+	cp, _, end, ended := termWithARunHeld(t, release)
 
 	end()
 	// Proving that Run does not return early needs a wait: it may not
@@ -92,17 +102,7 @@ func TestADispatcherServesOneTerm(t *testing.T) {
 // the event stays leased, to run again once its lease expires; no outcome
 // is made up for it.
 func TestAnAbandonedRunLeavesItsEventLeased(t *testing.T) {
-	cp, sink := newControl(t), newLogSink(t)
-	deploy(t, cp, newFunction("f"))
-	enqueue(t, cp, newEvent("e1", "f"))
-	started := make(chan string, 1)
-	d := NewDispatcher(cp, newWorker(1, held(started, nil)), Hooks{}, sink.logger())
-	end, ended := runTerm(t, d)
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the queued event was not run")
-	}
+	cp, d, end, ended := termWithARunHeld(t, nil)
 	end()
 	d.Abandon()
 	waitClosed(t, "the term ends once its runs were abandoned", ended)
