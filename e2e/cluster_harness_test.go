@@ -210,24 +210,11 @@ func (c *testCluster) start(p *clusterProc, ready *regexp.Regexp) {
 	c.mu.Lock()
 	p.cmd, p.out, p.done, p.addr = np.Cmd, np.Out, np.Done, strings.TrimPrefix(np.Addr, "http://")
 	c.mu.Unlock()
-	c.t.Cleanup(func() { stopProc(c.t, p.id, np.Cmd, np.Done) })
-}
-
-// stopProc interrupts a process as Ctrl-C does and waits for it to exit.
-func stopProc(t *testing.T, id string, cmd *exec.Cmd, done chan struct{}) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Errorf("%s did not stop within 30s of SIGINT", id)
-	}
+	c.t.Cleanup(func() {
+		if err := np.Stop(30 * time.Second); err != nil {
+			c.t.Errorf("%s: %v", p.id, err)
+		}
+	})
 }
 
 // waitHealthy waits until server i answers GET /healthz.

@@ -43,7 +43,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -87,6 +86,7 @@ type devNode struct {
 	out   *syncBuffer // stdout and stderr of the process
 	done  chan struct{}
 	http  *http.Client // the harness's own requests (health polling, do)
+	proc  *nodeproc.Proc
 }
 
 // startDev starts `nimbus dev` on a free port with data in dir and waits
@@ -105,7 +105,7 @@ func startDevWith(t *testing.T, hc *http.Client, data string, extra ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &devNode{t: t, data: data, url: d.URL, token: d.Token, cmd: d.Cmd, out: d.Out, done: d.Done, http: hc}
+	n := &devNode{t: t, data: data, url: d.URL, token: d.Token, cmd: d.Cmd, out: d.Out, done: d.Done, http: hc, proc: d.Proc}
 	t.Cleanup(func() { n.stop() })
 	waitFor(t, 30*time.Second, "healthz answers", func() bool {
 		resp, err := n.http.Get(n.url + "/healthz")
@@ -120,18 +120,8 @@ func startDevWith(t *testing.T, hc *http.Client, data string, extra ...string) *
 
 // stop interrupts the process as Ctrl-C does and waits for it to exit.
 func (n *devNode) stop() {
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	n.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-n.done:
-	case <-time.After(30 * time.Second):
-		n.cmd.Process.Kill()
-		<-n.done
-		n.t.Errorf("nimbus dev did not stop within 30s of SIGINT")
+	if err := n.proc.Stop(30 * time.Second); err != nil {
+		n.t.Error(err)
 	}
 }
 
