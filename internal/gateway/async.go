@@ -50,7 +50,7 @@ func (g *Gateway) redrive(w http.ResponseWriter, r *http.Request) {
 		Function string   `json:"function"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
-		writeError(w, g.log, badRequest(`send {"ids": ["..."]} or {"all": true}`))
+		writeError(w, g.log, bodyError(err, `send {"ids": ["..."]} or {"all": true}`))
 		return
 	}
 	moved, err := g.svc.Redrive(r.Context(), callerNS(r.Context()), body.IDs, body.All, body.Function)

@@ -42,8 +42,13 @@ func (g *Gateway) joinServer(w http.ResponseWriter, r *http.Request) {
 		Address  string `json:"address"`
 		Nonvoter bool   `json:"nonvoter"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || body.Address == "" {
-		writeError(w, g.log, badRequest(`send {"address": "HOST:PORT"}, the API address of the server to add`))
+	const want = `send {"address": "HOST:PORT"}, the API address of the server to add`
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+		writeError(w, g.log, bodyError(err, want))
+		return
+	}
+	if body.Address == "" {
+		writeError(w, g.log, badRequest(want))
 		return
 	}
 	id, err := g.cfg.Membership.JoinServer(r.Context(), body.Address, !body.Nonvoter)
