@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 	"nimbus/pkg/client"
 )
@@ -76,7 +77,7 @@ func (b *bench) enqueue(ctx context.Context, fn string, n, clients int, poll str
 			for i := range next {
 				body := []byte(`{"i":` + strconv.Itoa(i) + `}`)
 				start := time.Now()
-				status, resp, err := b.api.do(ctx, http.MethodPost, srv.API, "/v1/functions/"+fn+"/invoke", body, hdr)
+				status, resp, err := b.api.Do(ctx, http.MethodPost, srv.API, "/v1/functions/"+fn+"/invoke", body, hdr)
 				end := time.Now()
 				var ack struct {
 					RequestID string `json:"request_id"`
@@ -84,7 +85,7 @@ func (b *bench) enqueue(ctx context.Context, fn string, n, clients int, poll str
 				if err == nil && status == http.StatusAccepted {
 					err = json.Unmarshal(resp, &ack)
 				} else if err == nil {
-					err = fmt.Errorf("%d %s", status, short(resp))
+					err = fmt.Errorf("%d %s", status, cluster.Short(resp))
 				}
 				mu.Lock()
 				if err != nil || ack.RequestID == "" {
@@ -119,7 +120,7 @@ func (b *bench) enqueue(ctx context.Context, fn string, n, clients int, poll str
 	deadline := time.Now().Add(wait)
 	var printed time.Time
 	for {
-		recs, err := b.api.invocations(ctx, poll, fn)
+		recs, err := b.api.Invocations(ctx, poll, fn)
 		if err != nil {
 			return res, err
 		}

@@ -25,7 +25,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,24 +57,16 @@ type Result struct {
 	Enqueue   Enqueue    `json:"enqueue"`
 	Schedules *Schedules `json:"schedules,omitempty"`
 
-	GoalAckedPerS  float64 `json:"goal_acked_per_s"`
-	GoalLagP99MS   float64 `json:"goal_lag_p99_under_ms"`
-	AckGoalMet     bool    `json:"ack_goal_met"`
-	LagGoalMet     bool    `json:"lag_goal_met"`
-	ServerLogNotes []Note  `json:"server_log_notes"`
-}
-
-// Note counts the warning and error lines of one process's log.
-type Note struct {
-	Process  string   `json:"process"`
-	Warnings int      `json:"warnings"`
-	Errors   int      `json:"errors"`
-	Samples  []string `json:"samples,omitempty"` // up to 5 distinct messages
+	GoalAckedPerS  float64        `json:"goal_acked_per_s"`
+	GoalLagP99MS   float64        `json:"goal_lag_p99_under_ms"`
+	AckGoalMet     bool           `json:"ack_goal_met"`
+	LagGoalMet     bool           `json:"lag_goal_met"`
+	ServerLogNotes []cluster.Note `json:"server_log_notes"`
 }
 
 type bench struct {
 	c   *cluster.Cluster
-	api *api
+	api *cluster.API
 }
 
 type options struct {
@@ -139,19 +130,19 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		}
 		err = errors.Join(err, c.Stop())
 		if res != nil {
-			res.ServerLogNotes = notes(c)
+			res.ServerLogNotes = c.LogNotes()
 		}
 		err = errors.Join(err, c.Close())
 	}()
-	b := &bench{c: c, api: newAPI(c.Token, o.clients)}
-	leader, err := b.api.settle(ctx, c, 90*time.Second)
+	b := &bench{c: c, api: cluster.NewAPI(c.Token, o.clients)}
+	leader, err := b.api.Settle(ctx, c, 90*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("the cluster did not settle after starting: %w", err)
 	}
 	// Records are read from a follower, to leave the leader its work.
 	poll := c.Servers[(leader+1)%len(c.Servers)].API
 	for _, fn := range []string{"noop", "tick"} {
-		if err := b.api.deploy(ctx, c.Servers[leader].API, fn); err != nil {
+		if err := b.api.Deploy(ctx, c.Servers[leader].API, fn, cluster.NoOp); err != nil {
 			return nil, err
 		}
 	}
@@ -171,57 +162,6 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		res.LagGoalMet = s.LagP99MS < res.GoalLagP99MS && s.NotFired == 0
 	}
 	return res, nil
-}
-
-// notes counts WARN and ERROR lines (slog's text and JSON forms) in every
-// process's log.
-func notes(c *cluster.Cluster) []Note {
-	var out []Note
-	for _, p := range c.Procs() {
-		f, err := os.Open(p.Log)
-		if err != nil {
-			continue
-		}
-		n := Note{Process: p.ID}
-		seen := map[string]bool{}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.Contains(line, "level=ERROR") || strings.Contains(line, `"level":"ERROR"`):
-				n.Errors++
-			case strings.Contains(line, "level=WARN") || strings.Contains(line, `"level":"WARN"`):
-				n.Warnings++
-			default:
-				continue
-			}
-			msg := message(line)
-			if !seen[msg] && len(n.Samples) < 5 {
-				seen[msg] = true
-				n.Samples = append(n.Samples, short([]byte(line)))
-			}
-		}
-		f.Close()
-		out = append(out, n)
-	}
-	return out
-}
-
-// message is the msg= part of a slog text line, or the line.
-func message(line string) string {
-	if _, after, ok := strings.Cut(line, "msg="); ok {
-		if i := strings.Index(after, " "); i > 0 && !strings.HasPrefix(after, `"`) {
-			return after[:i]
-		}
-		if strings.HasPrefix(after, `"`) {
-			if j := strings.Index(after[1:], `"`); j >= 0 {
-				return after[:j+2]
-			}
-		}
-		return after
-	}
-	return line
 }
 
 func printTable(w io.Writer, res *Result) {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 	"nimbus/pkg/client"
 )
@@ -88,9 +89,9 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 			for i := range next {
 				name := fmt.Sprintf("s%05d", i)
 				body, _ := json.Marshal(map[string]string{"function": fn, "expression": res.Expr})
-				status, resp, err := b.api.do(ctx, http.MethodPut, srv.API, "/v1/schedules/"+name, body, nil)
+				status, resp, err := b.api.Do(ctx, http.MethodPut, srv.API, "/v1/schedules/"+name, body, nil)
 				if err == nil && status != http.StatusOK && status != http.StatusCreated {
-					err = fmt.Errorf("%d %s", status, short(resp))
+					err = fmt.Errorf("%d %s", status, cluster.Short(resp))
 				}
 				if err != nil {
 					mu.Lock()
@@ -127,7 +128,7 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 	var polls []time.Duration
 	collect := func() error {
 		start := time.Now()
-		recs, err := b.api.invocations(ctx, poll, fn)
+		recs, err := b.api.Invocations(ctx, poll, fn)
 		if err != nil {
 			return err
 		}
@@ -199,7 +200,7 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 	var list struct {
 		Schedules []client.Schedule `json:"schedules"`
 	}
-	if err := b.api.getJSON(ctx, poll, "/v1/schedules", &list); err != nil {
+	if err := b.api.GetJSON(ctx, poll, "/v1/schedules", &list); err != nil {
 		return res, err
 	}
 	for _, sc := range list.Schedules {
@@ -215,7 +216,7 @@ func (b *bench) allPast(ctx context.Context, addr string, slot time.Time) (bool,
 	var list struct {
 		Schedules []client.Schedule `json:"schedules"`
 	}
-	if err := b.api.getJSON(ctx, addr, "/v1/schedules", &list); err != nil {
+	if err := b.api.GetJSON(ctx, addr, "/v1/schedules", &list); err != nil {
 		return false, err
 	}
 	for _, sc := range list.Schedules {

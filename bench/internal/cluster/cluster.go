@@ -1,8 +1,9 @@
 // Package cluster is the harness the benchmark programs under bench/ share
 // to run a local Nimbus cluster: three `nimbus server` processes started as
 // scripts/cluster-local starts them (--bootstrap-expect 3, --join,
-// --bootstrap-token-file) on free 127.0.0.1 ports, and one unsandboxed
-// `nimbus worker`, with their data and logs in a temporary directory.
+// --bootstrap-token-file) on free 127.0.0.1 ports, and one or more
+// `nimbus worker`s (unsandboxed unless asked), with their data and logs in
+// a temporary directory.
 //
 // Each process leads its own process group, so that a kill reaches
 // anything it starts, and dies with the benchmark if the benchmark dies
@@ -35,21 +36,30 @@ type Options struct {
 	// Bin is the nimbus binary to run; empty builds nimbus/cmd/nimbus
 	// into the temporary directory.
 	Bin string
-	// Slots is the worker's --slots; 0 means 1.
+	// Slots is each worker's --slots; 0 means 1.
 	Slots int
+	// Workers is how many workers to start (w1, w2, ...); 0 means 1.
+	Workers int
+	// Sandbox runs the workers sandboxed, as a real deployment does
+	// (needs root). Unsandboxed, a benchmark measures the cluster, not
+	// the sandbox.
+	Sandbox bool
+	// WorkerArgs are added to every worker's flags.
+	WorkerArgs []string
 	// Keep keeps the temporary directory, with every process's log, on
 	// Close.
 	Keep bool
 }
 
-// Cluster is three servers and one worker this benchmark started. Its
+// Cluster is three servers and the workers this benchmark started. Its
 // methods are called from one goroutine; Proc.Alive may be called from any.
 type Cluster struct {
 	Dir     string  // data of every process, their logs, the token file
 	Bin     string  // the nimbus binary run
 	Token   string  // the bootstrap token, an admin key for the API
 	Servers []*Proc // s1, s2, s3
-	Worker  *Proc   // w1
+	Worker  *Proc   // w1, the first of Workers
+	Workers []*Proc // w1, w2, ...
 
 	keep bool
 	name string
@@ -70,10 +80,10 @@ type Proc struct {
 }
 
 // Start makes a temporary directory, builds nimbus into it (unless o.Bin
-// names a binary) and starts the three servers and the worker. The worker
-// runs unsandboxed: a benchmark of the cluster measures the cluster, not
-// the sandbox, and so leaves the cgroups of other Nimbus processes on this
-// machine alone. On error everything started is stopped and the
+// names a binary) and starts the three servers and the workers. Workers
+// run unsandboxed unless o.Sandbox: a benchmark of the cluster measures
+// the cluster, not the sandbox. (A sandboxed worker sweeps only the
+// cgroups named after its own ID.) On error everything started is stopped and the
 // directory removed again (unless o.Keep). Start does not wait for a
 // leader: see Settle.
 func Start(ctx context.Context, o Options) (c *Cluster, err error) {
@@ -127,25 +137,28 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return c, err
 		}
 	}
-	slots := o.Slots
-	if slots < 1 {
-		slots = 1
+	slots := max(o.Slots, 1)
+	for i := range max(o.Workers, 1) {
+		id := fmt.Sprintf("w%d", i+1)
+		args := []string{"worker", "--id", id, "--servers", join, "--data", filepath.Join(dir, id),
+			"--listen", "127.0.0.1:0", "--slots", strconv.Itoa(slots)}
+		if !o.Sandbox {
+			args = append(args, "--insecure-no-sandbox")
+		}
+		w := &Proc{ID: id, Log: filepath.Join(dir, id+".log"), bin: c.Bin, env: []string{"NIMBUS_TOKEN=" + c.Token},
+			args: append(args, o.WorkerArgs...)}
+		c.Workers = append(c.Workers, w)
+		if err := w.Start(); err != nil {
+			return c, err
+		}
 	}
-	c.Worker = &Proc{
-		ID: "w1", Log: filepath.Join(dir, "w1.log"), bin: c.Bin, env: []string{"NIMBUS_TOKEN=" + c.Token},
-		args: []string{"worker", "--id", "w1", "--servers", join, "--data", filepath.Join(dir, "w1"),
-			"--listen", "127.0.0.1:0", "--slots", strconv.Itoa(slots), "--insecure-no-sandbox"},
-	}
-	return c, c.Worker.Start()
+	c.Worker = c.Workers[0]
+	return c, nil
 }
 
-// Procs returns the servers, then the worker.
+// Procs returns the servers, then the workers.
 func (c *Cluster) Procs() []*Proc {
-	out := append([]*Proc(nil), c.Servers...)
-	if c.Worker != nil {
-		out = append(out, c.Worker)
-	}
-	return out
+	return append(append([]*Proc(nil), c.Servers...), c.Workers...)
 }
 
 // Start runs p (again, after it exited) in its own process group, on the

@@ -13,8 +13,8 @@ type View func(ctx context.Context, addr string) (client.Cluster, error)
 
 // Agreed asks every server for its view once, in order, and returns the
 // index in c.Servers of the leader if every server answers, names the
-// same single leader, sees all three servers and at least one healthy
-// worker. Otherwise it returns -1 and what is missing. views are the
+// same single leader, sees all three servers and every worker started
+// healthy. Otherwise it returns -1 and what is missing. views are the
 // answers, one per server, when the leader is found.
 func (c *Cluster) Agreed(ctx context.Context, view View) (leader int, views []client.Cluster, why string) {
 	leaderID := ""
@@ -31,8 +31,8 @@ func (c *Cluster) Agreed(ctx context.Context, view View) (leader int, views []cl
 			return -1, nil, fmt.Sprintf("%s names %s as leader, another server %s", s.ID, ls[0], leaderID)
 		case len(cl.Servers) != len(c.Servers):
 			return -1, nil, fmt.Sprintf("%s sees %d servers", s.ID, len(cl.Servers))
-		case healthyWorkers(cl) < 1:
-			return -1, nil, s.ID + " sees no healthy worker"
+		case healthyWorkers(cl) < len(c.Workers):
+			return -1, nil, fmt.Sprintf("%s sees %d healthy workers of %d", s.ID, healthyWorkers(cl), len(c.Workers))
 		}
 		leaderID = ls[0]
 		views = append(views, cl)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"archive/zip"
@@ -11,25 +11,26 @@ import (
 	"net/http"
 	"time"
 
-	"nimbus/bench/internal/cluster"
 	"nimbus/pkg/client"
 )
 
-// api speaks to the servers' REST APIs through one keep-alive transport
+// API speaks to the servers' REST APIs through one keep-alive transport
 // that keeps enough idle connections for every concurrent client. It is
 // safe for concurrent use.
-type api struct {
+type API struct {
 	token string
 	hc    *http.Client
 }
 
-func newAPI(token string, conns int) *api {
+// NewAPI returns an API client with the admin token for conns concurrent
+// callers.
+func NewAPI(token string, conns int) *API {
 	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
-	return &api{token: token, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &API{token: token, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
 }
 
-// do sends one request with the token and reads the whole answer.
-func (a *api) do(ctx context.Context, method, addr, path string, body []byte, header http.Header) (int, []byte, error) {
+// Do sends one request with the token and reads the whole answer.
+func (a *API) Do(ctx context.Context, method, addr, path string, body []byte, header http.Header) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -54,28 +55,32 @@ func (a *api) do(ctx context.Context, method, addr, path string, body []byte, he
 	return resp.StatusCode, b, err
 }
 
-// getJSON is GET path on addr, decoded into out; any status but 200 is an
+// GetJSON is GET path on addr, decoded into out; any status but 200 is an
 // error.
-func (a *api) getJSON(ctx context.Context, addr, path string, out any) error {
-	status, body, err := a.do(ctx, http.MethodGet, addr, path, nil, nil)
+func (a *API) GetJSON(ctx context.Context, addr, path string, out any) error {
+	status, body, err := a.Do(ctx, http.MethodGet, addr, path, nil, nil)
 	if err != nil {
 		return err
 	}
 	if status != http.StatusOK {
-		return fmt.Errorf("GET %s on %s: %d %s", path, addr, status, short(body))
+		return fmt.Errorf("GET %s on %s: %d %s", path, addr, status, Short(body))
 	}
 	return json.Unmarshal(body, out)
 }
 
-// deploy puts a no-op Python function named name (retry_delay 1s).
-func (a *api) deploy(ctx context.Context, addr, name string) error {
+// NoOp is the source of a Python function that does nothing.
+const NoOp = "def handler(e,c): return None\n"
+
+// Deploy puts a Python function named name whose main.py is source
+// (retry_delay 1s).
+func (a *API) Deploy(ctx context.Context, addr, name, source string) error {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	w, err := zw.Create("main.py")
 	if err != nil {
 		return err
 	}
-	io.WriteString(w, "def handler(e,c): return None\n")
+	io.WriteString(w, source)
 	if err := zw.Close(); err != nil {
 		return err
 	}
@@ -86,41 +91,42 @@ func (a *api) deploy(ctx context.Context, addr, name string) error {
 	if err != nil {
 		return err
 	}
-	status, resp, err := a.do(ctx, http.MethodPut, addr, "/v1/functions/"+name, body, nil)
+	status, resp, err := a.Do(ctx, http.MethodPut, addr, "/v1/functions/"+name, body, nil)
 	if err != nil {
 		return err
 	}
 	if status != http.StatusOK && status != http.StatusCreated {
-		return fmt.Errorf("deploy %s: %d %s", name, status, short(resp))
+		return fmt.Errorf("deploy %s: %d %s", name, status, Short(resp))
 	}
 	return nil
 }
 
-// invocations is GET /v1/invocations?function=fn&limit=10000 (the most
+// Invocations is GET /v1/invocations?function=fn&limit=10000 (the most
 // the API gives), newest first.
-func (a *api) invocations(ctx context.Context, addr, fn string) ([]client.Invocation, error) {
+func (a *API) Invocations(ctx context.Context, addr, fn string) ([]client.Invocation, error) {
 	var out struct {
 		Invocations []client.Invocation `json:"invocations"`
 	}
-	err := a.getJSON(ctx, addr, "/v1/invocations?limit=10000&function="+fn, &out)
+	err := a.GetJSON(ctx, addr, "/v1/invocations?limit=10000&function="+fn, &out)
 	return out.Invocations, err
 }
 
-// settle waits until every server answers GET /v1/cluster naming the same
+// Settle waits until every server answers GET /v1/cluster naming the same
 // single leader, with three servers and a healthy worker in view, and
 // returns the leader's index in c.Servers.
-func (a *api) settle(ctx context.Context, c *cluster.Cluster, limit time.Duration) (int, error) {
+func (a *API) Settle(ctx context.Context, c *Cluster, limit time.Duration) (int, error) {
 	view := func(ctx context.Context, addr string) (client.Cluster, error) {
 		var cl client.Cluster
-		return cl, a.getJSON(ctx, addr, "/v1/cluster", &cl)
+		return cl, a.GetJSON(ctx, addr, "/v1/cluster", &cl)
 	}
-	return cluster.Settle(ctx, limit, 50*time.Millisecond, func(ctx context.Context) (int, string, error) {
+	return Settle(ctx, limit, 50*time.Millisecond, func(ctx context.Context) (int, string, error) {
 		leader, _, why := c.Agreed(ctx, view)
 		return leader, why, nil
 	})
 }
 
-func short(b []byte) string {
+// Short is b trimmed to at most 200 bytes, for an error message.
+func Short(b []byte) string {
 	b = bytes.TrimSpace(b)
 	if len(b) > 200 {
 		b = b[:200]
