@@ -26,15 +26,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"nimbus/bench/internal/cluster"
@@ -95,20 +91,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := run(ctx, o)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "async:", err)
-		os.Exit(1)
-	}
-	if format == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(res)
-		return
-	}
-	printTable(os.Stdout, res)
+	stats.Main("async", format, func(ctx context.Context) (*Result, error) { return run(ctx, o) }, printTable)
 }
 
 func run(ctx context.Context, o options) (res *Result, err error) {
@@ -124,16 +107,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, c.Tail(20))
-		}
-		err = errors.Join(err, c.Stop())
-		if res != nil {
-			res.ServerLogNotes = c.LogNotes()
-		}
-		err = errors.Join(err, c.Close())
-	}()
+	defer c.End(&err, &res.ServerLogNotes)
 	b := &bench{c: c, api: cluster.NewAPI(c.Token, o.clients)}
 	leader, err := b.api.Settle(ctx, c, 90*time.Second)
 	if err != nil {

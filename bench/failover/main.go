@@ -27,15 +27,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -119,20 +115,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := run(ctx, kills, bin, keep)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "failover:", err)
-		os.Exit(1)
-	}
-	if format == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(res)
-		return
-	}
-	printTable(os.Stdout, res)
+	stats.Main("failover", format, func(ctx context.Context) (*Result, error) { return run(ctx, kills, bin, keep) }, printTable)
 }
 
 func run(ctx context.Context, kills int, bin string, keep bool) (res *Result, err error) {
@@ -152,12 +135,7 @@ func run(ctx context.Context, kills int, bin string, keep bool) (res *Result, er
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w\n%s", err, c.Tail(20))
-		}
-		err = errors.Join(err, c.Close())
-	}()
+	defer c.End(&err, nil)
 	a, err := newAPI(c.Token)
 	if err != nil {
 		return nil, err

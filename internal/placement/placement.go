@@ -88,8 +88,9 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	}
 	// Every worker is full: rather than refuse at once, wait a moment for
 	// a slot on the least loaded of them (a burst then queues briefly
-	// instead of turning into a storm of 429s).
-	if len(busy) > 0 && p.SlotWait > 0 {
+	// instead of turning into a storm of 429s). A queued event does not
+	// wait here: its dispatcher holds it.
+	if len(busy) > 0 && p.SlotWait > 0 && !req.Queued {
 		req.SlotWait = p.SlotWait
 		res, err := busy[0].Invoke(ctx, req)
 		if !errors.Is(err, worker.ErrNoCapacity) {

@@ -84,6 +84,14 @@ func TestWhenEveryWorkerIsFullTheRequestWaitsThenIsRefused(t *testing.T) {
 	if err != nil || res.WorkerID != "full" || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
 		t.Fatalf("want a second offer to the first worker, waiting for a slot: %q %v (offers %d, wait %v)", res.WorkerID, err, full.invoked, full.waitSeen)
 	}
+	// An event from the queue does not wait at a worker: its dispatcher
+	// holds it, and a synchronous request waiting there goes first.
+	full.invoked = 0
+	queued := req()
+	queued.Queued = true
+	if _, err := p.Invoke(context.Background(), queued); !errors.Is(err, worker.ErrNoCapacity) || full.invoked != 1 || full.waitSeen != 0 {
+		t.Fatalf("a queued event: want ErrNoCapacity after one offer without waiting, got %v (offers %d, wait %v)", err, full.invoked, full.waitSeen)
+	}
 	p.SlotWait = 0
 	if _, err := p.Invoke(context.Background(), req()); !errors.Is(err, worker.ErrNoCapacity) {
 		t.Fatalf("without a slot wait: want ErrNoCapacity, got %v", err)

@@ -86,6 +86,7 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 	}
 	w.hb = hb
 	w.seen = time.Now()
+	w.inflightAtHB = w.inflight
 	w.warm = make(map[string]bool, len(hb.WarmRevisions))
 	for _, k := range hb.WarmRevisions {
 		w.warm[k] = true
@@ -161,7 +162,10 @@ type remote struct {
 	seen     time.Time
 	warm     map[string]bool
 	inflight int // invocations this server has on it now
-	down     time.Time
+	// inflightAtHB is inflight when the last heartbeat came: the part of
+	// the heartbeat's in_use that was this server's.
+	inflightAtHB int
+	down         time.Time
 }
 
 func (w *remote) snapshot() (*rpcpb.WorkerHeartbeat, bool) {
@@ -174,7 +178,7 @@ func (w *remote) snapshot() (*rpcpb.WorkerHeartbeat, bool) {
 func (w *remote) Status() client.Worker {
 	hb, alive := w.snapshot()
 	w.mu.Lock()
-	inUse := max(int(hb.InUse), w.inflight)
+	inUse := w.inUseLocked()
 	w.mu.Unlock()
 	st := client.Worker{
 		ID: hb.WorkerId, Address: hb.Address, Slots: int(hb.Slots), InUse: inUse,
@@ -190,6 +194,17 @@ func (w *remote) Status() client.Worker {
 		st.State = StateDraining
 	}
 	return st
+}
+
+// inUseLocked estimates the worker's busy slots: this server's own
+// invocations on it now, which it knows exactly, plus the other servers'
+// as of the last heartbeat (its in_use less what was this server's then).
+// Taking the heartbeat's in_use as it was would count this server's
+// invocations that ended since as busy for up to a heartbeat interval, and
+// the dispatcher would leave those slots idle meanwhile. Needs w.mu.
+func (w *remote) inUseLocked() int {
+	others := max(int(w.hb.GetInUse())-w.inflightAtHB, 0)
+	return min(others+w.inflight, max(int(w.hb.GetSlots()), w.inflight))
 }
 
 func (w *remote) HasWarm(fn string, rev int64) bool {

@@ -173,3 +173,44 @@ func TestRetrySafetyComesFromTheCallNotItsText(t *testing.T) {
 		}
 	})
 }
+
+// A server counts a worker's busy slots as its own invocations on it now
+// plus the others' as of the last heartbeat: an invocation of its own
+// that ended frees its slot at once, not when the next heartbeat says so
+// (the dispatcher would leave the slot idle meanwhile).
+func TestAServersOwnInvocationsFreeTheirSlotsBeforeTheNextHeartbeat(t *testing.T) {
+	r, _, ca := testRegistry(t, time.Minute, time.Minute)
+	w := startWorker(t, ca, "w", true)
+	beat := func(inUse int32) {
+		hb := w.heartbeat("w")
+		hb.Slots, hb.InUse = 3, inUse
+		r.Heartbeat(hb)
+	}
+	beat(0)
+	tg := target(t, r, "w")
+	inUse := func() int { return tg.Status().InUse }
+
+	ctx, cancel := context.WithCancel(t.Context())
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		tg.Invoke(ctx, req())
+	}()
+	<-w.hold
+	if n := inUse(); n != 1 {
+		t.Fatalf("with one invocation of this server's running: in use %d; want 1", n)
+	}
+	beat(2) // the worker counts this server's invocation and another server's
+	if n := inUse(); n != 2 {
+		t.Fatalf("after a heartbeat saying 2 in use, one of them this server's: in use %d; want 2", n)
+	}
+	cancel()
+	<-ended
+	if n := inUse(); n != 1 {
+		t.Fatalf("after this server's invocation ended: in use %d; want 1 (the other server's), before any heartbeat", n)
+	}
+	beat(5) // more than its slots: no more than all of them are busy
+	if n := inUse(); n != 3 {
+		t.Fatalf("after a heartbeat saying 5 of 3 in use: in use %d; want 3", n)
+	}
+}

@@ -38,6 +38,14 @@ const (
 	leaseGrace = 10 * time.Second
 	tick       = 20 * time.Millisecond
 	maxLeases  = 256 // per Lease command
+	// leaseAhead is how many events a dispatcher leases beyond the free
+	// slots it sees, so that a slot that frees finds an event already
+	// leased instead of waiting for the next Lease to commit.
+	leaseAhead = 8
+	// holdLimit is how long a leased event waits here for a free slot
+	// before it goes back to the queue (a Retry through Raft, refunded).
+	// It is far below leaseGrace, so the lease outlives the wait.
+	holdLimit = 2 * time.Second
 )
 
 // Control is what the dispatcher needs of the Raft node.
@@ -89,12 +97,18 @@ type Dispatcher struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	inflight map[string]uint64 // request id -> epoch this dispatcher runs
-	// starting counts the runs leased that have not yet reached the
+	inflight map[string]uint64 // request id -> epoch this dispatcher holds or runs
+	// held are the events leased and waiting for a free slot, in the
+	// order they were leased (fair order: see fairOrder). They start in
+	// that order as slots free.
+	held []heldEvent
+	// starting counts the runs started that have not yet reached the
 	// Invoker, whose FreeSlots does not count them yet (it counts the
 	// others: they hold slots).
 	starting int
-	wake     chan struct{}
+	// ending is set when Run returns: no held event starts after.
+	ending bool
+	wake   chan struct{}
 	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
 	runs     sync.WaitGroup // the runs Run started
@@ -154,7 +168,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	defer func() {
+		d.mu.Lock()
+		d.ending = true
+		d.mu.Unlock()
 		d.runs.Wait()
+		d.refundHeld(func(heldEvent) bool { return true }) // they never ran: no need to wait for their leases
 		d.finisher.close()
 	}()
 	t := time.NewTicker(tick)
@@ -171,8 +189,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 }
 
 // pass looks at the queue once: expired leases and too-old events become
-// retries or dead letters; ready events are leased and started, oldest
-// first, as far as there are free slots.
+// retries or dead letters; ready events are leased and started in fair
+// order (see fairOrder), as far as there are free slots and leaseAhead
+// more.
 func (d *Dispatcher) pass(ctx context.Context) {
 	now := time.Now().UTC()
 	store := d.cp.Store()
@@ -193,17 +212,24 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		expired = append(expired, o)
 		notes = append(notes, note)
 	}
+	fns := functionsOf(store)
 	d.mu.Lock()
 	for _, q := range store.QueueItems() {
 		if _, mine := d.inflight[q.RequestID]; mine {
 			continue
 		}
-		fn, ferr := store.Function(model.QualifiedName(q.Namespace, q.Function))
+		fn, ferr := fns.of(q)
 		cfg := asyncConfig(fn.FunctionConfig)
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
 			// Its dispatcher (perhaps an earlier leader) never reported.
-			giveUp(d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0), q, fn, ferr == nil)
+			// Whether it ran is unknown: the attempt counts, but the wait
+			// for the lease to expire was its retry delay.
+			o := d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0)
+			if o.Kind == fsm.OutcomeRetry {
+				o.NotBefore = now
+			}
+			giveUp(o, q, fn, ferr == nil)
 		case q.Leased(now):
 		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
@@ -215,19 +241,24 @@ func (d *Dispatcher) pass(ctx context.Context) {
 			ready = append(ready, q)
 		}
 	}
-	free := d.inv.FreeSlots() - d.starting
+	budget := d.inv.FreeSlots() + leaseAhead - d.starting - len(d.held)
 	d.mu.Unlock()
+	d.refundHeld(func(h heldEvent) bool { return now.Sub(h.leased) > holdLimit })
+	d.startHeld()
 
 	for i, o := range expired {
 		d.finisher.add(o, notes[i])
 	}
-	ready, releases := d.admit(ready, min(max(free, 0), maxLeases))
+	if budget <= 0 || len(ready) == 0 {
+		return
+	}
+	ready, releases := d.admit(fairOrder(ready), min(budget, maxLeases), fns)
 	if len(ready) == 0 {
 		return
 	}
 	leases := make([]fsm.LeaseRequest, len(ready))
 	for i, q := range ready {
-		fn, _ := store.Function(model.QualifiedName(q.Namespace, q.Function))
+		fn, _ := fns.of(q)
 		leases[i] = fsm.LeaseRequest{RequestID: q.RequestID, Until: now.Add(time.Duration(fn.Timeout) + leaseGrace)}
 	}
 	res, err := fsm.Apply(ctx, d.cp, fsm.Lease{Leases: leases, Now: now})
@@ -241,6 +272,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		return
 	}
 	epochs := res.Epochs
+	d.mu.Lock()
 	for i, q := range ready {
 		epoch, ok := epochs[q.RequestID]
 		if !ok {
@@ -248,32 +280,97 @@ func (d *Dispatcher) pass(ctx context.Context) {
 			continue
 		}
 		q.Epoch, q.Attempts = epoch, q.Attempts+1
-		d.mu.Lock()
 		d.inflight[q.RequestID] = epoch
+		d.held = append(d.held, heldEvent{item: q, release: releases[i], leased: now})
+	}
+	d.mu.Unlock()
+	d.startHeld()
+}
+
+// heldEvent is an event leased and waiting for a free slot.
+type heldEvent struct {
+	item    model.QueueItem
+	release func() // its admission
+	leased  time.Time
+}
+
+// startHeld starts held events, first leased first, while the workers
+// have free slots.
+func (d *Dispatcher) startHeld() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ending {
+		return
+	}
+	free := d.inv.FreeSlots() - d.starting
+	for ; free > 0 && len(d.held) > 0; free-- {
+		h := d.held[0]
+		d.held = d.held[1:]
 		d.starting++
-		d.mu.Unlock()
 		d.runs.Add(1)
 		go func() {
 			defer d.runs.Done()
-			defer releases[i]()
-			d.run(q)
+			d.run(h)
 		}()
 	}
 }
 
-// admit picks, in arrival order, up to n events whose functions' limits
+// refundHeld sends the held events that match back to the queue, as
+// never run (their attempt refunded), to be leased again shortly.
+func (d *Dispatcher) refundHeld(match func(heldEvent) bool) {
+	now := time.Now().UTC()
+	d.mu.Lock()
+	kept := d.held[:0]
+	var back []heldEvent
+	for _, h := range d.held {
+		if match(h) {
+			back = append(back, h)
+			delete(d.inflight, h.item.RequestID)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	clear(d.held[len(kept):])
+	d.held = kept
+	d.mu.Unlock()
+	for _, h := range back {
+		h.release()
+		d.finisher.add(notRun(h.item, now), nil)
+	}
+}
+
+// notRun is the outcome of a leased event that never ran (no slot, no
+// worker): back to the queue shortly, its attempt not counted.
+func notRun(q model.QueueItem, now time.Time) fsm.Outcome {
+	return fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeRetry,
+		NotBefore: now.Add(250 * time.Millisecond), Refund: true, LastError: q.LastError}
+}
+
+// hold puts a started event that found no free slot back at the head of
+// the held events, unless it has waited holdLimit since its lease; it
+// reports whether it did.
+func (d *Dispatcher) hold(h heldEvent) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ending || time.Since(h.leased) > holdLimit {
+		return false
+	}
+	d.held = append([]heldEvent{h}, d.held...)
+	return true
+}
+
+// admit picks, in the order given, up to n events whose functions' limits
 // admit a run now, with the releases of what they hold.
-func (d *Dispatcher) admit(ready []model.QueueItem, n int) ([]model.QueueItem, []func()) {
+func (d *Dispatcher) admit(ready []model.QueueItem, n int, fns functions) ([]model.QueueItem, []func()) {
 	var out []model.QueueItem
 	var releases []func()
-	store := d.cp.Store()
 	for _, q := range ready {
 		if len(out) == n {
 			break
 		}
 		release := func() {}
 		if d.hooks.Admit != nil {
-			fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
+			fn, err := fns.of(q)
 			if err == nil {
 				if release, err = d.hooks.Admit(fn); err != nil {
 					continue // at its limit: it waits in the queue
@@ -286,6 +383,32 @@ func (d *Dispatcher) admit(ready []model.QueueItem, n int) ([]model.QueueItem, [
 		releases = append(releases, release)
 	}
 	return out, releases
+}
+
+// functions looks up the functions of queued events, each once per pass
+// (a backlog holds many events of few functions).
+type functions struct {
+	store *state.Store
+	seen  map[string]functionLookup
+}
+
+type functionLookup struct {
+	fn  model.Function
+	err error
+}
+
+func functionsOf(store *state.Store) functions {
+	return functions{store: store, seen: map[string]functionLookup{}}
+}
+
+func (f functions) of(q model.QueueItem) (model.Function, error) {
+	name := model.QualifiedName(q.Namespace, q.Function)
+	l, ok := f.seen[name]
+	if !ok {
+		l.fn, l.err = f.store.Function(name)
+		f.seen[name] = l
+	}
+	return l.fn, l.err
 }
 
 // asyncSettings are a function's asynchronous settings with defaults.
@@ -320,12 +443,21 @@ func (d *Dispatcher) failOutcome(q model.QueueItem, fn model.Function, cfg async
 	return fsm.Outcome{RequestID: q.RequestID, Epoch: epoch, Kind: fsm.OutcomeRetry, NotBefore: now.Add(delay), LastError: errType}
 }
 
-// run invokes one leased event and reports its outcome.
-func (d *Dispatcher) run(q model.QueueItem) {
+// run invokes one leased event and reports its outcome. One that finds
+// no free slot after all goes back to the held events (see hold).
+func (d *Dispatcher) run(h heldEvent) {
+	q := h.item
+	requeued := false
 	defer func() {
+		if requeued {
+			return // it starts again when a slot frees (or the next pass)
+		}
+		h.release()
 		d.mu.Lock()
 		delete(d.inflight, q.RequestID)
 		d.mu.Unlock()
+		d.startHeld() // a slot is free: start the next held event,
+		d.Wake()      // and lease another
 	}()
 	started := func() {
 		d.mu.Lock()
@@ -344,7 +476,13 @@ func (d *Dispatcher) run(q model.QueueItem) {
 	ctx, cancel := context.WithTimeout(d.abandon, time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
 	started()
-	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event})
+	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event, Queued: true})
+	if errors.Is(err, worker.ErrNoCapacity) && d.hold(h) {
+		// Another server's invocation took the slot first: wait for the
+		// next (a synchronous one waiting at the worker goes first).
+		requeued = true
+		return
+	}
 	if d.abandon.Err() != nil {
 		d.log.Info("async run abandoned as the node stops: it runs again when its lease expires", "request_id", q.RequestID, "function", fn.Name)
 		return
@@ -352,8 +490,7 @@ func (d *Dispatcher) run(q model.QueueItem) {
 	now := time.Now().UTC()
 	if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, placement.ErrNoWorkers) || errors.Is(err, worker.ErrClosed) {
 		// It never ran: back to the queue shortly, without counting.
-		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeRetry,
-			NotBefore: now.Add(250 * time.Millisecond), Refund: true, LastError: q.LastError}, nil)
+		d.finisher.add(notRun(q, now), nil)
 		return
 	}
 	if d.hooks.Observe != nil {

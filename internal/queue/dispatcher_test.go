@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -462,7 +463,9 @@ func TestAnEventWhoseLeaseExpiredCountsAFailedAttempt(t *testing.T) {
 	}
 	t.Run("and runs again while retries are left", func(t *testing.T) {
 		cp, sink := newControl(t), newLogSink(t)
-		deploy(t, cp, newFunction("f", withRetries(1), withRetryDelay(time.Millisecond)))
+		// The wait for the lease was its retry delay: it runs again at
+		// once, not an hour later.
+		deploy(t, cp, newFunction("f", withRetries(1), withRetryDelay(time.Hour)))
 		enqueue(t, cp, newEvent("r1", "f"))
 		leaseExpired(t, cp)
 		w := newWorker(4, always(okResult(`1`)))
@@ -593,5 +596,92 @@ func TestEventsEnqueuedAsAServerWiresTheQueueRunOnceEach(t *testing.T) {
 		if r, _ := recordOf(cp, id); r.Status != statusSuccess || len(w.callsOf(id)) != 1 {
 			t.Fatalf("%s: record %+v, %d runs", id, r, len(w.callsOf(id)))
 		}
+	}
+}
+
+// A backlog of one function does not hold back another's event: with one
+// slot and 40 events of "flood" queued before one of "late", the first
+// Lease already holds "late", and it runs before the flood is through.
+func TestAnotherFunctionsEventIsLeasedAheadOfAFlood(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("flood"))
+	deploy(t, cp, newFunction("late"))
+	var items []queueItem
+	for i := range 40 {
+		items = append(items, newEvent(fmt.Sprintf("f%02d", i), "flood"))
+	}
+	enqueue(t, cp, append(items, newEvent("late", "late"))...)
+	w := newWorker(1, func(context.Context, <-chan struct{}, worker.Request, int) (worker.Result, error) {
+		return okResult(`1`), nil
+	})
+	startDispatcher(t, cp, w, Hooks{}, sink)
+
+	waitFor(t, "every event to succeed", func() bool { return len(cp.Store().QueueItems()) == 0 })
+	leases := commands[fsm.Lease](t, cp, fsm.LeaseType)
+	var first []string
+	for _, l := range leases[0].Leases {
+		first = append(first, l.RequestID)
+	}
+	if !slices.Contains(first, "late") {
+		t.Fatalf("the first Lease holds %v; want late among them", first)
+	}
+	if len(first) > 1+leaseAhead {
+		t.Fatalf("the first Lease holds %d events; want at most the free slot and %d ahead", len(first), leaseAhead)
+	}
+	late := w.callsOf("late")[0].at
+	after := 0
+	for i := range 40 {
+		if c := w.callsOf(fmt.Sprintf("f%02d", i)); c[0].at.After(late) {
+			after++
+		}
+	}
+	if after < 40-1-leaseAhead {
+		t.Fatalf("only %d of the flood's 40 events ran after late; want at least %d", after, 40-1-leaseAhead)
+	}
+}
+
+// Events leased ahead that never started go back to the queue when the
+// term ends, their attempt refunded, instead of waiting for their leases
+// to expire (a restarted or deposed leader's successor runs them at
+// once).
+func TestHeldEventsGoBackToTheQueueWhenTheTermEnds(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	enqueue(t, cp, newEvent("r0", "f"), newEvent("r1", "f"), newEvent("r2", "f"))
+	w := newWorker(1, func(_ context.Context, stop <-chan struct{}, _ worker.Request, _ int) (worker.Result, error) {
+		<-stop
+		return okResult(`1`), nil
+	})
+	d := NewDispatcher(cp, w, Hooks{}, sink.logger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	leased := func(id string) bool { q, _ := cp.Store().QueueItem(id); return q.Epoch > 0 && !q.LeaseUntil.IsZero() }
+	waitFor(t, "one run and two held events", func() bool {
+		return w.running() == 1 && leased("r0") && leased("r1") && leased("r2")
+	})
+	cancel()
+	close(w.stop)
+	<-done
+
+	ran := ""
+	for _, id := range []string{"r0", "r1", "r2"} {
+		if len(w.callsOf(id)) > 0 {
+			ran = id
+			if r, _ := recordOf(cp, id); r.Status != statusSuccess {
+				t.Fatalf("the event that ran: record %+v", r)
+			}
+			continue
+		}
+		q, ok := cp.Store().QueueItem(id)
+		if !ok || !q.LeaseUntil.IsZero() || q.Attempts != 0 {
+			t.Fatalf("held event %s after the term: %+v (queued %v); want queued again, unleased, no attempt counted", id, q, ok)
+		}
+	}
+	if ran == "" {
+		t.Fatal("no event ran")
 	}
 }

@@ -76,6 +76,11 @@ type Request struct {
 	// SlotWait is how long the invocation may wait for a free slot;
 	// 0 refuses at once when every slot is busy.
 	SlotWait time.Duration
+	// Queued marks an event from the asynchronous queue. Placement never
+	// has it wait at a worker for a slot (the dispatcher holds it
+	// instead), so that a synchronous invocation waiting there gets the
+	// next slot that frees: an async backlog does not starve sync calls.
+	Queued bool
 }
 
 // Result is the outcome of an invocation the worker ran.

@@ -44,8 +44,9 @@ type Options struct {
 	// (needs root). Unsandboxed, a benchmark measures the cluster, not
 	// the sandbox.
 	Sandbox bool
-	// WorkerArgs are added to every worker's flags.
-	WorkerArgs []string
+	// WorkerArgs are added to every worker's flags, ServerArgs to every
+	// server's.
+	WorkerArgs, ServerArgs []string
 	// Keep keeps the temporary directory, with every process's log, on
 	// Close.
 	Keep bool
@@ -131,6 +132,8 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 				"--listen", apis[i], "--raft", rafts[i], "--bootstrap-expect", "3",
 				"--join", join, "--bootstrap-token-file", tokenFile},
 		})
+		last := c.Servers[len(c.Servers)-1]
+		last.args = append(last.args, o.ServerArgs...)
 	}
 	for _, s := range c.Servers {
 		if err := s.Start(); err != nil {
@@ -298,4 +301,20 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// End stops the cluster and removes its directory (see Close) at the end
+// of a benchmark, deferred with the run's error: a failed run's error
+// gets the last lines of every log, and a failure to stop is added to
+// it. notes, unless nil, gets the log notes (LogNotes) of the stopped
+// processes first.
+func (c *Cluster) End(err *error, notes *[]Note) {
+	if *err != nil {
+		*err = fmt.Errorf("%w\n%s", *err, c.Tail(20))
+	}
+	*err = errors.Join(*err, c.Stop())
+	if notes != nil {
+		*notes = c.LogNotes()
+	}
+	*err = errors.Join(*err, c.Close())
 }
