@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"nimbus/internal/datadir"
 	"nimbus/internal/fsm"
 	"nimbus/internal/rpc/rpcpb"
 )
@@ -31,6 +32,7 @@ const (
 	kindNotLeader = "not_leader" // not committed
 	kindUnknown   = "unknown_outcome"
 	kindOther     = "other"
+	kindDiskFull  = "disk_full" // the leader's data directory is full: not committed
 )
 
 func outcomeUnknown(err error) error {
@@ -115,6 +117,8 @@ func (n *Node) applyOnce(ctx context.Context, leader Leader, t fsm.CommandType, 
 		return nil, outcomeUnknown(errors.New(resp.ErrorMessage))
 	case kindOther:
 		return nil, errors.New(resp.ErrorMessage)
+	case kindDiskFull:
+		return nil, fmt.Errorf("on the leader %s: %w", leaderID, datadir.ErrFull)
 	}
 	// The apply returned an error the FSM names by a code: the entry is
 	// applied, and the error is the same sentinel as on the leader.
@@ -147,6 +151,11 @@ func (n *Node) applyLocalIndex(ctx context.Context, t fsm.CommandType, data []by
 		if isLeadershipError(err) { // refused before it reached the log
 			return nil, 0, fmt.Errorf("%w (%v)", ErrNotLeader, err)
 		}
+		if datadir.IsFull(err) {
+			// The leader could not store the entry, so it was not
+			// replicated either: not committed. (The leader steps down.)
+			return nil, 0, n.disk.Classify(err, "raft apply "+t.String())
+		}
 		return nil, 0, fmt.Errorf("raft apply %s: %w", t, err)
 	}
 	resp := f.Response()
@@ -174,6 +183,8 @@ func (n *Node) ApplyForwarded(ctx context.Context, req *rpcpb.ApplyRequest) *rpc
 		return &rpcpb.ApplyResponse{ErrorKind: kindUnknown, ErrorMessage: err.Error()}
 	case errors.Is(err, ErrNotLeader):
 		return &rpcpb.ApplyResponse{ErrorKind: kindNotLeader, ErrorMessage: err.Error()}
+	case errors.Is(err, datadir.ErrFull):
+		return &rpcpb.ApplyResponse{ErrorKind: kindDiskFull, ErrorMessage: err.Error()}
 	case err != nil:
 		return &rpcpb.ApplyResponse{ErrorKind: kindOther, ErrorMessage: err.Error()}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,6 +18,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"nimbus/internal/datadir"
 	"nimbus/internal/fsm"
 	"nimbus/internal/rpc"
 	"nimbus/internal/state"
@@ -48,6 +50,10 @@ type Config struct {
 	// RPC reaches the other servers (to forward writes to the leader);
 	// nil for a single node.
 	RPC *rpc.Pool
+	// Disk classifies the write errors of a full data directory (counted,
+	// logged at most once a minute, answered as datadir.ErrFull without
+	// host paths); nil makes one of DataDir.
+	Disk *datadir.Monitor
 }
 
 // initialMmapSize is the address space the Raft log database maps from
@@ -69,7 +75,11 @@ type Node struct {
 	logStore  *raftboltdb.BoltStore
 	transport raft.Transport
 	rpc       *rpc.Pool
+	disk      *datadir.Monitor
 	log       *slog.Logger
+
+	caughtUp   atomic.Bool // see CaughtUp
+	catchingUp atomic.Bool // an attempt to catch up runs
 }
 
 // Start opens (or creates) the node's Raft data and starts it.
@@ -116,7 +126,11 @@ func Start(cfg Config) (*Node, error) {
 		boltStore.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, log: cfg.Log}
+	disk := cfg.Disk
+	if disk == nil {
+		disk = datadir.New(cfg.DataDir, cfg.Log)
+	}
+	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, disk: disk, log: cfg.Log}
 	if cfg.Bootstrap {
 		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
 		if err != nil {
@@ -135,6 +149,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// Disk returns the monitor of the node's data directory.
+func (n *Node) Disk() *datadir.Monitor { return n.disk }
 
 // Store returns the node's state store (read-only for callers).
 func (n *Node) Store() *state.Store { return n.store }
@@ -155,7 +172,11 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 	for {
 		if addr, _ := n.raft.LeaderWithID(); addr != "" {
 			if n.IsLeader() {
-				return n.raft.Barrier(time.Until(deadline(ctx))).Error()
+				err := n.raft.Barrier(time.Until(deadline(ctx))).Error()
+				if err == nil {
+					n.caughtUp.Store(true) // everything committed before is applied
+				}
+				return err
 			}
 			return nil
 		}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/datadir"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/service"
@@ -101,22 +104,41 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),
-		errors.Is(err, blob.ErrQuorum), errors.Is(err, controlplane.ErrNotMember):
+		errors.Is(err, blob.ErrQuorum), errors.Is(err, controlplane.ErrNotMember), errors.Is(err, controlplane.ErrCatchingUp):
 		return http.StatusServiceUnavailable, "ServiceUnavailable"
+	case datadir.IsFull(err):
+		return http.StatusInsufficientStorage, "InsufficientStorage"
 	}
 	return http.StatusInternalServerError, "InternalError"
 }
 
-// writeError answers with the JSON error shape of docs/spec.md §5.
+// writeError answers with the JSON error shape of docs/spec.md §5. The
+// message of a 500 is not the error's, which may name host paths or
+// internals: it gives an error id that the server's log line (with the
+// error) carries too. A full disk (507) answers with datadir.ErrFull's
+// message alone; whoever met it logged its detail (datadir.Monitor).
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	status, code := statusOf(err)
-	if status == http.StatusInternalServerError {
-		log.Error("request failed", "err", err)
+	msg := err.Error()
+	switch status {
+	case http.StatusInternalServerError:
+		id := newErrorID()
+		log.Error("request failed", "err", err, "error_id", id)
+		msg = fmt.Sprintf("internal error %s: the server's log has the details", id)
+	case http.StatusInsufficientStorage:
+		msg = datadir.ErrFull.Error()
 	}
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: err.Error()}})
+	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: msg}})
+}
+
+// newErrorID returns 8 random hex digits naming one internal error.
+func newErrorID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -15,6 +15,7 @@ import (
 
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/datadir"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
@@ -86,6 +87,9 @@ type Config struct {
 	// cluster ("" when it is one): such a server answers every API
 	// request but the cluster view with 503, and /healthz with 503.
 	NotMember func() string
+	// Disk watches the data directory: /readyz probes it and the
+	// metrics count its full-disk errors. Nil for none (always writable).
+	Disk *datadir.Monitor
 }
 
 // Gateway serves the API.
@@ -107,6 +111,9 @@ func New(cfg Config) *Gateway {
 		cfg.Concurrency = placement.NewConcurrency()
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[model.LogEntry](), events: newHub[model.Invocation]()}
+	if cfg.Disk != nil {
+		registerDiskMetrics(cfg.Registry, cfg.Disk)
+	}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
@@ -118,7 +125,7 @@ func New(cfg Config) *Gateway {
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
-	g.handler = withBodyDeadline(g.memberOnly(g.mux), cfg.BodyTimeout)
+	g.handler = withBodyDeadline(g.serving(g.mux), cfg.BodyTimeout)
 	return g
 }
 
@@ -143,6 +150,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", g.health)
+	m.HandleFunc("GET /readyz", g.ready)
 	m.HandleFunc("POST /v1/login", g.login) // authenticates by itself
 	m.Handle("GET /metrics", g.allow(permAdmin, global, g.metrics.handler(g.cfg.Registry).ServeHTTP))
 	for _, r := range g.routeTable() {
@@ -252,43 +260,63 @@ func (g *Gateway) notMember() string {
 	return g.cfg.NotMember()
 }
 
-// memberOnly refuses every request of a server that is not a member of
-// the cluster (its state is stale) with 503, except /healthz and the
-// cluster view, which say so themselves. The cluster view still needs a
-// key that this server's state knows; when it does not (a restarted
-// server applies nothing of its log until a leader tells it what is
-// committed), the refusal is the same 503 rather than a 401 that would
-// hide the reason.
-func (g *Gateway) memberOnly(next http.Handler) http.Handler {
+// serving refuses every request with 503 while this server should not
+// answer from its state (see unavailable), except /healthz and /readyz,
+// which say so themselves, and the cluster view and metrics. Those two
+// still need a key that this server's state knows; when it does not (a
+// restarted server applies nothing of its log until a leader tells it
+// what is committed), the refusal is the same 503 rather than a 401 that
+// would hide the reason.
+func (g *Gateway) serving(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		why := g.notMember()
-		if why == "" {
+		err := g.unavailable()
+		if err == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		err := fmt.Errorf("%w, so it does not serve its stale state: %s", controlplane.ErrNotMember, why)
-		if r.URL.Path != "/v1/cluster" {
+		if r.URL.Path != "/v1/cluster" && r.URL.Path != "/metrics" {
 			writeError(w, g.log, err)
 			return
 		}
-		next.ServeHTTP(&refusedAsNotMember{ResponseWriter: w, g: g, err: err}, r)
+		next.ServeHTTP(&refusedAsUnavailable{ResponseWriter: w, g: g, err: err}, r)
 	})
 }
 
-// refusedAsNotMember turns an authentication or permission refusal into
-// the not-a-member answer.
-type refusedAsNotMember struct {
+// unavailable says why this server does not serve from its state now:
+// it is not a member of the cluster (its state is stale), or it has not
+// caught up with the cluster since it started (controlplane.ErrCatchingUp:
+// what it has not loaded yet it would answer as missing, 401 or 404).
+// nil when it serves.
+func (g *Gateway) unavailable() error {
+	if why := g.notMember(); why != "" {
+		return fmt.Errorf("%w, so it does not serve its stale state: %s", controlplane.ErrNotMember, why)
+	}
+	if c, ok := g.cfg.Control.(catchingUp); ok && !c.CaughtUp() {
+		return controlplane.ErrCatchingUp
+	}
+	return nil
+}
+
+// catchingUp is a control plane whose state may not yet be current after
+// a start (controlplane.Node).
+type catchingUp interface {
+	CaughtUp() bool
+}
+
+// refusedAsUnavailable turns an authentication or permission refusal
+// into the answer of an unavailable server.
+type refusedAsUnavailable struct {
 	http.ResponseWriter
 	g        *Gateway
 	err      error
 	replaced bool
 }
 
-func (w *refusedAsNotMember) WriteHeader(code int) {
+func (w *refusedAsUnavailable) WriteHeader(code int) {
 	if code == http.StatusUnauthorized || code == http.StatusForbidden {
 		w.replaced = true
 		w.Header().Del("WWW-Authenticate")
@@ -298,7 +326,7 @@ func (w *refusedAsNotMember) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *refusedAsNotMember) Write(b []byte) (int, error) {
+func (w *refusedAsUnavailable) Write(b []byte) (int, error) {
 	if w.replaced {
 		return len(b), nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"nimbus/internal/datadir"
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
 )
@@ -64,6 +65,25 @@ func (g *Gateway) ObserveRun(fn model.Function, trigger string, res worker.Resul
 		return
 	}
 	g.metrics.observe(fn, trigger, outcome(res.ErrorType), res.Duration, res.Cold)
+}
+
+// registerDiskMetrics adds the data directory's series: whether the probe
+// can write it now (checked at each scrape), and the writes that failed
+// because it was full.
+func registerDiskMetrics(reg *prometheus.Registry, disk *datadir.Monitor) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nimbus_data_dir_writable", Help: "1 when a probe file can be written and synced in the data directory, 0 when not (full or read-only).",
+		}, func() float64 {
+			if disk.Check() != nil {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nimbus_data_dir_full_errors_total", Help: "Writes (Raft log entries) that failed because the data directory's disk was full.",
+		}, func() float64 { return float64(disk.FullErrors()) }),
+	)
 }
 
 func (m *metrics) handler(reg *prometheus.Registry) http.Handler {

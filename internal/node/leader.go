@@ -310,6 +310,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		APIAddr:     set.addr,
 		BodyTimeout: set.timeouts.Body,
 		Mail:        set.smtp.Addr != "",
+		Disk:        cp.Disk(),
 	}
 	if more != nil {
 		more(&cfg)

@@ -86,6 +86,7 @@ func RunServer(ctx context.Context, opts Options) error {
 			return nil
 		}, nil),
 		p.l.service(func(ctx context.Context) error { registerSelf(ctx, p.cp, p.addr, log); return nil }, nil),
+		p.l.service(func(ctx context.Context) error { catchUp(ctx, p.cp); return nil }, nil),
 		p.leadership(func(ctx context.Context) { leaderDuties(ctx, p.cp, s.token, opts.DataDir, log) }),
 		p.l.service(func(ctx context.Context) error { s.prober.Run(ctx); return nil }, nil),
 		p.l.service(func(ctx context.Context) error {
@@ -409,6 +410,21 @@ func askToJoin(ctx context.Context, pool *rpc.Pool, members []string, cp *contro
 		}
 	}
 	return false
+}
+
+// catchUp brings the server's state up to date with the cluster's once
+// after its start (controlplane.Node.CaughtUp), so that it serves without
+// waiting for a request to start it.
+func catchUp(ctx context.Context, cp *controlplane.Node) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cp.CaughtUp() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // registerSelf records this server's addresses through Raft once there

@@ -129,19 +129,52 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	return req, nil
 }
 
+// readRetries bounds how many times an idempotent read (GET or HEAD
+// without a body) is sent again after a 503 that carries Retry-After: a
+// server catching up with its cluster after a start, or one that waits for
+// a leader. Writes are never sent again: their outcome may be unknown.
+const readRetries = 5
+
+// maxRetryWait bounds one wait before such a retry, whatever Retry-After
+// asks.
+const maxRetryWait = 5 * time.Second
+
 // send performs req and turns any non-2xx answer into an *APIError (the
 // body is then consumed and closed). On success the caller owns resp.Body.
-// Transport failures come back as returned by net/http (a *url.Error).
+// Transport failures come back as returned by net/http (a *url.Error). A
+// read answered 503 with Retry-After is sent again after that wait (at
+// most maxRetryWait), up to readRetries times or until req's context
+// ends; the last answer's error is returned.
 func (c *Client) send(req *http.Request) (*http.Response, error) {
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			return resp, nil
+		}
+		ae := decodeError(resp)
+		resp.Body.Close()
+		if attempt >= readRetries || !retriedRead(req, ae) {
+			return nil, ae
+		}
+		t := time.NewTimer(min(ae.RetryAfter, maxRetryWait))
+		select {
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, ae
+		case <-t.C:
+		}
+		req = req.Clone(req.Context())
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
-	}
-	return resp, nil
+}
+
+// retriedRead reports whether req, answered with ae, is sent again: a read
+// without a body, refused for a while (503 with Retry-After).
+func retriedRead(req *http.Request, ae *APIError) bool {
+	read := (req.Method == http.MethodGet || req.Method == http.MethodHead) && (req.Body == nil || req.Body == http.NoBody)
+	return read && ae.Status == http.StatusServiceUnavailable && ae.RetryAfter > 0
 }
 
 // doJSON sends a request with an optional JSON body and decodes a 2xx JSON

@@ -340,3 +340,82 @@ func TestAnInvalidBaseURLFailsEveryCall(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestReadsAreRetriedAfterA503WithRetryAfter(t *testing.T) {
+	cases := []struct {
+		name       string
+		method     string
+		retryAfter string
+		wantCalls  int
+		wantErr    bool
+	}{
+		{"a read refused while the server catches up is sent again", "GET", "1", 2, false},
+		{"a write is not sent again", "DELETE", "1", 1, true},
+		{"a 503 without Retry-After is final", "GET", "", 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+				calls++
+				if calls == 1 {
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, `{"error":{"code":"ServiceUnavailable","message":"this server is catching up with the cluster; retry shortly"}}`)
+					return
+				}
+				if r.Method == "GET" {
+					io.WriteString(w, `{"name":"x"}`)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			})
+			var err error
+			if tc.method == "GET" {
+				_, err = c.GetFunction(context.Background(), "x")
+			} else {
+				err = c.DeleteFunction(context.Background(), "x")
+			}
+			if calls != tc.wantCalls || (err != nil) != tc.wantErr {
+				t.Fatalf("%d calls, err %v; want %d calls, error %v", calls, err, tc.wantCalls, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestARetryWaitEndsWithTheContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	answered := make(chan struct{}, 10)
+	hc := &http.Client{Transport: notifyingTransport{srv.Client().Transport, answered}}
+	c := New(srv.URL, "tok", WithHTTPClient(hc))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.GetFunction(ctx, "x")
+		errc <- err
+	}()
+	<-answered // the first 503 is in: the client waits to retry
+	cancel()
+	var ae *APIError
+	if err := <-errc; !errors.As(err, &ae) || ae.Status != 503 {
+		t.Fatalf("err = %v, want the 503", err)
+	}
+}
+
+// notifyingTransport is a real transport that says when an answer came.
+type notifyingTransport struct {
+	http.RoundTripper
+	answered chan<- struct{}
+}
+
+func (n notifyingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := n.RoundTripper.RoundTrip(r)
+	n.answered <- struct{}{}
+	return resp, err
+}
