@@ -42,6 +42,12 @@ const (
 	// slots it sees, so that a slot that frees finds an event already
 	// leased instead of waiting for the next Lease to commit.
 	leaseAhead = 8
+	// rescanEvery is how often the dispatcher reads the whole queue
+	// while it still has ready events in fair order from the last read
+	// (or when new events arrive and it has none): reading it costs
+	// O(queue), and a backlog of thousands read at every pass took most
+	// of the leader's CPU. Lease expiry and event age are checked then.
+	rescanEvery = 100 * time.Millisecond
 	// holdLimit is how long a leased event waits here for a free slot
 	// before it goes back to the queue (a Retry through Raft, refunded).
 	// It is far below leaseGrace, so the lease outlives the wait.
@@ -109,6 +115,14 @@ type Dispatcher struct {
 	// ending is set when Run returns: no held event starts after.
 	ending bool
 	wake   chan struct{}
+	// fresh is set by Wake (new events were committed) until the next
+	// read of the queue.
+	fresh bool
+	// ready are the ready events of the last read of the queue, in fair
+	// order, less those leased since; scanned is when it was read. Only
+	// pass uses them.
+	ready   []model.QueueItem
+	scanned time.Time
 	// finisher is set once, by Run, before any run starts.
 	finisher *finisher
 	runs     sync.WaitGroup // the runs Run started
@@ -133,6 +147,14 @@ func (d *Dispatcher) Abandon() { d.abandons() }
 
 // Wake makes the dispatcher look at the queue now (new events arrived).
 func (d *Dispatcher) Wake() {
+	d.mu.Lock()
+	d.fresh = true
+	d.mu.Unlock()
+	d.kick()
+}
+
+// kick makes the dispatcher make a pass now.
+func (d *Dispatcher) kick() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -188,71 +210,33 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// pass looks at the queue once: expired leases and too-old events become
-// retries or dead letters; ready events are leased and started in fair
-// order (see fairOrder), as far as there are free slots and leaseAhead
-// more.
+// pass leases ready events in fair order (see fairOrder), as far as
+// there are free slots and leaseAhead more, and starts them as slots
+// free. It reads the whole queue (see scan) every rescanEvery, or sooner
+// when new events arrived and none of the last read are left.
 func (d *Dispatcher) pass(ctx context.Context) {
 	now := time.Now().UTC()
-	store := d.cp.Store()
-	var expired []fsm.Outcome
-	var notes []*Outcome // final outcomes that have destinations to serve
-	var ready []model.QueueItem
-	// giveUp records a dead letter decided here (not after a run), with
-	// its on_failure destination when the function still exists.
-	giveUp := func(o fsm.Outcome, q model.QueueItem, fn model.Function, exists bool) {
-		var note *Outcome
-		if o.Kind == fsm.OutcomeDeadLetter && exists {
-			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
-				Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusDeadLetter, ErrorType: o.LastError}}
-			if dest := functionDestination(*note, now); dest != nil {
-				o.Enqueue = []model.QueueItem{*dest}
-			}
-		}
-		expired = append(expired, o)
-		notes = append(notes, note)
-	}
-	fns := functionsOf(store)
+	fns := functionsOf(d.cp.Store())
 	d.mu.Lock()
-	for _, q := range store.QueueItems() {
-		if _, mine := d.inflight[q.RequestID]; mine {
-			continue
-		}
-		fn, ferr := fns.of(q)
-		cfg := asyncConfig(fn.FunctionConfig)
-		switch {
-		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
-			// Its dispatcher (perhaps an earlier leader) never reported.
-			// Whether it ran is unknown: the attempt counts, but the wait
-			// for the lease to expire was its retry delay.
-			o := d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0)
-			if o.Kind == fsm.OutcomeRetry {
-				o.NotBefore = now
-			}
-			giveUp(o, q, fn, ferr == nil)
-		case q.Leased(now):
-		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
-			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
-		case ferr != nil:
-			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
-		case !now.Before(q.NotBefore):
-			ready = append(ready, q)
-		}
+	rescan := now.Sub(d.scanned) >= rescanEvery || (d.fresh && len(d.ready) == 0)
+	if rescan {
+		d.fresh = false
 	}
+	d.mu.Unlock()
+	if rescan {
+		d.scan(now, fns)
+	}
+	d.mu.Lock()
 	budget := d.inv.FreeSlots() + leaseAhead - d.starting - len(d.held)
 	d.mu.Unlock()
 	d.refundHeld(func(h heldEvent) bool { return now.Sub(h.leased) > holdLimit })
 	d.startHeld()
-
-	for i, o := range expired {
-		d.finisher.add(o, notes[i])
-	}
-	if budget <= 0 || len(ready) == 0 {
+	if budget <= 0 || len(d.ready) == 0 {
 		return
 	}
-	ready, releases := d.admit(fairOrder(ready), min(budget, maxLeases), fns)
+	ready, releases, examined := d.admit(d.ready, min(budget, maxLeases), fns)
+	clear(d.ready[:examined])
+	d.ready = d.ready[examined:]
 	if len(ready) == 0 {
 		return
 	}
@@ -359,15 +343,76 @@ func (d *Dispatcher) hold(h heldEvent) bool {
 	return true
 }
 
+// scan reads the whole queue: expired leases and too-old events become
+// retries or dead letters (committed by the finisher), and the ready
+// events, in fair order, replace d.ready.
+func (d *Dispatcher) scan(now time.Time, fns functions) {
+	store := d.cp.Store()
+	var expired []fsm.Outcome
+	var notes []*Outcome // final outcomes that have destinations to serve
+	var ready []model.QueueItem
+	// giveUp records a dead letter decided here (not after a run), with
+	// its on_failure destination when the function still exists.
+	giveUp := func(o fsm.Outcome, q model.QueueItem, fn model.Function, exists bool) {
+		var note *Outcome
+		if o.Kind == fsm.OutcomeDeadLetter && exists {
+			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
+				Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusDeadLetter, ErrorType: o.LastError}}
+			if dest := functionDestination(*note, now); dest != nil {
+				o.Enqueue = []model.QueueItem{*dest}
+			}
+		}
+		expired = append(expired, o)
+		notes = append(notes, note)
+	}
+	d.mu.Lock()
+	for _, q := range store.QueueItems() {
+		if _, mine := d.inflight[q.RequestID]; mine {
+			continue
+		}
+		fn, ferr := fns.of(q)
+		cfg := asyncConfig(fn.FunctionConfig)
+		switch {
+		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
+			// Its dispatcher (perhaps an earlier leader) never reported.
+			// Whether it ran is unknown: the attempt counts, but the wait
+			// for the lease to expire was its retry delay.
+			o := d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0)
+			if o.Kind == fsm.OutcomeRetry {
+				o.NotBefore = now
+			}
+			giveUp(o, q, fn, ferr == nil)
+		case q.Leased(now):
+		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
+			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
+		case ferr != nil:
+			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
+				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
+		case !now.Before(q.NotBefore):
+			ready = append(ready, q)
+		}
+	}
+	d.mu.Unlock()
+	d.ready, d.scanned = fairOrder(ready), now
+	for i, o := range expired {
+		d.finisher.add(o, notes[i])
+	}
+}
+
 // admit picks, in the order given, up to n events whose functions' limits
-// admit a run now, with the releases of what they hold.
-func (d *Dispatcher) admit(ready []model.QueueItem, n int, fns functions) ([]model.QueueItem, []func()) {
+// admit a run now, with the releases of what they hold, and says how many
+// of ready it examined (those refused wait for the next read of the
+// queue).
+func (d *Dispatcher) admit(ready []model.QueueItem, n int, fns functions) ([]model.QueueItem, []func(), int) {
 	var out []model.QueueItem
 	var releases []func()
+	examined := 0
 	for _, q := range ready {
 		if len(out) == n {
 			break
 		}
+		examined++
 		release := func() {}
 		if d.hooks.Admit != nil {
 			fn, err := fns.of(q)
@@ -382,7 +427,7 @@ func (d *Dispatcher) admit(ready []model.QueueItem, n int, fns functions) ([]mod
 		out = append(out, q)
 		releases = append(releases, release)
 	}
-	return out, releases
+	return out, releases, examined
 }
 
 // functions looks up the functions of queued events, each once per pass
@@ -457,7 +502,7 @@ func (d *Dispatcher) run(h heldEvent) {
 		delete(d.inflight, q.RequestID)
 		d.mu.Unlock()
 		d.startHeld() // a slot is free: start the next held event,
-		d.Wake()      // and lease another
+		d.kick()      // and lease another
 	}()
 	started := func() {
 		d.mu.Lock()
