@@ -523,11 +523,13 @@ func (p *isolatedProcess) reap() {
 	ex.OOMKilled = p.cg.OOMKilled()
 	ex.PeakMemoryBytes = p.cg.PeakMemory()
 	p.exit = ex
-	close(p.done)
 	// The sandbox's pid 1 is gone, so the kernel is killing the rest of
 	// it; removing the cgroup waits for that, off the caller's path.
-	// Close waits for every removal.
+	// Close waits for every removal: the removal is counted before Wait
+	// returns, so that a caller that waited for its last process and
+	// then closes the executor does not race the count.
 	p.e.destroying.Add(1)
+	close(p.done)
 	go func() {
 		defer p.e.destroying.Done()
 		if err := p.cg.Destroy(); err != nil {
