@@ -512,6 +512,10 @@ func (p *isolatedProcess) Usage() (Usage, error) { return p.cg.Usage() }
 // PidsLimit is the sandbox's pids.max. It implements Controlled.
 func (p *isolatedProcess) PidsLimit() int { return p.pids }
 
+// MemoryBytes reads the memory charged to the sandbox's cgroup. It
+// implements Controlled.
+func (p *isolatedProcess) MemoryBytes() int64 { return p.cg.Memory() }
+
 func (p *isolatedProcess) reap() {
 	waitExited(p.cmd.Process.Pid)
 	p.mu.Lock()

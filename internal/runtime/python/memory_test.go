@@ -45,14 +45,8 @@ func TestMaxMemoryIsTheInstancesOwn(t *testing.T) {
 	debug.FreeOSMemory()
 
 	executors := map[string]sandbox.Executor{"as a plain process": sandbox.NewProcessExecutor()}
-	if os.Geteuid() == 0 {
-		e, err := sandbox.NewIsolatedExecutor(sandbox.IsolatedConfig{StateDir: t.TempDir()})
-		if err != nil {
-			t.Logf("no sandbox here: %v", err)
-		} else {
-			t.Cleanup(func() { e.Close() })
-			executors["in a sandbox"] = e
-		}
+	if e := sandbox.TestIsolatedExecutor(t); e != nil {
+		executors["in a sandbox"] = e
 	}
 	for name, e := range executors {
 		t.Run(name, func(t *testing.T) {
@@ -67,5 +61,31 @@ func TestMaxMemoryIsTheInstancesOwn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A sandboxed instance reports the memory its cgroup holds: a few MB
+// idle, more once its handler keeps 32 MB, never over its limit. A plain
+// process cannot tell.
+func TestASandboxedInstanceReportsItsMemory(t *testing.T) {
+	const keeper = "kept = []\ndef handler(e, c):\n    kept.append(b'x' * (32 << 20))\n    return len(kept)\n"
+	if _, ok := startTest(t, keeper).MemoryBytes(); ok {
+		t.Error("a plain process reports its memory")
+	}
+	e := sandbox.TestIsolatedExecutor(t)
+	if e == nil {
+		t.Skip("no sandbox here")
+	}
+	inst := startTest(t, keeper, func(c *InstanceConfig) { c.MemoryMB, c.Executor = 128, e })
+	idle, ok := inst.MemoryBytes()
+	if !ok || idle <= 0 || idle > 64<<20 {
+		t.Fatalf("an idle sandbox reports %d bytes (%v); want a few MB", idle, ok)
+	}
+	if resp := invoke(t, inst, "r", "{}", 10*time.Second); resp.ErrorType != "" {
+		t.Fatalf("%s %s", resp.ErrorType, resp.Payload)
+	}
+	held, ok := inst.MemoryBytes()
+	if !ok || held < idle+30<<20 || held > 128<<20 {
+		t.Fatalf("a sandbox that keeps 32 MB reports %d bytes (idle: %d); want about 32 MB more, within its 128 MB", held, idle)
 	}
 }
