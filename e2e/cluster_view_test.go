@@ -44,6 +44,7 @@ func workerView(c *testCluster, id string) (client.Worker, bool) {
 // A drained worker shows as draining (not merely unhealthy), `nimbus
 // worker undrain` makes it take work again, and a dead worker shows as
 // dead with nothing warm, then leaves the list after --worker-forget-after.
+// Each worker reports its instance memory budget and its use.
 func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 	c := startCluster(t, 1, 2, "--worker-dead-after", "3s", "--worker-forget-after", "20s")
 	c.mustCLI(0, 0, "deploy", writeFunction(t, t.TempDir(), "quick", quickHandler))
@@ -64,6 +65,9 @@ func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 		return r.code == 0 && strings.Contains(r.stdout, "STATE") && w1 != nil && w2 != nil &&
 			w1[len(w1)-1] == "ready" && w2[len(w2)-1] == "ready"
 	})
+	if row := strings.Join(workerRow(r.stdout, "w1"), " "); !instanceMemoryCell.MatchString(row) {
+		t.Errorf("nimbus cluster's row of w1 %q shows no instance memory budget (\"USED of BUDGET\")", row)
+	}
 
 	c.mustCLI(0, 0, "worker", "drain", "w1")
 	c.mustCLI(0, 0, "worker", "drain", "w2")
@@ -94,14 +98,20 @@ func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 	}
 
 	// w1 ran the invocation (w2 drains), so it holds a warm instance.
-	waitFor(t, 30*time.Second, "w1 reports a warm instance", func() bool {
+	// Its instance counts against the memory budget it reports.
+	var w1 client.Worker
+	waitFor(t, 30*time.Second, "w1 reports a warm instance and the memory it counts at", func() bool {
 		w, ok := workerView(c, "w1")
-		return ok && w.WarmInstances >= 1
+		w1 = w
+		return ok && w.WarmInstances >= 1 && w.Instances >= 1 && w.InstanceMemoryUsed > 0
 	})
+	if w1.InstanceMemory <= 0 || w1.InstanceMemoryUsed > w1.InstanceMemory {
+		t.Errorf("w1 reports %d bytes used of a budget of %d; want a budget, and the use within it", w1.InstanceMemoryUsed, w1.InstanceMemory)
+	}
 	c.killWorker(0)
 	waitFor(t, 60*time.Second, "the killed w1 shows as dead with nothing warm", func() bool {
 		w, ok := workerView(c, "w1")
-		return ok && w.State == "dead" && !w.Healthy && w.WarmInstances == 0 && w.InUse == 0
+		return ok && w.State == "dead" && !w.Healthy && w.WarmInstances == 0 && w.InUse == 0 && w.Instances == 0
 	})
 	if r := c.cli(0, time.Minute, "worker", "undrain", "w1"); r.code != 3 || !strings.Contains(r.stderr, "dead") || !strings.Contains(r.stderr, "409") {
 		t.Errorf("undrain of the dead w1: exit %d, stderr %q; want 3 and a 409 saying it is dead", r.code, r.stderr)
@@ -124,6 +134,10 @@ func TestClusterViewShowsWorkerStatesUndrainAndForgetsTheDead(t *testing.T) {
 		return strings.Contains(c.logs(), "worker forgotten")
 	})
 }
+
+// instanceMemoryCell matches the INSTANCE MEMORY cell of `nimbus
+// cluster`'s worker rows: "4.2 MB of 5.9 GB".
+var instanceMemoryCell = regexp.MustCompile(`\d B of \d+(\.\d)? [KMGT]B|\d+\.\d [KMGT]B of \d+(\.\d)? [KMGT]B`)
 
 // healthz is GET /healthz on server i: its status and body.
 func healthz(c *testCluster, i int) (int, map[string]any) {

@@ -101,18 +101,29 @@ func (a *app) clusterShowCommand() *cobra.Command {
 				return err
 			}
 			io.WriteString(w, "\nWORKERS\n")
-			t = newTable(w, "ID", "ADDRESS", "EXECUTOR", "SLOTS", "IN USE", "WARM", "STATE")
+			t = newTable(w, "ID", "ADDRESS", "EXECUTOR", "SLOTS", "IN USE", "WARM", "INSTANCES", "INSTANCE MEMORY", "STATE")
 			for _, wk := range cl.Workers {
 				state := wk.State
 				if state == "" { // a server from before states
 					state = map[bool]string{true: "ready", false: "not ready"}[wk.Healthy]
 				}
 				t.row(wk.ID, wk.Address, wk.Executor, strconv.Itoa(wk.Slots),
-					fmt.Sprintf("%d", wk.InUse), strconv.Itoa(wk.WarmInstances), state)
+					fmt.Sprintf("%d", wk.InUse), strconv.Itoa(wk.WarmInstances), strconv.Itoa(wk.Instances),
+					instanceMemory(wk), state)
 			}
 			return t.flush()
 		},
 	}
+}
+
+// instanceMemory renders a worker's memory budget and its use, "12.0
+// MB of 5.9 GB", or "-" for a worker that did not say (one from before
+// budgets).
+func instanceMemory(wk client.Worker) string {
+	if wk.InstanceMemory == 0 {
+		return "-"
+	}
+	return humanBytes(wk.InstanceMemoryUsed) + " of " + humanBytes(wk.InstanceMemory)
 }
 
 func yesNo(b bool) string {

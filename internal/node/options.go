@@ -50,6 +50,10 @@ type Options struct {
 	Slots int
 	// IdleTimeout retires idle instances; 0 for 10 minutes.
 	IdleTimeout time.Duration
+	// InstanceMemory is the memory budget of the instances, in bytes
+	// (see worker.Config.InstanceMemory); 0 for a quarter of the host's
+	// memory.
+	InstanceMemory int64
 	// InsecureNoSandbox runs instances as plain process groups, without
 	// namespaces, cgroups or seccomp. For hosts that cannot build
 	// sandboxes; never for untrusted code.

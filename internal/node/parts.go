@@ -121,16 +121,17 @@ func (p *parts) instances(id string, blobs func() worker.BlobSource) []component
 	comps := []component{step{
 		start: func(context.Context) error {
 			w, err := worker.New(worker.Config{
-				ID:          id,
-				DataDir:     filepath.Join(p.opts.DataDir, "worker"),
-				Slots:       p.opts.Slots,
-				IdleTimeout: p.opts.IdleTimeout,
-				Runtimes:    p.runtimes,
-				Executor:    p.exec,
-				Prestart:    max(p.opts.Prestart, 0),
-				FreezeAfter: p.opts.FreezeAfter,
-				Blobs:       blobs(),
-				Log:         p.workerLog(),
+				ID:             id,
+				DataDir:        filepath.Join(p.opts.DataDir, "worker"),
+				Slots:          p.opts.Slots,
+				IdleTimeout:    p.opts.IdleTimeout,
+				InstanceMemory: p.opts.InstanceMemory,
+				Runtimes:       p.runtimes,
+				Executor:       p.exec,
+				Prestart:       max(p.opts.Prestart, 0),
+				FreezeAfter:    p.opts.FreezeAfter,
+				Blobs:          blobs(),
+				Log:            p.workerLog(),
 			})
 			p.worker = w
 			return err

@@ -183,13 +183,16 @@ func (w *remote) Status() client.Worker {
 	st := client.Worker{
 		ID: hb.WorkerId, Address: hb.Address, Slots: int(hb.Slots), InUse: inUse,
 		WarmInstances: int(hb.Warm), Healthy: alive && !hb.Draining, Executor: hb.Executor,
+		Instances: int(hb.Instances), InstanceMemory: hb.InstanceMemory, InstanceMemoryUsed: hb.InstanceMemoryUsed,
 		State: StateReady,
 	}
 	switch {
 	case !alive:
 		// What it last said is stale: a dead worker holds nothing warm
-		// that a server could use.
+		// that a server could use, nor any instance (its budget stays
+		// what it said).
 		st.State, st.WarmInstances, st.InUse = StateDead, 0, 0
+		st.Instances, st.InstanceMemoryUsed = 0, 0
 	case hb.Draining:
 		st.State = StateDraining
 	}

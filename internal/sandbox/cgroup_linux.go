@@ -88,6 +88,9 @@ type cgroup interface {
 	// PeakMemory is the most memory the cgroup has used, in bytes (0
 	// where the kernel does not say).
 	PeakMemory() int64
+	// Memory is the memory charged to the cgroup now, in bytes (0 where
+	// the kernel does not say).
+	Memory() int64
 }
 
 // newCgroupManager picks v2 when the unified hierarchy offers the memory
@@ -450,6 +453,10 @@ func (g *v1Group) PeakMemory() int64 {
 	return readInt(filepath.Join(g.dirs["memory"], "memory.max_usage_in_bytes"))
 }
 
+func (g *v1Group) Memory() int64 {
+	return readInt(filepath.Join(g.dirs["memory"], "memory.usage_in_bytes"))
+}
+
 func (g *v1Group) OOMKilled() bool {
 	b, err := os.ReadFile(filepath.Join(g.dirs["memory"], "memory.oom_control"))
 	if err != nil {
@@ -630,6 +637,8 @@ func (g *v2Group) Thaw() error {
 func (g *v2Group) Usage() (Usage, error) { return readUsage(g.dir) }
 
 func (g *v2Group) PeakMemory() int64 { return readInt(filepath.Join(g.dir, "memory.peak")) }
+
+func (g *v2Group) Memory() int64 { return readInt(filepath.Join(g.dir, "memory.current")) }
 
 func (g *v2Group) OOMKilled() bool {
 	b, err := os.ReadFile(filepath.Join(g.dir, "memory.events"))

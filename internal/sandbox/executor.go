@@ -73,6 +73,11 @@ type Controlled interface {
 	Usage() (Usage, error)
 	// PidsLimit is the instance's maximum of processes and threads.
 	PidsLimit() int
+	// MemoryBytes is the memory charged to the instance's cgroup now
+	// (anonymous memory, its /tmp and the page cache it brought in; 0
+	// where the kernel does not say). One file read: callers sample it,
+	// not on every invocation.
+	MemoryBytes() int64
 }
 
 // Usage is what an instance's cgroup holds at a moment.

@@ -512,6 +512,10 @@ func (p *isolatedProcess) Usage() (Usage, error) { return p.cg.Usage() }
 // PidsLimit is the sandbox's pids.max. It implements Controlled.
 func (p *isolatedProcess) PidsLimit() int { return p.pids }
 
+// MemoryBytes reads the memory charged to the sandbox's cgroup. It
+// implements Controlled.
+func (p *isolatedProcess) MemoryBytes() int64 { return p.cg.Memory() }
+
 func (p *isolatedProcess) reap() {
 	waitExited(p.cmd.Process.Pid)
 	p.mu.Lock()
@@ -523,11 +527,13 @@ func (p *isolatedProcess) reap() {
 	ex.OOMKilled = p.cg.OOMKilled()
 	ex.PeakMemoryBytes = p.cg.PeakMemory()
 	p.exit = ex
-	close(p.done)
 	// The sandbox's pid 1 is gone, so the kernel is killing the rest of
 	// it; removing the cgroup waits for that, off the caller's path.
-	// Close waits for every removal.
+	// Close waits for every removal: the removal is counted before Wait
+	// returns, so that a caller that waited for its last process and
+	// then closes the executor does not race the count.
 	p.e.destroying.Add(1)
+	close(p.done)
 	go func() {
 		defer p.e.destroying.Done()
 		if err := p.cg.Destroy(); err != nil {

@@ -218,6 +218,7 @@ func (a *Agent) heartbeat() *rpcpb.WorkerHeartbeat {
 		Slots: int32(st.Slots), InUse: int32(st.InUse), Warm: int32(st.WarmInstances),
 		Runtimes: a.w.RuntimeNames(), CpuPressure: a.pressure[0], MemoryPressure: a.pressure[1],
 		Executor: st.Executor, Draining: a.draining, WarmRevisions: a.w.WarmRevisions(),
+		Instances: int32(st.Instances), InstanceMemory: st.InstanceMemory, InstanceMemoryUsed: st.InstanceMemoryUsed,
 	}
 }
 

@@ -1,10 +1,12 @@
 // Package worker owns the worker agent: the code cache and the pools of
-// warm instances per function revision, bounded by the worker's slots.
+// warm instances per function revision, bounded by the worker's memory
+// budget.
 //
 // A slot is the right to run one invocation. An instance is a running
 // Python process that serves one invocation at a time; instances outlive
 // invocations (warm) until they go idle for too long, their revision is
-// replaced or deleted, or the worker needs room for others.
+// replaced or deleted, or the worker needs their memory for others (see
+// budget.go).
 package worker
 
 import (
@@ -15,12 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"nimbus/internal/codepkg"
 	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
@@ -40,14 +39,18 @@ type BlobSource interface {
 
 // Config configures a Worker.
 type Config struct {
-	ID           string
-	DataDir      string        // the worker keeps code/ and bootstrap/ below it
-	Slots        int           // concurrent invocations; 0 for one per core
-	MaxInstances int           // warm instances kept in all; 0 for 4 per slot
-	IdleTimeout  time.Duration // idle instances retire after this; 0 for 10 minutes
-	LogLimit     int           // log bytes per invocation; 0 for 1 MB
-	Runtimes     []python.Runtime
-	Executor     sandbox.Executor
+	ID          string
+	DataDir     string        // the worker keeps code/ and bootstrap/ below it
+	Slots       int           // concurrent invocations; 0 for one per core
+	IdleTimeout time.Duration // idle instances retire after this; 0 for 10 minutes
+	LogLimit    int           // log bytes per invocation; 0 for 1 MB
+	// InstanceMemory is the memory budget, in bytes, of the worker's
+	// instances, idle and busy, each counted at its measured footprint
+	// (see budget.go): idle ones are evicted to keep within it. 0 for
+	// DefaultInstanceMemory.
+	InstanceMemory int64
+	Runtimes       []python.Runtime
+	Executor       sandbox.Executor
 	// Prestart keeps this many instances per runtime started ahead, in
 	// complete sandboxes awaiting their function (cold starts then only
 	// import the handler); 0 for none. Needs an executor that implements
@@ -102,6 +105,7 @@ type Worker struct {
 	mu        sync.Mutex
 	pools     map[string]*pool // by qualified function name (namespace/name)
 	instances int              // all instances, busy or idle (or starting)
+	used      int64            // bytes the instances count at, against cfg.InstanceMemory
 	live      map[*instance]struct{}
 	closed    bool
 	closing   sync.WaitGroup // instances being closed in the background
@@ -124,7 +128,12 @@ type instance struct {
 	*python.Instance
 	revision int64
 	digest   string // of its code package, in the code cache
+	memoryMB int    // its function's memory size
 	lastUsed time.Time
+	// size is what it counts against the budget (in w.used) while
+	// counted. Both need w.mu.
+	size    int64
+	counted bool
 	// restock, set on an instance taken from the pre-started pool until
 	// its first invocation ends, restocks the pool (see prestartPool.take).
 	restock func()
@@ -136,8 +145,8 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Slots <= 0 {
 		cfg.Slots = runtime.NumCPU()
 	}
-	if cfg.MaxInstances <= 0 {
-		cfg.MaxInstances = 4 * cfg.Slots
+	if cfg.InstanceMemory <= 0 {
+		cfg.InstanceMemory = DefaultInstanceMemory()
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -241,7 +250,7 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			inst.restock()
 			inst.restock = nil
 		}
-		w.release(req.Function.QualifiedName(), inst)
+		w.release(req.Function.QualifiedName(), inst, cold)
 		if errors.Is(err, python.ErrClosed) && !cold {
 			// A warm instance that died while idle never saw the request:
 			// run it on another (a fresh one, if no other is warm).
@@ -284,32 +293,31 @@ func (w *Worker) acquire(ctx context.Context, fn model.Function) (*instance, boo
 		p.idle = p.idle[:n-1]
 		if !inst.Alive() {
 			// It died while idle (a stray kill, OOM from a leftover thread).
-			w.instances--
 			w.closeLocked(inst)
 			continue
 		}
 		w.mu.Unlock()
 		return inst, false, nil
 	}
-	var evict *instance
-	if w.instances >= w.cfg.MaxInstances {
-		evict = w.takeOldestIdleLocked()
-	}
-	w.instances++
+	size := w.reserveLocked(fn.MemoryMB, time.Now())
 	w.mu.Unlock()
-	if evict != nil {
-		evict.Close()
-	}
 
 	inst, err := w.start(ctx, fn)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		w.instances--
+		w.unreserveLocked(size)
 		return nil, false, err
 	}
-	w.live[inst] = struct{}{}
+	w.addLocked(inst, size)
 	return inst, true, nil
+}
+
+// addLocked makes a started instance live, counted at size (what was
+// reserved for it). Needs w.mu.
+func (w *Worker) addLocked(inst *instance, size int64) {
+	inst.size, inst.counted = size, true
+	w.live[inst] = struct{}{}
 }
 
 // poolLocked returns fn's pool, retiring idle instances of older revisions
@@ -333,7 +341,6 @@ func (w *Worker) retireLocked(p *pool, match func(*instance) bool) {
 	kept := p.idle[:0]
 	for _, i := range p.idle {
 		if match(i) {
-			w.instances--
 			w.closeLocked(i)
 			continue
 		}
@@ -345,10 +352,10 @@ func (w *Worker) retireLocked(p *pool, match func(*instance) bool) {
 	p.idle = kept
 }
 
-// closeLocked closes an instance in the background; Close waits for it.
-// Needs w.mu.
+// closeLocked uncounts an instance and closes it in the background;
+// Close waits for it. Needs w.mu.
 func (w *Worker) closeLocked(i *instance) {
-	delete(w.live, i)
+	w.uncountLocked(i)
 	w.closing.Add(1)
 	go func() {
 		defer w.closing.Done()
@@ -356,37 +363,27 @@ func (w *Worker) closeLocked(i *instance) {
 	}()
 }
 
-func (w *Worker) takeOldestIdleLocked() *instance {
-	var best *pool
-	for _, p := range w.pools {
-		if len(p.idle) > 0 && (best == nil || p.idle[0].lastUsed.Before(best.idle[0].lastUsed)) {
-			best = p
-		}
-	}
-	if best == nil {
-		return nil
-	}
-	inst := best.idle[0]
-	best.idle = best.idle[1:]
-	w.instances--
-	delete(w.live, inst)
-	return inst
-}
-
 // release returns an instance to its pool, or closes it if it died, its
 // revision was replaced, its function was deleted or the worker closed.
-func (w *Worker) release(name string, inst *instance) {
-	inst.lastUsed = time.Now()
+// An instance just started (fresh) is measured first. The least recently
+// used idle instances go while the worker is over its budget (this one
+// last).
+func (w *Worker) release(name string, inst *instance, fresh bool) {
+	now := time.Now()
+	inst.lastUsed = now
+	if fresh {
+		w.measure(inst)
+	}
 	w.mu.Lock()
 	p := w.pools[name]
 	if w.closed || !inst.Alive() || p == nil || inst.revision < p.revision {
-		w.instances--
-		delete(w.live, inst)
+		w.uncountLocked(inst)
 		w.mu.Unlock()
 		inst.Close()
 		return
 	}
 	p.idle = append(p.idle, inst)
+	w.evictLocked(0, now)
 	w.mu.Unlock()
 }
 
@@ -418,7 +415,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	}
 	if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
 		if err := pi.Assign(startCtx, cfg); err == nil {
-			return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, restock: restock}, nil
+			return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB, restock: restock}, nil
 		} else {
 			restock()
 			w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
@@ -428,7 +425,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
-	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256}, nil
+	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB}, nil
 }
 
 // Retire closes the idle instances of a function (named by its qualified
@@ -452,12 +449,15 @@ func (w *Worker) Status() client.Worker {
 		warm += len(p.idle)
 	}
 	return client.Worker{
-		ID:            w.cfg.ID,
-		Slots:         cap(w.slots),
-		InUse:         len(w.slots),
-		WarmInstances: warm,
-		Healthy:       !w.closed,
-		Executor:      w.cfg.Executor.Name(),
+		ID:                 w.cfg.ID,
+		Slots:              cap(w.slots),
+		InUse:              len(w.slots),
+		WarmInstances:      warm,
+		Instances:          w.instances,
+		InstanceMemory:     w.cfg.InstanceMemory,
+		InstanceMemoryUsed: w.used,
+		Healthy:            !w.closed,
+		Executor:           w.cfg.Executor.Name(),
 	}
 }
 
@@ -469,8 +469,9 @@ const provisionLease = 15 * time.Second
 
 // Provision keeps n instances of fn's revision ready on this worker
 // (Lambda's provisioned concurrency): it starts those missing, in the
-// background and within the worker's instance limit, and the idle reaper
-// spares n of them while the provision holds. The first invocation that
+// background and as far as the memory budget allows once idle instances
+// that are not provisioned are evicted, and the idle reaper and evictions
+// spare n of them while the provision holds. The first invocation that
 // takes one is warm.
 func (w *Worker) Provision(fn model.Function, n int) {
 	w.mu.Lock()
@@ -491,15 +492,14 @@ func (w *Worker) Provision(fn model.Function, n int) {
 			ready++
 		}
 	}
-	missing := min(n-ready, w.cfg.MaxInstances-w.instances)
-	if missing <= 0 {
-		w.mu.Unlock()
-		return
+	now := time.Now()
+	var sizes []int64
+	for len(sizes) < n-ready && w.fitsLocked(sizeOf(0, fn.MemoryMB), now) {
+		sizes = append(sizes, w.reserveLocked(fn.MemoryMB, now))
 	}
-	p.starting += missing
-	w.instances += missing
+	p.starting += len(sizes)
 	w.mu.Unlock()
-	for range missing {
+	for _, size := range sizes {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -507,14 +507,14 @@ func (w *Worker) Provision(fn model.Function, n int) {
 			w.mu.Lock()
 			p.starting--
 			if err != nil {
-				w.instances--
+				w.unreserveLocked(size)
 				w.mu.Unlock()
 				w.cfg.Log.Warn("starting a provisioned instance", "function", name, "err", err)
 				return
 			}
-			w.live[inst] = struct{}{}
+			w.addLocked(inst, size)
 			w.mu.Unlock()
-			w.release(name, inst)
+			w.release(name, inst, true)
 		}()
 	}
 }
@@ -536,16 +536,13 @@ func (p *pool) spared(now time.Time) map[*instance]bool {
 
 func (w *Worker) reapIdle() {
 	defer close(w.done)
-	period := w.cfg.IdleTimeout / 4
-	if period > 30*time.Second {
-		period = 30 * time.Second
-	}
+	period := min(w.cfg.IdleTimeout/4, measurePeriod)
 	if period < 10*time.Millisecond {
 		period = 10 * time.Millisecond
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
-	var pruned time.Time
+	var pruned, measured time.Time
 	for {
 		select {
 		case <-w.stop:
@@ -557,6 +554,10 @@ func (w *Worker) reapIdle() {
 				w.retireLocked(p, func(i *instance) bool { return !keep[i] && now.Sub(i.lastUsed) > w.cfg.IdleTimeout })
 			}
 			w.mu.Unlock()
+			if now.Sub(measured) >= measurePeriod {
+				measured = now
+				w.measureAll(now)
+			}
 			if now.Sub(pruned) >= codePrunePeriod {
 				pruned = now
 				w.pruneCode(now)
@@ -605,7 +606,6 @@ func (w *Worker) Close() {
 	}
 	w.closed = true
 	for _, p := range w.pools {
-		w.instances -= len(p.idle)
 		p.idle = nil
 	}
 	for i := range w.live {
@@ -616,170 +616,6 @@ func (w *Worker) Close() {
 	<-w.done
 	w.prestarted.close()
 	w.closing.Wait()
-}
-
-// codeCache unpacks each code package once, read-only, under dir/<digest>,
-// and removes the ones no longer used (prune).
-type codeCache struct {
-	dir   string
-	blobs BlobSource
-	mu    sync.Mutex
-	busy  map[string]*sync.Mutex // one unpack (or removal) per digest at a time
-	used  map[string]time.Time   // when dirFor last returned each digest
-}
-
-func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
-	m := c.lock(digest)
-	defer m.Unlock()
-	c.touch(digest)
-	// And again once the package is there: a slow fetch must not leave
-	// it looking idle (prune goes by this time).
-	defer c.touch(digest)
-
-	dir := filepath.Join(c.dir, digest)
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	zip, err := c.blobs.Get(ctx, digest)
-	if err != nil {
-		return "", err
-	}
-	if err := codepkg.Unpack(zip, dir, codepkg.DefaultLimits()); err != nil {
-		return "", err
-	}
-	return dir, nil
-}
-
-// touch records that digest is being used now.
-func (c *codeCache) touch(digest string) {
-	c.mu.Lock()
-	c.used[digest] = time.Now()
-	c.mu.Unlock()
-}
-
-// lock locks digest's mutex and returns it.
-func (c *codeCache) lock(digest string) *sync.Mutex {
-	c.mu.Lock()
-	m := c.busy[digest]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.busy[digest] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
-	return m
-}
-
-// prune removes the unpacked packages that are not inUse and were last
-// used before idleBefore, but for the keep most recently used of them,
-// and returns their digests. A package dirFor has not returned since the
-// worker started counts as last used when it was unpacked. Each removal
-// holds the digest's lock, so that a dirFor meanwhile waits, then unpacks
-// it again; unstage is called first (the executor's staging mount).
-func (c *codeCache) prune(inUse map[string]bool, keep int, idleBefore time.Time, unstage func(dir string)) ([]string, error) {
-	entries, err := os.ReadDir(c.dir)
-	if err != nil {
-		return nil, err
-	}
-	type candidate struct {
-		digest string
-		used   time.Time
-	}
-	var old []candidate
-	c.mu.Lock()
-	for _, e := range entries {
-		d := e.Name()
-		if !e.IsDir() || !isDigest(d) || inUse[d] {
-			continue
-		}
-		used, ok := c.used[d]
-		if !ok {
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			used = info.ModTime()
-		}
-		if used.Before(idleBefore) {
-			old = append(old, candidate{d, used})
-		}
-	}
-	c.mu.Unlock()
-	sort.Slice(old, func(i, j int) bool { return old[i].used.After(old[j].used) })
-	var removed []string
-	var errs []error
-	for _, cand := range old[min(keep, len(old)):] {
-		m := c.lock(cand.digest)
-		c.mu.Lock()
-		used, ok := c.used[cand.digest]
-		c.mu.Unlock()
-		if ok && !used.Before(idleBefore) { // used since the listing
-			m.Unlock()
-			continue
-		}
-		dir := filepath.Join(c.dir, cand.digest)
-		unstage(dir)
-		// Out of the way first, whole: a removal cut short (a crash, an
-		// error) must not leave a partial package under its digest's
-		// name, which dirFor would take as unpacked.
-		trash, err := os.MkdirTemp(c.dir, "."+cand.digest+trashSuffix)
-		if err == nil {
-			err = os.Rename(dir, filepath.Join(trash, "pkg"))
-		}
-		if err != nil {
-			errs = append(errs, err)
-			m.Unlock()
-			continue
-		}
-		c.mu.Lock()
-		delete(c.used, cand.digest)
-		c.mu.Unlock()
-		m.Unlock()
-		removed = append(removed, cand.digest)
-		if err := codepkg.RemoveTree(trash); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return removed, errors.Join(errs...)
-}
-
-// trashSuffix marks a package being removed (".<digest>.trash-*"), and
-// unpackSuffix one being unpacked (codepkg.Unpack's temporary
-// directory). Either, left by a worker that stopped midway, is garbage.
-const (
-	trashSuffix  = ".trash-"
-	unpackSuffix = ".unpack-"
-)
-
-// clearLeftovers removes what removals and unpacks cut short by an
-// earlier run left in the cache. The worker's data directory is its own.
-func (c *codeCache) clearLeftovers() error {
-	entries, err := os.ReadDir(c.dir)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() && strings.HasPrefix(n, ".") && (strings.Contains(n, trashSuffix) || strings.Contains(n, unpackSuffix)) {
-			errs = append(errs, codepkg.RemoveTree(filepath.Join(c.dir, n)))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// isDigest reports whether name is a lowercase hex SHA-256: a package's
-// directory, not an unpack in progress.
-func isDigest(name string) bool {
-	if len(name) != 64 {
-		return false
-	}
-	for _, r := range name {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // HasWarm reports whether an idle instance of the function's revision is

@@ -176,8 +176,15 @@ type Worker struct {
 	Slots         int    `json:"slots"`
 	InUse         int    `json:"in_use"`
 	WarmInstances int    `json:"warm_instances"`
-	Healthy       bool   `json:"healthy"` // ready: alive and not draining
-	Executor      string `json:"executor"`
+	// Instances counts its instances, idle, busy or starting, and
+	// InstanceMemoryUsed the bytes they count at against its budget of
+	// InstanceMemory bytes (each at its measured footprint, or an
+	// estimate where the worker cannot measure; see the spec).
+	Instances          int    `json:"instances"`
+	InstanceMemory     int64  `json:"instance_memory_bytes"`
+	InstanceMemoryUsed int64  `json:"instance_memory_used_bytes"`
+	Healthy            bool   `json:"healthy"` // ready: alive and not draining
+	Executor           string `json:"executor"`
 	// State is ready, draining (alive, takes no new work until
 	// undrained) or dead (silent; forgotten after the server's
 	// --worker-forget-after).

@@ -671,8 +671,14 @@ type WorkerHeartbeat struct {
 	Draining       bool                   `protobuf:"varint,11,opt,name=draining,proto3" json:"draining,omitempty"`
 	// warm_revisions lists "function@revision" with an idle instance.
 	WarmRevisions []string `protobuf:"bytes,12,rep,name=warm_revisions,json=warmRevisions,proto3" json:"warm_revisions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// instances counts the worker's instances (idle, busy or starting);
+	// instance_memory_used is the bytes they count at against its memory
+	// budget of instance_memory bytes.
+	Instances          int32 `protobuf:"varint,13,opt,name=instances,proto3" json:"instances,omitempty"`
+	InstanceMemory     int64 `protobuf:"varint,14,opt,name=instance_memory,json=instanceMemory,proto3" json:"instance_memory,omitempty"`
+	InstanceMemoryUsed int64 `protobuf:"varint,15,opt,name=instance_memory_used,json=instanceMemoryUsed,proto3" json:"instance_memory_used,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *WorkerHeartbeat) Reset() {
@@ -787,6 +793,27 @@ func (x *WorkerHeartbeat) GetWarmRevisions() []string {
 		return x.WarmRevisions
 	}
 	return nil
+}
+
+func (x *WorkerHeartbeat) GetInstances() int32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
+
+func (x *WorkerHeartbeat) GetInstanceMemory() int64 {
+	if x != nil {
+		return x.InstanceMemory
+	}
+	return 0
+}
+
+func (x *WorkerHeartbeat) GetInstanceMemoryUsed() int64 {
+	if x != nil {
+		return x.InstanceMemoryUsed
+	}
+	return 0
 }
 
 type HeartbeatResponse struct {
@@ -1414,7 +1441,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0eGetBlobRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fGetBlobResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xe8\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xe1\x03\n" +
 	"\x0fWorkerHeartbeat\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
@@ -1428,7 +1455,10 @@ const file_nimbus_proto_rawDesc = "" +
 	"\bexecutor\x18\n" +
 	" \x01(\tR\bexecutor\x12\x1a\n" +
 	"\bdraining\x18\v \x01(\bR\bdraining\x12%\n" +
-	"\x0ewarm_revisions\x18\f \x03(\tR\rwarmRevisions\"0\n" +
+	"\x0ewarm_revisions\x18\f \x03(\tR\rwarmRevisions\x12\x1c\n" +
+	"\tinstances\x18\r \x01(\x05R\tinstances\x12'\n" +
+	"\x0finstance_memory\x18\x0e \x01(\x03R\x0einstanceMemory\x120\n" +
+	"\x14instance_memory_used\x18\x0f \x01(\x03R\x12instanceMemoryUsed\"0\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +

@@ -545,6 +545,17 @@ func (i *Instance) InitErrorType() string { return i.initErr }
 // Pid returns the process id of the interpreter.
 func (i *Instance) Pid() int { return i.proc.Pid() }
 
+// MemoryBytes is the memory the instance's sandbox is charged for now,
+// and whether the executor can tell (it cannot without a cgroup, or
+// once the instance has ended). Safe to call while it is invoked.
+func (i *Instance) MemoryBytes() (int64, bool) {
+	if i.ctl == nil || !i.Alive() {
+		return 0, false
+	}
+	n := i.ctl.MemoryBytes()
+	return n, n > 0
+}
+
 // Alive reports whether the instance can take another invocation.
 func (i *Instance) Alive() bool {
 	if i.dead.Load() {

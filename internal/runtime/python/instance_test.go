@@ -23,7 +23,11 @@ var (
 )
 
 // TestMain removes the bootstrap the instances shared once they are done.
+// The isolating executor re-executes this binary to build a sandbox.
 func TestMain(m *testing.M) {
+	if sandbox.IsInit() {
+		sandbox.InitMain()
+	}
 	code := m.Run()
 	if bootPath != "" {
 		os.RemoveAll(filepath.Dir(bootPath))
