@@ -216,12 +216,24 @@ func decodeConfig(b []byte, cfg *client.FunctionConfig) error {
 	return nil
 }
 
+// sizeLimit says a body limit in the largest whole unit: "6 MB", "64 KB",
+// "100 bytes".
+func sizeLimit(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // bodyError keeps a body-size error as such (413) and makes anything else
 // a 400 with context.
 func bodyError(err error, context string) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("request body is over the %d MB limit", mbe.Limit>>20)}
+		return &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is over the " + sizeLimit(mbe.Limit) + " limit"}
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return &apiError{http.StatusRequestTimeout, "RequestTimeout", "the request body did not arrive within the server's body timeout"}

@@ -56,6 +56,7 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 		{"a dead-letter list limit of zero", req{method: "GET", path: "/v1/deadletters?limit=0", key: viewer}, 400, "BadRequest", "limit"},
 		{"an invocation list limit that is not a number", req{method: "GET", path: "/v1/invocations?limit=NaN", key: viewer}, 400, "BadRequest", "limit"},
 		{"an audit limit beyond the most a list gives", req{method: "GET", path: "/v1/audit?limit=10001", key: a.admin}, 400, "BadRequest", "limit"},
+		{"a key request over its size limit", req{method: "POST", path: "/v1/keys", body: `{"role": "viewer", "description": "` + strings.Repeat("x", 5000) + `"}`, key: a.admin}, 413, "PayloadTooLarge", "4 KB"},
 		{"a key rate limit that limits nothing", req{method: "POST", path: "/v1/keys", body: `{"role": "viewer", "rate_limit": 1e308}`, key: a.admin}, 400, "BadRequest", "rate_limit"},
 		{"an invocation record that does not exist", req{method: "GET", path: "/v1/invocations/nope", key: viewer}, 404, "NotFound", ""},
 	}
