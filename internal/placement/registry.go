@@ -201,12 +201,19 @@ func (w *remote) Status() client.Worker {
 
 // inUseLocked estimates the worker's busy slots: this server's own
 // invocations on it now, which it knows exactly, plus the other servers'
-// as of the last heartbeat (its in_use less what was this server's then).
-// Taking the heartbeat's in_use as it was would count this server's
-// invocations that ended since as busy for up to a heartbeat interval, and
-// the dispatcher would leave those slots idle meanwhile. Needs w.mu.
+// as of the last heartbeat. A worker that knows which server a heartbeat
+// goes to says how many of its in_use are that server's; an older one
+// does not, and this server's part is taken as its inflight when the
+// heartbeat came. Taking the heartbeat's in_use as it was would count
+// this server's invocations that ended since as busy for up to a
+// heartbeat interval, and the dispatcher would leave those slots idle
+// meanwhile. Needs w.mu.
 func (w *remote) inUseLocked() int {
-	others := max(int(w.hb.GetInUse())-w.inflightAtHB, 0)
+	own := w.inflightAtHB
+	if w.hb.GetPerServer() {
+		own = int(w.hb.GetInUseByYou())
+	}
+	others := max(int(w.hb.GetInUse())-own, 0)
 	return min(others+w.inflight, max(int(w.hb.GetSlots()), w.inflight))
 }
 

@@ -204,6 +204,16 @@ func TestAServersOwnInvocationsFreeTheirSlotsBeforeTheNextHeartbeat(t *testing.T
 	if n := inUse(); n != 2 {
 		t.Fatalf("after a heartbeat saying 2 in use, one of them this server's: in use %d; want 2", n)
 	}
+	// A worker that knows which server a heartbeat goes to says how many
+	// of its in_use are that server's: here none yet (this server's call
+	// had not reached it), so both are others' and this one's is a third.
+	hb := w.heartbeat("w")
+	hb.Slots, hb.InUse, hb.PerServer, hb.InUseByYou = 3, 2, true, 0
+	r.Heartbeat(hb)
+	if n := inUse(); n != 3 {
+		t.Fatalf("after a heartbeat saying 2 in use, none of them this server's: in use %d; want 3", n)
+	}
+	beat(2)
 	cancel()
 	<-ended
 	if n := inUse(); n != 1 {

@@ -54,6 +54,9 @@ type Agent struct {
 	mu       sync.Mutex
 	draining bool
 	pressure [2]float64 // cpu, memory
+	// byServer counts the invocations running for each server, by the
+	// ID in its certificate.
+	byServer map[string]int
 }
 
 // NewAgent wraps w. Its secret (sent in heartbeats, required on every call
@@ -70,7 +73,7 @@ func NewAgent(w *Worker, cfg AgentConfig) *Agent {
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	return &Agent{w: w, cfg: cfg, secret: hex.EncodeToString(b)}
+	return &Agent{w: w, cfg: cfg, secret: hex.EncodeToString(b), byServer: map[string]int{}}
 }
 
 // Register adds the Worker service to g with the secret check.
@@ -117,6 +120,18 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 	var fn model.Function
 	if err := json.Unmarshal(req.Function, &fn); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "bad function: "+err.Error())
+	}
+	if _, server, ok := rpc.Caller(ctx); ok {
+		a.mu.Lock()
+		a.byServer[server]++
+		a.mu.Unlock()
+		defer func() {
+			a.mu.Lock()
+			if a.byServer[server]--; a.byServer[server] == 0 {
+				delete(a.byServer, server)
+			}
+			a.mu.Unlock()
+		}()
 	}
 	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload,
 		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond})
@@ -175,9 +190,9 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 	defer t.Stop()
 	registered := map[string]bool{}
 	lastErr := map[string]string{}
+	serverID := map[string]string{} // by address, from the heartbeats' answers
 	for {
 		a.readPressure()
-		hb := a.heartbeat()
 		for _, s := range a.cfg.Servers {
 			addr := a.cfg.Resolve(s)
 			if addr == "" {
@@ -187,9 +202,13 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 			if err != nil {
 				continue
 			}
+			hb := a.heartbeat(serverID[s])
 			hctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
-			_, err = c.Heartbeat(hctx, hb)
+			resp, err := c.Heartbeat(hctx, hb)
 			cancel()
+			if err == nil {
+				serverID[s] = resp.ServerId
+			}
 			switch {
 			case err != nil && (registered[s] || lastErr[s] != err.Error()):
 				a.cfg.Log.Warn("heartbeat failed", "server", s, "err", err)
@@ -209,11 +228,14 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 	}
 }
 
-func (a *Agent) heartbeat() *rpcpb.WorkerHeartbeat {
+// heartbeat is the heartbeat for the server with ID server ("" if not
+// known yet).
+func (a *Agent) heartbeat(server string) *rpcpb.WorkerHeartbeat {
 	st := a.w.Status()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return &rpcpb.WorkerHeartbeat{
+		InUseByYou: int32(a.byServer[server]), PerServer: server != "",
 		WorkerId: st.ID, Address: a.cfg.Advertise, Secret: a.secret,
 		Slots: int32(st.Slots), InUse: int32(st.InUse), Warm: int32(st.WarmInstances),
 		Runtimes: a.w.RuntimeNames(), CpuPressure: a.pressure[0], MemoryPressure: a.pressure[1],

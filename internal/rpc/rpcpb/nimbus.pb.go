@@ -677,8 +677,14 @@ type WorkerHeartbeat struct {
 	Instances          int32 `protobuf:"varint,13,opt,name=instances,proto3" json:"instances,omitempty"`
 	InstanceMemory     int64 `protobuf:"varint,14,opt,name=instance_memory,json=instanceMemory,proto3" json:"instance_memory,omitempty"`
 	InstanceMemoryUsed int64 `protobuf:"varint,15,opt,name=instance_memory_used,json=instanceMemoryUsed,proto3" json:"instance_memory_used,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// in_use_by_you is how many of in_use are the invocations of the
+	// server this heartbeat goes to, when per_server is set (the worker
+	// knows that server's ID from its earlier heartbeat's answer): the
+	// server adds what it runs there now to the rest, exactly.
+	InUseByYou    int32 `protobuf:"varint,16,opt,name=in_use_by_you,json=inUseByYou,proto3" json:"in_use_by_you,omitempty"`
+	PerServer     bool  `protobuf:"varint,17,opt,name=per_server,json=perServer,proto3" json:"per_server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerHeartbeat) Reset() {
@@ -814,6 +820,20 @@ func (x *WorkerHeartbeat) GetInstanceMemoryUsed() int64 {
 		return x.InstanceMemoryUsed
 	}
 	return 0
+}
+
+func (x *WorkerHeartbeat) GetInUseByYou() int32 {
+	if x != nil {
+		return x.InUseByYou
+	}
+	return 0
+}
+
+func (x *WorkerHeartbeat) GetPerServer() bool {
+	if x != nil {
+		return x.PerServer
+	}
+	return false
 }
 
 type HeartbeatResponse struct {
@@ -1441,7 +1461,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0eGetBlobRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fGetBlobResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xe1\x03\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa3\x04\n" +
 	"\x0fWorkerHeartbeat\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
@@ -1458,7 +1478,11 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0ewarm_revisions\x18\f \x03(\tR\rwarmRevisions\x12\x1c\n" +
 	"\tinstances\x18\r \x01(\x05R\tinstances\x12'\n" +
 	"\x0finstance_memory\x18\x0e \x01(\x03R\x0einstanceMemory\x120\n" +
-	"\x14instance_memory_used\x18\x0f \x01(\x03R\x12instanceMemoryUsed\"0\n" +
+	"\x14instance_memory_used\x18\x0f \x01(\x03R\x12instanceMemoryUsed\x12!\n" +
+	"\rin_use_by_you\x18\x10 \x01(\x05R\n" +
+	"inUseByYou\x12\x1d\n" +
+	"\n" +
+	"per_server\x18\x11 \x01(\bR\tperServer\"0\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
