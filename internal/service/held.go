@@ -14,7 +14,12 @@ import (
 // What the recorder does with records and audit entries whose commit
 // failed: it holds them, in memory (so that pending shows them) and in
 // the log store's pending buckets (so that a restart does not lose them),
-// and retries until they are committed.
+// and retries until they are committed. A held record replaces, when it
+// commits, whatever the store has under its ID: last writer wins. That is
+// right for the records one server writes (a sync invoke's; the leader's
+// destination update of an async one), but a held destination update of
+// an event that another leader redrove meanwhile would overwrite the
+// redriven outcome.
 const (
 	// retryFirst is the wait before the first retry; each failed retry
 	// doubles it, up to retryMax. A success starts again from retryFirst.

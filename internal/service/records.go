@@ -364,5 +364,7 @@ func (s *Service) PendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	return s.rec.pendingLogs(keep)
 }
 
-// Close commits the records and logs still queued and stops the batcher.
+// Close commits the records and logs still queued and stops the batcher;
+// what it cannot commit stays in the log store, and the next Service over
+// it retries it.
 func (s *Service) Close() { s.rec.close() }
