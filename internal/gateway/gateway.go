@@ -119,7 +119,7 @@ func New(cfg Config) *Gateway {
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
 		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker,
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
-		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log,
+		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
 	})
 	g.routes()
 	if cfg.BodyTimeout == 0 {

@@ -86,7 +86,7 @@ func (g *Gateway) records(q state.RecordQuery) []model.Invocation {
 // record is invocation id's record: this server's uncommitted version if
 // it has one (see records), else the store's.
 func (g *Gateway) record(id string) (model.Invocation, error) {
-	if p, ok := g.svc.PendingRecords()[id]; ok {
+	if p, ok := g.svc.PendingRecord(id); ok {
 		return p, nil
 	}
 	return g.cfg.Control.Store().Record(id)

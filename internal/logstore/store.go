@@ -3,6 +3,9 @@
 // ID beside it.
 // Each log is capped when stored; logs are removed when their invocation
 // records leave the state store (the same retention).
+// The same database keeps the invocation records and audit entries this
+// server could not commit through Raft yet (pending.go), until they are
+// committed.
 package logstore
 
 import (
@@ -48,7 +51,7 @@ func Open(path string, capBytes int) (*Store, error) {
 		return nil, fmt.Errorf("open log store: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLogs, bucketIndex, bucketKeys} {
+		for _, b := range [][]byte{bucketLogs, bucketIndex, bucketKeys, bucketPendingRecords, bucketPendingAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

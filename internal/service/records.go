@@ -21,16 +21,22 @@ const (
 	// (bench/results.md). Records and short logs appear that much later.
 	batchInterval = 100 * time.Millisecond
 	retentionTick = time.Minute
+	// commitTimeout bounds one commit (a follower's forward included).
+	commitTimeout = 10 * time.Second
 )
 
 // recorder batches invocation records into RecordInvocations commands
 // (many records per Raft entry) and stores full logs locally. It runs off
-// the invoke path: add never blocks on Raft.
+// the invoke path: add never blocks on Raft. What it cannot commit it
+// holds and retries until committed (held.go): every record added is
+// committed in the end, or dropped with an ERROR naming it.
 type recorder struct {
 	cp        Control
 	logs      *logstore.Store
 	retention model.Retention
 	log       *slog.Logger
+	limits    limits
+	metrics   recorderMetrics
 
 	mu       sync.Mutex
 	records  []model.Invocation
@@ -42,15 +48,34 @@ type recorder struct {
 	stop     chan struct{}
 	done     chan struct{}
 
+	// held are the records (by ID, the last version) and audit entries
+	// whose commit failed, also in the log store's pending buckets until
+	// committed; heldBytes is the records' heldSize. Changed by run's
+	// goroutine only, under mu (pending reads them).
+	held      map[string]model.Invocation
+	heldBytes int
+	heldAudit []logstore.PendingAudit
+	// The rest is owned by run's goroutine. nextSeq numbers held audit
+	// entries; unsaved says some held ones are not in the log store;
+	// backoff is the last wait between retries, retryAt the next retry.
+	nextSeq uint64
+	unsaved bool
+	backoff time.Duration
+	retryAt time.Time
+
 	// expired are the logs whose records retention removed, deleted with
 	// the next batch of logs (one log-store transaction for both). Owned
 	// by run.
 	expired []string
 }
 
-func newRecorder(cp Control, logs *logstore.Store, ret model.Retention, log *slog.Logger) *recorder {
-	r := &recorder{cp: cp, logs: logs, retention: ret, log: log,
+// newRecorder starts a recorder, which first takes over what an earlier
+// one over the same log store held.
+func newRecorder(cp Control, logs *logstore.Store, ret model.Retention, log *slog.Logger, lim limits, m recorderMetrics) *recorder {
+	r := &recorder{cp: cp, logs: logs, retention: ret, log: log, limits: lim, metrics: m,
+		held: map[string]model.Invocation{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	r.load()
 	go r.run()
 	return r
 }
@@ -82,16 +107,20 @@ func (r *recorder) add(rec *model.Invocation, entry *model.LogEntry) {
 	}
 }
 
-// pending returns the records this server has not committed yet (queued,
-// or in the batch being committed), the last version of each by ID, or
-// nil for none.
+// pending returns the records this server has not committed yet (held,
+// queued, or in the batch being committed), the last version of each by
+// ID, or nil for none.
 func (r *recorder) pending() map[string]model.Invocation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.inflight) == 0 && len(r.records) == 0 {
+	if len(r.held) == 0 && len(r.inflight) == 0 && len(r.records) == 0 {
 		return nil
 	}
-	out := make(map[string]model.Invocation, len(r.inflight)+len(r.records))
+	out := make(map[string]model.Invocation, len(r.held)+len(r.inflight)+len(r.records))
+	for id, rec := range r.held {
+		rec.Namespace = model.NamespaceOf(rec.Namespace)
+		out[id] = rec
+	}
 	for _, list := range [][]model.Invocation{r.inflight, r.records} {
 		for _, rec := range list {
 			rec.Namespace = model.NamespaceOf(rec.Namespace)
@@ -99,6 +128,25 @@ func (r *recorder) pending() map[string]model.Invocation {
 		}
 	}
 	return out
+}
+
+// pendingRecord returns the record of id this server has not committed
+// yet, if any: the last version, as pending would.
+func (r *recorder) pendingRecord(id string) (model.Invocation, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, list := range [][]model.Invocation{r.records, r.inflight} {
+		for i := len(list) - 1; i >= 0; i-- {
+			if list[i].ID == id {
+				rec := list[i]
+				rec.Namespace = model.NamespaceOf(rec.Namespace)
+				return rec, true
+			}
+		}
+	}
+	rec, ok := r.held[id]
+	rec.Namespace = model.NamespaceOf(rec.Namespace)
+	return rec, ok
 }
 
 // pendingLogs returns the logs this server has not stored yet (queued,
@@ -121,16 +169,29 @@ func (r *recorder) run() {
 	defer close(r.done)
 	prune := time.NewTicker(retentionTick)
 	defer prune.Stop()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	for {
+		retry.Stop()
+		var retryC <-chan time.Time
+		if r.holding() {
+			retry.Reset(time.Until(r.retryAt))
+			retryC = retry.C
+		}
 		select {
 		case <-r.stop:
 			r.flush(true)
 			r.removeExpired()
 			return
+		case <-retryC:
+			r.retry()
+			r.removeExpired()
 		case <-prune.C:
 			// An empty batch still applies retention, so records age out
 			// even when nothing is invoked.
-			r.commit(nil)
+			if err := r.commit(nil); err != nil {
+				r.log.Warn("applying record retention", "err", err)
+			}
 			r.removeExpired()
 		case <-r.wake:
 			// Let a batch gather for a moment.
@@ -150,7 +211,15 @@ func (r *recorder) run() {
 // commit what arrived while it committed: that waits for the next
 // gathering interval, so a steady load costs one Raft entry (and one log
 // store transaction) per interval rather than one per commit's duration.
+// Then, if a retry of what is held is due, it retries.
 func (r *recorder) flush(all bool) {
+	r.flushQueued(all)
+	if r.retryDue() {
+		r.retry()
+	}
+}
+
+func (r *recorder) flushQueued(all bool) {
 	for {
 		r.mu.Lock()
 		audit := r.audit
@@ -173,11 +242,7 @@ func (r *recorder) flush(all bool) {
 		r.storing, r.inflight = entries, recs
 		r.mu.Unlock()
 		if len(audit) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := fsm.Apply(ctx, r.cp, fsm.Audit{Entries: audit}); err != nil {
-				r.log.Error("committing audit entries", "err", err, "count", len(audit))
-			}
-			cancel()
+			r.commitAudit(audit)
 		}
 		if len(recs) == 0 && len(entries) == 0 {
 			return
@@ -193,7 +258,7 @@ func (r *recorder) flush(all bool) {
 			r.expired = r.expired[:0]
 		}
 		if len(recs) > 0 {
-			r.commit(recs)
+			r.commitRecords(recs)
 			r.mu.Lock()
 			r.inflight = nil
 			r.mu.Unlock()
@@ -207,24 +272,27 @@ func (r *recorder) flush(all bool) {
 	}
 }
 
-func (r *recorder) commit(recs []model.Invocation) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// commit commits one RecordInvocations command (recs may be none: it
+// still applies retention) and notes the records retention removed.
+// Committing a record again is harmless: a record replaces the one of
+// its ID.
+func (r *recorder) commit(recs []model.Invocation) error {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	res, err := fsm.Apply(ctx, r.cp, fsm.RecordInvocations{
 		Records: recs, Retention: r.retention, Now: time.Now().UTC(),
 	})
 	if err != nil {
-		r.log.Error("committing invocation records", "err", err, "count", len(recs))
-		r.keepShortLogs(recs)
-		return
+		return err
 	}
 	r.expired = append(r.expired, res.Removed...)
+	return nil
 }
 
 // keepShortLogs stores in this server's log store the logs that only
 // records carried (those shorter than a record's tail: see invoke), when
-// the records could not be committed: the records are lost, their logs
-// need not be.
+// the records could not be committed: the logs route finds them there
+// while the records are held, and keeps them if a record is dropped.
 func (r *recorder) keepShortLogs(recs []model.Invocation) {
 	var entries []model.LogEntry
 	for _, rec := range recs {
@@ -232,7 +300,7 @@ func (r *recorder) keepShortLogs(recs []model.Invocation) {
 			entries = append(entries, LogOfRecord(rec))
 		}
 	}
-	if len(entries) == 0 {
+	if len(entries) == 0 || r.logs == nil {
 		return
 	}
 	if err := r.logs.Put(entries); err != nil {
@@ -272,15 +340,23 @@ func LogOfRecord(rec model.Invocation) model.LogEntry {
 // for the next batch: the record is committed through Raft with many
 // others, the log stored in this server's log store. It never waits on
 // Raft; until the batch commits, PendingRecords and PendingLogs show
-// them.
+// them. A record whose commit fails is kept in the log store and retried
+// until it commits (PendingRecords shows it meanwhile, after a restart
+// too).
 func (s *Service) AddRecord(rec *model.Invocation, entry *model.LogEntry) { s.rec.add(rec, entry) }
 
-// AddAudit queues an audit entry for the next batch.
+// AddAudit queues an audit entry for the next batch; one whose commit
+// fails is kept and retried as records are (after a commit whose outcome
+// was unknown, it may be appended twice).
 func (s *Service) AddAudit(e model.AuditEntry) { s.rec.addAudit(e) }
 
 // PendingRecords returns the records this server has not committed yet,
 // the last version of each by ID, or nil for none.
 func (s *Service) PendingRecords() map[string]model.Invocation { return s.rec.pending() }
+
+// PendingRecord returns the record of id this server has not committed
+// yet, if any (PendingRecords' entry for id, without building the map).
+func (s *Service) PendingRecord(id string) (model.Invocation, bool) { return s.rec.pendingRecord(id) }
 
 // PendingLogs returns the logs this server has not stored yet for which
 // keep reports true.
@@ -288,5 +364,7 @@ func (s *Service) PendingLogs(keep func(model.LogEntry) bool) []model.LogEntry {
 	return s.rec.pendingLogs(keep)
 }
 
-// Close commits the records and logs still queued and stops the batcher.
+// Close commits the records and logs still queued and stops the batcher;
+// what it cannot commit stays in the log store, and the next Service over
+// it retries it.
 func (s *Service) Close() { s.rec.close() }

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nimbus/internal/blob"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
@@ -77,10 +79,14 @@ type Deps struct {
 	// Woken, when set, is called after the queue gained events outside
 	// the enqueuer (a redrive), to wake the dispatcher.
 	Woken func()
-	// Logs stores invocation logs; Retention bounds the records.
+	// Logs stores invocation logs and the records and audit entries held
+	// for retry (without it, as in some tests, those are held in memory
+	// only); Retention bounds the records.
 	Logs      *logstore.Store
 	Retention model.Retention
 	Log       *slog.Logger
+	// Registry, when set, gets the record batcher's metrics.
+	Registry prometheus.Registerer
 }
 
 // Service holds the use cases. Its methods are safe for concurrent use.
@@ -94,5 +100,6 @@ type Service struct {
 // New returns a Service over d and starts its record batcher; Close stops
 // it.
 func New(d Deps) *Service {
-	return &Service{d: d, store: d.Control.Store(), log: d.Log, rec: newRecorder(d.Control, d.Logs, d.Retention, d.Log)}
+	rec := newRecorder(d.Control, d.Logs, d.Retention, d.Log, defaultLimits, newRecorderMetrics(d.Registry))
+	return &Service{d: d, store: d.Control.Store(), log: d.Log, rec: rec}
 }
