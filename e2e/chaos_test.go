@@ -251,7 +251,26 @@ func TestChaosMixedLoadThroughKillsAndAPause(t *testing.T) {
 	waitFor(t, patience, "every server agrees on a leader after the kill", func() bool { return c.leader() >= 0 })
 
 	calm("15 s of load before the worker kill")
-	w := rand.IntN(len(c.workers))
+	// The worker killed is one the leader last heard running something.
+	w := -1
+	waitFor(t, patience, "a worker reports runs in flight", func() bool {
+		l := c.leader()
+		if l < 0 {
+			return false
+		}
+		cl, err := c.clusterView(l)
+		if err != nil {
+			return false
+		}
+		for _, wk := range cl.Workers {
+			for i, p := range c.workers {
+				if wk.ID == p.id && wk.Healthy && wk.InUse > 0 {
+					w = i
+				}
+			}
+		}
+		return w >= 0
+	})
 	c.killWorker(w)
 	killedWorkerAt := time.Now()
 	waitFor(t, patience, "the leader sees the killed worker dead", func() bool {
