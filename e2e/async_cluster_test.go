@@ -25,9 +25,15 @@ var submitHTTP = &http.Client{Timeout: 10 * time.Second}
 // api sends a request with the cluster's key to server i. A dead server
 // gives an error, not a test failure.
 func (c *testCluster) api(i int, hc *http.Client, method, path string, body io.Reader, header http.Header) (int, []byte, error) {
+	status, _, b, err := c.apiHeader(i, hc, method, path, body, header)
+	return status, b, err
+}
+
+// apiHeader is api that also returns the answer's header.
+func (c *testCluster) apiHeader(i int, hc *http.Client, method, path string, body io.Reader, header http.Header) (int, http.Header, []byte, error) {
 	req, err := http.NewRequest(method, "http://"+c.servers[i].addr+path, body)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -35,11 +41,11 @@ func (c *testCluster) api(i int, hc *http.Client, method, path string, body io.R
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, resp.Header, b, err
 }
 
 // invocationsOn lists function fn's records as server i holds them.
@@ -77,8 +83,15 @@ func (c *testCluster) scheduleOn(i int, name string) (client.Schedule, error) {
 // until every server has it.
 func (c *testCluster) deployQuick(fn string) {
 	c.t.Helper()
-	dir := writeFunction(c.t, c.t.TempDir(), fn, quickHandler)
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte("retry_delay: 1s\n"), 0o644); err != nil {
+	c.deployEverywhere(fn, quickHandler, "retry_delay: 1s\n")
+}
+
+// deployEverywhere deploys code (main.py) as fn with manifest (nimbus.yaml)
+// and waits until every server has it.
+func (c *testCluster) deployEverywhere(fn, code, manifest string) {
+	c.t.Helper()
+	dir := writeFunction(c.t, c.t.TempDir(), fn, code)
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte(manifest), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
 	c.mustCLI(0, 0, "deploy", dir)

@@ -285,6 +285,13 @@ func (c *testCluster) restartServer(i int) {
 	c.waitHealthy(i)
 }
 
+// restartWorker starts worker i again with the same ID, data and
+// arguments after killWorker. It does not wait for the servers to see it.
+func (c *testCluster) restartWorker(i int) {
+	c.t.Helper()
+	c.start(c.workers[i], workerRPCLine)
+}
+
 // serverIndex maps a server ID to its index, -1 if unknown.
 func (c *testCluster) serverIndex(id string) int {
 	for i, s := range c.servers {
@@ -298,9 +305,13 @@ func (c *testCluster) serverIndex(id string) int {
 // leader asks every live server for its view of the cluster and returns
 // the index of the leader when all that answer name the same live server
 // as leader, else -1.
-func (c *testCluster) leader() int {
+func (c *testCluster) leader() int { return c.leaderAmong(c.liveServers()) }
+
+// leaderAmong is leader asking only servers idx (a paused server would
+// stall every poll until its HTTP timeout).
+func (c *testCluster) leaderAmong(idx []int) int {
 	leader := -1
-	for _, i := range c.liveServers() {
+	for _, i := range idx {
 		cl, err := c.clusterView(i)
 		if err != nil {
 			return -1
