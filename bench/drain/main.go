@@ -67,6 +67,7 @@ type Round struct {
 	Sync      Sync    `json:"sync"`
 	Async     Async   `json:"async"`
 	Ratio     float64 `json:"async_over_sync"`
+	Mixed     *Mixed  `json:"mixed,omitempty"`
 	Paced     *Paced  `json:"paced,omitempty"`
 }
 
@@ -214,6 +215,14 @@ func printTable(w io.Writer, res *Result) {
 		fmt.Fprintf(w, "%5d %5d | %9.0f %6d | %7d %9.0f %9.0f %6d %5d | %6.2f | %s\n",
 			r.Round, r.Functions, r.Sync.PerS, r.Sync.Throttled, r.Async.Acked, r.Async.AckedPerS, r.Async.PerS,
 			r.Async.ColdStarts, r.Async.Unfinished, r.Ratio, paced)
+	}
+	fmt.Fprintf(w, "\nsync calls while an async backlog drains:\n")
+	for _, r := range res.Rounds {
+		if m := r.Mixed; m != nil {
+			fmt.Fprintf(w, "round %d, %d functions: %.0f sync/s (alone %.0f/s), 429s %d of %d (%.2f%%), other %d; backlog left when they stopped %d; backlog of %d acked: %d unfinished\n",
+				r.Round, r.Functions, m.Sync.PerS, r.Sync.PerS, m.Sync.Throttled, m.Sync.OK+m.Sync.Throttled+m.Sync.Other,
+				m.ThrottledPct, m.Sync.Other, m.BacklogAtEnd, m.Async.Acked, m.Async.Unfinished)
+		}
 	}
 	fmt.Fprintln(w)
 	for _, s := range res.Summary {

@@ -88,6 +88,11 @@ func (b *bench) round(ctx context.Context, r, n int) (Round, error) {
 	if round.Sync.PerS > 0 {
 		round.Ratio = a.PerS / round.Sync.PerS
 	}
+	m, err := b.mixedPhase(ctx, n, events)
+	if err != nil {
+		return round, err
+	}
+	round.Mixed = &m
 	if b.o.paceFor > 0 && round.Sync.PerS > 0 {
 		p, err := b.pacedPhase(ctx, n, round.Sync.PerS/2)
 		if err != nil {
@@ -236,6 +241,57 @@ func (b *bench) pacedPhase(ctx context.Context, n int, rate float64) (Paced, err
 	p.Unfinished = done.unfinished
 	p.TrailSeconds = done.lastEnd.Sub(ack.lastAck).Seconds()
 	return p, nil
+}
+
+// Mixed is the phase with both: a backlog of async events posted as fast
+// as the posters can, and once half of it is acknowledged the sync phase
+// again, meanwhile. Sync calls should not be refused while the workers
+// have slots for them: a queued event never waits at a worker, where a
+// sync call waiting for a slot goes first.
+type Mixed struct {
+	Sync Sync `json:"sync"`
+	// ThrottledPct is the share of the sync calls answered 429.
+	ThrottledPct float64 `json:"throttled_pct"`
+	// BacklogAtEnd is how many acknowledged events had not run when the
+	// sync calls stopped (0: the backlog was gone before they did).
+	BacklogAtEnd int   `json:"backlog_at_end"`
+	Async        Async `json:"async"`
+}
+
+func (b *bench) mixedPhase(ctx context.Context, n, events int) (Mixed, error) {
+	var m Mixed
+	runs0 := b.metric(ctx, "nimbus_invocations_total", asyncRuns)
+	ack := &acks{ids: map[string]bool{}}
+	half := make(chan struct{})
+	var once sync.Once
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		b.post(ctx, n, func(k int) bool { return k < events }, func(k, status int, body []byte, err error) {
+			ack.answer(k, status, body, err)
+			if k >= events/2 {
+				once.Do(func() { close(half) })
+			}
+		})
+		once.Do(func() { close(half) })
+	}()
+	<-half
+	m.Sync = b.syncPhase(ctx, n)
+	ack.mu.Lock()
+	acked := len(ack.ids)
+	ack.mu.Unlock()
+	m.BacklogAtEnd = max(acked-int(b.metric(ctx, "nimbus_invocations_total", asyncRuns)-runs0), 0)
+	<-posted
+	if total := m.Sync.OK + m.Sync.Throttled + m.Sync.Other; total > 0 {
+		m.ThrottledPct = 100 * float64(m.Sync.Throttled) / float64(total)
+	}
+	m.Async.Acked, m.Async.Refused, m.Async.LastRefusal = len(ack.ids), ack.refused, ack.last
+	done, err := b.await(ctx, ack.ids, runs0, 10*time.Minute)
+	if err != nil {
+		return m, err
+	}
+	m.Async.Succeeded, m.Async.Failed, m.Async.Unfinished, m.Async.RanTwice = done.succeeded, done.failed, done.unfinished, done.ranTwice
+	return m, nil
 }
 
 type completion struct {
