@@ -62,13 +62,14 @@ type Result struct {
 
 // Round is one measurement of one function count.
 type Round struct {
-	Round     int     `json:"round"`
-	Functions int     `json:"functions"`
-	Sync      Sync    `json:"sync"`
-	Async     Async   `json:"async"`
-	Ratio     float64 `json:"async_over_sync"`
-	Mixed     *Mixed  `json:"mixed,omitempty"`
-	Paced     *Paced  `json:"paced,omitempty"`
+	Round     int      `json:"round"`
+	Functions int      `json:"functions"`
+	Sync      Sync     `json:"sync"`
+	Async     Async    `json:"async"`
+	Ratio     float64  `json:"async_over_sync"`
+	Backlog   *Backlog `json:"backlog,omitempty"`
+	Mixed     *Mixed   `json:"mixed,omitempty"`
+	Paced     *Paced   `json:"paced,omitempty"`
 }
 
 // Summary gathers the rounds of one function count.
@@ -78,6 +79,10 @@ type Summary struct {
 	AsyncPerS []float64 `json:"async_per_s"`
 	Ratios    []float64 `json:"ratios"`
 	GoalMet   int       `json:"goal_met"` // rounds whose ratio met the goal
+	// The same for the drain of a backlog (Backlog).
+	DrainPerS    []float64 `json:"drain_per_s"`
+	DrainRatios  []float64 `json:"drain_ratios"`
+	DrainGoalMet int       `json:"drain_goal_met"`
 }
 
 func main() {
@@ -195,6 +200,13 @@ func summarize(rounds []Round, counts []int) []Summary {
 			if r.Ratio >= goalRatio {
 				s.GoalMet++
 			}
+			if bl := r.Backlog; bl != nil {
+				s.DrainPerS = append(s.DrainPerS, bl.PerS)
+				s.DrainRatios = append(s.DrainRatios, bl.Ratio)
+				if bl.Ratio >= goalRatio {
+					s.DrainGoalMet++
+				}
+			}
 		}
 		out = append(out, s)
 	}
@@ -216,6 +228,13 @@ func printTable(w io.Writer, res *Result) {
 			r.Round, r.Functions, r.Sync.PerS, r.Sync.Throttled, r.Async.Acked, r.Async.AckedPerS, r.Async.PerS,
 			r.Async.ColdStarts, r.Async.Unfinished, r.Ratio, paced)
 	}
+	fmt.Fprintf(w, "\na backlog posted while the workers were drained, then undrained (rate from the first run's start to the last one's end):\n")
+	for _, r := range res.Rounds {
+		if bl := r.Backlog; bl != nil {
+			fmt.Fprintf(w, "round %d, %d functions: %d events drained in %.2f s: %.0f/s, %.2f x sync; %d unfinished, %d refused\n",
+				r.Round, r.Functions, bl.Succeeded, bl.DrainSeconds, bl.PerS, bl.Ratio, bl.Unfinished, bl.Refused)
+		}
+	}
 	fmt.Fprintf(w, "\nsync calls while an async backlog drains:\n")
 	for _, r := range res.Rounds {
 		if m := r.Mixed; m != nil {
@@ -226,8 +245,8 @@ func printTable(w io.Writer, res *Result) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range res.Summary {
-		fmt.Fprintf(w, "%d functions: async/sync %s; goal %.1f met in %d of %d rounds\n",
-			s.Functions, floats(s.Ratios), res.GoalRatio, s.GoalMet, len(s.Ratios))
+		fmt.Fprintf(w, "%d functions: async/sync %s (goal %.1f met in %d of %d rounds); backlog drain/sync %s (met in %d of %d)\n",
+			s.Functions, floats(s.Ratios), res.GoalRatio, s.GoalMet, len(s.Ratios), floats(s.DrainRatios), s.DrainGoalMet, len(s.DrainRatios))
 	}
 	fmt.Fprintln(w)
 	for _, n := range res.LogNotes {

@@ -88,6 +88,14 @@ func (b *bench) round(ctx context.Context, r, n int) (Round, error) {
 	if round.Sync.PerS > 0 {
 		round.Ratio = a.PerS / round.Sync.PerS
 	}
+	bl, err := b.backlogPhase(ctx, n, events)
+	if err != nil {
+		return round, err
+	}
+	if round.Sync.PerS > 0 {
+		bl.Ratio = bl.PerS / round.Sync.PerS
+	}
+	round.Backlog = &bl
 	m, err := b.mixedPhase(ctx, n, events)
 	if err != nil {
 		return round, err
@@ -243,6 +251,85 @@ func (b *bench) pacedPhase(ctx context.Context, n int, rate float64) (Paced, err
 	return p, nil
 }
 
+// Backlog is the drain of a backlog that exists before any of it runs:
+// the workers are drained (they take no work), the events posted, the
+// workers undrained; the rate runs from the first run's start to the
+// last run's end, so it measures the queue and the workers, not the
+// posting.
+type Backlog struct {
+	Acked        int     `json:"acked"`
+	Refused      int     `json:"refused"`
+	Succeeded    int     `json:"succeeded"`
+	Unfinished   int     `json:"unfinished"`
+	DrainSeconds float64 `json:"drain_seconds"`
+	PerS         float64 `json:"per_s"`
+	Ratio        float64 `json:"drain_over_sync"`
+}
+
+func (b *bench) backlogPhase(ctx context.Context, n, events int) (Backlog, error) {
+	var bl Backlog
+	if err := b.drainWorkers(ctx, "drain"); err != nil {
+		return bl, err
+	}
+	runs0 := b.metric(ctx, "nimbus_invocations_total", asyncRuns)
+	ack := &acks{ids: map[string]bool{}}
+	b.post(ctx, n, func(k int) bool { return k < events }, ack.answer)
+	bl.Acked, bl.Refused = len(ack.ids), ack.refused
+	if err := b.drainWorkers(ctx, "undrain"); err != nil {
+		return bl, err
+	}
+	done, err := b.await(ctx, ack.ids, runs0, 10*time.Minute)
+	if err != nil {
+		return bl, err
+	}
+	bl.Succeeded, bl.Unfinished = done.succeeded, done.unfinished
+	bl.DrainSeconds = done.lastEnd.Sub(done.firstStart).Seconds()
+	if bl.DrainSeconds > 0 {
+		bl.PerS = float64(bl.Succeeded) / bl.DrainSeconds
+	}
+	return bl, nil
+}
+
+// drainWorkers drains (how "drain") or undrains ("undrain") every worker
+// through the leader, and waits until the leader sees them so.
+func (b *bench) drainWorkers(ctx context.Context, how string) error {
+	leader := b.c.Servers[b.leader].API
+	for _, w := range b.c.Workers {
+		status, body, err := b.api.Do(ctx, http.MethodPost, leader, "/v1/cluster/workers/"+w.ID+"/"+how, nil, nil)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("%s %s: %d %s %v", how, w.ID, status, cluster.Short(body), err)
+		}
+	}
+	want := "draining"
+	if how == "undrain" {
+		want = "ready"
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var cl client.Cluster
+		if err := b.api.GetJSON(ctx, leader, "/v1/cluster", &cl); err != nil {
+			return err
+		}
+		n := 0
+		for _, w := range cl.Workers {
+			if w.State == want {
+				n++
+			}
+		}
+		if n == len(b.c.Workers) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the leader sees %d of %d workers %s a minute after %s", n, len(b.c.Workers), want, how)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Mixed is the phase with both: a backlog of async events posted as fast
 // as the posters can, and once half of it is acknowledged the sync phase
 // again, meanwhile. Sync calls should not be refused while the workers
@@ -296,7 +383,7 @@ func (b *bench) mixedPhase(ctx context.Context, n, events int) (Mixed, error) {
 
 type completion struct {
 	succeeded, failed, unfinished, ranTwice int
-	lastEnd                                 time.Time
+	firstStart, lastEnd                     time.Time
 }
 
 // asyncRuns matches the samples of nimbus_invocations_total that count
@@ -341,6 +428,9 @@ func (b *bench) await(ctx context.Context, ids map[string]bool, runs0 float64, l
 			}
 			if r.Attempts > 1 {
 				c.ranTwice++
+			}
+			if c.firstStart.IsZero() || r.Start.Before(c.firstStart) {
+				c.firstStart = r.Start
 			}
 			if end := r.Start.Add(time.Duration(r.DurationMS * float64(time.Millisecond))); end.After(c.lastEnd) {
 				c.lastEnd = end

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -274,6 +275,10 @@ func (g *Gateway) serving(next http.Handler) http.Handler {
 			return
 		}
 		err := g.unavailable()
+		if errors.Is(err, controlplane.ErrCatchingUp) {
+			g.awaitCatchUp(r.Context())
+			err = g.unavailable()
+		}
 		if err == nil {
 			next.ServeHTTP(w, r)
 			return
@@ -299,6 +304,35 @@ func (g *Gateway) unavailable() error {
 		return controlplane.ErrCatchingUp
 	}
 	return nil
+}
+
+// catchUpWait is how long a request that arrives while this server
+// catches up waits for it before the 503: a server just started (a new
+// cluster's first, a restarted one whose peers answer) usually catches
+// up within a moment of an election, and a client that was told the
+// cluster is up should not have its first write refused for that.
+const catchUpWait = 2 * time.Second
+
+// awaitCatchUp waits until this server has caught up, catchUpWait at
+// most, or ctx ends.
+func (g *Gateway) awaitCatchUp(ctx context.Context) {
+	c, ok := g.cfg.Control.(catchingUp)
+	if !ok {
+		return
+	}
+	t := time.NewTimer(catchUpWait)
+	defer t.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !c.CaughtUp() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // catchingUp is a control plane whose state may not yet be current after
