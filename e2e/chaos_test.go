@@ -37,10 +37,11 @@ type chaosLoad struct {
 	syncOK   map[string]bool   // payload ids of the sync invocations answered 200
 	refusals []string          // the first answers that refused the valid key
 	refused  int               // 401, 403 and 404 answers (every function exists throughout)
+	samples  map[string]string // the first body of each kind of answer but 200 and 202
 }
 
 func newChaosLoad() *chaosLoad {
-	return &chaosLoad{acked: map[string]string{}, answers: map[string]int{}, syncOK: map[string]bool{}}
+	return &chaosLoad{acked: map[string]string{}, answers: map[string]int{}, syncOK: map[string]bool{}, samples: map[string]string{}}
 }
 
 // answer counts one answer (err when there was none) to a request of kind
@@ -56,6 +57,9 @@ func (l *chaosLoad) answer(kind, server, payload string, status int, hdr http.He
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.answers[what]++
+	if _, seen := l.samples[what]; !seen && err == nil && status != http.StatusOK && status != http.StatusAccepted {
+		l.samples[what] = string(body)
+	}
 	switch {
 	case err != nil:
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
@@ -424,6 +428,7 @@ func TestChaosMixedLoadThroughKillsAndAPause(t *testing.T) {
 	}
 	t.Logf("async: %d acknowledged; terminal by status %v; %d leased more than once; %d request ids ran more than once by the logs", len(acked), byStatus, retried, twice)
 	t.Logf("answers to the load: %v (%d × 503, %d refusals of the valid key)", load.answers, unavailable, load.refused)
+	t.Logf("what the answers but 200 and 202 said, one of each: %v", load.samples)
 	t.Logf("sync: %d answered 200, %d of them have no log on any server", len(load.syncOK), syncUnlogged)
 	t.Logf("schedule beat: %d slots with a record, fires %d, missed %d", len(slots), sc.Fires, sc.Missed)
 	t.Logf("every acknowledged event terminal %v after the load stopped, %v after the faults ended", drained.Sub(loadEnd).Round(time.Millisecond), drained.Sub(faultsEnd).Round(time.Millisecond))

@@ -22,8 +22,13 @@ func (l local) Runtimes() []string                 { return l.w.RuntimeNames() }
 func (l local) Prefetch(fn model.Function)         { l.w.Prefetch(fn) }
 func (l local) Provision(fn model.Function, n int) { l.w.Provision(fn, n) }
 
+// Status is the worker's status, with the invocations waiting for one of
+// its slots counted as in use: a server counts its calls waiting at a
+// remote worker the same way (they are in flight), and Room must see
+// the queued event waiting there.
 func (l local) Status() client.Worker {
 	st := l.w.Status()
+	st.InUse += l.w.Waiting()
 	if st.State == "" {
 		st.State = StateReady
 		if !st.Healthy {

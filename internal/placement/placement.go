@@ -88,9 +88,17 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	}
 	// Every worker is full: rather than refuse at once, wait a moment for
 	// a slot on the least loaded of them (a burst then queues briefly
-	// instead of turning into a storm of 429s). A queued event does not
-	// wait here: its dispatcher holds it.
-	if len(busy) > 0 && p.SlotWait > 0 && !req.Queued {
+	// instead of turning into a storm of 429s).
+	if len(busy) > 0 && req.Queued {
+		// A queued event waits there for as long as a sync call may,
+		// behind any sync call waiting too; its dispatcher sends at most
+		// one more than a worker's slots (see Room).
+		req.SlotWait = max(p.SlotWait, DefaultSlotWait)
+		res, err := busy[0].Invoke(ctx, req)
+		if !errors.Is(err, worker.ErrNoCapacity) {
+			return res, err
+		}
+	} else if len(busy) > 0 && p.SlotWait > 0 {
 		req.SlotWait = p.SlotWait
 		res, err := busy[0].Invoke(ctx, req)
 		if !errors.Is(err, worker.ErrNoCapacity) {
@@ -180,13 +188,16 @@ func (p *Placer) Runtimes() []string {
 	return out
 }
 
-// FreeSlots is the number of invocations the healthy workers could start
-// now, as far as this server knows.
-func (p *Placer) FreeSlots() int {
+// Room is the number of queued events the healthy workers could take
+// now: their free slots, and one more each that waits at the worker for
+// the next slot to free (behind any sync call waiting: see
+// worker.Request.Queued), so that a slot does not idle for a round trip
+// to the dispatcher between two events.
+func (p *Placer) Room() int {
 	n := 0
 	for _, t := range p.targets() {
 		if st := t.Status(); st.Healthy {
-			n += max(st.Slots-st.InUse, 0)
+			n += max(st.Slots+1-st.InUse, 0)
 		}
 	}
 	return n

@@ -84,13 +84,15 @@ func TestWhenEveryWorkerIsFullTheRequestWaitsThenIsRefused(t *testing.T) {
 	if err != nil || res.WorkerID != "full" || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
 		t.Fatalf("want a second offer to the first worker, waiting for a slot: %q %v (offers %d, wait %v)", res.WorkerID, err, full.invoked, full.waitSeen)
 	}
-	// An event from the queue does not wait at a worker: its dispatcher
-	// holds it, and a synchronous request waiting there goes first.
+	// An event from the queue waits at a worker too (behind any sync
+	// call waiting there: see worker.slotSet), even with no slot wait set
+	// for sync calls.
 	full.invoked = 0
+	p.SlotWait = 0
 	queued := req()
 	queued.Queued = true
-	if _, err := p.Invoke(context.Background(), queued); !errors.Is(err, worker.ErrNoCapacity) || full.invoked != 1 || full.waitSeen != 0 {
-		t.Fatalf("a queued event: want ErrNoCapacity after one offer without waiting, got %v (offers %d, wait %v)", err, full.invoked, full.waitSeen)
+	if res, err := p.Invoke(context.Background(), queued); err != nil || res.WorkerID != "full" || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
+		t.Fatalf("a queued event: want a second offer waiting for a slot, got %q %v (offers %d, wait %v)", res.WorkerID, err, full.invoked, full.waitSeen)
 	}
 	p.SlotWait = 0
 	if _, err := p.Invoke(context.Background(), req()); !errors.Is(err, worker.ErrNoCapacity) {
@@ -109,13 +111,15 @@ func TestNoWorkersAtAll(t *testing.T) {
 	}
 }
 
-func TestFreeSlotsAndRuntimesCountHealthyWorkersOnly(t *testing.T) {
+func TestRoomAndRuntimesCountHealthyWorkersOnly(t *testing.T) {
 	p := New(fakeSource{
 		&fakeTarget{id: "a", slots: 4, inUse: 1, healthy: true},
 		&fakeTarget{id: "b", slots: 4, inUse: 0, healthy: false},
+		&fakeTarget{id: "c", slots: 2, inUse: 3, healthy: true}, // both busy, one waiting
 	})
-	if n := p.FreeSlots(); n != 3 {
-		t.Fatalf("free slots %d, want 3", n)
+	// a: 3 free slots and one waiter; b: unhealthy; c: its waiter is there.
+	if n := p.Room(); n != 4 {
+		t.Fatalf("room %d, want 4", n)
 	}
 	if rts := p.Runtimes(); len(rts) != 1 || rts[0] != "python3.11" {
 		t.Fatalf("runtimes %v", rts)

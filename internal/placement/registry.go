@@ -257,7 +257,7 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	start := time.Now()
 	var sentTo peer.Peer
 	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload,
-		SlotWaitMs: req.SlotWait.Milliseconds()}, grpc.Peer(&sentTo))
+		SlotWaitMs: req.SlotWait.Milliseconds(), Queued: req.Queued}, grpc.Peer(&sentTo))
 	if err != nil {
 		if ctx.Err() != nil {
 			return worker.Result{}, ctx.Err()

@@ -63,7 +63,9 @@ type Control interface {
 // Invoker runs an invocation on some worker (the placer).
 type Invoker interface {
 	Invoke(ctx context.Context, req worker.Request) (worker.Result, error)
-	FreeSlots() int
+	// Room is how many queued events the workers could take now: their
+	// free slots and one waiting at each worker for the next.
+	Room() int
 }
 
 // Hooks let the server observe what the dispatcher does: the log of each
@@ -109,8 +111,8 @@ type Dispatcher struct {
 	// that order as slots free.
 	held []heldEvent
 	// starting counts the runs started that have not yet reached the
-	// Invoker, whose FreeSlots does not count them yet (it counts the
-	// others: they hold slots).
+	// Invoker, whose Room does not count them yet (it counts the others:
+	// they hold slots).
 	starting int
 	// ending is set when Run returns: no held event starts after.
 	ending bool
@@ -234,7 +236,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 		d.scan(now, fns)
 	}
 	d.mu.Lock()
-	budget := d.inv.FreeSlots() + d.lookaheadLocked(now) - d.starting - len(d.held)
+	budget := d.inv.Room() + d.lookaheadLocked(now) - d.starting - len(d.held)
 	d.mu.Unlock()
 	d.refundHeld(func(h heldEvent) bool { return now.Sub(h.leased) > holdLimit })
 	d.startHeld()
@@ -296,7 +298,7 @@ func (d *Dispatcher) startHeld() {
 	if d.ending {
 		return
 	}
-	free := d.inv.FreeSlots() - d.starting
+	free := d.inv.Room() - d.starting
 	for ; free > 0 && len(d.held) > 0; free-- {
 		h := d.held[0]
 		d.held = d.held[1:]

@@ -312,7 +312,7 @@ func (w *fakeWorker) Invoke(ctx context.Context, req worker.Request) (worker.Res
 	return res, err
 }
 
-func (w *fakeWorker) FreeSlots() int {
+func (w *fakeWorker) Room() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.slots - w.active

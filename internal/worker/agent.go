@@ -134,7 +134,7 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 		}()
 	}
 	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload,
-		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond})
+		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond, Queued: req.Queued})
 	if errors.Is(err, ErrNoCapacity) {
 		return &rpcpb.InvokeResponse{Refused: "capacity"}, nil
 	}

@@ -79,10 +79,9 @@ type Request struct {
 	// SlotWait is how long the invocation may wait for a free slot;
 	// 0 refuses at once when every slot is busy.
 	SlotWait time.Duration
-	// Queued marks an event from the asynchronous queue. Placement never
-	// has it wait at a worker for a slot (the dispatcher holds it
-	// instead), so that a synchronous invocation waiting there gets the
-	// next slot that frees: an async backlog does not starve sync calls.
+	// Queued marks an event from the asynchronous queue. Waiting for a
+	// slot, it comes after every synchronous invocation waiting for one
+	// (see slotSet): an async backlog does not starve sync calls.
 	Queued bool
 }
 
@@ -98,7 +97,7 @@ type Result struct {
 type Worker struct {
 	cfg        Config
 	bootstrap  string
-	slots      chan struct{}
+	slots      *slotSet
 	code       codeCache
 	prestarted *prestartPool
 
@@ -173,7 +172,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:       cfg,
 		bootstrap: bootstrap,
-		slots:     make(chan struct{}, cfg.Slots),
+		slots:     newSlotSet(cfg.Slots),
 		code:      codeCache{dir: filepath.Join(cfg.DataDir, "code"), blobs: cfg.Blobs, busy: map[string]*sync.Mutex{}, used: map[string]time.Time{}},
 		pools:     map[string]*pool{},
 		live:      map[*instance]struct{}{},
@@ -211,27 +210,17 @@ func (w *Worker) Runtimes() []python.Runtime { return w.cfg.Runtimes }
 // Invoke runs one invocation: on an idle warm instance of the function's
 // revision when there is one, else on a new instance (a cold start). It
 // returns ErrNoCapacity when every slot is busy: at once, or after
-// req.SlotWait if no slot frees by then. Platform outcomes
+// req.SlotWait if no slot frees by then (a waiting sync invocation gets a
+// slot before a waiting queued event: see slotSet). Platform outcomes
 // (timeouts, crashes, output limits) are results, not errors.
 func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
-	select {
-	case w.slots <- struct{}{}:
-	default:
-		if req.SlotWait <= 0 {
-			return Result{}, ErrNoCapacity
+	if !w.slots.acquire(ctx, req.SlotWait, req.Queued) {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
 		}
-		t := time.NewTimer(req.SlotWait)
-		select {
-		case w.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return Result{}, ErrNoCapacity
-		case <-ctx.Done():
-			t.Stop()
-			return Result{}, ctx.Err()
-		}
+		return Result{}, ErrNoCapacity
 	}
-	defer func() { <-w.slots }()
+	defer w.slots.release()
 
 	start := time.Now()
 	for {
@@ -274,7 +263,7 @@ const spinBudget = 50 * time.Microsecond
 // (so the handler has a CPU of its own meanwhile), else 0. Under
 // concurrent load no invocation polls: the CPUs have better work.
 func (w *Worker) spin() time.Duration {
-	if len(w.slots) == 1 && runtime.NumCPU() > 1 {
+	if w.slots.inUse() == 1 && runtime.NumCPU() > 1 {
 		return spinBudget
 	}
 	return 0
@@ -450,8 +439,8 @@ func (w *Worker) Status() client.Worker {
 	}
 	return client.Worker{
 		ID:                 w.cfg.ID,
-		Slots:              cap(w.slots),
-		InUse:              len(w.slots),
+		Slots:              w.slots.size,
+		InUse:              w.slots.inUse(),
 		WarmInstances:      warm,
 		Instances:          w.instances,
 		InstanceMemory:     w.cfg.InstanceMemory,
@@ -684,4 +673,7 @@ func (w *Worker) Prefetch(fn model.Function) {
 
 // InUse returns how many of the worker's slots are taken: the invocations
 // running (or about to) now.
-func (w *Worker) InUse() int { return len(w.slots) }
+func (w *Worker) InUse() int { return w.slots.inUse() }
+
+// Waiting returns how many invocations wait for a slot.
+func (w *Worker) Waiting() int { return w.slots.waiters() }

@@ -970,7 +970,10 @@ type InvokeRequest struct {
 	Payload   []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// slot_wait_ms: how long the invocation may wait for a free slot
 	// before the worker refuses it (0: refuse at once).
-	SlotWaitMs    int64 `protobuf:"varint,4,opt,name=slot_wait_ms,json=slotWaitMs,proto3" json:"slot_wait_ms,omitempty"`
+	SlotWaitMs int64 `protobuf:"varint,4,opt,name=slot_wait_ms,json=slotWaitMs,proto3" json:"slot_wait_ms,omitempty"`
+	// queued: an event from the asynchronous queue, which waits for a
+	// slot behind any synchronous invocation waiting for one.
+	Queued        bool `protobuf:"varint,5,opt,name=queued,proto3" json:"queued,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1031,6 +1034,13 @@ func (x *InvokeRequest) GetSlotWaitMs() int64 {
 		return x.SlotWaitMs
 	}
 	return 0
+}
+
+func (x *InvokeRequest) GetQueued() bool {
+	if x != nil {
+		return x.Queued
+	}
+	return false
 }
 
 type InvokeResponse struct {
@@ -1487,14 +1497,15 @@ const file_nimbus_proto_rawDesc = "" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x86\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x9e\x01\n" +
 	"\rInvokeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\fR\bfunction\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12 \n" +
 	"\fslot_wait_ms\x18\x04 \x01(\x03R\n" +
-	"slotWaitMs\"\xf0\x02\n" +
+	"slotWaitMs\x12\x16\n" +
+	"\x06queued\x18\x05 \x01(\bR\x06queued\"\xf0\x02\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\arefused\x18\x01 \x01(\tR\arefused\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1d\n" +
