@@ -35,9 +35,12 @@ func (x *recordIndex) add(r model.Invocation) {
 	r.Namespace = model.NamespaceOf(r.Namespace)
 	stored := &r
 	if ok {
+		// Newest last, and the records updated are the recent ones (an
+		// async event's, as it moves from queued to its outcome): look
+		// from the end.
 		list := x.byFunction[model.QualifiedName(old.Namespace, old.Function)]
-		for i, p := range list {
-			if p == old {
+		for i := len(list) - 1; i >= 0; i-- {
+			if list[i] == old {
 				list[i] = stored
 				break
 			}
