@@ -219,9 +219,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// pass leases ready events in fair order (see fairOrder), as far as
-// there are free slots and a lookahead more, and starts them as slots
-// free. It reads the whole queue (see scan) every rescanEvery, or sooner
+// pass leases ready events in fair order (see fairOrder), as far as the
+// workers have room (Invoker.Room) and a lookahead more, and starts them
+// as room frees. It reads the whole queue (see scan) every rescanEvery, or sooner
 // when new events arrived and none of the last read are left.
 func (d *Dispatcher) pass(ctx context.Context) {
 	now := time.Now().UTC()
@@ -291,7 +291,7 @@ type heldEvent struct {
 }
 
 // startHeld starts held events, first leased first, while the workers
-// have free slots.
+// have room (Invoker.Room).
 func (d *Dispatcher) startHeld() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -355,7 +355,7 @@ func (d *Dispatcher) hold(h heldEvent) bool {
 	return true
 }
 
-// lookaheadLocked is how many events to lease beyond the free slots, so
+// lookaheadLocked is how many events to lease beyond the workers' room, so
 // that a slot that frees finds an event already leased instead of
 // waiting for the next Lease to commit: the runs expected to end during
 // four Lease round trips at the rate runs have been ending, at least
