@@ -39,6 +39,7 @@ import (
 	"io"
 	"net/http"
 	"nimbus/internal/nodeproc"
+	"nimbus/internal/waitfor"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,15 +200,7 @@ const patience = 2 * time.Minute
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", timeout, what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, timeout, what, cond)
 }
 
 // syncBuffer is a buffer that several goroutines may write.

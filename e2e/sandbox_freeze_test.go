@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/waitfor"
 	"nimbus/pkg/client"
 )
 
@@ -141,22 +142,17 @@ func newInstance(t *testing.T, n *devNode, fn string, event any, minPids int) (i
 	return inv, pids
 }
 
-// stableCPU waits until the CPU time of pid's cgroup stops growing: read
-// twice a second apart, equal. It fails the test if that never happens.
+// stableCPU waits until the CPU time of pid's cgroup stops growing: the
+// same for a second of polls. It fails the test if that never happens.
 func stableCPU(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		a := cpuUsageNS(t, pid)
-		time.Sleep(time.Second)
-		b := cpuUsageNS(t, pid)
-		if a == b {
-			return
+	last, since := cpuUsageNS(t, pid), time.Now()
+	waitfor.Until(t, 60*time.Second, what+": the instance's cgroup uses no CPU for a second", func() bool {
+		if n := cpuUsageNS(t, pid); n != last {
+			last, since = n, time.Now()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: the instance's cgroup kept using CPU (%d ns in the last second)", what, b-a)
-		}
-	}
+		return time.Since(since) >= time.Second
+	})
 }
 
 // loopingChildHandler forks a child that counts in a loop, writing its count
@@ -202,9 +198,8 @@ func TestFrozenBetweenInvocations(t *testing.T) {
 		countFile := "/proc/" + strconv.Itoa(pids[0]) + "/root/tmp/count"
 		read := func() string { b, _ := os.ReadFile(countFile); return string(b) }
 		c1 := read()
-		time.Sleep(time.Second)
-		if c2 := read(); c2 != c1 {
-			t.Fatalf("the child counted on while its instance was idle: %q then %q", c1, c2)
+		if waitfor.Poll(time.Second, func() bool { return read() != c1 }) {
+			t.Fatalf("the child counted on while its instance was idle: %q then %q", c1, read())
 		}
 		// The next invocation thaws it: the same child counts on.
 		var res struct{ Child, Before, After int }

@@ -20,6 +20,7 @@ import (
 
 	"nimbus/internal/auth"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/waitfor"
 	"nimbus/pkg/client"
 )
 
@@ -200,15 +201,9 @@ func TestAFullDiskAnswers507WithoutHostPaths(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; {
-		w := a.do("PUT", "/v1/namespaces/after", `{}`)
-		if w.Code < 300 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a write after the disk has room again: %d %s", w.Code, w.Body.String())
-		}
-		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an outcome
+	var w *httptest.ResponseRecorder
+	if !waitfor.Poll(time.Minute, func() bool { w = a.do("PUT", "/v1/namespaces/after", `{}`); return w.Code < 300 }) {
+		t.Fatalf("a write after the disk has room again: %d %s", w.Code, w.Body.String())
 	}
 	if code, reasons := a.readyz(); code != 200 {
 		t.Fatalf("/readyz once the disk has room: %d %q", code, reasons)

@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/pki"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
+	"nimbus/internal/waitfor"
 )
 
 func identity(t *testing.T, ca *pki.CA, role pki.Role, name string) *pki.Identity {
@@ -126,17 +127,13 @@ func TestRestartedWorkersLeaveTheRegistryAndThePool(t *testing.T) {
 	}
 
 	wantConns := []string{string(pki.RoleWorker) + "://" + live.addr}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got, conns []string
+	if !waitfor.Poll(10*time.Second, func() bool {
 		r.Heartbeat(live.heartbeat("live")) // the live worker goes on beating
-		got, conns := ids(r), pool.Conns()
-		if slices.Equal(got, []string{"live"}) && slices.Equal(conns, wantConns) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the forget time: registry %v, pool %v; want [live] and %v", got, conns, wantConns)
-		}
-		time.Sleep(20 * time.Millisecond)
+		got, conns = ids(r), pool.Conns()
+		return slices.Equal(got, []string{"live"}) && slices.Equal(conns, wantConns)
+	}) {
+		t.Fatalf("after the forget time: registry %v, pool %v; want [live] and %v", got, conns, wantConns)
 	}
 }
 

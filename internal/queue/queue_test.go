@@ -23,6 +23,7 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/model"
 	"nimbus/internal/state"
+	"nimbus/internal/waitfor"
 	"nimbus/internal/worker"
 )
 
@@ -415,15 +416,7 @@ func startDispatcher(t *testing.T, cp Control, w *fakeWorker, hooks Hooks, sink 
 // deadline (the machine may be busy).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, 30*time.Second, what, cond)
 }
 
 // logSink keeps the log records of a test, and prints them if it fails.

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"nimbus/internal/waitfor"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,17 +134,11 @@ func TestFrozenCgroupIsDestroyed(t *testing.T) {
 	}
 	// Wait until the kernel reports the process frozen (state in
 	// /proc/PID/stat is not R while frozen).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitfor.Until(t, 30*time.Second, "the process stops running after Freeze", func() bool {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
-		if f := strings.Fields(string(b)); len(f) > 2 && f[2] != "R" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the process never stopped running after Freeze")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		f := strings.Fields(string(b))
+		return len(f) > 2 && f[2] != "R"
+	})
 	u, err := cg.Usage()
 	if err != nil || u.Procs != 1 {
 		t.Fatalf("Usage: %+v %v, want 1 process", u, err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"nimbus/internal/waitfor"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,15 +41,7 @@ func runSh(t *testing.T, script string, env []string) (Process, func() string) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, 10*time.Second, what, cond)
 }
 
 // gone reports whether pid no longer runs (absent or a zombie).

@@ -19,6 +19,7 @@ import (
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
 	"nimbus/internal/state"
+	"nimbus/internal/waitfor"
 )
 
 // flakyWriter is the real state machine behind a write path that fails
@@ -87,13 +88,7 @@ func openLogs(t *testing.T, path string) *logstore.Store {
 // waitFor polls cond until it holds, failing the test after 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Until(t, 20*time.Second, what, cond)
 }
 
 func syncRecord(id string, i int) model.Invocation {

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"fmt"
+	"nimbus/internal/waitfor"
 	"testing"
 	"time"
 )
@@ -28,13 +30,7 @@ func TestAFreedSlotGoesToAWaitingSyncCallBeforeAQueuedEvent(t *testing.T) {
 	}
 	waiters := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for s.waiters() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiters; want %d", s.waiters(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitfor.Until(t, 10*time.Second, fmt.Sprintf("%d waiters", n), func() bool { return s.waiters() == n })
 	}
 	wait("queued 1", true)
 	waiters(1)

@@ -19,6 +19,7 @@ import (
 	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
+	"nimbus/internal/waitfor"
 )
 
 // TestMain lets the isolating executor re-execute this binary to build a
@@ -93,15 +94,7 @@ func invoke(t *testing.T, w *Worker, fn model.Function) Result {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		<-tick.C
-	}
+	waitfor.Until(t, 20*time.Second, what, cond)
 }
 
 func TestAWarmInstanceIsReusedWithItsState(t *testing.T) {

@@ -1,6 +1,7 @@
 package python
 
 import (
+	"nimbus/internal/waitfor"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,20 +33,14 @@ def handler(event, context):
 		t.Fatalf("response: %+v", resp)
 	}
 	read := func() string { b, _ := os.ReadFile(out); return string(b) }
-	first := ""
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	first := read()
+	waitfor.Until(t, 30*time.Second, "the child counts on after the response (from "+first+")", func() bool {
 		c := read()
 		if first == "" {
 			first = c
-		} else if c != first {
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the child never counted on after the response (count %q)", c)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return c != first
+	})
 	if resp := invoke(t, inst, "r2", "{}", 10*time.Second); resp.ErrorType != "" {
 		t.Fatalf("second invocation: %+v", resp)
 	}
