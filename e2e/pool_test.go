@@ -238,8 +238,11 @@ func TestPoolSandboxStateNeverReachesAnotherFunction(t *testing.T) {
 		t.Skip("the sandbox needs root")
 	}
 	n := startDev(t, t.TempDir(), "--prestart", "2")
+	// The handler starts a Python child; at 128 MB an instance has a
+	// small share of a CPU, and the default 3 s timeout was once too
+	// short on a busy machine.
 	for _, fn := range []string{"pool-control", "pool-polluter", "pool-next"} {
-		if status, e := n.deployJSON(fn, map[string]any{}, zipOf(t, map[string]string{"main.py": poolPolluter})); status != 201 {
+		if status, e := n.deployJSON(fn, map[string]any{"timeout": "60s"}, zipOf(t, map[string]string{"main.py": poolPolluter})); status != 201 {
 			t.Fatalf("deploy %s: %d %+v", fn, status, e)
 		}
 	}
