@@ -44,6 +44,19 @@ const (
 	PutNamespaceType       CommandType = 24
 	DeleteNamespaceType    CommandType = 25
 	RemoveFunctionType     CommandType = 26
+	// Reserved for issue 18's triggers, each defined with its command.
+	PutFunctionURLType    CommandType = 27
+	DeleteFunctionURLType CommandType = 28
+	PutTopicType          CommandType = 29
+	DeleteTopicType       CommandType = 30
+	SubscribeTopicType    CommandType = 31
+	UnsubscribeTopicType  CommandType = 32
+	PublishType           CommandType = 33
+	PutSourceType         CommandType = 34
+	DeleteSourceType      CommandType = 35
+	EnableSourceType      CommandType = 36
+	SourceProgressType    CommandType = 37
+	PutDeadLettersType    CommandType = 38
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
