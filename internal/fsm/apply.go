@@ -39,6 +39,11 @@ var registry = newRegistry(
 	def(PutNamespaceType, applyPutNamespace),
 	def(DeleteNamespaceType, applyDeleteNamespace),
 	def(RemoveFunctionType, applyRemoveFunction),
+	def(PutSourceType, applyPutSource),
+	def(DeleteSourceType, applyDeleteSource),
+	def(EnableSourceType, applyEnableSource),
+	def(SourceProgressType, applySourceProgress),
+	def(PutDeadLettersType, applyPutDeadLetters),
 )
 
 // Each command's result type.
@@ -68,6 +73,11 @@ func (DeleteSchedule) result() *None                       { return nil }
 func (EnableSchedule) result() *None                       { return nil }
 func (FireSchedule) result() *None                         { return nil }
 func (FireSchedules) result() *FireSchedulesResult         { return nil }
+func (PutSource) result() *PutSourceResult                 { return nil }
+func (DeleteSource) result() *None                         { return nil }
+func (EnableSource) result() *None                         { return nil }
+func (SourceProgress) result() *None                       { return nil }
+func (PutDeadLetters) result() *None                       { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)

@@ -313,3 +313,41 @@ type FireSchedules struct {
 type FireSchedulesResult struct {
 	Refused map[string]string `json:"refused,omitempty"`
 }
+
+// PutSource creates or replaces an event source mapping (its progress
+// is kept). Its function must exist.
+type PutSource struct {
+	Source model.Source `json:"source"`
+	Now    time.Time    `json:"now"`
+}
+
+// PutSourceResult says whether the mapping is new.
+type PutSourceResult struct {
+	Created bool `json:"created"`
+}
+
+// DeleteSource removes an event source mapping.
+type DeleteSource struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// EnableSource enables or disables an event source mapping.
+type EnableSource struct {
+	Namespace string    `json:"namespace,omitempty"`
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	Now       time.Time `json:"now"`
+}
+
+// SourceProgress stores what the leader's consumers report, by the
+// mappings' qualified names.
+type SourceProgress struct {
+	Progress map[string]model.SourceProgress `json:"progress"`
+}
+
+// PutDeadLetters stores dead letters that did not come from the queue:
+// the messages an event source mapping gave up on.
+type PutDeadLetters struct {
+	Letters []model.DeadLetter `json:"letters"`
+}

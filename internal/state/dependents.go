@@ -8,8 +8,9 @@ import (
 )
 
 // dependentsLocked lists what names function f in its namespace: the
-// schedules that fire it, the subscriptions to it alone, and the other
-// functions whose destination it is, each sorted. Needs s.mu.
+// schedules that fire it, the subscriptions to it alone, the event source
+// mappings that feed it, and the other functions whose destination it is,
+// each sorted. Needs s.mu.
 func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	var d model.FunctionDependents
 	ns := model.NamespaceOf(f.Namespace)
@@ -21,6 +22,11 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	for _, sub := range s.subscriptions {
 		if model.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
 			d.Subscriptions = append(d.Subscriptions, sub.ID)
+		}
+	}
+	for _, src := range s.sources {
+		if src.Namespace == ns && src.Function == f.Name {
+			d.Sources = append(d.Sources, src.Name)
 		}
 	}
 	target := "function:" + f.Name
@@ -35,6 +41,7 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	slices.Sort(d.Schedules)
 	slices.Sort(d.Subscriptions)
 	slices.Sort(d.Destinations)
+	slices.Sort(d.Sources)
 	return d
 }
 
@@ -51,7 +58,7 @@ func (s *Store) FunctionDependents(name string) (model.FunctionDependents, error
 }
 
 // removeDependentsLocked removes d, the dependents of function f: its
-// schedules and subscriptions go, and the other functions' destinations
+// schedules, subscriptions and event source mappings go, and the other functions' destinations
 // that name it are cleared (in place: their revision and code stay).
 // Needs s.mu; the caller publishes.
 func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDependents) {
@@ -61,6 +68,9 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 	}
 	for _, id := range d.Subscriptions {
 		delete(s.subscriptions, id)
+	}
+	for _, name := range d.Sources {
+		delete(s.sources, model.QualifiedName(ns, name))
 	}
 	target := "function:" + f.Name
 	for _, name := range d.Destinations {

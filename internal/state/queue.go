@@ -162,10 +162,7 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 	s.deadLetters[id] = &model.DeadLetter{RequestID: id, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Event: q.Event, Reason: reason,
 		Attempts: q.Attempts, LastError: lastErr, At: now, Trigger: q.Trigger}
 	s.dlOrder = append(s.dlOrder, id)
-	for len(s.dlOrder) > maxDeadLetters {
-		delete(s.deadLetters, s.dlOrder[0])
-		s.dlOrder = s.dlOrder[1:]
-	}
+	s.trimDeadLettersLocked()
 	s.queueRecordLocked(q, model.StatusDeadLetter, func(r *model.Invocation) {
 		withAttempt(r, attempt)
 		if lastErr != "" {
@@ -173,6 +170,15 @@ func (s *Store) DeadLetter(id string, epoch uint64, reason, lastErr string, now 
 		}
 	})
 	return nil
+}
+
+// trimDeadLettersLocked drops the oldest dead letters beyond
+// maxDeadLetters. Needs s.mu held for writing.
+func (s *Store) trimDeadLettersLocked() {
+	for len(s.dlOrder) > maxDeadLetters {
+		delete(s.deadLetters, s.dlOrder[0])
+		s.dlOrder = s.dlOrder[1:]
+	}
 }
 
 // Redrive moves dead letters back to the queue under their request IDs,

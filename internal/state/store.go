@@ -72,6 +72,7 @@ type Store struct {
 	namespaces    map[string]*model.Namespace
 	users         map[string]*model.User
 	sessions      map[string]*model.Session
+	sources       map[string]*model.Source
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -117,6 +118,7 @@ func New() *Store {
 		namespaces:    map[string]*model.Namespace{},
 		users:         map[string]*model.User{},
 		sessions:      map[string]*model.Session{},
+		sources:       map[string]*model.Source{},
 	}
 	s.publishLocked()
 	return s
@@ -139,6 +141,7 @@ type Snapshot struct {
 	Records       []model.Invocation    `json:"records"`
 	Users         []*model.User         `json:"users"`
 	Sessions      []*model.Session      `json:"sessions"`
+	Sources       []*model.Source       `json:"sources,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -182,6 +185,9 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.sessions {
 		snap.Sessions = append(snap.Sessions, v)
 	}
+	for _, v := range s.sources {
+		snap.Sources = append(snap.Sources, v)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -196,6 +202,10 @@ func (s *Store) Capture() *Snapshot {
 	})
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
 	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
+	sort.Slice(snap.Sources, func(i, j int) bool {
+		a, b := snap.Sources[i], snap.Sources[j]
+		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
+	})
 	return snap
 }
 
@@ -326,6 +336,11 @@ func (s *Store) Restore(r io.Reader) error {
 	s.sessions = make(map[string]*model.Session, len(snap.Sessions))
 	for _, v := range snap.Sessions {
 		s.sessions[v.ID] = v
+	}
+	s.sources = make(map[string]*model.Source, len(snap.Sources))
+	for _, v := range snap.Sources {
+		v.Namespace = model.NamespaceOf(v.Namespace)
+		s.sources[model.QualifiedName(v.Namespace, v.Name)] = v
 	}
 	s.settings = snap.Settings
 	if s.settings == nil {
