@@ -1,6 +1,10 @@
 package model
 
-import "time"
+import (
+	"net/url"
+	"strings"
+	"time"
+)
 
 // Event source types.
 const (
@@ -84,4 +88,48 @@ type SourceProgress struct {
 	// the next leader's consumer can count the ones it is given again.
 	Offsets   map[string]int64 `json:"offsets,omitempty"`
 	UpdatedAt time.Time        `json:"updated_at,omitzero"`
+}
+
+// MaskURL returns rawURL with its password, if it has one, replaced by
+// ****: how a broker's URL is shown and logged.
+func MaskURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Too broken to parse: show the scheme and host part only.
+		if i := strings.LastIndex(rawURL, "@"); i >= 0 {
+			return "****@" + rawURL[i+1:]
+		}
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	return u.String()
+}
+
+// ShownURL is the mapping's URL as shown: with **** for its password
+// when it has one.
+func (s Source) ShownURL() string {
+	if s.Password == "" {
+		return s.URL
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return s.URL
+	}
+	u.User = url.UserPassword(u.User.Username(), "****")
+	return u.String()
+}
+
+// DialURL is the mapping's URL with its password, for connecting.
+func (s Source) DialURL() string {
+	if s.Password == "" {
+		return s.URL
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return s.URL
+	}
+	u.User = url.UserPassword(u.User.Username(), s.Password)
+	return u.String()
 }

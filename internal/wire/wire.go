@@ -119,3 +119,28 @@ func Key(m model.Key) client.Key {
 func User(m model.User) client.User {
 	return client.User{Name: m.Name, Role: m.Role, Namespace: m.Namespace, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
+
+// Source is a stored event source mapping as the API shows it: its
+// password never, its URL with **** in the password's place.
+func Source(m model.Source) client.Source {
+	return client.Source{
+		Name: m.Name, Namespace: m.Namespace, Function: m.Function, Type: m.Type,
+		URL: m.ShownURL(), Queue: m.Queue, Topic: m.Topic, Subject: m.Subject, Stream: m.Stream,
+		BatchSize: m.BatchSize, BatchWindow: client.Duration(m.BatchWindow), Concurrency: m.Concurrency,
+		StartFrom: m.StartFrom, Format: m.Format, Retries: m.Retries, RetryDelay: client.Duration(m.RetryDelay),
+		DeadLetter: m.DeadLetter, Disabled: m.Disabled, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		Progress: client.SourceProgress(m.Progress),
+	}
+}
+
+// ModelSource is an event source mapping from a request, to be stored
+// (its progress and times are the store's).
+func ModelSource(c client.Source) model.Source {
+	return model.Source{
+		Name: c.Name, Function: c.Function, Type: c.Type,
+		URL: c.URL, Password: c.Password, Queue: c.Queue, Topic: c.Topic, Subject: c.Subject, Stream: c.Stream,
+		BatchSize: c.BatchSize, BatchWindow: model.Duration(c.BatchWindow), Concurrency: c.Concurrency,
+		StartFrom: c.StartFrom, Format: c.Format, Retries: c.Retries, RetryDelay: model.Duration(c.RetryDelay),
+		DeadLetter: c.DeadLetter, Disabled: c.Disabled,
+	}
+}
