@@ -8,8 +8,9 @@ import (
 )
 
 // dependentsLocked lists what names function f in its namespace: the
-// schedules that fire it, the subscriptions to it alone, and the other
-// functions whose destination it is, each sorted. Needs s.mu.
+// schedules that fire it, the subscriptions to it alone, the other
+// functions whose destination it is, and the topics it subscribes to,
+// each sorted. Needs s.mu.
 func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	var d model.FunctionDependents
 	ns := model.NamespaceOf(f.Namespace)
@@ -21,6 +22,11 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	for _, sub := range s.subscriptions {
 		if model.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
 			d.Subscriptions = append(d.Subscriptions, sub.ID)
+		}
+	}
+	for _, t := range s.topics {
+		if t.Namespace == ns && slices.ContainsFunc(t.Subscribers, func(sub model.TopicSubscriber) bool { return sub.Function == f.Name }) {
+			d.Topics = append(d.Topics, t.Name)
 		}
 	}
 	target := "function:" + f.Name
@@ -35,6 +41,7 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	slices.Sort(d.Schedules)
 	slices.Sort(d.Subscriptions)
 	slices.Sort(d.Destinations)
+	slices.Sort(d.Topics)
 	return d
 }
 
@@ -51,7 +58,7 @@ func (s *Store) FunctionDependents(name string) (model.FunctionDependents, error
 }
 
 // removeDependentsLocked removes d, the dependents of function f: its
-// schedules and subscriptions go, and the other functions' destinations
+// schedules, its subscriptions and its subscriptions to topics go, and the other functions' destinations
 // that name it are cleared (in place: their revision and code stay).
 // Needs s.mu; the caller publishes.
 func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDependents) {
@@ -61,6 +68,12 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 	}
 	for _, id := range d.Subscriptions {
 		delete(s.subscriptions, id)
+	}
+	for _, name := range d.Topics {
+		qn := model.QualifiedName(ns, name)
+		t := *s.topics[qn]
+		t.Subscribers = slices.DeleteFunc(slices.Clone(t.Subscribers), func(sub model.TopicSubscriber) bool { return sub.Function == f.Name })
+		s.topics[qn] = &t
 	}
 	target := "function:" + f.Name
 	for _, name := range d.Destinations {
@@ -82,8 +95,8 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 }
 
 // RemoveFunction removes a function, named by its qualified name
-// (model.QualifiedName), unless schedules, subscriptions or other
-// functions' destinations name it: then it reports deleted false and
+// (model.QualifiedName), unless schedules, subscriptions, other
+// functions' destinations or topic subscriptions name it: then it reports deleted false and
 // changes nothing, or, with force, removes them too in the same step. It
 // returns the dependents found. Its invocation records stay until
 // retention removes them.

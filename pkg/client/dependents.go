@@ -13,11 +13,12 @@ type FunctionDependents struct {
 	Schedules     []string `json:"schedules,omitempty"`     // schedules that fire it
 	Subscriptions []string `json:"subscriptions,omitempty"` // subscriptions (IDs) to it alone
 	Destinations  []string `json:"destinations,omitempty"`  // functions whose destination it is
+	Topics        []string `json:"topics,omitempty"`        // topics it subscribes to
 }
 
 // Empty reports whether nothing names the function.
 func (d FunctionDependents) Empty() bool {
-	return len(d.Schedules) == 0 && len(d.Subscriptions) == 0 && len(d.Destinations) == 0
+	return len(d.Schedules) == 0 && len(d.Subscriptions) == 0 && len(d.Destinations) == 0 && len(d.Topics) == 0
 }
 
 // String lists the dependents: "schedule nightly; subscriptions sub-1,
@@ -36,6 +37,7 @@ func (d FunctionDependents) String() string {
 	list("schedule", "schedules", d.Schedules)
 	list("subscription", "subscriptions", d.Subscriptions)
 	list("the destination of function", "the destinations of functions", d.Destinations)
+	list("the subscription to topic", "the subscriptions to topics", d.Topics)
 	return strings.Join(parts, "; ")
 }
 
