@@ -174,6 +174,21 @@ func TestTopicBadInputIsRefusedClearlyAndChangesNothing(t *testing.T) {
 		t.Errorf("refused publishes ran the subscriber: %+v", recs)
 	}
 
+	// A publish sent again under its message ID delivers nothing twice.
+	for range 2 {
+		r := n.mustCLI(0, "topics", "publish", "orders", "--id", "order-7", "--data", `{"type": "x"}`)
+		if !strings.Contains(r.stdout, "order-7") {
+			t.Errorf("publish --id order-7 printed %q", r.stdout)
+		}
+	}
+	n.waitRecord(model.TopicRequestID("order-7", "sub"), patience, "succeeds", func(r client.Invocation) bool { return r.Status == client.StatusSuccess })
+	if recs := n.invocations("sub"); len(recs) != 1 {
+		t.Errorf("sub ran %d times for one message published twice under its ID", len(recs))
+	}
+	if top := n.topic("orders"); top.Published != 1 {
+		t.Errorf("published = %d after one message published twice under its ID, want 1", top.Published)
+	}
+
 	// Removing a subscribed function is refused unless forced; forced, it
 	// removes the subscription too. Removing a topic removes the topic.
 	if r := n.cli("", "rm", "sub"); r.code == 0 || !strings.Contains(r.stderr, "topic orders") {

@@ -67,13 +67,14 @@ func (a *app) topicsCommand() *cobra.Command {
 }
 
 func (a *app) publishCommand() *cobra.Command {
-	var data string
+	var data, id string
 	cmd := &cobra.Command{
-		Use:   "publish TOPIC --data JSON",
+		Use:   "publish TOPIC --data JSON [--id ID]",
 		Short: "Publish a message; prints its ID once it is committed",
 		Long: "Publish a JSON message (at most 256 KB): --data JSON, --data @FILE (@- for stdin),\n" +
 			"else stdin when it is not a terminal. The answer comes once the message and one\n" +
-			"queued event per matching subscriber are committed.",
+			"queued event per matching subscriber are committed. A publish sent again with the same\n" +
+			"--id (after an error whose outcome is unknown) does not deliver the message twice.",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given := cmd.Flags().Changed("data")
@@ -84,7 +85,7 @@ func (a *app) publishCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := a.client().Publish(cmd.Context(), args[0], msg)
+			res, err := a.client().Publish(cmd.Context(), args[0], id, msg)
 			if err != nil {
 				return a.platform(err)
 			}
@@ -96,6 +97,7 @@ func (a *app) publishCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&data, "data", "d", "", "message JSON, or @FILE to read it from a file (@- for stdin)")
+	cmd.Flags().StringVar(&id, "id", "", "the message's ID (default: one the server gives it)")
 	return cmd
 }
 

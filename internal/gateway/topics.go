@@ -78,7 +78,8 @@ func (g *Gateway) unsubscribeTopic(w http.ResponseWriter, r *http.Request) {
 }
 
 // publish publishes the body, a JSON message of at most 256 KB, to a
-// topic of the caller's namespace; it answers once the message is
+// topic of the caller's namespace, under the ID of the header
+// client.HeaderMessageID if there is one; it answers once the message is
 // committed (see service.Publish).
 func (g *Gateway) publish(w http.ResponseWriter, r *http.Request) {
 	msg, err := io.ReadAll(http.MaxBytesReader(w, r.Body, model.MaxTopicMessage))
@@ -86,7 +87,7 @@ func (g *Gateway) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, bodyError(err, "reading the message"))
 		return
 	}
-	res, err := g.svc.Publish(r.Context(), callerNS(r.Context()), r.PathValue("name"), msg)
+	res, err := g.svc.Publish(r.Context(), callerNS(r.Context()), r.PathValue("name"), r.Header.Get(client.HeaderMessageID), msg)
 	if err != nil {
 		writeError(w, g.log, err)
 		return

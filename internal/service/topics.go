@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -130,12 +131,20 @@ func (s *Service) UnsubscribeTopic(ctx context.Context, ns, name, fn string) (mo
 	return s.store.Topic(model.QualifiedName(ns, name))
 }
 
+// messageIDRe is the syntax of a message ID a publisher gives.
+var messageIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
 // Publish commits message, a JSON value of at most model.MaxTopicMessage
-// bytes, to topic name of namespace ns: once this returns without error
+// bytes, to topic name of namespace ns, under message ID id (a new random
+// one when id is ""): once this returns without error
 // the message is in the Raft log, and with it one queued event per
 // matching subscriber (see fsm.Publish), which runs with the function's
 // retries, dead letters and destinations as any async invocation does.
-func (s *Service) Publish(ctx context.Context, ns, name string, message []byte) (Published, error) {
+// Publishing again under the same id queues nothing for the subscribers
+// whose event for it is still queued or recorded (records are kept for
+// the retention period), so a publisher that retries after an unknown
+// outcome with the same id does not deliver the message twice.
+func (s *Service) Publish(ctx context.Context, ns, name, id string, message []byte) (Published, error) {
 	if err := checkTopicName(ns, name); err != nil {
 		return Published{}, err
 	}
@@ -147,11 +156,15 @@ func (s *Service) Publish(ctx context.Context, ns, name string, message []byte) 
 		return Published{}, state.Errorf(state.ErrInvalid, "the message is empty: publish a JSON value")
 	case !json.Valid(message):
 		return Published{}, state.Errorf(state.ErrInvalid, "the message is not valid JSON")
+	case id != "" && !messageIDRe.MatchString(id):
+		return Published{}, state.Errorf(state.ErrInvalid, "message ID %q must be 1 to 128 of A-Z, a-z, 0-9, '.', '_', ':' and '-'", id)
 	}
 	if _, err := s.store.Topic(model.QualifiedName(ns, name)); err != nil {
 		return Published{}, err
 	}
-	id := newMessageID()
+	if id == "" {
+		id = newMessageID()
+	}
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.Publish{Namespace: ns, Topic: name, MessageID: id, Message: message, Time: time.Now().UTC()})
 	if err != nil {
 		return Published{}, err

@@ -26,7 +26,7 @@ func TestPublishQueuesForMatchingSubscribersAndWakesTheDispatcher(t *testing.T) 
 			t.Fatalf("subscribe %s: %v %v", fn, created, err)
 		}
 	}
-	res, err := s.Publish(ctx, "default", "orders", []byte(` {"type": "created"} `))
+	res, err := s.Publish(ctx, "default", "orders", "", []byte(` {"type": "created"} `))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,29 +68,33 @@ func TestBadTopicRequestsAreRefusedWithTheirKindAndChangeNothing(t *testing.T) {
 		says string
 	}{
 		{"a publish to a missing topic", func() error {
-			_, err := s.Publish(ctx, "default", "nope", []byte(`{}`))
+			_, err := s.Publish(ctx, "default", "nope", "", []byte(`{}`))
 			return err
 		}, state.ErrNotFound, `topic "nope" not found`},
 		{"a publish to another namespace's topic by its bare name", func() error {
-			_, err := s.Publish(ctx, "default", "private", []byte(`{}`))
+			_, err := s.Publish(ctx, "default", "private", "", []byte(`{}`))
 			return err
 		}, state.ErrNotFound, `topic "private" not found in namespace "default"`},
 		{"a publish to a topic named with a namespace", func() error {
-			_, err := s.Publish(ctx, "default", "team:private", []byte(`{}`))
+			_, err := s.Publish(ctx, "default", "team:private", "", []byte(`{}`))
 			return err
 		}, state.ErrInvalid, "names a namespace"},
 		{"a publish of a message that is not JSON", func() error {
-			_, err := s.Publish(ctx, "default", "orders", []byte(`{"type":`))
+			_, err := s.Publish(ctx, "default", "orders", "", []byte(`{"type":`))
 			return err
 		}, state.ErrInvalid, "not valid JSON"},
 		{"a publish of an empty message", func() error {
-			_, err := s.Publish(ctx, "default", "orders", []byte(" "))
+			_, err := s.Publish(ctx, "default", "orders", "", []byte(" "))
 			return err
 		}, state.ErrInvalid, "empty"},
 		{"a publish of a message over 256 KB", func() error {
-			_, err := s.Publish(ctx, "default", "orders", []byte(`"`+strings.Repeat("x", model.MaxTopicMessage)+`"`))
+			_, err := s.Publish(ctx, "default", "orders", "", []byte(`"`+strings.Repeat("x", model.MaxTopicMessage)+`"`))
 			return err
 		}, ErrTooLarge, "over the limit"},
+		{"a publish under a message ID of bad syntax", func() error {
+			_, err := s.Publish(ctx, "default", "orders", "no spaces", []byte(`{}`))
+			return err
+		}, state.ErrInvalid, `message ID "no spaces"`},
 		{"a subscription of a missing function", func() error {
 			_, _, err := s.SubscribeTopic(ctx, "default", "orders", model.TopicSubscriber{Function: "ghost"})
 			return err
@@ -138,5 +142,29 @@ func TestBadTopicRequestsAreRefusedWithTheirKindAndChangeNothing(t *testing.T) {
 	}
 	if len(s.Topics("team")) != 1 || len(store.QueueItems()) != 0 {
 		t.Errorf("refused requests changed team's topics or queued events")
+	}
+}
+
+func TestAPublishRetriedUnderItsMessageIDDeliversNothingTwice(t *testing.T) {
+	ctx := context.Background()
+	s, store := newService(t, Deps{})
+	stored(t, s, "default", "f")
+	if _, _, err := s.PutTopic(ctx, "default", model.Topic{Name: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SubscribeTopic(ctx, "default", "orders", model.TopicSubscriber{Function: "f"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		res, err := s.Publish(ctx, "default", "orders", "order-7.created", []byte(`{"id": 7}`))
+		if err != nil || res.MessageID != "order-7.created" || res.Subscribers != 1 {
+			t.Fatalf("publish: %+v %v", res, err)
+		}
+	}
+	if n := len(store.QueueItems()); n != 1 {
+		t.Errorf("the queue holds %d events after the same message was published twice, want 1", n)
+	}
+	if top, _ := s.Topic("default", "orders"); top.Published != 1 {
+		t.Errorf("published = %d, want 1", top.Published)
 	}
 }

@@ -38,6 +38,11 @@ type TopicFilter struct {
 	Value string `json:"value"`
 }
 
+// HeaderMessageID, on a publish, gives the message its ID (1 to 128 of
+// A-Z, a-z, 0-9, '.', '_', ':' and '-'): a publish sent again with the
+// same ID after an unknown outcome does not deliver the message twice.
+const HeaderMessageID = "X-Nimbus-Message-Id"
+
 // Published is what a publish answers.
 type Published struct {
 	MessageID   string `json:"message_id"`
@@ -91,14 +96,19 @@ func (c *Client) UnsubscribeTopic(ctx context.Context, topic, function string) (
 }
 
 // Publish publishes message, sent as it is (the server checks that it is
-// JSON), to a topic. It returns once the message is committed.
-func (c *Client) Publish(ctx context.Context, topic string, message []byte) (Published, error) {
+// JSON), to a topic, under messageID when it is not "" (see
+// HeaderMessageID), else under an ID the server gives it. It returns once
+// the message is committed.
+func (c *Client) Publish(ctx context.Context, topic, messageID string, message []byte) (Published, error) {
 	var out Published
 	req, err := c.newRequest(ctx, http.MethodPost, "/v1/topics/"+url.PathEscape(topic)+"/publish", nil, bytes.NewReader(message))
 	if err != nil {
 		return out, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if messageID != "" {
+		req.Header.Set(HeaderMessageID, messageID)
+	}
 	resp, err := c.send(req)
 	if err != nil {
 		return out, err
