@@ -159,6 +159,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.usersCommand(),
 		a.schedulesCommand(),
 		a.sourcesCommand(),
+		a.topicsCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

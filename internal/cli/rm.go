@@ -12,8 +12,8 @@ func (a *app) rmCommand() *cobra.Command {
 		Use:     "rm NAME",
 		Aliases: []string{"delete"},
 		Short:   "Delete a function",
-		Long: "Delete a function. While schedules, subscriptions or other functions' destinations name it,\n" +
-			"the server refuses and lists them; --force removes them too, with the function.",
+		Long: "Delete a function. While schedules, subscriptions, other functions' destinations or topic\n" +
+			"subscriptions name it, the server refuses and lists them; --force removes them too, with the function.",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			del, err := a.client().RemoveFunction(cmd.Context(), args[0], force)
@@ -31,6 +31,6 @@ func (a *app) rmCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "also remove the schedules, subscriptions and other functions' destinations that name it")
+	cmd.Flags().BoolVar(&force, "force", false, "also remove the schedules, subscriptions, other functions' destinations and topic subscriptions that name it")
 	return cmd
 }

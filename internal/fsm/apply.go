@@ -44,6 +44,11 @@ var registry = newRegistry(
 	def(EnableSourceType, applyEnableSource),
 	def(SourceProgressType, applySourceProgress),
 	def(PutDeadLettersType, applyPutDeadLetters),
+	def(PutTopicType, applyPutTopic),
+	def(DeleteTopicType, applyDeleteTopic),
+	def(SubscribeTopicType, applySubscribeTopic),
+	def(UnsubscribeTopicType, applyUnsubscribeTopic),
+	def(PublishType, applyPublish),
 )
 
 // Each command's result type.
@@ -78,6 +83,11 @@ func (DeleteSource) result() *None                         { return nil }
 func (EnableSource) result() *None                         { return nil }
 func (SourceProgress) result() *None                       { return nil }
 func (PutDeadLetters) result() *None                       { return nil }
+func (PutTopic) result() *PutTopicResult                   { return nil }
+func (DeleteTopic) result() *None                          { return nil }
+func (SubscribeTopic) result() *SubscribeTopicResult       { return nil }
+func (UnsubscribeTopic) result() *None                     { return nil }
+func (Publish) result() *PublishResult                     { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -249,4 +259,26 @@ func applyFireSchedules(s *state.Store, c FireSchedules) (FireSchedulesResult, e
 		}
 	}
 	return res, nil
+}
+
+func applyPutTopic(s *state.Store, c PutTopic) (PutTopicResult, error) {
+	return PutTopicResult{Created: s.PutTopic(c.Topic)}, nil
+}
+
+func applyDeleteTopic(s *state.Store, c DeleteTopic) (None, error) {
+	return None{}, s.DeleteTopic(model.QualifiedName(c.Namespace, c.Name))
+}
+
+func applySubscribeTopic(s *state.Store, c SubscribeTopic) (SubscribeTopicResult, error) {
+	created, err := s.SubscribeTopic(model.QualifiedName(c.Namespace, c.Topic), c.Subscriber)
+	return SubscribeTopicResult{Created: created}, err
+}
+
+func applyUnsubscribeTopic(s *state.Store, c UnsubscribeTopic) (None, error) {
+	return None{}, s.UnsubscribeTopic(model.QualifiedName(c.Namespace, c.Topic), c.Function)
+}
+
+func applyPublish(s *state.Store, c Publish) (PublishResult, error) {
+	n, err := s.Publish(model.QualifiedName(c.Namespace, c.Topic), c.MessageID, c.Message, c.Time)
+	return PublishResult{Subscribers: n}, err
 }

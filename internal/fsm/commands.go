@@ -9,6 +9,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"time"
 
 	"nimbus/internal/model"
@@ -143,8 +144,8 @@ type DeleteFunction struct {
 	Name      string `json:"name"`
 }
 
-// RemoveFunction removes a function, unless schedules, subscriptions or
-// other functions' destinations name it; with Force it removes those too,
+// RemoveFunction removes a function, unless schedules, subscriptions,
+// other functions' destinations or topic subscriptions name it; with Force it removes those too,
 // in the same entry. (DeleteFunction, which it replaces in the gateway,
 // removes the function alone, whatever names it.)
 type RemoveFunction struct {
@@ -350,4 +351,58 @@ type SourceProgress struct {
 // the messages an event source mapping gave up on.
 type PutDeadLetters struct {
 	Letters []model.DeadLetter `json:"letters"`
+}
+
+// PutTopic creates a topic or changes its description (see
+// state.Store.PutTopic).
+type PutTopic struct {
+	Topic model.Topic `json:"topic"`
+}
+
+// PutTopicResult says whether the topic is new.
+type PutTopicResult struct {
+	Created bool `json:"created"`
+}
+
+// DeleteTopic removes a topic with its subscriptions.
+type DeleteTopic struct {
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`
+}
+
+// SubscribeTopic subscribes a function of the topic's namespace (or
+// replaces its filters).
+type SubscribeTopic struct {
+	Namespace  string                `json:"namespace,omitempty"`
+	Topic      string                `json:"topic"`
+	Subscriber model.TopicSubscriber `json:"subscriber"`
+}
+
+// SubscribeTopicResult says whether the subscription is new.
+type SubscribeTopicResult struct {
+	Created bool `json:"created"`
+}
+
+// UnsubscribeTopic removes a function's subscription to a topic.
+type UnsubscribeTopic struct {
+	Namespace string `json:"namespace,omitempty"`
+	Topic     string `json:"topic"`
+	Function  string `json:"function"`
+}
+
+// Publish commits one message to a topic and, in the same entry, queues
+// one asynchronous event per subscriber whose filters match it, with
+// request IDs derived from MessageID (model.TopicRequestID): applying it
+// twice queues nothing twice.
+type Publish struct {
+	Namespace string          `json:"namespace,omitempty"`
+	Topic     string          `json:"topic"`
+	MessageID string          `json:"message_id"`
+	Message   json.RawMessage `json:"message"` // at most model.MaxTopicMessage bytes
+	Time      time.Time       `json:"time"`
+}
+
+// PublishResult counts the subscribers the message went to.
+type PublishResult struct {
+	Subscribers int `json:"subscribers"`
 }

@@ -161,6 +161,24 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 }
 
+// restored is a new FSM restored from a snapshot of f.
+func restored(t *testing.T, f *FSM) (*FSM, *state.Store) {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	f2, s2 := newFSM()
+	if err := f2.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	return f2, s2
+}
+
 type memSink struct{ bytes.Buffer }
 
 func (m *memSink) ID() string    { return "mem" }

@@ -201,9 +201,15 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 }
 
 // audited reports whether a request changes something worth auditing:
-// every write but invocations, which have records of their own.
+// every write but invocations and topic publishes, which have records of
+// their own (a publish, one per subscriber it reached).
 func audited(r *http.Request) bool {
-	return !(r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/invoke")) && r.Method != http.MethodGet
+	if r.Method == http.MethodGet {
+		return false
+	}
+	post := r.Method == http.MethodPost
+	return !(post && strings.HasSuffix(r.URL.Path, "/invoke")) &&
+		!(post && strings.HasPrefix(r.URL.Path, "/v1/topics/") && strings.HasSuffix(r.URL.Path, "/publish"))
 }
 
 // statusWriter remembers the status a handler answered with.

@@ -87,7 +87,7 @@ func statusOf(err error) (int, string) {
 		return ae.status, ae.code
 	case errors.Is(err, errClientClosed):
 		return StatusClientClosed, "ClientClosed"
-	case errors.As(err, &mbe), errors.Is(err, codepkg.ErrTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, codepkg.ErrTooLarge), errors.Is(err, service.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "PayloadTooLarge"
 	case errors.Is(err, state.ErrNotFound), errors.Is(err, blob.ErrNotFound), errors.Is(err, placement.ErrUnknownWorker):
 		return http.StatusNotFound, "NotFound"
@@ -139,6 +139,14 @@ func newErrorID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// createdOrOK is 201 for a new object, 200 for a changed one.
+func createdOrOK(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

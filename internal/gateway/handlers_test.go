@@ -59,6 +59,13 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 		{"a key request over its size limit", req{method: "POST", path: "/v1/keys", body: `{"role": "viewer", "description": "` + strings.Repeat("x", 5000) + `"}`, key: a.admin}, 413, "PayloadTooLarge", "4 KB"},
 		{"a key rate limit that limits nothing", req{method: "POST", path: "/v1/keys", body: `{"role": "viewer", "rate_limit": 1e308}`, key: a.admin}, 400, "BadRequest", "rate_limit"},
 		{"an invocation record that does not exist", req{method: "GET", path: "/v1/invocations/nope", key: viewer}, 404, "NotFound", ""},
+		{"a viewer publishes", req{method: "POST", path: "/v1/topics/orders/publish", body: `{}`, key: viewer}, 403, "Forbidden", ""},
+		{"a topic name that is not one", req{method: "PUT", path: "/v1/topics/Not_A_Name", body: `{}`, key: developer}, 400, "BadRequest", "topic"},
+		{"a topic field nobody knows", req{method: "PUT", path: "/v1/topics/orders", body: `{"colour": "red"}`, key: developer}, 400, "BadRequest", "colour"},
+		{"a publish to a topic that does not exist", req{method: "POST", path: "/v1/topics/orders/publish", body: `{}`, key: developer}, 404, "NotFound", "orders"},
+		{"a publish to a topic named with a namespace", req{method: "POST", path: "/v1/topics/team:orders/publish", body: `{}`, key: developer}, 400, "BadRequest", "namespace"},
+		{"a publish over 256 KB", req{method: "POST", path: "/v1/topics/orders/publish", body: `"` + strings.Repeat("x", 256<<10) + `"`, key: developer}, 413, "PayloadTooLarge", "256 KB"},
+		{"a subscription to a topic that does not exist", req{method: "POST", path: "/v1/topics/orders/subscriptions", body: `{"function": "f"}`, key: developer}, 404, "NotFound", "orders"},
 	}
 	before := a.stored()
 	for _, c := range cases {
@@ -88,8 +95,8 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 }
 
 // stored sums up what the store holds that the refused requests above
-// could have changed: namespaces, functions, schedules, subscriptions,
-// keys and users.
+// could have changed: namespaces, functions, schedules, topics,
+// subscriptions, keys and users.
 func (a *testAPI) stored() string {
 	s := a.cp.Store()
 	var b strings.Builder
@@ -103,6 +110,11 @@ func (a *testAPI) stored() string {
 		b.WriteString(" schedules ")
 		for _, sc := range s.Schedules(ns.Name) {
 			b.WriteString(sc.Name + " ")
+		}
+		b.WriteString(" topics ")
+		for _, tp := range s.Topics(ns.Name) {
+			j, _ := json.Marshal(tp)
+			b.Write(j)
 		}
 		b.WriteString("\n")
 	}

@@ -33,6 +33,7 @@ func stored() map[string]any {
 		"session":             &Session{},
 		"server_info":         &ServerInfo{},
 		"source":              &Source{},
+		"topic":               &Topic{},
 	}
 }
 

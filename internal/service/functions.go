@@ -144,8 +144,8 @@ type Removed struct {
 }
 
 // RemoveFunction removes function name of namespace ns; while schedules,
-// subscriptions or other functions' destinations name it, only with
-// force, which removes them too (ErrConflict otherwise, naming them).
+// subscriptions, other functions' destinations or topic subscriptions
+// name it, only with force, which removes them too (ErrConflict otherwise, naming them).
 func (s *Service) RemoveFunction(ctx context.Context, ns, name string, force bool) (Removed, error) {
 	f, err := s.store.Function(model.QualifiedName(ns, name))
 	if err != nil {

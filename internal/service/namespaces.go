@@ -31,8 +31,8 @@ func (s *Service) PutNamespace(ctx context.Context, ns model.Namespace) (model.N
 }
 
 // DeleteNamespace removes an empty namespace (not the default one), with
-// the keys and users bound to it; ErrNotEmpty while it holds functions or
-// schedules.
+// the keys and users bound to it; ErrNotEmpty while it holds functions,
+// schedules or topics.
 func (s *Service) DeleteNamespace(ctx context.Context, name string) error {
 	_, err := fsm.Apply(ctx, s.d.Control, fsm.DeleteNamespace{Name: name})
 	return err

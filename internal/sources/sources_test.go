@@ -218,5 +218,6 @@ func (r *rig) waitProgress(what string, cond func(model.SourceProgress) bool) mo
 }
 
 // deadLetters are the mapping's dead letters in Nimbus.
-func (r *rig) deadLetters() []model.DeadLetter { return r.cp.Store().DeadLetters(model.DefaultNamespace, "f") }
-
+func (r *rig) deadLetters() []model.DeadLetter {
+	return r.cp.Store().DeadLetters(model.DefaultNamespace, "f")
+}

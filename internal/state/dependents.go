@@ -9,8 +9,8 @@ import (
 
 // dependentsLocked lists what names function f in its namespace: the
 // schedules that fire it, the subscriptions to it alone, the event source
-// mappings that feed it, and the other functions whose destination it is,
-// each sorted. Needs s.mu.
+// mappings that feed it, the other functions whose destination it is, and
+// the topics it subscribes to, each sorted. Needs s.mu.
 func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	var d model.FunctionDependents
 	ns := model.NamespaceOf(f.Namespace)
@@ -29,6 +29,11 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 			d.Sources = append(d.Sources, src.Name)
 		}
 	}
+	for _, t := range s.topics {
+		if t.Namespace == ns && slices.ContainsFunc(t.Subscribers, func(sub model.TopicSubscriber) bool { return sub.Function == f.Name }) {
+			d.Topics = append(d.Topics, t.Name)
+		}
+	}
 	target := "function:" + f.Name
 	for _, other := range s.functions {
 		if other == f || model.NamespaceOf(other.Namespace) != ns || other.Destinations == nil {
@@ -42,6 +47,7 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	slices.Sort(d.Subscriptions)
 	slices.Sort(d.Destinations)
 	slices.Sort(d.Sources)
+	slices.Sort(d.Topics)
 	return d
 }
 
@@ -58,8 +64,9 @@ func (s *Store) FunctionDependents(name string) (model.FunctionDependents, error
 }
 
 // removeDependentsLocked removes d, the dependents of function f: its
-// schedules, subscriptions and event source mappings go, and the other functions' destinations
-// that name it are cleared (in place: their revision and code stay).
+// schedules, subscriptions, event source mappings and subscriptions to
+// topics go, and the other functions' destinations that name it are
+// cleared (in place: their revision and code stay).
 // Needs s.mu; the caller publishes.
 func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDependents) {
 	ns := model.NamespaceOf(f.Namespace)
@@ -71,6 +78,12 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 	}
 	for _, name := range d.Sources {
 		delete(s.sources, model.QualifiedName(ns, name))
+	}
+	for _, name := range d.Topics {
+		qn := model.QualifiedName(ns, name)
+		t := *s.topics[qn]
+		t.Subscribers = slices.DeleteFunc(slices.Clone(t.Subscribers), func(sub model.TopicSubscriber) bool { return sub.Function == f.Name })
+		s.topics[qn] = &t
 	}
 	target := "function:" + f.Name
 	for _, name := range d.Destinations {
@@ -92,8 +105,8 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 }
 
 // RemoveFunction removes a function, named by its qualified name
-// (model.QualifiedName), unless schedules, subscriptions or other
-// functions' destinations name it: then it reports deleted false and
+// (model.QualifiedName), unless schedules, subscriptions, other
+// functions' destinations or topic subscriptions name it: then it reports deleted false and
 // changes nothing, or, with force, removes them too in the same step. It
 // returns the dependents found. Its invocation records stay until
 // retention removes them.

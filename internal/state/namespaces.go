@@ -8,8 +8,8 @@ import (
 	"nimbus/internal/model"
 )
 
-// ErrNotEmpty is returned when a namespace still holds functions or
-// schedules and so cannot be removed.
+// ErrNotEmpty is returned when a namespace still holds functions,
+// schedules or topics and so cannot be removed.
 var ErrNotEmpty = errors.New("not empty")
 
 // PutNamespace creates or replaces a namespace; it reports whether it was
@@ -39,7 +39,7 @@ func (s *Store) DeleteNamespace(name string) error {
 	if _, ok := s.namespaces[name]; !ok {
 		return fmt.Errorf("namespace %q: %w", name, ErrNotFound)
 	}
-	var fns, scs int
+	var fns, scs, tps int
 	for _, f := range s.functions {
 		if f.Namespace == name {
 			fns++
@@ -50,8 +50,13 @@ func (s *Store) DeleteNamespace(name string) error {
 			scs++
 		}
 	}
-	if fns+scs > 0 {
-		return fmt.Errorf("namespace %q still holds %d functions and %d schedules; delete them first: %w", name, fns, scs, ErrNotEmpty)
+	for _, t := range s.topics {
+		if t.Namespace == name {
+			tps++
+		}
+	}
+	if fns+scs+tps > 0 {
+		return fmt.Errorf("namespace %q still holds %d functions, %d schedules and %d topics; delete them first: %w", name, fns, scs, tps, ErrNotEmpty)
 	}
 	delete(s.namespaces, name)
 	for id, k := range s.keys {

@@ -66,6 +66,7 @@ type Store struct {
 	deadLetters   map[string]*model.DeadLetter
 	dlOrder       []string // dead-letter IDs, oldest first
 	schedules     map[string]*model.Schedule
+	topics        map[string]*model.Topic // by qualified name
 	settings      map[string]string
 	subscriptions map[string]*model.Subscription
 	audit         []model.AuditEntry
@@ -113,6 +114,7 @@ func New() *Store {
 		queue:         map[string]*model.QueueItem{},
 		deadLetters:   map[string]*model.DeadLetter{},
 		schedules:     map[string]*model.Schedule{},
+		topics:        map[string]*model.Topic{},
 		settings:      map[string]string{},
 		subscriptions: map[string]*model.Subscription{},
 		namespaces:    map[string]*model.Namespace{},
@@ -142,6 +144,7 @@ type Snapshot struct {
 	Users         []*model.User         `json:"users"`
 	Sessions      []*model.Session      `json:"sessions"`
 	Sources       []*model.Source       `json:"sources,omitempty"`
+	Topics        []*model.Topic        `json:"topics,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -176,6 +179,9 @@ func (s *Store) Capture() *Snapshot {
 	for _, sc := range s.schedules {
 		snap.Schedules = append(snap.Schedules, sc)
 	}
+	for _, t := range s.topics {
+		snap.Topics = append(snap.Topics, t)
+	}
 	for _, ns := range s.namespaces {
 		snap.Namespaces = append(snap.Namespaces, ns)
 	}
@@ -198,6 +204,10 @@ func (s *Store) Capture() *Snapshot {
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
 	sort.Slice(snap.Schedules, func(i, j int) bool {
 		a, b := snap.Schedules[i], snap.Schedules[j]
+		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
+	})
+	sort.Slice(snap.Topics, func(i, j int) bool {
+		a, b := snap.Topics[i], snap.Topics[j]
 		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
 	})
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
@@ -317,9 +327,15 @@ func (s *Store) Restore(r io.Reader) error {
 		sc.Namespace = model.NamespaceOf(sc.Namespace)
 		schedules[model.QualifiedName(sc.Namespace, sc.Name)] = sc
 	}
+	topics := make(map[string]*model.Topic, len(snap.Topics))
+	for _, t := range snap.Topics {
+		t.Namespace = model.NamespaceOf(t.Namespace)
+		topics[model.QualifiedName(t.Namespace, t.Name)] = t
+	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
+	s.topics = topics
 	s.subscriptions = map[string]*model.Subscription{}
 	for _, v := range snap.Subscriptions {
 		s.subscriptions[v.ID] = v

@@ -144,3 +144,28 @@ func ModelSource(c client.Source) model.Source {
 		DeadLetter: c.DeadLetter, Disabled: c.Disabled,
 	}
 }
+
+// Topic is a stored topic as the API shows it.
+func Topic(m model.Topic) client.Topic {
+	return client.Topic{Name: m.Name, Namespace: m.Namespace, Description: m.Description,
+		Subscribers: List(m.Subscribers, TopicSubscriber), CreatedAt: m.CreatedAt,
+		Published: m.Published, LastMessage: m.LastMessage, LastPublish: m.LastPublish}
+}
+
+// ModelTopic is a topic from a request, to be stored: its name and
+// description (subscribers and counts change through their own requests).
+func ModelTopic(c client.Topic) model.Topic {
+	return model.Topic{Name: c.Name, Namespace: c.Namespace, Description: c.Description}
+}
+
+// TopicSubscriber is a stored subscriber as the API shows it.
+func TopicSubscriber(m model.TopicSubscriber) client.TopicSubscriber {
+	return client.TopicSubscriber{Function: m.Function, CreatedAt: m.CreatedAt,
+		Filters: List(m.Filters, func(f model.TopicFilter) client.TopicFilter { return client.TopicFilter(f) })}
+}
+
+// ModelTopicSubscriber is a subscriber from a request, to be stored.
+func ModelTopicSubscriber(c client.TopicSubscriber) model.TopicSubscriber {
+	return model.TopicSubscriber{Function: c.Function, CreatedAt: c.CreatedAt,
+		Filters: List(c.Filters, func(f client.TopicFilter) model.TopicFilter { return model.TopicFilter(f) })}
+}

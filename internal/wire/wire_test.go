@@ -53,6 +53,8 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"audit entry", toWire(AuditEntry)},
 		{"dependents", toWire(Dependents)},
 		{"user", toWire(User)},
+		{"topic", toWire(Topic)},
+		{"topic subscriber", both(TopicSubscriber, ModelTopicSubscriber)},
 		{"key", toWire(func(m model.Key) client.Key {
 			k := Key(m)
 			k.Secret = "set by the answer that creates the key"

@@ -14,11 +14,12 @@ type FunctionDependents struct {
 	Subscriptions []string `json:"subscriptions,omitempty"` // subscriptions (IDs) to it alone
 	Destinations  []string `json:"destinations,omitempty"`  // functions whose destination it is
 	Sources       []string `json:"sources,omitempty"`       // event source mappings
+	Topics        []string `json:"topics,omitempty"`        // topics it subscribes to
 }
 
 // Empty reports whether nothing names the function.
 func (d FunctionDependents) Empty() bool {
-	return len(d.Schedules) == 0 && len(d.Subscriptions) == 0 && len(d.Destinations) == 0 && len(d.Sources) == 0
+	return len(d.Schedules) == 0 && len(d.Subscriptions) == 0 && len(d.Destinations) == 0 && len(d.Sources) == 0 && len(d.Topics) == 0
 }
 
 // String lists the dependents: "schedule nightly; subscriptions sub-1,
@@ -38,6 +39,7 @@ func (d FunctionDependents) String() string {
 	list("subscription", "subscriptions", d.Subscriptions)
 	list("the destination of function", "the destinations of functions", d.Destinations)
 	list("event source mapping", "event source mappings", d.Sources)
+	list("the subscription to topic", "the subscriptions to topics", d.Topics)
 	return strings.Join(parts, "; ")
 }
 
