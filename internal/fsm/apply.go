@@ -39,6 +39,8 @@ var registry = newRegistry(
 	def(PutNamespaceType, applyPutNamespace),
 	def(DeleteNamespaceType, applyDeleteNamespace),
 	def(RemoveFunctionType, applyRemoveFunction),
+	def(PutFunctionURLType, applyPutFunctionURL),
+	def(DeleteFunctionURLType, applyDeleteFunctionURL),
 )
 
 // Each command's result type.
@@ -68,6 +70,8 @@ func (DeleteSchedule) result() *None                       { return nil }
 func (EnableSchedule) result() *None                       { return nil }
 func (FireSchedule) result() *None                         { return nil }
 func (FireSchedules) result() *FireSchedulesResult         { return nil }
+func (PutFunctionURL) result() *PutFunctionURLResult       { return nil }
+func (DeleteFunctionURL) result() *None                    { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -239,4 +243,13 @@ func applyFireSchedules(s *state.Store, c FireSchedules) (FireSchedulesResult, e
 		}
 	}
 	return res, nil
+}
+
+func applyPutFunctionURL(s *state.Store, c PutFunctionURL) (PutFunctionURLResult, error) {
+	u, created, err := s.PutFunctionURL(c.URL, c.Now)
+	return PutFunctionURLResult{URL: u, Created: created}, err
+}
+
+func applyDeleteFunctionURL(s *state.Store, c DeleteFunctionURL) (None, error) {
+	return None{}, s.DeleteFunctionURL(model.QualifiedName(c.Namespace, c.Name))
 }

@@ -32,6 +32,7 @@ func stored() map[string]any {
 		"user":                &User{},
 		"session":             &Session{},
 		"server_info":         &ServerInfo{},
+		"function_url":        &FunctionURL{},
 	}
 }
 

@@ -72,6 +72,7 @@ type Store struct {
 	namespaces    map[string]*model.Namespace
 	users         map[string]*model.User
 	sessions      map[string]*model.Session
+	urls          map[string]*model.FunctionURL // by the function's qualified name
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -80,19 +81,21 @@ type Store struct {
 	view atomic.Pointer[view]
 }
 
-// view holds copies of the functions, keys and namespaces, and each
-// namespace's reserved concurrency summed over its functions.
+// view holds copies of the functions, keys, namespaces and function
+// URLs, and each namespace's reserved concurrency summed over its
+// functions.
 type view struct {
 	functions  map[string]*model.Function
 	keys       map[string]*model.Key
 	namespaces map[string]*model.Namespace
+	urls       map[string]*model.FunctionURL
 	reserved   map[string]int
 }
 
 // publishLocked refreshes the lock-free view. Needs mu held for writing.
 func (s *Store) publishLocked() {
 	v := &view{functions: maps.Clone(s.functions), keys: maps.Clone(s.keys),
-		namespaces: maps.Clone(s.namespaces), reserved: map[string]int{}}
+		namespaces: maps.Clone(s.namespaces), urls: maps.Clone(s.urls), reserved: map[string]int{}}
 	for _, f := range s.functions {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
@@ -117,6 +120,7 @@ func New() *Store {
 		namespaces:    map[string]*model.Namespace{},
 		users:         map[string]*model.User{},
 		sessions:      map[string]*model.Session{},
+		urls:          map[string]*model.FunctionURL{},
 	}
 	s.publishLocked()
 	return s
@@ -139,6 +143,7 @@ type Snapshot struct {
 	Records       []model.Invocation    `json:"records"`
 	Users         []*model.User         `json:"users"`
 	Sessions      []*model.Session      `json:"sessions"`
+	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -182,6 +187,9 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.sessions {
 		snap.Sessions = append(snap.Sessions, v)
 	}
+	for _, u := range s.urls {
+		snap.FunctionURLs = append(snap.FunctionURLs, u)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -196,6 +204,10 @@ func (s *Store) Capture() *Snapshot {
 	})
 	sort.Slice(snap.Users, func(i, j int) bool { return snap.Users[i].Name < snap.Users[j].Name })
 	sort.Slice(snap.Sessions, func(i, j int) bool { return snap.Sessions[i].ID < snap.Sessions[j].ID })
+	sort.Slice(snap.FunctionURLs, func(i, j int) bool {
+		a, b := snap.FunctionURLs[i], snap.FunctionURLs[j]
+		return model.QualifiedName(a.Namespace, a.Function) < model.QualifiedName(b.Namespace, b.Function)
+	})
 	return snap
 }
 
@@ -326,6 +338,11 @@ func (s *Store) Restore(r io.Reader) error {
 	s.sessions = make(map[string]*model.Session, len(snap.Sessions))
 	for _, v := range snap.Sessions {
 		s.sessions[v.ID] = v
+	}
+	s.urls = make(map[string]*model.FunctionURL, len(snap.FunctionURLs))
+	for _, u := range snap.FunctionURLs {
+		u.Namespace = model.NamespaceOf(u.Namespace)
+		s.urls[model.QualifiedName(u.Namespace, u.Function)] = u
 	}
 	s.settings = snap.Settings
 	if s.settings == nil {
