@@ -128,7 +128,8 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	case http.StatusInsufficientStorage:
 		msg = datadir.ErrFull.Error()
 	}
-	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) {
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) &&
+		w.Header().Get("Retry-After") == "" { // a rate limit said when
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: msg}})

@@ -119,3 +119,17 @@ func Key(m model.Key) client.Key {
 func User(m model.User) client.User {
 	return client.User{Name: m.Name, Role: m.Role, Namespace: m.Namespace, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
+
+// FunctionURL is a stored function URL as the API shows it, at endpoint
+// (the URL on the server that answers).
+func FunctionURL(m model.FunctionURL, endpoint string) client.FunctionURL {
+	return client.FunctionURL{Namespace: m.Namespace, Function: m.Function, Auth: m.Auth,
+		CORS: (*client.CORS)(m.CORS), RateLimit: m.RateLimit, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, URL: endpoint}
+}
+
+// ModelFunctionURL is a function URL from a request, to be stored (its
+// URL field, an answer's, is dropped).
+func ModelFunctionURL(c client.FunctionURL) model.FunctionURL {
+	return model.FunctionURL{Namespace: c.Namespace, Function: c.Function, Auth: c.Auth,
+		CORS: (*model.CORS)(c.CORS), RateLimit: c.RateLimit, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}

@@ -53,6 +53,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"audit entry", toWire(AuditEntry)},
 		{"dependents", toWire(Dependents)},
 		{"user", toWire(User)},
+		{"function url", both(func(m model.FunctionURL) client.FunctionURL { return FunctionURL(m, "http://set.by/the/answer/") }, ModelFunctionURL)},
 		{"key", toWire(func(m model.Key) client.Key {
 			k := Key(m)
 			k.Secret = "set by the answer that creates the key"
