@@ -88,8 +88,8 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 }
 
 // stored sums up what the store holds that the refused requests above
-// could have changed: namespaces, functions, schedules, subscriptions,
-// keys and users.
+// could have changed: namespaces, functions, schedules, function URLs,
+// subscriptions, keys and users.
 func (a *testAPI) stored() string {
 	s := a.cp.Store()
 	var b strings.Builder
@@ -104,6 +104,9 @@ func (a *testAPI) stored() string {
 		for _, sc := range s.Schedules(ns.Name) {
 			b.WriteString(sc.Name + " ")
 		}
+		j, _ = json.Marshal(s.FunctionURLs(ns.Name))
+		b.WriteString(" urls ")
+		b.Write(j)
 		b.WriteString("\n")
 	}
 	j, _ := json.Marshal(s.Subscriptions())

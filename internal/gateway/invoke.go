@@ -148,12 +148,28 @@ func (g *Gateway) Admit(fn model.Function) (release func(), err error) {
 // readEvent reads an invocation's event: at most limit bytes (413
 // beyond), JSON (400 otherwise), an empty body meaning {}.
 func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	payload, err := readBody(w, r, limit, "reading the event")
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(payload) {
+		return nil, badRequest("the event is not valid JSON")
+	}
+	return payload, nil
+}
+
+// readBody reads r's body, at most limit bytes (413 beyond; 400, saying
+// it was while doing what, when it breaks off).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, doing string) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	var payload []byte
 	var err error
 	if n := r.ContentLength; n > 0 && n <= limit {
-		// The length is known: read the event into a buffer of its size
-		// (one copy), then to the end of the body.
+		// The length is known: read the body into a buffer of its size
+		// (one copy), then to its end.
 		payload = make([]byte, n)
 		if _, err = io.ReadFull(body, payload); err == nil {
 			var more [1]byte
@@ -170,13 +186,7 @@ func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, err
 		payload, err = io.ReadAll(body)
 	}
 	if err != nil {
-		return nil, bodyError(err, "reading the event")
-	}
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return []byte("{}"), nil
-	}
-	if !json.Valid(payload) {
-		return nil, badRequest("the event is not valid JSON")
+		return nil, bodyError(err, doing)
 	}
 	return payload, nil
 }
