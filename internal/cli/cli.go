@@ -158,6 +158,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.auditCommand(),
 		a.usersCommand(),
 		a.schedulesCommand(),
+		a.urlCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),
