@@ -54,6 +54,8 @@ type Result struct {
 	IdleInstancePSSKB  int64   `json:"idle_instance_pss_kb"`
 	ColdRatio          float64 `json:"cold_ratio"`
 	WarmRatio          float64 `json:"warm_ratio"`
+	// *URLResult adds issue 18's keys, only with Options.URLs.
+	*URLResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -85,6 +87,9 @@ type Options struct {
 	Executable string
 	// Progress receives one line per phase; nil discards them.
 	Progress io.Writer
+	// URLs adds the function URL phase (URLResult) after the throughput
+	// phase.
+	URLs bool
 }
 
 // warmupTime is the least time the warm phase's unmeasured rounds take.
@@ -212,6 +217,13 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
 	if err := runThroughput(ctx, a, rep, sz, warmName); err != nil {
 		return nil, err
+	}
+	if o.URLs {
+		rounds, each := sz.urlRounds()
+		logf("function URL: %d clients, %d rounds of %s each through the URL and the invoke route...", sz.clients, rounds, each)
+		if err := runURLs(ctx, a, rep, sz, fn.Namespace, warmName); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
