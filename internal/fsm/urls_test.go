@@ -76,6 +76,16 @@ func TestFunctionURLsSurviveASnapshot(t *testing.T) {
 	apply(t, f, UpsertFunctionType, UpsertFunction{Function: fn("hello", "aa"), Now: t0})
 	cors := &model.CORS{AllowOrigins: []string{"https://app.example"}, MaxAge: 60}
 	apply(t, f, PutFunctionURLType, PutFunctionURL{URL: model.FunctionURL{Function: "hello", Auth: model.URLAuthNone, CORS: cors}, Now: t0})
+	got, err := restored(t, f).FunctionURL("default/hello")
+	if err != nil || got.CORS == nil || got.CORS.MaxAge != 60 || got.Auth != model.URLAuthNone {
+		t.Fatalf("restored: %+v %v", got, err)
+	}
+}
+
+// restored snapshots f, persists the snapshot and restores it into a new
+// FSM, whose store it returns.
+func restored(t *testing.T, f *FSM) *state.Store {
+	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +98,5 @@ func TestFunctionURLsSurviveASnapshot(t *testing.T) {
 	if err := f2.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s2.FunctionURL("default/hello")
-	if err != nil || got.CORS == nil || got.CORS.MaxAge != 60 || got.Auth != model.URLAuthNone {
-		t.Fatalf("restored: %+v %v", got, err)
-	}
+	return s2
 }

@@ -120,18 +120,7 @@ func TestUsersAndSessionsSurviveASnapshot(t *testing.T) {
 	f, s := newFSM()
 	apply(t, f, PutUserType, PutUser{User: user("ada", "admin"), Create: true})
 	apply(t, f, PutSessionType, PutSession{Session: session("s1", "ada", t0), Now: t0})
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	f2, s2 := newFSM()
-	if err := f2.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	s2 := restored(t, f)
 	u, err := s2.User("ada")
 	want, _ := s.User("ada")
 	if err != nil || u != want {

@@ -142,6 +142,16 @@ func newErrorID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// writePut answers a PUT with the object it stored: 201 when it created
+// it, 200 when it replaced one.
+func writePut(w http.ResponseWriter, created bool, v any) {
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, v)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

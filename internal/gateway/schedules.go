@@ -36,11 +36,7 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, wire.Schedule(stored))
+	writePut(w, created, wire.Schedule(stored))
 }
 
 func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {

@@ -68,11 +68,7 @@ func (g *Gateway) putFunctionURL(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, g.wireURL(r, stored))
+	writePut(w, created, g.wireURL(r, stored))
 }
 
 func (g *Gateway) deleteFunctionURL(w http.ResponseWriter, r *http.Request) {
