@@ -8,10 +8,11 @@
 // line round trip over a pipe to a bare Python echo loop, interleaved with
 // sequential invokes of one warm no-op function (warm); the proportional
 // set size of that idle warm instance; and the no-op function's
-// throughput at concurrency 32. The
-// interpreter of every Python baseline is the one the no-op functions run
-// on: the server's default (newest) runtime, resolved by python.Discover
-// and python.Pick to the real binary, never a shim.
+// throughput at concurrency 32; with Options.URLs, that function's
+// throughput through a function URL against the invoke route (urls.go).
+// The interpreter of every Python baseline is the one the no-op functions
+// run on: the server's default (newest) runtime, resolved by
+// python.Discover and python.Pick to the real binary, never a shim.
 //
 // Usage:
 //
