@@ -145,6 +145,7 @@ func (g *Gateway) serveURL(w http.ResponseWriter, r *http.Request) {
 	for k, v := range a.header {
 		h[k] = v
 	}
+	h.Set(client.HeaderRequestID, id) // the platform's, whatever the function said
 	corsHeaders(h, r.Header.Get("Origin"), u.CORS)
 	h.Set("Content-Length", strconv.Itoa(len(a.body)))
 	w.WriteHeader(a.status)
