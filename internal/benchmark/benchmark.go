@@ -8,10 +8,11 @@
 // line round trip over a pipe to a bare Python echo loop, interleaved with
 // sequential invokes of one warm no-op function (warm); the proportional
 // set size of that idle warm instance; and the no-op function's
-// throughput at concurrency 32. The
-// interpreter of every Python baseline is the one the no-op functions run
-// on: the server's default (newest) runtime, resolved by python.Discover
-// and python.Pick to the real binary, never a shim.
+// throughput at concurrency 32; with Options.URLs, that function's
+// throughput through a function URL against the invoke route (urls.go).
+// The interpreter of every Python baseline is the one the no-op functions
+// run on: the server's default (newest) runtime, resolved by
+// python.Discover and python.Pick to the real binary, never a shim.
 //
 // Usage:
 //
@@ -54,6 +55,8 @@ type Result struct {
 	IdleInstancePSSKB  int64   `json:"idle_instance_pss_kb"`
 	ColdRatio          float64 `json:"cold_ratio"`
 	WarmRatio          float64 `json:"warm_ratio"`
+	// *URLResult adds issue 18's keys, only with Options.URLs.
+	*URLResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -85,6 +88,9 @@ type Options struct {
 	Executable string
 	// Progress receives one line per phase; nil discards them.
 	Progress io.Writer
+	// URLs adds the function URL phase (URLResult) after the throughput
+	// phase.
+	URLs bool
 }
 
 // warmupTime is the least time the warm phase's unmeasured rounds take.
@@ -212,6 +218,13 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
 	if err := runThroughput(ctx, a, rep, sz, warmName); err != nil {
 		return nil, err
+	}
+	if o.URLs {
+		rounds, each := sz.urlRounds()
+		logf("function URL: %d clients, %d rounds of %s each through the URL and the invoke route...", sz.clients, rounds, each)
+		if err := runURLs(ctx, a, rep, sz, fn.Namespace, warmName); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

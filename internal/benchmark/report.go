@@ -46,6 +46,11 @@ func WriteTable(w io.Writer, rep *Report) error {
 	row("idle_instance_pss_kb", pss, fmt.Sprintf("<= %d", Goals.PSSKB), is(rep.PSSPid != 0 && r.IdleInstancePSSKB <= Goals.PSSKB))
 	row("cold_ratio", fmt.Sprintf("%.3f", r.ColdRatio), fmt.Sprintf("<= %.2g", Goals.ColdRatio), is(r.ColdRatio <= Goals.ColdRatio))
 	row("warm_ratio", fmt.Sprintf("%.3f", r.WarmRatio), fmt.Sprintf("<= %.2g", Goals.WarmRatio), is(r.WarmRatio <= Goals.WarmRatio))
+	if u := r.URLResult; u != nil {
+		row("url_throughput_rps", fmt.Sprintf("%.0f /s", u.URLThroughputRPS), "", nil)
+		row("url_direct_throughput_rps", fmt.Sprintf("%.0f /s", u.DirectThroughputRPS), "", nil)
+		row("url_ratio", fmt.Sprintf("%.3f", u.URLRatio), fmt.Sprintf(">= %.2g", URLGoal), is(u.URLRatio >= URLGoal))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

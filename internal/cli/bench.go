@@ -9,7 +9,7 @@ import (
 )
 
 func (a *app) benchCommand() *cobra.Command {
-	var quick bool
+	var quick, urls bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure cold starts, warm invokes, throughput and memory against baselines",
@@ -26,7 +26,7 @@ func (a *app) benchCommand() *cobra.Command {
 			if err != nil {
 				return a.platform(err)
 			}
-			o := benchmark.Options{Quick: quick, Progress: a.env.Stderr, Executable: exe}
+			o := benchmark.Options{Quick: quick, Progress: a.env.Stderr, Executable: exe, URLs: urls}
 			if a.url != "" {
 				o.URL, o.Token = a.url, a.apiToken()
 			}
@@ -41,5 +41,6 @@ func (a *app) benchCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&quick, "quick", false, "the short run: 10 cold functions, 200 warm invokes, 3 s of throughput")
+	cmd.Flags().BoolVar(&urls, "urls", false, "also measure function URL throughput against direct invokes in alternating rounds (url_ratio)")
 	return cmd
 }

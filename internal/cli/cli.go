@@ -160,6 +160,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.schedulesCommand(),
 		a.sourcesCommand(),
 		a.topicsCommand(),
+		a.urlCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

@@ -49,6 +49,8 @@ var registry = newRegistry(
 	def(SubscribeTopicType, applySubscribeTopic),
 	def(UnsubscribeTopicType, applyUnsubscribeTopic),
 	def(PublishType, applyPublish),
+	def(PutFunctionURLType, applyPutFunctionURL),
+	def(DeleteFunctionURLType, applyDeleteFunctionURL),
 )
 
 // Each command's result type.
@@ -88,6 +90,8 @@ func (DeleteTopic) result() *None                          { return nil }
 func (SubscribeTopic) result() *SubscribeTopicResult       { return nil }
 func (UnsubscribeTopic) result() *None                     { return nil }
 func (Publish) result() *PublishResult                     { return nil }
+func (PutFunctionURL) result() *PutFunctionURLResult       { return nil }
+func (DeleteFunctionURL) result() *None                    { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -281,4 +285,13 @@ func applyUnsubscribeTopic(s *state.Store, c UnsubscribeTopic) (None, error) {
 func applyPublish(s *state.Store, c Publish) (PublishResult, error) {
 	n, err := s.Publish(model.QualifiedName(c.Namespace, c.Topic), c.MessageID, c.Message, c.Time)
 	return PublishResult{Subscribers: n}, err
+}
+
+func applyPutFunctionURL(s *state.Store, c PutFunctionURL) (PutFunctionURLResult, error) {
+	u, created, err := s.PutFunctionURL(c.URL, c.Now)
+	return PutFunctionURLResult{URL: u, Created: created}, err
+}
+
+func applyDeleteFunctionURL(s *state.Store, c DeleteFunctionURL) (None, error) {
+	return None{}, s.DeleteFunctionURL(model.QualifiedName(c.Namespace, c.Name))
 }

@@ -406,3 +406,22 @@ type Publish struct {
 type PublishResult struct {
 	Subscribers int `json:"subscribers"`
 }
+
+// PutFunctionURL creates or replaces a function's URL; the function must
+// exist when it applies. Now is its update time.
+type PutFunctionURL struct {
+	URL model.FunctionURL `json:"url"`
+	Now time.Time         `json:"now"`
+}
+
+// PutFunctionURLResult is the URL as stored, and whether it is new.
+type PutFunctionURLResult struct {
+	URL     model.FunctionURL `json:"url"`
+	Created bool              `json:"created"`
+}
+
+// DeleteFunctionURL removes a function's URL (the function stays).
+type DeleteFunctionURL struct {
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Name      string `json:"name"`                // the function's
+}

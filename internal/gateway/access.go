@@ -126,12 +126,12 @@ const (
 	global scope = false // cluster, keys, namespaces, audit
 )
 
-// namespaceFor decides which namespace a request acts in: an admin key
-// chooses with the X-Nimbus-Namespace header (default "default"); any
-// other key acts in its own namespace, and naming another is refused
-// with 403. The namespace must exist.
-func (g *Gateway) namespaceFor(key model.Key, r *http.Request) (string, error) {
-	asked := r.Header.Get(client.HeaderNamespace)
+// namespaceFor decides which namespace a request acts in, given the one
+// it asks for (a route's X-Nimbus-Namespace header, a function URL's
+// path): an admin key chooses (default "default"); any other key acts in
+// its own namespace, and asking for another is refused with 403. The
+// namespace must exist.
+func (g *Gateway) namespaceFor(key model.Key, asked string) (string, error) {
 	ns := asked
 	if key.Role != auth.RoleAdmin {
 		own := client.NamespaceOf(key.Namespace)
@@ -149,28 +149,13 @@ func (g *Gateway) namespaceFor(key model.Key, r *http.Request) (string, error) {
 	return ns, nil
 }
 
-// allow is the one place where requests are authenticated, authorised
+// allow is the one place where API routes are authenticated, authorised
 // (role, then namespace) and rate-limited.
 func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, sess, err := g.authenticate(w, r)
+		key, sess, err := g.authorise(w, r, p)
 		if err != nil {
 			writeError(w, g.log, err)
-			return
-		}
-		if !grants(key.Role, p) {
-			who := "key"
-			if sess != nil {
-				who = "user"
-			}
-			writeError(w, g.log, &apiError{http.StatusForbidden, "Forbidden",
-				fmt.Sprintf("a %s %s may not %s %s (it needs %s rights)", key.Role, who, r.Method, r.URL.Path, p)})
-			return
-		}
-		if wait, ok := g.limits.take(key, g.cfg.RateLimit); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			writeError(w, g.log, &apiError{http.StatusTooManyRequests, "TooManyRequests",
-				fmt.Sprintf("rate limit of key %s exceeded: retry after %v", key.ID, wait.Round(time.Millisecond))})
 			return
 		}
 		ctx := context.WithValue(r.Context(), keyCtx{}, key)
@@ -180,7 +165,7 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 		var ns string
 		if sc == scoped {
 			var err error
-			if ns, err = g.namespaceFor(key, r); err != nil {
+			if ns, err = g.namespaceFor(key, r.Header.Get(client.HeaderNamespace)); err != nil {
 				writeError(w, g.log, err)
 				return
 			}
@@ -198,6 +183,38 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
 		}
 	})
+}
+
+// authorise authenticates r's caller (authenticate) and checks that its
+// role grants p and that its key is within its rate (429 with
+// Retry-After otherwise): what every route that needs a key checks
+// (allow), and a function URL that needs one. The namespace is the
+// caller's to check (namespaceFor).
+func (g *Gateway) authorise(w http.ResponseWriter, r *http.Request, p perm) (model.Key, *callerSession, error) {
+	key, sess, err := g.authenticate(w, r)
+	if err != nil {
+		return key, nil, err
+	}
+	if !grants(key.Role, p) {
+		who := "key"
+		if sess != nil {
+			who = "user"
+		}
+		return key, nil, &apiError{http.StatusForbidden, "Forbidden",
+			fmt.Sprintf("a %s %s may not %s %s (it needs %s rights)", key.Role, who, r.Method, r.URL.Path, p)}
+	}
+	if wait, ok := g.limits.take(key, g.cfg.RateLimit); !ok {
+		return key, nil, rateLimited(w, "key "+key.ID, wait)
+	}
+	return key, sess, nil
+}
+
+// rateLimited is the 429 of a request over who's rate, which has a token
+// again after wait; it sets Retry-After to wait in whole seconds.
+func rateLimited(w http.ResponseWriter, who string, wait time.Duration) error {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	return &apiError{http.StatusTooManyRequests, "TooManyRequests",
+		fmt.Sprintf("rate limit of %s exceeded: retry after %v", who, wait.Round(time.Millisecond))}
 }
 
 // audited reports whether a request changes something worth auditing:

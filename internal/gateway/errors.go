@@ -128,7 +128,8 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	case http.StatusInsufficientStorage:
 		msg = datadir.ErrFull.Error()
 	}
-	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) {
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) &&
+		w.Header().Get("Retry-After") == "" { // a rate limit said when
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: msg}})
@@ -141,12 +142,14 @@ func newErrorID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// createdOrOK is 201 for a new object, 200 for a changed one.
-func createdOrOK(created bool) int {
+// writePut answers a PUT with the object it stored: 201 when it created
+// it, 200 when it replaced one.
+func writePut(w http.ResponseWriter, created bool, v any) {
+	status := http.StatusOK
 	if created {
-		return http.StatusCreated
+		status = http.StatusCreated
 	}
-	return http.StatusOK
+	writeJSON(w, status, v)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

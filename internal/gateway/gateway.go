@@ -157,6 +157,10 @@ func (g *Gateway) routes() {
 	for _, r := range g.routeTable() {
 		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
 	}
+	// Function URLs: any method; each URL says whether it needs a key
+	// (checkURLCaller).
+	m.HandleFunc("/fn/{namespace}/{name}", g.serveURL)
+	m.HandleFunc("/fn/{namespace}/{name}/{rest...}", g.serveURL)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed := allowedMethods(m, r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
@@ -187,6 +191,10 @@ func (g *Gateway) routeTable() []route {
 		{"DELETE /v1/functions/{name}", permWrite, scoped, g.deleteFunction},
 		{"POST /v1/functions/{name}/invoke", permWrite, scoped, g.invoke},
 		{"GET /v1/functions/{name}/logs", permRead, scoped, g.logs},
+		{"GET /v1/functions/{name}/url", permRead, scoped, g.getFunctionURL},
+		{"PUT /v1/functions/{name}/url", permWrite, scoped, g.putFunctionURL},
+		{"DELETE /v1/functions/{name}/url", permWrite, scoped, g.deleteFunctionURL},
+		{"GET /v1/urls", permRead, scoped, g.listFunctionURLs},
 		{"GET /v1/invocations", permRead, scoped, g.listInvocations},
 		{"GET /v1/invocations/{id}", permRead, scoped, g.getInvocation},
 		{"GET /v1/events", permRead, scoped, g.streamEvents},

@@ -96,6 +96,7 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 
 // stored sums up what the store holds that the refused requests above
 // could have changed: namespaces, functions, schedules, topics,
+// could have changed: namespaces, functions, schedules, function URLs,
 // subscriptions, keys and users.
 func (a *testAPI) stored() string {
 	s := a.cp.Store()
@@ -116,6 +117,9 @@ func (a *testAPI) stored() string {
 			j, _ := json.Marshal(tp)
 			b.Write(j)
 		}
+		j, _ = json.Marshal(s.FunctionURLs(ns.Name))
+		b.WriteString(" urls ")
+		b.Write(j)
 		b.WriteString("\n")
 	}
 	j, _ := json.Marshal(s.Subscriptions())

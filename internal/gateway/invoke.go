@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -30,14 +31,7 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(client.HeaderRequestID, id)
 	name := client.QualifiedName(callerNS(r.Context()), r.PathValue("name"))
-	fn, err := g.cfg.Control.Store().Function(name)
-	if errors.Is(err, state.ErrNotFound) {
-		// A follower may not have applied a deploy made through another
-		// server a moment ago: catch up with the leader, then look again.
-		if cr, ok := g.cfg.Control.(consistentReader); ok && cr.ConsistentRead(r.Context()) == nil {
-			fn, err = g.cfg.Control.Store().Function(name)
-		}
-	}
+	fn, err := caughtUp(r.Context(), g.cfg.Control, func() (model.Function, error) { return g.cfg.Control.Store().Function(name) })
 	if err != nil {
 		writeError(w, g.log, err)
 		return
@@ -55,12 +49,51 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-
-	release, err := g.Admit(fn)
+	run, err := g.invokeSync(r, id, fn, "sync", payload)
 	if err != nil {
-		g.metrics.observe(fn, "sync", "Throttled", 0, false)
 		writeError(w, g.log, err)
 		return
+	}
+	h := w.Header()
+	if run.ErrorType != "" {
+		h.Set(client.HeaderFunctionError, "Unhandled")
+	}
+	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
+		h.Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(run.logTail)))
+	}
+	if run.Cold {
+		h.Set(client.HeaderColdStart, "true")
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(run.Payload)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(run.Payload)
+	http.NewResponseController(w).Flush()
+}
+
+// syncRun is a synchronous run's outcome: the worker's result (a
+// function error is its ErrorType) and the tail of its log as its record
+// holds it.
+type syncRun struct {
+	worker.Result
+	logTail string
+}
+
+// invokeSync is the one synchronous invocation, whatever triggered it
+// (the invoke route: "sync"; a function URL: "url"): it admits the run
+// within fn's concurrency limits (Admit), runs payload on a worker,
+// queues the record (with trigger) and the log, and counts the run in
+// the metrics under trigger. The record and the log are queued before it
+// returns, before the answer leaves (an append under a lock), so that a
+// client that lists them as soon as it has its answer finds them on this
+// server; they are committed later, in batches (see recorder). An error
+// means no result: throttled, no worker, or the client went away
+// (clientClosed).
+func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trigger string, payload []byte) (syncRun, error) {
+	release, err := g.Admit(fn)
+	if err != nil {
+		g.metrics.observe(fn, trigger, "Throttled", 0, false)
+		return syncRun{}, err
 	}
 	g.metrics.inFlight.Inc()
 	res, err := g.cfg.Placer.Invoke(r.Context(), worker.Request{RequestID: id, Function: fn, Payload: payload})
@@ -71,16 +104,10 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errClientClosed) {
 			g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
 		}
-		g.metrics.observe(fn, "sync", outcomeOf(err), 0, false)
-		writeError(w, g.log, err)
-		return
+		g.metrics.observe(fn, trigger, outcomeOf(err), 0, false)
+		return syncRun{}, err
 	}
-	// The record and the log are queued before the answer leaves (an
-	// append under a lock), so that a client that lists them as soon as
-	// it has its answer finds them on this server; they are committed
-	// later, in batches (see recorder).
-	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, "sync", res)
-	logTail := rec.LogTail
+	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, trigger, res)
 	entry := model.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
 	if len(res.Log) < worker.LogTailBytes {
@@ -91,23 +118,22 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	} else {
 		g.svc.AddRecord(&rec, &entry)
 	}
-	h := w.Header()
-	if res.ErrorType != "" {
-		h.Set(client.HeaderFunctionError, "Unhandled")
-	}
-	if strings.EqualFold(r.Header.Get(client.HeaderLogTail), "true") {
-		h.Set(client.HeaderLogResult, base64.StdEncoding.EncodeToString([]byte(logTail)))
-	}
-	if res.Cold {
-		h.Set(client.HeaderColdStart, "true")
-	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(res.Payload)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(res.Payload)
-	http.NewResponseController(w).Flush()
+	g.metrics.observe(fn, trigger, outcome(res.ErrorType), res.Duration, res.Cold)
+	return syncRun{Result: res, logTail: rec.LogTail}, nil
+}
 
-	g.metrics.observe(fn, "sync", outcome(res.ErrorType), res.Duration, res.Cold)
+// caughtUp reads what get returns from this server's state. A follower
+// may not have applied a change made through another server a moment ago
+// (a deploy, a new URL): on ErrNotFound it catches up with the leader,
+// then reads again.
+func caughtUp[T any](ctx context.Context, control ControlPlane, get func() (T, error)) (T, error) {
+	v, err := get()
+	if errors.Is(err, state.ErrNotFound) {
+		if cr, ok := control.(consistentReader); ok && cr.ConsistentRead(ctx) == nil {
+			v, err = get()
+		}
+	}
+	return v, err
 }
 
 // Admit admits one invocation of fn within its reserved concurrency and
@@ -122,12 +148,28 @@ func (g *Gateway) Admit(fn model.Function) (release func(), err error) {
 // readEvent reads an invocation's event: at most limit bytes (413
 // beyond), JSON (400 otherwise), an empty body meaning {}.
 func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	payload, err := readBody(w, r, limit, "reading the event")
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(payload) {
+		return nil, badRequest("the event is not valid JSON")
+	}
+	return payload, nil
+}
+
+// readBody reads r's body, at most limit bytes (413 beyond; 400, saying
+// it was while doing what, when it breaks off).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, doing string) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	var payload []byte
 	var err error
 	if n := r.ContentLength; n > 0 && n <= limit {
-		// The length is known: read the event into a buffer of its size
-		// (one copy), then to the end of the body.
+		// The length is known: read the body into a buffer of its size
+		// (one copy), then to its end.
 		payload = make([]byte, n)
 		if _, err = io.ReadFull(body, payload); err == nil {
 			var more [1]byte
@@ -144,13 +186,7 @@ func readEvent(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, err
 		payload, err = io.ReadAll(body)
 	}
 	if err != nil {
-		return nil, bodyError(err, "reading the event")
-	}
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return []byte("{}"), nil
-	}
-	if !json.Valid(payload) {
-		return nil, badRequest("the event is not valid JSON")
+		return nil, bodyError(err, doing)
 	}
 	return payload, nil
 }

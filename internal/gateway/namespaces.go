@@ -57,11 +57,7 @@ func (g *Gateway) putNamespace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, wire.Namespace(stored))
+	writePut(w, created, wire.Namespace(stored))
 }
 
 // deleteNamespace removes an empty namespace (not default); keys bound to

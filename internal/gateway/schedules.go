@@ -36,7 +36,7 @@ func (g *Gateway) putSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, createdOrOK(created), wire.Schedule(stored))
+	writePut(w, created, wire.Schedule(stored))
 }
 
 func (g *Gateway) deleteSchedule(w http.ResponseWriter, r *http.Request) {

@@ -37,11 +37,7 @@ func (g *Gateway) putSource(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, wire.Source(stored))
+	writePut(w, created, wire.Source(stored))
 }
 
 func (g *Gateway) deleteSource(w http.ResponseWriter, r *http.Request) {

@@ -39,7 +39,7 @@ func (g *Gateway) putTopic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, createdOrOK(created), wire.Topic(stored))
+	writePut(w, created, wire.Topic(stored))
 }
 
 func (g *Gateway) deleteTopic(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +65,7 @@ func (g *Gateway) subscribeTopic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, createdOrOK(created), wire.Topic(t))
+	writePut(w, created, wire.Topic(t))
 }
 
 func (g *Gateway) unsubscribeTopic(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,7 @@ func stored() map[string]any {
 		"server_info":         &ServerInfo{},
 		"source":              &Source{},
 		"topic":               &Topic{},
+		"function_url":        &FunctionURL{},
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package service owns the control plane's use cases: deploying and
-// removing functions, namespaces, schedules, subscriptions, topics (and
-// publishing to them), keys, users and sessions, redriving dead letters,
-// and building and storing invocation records. The gateway decodes a request, authorises it and
+// removing functions, namespaces, schedules, function URLs, event source
+// mappings, subscriptions, topics (and publishing to them), keys, users
+// and sessions, redriving dead letters, and building and storing
+// invocation records. The gateway decodes a request, authorises it and
 // calls one method here; this package validates, writes through Raft
 // (fsm.Apply), and returns what the gateway encodes.
 //

@@ -105,10 +105,12 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 }
 
 // RemoveFunction removes a function, named by its qualified name
-// (model.QualifiedName), unless schedules, subscriptions, other
-// functions' destinations or topic subscriptions name it: then it reports deleted false and
-// changes nothing, or, with force, removes them too in the same step. It
-// returns the dependents found. Its invocation records stay until
+// (model.QualifiedName), unless schedules, subscriptions, event source
+// mappings, other functions' destinations or topic subscriptions name it:
+// then it reports deleted false and changes nothing, or, with force,
+// removes them too in the same step. Its URL, which names nothing else,
+// goes with it in any case. It returns the dependents found. Its
+// invocation records stay until
 // retention removes them.
 func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDependents, deleted bool, err error) {
 	s.mu.Lock()
@@ -125,6 +127,7 @@ func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDepe
 		s.removeDependentsLocked(f, deps)
 	}
 	delete(s.functions, name)
+	delete(s.urls, name)
 	s.publishLocked()
 	return deps, true, nil
 }

@@ -58,8 +58,8 @@ func CheckReserved(ns string, want, limit, reserved int) error {
 }
 
 // DeleteFunction removes a function, named by its qualified name
-// (model.QualifiedName). Its invocation records stay until retention
-// removes them.
+// (model.QualifiedName), and its URL. Its invocation records stay until
+// retention removes them.
 func (s *Store) DeleteFunction(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,6 +67,7 @@ func (s *Store) DeleteFunction(name string) error {
 		return fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
 	delete(s.functions, name)
+	delete(s.urls, name)
 	s.publishLocked()
 	return nil
 }

@@ -74,6 +74,7 @@ type Store struct {
 	users         map[string]*model.User
 	sessions      map[string]*model.Session
 	sources       map[string]*model.Source
+	urls          map[string]*model.FunctionURL // by the function's qualified name
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -82,19 +83,21 @@ type Store struct {
 	view atomic.Pointer[view]
 }
 
-// view holds copies of the functions, keys and namespaces, and each
-// namespace's reserved concurrency summed over its functions.
+// view holds copies of the functions, keys, namespaces and function
+// URLs, and each namespace's reserved concurrency summed over its
+// functions.
 type view struct {
 	functions  map[string]*model.Function
 	keys       map[string]*model.Key
 	namespaces map[string]*model.Namespace
+	urls       map[string]*model.FunctionURL
 	reserved   map[string]int
 }
 
 // publishLocked refreshes the lock-free view. Needs mu held for writing.
 func (s *Store) publishLocked() {
 	v := &view{functions: maps.Clone(s.functions), keys: maps.Clone(s.keys),
-		namespaces: maps.Clone(s.namespaces), reserved: map[string]int{}}
+		namespaces: maps.Clone(s.namespaces), urls: maps.Clone(s.urls), reserved: map[string]int{}}
 	for _, f := range s.functions {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
@@ -121,6 +124,7 @@ func New() *Store {
 		users:         map[string]*model.User{},
 		sessions:      map[string]*model.Session{},
 		sources:       map[string]*model.Source{},
+		urls:          map[string]*model.FunctionURL{},
 	}
 	s.publishLocked()
 	return s
@@ -145,6 +149,7 @@ type Snapshot struct {
 	Sessions      []*model.Session      `json:"sessions"`
 	Sources       []*model.Source       `json:"sources,omitempty"`
 	Topics        []*model.Topic        `json:"topics,omitempty"`
+	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -194,6 +199,9 @@ func (s *Store) Capture() *Snapshot {
 	for _, v := range s.sources {
 		snap.Sources = append(snap.Sources, v)
 	}
+	for _, u := range s.urls {
+		snap.FunctionURLs = append(snap.FunctionURLs, u)
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -215,6 +223,10 @@ func (s *Store) Capture() *Snapshot {
 	sort.Slice(snap.Sources, func(i, j int) bool {
 		a, b := snap.Sources[i], snap.Sources[j]
 		return model.QualifiedName(a.Namespace, a.Name) < model.QualifiedName(b.Namespace, b.Name)
+	})
+	sort.Slice(snap.FunctionURLs, func(i, j int) bool {
+		a, b := snap.FunctionURLs[i], snap.FunctionURLs[j]
+		return model.QualifiedName(a.Namespace, a.Function) < model.QualifiedName(b.Namespace, b.Function)
 	})
 	return snap
 }
@@ -357,6 +369,11 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, v := range snap.Sources {
 		v.Namespace = model.NamespaceOf(v.Namespace)
 		s.sources[model.QualifiedName(v.Namespace, v.Name)] = v
+	}
+	s.urls = make(map[string]*model.FunctionURL, len(snap.FunctionURLs))
+	for _, u := range snap.FunctionURLs {
+		u.Namespace = model.NamespaceOf(u.Namespace)
+		s.urls[model.QualifiedName(u.Namespace, u.Function)] = u
 	}
 	s.settings = snap.Settings
 	if s.settings == nil {

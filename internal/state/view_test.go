@@ -9,8 +9,8 @@ import (
 )
 
 // TestLockFreeViewFollowsEveryChange checks that what requests read
-// without the lock (functions, keys, namespaces, reserved concurrency)
-// follows writes and a snapshot restore.
+// without the lock (functions, keys, namespaces, function URLs, reserved
+// concurrency) follows writes and a snapshot restore.
 func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	s := New()
 	one, two := 1, 2
@@ -24,8 +24,19 @@ func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	if _, err := s.Function("team/a"); err != nil {
 		t.Fatal(err)
 	}
+	for _, fn := range []string{"a", "b"} {
+		if _, _, err := s.PutFunctionURL(model.FunctionURL{Namespace: "team", Function: fn, Auth: model.URLAuthNone}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FunctionURL("team/a"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteFunction("team/a"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.FunctionURL("team/a"); err == nil {
+		t.Fatal("a removed function's URL is still seen")
 	}
 	if _, reserved := s.ConcurrencyLimit("team"); reserved != 1 {
 		t.Fatalf("reserved %d after a delete, want 1", reserved)
@@ -51,7 +62,16 @@ func TestLockFreeViewFollowsEveryChange(t *testing.T) {
 	if _, err := r.Function("team/b"); err != nil {
 		t.Fatalf("restored function: %v", err)
 	}
+	if _, err := r.FunctionURL("team/b"); err != nil {
+		t.Fatalf("restored function URL: %v", err)
+	}
 
+	if err := s.DeleteFunctionURL("team/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FunctionURL("team/b"); err == nil {
+		t.Fatal("a removed URL is still seen")
+	}
 	if err := s.DeleteFunction("team/b"); err != nil {
 		t.Fatal(err)
 	}

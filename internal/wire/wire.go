@@ -169,3 +169,17 @@ func ModelTopicSubscriber(c client.TopicSubscriber) model.TopicSubscriber {
 	return model.TopicSubscriber{Function: c.Function, CreatedAt: c.CreatedAt,
 		Filters: List(c.Filters, func(f client.TopicFilter) model.TopicFilter { return model.TopicFilter(f) })}
 }
+
+// FunctionURL is a stored function URL as the API shows it, at endpoint
+// (the URL on the server that answers).
+func FunctionURL(m model.FunctionURL, endpoint string) client.FunctionURL {
+	return client.FunctionURL{Namespace: m.Namespace, Function: m.Function, Auth: m.Auth,
+		CORS: (*client.CORS)(m.CORS), RateLimit: m.RateLimit, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, URL: endpoint}
+}
+
+// ModelFunctionURL is a function URL from a request, to be stored (its
+// URL field, an answer's, is dropped).
+func ModelFunctionURL(c client.FunctionURL) model.FunctionURL {
+	return model.FunctionURL{Namespace: c.Namespace, Function: c.Function, Auth: c.Auth,
+		CORS: (*model.CORS)(c.CORS), RateLimit: c.RateLimit, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
