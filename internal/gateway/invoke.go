@@ -79,32 +79,50 @@ type syncRun struct {
 	logTail string
 }
 
-// invokeSync is the one synchronous invocation, whatever triggered it
-// (the invoke route: "sync"; a function URL: "url"): it admits the run
-// within fn's concurrency limits (Admit), runs payload on a worker,
-// queues the record (with trigger) and the log, and counts the run in
-// the metrics under trigger. The record and the log are queued before it
-// returns, before the answer leaves (an append under a lock), so that a
-// client that lists them as soon as it has its answer finds them on this
-// server; they are committed later, in batches (see recorder). An error
-// means no result: throttled, no worker, or the client went away
+// invokeSync is the one synchronous invocation of an HTTP client,
+// whatever route it came by (the invoke route: "sync"; a function URL:
+// "url"): runSync, with a client that went away told apart
 // (clientClosed).
 func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trigger string, payload []byte) (syncRun, error) {
-	release, err := g.Admit(fn)
-	if err != nil {
-		g.metrics.observe(fn, trigger, "Throttled", 0, false)
-		return syncRun{}, err
-	}
-	g.metrics.inFlight.Inc()
-	res, err := g.cfg.Placer.Invoke(r.Context(), worker.Request{RequestID: id, Function: fn, Payload: payload})
-	g.metrics.inFlight.Dec()
-	release()
-	if err != nil {
+	return g.runSync(r.Context(), id, fn, trigger, trigger, payload, func(err error) error {
 		err = clientClosed(r, err)
 		if errors.Is(err, errClientClosed) {
 			g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
 		}
-		g.metrics.observe(fn, trigger, outcomeOf(err), 0, false)
+		return err
+	})
+}
+
+// InvokeFor runs a synchronous invocation for a trigger inside the
+// platform (an event source mapping's batch: trigger "source:NAME",
+// counted in the metrics as label "source"), with the request ID it
+// makes, as runSync does for a client.
+func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, label string, payload []byte) (worker.Result, error) {
+	run, err := g.runSync(ctx, newRequestID(), fn, trigger, label, payload, func(err error) error { return err })
+	return run.Result, err
+}
+
+// runSync admits the run within fn's concurrency limits (Admit), runs
+// payload on a worker, queues the record (with trigger) and the log, and
+// counts the run in the metrics under label. The record and the log are
+// queued before it returns, before the answer leaves (an append under a
+// lock), so that a client that lists them as soon as it has its answer
+// finds them on this server; they are committed later, in batches (see
+// recorder). An error, as explain words it, means no result: throttled,
+// no worker, or ctx ended.
+func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, trigger, label string, payload []byte, explain func(error) error) (syncRun, error) {
+	release, err := g.Admit(fn)
+	if err != nil {
+		g.metrics.observe(fn, label, "Throttled", 0, false)
+		return syncRun{}, err
+	}
+	g.metrics.inFlight.Inc()
+	res, err := g.cfg.Placer.Invoke(ctx, worker.Request{RequestID: id, Function: fn, Payload: payload})
+	g.metrics.inFlight.Dec()
+	release()
+	if err != nil {
+		err = explain(err)
+		g.metrics.observe(fn, label, outcomeOf(err), 0, false)
 		return syncRun{}, err
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, trigger, res)
@@ -118,7 +136,7 @@ func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trig
 	} else {
 		g.svc.AddRecord(&rec, &entry)
 	}
-	g.metrics.observe(fn, trigger, outcome(res.ErrorType), res.Duration, res.Cold)
+	g.metrics.observe(fn, label, outcome(res.ErrorType), res.Duration, res.Cold)
 	return syncRun{Result: res, logTail: rec.LogTail}, nil
 }
 

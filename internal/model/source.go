@@ -101,10 +101,15 @@ func MaskURL(rawURL string) string {
 		}
 		return rawURL
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "****")
+	return masked(u)
+}
+
+// masked is u with its password, if any, shown as ****.
+func masked(u *url.URL) string {
+	if _, ok := u.User.Password(); !ok {
+		return u.String()
 	}
-	return u.String()
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":****@", 1)
 }
 
 // ShownURL is the mapping's URL as shown: with **** for its password
@@ -117,8 +122,8 @@ func (s Source) ShownURL() string {
 	if err != nil {
 		return s.URL
 	}
-	u.User = url.UserPassword(u.User.Username(), "****")
-	return u.String()
+	u.User = url.UserPassword(u.User.Username(), s.Password)
+	return masked(u)
 }
 
 // DialURL is the mapping's URL with its password, for connecting.

@@ -24,19 +24,22 @@ import (
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
+	"nimbus/internal/sources"
 )
 
 // asyncParts are the pieces of the asynchronous path a node runs: the
-// enqueuer on every server; the dispatcher (a new one each term),
-// scheduler and notifier on the leader.
+// enqueuer on every server; the dispatcher and the event source mappings'
+// consumers (new ones each term), scheduler and notifier on the leader.
 type asyncParts struct {
-	cp        *controlplane.Node
-	placer    *placement.Placer
-	enqueuer  *queue.Enqueuer
-	scheduler *scheduler.Loop
-	notifier  *notify.Notifier
-	hooks     queue.Hooks // set by connect, before the first term
-	log       *slog.Logger
+	cp            *controlplane.Node
+	placer        *placement.Placer
+	enqueuer      *queue.Enqueuer
+	scheduler     *scheduler.Loop
+	notifier      *notify.Notifier
+	hooks         queue.Hooks     // set by connect, before the first term
+	invoker       sources.Invoker // set by connect: runs the event source mappings' batches
+	sourceMetrics *sources.Metrics
+	log           *slog.Logger
 
 	// dispatcher is the current term's, nil between terms: wake reaches
 	// it, whoever calls wake and whenever.
@@ -48,8 +51,8 @@ type asyncParts struct {
 	stopDeliveries context.CancelFunc
 }
 
-func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, log *slog.Logger) *asyncParts {
-	a := &asyncParts{cp: cp, placer: placer, enqueuer: queue.NewEnqueuer(cp), log: log}
+func newAsyncParts(cp *controlplane.Node, placer *placement.Placer, smtpCfg notify.SMTP, reg prometheus.Registerer, log *slog.Logger) *asyncParts {
+	a := &asyncParts{cp: cp, placer: placer, enqueuer: queue.NewEnqueuer(cp), sourceMetrics: sources.NewMetrics(reg), log: log}
 	a.deliveryCtx, a.stopDeliveries = context.WithCancel(context.Background())
 	a.scheduler = scheduler.NewLoop(cp, 0, log.With("subsystem", "scheduler"))
 	secret := func(ns string) string { s, _ := gateway.WebhookSecret(cp.Store(), ns); return s }
@@ -80,6 +83,7 @@ func (a *asyncParts) abandon() {
 // destinations) once both exist, before the first term.
 func (a *asyncParts) connect(gw *gateway.Gateway) {
 	cp, log := a.cp, a.log
+	a.invoker = gw
 	deliverer := &notify.Deliverer{}
 	a.hooks = queue.Hooks{
 		Log:     gw.AddLog,
@@ -142,6 +146,7 @@ func (a *asyncParts) term(ctx context.Context, extra func(ctx context.Context)) 
 	spawn(a.scheduler.Run)
 	spawn(a.notifier.Run)
 	spawn(func(ctx context.Context) { provision(ctx, a.cp, a.placer) })
+	spawn(sources.NewManager(a.cp, a.invoker, a.sourceMetrics, a.cp.ID(), a.log.With("subsystem", "sources")).Run)
 	wg.Wait()
 }
 
@@ -288,7 +293,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	set apiSettings, log *slog.Logger, more func(*gateway.Config)) (*gateway.Gateway, *asyncParts) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	async := newAsyncParts(cp, placer, set.smtp, log)
+	async := newAsyncParts(cp, placer, set.smtp, reg, log)
 	retention := set.retention
 	if retention == (model.Retention{}) {
 		retention = model.DefaultRetention()

@@ -96,7 +96,7 @@ func TestLeadershipMovesUnderAsyncLoad(t *testing.T) {
 	for i, cp := range c.Nodes {
 		term.n = append(term.n, map[string]int{})
 		cp.Store().ObserveRecordOutcomes(term.observe(i))
-		a := newAsyncParts(cp, placer, notify.SMTP{}, log)
+		a := newAsyncParts(cp, placer, notify.SMTP{}, nil, log)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

@@ -14,10 +14,12 @@ import (
 	"nimbus/internal/worker"
 )
 
-// Invoker runs a function synchronously with an event, as trigger, and
-// records the invocation (its record and log) as any other.
+// Invoker runs a function synchronously with an event and records the
+// invocation (its record, with trigger, and its log) as any other,
+// counted in the metrics under label. *gateway.Gateway is the Invoker of
+// a server.
 type Invoker interface {
-	Invoke(ctx context.Context, fn model.Function, trigger string, event []byte) (worker.Result, error)
+	InvokeFor(ctx context.Context, fn model.Function, trigger, label string, event []byte) (worker.Result, error)
 }
 
 // message is one message read from a broker, with the record the
@@ -359,7 +361,7 @@ func (c *consumer) invoke(ctx context.Context, msgs []*message) (failed []*messa
 	if err != nil {
 		return nil, "", err
 	}
-	res, err := c.inv.Invoke(ctx, fn, "source:"+c.src.Name, event)
+	res, err := c.inv.InvokeFor(ctx, fn, "source:"+c.src.Name, "source", event)
 	if err != nil {
 		return nil, "", err
 	}

@@ -52,7 +52,7 @@ func newTestFunction() *testFunction {
 	return &testFunction{tries: map[int]int{}, ok: map[int]bool{}, order: map[int][]int{}, blocked: make(chan struct{})}
 }
 
-func (f *testFunction) Invoke(ctx context.Context, fn model.Function, trigger string, event []byte) (worker.Result, error) {
+func (f *testFunction) InvokeFor(ctx context.Context, fn model.Function, trigger, label string, event []byte) (worker.Result, error) {
 	var ev struct {
 		Records []struct {
 			MessageID string          `json:"messageId"`

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"nimbus/internal/sources/brokertest"
+	"nimbus/pkg/client"
+)
+
+// batchHandler handles a batch of queue messages: it prints the numbers
+// it handled on one line (so that the records' log tails say which ran)
+// and names the poison messages in batchItemFailures.
+const batchHandler = `import json
+
+def handler(event, context):
+    failures, handled = [], []
+    for rec in event["Records"]:
+        body = rec["body"]
+        if body.get("poison"):
+            failures.append({"itemIdentifier": rec["messageId"]})
+        else:
+            handled.append(body["n"])
+    print("HANDLED " + json.dumps(handled))
+    return {"batchItemFailures": failures}
+`
+
+var handledLine = regexp.MustCompile(`HANDLED (\[[0-9, ]*\])`)
+
+// handledIn adds to seen the message numbers the records' logs say ran.
+func handledIn(recs []client.Invocation, seen map[int]bool) {
+	for _, r := range recs {
+		if r.Status != client.StatusSuccess || !strings.HasPrefix(r.Trigger, "source:") {
+			continue
+		}
+		for _, m := range handledLine.FindAllStringSubmatch(r.LogTail, -1) {
+			var ns []int
+			if json.Unmarshal([]byte(m[1]), &ns) == nil {
+				for _, n := range ns {
+					seen[n] = true
+				}
+			}
+		}
+	}
+}
+
+// rabbit is a RabbitMQ broker of a test with a channel to it.
+type rabbit struct {
+	*brokertest.Broker
+	t  *testing.T
+	ch *amqp.Channel
+}
+
+func startRabbit(t *testing.T, queues ...string) *rabbit {
+	b := brokertest.RabbitMQ(t)
+	c, err := amqp.Dial(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch, err := c.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &rabbit{Broker: b, t: t, ch: ch}
+}
+
+func (r *rabbit) publish(queue string, body []byte) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conf, err := r.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
+	if err == nil {
+		_, err = conf.WaitContext(ctx)
+	}
+	if err != nil {
+		r.t.Fatalf("publishing to %s: %v", queue, err)
+	}
+}
+
+// depth is how many messages wait in queue, ready or unacknowledged
+// (consumers, unacknowledged messages are known only by their count of
+// ready ones: a passive declare counts the ready).
+func (r *rabbit) ready(queue string) int {
+	q, err := r.ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		r.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return q.Messages
+}
+
+func (n *devNode) source(name string) client.Source {
+	n.t.Helper()
+	r := n.mustCLI(0, "sources", "get", name, "-o", "json")
+	var s client.Source
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		n.t.Fatalf("sources get -o json: %v\n%s", err, r.stdout)
+	}
+	return s
+}
+
+func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
+	parallel(t)
+	mq := startRabbit(t, "orders", "orders-dlq")
+	n := startDev(t, t.TempDir())
+	n.mustDeploy("consume", batchHandler, nil)
+
+	// Bad input is refused with a sentence and stores nothing.
+	for _, bad := range []struct{ args []string }{
+		{[]string{"--type", "sqs", "--url", mq.URL, "--queue", "orders"}},
+		{[]string{"--type", "rabbitmq", "--url", "http://127.0.0.1:1/", "--queue", "orders"}},
+		{[]string{"--type", "rabbitmq", "--url", mq.URL}},
+		{[]string{"--type", "rabbitmq", "--url", mq.URL, "--queue", "orders", "--batch-size", "20000"}},
+		{[]string{"--type", "kafka", "--url", "127.0.0.1:9092", "--topic", "t", "--start-from", "yesterday"}},
+	} {
+		r := n.cli("", append([]string{"sources", "create", "bad", "--function", "consume"}, bad.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "400 BadRequest") {
+			t.Errorf("sources create %v: exit %d, stderr %q", bad.args, r.code, r.stderr)
+		}
+	}
+	if r := n.cli("", "sources", "create", "bad", "--function", "nowhere", "--type", "rabbitmq", "--url", mq.URL, "--queue", "orders"); r.code == 0 {
+		t.Errorf("a mapping of a missing function was created")
+	}
+	if r := n.mustCLI(0, "sources", "ls", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("bad creates stored mappings: %s", r.stdout)
+	}
+
+	n.mustCLI(0, "sources", "create", "orders", "--function", "consume", "--type", "rabbitmq", "--url", mq.URL,
+		"--queue", "orders", "--batch-size", "50", "--retries", "1", "--retry-delay", "100ms", "--dead-letter", "orders-dlq")
+	src := n.source("orders")
+	if strings.Contains(src.URL, "guest:guest") || !strings.Contains(src.URL, "****") {
+		t.Errorf("the password shows in the mapping's URL: %s", src.URL)
+	}
+	if r := n.mustCLI(0, "sources", "get", "orders"); strings.Contains(r.stdout, "guest:guest") {
+		t.Errorf("sources get shows the password:\n%s", r.stdout)
+	}
+
+	const total = 1000
+	for i := range total {
+		mq.publish("orders", fmt.Appendf(nil, `{"n": %d}`, i))
+		if i == 500 {
+			mq.publish("orders", []byte(`{"n": -1, "poison": true}`))
+			mq.publish("orders", []byte(`not json {`))
+		}
+	}
+	var p client.SourceProgress
+	waitFor(t, patience, "the mapping reports every message handled and two dead-lettered", func() bool {
+		p = n.source("orders").Progress
+		return p.Succeeded == total && p.DeadLettered == 2
+	})
+	if p.Malformed != 1 || p.State != "running" || p.Received < total+2 {
+		t.Errorf("progress %+v", p)
+	}
+	waitFor(t, patience, "the queue is drained and the dead-letter queue holds two", func() bool {
+		return mq.ready("orders") == 0 && mq.ready("orders-dlq") == 2
+	})
+	seen := map[int]bool{}
+	waitFor(t, patience, "the records' logs show every message ran", func() bool {
+		handledIn(n.invocations("consume"), seen)
+		return len(seen) == total
+	})
+	for _, r := range n.invocations("consume") {
+		if r.Trigger != "source:orders" {
+			t.Errorf("a record's trigger is %q, want source:orders", r.Trigger)
+		}
+	}
+	if r := n.mustCLI(0, "invocations", "consume"); strings.Contains(r.stdout, "guest:guest") {
+		t.Errorf("the password shows in the records")
+	}
+
+	// A function fed by a mapping is not removed without --force.
+	if r := n.cli("", "rm", "consume"); r.code == 0 || !strings.Contains(r.stderr, "orders") {
+		t.Errorf("rm of a function a mapping feeds: exit %d, %q", r.code, r.stderr)
+	}
+	n.mustCLI(0, "sources", "disable", "orders")
+	if s := n.source("orders"); !s.Disabled {
+		t.Errorf("disable left %+v", s)
+	}
+	n.mustCLI(0, "sources", "rm", "orders")
+	if r := n.cli("", "sources", "get", "orders"); r.code == 0 {
+		t.Errorf("a removed mapping is still there")
+	}
+}
+
+func TestASourceWhoseBrokerIsUnreachableIsStoredAndSaysSo(t *testing.T) {
+	parallel(t)
+	n := startDev(t, t.TempDir())
+	n.mustDeploy("consume", batchHandler, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "amqp://user:secret@" + ln.Addr().String() + "/"
+	ln.Close() // nothing listens there now
+	n.mustCLI(0, "sources", "create", "gone", "--function", "consume", "--type", "rabbitmq", "--url", url, "--queue", "q")
+	var s client.Source
+	waitFor(t, patience, "the mapping shows it cannot connect", func() bool {
+		s = n.source("gone")
+		return s.Progress.State == "connecting" && s.Progress.Error != ""
+	})
+	if strings.Contains(s.Progress.Error, "secret") || strings.Contains(n.out.String(), "secret") {
+		t.Errorf("the password shows in the error or the log: %q", s.Progress.Error)
+	}
+}
