@@ -84,7 +84,7 @@ type syncRun struct {
 // "url"): runSync, with a client that went away told apart
 // (clientClosed).
 func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trigger string, payload []byte) (syncRun, error) {
-	return g.runSync(r.Context(), id, fn, trigger, trigger, payload, func(err error) error {
+	return g.runSync(r.Context(), id, fn, trigger, trigger, payload, false, func(err error) error {
 		err = clientClosed(r, err)
 		if errors.Is(err, errClientClosed) {
 			g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
@@ -96,9 +96,13 @@ func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trig
 // InvokeFor runs a synchronous invocation for a trigger inside the
 // platform (an event source mapping's batch: trigger "source:NAME",
 // counted in the metrics as label "source"), with the request ID it
-// makes, as runSync does for a client.
+// makes, as runSync does for a client, and returns once the invocation's
+// record is committed (or held where a restart finds it): the caller
+// acknowledges what it ran to a broker only then. An error with a
+// result means the run ended but its record did not settle before ctx
+// ended.
 func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, label string, payload []byte) (worker.Result, error) {
-	run, err := g.runSync(ctx, newRequestID(), fn, trigger, label, payload, func(err error) error { return err })
+	run, err := g.runSync(ctx, newRequestID(), fn, trigger, label, payload, true, func(err error) error { return err })
 	return run.Result, err
 }
 
@@ -108,9 +112,10 @@ func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, lab
 // queued before it returns, before the answer leaves (an append under a
 // lock), so that a client that lists them as soon as it has its answer
 // finds them on this server; they are committed later, in batches (see
-// recorder). An error, as explain words it, means no result: throttled,
-// no worker, or ctx ended.
-func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, trigger, label string, payload []byte, explain func(error) error) (syncRun, error) {
+// recorder), or, with settle, committed at once and waited for
+// (Service.AddRecordAndWait). An error, as explain words it, means no
+// result: throttled, no worker, or ctx ended.
+func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, trigger, label string, payload []byte, settle bool, explain func(error) error) (syncRun, error) {
 	release, err := g.Admit(fn)
 	if err != nil {
 		g.metrics.observe(fn, label, "Throttled", 0, false)
@@ -128,16 +133,20 @@ func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, tri
 	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, trigger, res)
 	entry := model.LogEntry{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Time: rec.Start, Log: string(res.Log)}
 	g.follow.publish(entry)
+	// The record holds the whole log when it is short, and every server
+	// keeps the record: the log store (this server's own) keeps longer
+	// logs only. The logs route reads both.
+	long := &entry
 	if len(res.Log) < worker.LogTailBytes {
-		// The record holds the whole log, and every server keeps the
-		// record: the log store (this server's own) keeps longer logs
-		// only. The logs route reads both.
-		g.svc.AddRecord(&rec, nil)
-	} else {
-		g.svc.AddRecord(&rec, &entry)
+		long = nil
 	}
 	g.metrics.observe(fn, label, outcome(res.ErrorType), res.Duration, res.Cold)
-	return syncRun{Result: res, logTail: rec.LogTail}, nil
+	run := syncRun{Result: res, logTail: rec.LogTail}
+	if settle {
+		return run, g.svc.AddRecordAndWait(ctx, rec, long)
+	}
+	g.svc.AddRecord(&rec, long)
+	return run, nil
 }
 
 // caughtUp reads what get returns from this server's state. A follower

@@ -44,7 +44,11 @@ type recorder struct {
 	entries  []model.LogEntry
 	storing  []model.LogEntry // the batch of logs being stored
 	audit    []model.AuditEntry
-	wake     chan struct{}
+	// waiting are the channels to close once the record of an ID is
+	// committed or held (addWaiting): its caller then knows a restart
+	// does not lose it.
+	waiting map[string][]chan struct{}
+	wake    chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
 
@@ -105,6 +109,41 @@ func (r *recorder) add(rec *model.Invocation, entry *model.LogEntry) {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// addWaiting queues a record and its log (which may be nil) and returns
+// a channel closed once the record is committed, or held for retry in
+// the log store: once a restart would not lose it. The batch it is in
+// does not wait out the gathering interval.
+func (r *recorder) addWaiting(rec model.Invocation, entry *model.LogEntry) <-chan struct{} {
+	done := make(chan struct{})
+	r.mu.Lock()
+	if r.waiting == nil {
+		r.waiting = map[string][]chan struct{}{}
+	}
+	r.waiting[rec.ID] = append(r.waiting[rec.ID], done)
+	r.mu.Unlock()
+	r.add(&rec, entry)
+	return done
+}
+
+// settled closes the channels of those waiting for recs.
+func (r *recorder) settled(recs []model.Invocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		for _, c := range r.waiting[rec.ID] {
+			close(c)
+		}
+		delete(r.waiting, rec.ID)
+	}
+}
+
+// anyWaiting reports whether a caller waits for a queued record.
+func (r *recorder) anyWaiting() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.waiting) > 0
 }
 
 // pending returns the records this server has not committed yet (held,
@@ -194,12 +233,14 @@ func (r *recorder) run() {
 			}
 			r.removeExpired()
 		case <-r.wake:
-			// Let a batch gather for a moment.
-			t := time.NewTimer(batchInterval)
-			select {
-			case <-t.C:
-			case <-r.stop:
-				t.Stop()
+			// Let a batch gather for a moment, unless a caller waits.
+			if !r.anyWaiting() {
+				t := time.NewTimer(batchInterval)
+				select {
+				case <-t.C:
+				case <-r.stop:
+					t.Stop()
+				}
 			}
 			r.flush(false)
 		}
@@ -262,6 +303,7 @@ func (r *recorder) flushQueued(all bool) {
 			r.mu.Lock()
 			r.inflight = nil
 			r.mu.Unlock()
+			r.settled(recs)
 		}
 		if len(r.expired) >= batchMax {
 			r.removeExpired()
@@ -344,6 +386,20 @@ func LogOfRecord(rec model.Invocation) model.LogEntry {
 // until it commits (PendingRecords shows it meanwhile, after a restart
 // too).
 func (s *Service) AddRecord(rec *model.Invocation, entry *model.LogEntry) { s.rec.add(rec, entry) }
+
+// AddRecordAndWait queues an invocation record and its log (which may
+// be nil) as AddRecord does, and returns once the record is committed,
+// or held for retry in this server's log store (where a restart finds
+// it), or ctx ends (its error). Its batch commits at once instead of
+// after the gathering interval.
+func (s *Service) AddRecordAndWait(ctx context.Context, rec model.Invocation, entry *model.LogEntry) error {
+	select {
+	case <-s.rec.addWaiting(rec, entry):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // AddAudit queues an audit entry for the next batch; one whose commit
 // fails is kept and retried as records are (after a commit whose outcome

@@ -165,3 +165,21 @@ func (noPlacer) Runtimes() []string            { return nil }
 func (noPlacer) Prefetch(model.Function)       {}
 func (noPlacer) Provision(model.Function, int) {}
 func (noPlacer) Retire(string)                 {}
+
+func TestARecordAddedAndWaitedForIsInTheStoreWhenTheWaitEnds(t *testing.T) {
+	s, store := newService(t, Deps{})
+	rec := model.Invocation{ID: "r1", Namespace: "default", Function: "f", Trigger: "source:q", Status: model.StatusSuccess, Start: time.Now().UTC()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.AddRecordAndWait(ctx, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.Record("r1"); err != nil || got.Trigger != "source:q" {
+		t.Fatalf("the record waited for is not stored: %+v %v", got, err)
+	}
+	done, cancelled := context.WithCancel(context.Background())
+	cancelled()
+	if err := s.AddRecordAndWait(done, model.Invocation{ID: "r2", Function: "f"}, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("a wait whose context ended: %v", err)
+	}
+}

@@ -15,8 +15,11 @@
 // Guarantees:
 //   - At least once: a message is acknowledged (RabbitMQ ack, Kafka offset
 //     commit, JetStream ack) after its batch's invocation succeeded with
-//     it, or after it was stored as a dead letter (or published to the
-//     broker's dead-letter queue, topic or subject, confirmed).
+//     it and that invocation's record is committed (or held where a
+//     restart finds it: see service.AddRecordAndWait), or after it was
+//     stored as a dead letter (or published to the broker's dead-letter
+//     queue, topic or subject, confirmed). So every message acknowledged
+//     has a record of a successful run, whatever server dies.
 //   - A handler may answer {"batchItemFailures": [{"itemIdentifier": ID}]}:
 //     only those messages are retried. An answer naming an ID not in the
 //     batch fails the whole batch, as Lambda does.
