@@ -49,8 +49,8 @@ type recorder struct {
 	// does not lose it.
 	waiting map[string][]chan struct{}
 	wake    chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 
 	// held are the records (by ID, the last version) and audit entries
 	// whose commit failed, also in the log store's pending buckets until
