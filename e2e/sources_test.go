@@ -117,9 +117,25 @@ func (n *devNode) source(name string) client.Source {
 
 func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 	parallel(t)
-	mq := startRabbit(t, "orders", "orders-dlq")
+	mq := startRabbit(t, "orders", "orders-dlq", "amounts")
 	n := startDev(t, t.TempDir())
 	n.mustDeploy("consume", batchHandler, nil)
+
+	// The README's example: examples/batch, whose failed message becomes
+	// a Nimbus dead letter (no --dead-letter).
+	n.mustCLI(0, "deploy", "../examples/batch")
+	n.mustCLI(0, "sources", "create", "amounts", "--function", "batch", "--type", "rabbitmq", "--url", mq.URL,
+		"--queue", "amounts", "--retries", "1", "--retry-delay", "100ms")
+	for _, m := range []string{`{"amount": 5}`, `{"amount": "lots"}`, `{"amount": 7}`} {
+		mq.publish("amounts", []byte(m))
+	}
+	waitFor(t, patience, "examples/batch handles two messages and dead-letters one", func() bool {
+		p := n.source("amounts").Progress
+		return p.Succeeded == 2 && p.DeadLettered == 1
+	})
+	if dls := n.deadLetters("batch"); len(dls) != 1 || !strings.Contains(string(dls[0].Event), `"lots"`) || dls[0].Trigger != "source:amounts" {
+		t.Errorf("the dead letters of batch: %+v", dls)
+	}
 
 	// Bad input is refused with a sentence and stores nothing.
 	for _, bad := range []struct{ args []string }{
@@ -137,7 +153,8 @@ func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 	if r := n.cli("", "sources", "create", "bad", "--function", "nowhere", "--type", "rabbitmq", "--url", mq.URL, "--queue", "orders"); r.code == 0 {
 		t.Errorf("a mapping of a missing function was created")
 	}
-	if r := n.mustCLI(0, "sources", "ls", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+	var stored []client.Source
+	if r := n.mustCLI(0, "sources", "ls", "-o", "json"); json.Unmarshal([]byte(r.stdout), &stored) != nil || len(stored) != 1 || stored[0].Name != "amounts" {
 		t.Fatalf("bad creates stored mappings: %s", r.stdout)
 	}
 
