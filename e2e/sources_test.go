@@ -192,6 +192,22 @@ func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 		handledIn(n.invocations("consume"), seen)
 		return len(seen) == total
 	})
+	waitFor(t, patience, "/metrics counts the mapping's messages and its lag as 0", func() bool {
+		metrics := n.metricsText()
+		for _, want := range []string{
+			`nimbus_source_messages_total{namespace="default",outcome="succeeded",source="orders"} 1000`,
+			`nimbus_source_messages_total{namespace="default",outcome="dead_lettered",source="orders"} 2`,
+			`nimbus_source_lag{namespace="default",source="orders"} 0`,
+		} {
+			if !strings.Contains(metrics, want) {
+				return false
+			}
+		}
+		return true
+	})
+	if n.invocationsCounted("consume", "source", "success") == 0 {
+		t.Errorf("/metrics counts no invocation of consume with trigger source")
+	}
 	for _, r := range n.invocations("consume") {
 		if r.Trigger != "source:orders" {
 			t.Errorf("a record's trigger is %q, want source:orders", r.Trigger)

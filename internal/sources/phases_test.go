@@ -167,24 +167,22 @@ func exercise(t *testing.T, b testBroker) {
 		}
 	})
 
-	if b.partitions > 0 {
-		t.Run("with concurrency 1 each partition's messages run in order", func(t *testing.T) {
-			src := b.src("p5")
-			src.BatchSize, src.Concurrency = 7, 1
-			r := newRig(t, src)
-			for i := range 200 {
-				b.publish(t, "p5", i, msg(i))
+	t.Run("with concurrency 1 a queue's, subject's or partition's messages run in order", func(t *testing.T) {
+		src := b.src("p5")
+		src.BatchSize, src.Concurrency = 7, 1
+		r := newRig(t, src)
+		for i := range 200 {
+			b.publish(t, "p5", i, msg(i))
+		}
+		waitfor.Until(t, time.Minute, "every message succeeds", func() bool { return r.fn.succeeded(200) == 200 })
+		r.fn.mu.Lock()
+		defer r.fn.mu.Unlock()
+		for p, ns := range r.fn.order {
+			if !slices.IsSorted(ns) {
+				t.Errorf("partition %d (-1: the queue or subject) ran out of order: %v", p, ns)
 			}
-			waitfor.Until(t, time.Minute, "every message succeeds", func() bool { return r.fn.succeeded(200) == 200 })
-			r.fn.mu.Lock()
-			defer r.fn.mu.Unlock()
-			for p, ns := range r.fn.order {
-				if !slices.IsSorted(ns) {
-					t.Errorf("partition %d ran out of order: %v", p, ns)
-				}
-			}
-		})
-	}
+		}
+	})
 
 	if b.process != nil {
 		t.Run("a broker restart is survived: the mapping reconnects and goes on", func(t *testing.T) {

@@ -40,10 +40,10 @@ func msg(n int) []byte { b, _ := json.Marshal(body{N: n}); return b }
 // records that fail.
 type testFunction struct {
 	mu       sync.Mutex
-	tries    map[int]int  // invocations that held each message
-	ok       map[int]bool // messages that succeeded
-	batches  [][]int      // each invocation's messages, in order
-	order    map[int][]int
+	tries    map[int]int   // invocations that held each message
+	ok       map[int]bool  // messages that succeeded
+	batches  [][]int       // each invocation's messages, in order
+	order    map[int][]int // messages that succeeded, in order, by Kafka partition (-1: others)
 	blocked  chan struct{} // closed when a batch blocks
 	blockOne sync.Once
 }
@@ -105,9 +105,11 @@ func (f *testFunction) InvokeFor(ctx context.Context, fn model.Function, trigger
 	for i, r := range ev.Records {
 		if !failed[r.MessageID] {
 			f.ok[ns[i]] = true
+			p := -1 // a queue's or a subject's one order
 			if r.Partition != nil {
-				f.order[*r.Partition] = append(f.order[*r.Partition], ns[i])
+				p = *r.Partition
 			}
+			f.order[p] = append(f.order[p], ns[i])
 		}
 	}
 	f.mu.Unlock()
