@@ -88,11 +88,39 @@ func dialKafka(ctx context.Context, src model.Source, base model.SourceProgress)
 	return &kafkaConn{src: src, cl: cl, seen: base.Offsets, high: map[int32]int64{}, next: map[int32]int64{}}, nil
 }
 
+// kafkaPingEvery is how often a consumer checks that it still reaches a
+// broker: the client retries a lost broker by itself, silently, so
+// without it the mapping would say running while nothing arrives.
+const kafkaPingEvery = 5 * time.Second
+
 func (k *kafkaConn) consume(ctx context.Context, deliver func(*message)) error {
+	pollCtx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	go func() {
+		t := time.NewTicker(kafkaPingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(pollCtx, kafkaPingEvery)
+			err := k.cl.Ping(pctx)
+			cancel()
+			if err != nil && pollCtx.Err() == nil {
+				lost(fmt.Errorf("no broker of %s answers: %w", k.src.ShownURL(), err))
+				return
+			}
+		}
+	}()
 	for {
-		fetches := k.cl.PollFetches(ctx)
+		fetches := k.cl.PollFetches(pollCtx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err := context.Cause(pollCtx); err != nil {
+			return err
 		}
 		if fetches.IsClientClosed() {
 			return fmt.Errorf("the kafka client closed")

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
@@ -142,8 +143,14 @@ func (m *Manager) reconcile(ctx context.Context) {
 
 func (m *Manager) start(ctx context.Context, name string, src model.Source) {
 	store := m.cp.Store()
+	dial := m.dialers[src.Type]
+	if dial == nil { // the service refuses such a mapping; a newer release may know the type
+		dial = func(context.Context, model.Source, model.SourceProgress) (conn, error) {
+			return nil, fmt.Errorf("this server does not know event sources of type %q", src.Type)
+		}
+	}
 	c := &consumer{
-		src: src, inv: m.inv, dial: m.dialers[src.Type], log: m.log, metrics: m.metrics, lagValue: -1,
+		src: src, inv: m.inv, dial: dial, log: m.log, metrics: m.metrics, lagValue: -1,
 		lookup: store.Function,
 		deadEnd: func(ctx context.Context, dl []model.DeadLetter) error {
 			_, err := fsm.Apply(ctx, m.cp, fsm.PutDeadLetters{Letters: dl})
