@@ -56,16 +56,22 @@ type options struct {
 	bin          string
 	keep         bool
 	brokerFilter string
+	workerArgs   []string
 }
 
 // Result is the JSON form of a run (-o json).
 type Result struct {
-	Machine  stats.Machine  `json:"machine"`
-	Command  string         `json:"command"`
-	Setup    string         `json:"setup"`
-	Runs     []Run          `json:"runs"`
-	GoalPerS float64        `json:"goal_per_s"`
-	LogNotes []cluster.Note `json:"log_notes"`
+	Machine stats.Machine `json:"machine"`
+	Command string        `json:"command"`
+	Setup   string        `json:"setup"`
+	// LoadBefore and LoadAfter are /proc/loadavg and the CPU pressure
+	// (PSI "some" avg10, %) when the measurements began and ended: the
+	// machine's other work shares the two cores.
+	LoadBefore string         `json:"load_before"`
+	LoadAfter  string         `json:"load_after"`
+	Runs       []Run          `json:"runs"`
+	GoalPerS   float64        `json:"goal_per_s"`
+	LogNotes   []cluster.Note `json:"log_notes"`
 }
 
 // Run is one broker at one concurrency.
@@ -81,6 +87,7 @@ func main() {
 		o      options
 		format string
 		conc   string
+		extra  string
 	)
 	flag.IntVar(&o.messages, "messages", 20000, "messages pre-loaded for the throughput phase")
 	flag.IntVar(&o.batch, "batch-size", 100, "the mappings' --batch-size")
@@ -89,11 +96,13 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 1000, "messages/s of the paced phase")
 	flag.DurationVar(&o.paceFor, "pace-for", 10*time.Second, "how long the paced phase publishes (0 skips it)")
 	flag.StringVar(&o.brokerFilter, "brokers", "rabbitmq,kafka", "brokers to measure, comma-separated")
+	flag.StringVar(&extra, "worker-args", "", "more flags for the worker, space-separated (e.g. --pressure-limit -1)")
 	flag.BoolVar(&o.sandbox, "sandbox", true, "run the worker sandboxed (needs root)")
 	flag.StringVar(&o.bin, "bin", "", "nimbus binary to start (default: go build nimbus/cmd/nimbus)")
 	flag.StringVar(&format, "o", "table", "output: table or json")
 	flag.BoolVar(&o.keep, "keep", false, "keep the cluster's data directory and the processes' logs")
 	flag.Parse()
+	o.workerArgs = strings.Fields(extra)
 	var err error
 	if o.concurrency, err = stats.Ints("concurrency", conc, 1, 100); err != nil {
 		fmt.Fprintf(os.Stderr, "triggers: %v\n", err)
@@ -119,8 +128,8 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 	res = &Result{
 		Machine: stats.ThisMachine(),
 		Command: strings.Join(append([]string{"go run ./bench/triggers"}, os.Args[1:]...), " "),
-		Setup: fmt.Sprintf("3 servers, 1 worker --slots %d %s; RabbitMQ %s (transient messages, non-durable queue), Kafka kfake in the benchmark's process (%d partitions); batch size %d",
-			maxConc, mode, "rabbitmq-server", o.partitions, o.batch),
+		Setup: fmt.Sprintf("3 servers, 1 worker --slots %d %s %s; RabbitMQ (transient messages, non-durable queue), Kafka kfake in the benchmark's process (%d partitions); batch size %d",
+			maxConc, mode, strings.Join(o.workerArgs, " "), o.partitions, o.batch),
 		GoalPerS: goalPerS,
 	}
 	r := &runner{}
@@ -149,6 +158,7 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 	}
 	fmt.Fprintln(os.Stderr, "starting three servers and a worker...")
 	c, err := cluster.Start(ctx, cluster.Options{Name: "triggers", Bin: o.bin, Slots: maxConc, Sandbox: o.sandbox, Keep: o.keep,
+		WorkerArgs: o.workerArgs,
 		// The paced phase reads a record per batch back.
 		ServerArgs: []string{"--records-per-function", "100000"}})
 	if err != nil {
@@ -161,6 +171,8 @@ func run(ctx context.Context, o options) (res *Result, err error) {
 		return nil, fmt.Errorf("the cluster did not settle after starting: %w", err)
 	}
 	bn := &bench{api: api, c: c, leader: c.Servers[leader], o: o}
+	res.LoadBefore = machineLoad()
+	defer func() { res.LoadAfter = machineLoad() }()
 	for _, conc := range o.concurrency {
 		for _, b := range brokers {
 			run := Run{Broker: b.kind, Concurrency: conc}
@@ -185,7 +197,8 @@ func dest(phase string, conc int) string { return fmt.Sprintf("bench-%s-c%d", ph
 
 func printTable(w io.Writer, res *Result) {
 	fmt.Fprintf(w, "event source mappings on a 3-server cluster on 127.0.0.1; %s\n", res.Setup)
-	fmt.Fprintf(w, "%d CPUs %s, kernel %s, %s; %s\n\n", res.Machine.NumCPU, res.Machine.CPU, res.Machine.Kernel, res.Machine.Go, res.Machine.Date)
+	fmt.Fprintf(w, "%d CPUs %s, kernel %s, %s; %s\n", res.Machine.NumCPU, res.Machine.CPU, res.Machine.Kernel, res.Machine.Go, res.Machine.Date)
+	fmt.Fprintf(w, "machine load before: %s; after: %s\n\n", res.LoadBefore, res.LoadAfter)
 	fmt.Fprintf(w, "throughput: messages pre-loaded, timed from the mapping's creation (goal >= %.0f messages/s)\n", res.GoalPerS)
 	fmt.Fprintf(w, "%-8s %4s | %7s %9s %9s %9s | %8s %7s %6s %9s | %s\n",
 		"broker", "conc", "msgs", "msgs/s", "progress", "steady/s", "1st ms", "batches", "avg", "inv p50", "CPU s per 1000 messages")
@@ -231,4 +244,23 @@ func cpuLine(m map[string]float64) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// machineLoad is /proc/loadavg's three averages and the CPU pressure
+// (PSI "some" avg10), as "load 1.00 0.50 0.20, cpu pressure 12.34%".
+func machineLoad() string {
+	out := "load ?"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			out = "load " + strings.Join(f[:3], " ")
+		}
+	}
+	if b, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(f, "avg10="); ok {
+				return out + ", cpu pressure " + v + "%"
+			}
+		}
+	}
+	return out
 }
