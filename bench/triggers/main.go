@@ -223,9 +223,13 @@ func printTable(w io.Writer, res *Result) {
 		if p == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%-8s %4d | %6.0f %7d %7d | %8.2f %8.2f %8.2f %8.2f | %7d %6.1f\n",
+		cut := ""
+		if p.Truncated {
+			cut = " (records cut at the API's 10,000: not all found)"
+		}
+		fmt.Fprintf(w, "%-8s %4d | %6.0f %7d %7d | %8.2f %8.2f %8.2f %8.2f | %7d %6.1f%s\n",
 			r.Broker, r.Concurrency, p.RatePerS, p.Sent, p.Latency.N, p.Latency.P50MS, p.Latency.P90MS, p.Latency.P99MS,
-			p.Latency.MaxMS, p.Batches, p.MeanBatch)
+			p.Latency.MaxMS, p.Batches, p.MeanBatch, cut)
 	}
 	fmt.Fprintln(w)
 	for _, n := range res.LogNotes {

@@ -62,7 +62,13 @@ type Paced struct {
 	Latency   stats.Summary `json:"latency"`
 	Batches   int           `json:"batches"`
 	MeanBatch float64       `json:"mean_batch"`
+	// Truncated says the record listing hit the API's limit (10,000, the
+	// newest): the oldest batches were not read, and found < sent.
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// listLimit is the most records GET /v1/invocations gives.
+const listLimit = 10000
 
 // bench is what the phases share.
 type bench struct {
@@ -185,6 +191,9 @@ func (bn *bench) paced(ctx context.Context, b *broker, conc int) (*Paced, error)
 	if err != nil {
 		return nil, err
 	}
+	// The deploy's warm-up invoke is the function's one record besides
+	// the mapping's.
+	truncated := len(recs)+1 >= listLimit
 	// A message run twice (redelivered) counts at its first end.
 	ended := make([]time.Time, n)
 	for _, r := range recs {
@@ -202,7 +211,7 @@ func (bn *bench) paced(ctx context.Context, b *broker, conc int) (*Paced, error)
 		}
 	}
 	return &Paced{RatePerS: stats.Round(float64(n) / sent.Seconds()), Sent: n, Latency: stats.Summarize(lat),
-		Batches: len(recs) - 1, MeanBatch: stats.Round(float64(n) / float64(max(len(recs)-1, 1)))}, nil
+		Batches: len(recs) - 1, MeanBatch: stats.Round(float64(n) / float64(max(len(recs)-1, 1))), Truncated: truncated}, nil
 }
 
 // seenIn reads the message numbers the printer function logged.

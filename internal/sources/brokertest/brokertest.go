@@ -25,9 +25,10 @@ import (
 
 // T is what the starters need of their caller: the part of testing.TB
 // they use. *testing.T and *testing.B satisfy it; a program that is not
-// a test (bench/triggers) passes a type of its own whose Fatalf ends the
-// program or the goroutine and whose Cleanup runs its functions, last
-// first, when the program is done with the brokers.
+// a test (bench/triggers) passes a type of its own whose Fatalf does
+// not return either (bench/triggers panics and recovers around the
+// start) and whose Cleanup runs its functions, last first, when the
+// program is done with the brokers.
 type T interface {
 	Helper()
 	// Fatalf reports the error and does not return.
