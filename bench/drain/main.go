@@ -107,13 +107,10 @@ func main() {
 	flag.StringVar(&format, "o", "table", "output: table or json")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory and the processes' logs")
 	flag.Parse()
-	for _, f := range strings.Split(functions, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 1000 {
-			fmt.Fprintf(os.Stderr, "drain: -functions: %q is not a count from 1 to 1000\n", f)
-			os.Exit(2)
-		}
-		o.functions = append(o.functions, n)
+	var err error
+	if o.functions, err = stats.Ints("functions", functions, 1, 1000); err != nil {
+		fmt.Fprintf(os.Stderr, "drain: %v\n", err)
+		os.Exit(2)
 	}
 	o.workerArgs = strings.Fields(extra)
 	if o.runs < 1 || o.workers < 1 || o.slots < 1 || o.clients < 1 || o.posters < 1 || o.syncFor < time.Second ||

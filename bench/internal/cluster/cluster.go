@@ -207,6 +207,15 @@ func (p *Proc) Alive() bool {
 	}
 }
 
+// Pid is the process id of p's last start, which leads its process
+// group; 0 if p was never started.
+func (p *Proc) Pid() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL to p's process group. It returns as soon as the
 // signal is sent; Reaped waits for the process to be gone.
 func (p *Proc) Kill() error {

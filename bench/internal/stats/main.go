@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -30,4 +32,18 @@ func Main[R any](name, format string, run func(context.Context) (R, error), tabl
 		return
 	}
 	table(os.Stdout, res)
+}
+
+// Ints reads a flag's comma-separated list of whole numbers, each from lo
+// to hi; the error names the flag and the bad item.
+func Ints(flagName, list string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("-%s: %q is not a number from %d to %d", flagName, f, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -1,9 +1,10 @@
-// Package brokertest starts real message brokers for tests: RabbitMQ and
-// NATS (with JetStream) as processes of their Debian packages, on free
-// loopback ports with their own data directories, and Kafka as franz-go's
-// in-process cluster (kfake), since Kafka has no Debian package. Each
-// broker stops when its test ends. A broker that cannot start fails the
-// test with the broker's own log: it never skips.
+// Package brokertest starts real message brokers for tests and
+// benchmarks: RabbitMQ and NATS (with JetStream) as processes of their
+// Debian packages, on free loopback ports with their own data
+// directories, and Kafka as franz-go's in-process cluster (kfake), since
+// Kafka has no Debian package. Each broker stops when its T's cleanups
+// run (a test's end). A broker that cannot start fails the T with the
+// broker's own log: it never skips.
 package brokertest
 
 import (
@@ -14,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -23,10 +23,28 @@ import (
 	"nimbus/internal/waitfor"
 )
 
+// T is what the starters need of their caller: the part of testing.TB
+// they use. *testing.T and *testing.B satisfy it; a program that is not
+// a test (bench/triggers) passes a type of its own whose Fatalf does
+// not return either (bench/triggers panics and recovers around the
+// start) and whose Cleanup runs its functions, last first, when the
+// program is done with the brokers.
+type T interface {
+	Helper()
+	// Fatalf reports the error and does not return.
+	Fatalf(format string, args ...any)
+	// Errorf reports an error and returns.
+	Errorf(format string, args ...any)
+	// Cleanup registers f to run when the caller is done, last first.
+	Cleanup(f func())
+	// TempDir is a new directory removed at cleanup.
+	TempDir() string
+}
+
 // Broker is a broker process that a test can stop and start again on the
 // same port and data directory (a broker restart).
 type Broker struct {
-	t    *testing.T
+	t    T
 	name string
 	// URL is where clients reach it.
 	URL   string
@@ -39,17 +57,17 @@ type Broker struct {
 }
 
 // freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
+func freePort(t T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func need(t *testing.T, path, pkg string) {
+func need(t T, path, pkg string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("%s is not installed (%v): apt-get install %s (.ci/run installs it)", path, err, pkg)
@@ -60,14 +78,14 @@ func need(t *testing.T, path, pkg string) {
 // It runs as root from the package's own start script with everything
 // under a temporary directory (the packaged wrapper switches to a user
 // who cannot read a test's directory).
-func RabbitMQ(t *testing.T) *Broker {
+func RabbitMQ(t T) *Broker {
 	t.Helper()
 	const server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 	need(t, server, "rabbitmq-server")
 	dir := t.TempDir()
 	port, dist := freePort(t), freePort(t)
 	if err := os.WriteFile(filepath.Join(dir, "plugins"), []byte("[].\n"), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	node := fmt.Sprintf("nimbus%d_%d@localhost", os.Getpid(), port)
 	b := &Broker{t: t, name: "rabbitmq", URL: fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", port), log: filepath.Join(dir, "broker.log")}
@@ -92,7 +110,7 @@ func RabbitMQ(t *testing.T) *Broker {
 }
 
 // NATS starts a NATS server with JetStream; its URL is nats://127.0.0.1:PORT.
-func NATS(t *testing.T) *Broker {
+func NATS(t T) *Broker {
 	t.Helper()
 	server, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -121,7 +139,7 @@ func (b *Broker) Start() {
 	b.t.Helper()
 	logf, err := os.OpenFile(b.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		b.t.Fatal(err)
+		b.t.Fatalf("%v", err)
 	}
 	cmd := b.cmd()
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -176,6 +194,15 @@ func (b *Broker) Stop() {
 	}
 }
 
+// Pid is the id of the broker's process, which leads its process group
+// (RabbitMQ's Erlang VM is in it); 0 while it is stopped.
+func (b *Broker) Pid() int {
+	if b.proc == nil {
+		return 0
+	}
+	return b.proc.Process.Pid
+}
+
 // Log is what the broker wrote to its log so far.
 func (b *Broker) Log() string {
 	out, _ := os.ReadFile(b.log)
@@ -185,7 +212,7 @@ func (b *Broker) Log() string {
 // Kafka starts an in-process Kafka cluster of one broker with topics
 // already made, each with partitions partitions, and returns its
 // bootstrap address (host:port).
-func Kafka(t *testing.T, partitions int, topics ...string) string {
+func Kafka(t T, partitions int, topics ...string) string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...))
 	if err != nil {
