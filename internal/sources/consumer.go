@@ -274,6 +274,7 @@ func (c *consumer) handle(ctx context.Context, cn conn, batch []*message) error 
 		pending = append(pending, m)
 	}
 	delay := time.Duration(c.src.RetryDelay)
+	refusedDelay := refusedFirst
 	succeeded := 0
 	for try := 0; len(pending) > 0; {
 		failed, errType, err := c.invoke(ctx, pending)
@@ -281,13 +282,19 @@ func (c *consumer) handle(ctx context.Context, cn conn, batch []*message) error 
 			return ctx.Err()
 		}
 		if err != nil {
-			// The platform could not run it: no retry used up.
-			c.log.Info("event source batch not run: trying again", "source", c.src.Name, "err", err)
-			if !sleep(ctx, min(delay, 5*time.Second)) {
+			// The platform could not run it (a concurrency limit, a busy
+			// or missing worker): no retry used up, and a short wait,
+			// since a slot frees within a run's time.
+			if refusedDelay == refusedMax { // refused for seconds now: say so
+				c.log.Info("event source batch not run: trying again", "source", c.src.Name, "namespace", c.src.Namespace, "err", err, "in", refusedDelay)
+			}
+			if !sleep(ctx, refusedDelay) {
 				return ctx.Err()
 			}
+			refusedDelay = min(2*refusedDelay, refusedMax)
 			continue
 		}
+		refusedDelay = refusedFirst
 		succeeded += len(pending) - len(failed)
 		if len(failed) == 0 {
 			break
@@ -482,6 +489,13 @@ func batchEvent(msgs []*message) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// The wait before a batch the platform refused is offered again: from
+// refusedFirst, doubling to refusedMax while refusals go on.
+const (
+	refusedFirst = 10 * time.Millisecond
+	refusedMax   = 2 * time.Second
+)
 
 // maxEvent is the largest event a batch may make (a sync invocation's).
 const maxEvent = 6 << 20
