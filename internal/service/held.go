@@ -37,11 +37,12 @@ const (
 
 // limits bound what a recorder holds for retry.
 type limits struct {
-	heldBytes int // records, by heldSize
-	heldAudit int // audit entries
+	heldBytes int           // records, by heldSize
+	heldAudit int           // audit entries
+	gather    time.Duration // how long records gather before a commit
 }
 
-var defaultLimits = limits{heldBytes: defaultHeldBytes, heldAudit: defaultHeldAudit}
+var defaultLimits = limits{heldBytes: defaultHeldBytes, heldAudit: defaultHeldAudit, gather: batchInterval}
 
 // heldSize is what a held record counts against limits.heldBytes: its
 // variable parts and a fixed allowance for the rest (held in memory and

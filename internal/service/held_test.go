@@ -222,7 +222,7 @@ func TestBeyondItsCapARecorderDropsWhatItCannotHoldAndCountsIt(t *testing.T) {
 	defer logs.Close()
 	reg := prometheus.NewRegistry()
 	recs := []model.Invocation{syncRecord("r1", 1), syncRecord("r2", 2), syncRecord("r3", 3)}
-	lim := limits{heldBytes: heldSize(recs[0]) + heldSize(recs[1]), heldAudit: 1}
+	lim := limits{heldBytes: heldSize(recs[0]) + heldSize(recs[1]), heldAudit: 1, gather: batchInterval}
 	r := newRecorder(c.control(), logs, model.DefaultRetention(), discard, lim, newRecorderMetrics(reg))
 	defer r.close()
 	for i := range recs {

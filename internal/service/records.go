@@ -49,6 +49,8 @@ type recorder struct {
 	// does not lose it.
 	waiting map[string][]chan struct{}
 	wake    chan struct{}
+	// urgent cuts a gathering interval short: a caller waits.
+	urgent chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 
@@ -78,7 +80,7 @@ type recorder struct {
 func newRecorder(cp Control, logs *logstore.Store, ret model.Retention, log *slog.Logger, lim limits, m recorderMetrics) *recorder {
 	r := &recorder{cp: cp, logs: logs, retention: ret, log: log, limits: lim, metrics: m,
 		held: map[string]model.Invocation{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	r.load()
 	go r.run()
 	return r
@@ -124,6 +126,10 @@ func (r *recorder) addWaiting(rec model.Invocation, entry *model.LogEntry) <-cha
 	r.waiting[rec.ID] = append(r.waiting[rec.ID], done)
 	r.mu.Unlock()
 	r.add(&rec, entry)
+	select {
+	case r.urgent <- struct{}{}:
+	default:
+	}
 	return done
 }
 
@@ -233,11 +239,16 @@ func (r *recorder) run() {
 			}
 			r.removeExpired()
 		case <-r.wake:
-			// Let a batch gather for a moment, unless a caller waits.
+			// Let a batch gather for a moment, unless a caller waits (or
+			// comes to wait meanwhile). The wake may be stale (the record
+			// that sent it went with the last batch): a waiter must not
+			// wait out the interval behind it.
 			if !r.anyWaiting() {
-				t := time.NewTimer(batchInterval)
+				t := time.NewTimer(r.limits.gather)
 				select {
 				case <-t.C:
+				case <-r.urgent:
+					t.Stop()
 				case <-r.stop:
 					t.Stop()
 				}
