@@ -51,8 +51,8 @@ type recorder struct {
 	wake    chan struct{}
 	// urgent cuts a gathering interval short: a caller waits.
 	urgent chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 
 	// held are the records (by ID, the last version) and audit entries
 	// whose commit failed, also in the log store's pending buckets until
