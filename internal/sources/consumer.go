@@ -148,7 +148,11 @@ func (c *consumer) consumeWith(ctx context.Context, cn conn) error {
 			}
 		}()
 	}
-	go c.watchLag(ctx, cn)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watchLag(ctx, cn)
+	}()
 	next := 0
 	err := cn.consume(ctx, func(m *message) {
 		c.n.received.Add(1)
