@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"nimbus/internal/sources/brokertest"
 	"nimbus/pkg/client"
@@ -52,57 +49,15 @@ func handledIn(recs []client.Invocation, seen map[int]bool) {
 	}
 }
 
-// rabbit is a RabbitMQ broker of a test with a channel to it.
+// rabbit is a RabbitMQ broker of a test with a client of its queues.
 type rabbit struct {
 	*brokertest.Broker
-	t  *testing.T
-	ch *amqp.Channel
+	*brokertest.Queues
 }
 
 func startRabbit(t *testing.T, queues ...string) *rabbit {
 	b := brokertest.RabbitMQ(t)
-	c, err := amqp.Dial(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ch, err := c.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range queues {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &rabbit{Broker: b, t: t, ch: ch}
-}
-
-func (r *rabbit) publish(queue string, body []byte) {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conf, err := r.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
-	if err == nil {
-		_, err = conf.WaitContext(ctx)
-	}
-	if err != nil {
-		r.t.Fatalf("publishing to %s: %v", queue, err)
-	}
-}
-
-// depth is how many messages wait in queue, ready or unacknowledged
-// (consumers, unacknowledged messages are known only by their count of
-// ready ones: a passive declare counts the ready).
-func (r *rabbit) ready(queue string) int {
-	q, err := r.ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		r.t.Fatalf("queue %s: %v", queue, err)
-	}
-	return q.Messages
+	return &rabbit{Broker: b, Queues: b.Queues(queues...)}
 }
 
 func (n *devNode) source(name string) client.Source {
@@ -127,7 +82,7 @@ func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 	n.mustCLI(0, "sources", "create", "amounts", "--function", "batch", "--type", "rabbitmq", "--url", mq.URL,
 		"--queue", "amounts", "--retries", "1", "--retry-delay", "100ms")
 	for _, m := range []string{`{"amount": 5}`, `{"amount": "lots"}`, `{"amount": 7}`} {
-		mq.publish("amounts", []byte(m))
+		mq.Publish("amounts", []byte(m))
 	}
 	waitFor(t, patience, "examples/batch handles two messages and dead-letters one", func() bool {
 		p := n.source("amounts").Progress
@@ -170,10 +125,10 @@ func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 
 	const total = 1000
 	for i := range total {
-		mq.publish("orders", fmt.Appendf(nil, `{"n": %d}`, i))
+		mq.Publish("orders", fmt.Appendf(nil, `{"n": %d}`, i))
 		if i == 500 {
-			mq.publish("orders", []byte(`{"n": -1, "poison": true}`))
-			mq.publish("orders", []byte(`not json {`))
+			mq.Publish("orders", []byte(`{"n": -1, "poison": true}`))
+			mq.Publish("orders", []byte(`not json {`))
 		}
 	}
 	var p client.SourceProgress
@@ -185,7 +140,7 @@ func TestRabbitMQSourceFeedsAFunctionAndDeadLettersThePoison(t *testing.T) {
 		t.Errorf("progress %+v", p)
 	}
 	waitFor(t, patience, "the queue is drained and the dead-letter queue holds two", func() bool {
-		return mq.ready("orders") == 0 && mq.ready("orders-dlq") == 2
+		return mq.Ready("orders") == 0 && mq.Ready("orders-dlq") == 2
 	})
 	seen := map[int]bool{}
 	waitFor(t, patience, "the records' logs show every message ran", func() bool {
@@ -273,7 +228,7 @@ func TestRabbitMQSourceLosesNothingWhenTheLeaderIsKilledMidStream(t *testing.T) 
 		defer tick.Stop()
 		for i := range total {
 			<-tick.C
-			mq.publish("orders", fmt.Appendf(nil, `{"n": %d}`, i))
+			mq.Publish("orders", fmt.Appendf(nil, `{"n": %d}`, i))
 			published <- i
 		}
 	}()
@@ -303,7 +258,7 @@ func TestRabbitMQSourceLosesNothingWhenTheLeaderIsKilledMidStream(t *testing.T) 
 		}
 		return len(missing) == 0
 	})
-	waitFor(t, patience, "the queue is drained", func() bool { return mq.ready("orders") == 0 })
+	waitFor(t, patience, "the queue is drained", func() bool { return mq.Ready("orders") == 0 })
 	var src client.Source
 	waitFor(t, patience, "the next leader's consumer reports its progress", func() bool {
 		l := c.leader()

@@ -84,13 +84,7 @@ type syncRun struct {
 // "url"): runSync, with a client that went away told apart
 // (clientClosed).
 func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trigger string, payload []byte) (syncRun, error) {
-	return g.runSync(r.Context(), id, fn, trigger, trigger, payload, false, func(err error) error {
-		err = clientClosed(r, err)
-		if errors.Is(err, errClientClosed) {
-			g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
-		}
-		return err
-	})
+	return g.runSync(r.Context(), r, id, fn, trigger, trigger, payload, false)
 }
 
 // InvokeFor runs a synchronous invocation for a trigger inside the
@@ -102,7 +96,7 @@ func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trig
 // result means the run ended but its record did not settle before ctx
 // ended.
 func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, label string, payload []byte) (worker.Result, error) {
-	run, err := g.runSync(ctx, newRequestID(), fn, trigger, label, payload, true, func(err error) error { return err })
+	run, err := g.runSync(ctx, nil, newRequestID(), fn, trigger, label, payload, true)
 	return run.Result, err
 }
 
@@ -113,9 +107,10 @@ func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, lab
 // lock), so that a client that lists them as soon as it has its answer
 // finds them on this server; they are committed later, in batches (see
 // recorder), or, with settle, committed at once and waited for
-// (Service.AddRecordAndWait). An error, as explain words it, means no
-// result: throttled, no worker, or ctx ended.
-func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, trigger, label string, payload []byte, settle bool, explain func(error) error) (syncRun, error) {
+// (Service.AddRecordAndWait). An error means no result: throttled, no
+// worker, ctx ended, or, for an HTTP client's call (r not nil), the
+// client went away (clientClosed).
+func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn model.Function, trigger, label string, payload []byte, settle bool) (syncRun, error) {
 	release, err := g.Admit(fn)
 	if err != nil {
 		g.metrics.observe(fn, label, "Throttled", 0, false)
@@ -126,7 +121,11 @@ func (g *Gateway) runSync(ctx context.Context, id string, fn model.Function, tri
 	g.metrics.inFlight.Dec()
 	release()
 	if err != nil {
-		err = explain(err)
+		if r != nil {
+			if err = clientClosed(r, err); errors.Is(err, errClientClosed) {
+				g.log.Info("the client went away before its answer", "function", fn.Name, "namespace", fn.Namespace, "request_id", id, "err", err)
+			}
+		}
 		g.metrics.observe(fn, label, outcomeOf(err), 0, false)
 		return syncRun{}, err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"nimbus/internal/model"
@@ -31,58 +30,13 @@ var phases = []string{"p1", "p2", "p3", "p4", "p5", "p6"}
 
 func rabbitBroker(t *testing.T) testBroker {
 	b := brokertest.RabbitMQ(t)
-	dial := func() *amqp.Channel {
-		c, err := amqp.Dial(b.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		ch, err := c.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ch.Confirm(false); err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
-	ch := dial()
-	for _, q := range append(phases, "dlq") {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	q := b.Queues(append(phases, "dlq")...)
 	return testBroker{
 		src: func(phase string) model.Source {
 			return model.Source{Type: model.SourceRabbitMQ, URL: b.URL, Queue: phase}
 		},
-		publish: func(t *testing.T, phase string, n int, body []byte) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if ch.IsClosed() {
-				ch = dial() // after a broker restart
-			}
-			conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", phase, true, false, amqp.Publishing{Body: body, DeliveryMode: amqp.Persistent})
-			if err == nil {
-				_, err = conf.WaitContext(ctx)
-			}
-			if err != nil {
-				t.Fatalf("publishing to %s: %v", phase, err)
-			}
-		},
-		dead: func(t *testing.T) [][]byte {
-			var out [][]byte
-			for {
-				d, ok, err := ch.Get("dlq", true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !ok {
-					return out
-				}
-				out = append(out, d.Body)
-			}
-		},
+		publish:   func(t *testing.T, phase string, n int, body []byte) { q.Publish(phase, body) },
+		dead:      func(t *testing.T) [][]byte { return q.Drain("dlq") },
 		process:   b,
 		unreached: model.Source{Type: model.SourceRabbitMQ, URL: fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", unusedPort(t)), Queue: "p1"},
 	}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
 )
@@ -58,8 +60,30 @@ type conn interface {
 
 // counters are a consumer's progress since it started.
 type counters struct {
-	received, redelivered, succeeded, deadLettered, malformed atomic.Int64
-	batches, failures, retries                                atomic.Int64
+	received, redelivered, succeeded, deadLettered tally
+	malformed, batches, failures, retries          atomic.Int64
+}
+
+// tally counts messages in the progress and in the metrics' series of
+// the mapping (resolved once: a message is counted on the hot path).
+type tally struct {
+	atomic.Int64
+	series prometheus.Counter
+}
+
+func (t *tally) add(n int) {
+	t.Int64.Add(int64(n))
+	t.series.Add(float64(n))
+}
+
+// newCounters resolves the mapping's series of m.
+func newCounters(m *metrics, src model.Source) *counters {
+	c := &counters{}
+	for outcome, t := range map[string]*tally{"received": &c.received, "redelivered": &c.redelivered,
+		"succeeded": &c.succeeded, "dead_lettered": &c.deadLettered} {
+		t.series = m.messages.WithLabelValues(src.Namespace, src.Name, outcome)
+	}
+	return c
 }
 
 // consumer runs one mapping: it connects, consumes into Concurrency
@@ -73,7 +97,7 @@ type consumer struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	n        counters
+	n        *counters
 	mu       sync.Mutex
 	state    string
 	lastErr  string
@@ -155,11 +179,9 @@ func (c *consumer) consumeWith(ctx context.Context, cn conn) error {
 	}()
 	next := 0
 	err := cn.consume(ctx, func(m *message) {
-		c.n.received.Add(1)
-		c.metrics.messages.WithLabelValues(c.src.Namespace, c.src.Name, "received").Inc()
+		c.n.received.add(1)
 		if m.redelivered {
-			c.n.redelivered.Add(1)
-			c.metrics.messages.WithLabelValues(c.src.Namespace, c.src.Name, "redelivered").Inc()
+			c.n.redelivered.add(1)
 		}
 		i := m.lane
 		if i < 0 {
@@ -327,10 +349,8 @@ func (c *consumer) handle(ctx context.Context, cn conn, batch []*message) error 
 	}
 	// Counted once acknowledged: a reported success is one the broker
 	// will not deliver again.
-	c.n.succeeded.Add(int64(succeeded))
-	c.metrics.messages.WithLabelValues(c.src.Namespace, c.src.Name, "succeeded").Add(float64(succeeded))
-	c.n.deadLettered.Add(int64(len(dead)))
-	c.metrics.messages.WithLabelValues(c.src.Namespace, c.src.Name, "dead_lettered").Add(float64(len(dead)))
+	c.n.succeeded.add(succeeded)
+	c.n.deadLettered.add(len(dead))
 	c.noteHandled(batch)
 	return nil
 }

@@ -150,7 +150,7 @@ func (m *Manager) start(ctx context.Context, name string, src model.Source) {
 		}
 	}
 	c := &consumer{
-		src: src, inv: m.inv, dial: dial, log: m.log, metrics: m.metrics, lagValue: -1,
+		src: src, inv: m.inv, dial: dial, log: m.log, metrics: m.metrics, lagValue: -1, n: newCounters(m.metrics, src),
 		lookup: store.Function,
 		deadEnd: func(ctx context.Context, dl []model.DeadLetter) error {
 			_, err := fsm.Apply(ctx, m.cp, fsm.PutDeadLetters{Letters: dl})

@@ -4,7 +4,8 @@
 // directories, and Kafka as franz-go's in-process cluster (kfake), since
 // Kafka has no Debian package. Each broker stops when its T's cleanups
 // run (a test's end). A broker that cannot start fails the T with the
-// broker's own log: it never skips.
+// broker's own log: it never skips. Broker.Queues is a test's RabbitMQ
+// client (declare, publish with confirms, drain, count).
 package brokertest
 
 import (
