@@ -161,6 +161,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.sourcesCommand(),
 		a.topicsCommand(),
 		a.urlCommand(),
+		a.testEventsCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

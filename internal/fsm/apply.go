@@ -51,6 +51,8 @@ var registry = newRegistry(
 	def(PublishType, applyPublish),
 	def(PutFunctionURLType, applyPutFunctionURL),
 	def(DeleteFunctionURLType, applyDeleteFunctionURL),
+	def(PutTestEventType, applyPutTestEvent),
+	def(DeleteTestEventType, applyDeleteTestEvent),
 )
 
 // Each command's result type.
@@ -92,6 +94,8 @@ func (UnsubscribeTopic) result() *None                     { return nil }
 func (Publish) result() *PublishResult                     { return nil }
 func (PutFunctionURL) result() *PutFunctionURLResult       { return nil }
 func (DeleteFunctionURL) result() *None                    { return nil }
+func (PutTestEvent) result() *PutTestEventResult           { return nil }
+func (DeleteTestEvent) result() *None                      { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -294,4 +298,13 @@ func applyPutFunctionURL(s *state.Store, c PutFunctionURL) (PutFunctionURLResult
 
 func applyDeleteFunctionURL(s *state.Store, c DeleteFunctionURL) (None, error) {
 	return None{}, s.DeleteFunctionURL(model.QualifiedName(c.Namespace, c.Name))
+}
+
+func applyPutTestEvent(s *state.Store, c PutTestEvent) (PutTestEventResult, error) {
+	e, created, err := s.PutTestEvent(c.Event)
+	return PutTestEventResult{Event: e, Created: created}, err
+}
+
+func applyDeleteTestEvent(s *state.Store, c DeleteTestEvent) (None, error) {
+	return None{}, s.DeleteTestEvent(model.QualifiedName(c.Namespace, c.Function), c.Name)
 }

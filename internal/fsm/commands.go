@@ -58,6 +58,8 @@ const (
 	EnableSourceType      CommandType = 36
 	SourceProgressType    CommandType = 37
 	PutDeadLettersType    CommandType = 38
+	PutTestEventType      CommandType = 39
+	DeleteTestEventType   CommandType = 40
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -424,4 +426,25 @@ type PutFunctionURLResult struct {
 type DeleteFunctionURL struct {
 	Namespace string `json:"namespace,omitempty"` // "": the default namespace
 	Name      string `json:"name"`                // the function's
+}
+
+// PutTestEvent saves a test event (Event.UpdatedAt and UpdatedBy set by
+// the writer) under its function, which must exist when it applies; a
+// new name beyond model.MaxTestEvents for the function is refused.
+type PutTestEvent struct {
+	Event model.TestEvent `json:"event"`
+}
+
+// PutTestEventResult is the test event as stored, and whether its name
+// is new.
+type PutTestEventResult struct {
+	Event   model.TestEvent `json:"event"`
+	Created bool            `json:"created"`
+}
+
+// DeleteTestEvent removes a function's saved test event.
+type DeleteTestEvent struct {
+	Namespace string `json:"namespace,omitempty"` // "": the default namespace
+	Function  string `json:"function"`
+	Name      string `json:"name"`
 }

@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	"nimbus/internal/auth"
+	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
 
@@ -26,6 +28,10 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.must(201, req{method: "PUT", path: "/v1/namespaces/team", body: `{}`, key: a.admin})
+	a.deployed("default", "f")
+	for i := range model.MaxTestEvents {
+		a.must(200, req{method: "PUT", path: fmt.Sprintf("/v1/functions/f/test-events/e%d", i), body: `{"n":1}`, key: developer})
+	}
 
 	cases := []struct {
 		name        string
@@ -65,6 +71,17 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 		{"a publish to a topic that does not exist", req{method: "POST", path: "/v1/topics/orders/publish", body: `{}`, key: developer}, 404, "NotFound", "orders"},
 		{"a publish to a topic named with a namespace", req{method: "POST", path: "/v1/topics/team:orders/publish", body: `{}`, key: developer}, 400, "BadRequest", "namespace"},
 		{"a publish over 256 KB", req{method: "POST", path: "/v1/topics/orders/publish", body: `"` + strings.Repeat("x", 256<<10) + `"`, key: developer}, 413, "PayloadTooLarge", "256 KB"},
+		{"a viewer saves a test event", req{method: "PUT", path: "/v1/functions/f/test-events/e1", body: `{}`, key: viewer}, 403, "Forbidden", ""},
+		{"a test event name with a dot", req{method: "PUT", path: "/v1/functions/f/test-events/e.1", body: `{}`, key: developer}, 400, "BadRequest", "letters, digits"},
+		{"a test event name over 25 characters", req{method: "PUT", path: "/v1/functions/f/test-events/" + strings.Repeat("e", 26), body: `{}`, key: developer}, 400, "BadRequest", "1 to 25"},
+		{"a test event that is not JSON", req{method: "PUT", path: "/v1/functions/f/test-events/e1", body: `{"n":`, key: developer}, 400, "BadRequest", "JSON"},
+		{"an empty test event", req{method: "PUT", path: "/v1/functions/f/test-events/e1", key: developer}, 400, "BadRequest", "JSON"},
+		{"a test event over 256 KB", req{method: "PUT", path: "/v1/functions/f/test-events/e1", body: `"` + strings.Repeat("x", 256<<10) + `"`, key: developer}, 413, "PayloadTooLarge", "256 KB"},
+		{"an eleventh test event", req{method: "PUT", path: "/v1/functions/f/test-events/e10", body: `{}`, key: developer}, 409, "Conflict", "10 saved test events"},
+		{"a test event of a function that does not exist", req{method: "PUT", path: "/v1/functions/nope/test-events/e1", body: `{}`, key: developer}, 404, "NotFound", "nope"},
+		{"the test events of a function that does not exist", req{method: "GET", path: "/v1/functions/nope/test-events", key: viewer}, 404, "NotFound", "nope"},
+		{"a test event that does not exist", req{method: "GET", path: "/v1/functions/f/test-events/e99", key: viewer}, 404, "NotFound", "e99"},
+		{"removing a test event that does not exist", req{method: "DELETE", path: "/v1/functions/f/test-events/e99", key: developer}, 404, "NotFound", "e99"},
 		{"a subscription to a topic that does not exist", req{method: "POST", path: "/v1/topics/orders/subscriptions", body: `{"function": "f"}`, key: developer}, 404, "NotFound", "orders"},
 	}
 	before := a.stored()
@@ -95,9 +112,8 @@ func TestHandlersRefuseBadRequestsAndKeepTheState(t *testing.T) {
 }
 
 // stored sums up what the store holds that the refused requests above
-// could have changed: namespaces, functions, schedules, topics,
-// could have changed: namespaces, functions, schedules, function URLs,
-// subscriptions, keys and users.
+// could have changed: namespaces, functions and their test events,
+// schedules, topics, function URLs, subscriptions, keys and users.
 func (a *testAPI) stored() string {
 	s := a.cp.Store()
 	var b strings.Builder
@@ -107,6 +123,11 @@ func (a *testAPI) stored() string {
 		b.WriteString(" functions ")
 		for _, f := range s.Functions(ns.Name) {
 			b.WriteString(f.Name + " ")
+		}
+		b.WriteString(" test events ")
+		for _, f := range s.Functions(ns.Name) {
+			j, _ := json.Marshal(s.TestEvents(f.QualifiedName()))
+			b.Write(j)
 		}
 		b.WriteString(" schedules ")
 		for _, sc := range s.Schedules(ns.Name) {

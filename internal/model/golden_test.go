@@ -35,6 +35,7 @@ func stored() map[string]any {
 		"source":              &Source{},
 		"topic":               &Topic{},
 		"function_url":        &FunctionURL{},
+		"test_event":          &TestEvent{},
 	}
 }
 

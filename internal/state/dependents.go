@@ -108,10 +108,10 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 // (model.QualifiedName), unless schedules, subscriptions, event source
 // mappings, other functions' destinations or topic subscriptions name it:
 // then it reports deleted false and changes nothing, or, with force,
-// removes them too in the same step. Its URL, which names nothing else,
-// goes with it in any case. It returns the dependents found. Its
-// invocation records stay until
-// retention removes them.
+// removes them too in the same step. Its URL and its saved test events,
+// which name nothing else, go with it in any case. It returns the
+// dependents found. Its invocation records and its metric history stay
+// until retention removes them.
 func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDependents, deleted bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -128,6 +128,7 @@ func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDepe
 	}
 	delete(s.functions, name)
 	delete(s.urls, name)
+	delete(s.testEvents, name)
 	s.publishLocked()
 	return deps, true, nil
 }

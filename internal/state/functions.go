@@ -68,6 +68,7 @@ func (s *Store) DeleteFunction(name string) error {
 	}
 	delete(s.functions, name)
 	delete(s.urls, name)
+	delete(s.testEvents, name)
 	s.publishLocked()
 	return nil
 }

@@ -75,6 +75,9 @@ type Store struct {
 	sessions      map[string]*model.Session
 	sources       map[string]*model.Source
 	urls          map[string]*model.FunctionURL // by the function's qualified name
+	// testEvents are the saved test events by the function's qualified
+	// name, then by name.
+	testEvents map[string]map[string]*model.TestEvent
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -125,6 +128,7 @@ func New() *Store {
 		sessions:      map[string]*model.Session{},
 		sources:       map[string]*model.Source{},
 		urls:          map[string]*model.FunctionURL{},
+		testEvents:    map[string]map[string]*model.TestEvent{},
 	}
 	s.publishLocked()
 	return s
@@ -150,6 +154,7 @@ type Snapshot struct {
 	Sources       []*model.Source       `json:"sources,omitempty"`
 	Topics        []*model.Topic        `json:"topics,omitempty"`
 	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
+	TestEvents    []*model.TestEvent    `json:"test_events,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -202,6 +207,7 @@ func (s *Store) Capture() *Snapshot {
 	for _, u := range s.urls {
 		snap.FunctionURLs = append(snap.FunctionURLs, u)
 	}
+	snap.TestEvents = s.allTestEventsLocked()
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -374,6 +380,15 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, u := range snap.FunctionURLs {
 		u.Namespace = model.NamespaceOf(u.Namespace)
 		s.urls[model.QualifiedName(u.Namespace, u.Function)] = u
+	}
+	s.testEvents = map[string]map[string]*model.TestEvent{}
+	for _, e := range snap.TestEvents {
+		e.Namespace = model.NamespaceOf(e.Namespace)
+		qn := model.QualifiedName(e.Namespace, e.Function)
+		if s.testEvents[qn] == nil {
+			s.testEvents[qn] = map[string]*model.TestEvent{}
+		}
+		s.testEvents[qn][e.Name] = e
 	}
 	s.settings = snap.Settings
 	if s.settings == nil {

@@ -183,3 +183,9 @@ func ModelFunctionURL(c client.FunctionURL) model.FunctionURL {
 	return model.FunctionURL{Namespace: c.Namespace, Function: c.Function, Auth: c.Auth,
 		CORS: (*model.CORS)(c.CORS), RateLimit: c.RateLimit, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }
+
+// TestEvent is a saved test event as the API shows it.
+func TestEvent(m model.TestEvent) client.TestEvent {
+	return client.TestEvent{Namespace: m.Namespace, Function: m.Function, Name: m.Name, Event: m.Event,
+		UpdatedAt: m.UpdatedAt, UpdatedBy: m.UpdatedBy}
+}

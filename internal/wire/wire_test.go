@@ -54,6 +54,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"dependents", toWire(Dependents)},
 		{"user", toWire(User)},
 		{"topic", toWire(Topic)},
+		{"test event", toWire(TestEvent)},
 		{"topic subscriber", both(TopicSubscriber, ModelTopicSubscriber)},
 		{"function url", both(func(m model.FunctionURL) client.FunctionURL { return FunctionURL(m, "http://set.by/the/answer/") }, ModelFunctionURL)},
 		{"key", toWire(func(m model.Key) client.Key {
