@@ -115,7 +115,7 @@ func applyRemoveFunction(s *state.Store, c RemoveFunction) (RemoveFunctionResult
 }
 
 func applyRecordInvocations(s *state.Store, c RecordInvocations) (RecordInvocationsResult, error) {
-	return RecordInvocationsResult{Removed: s.AddRecords(c.Records, c.Retention, c.Now)}, nil
+	return RecordInvocationsResult{Removed: s.AddRecords(c.Records, c.Throttles, c.Retention, c.Now)}, nil
 }
 
 func encodeRecordInvocations(c RecordInvocations) ([]byte, error) { return encodeRecords(nil, c), nil }
@@ -123,7 +123,7 @@ func encodeRecordInvocations(c RecordInvocations) ([]byte, error) { return encod
 // decodeRecordInvocations reads the binary body, or the JSON one that
 // entries written before the binary encoding hold.
 func decodeRecordInvocations(body []byte) (RecordInvocations, error) {
-	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2) {
+	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2 || body[0] == recordsV3) {
 		return decodeRecords(body)
 	}
 	var c RecordInvocations

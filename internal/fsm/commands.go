@@ -165,11 +165,14 @@ type RemoveFunctionResult struct {
 }
 
 // RecordInvocations stores a batch of invocation records and applies
-// retention as of Now.
+// retention as of Now; it counts the records' invocations and the
+// Throttles in the metric history, whose window Now moves (see
+// state.MetricsRetention).
 type RecordInvocations struct {
-	Records   []model.Invocation `json:"records"`
-	Retention model.Retention    `json:"retention"`
-	Now       time.Time          `json:"now"`
+	Records   []model.Invocation    `json:"records"`
+	Throttles []model.ThrottleCount `json:"throttles,omitempty"`
+	Retention model.Retention       `json:"retention"`
+	Now       time.Time             `json:"now"`
 }
 
 // RecordInvocationsResult lists the records that retention removed, so

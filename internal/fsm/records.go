@@ -38,9 +38,17 @@ import (
 // Version 2 (0x02) is version 1 with one more field at the end of each
 // record: processes_left (varint). Version 1 bodies still decode (0
 // processes left).
+//
+// Version 3 (0x03) is version 2 followed by the batch's throttle counts:
+//
+//	count(uvarint) (namespace function minute(time) count(uvarint))...
+//
+// A batch without throttles is written as version 2, which a server of
+// the release before version 3 still reads.
 const (
 	recordsV1 = 0x01
 	recordsV2 = 0x02
+	recordsV3 = 0x03
 )
 
 // minRecordBytes is the least a record takes (version 2): ten empty
@@ -74,8 +82,12 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendVarint(append(b, 1), t.UnixNano())
 }
 
-// encodeRecords appends c's binary body to b.
+// encodeRecords appends c's binary body to b: version 3 when it has
+// throttle counts, else version 2.
 func encodeRecords(b []byte, c RecordInvocations) []byte {
+	if len(c.Throttles) > 0 {
+		return encodeRecordsVersion(b, c, recordsV3)
+	}
 	return encodeRecordsVersion(b, c, recordsV2)
 }
 
@@ -110,6 +122,15 @@ func encodeRecordsVersion(b []byte, c RecordInvocations, v byte) []byte {
 		b = appendString(b, r.Destination)
 		if v >= recordsV2 {
 			b = binary.AppendVarint(b, int64(r.ProcessesLeft))
+		}
+	}
+	if v >= recordsV3 {
+		b = binary.AppendUvarint(b, uint64(len(c.Throttles)))
+		for _, t := range c.Throttles {
+			b = appendString(b, t.Namespace)
+			b = appendString(b, t.Function)
+			b = appendTime(b, t.Minute)
+			b = binary.AppendUvarint(b, uint64(max(t.Count, 0)))
 		}
 	}
 	return b
@@ -217,7 +238,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	var c RecordInvocations
 	r := &recordReader{b: body}
 	v := r.byte()
-	if v != recordsV1 && v != recordsV2 {
+	if v != recordsV1 && v != recordsV2 && v != recordsV3 {
 		return c, errors.New("unknown binary records version")
 	}
 	c.Retention = model.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
@@ -260,6 +281,22 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 		rec.Destination = r.string()
 		if v >= recordsV2 {
 			rec.ProcessesLeft = int(r.varint())
+		}
+	}
+	if v >= recordsV3 {
+		// A throttle count takes at least 5 bytes (two empty strings, an
+		// absent time, a count).
+		k := r.uvarint()
+		if r.err != nil || k > uint64(len(r.b)/5) {
+			return c, errShortRecords
+		}
+		c.Throttles = make([]model.ThrottleCount, k)
+		for i := range c.Throttles {
+			t := &c.Throttles[i]
+			t.Namespace = r.interned(seen)
+			t.Function = r.interned(seen)
+			t.Minute = r.time()
+			t.Count = int64(min(r.uvarint(), math.MaxInt64))
 		}
 	}
 	if r.err != nil {

@@ -50,18 +50,37 @@ func filled(t *testing.T, seed int) model.Invocation {
 	return inv
 }
 
+// throttles are throttle counts with every field set, one in another
+// namespace.
+func throttles() []model.ThrottleCount {
+	return []model.ThrottleCount{
+		{Namespace: "default", Function: "hello", Minute: t0, Count: 3},
+		{Namespace: "team", Function: "hello", Minute: t0.Add(time.Minute), Count: 1 << 40},
+	}
+}
+
 func TestBinaryRecordsKeepEveryField(t *testing.T) {
+	for _, withThrottles := range []bool{false, true} {
+		t.Run(fmt.Sprintf("throttles %v", withThrottles), func(t *testing.T) { binaryRoundTrip(t, withThrottles) })
+	}
+}
+
+func binaryRoundTrip(t *testing.T, withThrottles bool) {
 	in := RecordInvocations{
 		Records:   []model.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
 		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
+	version := byte(recordsV2) // without throttles: what the release before version 3 reads
+	if withThrottles {
+		in.Throttles, version = throttles(), recordsV3
+	}
 	_, data, err := encode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data[0] != byte(RecordInvocationsType) || data[1] != recordsV2 {
-		t.Fatalf("encoding starts % x; want the type then version %d", data[:2], recordsV2)
+	if data[0] != byte(RecordInvocationsType) || data[1] != version {
+		t.Fatalf("encoding starts % x; want the type then version %d", data[:2], version)
 	}
 	out, err := decodeRecords(data[1:])
 	if err != nil {
@@ -102,7 +121,7 @@ func TestJSONRecordsStillApply(t *testing.T) {
 // is stored, nothing panics, and a count it cannot hold is not believed.
 func TestMalformedBinaryRecordsAreRefused(t *testing.T) {
 	_, data, err := encode(RecordInvocations{
-		Records: []model.Invocation{filled(t, 1), filled(t, 2)}, Retention: model.DefaultRetention(), Now: t0,
+		Records: []model.Invocation{filled(t, 1), filled(t, 2)}, Throttles: throttles(), Retention: model.DefaultRetention(), Now: t0,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +215,8 @@ func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
-	for _, v := range []byte{recordsV1, recordsV2} {
+	in.Throttles = throttles()
+	for _, v := range []byte{recordsV1, recordsV2, recordsV3} {
 		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
 			path := fmt.Sprintf("testdata/records-v%d.hex", v)
 			got := hex.EncodeToString(encodeRecordsVersion(nil, in, v))
@@ -223,6 +243,9 @@ func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 			}
 			if !reflect.DeepEqual(out.Records, recs) {
 				t.Fatalf("decoded %+v\nwant    %+v", out.Records, recs)
+			}
+			if want := in.Throttles; v < recordsV3 && out.Throttles != nil || v >= recordsV3 && !reflect.DeepEqual(out.Throttles, want) {
+				t.Fatalf("decoded throttles %+v", out.Throttles)
 			}
 		})
 	}

@@ -36,6 +36,8 @@ func stored() map[string]any {
 		"topic":               &Topic{},
 		"function_url":        &FunctionURL{},
 		"test_event":          &TestEvent{},
+		"metric_history":      &MetricHistory{},
+		"throttle_count":      &ThrottleCount{},
 	}
 }
 

@@ -28,7 +28,7 @@ func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func
 	if update != nil {
 		update(&rec)
 	}
-	s.records.add(rec)
+	s.addRecordLocked(rec)
 }
 
 // withAttempt copies into r the figures of the attempt a (what ran, for
@@ -112,7 +112,7 @@ func (s *Store) Complete(id string, epoch uint64, rec model.Invocation) error {
 	}
 	delete(s.queue, id)
 	rec.ID, rec.Function, rec.Trigger, rec.Attempts, rec.EnqueuedAt = q.RequestID, q.Function, q.Trigger, q.Attempts, q.EnqueuedAt
-	s.records.add(rec)
+	s.addRecordLocked(rec)
 	return nil
 }
 

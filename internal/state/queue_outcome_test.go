@@ -40,7 +40,7 @@ func TestADeadLetteredRecordShowsItsLastAttemptAndIsAnOutcomeOnce(t *testing.T) 
 	// The record updated in place (its destination noted) is not a new
 	// outcome.
 	r.Destination = "delivered"
-	s.AddRecords([]model.Invocation{r}, model.DefaultRetention(), t0.Add(5*time.Second))
+	s.AddRecords([]model.Invocation{r}, nil, model.DefaultRetention(), t0.Add(5*time.Second))
 	var statuses []string
 	for _, o := range outcomes {
 		statuses = append(statuses, o.Status)

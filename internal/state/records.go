@@ -100,13 +100,19 @@ func (x *recordIndex) all() []model.Invocation {
 }
 
 // AddRecords stores a batch of records (a record with a known ID replaces
-// the old one) and applies retention as of now. It returns the IDs of the
-// records that retention removed.
-func (s *Store) AddRecords(records []model.Invocation, ret model.Retention, now time.Time) []string {
+// the old one) and applies retention as of now. It counts in the metric
+// history the invocations whose records reach a final status, and the
+// throttles, and moves the history's window to now (see metrics.go). It
+// returns the IDs of the records that retention removed.
+func (s *Store) AddRecords(records []model.Invocation, throttles []model.ThrottleCount, ret model.Retention, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.metrics.advance(now)
 	for _, r := range records {
-		s.records.add(r)
+		s.addRecordLocked(r)
+	}
+	for _, t := range throttles {
+		s.metrics.throttled(t)
 	}
 	return s.records.prune(ret, now, func(id string) bool { _, queued := s.queue[id]; return queued })
 }

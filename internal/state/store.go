@@ -18,6 +18,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"nimbus/internal/model"
 )
@@ -60,6 +61,7 @@ type Store struct {
 	keys      map[string]*model.Key
 	servers   map[string]*model.ServerInfo
 	records   recordIndex
+	metrics   metricHistory
 
 	queue         map[string]*model.QueueItem
 	queueSeq      uint64
@@ -116,6 +118,7 @@ func New() *Store {
 		keys:      map[string]*model.Key{},
 		servers:   map[string]*model.ServerInfo{},
 		records:   newRecordIndex(),
+		metrics:   newMetricHistory(),
 
 		queue:         map[string]*model.QueueItem{},
 		deadLetters:   map[string]*model.DeadLetter{},
@@ -155,6 +158,10 @@ type Snapshot struct {
 	Topics        []*model.Topic        `json:"topics,omitempty"`
 	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
 	TestEvents    []*model.TestEvent    `json:"test_events,omitempty"`
+	// Metrics is the metric history (see metrics.go), MetricsNow the
+	// latest batch time it has seen.
+	Metrics    []model.MetricHistory `json:"metrics,omitempty"`
+	MetricsNow time.Time             `json:"metrics_now,omitzero"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -208,6 +215,10 @@ func (s *Store) Capture() *Snapshot {
 		snap.FunctionURLs = append(snap.FunctionURLs, u)
 	}
 	snap.TestEvents = s.allTestEventsLocked()
+	snap.Metrics = s.snapshotMetricsLocked()
+	if s.metrics.now != 0 {
+		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
+	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Functions, func(i, j int) bool {
@@ -329,6 +340,7 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, r := range snap.Records {
 		records.add(r)
 	}
+	metrics := restoreMetrics(snap.Metrics, snap.MetricsNow)
 	s.mu.Lock()
 	queue := make(map[string]*model.QueueItem, len(snap.Queue))
 	for _, q := range snap.Queue {
@@ -351,7 +363,7 @@ func (s *Store) Restore(r io.Reader) error {
 		topics[model.QualifiedName(t.Namespace, t.Name)] = t
 	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
-	s.functions, s.keys, s.servers, s.records = functions, keys, servers, records
+	s.functions, s.keys, s.servers, s.records, s.metrics = functions, keys, servers, records, metrics
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.topics = topics
 	s.subscriptions = map[string]*model.Subscription{}
