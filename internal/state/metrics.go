@@ -50,12 +50,12 @@ const (
 // minuteBucket is one function's minute. Counters are uint32: four
 // billion invocations of one function in one minute is beyond reach.
 type minuteBucket struct {
-	minute                                   int64 // Unix minutes
+	minute                                     int64 // Unix minutes
 	invocations, errors, throttles, coldStarts uint32
-	durationSum                              float64
-	lastStart                                int64 // Unix nanoseconds
-	durations                                [model.DurationBuckets]uint32
-	errorTypes                               []errorCount // at most maxErrorTypes+1
+	durationSum                                float64
+	lastStart                                  int64 // Unix nanoseconds
+	durations                                  [model.DurationBuckets]uint32
+	errorTypes                                 []errorCount // at most maxErrorTypes+1
 }
 
 type errorCount struct {
