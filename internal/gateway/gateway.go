@@ -202,6 +202,7 @@ func (g *Gateway) routeTable() []route {
 		{"GET /v1/invocations", permRead, scoped, g.listInvocations},
 		{"GET /v1/invocations/{id}", permRead, scoped, g.getInvocation},
 		{"GET /v1/events", permRead, scoped, g.streamEvents},
+		{"GET /v1/metrics/query", permRead, scoped, g.queryMetrics},
 		{"GET /v1/subscriptions", permRead, scoped, g.listSubscriptions},
 		{"POST /v1/subscriptions", permWrite, scoped, g.createSubscription},
 		{"DELETE /v1/subscriptions/{id}", permWrite, scoped, g.deleteSubscription},

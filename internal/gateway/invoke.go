@@ -107,13 +107,16 @@ func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, lab
 // lock), so that a client that lists them as soon as it has its answer
 // finds them on this server; they are committed later, in batches (see
 // recorder), or, with settle, committed at once and waited for
-// (Service.AddRecordAndWait). An error means no result: throttled, no
+// (Service.AddRecordAndWait). A run refused with 429 (a concurrency
+// limit, every worker busy) counts as a throttle in the metric history
+// (Service.AddThrottle). An error means no result: throttled, no
 // worker, ctx ended, or, for an HTTP client's call (r not nil), the
 // client went away (clientClosed).
 func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn model.Function, trigger, label string, payload []byte, settle bool) (syncRun, error) {
 	release, err := g.Admit(fn)
 	if err != nil {
 		g.metrics.observe(fn, label, "Throttled", 0, false)
+		g.svc.AddThrottle(fn.Namespace, fn.Name)
 		return syncRun{}, err
 	}
 	g.metrics.inFlight.Inc()
@@ -127,6 +130,9 @@ func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn mo
 			}
 		}
 		g.metrics.observe(fn, label, outcomeOf(err), 0, false)
+		if status, _ := statusOf(err); status == http.StatusTooManyRequests {
+			g.svc.AddThrottle(fn.Namespace, fn.Name) // every worker busy
+		}
 		return syncRun{}, err
 	}
 	rec := worker.NewRecord(worker.Request{RequestID: id, Function: fn}, trigger, res)

@@ -168,6 +168,7 @@ func (g *Gateway) checkURLCaller(w http.ResponseWriter, r *http.Request, u model
 			return nil
 		}
 		if wait, ok := g.limits.takeID("url:"+model.QualifiedName(u.Namespace, u.Function), rate, math.Max(rate, 1)); !ok {
+			g.svc.AddThrottle(u.Namespace, u.Function)
 			return rateLimited(w, "the URL of function "+u.Function, wait)
 		}
 		return nil

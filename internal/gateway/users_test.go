@@ -61,6 +61,7 @@ type req struct {
 	cookie             string
 	csrf               string
 	contentType        string
+	namespace          string // X-Nimbus-Namespace
 }
 
 func (a *testAPI) do(r req) *httptest.ResponseRecorder {
@@ -75,6 +76,9 @@ func (a *testAPI) do(r req) *httptest.ResponseRecorder {
 	}
 	if r.csrf != "" {
 		hr.Header.Set("X-CSRF-Token", r.csrf)
+	}
+	if r.namespace != "" {
+		hr.Header.Set(client.HeaderNamespace, r.namespace)
 	}
 	if r.body != "" {
 		ct := r.contentType

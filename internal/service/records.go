@@ -38,12 +38,16 @@ type recorder struct {
 	limits    limits
 	metrics   recorderMetrics
 
-	mu       sync.Mutex
-	records  []model.Invocation
-	inflight []model.Invocation // the batch being committed
-	entries  []model.LogEntry
-	storing  []model.LogEntry // the batch of logs being stored
-	audit    []model.AuditEntry
+	mu sync.Mutex
+	// throttles count the invocations refused with 429 by function and
+	// minute, until a commit carries them (any RecordInvocations this
+	// recorder commits).
+	throttles map[model.ThrottleCount]int64 // keyed with Count 0
+	records   []model.Invocation
+	inflight  []model.Invocation // the batch being committed
+	entries   []model.LogEntry
+	storing   []model.LogEntry // the batch of logs being stored
+	audit     []model.AuditEntry
 	// waiting are the channels to close once the record of an ID is
 	// committed or held (addWaiting): its caller then knows a restart
 	// does not lose it.
@@ -111,6 +115,65 @@ func (r *recorder) add(rec *model.Invocation, entry *model.LogEntry) {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// addThrottle counts a refused invocation of function fn of namespace ns
+// in the current minute, for the next batch.
+func (r *recorder) addThrottle(ns, fn string, now time.Time) {
+	k := model.ThrottleCount{Namespace: model.NamespaceOf(ns), Function: fn, Minute: now.UTC().Truncate(time.Minute)}
+	r.mu.Lock()
+	if r.throttles == nil {
+		r.throttles = map[model.ThrottleCount]int64{}
+	}
+	r.throttles[k]++
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeThrottles takes the throttle counts gathered, for a commit.
+func (r *recorder) takeThrottles() []model.ThrottleCount {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.throttles) == 0 {
+		return nil
+	}
+	out := make([]model.ThrottleCount, 0, len(r.throttles))
+	for k, n := range r.throttles {
+		k.Count = n
+		out = append(out, k)
+	}
+	clear(r.throttles)
+	return out
+}
+
+// putBackThrottles returns the counts of a commit that failed, to go
+// with the next one. A commit whose outcome was unknown (a timeout after
+// the leader took it) may so count them twice: unlike a record, a count
+// has no ID to replace by. They are kept in memory only: a restart loses
+// them.
+func (r *recorder) putBackThrottles(ts []model.ThrottleCount) {
+	if len(ts) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.throttles == nil {
+		r.throttles = map[model.ThrottleCount]int64{}
+	}
+	for _, t := range ts {
+		n := t.Count
+		t.Count = 0
+		r.throttles[t] += n
+	}
+}
+
+func (r *recorder) hasThrottles() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.throttles) > 0
 }
 
 // addWaiting queues a record and its log (which may be nil) and returns
@@ -297,6 +360,14 @@ func (r *recorder) flushQueued(all bool) {
 			r.commitAudit(audit)
 		}
 		if len(recs) == 0 && len(entries) == 0 {
+			// Throttle counts alone make a batch, unless records are
+			// held: a retry of those carries them.
+			if !r.holding() && r.hasThrottles() {
+				if err := r.commit(nil); err != nil {
+					r.log.Warn("committing throttle counts; they go with the next batch", "err", err)
+				}
+				r.removeExpired()
+			}
 			return
 		}
 		if len(entries) > 0 || len(r.expired) > 0 {
@@ -326,16 +397,19 @@ func (r *recorder) flushQueued(all bool) {
 }
 
 // commit commits one RecordInvocations command (recs may be none: it
-// still applies retention) and notes the records retention removed.
-// Committing a record again is harmless: a record replaces the one of
-// its ID.
+// still applies retention), with the throttle counts gathered, and notes
+// the records retention removed. Committing a record again is harmless:
+// a record replaces the one of its ID, and counts in the metric history
+// only once.
 func (r *recorder) commit(recs []model.Invocation) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
+	throttles := r.takeThrottles()
 	res, err := fsm.Apply(ctx, r.cp, fsm.RecordInvocations{
-		Records: recs, Retention: r.retention, Now: time.Now().UTC(),
+		Records: recs, Throttles: throttles, Retention: r.retention, Now: time.Now().UTC(),
 	})
 	if err != nil {
+		r.putBackThrottles(throttles)
 		return err
 	}
 	r.expired = append(r.expired, res.Removed...)
@@ -397,6 +471,12 @@ func LogOfRecord(rec model.Invocation) model.LogEntry {
 // until it commits (PendingRecords shows it meanwhile, after a restart
 // too).
 func (s *Service) AddRecord(rec *model.Invocation, entry *model.LogEntry) { s.rec.add(rec, entry) }
+
+// AddThrottle counts an invocation of function fn of namespace ns
+// refused with 429 (a concurrency limit, every worker busy, a function
+// URL's rate) in the metric history: counts gather by minute and go
+// through Raft with the next record batch. It never waits.
+func (s *Service) AddThrottle(ns, fn string) { s.rec.addThrottle(ns, fn, time.Now()) }
 
 // AddRecordAndWait queues an invocation record and its log (which may
 // be nil) as AddRecord does, and returns once the record is committed,

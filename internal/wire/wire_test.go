@@ -55,6 +55,7 @@ func TestConversionsKeepEveryField(t *testing.T) {
 		{"user", toWire(User)},
 		{"topic", toWire(Topic)},
 		{"test event", toWire(TestEvent)},
+		{"metric point", toWire(MetricPoint)},
 		{"topic subscriber", both(TopicSubscriber, ModelTopicSubscriber)},
 		{"function url", both(func(m model.FunctionURL) client.FunctionURL { return FunctionURL(m, "http://set.by/the/answer/") }, ModelFunctionURL)},
 		{"key", toWire(func(m model.Key) client.Key {

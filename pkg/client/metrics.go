@@ -1,0 +1,44 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// MetricPoint is one step of a metric series, from the cluster's
+// replicated per-minute history: what the functions it covers did in
+// [Time, Time+step).
+type MetricPoint struct {
+	Time         time.Time        `json:"time"` // start of the step
+	Invocations  int64            `json:"invocations"`
+	Errors       int64            `json:"errors"`
+	ErrorsByType map[string]int64 `json:"errors_by_type,omitempty"`
+	Throttles    int64            `json:"throttles"`
+	ColdStarts   int64            `json:"cold_starts"`
+	P50MS        float64          `json:"p50_ms"` // 0 when no invocations
+	P99MS        float64          `json:"p99_ms"`
+	AvgMS        float64          `json:"avg_ms"`
+}
+
+// MetricSeries returns the points of one function ("" for the whole
+// namespace) over the last window (0: 1h; at most 48h), one per step (0:
+// 1m; whole minutes; at most 1,500 points).
+func (c *Client) MetricSeries(ctx context.Context, function string, window, step time.Duration) ([]MetricPoint, error) {
+	q := url.Values{}
+	if function != "" {
+		q.Set("function", function)
+	}
+	if window > 0 {
+		q.Set("window", window.String())
+	}
+	if step > 0 {
+		q.Set("step", step.String())
+	}
+	var out struct {
+		Points []MetricPoint `json:"points"`
+	}
+	_, err := c.doJSON(ctx, http.MethodGet, "/v1/metrics/query", q, nil, &out)
+	return out.Points, err
+}
