@@ -5,9 +5,10 @@
 //
 // Built from CodeMirror's small pieces, not basicSetup, to stay within the
 // page budget. Tab is left to the browser (no indentWithTab), so keyboard
-// users can leave the editor. CodeMirror adds its styles as constructed
-// stylesheets, which a CSP of style-src 'self' allows.
+// users can leave the editor. CodeMirror's styles go into a constructed
+// stylesheet (adopted-styles.js), which a CSP of style-src 'self' allows.
 
+import "./adopted-styles.js"; // before any view is made
 import { EditorState, StateField } from "@codemirror/state";
 import {
   EditorView,
