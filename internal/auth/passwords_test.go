@@ -116,11 +116,10 @@ func TestSessions(t *testing.T) {
 	if len(token) != 16+1+64 || !sess.ExpiresAt.Equal(now.Add(SessionTTL)) {
 		t.Fatalf("token %q, session %+v", token, sess)
 	}
-	got, user, err := CheckSession(store, token)
-	if err != nil || got.ID != sess.ID || user.Name != "ada" {
-		t.Fatalf("check: %+v %+v %v", got, user, err)
+	got, p, err := CheckSession(store, token)
+	if err != nil || got.ID != sess.ID {
+		t.Fatalf("check: %+v %+v %v", got, p, err)
 	}
-	p := Principal(user, got)
 	if p.ID != "user:ada" || p.Role != RoleDeveloper || p.Namespace != "team-a" || p.SecretHash != "" {
 		t.Fatalf("principal %+v", p)
 	}
@@ -155,6 +154,29 @@ func TestSessions(t *testing.T) {
 	fsm.Apply(ctx, cp, fsm.DeleteUser{Name: "ada"})
 	if _, _, err := CheckSession(store, token); !errors.Is(err, ErrNoSession) {
 		t.Fatal("a deleted user's session was accepted")
+	}
+	// A key sign-in acts as its key while the key lives; a worker's key
+	// opens no session.
+	keyToken, key, err := CreateKeyWith(ctx, cp, KeyOptions{Role: RoleAdmin, Note: "console"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(store, keyToken); err != nil {
+		t.Fatal(err)
+	}
+	ktok, ksess, err := StartKeySession(ctx, cp, key, now)
+	if err != nil || ksess.Key != key.ID || ksess.User != "" {
+		t.Fatalf("key session %+v %v", ksess, err)
+	}
+	if _, kp, err := CheckSession(store, ktok); err != nil || kp.ID != key.ID || kp.Role != RoleAdmin || kp.SecretHash != "" {
+		t.Fatalf("key session principal %+v %v", kp, err)
+	}
+	if _, _, err := StartKeySession(ctx, cp, model.Key{ID: "w", Role: RoleWorker}, now); !errors.Is(err, ErrBadLogin) {
+		t.Fatalf("a worker key opened a console session: %v", err)
+	}
+	fsm.Apply(ctx, cp, fsm.DeleteKey{ID: key.ID})
+	if _, _, err := CheckSession(store, ktok); !errors.Is(err, ErrNoSession) {
+		t.Fatal("a revoked key's session was accepted")
 	}
 }
 

@@ -85,12 +85,30 @@ func Login(store *state.Store, name, password string) (model.User, error) {
 // the session token (the cookie's value, which exists only there) and
 // the stored session.
 func StartSession(ctx context.Context, cp fsm.Writer, user string, now time.Time) (string, model.Session, error) {
+	return startSession(ctx, cp, model.Session{User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}, now)
+}
+
+// StartKeySession makes a console session for an API key (a key sign-in:
+// an admin who has no user yet). It lasts SessionTTL, or until the key
+// expires if that is sooner, and ends when the key is revoked.
+func StartKeySession(ctx context.Context, cp fsm.Writer, key model.Key, now time.Time) (string, model.Session, error) {
+	if !slices.Contains(UserRoles, key.Role) {
+		return "", model.Session{}, ErrBadLogin // worker and join keys open no console
+	}
+	end := now.Add(SessionTTL)
+	if !key.ExpiresAt.IsZero() && key.ExpiresAt.Before(end) {
+		end = key.ExpiresAt
+	}
+	return startSession(ctx, cp, model.Session{Key: key.ID, CreatedAt: now, ExpiresAt: end}, now)
+}
+
+func startSession(ctx context.Context, cp fsm.Writer, sess model.Session, now time.Time) (string, model.Session, error) {
 	idb := make([]byte, 8)
 	sec := make([]byte, 32)
 	rand.Read(idb)
 	rand.Read(sec)
 	id, secret := hex.EncodeToString(idb), hex.EncodeToString(sec)
-	sess := model.Session{ID: id, SecretHash: hashSecret(secret), User: user, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	sess.ID, sess.SecretHash = id, hashSecret(secret)
 	if _, err := fsm.Apply(ctx, cp, fsm.PutSession{Session: sess, Now: now}); err != nil {
 		return "", model.Session{}, err
 	}
@@ -103,26 +121,36 @@ func parseSession(token string) (id, secret string, ok bool) {
 	return id, secret, ok && len(id) == 16 && len(secret) == 64
 }
 
-// CheckSession returns the live session that token is and its user, or
+// CheckSession returns the live session that token is and the identity
+// its requests act as (Principal of its user, or its key), or
 // ErrNoSession. Like Check, it costs map lookups and a constant-time
 // comparison.
-func CheckSession(store *state.Store, token string) (model.Session, model.User, error) {
+func CheckSession(store *state.Store, token string) (model.Session, model.Key, error) {
 	id, secret, ok := parseSession(token)
 	if !ok {
-		return model.Session{}, model.User{}, ErrNoSession
+		return model.Session{}, model.Key{}, ErrNoSession
 	}
 	sess, err := store.Session(id)
 	if err != nil {
-		return model.Session{}, model.User{}, ErrNoSession
+		return model.Session{}, model.Key{}, ErrNoSession
 	}
 	if !secretMatches(sess.SecretHash, secret) || !time.Now().Before(sess.ExpiresAt) {
-		return model.Session{}, model.User{}, ErrNoSession
+		return model.Session{}, model.Key{}, ErrNoSession
+	}
+	if sess.Key != "" {
+		key, err := store.Key(sess.Key)
+		if err != nil || !key.ExpiresAt.IsZero() && !time.Now().Before(key.ExpiresAt) {
+			return model.Session{}, model.Key{}, ErrNoSession // revoked or expired since
+		}
+		key.SecretHash = ""
+		key.ExpiresAt = sess.ExpiresAt
+		return sess, key, nil
 	}
 	u, err := store.User(sess.User)
 	if err != nil {
-		return model.Session{}, model.User{}, ErrNoSession
+		return model.Session{}, model.Key{}, ErrNoSession
 	}
-	return sess, u, nil
+	return sess, Principal(u, sess), nil
 }
 
 // CSRFToken is the anti-CSRF token of a session: an HMAC-SHA256 keyed by

@@ -60,7 +60,7 @@ type sessionCtx struct{}
 type callerSession struct {
 	token   string // the cookie's value
 	session model.Session
-	user    model.User
+	as      model.Key // who it acts as: its user's principal, or its key
 }
 
 // callerSessionOf returns the request's session, or nil for a request
@@ -94,14 +94,14 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (model.Ke
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
 		return model.Key{}, nil, errUnauthorized
 	}
-	sess, user, err := auth.CheckSession(store, c.Value)
+	sess, as, err := auth.CheckSession(store, c.Value)
 	if err != nil {
 		return model.Key{}, nil, errNoSession
 	}
 	if !safeMethod(r.Method) && !auth.CheckCSRF(c.Value, r.Header.Get("X-CSRF-Token")) {
 		return model.Key{}, nil, errCSRF
 	}
-	return auth.Principal(user, sess), &callerSession{token: c.Value, session: sess, user: user}, nil
+	return as, &callerSession{token: c.Value, session: sess, as: as}, nil
 }
 
 // callerKey returns the key that authenticated the request.

@@ -19,6 +19,12 @@ type Membership interface {
 var errNotACluster = &apiError{http.StatusBadRequest, "BadRequest", "this is a single-node nimbus dev: there is no cluster membership to change"}
 
 func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, client.Cluster{Servers: g.clusterServers(), Workers: g.cfg.Placer.Workers(), NotMember: g.notMember()})
+}
+
+// clusterServers is the control plane's members as this server sees
+// them, with what each says of itself where PeerView asks.
+func (g *Gateway) clusterServers() []client.Server {
 	servers := g.cfg.Control.Servers(func(id string) string {
 		if info, ok := g.cfg.Control.Store().ServerInfo(id); ok {
 			return info.APIAddr
@@ -28,7 +34,7 @@ func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.PeerView != nil {
 		servers = g.cfg.PeerView(servers)
 	}
-	writeJSON(w, http.StatusOK, client.Cluster{Servers: servers, Workers: g.cfg.Placer.Workers(), NotMember: g.notMember()})
+	return servers
 }
 
 // joinServer adds the server at {"address": "HOST:PORT"} (its API

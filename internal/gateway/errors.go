@@ -118,8 +118,20 @@ func statusOf(err error) (int, string) {
 // error) carries too. A full disk (507) answers with datadir.ErrFull's
 // message alone; whoever met it logged its detail (datadir.Monitor).
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
-	status, code := statusOf(err)
-	msg := err.Error()
+	status, code, msg := explain(log, err)
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) &&
+		w.Header().Get("Retry-After") == "" { // a rate limit said when
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: msg}})
+}
+
+// explain is what an error answers: its status, its code and the
+// message a person reads (an internal error's details go to the log
+// only, under an id the message gives).
+func explain(log *slog.Logger, err error) (status int, code, msg string) {
+	status, code = statusOf(err)
+	msg = err.Error()
 	switch status {
 	case http.StatusInternalServerError:
 		id := newErrorID()
@@ -128,11 +140,7 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	case http.StatusInsufficientStorage:
 		msg = datadir.ErrFull.Error()
 	}
-	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) &&
-		w.Header().Get("Retry-After") == "" { // a rate limit said when
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, status, client.ErrorBody{Error: client.APIError{Code: code, Message: msg}})
+	return status, code, msg
 }
 
 // newErrorID returns 8 random hex digits naming one internal error.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nimbus/internal/blob"
+	"nimbus/internal/console"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/datadir"
 	"nimbus/internal/fsm"
@@ -91,6 +92,11 @@ type Config struct {
 	// Disk watches the data directory: /readyz probes it and the
 	// metrics count its full-disk errors. Nil for none (always writable).
 	Disk *datadir.Monitor
+	// ConsoleOnce, when set, redeems a one-time console sign-in token
+	// (nimbus dev prints a link with one): it returns the id of the key
+	// the session acts as, once, and "" for a token it does not know or
+	// has redeemed already.
+	ConsoleOnce func(token string) (keyID string)
 }
 
 // Gateway serves the API.
@@ -102,6 +108,7 @@ type Gateway struct {
 	limits  limiter
 	follow  *hub[model.LogEntry]
 	events  *hub[model.Invocation]
+	ui      *console.Renderer
 	mux     *http.ServeMux
 	handler http.Handler
 }
@@ -111,7 +118,8 @@ func New(cfg Config) *Gateway {
 	if cfg.Concurrency == nil {
 		cfg.Concurrency = placement.NewConcurrency()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[model.LogEntry](), events: newHub[model.Invocation]()}
+	g := &Gateway{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Registry), follow: newHub[model.LogEntry](), events: newHub[model.Invocation](),
+		ui: console.New(cfg.Log)}
 	if cfg.Disk != nil {
 		registerDiskMetrics(cfg.Registry, cfg.Disk)
 	}
@@ -161,6 +169,7 @@ func (g *Gateway) routes() {
 	// (checkURLCaller).
 	m.HandleFunc("/fn/{namespace}/{name}", g.serveURL)
 	m.HandleFunc("/fn/{namespace}/{name}/{rest...}", g.serveURL)
+	g.uiRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed := allowedMethods(m, r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))

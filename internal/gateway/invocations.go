@@ -71,8 +71,7 @@ func (g *Gateway) records(q state.RecordQuery) []model.Invocation {
 		}
 	}
 	for _, p := range pend {
-		if (q.Namespace == "" || p.Namespace == q.Namespace) && (q.Function == "" || p.Function == q.Function) &&
-			(q.Status == "" || p.Status == q.Status) && !p.Start.Before(q.Since) {
+		if (q.Function == "" || p.Function == q.Function) && q.Matches(&p) {
 			out = append(out, p)
 		}
 	}

@@ -52,7 +52,10 @@ func TestWrongMethodAnswers405WithAllow(t *testing.T) {
 	if tried < 50 {
 		t.Fatalf("tried only %d wrong methods: the route table was not read", tried)
 	}
-	for _, path := range []string{"/v1/nosuch", "/v1/functions/x/nosuch", "/"} {
+	if w := a.do(req{method: http.MethodGet, path: "/", key: a.admin}); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/" {
+		t.Errorf("GET /: %d to %q, want 303 to the console", w.Code, w.Header().Get("Location"))
+	}
+	for _, path := range []string{"/v1/nosuch", "/v1/functions/x/nosuch", "/nosuch"} {
 		if w := a.do(req{method: http.MethodGet, path: path, key: a.admin}); w.Code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, w.Code)
 		}

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"nimbus/internal/auth"
@@ -31,13 +32,8 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, &apiError{http.StatusUnsupportedMediaType, "UnsupportedMediaType", "a login is JSON: Content-Type: application/json"})
 		return
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if _, ok := g.limits.takeID("login:"+host, loginRate, loginBurst); !ok {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, g.log, &apiError{http.StatusTooManyRequests, "TooManyRequests", "too many logins from this address: retry in a second"})
+	if err := g.loginAllowed(w, r); err != nil {
+		writeError(w, g.log, err)
 		return
 	}
 	var body struct {
@@ -66,6 +62,20 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		CSRFToken: auth.CSRFToken(token), ExpiresAt: sess.ExpiresAt})
 }
 
+// loginAllowed takes a login from r's client address out of its
+// budget: a 429 error (with Retry-After) when there is none left.
+func (g *Gateway) loginAllowed(w http.ResponseWriter, r *http.Request) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if _, ok := g.limits.takeID("login:"+host, loginRate, loginBurst); !ok {
+		w.Header().Set("Retry-After", "1")
+		return &apiError{http.StatusTooManyRequests, "TooManyRequests", "too many logins from this address: retry in a second"}
+	}
+	return nil
+}
+
 // logout ends the request's session and clears its cookie.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	cs := callerSessionOf(r.Context())
@@ -79,7 +89,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	writeJSON(w, http.StatusOK, map[string]string{"logged_out": cs.user.Name})
+	writeJSON(w, http.StatusOK, map[string]string{"logged_out": strings.TrimPrefix(cs.as.ID, auth.UserPrefix)})
 }
 
 // session says who the caller is: the user of a session (with its CSRF
@@ -87,7 +97,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) session(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if cs := callerSessionOf(r.Context()); cs != nil {
-		writeJSON(w, http.StatusOK, client.Session{User: cs.user.Name, Role: cs.user.Role, Namespace: cs.user.Namespace,
+		writeJSON(w, http.StatusOK, client.Session{User: strings.TrimPrefix(cs.as.ID, auth.UserPrefix), KeyID: cs.session.Key, Role: cs.as.Role, Namespace: cs.as.Namespace,
 			CSRFToken: auth.CSRFToken(cs.token), ExpiresAt: cs.session.ExpiresAt})
 		return
 	}

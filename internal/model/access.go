@@ -28,12 +28,15 @@ type User struct {
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
 }
 
-// Session is a logged-in user's session. Like an API key, its token is
+// Session is a console session: a user's, after a login, or an API key's,
+// after a key sign-in (Key set, User empty), which acts with the key's
+// role and namespace while the key lives. Like an API key, its token is
 // "<id>_<secret>" and only the secret's SHA-256 is stored.
 type Session struct {
 	ID         string    `json:"id"`
 	SecretHash string    `json:"secret_hash"` // hex SHA-256 of the secret part
 	User       string    `json:"user"`
+	Key        string    `json:"key,omitempty"` // the key's id, for a key sign-in
 	CreatedAt  time.Time `json:"created_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
 }

@@ -88,3 +88,27 @@ func (s *Service) EnableSchedule(ctx context.Context, ns, name string, enabled b
 	}
 	return s.Schedule(ns, name)
 }
+
+// PreviewSchedule returns the next n fire times of expression in time
+// zone tz ("" for UTC) after now, in that zone, or why the expression
+// does not parse (a *scheduler.ExprError names the field at fault).
+func (s *Service) PreviewSchedule(expression, tz string, now time.Time, n int) ([]time.Time, error) {
+	e, err := scheduler.ParseIn(expression, tz)
+	if err != nil {
+		return nil, state.Errorf(state.ErrInvalid, "%v", err)
+	}
+	loc := time.UTC
+	if tz != "" {
+		loc, _ = time.LoadLocation(tz) // ParseIn loaded it
+	}
+	var out []time.Time
+	for t := now; len(out) < n; {
+		next, ok := e.Next(t)
+		if !ok {
+			break
+		}
+		out = append(out, next.In(loc))
+		t = next
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"nimbus/internal/model"
@@ -133,18 +134,38 @@ type RecordQuery struct {
 	Namespace string
 	Function  string
 	Status    string
-	Since     time.Time
-	Limit     int // 0 for no limit
+	Trigger   string    // "" for any; a kind ("source") also matches "source:NAME"
+	Since     time.Time // records that started at or after it
+	Before    time.Time // and before it (zero: no bound); a page of older records
+	Limit     int       // 0 for no limit
+}
+
+// Matches reports whether r is one q asks for (q.Function aside).
+func (q RecordQuery) Matches(r *model.Invocation) bool {
+	if q.Status != "" && r.Status != q.Status || r.Start.Before(q.Since) || q.Namespace != "" && r.Namespace != q.Namespace {
+		return false
+	}
+	if !q.Before.IsZero() && !r.Start.Before(q.Before) {
+		return false
+	}
+	if q.Trigger != "" && r.Trigger != q.Trigger {
+		kind, _, _ := strings.Cut(r.Trigger, ":")
+		return kind == q.Trigger
+	}
+	return true
 }
 
 // Records returns the records matching q, newest first.
 func (s *Store) Records(q RecordQuery) []model.Invocation {
 	s.mu.RLock()
-	var out []model.Invocation
+	defer s.mu.RUnlock()
+	// Pointers are gathered and sorted, and only the page is copied: a
+	// namespace may hold 100,000 records.
+	var found []*model.Invocation
 	collect := func(list []*model.Invocation) {
 		for _, r := range list {
-			if (q.Status == "" || r.Status == q.Status) && !r.Start.Before(q.Since) && (q.Namespace == "" || r.Namespace == q.Namespace) {
-				out = append(out, *r)
+			if q.Matches(r) {
+				found = append(found, r)
 			}
 		}
 	}
@@ -155,10 +176,16 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 			collect(list)
 		}
 	}
-	s.mu.RUnlock()
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
+	sort.SliceStable(found, func(i, j int) bool { return found[i].Start.After(found[j].Start) })
+	if q.Limit > 0 && len(found) > q.Limit {
+		found = found[:q.Limit]
+	}
+	var out []model.Invocation
+	if len(found) > 0 {
+		out = make([]model.Invocation, len(found))
+		for i, r := range found {
+			out[i] = *r
+		}
 	}
 	return out
 }

@@ -77,9 +77,10 @@ func (s *Store) Users() []model.User {
 	return out
 }
 
-// PutSession stores a session of an existing user (ErrNotFound if the
-// user is gone) and drops the sessions expired as of now. A user past
-// maxSessionsPerUser loses their oldest sessions.
+// PutSession stores a session of an existing user, or of an existing key
+// for a key sign-in (ErrNotFound if it is gone), and drops the sessions
+// expired as of now. A user (or key) past maxSessionsPerUser loses their
+// oldest sessions.
 func (s *Store) PutSession(sess model.Session, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,12 +89,16 @@ func (s *Store) PutSession(sess model.Session, now time.Time) error {
 			delete(s.sessions, id)
 		}
 	}
-	if _, ok := s.users[sess.User]; !ok {
+	if sess.Key != "" {
+		if _, ok := s.keys[sess.Key]; !ok {
+			return fmt.Errorf("key %q: %w", sess.Key, ErrNotFound)
+		}
+	} else if _, ok := s.users[sess.User]; !ok {
 		return fmt.Errorf("user %q: %w", sess.User, ErrNotFound)
 	}
 	var theirs []*model.Session
 	for _, v := range s.sessions {
-		if v.User == sess.User {
+		if v.User == sess.User && v.Key == sess.Key {
 			theirs = append(theirs, v)
 		}
 	}
