@@ -39,6 +39,9 @@ func (g *Gateway) uiRoutes(m *http.ServeMux) {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 	})
 	m.HandleFunc("GET /ui/static/", g.ui.Static)
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	m.HandleFunc("GET /ui/login", g.uiLoginPage)
 	m.HandleFunc("POST /ui/login", g.uiLogin)
 	pages := []struct {

@@ -22,12 +22,15 @@ func TestCLIInvocationIsHowTheBinaryWasRun(t *testing.T) {
 	}
 }
 
-// The banner suggests a name no example uses, with the binary as it was
-// invoked.
+// The banner gives the console's sign-in link and suggests a name no
+// example uses, with the binary as it was invoked.
 func TestBannerTryLine(t *testing.T) {
 	var b bytes.Buffer
-	printBanner(&b, "http://127.0.0.1:8080", ".nimbus", "", false, nil, 2, "sandbox")
+	printBanner(&b, "http://127.0.0.1:8080", "http://127.0.0.1:8080/ui/login?once=abc", ".nimbus", "", false, nil, 2, "sandbox")
 	out := b.String()
+	if !strings.Contains(out, "Console:    http://127.0.0.1:8080/ui/login?once=abc\n") {
+		t.Errorf("the banner lacks the console's link:\n%s", out)
+	}
 	bin, _ := cliInvocation(os.Args[0])
 	if !strings.Contains(out, bin+" init greeter && "+bin+" deploy greeter") {
 		t.Errorf("banner's Try line does not use %q and greeter:\n%s", bin, out)
@@ -40,5 +43,25 @@ func TestBannerTryLine(t *testing.T) {
 		if strings.Contains(out, " init "+e.Name()+" ") {
 			t.Errorf("banner suggests %q, the name of an example:\n%s", e.Name(), out)
 		}
+	}
+}
+
+// The one-time console link signs in once, as the admin key, and only
+// with its own token.
+func TestOnceLoginRedeemsOnce(t *testing.T) {
+	o := newOnceLogin()
+	tok := o.token
+	if o.redeem(tok) != "" {
+		t.Fatal("redeemed before the admin key was known")
+	}
+	o.keyID = "k1"
+	if o.redeem(tok+"x") != "" || o.redeem("") != "" {
+		t.Fatal("another token was redeemed")
+	}
+	if got := o.redeem(tok); got != "k1" {
+		t.Fatalf("redeem = %q, want k1", got)
+	}
+	if o.redeem(tok) != "" {
+		t.Fatal("the token was redeemed twice")
 	}
 }

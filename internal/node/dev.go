@@ -8,6 +8,9 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"nimbus/internal/auth"
@@ -58,12 +62,16 @@ func RunDev(ctx context.Context, opts Options) error {
 		token   string
 		created bool
 	)
+	once := newOnceLogin()
 	comps := []component{
 		p.dataStores(),
 		p.pythons(),
 		p.devControlPlane(),
 		starting(func(ctx context.Context) (err error) {
 			token, created, err = ensureAdminKey(ctx, p.cp, opts.DataDir)
+			if id, _, perr := auth.ParseToken(token); err == nil && perr == nil {
+				once.keyID = id
+			}
 			return err
 		}),
 		p.executor(),
@@ -74,19 +82,51 @@ func RunDev(ctx context.Context, opts Options) error {
 		p.api(func() apiSettings {
 			s := p.settings()
 			s.checker = devChecker(p.runtimes, p.exec, p.scanDir, log)
+			s.consoleOnce = once.redeem
 			return s
 		}, func() *placement.Placer { return placement.New(nil, placement.Local(p.worker)) }, nil),
 		p.leadership(nil),
 		p.serveAPI(false),
 		banner(func() {
 			url := p.scheme() + "://" + p.addr
-			printBanner(opts.out(), url, opts.DataDir, token, created, p.runtimes, opts.Slots, p.exec.Name())
+			console := url + "/ui/"
+			if once.keyID != "" {
+				console = url + "/ui/login?once=" + once.token
+			}
+			printBanner(opts.out(), url, console, opts.DataDir, token, created, p.runtimes, opts.Slots, p.exec.Name())
 			log.Info("nimbus dev started", "url", url, "data", opts.DataDir, "executor", p.exec.Name())
 		}, func() {
 			log.Info("shutting down: waiting for in-flight invocations", "grace", shutdownGrace)
 		}),
 	)
 	return p.l.run(ctx, log, comps...)
+}
+
+// onceLogin is nimbus dev's one-time console sign-in: a random token that
+// the banner prints in a link, redeemed once for a session as the admin
+// key (keyID; "" when there is no admin key file to act as).
+type onceLogin struct {
+	mu    sync.Mutex
+	token string // "" once redeemed
+	keyID string // set before the API serves
+}
+
+func newOnceLogin() *onceLogin {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return &onceLogin{token: hex.EncodeToString(b)}
+}
+
+// redeem returns the admin key's id the first time it is given the
+// token, and "" after that or for any other token.
+func (o *onceLogin) redeem(token string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.token == "" || o.keyID == "" || subtle.ConstantTimeCompare([]byte(token), []byte(o.token)) != 1 {
+		return ""
+	}
+	o.token = ""
+	return o.keyID
 }
 
 // devControlPlane is the Raft node of nimbus dev: one voter, in memory
@@ -185,9 +225,10 @@ func cliInvocation(arg0 string) (bin, hint string) {
 	return "./" + arg0, ""
 }
 
-func printBanner(out io.Writer, addr, dataDir, token string, created bool, rts []python.Runtime, slots int, executor string) {
+func printBanner(out io.Writer, addr, console, dataDir, token string, created bool, rts []python.Runtime, slots int, executor string) {
 	fmt.Fprintf(out, "Nimbus dev is running.\n\n")
 	fmt.Fprintf(out, "  API:        %s\n", addr)
+	fmt.Fprintf(out, "  Console:    %s\n", console)
 	fmt.Fprintf(out, "  Data:       %s\n", dataDir)
 	switch {
 	case created:

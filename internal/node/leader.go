@@ -283,6 +283,9 @@ type apiSettings struct {
 	smtp       notify.SMTP
 	retention  model.Retention  // zero: model.DefaultRetention
 	checker    *pycheck.Checker // nil: deploys are not compile-checked
+	// consoleOnce redeems nimbus dev's one-time console sign-in link
+	// (nil elsewhere).
+	consoleOnce func(token string) (keyID string)
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -316,6 +319,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		BodyTimeout: set.timeouts.Body,
 		Mail:        set.smtp.Addr != "",
 		Disk:        cp.Disk(),
+		ConsoleOnce: set.consoleOnce,
 	}
 	if more != nil {
 		more(&cfg)

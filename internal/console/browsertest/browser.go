@@ -161,20 +161,40 @@ func Problems(ctx context.Context) []string {
 
 // WaitText waits until the first element that matches the CSS selector sel
 // has text content that contains text, up to the deadline of the context
-// the action runs with (or 30 s).
+// the action runs with (or 30 s). A navigation meanwhile (a form posted
+// without htmx, a redirect) does not end the wait: it polls the new page.
 func WaitText(sel, text string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.PollFunction[bool](
-			`(sel, text) => { const el = document.querySelector(sel); return !!el && el.textContent.includes(text); }`,
-			chromedp.WithPollingArgs(sel, text),
-			chromedp.WithPollingInterval(pollEvery),
-			chromedp.WithPollingTimeout(timeoutOf(ctx)),
-		)(ctx, tg)
-		if errors.Is(err, chromedp.ErrPollingTimeout) {
-			err = fmt.Errorf("browsertest: %q never showed %q", sel, text)
+		deadline := time.Now().Add(timeoutOf(ctx))
+		for {
+			_, err := chromedp.PollFunction[bool](
+				`(sel, text) => { const el = document.querySelector(sel); return !!el && el.textContent.includes(text); }`,
+				chromedp.WithPollingArgs(sel, text),
+				chromedp.WithPollingInterval(pollEvery),
+				chromedp.WithPollingTimeout(time.Until(deadline)),
+			)(ctx, tg)
+			if err != nil && navigated(err) && time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return chromedp.Void{}, ctx.Err()
+				case <-time.After(pollEvery):
+				}
+				continue
+			}
+			if errors.Is(err, chromedp.ErrPollingTimeout) {
+				err = fmt.Errorf("browsertest: %q never showed %q", sel, text)
+			}
+			return chromedp.Void{}, err
 		}
-		return chromedp.Void{}, err
 	}
+}
+
+// navigated reports whether err says the page went away under a script
+// (the tab navigated), or had no document yet to run it in.
+func navigated(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "navigated or closed") || strings.Contains(msg, "Cannot find context") ||
+		strings.Contains(msg, "Execution context was destroyed")
 }
 
 // RepoRoot returns the root of the repository: the nearest directory at
