@@ -73,7 +73,11 @@ func (g *Gateway) functionsPage(r *http.Request, p *console.Page, v uiFunctionsV
 	if after != "" {
 		v.Prev = console.Link("/ui/functions", "q", v.Query)
 	}
-	stats := g.recentStats(p.Namespace)
+	names := make([]string, len(page))
+	for i, fn := range page {
+		names[i] = fn.Name
+	}
+	stats := g.recentStats(p.Namespace, names)
 	for _, fn := range page {
 		row := uiFunctionRow{Name: fn.Name, Runtime: fn.Runtime, MemoryMB: fn.MemoryMB, Revision: fn.Revision}
 		if st, ok := stats[fn.Name]; ok {

@@ -144,11 +144,15 @@ func (g *Gateway) functionCharts(r *http.Request, ns, function string) []console
 	return charts(g.series(ns, function, uiWindows[window], step))
 }
 
-// recentStats is each function's figures over the last day, by name.
-func (g *Gateway) recentStats(ns string) map[string]model.FunctionStats {
+// recentStats is the figures of the named functions over the last day,
+// by name.
+func (g *Gateway) recentStats(ns string, names []string) map[string]model.FunctionStats {
 	now := time.Now()
 	out := map[string]model.FunctionStats{}
-	for _, st := range g.svc.FunctionStats(ns, now.Add(-24*time.Hour), now) {
+	if len(names) == 0 {
+		return out
+	}
+	for _, st := range g.svc.FunctionStats(ns, now.Add(-24*time.Hour), now, names...) {
 		out[st.Function] = st
 	}
 	return out

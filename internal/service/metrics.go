@@ -41,8 +41,8 @@ func (s *Service) MetricSeries(ns, function string, from, to time.Time, step tim
 // FunctionStats returns totals per function over the minutes that start
 // in [from, to), in namespace ns ("*" for all): every function that
 // exists, zero when idle, and every removed one with history in the
-// window; sorted by namespace then function name. LastInvoked is the
+// window (with only, just those functions of ns); sorted by namespace then function name. LastInvoked is the
 // latest start among the invocations counted.
-func (s *Service) FunctionStats(ns string, from, to time.Time) []model.FunctionStats {
-	return s.store.FunctionStats(ns, from, to)
+func (s *Service) FunctionStats(ns string, from, to time.Time, only ...string) []model.FunctionStats {
+	return s.store.FunctionStats(ns, from, to, only...)
 }

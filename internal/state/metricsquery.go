@@ -132,8 +132,9 @@ func (s *Store) MetricSeries(ns, fn string, start time.Time, step time.Duration,
 // FunctionStats adds up each function's metric history over the minutes
 // that start in [from, to), for namespace ns (AllNamespaces for all):
 // every function that exists, and every removed one with history in the
-// window, sorted by namespace then name.
-func (s *Store) FunctionStats(ns string, from, to time.Time) []model.FunctionStats {
+// window, sorted by namespace then name. With only, just those functions
+// of namespace ns (a page of a list).
+func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []model.FunctionStats {
 	first, end := unixMinute(from), unixMinute(to)
 	if to.After(time.Unix(end*60, 0)) {
 		end++ // a minute that starts before to
@@ -143,19 +144,37 @@ func (s *Store) FunctionStats(ns string, from, to time.Time) []model.FunctionSta
 	}
 	sums := map[[2]string]*metricSum{}
 	s.mu.RLock()
-	for _, f := range s.functions {
-		if ns == AllNamespaces || f.Namespace == model.NamespaceOf(ns) {
-			sums[[2]string{f.Namespace, f.Name}] = &metricSum{}
-		}
-	}
-	for _, h := range s.historiesLocked(ns, "") {
-		i := sort.Search(len(h.minutes), func(i int) bool { return h.minutes[i].minute >= first })
-		for ; i < len(h.minutes) && h.minutes[i].minute < end; i++ {
-			k := [2]string{h.namespace, h.function}
-			if sums[k] == nil {
-				sums[k] = &metricSum{}
+	var histories []*funcHistory
+	if len(only) > 0 && ns != AllNamespaces {
+		for _, name := range only {
+			if _, ok := s.functions[model.QualifiedName(ns, name)]; ok {
+				sums[[2]string{model.NamespaceOf(ns), name}] = &metricSum{}
 			}
-			sums[k].add(&h.minutes[i])
+			if h := s.metrics.byFunction[model.QualifiedName(ns, name)]; h != nil {
+				histories = append(histories, h)
+			}
+		}
+	} else {
+		for _, f := range s.functions {
+			if ns == AllNamespaces || f.Namespace == model.NamespaceOf(ns) {
+				sums[[2]string{f.Namespace, f.Name}] = &metricSum{}
+			}
+		}
+		histories = s.historiesLocked(ns, "")
+	}
+	for _, h := range histories {
+		i := sort.Search(len(h.minutes), func(i int) bool { return h.minutes[i].minute >= first })
+		if i == len(h.minutes) || h.minutes[i].minute >= end {
+			continue
+		}
+		k := [2]string{h.namespace, h.function}
+		sum := sums[k]
+		if sum == nil {
+			sum = &metricSum{}
+			sums[k] = sum
+		}
+		for ; i < len(h.minutes) && h.minutes[i].minute < end; i++ {
+			sum.add(&h.minutes[i])
 		}
 	}
 	s.mu.RUnlock()

@@ -159,12 +159,20 @@ func (q RecordQuery) Matches(r *model.Invocation) bool {
 func (s *Store) Records(q RecordQuery) []model.Invocation {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	// Pointers are gathered and sorted, and only the page is copied: a
-	// namespace may hold 100,000 records.
+	// Pointers are gathered, and only the page is copied: a namespace may
+	// hold 100,000 records. With a limit, only the newest limit are kept
+	// as they are found (a heap whose root is the oldest kept), not all
+	// of them sorted.
 	var found []*model.Invocation
+	top := newestFirst{limit: q.Limit}
 	collect := func(list []*model.Invocation) {
 		for _, r := range list {
-			if q.Matches(r) {
+			if !q.Matches(r) {
+				continue
+			}
+			if q.Limit > 0 {
+				top.offer(r)
+			} else {
 				found = append(found, r)
 			}
 		}
@@ -175,6 +183,9 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 		for _, list := range s.records.byFunction {
 			collect(list)
 		}
+	}
+	if q.Limit > 0 {
+		found = top.list
 	}
 	sort.SliceStable(found, func(i, j int) bool { return found[i].Start.After(found[j].Start) })
 	if q.Limit > 0 && len(found) > q.Limit {
@@ -188,6 +199,46 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 		}
 	}
 	return out
+}
+
+// newestFirst keeps the limit newest records offered: a min-heap by start
+// time, whose root is the oldest kept.
+type newestFirst struct {
+	limit int
+	list  []*model.Invocation
+}
+
+func (h *newestFirst) offer(r *model.Invocation) {
+	if len(h.list) < h.limit {
+		h.list = append(h.list, r)
+		for i := len(h.list) - 1; i > 0; { // sift up
+			p := (i - 1) / 2
+			if !h.list[i].Start.Before(h.list[p].Start) {
+				break
+			}
+			h.list[i], h.list[p] = h.list[p], h.list[i]
+			i = p
+		}
+		return
+	}
+	if !r.Start.After(h.list[0].Start) {
+		return // older than every record kept
+	}
+	h.list[0] = r
+	for i := 0; ; { // sift down
+		l, m := 2*i+1, i
+		if l < len(h.list) && h.list[l].Start.Before(h.list[m].Start) {
+			m = l
+		}
+		if l+1 < len(h.list) && h.list[l+1].Start.Before(h.list[m].Start) {
+			m = l + 1
+		}
+		if m == i {
+			return
+		}
+		h.list[i], h.list[m] = h.list[m], h.list[i]
+		i = m
+	}
 }
 
 // ObserveRecordOutcomes registers f to be called as ObserveRecords' are,
