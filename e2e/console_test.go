@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -345,6 +349,32 @@ func TestConsoleQuickstartInABrowser(t *testing.T) {
 	}
 	b.check("overview-busy")
 
+	// A session that ends while a form is filled in: sending it goes to
+	// the sign-in page, which comes back with what was typed.
+	b.open("/ui/schedules")
+	b.do("fill in a schedule",
+		chromedp.SendKeys(chromedp.CSS("#s-name"), "after-expiry"),
+		chromedp.SendKeys(chromedp.CSS("#s-expr"), "rate(1 hour)"),
+		browsertest.WaitText("#schedule-preview", "Next five fire times"),
+	)
+	b.eval(`fetch("/ui/logout", {method: "POST", headers: {"X-CSRF-Token": JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]}}).then(r => r.status)`)
+	b.do("send it after the session ended",
+		chromedp.Click(chromedp.CSS("#create-schedule")),
+		browsertest.WaitText("main h1", "Sign in"),
+	)
+	b.do("sign in again",
+		chromedp.SendKeys(chromedp.CSS("#key"), n.token),
+		chromedp.Click(chromedp.CSS("#key ~ button")),
+		browsertest.WaitText("#draft-restored", "what you typed is back"),
+	)
+	if name, expr := b.eval(`document.getElementById("s-name").value`), b.eval(`document.getElementById("s-expr").value`); name != "after-expiry" || expr != "rate(1 hour)" {
+		t.Errorf("the form after signing in again holds %q and %q", name, expr)
+	}
+	b.do("send it again",
+		chromedp.Click(chromedp.CSS("#create-schedule")),
+		browsertest.WaitText("#page-notice", "Created schedule after-expiry."),
+	)
+
 	// A viewer: no write controls, and a forged change is refused.
 	user := `{"name":"vera","role":"viewer","password":"viewer-pass-1"}`
 	if status, _, body := n.do("POST", "/v1/users", "application/json", strings.NewReader(user)); status != 201 {
@@ -444,4 +474,44 @@ func TestConsoleDrainsAWorker(t *testing.T) {
 		t.Errorf("the drained worker's row: %q", got)
 	}
 	b.check("cluster-drained")
+}
+
+// TestConsoleShowsCodeOnEveryServer opens a function's code page on each
+// server of a three-server cluster, one of which has lost its copy of the
+// package (a deploy replicates it to a majority only): that server
+// fetches it from another.
+func TestConsoleShowsCodeOnEveryServer(t *testing.T) {
+	parallel(t)
+	c := startCluster(t, 3, 0)
+	c.deployEverywhere("shown", "# the code the console shows\ndef handler(event, context):\n    return 1\n", "")
+	status, body, err := c.api(0, shortHTTP, "GET", "/v1/functions/shown", nil, nil)
+	var fn client.Function
+	if err != nil || status != 200 || json.Unmarshal(body, &fn) != nil {
+		t.Fatalf("get: %d %s %v", status, body, err)
+	}
+	lost := filepath.Join(c.dir, c.servers[2].id, "blobs", fn.CodeSHA256[:2], fn.CodeSHA256)
+	if err := os.Remove(lost); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for i, s := range c.servers {
+		base := "http://" + s.addr
+		form := url.Values{"key": {c.token}, "next": {"/ui/functions/shown/code"}}
+		req, _ := http.NewRequest("POST", base+"/ui/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", base)
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar, Timeout: patience}
+		resp, err := hc.Do(req) // follows the redirect to the code page
+		if err != nil {
+			t.Fatalf("%s: %v", s.id, err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), "# the code the console shows") {
+			t.Errorf("%s (index %d): the code page answered %d without the code:\n%.600s", s.id, i, resp.StatusCode, page)
+		}
+	}
+	if _, err := os.Stat(lost); err != nil {
+		t.Errorf("the server that fetched the package did not keep it: %v", err)
+	}
 }

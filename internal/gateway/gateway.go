@@ -50,6 +50,10 @@ type Config struct {
 	// ReplicateBlob copies a new code package to enough other servers
 	// before its revision is committed; nil on a single node.
 	ReplicateBlob func(ctx context.Context, data []byte) error
+	// FetchBlob, when set, fetches a code package this server lacks from
+	// the others (a deploy replicates to a majority only); nil on a
+	// single node.
+	FetchBlob func(ctx context.Context, digest string) ([]byte, error)
 	// PeerView, when set, fills in what the other servers say of
 	// themselves (role, term, index, health) in the cluster view.
 	PeerView func([]client.Server) []client.Server

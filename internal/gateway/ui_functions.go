@@ -3,6 +3,7 @@ package gateway
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -408,7 +409,7 @@ func applyConfigForm(cfg model.FunctionConfig, f uiConfigForm) (model.FunctionCo
 // fillCode lists the package's files and reads ?file= (default: the
 // handler's module).
 func (g *Gateway) fillCode(r *http.Request, v *uiFunctionView) error {
-	code, err := g.cfg.Blobs.Get(r.Context(), v.Fn.CodeSHA256)
+	code, err := g.code(r.Context(), v.Fn.CodeSHA256)
 	if err != nil {
 		return err
 	}
@@ -512,7 +513,7 @@ func (g *Gateway) redeploy(r *http.Request, ns string, fn model.Function, form u
 	if err != nil {
 		return 0, err
 	}
-	code, err := g.cfg.Blobs.Get(r.Context(), fn.CodeSHA256)
+	code, err := g.code(r.Context(), fn.CodeSHA256)
 	if err != nil {
 		return 0, err
 	}
@@ -523,6 +524,22 @@ func (g *Gateway) redeploy(r *http.Request, ns string, fn model.Function, form u
 	}
 	out, err := g.svc.Deploy(r.Context(), ns, cfg, code)
 	return out.Function.Revision, err
+}
+
+// code is the code package digest names: this server's copy, or one
+// fetched from another server (and kept here).
+func (g *Gateway) code(ctx context.Context, digest string) ([]byte, error) {
+	b, err := g.cfg.Blobs.Get(ctx, digest)
+	if err == nil || g.cfg.FetchBlob == nil {
+		return b, err
+	}
+	if b, err = g.cfg.FetchBlob(ctx, digest); err != nil {
+		return nil, err
+	}
+	if _, perr := g.cfg.Blobs.Put(b); perr != nil {
+		g.log.Warn("keeping a fetched code package", "sha256", digest, "err", perr)
+	}
+	return b, nil
 }
 
 // replaceInZip returns the zip with file's contents replaced (or added).

@@ -195,6 +195,7 @@ func (s *serverParts) controlRPC() component {
 func (s *serverParts) gatewayConfig(c *gateway.Config) {
 	cp, ident := s.cp, s.ident
 	c.ReplicateBlob = replicator(cp, s.pool, s.addr)
+	c.FetchBlob = blobFetcher(cp, s.pool, s.addr)
 	c.PeerView = s.prober.Overlay
 	c.NotMember = s.prober.NotMember
 	c.Membership = &membership{cp: cp, pool: s.pool, registry: s.registry, discoveryTLS: discoveryTLS(s.opts.TLS.Enabled())}
@@ -475,6 +476,38 @@ func leaderDuties(ctx context.Context, cp *controlplane.Node, token, dataDir str
 
 // replicator copies a blob to enough other servers that, with this one,
 // a majority of the recorded servers hold it.
+// blobFetcher fetches a code package this server lacks from the other
+// servers, one after another, checking its digest: a deploy replicates a
+// package to a majority only, and the console reads a revision's code on
+// whatever server it is served by.
+func blobFetcher(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, digest string) ([]byte, error) {
+	return func(ctx context.Context, digest string) ([]byte, error) {
+		var errs []error
+		for _, s := range cp.Store().ServerInfos() {
+			if s.ID == cp.ID() || s.APIAddr == apiAddr {
+				continue
+			}
+			c, err := pool.Control(s.Raft)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			resp, err := c.GetBlob(cctx, &rpcpb.GetBlobRequest{Digest: digest})
+			cancel()
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", s.ID, err))
+			case blob.Digest(resp.Data) != digest:
+				errs = append(errs, fmt.Errorf("%s sent a package that does not match %s", s.ID, digest))
+			default:
+				return resp.Data, nil
+			}
+		}
+		return nil, fmt.Errorf("code package %s is on no server that answered: %w", digest, errors.Join(errs...))
+	}
+}
+
 func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, data []byte) error {
 	return func(ctx context.Context, data []byte) error {
 		servers := cp.Store().ServerInfos()

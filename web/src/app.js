@@ -7,6 +7,7 @@
 //   pre[data-tail]         a live log tail over server-sent events
 //   form[data-upload]      a <progress> that follows the upload
 //
+// and keeps what a form held when its session expired (drafts.js),
 // and handles clicks on [data-copy] buttons anywhere. It never builds
 // markup from strings and sets no inline style attribute, so it runs under
 // Content-Security-Policy default-src 'self'.
@@ -14,6 +15,7 @@
 import { startTail } from "./tail.js";
 import { watchUpload, copyOnClick } from "./forms.js";
 import { onRemoved } from "./lifecycle.js";
+import { keepDraft, dropDraft, restoreDrafts } from "./drafts.js";
 
 // htmx's defaults that a strict CSP refuses: an injected <style> for
 // indicators, and eval for hx-on / js: attributes. A page can set the same
@@ -61,9 +63,16 @@ function enhance(root) {
 }
 
 document.addEventListener("htmx:load", (e) => enhance(e.target));
+document.addEventListener("htmx:beforeRequest", keepDraft);
+document.addEventListener("htmx:afterRequest", dropDraft);
 document.addEventListener("click", copyOnClick);
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", () => enhance(document));
-} else {
+// A draft goes back into its form before the form's editor is made.
+const start = () => {
+  restoreDrafts();
   enhance(document);
+};
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
 }
