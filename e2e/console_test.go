@@ -26,6 +26,11 @@ import (
 // by axe-core for serious or critical violations and saved as a
 // screenshot that must not be blank (NIMBUS_SCREENSHOT_DIR keeps them;
 // docs/screenshots has a few).
+//
+// These tests do not call parallel: a browser beside four parallel tests
+// of clusters on two cores slowed those past their deadlines (deploys
+// over a minute). Run alone, before the parallel tests resume, they add
+// about two minutes to the suite.
 
 // hostileLine is a log line that would run script if a page put it in
 // the document as markup.
@@ -156,7 +161,6 @@ func zipDir(t *testing.T, dir string) string {
 // create a schedule, redrive a dead letter; then a viewer, who sees no
 // write controls and whose forged changes are refused.
 func TestConsoleQuickstartInABrowser(t *testing.T) {
-	parallel(t)
 	n := startDev(t, t.TempDir())
 	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
 	if link == nil {
@@ -434,7 +438,6 @@ func TestConsoleQuickstartInABrowser(t *testing.T) {
 // TestConsoleDrainsAWorker drains one worker of a two-worker cluster from
 // the cluster page, as an admin signed in with the cluster's key.
 func TestConsoleDrainsAWorker(t *testing.T) {
-	parallel(t)
 	c := startCluster(t, 1, 2)
 	base := "http://" + c.servers[0].addr
 	b := newConsoleBrowser(t, base)
@@ -481,7 +484,6 @@ func TestConsoleDrainsAWorker(t *testing.T) {
 // package (a deploy replicates it to a majority only): that server
 // fetches it from another.
 func TestConsoleShowsCodeOnEveryServer(t *testing.T) {
-	parallel(t)
 	c := startCluster(t, 3, 0)
 	c.deployEverywhere("shown", "# the code the console shows\ndef handler(event, context):\n    return 1\n", "")
 	status, body, err := c.api(0, shortHTTP, "GET", "/v1/functions/shown", nil, nil)

@@ -83,8 +83,9 @@ func Start(cmd *exec.Cmd, ready *regexp.Regexp, timeout time.Duration) (*Proc, e
 	}
 }
 
-// Stop interrupts the process as Ctrl-C does and waits for it to exit,
-// killing it after grace (then it reports an error).
+// Stop interrupts the process as Ctrl-C does and waits for it to exit;
+// after grace it asks for a goroutine dump (SIGQUIT) and then kills it,
+// and reports an error.
 func (p *Proc) Stop(grace time.Duration) error {
 	select {
 	case <-p.Done:
@@ -96,9 +97,16 @@ func (p *Proc) Stop(grace time.Duration) error {
 	case <-p.Done:
 		return nil
 	case <-time.After(grace):
-		p.Cmd.Process.Kill()
-		<-p.Done
-		return fmt.Errorf("%s did not stop within %v of SIGINT; killed it", filepath.Base(p.Cmd.Path), grace)
+		// SIGQUIT makes the Go runtime print every goroutine's stack to
+		// stderr (the output a failed test shows) and exit: where it hung.
+		p.Cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.Done:
+		case <-time.After(10 * time.Second):
+			p.Cmd.Process.Kill()
+			<-p.Done
+		}
+		return fmt.Errorf("%s did not stop within %v of SIGINT; stopped it with SIGQUIT (its goroutines are at the end of its output)", filepath.Base(p.Cmd.Path), grace)
 	}
 }
 
