@@ -222,8 +222,9 @@ func TestConsoleQuickstartInABrowser(t *testing.T) {
 	if v, _ := b.eval(`document.getElementById("content").value`).(string); !strings.HasPrefix(v, "def broken(: ") {
 		t.Errorf("the edit was lost after the refused deploy: %.60q", v)
 	}
+	b.do("the editor marks the line at fault", chromedp.WaitReady(chromedp.CSS(".cm-editor .cm-error-line")))
 	if b.count(".cm-error-line") != 1 {
-		t.Error("the editor does not mark the line at fault")
+		t.Errorf("the editor marks %d lines", b.count(".cm-error-line"))
 	}
 	// A good edit deploys as revision 2, and the function runs it.
 	b.open("/ui/functions/hello-ui/code")
@@ -484,7 +485,7 @@ func TestConsoleDrainsAWorker(t *testing.T) {
 // package (a deploy replicates it to a majority only): that server
 // fetches it from another.
 func TestConsoleShowsCodeOnEveryServer(t *testing.T) {
-	c := startCluster(t, 3, 0)
+	c := startCluster(t, 3, 1) // a deploy needs a worker that offers the runtime
 	c.deployEverywhere("shown", "# the code the console shows\ndef handler(event, context):\n    return 1\n", "")
 	status, body, err := c.api(0, shortHTTP, "GET", "/v1/functions/shown", nil, nil)
 	var fn client.Function

@@ -46,6 +46,9 @@ export function drawChart(el) {
         stroke: colours[i % colours.length],
         width: 2,
         spanGaps: false,
+        // A value between gaps (one busy minute) has no line to be part
+        // of: draw every value as a point too.
+        points: { show: true, size: 5, fill: colours[i % colours.length] },
         value: (u, v) => withUnit(v),
       })),
     ],

@@ -34,7 +34,7 @@ export function keepDraft(e) {
     if (!kept(el)) continue;
     fields[el.name] = el.type === "checkbox" || el.type === "radio" ? el.checked : el.value;
   }
-  store.setItem(prefix + location.pathname, JSON.stringify({ action: form.getAttribute("action") || "", fields }));
+  store.setItem(prefix + location.pathname, JSON.stringify({ id: form.id, action: form.getAttribute("action") || "", fields }));
 }
 
 // dropDraft handles htmx:afterRequest: any answer but 401 ends the draft.
@@ -57,8 +57,14 @@ export function restoreDrafts() {
   } catch {
     return;
   }
-  const form = [...document.querySelectorAll("form[method=post]")].find((f) => (f.getAttribute("action") || "") === draft.action);
-  if (!form) return;
+  // The form by its id, else the first with its action that has a field
+  // of the draft (a page may have several forms posting to one path).
+  const form =
+    (draft.id && document.getElementById(draft.id)) ||
+    [...document.querySelectorAll("form[method=post]")].find(
+      (f) => (f.getAttribute("action") || "") === draft.action && [...f.elements].some((el) => kept(el) && el.name in draft.fields),
+    );
+  if (!(form instanceof HTMLFormElement)) return;
   for (const el of form.elements) {
     if (!kept(el) || !(el.name in draft.fields)) continue;
     const v = draft.fields[el.name];
