@@ -162,6 +162,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.topicsCommand(),
 		a.urlCommand(),
 		a.testEventsCommand(),
+		a.pricesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

@@ -53,6 +53,7 @@ var registry = newRegistry(
 	def(DeleteFunctionURLType, applyDeleteFunctionURL),
 	def(PutTestEventType, applyPutTestEvent),
 	def(DeleteTestEventType, applyDeleteTestEvent),
+	def(PutPricesType, applyPutPrices),
 )
 
 // Each command's result type.
@@ -96,6 +97,7 @@ func (PutFunctionURL) result() *PutFunctionURLResult       { return nil }
 func (DeleteFunctionURL) result() *None                    { return nil }
 func (PutTestEvent) result() *PutTestEventResult           { return nil }
 func (DeleteTestEvent) result() *None                      { return nil }
+func (PutPrices) result() *None                            { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -307,4 +309,8 @@ func applyPutTestEvent(s *state.Store, c PutTestEvent) (PutTestEventResult, erro
 
 func applyDeleteTestEvent(s *state.Store, c DeleteTestEvent) (None, error) {
 	return None{}, s.DeleteTestEvent(model.QualifiedName(c.Namespace, c.Function), c.Name)
+}
+
+func applyPutPrices(s *state.Store, c PutPrices) (None, error) {
+	return None{}, s.PutPrices(c.Namespace, c.Prices)
 }

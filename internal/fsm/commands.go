@@ -60,6 +60,7 @@ const (
 	PutDeadLettersType    CommandType = 38
 	PutTestEventType      CommandType = 39
 	DeleteTestEventType   CommandType = 40
+	PutPricesType         CommandType = 41
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -450,4 +451,11 @@ type DeleteTestEvent struct {
 	Namespace string `json:"namespace,omitempty"` // "": the default namespace
 	Function  string `json:"function"`
 	Name      string `json:"name"`
+}
+
+// PutPrices sets the cluster's price table (Namespace "") or a
+// namespace's override, which must exist; Prices nil removes it.
+type PutPrices struct {
+	Namespace string            `json:"namespace,omitempty"`
+	Prices    *model.PriceTable `json:"prices,omitempty"`
 }

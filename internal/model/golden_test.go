@@ -38,6 +38,7 @@ func stored() map[string]any {
 		"test_event":          &TestEvent{},
 		"metric_history":      &MetricHistory{},
 		"throttle_count":      &ThrottleCount{},
+		"price_table":         &PriceTable{},
 	}
 }
 

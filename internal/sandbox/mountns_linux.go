@@ -42,9 +42,10 @@ func RunInPrivateMounts() (code int, ok bool) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	// The child gets the terminal's signals itself (same process group);
-	// the parent only waits, forwarding what is sent to it alone.
+	// the parent only waits, forwarding what is sent to it alone (SIGQUIT
+	// too: the goroutine dump asked for is the child's).
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	runtime.LockOSThread() // Pdeathsig follows the spawning thread
 	if err := cmd.Start(); err != nil {
 		runtime.UnlockOSThread()

@@ -80,6 +80,9 @@ type Store struct {
 	// testEvents are the saved test events by the function's qualified
 	// name, then by name.
 	testEvents map[string]map[string]*model.TestEvent
+	// prices are the price tables: the cluster's under "", namespaces'
+	// overrides under their names.
+	prices map[string]model.PriceTable
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -132,6 +135,7 @@ func New() *Store {
 		sources:       map[string]*model.Source{},
 		urls:          map[string]*model.FunctionURL{},
 		testEvents:    map[string]map[string]*model.TestEvent{},
+		prices:        map[string]model.PriceTable{},
 	}
 	s.publishLocked()
 	return s
@@ -162,6 +166,9 @@ type Snapshot struct {
 	// latest batch time it has seen.
 	Metrics    []model.MetricHistory `json:"metrics,omitempty"`
 	MetricsNow time.Time             `json:"metrics_now,omitzero"`
+	// Prices are the price tables set: the cluster's under "", the
+	// namespaces' overrides under their names.
+	Prices map[string]model.PriceTable `json:"prices,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -215,6 +222,9 @@ func (s *Store) Capture() *Snapshot {
 		snap.FunctionURLs = append(snap.FunctionURLs, u)
 	}
 	snap.TestEvents = s.allTestEventsLocked()
+	if len(s.prices) > 0 {
+		snap.Prices = maps.Clone(s.prices)
+	}
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
@@ -405,6 +415,10 @@ func (s *Store) Restore(r io.Reader) error {
 	s.settings = snap.Settings
 	if s.settings == nil {
 		s.settings = map[string]string{}
+	}
+	s.prices = maps.Clone(snap.Prices)
+	if s.prices == nil {
+		s.prices = map[string]model.PriceTable{}
 	}
 	s.publishLocked()
 	s.mu.Unlock()

@@ -86,6 +86,10 @@ func script() []step {
 		do("a second test event", fsm.PutTestEvent{Event: model.TestEvent{Function: "f", Name: "other", Event: json.RawMessage(`[]`), UpdatedAt: t0}}),
 		do("the test event is removed", fsm.DeleteTestEvent{Function: "f", Name: "hello"}),
 		do("an unknown test event is not removed", fsm.DeleteTestEvent{Function: "f", Name: "hello"}),
+		do("the cluster's prices", fsm.PutPrices{Prices: &model.PriceTable{Currency: "EUR", PerGBSecond: 0.00002, PerMillionRequests: 0.25}}),
+		do("a namespace's prices", fsm.PutPrices{Namespace: "team", Prices: &model.PriceTable{Currency: "EUR", PerGBSecond: 0.00001}}),
+		do("the prices of an unknown namespace", fsm.PutPrices{Namespace: "nowhere", Prices: &model.PriceTable{Currency: "EUR"}}),
+		do("a namespace's prices are removed", fsm.PutPrices{Namespace: "team"}),
 		do("a topic", fsm.PutTopic{Topic: model.Topic{Name: "orders", CreatedAt: t0}}),
 		do("a subscription to the topic", fsm.SubscribeTopic{Topic: "orders", Subscriber: model.TopicSubscriber{Function: "f", CreatedAt: t0}}),
 		do("a publish to the topic", fsm.Publish{Topic: "orders", MessageID: "m1", Message: json.RawMessage(`{"a":1}`), Time: t0}),
@@ -173,6 +177,7 @@ func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
 		"a publish to an unknown topic":                    "not_found",
 		"a mapping of an unknown function":                 "not_found",
 		"an unknown mapping is not removed":                "not_found",
+		"the prices of an unknown namespace":               "not_found",
 	}
 	for i, s := range script() {
 		if code := viaFollower[i].code; code != want[s.name] {

@@ -195,3 +195,9 @@ func MetricPoint(m model.MetricPoint) client.MetricPoint {
 	return client.MetricPoint{Time: m.Time, Invocations: m.Invocations, Errors: m.Errors, ErrorsByType: m.ErrorsByType,
 		Throttles: m.Throttles, ColdStarts: m.ColdStarts, P50MS: m.P50MS, P99MS: m.P99MS, AvgMS: m.AvgMS}
 }
+
+// PriceTable is a price table as the API shows it.
+func PriceTable(m model.PriceTable) client.PriceTable { return client.PriceTable(m) }
+
+// ModelPriceTable is a price table from a request.
+func ModelPriceTable(c client.PriceTable) model.PriceTable { return model.PriceTable(c) }

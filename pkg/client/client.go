@@ -51,6 +51,13 @@ func WithNamespace(ns string) Option {
 	return func(c *Client) { c.namespace = ns }
 }
 
+// In returns a copy of the Client whose requests act in namespace ns.
+func (c *Client) In(ns string) *Client {
+	cp := *c
+	cp.namespace = ns
+	return &cp
+}
+
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.userAgent = ua }
