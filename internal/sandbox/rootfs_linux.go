@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ func computeRuntimeMounts(exe, prefix string) ([]bindMount, error) {
 		so, _ := filepath.Glob(filepath.Join(libDir, "lib-dynload", "*.so"))
 		objs = append(objs, so...)
 	}
-	dirs, err := sharedLibraryDirs(objs)
+	dirs, err := sharedLibraryDirs(coveringObjects(objs))
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +123,40 @@ func computeRuntimeMounts(exe, prefix string) ([]bindMount, error) {
 		}
 	}
 	return mounts, nil
+}
+
+// coveringObjects picks, from objs (the interpreter first), those whose
+// direct dependencies (DT_NEEDED) name a library no earlier pick needs:
+// ldd follows dependencies through, so the libraries they load are those
+// all of objs load, for a fraction of the loader runs (a pyenv
+// interpreter has some 70 extension modules, most needing nothing but
+// libc). An object that cannot be read as ELF is kept.
+func coveringObjects(objs []string) []string {
+	needed := map[string]bool{}
+	var out []string
+	for i, o := range objs {
+		f, err := elf.Open(o)
+		if err != nil {
+			out = append(out, o)
+			continue
+		}
+		libs, err := f.ImportedLibraries()
+		f.Close()
+		if err != nil {
+			out = append(out, o)
+			continue
+		}
+		fresh := i == 0
+		for _, l := range libs {
+			if !needed[l] {
+				needed[l], fresh = true, true
+			}
+		}
+		if fresh {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // sharedLibraryDirs runs ldd over objs and returns the real directories

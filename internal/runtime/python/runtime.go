@@ -53,10 +53,10 @@ const probeScript = `import sys,json;print(json.dumps([sys.executable,sys.base_p
 
 // Discover finds the Python 3 interpreters this machine can run: python3
 // and python3.N in the PATH directories, /usr/bin and /usr/local/bin, the
-// version directories of a pyenv whose shims are on PATH, and extra (each a
-// directory to scan or an interpreter path). Each candidate is run once to
-// resolve it (through pyenv shims) to the real binary; candidates that do
-// not run are dropped. The result has one Runtime per Name, newest version
+// version directories of a pyenv whose shims are on PATH (instead of the
+// shims), and extra (each a directory to scan or an interpreter path).
+// Each candidate is run once to resolve it to the real binary;
+// candidates that do not run are dropped. The result has one Runtime per Name, newest version
 // first; for a name found more than once /usr/bin's wins, then
 // /usr/local/bin's, then the higher patch version. It errors only when no
 // runtime is found.
@@ -124,11 +124,27 @@ func Pick(rts []Runtime, name string) (Runtime, error) {
 // paths to probe.
 func candidates(pathDirs, extra []string) []string {
 	var dirs []string
-	dirs = append(dirs, pathDirs...)
+	shims := map[string]bool{}
+	for _, d := range pathDirs {
+		// A pyenv shims dir: its versions are runnable without the shim,
+		// and are probed instead of it. Each shim runs pyenv's shell
+		// scripts (a dozen processes, about 100 ms) only to find the same
+		// binary, for every shim, at every node's start.
+		if filepath.Base(d) == "shims" {
+			vs, _ := filepath.Glob(filepath.Join(filepath.Dir(d), "versions", "*", "bin"))
+			if len(vs) > 0 {
+				shims[d] = true
+			}
+		}
+	}
+	for _, d := range pathDirs {
+		if !shims[d] {
+			dirs = append(dirs, d)
+		}
+	}
 	dirs = append(dirs, "/usr/bin", "/usr/local/bin")
 	for _, d := range pathDirs {
-		// A pyenv shims dir: its versions are runnable without the shim.
-		if filepath.Base(d) == "shims" {
+		if shims[d] {
 			vs, _ := filepath.Glob(filepath.Join(filepath.Dir(d), "versions", "*", "bin"))
 			sort.Strings(vs)
 			dirs = append(dirs, vs...)

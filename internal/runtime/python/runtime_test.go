@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -161,5 +162,26 @@ func TestLogPipeDrainReadsWhatIsWaiting(t *testing.T) {
 		if got := lp.cut(); string(got) != line {
 			t.Fatalf("write %d: cut %d bytes, want %d", k, len(got), len(line))
 		}
+	}
+}
+
+// A pyenv's shims are not probed (each would run pyenv's scripts to find
+// a binary the versions directories give directly), but its versions
+// are; a shims directory without versions beside it is scanned as any.
+func TestCandidatesTakePyenvVersionsNotTheirShims(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"pyenv/shims/python3.11", "pyenv/versions/3.11.7/bin/python3.11", "lone/shims/python3.12"} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := candidates([]string{filepath.Join(root, "pyenv/shims"), filepath.Join(root, "lone/shims")}, nil)
+	has := func(p string) bool { return slices.Contains(got, filepath.Join(root, p)) }
+	if has("pyenv/shims/python3.11") || !has("pyenv/versions/3.11.7/bin/python3.11") || !has("lone/shims/python3.12") {
+		t.Fatalf("candidates: %q", got)
 	}
 }
