@@ -236,9 +236,29 @@ func parseUint(s string) uint64 {
 	return v
 }
 
-// Shutdown stops Raft and closes its stores.
+// shutdownWait bounds how long Shutdown waits for Raft to stop.
+const shutdownWait = 10 * time.Second
+
+// Shutdown stops Raft and closes its stores. A leader whose replication
+// to a follower is stuck on a connection that neither answers nor closes
+// (hashicorp/raft's pipelined AppendEntries waits without a deadline) can
+// wait forever to stop: after shutdownWait, Shutdown gives up waiting,
+// closes the transport, and leaves the log store open for the process's
+// exit to release, rather than closing it under a goroutine that may
+// still use it.
 func (n *Node) Shutdown() error {
-	err := n.raft.Shutdown().Error()
+	done := make(chan error, 1)
+	go func() { done <- n.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(shutdownWait):
+		n.log.Warn("raft did not stop within the shutdown wait: leaving it to the process's exit", "wait", shutdownWait)
+		if c, ok := n.transport.(io.Closer); ok {
+			c.Close()
+		}
+		return fmt.Errorf("controlplane: raft did not stop within %v", shutdownWait)
+	}
 	if c, ok := n.transport.(io.Closer); ok {
 		c.Close()
 	}
