@@ -28,7 +28,7 @@ const SecurityPolicy = "default-src 'self'; img-src 'self' data:; object-src 'no
 type Page struct {
 	Title     string
 	Nav       string // the navigation entry to highlight
-	User      string // "user:NAME" or the key id
+	User      string // who is signed in, as shown: a user name, or "key ID"
 	Role      string
 	CanWrite  bool // developer or admin: write controls are shown
 	IsAdmin   bool

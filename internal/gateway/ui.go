@@ -111,7 +111,11 @@ func (g *Gateway) page(need perm, nav string, h uiHandler) http.Handler {
 			g.uiToLogin(w, r)
 			return
 		}
-		p := &console.Page{Nav: nav, User: key.ID, Role: key.Role, CSRF: auth.CSRFToken(cs.token),
+		who := strings.TrimPrefix(key.ID, auth.UserPrefix) // a user's name
+		if cs.session.Key != "" {
+			who = "key " + key.ID
+		}
+		p := &console.Page{Nav: nav, User: who, Role: key.Role, CSRF: auth.CSRFToken(cs.token),
 			CanWrite: grants(key.Role, permWrite), IsAdmin: key.Role == auth.RoleAdmin, Path: r.URL.RequestURI()}
 		if !grants(key.Role, need) {
 			p.Title, p.Error = "Not allowed", "A "+key.Role+" may not do this: it needs "+need.String()+" rights."

@@ -126,7 +126,7 @@ func (g *Gateway) uiDeploy(w http.ResponseWriter, r *http.Request, p *console.Pa
 		fail(err)
 		return
 	}
-	g.log.Info("console deploy", "function", name, "revision", out.Function.Revision, "by", p.User)
+	g.log.Info("console deploy", "function", name, "revision", out.Function.Revision, "by", callerKey(r.Context()).ID)
 	http.Redirect(w, r, "/ui/functions/"+name+"?deployed="+strconv.FormatInt(out.Function.Revision, 10), http.StatusSeeOther)
 }
 

@@ -210,7 +210,7 @@ func (g *Gateway) uiTestEvent(w http.ResponseWriter, r *http.Request, p *console
 	notice := ""
 	switch action := r.PostFormValue("action"); action {
 	case "save":
-		_, err = g.svc.PutTestEvent(r.Context(), ns, fn.Name, name, []byte(body), p.User)
+		_, err = g.svc.PutTestEvent(r.Context(), ns, fn.Name, name, []byte(body), callerKey(r.Context()).ID)
 		notice = "Saved test event " + name + "."
 	case "delete":
 		err = g.svc.DeleteTestEvent(r.Context(), ns, fn.Name, name)
