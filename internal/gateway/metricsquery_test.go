@@ -10,6 +10,7 @@ import (
 	"nimbus/internal/auth"
 	"nimbus/internal/fsm"
 	"nimbus/internal/model"
+	"nimbus/internal/waitfor"
 	"nimbus/pkg/client"
 )
 
@@ -102,18 +103,14 @@ func TestAThrottledInvocationCountsInTheHistory(t *testing.T) {
 	}
 	a.must(429, req{method: "POST", path: "/v1/functions/f/invoke", body: `{}`, key: a.admin})
 	a.must(429, req{method: "POST", path: "/v1/functions/f/invoke", body: `{}`, key: a.admin})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var throttles int64
+	var throttles int64
+	if !waitfor.Poll(10*time.Second, func() bool {
+		throttles = 0
 		for _, p := range a.points("/v1/metrics/query?function=f&window=5m", a.admin) {
 			throttles += p.Throttles
 		}
-		if throttles == 2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d throttles in the history, want 2", throttles)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return throttles == 2
+	}) {
+		t.Fatalf("%d throttles in the history, want 2", throttles)
 	}
 }
