@@ -125,7 +125,7 @@ func encodeRecordInvocations(c RecordInvocations) ([]byte, error) { return encod
 // decodeRecordInvocations reads the binary body, or the JSON one that
 // entries written before the binary encoding hold.
 func decodeRecordInvocations(body []byte) (RecordInvocations, error) {
-	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2 || body[0] == recordsV3) {
+	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2 || body[0] == recordsV3 || body[0] == recordsV4) {
 		return decodeRecords(body)
 	}
 	var c RecordInvocations

@@ -45,10 +45,20 @@ import (
 //
 // A batch without throttles is written as version 2, which a server of
 // the release before version 3 still reads.
+//
+// Version 4 (0x04) is version 3 with one more field at the end of each
+// record, cpu_ms (uvarint microseconds), and the metric history's
+// retentions after the throttle counts:
+//
+//	metric_minutes(varint ns) metric_hours(varint ns) metric_days(varint ns)
+//
+// A batch with no CPU time and default metric retentions is written as
+// version 3 or 2, which the releases before still read.
 const (
 	recordsV1 = 0x01
 	recordsV2 = 0x02
 	recordsV3 = 0x03
+	recordsV4 = 0x04
 )
 
 // minRecordBytes is the least a record takes (version 2): ten empty
@@ -82,9 +92,19 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendVarint(append(b, 1), t.UnixNano())
 }
 
-// encodeRecords appends c's binary body to b: version 3 when it has
-// throttle counts, else version 2.
+// encodeRecords appends c's binary body to b: version 4 when it has CPU
+// times or metric retentions, else version 3 when it has throttle
+// counts, else version 2.
 func encodeRecords(b []byte, c RecordInvocations) []byte {
+	ret := c.Retention
+	if ret.MetricMinutes != 0 || ret.MetricHours != 0 || ret.MetricDays != 0 {
+		return encodeRecordsVersion(b, c, recordsV4)
+	}
+	for i := range c.Records {
+		if c.Records[i].CPUMS > 0 {
+			return encodeRecordsVersion(b, c, recordsV4)
+		}
+	}
 	if len(c.Throttles) > 0 {
 		return encodeRecordsVersion(b, c, recordsV3)
 	}
@@ -123,6 +143,9 @@ func encodeRecordsVersion(b []byte, c RecordInvocations, v byte) []byte {
 		if v >= recordsV2 {
 			b = binary.AppendVarint(b, int64(r.ProcessesLeft))
 		}
+		if v >= recordsV4 {
+			b = binary.AppendUvarint(b, cpuMicros(r.CPUMS))
+		}
 	}
 	if v >= recordsV3 {
 		b = binary.AppendUvarint(b, uint64(len(c.Throttles)))
@@ -133,7 +156,20 @@ func encodeRecordsVersion(b []byte, c RecordInvocations, v byte) []byte {
 			b = binary.AppendUvarint(b, uint64(max(t.Count, 0)))
 		}
 	}
+	if v >= recordsV4 {
+		b = binary.AppendVarint(b, int64(c.Retention.MetricMinutes))
+		b = binary.AppendVarint(b, int64(c.Retention.MetricHours))
+		b = binary.AppendVarint(b, int64(c.Retention.MetricDays))
+	}
 	return b
+}
+
+// cpuMicros is a CPU time in ms as whole microseconds (0 for nonsense).
+func cpuMicros(ms float64) uint64 {
+	if !(ms > 0) || ms > math.MaxInt64/1000 {
+		return 0
+	}
+	return uint64(math.Round(ms * 1000))
 }
 
 // recordReader reads a binary records body; the first malformed read
@@ -238,7 +274,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	var c RecordInvocations
 	r := &recordReader{b: body}
 	v := r.byte()
-	if v != recordsV1 && v != recordsV2 && v != recordsV3 {
+	if v != recordsV1 && v != recordsV2 && v != recordsV3 && v != recordsV4 {
 		return c, errors.New("unknown binary records version")
 	}
 	c.Retention = model.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
@@ -282,6 +318,9 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 		if v >= recordsV2 {
 			rec.ProcessesLeft = int(r.varint())
 		}
+		if v >= recordsV4 {
+			rec.CPUMS = float64(r.uvarint()) / 1000
+		}
 	}
 	if v >= recordsV3 {
 		// A throttle count takes at least 5 bytes (two empty strings, an
@@ -298,6 +337,11 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 			t.Minute = r.time()
 			t.Count = int64(min(r.uvarint(), math.MaxInt64))
 		}
+	}
+	if v >= recordsV4 {
+		c.Retention.MetricMinutes = time.Duration(r.varint())
+		c.Retention.MetricHours = time.Duration(r.varint())
+		c.Retention.MetricDays = time.Duration(r.varint())
 	}
 	if r.err != nil {
 		return c, r.err

@@ -60,20 +60,27 @@ func throttles() []model.ThrottleCount {
 }
 
 func TestBinaryRecordsKeepEveryField(t *testing.T) {
-	for _, withThrottles := range []bool{false, true} {
-		t.Run(fmt.Sprintf("throttles %v", withThrottles), func(t *testing.T) { binaryRoundTrip(t, withThrottles) })
+	for _, v := range []byte{recordsV2, recordsV3, recordsV4} {
+		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) { binaryRoundTrip(t, v) })
 	}
 }
 
-func binaryRoundTrip(t *testing.T, withThrottles bool) {
+// binaryRoundTrip encodes a batch that needs version (2: no throttles
+// and no CPU times, what the release before version 3 reads; 3: with
+// throttles; 4: with CPU times and metric retentions too).
+func binaryRoundTrip(t *testing.T, version byte) {
 	in := RecordInvocations{
 		Records:   []model.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
 		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
 		Now:       t0.Add(time.Hour),
 	}
-	version := byte(recordsV2) // without throttles: what the release before version 3 reads
-	if withThrottles {
-		in.Throttles, version = throttles(), recordsV3
+	if version >= recordsV3 {
+		in.Throttles = throttles()
+	}
+	if version >= recordsV4 {
+		in.Retention.MetricHours = 100 * time.Hour
+	} else {
+		in.Records[0].CPUMS, in.Records[1].CPUMS = 0, 0
 	}
 	_, data, err := encode(in)
 	if err != nil {
@@ -199,7 +206,7 @@ func TestVersion1RecordsStillDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := in.Records[0]
-	want.ProcessesLeft = 0
+	want.ProcessesLeft, want.CPUMS = 0, 0
 	if !reflect.DeepEqual(out.Records[0], want) {
 		t.Fatalf("decoded %+v\nwant    %+v", out.Records[0], want)
 	}
@@ -212,11 +219,11 @@ func TestVersion1RecordsStillDecode(t *testing.T) {
 func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 	in := RecordInvocations{
 		Records:   []model.Invocation{filled(t, 1), {ID: "zero-fields"}},
-		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute},
+		Retention: model.Retention{PerFunction: 77, MaxAge: 90 * time.Minute, MetricMinutes: 3 * time.Hour, MetricHours: 240 * time.Hour, MetricDays: 400 * 24 * time.Hour},
 		Now:       t0.Add(time.Hour),
 	}
 	in.Throttles = throttles()
-	for _, v := range []byte{recordsV1, recordsV2, recordsV3} {
+	for _, v := range []byte{recordsV1, recordsV2, recordsV3, recordsV4} {
 		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
 			path := fmt.Sprintf("testdata/records-v%d.hex", v)
 			got := hex.EncodeToString(encodeRecordsVersion(nil, in, v))
@@ -240,6 +247,12 @@ func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 			recs := slices.Clone(in.Records)
 			if v == recordsV1 {
 				recs[0].ProcessesLeft = 0
+			}
+			if v < recordsV4 {
+				recs[0].CPUMS = 0
+			}
+			if ret := out.Retention; v >= recordsV4 && ret != in.Retention || v < recordsV4 && ret.MetricDays != 0 {
+				t.Fatalf("decoded retention %+v", ret)
 			}
 			if !reflect.DeepEqual(out.Records, recs) {
 				t.Fatalf("decoded %+v\nwant    %+v", out.Records, recs)

@@ -48,6 +48,10 @@ type Invocation struct {
 	// ProcessesLeft counts the processes left running besides the
 	// interpreter when the handler returned.
 	ProcessesLeft int `json:"processes_left,omitempty"`
+	// CPUMS is the CPU time (user and system) the instance's cgroup used
+	// for the invocation, the import included on a cold start; 0 where
+	// the worker's cgroups do not account CPU.
+	CPUMS float64 `json:"cpu_ms,omitempty"`
 }
 
 // DeadLetter is an asynchronous event that was given up on.
@@ -90,6 +94,11 @@ func (q *QueueItem) Leased(now time.Time) bool {
 type Retention struct {
 	PerFunction int           `json:"per_function"` // records kept per function, newest first
 	MaxAge      time.Duration `json:"max_age"`      // nanoseconds; older records are dropped
+	// How long the metric history keeps its minutes, hours and days
+	// (zero: 48 hours, 90 days, 2 years; see internal/state/metrics.go).
+	MetricMinutes time.Duration `json:"metric_minutes,omitempty"`
+	MetricHours   time.Duration `json:"metric_hours,omitempty"`
+	MetricDays    time.Duration `json:"metric_days,omitempty"`
 }
 
 // DefaultRetention keeps 1,000 records per function for 7 days.

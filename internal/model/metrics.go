@@ -24,10 +24,11 @@ var DurationBoundsMS = [...]float64{
 // per bound and one beyond the last.
 const DurationBuckets = len(DurationBoundsMS) + 1
 
-// MetricMinute is one function's figures for one minute of the metric
+// MetricMinute is one function's figures for one minute (or hour, or
+// day: the same shape serves every tier, Minute its start) of the metric
 // history, as snapshots store it: the invocations whose records reached
-// a final status (success, failed, dead_letter) with a start in that
-// minute, and the throttles counted in it.
+// a final status (success, failed, dead_letter) with a start in it, and
+// the throttles counted in it.
 type MetricMinute struct {
 	Minute      time.Time        `json:"minute"` // its start (UTC)
 	Invocations int64            `json:"invocations"`
@@ -42,6 +43,13 @@ type MetricMinute struct {
 	Durations     []int64 `json:"durations,omitempty"`
 	// LastStart is the latest start of the invocations counted.
 	LastStart time.Time `json:"last_start,omitzero"`
+	// What the invocations used: billed milliseconds, billed ms times
+	// the memory size in MB (1,024,000 MB·ms make a GB-second), CPU time
+	// in microseconds, and the most memory one of them used.
+	BilledMS    int64 `json:"billed_ms,omitempty"`
+	MBMS        int64 `json:"mb_ms,omitempty"`
+	CPUUS       int64 `json:"cpu_us,omitempty"`
+	MaxMemoryMB int64 `json:"max_memory_mb,omitempty"`
 }
 
 // ErrorTypeCount counts the errors of one error type.
@@ -50,12 +58,14 @@ type ErrorTypeCount struct {
 	Count int64  `json:"count"`
 }
 
-// MetricHistory is one function's minutes, oldest first, as snapshots
-// store them.
+// MetricHistory is one function's minutes, hours and days, oldest
+// first, as snapshots store them.
 type MetricHistory struct {
 	Namespace string         `json:"namespace"`
 	Function  string         `json:"function"`
 	Minutes   []MetricMinute `json:"minutes"`
+	Hours     []MetricMinute `json:"hours,omitempty"`
+	Days      []MetricMinute `json:"days,omitempty"`
 }
 
 // ThrottleCount counts the invocations of a function refused with 429
@@ -78,8 +88,16 @@ type MetricPoint struct {
 	Throttles    int64            `json:"throttles"`
 	ColdStarts   int64            `json:"cold_starts"`
 	P50MS        float64          `json:"p50_ms"` // 0 when no invocations
+	P90MS        float64          `json:"p90_ms"`
 	P99MS        float64          `json:"p99_ms"`
 	AvgMS        float64          `json:"avg_ms"`
+	// What the invocations used: billed duration, GB-seconds (billed
+	// duration times memory size), CPU time from their cgroups, and the
+	// most memory one of them used.
+	BilledMS    int64   `json:"billed_ms"`
+	GBSeconds   float64 `json:"gb_seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	MaxMemoryMB int64   `json:"max_memory_mb"`
 }
 
 // FunctionStats are one function's totals over a window.

@@ -289,7 +289,7 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 			Payload: resp.Payload, ErrorType: resp.ErrorType, Log: resp.Log,
 			Duration: time.Duration(resp.DurationUs) * time.Microsecond, BilledMS: resp.BilledMs,
 			MaxMemoryMB: int(resp.MaxMemoryMb), InitDuration: time.Duration(resp.InitUs) * time.Microsecond,
-			ProcessesLeft: int(resp.ProcessesLeft),
+			ProcessesLeft: int(resp.ProcessesLeft), CPU: time.Duration(resp.CpuUs) * time.Microsecond,
 		},
 		Cold: resp.Cold, WorkerID: resp.WorkerId, Start: time.Unix(0, resp.StartUnixNano),
 	}, nil

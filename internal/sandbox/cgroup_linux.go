@@ -446,7 +446,13 @@ func (g *v1Group) Thaw() error {
 }
 
 func (g *v1Group) Usage() (Usage, error) {
-	return readUsage(g.dirs["pids"])
+	u, err := readUsage(g.dirs["pids"])
+	d, ok := g.dirs["cpuacct"]
+	if !ok {
+		d = g.dirs["cpu"] // cpuacct mounted with cpu
+	}
+	u.CPU = time.Duration(readInt(filepath.Join(d, "cpuacct.usage")))
+	return u, err
 }
 
 func (g *v1Group) PeakMemory() int64 {
@@ -634,7 +640,13 @@ func (g *v2Group) Thaw() error {
 	return writeFile(filepath.Join(g.dir, "cgroup.freeze"), "0")
 }
 
-func (g *v2Group) Usage() (Usage, error) { return readUsage(g.dir) }
+func (g *v2Group) Usage() (Usage, error) {
+	u, err := readUsage(g.dir)
+	if b, e := os.ReadFile(filepath.Join(g.dir, "cpu.stat")); e == nil {
+		u.CPU = time.Duration(eventCount(b, "usage_usec")) * time.Microsecond
+	}
+	return u, err
+}
 
 func (g *v2Group) PeakMemory() int64 { return readInt(filepath.Join(g.dir, "memory.peak")) }
 

@@ -4,7 +4,10 @@
 // (namespaces, cgroups, seccomp) implements the same interface.
 package sandbox
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Spec says what to run and under which limits.
 type Spec struct {
@@ -87,6 +90,10 @@ type Usage struct {
 	// PidsLimitHits counts the forks and clones the pids limit refused
 	// over the cgroup's life (pids.events "max").
 	PidsLimitHits int64
+	// CPU is the CPU time the cgroup's processes have used over its
+	// life, user and system (v1 cpuacct.usage, v2 cpu.stat usage_usec;
+	// 0 where the kernel does not say).
+	CPU time.Duration
 }
 
 // Executor starts instance processes.

@@ -8,62 +8,95 @@ import (
 	"nimbus/internal/model"
 )
 
-// The metric history: per function, per minute, what its invocations
-// did, derived in Apply from the records and throttle counts the FSM
-// applies, so every server holds the same history, replicated through
-// Raft and kept across restarts by snapshots (unlike /metrics, which is
-// this process's counters since it started).
+// The metric history: per function, what its invocations did and used,
+// in three tiers of buckets (per minute, per hour, per day), derived in
+// Apply from the records and throttle counts the FSM applies, so every
+// server holds the same history, replicated through Raft (in the record
+// batches themselves) and kept across restarts by snapshots (unlike
+// /metrics, which is this process's counters since it started). It
+// outlives the records: usage and cost are read from it, never from
+// records.
 //
-// Counting: an invocation counts once, in the minute of its record's
-// start, when its record first reaches a final status (success, failed,
-// dead_letter): a record written again with a final status (a held
-// record committed twice, an async record's destination update) finds
-// the one stored under its ID already final, and counts nothing. This
-// relies on the store still holding the earlier version: records
-// removed by retention (days, or 1,000 per function) are assumed never
-// to come back with a final status; an async event that is redriven
-// leaves dead_letter and counts again when its new run ends (it ran
-// again). Records restored from a snapshot count nothing (the history
-// comes with the snapshot).
+// Counting and metering: an invocation counts once, in the minute, hour
+// and day of its record's start, when its record first reaches a final
+// status (success, failed, dead_letter): a record written again with a
+// final status (a held record committed twice, an async record's
+// destination update, a worker's result arriving after a leader change)
+// finds the one stored under its ID already final, and counts nothing.
+// The invocation ID is the key. What it meters is its final record's:
+// billed milliseconds, billed ms × memory size (MB·ms, exact integers:
+// GB-seconds are derived when read), CPU time from the cgroup, and the
+// most memory used; an async event retried before it ended meters its
+// last attempt, the one its record shows. This relies on the store
+// still holding the earlier version: records removed by retention (days,
+// or 1,000 per function) are assumed never to come back with a final
+// status; an async event that is redriven leaves dead_letter and counts
+// again when its new run ends (it ran again). Records restored from a
+// snapshot count nothing (the history comes with the snapshot).
 //
-// Retention: minutes are kept for MetricsRetention before the latest
-// batch time the FSM applied (RecordInvocations' Now, never the clock),
-// so a function's history holds at most MetricsRetention/time.Minute+1
-// minutes (2,881 of about 200 bytes: ~0.6 MB for a function invoked
-// every minute of two days; memory is that times the functions invoked
-// within the window, removed ones included until their minutes age
-// out). What would fall before the window is not counted.
-const MetricsRetention = 48 * time.Hour
+// Retention: each tier keeps its buckets for its retention
+// (MetricsRetention, HourMetricsRetention, DayMetricsRetention unless a
+// record batch's model.Retention says otherwise) before the latest
+// batch time the FSM applied (RecordInvocations' Now, never the clock).
+// What would fall before a tier's window is not counted in that tier.
+// A bucket takes about 250 bytes, so a function invoked in every minute
+// of the defaults' windows holds 2,881 + 2,161 + 731 buckets (~1.4 MB);
+// one invoked once a day, 3 buckets a day for two years (~0.5 MB).
+// Memory is that times the functions invoked within the windows,
+// removed ones included until their buckets age out.
+const (
+	MetricsRetention     = 48 * time.Hour
+	HourMetricsRetention = 90 * 24 * time.Hour
+	DayMetricsRetention  = 2 * 365 * 24 * time.Hour
+)
 
 const (
-	// maxErrorTypes bounds the error types a minute counts apart; the
+	// maxErrorTypes bounds the error types a bucket counts apart; the
 	// errors of any further type count under OtherErrorType.
 	maxErrorTypes = 8
 	// OtherErrorType names the errors of the types beyond the first
-	// maxErrorTypes of a minute.
+	// maxErrorTypes of a bucket.
 	OtherErrorType = "other"
 	// UnknownErrorType names the errors whose record has no error type.
 	UnknownErrorType = "unknown"
-	retentionMinutes = int64(MetricsRetention / time.Minute)
 )
 
-// minuteBucket is one function's minute. Counters are uint32: four
-// billion invocations of one function in one minute is beyond reach.
-type minuteBucket struct {
-	minute                                     int64 // Unix minutes
-	invocations, errors, throttles, coldStarts uint32
+// The tiers, finest first, and each one's bucket width in minutes.
+const (
+	tierMinute = iota
+	tierHour
+	tierDay
+	tiers
+)
+
+var tierWidth = [tiers]int64{1, 60, 24 * 60}
+
+// tierNames name the tiers in errors and documentation.
+var tierNames = [tiers]string{"minute", "hour", "day"}
+
+// defaultKeep is each tier's retention in minutes by default.
+var defaultKeep = [tiers]int64{int64(MetricsRetention / time.Minute), int64(HourMetricsRetention / time.Minute), int64(DayMetricsRetention / time.Minute)}
+
+// bucket is one function's minute, hour or day. Counters of invocations
+// are uint64 (a day of a busy function passes four billion); histogram
+// counts are uint32 and stop at its maximum rather than wrap.
+type bucket struct {
+	start                                      int64 // Unix minutes, a multiple of the tier's width
+	invocations, errors, throttles, coldStarts uint64
 	durationSum                                float64
 	lastStart                                  int64 // Unix nanoseconds
+	billedMS, mbMS, cpuUS                      uint64
+	maxMemoryMB                                uint32
 	durations                                  [model.DurationBuckets]uint32
 	errorTypes                                 []errorCount // at most maxErrorTypes+1
 }
 
 type errorCount struct {
 	typ string
-	n   uint32
+	n   uint64
 }
 
-func (b *minuteBucket) addError(typ string) {
+func (b *bucket) addError(typ string) {
 	if typ == "" {
 		typ = UnknownErrorType
 	}
@@ -85,34 +118,77 @@ func (b *minuteBucket) addError(typ string) {
 	b.errorTypes = append(b.errorTypes, errorCount{typ: typ, n: 1})
 }
 
+// count counts the invocation of r in b; d is its duration, made sane.
+func (b *bucket) count(r *model.Invocation, d float64) {
+	b.invocations++
+	if r.Status != model.StatusSuccess {
+		b.errors++
+		b.addError(r.ErrorType)
+	}
+	if r.ColdStart {
+		b.coldStarts++
+	}
+	b.durationSum += d
+	if i := durationBucket(d); b.durations[i] < math.MaxUint32 {
+		b.durations[i]++
+	}
+	if ns := r.Start.UnixNano(); ns > b.lastStart {
+		b.lastStart = ns
+	}
+	if r.BilledMS > 0 {
+		b.billedMS += uint64(r.BilledMS)
+		if r.MemoryMB > 0 {
+			b.mbMS += uint64(r.BilledMS) * uint64(r.MemoryMB)
+		}
+	}
+	if c := r.CPUMS; c > 0 && !math.IsInf(c, 0) {
+		b.cpuUS += uint64(math.Round(c * 1000))
+	}
+	if r.MaxMemoryMB > 0 {
+		b.maxMemoryMB = max(b.maxMemoryMB, uint32(min(r.MaxMemoryMB, math.MaxUint32)))
+	}
+}
+
 // durationBucket is the index of the histogram bucket of d milliseconds.
 func durationBucket(d float64) int {
 	return sort.SearchFloat64s(model.DurationBoundsMS[:], d)
 }
 
-// funcHistory is one function's minutes, oldest first.
+// funcHistory is one function's buckets, oldest first, per tier.
 type funcHistory struct {
 	namespace, function string
-	minutes             []minuteBucket
+	tiers               [tiers][]bucket
 }
 
-// bucket returns the minute m of h, made when missing.
-func (h *funcHistory) bucket(m int64) *minuteBucket {
-	n := len(h.minutes)
-	if n > 0 && h.minutes[n-1].minute == m {
-		return &h.minutes[n-1]
+// bucket returns the bucket starting at minute m of tier t, made when
+// missing.
+func (h *funcHistory) bucket(t int, m int64) *bucket {
+	bs := h.tiers[t]
+	n := len(bs)
+	if n > 0 && bs[n-1].start == m {
+		return &bs[n-1]
 	}
-	if n == 0 || h.minutes[n-1].minute < m {
-		h.minutes = append(h.minutes, minuteBucket{minute: m})
-		return &h.minutes[n]
+	if n == 0 || bs[n-1].start < m {
+		h.tiers[t] = append(bs, bucket{start: m})
+		return &h.tiers[t][n]
 	}
-	i := sort.Search(n, func(i int) bool { return h.minutes[i].minute >= m })
-	if h.minutes[i].minute != m {
-		h.minutes = append(h.minutes, minuteBucket{})
-		copy(h.minutes[i+1:], h.minutes[i:])
-		h.minutes[i] = minuteBucket{minute: m}
+	i := sort.Search(n, func(i int) bool { return bs[i].start >= m })
+	if bs[i].start != m {
+		bs = append(bs, bucket{})
+		copy(bs[i+1:], bs[i:])
+		bs[i] = bucket{start: m}
+		h.tiers[t] = bs
 	}
-	return &h.minutes[i]
+	return &bs[i]
+}
+
+func (h *funcHistory) empty() bool {
+	for _, bs := range h.tiers {
+		if len(bs) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // metricHistory is the store's metric history. Its methods need Store.mu
@@ -120,12 +196,14 @@ func (h *funcHistory) bucket(m int64) *minuteBucket {
 type metricHistory struct {
 	byFunction map[string]*funcHistory // by qualified name
 	// now is the latest batch time applied, in Unix minutes (0: none
-	// yet); minutes before now-retentionMinutes are gone.
-	now int64
+	// yet); keep is each tier's retention in minutes: a tier's buckets
+	// that start before now-keep are gone.
+	now  int64
+	keep [tiers]int64
 }
 
 func newMetricHistory() metricHistory {
-	return metricHistory{byFunction: map[string]*funcHistory{}}
+	return metricHistory{byFunction: map[string]*funcHistory{}, keep: defaultKeep}
 }
 
 func unixMinute(t time.Time) int64 {
@@ -137,12 +215,23 @@ func unixMinute(t time.Time) int64 {
 	return m
 }
 
-// history returns the history of function fn of namespace ns, made when
-// missing, or nil when minute m falls before the window.
-func (x *metricHistory) history(ns, fn string, m int64) *funcHistory {
-	if x.now != 0 && m < x.now-retentionMinutes {
-		return nil
+// floorTo is m rounded down to a multiple of w.
+func floorTo(m, w int64) int64 {
+	r := m % w
+	if r < 0 {
+		r += w
 	}
+	return m - r
+}
+
+// inWindow reports whether tier t still keeps a bucket starting at m.
+func (x *metricHistory) inWindow(t int, m int64) bool {
+	return x.now == 0 || m >= floorTo(x.now-x.keep[t], tierWidth[t])
+}
+
+// history returns the history of function fn of namespace ns, made when
+// missing.
+func (x *metricHistory) history(ns, fn string) *funcHistory {
 	ns = model.NamespaceOf(ns)
 	qn := model.QualifiedName(ns, fn)
 	h := x.byFunction[qn]
@@ -153,49 +242,57 @@ func (x *metricHistory) history(ns, fn string, m int64) *funcHistory {
 	return h
 }
 
-// count counts the invocation of r, a record that has just reached a
-// final status.
+// count counts (and meters) the invocation of r, a record that has just
+// reached a final status, in each tier that still keeps its start.
 func (x *metricHistory) count(r *model.Invocation) {
 	if r.Start.IsZero() {
 		return
 	}
 	m := unixMinute(r.Start)
-	h := x.history(r.Namespace, r.Function, m)
-	if h == nil {
+	if !x.inWindow(tierDay, floorTo(m, tierWidth[tierDay])) {
 		return
-	}
-	b := h.bucket(m)
-	b.invocations++
-	if r.Status != model.StatusSuccess {
-		b.errors++
-		b.addError(r.ErrorType)
-	}
-	if r.ColdStart {
-		b.coldStarts++
 	}
 	d := r.DurationMS
 	if d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
 		d = 0
 	}
-	b.durationSum += d
-	b.durations[durationBucket(d)]++
-	if ns := r.Start.UnixNano(); ns > b.lastStart {
-		b.lastStart = ns
+	h := x.history(r.Namespace, r.Function)
+	for t := range tiers {
+		if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
+			h.bucket(t, start).count(r, d)
+		}
 	}
 }
 
 // throttled counts the throttles of t.
-func (x *metricHistory) throttled(t model.ThrottleCount) {
-	if t.Count <= 0 || t.Minute.IsZero() {
+func (x *metricHistory) throttled(c model.ThrottleCount) {
+	if c.Count <= 0 || c.Minute.IsZero() {
 		return
 	}
-	m := unixMinute(t.Minute)
-	if h := x.history(t.Namespace, t.Function, m); h != nil {
-		h.bucket(m).throttles += uint32(min(t.Count, math.MaxUint32))
+	m := unixMinute(c.Minute)
+	if !x.inWindow(tierDay, floorTo(m, tierWidth[tierDay])) {
+		return
+	}
+	h := x.history(c.Namespace, c.Function)
+	for t := range tiers {
+		if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
+			h.bucket(t, start).throttles += uint64(c.Count)
+		}
 	}
 }
 
-// advance moves the window to a batch time and drops the minutes that
+// setKeep takes the tiers' retentions a record batch carries (zero: the
+// default).
+func (x *metricHistory) setKeep(ret model.Retention) {
+	for t, d := range [tiers]time.Duration{ret.MetricMinutes, ret.MetricHours, ret.MetricDays} {
+		x.keep[t] = defaultKeep[t]
+		if d > 0 {
+			x.keep[t] = max(int64(d/time.Minute), tierWidth[t])
+		}
+	}
+}
+
+// advance moves the window to a batch time and drops the buckets that
 // left it.
 func (x *metricHistory) advance(now time.Time) {
 	if now.IsZero() {
@@ -206,18 +303,20 @@ func (x *metricHistory) advance(now time.Time) {
 		return
 	}
 	x.now = m
-	first := m - retentionMinutes
 	for qn, h := range x.byFunction {
-		if len(h.minutes) == 0 || h.minutes[0].minute >= first {
-			continue
+		for t := range tiers {
+			bs := h.tiers[t]
+			first := floorTo(x.now-x.keep[t], tierWidth[t])
+			if len(bs) == 0 || bs[0].start >= first {
+				continue
+			}
+			i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
+			// Copy, so the dropped buckets' array can be collected.
+			h.tiers[t] = append([]bucket(nil), bs[i:]...)
 		}
-		i := sort.Search(len(h.minutes), func(i int) bool { return h.minutes[i].minute >= first })
-		if i == len(h.minutes) {
+		if h.empty() {
 			delete(x.byFunction, qn)
-			continue
 		}
-		// Copy, so the dropped minutes' array can be collected.
-		h.minutes = append([]minuteBucket(nil), h.minutes[i:]...)
 	}
 }
 
@@ -243,29 +342,8 @@ func (s *Store) addRecordLocked(r model.Invocation) {
 func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
 	out := make([]model.MetricHistory, 0, len(s.metrics.byFunction))
 	for _, h := range s.metrics.byFunction {
-		mh := model.MetricHistory{Namespace: h.namespace, Function: h.function, Minutes: make([]model.MetricMinute, len(h.minutes))}
-		for i := range h.minutes {
-			b := &h.minutes[i]
-			mm := model.MetricMinute{Minute: time.Unix(b.minute*60, 0).UTC(), Invocations: int64(b.invocations), Errors: int64(b.errors),
-				Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum}
-			if b.lastStart != 0 {
-				mm.LastStart = time.Unix(0, b.lastStart).UTC()
-			}
-			for _, e := range b.errorTypes {
-				mm.ErrorTypes = append(mm.ErrorTypes, model.ErrorTypeCount{Type: e.typ, Count: int64(e.n)})
-			}
-			last := len(b.durations)
-			for last > 0 && b.durations[last-1] == 0 {
-				last--
-			}
-			if last > 0 {
-				mm.Durations = make([]int64, last)
-				for j := range last {
-					mm.Durations[j] = int64(b.durations[j])
-				}
-			}
-			mh.Minutes[i] = mm
-		}
+		mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
+			Minutes: snapshotBuckets(h.tiers[tierMinute]), Hours: snapshotBuckets(h.tiers[tierHour]), Days: snapshotBuckets(h.tiers[tierDay])}
 		out = append(out, mh)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -274,33 +352,92 @@ func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
 	return out
 }
 
-// restoreMetrics rebuilds a history from a snapshot's.
-func restoreMetrics(hs []model.MetricHistory, now time.Time) metricHistory {
+func snapshotBuckets(bs []bucket) []model.MetricMinute {
+	if len(bs) == 0 {
+		return nil
+	}
+	out := make([]model.MetricMinute, len(bs))
+	for i := range bs {
+		b := &bs[i]
+		mm := model.MetricMinute{Minute: time.Unix(b.start*60, 0).UTC(), Invocations: int64(b.invocations), Errors: int64(b.errors),
+			Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
+			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), MaxMemoryMB: int64(b.maxMemoryMB)}
+		if b.lastStart != 0 {
+			mm.LastStart = time.Unix(0, b.lastStart).UTC()
+		}
+		for _, e := range b.errorTypes {
+			mm.ErrorTypes = append(mm.ErrorTypes, model.ErrorTypeCount{Type: e.typ, Count: int64(e.n)})
+		}
+		last := len(b.durations)
+		for last > 0 && b.durations[last-1] == 0 {
+			last--
+		}
+		if last > 0 {
+			mm.Durations = make([]int64, last)
+			for j := range last {
+				mm.Durations[j] = int64(b.durations[j])
+			}
+		}
+		out[i] = mm
+	}
+	return out
+}
+
+// restoreMetrics rebuilds a history from a snapshot's: its buckets, the
+// batch time it had reached and its tiers' retentions (nil: the
+// defaults).
+func restoreMetrics(hs []model.MetricHistory, now time.Time, keep []time.Duration) metricHistory {
 	x := newMetricHistory()
 	if !now.IsZero() {
 		x.now = unixMinute(now)
 	}
+	for t := range min(len(keep), int(tiers)) {
+		if keep[t] > 0 {
+			x.keep[t] = int64(keep[t] / time.Minute)
+		}
+	}
 	for _, mh := range hs {
 		ns := model.NamespaceOf(mh.Namespace)
-		h := &funcHistory{namespace: ns, function: mh.Function, minutes: make([]minuteBucket, 0, len(mh.Minutes))}
-		for _, mm := range mh.Minutes {
-			b := minuteBucket{minute: unixMinute(mm.Minute), invocations: uint32(mm.Invocations), errors: uint32(mm.Errors),
-				throttles: uint32(mm.Throttles), coldStarts: uint32(mm.ColdStarts), durationSum: mm.DurationSumMS}
-			if !mm.LastStart.IsZero() {
-				b.lastStart = mm.LastStart.UnixNano()
-			}
-			for _, e := range mm.ErrorTypes {
-				b.errorTypes = append(b.errorTypes, errorCount{typ: e.Type, n: uint32(e.Count)})
-			}
-			for j, n := range mm.Durations {
-				if j < len(b.durations) {
-					b.durations[j] = uint32(n)
-				}
-			}
-			h.minutes = append(h.minutes, b)
+		h := &funcHistory{namespace: ns, function: mh.Function}
+		for t, ms := range [tiers][]model.MetricMinute{mh.Minutes, mh.Hours, mh.Days} {
+			h.tiers[t] = restoreBuckets(ms)
 		}
-		sort.Slice(h.minutes, func(i, j int) bool { return h.minutes[i].minute < h.minutes[j].minute })
 		x.byFunction[model.QualifiedName(ns, mh.Function)] = h
 	}
 	return x
+}
+
+func restoreBuckets(ms []model.MetricMinute) []bucket {
+	if len(ms) == 0 {
+		return nil
+	}
+	bs := make([]bucket, 0, len(ms))
+	for _, mm := range ms {
+		b := bucket{start: unixMinute(mm.Minute), invocations: uint64(mm.Invocations), errors: uint64(mm.Errors),
+			throttles: uint64(mm.Throttles), coldStarts: uint64(mm.ColdStarts), durationSum: mm.DurationSumMS,
+			billedMS: uint64(mm.BilledMS), mbMS: uint64(mm.MBMS), cpuUS: uint64(mm.CPUUS), maxMemoryMB: uint32(mm.MaxMemoryMB)}
+		if !mm.LastStart.IsZero() {
+			b.lastStart = mm.LastStart.UnixNano()
+		}
+		for _, e := range mm.ErrorTypes {
+			b.errorTypes = append(b.errorTypes, errorCount{typ: e.Type, n: uint64(e.Count)})
+		}
+		for j, n := range mm.Durations {
+			if j < len(b.durations) {
+				b.durations[j] = uint32(min(n, math.MaxUint32))
+			}
+		}
+		bs = append(bs, b)
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].start < bs[j].start })
+	return bs
+}
+
+// metricsKeepLocked is the tiers' retentions as a snapshot stores them.
+func (s *Store) metricsKeepLocked() []time.Duration {
+	out := make([]time.Duration, tiers)
+	for t := range out {
+		out[t] = time.Duration(s.metrics.keep[t]) * time.Minute
+	}
+	return out
 }

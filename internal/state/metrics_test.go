@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"reflect"
@@ -65,7 +64,7 @@ func TestAnInvocationCountsOnceWhenItsRecordFirstEnds(t *testing.T) {
 	p := minuteOf(s, "f", m0)
 	want := model.MetricPoint{Time: m0, Invocations: 4, Errors: 2, ErrorsByType: map[string]int64{"ValueError": 1, "KeyError": 1}, ColdStarts: 1}
 	got := p
-	got.P50MS, got.P99MS, got.AvgMS = 0, 0, 0
+	got.P50MS, got.P90MS, got.P99MS, got.AvgMS = 0, 0, 0, 0
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("the minute: %+v\nwant %+v", p, want)
 	}
@@ -119,8 +118,14 @@ func TestThrottlesErrorTypesAndTheWindow(t *testing.T) {
 	if p := minuteOf(s, "f", m0); p.Invocations != 0 || p.Throttles != 0 {
 		t.Fatalf("after 48 h: %+v", p)
 	}
-	if _, left := s.metrics.byFunction["default/f"]; left || len(s.metrics.byFunction) != 1 {
-		t.Fatalf("histories left: %d (f's: %v); want g's minute, a minute younger", len(s.metrics.byFunction), left)
+	f := s.metrics.byFunction["default/f"]
+	if g := s.metrics.byFunction["team/g"]; f == nil || len(f.tiers[tierMinute]) != 0 || g == nil || len(g.tiers[tierMinute]) != 1 {
+		t.Fatalf("minutes left: f %+v, g %+v; want g's minute only, a minute younger", f, g)
+	}
+	// The hour and the day keep f's 11 invocations, and the late record
+	// too: they keep 90 days and 2 years.
+	if u := s.Usage("default", "f", m0.Truncate(24*time.Hour), m0.Add(time.Hour), model.UsageTotal); u[0].Requests != 12 || u[0].Throttles != 5 {
+		t.Fatalf("f's usage after its minutes went: %+v", u)
 	}
 }
 
@@ -130,14 +135,7 @@ func TestTheMetricHistorySurvivesASnapshot(t *testing.T) {
 	r.ErrorType, r.ColdStart = "Sandbox.Timedout", true
 	s.AddRecords([]model.Invocation{r, rec("r2", model.StatusSuccess, m0.Add(3*time.Minute), 0.5)},
 		[]model.ThrottleCount{{Function: "f", Minute: m0, Count: 4}}, model.DefaultRetention(), m0.Add(5*time.Minute))
-	var buf bytes.Buffer
-	if _, err := s.Capture().WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	again := New()
-	if err := again.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	again := restored(t, s)
 	if a, b := s.MetricSeries("default", "f", m0, time.Minute, 5), again.MetricSeries("default", "f", m0, time.Minute, 5); !reflect.DeepEqual(a, b) {
 		t.Fatalf("restored\n%+v\nwant\n%+v", b, a)
 	}

@@ -11,24 +11,32 @@ import (
 // queries.
 const AllNamespaces = "*"
 
-// metricSum adds minutes up.
+// metricSum adds buckets up.
 type metricSum struct {
 	invocations, errors, throttles, coldStarts int64
 	durationSum                                float64
 	lastStart                                  int64
+	billedMS, mbMS, cpuUS                      uint64
+	maxMemoryMB                                uint32
 	durations                                  [model.DurationBuckets]uint64
 	errorTypes                                 map[string]int64
 }
 
-func (a *metricSum) add(b *minuteBucket) {
+func (a *metricSum) add(b *bucket) {
 	a.invocations += int64(b.invocations)
 	a.errors += int64(b.errors)
 	a.throttles += int64(b.throttles)
 	a.coldStarts += int64(b.coldStarts)
 	a.durationSum += b.durationSum
 	a.lastStart = max(a.lastStart, b.lastStart)
-	for i, n := range b.durations {
-		a.durations[i] += uint64(n)
+	a.billedMS += b.billedMS
+	a.mbMS += b.mbMS
+	a.cpuUS += b.cpuUS
+	a.maxMemoryMB = max(a.maxMemoryMB, b.maxMemoryMB)
+	if b.invocations > 0 {
+		for i, n := range b.durations {
+			a.durations[i] += uint64(n)
+		}
 	}
 	if len(b.errorTypes) > 0 && a.errorTypes == nil {
 		a.errorTypes = map[string]int64{}
@@ -40,13 +48,22 @@ func (a *metricSum) add(b *minuteBucket) {
 
 func (a *metricSum) point(t time.Time) model.MetricPoint {
 	p := model.MetricPoint{Time: t, Invocations: a.invocations, Errors: a.errors, ErrorsByType: a.errorTypes,
-		Throttles: a.throttles, ColdStarts: a.coldStarts}
+		Throttles: a.throttles, ColdStarts: a.coldStarts, BilledMS: int64(a.billedMS),
+		GBSeconds: float64(a.mbMS) / model.MBMSPerGBSecond, CPUSeconds: float64(a.cpuUS) / 1e6, MaxMemoryMB: int64(a.maxMemoryMB)}
 	if a.invocations > 0 {
 		p.P50MS = quantileMS(&a.durations, 0.50)
+		p.P90MS = quantileMS(&a.durations, 0.90)
 		p.P99MS = quantileMS(&a.durations, 0.99)
 		p.AvgMS = a.durationSum / float64(a.invocations)
 	}
 	return p
+}
+
+func (a *metricSum) usage() model.UsageRow {
+	p := a.point(time.Time{})
+	return model.UsageRow{Requests: p.Invocations, Errors: p.Errors, ErrorsByType: p.ErrorsByType, Throttles: p.Throttles,
+		ColdStarts: p.ColdStarts, BilledMS: p.BilledMS, MBMS: int64(a.mbMS), GBSeconds: p.GBSeconds, CPUSeconds: p.CPUSeconds,
+		MaxMemoryMB: p.MaxMemoryMB, P50MS: p.P50MS, P90MS: p.P90MS, P99MS: p.P99MS, AvgMS: p.AvgMS}
 }
 
 // quantileMS estimates the q quantile (0 < q <= 1) of the durations a
@@ -104,21 +121,75 @@ func (s *Store) historiesLocked(ns, fn string) []*funcHistory {
 	return out
 }
 
+// span is a run of one tier's buckets: those starting in [first, end)
+// (Unix minutes).
+type span struct {
+	tier       int
+	first, end int64
+}
+
+// seriesTier picks the tier a series of steps of stepMin minutes from
+// minute first reads: the finest whose buckets a step holds whole and
+// that still keeps first; when none keeps it, the coarsest a step holds
+// whole (its older steps are then empty).
+func (x *metricHistory) seriesTier(first, stepMin int64) int {
+	best := tierMinute
+	for t := range tiers {
+		w := tierWidth[t]
+		if stepMin%w != 0 || floorTo(first, w) != first {
+			continue
+		}
+		if x.inWindow(t, first) {
+			return t
+		}
+		best = t
+	}
+	return best
+}
+
+// TierFor names the finest tier of the metric history that still holds
+// the bucket starting at from, and that tier's width: the least step a
+// series from there can take ("" and 0 when even days are gone).
+func (s *Store) TierFor(from time.Time) (string, time.Duration) {
+	m := unixMinute(from)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for t := range tiers {
+		if s.metrics.inWindow(t, floorTo(m, tierWidth[t])) {
+			return tierNames[t], time.Duration(tierWidth[t]) * time.Minute
+		}
+	}
+	return "", 0
+}
+
+// MetricRetention is how long the metric history keeps its minutes,
+// hours and days.
+func (s *Store) MetricRetention() (minutes, hours, days time.Duration) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k := s.metricsKeepLocked()
+	return k[0], k[1], k[2]
+}
+
 // MetricSeries adds up the metric history of function fn of namespace ns
 // ("" for the whole namespace; ns AllNamespaces for every namespace) into
 // n points of step each from start (a minute boundary; step a whole
 // number of minutes): point i covers [start+i·step, start+(i+1)·step).
-// Points with nothing in them are there, zero.
+// It reads one tier: the finest whose buckets a step holds whole and
+// that still keeps start (see seriesTier). Points with nothing in them
+// are there, zero.
 func (s *Store) MetricSeries(ns, fn string, start time.Time, step time.Duration, n int) []model.MetricPoint {
 	sums := make([]metricSum, n)
 	first := unixMinute(start)
 	stepMin := int64(step / time.Minute)
 	end := first + stepMin*int64(n)
 	s.mu.RLock()
+	t := s.metrics.seriesTier(first, stepMin)
 	for _, h := range s.historiesLocked(ns, fn) {
-		i := sort.Search(len(h.minutes), func(i int) bool { return h.minutes[i].minute >= first })
-		for ; i < len(h.minutes) && h.minutes[i].minute < end; i++ {
-			sums[(h.minutes[i].minute-first)/stepMin].add(&h.minutes[i])
+		bs := h.tiers[t]
+		i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
+		for ; i < len(bs) && bs[i].start < end; i++ {
+			sums[(bs[i].start-first)/stepMin].add(&bs[i])
 		}
 	}
 	s.mu.RUnlock()
@@ -126,6 +197,122 @@ func (s *Store) MetricSeries(ns, fn string, start time.Time, step time.Duration,
 	for i := range sums {
 		out[i] = sums[i].point(start.Add(time.Duration(i) * step).UTC())
 	}
+	return out
+}
+
+// cover splits the minutes [a, b) into spans of tiers no coarser than
+// top: whole buckets of the coarsest tier that fit, the edges from finer
+// tiers. An edge that the finer tiers no longer keep is read from the
+// coarser tier's bucket that holds it, whole (so a window that starts
+// before the minutes' retention starts, in effect, on the hour).
+func (x *metricHistory) cover(a, b int64, top int, out []span) []span {
+	if a >= b {
+		return out
+	}
+	if top == tierMinute {
+		return append(out, span{tierMinute, a, b})
+	}
+	w := tierWidth[top]
+	finer := top - 1
+	lo, hi := floorTo(a+w-1, w), floorTo(b, w)
+	if lo >= hi {
+		if x.inWindow(finer, floorTo(a, tierWidth[finer])) {
+			return x.cover(a, b, finer, out)
+		}
+		return append(out, span{top, floorTo(a, w), floorTo(b+w-1, w)})
+	}
+	if a < lo {
+		if x.inWindow(finer, floorTo(a, tierWidth[finer])) {
+			out = x.cover(a, lo, finer, out)
+		} else {
+			out = append(out, span{top, lo - w, lo})
+		}
+	}
+	out = append(out, span{top, lo, hi})
+	if hi < b {
+		if x.inWindow(finer, hi) {
+			out = x.cover(hi, b, finer, out)
+		} else {
+			out = append(out, span{top, hi, hi + w})
+		}
+	}
+	return out
+}
+
+// Usage adds up the metric history of function fn ("" for all) of
+// namespace ns (AllNamespaces for every one) over [from, to), grouped
+// by (model.UsageBy*): nothing (one row), namespace, function, day or
+// hour. It reads whole days where the window holds them, and hours and
+// minutes at its edges (see cover), so a window of 90 days reads about
+// 90 + 48 + 120 buckets per function. Rows come sorted by namespace,
+// function and start; a grouping by namespace or function lists only
+// those with something counted (an empty selection gives one zero row
+// when not grouped).
+func (s *Store) Usage(ns, fn string, from, to time.Time, by string) []model.UsageRow {
+	a, b := unixMinute(from), unixMinute(to)
+	if to.After(time.Unix(b*60, 0)) {
+		b++
+	}
+	top := tierDay
+	if by == model.UsageByHour {
+		top = tierHour
+	}
+	type key struct {
+		ns, fn string
+		start  int64
+	}
+	sums := map[key]*metricSum{}
+	s.mu.RLock()
+	spans := s.metrics.cover(a, b, top, nil)
+	for _, h := range s.historiesLocked(ns, fn) {
+		k := key{}
+		switch by {
+		case model.UsageByNS:
+			k.ns = h.namespace
+		case model.UsageByFunc:
+			k.ns, k.fn = h.namespace, h.function
+		}
+		for _, sp := range spans {
+			bs := h.tiers[sp.tier]
+			i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= sp.first })
+			for ; i < len(bs) && bs[i].start < sp.end; i++ {
+				switch by {
+				case model.UsageByDay:
+					k.start = floorTo(bs[i].start, tierWidth[tierDay])
+				case model.UsageByHour:
+					k.start = floorTo(bs[i].start, tierWidth[tierHour])
+				}
+				sum := sums[k]
+				if sum == nil {
+					sum = &metricSum{}
+					sums[k] = sum
+				}
+				sum.add(&bs[i])
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if len(sums) == 0 && by == model.UsageTotal {
+		sums[key{}] = &metricSum{}
+	}
+	out := make([]model.UsageRow, 0, len(sums))
+	for k, sum := range sums {
+		row := sum.usage()
+		row.Namespace, row.Function = k.ns, k.fn
+		if by == model.UsageByDay || by == model.UsageByHour {
+			row.Start = time.Unix(k.start*60, 0).UTC()
+		}
+		out = append(out, row)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		if out[i].Function != out[j].Function {
+			return out[i].Function < out[j].Function
+		}
+		return out[i].Start.Before(out[j].Start)
+	})
 	return out
 }
 
@@ -163,8 +350,9 @@ func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []m
 		histories = s.historiesLocked(ns, "")
 	}
 	for _, h := range histories {
-		i := sort.Search(len(h.minutes), func(i int) bool { return h.minutes[i].minute >= first })
-		if i == len(h.minutes) || h.minutes[i].minute >= end {
+		bs := h.tiers[tierMinute]
+		i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
+		if i == len(bs) || bs[i].start >= end {
 			continue
 		}
 		k := [2]string{h.namespace, h.function}
@@ -173,8 +361,8 @@ func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []m
 			sum = &metricSum{}
 			sums[k] = sum
 		}
-		for ; i < len(h.minutes) && h.minutes[i].minute < end; i++ {
-			sum.add(&h.minutes[i])
+		for ; i < len(bs) && bs[i].start < end; i++ {
+			sum.add(&bs[i])
 		}
 	}
 	s.mu.RUnlock()

@@ -41,7 +41,7 @@ func withAttempt(r *model.Invocation, a model.Invocation) {
 	}
 	r.Revision, r.Start, r.DurationMS, r.BilledMS = a.Revision, a.Start, a.DurationMS, a.BilledMS
 	r.MemoryMB, r.MaxMemoryMB, r.InitMS, r.ColdStart = a.MemoryMB, a.MaxMemoryMB, a.InitMS, a.ColdStart
-	r.Result, r.LogTail, r.Worker = a.Result, a.LogTail, a.Worker
+	r.Result, r.LogTail, r.Worker, r.CPUMS = a.Result, a.LogTail, a.Worker, a.CPUMS
 }
 
 // Enqueue queues events. An event whose request ID is already queued or

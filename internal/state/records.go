@@ -108,6 +108,7 @@ func (x *recordIndex) all() []model.Invocation {
 func (s *Store) AddRecords(records []model.Invocation, throttles []model.ThrottleCount, ret model.Retention, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.metrics.setKeep(ret)
 	s.metrics.advance(now)
 	for _, r := range records {
 		s.addRecordLocked(r)

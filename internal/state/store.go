@@ -163,9 +163,11 @@ type Snapshot struct {
 	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
 	TestEvents    []*model.TestEvent    `json:"test_events,omitempty"`
 	// Metrics is the metric history (see metrics.go), MetricsNow the
-	// latest batch time it has seen.
-	Metrics    []model.MetricHistory `json:"metrics,omitempty"`
-	MetricsNow time.Time             `json:"metrics_now,omitzero"`
+	// latest batch time it has seen, MetricsKeep its tiers' retentions
+	// (minutes, hours, days; absent: the defaults).
+	Metrics     []model.MetricHistory `json:"metrics,omitempty"`
+	MetricsNow  time.Time             `json:"metrics_now,omitzero"`
+	MetricsKeep []time.Duration       `json:"metrics_keep,omitempty"`
 	// Prices are the price tables set: the cluster's under "", the
 	// namespaces' overrides under their names.
 	Prices map[string]model.PriceTable `json:"prices,omitempty"`
@@ -228,6 +230,9 @@ func (s *Store) Capture() *Snapshot {
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
+	}
+	if s.metrics.keep != defaultKeep {
+		snap.MetricsKeep = s.metricsKeepLocked()
 	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
@@ -350,7 +355,7 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, r := range snap.Records {
 		records.add(r)
 	}
-	metrics := restoreMetrics(snap.Metrics, snap.MetricsNow)
+	metrics := restoreMetrics(snap.Metrics, snap.MetricsNow, snap.MetricsKeep)
 	s.mu.Lock()
 	queue := make(map[string]*model.QueueItem, len(snap.Queue))
 	for _, q := range snap.Queue {

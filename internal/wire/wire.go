@@ -192,8 +192,7 @@ func TestEvent(m model.TestEvent) client.TestEvent {
 
 // MetricPoint is a point of a metric series as the API shows it.
 func MetricPoint(m model.MetricPoint) client.MetricPoint {
-	return client.MetricPoint{Time: m.Time, Invocations: m.Invocations, Errors: m.Errors, ErrorsByType: m.ErrorsByType,
-		Throttles: m.Throttles, ColdStarts: m.ColdStarts, P50MS: m.P50MS, P99MS: m.P99MS, AvgMS: m.AvgMS}
+	return client.MetricPoint(m)
 }
 
 // PriceTable is a price table as the API shows it.

@@ -148,7 +148,7 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 		Payload: res.Payload, ErrorType: res.ErrorType, Log: res.Log,
 		DurationUs: res.Duration.Microseconds(), BilledMs: res.BilledMS, MaxMemoryMb: int32(res.MaxMemoryMB),
 		InitUs: res.InitDuration.Microseconds(), Cold: res.Cold, WorkerId: res.WorkerID,
-		StartUnixNano: res.Start.UnixNano(), ProcessesLeft: int32(res.ProcessesLeft),
+		StartUnixNano: res.Start.UnixNano(), ProcessesLeft: int32(res.ProcessesLeft), CpuUs: res.CPU.Microseconds(),
 	}, nil
 }
 

@@ -34,6 +34,7 @@ func NewRecord(req Request, trigger string, res Result) model.Invocation {
 		LogTail:       tail(res.Log, LogTailBytes),
 		Worker:        res.WorkerID,
 		ProcessesLeft: res.ProcessesLeft,
+		CPUMS:         DurationMS(res.CPU),
 	}
 	if res.InitDuration > 0 {
 		rec.InitMS = DurationMS(res.InitDuration)

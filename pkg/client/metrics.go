@@ -18,8 +18,16 @@ type MetricPoint struct {
 	Throttles    int64            `json:"throttles"`
 	ColdStarts   int64            `json:"cold_starts"`
 	P50MS        float64          `json:"p50_ms"` // 0 when no invocations
+	P90MS        float64          `json:"p90_ms"`
 	P99MS        float64          `json:"p99_ms"`
 	AvgMS        float64          `json:"avg_ms"`
+	// What the invocations used: billed duration, GB-seconds (billed
+	// duration times memory size), CPU time from their cgroups, and the
+	// most memory one of them used.
+	BilledMS    int64   `json:"billed_ms"`
+	GBSeconds   float64 `json:"gb_seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	MaxMemoryMB int64   `json:"max_memory_mb"`
 }
 
 // MetricSeries returns the points of one function ("" for the whole

@@ -99,6 +99,10 @@ type Invocation struct {
 	// besides its interpreter when the handler returned (frozen until
 	// its next invocation); 0 where the executor cannot count them.
 	ProcessesLeft int `json:"processes_left,omitempty"`
+	// CPUMS is the CPU time (user and system) the instance used for the
+	// invocation, its import included on a cold start; 0 where the
+	// worker's cgroups do not account CPU.
+	CPUMS float64 `json:"cpu_ms,omitempty"`
 }
 
 // DeadLetter is an asynchronous event that was given up on.

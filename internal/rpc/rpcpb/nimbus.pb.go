@@ -1061,6 +1061,9 @@ type InvokeResponse struct {
 	// processes_left: processes the instance had running besides its
 	// interpreter when the handler returned.
 	ProcessesLeft int32 `protobuf:"varint,12,opt,name=processes_left,json=processesLeft,proto3" json:"processes_left,omitempty"`
+	// cpu_us: CPU time the instance's cgroup used for the invocation
+	// (0 where the worker's cgroups do not account CPU).
+	CpuUs         int64 `protobuf:"varint,13,opt,name=cpu_us,json=cpuUs,proto3" json:"cpu_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1175,6 +1178,13 @@ func (x *InvokeResponse) GetStartUnixNano() int64 {
 func (x *InvokeResponse) GetProcessesLeft() int32 {
 	if x != nil {
 		return x.ProcessesLeft
+	}
+	return 0
+}
+
+func (x *InvokeResponse) GetCpuUs() int64 {
+	if x != nil {
+		return x.CpuUs
 	}
 	return 0
 }
@@ -1505,7 +1515,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12 \n" +
 	"\fslot_wait_ms\x18\x04 \x01(\x03R\n" +
 	"slotWaitMs\x12\x16\n" +
-	"\x06queued\x18\x05 \x01(\bR\x06queued\"\xf0\x02\n" +
+	"\x06queued\x18\x05 \x01(\bR\x06queued\"\x87\x03\n" +
 	"\x0eInvokeResponse\x12\x18\n" +
 	"\arefused\x18\x01 \x01(\tR\arefused\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1d\n" +
@@ -1521,7 +1531,8 @@ const file_nimbus_proto_rawDesc = "" +
 	"\tworker_id\x18\n" +
 	" \x01(\tR\bworkerId\x12&\n" +
 	"\x0fstart_unix_nano\x18\v \x01(\x03R\rstartUnixNano\x12%\n" +
-	"\x0eprocesses_left\x18\f \x01(\x05R\rprocessesLeft\"+\n" +
+	"\x0eprocesses_left\x18\f \x01(\x05R\rprocessesLeft\x12\x15\n" +
+	"\x06cpu_us\x18\r \x01(\x03R\x05cpuUs\"+\n" +
 	"\rRetireRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\"\x10\n" +
 	"\x0eRetireResponse\"D\n" +

@@ -104,6 +104,11 @@ type Response struct {
 	// the instance had running when the handler returned (known where
 	// the executor confines the instance in a cgroup).
 	ProcessesLeft int
+	// CPU is the CPU time the instance's cgroup used since the previous
+	// invocation ended (its start, for the first: the import counts
+	// with the cold start), where the executor confines the instance in
+	// a cgroup that accounts CPU; 0 elsewhere.
+	CPU time.Duration
 }
 
 // Instance is one interpreter process hosting one handler. Invoke serves
@@ -136,9 +141,10 @@ type Instance struct {
 	lastRSSK   int64
 	// ctl is the process's cgroup, nil where the executor has none.
 	ctl         sandbox.Controlled
-	pidsHits    int64       // pids-limit refusals already reported
-	freezeTimer *time.Timer // freezes the instance FreezeDelay after it went idle
-	freezeArmed bool        // the instance went idle and was not invoked since
+	pidsHits    int64         // pids-limit refusals already reported
+	cpuSeen     time.Duration // the cgroup's CPU time at the last look
+	freezeTimer *time.Timer   // freezes the instance FreezeDelay after it went idle
+	freezeArmed bool          // the instance went idle and was not invoked since
 }
 
 // respReader reads the response pipe for one exchange. The pipe's read
@@ -821,6 +827,10 @@ func (v *invocation) leftovers(resp *Response) string {
 		return ""
 	}
 	resp.ProcessesLeft = max(u.Procs-1, 0)
+	if u.CPU > i.cpuSeen {
+		resp.CPU = u.CPU - i.cpuSeen
+		i.cpuSeen = u.CPU
+	}
 	if u.PidsLimitHits <= i.pidsHits {
 		return ""
 	}
