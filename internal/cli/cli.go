@@ -120,8 +120,11 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if a.output != "table" && a.output != "json" {
-				return usagef("-o must be table or json, not %q", a.output)
+			if a.output == "csv" && cmd.Annotations[csvAnnotation] == "" {
+				return usagef("-o csv is for nimbus usage and nimbus cost; here -o must be table or json")
+			}
+			if a.output != "table" && a.output != "json" && a.output != "csv" {
+				return usagef("-o must be table, json or csv (usage and cost), not %q", a.output)
 			}
 			return nil
 		},
@@ -133,7 +136,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "server URL (env NIMBUS_URL, default "+DefaultURL+")")
 	pf.StringVar(&a.token, "token", "", "API key (env NIMBUS_TOKEN; default ./.nimbus/admin.token for a local server)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (and csv for usage and cost)")
 	pf.StringVar(&a.ca, "ca", "", "PEM file of the CA that signed the server's TLS certificate")
 	pf.StringVar(&a.namespace, "namespace", "", "namespace to act in (env NIMBUS_NAMESPACE; admin keys choose, other keys have their own; default \"default\")")
 	pf.BoolVar(&a.insecure, "insecure", false, "allow sending the API key over plain http:// to a non-loopback address")
@@ -163,6 +166,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.urlCommand(),
 		a.testEventsCommand(),
 		a.pricesCommand(),
+		a.usageCommand(),
+		a.costCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

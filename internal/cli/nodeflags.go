@@ -105,6 +105,7 @@ func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
 		if err := checkRetention(o.Retention); err != nil {
 			return o, err
 		}
+		o.Retention = withDefaultMetricsUnset(o.Retention)
 	}
 	o.DataDir = a.path(o.DataDir)
 	o.Out = a.env.Stdout

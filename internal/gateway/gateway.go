@@ -241,6 +241,8 @@ func (g *Gateway) routeTable() []route {
 		{"POST /v1/topics/{name}/publish", permWrite, scoped, g.publish},
 		{"POST /v1/topics/{name}/subscriptions", permWrite, scoped, g.subscribeTopic},
 		{"DELETE /v1/topics/{name}/subscriptions/{function}", permWrite, scoped, g.unsubscribeTopic},
+		{"GET /v1/usage", permRead, scoped, g.getUsage},
+		{"GET /v1/usage/cost", permRead, scoped, g.getCost},
 		{"GET /v1/prices", permRead, scoped, g.getPrices},
 		{"PUT /v1/prices", permAdmin, global, g.putPrices},
 		{"DELETE /v1/prices", permAdmin, global, g.deletePrices},

@@ -78,7 +78,10 @@ func TestTheMetricsQueryAnswersAPointPerStepFromTheReplicatedHistory(t *testing.
 
 	for _, c := range []struct{ query, about string }{
 		{"window=forever", "window"},
-		{"window=49h", "window"},
+		{"window=20000h", "window"},
+		{"window=49h&step=1m", "whole hours"},
+		{"window=2500h&step=1h", "whole days"},
+		{"metric=bogus", "unknown metric"},
 		{"window=-1h", "window"},
 		{"step=30s", "step"},
 		{"step=soon", "step"},
@@ -90,6 +93,15 @@ func TestTheMetricsQueryAnswersAPointPerStepFromTheReplicatedHistory(t *testing.
 		}
 	}
 	a.must(200, req{method: "GET", path: "/v1/metrics/query?window=48h&step=2m", key: viewer})
+	// One metric's values alone; a week by the hour reads the hours.
+	var one struct {
+		Metric string               `json:"metric"`
+		Values []client.MetricValue `json:"values"`
+	}
+	json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/metrics/query?metric=invocations&window=168h&step=1h", key: viewer}).Body.Bytes(), &one)
+	if n := len(one.Values); one.Metric != "invocations" || n < 168 || n > 169 || one.Values[n-1].Value != 2 {
+		t.Fatalf("invocations by the hour for a week: %+v", one)
+	}
 }
 
 // A call refused for a concurrency limit counts as a throttle in the

@@ -40,3 +40,48 @@ type UsageRow struct {
 
 // MBMSPerGBSecond is how many MB·ms make a GB-second.
 const MBMSPerGBSecond = 1024 * 1000
+
+// CostReport is what a month's usage costs, per namespace at the prices
+// that apply to it, with a forecast for the whole month.
+type CostReport struct {
+	Month string    `json:"month"` // YYYY-MM (UTC)
+	From  time.Time `json:"from"`  // the month's start
+	To    time.Time `json:"to"`    // its end, or now for the current month
+	// Complete is true for a month that has ended.
+	Complete   bool            `json:"complete"`
+	Namespaces []NamespaceCost `json:"namespaces"`
+}
+
+// NamespaceCost is one namespace's month: what it used, what the free
+// tier took off, what the rest costs, and the forecast.
+type NamespaceCost struct {
+	Namespace string     `json:"namespace"`
+	Prices    PriceTable `json:"prices"`
+	Requests  int64      `json:"requests"`
+	GBSeconds float64    `json:"gb_seconds"`
+	// What is left to pay for after the month's free tier.
+	BilledRequests  int64   `json:"billed_requests"`
+	BilledGBSeconds float64 `json:"billed_gb_seconds"`
+	RequestCost     float64 `json:"request_cost"`
+	ComputeCost     float64 `json:"compute_cost"`
+	Total           float64 `json:"total"`
+	// Forecast is the whole month's cost at the recent rate (the last
+	// seven days, or the month so far when shorter), taken over the rest
+	// of the month; a complete month's forecast is its total.
+	Forecast Forecast `json:"forecast"`
+}
+
+// Forecast is a month's usage and cost projected to its end.
+type Forecast struct {
+	Requests  int64   `json:"requests"`
+	GBSeconds float64 `json:"gb_seconds"`
+	Total     float64 `json:"total"`
+}
+
+// Price prices a month's requests and GB-seconds at p, free tier taken
+// off first.
+func (p PriceTable) Price(requests int64, gbSeconds float64) (billedReq int64, billedGBs, requestCost, computeCost float64) {
+	billedReq = max(requests-p.FreeRequests, 0)
+	billedGBs = max(gbSeconds-p.FreeGBSeconds, 0)
+	return billedReq, billedGBs, float64(billedReq) / 1e6 * p.PerMillionRequests, billedGBs * p.PerGBSecond
+}

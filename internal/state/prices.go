@@ -15,13 +15,14 @@ const (
 
 // PutPrices sets the cluster's price table (ns "") or namespace ns's
 // override; a nil table removes it (back to the cluster's, or the
-// default). A namespace that does not exist is ErrNotFound.
+// default). A namespace that does not exist is ErrNotFound (the default
+// namespace always exists).
 func (s *Store) PutPrices(ns string, p *model.PriceTable) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ns != "" {
 		ns = model.NamespaceOf(ns)
-		if _, ok := s.namespaces[ns]; !ok {
+		if _, ok := s.namespaces[ns]; !ok && ns != model.DefaultNamespace {
 			return fmt.Errorf("namespace %q: %w", ns, ErrNotFound)
 		}
 	}

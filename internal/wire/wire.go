@@ -195,6 +195,19 @@ func MetricPoint(m model.MetricPoint) client.MetricPoint {
 	return client.MetricPoint(m)
 }
 
+// UsageRow is a usage row as the API shows it.
+func UsageRow(m model.UsageRow) client.UsageRow { return client.UsageRow(m) }
+
+// CostReport is a month's cost as the API shows it.
+func CostReport(m model.CostReport) client.CostReport {
+	return client.CostReport{Month: m.Month, From: m.From, To: m.To, Complete: m.Complete,
+		Namespaces: List(m.Namespaces, func(c model.NamespaceCost) client.NamespaceCost {
+			return client.NamespaceCost{Namespace: c.Namespace, Prices: PriceTable(c.Prices), Requests: c.Requests,
+				GBSeconds: c.GBSeconds, BilledRequests: c.BilledRequests, BilledGBSeconds: c.BilledGBSeconds,
+				RequestCost: c.RequestCost, ComputeCost: c.ComputeCost, Total: c.Total, Forecast: client.Forecast(c.Forecast)}
+		})}
+}
+
 // PriceTable is a price table as the API shows it.
 func PriceTable(m model.PriceTable) client.PriceTable { return client.PriceTable(m) }
 

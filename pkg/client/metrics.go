@@ -30,6 +30,12 @@ type MetricPoint struct {
 	MaxMemoryMB int64   `json:"max_memory_mb"`
 }
 
+// MetricValue is one step of one metric's series.
+type MetricValue struct {
+	Time  time.Time `json:"time"`
+	Value float64   `json:"value"`
+}
+
 // MetricSeries returns the points of one function ("" for the whole
 // namespace) over the last window (0: 1h; at most 48h), one per step (0:
 // 1m; whole minutes; at most 1,500 points).
