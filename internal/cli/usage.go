@@ -110,7 +110,11 @@ func (a *app) printUsage(u client.Usage) error {
 	}
 	if a.output == "csv" {
 		w := csv.NewWriter(a.env.Stdout)
-		w.Write(append(key, "requests", "errors", "throttles", "cold_starts", "billed_ms", "gb_seconds", "cpu_seconds",
+		lower := make([]string, len(key))
+		for i, k := range key {
+			lower[i] = strings.ToLower(k)
+		}
+		w.Write(append(lower, "requests", "errors", "throttles", "cold_starts", "billed_ms", "gb_seconds", "cpu_seconds",
 			"p50_ms", "p90_ms", "p99_ms", "avg_ms", "max_memory_mb"))
 		num := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 		for _, r := range u.Rows {
