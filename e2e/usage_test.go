@@ -149,3 +149,99 @@ func usageRowsEqual(a, b []client.UsageRow) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+// budgetNote is what a subscription on "budget" receives.
+type budgetNote struct {
+	Condition string             `json:"condition"`
+	Alert     client.BudgetAlert `json:"budget_alert"`
+}
+
+// A budget's thresholds are notified once each (by spend and by
+// forecast), and its hard limit refuses invocations with 429
+// BudgetExceeded until the budget is raised.
+func TestABudgetNotifiesOnceAThresholdAndItsHardLimitThrottlesThenLifts(t *testing.T) {
+	parallel(t)
+	n := startDev(t, t.TempDir(), "--budget-check-every", "1s")
+	hooks := newReceiver(t)
+	n.mustDeploy("paid", okHandler, nil)
+	// A thousandth of a currency unit a request: two requests spend 0.002.
+	n.mustCLI(0, "prices", "set", "default", "--currency", "EUR", "--million-requests", "1000", "--gb-second", "0")
+	n.mustCLI(0, "subscriptions", "create", "--on", "budget", "--webhook", hooks.srv.URL+"/budget")
+	n.mustCLI(0, "budgets", "create", "default", "--monthly", "0.002", "--notify", "50,100", "--hard-limit")
+
+	n.mustCLI(0, "invoke", "paid")
+	n.mustCLI(0, "invoke", "paid")
+	// The spend reaches 100%: both spend alerts come, the forecast's
+	// too, and the hard limit refuses the next invocation.
+	keys := func() map[string]int {
+		out := map[string]int{}
+		for _, d := range hooks.deliveries() {
+			var b budgetNote
+			if err := json.Unmarshal(d.body, &b); err != nil || b.Condition != "budget" {
+				t.Fatalf("a budget notification: %v %s", err, d.body)
+			}
+			out[b.Alert.Kind+":"+strconv.Itoa(b.Alert.Threshold)]++
+		}
+		return out
+	}
+	waitFor(t, 60*time.Second, "the four alerts arrive", func() bool { return len(keys()) == 4 })
+	var refused int
+	waitFor(t, 60*time.Second, "the hard limit refuses an invocation", func() bool {
+		status, h, b := n.do("POST", "/v1/functions/paid/invoke", "application/json", strings.NewReader(`{}`))
+		if status == 429 && strings.Contains(string(b), "BudgetExceeded") && h.Get("Retry-After") != "" {
+			refused++
+			return true
+		}
+		return false
+	})
+	if r := n.cli("", "invoke", "paid"); r.code == 0 || !strings.Contains(r.stderr, "budget") {
+		t.Fatalf("an invocation past the hard limit: %+v", r)
+	}
+	var bs []client.Budget
+	json.Unmarshal([]byte(n.mustCLI(0, "budgets", "ls", "-o", "json").stdout), &bs)
+	if len(bs) != 1 || !bs[0].Exceeded || bs[0].Spent < 0.002 || bs[0].Currency != "EUR" {
+		t.Fatalf("budgets ls: %+v", bs)
+	}
+	// An asynchronous event is accepted and waits in the queue.
+	status, queued := n.asyncInvoke("paid", []byte(`{}`))
+	if status != 202 {
+		t.Fatalf("an async invoke past the hard limit: %d", status)
+	}
+	if r := n.waitRecord(queued, 30*time.Second, "is listed", func(client.Invocation) bool { return true }); r.Status != client.StatusQueued {
+		t.Fatalf("an event past the hard limit: %+v", r)
+	}
+	// Raised, the limit lifts at once and the queued event runs; the
+	// alerts already sent are not sent again however many checks pass.
+	n.mustCLI(0, "budgets", "set", "default", "--monthly", "1", "--notify", "50,100", "--hard-limit")
+	n.mustCLI(0, "invoke", "paid")
+	n.waitRecord(queued, 60*time.Second, "runs once the budget is raised", func(r client.Invocation) bool { return r.Status == client.StatusSuccess })
+	time.Sleep(3 * time.Second) // three more checks: what must not happen is a second delivery
+	for k, c := range keys() {
+		if c != 1 {
+			t.Errorf("alert %s delivered %d times", k, c)
+		}
+	}
+	if got := keys(); got["spend:50"] != 1 || got["spend:100"] != 1 || got["forecast:50"] != 1 || got["forecast:100"] != 1 {
+		t.Errorf("alerts: %v", got)
+	}
+
+	// Bad input: refused with a clear message, nothing stored.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"budgets", "create", "nowhere", "--monthly", "5"}, "nowhere"},
+		{[]string{"budgets", "create", "default", "--monthly", "-5"}, "above 0"},
+		{[]string{"budgets", "create", "default", "--monthly", "5", "--notify", "0"}, "threshold"},
+		{[]string{"budgets", "create", "default", "--monthly", "5", "--notify", "half"}, "percentages"},
+		{[]string{"budgets", "create", "default"}, "--monthly"},
+	} {
+		if r := n.cli("", c.args...); r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: %+v, want an error about %q", c.args, r, c.want)
+		}
+	}
+	json.Unmarshal([]byte(n.mustCLI(0, "budgets", "ls", "-o", "json").stdout), &bs)
+	if len(bs) != 1 || bs[0].Monthly != 1 {
+		t.Errorf("a refused budget changed the stored one: %+v", bs)
+	}
+}

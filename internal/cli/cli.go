@@ -168,6 +168,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.pricesCommand(),
 		a.usageCommand(),
 		a.costCommand(),
+		a.budgetsCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

@@ -87,6 +87,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringVar(&o.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
 		f.StringVar(&o.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
 		retentionFlags(f, &o.Retention)
+		f.DurationVar(&o.BudgetCheckEvery, "budget-check-every", 30*time.Second, "how often the leader checks the namespaces' budgets")
 	}
 	if kind != serverNode { // instances
 		f.IntVar(&o.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")

@@ -19,7 +19,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 	var s client.Subscription
 	var on string
 	create := &cobra.Command{
-		Use:   "create --on success,failure,timeout,dead_letter (--webhook URL | --email ADDR) [--function F]",
+		Use:   "create --on success,failure,timeout,dead_letter,budget (--webhook URL | --email ADDR) [--function F]",
 		Short: "Create a subscription",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,7 +41,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 			return nil
 		},
 	}
-	create.Flags().StringVar(&on, "on", "", "conditions: success, failure, timeout, dead_letter (comma-separated)")
+	create.Flags().StringVar(&on, "on", "", "conditions: success, failure, timeout, dead_letter, budget (the namespace's budget alerts; no --function) (comma-separated)")
 	create.Flags().StringVar(&s.Webhook, "webhook", "", "URL to POST to (signed like destinations)")
 	create.Flags().StringVar(&s.Email, "email", "", "address to mail (needs --smtp-addr: refused on a server alone without it, a warning in a cluster)")
 	create.Flags().StringVar(&s.Function, "function", "", "only this function (default: all)")

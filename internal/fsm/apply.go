@@ -54,6 +54,9 @@ var registry = newRegistry(
 	def(PutTestEventType, applyPutTestEvent),
 	def(DeleteTestEventType, applyDeleteTestEvent),
 	def(PutPricesType, applyPutPrices),
+	def(PutBudgetType, applyPutBudget),
+	def(DeleteBudgetType, applyDeleteBudget),
+	def(BudgetCheckType, applyBudgetCheck),
 )
 
 // Each command's result type.
@@ -98,6 +101,9 @@ func (DeleteFunctionURL) result() *None                    { return nil }
 func (PutTestEvent) result() *PutTestEventResult           { return nil }
 func (DeleteTestEvent) result() *None                      { return nil }
 func (PutPrices) result() *None                            { return nil }
+func (PutBudget) result() *None                            { return nil }
+func (DeleteBudget) result() *None                         { return nil }
+func (BudgetCheck) result() *BudgetCheckResult             { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -309,6 +315,19 @@ func applyPutTestEvent(s *state.Store, c PutTestEvent) (PutTestEventResult, erro
 
 func applyDeleteTestEvent(s *state.Store, c DeleteTestEvent) (None, error) {
 	return None{}, s.DeleteTestEvent(model.QualifiedName(c.Namespace, c.Function), c.Name)
+}
+
+func applyPutBudget(s *state.Store, c PutBudget) (None, error) {
+	return None{}, s.PutBudget(c.Budget)
+}
+
+func applyDeleteBudget(s *state.Store, c DeleteBudget) (None, error) {
+	return None{}, s.DeleteBudget(c.Namespace)
+}
+
+func applyBudgetCheck(s *state.Store, c BudgetCheck) (BudgetCheckResult, error) {
+	fresh, err := s.RecordBudgetCheck(c.Namespace, c.Month, c.Alerts, c.Exceeded)
+	return BudgetCheckResult{Fresh: fresh}, err
 }
 
 func applyPutPrices(s *state.Store, c PutPrices) (None, error) {

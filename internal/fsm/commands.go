@@ -61,6 +61,9 @@ const (
 	PutTestEventType      CommandType = 39
 	DeleteTestEventType   CommandType = 40
 	PutPricesType         CommandType = 41
+	PutBudgetType         CommandType = 42
+	DeleteBudgetType      CommandType = 43
+	BudgetCheckType       CommandType = 44
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -458,4 +461,32 @@ type DeleteTestEvent struct {
 type PutPrices struct {
 	Namespace string            `json:"namespace,omitempty"`
 	Prices    *model.PriceTable `json:"prices,omitempty"`
+}
+
+// PutBudget sets a namespace's budget (the namespace must exist),
+// keeping the month's alerts already sent and lifting its hard limit
+// until the next budget check.
+type PutBudget struct {
+	Budget model.Budget `json:"budget"`
+}
+
+// DeleteBudget removes a namespace's budget.
+type DeleteBudget struct {
+	Namespace string `json:"namespace"`
+}
+
+// BudgetCheck records what the leader's budget check found for a
+// namespace in a month: the alerts it is about to send and whether the
+// spend reached the budget. Its result names the alerts not recorded
+// before, the only ones to send.
+type BudgetCheck struct {
+	Namespace string   `json:"namespace"`
+	Month     string   `json:"month"` // YYYY-MM
+	Alerts    []string `json:"alerts,omitempty"`
+	Exceeded  bool     `json:"exceeded,omitempty"`
+}
+
+// BudgetCheckResult is BudgetCheck's result.
+type BudgetCheckResult struct {
+	Fresh []string `json:"fresh,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 
 	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
@@ -101,6 +102,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "CodeScanBlocked"
 	case errors.Is(err, placement.ErrWorkerDead), errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotEmpty):
 		return http.StatusConflict, "Conflict"
+	case errors.Is(err, service.ErrBudgetExceeded):
+		return http.StatusTooManyRequests, "BudgetExceeded"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),
@@ -119,6 +122,9 @@ func statusOf(err error) (int, string) {
 // message alone; whoever met it logged its detail (datadir.Monitor).
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	status, code, msg := explain(log, err)
+	if be := (*service.BudgetExceededError)(nil); errors.As(err, &be) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(be.Until).Seconds()))))
+	}
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && !errors.Is(err, controlplane.ErrNotMember) &&
 		w.Header().Get("Retry-After") == "" { // a rate limit said when
 		w.Header().Set("Retry-After", "1")

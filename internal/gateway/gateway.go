@@ -155,6 +155,10 @@ func (g *Gateway) UpdateRecord(rec model.Invocation) { g.svc.AddRecord(&rec, nil
 // Close flushes pending invocation records and stops the batcher.
 func (g *Gateway) Close() { g.svc.Close() }
 
+// Service is the gateway's service layer, for the node's leader duties
+// (the budget check).
+func (g *Gateway) Service() *service.Service { return g.svc }
+
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
@@ -243,6 +247,9 @@ func (g *Gateway) routeTable() []route {
 		{"DELETE /v1/topics/{name}/subscriptions/{function}", permWrite, scoped, g.unsubscribeTopic},
 		{"GET /v1/usage", permRead, scoped, g.getUsage},
 		{"GET /v1/usage/cost", permRead, scoped, g.getCost},
+		{"GET /v1/budgets", permRead, scoped, g.listBudgets},
+		{"PUT /v1/namespaces/{name}/budget", permAdmin, global, g.putBudget},
+		{"DELETE /v1/namespaces/{name}/budget", permAdmin, global, g.deleteBudget},
 		{"GET /v1/prices", permRead, scoped, g.getPrices},
 		{"PUT /v1/prices", permAdmin, global, g.putPrices},
 		{"DELETE /v1/prices", permAdmin, global, g.deletePrices},

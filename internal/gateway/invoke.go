@@ -168,11 +168,16 @@ func caughtUp[T any](ctx context.Context, control ControlPlane, get func() (T, e
 	return v, err
 }
 
-// Admit admits one invocation of fn within its reserved concurrency and
-// its namespace's limit (placement.ErrConcurrencyLimit otherwise); call
-// release when it ends. The asynchronous dispatcher admits through it
-// too, so both paths count against the same limits.
+// Admit admits one invocation of fn within its namespace's budget
+// (service.ErrBudgetExceeded once a hard limit is reached), its reserved
+// concurrency and its namespace's limit (placement.ErrConcurrencyLimit
+// otherwise); call release when it ends. The asynchronous dispatcher
+// admits through it too, so both paths count against the same limits
+// (a queued event refused waits in the queue).
 func (g *Gateway) Admit(fn model.Function) (release func(), err error) {
+	if err := g.svc.CheckBudget(fn.Namespace, time.Now()); err != nil {
+		return nil, err
+	}
 	limit, reserved := g.cfg.Control.Store().ConcurrencyLimit(fn.Namespace)
 	return g.cfg.Concurrency.Acquire(fn, placement.Limits{Namespace: limit, Reserved: reserved})
 }

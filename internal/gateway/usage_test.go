@@ -21,11 +21,7 @@ import (
 func TestUsageAndCostPerNamespace(t *testing.T) {
 	a := newTestAPI(t)
 	ctx := context.Background()
-	a.must(201, req{method: "PUT", path: "/v1/namespaces/team", key: a.admin, body: `{}`})
-	viewer, _, err := auth.CreateKeyWith(ctx, a.cp, auth.KeyOptions{Role: auth.RoleViewer, Namespace: "team"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewer := a.keyIn("team", auth.RoleViewer)
 	dev, _ := auth.CreateKey(ctx, a.cp, auth.RoleDeveloper, "default developer")
 	now := time.Now().UTC()
 	var recs []model.Invocation
@@ -121,4 +117,15 @@ func TestUsageAndCostPerNamespace(t *testing.T) {
 	if w := a.do(req{method: "GET", path: "/v1/usage", key: a.admin, namespace: "nowhere"}); w.Code != 404 {
 		t.Errorf("usage of a namespace that does not exist: %d", w.Code)
 	}
+}
+
+// keyIn creates namespace ns and a key of role in it.
+func (a *testAPI) keyIn(ns, role string) string {
+	a.t.Helper()
+	a.must(201, req{method: "PUT", path: "/v1/namespaces/" + ns, key: a.admin, body: `{}`})
+	key, _, err := auth.CreateKeyWith(context.Background(), a.cp, auth.KeyOptions{Role: role, Namespace: ns})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return key
 }

@@ -40,6 +40,10 @@ type asyncParts struct {
 	invoker       sources.Invoker // set by connect: runs the event source mappings' batches
 	sourceMetrics *sources.Metrics
 	log           *slog.Logger
+	// checkBudgets is the service's budget check (set by connect), run
+	// every budgetEvery (0: 30 s) on the leader.
+	checkBudgets func(ctx context.Context, now time.Time) ([]model.BudgetAlert, error)
+	budgetEvery  time.Duration
 
 	// dispatcher is the current term's, nil between terms: wake reaches
 	// it, whoever calls wake and whenever.
@@ -84,6 +88,7 @@ func (a *asyncParts) abandon() {
 func (a *asyncParts) connect(gw *gateway.Gateway) {
 	cp, log := a.cp, a.log
 	a.invoker = gw
+	a.checkBudgets = gw.Service().CheckBudgets
 	deliverer := &notify.Deliverer{}
 	a.hooks = queue.Hooks{
 		Log:     gw.AddLog,
@@ -146,6 +151,7 @@ func (a *asyncParts) term(ctx context.Context, extra func(ctx context.Context)) 
 	spawn(a.scheduler.Run)
 	spawn(a.notifier.Run)
 	spawn(func(ctx context.Context) { provision(ctx, a.cp, a.placer) })
+	spawn(a.watchBudgets)
 	spawn(sources.NewManager(a.cp, a.invoker, a.sourceMetrics, a.cp.ID(), a.log.With("subsystem", "sources")).Run)
 	wg.Wait()
 }
@@ -251,6 +257,32 @@ func provision(ctx context.Context, cp *controlplane.Node, placer *placement.Pla
 	}
 }
 
+// watchBudgets runs the budget check every period while this node leads
+// and sends the alerts it finds new to the namespaces' subscriptions.
+func (a *asyncParts) watchBudgets(ctx context.Context) {
+	every := a.budgetEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		alerts, err := a.checkBudgets(ctx, time.Now().UTC())
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("budget check", "err", err)
+		}
+		for _, al := range alerts {
+			a.log.Info("budget alert", "namespace", al.Namespace, "kind", al.Kind, "threshold", al.Threshold, "amount", al.Amount, "currency", al.Currency)
+			a.notifier.NotifyBudget(al)
+		}
+	}
+}
+
 // ensureWebhookSecret creates the cluster's webhook signing secret once.
 func ensureWebhookSecret(ctx context.Context, cp *controlplane.Node, log *slog.Logger) {
 	if _, ok := cp.Store().Setting(gateway.WebhookSecretKey); ok {
@@ -281,8 +313,10 @@ type apiSettings struct {
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
-	retention  model.Retention  // zero: model.DefaultRetention
-	checker    *pycheck.Checker // nil: deploys are not compile-checked
+	retention  model.Retention // zero: model.DefaultRetention
+	// budgetEvery is how often the leader checks budgets (0: 30 s).
+	budgetEvery time.Duration
+	checker     *pycheck.Checker // nil: deploys are not compile-checked
 	// consoleOnce redeems nimbus dev's one-time console sign-in link
 	// (nil elsewhere).
 	consoleOnce func(token string) (keyID string)
@@ -297,6 +331,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, reg, log)
+	async.budgetEvery = set.budgetEvery
 	retention := set.retention
 	if retention == (model.Retention{}) {
 		retention = model.DefaultRetention()

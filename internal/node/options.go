@@ -31,6 +31,9 @@ type Options struct {
 	// model.DefaultRetention). It travels in each record batch this
 	// server commits, so servers should agree on it.
 	Retention model.Retention
+	// BudgetCheckEvery is how often the leader checks the namespaces'
+	// budgets (0: every 30 s).
+	BudgetCheckEvery time.Duration
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.

@@ -21,10 +21,14 @@ const (
 	OnFailure    = "failure"
 	OnTimeout    = "timeout"
 	OnDeadLetter = "dead_letter"
+	// OnBudget: a threshold of the namespace's budget crossed (by the
+	// month's spend or its forecast). Namespace-wide: a subscription to
+	// it names no function.
+	OnBudget = "budget"
 )
 
 // Conditions lists the valid conditions.
-var Conditions = []string{OnSuccess, OnFailure, OnTimeout, OnDeadLetter}
+var Conditions = []string{OnSuccess, OnFailure, OnTimeout, OnDeadLetter, OnBudget}
 
 // conditionsOf returns the conditions a record's state meets ("" state
 // changes such as queued meet none).
@@ -130,24 +134,45 @@ func (n *Notifier) notify(ctx context.Context, r model.Invocation) {
 		}
 		body, _ := json.Marshal(map[string]any{"subscription": s.ID, "condition": matched, "invocation": wire.Invocation(r),
 			"time": time.Now().UTC().Format(time.RFC3339Nano)})
-		if s.Webhook != "" {
-			go func(url string) {
-				dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if d := n.deliverer.Deliver(dctx, url, n.secret(r.Namespace), body); d.Err != nil {
-					n.log.Warn("notification webhook failed", "subscription", s.ID, "err", d.Err)
-				}
-			}(s.Webhook)
+		n.send(s, fmt.Sprintf("[nimbus] %s %s: %s", r.Function, matched, r.ID), body)
+	}
+}
+
+// NotifyBudget sends a budget alert to the subscriptions of its
+// namespace that ask for OnBudget. The leader calls it once per alert
+// (the alert's commit decided that this leader sends it).
+func (n *Notifier) NotifyBudget(a model.BudgetAlert) {
+	for _, s := range n.subs() {
+		if model.NamespaceOf(s.Namespace) != model.NamespaceOf(a.Namespace) || !slices.Contains(s.On, OnBudget) {
+			continue
 		}
-		if s.Email != "" {
-			if err := n.mail(s.Email, matched, r, body); err != nil {
-				n.log.Warn("notification e-mail failed", "subscription", s.ID, "err", err)
+		body, _ := json.Marshal(map[string]any{"subscription": s.ID, "condition": OnBudget, "budget_alert": a,
+			"time": time.Now().UTC().Format(time.RFC3339Nano)})
+		subject := fmt.Sprintf("[nimbus] namespace %s: %s %d%% of its %s %.2f budget for %s", a.Namespace, a.Kind, a.Threshold, a.Currency, a.Monthly, a.Month)
+		n.send(s, subject, body)
+	}
+}
+
+// send delivers one notification body to a subscription's webhook (in
+// the background, with the deliverer's retries) or e-mail address.
+func (n *Notifier) send(s model.Subscription, subject string, body []byte) {
+	if s.Webhook != "" {
+		go func(url string) {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if d := n.deliverer.Deliver(dctx, url, n.secret(s.Namespace), body); d.Err != nil {
+				n.log.Warn("notification webhook failed", "subscription", s.ID, "err", d.Err)
 			}
+		}(s.Webhook)
+	}
+	if s.Email != "" {
+		if err := n.mail(s.Email, subject, body); err != nil {
+			n.log.Warn("notification e-mail failed", "subscription", s.ID, "err", err)
 		}
 	}
 }
 
-func (n *Notifier) mail(to, cond string, r model.Invocation, body []byte) error {
+func (n *Notifier) mail(to, subject string, body []byte) error {
 	if n.smtp.Addr == "" {
 		return fmt.Errorf("no SMTP server configured (--smtp-addr)")
 	}
@@ -155,7 +180,6 @@ func (n *Notifier) mail(to, cond string, r model.Invocation, body []byte) error 
 	if from == "" {
 		from = "nimbus@localhost"
 	}
-	subject := fmt.Sprintf("[nimbus] %s %s: %s", r.Function, cond, r.ID)
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nContent-Type: application/json\r\n\r\n", from, to, subject)
 	msg.Write(body)

@@ -38,6 +38,9 @@ func (s *Service) Subscribe(ctx context.Context, ns string, sub model.Subscripti
 			return sub, state.Errorf(state.ErrInvalid, "condition %q is not one of %v", c, notify.Conditions)
 		}
 	}
+	if sub.Function != "" && slices.Contains(sub.On, notify.OnBudget) {
+		return sub, state.Errorf(state.ErrInvalid, "a budget concerns the whole namespace: a subscription on %q names no function", notify.OnBudget)
+	}
 	if (sub.Webhook == "") == (sub.Email == "") {
 		return sub, state.Errorf(state.ErrInvalid, "give exactly one of webhook (a URL) and email (an address)")
 	}

@@ -59,7 +59,8 @@ func (s *Store) DeleteNamespace(name string) error {
 		return fmt.Errorf("namespace %q still holds %d functions, %d schedules and %d topics; delete them first: %w", name, fns, scs, tps, ErrNotEmpty)
 	}
 	delete(s.namespaces, name)
-	delete(s.prices, name) // its price override goes with it
+	delete(s.prices, name)  // its price override goes with it
+	delete(s.budgets, name) // and its budget
 	for id, k := range s.keys {
 		if k.Namespace == name {
 			delete(s.keys, id)

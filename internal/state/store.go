@@ -83,6 +83,8 @@ type Store struct {
 	// prices are the price tables: the cluster's under "", namespaces'
 	// overrides under their names.
 	prices map[string]model.PriceTable
+	// budgets are the namespaces' budgets by namespace.
+	budgets map[string]*model.Budget
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -100,6 +102,9 @@ type view struct {
 	namespaces map[string]*model.Namespace
 	urls       map[string]*model.FunctionURL
 	reserved   map[string]int
+	// blocked maps a namespace whose budget's hard limit was reached to
+	// the month (YYYY-MM) it was reached in.
+	blocked map[string]string
 }
 
 // publishLocked refreshes the lock-free view. Needs mu held for writing.
@@ -109,6 +114,14 @@ func (s *Store) publishLocked() {
 	for _, f := range s.functions {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
+		}
+	}
+	for ns, b := range s.budgets {
+		if b.HardLimit && b.Exceeded {
+			if v.blocked == nil {
+				v.blocked = map[string]string{}
+			}
+			v.blocked[ns] = b.Month
 		}
 	}
 	s.view.Store(v)
@@ -134,6 +147,7 @@ func New() *Store {
 		sessions:      map[string]*model.Session{},
 		sources:       map[string]*model.Source{},
 		urls:          map[string]*model.FunctionURL{},
+		budgets:       map[string]*model.Budget{},
 		testEvents:    map[string]map[string]*model.TestEvent{},
 		prices:        map[string]model.PriceTable{},
 	}
@@ -171,6 +185,8 @@ type Snapshot struct {
 	// Prices are the price tables set: the cluster's under "", the
 	// namespaces' overrides under their names.
 	Prices map[string]model.PriceTable `json:"prices,omitempty"`
+	// Budgets are the namespaces' budgets, sorted by namespace.
+	Budgets []*model.Budget `json:"budgets,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -227,6 +243,7 @@ func (s *Store) Capture() *Snapshot {
 	if len(s.prices) > 0 {
 		snap.Prices = maps.Clone(s.prices)
 	}
+	snap.Budgets = s.allBudgetsLocked()
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
@@ -424,6 +441,10 @@ func (s *Store) Restore(r io.Reader) error {
 	s.prices = maps.Clone(snap.Prices)
 	if s.prices == nil {
 		s.prices = map[string]model.PriceTable{}
+	}
+	s.budgets = map[string]*model.Budget{}
+	for _, b := range snap.Budgets {
+		s.budgets[b.Namespace] = b
 	}
 	s.publishLocked()
 	s.mu.Unlock()

@@ -90,6 +90,14 @@ func script() []step {
 		do("a namespace's prices", fsm.PutPrices{Namespace: "team", Prices: &model.PriceTable{Currency: "EUR", PerGBSecond: 0.00001}}),
 		do("the prices of an unknown namespace", fsm.PutPrices{Namespace: "nowhere", Prices: &model.PriceTable{Currency: "EUR"}}),
 		do("a namespace's prices are removed", fsm.PutPrices{Namespace: "team"}),
+		do("a budget", fsm.PutBudget{Budget: model.Budget{Namespace: "team", Monthly: 50, Notify: []int{50, 100}, HardLimit: true, UpdatedAt: t0}}),
+		do("a budget of an unknown namespace", fsm.PutBudget{Budget: model.Budget{Namespace: "nowhere", Monthly: 5}}),
+		do("a budget check", fsm.BudgetCheck{Namespace: "team", Month: "2026-12", Alerts: []string{"spend:50", "forecast:100"}, Exceeded: true}),
+		do("a budget check of a namespace without one", fsm.BudgetCheck{Namespace: "default", Month: "2026-12"}),
+		do("a budget is raised", fsm.PutBudget{Budget: model.Budget{Namespace: "team", Monthly: 500, Notify: []int{80}, UpdatedAt: t0}}),
+		do("a second budget", fsm.PutBudget{Budget: model.Budget{Namespace: "default", Monthly: 1, UpdatedAt: t0}}),
+		do("the second budget is removed", fsm.DeleteBudget{Namespace: "default"}),
+		do("an unknown budget is not removed", fsm.DeleteBudget{Namespace: "default"}),
 		do("a topic", fsm.PutTopic{Topic: model.Topic{Name: "orders", CreatedAt: t0}}),
 		do("a subscription to the topic", fsm.SubscribeTopic{Topic: "orders", Subscriber: model.TopicSubscriber{Function: "f", CreatedAt: t0}}),
 		do("a publish to the topic", fsm.Publish{Topic: "orders", MessageID: "m1", Message: json.RawMessage(`{"a":1}`), Time: t0}),
@@ -178,6 +186,9 @@ func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
 		"a mapping of an unknown function":                 "not_found",
 		"an unknown mapping is not removed":                "not_found",
 		"the prices of an unknown namespace":               "not_found",
+		"a budget of an unknown namespace":                 "not_found",
+		"a budget check of a namespace without one":        "not_found",
+		"an unknown budget is not removed":                 "not_found",
 	}
 	for i, s := range script() {
 		if code := viaFollower[i].code; code != want[s.name] {

@@ -208,6 +208,13 @@ func CostReport(m model.CostReport) client.CostReport {
 		})}
 }
 
+// Budget is a budget with its month's spend as the API shows it.
+func Budget(m model.BudgetStatus) client.Budget {
+	b := m.Budget
+	return client.Budget{Namespace: b.Namespace, Monthly: b.Monthly, Notify: b.Notify, HardLimit: b.HardLimit, UpdatedAt: b.UpdatedAt,
+		Month: b.Month, Alerts: b.Alerts, Exceeded: b.Exceeded, Currency: m.Currency, Spent: m.Spent, Forecast: m.Forecast}
+}
+
 // PriceTable is a price table as the API shows it.
 func PriceTable(m model.PriceTable) client.PriceTable { return client.PriceTable(m) }
 
