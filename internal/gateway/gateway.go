@@ -47,6 +47,9 @@ type Config struct {
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	APIAddr   string // this server's API address, for the cluster view
+	// ServerID is this server's ID in the Raft configuration: /metrics
+	// reports the rollups of the functions it is responsible for.
+	ServerID string
 	// ReplicateBlob copies a new code package to enough other servers
 	// before its revision is committed; nil on a single node.
 	ReplicateBlob func(ctx context.Context, data []byte) error
@@ -134,6 +137,7 @@ func New(cfg Config) *Gateway {
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
 		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
 	})
+	cfg.Registry.MustRegister(newRollupCollector(g))
 	g.routes()
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout

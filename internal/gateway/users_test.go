@@ -23,12 +23,13 @@ import (
 // cluster would once they commit.
 type fakeControl struct {
 	fsm.Writer
-	store *state.Store
+	store   *state.Store
+	servers []client.Server // the Raft configuration (nil: none)
 }
 
 func (c *fakeControl) Store() *state.Store { return c.store }
 
-func (c *fakeControl) Servers(func(string) string) []client.Server { return nil }
+func (c *fakeControl) Servers(func(string) string) []client.Server { return c.servers }
 
 type testAPI struct {
 	t     *testing.T

@@ -66,6 +66,8 @@ type MetricHistory struct {
 	Minutes   []MetricMinute `json:"minutes"`
 	Hours     []MetricMinute `json:"hours,omitempty"`
 	Days      []MetricMinute `json:"days,omitempty"`
+	// Total is the function's lifetime totals (Minute unused).
+	Total *MetricMinute `json:"total,omitempty"`
 }
 
 // ThrottleCount counts the invocations of a function refused with 429
@@ -106,4 +108,14 @@ type FunctionStats struct {
 	Invocations, Errors, Throttles, ColdStarts int64
 	LastInvoked                                time.Time // zero if none within the window
 	P99MS                                      float64
+}
+
+// FunctionTotals are one function's lifetime figures from the metric
+// history (while it has history), as /metrics reports them.
+type FunctionTotals struct {
+	Namespace, Function                        string
+	Invocations, Errors, Throttles, ColdStarts int64
+	DurationSumMS                              float64
+	Durations                                  [DurationBuckets]uint64 // by bucket of DurationBoundsMS
+	BilledMS, MBMS, CPUUS                      int64
 }

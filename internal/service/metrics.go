@@ -56,6 +56,12 @@ func (s *Service) MetricRetention() (minutes, hours, days time.Duration) {
 	return s.store.MetricRetention()
 }
 
+// FunctionTotals lists the lifetime totals of the functions with
+// history that keep selects (nil: all).
+func (s *Service) FunctionTotals(keep func(ns, fn string) bool) []model.FunctionTotals {
+	return s.store.FunctionTotals(keep)
+}
+
 // FunctionStats returns totals per function over the minutes that start
 // in [from, to), in namespace ns ("*" for all): every function that
 // exists, zero when idle, and every removed one with history in the

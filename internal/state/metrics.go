@@ -96,13 +96,16 @@ type errorCount struct {
 	n   uint64
 }
 
-func (b *bucket) addError(typ string) {
+func (b *bucket) addError(typ string) { b.addErrors(typ, 1) }
+
+// addErrors counts n errors of type typ.
+func (b *bucket) addErrors(typ string, n uint64) {
 	if typ == "" {
 		typ = UnknownErrorType
 	}
 	for i := range b.errorTypes {
 		if b.errorTypes[i].typ == typ {
-			b.errorTypes[i].n++
+			b.errorTypes[i].n += n
 			return
 		}
 	}
@@ -110,12 +113,12 @@ func (b *bucket) addError(typ string) {
 		typ = OtherErrorType
 		for i := range b.errorTypes {
 			if b.errorTypes[i].typ == typ {
-				b.errorTypes[i].n++
+				b.errorTypes[i].n += n
 				return
 			}
 		}
 	}
-	b.errorTypes = append(b.errorTypes, errorCount{typ: typ, n: 1})
+	b.errorTypes = append(b.errorTypes, errorCount{typ: typ, n: n})
 }
 
 // count counts the invocation of r in b; d is its duration, made sane.
@@ -154,10 +157,13 @@ func durationBucket(d float64) int {
 	return sort.SearchFloat64s(model.DurationBoundsMS[:], d)
 }
 
-// funcHistory is one function's buckets, oldest first, per tier.
+// funcHistory is one function's buckets, oldest first, per tier, and
+// its lifetime totals (what /metrics reports as counters: they never go
+// down while the function has history; start is unused).
 type funcHistory struct {
 	namespace, function string
 	tiers               [tiers][]bucket
+	total               bucket
 }
 
 // bucket returns the bucket starting at minute m of tier t, made when
@@ -262,6 +268,7 @@ func (x *metricHistory) count(r *model.Invocation) {
 			h.bucket(t, start).count(r, d)
 		}
 	}
+	h.total.count(r, d)
 }
 
 // throttled counts the throttles of t.
@@ -279,6 +286,7 @@ func (x *metricHistory) throttled(c model.ThrottleCount) {
 			h.bucket(t, start).throttles += uint64(c.Count)
 		}
 	}
+	h.total.throttles += uint64(c.Count)
 }
 
 // setKeep takes the tiers' retentions a record batch carries (zero: the
@@ -343,7 +351,8 @@ func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
 	out := make([]model.MetricHistory, 0, len(s.metrics.byFunction))
 	for _, h := range s.metrics.byFunction {
 		mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
-			Minutes: snapshotBuckets(h.tiers[tierMinute]), Hours: snapshotBuckets(h.tiers[tierHour]), Days: snapshotBuckets(h.tiers[tierDay])}
+			Minutes: snapshotBuckets(h.tiers[tierMinute]), Hours: snapshotBuckets(h.tiers[tierHour]), Days: snapshotBuckets(h.tiers[tierDay]),
+			Total: &snapshotBuckets([]bucket{h.total})[0]}
 		out = append(out, mh)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -401,6 +410,16 @@ func restoreMetrics(hs []model.MetricHistory, now time.Time, keep []time.Duratio
 		h := &funcHistory{namespace: ns, function: mh.Function}
 		for t, ms := range [tiers][]model.MetricMinute{mh.Minutes, mh.Hours, mh.Days} {
 			h.tiers[t] = restoreBuckets(ms)
+		}
+		if mh.Total != nil {
+			h.total = restoreBuckets([]model.MetricMinute{*mh.Total})[0]
+		} else {
+			// A snapshot from before the totals: the days are what is left.
+			var sum metricSum
+			for i := range h.tiers[tierDay] {
+				sum.add(&h.tiers[tierDay][i])
+			}
+			h.total = sum.bucket()
 		}
 		x.byFunction[model.QualifiedName(ns, mh.Function)] = h
 	}

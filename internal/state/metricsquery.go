@@ -1,6 +1,9 @@
 package state
 
 import (
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -44,6 +47,21 @@ func (a *metricSum) add(b *bucket) {
 	for _, e := range b.errorTypes {
 		a.errorTypes[e.typ] += int64(e.n)
 	}
+}
+
+// bucket is the sum as one bucket (error types beyond a bucket's bound
+// go to OtherErrorType).
+func (a *metricSum) bucket() bucket {
+	b := bucket{invocations: uint64(a.invocations), errors: uint64(a.errors), throttles: uint64(a.throttles),
+		coldStarts: uint64(a.coldStarts), durationSum: a.durationSum, lastStart: a.lastStart, billedMS: a.billedMS,
+		mbMS: a.mbMS, cpuUS: a.cpuUS, maxMemoryMB: a.maxMemoryMB}
+	for i, n := range a.durations {
+		b.durations[i] = uint32(min(n, math.MaxUint32))
+	}
+	for _, typ := range slices.Sorted(maps.Keys(a.errorTypes)) {
+		b.addErrors(typ, uint64(a.errorTypes[typ]))
+	}
+	return b
 }
 
 func (a *metricSum) point(t time.Time) model.MetricPoint {
@@ -378,6 +396,34 @@ func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []m
 		}
 		out = append(out, st)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Function < out[j].Function
+	})
+	return out
+}
+
+// FunctionTotals lists the lifetime totals of the functions with
+// history that keep selects (nil: all), sorted by namespace and name.
+func (s *Store) FunctionTotals(keep func(ns, fn string) bool) []model.FunctionTotals {
+	s.mu.RLock()
+	out := make([]model.FunctionTotals, 0, len(s.metrics.byFunction))
+	for _, h := range s.metrics.byFunction {
+		if keep != nil && !keep(h.namespace, h.function) {
+			continue
+		}
+		b := &h.total
+		t := model.FunctionTotals{Namespace: h.namespace, Function: h.function, Invocations: int64(b.invocations),
+			Errors: int64(b.errors), Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
+			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS)}
+		for i, n := range b.durations {
+			t.Durations[i] = uint64(n)
+		}
+		out = append(out, t)
+	}
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {
 			return out[i].Namespace < out[j].Namespace
