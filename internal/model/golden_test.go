@@ -39,6 +39,7 @@ func stored() map[string]any {
 		"metric_history":      &MetricHistory{},
 		"throttle_count":      &ThrottleCount{},
 		"price_table":         &PriceTable{},
+		"budget":              &Budget{},
 	}
 }
 
