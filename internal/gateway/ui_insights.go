@@ -18,7 +18,10 @@ import (
 // and the live log tail.
 
 // uiChartWindows are the windows a chart offers, with their steps.
-var uiChartWindows = map[string]time.Duration{"1h": time.Minute, "24h": 15 * time.Minute}
+// The overview offers 1h and 24h (its list of failing functions reads
+// the minutes); a function's monitor tab also a week by 2 hours and 90
+// days by the day, which the metric history's hours and days hold.
+var uiChartWindows = map[string]time.Duration{"1h": time.Minute, "24h": 15 * time.Minute, "7d": 2 * time.Hour, "90d": 24 * time.Hour}
 
 type uiClusterHealth struct {
 	Servers, HealthyServers int
@@ -39,7 +42,7 @@ type uiOverviewView struct {
 func (g *Gateway) uiOverview(w http.ResponseWriter, r *http.Request, p *console.Page) {
 	window := r.URL.Query().Get("window")
 	step, ok := uiChartWindows[window]
-	if !ok {
+	if !ok || step > 15*time.Minute {
 		window, step = "1h", time.Minute
 	}
 	span := uiWindows[window]
@@ -128,20 +131,29 @@ func charts(points []model.MetricPoint) []console.Chart {
 			{Label: "p50", Values: col(func(p model.MetricPoint) float64 { return p.P50MS }, false)},
 			{Label: "p99", Values: col(func(p model.MetricPoint) float64 { return p.P99MS }, false)},
 		}},
+		{Title: "Usage (GB-seconds and CPU seconds)", X: x, Unit: "s", Empty: !any, Series: []console.Series{
+			{Label: "GB-s", Values: col(func(p model.MetricPoint) float64 { return p.GBSeconds }, true)},
+			{Label: "CPU s", Values: col(func(p model.MetricPoint) float64 { return p.CPUSeconds }, true)},
+		}},
 		{Title: "Cold starts", X: x, Empty: !any, Series: []console.Series{
 			{Label: "cold starts", Values: col(func(p model.MetricPoint) float64 { return float64(p.ColdStarts) }, true)},
 		}},
 	}
 }
 
-// functionCharts is the monitor tab's charts over ?window= (1h or 24h).
+// functionCharts is the monitor tab's charts over ?window= (1h, 24h, 7d
+// or 90d).
 func (g *Gateway) functionCharts(r *http.Request, ns, function string) []console.Chart {
 	window := r.URL.Query().Get("window")
 	step, ok := uiChartWindows[window]
 	if !ok {
 		window, step = "24h", 15*time.Minute
 	}
-	return charts(g.series(ns, function, uiWindows[window], step))
+	span := uiWindows[window]
+	if window == "90d" {
+		span = 90 * 24 * time.Hour
+	}
+	return charts(g.series(ns, function, span, step))
 }
 
 // recentStats is the figures of the named functions over the last day,

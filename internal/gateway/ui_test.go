@@ -2,14 +2,18 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"nimbus/internal/console"
+	"nimbus/internal/fsm"
+	"nimbus/internal/model"
 )
 
 // uiForm posts a form to a console path, with the session's cookie and
@@ -275,5 +279,26 @@ func TestConsolePagesRender(t *testing.T) {
 	}
 	if w := a.do(req{method: "GET", path: "/ui/functions/nosuch", cookie: admin}); w.Code != 404 {
 		t.Errorf("a missing function's page: %d", w.Code)
+	}
+}
+
+// A function's monitor tab charts the history over 90 days: an
+// invocation a month ago, long past the minutes, is on the chart.
+func TestTheMonitorTabChartsNinetyDaysOfHistory(t *testing.T) {
+	a := newTestAPI(t)
+	a.deployed("default", "fn")
+	admin, _ := a.uiSignIn(url.Values{"key": {a.admin}}, "http://example.com")
+	now := time.Now().UTC()
+	old := model.Invocation{ID: "old", Namespace: "default", Function: "fn", Status: model.StatusSuccess, Start: now.Add(-30 * 24 * time.Hour),
+		DurationMS: 5, BilledMS: 5, MemoryMB: 1024}
+	if _, err := fsm.Apply(context.Background(), a.cp, fsm.RecordInvocations{Records: []model.Invocation{old}, Retention: model.DefaultRetention(), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	for window, wantEmpty := range map[string]bool{"24h": true, "7d": true, "90d": false} {
+		body := a.must(200, req{method: "GET", path: "/ui/functions/fn/monitor?window=" + window, cookie: admin}).Body.String()
+		empty := strings.Count(body, "nothing in this window")
+		if !strings.Contains(body, "Usage (GB-seconds and CPU seconds)") || (wantEmpty && empty == 0) || (!wantEmpty && empty != 0) {
+			t.Errorf("window %s: %d empty charts, want them empty: %v", window, empty, wantEmpty)
+		}
 	}
 }
