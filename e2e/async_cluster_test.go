@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"nimbus/internal/waitfor"
 	"nimbus/pkg/client"
 )
 
@@ -64,6 +65,41 @@ func (c *testCluster) invocationsOn(i int, fn string) ([]client.Invocation, erro
 		return nil, err
 	}
 	return out.Invocations, nil
+}
+
+// meteredOnceOn waits until server i's usage of function fn over the
+// last day (from the replicated metric history) is what its terminal
+// records add up to: one request each, billed ms × memory MB each. A
+// retried, re-run or re-recorded invocation metered twice, or one never
+// metered, shows as a difference.
+func (c *testCluster) meteredOnceOn(t *testing.T, i int, fn string) {
+	t.Helper()
+	since := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+	var got, want client.UsageRow
+	ok := waitfor.Poll(patience, func() bool {
+		recs, err := c.invocationsOn(i, fn)
+		if err != nil {
+			return false
+		}
+		want = client.UsageRow{}
+		for _, r := range recs {
+			if r.Status == client.StatusSuccess || r.Status == client.StatusFailed || r.Status == client.StatusDeadLetter {
+				want.Requests++
+				want.MBMS += r.BilledMS * int64(r.MemoryMB)
+			}
+		}
+		status, b, err := c.api(i, shortHTTP, "GET", "/v1/usage?function="+fn+"&since="+since, nil, nil)
+		var u client.Usage
+		if err != nil || status != 200 || json.Unmarshal(b, &u) != nil || len(u.Rows) != 1 {
+			return false
+		}
+		got = u.Rows[0]
+		return got.Requests == want.Requests && got.MBMS == want.MBMS
+	})
+	if !ok {
+		t.Errorf("%s: usage of %s is %d requests and %d MB·ms; its terminal records add up to %d and %d",
+			c.servers[i].id, fn, got.Requests, got.MBMS, want.Requests, want.MBMS)
+	}
 }
 
 // scheduleOn is GET /v1/schedules/{name} on server i.
@@ -243,6 +279,8 @@ func TestAsyncClusterLosesNoAcknowledgedEventAcrossLeaderKills(t *testing.T) {
 			recs, err := c.invocationsOn(i, "quick")
 			return err == nil && len(pending(recs)) == 0
 		})
+		// Each invocation is metered once, the retried ones included.
+		c.meteredOnceOn(t, i, "quick")
 	}
 	l := c.leader()
 	if l >= 0 {

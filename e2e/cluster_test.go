@@ -370,6 +370,9 @@ func TestWorkerKillMidInvocation(t *testing.T) {
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 1 &&
 			recs[0].Status == client.StatusSuccess && (recs[0].Worker == "" || recs[0].Worker == survivor)
 	})
+	// The lost invocation and the survivor's are metered once each.
+	c.meteredOnceOn(t, 0, "slow")
+	c.meteredOnceOn(t, 0, "quick")
 	waitFor(t, patience, "the dead worker shows unhealthy", func() bool {
 		cl, err := c.clusterView(0)
 		if err != nil {
