@@ -115,13 +115,13 @@ func (a *app) printUsage(u client.Usage) error {
 			lower[i] = strings.ToLower(k)
 		}
 		w.Write(append(lower, "requests", "errors", "throttles", "cold_starts", "billed_ms", "gb_seconds", "cpu_seconds",
-			"p50_ms", "p90_ms", "p99_ms", "avg_ms", "max_memory_mb"))
+			"p50_ms", "p90_ms", "p99_ms", "avg_ms", "max_memory_mb", "provisioned_gb_seconds"))
 		num := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 		for _, r := range u.Rows {
 			w.Write(append(keyOf(r, true), strconv.FormatInt(r.Requests, 10), strconv.FormatInt(r.Errors, 10),
 				strconv.FormatInt(r.Throttles, 10), strconv.FormatInt(r.ColdStarts, 10), strconv.FormatInt(r.BilledMS, 10),
 				num(r.GBSeconds), num(r.CPUSeconds), num(r.P50MS), num(r.P90MS), num(r.P99MS), num(r.AvgMS),
-				strconv.FormatInt(r.MaxMemoryMB, 10)))
+				strconv.FormatInt(r.MaxMemoryMB, 10), num(r.ProvisionedGBSeconds)))
 		}
 		w.Flush()
 		return w.Error()
@@ -188,13 +188,14 @@ func (a *app) printCost(rep client.CostReport) error {
 	if a.output == "csv" {
 		w := csv.NewWriter(a.env.Stdout)
 		w.Write([]string{"month", "namespace", "currency", "requests", "gb_seconds", "billed_requests", "billed_gb_seconds",
-			"request_cost", "compute_cost", "total", "forecast_requests", "forecast_gb_seconds", "forecast_total", "complete"})
+			"request_cost", "compute_cost", "total", "forecast_requests", "forecast_gb_seconds", "forecast_total", "complete",
+			"provisioned_gb_seconds", "provisioned_cost"})
 		num := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 		for _, c := range rep.Namespaces {
 			w.Write([]string{rep.Month, c.Namespace, c.Prices.Currency, strconv.FormatInt(c.Requests, 10), num(c.GBSeconds),
 				strconv.FormatInt(c.BilledRequests, 10), num(c.BilledGBSeconds), num(c.RequestCost), num(c.ComputeCost),
 				num(c.Total), strconv.FormatInt(c.Forecast.Requests, 10), num(c.Forecast.GBSeconds), num(c.Forecast.Total),
-				strconv.FormatBool(rep.Complete)})
+				strconv.FormatBool(rep.Complete), num(c.ProvisionedGBSeconds), num(c.ProvisionedCost)})
 		}
 		w.Flush()
 		return w.Error()
@@ -204,10 +205,11 @@ func (a *app) printCost(rep client.CostReport) error {
 		state = "complete"
 	}
 	fmt.Fprintf(a.env.Stdout, "cost of %s (%s)\n", rep.Month, state)
-	t := newTable(a.env.Stdout, "NAMESPACE", "REQUESTS", "GB-S", "REQUESTS COST", "COMPUTE COST", "TOTAL", "FORECAST")
+	t := newTable(a.env.Stdout, "NAMESPACE", "REQUESTS", "GB-S", "REQUESTS COST", "COMPUTE COST", "PROVISIONED COST", "TOTAL", "FORECAST")
 	for _, c := range rep.Namespaces {
 		t.row(c.Namespace, strconv.FormatInt(c.Requests, 10), fmt.Sprintf("%.3f", c.GBSeconds), money(c.RequestCost, c.Prices.Currency),
-			money(c.ComputeCost, c.Prices.Currency), money(c.Total, c.Prices.Currency), money(c.Forecast.Total, c.Prices.Currency))
+			money(c.ComputeCost, c.Prices.Currency), money(c.ProvisionedCost, c.Prices.Currency), money(c.Total, c.Prices.Currency),
+			money(c.Forecast.Total, c.Prices.Currency))
 	}
 	return t.flush()
 }

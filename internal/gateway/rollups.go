@@ -36,9 +36,9 @@ const (
 var rollupBoundsMS = []float64{1, 2.5, 10, 25, 100, 250, 1000, 2500, 10000, 25000, 100000, 900000}
 
 type rollupCollector struct {
-	g                                                            *Gateway
-	invocations, errors, coldStarts, throttles, cpu, billed, gbs *prometheus.Desc
-	duration                                                     *prometheus.Desc
+	g                                                                  *Gateway
+	invocations, errors, coldStarts, throttles, cpu, billed, gbs, prov *prometheus.Desc
+	duration                                                           *prometheus.Desc
 }
 
 func newRollupCollector(g *Gateway) *rollupCollector {
@@ -52,12 +52,13 @@ func newRollupCollector(g *Gateway) *rollupCollector {
 		cpu:         d("faas_cpu_usage_seconds_total", "Cluster-wide CPU time the invocations' cgroups used (the sum of OTel faas.cpu_usage)."),
 		billed:      d("nimbus_billed_duration_seconds_total", "Cluster-wide billed duration (each invocation rounded up to the millisecond)."),
 		gbs:         d("nimbus_billed_gb_seconds_total", "Cluster-wide billed duration times memory size, in GB-seconds."),
+		prov:        d("nimbus_provisioned_gb_seconds_total", "Cluster-wide time of the provisioned instances asked for times their memory size, in GB-seconds."),
 		duration:    d("faas_invoke_duration_seconds", "Cluster-wide duration of the invocations (OTel faas.invoke_duration)."),
 	}
 }
 
 func (c *rollupCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.invocations, c.errors, c.coldStarts, c.throttles, c.cpu, c.billed, c.gbs, c.duration} {
+	for _, d := range []*prometheus.Desc{c.invocations, c.errors, c.coldStarts, c.throttles, c.cpu, c.billed, c.gbs, c.prov, c.duration} {
 		ch <- d
 	}
 }
@@ -74,6 +75,7 @@ func (c *rollupCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.cpu, float64(t.CPUUS)/1e6)
 		counter(c.billed, float64(t.BilledMS)/1e3)
 		counter(c.gbs, float64(t.MBMS)/model.MBMSPerGBSecond)
+		counter(c.prov, float64(t.ProvisionedMBMS)/model.MBMSPerGBSecond)
 		buckets := make(map[float64]uint64, len(rollupBoundsMS))
 		var seen uint64
 		i := 0
@@ -117,6 +119,7 @@ func capFunctions(ts []model.FunctionTotals) []model.FunctionTotals {
 			other.BilledMS += t.BilledMS
 			other.MBMS += t.MBMS
 			other.CPUUS += t.CPUUS
+			other.ProvisionedMBMS += t.ProvisionedMBMS
 			for i, n := range t.Durations {
 				other.Durations[i] += n
 			}

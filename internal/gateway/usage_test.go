@@ -129,3 +129,30 @@ func (a *testAPI) keyIn(ns, role string) string {
 	}
 	return key
 }
+
+// Provisioned instances cost their own price, on top of invocations.
+func TestProvisionedInstancesCostTheirOwnPrice(t *testing.T) {
+	a := newTestAPI(t)
+	ctx := context.Background()
+	viewer := a.keyIn("prov", auth.RoleViewer)
+	now := time.Now().UTC()
+	if now.Day() == 1 && now.Hour() == 0 && now.Minute() < 11 {
+		t.Skip("the ten minutes would start last month")
+	}
+	fn := model.Function{Namespace: "prov", FunctionConfig: model.FunctionConfig{Name: "warm", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 1024, Provisioned: 1}, CodeSHA256: "aa"}
+	if _, err := fsm.Apply(ctx, a.cp, fsm.UpsertFunction{Function: fn, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{now.Add(-10 * time.Minute), now} {
+		if _, err := fsm.Apply(ctx, a.cp, fsm.RecordInvocations{Retention: model.DefaultRetention(), Now: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rep client.CostReport
+	json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/usage/cost", key: viewer}).Body.Bytes(), &rep)
+	c := rep.Namespaces[0]
+	// 600 GB-s at 0.0000041667.
+	if c.ProvisionedGBSeconds != 600 || math.Abs(c.ProvisionedCost-0.00250002) > 1e-12 || math.Abs(c.Total-c.ProvisionedCost) > 1e-12 || c.Forecast.ProvisionedGBSeconds < 600 {
+		t.Fatalf("provisioned cost: %+v", c)
+	}
+}

@@ -50,6 +50,18 @@ type MetricMinute struct {
 	MBMS        int64 `json:"mb_ms,omitempty"`
 	CPUUS       int64 `json:"cpu_us,omitempty"`
 	MaxMemoryMB int64 `json:"max_memory_mb,omitempty"`
+	// ProvisionedMBMS is the provisioned instances' time (ms) times
+	// their memory size (MB).
+	ProvisionedMBMS int64 `json:"provisioned_mb_ms,omitempty"`
+}
+
+// ProvisionedSample is a function with provisioned instances, as the
+// metering samples it at a record batch.
+type ProvisionedSample struct {
+	Namespace string `json:"namespace"`
+	Function  string `json:"function"`
+	Instances int    `json:"instances"`
+	MemoryMB  int    `json:"memory_mb"`
 }
 
 // ErrorTypeCount counts the errors of one error type.
@@ -100,6 +112,9 @@ type MetricPoint struct {
 	GBSeconds   float64 `json:"gb_seconds"`
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	MaxMemoryMB int64   `json:"max_memory_mb"`
+	// ProvisionedGBSeconds is the provisioned instances' time times
+	// their memory size.
+	ProvisionedGBSeconds float64 `json:"provisioned_gb_seconds"`
 }
 
 // FunctionStats are one function's totals over a window.
@@ -117,5 +132,5 @@ type FunctionTotals struct {
 	Invocations, Errors, Throttles, ColdStarts int64
 	DurationSumMS                              float64
 	Durations                                  [DurationBuckets]uint64 // by bucket of DurationBoundsMS
-	BilledMS, MBMS, CPUUS                      int64
+	BilledMS, MBMS, CPUUS, ProvisionedMBMS     int64
 }

@@ -28,14 +28,17 @@ type UsageRow struct {
 	BilledMS     int64            `json:"billed_ms"`
 	// MBMS is billed ms times memory size in MB, exact; GBSeconds is
 	// MBMS / 1,024,000.
-	MBMS        int64   `json:"mb_ms"`
-	GBSeconds   float64 `json:"gb_seconds"`
-	CPUSeconds  float64 `json:"cpu_seconds"`
-	MaxMemoryMB int64   `json:"max_memory_mb"`
-	P50MS       float64 `json:"p50_ms"`
-	P90MS       float64 `json:"p90_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	AvgMS       float64 `json:"avg_ms"`
+	MBMS      int64   `json:"mb_ms"`
+	GBSeconds float64 `json:"gb_seconds"`
+	// The provisioned instances' time × memory size (not in MBMS).
+	ProvisionedMBMS      int64   `json:"provisioned_mb_ms"`
+	ProvisionedGBSeconds float64 `json:"provisioned_gb_seconds"`
+	CPUSeconds           float64 `json:"cpu_seconds"`
+	MaxMemoryMB          int64   `json:"max_memory_mb"`
+	P50MS                float64 `json:"p50_ms"`
+	P90MS                float64 `json:"p90_ms"`
+	P99MS                float64 `json:"p99_ms"`
+	AvgMS                float64 `json:"avg_ms"`
 }
 
 // MBMSPerGBSecond is how many MB·ms make a GB-second.
@@ -62,9 +65,12 @@ type NamespaceCost struct {
 	// What is left to pay for after the month's free tier.
 	BilledRequests  int64   `json:"billed_requests"`
 	BilledGBSeconds float64 `json:"billed_gb_seconds"`
-	RequestCost     float64 `json:"request_cost"`
-	ComputeCost     float64 `json:"compute_cost"`
-	Total           float64 `json:"total"`
+	// Provisioned instances' GB-seconds (no free tier applies).
+	ProvisionedGBSeconds float64 `json:"provisioned_gb_seconds"`
+	RequestCost          float64 `json:"request_cost"`
+	ComputeCost          float64 `json:"compute_cost"`
+	ProvisionedCost      float64 `json:"provisioned_cost"`
+	Total                float64 `json:"total"`
 	// Forecast is the whole month's cost at the recent rate (the last
 	// seven days, or the month so far when shorter), taken over the rest
 	// of the month; a complete month's forecast is its total.
@@ -73,9 +79,10 @@ type NamespaceCost struct {
 
 // Forecast is a month's usage and cost projected to its end.
 type Forecast struct {
-	Requests  int64   `json:"requests"`
-	GBSeconds float64 `json:"gb_seconds"`
-	Total     float64 `json:"total"`
+	Requests             int64   `json:"requests"`
+	GBSeconds            float64 `json:"gb_seconds"`
+	ProvisionedGBSeconds float64 `json:"provisioned_gb_seconds"`
+	Total                float64 `json:"total"`
 }
 
 // Price prices a month's requests and GB-seconds at p, free tier taken

@@ -127,16 +127,18 @@ func (s *Service) Cost(ns, month string, now time.Time) (model.CostReport, error
 	for _, n := range names {
 		u := used[n]
 		p, _ := s.store.Prices(n)
-		c := model.NamespaceCost{Namespace: n, Prices: p, Requests: u.Requests, GBSeconds: u.GBSeconds}
+		c := model.NamespaceCost{Namespace: n, Prices: p, Requests: u.Requests, GBSeconds: u.GBSeconds, ProvisionedGBSeconds: u.ProvisionedGBSeconds}
 		c.BilledRequests, c.BilledGBSeconds, c.RequestCost, c.ComputeCost = p.Price(u.Requests, u.GBSeconds)
-		c.Total = c.RequestCost + c.ComputeCost
-		c.Forecast = model.Forecast{Requests: u.Requests, GBSeconds: u.GBSeconds, Total: c.Total}
+		c.ProvisionedCost = u.ProvisionedGBSeconds * p.PerProvisionedGBSecond
+		c.Total = c.RequestCost + c.ComputeCost + c.ProvisionedCost
+		c.Forecast = model.Forecast{Requests: u.Requests, GBSeconds: u.GBSeconds, ProvisionedGBSeconds: u.ProvisionedGBSeconds, Total: c.Total}
 		if r, span := recent[n], to.Sub(recentFrom).Seconds(); !rep.Complete && span > 0 {
 			left := end.Sub(to).Seconds()
 			c.Forecast.Requests += int64(float64(r.Requests) / span * left)
 			c.Forecast.GBSeconds += r.GBSeconds / span * left
+			c.Forecast.ProvisionedGBSeconds += r.ProvisionedGBSeconds / span * left
 			_, _, rc, cc := p.Price(c.Forecast.Requests, c.Forecast.GBSeconds)
-			c.Forecast.Total = rc + cc
+			c.Forecast.Total = rc + cc + c.Forecast.ProvisionedGBSeconds*p.PerProvisionedGBSecond
 		}
 		rep.Namespaces = append(rep.Namespaces, c)
 	}

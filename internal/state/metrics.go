@@ -86,6 +86,7 @@ type bucket struct {
 	durationSum                                float64
 	lastStart                                  int64 // Unix nanoseconds
 	billedMS, mbMS, cpuUS                      uint64
+	provMBMS                                   uint64 // provisioned instances' time × memory
 	maxMemoryMB                                uint32
 	durations                                  [model.DurationBuckets]uint32
 	errorTypes                                 []errorCount // at most maxErrorTypes+1
@@ -206,6 +207,11 @@ type metricHistory struct {
 	// that start before now-keep are gone.
 	now  int64
 	keep [tiers]int64
+	// provisioned are the provisioned functions as of provisionedAt (Unix
+	// ns), the latest batch time: their instances are metered from then
+	// to the next batch time (provisioned.go).
+	provisioned   []model.ProvisionedSample
+	provisionedAt int64
 }
 
 func newMetricHistory() metricHistory {
@@ -370,7 +376,8 @@ func snapshotBuckets(bs []bucket) []model.MetricMinute {
 		b := &bs[i]
 		mm := model.MetricMinute{Minute: time.Unix(b.start*60, 0).UTC(), Invocations: int64(b.invocations), Errors: int64(b.errors),
 			Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
-			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), MaxMemoryMB: int64(b.maxMemoryMB)}
+			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), MaxMemoryMB: int64(b.maxMemoryMB),
+			ProvisionedMBMS: int64(b.provMBMS)}
 		if b.lastStart != 0 {
 			mm.LastStart = time.Unix(0, b.lastStart).UTC()
 		}
@@ -434,7 +441,8 @@ func restoreBuckets(ms []model.MetricMinute) []bucket {
 	for _, mm := range ms {
 		b := bucket{start: unixMinute(mm.Minute), invocations: uint64(mm.Invocations), errors: uint64(mm.Errors),
 			throttles: uint64(mm.Throttles), coldStarts: uint64(mm.ColdStarts), durationSum: mm.DurationSumMS,
-			billedMS: uint64(mm.BilledMS), mbMS: uint64(mm.MBMS), cpuUS: uint64(mm.CPUUS), maxMemoryMB: uint32(mm.MaxMemoryMB)}
+			billedMS: uint64(mm.BilledMS), mbMS: uint64(mm.MBMS), cpuUS: uint64(mm.CPUUS), maxMemoryMB: uint32(mm.MaxMemoryMB),
+			provMBMS: uint64(mm.ProvisionedMBMS)}
 		if !mm.LastStart.IsZero() {
 			b.lastStart = mm.LastStart.UnixNano()
 		}

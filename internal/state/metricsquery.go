@@ -19,7 +19,7 @@ type metricSum struct {
 	invocations, errors, throttles, coldStarts int64
 	durationSum                                float64
 	lastStart                                  int64
-	billedMS, mbMS, cpuUS                      uint64
+	billedMS, mbMS, cpuUS, provMBMS            uint64
 	maxMemoryMB                                uint32
 	durations                                  [model.DurationBuckets]uint64
 	errorTypes                                 map[string]int64
@@ -35,6 +35,7 @@ func (a *metricSum) add(b *bucket) {
 	a.billedMS += b.billedMS
 	a.mbMS += b.mbMS
 	a.cpuUS += b.cpuUS
+	a.provMBMS += b.provMBMS
 	a.maxMemoryMB = max(a.maxMemoryMB, b.maxMemoryMB)
 	if b.invocations > 0 {
 		for i, n := range b.durations {
@@ -54,7 +55,7 @@ func (a *metricSum) add(b *bucket) {
 func (a *metricSum) bucket() bucket {
 	b := bucket{invocations: uint64(a.invocations), errors: uint64(a.errors), throttles: uint64(a.throttles),
 		coldStarts: uint64(a.coldStarts), durationSum: a.durationSum, lastStart: a.lastStart, billedMS: a.billedMS,
-		mbMS: a.mbMS, cpuUS: a.cpuUS, maxMemoryMB: a.maxMemoryMB}
+		mbMS: a.mbMS, cpuUS: a.cpuUS, provMBMS: a.provMBMS, maxMemoryMB: a.maxMemoryMB}
 	for i, n := range a.durations {
 		b.durations[i] = uint32(min(n, math.MaxUint32))
 	}
@@ -67,7 +68,8 @@ func (a *metricSum) bucket() bucket {
 func (a *metricSum) point(t time.Time) model.MetricPoint {
 	p := model.MetricPoint{Time: t, Invocations: a.invocations, Errors: a.errors, ErrorsByType: a.errorTypes,
 		Throttles: a.throttles, ColdStarts: a.coldStarts, BilledMS: int64(a.billedMS),
-		GBSeconds: float64(a.mbMS) / model.MBMSPerGBSecond, CPUSeconds: float64(a.cpuUS) / 1e6, MaxMemoryMB: int64(a.maxMemoryMB)}
+		GBSeconds: float64(a.mbMS) / model.MBMSPerGBSecond, CPUSeconds: float64(a.cpuUS) / 1e6, MaxMemoryMB: int64(a.maxMemoryMB),
+		ProvisionedGBSeconds: float64(a.provMBMS) / model.MBMSPerGBSecond}
 	if a.invocations > 0 {
 		p.P50MS = quantileMS(&a.durations, 0.50)
 		p.P90MS = quantileMS(&a.durations, 0.90)
@@ -81,7 +83,8 @@ func (a *metricSum) usage() model.UsageRow {
 	p := a.point(time.Time{})
 	return model.UsageRow{Requests: p.Invocations, Errors: p.Errors, ErrorsByType: p.ErrorsByType, Throttles: p.Throttles,
 		ColdStarts: p.ColdStarts, BilledMS: p.BilledMS, MBMS: int64(a.mbMS), GBSeconds: p.GBSeconds, CPUSeconds: p.CPUSeconds,
-		MaxMemoryMB: p.MaxMemoryMB, P50MS: p.P50MS, P90MS: p.P90MS, P99MS: p.P99MS, AvgMS: p.AvgMS}
+		MaxMemoryMB: p.MaxMemoryMB, P50MS: p.P50MS, P90MS: p.P90MS, P99MS: p.P99MS, AvgMS: p.AvgMS,
+		ProvisionedMBMS: int64(a.provMBMS), ProvisionedGBSeconds: p.ProvisionedGBSeconds}
 }
 
 // quantileMS estimates the q quantile (0 < q <= 1) of the durations a
@@ -417,7 +420,7 @@ func (s *Store) FunctionTotals(keep func(ns, fn string) bool) []model.FunctionTo
 		b := &h.total
 		t := model.FunctionTotals{Namespace: h.namespace, Function: h.function, Invocations: int64(b.invocations),
 			Errors: int64(b.errors), Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
-			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS)}
+			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), ProvisionedMBMS: int64(b.provMBMS)}
 		for i, n := range b.durations {
 			t.Durations[i] = uint64(n)
 		}

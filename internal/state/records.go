@@ -110,6 +110,7 @@ func (s *Store) AddRecords(records []model.Invocation, throttles []model.Throttl
 	defer s.mu.Unlock()
 	s.metrics.setKeep(ret)
 	s.metrics.advance(now)
+	s.meterProvisionedLocked(now)
 	for _, r := range records {
 		s.addRecordLocked(r)
 	}

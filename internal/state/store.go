@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,9 @@ type view struct {
 	// blocked maps a namespace whose budget's hard limit was reached to
 	// the month (YYYY-MM) it was reached in.
 	blocked map[string]string
+	// provisioned lists the functions with provisioned instances, by
+	// qualified name, for the metering (provisioned.go).
+	provisioned []model.ProvisionedSample
 }
 
 // publishLocked refreshes the lock-free view. Needs mu held for writing.
@@ -115,7 +119,13 @@ func (s *Store) publishLocked() {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
 		}
+		if f.Provisioned > 0 {
+			v.provisioned = append(v.provisioned, model.ProvisionedSample{Namespace: f.Namespace, Function: f.Name, Instances: f.Provisioned, MemoryMB: f.MemoryMB})
+		}
 	}
+	sort.Slice(v.provisioned, func(i, j int) bool {
+		return model.QualifiedName(v.provisioned[i].Namespace, v.provisioned[i].Function) < model.QualifiedName(v.provisioned[j].Namespace, v.provisioned[j].Function)
+	})
 	for ns, b := range s.budgets {
 		if b.HardLimit && b.Exceeded {
 			if v.blocked == nil {
@@ -182,6 +192,10 @@ type Snapshot struct {
 	Metrics     []model.MetricHistory `json:"metrics,omitempty"`
 	MetricsNow  time.Time             `json:"metrics_now,omitzero"`
 	MetricsKeep []time.Duration       `json:"metrics_keep,omitempty"`
+	// MetricsProvisioned are the provisioned functions as of the latest
+	// batch (MetricsNow), whose instances are metered until the next.
+	MetricsProvisioned   []model.ProvisionedSample `json:"metrics_provisioned,omitempty"`
+	MetricsProvisionedAt time.Time                 `json:"metrics_provisioned_at,omitzero"`
 	// Prices are the price tables set: the cluster's under "", the
 	// namespaces' overrides under their names.
 	Prices map[string]model.PriceTable `json:"prices,omitempty"`
@@ -250,6 +264,10 @@ func (s *Store) Capture() *Snapshot {
 	}
 	if s.metrics.keep != defaultKeep {
 		snap.MetricsKeep = s.metricsKeepLocked()
+	}
+	snap.MetricsProvisioned = slices.Clone(s.metrics.provisioned)
+	if s.metrics.provisionedAt != 0 {
+		snap.MetricsProvisionedAt = time.Unix(0, s.metrics.provisionedAt).UTC()
 	}
 	s.mu.RUnlock()
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
@@ -373,6 +391,10 @@ func (s *Store) Restore(r io.Reader) error {
 		records.add(r)
 	}
 	metrics := restoreMetrics(snap.Metrics, snap.MetricsNow, snap.MetricsKeep)
+	metrics.provisioned = snap.MetricsProvisioned
+	if !snap.MetricsProvisionedAt.IsZero() {
+		metrics.provisionedAt = snap.MetricsProvisionedAt.UnixNano()
+	}
 	s.mu.Lock()
 	queue := make(map[string]*model.QueueItem, len(snap.Queue))
 	for _, q := range snap.Queue {

@@ -196,3 +196,42 @@ func restored(t *testing.T, s *Store) *Store {
 	}
 	return again
 }
+
+// Provisioned instances are metered for the time their function asks
+// for them, at the configuration of the earlier batch: two 512 MB
+// instances for 10 minutes are 600 GB-s, across a minute boundary and
+// through a snapshot; none once the function stops asking.
+func TestProvisionedInstancesAreMeteredForTheTimeTheyAreAskedFor(t *testing.T) {
+	s := New()
+	ret := model.DefaultRetention()
+	fn := model.Function{Namespace: "team", FunctionConfig: model.FunctionConfig{Name: "warm", Runtime: "python3.11", Handler: "main.handler", MemoryMB: 512, Provisioned: 2}, CodeSHA256: "aa"}
+	s.mu.Lock()
+	s.namespaces["team"] = &model.Namespace{Name: "team"}
+	s.mu.Unlock()
+	if _, _, err := s.UpsertFunction(fn, m0); err != nil {
+		t.Fatal(err)
+	}
+	start := m0.Add(30 * time.Second)
+	s.AddRecords(nil, nil, ret, start)
+	s.AddRecords(nil, nil, ret, start.Add(4*time.Minute))
+	again := restored(t, s)
+	for _, st := range []*Store{s, again} {
+		st.AddRecords(nil, nil, ret, start.Add(10*time.Minute))
+		u := st.Usage("team", "warm", m0, m0.Add(time.Hour), model.UsageTotal)[0]
+		if u.ProvisionedGBSeconds != 600 || u.ProvisionedMBMS != 2*512*600_000 || u.Requests != 0 {
+			t.Fatalf("10 minutes of two 512 MB instances: %+v", u)
+		}
+		mins := st.MetricSeries("team", "warm", m0, time.Minute, 11)
+		if mins[0].ProvisionedGBSeconds != 30 || mins[1].ProvisionedGBSeconds != 60 || mins[10].ProvisionedGBSeconds != 30 {
+			t.Fatalf("by the minute: %v %v %v", mins[0].ProvisionedGBSeconds, mins[1].ProvisionedGBSeconds, mins[10].ProvisionedGBSeconds)
+		}
+	}
+	// It stops asking: metered to the next batch, then no more.
+	fn.Provisioned = 0
+	s.UpsertFunction(fn, m0)
+	s.AddRecords(nil, nil, ret, start.Add(11*time.Minute))
+	s.AddRecords(nil, nil, ret, start.Add(30*time.Minute))
+	if u := s.Usage("team", "warm", m0, m0.Add(time.Hour), model.UsageTotal)[0]; u.ProvisionedGBSeconds != 660 {
+		t.Fatalf("after it stopped asking: %v GB-s, want 660", u.ProvisionedGBSeconds)
+	}
+}

@@ -204,7 +204,8 @@ func CostReport(m model.CostReport) client.CostReport {
 		Namespaces: List(m.Namespaces, func(c model.NamespaceCost) client.NamespaceCost {
 			return client.NamespaceCost{Namespace: c.Namespace, Prices: PriceTable(c.Prices), Requests: c.Requests,
 				GBSeconds: c.GBSeconds, BilledRequests: c.BilledRequests, BilledGBSeconds: c.BilledGBSeconds,
-				RequestCost: c.RequestCost, ComputeCost: c.ComputeCost, Total: c.Total, Forecast: client.Forecast(c.Forecast)}
+				ProvisionedGBSeconds: c.ProvisionedGBSeconds, RequestCost: c.RequestCost, ComputeCost: c.ComputeCost,
+				ProvisionedCost: c.ProvisionedCost, Total: c.Total, Forecast: client.Forecast(c.Forecast)}
 		})}
 }
 

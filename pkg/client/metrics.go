@@ -28,6 +28,9 @@ type MetricPoint struct {
 	GBSeconds   float64 `json:"gb_seconds"`
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	MaxMemoryMB int64   `json:"max_memory_mb"`
+	// ProvisionedGBSeconds is the provisioned instances' time times
+	// their memory size.
+	ProvisionedGBSeconds float64 `json:"provisioned_gb_seconds"`
 }
 
 // MetricValue is one step of one metric's series.
