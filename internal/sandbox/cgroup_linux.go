@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -360,6 +361,7 @@ type v1Group struct {
 	dirs     map[string]string
 	memoryMB int
 	capped   bool // CapCPU was called: the quota follows memoryMB
+	cpu      cpuReader
 }
 
 func (g *v1Group) Add(pid int) error {
@@ -451,8 +453,47 @@ func (g *v1Group) Usage() (Usage, error) {
 	if !ok {
 		d = g.dirs["cpu"] // cpuacct mounted with cpu
 	}
-	u.CPU = time.Duration(readInt(filepath.Join(d, "cpuacct.usage")))
+	if b := g.cpu.read(filepath.Join(d, "cpuacct.usage")); b != nil {
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		u.CPU = time.Duration(n)
+	}
 	return u, err
+}
+
+// cpuReader reads a cgroup's CPU figure, the file kept open between
+// reads (one pread after every invocation, not an open, read and close).
+// Destroy may close it while the instance's goroutine reads.
+type cpuReader struct {
+	mu  sync.Mutex
+	f   *os.File
+	buf [512]byte
+}
+
+// read returns a copy of the file's content (nil if it cannot be read).
+func (r *cpuReader) read(path string) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		r.f = f
+	}
+	n, err := r.f.ReadAt(r.buf[:], 0)
+	if n == 0 && err != nil {
+		return nil
+	}
+	return append([]byte(nil), r.buf[:n]...)
+}
+
+func (r *cpuReader) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
 }
 
 func (g *v1Group) PeakMemory() int64 {
@@ -472,6 +513,7 @@ func (g *v1Group) OOMKilled() bool {
 }
 
 func (g *v1Group) Destroy() error {
+	g.cpu.close()
 	var errs []error
 	// A frozen process takes no signal, SIGKILL included, until thawed:
 	// kill (pending), then thaw, so that nothing runs user code again.
@@ -590,6 +632,7 @@ type v2Group struct {
 	freezable bool // the kernel has cgroup.freeze (5.2 and later)
 	memoryMB  int
 	capped    bool // CapCPU was called: cpu.max follows memoryMB
+	cpu       cpuReader
 }
 
 func (g *v2Group) Add(pid int) error {
@@ -642,7 +685,7 @@ func (g *v2Group) Thaw() error {
 
 func (g *v2Group) Usage() (Usage, error) {
 	u, err := readUsage(g.dir)
-	if b, e := os.ReadFile(filepath.Join(g.dir, "cpu.stat")); e == nil {
+	if b := g.cpu.read(filepath.Join(g.dir, "cpu.stat")); b != nil {
 		u.CPU = time.Duration(eventCount(b, "usage_usec")) * time.Microsecond
 	}
 	return u, err
@@ -658,6 +701,7 @@ func (g *v2Group) OOMKilled() bool {
 }
 
 func (g *v2Group) Destroy() error {
+	g.cpu.close()
 	os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0o644)
 	return killAndRemove(g.dir)
 }

@@ -1,7 +1,10 @@
 package state
 
 import (
+	"cmp"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -39,11 +42,14 @@ import (
 // record batch's model.Retention says otherwise) before the latest
 // batch time the FSM applied (RecordInvocations' Now, never the clock).
 // What would fall before a tier's window is not counted in that tier.
-// A bucket takes about 250 bytes, so a function invoked in every minute
-// of the defaults' windows holds 2,881 + 2,161 + 731 buckets (~1.4 MB);
-// one invoked once a day, 3 buckets a day for two years (~0.5 MB).
-// Memory is that times the functions invoked within the windows,
-// removed ones included until their buckets age out.
+// Memory: the recent buckets (the last 10 minutes, the last hour or two,
+// the last day or two) are structs of about 250 bytes; older ones are
+// sealed into byte chunks of 20-50 bytes a bucket (sealed.go). So a
+// function invoked in every minute of the defaults' windows holds about
+// 2,881 + 2,161 + 731 buckets in ~0.25 MB, one invoked once a day about
+// 25 KB over two years; memory is that times the functions invoked
+// within the windows, removed ones included until their buckets age
+// out (bench/usage measures it).
 const (
 	MetricsRetention     = 48 * time.Hour
 	HourMetricsRetention = 90 * 24 * time.Hour
@@ -83,8 +89,8 @@ var defaultKeep = [tiers]int64{int64(MetricsRetention / time.Minute), int64(Hour
 type bucket struct {
 	start                                      int64 // Unix minutes, a multiple of the tier's width
 	invocations, errors, throttles, coldStarts uint64
-	durationSum                                float64
-	lastStart                                  int64 // Unix nanoseconds
+	durationUS                                 uint64 // the durations' sum, in whole µs (exact, so sums add alike in any order)
+	lastStart                                  int64  // Unix nanoseconds
 	billedMS, mbMS, cpuUS                      uint64
 	provMBMS                                   uint64 // provisioned instances' time × memory
 	maxMemoryMB                                uint32
@@ -132,7 +138,7 @@ func (b *bucket) count(r *model.Invocation, d float64) {
 	if r.ColdStart {
 		b.coldStarts++
 	}
-	b.durationSum += d
+	b.durationUS += uint64(math.Round(d * 1000))
 	if i := durationBucket(d); b.durations[i] < math.MaxUint32 {
 		b.durations[i]++
 	}
@@ -158,50 +164,90 @@ func durationBucket(d float64) int {
 	return sort.SearchFloat64s(model.DurationBoundsMS[:], d)
 }
 
-// funcHistory is one function's buckets, oldest first, per tier, and
-// its lifetime totals (what /metrics reports as counters: they never go
-// down while the function has history; start is unused).
+// funcHistory is one function's buckets per tier: the recent ones as
+// structs, oldest first, the older ones sealed into chunks (sealed.go);
+// and its lifetime totals (what /metrics reports as counters: they
+// never go down while the function has history; start is unused).
 type funcHistory struct {
 	namespace, function string
-	tiers               [tiers][]bucket
-	total               bucket
+	open                [tiers][]bucket
+	sealed              [tiers][]chunk
+	// floor is each tier's window start as of the last advance: a
+	// sealed bucket before it, in a chunk that straddles it, is gone for
+	// every reader.
+	floor [tiers]int64
+	total bucket
 }
 
 // bucket returns the bucket starting at minute m of tier t, made when
 // missing.
 func (h *funcHistory) bucket(t int, m int64) *bucket {
-	bs := h.tiers[t]
+	bs := h.open[t]
 	n := len(bs)
 	if n > 0 && bs[n-1].start == m {
 		return &bs[n-1]
 	}
 	if n == 0 || bs[n-1].start < m {
-		h.tiers[t] = append(bs, bucket{start: m})
-		return &h.tiers[t][n]
+		h.open[t] = append(bs, bucket{start: m})
+		return &h.open[t][n]
 	}
 	i := sort.Search(n, func(i int) bool { return bs[i].start >= m })
 	if bs[i].start != m {
 		bs = append(bs, bucket{})
 		copy(bs[i+1:], bs[i:])
 		bs[i] = bucket{start: m}
-		h.tiers[t] = bs
+		h.open[t] = bs
 	}
 	return &bs[i]
 }
 
+func newFuncHistory(ns, fn string) *funcHistory {
+	h := &funcHistory{namespace: ns, function: fn}
+	for t := range h.floor {
+		h.floor[t] = math.MinInt64
+	}
+	return h
+}
+
 func (h *funcHistory) empty() bool {
-	for _, bs := range h.tiers {
-		if len(bs) > 0 {
+	for t := range tiers {
+		if len(h.open[t]) > 0 || len(h.sealed[t]) > 0 {
 			return false
 		}
 	}
 	return true
 }
 
+// buckets is tier t's buckets as a snapshot stores them: one per start,
+// in order (a late count's bucket added to its sealed one).
+func (h *funcHistory) buckets(t int) []bucket {
+	byStart := map[int64]*metricSum{}
+	var starts []int64
+	h.each(t, math.MinInt64, math.MaxInt64, func(b *bucket) {
+		s := byStart[b.start]
+		if s == nil {
+			s = &metricSum{}
+			byStart[b.start] = s
+			starts = append(starts, b.start)
+		}
+		s.add(b)
+	})
+	slices.Sort(starts)
+	out := make([]bucket, len(starts))
+	for i, st := range starts {
+		out[i] = byStart[st].bucket()
+		out[i].start = st
+	}
+	return out
+}
+
 // metricHistory is the store's metric history. Its methods need Store.mu
 // held (for writing, those that change it).
 type metricHistory struct {
 	byFunction map[string]*funcHistory // by qualified name
+	// byNamespace adds each namespace's functions up (function ""), so
+	// that a namespace's totals read one history, not every function's.
+	byNamespace map[string]*funcHistory
 	// now is the latest batch time applied, in Unix minutes (0: none
 	// yet); keep is each tier's retention in minutes: a tier's buckets
 	// that start before now-keep are gone.
@@ -215,7 +261,7 @@ type metricHistory struct {
 }
 
 func newMetricHistory() metricHistory {
-	return metricHistory{byFunction: map[string]*funcHistory{}, keep: defaultKeep}
+	return metricHistory{byFunction: map[string]*funcHistory{}, byNamespace: map[string]*funcHistory{}, keep: defaultKeep}
 }
 
 func unixMinute(t time.Time) int64 {
@@ -241,6 +287,18 @@ func (x *metricHistory) inWindow(t int, m int64) bool {
 	return x.now == 0 || m >= floorTo(x.now-x.keep[t], tierWidth[t])
 }
 
+// histories returns the history of function fn of namespace ns and its
+// namespace's, made when missing.
+func (x *metricHistory) histories(ns, fn string) [2]*funcHistory {
+	h := x.history(ns, fn)
+	a := x.byNamespace[h.namespace]
+	if a == nil {
+		a = newFuncHistory(h.namespace, "")
+		x.byNamespace[h.namespace] = a
+	}
+	return [2]*funcHistory{h, a}
+}
+
 // history returns the history of function fn of namespace ns, made when
 // missing.
 func (x *metricHistory) history(ns, fn string) *funcHistory {
@@ -248,7 +306,7 @@ func (x *metricHistory) history(ns, fn string) *funcHistory {
 	qn := model.QualifiedName(ns, fn)
 	h := x.byFunction[qn]
 	if h == nil {
-		h = &funcHistory{namespace: ns, function: fn}
+		h = newFuncHistory(ns, fn)
 		x.byFunction[qn] = h
 	}
 	return h
@@ -268,13 +326,15 @@ func (x *metricHistory) count(r *model.Invocation) {
 	if d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
 		d = 0
 	}
-	h := x.history(r.Namespace, r.Function)
-	for t := range tiers {
-		if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
-			h.bucket(t, start).count(r, d)
+	hs := x.histories(r.Namespace, r.Function)
+	for _, h := range hs {
+		for t := range tiers {
+			if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
+				h.bucket(t, start).count(r, d)
+			}
 		}
 	}
-	h.total.count(r, d)
+	hs[0].total.count(r, d)
 }
 
 // throttled counts the throttles of t.
@@ -286,13 +346,15 @@ func (x *metricHistory) throttled(c model.ThrottleCount) {
 	if !x.inWindow(tierDay, floorTo(m, tierWidth[tierDay])) {
 		return
 	}
-	h := x.history(c.Namespace, c.Function)
-	for t := range tiers {
-		if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
-			h.bucket(t, start).throttles += uint64(c.Count)
+	hs := x.histories(c.Namespace, c.Function)
+	for _, h := range hs {
+		for t := range tiers {
+			if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
+				h.bucket(t, start).throttles += uint64(c.Count)
+			}
 		}
 	}
-	h.total.throttles += uint64(c.Count)
+	hs[0].total.throttles += uint64(c.Count)
 }
 
 // setKeep takes the tiers' retentions a record batch carries (zero: the
@@ -301,7 +363,8 @@ func (x *metricHistory) setKeep(ret model.Retention) {
 	for t, d := range [tiers]time.Duration{ret.MetricMinutes, ret.MetricHours, ret.MetricDays} {
 		x.keep[t] = defaultKeep[t]
 		if d > 0 {
-			x.keep[t] = max(int64(d/time.Minute), tierWidth[t])
+			w := tierWidth[t]
+			x.keep[t] = max(floorTo(int64(d/time.Minute)+w-1, w), w) // whole buckets
 		}
 	}
 }
@@ -316,20 +379,25 @@ func (x *metricHistory) advance(now time.Time) {
 	if m <= x.now {
 		return
 	}
+	was := x.now
 	x.now = m
-	for qn, h := range x.byFunction {
-		for t := range tiers {
-			bs := h.tiers[t]
-			first := floorTo(x.now-x.keep[t], tierWidth[t])
-			if len(bs) == 0 || bs[0].start >= first {
-				continue
-			}
-			i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
-			// Copy, so the dropped buckets' array can be collected.
-			h.tiers[t] = append([]bucket(nil), bs[i:]...)
+	// A tier's window and what it seals move only when a bucket of it
+	// ends: hours once an hour, days once a day.
+	var due []int
+	for t := range tiers {
+		if floorTo(was, tierWidth[t]) != floorTo(m, tierWidth[t]) {
+			due = append(due, t)
 		}
-		if h.empty() {
-			delete(x.byFunction, qn)
+	}
+	for _, byName := range []map[string]*funcHistory{x.byFunction, x.byNamespace} {
+		for name, h := range byName {
+			for _, t := range due {
+				h.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
+				h.seal(t, x.now)
+			}
+			if h.empty() {
+				delete(byName, name)
+			}
 		}
 	}
 }
@@ -352,14 +420,19 @@ func (s *Store) addRecordLocked(r model.Invocation) {
 }
 
 // snapshotMetricsLocked is the history as a snapshot stores it, sorted
-// by function. Needs s.mu.
+// by function: the namespaces' sums are there too, as a function named
+// "" of each (without lifetime totals). Needs s.mu.
 func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
-	out := make([]model.MetricHistory, 0, len(s.metrics.byFunction))
-	for _, h := range s.metrics.byFunction {
-		mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
-			Minutes: snapshotBuckets(h.tiers[tierMinute]), Hours: snapshotBuckets(h.tiers[tierHour]), Days: snapshotBuckets(h.tiers[tierDay]),
-			Total: &snapshotBuckets([]bucket{h.total})[0]}
-		out = append(out, mh)
+	out := make([]model.MetricHistory, 0, len(s.metrics.byFunction)+len(s.metrics.byNamespace))
+	for _, byName := range []map[string]*funcHistory{s.metrics.byFunction, s.metrics.byNamespace} {
+		for _, h := range byName {
+			mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
+				Minutes: snapshotBuckets(h.buckets(tierMinute)), Hours: snapshotBuckets(h.buckets(tierHour)), Days: snapshotBuckets(h.buckets(tierDay))}
+			if h.function != "" {
+				mh.Total = &snapshotBuckets([]bucket{h.total})[0]
+			}
+			out = append(out, mh)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return model.QualifiedName(out[i].Namespace, out[i].Function) < model.QualifiedName(out[j].Namespace, out[j].Function)
@@ -375,7 +448,7 @@ func snapshotBuckets(bs []bucket) []model.MetricMinute {
 	for i := range bs {
 		b := &bs[i]
 		mm := model.MetricMinute{Minute: time.Unix(b.start*60, 0).UTC(), Invocations: int64(b.invocations), Errors: int64(b.errors),
-			Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
+			Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: float64(b.durationUS) / 1000,
 			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), MaxMemoryMB: int64(b.maxMemoryMB),
 			ProvisionedMBMS: int64(b.provMBMS)}
 		if b.lastStart != 0 {
@@ -412,25 +485,78 @@ func restoreMetrics(hs []model.MetricHistory, now time.Time, keep []time.Duratio
 			x.keep[t] = int64(keep[t] / time.Minute)
 		}
 	}
+	sums := false
 	for _, mh := range hs {
 		ns := model.NamespaceOf(mh.Namespace)
-		h := &funcHistory{namespace: ns, function: mh.Function}
+		h := newFuncHistory(ns, mh.Function)
 		for t, ms := range [tiers][]model.MetricMinute{mh.Minutes, mh.Hours, mh.Days} {
-			h.tiers[t] = restoreBuckets(ms)
+			h.open[t] = restoreBuckets(ms)
+			if x.now != 0 {
+				h.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
+				h.seal(t, x.now)
+			}
+		}
+		if mh.Function == "" {
+			x.byNamespace[ns] = h
+			sums = true
+			continue
 		}
 		if mh.Total != nil {
 			h.total = restoreBuckets([]model.MetricMinute{*mh.Total})[0]
 		} else {
 			// A snapshot from before the totals: the days are what is left.
 			var sum metricSum
-			for i := range h.tiers[tierDay] {
-				sum.add(&h.tiers[tierDay][i])
-			}
+			h.each(tierDay, math.MinInt64, math.MaxInt64, sum.add)
 			h.total = sum.bucket()
 		}
 		x.byFunction[model.QualifiedName(ns, mh.Function)] = h
 	}
+	if !sums {
+		x.sumNamespaces() // a snapshot from before the namespaces' sums
+	}
 	return x
+}
+
+// sumNamespaces makes each namespace's sums from its functions'.
+func (x *metricHistory) sumNamespaces() {
+	type key struct {
+		ns    string
+		tier  int
+		start int64
+	}
+	sums := map[key]*metricSum{}
+	for _, h := range x.byFunction {
+		for t := range tiers {
+			h.each(t, math.MinInt64, math.MaxInt64, func(b *bucket) {
+				k := key{h.namespace, t, b.start}
+				if sums[k] == nil {
+					sums[k] = &metricSum{}
+				}
+				sums[k].add(b)
+			})
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.ns, b.ns), cmp.Compare(a.tier, b.tier), cmp.Compare(a.start, b.start))
+	})
+	for _, k := range keys {
+		a := x.byNamespace[k.ns]
+		if a == nil {
+			a = newFuncHistory(k.ns, "")
+			x.byNamespace[k.ns] = a
+		}
+		b := sums[k].bucket()
+		b.start = k.start
+		a.open[k.tier] = append(a.open[k.tier], b)
+	}
+	for _, a := range x.byNamespace {
+		for t := range tiers {
+			if x.now != 0 {
+				a.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
+				a.seal(t, x.now)
+			}
+		}
+	}
 }
 
 func restoreBuckets(ms []model.MetricMinute) []bucket {
@@ -440,7 +566,7 @@ func restoreBuckets(ms []model.MetricMinute) []bucket {
 	bs := make([]bucket, 0, len(ms))
 	for _, mm := range ms {
 		b := bucket{start: unixMinute(mm.Minute), invocations: uint64(mm.Invocations), errors: uint64(mm.Errors),
-			throttles: uint64(mm.Throttles), coldStarts: uint64(mm.ColdStarts), durationSum: mm.DurationSumMS,
+			throttles: uint64(mm.Throttles), coldStarts: uint64(mm.ColdStarts), durationUS: uint64(math.Round(max(mm.DurationSumMS, 0) * 1000)),
 			billedMS: uint64(mm.BilledMS), mbMS: uint64(mm.MBMS), cpuUS: uint64(mm.CPUUS), maxMemoryMB: uint32(mm.MaxMemoryMB),
 			provMBMS: uint64(mm.ProvisionedMBMS)}
 		if !mm.LastStart.IsZero() {

@@ -17,7 +17,7 @@ const AllNamespaces = "*"
 // metricSum adds buckets up.
 type metricSum struct {
 	invocations, errors, throttles, coldStarts int64
-	durationSum                                float64
+	durationUS                                 uint64
 	lastStart                                  int64
 	billedMS, mbMS, cpuUS, provMBMS            uint64
 	maxMemoryMB                                uint32
@@ -30,7 +30,7 @@ func (a *metricSum) add(b *bucket) {
 	a.errors += int64(b.errors)
 	a.throttles += int64(b.throttles)
 	a.coldStarts += int64(b.coldStarts)
-	a.durationSum += b.durationSum
+	a.durationUS += b.durationUS
 	a.lastStart = max(a.lastStart, b.lastStart)
 	a.billedMS += b.billedMS
 	a.mbMS += b.mbMS
@@ -54,7 +54,7 @@ func (a *metricSum) add(b *bucket) {
 // go to OtherErrorType).
 func (a *metricSum) bucket() bucket {
 	b := bucket{invocations: uint64(a.invocations), errors: uint64(a.errors), throttles: uint64(a.throttles),
-		coldStarts: uint64(a.coldStarts), durationSum: a.durationSum, lastStart: a.lastStart, billedMS: a.billedMS,
+		coldStarts: uint64(a.coldStarts), durationUS: a.durationUS, lastStart: a.lastStart, billedMS: a.billedMS,
 		mbMS: a.mbMS, cpuUS: a.cpuUS, provMBMS: a.provMBMS, maxMemoryMB: a.maxMemoryMB}
 	for i, n := range a.durations {
 		b.durations[i] = uint32(min(n, math.MaxUint32))
@@ -74,7 +74,7 @@ func (a *metricSum) point(t time.Time) model.MetricPoint {
 		p.P50MS = quantileMS(&a.durations, 0.50)
 		p.P90MS = quantileMS(&a.durations, 0.90)
 		p.P99MS = quantileMS(&a.durations, 0.99)
-		p.AvgMS = a.durationSum / float64(a.invocations)
+		p.AvgMS = float64(a.durationUS) / 1000 / float64(a.invocations)
 	}
 	return p
 }
@@ -121,6 +121,18 @@ func quantileMS(h *[model.DurationBuckets]uint64, q float64) float64 {
 		seen += n
 	}
 	return model.DurationBoundsMS[len(model.DurationBoundsMS)-1]
+}
+
+// sumsLocked lists the namespaces' sums: namespace ns's, or every one's
+// (AllNamespaces). Needs s.mu.
+func (s *Store) sumsLocked(ns string) []*funcHistory {
+	if ns != AllNamespaces {
+		if h := s.metrics.byNamespace[model.NamespaceOf(ns)]; h != nil {
+			return []*funcHistory{h}
+		}
+		return nil
+	}
+	return slices.Collect(maps.Values(s.metrics.byNamespace))
 }
 
 // historiesLocked lists the histories of function fn of namespace ns
@@ -206,12 +218,12 @@ func (s *Store) MetricSeries(ns, fn string, start time.Time, step time.Duration,
 	end := first + stepMin*int64(n)
 	s.mu.RLock()
 	t := s.metrics.seriesTier(first, stepMin)
-	for _, h := range s.historiesLocked(ns, fn) {
-		bs := h.tiers[t]
-		i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
-		for ; i < len(bs) && bs[i].start < end; i++ {
-			sums[(bs[i].start-first)/stepMin].add(&bs[i])
-		}
+	hs := s.sumsLocked(ns) // a namespace's total: its sums
+	if fn != "" {
+		hs = s.historiesLocked(ns, fn)
+	}
+	for _, h := range hs {
+		h.each(t, first, end, func(b *bucket) { sums[(b.start-first)/stepMin].add(b) })
 	}
 	s.mu.RUnlock()
 	out := make([]model.MetricPoint, n)
@@ -285,7 +297,11 @@ func (s *Store) Usage(ns, fn string, from, to time.Time, by string) []model.Usag
 	sums := map[key]*metricSum{}
 	s.mu.RLock()
 	spans := s.metrics.cover(a, b, top, nil)
-	for _, h := range s.historiesLocked(ns, fn) {
+	hs := s.sumsLocked(ns) // totals of namespaces: their sums
+	if fn != "" || by == model.UsageByFunc {
+		hs = s.historiesLocked(ns, fn)
+	}
+	for _, h := range hs {
 		k := key{}
 		switch by {
 		case model.UsageByNS:
@@ -294,22 +310,20 @@ func (s *Store) Usage(ns, fn string, from, to time.Time, by string) []model.Usag
 			k.ns, k.fn = h.namespace, h.function
 		}
 		for _, sp := range spans {
-			bs := h.tiers[sp.tier]
-			i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= sp.first })
-			for ; i < len(bs) && bs[i].start < sp.end; i++ {
+			h.each(sp.tier, sp.first, sp.end, func(b *bucket) {
 				switch by {
 				case model.UsageByDay:
-					k.start = floorTo(bs[i].start, tierWidth[tierDay])
+					k.start = floorTo(b.start, tierWidth[tierDay])
 				case model.UsageByHour:
-					k.start = floorTo(bs[i].start, tierWidth[tierHour])
+					k.start = floorTo(b.start, tierWidth[tierHour])
 				}
 				sum := sums[k]
 				if sum == nil {
 					sum = &metricSum{}
 					sums[k] = sum
 				}
-				sum.add(&bs[i])
-			}
+				sum.add(b)
+			})
 		}
 	}
 	s.mu.RUnlock()
@@ -371,20 +385,15 @@ func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []m
 		histories = s.historiesLocked(ns, "")
 	}
 	for _, h := range histories {
-		bs := h.tiers[tierMinute]
-		i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
-		if i == len(bs) || bs[i].start >= end {
-			continue
-		}
 		k := [2]string{h.namespace, h.function}
-		sum := sums[k]
-		if sum == nil {
-			sum = &metricSum{}
-			sums[k] = sum
-		}
-		for ; i < len(bs) && bs[i].start < end; i++ {
-			sum.add(&bs[i])
-		}
+		h.each(tierMinute, first, end, func(b *bucket) {
+			sum := sums[k]
+			if sum == nil {
+				sum = &metricSum{}
+				sums[k] = sum
+			}
+			sum.add(b)
+		})
 	}
 	s.mu.RUnlock()
 	out := make([]model.FunctionStats, 0, len(sums))
@@ -419,7 +428,7 @@ func (s *Store) FunctionTotals(keep func(ns, fn string) bool) []model.FunctionTo
 		}
 		b := &h.total
 		t := model.FunctionTotals{Namespace: h.namespace, Function: h.function, Invocations: int64(b.invocations),
-			Errors: int64(b.errors), Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: b.durationSum,
+			Errors: int64(b.errors), Throttles: int64(b.throttles), ColdStarts: int64(b.coldStarts), DurationSumMS: float64(b.durationUS) / 1000,
 			BilledMS: int64(b.billedMS), MBMS: int64(b.mbMS), CPUUS: int64(b.cpuUS), ProvisionedMBMS: int64(b.provMBMS)}
 		for i, n := range b.durations {
 			t.Durations[i] = uint64(n)

@@ -23,7 +23,7 @@ func (s *Store) meterProvisionedLocked(now time.Time) {
 			if p.Instances <= 0 || p.MemoryMB <= 0 {
 				continue
 			}
-			h := x.history(p.Namespace, p.Function)
+			hs := x.histories(p.Namespace, p.Function)
 			perMS := uint64(p.Instances) * uint64(p.MemoryMB)
 			// Minute by minute, so each tier's buckets get their share.
 			for at := from; at < to; {
@@ -32,12 +32,14 @@ func (s *Store) meterProvisionedLocked(now time.Time) {
 				// Whole milliseconds since the epoch at each end, so that
 				// the chunks add up to the interval exactly.
 				ms := uint64(end/int64(time.Millisecond) - at/int64(time.Millisecond))
-				for t := range tiers {
-					if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
-						h.bucket(t, start).provMBMS += perMS * ms
+				for _, h := range hs {
+					for t := range tiers {
+						if start := floorTo(m, tierWidth[t]); x.inWindow(t, start) {
+							h.bucket(t, start).provMBMS += perMS * ms
+						}
 					}
 				}
-				h.total.provMBMS += perMS * ms
+				hs[0].total.provMBMS += perMS * ms
 				at = end
 				if end < to && to-end > int64(x.keep[tierDay])*int64(time.Minute) {
 					at = to - int64(x.keep[tierDay])*int64(time.Minute) // beyond every window: skip ahead
