@@ -172,11 +172,9 @@ type funcHistory struct {
 	namespace, function string
 	open                [tiers][]bucket
 	sealed              [tiers][]chunk
-	// floor is each tier's window start as of the last advance: a
-	// sealed bucket before it, in a chunk that straddles it, is gone for
-	// every reader.
-	floor [tiers]int64
-	total bucket
+	total               bucket
+	// active: it is in metricHistory.active (it has open buckets).
+	active bool
 }
 
 // bucket returns the bucket starting at minute m of tier t, made when
@@ -202,11 +200,7 @@ func (h *funcHistory) bucket(t int, m int64) *bucket {
 }
 
 func newFuncHistory(ns, fn string) *funcHistory {
-	h := &funcHistory{namespace: ns, function: fn}
-	for t := range h.floor {
-		h.floor[t] = math.MinInt64
-	}
-	return h
+	return &funcHistory{namespace: ns, function: fn}
 }
 
 func (h *funcHistory) empty() bool {
@@ -218,12 +212,13 @@ func (h *funcHistory) empty() bool {
 	return true
 }
 
-// buckets is tier t's buckets as a snapshot stores them: one per start,
-// in order (a late count's bucket added to its sealed one).
-func (h *funcHistory) buckets(t int) []bucket {
+// buckets is tier t's buckets from floor on as a snapshot stores them:
+// one per start, in order (a late count's bucket added to its sealed
+// one).
+func (h *funcHistory) buckets(t int, floor int64) []bucket {
 	byStart := map[int64]*metricSum{}
 	var starts []int64
-	h.each(t, math.MinInt64, math.MaxInt64, func(b *bucket) {
+	h.each(t, floor, math.MaxInt64, func(b *bucket) {
 		s := byStart[b.start]
 		if s == nil {
 			s = &metricSum{}
@@ -253,6 +248,13 @@ type metricHistory struct {
 	// that start before now-keep are gone.
 	now  int64
 	keep [tiers]int64
+	// floor is each tier's window start (Unix minutes; MinInt64 before
+	// the first batch): readers never see a bucket before it, whether or
+	// not the hourly pass has dropped it yet.
+	floor [tiers]int64
+	// active are the histories with open buckets, which the pass each
+	// minute seals as they age.
+	active map[*funcHistory]struct{}
 	// provisioned are the provisioned functions as of provisionedAt (Unix
 	// ns), the latest batch time: their instances are metered from then
 	// to the next batch time (provisioned.go).
@@ -261,7 +263,12 @@ type metricHistory struct {
 }
 
 func newMetricHistory() metricHistory {
-	return metricHistory{byFunction: map[string]*funcHistory{}, byNamespace: map[string]*funcHistory{}, keep: defaultKeep}
+	x := metricHistory{byFunction: map[string]*funcHistory{}, byNamespace: map[string]*funcHistory{}, keep: defaultKeep,
+		active: map[*funcHistory]struct{}{}}
+	for t := range x.floor {
+		x.floor[t] = math.MinInt64
+	}
+	return x
 }
 
 func unixMinute(t time.Time) int64 {
@@ -282,6 +289,27 @@ func floorTo(m, w int64) int64 {
 	return m - r
 }
 
+// sealAll seals what aged in every tier of h and keeps the active set.
+func (x *metricHistory) sealAll(h *funcHistory) {
+	open := false
+	for t := range tiers {
+		h.seal(t, x.now)
+		open = open || len(h.open[t]) > 0
+	}
+	if !open {
+		delete(x.active, h)
+		h.active = false
+	}
+}
+
+// opened notes that h has an open bucket.
+func (x *metricHistory) opened(h *funcHistory) {
+	if !h.active {
+		h.active = true
+		x.active[h] = struct{}{}
+	}
+}
+
 // inWindow reports whether tier t still keeps a bucket starting at m.
 func (x *metricHistory) inWindow(t int, m int64) bool {
 	return x.now == 0 || m >= floorTo(x.now-x.keep[t], tierWidth[t])
@@ -296,6 +324,8 @@ func (x *metricHistory) histories(ns, fn string) [2]*funcHistory {
 		a = newFuncHistory(h.namespace, "")
 		x.byNamespace[h.namespace] = a
 	}
+	x.opened(h)
+	x.opened(a)
 	return [2]*funcHistory{h, a}
 }
 
@@ -381,22 +411,26 @@ func (x *metricHistory) advance(now time.Time) {
 	}
 	was := x.now
 	x.now = m
-	// A tier's window and what it seals move only when a bucket of it
-	// ends: hours once an hour, days once a day.
-	var due []int
 	for t := range tiers {
-		if floorTo(was, tierWidth[t]) != floorTo(m, tierWidth[t]) {
-			due = append(due, t)
-		}
+		x.floor[t] = floorTo(x.now-x.keep[t], tierWidth[t])
+	}
+	// Each minute, the histories with open buckets seal those that
+	// aged; each hour, every history drops what left the windows (the
+	// floors hide it from readers meanwhile).
+	for h := range x.active {
+		x.sealAll(h)
+	}
+	if floorTo(was, tierWidth[tierHour]) == floorTo(m, tierWidth[tierHour]) {
+		return
 	}
 	for _, byName := range []map[string]*funcHistory{x.byFunction, x.byNamespace} {
 		for name, h := range byName {
-			for _, t := range due {
-				h.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
-				h.seal(t, x.now)
+			for t := range tiers {
+				h.dropBefore(t, x.floor[t])
 			}
 			if h.empty() {
 				delete(byName, name)
+				delete(x.active, h)
 			}
 		}
 	}
@@ -427,7 +461,8 @@ func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
 	for _, byName := range []map[string]*funcHistory{s.metrics.byFunction, s.metrics.byNamespace} {
 		for _, h := range byName {
 			mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
-				Minutes: snapshotBuckets(h.buckets(tierMinute)), Hours: snapshotBuckets(h.buckets(tierHour)), Days: snapshotBuckets(h.buckets(tierDay))}
+				Minutes: snapshotBuckets(h.buckets(tierMinute, s.metrics.floor[tierMinute])), Hours: snapshotBuckets(h.buckets(tierHour, s.metrics.floor[tierHour])),
+				Days: snapshotBuckets(h.buckets(tierDay, s.metrics.floor[tierDay]))}
 			if h.function != "" {
 				mh.Total = &snapshotBuckets([]bucket{h.total})[0]
 			}
@@ -485,17 +520,21 @@ func restoreMetrics(hs []model.MetricHistory, now time.Time, keep []time.Duratio
 			x.keep[t] = int64(keep[t] / time.Minute)
 		}
 	}
+	if x.now != 0 {
+		for t := range tiers {
+			x.floor[t] = floorTo(x.now-x.keep[t], tierWidth[t])
+		}
+	}
 	sums := false
 	for _, mh := range hs {
 		ns := model.NamespaceOf(mh.Namespace)
 		h := newFuncHistory(ns, mh.Function)
 		for t, ms := range [tiers][]model.MetricMinute{mh.Minutes, mh.Hours, mh.Days} {
 			h.open[t] = restoreBuckets(ms)
-			if x.now != 0 {
-				h.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
-				h.seal(t, x.now)
-			}
+			h.dropBefore(t, x.floor[t])
 		}
+		x.opened(h)
+		x.sealAll(h)
 		if mh.Function == "" {
 			x.byNamespace[ns] = h
 			sums = true
@@ -506,7 +545,7 @@ func restoreMetrics(hs []model.MetricHistory, now time.Time, keep []time.Duratio
 		} else {
 			// A snapshot from before the totals: the days are what is left.
 			var sum metricSum
-			h.each(tierDay, math.MinInt64, math.MaxInt64, sum.add)
+			h.each(tierDay, x.floor[tierDay], math.MaxInt64, sum.add)
 			h.total = sum.bucket()
 		}
 		x.byFunction[model.QualifiedName(ns, mh.Function)] = h
@@ -527,7 +566,7 @@ func (x *metricHistory) sumNamespaces() {
 	sums := map[key]*metricSum{}
 	for _, h := range x.byFunction {
 		for t := range tiers {
-			h.each(t, math.MinInt64, math.MaxInt64, func(b *bucket) {
+			h.each(t, x.floor[t], math.MaxInt64, func(b *bucket) {
 				k := key{h.namespace, t, b.start}
 				if sums[k] == nil {
 					sums[k] = &metricSum{}
@@ -550,12 +589,8 @@ func (x *metricHistory) sumNamespaces() {
 		a.open[k.tier] = append(a.open[k.tier], b)
 	}
 	for _, a := range x.byNamespace {
-		for t := range tiers {
-			if x.now != 0 {
-				a.dropBefore(t, floorTo(x.now-x.keep[t], tierWidth[t]))
-				a.seal(t, x.now)
-			}
-		}
+		x.opened(a)
+		x.sealAll(a)
 	}
 }
 

@@ -119,7 +119,7 @@ func TestThrottlesErrorTypesAndTheWindow(t *testing.T) {
 		t.Fatalf("after 48 h: %+v", p)
 	}
 	f := s.metrics.byFunction["default/f"]
-	if g := s.metrics.byFunction["team/g"]; f == nil || f.count(tierMinute) != 0 || g == nil || g.count(tierMinute) != 1 {
+	if g := s.metrics.byFunction["team/g"]; f == nil || f.count(tierMinute, s.metrics.floor[tierMinute]) != 0 || g == nil || g.count(tierMinute, s.metrics.floor[tierMinute]) != 1 {
 		t.Fatalf("minutes left: f %+v, g %+v; want g's minute only, a minute younger", f, g)
 	}
 	// The hour and the day keep f's 11 invocations, and the late record

@@ -223,7 +223,7 @@ func (s *Store) MetricSeries(ns, fn string, start time.Time, step time.Duration,
 		hs = s.historiesLocked(ns, fn)
 	}
 	for _, h := range hs {
-		h.each(t, first, end, func(b *bucket) { sums[(b.start-first)/stepMin].add(b) })
+		h.each(t, max(first, s.metrics.floor[t]), end, func(b *bucket) { sums[(b.start-first)/stepMin].add(b) })
 	}
 	s.mu.RUnlock()
 	out := make([]model.MetricPoint, n)
@@ -310,7 +310,7 @@ func (s *Store) Usage(ns, fn string, from, to time.Time, by string) []model.Usag
 			k.ns, k.fn = h.namespace, h.function
 		}
 		for _, sp := range spans {
-			h.each(sp.tier, sp.first, sp.end, func(b *bucket) {
+			h.each(sp.tier, max(sp.first, s.metrics.floor[sp.tier]), sp.end, func(b *bucket) {
 				switch by {
 				case model.UsageByDay:
 					k.start = floorTo(b.start, tierWidth[tierDay])
@@ -386,7 +386,7 @@ func (s *Store) FunctionStats(ns string, from, to time.Time, only ...string) []m
 	}
 	for _, h := range histories {
 		k := [2]string{h.namespace, h.function}
-		h.each(tierMinute, first, end, func(b *bucket) {
+		h.each(tierMinute, max(first, s.metrics.floor[tierMinute]), end, func(b *bucket) {
 			sum := sums[k]
 			if sum == nil {
 				sum = &metricSum{}

@@ -195,6 +195,9 @@ func (h *funcHistory) seal(t int, now int64) {
 	}
 	bs := h.open[t]
 	limit := now - openFor[t] - tierWidth[t] // buckets starting before it have ended long enough ago
+	if len(bs) == 0 || bs[0].start >= limit {
+		return
+	}
 	i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= limit })
 	if i == 0 {
 		return
@@ -229,7 +232,6 @@ func (h *funcHistory) seal(t int, now int64) {
 // keep it), open ones as they are. Buckets of one start may come twice
 // (a late count after sealing): callers add them up.
 func (h *funcHistory) each(t int, first, end int64, f func(b *bucket)) {
-	first = max(first, h.floor[t])
 	var scratch bucket
 	for k := range h.sealed[t] {
 		c := &h.sealed[t][k]
@@ -256,7 +258,6 @@ func (h *funcHistory) each(t int, first, end int64, f func(b *bucket)) {
 // ones, and the chunks whose every bucket does (a chunk that straddles
 // first stays until it does; readers filter by start).
 func (h *funcHistory) dropBefore(t int, first int64) {
-	h.floor[t] = max(h.floor[t], first)
 	if bs := h.open[t]; len(bs) > 0 && bs[0].start < first {
 		i := sort.Search(len(bs), func(i int) bool { return bs[i].start >= first })
 		h.open[t] = append([]bucket(nil), bs[i:]...)
@@ -282,9 +283,9 @@ func (h *funcHistory) sealedBytes() int {
 	return n
 }
 
-// count is how many buckets tier t holds for its readers.
-func (h *funcHistory) count(t int) int {
+// count is how many buckets tier t holds from floor on.
+func (h *funcHistory) count(t int, floor int64) int {
 	n := 0
-	h.each(t, math.MinInt64, math.MaxInt64, func(*bucket) { n++ })
+	h.each(t, floor, math.MaxInt64, func(*bucket) { n++ })
 	return n
 }

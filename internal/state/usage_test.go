@@ -123,7 +123,7 @@ func TestMetricRetentionsComeWithTheBatchAndASnapshot(t *testing.T) {
 	s.AddRecords([]model.Invocation{metered("a", "f", m0, 10, 128)}, nil, ret, m0)
 	s.AddRecords(nil, nil, ret, m0.Add(4*time.Hour))
 	h := s.metrics.byFunction["team/f"]
-	if h == nil || h.count(tierMinute) != 0 || h.count(tierHour) != 0 || h.count(tierDay) != 1 {
+	if h == nil || h.count(tierMinute, s.metrics.floor[tierMinute]) != 0 || h.count(tierHour, s.metrics.floor[tierHour]) != 0 || h.count(tierDay, s.metrics.floor[tierDay]) != 1 {
 		t.Fatalf("tiers after 4 h: %+v", h)
 	}
 	if tier, step := s.TierFor(m0); tier != "day" || step != 24*time.Hour {
