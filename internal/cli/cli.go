@@ -169,6 +169,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.usageCommand(),
 		a.costCommand(),
 		a.budgetsCommand(),
+		a.runtimesCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

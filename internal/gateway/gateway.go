@@ -251,6 +251,7 @@ func (g *Gateway) routeTable() []route {
 		{"DELETE /v1/topics/{name}/subscriptions/{function}", permWrite, scoped, g.unsubscribeTopic},
 		{"GET /v1/usage", permRead, scoped, g.getUsage},
 		{"GET /v1/usage/cost", permRead, scoped, g.getCost},
+		{"GET /v1/runtimes", permRead, global, g.listRuntimes},
 		{"GET /v1/budgets", permRead, scoped, g.listBudgets},
 		{"PUT /v1/namespaces/{name}/budget", permAdmin, global, g.putBudget},
 		{"DELETE /v1/namespaces/{name}/budget", permAdmin, global, g.deleteBudget},

@@ -57,6 +57,10 @@ type Options struct {
 	// (see worker.Config.InstanceMemory); 0 for a quarter of the host's
 	// memory.
 	InstanceMemory int64
+	// Runtimes, when set, are the Python interpreters instances run with
+	// (each PATH or NAME=PATH; python.Given), instead of those found on
+	// the host (python.Discover).
+	Runtimes []string
 	// InsecureNoSandbox runs instances as plain process groups, without
 	// namespaces, cgroups or seccomp. For hosts that cannot build
 	// sandboxes; never for untrusted code.

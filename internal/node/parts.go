@@ -89,6 +89,9 @@ func (p *parts) dataStores() component {
 func (p *parts) pythons() component {
 	return starting(func(context.Context) error {
 		rts, err := python.Discover()
+		if len(p.opts.Runtimes) > 0 {
+			rts, err = python.Given(p.opts.Runtimes)
+		}
 		if err != nil {
 			return fmt.Errorf("looking for Python: %w", err)
 		}

@@ -6,8 +6,11 @@ package placement
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"nimbus/internal/model"
@@ -71,6 +74,10 @@ func (p *Placer) targets() []Target {
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
 	order := p.rank(req.Function)
 	if len(order) == 0 {
+		if rt := req.Function.Runtime; rt != "" && len(p.rank(model.Function{})) > 0 {
+			return worker.Result{}, fmt.Errorf("%w: none of the healthy workers offers runtime %s (they offer %s)",
+				ErrNoWorkers, rt, strings.Join(p.Runtimes(), ", "))
+		}
 		return worker.Result{}, ErrNoWorkers
 	}
 	var last error = worker.ErrNoCapacity
@@ -114,7 +121,8 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 // ErrNoWorkers is returned when no worker is available at all.
 var ErrNoWorkers = errors.New("no worker is available")
 
-// rank orders the targets: warm instance of this revision first, then
+// rank orders the targets that offer fn's runtime (any, for a function
+// that names none): warm instance of this revision first, then
 // by load (busy slots over slots), healthy ones only.
 func (p *Placer) rank(fn model.Function) []Target {
 	type scored struct {
@@ -123,13 +131,13 @@ func (p *Placer) rank(fn model.Function) []Target {
 		load float64
 	}
 	all := p.targets()
-	if len(all) == 1 {
+	if len(all) == 1 && (fn.Runtime == "" || slices.Contains(all[0].Runtimes(), fn.Runtime)) {
 		return all // one worker (nimbus dev): nothing to rank
 	}
 	var s []scored
 	for _, t := range all {
 		st := t.Status()
-		if !st.Healthy {
+		if !st.Healthy || (fn.Runtime != "" && !slices.Contains(t.Runtimes(), fn.Runtime)) {
 			continue
 		}
 		load := 1.0
@@ -169,8 +177,8 @@ func (p *Placer) Workers() []client.Worker {
 	return out
 }
 
-// Runtimes returns the runtimes some healthy worker can run, in the
-// order the first worker lists them, then any others.
+// Runtimes returns the runtimes some healthy worker can run, newest
+// first (python3.13 before python3.9).
 func (p *Placer) Runtimes() []string {
 	seen := map[string]bool{}
 	var out []string
@@ -184,6 +192,36 @@ func (p *Placer) Runtimes() []string {
 				out = append(out, r)
 			}
 		}
+	}
+	minor := func(name string) int {
+		n, err := strconv.Atoi(strings.TrimPrefix(name, "python3."))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	sort.SliceStable(out, func(i, j int) bool { return minor(out[i]) > minor(out[j]) })
+	return out
+}
+
+// Offers lists each runtime the healthy workers offer with those that
+// offer it, in the order of Runtimes.
+func (p *Placer) Offers() []model.RuntimeOffer {
+	by := map[string][]string{}
+	for _, t := range p.targets() {
+		st := t.Status()
+		if !st.Healthy {
+			continue
+		}
+		for _, r := range t.Runtimes() {
+			by[r] = append(by[r], st.ID)
+		}
+	}
+	var out []model.RuntimeOffer
+	for _, r := range p.Runtimes() {
+		ws := by[r]
+		slices.Sort(ws)
+		out = append(out, model.RuntimeOffer{Name: r, Workers: ws})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type fakeTarget struct {
 	refuse   error // returned by Invoke when set
 	invoked  int
 	waitSeen time.Duration
+	runtimes []string // nil: python3.11
 }
 
 func (f *fakeTarget) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
@@ -36,7 +38,12 @@ func (f *fakeTarget) Status() client.Worker {
 	return client.Worker{ID: f.id, Slots: f.slots, InUse: f.inUse, Healthy: f.healthy}
 }
 func (f *fakeTarget) HasWarm(string, int64) bool { return f.warm }
-func (f *fakeTarget) Runtimes() []string         { return []string{"python3.11"} }
+func (f *fakeTarget) Runtimes() []string {
+	if f.runtimes == nil {
+		return []string{"python3.11"}
+	}
+	return f.runtimes
+}
 
 type fakeSource []Target
 
@@ -123,5 +130,32 @@ func TestRoomAndRuntimesCountHealthyWorkersOnly(t *testing.T) {
 	}
 	if rts := p.Runtimes(); len(rts) != 1 || rts[0] != "python3.11" {
 		t.Fatalf("runtimes %v", rts)
+	}
+}
+
+// Only a worker that offers a function's runtime runs it, however idle
+// the others are; none offering it is a clear error naming what they
+// offer.
+func TestOnlyWorkersWithTheRuntimeAreOffered(t *testing.T) {
+	old := &fakeTarget{id: "old", slots: 4, healthy: true}
+	newer := &fakeTarget{id: "newer", slots: 4, inUse: 3, healthy: true, runtimes: []string{"python3.13", "python3.11"}}
+	p := New(fakeSource{old, newer})
+	r := req()
+	r.Function.Runtime = "python3.13"
+	for range 3 {
+		if res, err := p.Invoke(context.Background(), r); err != nil || res.WorkerID != "newer" {
+			t.Fatalf("python3.13 ran on %q (%v)", res.WorkerID, err)
+		}
+	}
+	if old.invoked != 0 {
+		t.Fatalf("the worker without python3.13 was offered %d invocations", old.invoked)
+	}
+	r.Function.Runtime = "python3.99"
+	if _, err := p.Invoke(context.Background(), r); !errors.Is(err, ErrNoWorkers) || !strings.Contains(err.Error(), "python3.99") || !strings.Contains(err.Error(), "python3.13") {
+		t.Fatalf("a runtime no worker offers: %v", err)
+	}
+	// One worker (nimbus dev) without the runtime: the same error.
+	if _, err := New(fakeSource{old}).Invoke(context.Background(), r); !errors.Is(err, ErrNoWorkers) || !strings.Contains(err.Error(), "python3.99") {
+		t.Fatalf("the one worker lacks the runtime: %v", err)
 	}
 }

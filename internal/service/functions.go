@@ -118,6 +118,10 @@ func (s *Service) scanPolicy(ns string) scan.Policy {
 	return s.d.ScanPolicy
 }
 
+// Runtimes lists the Python runtimes the healthy workers offer, newest
+// first, with the workers that offer each.
+func (s *Service) Runtimes() []model.RuntimeOffer { return s.d.Placer.Offers() }
+
 // pickRuntime resolves "" to the newest runtime the workers offer and
 // checks a named one.
 func (s *Service) pickRuntime(name string) (string, error) {

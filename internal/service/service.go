@@ -51,6 +51,7 @@ type Control interface {
 // Placer is what the use cases need of placement.
 type Placer interface {
 	Runtimes() []string
+	Offers() []model.RuntimeOffer
 	Prefetch(fn model.Function)
 	Provision(fn model.Function, n int)
 	Retire(qualifiedName string)

@@ -162,6 +162,7 @@ func TestANamespaceIsRemovedOnlyOnceEmpty(t *testing.T) {
 type noPlacer struct{}
 
 func (noPlacer) Runtimes() []string            { return nil }
+func (noPlacer) Offers() []model.RuntimeOffer  { return nil }
 func (noPlacer) Prefetch(model.Function)       {}
 func (noPlacer) Provision(model.Function, int) {}
 func (noPlacer) Retire(string)                 {}

@@ -216,6 +216,9 @@ func Budget(m model.BudgetStatus) client.Budget {
 		Month: b.Month, Alerts: b.Alerts, Exceeded: b.Exceeded, Currency: m.Currency, Spent: m.Spent, Forecast: m.Forecast}
 }
 
+// RuntimeOffer is a runtime and its workers as the API shows them.
+func RuntimeOffer(m model.RuntimeOffer) client.RuntimeOffer { return client.RuntimeOffer(m) }
+
 // PriceTable is a price table as the API shows it.
 func PriceTable(m model.PriceTable) client.PriceTable { return client.PriceTable(m) }
 

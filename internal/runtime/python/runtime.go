@@ -263,3 +263,39 @@ func compareVersions(a, b string) int {
 	}
 	return 0
 }
+
+// Given returns exactly the runtimes specs name, instead of discovering
+// them: each spec is an interpreter's path, or NAME=PATH where NAME must
+// be the interpreter's own (python3.N), checked by running it. Newest
+// first, as Discover; a spec that does not run, a name that does not
+// match, or two specs of one name are errors that say which.
+func Given(specs []string) ([]Runtime, error) {
+	var rts []Runtime
+	for _, spec := range specs {
+		name, path, named := strings.Cut(spec, "=")
+		if !named {
+			name, path = "", spec
+		}
+		if !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("python: --runtime %q: the interpreter's path must be absolute", spec)
+		}
+		rt, err := probe(path)
+		if err != nil {
+			return nil, fmt.Errorf("python: --runtime %q: %s does not run as a Python 3 interpreter: %v", spec, path, err)
+		}
+		if named && name != rt.Name {
+			return nil, fmt.Errorf("python: --runtime %q: %s is %s (%s), not %s", spec, path, rt.Name, rt.Version, name)
+		}
+		for _, have := range rts {
+			if have.Name == rt.Name {
+				return nil, fmt.Errorf("python: --runtime %q: %s is given twice", spec, rt.Name)
+			}
+		}
+		rts = append(rts, rt)
+	}
+	if len(rts) == 0 {
+		return nil, errors.New("python: no runtime given")
+	}
+	sort.Slice(rts, func(a, b int) bool { return compareVersions(rts[a].Version, rts[b].Version) > 0 })
+	return rts, nil
+}

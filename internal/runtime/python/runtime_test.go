@@ -185,3 +185,29 @@ func TestCandidatesTakePyenvVersionsNotTheirShims(t *testing.T) {
 		t.Fatalf("candidates: %q", got)
 	}
 }
+
+// Given offers exactly the interpreters named, checks each name against
+// the interpreter, and says what is wrong with a bad one.
+func TestGivenRuntimesAreCheckedAndOfferedAlone(t *testing.T) {
+	found, err := Discover()
+	if err != nil {
+		t.Skip(err)
+	}
+	rt := found[0]
+	rts, err := Given([]string{rt.Name + "=" + rt.Executable})
+	if err != nil || len(rts) != 1 || rts[0].Name != rt.Name || rts[0].Executable != rt.Executable {
+		t.Fatalf("Given(%s=%s) = %+v, %v", rt.Name, rt.Executable, rts, err)
+	}
+	for _, c := range []struct{ spec, want string }{
+		{"python3.99=" + rt.Executable, "not python3.99"},
+		{"python3.11=relative/python", "absolute"},
+		{"/nonexistent/python3", "does not run"},
+	} {
+		if _, err := Given([]string{c.spec}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Given(%q): %v, want an error about %q", c.spec, err, c.want)
+		}
+	}
+	if _, err := Given([]string{rt.Executable, rt.Name + "=" + rt.Executable}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("one runtime given twice: %v", err)
+	}
+}
