@@ -210,12 +210,14 @@ func TestABudgetNotifiesOnceAThresholdAndItsHardLimitThrottlesThenLifts(t *testi
 	if r := n.waitRecord(queued, 30*time.Second, "is listed", func(client.Invocation) bool { return true }); r.Status != client.StatusQueued {
 		t.Fatalf("an event past the hard limit: %+v", r)
 	}
-	// Raised, the limit lifts at once and the queued event runs; the
-	// alerts already sent are not sent again however many checks pass.
-	n.mustCLI(0, "budgets", "set", "default", "--monthly", "1", "--notify", "50,100", "--hard-limit")
+	// Raised, the limit lifts at once and the queued event runs. The new
+	// budget adds a threshold of 1%, which the spend has crossed: its
+	// alert shows a check ran after the raise, and the alerts sent before
+	// are not sent again.
+	n.mustCLI(0, "budgets", "set", "default", "--monthly", "0.1", "--notify", "1,50,100", "--hard-limit")
 	n.mustCLI(0, "invoke", "paid")
 	n.waitRecord(queued, 60*time.Second, "runs once the budget is raised", func(r client.Invocation) bool { return r.Status == client.StatusSuccess })
-	time.Sleep(3 * time.Second) // three more checks: what must not happen is a second delivery
+	waitFor(t, 60*time.Second, "the 1% alert of the raised budget", func() bool { return keys()["spend:1"] == 1 })
 	for k, c := range keys() {
 		if c != 1 {
 			t.Errorf("alert %s delivered %d times", k, c)
@@ -241,7 +243,7 @@ func TestABudgetNotifiesOnceAThresholdAndItsHardLimitThrottlesThenLifts(t *testi
 		}
 	}
 	json.Unmarshal([]byte(n.mustCLI(0, "budgets", "ls", "-o", "json").stdout), &bs)
-	if len(bs) != 1 || bs[0].Monthly != 1 {
+	if len(bs) != 1 || bs[0].Monthly != 0.1 {
 		t.Errorf("a refused budget changed the stored one: %+v", bs)
 	}
 }

@@ -32,17 +32,13 @@ func (g *Gateway) putBudget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	ns := r.PathValue("name")
-	if _, err := g.svc.PutBudget(r.Context(), model.Budget{Namespace: ns, Monthly: body.Monthly, Notify: body.Notify, HardLimit: body.HardLimit}); err != nil {
+	b := model.Budget{Namespace: r.PathValue("name"), Monthly: body.Monthly, Notify: body.Notify, HardLimit: body.HardLimit}
+	st, err := g.svc.PutBudget(r.Context(), b, time.Now().UTC())
+	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
-	list, err := g.svc.Budgets(ns, time.Now().UTC())
-	if err != nil || len(list) != 1 {
-		writeError(w, g.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.Budget(list[0]))
+	writeJSON(w, http.StatusOK, wire.Budget(st))
 }
 
 // deleteBudget removes a namespace's budget.

@@ -57,17 +57,10 @@ func (g *Gateway) getUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uq.Namespace, uq.Function, uq.By = ns, q.Get("function"), q.Get("by")
-	now := time.Now().UTC()
-	rows, err := g.svc.Usage(uq, now)
+	uq, rows, err := g.svc.Usage(uq, time.Now().UTC())
 	if err != nil {
 		writeError(w, g.log, err)
 		return
-	}
-	if uq.From.IsZero() {
-		uq.From = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	}
-	if uq.To.IsZero() {
-		uq.To = now
 	}
 	writeJSON(w, http.StatusOK, client.Usage{Since: uq.From, Until: uq.To, By: uq.By, Rows: wire.List(rows, wire.UsageRow)})
 }

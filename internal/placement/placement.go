@@ -74,7 +74,7 @@ func (p *Placer) targets() []Target {
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
 	order := p.rank(req.Function)
 	if len(order) == 0 {
-		if rt := req.Function.Runtime; rt != "" && len(p.rank(model.Function{})) > 0 {
+		if rt := req.Function.Runtime; rt != "" && len(p.Runtimes()) > 0 {
 			return worker.Result{}, fmt.Errorf("%w: none of the healthy workers offers runtime %s (they offer %s)",
 				ErrNoWorkers, rt, strings.Join(p.Runtimes(), ", "))
 		}

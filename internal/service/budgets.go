@@ -50,26 +50,42 @@ func (s *Service) CheckBudget(ns string, now time.Time) error {
 // PutBudget sets a namespace's budget after checking it: a monthly
 // amount above 0 and at most MaxBudget, thresholds from 1 to
 // MaxBudgetThreshold percent (at most 10, sorted and deduplicated here).
-// A namespace that does not exist is state.ErrNotFound.
-func (s *Service) PutBudget(ctx context.Context, b model.Budget) (model.Budget, error) {
+// A namespace that does not exist is state.ErrNotFound. It returns the
+// budget as stored, with the month's spend and forecast at now.
+func (s *Service) PutBudget(ctx context.Context, b model.Budget, now time.Time) (model.BudgetStatus, error) {
+	var none model.BudgetStatus
 	if math.IsNaN(b.Monthly) || math.IsInf(b.Monthly, 0) || b.Monthly <= 0 || b.Monthly > MaxBudget {
-		return b, state.Errorf(state.ErrInvalid, "monthly must be an amount above 0 and at most %g, not %v", float64(MaxBudget), b.Monthly)
+		return none, state.Errorf(state.ErrInvalid, "monthly must be an amount above 0 and at most %g, not %v", float64(MaxBudget), b.Monthly)
 	}
 	if len(b.Notify) > maxThresholds {
-		return b, state.Errorf(state.ErrInvalid, "at most %d thresholds, not %d", maxThresholds, len(b.Notify))
+		return none, state.Errorf(state.ErrInvalid, "at most %d thresholds, not %d", maxThresholds, len(b.Notify))
 	}
 	for _, t := range b.Notify {
 		if t < 1 || t > MaxBudgetThreshold {
-			return b, state.Errorf(state.ErrInvalid, "threshold %d%% is not within 1%% and %d%% of the budget", t, MaxBudgetThreshold)
+			return none, state.Errorf(state.ErrInvalid, "threshold %d%% is not within 1%% and %d%% of the budget", t, MaxBudgetThreshold)
 		}
 	}
 	b.Notify = slices.Compact(slices.Sorted(slices.Values(b.Notify)))
 	b.Namespace = model.NamespaceOf(b.Namespace)
 	b.UpdatedAt = time.Now().UTC()
 	if _, err := fsm.Apply(ctx, s.d.Control, fsm.PutBudget{Budget: b}); err != nil {
-		return b, err
+		return none, err
 	}
-	return s.store.Budget(b.Namespace)
+	stored, err := s.store.Budget(b.Namespace)
+	if err != nil {
+		return none, err
+	}
+	return s.budgetStatus(stored, now)
+}
+
+// budgetStatus is b with its namespace's month so far at now.
+func (s *Service) budgetStatus(b model.Budget, now time.Time) (model.BudgetStatus, error) {
+	rep, err := s.Cost(b.Namespace, "", now)
+	if err != nil {
+		return model.BudgetStatus{}, err
+	}
+	c := rep.Namespaces[0]
+	return model.BudgetStatus{Budget: b, Currency: c.Prices.Currency, Spent: c.Total, Forecast: c.Forecast.Total}, nil
 }
 
 // DeleteBudget removes a namespace's budget.
@@ -86,12 +102,11 @@ func (s *Service) Budgets(ns string, now time.Time) ([]model.BudgetStatus, error
 		if ns != state.AllNamespaces && b.Namespace != model.NamespaceOf(ns) {
 			continue
 		}
-		rep, err := s.Cost(b.Namespace, "", now)
+		st, err := s.budgetStatus(b, now)
 		if err != nil {
 			return nil, err
 		}
-		c := rep.Namespaces[0]
-		out = append(out, model.BudgetStatus{Budget: b, Currency: c.Prices.Currency, Spent: c.Total, Forecast: c.Forecast.Total})
+		out = append(out, st)
 	}
 	return out, nil
 }

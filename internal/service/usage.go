@@ -22,13 +22,13 @@ type UsageQuery struct {
 var usageGroupings = []string{model.UsageTotal, model.UsageByDay, model.UsageByHour, model.UsageByFunc, model.UsageByNS}
 
 // Usage adds up what the selection used over the window from the metric
-// history (it outlives the records). The window must start within what
-// the history keeps: days for 2 years by default, hours for 90 days
-// when grouped by hour; a namespace that does not exist is
-// state.ErrNotFound.
-func (s *Service) Usage(q UsageQuery, now time.Time) ([]model.UsageRow, error) {
+// history (it outlives the records), and returns the query with its
+// window resolved. The window must start within what the history keeps:
+// days for 2 years by default, hours for 90 days when grouped by hour; a
+// namespace that does not exist is state.ErrNotFound.
+func (s *Service) Usage(q UsageQuery, now time.Time) (UsageQuery, []model.UsageRow, error) {
 	if !slices.Contains(usageGroupings, q.By) {
-		return nil, state.Errorf(state.ErrInvalid, "cannot group usage by %q: by day, hour, function or namespace", q.By)
+		return q, nil, state.Errorf(state.ErrInvalid, "cannot group usage by %q: by day, hour, function or namespace", q.By)
 	}
 	if q.To.IsZero() {
 		q.To = now
@@ -37,7 +37,7 @@ func (s *Service) Usage(q UsageQuery, now time.Time) ([]model.UsageRow, error) {
 		q.From = monthStart(now)
 	}
 	if !q.To.After(q.From) {
-		return nil, state.Errorf(state.ErrInvalid, "the window from %s to %s is empty", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+		return q, nil, state.Errorf(state.ErrInvalid, "the window from %s to %s is empty", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
 	}
 	_, hours, days := s.store.MetricRetention()
 	keep, what := days, "days"
@@ -45,15 +45,15 @@ func (s *Service) Usage(q UsageQuery, now time.Time) ([]model.UsageRow, error) {
 		keep, what = hours, "hours"
 	}
 	if now.Sub(q.From) > keep {
-		return nil, state.Errorf(state.ErrInvalid, "%s is older than the %s of usage history the cluster keeps by %s (--metric-%s)",
+		return q, nil, state.Errorf(state.ErrInvalid, "%s is older than the %s of usage history the cluster keeps by %s (--metric-%s)",
 			q.From.Format(time.RFC3339), humanDuration(keep), what[:len(what)-1], what)
 	}
 	if q.Namespace != state.AllNamespaces {
 		if _, err := s.store.Namespace(q.Namespace); err != nil {
-			return nil, err
+			return q, nil, err
 		}
 	}
-	return s.store.Usage(q.Namespace, q.Function, q.From, q.To, q.By), nil
+	return q, s.store.Usage(q.Namespace, q.Function, q.From, q.To, q.By), nil
 }
 
 // monthStart is the start of t's month, UTC.
