@@ -83,6 +83,17 @@ func (s *Store) Put(b []byte) (string, error) {
 	return digest, nil
 }
 
+// Has reports whether the store holds digest's blob (unchecked: Get
+// checks it).
+func (s *Store) Has(digest string) bool {
+	p, err := s.path(digest)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
 // Get returns the blob's bytes after checking them against the digest.
 func (s *Store) Get(_ context.Context, digest string) ([]byte, error) {
 	p, err := s.path(digest)

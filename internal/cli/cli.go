@@ -170,6 +170,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.costCommand(),
 		a.budgetsCommand(),
 		a.runtimesCommand(),
+		a.buildsCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -102,7 +104,13 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	// The revision this deploy replaces, if any, to say so when its code
 	// came from somewhere else (two directories of the same name).
 	prev, prevErr := a.client().GetFunction(cmd.Context(), cfg.Name)
-	fn, created, err := a.client().PutFunction(cmd.Context(), cfg, zip, progress("Uploading"))
+	opts := client.DeployOptions{Progress: progress("Uploading")}
+	if a.env.IsTerminal(a.env.Stderr) {
+		lines := &linePrefixer{w: a.env.Stderr, prefix: "build | "}
+		defer lines.flush()
+		opts.BuildLog = lines
+	}
+	fn, created, err := a.client().Deploy(cmd.Context(), cfg, zip, opts)
 	if err != nil {
 		return a.platform(err)
 	}
@@ -128,7 +136,41 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	if s := scanSummary(fn.Scan); s != "" {
 		t.row("code scan:", s)
 	}
+	if d := fn.Deps; d != nil {
+		t.row("dependencies:", strings.Join(d.Packages, " "))
+		t.row("layer:", fmt.Sprintf("%s (%s, %s unpacked, at /opt/python)", shortDigest(d.SHA256), humanBytes(d.Size), humanBytes(d.Unpacked)))
+	}
 	return t.flush()
+}
+
+// shortDigest is the first 12 hex digits of a digest.
+func shortDigest(d string) string { return d[:min(12, len(d))] }
+
+// linePrefixer writes each complete line it is given to w behind prefix.
+type linePrefixer struct {
+	w       io.Writer
+	prefix  string
+	partial []byte
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		fmt.Fprintf(l.w, "%s%s\n", l.prefix, bytes.TrimRight(l.partial[:i], "\r"))
+		l.partial = l.partial[i+1:]
+	}
+}
+
+// flush writes what is left of a last line without its newline.
+func (l *linePrefixer) flush() {
+	if len(l.partial) > 0 {
+		fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.partial)
+		l.partial = nil
+	}
 }
 
 // applyDeployFlags overrides cfg with the flags the user set.

@@ -57,6 +57,13 @@ func DefaultLimits() Limits {
 	return Limits{MaxZip: 50 << 20, MaxUnzipped: 250 << 20, MaxFiles: 20000}
 }
 
+// LayerLimits bound a layer (a function's dependencies): the 250 MB
+// unzipped that Lambda gives a function and its layers together, and as
+// many files as packages bring.
+func LayerLimits() Limits {
+	return Limits{MaxZip: 250 << 20, MaxUnzipped: 250 << 20, MaxFiles: 100_000}
+}
+
 // Info describes a valid package.
 type Info struct {
 	Files        int    // non-directory entries (regular files and symlinks)

@@ -57,6 +57,7 @@ var registry = newRegistry(
 	def(PutBudgetType, applyPutBudget),
 	def(DeleteBudgetType, applyDeleteBudget),
 	def(BudgetCheckType, applyBudgetCheck),
+	def(RecordBuildType, applyRecordBuild),
 )
 
 // Each command's result type.
@@ -104,6 +105,7 @@ func (PutPrices) result() *None                            { return nil }
 func (PutBudget) result() *None                            { return nil }
 func (DeleteBudget) result() *None                         { return nil }
 func (BudgetCheck) result() *BudgetCheckResult             { return nil }
+func (RecordBuild) result() *None                          { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -332,4 +334,8 @@ func applyBudgetCheck(s *state.Store, c BudgetCheck) (BudgetCheckResult, error) 
 
 func applyPutPrices(s *state.Store, c PutPrices) (None, error) {
 	return None{}, s.PutPrices(c.Namespace, c.Prices)
+}
+
+func applyRecordBuild(s *state.Store, c RecordBuild) (None, error) {
+	return None{}, s.RecordBuild(c.Build)
 }

@@ -64,6 +64,7 @@ const (
 	PutBudgetType         CommandType = 42
 	DeleteBudgetType      CommandType = 43
 	BudgetCheckType       CommandType = 44
+	RecordBuildType       CommandType = 45
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -489,4 +490,10 @@ type BudgetCheck struct {
 // BudgetCheckResult is BudgetCheck's result.
 type BudgetCheckResult struct {
 	Fresh []string `json:"fresh,omitempty"`
+}
+
+// RecordBuild records a dependency build of a deploy, succeeded (with
+// its layer, which later builds of the same request reuse) or failed.
+type RecordBuild struct {
+	Build model.Build `json:"build"`
 }

@@ -16,6 +16,7 @@ import (
 	"nimbus/internal/codepkg"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/datadir"
+	"nimbus/internal/deps"
 	"nimbus/internal/placement"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/service"
@@ -94,8 +95,12 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "NotFound"
 	case errors.Is(err, codepkg.ErrInvalidPackage), errors.Is(err, codepkg.ErrInvalidConfig), errors.Is(err, python.ErrUnknownRuntime):
 		return http.StatusBadRequest, "BadRequest"
-	case errors.Is(err, state.ErrInvalid):
+	case errors.Is(err, state.ErrInvalid), errors.Is(err, deps.ErrInvalidRequirements):
 		return http.StatusBadRequest, "BadRequest"
+	case errors.Is(err, deps.ErrBuildFailed):
+		return http.StatusUnprocessableEntity, "BuildFailed"
+	case errors.Is(err, deps.ErrCannotBuild):
+		return http.StatusServiceUnavailable, "CannotBuild"
 	case errors.Is(err, service.ErrForbidden):
 		return http.StatusForbidden, "Forbidden"
 	case errors.Is(err, service.ErrScanBlocked):

@@ -107,7 +107,26 @@ func (g *Gateway) putFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, badRequest(fmt.Sprintf("config name %q does not match the path's %q", cfg.Name, name)))
 		return
 	}
-	out, err := g.svc.Deploy(r.Context(), callerNS(r.Context()), wire.ModelFunctionConfig(cfg), zip)
+	var stream *buildStream
+	var progress io.Writer
+	if wantsBuildLog(r) {
+		stream = &buildStream{w: w}
+		progress = stream
+	}
+	out, err := g.svc.Deploy(r.Context(), callerNS(r.Context()), wire.ModelFunctionConfig(cfg), zip, progress)
+	if stream != nil {
+		ev := client.DeployEvent{}
+		if err != nil {
+			status, code, msg := explain(g.log, err)
+			ev.Error, ev.Status = &client.APIError{Code: code, Message: msg}, status
+		} else {
+			fn := wire.Function(out.Function)
+			ev.Function, ev.Created = &fn, out.Created
+		}
+		if stream.finish(ev) {
+			return
+		}
+	}
 	if err != nil {
 		writeError(w, g.log, err)
 		return

@@ -18,6 +18,7 @@ import (
 	"nimbus/internal/console"
 	"nimbus/internal/controlplane"
 	"nimbus/internal/datadir"
+	"nimbus/internal/deps"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
@@ -78,6 +79,8 @@ type Config struct {
 	// Checker, when set, compiles a deploy's Python and refuses code that
 	// cannot be imported (a syntax error, no handler module).
 	Checker *pycheck.Checker
+	// Builder, when set, builds deploys' dependency layers.
+	Builder *deps.Builder
 	// Concurrency admits invocations within their functions' reserved
 	// concurrency and their namespaces' limits; shared with the
 	// asynchronous dispatcher. New makes one when nil.
@@ -133,7 +136,7 @@ func New(cfg Config) *Gateway {
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
-		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker,
+		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker, Builder: cfg.Builder,
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
 		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
 	})
@@ -252,6 +255,8 @@ func (g *Gateway) routeTable() []route {
 		{"GET /v1/usage", permRead, scoped, g.getUsage},
 		{"GET /v1/usage/cost", permRead, scoped, g.getCost},
 		{"GET /v1/runtimes", permRead, global, g.listRuntimes},
+		{"GET /v1/builds", permRead, scoped, g.listBuilds},
+		{"GET /v1/builds/{id}", permRead, scoped, g.getBuild},
 		{"GET /v1/budgets", permRead, scoped, g.listBudgets},
 		{"PUT /v1/namespaces/{name}/budget", permAdmin, global, g.putBudget},
 		{"DELETE /v1/namespaces/{name}/budget", permAdmin, global, g.deleteBudget},

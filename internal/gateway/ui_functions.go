@@ -121,7 +121,7 @@ func (g *Gateway) uiDeploy(w http.ResponseWriter, r *http.Request, p *console.Pa
 	if h := strings.TrimSpace(r.PostFormValue("handler")); h != "" {
 		cfg.Handler = h
 	}
-	out, err := g.svc.Deploy(r.Context(), p.Namespace, cfg, code)
+	out, err := g.svc.Deploy(r.Context(), p.Namespace, cfg, code, nil)
 	if err != nil {
 		fail(err)
 		return
@@ -522,7 +522,7 @@ func (g *Gateway) redeploy(r *http.Request, ns string, fn model.Function, form u
 			return 0, err
 		}
 	}
-	out, err := g.svc.Deploy(r.Context(), ns, cfg, code)
+	out, err := g.svc.Deploy(r.Context(), ns, cfg, code, nil)
 	return out.Function.Revision, err
 }
 

@@ -46,6 +46,9 @@ type Function struct {
 	CreatedAt  time.Time   `json:"created_at"`
 	UpdatedAt  time.Time   `json:"updated_at"`
 	Scan       *ScanReport `json:"scan,omitempty"`
+	// Deps is the dependency layer built from the package's
+	// requirements.txt, mounted at /opt/python; nil without one.
+	Deps *DepLayer `json:"deps,omitempty"`
 }
 
 // QualifiedName is the function's identity across namespaces.

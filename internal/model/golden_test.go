@@ -40,6 +40,7 @@ func stored() map[string]any {
 		"throttle_count":      &ThrottleCount{},
 		"price_table":         &PriceTable{},
 		"budget":              &Budget{},
+		"build":               &Build{},
 	}
 }
 

@@ -82,6 +82,7 @@ func RunDev(ctx context.Context, opts Options) error {
 		p.api(func() apiSettings {
 			s := p.settings()
 			s.checker = devChecker(p.runtimes, p.exec, p.scanDir, log)
+			s.builder = devBuilder(p.opts, p.runtimes, p.exec, p.scanDir)
 			s.consoleOnce = once.redeem
 			return s
 		}, func() *placement.Placer { return placement.New(nil, placement.Local(p.worker)) }, nil),

@@ -14,6 +14,7 @@ import (
 
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/deps"
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/logstore"
@@ -317,6 +318,7 @@ type apiSettings struct {
 	// budgetEvery is how often the leader checks budgets (0: 30 s).
 	budgetEvery time.Duration
 	checker     *pycheck.Checker // nil: deploys are not compile-checked
+	builder     *deps.Builder    // nil: deploys with requirements are refused
 	// consoleOnce redeems nimbus dev's one-time console sign-in link
 	// (nil elsewhere).
 	consoleOnce func(token string) (keyID string)
@@ -343,6 +345,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		ScanPolicy:  set.scanPolicy,
 		Scanner:     scan.Scanner{TempDir: set.scanDir},
 		Checker:     set.checker,
+		Builder:     set.builder,
 		Control:     cp,
 		Blobs:       blobs,
 		Logs:        logs,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"nimbus/internal/deps"
 	"nimbus/internal/model"
 	"os"
 	"time"
@@ -45,6 +46,11 @@ type Options struct {
 	// ScanPolicy is off, warn (default) or block[:SEVERITY] for code
 	// scanning with Bandit at deploy.
 	ScanPolicy string
+	// PipIndex is where dependency builds fetch packages from (the zero
+	// value: pip's default index); PipWheel the pip they run ("": the
+	// runtime's own, or the host's shared wheel).
+	PipIndex deps.Index
+	PipWheel string
 
 	// Running instances (dev, worker).
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/deps"
 	"nimbus/internal/scan"
 )
 
@@ -28,7 +29,7 @@ func resetScratch(dataDir string) (scanDir string, err error) {
 	}
 	var errs []error
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), scan.TempPrefix) {
+		if e.IsDir() && (strings.HasPrefix(e.Name(), scan.TempPrefix) || strings.HasPrefix(e.Name(), deps.TempPrefix)) {
 			errs = append(errs, codepkg.RemoveTree(filepath.Join(scanDir, e.Name())))
 		}
 	}

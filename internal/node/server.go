@@ -77,7 +77,7 @@ func RunServer(ctx context.Context, opts Options) error {
 		s.controlRPC(),
 		p.api(func() apiSettings {
 			set := p.settings()
-			set.checker, s.closeChecker = serverChecker(opts.DataDir, p.scanDir, log)
+			set.checker, set.builder, s.closeChecker = serverChecker(opts, p.scanDir, log)
 			return set
 		}, func() *placement.Placer { return placement.New(s.registry) }, s.gatewayConfig, func() { s.closeChecker() }),
 		p.serveAPI(true),

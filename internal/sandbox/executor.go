@@ -31,10 +31,23 @@ type Spec struct {
 	// with AttachCode. Only executors that implement CodeAttacher support
 	// it.
 	LateCode bool
+	// Mounts are further read-only host directories the program reads
+	// (a function's layers): isolating executors bind each at its
+	// Target; the process executor leaves them where they are (see
+	// Executor.MountPath).
+	Mounts []Mount
 	// Files are further host files the program reads (the bootstrap).
 	// Isolating executors bind each read-only at /var/runtime/<base name>
 	// and rewrite the arguments that name it.
 	Files []string
+}
+
+// Mount is a host directory a program sees, read-only, at Target (an
+// absolute path outside the runtime's own and /var/task, such as
+// /opt/python).
+type Mount struct {
+	Source string
+	Target string
 }
 
 // Process is a started instance process.
@@ -104,6 +117,9 @@ type Executor interface {
 	// TaskRoot returns where a started program sees the code directory
 	// hostDir: hostDir itself, or /var/task inside a sandbox.
 	TaskRoot(hostDir string) string
+	// MountPath returns where a started program sees m: m.Target inside
+	// a sandbox, m.Source itself otherwise.
+	MountPath(m Mount) string
 }
 
 // CodeAttacher is implemented by executors that can start a program

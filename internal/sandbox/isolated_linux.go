@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -302,6 +303,9 @@ func (e *IsolatedExecutor) Name() string {
 // TaskRoot is where instances see their code: /var/task.
 func (e *IsolatedExecutor) TaskRoot(string) string { return TaskRoot }
 
+// MountPath is where the sandbox mounts m: its Target.
+func (e *IsolatedExecutor) MountPath(m Mount) string { return m.Target }
+
 // Start builds a sandbox and starts spec's program in it. The returned
 // process is the sandbox's pid 1: when it exits, the kernel kills every
 // other process of the sandbox, and reaping destroys the cgroup.
@@ -329,6 +333,12 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		return nil, err
 	}
 	binds := append([]bindMount(nil), rtMounts...)
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) != m.Target || !strings.HasPrefix(m.Target, "/opt/") {
+			return nil, fmt.Errorf("sandbox: mount target %q is not a clean path under /opt", m.Target)
+		}
+		binds = append(binds, bindMount{Source: m.Source, Target: m.Target})
+	}
 	var shell string
 	if spec.LateCode {
 		shell = filepath.Join(e.shells, id)

@@ -26,6 +26,9 @@ func (*ProcessExecutor) Name() string { return "process" }
 // TaskRoot is the code directory itself: nothing is remounted.
 func (*ProcessExecutor) TaskRoot(hostDir string) string { return hostDir }
 
+// MountPath is the mounted directory itself: nothing is mounted.
+func (*ProcessExecutor) MountPath(m Mount) string { return m.Source }
+
 // Start starts spec.Path with exactly spec.Env (nothing inherited), in
 // spec.Dir, stdin on /dev/null, stdout and stderr on spec.Output and
 // spec.ExtraFiles as fds 3, 4, .... The child leads a new process group and

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"time"
 
@@ -25,9 +26,12 @@ type Deployed struct {
 // it, with the code in zip: the config is defaulted and validated, the
 // runtime resolved, the package validated, compiled (never imported) and
 // scanned, the code stored and replicated, and only then the revision
-// committed. Nothing is committed unless everything is valid, so a
-// refused deploy leaves the previous revision serving.
-func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfig, zip []byte) (Deployed, error) {
+// committed. A package with a requirements.txt gets its dependency
+// layer first (built, or reused), its build's log written to progress
+// as it goes (nil: nobody watches). Nothing is committed unless
+// everything is valid, so a refused deploy leaves the previous revision
+// serving.
+func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfig, zip []byte, progress io.Writer) (Deployed, error) {
 	codepkg.ApplyDefaults(&cfg)
 	if err := codepkg.ValidateConfig(cfg); err != nil {
 		return Deployed{}, err
@@ -54,6 +58,10 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 	if err != nil {
 		return Deployed{}, err
 	}
+	layer, err := s.buildDeps(ctx, ns, cfg, zip, progress)
+	if err != nil {
+		return Deployed{}, err
+	}
 	digest, err := s.d.Blobs.Put(zip)
 	if err != nil {
 		return Deployed{}, err
@@ -63,7 +71,7 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 			return Deployed{}, err
 		}
 	}
-	fn := model.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report}
+	fn := model.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report, Deps: layer}
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		return Deployed{}, err

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nimbus/internal/blob"
+	"nimbus/internal/deps"
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
@@ -74,6 +75,9 @@ type Deps struct {
 	// Checker, when set, compiles a deploy's Python and refuses code that
 	// cannot be imported.
 	Checker *pycheck.Checker
+	// Builder, when set, builds the dependency layer of a deploy whose
+	// package has a requirements.txt (refused without one).
+	Builder *deps.Builder
 	// Mail says whether this server can send e-mail; Clustered whether it
 	// is one of several servers (the leader, which may have a relay,
 	// sends notifications).

@@ -61,6 +61,7 @@ func (s *Store) DeleteNamespace(name string) error {
 	delete(s.namespaces, name)
 	delete(s.prices, name)  // its price override goes with it
 	delete(s.budgets, name) // and its budget
+	delete(s.builds, name)  // and its builds
 	for id, k := range s.keys {
 		if k.Namespace == name {
 			delete(s.keys, id)

@@ -86,6 +86,10 @@ type Store struct {
 	prices map[string]model.PriceTable
 	// budgets are the namespaces' budgets by namespace.
 	budgets map[string]*model.Budget
+	// builds are the dependency builds by namespace, oldest first;
+	// depLayers the layers they made, by cache key (builds.go).
+	builds    map[string][]*model.Build
+	depLayers map[string]*model.DepLayer
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -158,6 +162,8 @@ func New() *Store {
 		sources:       map[string]*model.Source{},
 		urls:          map[string]*model.FunctionURL{},
 		budgets:       map[string]*model.Budget{},
+		builds:        map[string][]*model.Build{},
+		depLayers:     map[string]*model.DepLayer{},
 		testEvents:    map[string]map[string]*model.TestEvent{},
 		prices:        map[string]model.PriceTable{},
 	}
@@ -201,6 +207,10 @@ type Snapshot struct {
 	Prices map[string]model.PriceTable `json:"prices,omitempty"`
 	// Budgets are the namespaces' budgets, sorted by namespace.
 	Budgets []*model.Budget `json:"budgets,omitempty"`
+	// Builds are the dependency builds kept, by namespace then oldest
+	// first; DepLayers the layers they made (by cache key).
+	Builds    []*model.Build    `json:"builds,omitempty"`
+	DepLayers []*model.DepLayer `json:"dep_layers,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -258,6 +268,8 @@ func (s *Store) Capture() *Snapshot {
 		snap.Prices = maps.Clone(s.prices)
 	}
 	snap.Budgets = s.allBudgetsLocked()
+	snap.Builds = s.allBuildsLocked()
+	snap.DepLayers = s.allDepLayersLocked()
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
@@ -468,6 +480,7 @@ func (s *Store) Restore(r io.Reader) error {
 	for _, b := range snap.Budgets {
 		s.budgets[b.Namespace] = b
 	}
+	s.restoreBuildsLocked(snap)
 	s.publishLocked()
 	s.mu.Unlock()
 	return nil

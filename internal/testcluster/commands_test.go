@@ -98,6 +98,10 @@ func script() []step {
 		do("a second budget", fsm.PutBudget{Budget: model.Budget{Namespace: "default", Monthly: 1, UpdatedAt: t0}}),
 		do("the second budget is removed", fsm.DeleteBudget{Namespace: "default"}),
 		do("an unknown budget is not removed", fsm.DeleteBudget{Namespace: "default"}),
+		do("a dependency build", fsm.RecordBuild{Build: model.Build{ID: "b1", Namespace: "team", Function: "g", Runtime: "python3.11", Status: model.BuildSucceeded, StartedAt: t0,
+			Layer: &model.DepLayer{SHA256: "ab", Size: 10, Runtime: "python3.11", Packages: []string{"x==1"}, Key: "k", CacheKey: "c"}}}),
+		do("a failed dependency build", fsm.RecordBuild{Build: model.Build{ID: "b2", Function: "f", Status: model.BuildFailed, Error: "pip: no", StartedAt: t0}}),
+		do("a build recorded twice", fsm.RecordBuild{Build: model.Build{ID: "b2", Function: "f", Status: model.BuildFailed, StartedAt: t0}}),
 		do("a topic", fsm.PutTopic{Topic: model.Topic{Name: "orders", CreatedAt: t0}}),
 		do("a subscription to the topic", fsm.SubscribeTopic{Topic: "orders", Subscriber: model.TopicSubscriber{Function: "f", CreatedAt: t0}}),
 		do("a publish to the topic", fsm.Publish{Topic: "orders", MessageID: "m1", Message: json.RawMessage(`{"a":1}`), Time: t0}),
@@ -189,6 +193,7 @@ func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
 		"a budget of an unknown namespace":                 "not_found",
 		"a budget check of a namespace without one":        "not_found",
 		"an unknown budget is not removed":                 "not_found",
+		"a build recorded twice":                           "conflict",
 	}
 	for i, s := range script() {
 		if code := viaFollower[i].code; code != want[s.name] {

@@ -36,8 +36,23 @@ func Function(m model.Function) client.Function {
 		Namespace:      m.Namespace, Revision: m.Revision,
 		CodeSHA256: m.CodeSHA256, CodeSize: m.CodeSize,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
-		Scan: ScanReport(m.Scan),
+		Scan: ScanReport(m.Scan), Deps: DepLayer(m.Deps),
 	}
+}
+
+// DepLayer is a dependency layer as the API shows it; nil stays nil.
+func DepLayer(m *model.DepLayer) *client.DepLayer {
+	if m == nil {
+		return nil
+	}
+	return &client.DepLayer{SHA256: m.SHA256, Size: m.Size, Unpacked: m.Unpacked, Runtime: m.Runtime, Packages: m.Packages}
+}
+
+// Build is a dependency build as the API shows it.
+func Build(m model.Build) client.Build {
+	return client.Build{ID: m.ID, Namespace: m.Namespace, Function: m.Function, Runtime: m.Runtime, Requirements: m.Requirements,
+		Status: m.Status, CacheHit: m.CacheHit, Layer: DepLayer(m.Layer), Error: m.Error, StartedAt: m.StartedAt,
+		Duration: client.Duration(m.Duration), Log: m.Log}
 }
 
 // FunctionConfig is a stored configuration as the API shows it.

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/blob"
 	"nimbus/internal/codepkg"
 )
 
@@ -23,7 +25,10 @@ type codeCache struct {
 	used  map[string]time.Time   // when dirFor last returned each digest
 }
 
-func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
+// dirFor returns the directory holding the package (a function's code,
+// or a layer) whose zip has digest, fetching, checking and unpacking it
+// (within lim) first if it is not there.
+func (c *codeCache) dirFor(ctx context.Context, digest string, lim codepkg.Limits) (string, error) {
 	m := c.lock(digest)
 	defer m.Unlock()
 	c.touch(digest)
@@ -39,7 +44,12 @@ func (c *codeCache) dirFor(ctx context.Context, digest string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := codepkg.Unpack(zip, dir, codepkg.DefaultLimits()); err != nil {
+	// Whatever the source checked, nothing is unpacked under a digest
+	// it does not have.
+	if got := blob.Digest(zip); got != digest {
+		return "", fmt.Errorf("%w: the package fetched for %s has digest %s", blob.ErrCorrupt, digest, got)
+	}
+	if err := codepkg.Unpack(zip, dir, lim); err != nil {
 		return "", err
 	}
 	return dir, nil

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"nimbus/internal/codepkg"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +32,10 @@ var ErrNoCapacity = errors.New("worker at capacity")
 
 // ErrClosed is returned by a worker that is shutting down.
 var ErrClosed = errors.New("worker is shutting down")
+
+// DepsMount is where instances see their function's dependency layer
+// (on sys.path after the function's code, as Lambda's /opt/python).
+const DepsMount = "/opt/python"
 
 // BlobSource fetches code packages by digest.
 type BlobSource interface {
@@ -127,6 +132,7 @@ type instance struct {
 	*python.Instance
 	revision int64
 	digest   string // of its code package, in the code cache
+	deps     string // of its dependency layer, in the code cache ("": none)
 	memoryMB int    // its function's memory size
 	lastUsed time.Time
 	// size is what it counts against the budget (in w.used) while
@@ -381,9 +387,19 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, err
 	}
-	dir, err := w.code.dirFor(ctx, fn.CodeSHA256)
+	dir, err := w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits())
 	if err != nil {
 		return nil, fmt.Errorf("code of %s revision %d: %w", fn.Name, fn.Revision, err)
+	}
+	var layers []sandbox.Mount
+	depsDigest := ""
+	if fn.Deps != nil {
+		depsDigest = fn.Deps.SHA256
+		ddir, err := w.code.dirFor(ctx, depsDigest, codepkg.LayerLimits())
+		if err != nil {
+			return nil, fmt.Errorf("dependency layer of %s revision %d: %w", fn.Name, fn.Revision, err)
+		}
+		layers = append(layers, sandbox.Mount{Source: ddir, Target: DepsMount})
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -392,6 +408,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		Bootstrap:    w.bootstrap,
 		CodeDir:      dir,
 		Handler:      fn.Handler,
+		Layers:       layers,
 		FunctionName: fn.Name,
 		Revision:     fn.Revision,
 		MemoryMB:     fn.MemoryMB,
@@ -402,19 +419,23 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		FreezeIdle:   w.cfg.FreezeAfter >= 0,
 		FreezeDelay:  w.cfg.FreezeAfter,
 	}
-	if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
-		if err := pi.Assign(startCtx, cfg); err == nil {
-			return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB, restock: restock}, nil
-		} else {
-			restock()
-			w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
+	// Pre-started sandboxes have no layers mounted: a function with
+	// dependencies starts afresh.
+	if len(layers) == 0 {
+		if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
+			if err := pi.Assign(startCtx, cfg); err == nil {
+				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB, restock: restock}, nil
+			} else {
+				restock()
+				w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
+			}
 		}
 	}
 	pi, err := python.Start(startCtx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
-	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB}, nil
+	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: depsDigest, memoryMB: fn.MemoryMB}, nil
 }
 
 // Retire closes the idle instances of a function (named by its qualified
@@ -567,6 +588,9 @@ func (w *Worker) pruneCode(now time.Time) []string {
 	inUse := map[string]bool{}
 	for i := range w.live {
 		inUse[i.digest] = true
+		if i.deps != "" {
+			inUse[i.deps] = true
+		}
 	}
 	w.mu.Unlock()
 	unstage := func(string) {}
@@ -658,7 +682,12 @@ func (w *Worker) Prefetch(fn model.Function) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		dir, err := w.code.dirFor(ctx, fn.CodeSHA256)
+		if fn.Deps != nil {
+			if _, err := w.code.dirFor(ctx, fn.Deps.SHA256, codepkg.LayerLimits()); err != nil {
+				w.cfg.Log.Debug("prefetching the dependency layer", "function", fn.Name, "err", err)
+			}
+		}
+		dir, err := w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits())
 		if err != nil {
 			w.cfg.Log.Debug("prefetching code", "function", fn.Name, "err", err)
 			return

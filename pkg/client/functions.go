@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync/atomic"
 )
 
@@ -27,6 +29,36 @@ func functionPath(name string) string {
 // bytes of the whole body handed to the connection so far and the total.
 // A request re-sent on a redirect reports from zero again.
 func (c *Client) PutFunction(ctx context.Context, cfg FunctionConfig, zip []byte, progress func(done, total int64)) (fn Function, created bool, err error) {
+	return c.Deploy(ctx, cfg, zip, DeployOptions{Progress: progress})
+}
+
+// DeployOptions are a deploy's optional watchers.
+type DeployOptions struct {
+	// Progress is PutFunction's progress.
+	Progress func(done, total int64)
+	// BuildLog, when set, receives the dependency build's log as the
+	// server writes it (the deploy asks for DeployStreamType).
+	BuildLog io.Writer
+}
+
+// DeployStreamType is the media type of a deploy's answer that streams
+// its build's log: one DeployEvent per line.
+const DeployStreamType = "application/x-ndjson"
+
+// DeployEvent is one line of a streamed deploy answer: a piece of the
+// build's log, or, last, the function deployed or the error (with its
+// HTTP status).
+type DeployEvent struct {
+	Log      string    `json:"log,omitempty"`
+	Function *Function `json:"function,omitempty"`
+	Created  bool      `json:"created,omitempty"`
+	Error    *APIError `json:"error,omitempty"`
+	Status   int       `json:"status,omitempty"`
+}
+
+// Deploy is PutFunction with its options.
+func (c *Client) Deploy(ctx context.Context, cfg FunctionConfig, zip []byte, opts DeployOptions) (fn Function, created bool, err error) {
+	progress := opts.Progress
 	head, tail, contentType, err := multipartFrame(cfg)
 	if err != nil {
 		return Function{}, false, err
@@ -47,11 +79,17 @@ func (c *Client) PutFunction(ctx context.Context, cfg FunctionConfig, zip []byte
 	req.GetBody = func() (io.ReadCloser, error) { return body(), nil }
 	req.ContentLength = total
 	req.Header.Set("Content-Type", contentType)
+	if opts.BuildLog != nil {
+		req.Header.Set("Accept", DeployStreamType+", application/json")
+	}
 	resp, err := c.send(req)
 	if err != nil {
 		return Function{}, false, err
 	}
 	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), DeployStreamType) {
+		return readDeployStream(resp.Body, opts.BuildLog)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&fn); err != nil {
 		return Function{}, false, decodeErr("PUT", functionPath(cfg.Name), err)
 	}
@@ -133,4 +171,25 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 	_, err := c.doJSON(ctx, http.MethodDelete, functionPath(name), nil, nil, nil)
 	return err
+}
+
+// readDeployStream reads a streamed deploy answer, writing its log to
+// log, and returns its outcome.
+func readDeployStream(body io.Reader, log io.Writer) (Function, bool, error) {
+	dec := json.NewDecoder(body)
+	for {
+		var ev DeployEvent
+		if err := dec.Decode(&ev); err != nil {
+			return Function{}, false, fmt.Errorf("client: the deploy's answer ended before its outcome: %w", err)
+		}
+		switch {
+		case ev.Error != nil:
+			ev.Error.Status = ev.Status
+			return Function{}, false, ev.Error
+		case ev.Function != nil:
+			return *ev.Function, ev.Created, nil
+		case log != nil:
+			io.WriteString(log, ev.Log)
+		}
+	}
 }

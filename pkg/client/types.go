@@ -60,6 +60,9 @@ type Function struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 	// Scan is what code scanning found in this revision, if it ran.
 	Scan *ScanReport `json:"scan,omitempty"`
+	// Deps is the dependency layer built from the package's
+	// requirements.txt, if it has one.
+	Deps *DepLayer `json:"deps,omitempty"`
 }
 
 // Invocation status values.

@@ -338,6 +338,8 @@ def main():
     code_dir = os.getcwd()
     if not sys.path or sys.path[0] != code_dir:
         sys.path.insert(0, code_dir)
+    # Layers come next, before the runtime's own modules (Lambda's order).
+    sys.path[1:1] = cfg.pop("path", None) or []
     sys.argv = [sys.argv[0]]
 
     handler, init_err = _load_handler(cfg["handler"])

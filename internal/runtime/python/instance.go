@@ -47,10 +47,14 @@ var ErrClosed = errors.New("python: instance closed")
 
 // InstanceConfig says what an instance runs.
 type InstanceConfig struct {
-	Runtime      Runtime
-	Bootstrap    string // path returned by WriteBootstrap
-	CodeDir      string // the function's code: cwd and first sys.path entry
-	Handler      string // module.function
+	Runtime   Runtime
+	Bootstrap string // path returned by WriteBootstrap
+	CodeDir   string // the function's code: cwd and first sys.path entry
+	Handler   string // module.function
+	// Layers are the function's read-only layers (its dependency layer
+	// at /opt/python): on sys.path in this order, after CodeDir and
+	// before the runtime's own modules, as Lambda orders them.
+	Layers       []sandbox.Mount
 	FunctionName string
 	Revision     int64 // reported as the function version
 	MemoryMB     int   // default DefaultMemoryMB
@@ -343,6 +347,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		CodeDir:    cfg.CodeDir,
 		Runtime:    cfg.Runtime.Prefix,
 		Files:      []string{cfg.Bootstrap},
+		Mounts:     cfg.Layers,
 		LateCode:   lateCode,
 	})
 	reqR.Close()
@@ -483,6 +488,13 @@ func (i *Instance) handshake(ctx context.Context, logStream string, env map[stri
 		"memory_mb":        i.cfg.MemoryMB,
 		"log_group_name":   "/aws/lambda/" + i.cfg.FunctionName,
 		"log_stream_name":  logStream,
+	}
+	if len(i.cfg.Layers) > 0 {
+		path := make([]string, len(i.cfg.Layers))
+		for k, m := range i.cfg.Layers {
+			path[k] = i.cfg.Executor.MountPath(m)
+		}
+		fields["path"] = path
 	}
 	if env != nil {
 		fields["env"] = env

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nimbus/internal/codepkg"
+	"nimbus/internal/deps/depstest"
+	"nimbus/pkg/client"
+)
+
+// depsHandler imports what its requirements.txt names and reports where
+// it found it.
+const depsHandler = `import greet
+
+def handler(event, context):
+    return {"said": greet.hi(event.get("name", "x")), "from": greet.__file__}
+`
+
+var (
+	greetWheel = depstest.Wheel{Name: "greet", Version: "1.0", Requires: []string{"shout>=0.1"},
+		Files: map[string]string{"greet/__init__.py": "import shout\n\ndef hi(n):\n    return shout.up('hi ' + n)\n"}}
+	shoutWheel = depstest.Wheel{Name: "shout", Version: "0.2", Files: map[string]string{"shout.py": "def up(s):\n    return s.upper()\n"}}
+)
+
+// writeDepsFunction writes a function whose package has a
+// requirements.txt.
+func writeDepsFunction(t *testing.T, dir, name, requirements string) string {
+	t.Helper()
+	p := writeFunction(t, dir, name, depsHandler)
+	if err := os.WriteFile(filepath.Join(p, "requirements.txt"), []byte(requirements), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A deploy with a requirements.txt gets its packages, fetched by the
+// server from the configured index and installed in a sandbox, mounted
+// at /opt/python on a worker of its own (the layer replicated like
+// code); a second function with the same requirements reuses the layer
+// without asking the index for anything; a requirement pip cannot
+// resolve fails the deploy with pip's own message while the revision
+// before keeps serving; nimbus builds tells each build apart.
+func TestDeployBuildsTheRequirementsIntoALayerTheFunctionImports(t *testing.T) {
+	parallel(t)
+	ix := depstest.NewIndex(t, greetWheel, shoutWheel)
+	c := startCluster(t, 2, 1, "--pip-index-url", ix.URL)
+	dir := t.TempDir()
+
+	out := c.mustCLI(1, 0, "deploy", writeDepsFunction(t, dir, "first", "# what it needs\ngreet==1.0\n"))
+	if !strings.Contains(out.stdout, "dependencies:") || !strings.Contains(out.stdout, "greet==1.0 shout==0.2") {
+		t.Fatalf("the deploy does not name the packages it installed:\n%s", out.stdout)
+	}
+	var said struct{ Said, From string }
+	r := c.mustCLI(0, 0, "invoke", "first", "--data", `{"name":"you"}`)
+	if err := json.Unmarshal([]byte(r.stdout), &said); err != nil || said.Said != "HI YOU" || !strings.HasPrefix(said.From, "/opt/python/") {
+		t.Fatalf("invoke first: %q (%v): want HI YOU from /opt/python", r.stdout, err)
+	}
+	fetched := len(ix.Requests())
+	if fetched == 0 {
+		t.Fatal("the index saw no request: where did the packages come from?")
+	}
+
+	c.mustCLI(0, 0, "deploy", writeDepsFunction(t, dir, "second", "greet==1.0\n"))
+	if n := len(ix.Requests()); n != fetched {
+		t.Errorf("the second deploy of the same requirements asked the index %d more times: %v", n-fetched, ix.Requests()[fetched:])
+	}
+	r = c.mustCLI(0, 0, "invoke", "second")
+	if !strings.Contains(r.stdout, "HI X") {
+		t.Fatalf("invoke second: %s", r.stdout)
+	}
+
+	// A requirement the index cannot satisfy: pip's message, and the
+	// first revision still serves.
+	bad := c.cli(0, patience, "deploy", writeDepsFunction(t, dir, "first", "greet==1.0\nnosuch==2.0\n"))
+	if bad.code == 0 || !strings.Contains(bad.stderr, "No matching distribution found for nosuch==2.0") {
+		t.Fatalf("a deploy of an unresolvable requirement: %+v", bad)
+	}
+	// A requirements.txt that is not one: refused before any build.
+	bad = c.cli(0, patience, "deploy", writeDepsFunction(t, dir, "first", "-e ./vendor/lib\n"))
+	if bad.code == 0 || !strings.Contains(bad.stderr, "line 1") || !strings.Contains(bad.stderr, "editable install") {
+		t.Fatalf("a deploy of an editable requirement: %+v", bad)
+	}
+	if fn, ok := c.getFunction(0, "first"); !ok || fn.Revision != 1 {
+		t.Fatalf("first after two refused deploys: %+v (want revision 1)", fn)
+	}
+	r = c.mustCLI(0, 0, "invoke", "first")
+	if !strings.Contains(r.stdout, "HI X") {
+		t.Fatalf("first no longer serves after a failed build: %s", r.stdout)
+	}
+
+	var builds []client.Build
+	if err := json.Unmarshal([]byte(c.mustCLI(0, 0, "builds", "-o", "json").stdout), &builds); err != nil {
+		t.Fatal(err)
+	}
+	if len(builds) != 3 {
+		t.Fatalf("builds: %+v, want three (the refused requirements.txt builds nothing)", builds)
+	}
+	failed, hit, built := builds[0], builds[1], builds[2]
+	if failed.Function != "first" || failed.Status != client.BuildFailed || !strings.Contains(failed.Error, "nosuch==2.0") {
+		t.Errorf("the newest build: %+v", failed)
+	}
+	if hit.Function != "second" || hit.Status != client.BuildSucceeded || !hit.CacheHit {
+		t.Errorf("the second function's build: %+v, want a cache hit", hit)
+	}
+	if built.Function != "first" || built.Status != client.BuildSucceeded || built.CacheHit || built.Layer == nil || built.Layer.SHA256 != hit.Layer.SHA256 {
+		t.Errorf("the first build: %+v", built)
+	}
+	if log := c.mustCLI(0, 0, "builds", "first", "--log").stdout; !strings.Contains(log, "nosuch") {
+		t.Errorf("builds first --log shows the latest build's log:\n%s", log)
+	}
+
+	// A client that asks for the build's log gets it as it is written,
+	// then the outcome: the function, or the error with its status.
+	api := client.New("http://"+c.servers[1].addr, c.token)
+	zip, err := codepkg.ZipDir(writeDepsFunction(t, dir, "third", "shout==0.2\n"), codepkg.DefaultLimits(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var log strings.Builder
+	fn, created, err := api.Deploy(ctx, client.FunctionConfig{Name: "third", Handler: "main.handler"}, zip, client.DeployOptions{BuildLog: &log})
+	if err != nil || !created || fn.Deps == nil || strings.Join(fn.Deps.Packages, " ") != "shout==0.2" {
+		t.Fatalf("a streamed deploy: %+v %v %v", fn, created, err)
+	}
+	if !strings.Contains(log.String(), "shout") || !strings.Contains(log.String(), "nimbus: installing shout==0.2") {
+		t.Errorf("the streamed build log:\n%s", log.String())
+	}
+	zip, err = codepkg.ZipDir(writeDepsFunction(t, dir, "third", "shout==7\n"), codepkg.DefaultLimits(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = api.Deploy(ctx, client.FunctionConfig{Name: "third", Handler: "main.handler"}, zip, client.DeployOptions{BuildLog: io.Discard})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 422 || ae.Code != "BuildFailed" || !strings.Contains(ae.Message, "shout==7") {
+		t.Errorf("a streamed deploy that fails: %v", err)
+	}
+}
