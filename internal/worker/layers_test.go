@@ -4,8 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -83,5 +86,74 @@ func TestTheCodeCacheRefusesBytesThatDoNotMatchTheirDigest(t *testing.T) {
 	_, err := c.dirFor(context.Background(), blob.Digest([]byte("the real layer")), codepkg.LayerLimits())
 	if !errors.Is(err, blob.ErrCorrupt) {
 		t.Fatalf("err %v, want blob.ErrCorrupt", err)
+	}
+}
+
+// A function with dependencies, announced by a deploy, finds a sandbox
+// stocked for its dependency set: the layer's modules were imported
+// before the invocation arrived, seeing the function's own environment
+// variables; a function whose code has a module of the same name gets a
+// fresh sandbox that imports its own.
+func TestASandboxOfTheDependencySetImportedItsModulesAhead(t *testing.T) {
+	e := sandbox.TestIsolatedExecutor(t)
+	if e == nil {
+		t.Skip("pre-started sandboxes need the isolating executor")
+	}
+	w, blobs := testWorker(t, Config{Slots: 2, Executor: e, Prestart: 1})
+	layer := zipOf(t, map[string]string{
+		"heavy/__init__.py":            "import os, time\nLOADED_AT = time.time()\nSEEN = os.environ.get('GREETING')\n",
+		"heavy-1.0.dist-info/METADATA": "Name: heavy\n",
+	})
+	digest, err := blobs.Put(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := "import heavy\ndef handler(e, c):\n    return [heavy.LOADED_AT, heavy.SEEN, heavy.__file__]\n"
+	fn := deploy(t, blobs, "f", 1, handler)
+	fn.Runtime, fn.Env = w.cfg.Runtimes[0].Name, map[string]string{"GREETING": "hello"}
+	fn.Deps = &model.DepLayer{SHA256: digest, Size: int64(len(layer))}
+	w.Prefetch(fn)
+	waitFor(t, "the dependency set's sandbox is stocked", func() bool { return w.prestarted.count() >= 2 })
+	// A stocked sandbox is ready once its imports have run.
+	asked := float64(time.Now().UnixNano()) / 1e9
+	var got []any
+	if err := json.Unmarshal(invoke(t, w, fn).Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, _ := got[0].(float64); loaded == 0 || loaded >= asked {
+		t.Errorf("heavy was imported at %v, after the invocation was asked for (%v): not ahead", got[0], asked)
+	}
+	if got[1] != "hello" || got[2] != "/opt/python/heavy/__init__.py" {
+		t.Errorf("the layer's module saw GREETING=%v from %v: want hello from /opt/python", got[1], got[2])
+	}
+
+	// Its own heavy.py shadows the layer's: not the stocked sandbox.
+	own := deploy(t, blobs, "g", 1, "")
+	code := zipOf(t, map[string]string{"main.py": handler, "heavy.py": "LOADED_AT = -1\nSEEN = 'own'\n"})
+	if own.CodeSHA256, err = blobs.Put(code); err != nil {
+		t.Fatal(err)
+	}
+	own.Runtime, own.Env, own.Deps = fn.Runtime, fn.Env, fn.Deps
+	if err := json.Unmarshal(invoke(t, w, own).Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got[1] != "own" {
+		t.Errorf("a function whose code has heavy.py imported %v from %v", got[1], got[2])
+	}
+}
+
+func TestTopLevelModulesOfALayer(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"pkg/__init__.py", "ns/sub.py", "mod.py", "ext.cpython-311-x86_64-linux-gnu.so", "_private.py",
+		"pkg-1.0.dist-info/METADATA", "bin/tool", "__pycache__/mod.cpython-311.pyc", "data/readme.txt", "pkg.libs/lib.so"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(topLevelModules(dir), " "); got != "ext mod ns pkg" {
+		t.Errorf("topLevelModules = %q, want ext mod ns pkg", got)
 	}
 }

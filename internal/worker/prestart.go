@@ -1,6 +1,12 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,28 +17,67 @@ import (
 // prestartPool keeps, per runtime in use, a few instances started ahead
 // in complete sandboxes that await their function (SOCK-style pooled
 // sandboxes): a cold start then costs attaching the code and importing
-// the handler. Each pre-started instance serves one function only and
-// is never handed to another.
+// the handler. Functions with dependencies have pools of their own, per
+// dependency set: those sandboxes have the layer mounted from the start
+// and have imported its top-level modules while waiting, so a cold start
+// does not pay for importing them. Each pre-started instance serves one
+// function only and is never handed to another: nothing of one function
+// is ever seen by another.
 type prestartPool struct {
 	w    *Worker
 	size int
 
 	mu      sync.Mutex
-	ready   map[string][]*python.Instance // by runtime name
-	wanted  map[string]python.Runtime     // runtimes to keep stocked
-	filling map[string]int                // starts in progress per runtime
+	ready   map[string][]*python.Instance // by stock key
+	wanted  map[string]stock              // stocks to keep full
+	filling map[string]int                // starts in progress per stock
+	taken   map[string]time.Time          // when a dependency set's stock was last wanted
 	closed  bool
 }
 
+// stock is what a pool's instances start with: a runtime and, for the
+// functions of one dependency set, its layer, the modules to import and
+// the functions' own environment variables, which the modules see as
+// they would in a fresh start (a module may read them as it is
+// imported): functions share a stock only with the same variables.
+type stock struct {
+	rt      python.Runtime
+	deps    string // the dependency layer's digest; "" for none
+	layers  []sandbox.Mount
+	preload []string
+	env     map[string]string
+}
+
+func (s stock) key() string {
+	if s.deps == "" {
+		return s.rt.Name
+	}
+	keys := make([]string, 0, len(s.env))
+	for k := range s.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%q=%q\n", k, s.env[k])
+	}
+	return fmt.Sprintf("%s|%s|%x", s.rt.Name, s.deps, h.Sum(nil)[:8])
+}
+
+// maxDepsStocks bounds the dependency sets stocked at once; the one
+// wanted least recently goes first. Their instances hold the imported
+// modules (megabytes each), and the memory budget does not count them.
+const maxDepsStocks = 8
+
 func newPrestartPool(w *Worker, size int) *prestartPool {
 	p := &prestartPool{w: w, size: size, ready: map[string][]*python.Instance{},
-		wanted: map[string]python.Runtime{}, filling: map[string]int{}}
+		wanted: map[string]stock{}, filling: map[string]int{}, taken: map[string]time.Time{}}
 	if _, ok := w.cfg.Executor.(sandbox.CodeAttacher); !ok {
 		p.size = 0
 	}
 	if p.size > 0 && len(w.cfg.Runtimes) > 0 {
 		// Stock the default (newest) runtime from the start.
-		p.want(w.cfg.Runtimes[0])
+		p.want(stock{rt: w.cfg.Runtimes[0]})
 	}
 	return p
 }
@@ -43,22 +88,23 @@ func newPrestartPool(w *Worker, size int) *prestartPool {
 // invocation would otherwise share.
 const restockDelay = 50 * time.Millisecond
 
-// take returns a pre-started instance for rt, if one is ready and the
+// take returns a pre-started instance of st, if one is ready and the
 // function's /tmp size is the pool's (the default), and a restock
 // function: call it when the cold start it serves has ended (it restocks
 // by itself after restockDelay, and only once).
-func (p *prestartPool) take(rt python.Runtime, tmpMB int) (*python.Instance, func()) {
+func (p *prestartPool) take(st stock, tmpMB int) (*python.Instance, func()) {
 	if p.size == 0 || (tmpMB != 0 && tmpMB != sandbox.DefaultTmpMB) {
 		return nil, func() {}
 	}
 	var once sync.Once
-	restock := func() { once.Do(func() { p.want(rt) }) }
+	restock := func() { once.Do(func() { p.want(st) }) }
 	t := time.AfterFunc(restockDelay, restock)
+	k := st.key()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for list := p.ready[rt.Name]; len(list) > 0; list = p.ready[rt.Name] {
+	for list := p.ready[k]; len(list) > 0; list = p.ready[k] {
 		inst := list[len(list)-1]
-		p.ready[rt.Name] = list[:len(list)-1]
+		p.ready[k] = list[:len(list)-1]
 		if inst.Alive() {
 			return inst, func() { t.Stop(); restock() }
 		}
@@ -69,8 +115,10 @@ func (p *prestartPool) take(rt python.Runtime, tmpMB int) (*python.Instance, fun
 	return nil, func() {}
 }
 
-// want marks rt as in use and starts instances until its stock is full.
-func (p *prestartPool) want(rt python.Runtime) {
+// want marks st as in use and starts instances until its stock is full;
+// a dependency set beyond maxDepsStocks retires the least recently
+// wanted one.
+func (p *prestartPool) want(st stock) {
 	if p.size == 0 {
 		return
 	}
@@ -79,34 +127,72 @@ func (p *prestartPool) want(rt python.Runtime) {
 	if p.closed {
 		return
 	}
-	p.wanted[rt.Name] = rt
-	for n := len(p.ready[rt.Name]) + p.filling[rt.Name]; n < p.size; n++ {
-		p.filling[rt.Name]++
+	k := st.key()
+	if st.deps != "" {
+		p.taken[k] = time.Now()
+		for len(p.taken) > maxDepsStocks {
+			oldest := ""
+			for o, at := range p.taken {
+				if oldest == "" || at.Before(p.taken[oldest]) {
+					oldest = o
+				}
+			}
+			p.retireLocked(oldest)
+		}
+	}
+	p.wanted[k] = st
+	for n := len(p.ready[k]) + p.filling[k]; n < p.size; n++ {
+		p.filling[k]++
 		p.w.closing.Add(1)
-		go p.fill(rt)
+		go p.fill(st)
 	}
 }
 
-func (p *prestartPool) fill(rt python.Runtime) {
+// retireLocked stops stocking k and closes its ready instances.
+func (p *prestartPool) retireLocked(k string) {
+	for _, inst := range p.ready[k] {
+		go inst.Close()
+	}
+	delete(p.ready, k)
+	delete(p.wanted, k)
+	delete(p.taken, k)
+}
+
+func (p *prestartPool) fill(st stock) {
 	defer p.w.closing.Done()
 	inst, err := python.Prestart(python.PrestartConfig{
-		Runtime: rt, Bootstrap: p.w.bootstrap, Executor: p.w.cfg.Executor, LogLimit: p.w.cfg.LogLimit,
+		Runtime: st.rt, Bootstrap: p.w.bootstrap, Executor: p.w.cfg.Executor, LogLimit: p.w.cfg.LogLimit,
+		Layers: st.layers, Preload: st.preload, Env: st.env,
 	})
+	k := st.key()
 	p.mu.Lock()
-	p.filling[rt.Name]--
-	if err != nil || p.closed {
+	p.filling[k]--
+	_, stillWanted := p.wanted[k]
+	if err != nil || p.closed || !stillWanted {
 		p.mu.Unlock()
 		if err != nil {
 			// Not retried here (no spinning on a broken runtime): the
 			// next take restocks.
-			p.w.cfg.Log.Warn("pre-starting an instance", "runtime", rt.Name, "err", err)
+			p.w.cfg.Log.Warn("pre-starting an instance", "runtime", st.rt.Name, "deps", st.deps, "err", err)
 		} else {
 			inst.Close()
 		}
 		return
 	}
-	p.ready[rt.Name] = append(p.ready[rt.Name], inst)
+	p.ready[k] = append(p.ready[k], inst)
 	p.mu.Unlock()
+}
+
+// layersInUse adds to inUse the dependency layers the stocked instances
+// have mounted, which the code cache must keep.
+func (p *prestartPool) layersInUse(inUse map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, st := range p.wanted {
+		if st.deps != "" {
+			inUse[st.deps] = true
+		}
+	}
 }
 
 // count is the number of pre-started instances ready now.
@@ -133,4 +219,85 @@ func (p *prestartPool) close() {
 	for _, inst := range all {
 		inst.Close()
 	}
+}
+
+// topLevelModules lists what a layer directory (a pip --target tree)
+// offers to import at its top: packages (directories with Python files,
+// namespace packages too), modules and extension modules; not metadata,
+// scripts or bundled libraries.
+func topLevelModules(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") || // private modules: their packages import them
+			n == "__pycache__" || n == "bin" || strings.HasSuffix(n, ".dist-info") || strings.HasSuffix(n, ".data") ||
+			strings.HasSuffix(n, ".egg-info") || strings.HasSuffix(n, ".libs"):
+		case e.IsDir():
+			if isIdentifier(n) && hasPython(filepath.Join(dir, n)) {
+				seen[n] = true
+			}
+		case strings.HasSuffix(n, ".py"):
+			if m := strings.TrimSuffix(n, ".py"); isIdentifier(m) {
+				seen[m] = true
+			}
+		case strings.HasSuffix(n, ".so"):
+			if m, _, _ := strings.Cut(n, "."); isIdentifier(m) {
+				seen[m] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for m := range seen {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hasPython(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".py") || strings.HasSuffix(n, ".so") {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdentifier(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// shadows reports whether the function's code directory has a top-level
+// module of one of the names: a sandbox that imported the layer's module
+// of that name first must not serve it (the function's own comes first
+// on sys.path).
+func shadows(codeDir string, names []string) bool {
+	for _, n := range names {
+		for _, p := range []string{n + ".py", n} {
+			if _, err := os.Stat(filepath.Join(codeDir, p)); err == nil {
+				return true
+			}
+		}
+		if m, _ := filepath.Glob(filepath.Join(codeDir, n+".*.so")); len(m) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -105,6 +105,9 @@ type Worker struct {
 	slots      *slotSet
 	code       codeCache
 	prestarted *prestartPool
+	// preloads are the top-level modules of each dependency layer (by
+	// digest) its pre-started sandboxes import.
+	preloads sync.Map
 
 	mu        sync.Mutex
 	pools     map[string]*pool // by qualified function name (namespace/name)
@@ -391,15 +394,11 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("code of %s revision %d: %w", fn.Name, fn.Revision, err)
 	}
-	var layers []sandbox.Mount
-	depsDigest := ""
+	st := stock{rt: rt}
 	if fn.Deps != nil {
-		depsDigest = fn.Deps.SHA256
-		ddir, err := w.code.dirFor(ctx, depsDigest, codepkg.LayerLimits())
-		if err != nil {
+		if st, err = w.depsStock(ctx, rt, fn.Deps.SHA256, fn.Env); err != nil {
 			return nil, fmt.Errorf("dependency layer of %s revision %d: %w", fn.Name, fn.Revision, err)
 		}
-		layers = append(layers, sandbox.Mount{Source: ddir, Target: DepsMount})
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -408,7 +407,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		Bootstrap:    w.bootstrap,
 		CodeDir:      dir,
 		Handler:      fn.Handler,
-		Layers:       layers,
+		Layers:       st.layers,
 		FunctionName: fn.Name,
 		Revision:     fn.Revision,
 		MemoryMB:     fn.MemoryMB,
@@ -419,12 +418,12 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		FreezeIdle:   w.cfg.FreezeAfter >= 0,
 		FreezeDelay:  w.cfg.FreezeAfter,
 	}
-	// Pre-started sandboxes have no layers mounted: a function with
-	// dependencies starts afresh.
-	if len(layers) == 0 {
-		if pi, restock := w.prestarted.take(rt, fn.EphemeralMB); pi != nil {
+	// A function whose own code shadows a module its dependency set's
+	// sandboxes imported ahead starts afresh.
+	if !shadows(dir, st.preload) {
+		if pi, restock := w.prestarted.take(st, fn.EphemeralMB); pi != nil {
 			if err := pi.Assign(startCtx, cfg); err == nil {
-				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, memoryMB: fn.MemoryMB, restock: restock}, nil
+				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB, restock: restock}, nil
 			} else {
 				restock()
 				w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
@@ -435,7 +434,23 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
-	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: depsDigest, memoryMB: fn.MemoryMB}, nil
+	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB}, nil
+}
+
+// depsStock is the pre-start stock of rt's functions with the
+// dependency layer digest: the layer unpacked (fetched first if need
+// be) and mounted at DepsMount, its top-level modules to import, and
+// the function's environment variables env.
+func (w *Worker) depsStock(ctx context.Context, rt python.Runtime, digest string, env map[string]string) (stock, error) {
+	dir, err := w.code.dirFor(ctx, digest, codepkg.LayerLimits())
+	if err != nil {
+		return stock{}, err
+	}
+	preload, ok := w.preloads.Load(digest)
+	if !ok {
+		preload, _ = w.preloads.LoadOrStore(digest, topLevelModules(dir))
+	}
+	return stock{rt: rt, deps: digest, layers: []sandbox.Mount{{Source: dir, Target: DepsMount}}, preload: preload.([]string), env: env}, nil
 }
 
 // Retire closes the idle instances of a function (named by its qualified
@@ -593,6 +608,7 @@ func (w *Worker) pruneCode(now time.Time) []string {
 		}
 	}
 	w.mu.Unlock()
+	w.prestarted.layersInUse(inUse)
 	unstage := func(string) {}
 	if a, ok := w.cfg.Executor.(sandbox.CodeAttacher); ok {
 		unstage = a.UnstageCode
@@ -683,8 +699,14 @@ func (w *Worker) Prefetch(fn model.Function) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if fn.Deps != nil {
-			if _, err := w.code.dirFor(ctx, fn.Deps.SHA256, codepkg.LayerLimits()); err != nil {
-				w.cfg.Log.Debug("prefetching the dependency layer", "function", fn.Name, "err", err)
+			// The dependency set's sandboxes are stocked now: the first
+			// cold start finds its modules imported already.
+			if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
+				if st, err := w.depsStock(ctx, rt, fn.Deps.SHA256, fn.Env); err == nil {
+					w.prestarted.want(st)
+				} else {
+					w.cfg.Log.Debug("prefetching the dependency layer", "function", fn.Name, "err", err)
+				}
 			}
 		}
 		dir, err := w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits())

@@ -54,7 +54,10 @@ type InstanceConfig struct {
 	// Layers are the function's read-only layers (its dependency layer
 	// at /opt/python): on sys.path in this order, after CodeDir and
 	// before the runtime's own modules, as Lambda orders them.
-	Layers       []sandbox.Mount
+	Layers []sandbox.Mount
+	// Preload names the layers' top-level modules a pre-started instance
+	// imports while it waits for its function (PrestartConfig).
+	Preload      []string
 	FunctionName string
 	Revision     int64 // reported as the function version
 	MemoryMB     int   // default DefaultMemoryMB
@@ -338,7 +341,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	proc, err := cfg.Executor.Start(sandbox.Spec{
 		Path:       cfg.Runtime.Executable,
 		Args:       append(append([]string{cfg.Runtime.Executable}, interpreterFlags...), cfg.Bootstrap),
-		Env:        environ(cfg, version, logStream),
+		Env:        withPreload(environ(cfg, version, logStream), cfg),
 		Dir:        cfg.Executor.TaskRoot(cfg.CodeDir),
 		Output:     logW,
 		ExtraFiles: []*os.File{reqR, respW},
@@ -931,6 +934,20 @@ func reservedEnv(k string) bool {
 
 // environ is the complete environment of an instance: the platform's
 // variables, then the function's own that do not collide with them.
+// withPreload adds to a pre-started instance's environment the modules
+// it imports ahead and where its layers are (the bootstrap removes both
+// before the function's environment replaces it).
+func withPreload(env []string, cfg InstanceConfig) []string {
+	if len(cfg.Preload) == 0 {
+		return env
+	}
+	path := make([]string, len(cfg.Layers))
+	for k, m := range cfg.Layers {
+		path[k] = cfg.Executor.MountPath(m)
+	}
+	return append(env, "NIMBUS_PRELOAD="+strings.Join(cfg.Preload, ","), "NIMBUS_PRELOAD_PATH="+strings.Join(path, ":"))
+}
+
 func environ(cfg InstanceConfig, version, logStream string) []string {
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",

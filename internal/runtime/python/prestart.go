@@ -1,10 +1,12 @@
 package python
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"nimbus/internal/sandbox"
 )
@@ -18,6 +20,14 @@ type PrestartConfig struct {
 	TmpMB       int
 	LogLimit    int
 	ResultLimit int
+	// Layers are mounted from the start (a dependency set), and the
+	// bootstrap imports the Preload modules from them while it waits:
+	// only a function with exactly these layers may take the instance.
+	Layers  []sandbox.Mount
+	Preload []string
+	// Env are the function's own variables, set while the Preload
+	// modules are imported (only functions with these may take it).
+	Env map[string]string
 }
 
 // Prestart starts an interpreter with the bootstrap in a complete sandbox
@@ -32,11 +42,23 @@ func Prestart(cfg PrestartConfig) (*Instance, error) {
 	inst, err := spawn(InstanceConfig{
 		Runtime: cfg.Runtime, Bootstrap: cfg.Bootstrap, Executor: cfg.Executor, TmpMB: cfg.TmpMB,
 		LogLimit: cfg.LogLimit, ResultLimit: cfg.ResultLimit, MemoryMB: DefaultMemoryMB,
+		Layers: cfg.Layers, Preload: cfg.Preload, Env: cfg.Env,
 	}, true)
 	if err != nil {
 		return nil, err
 	}
 	inst.prestarted = true
+	if len(cfg.Preload) > 0 {
+		// Ready only once the modules are imported: a cold start that
+		// took it sooner would wait for them.
+		f := inst.exchange(context.Background(), time.Now().Add(defaultStartTimeout))
+		if f.err != nil || !bytes.Equal(f.body, []byte(`{"preloaded":true}`)) {
+			err := inst.exitError(fmt.Errorf("python: importing %s ahead: %v", strings.Join(cfg.Preload, ", "), f.err))
+			inst.Close()
+			return nil, err
+		}
+		inst.takeLog() // what the imports printed is no invocation's
+	}
 	return inst, nil
 }
 
@@ -70,6 +92,7 @@ func (i *Instance) Assign(ctx context.Context, cfg InstanceConfig) error {
 	keep := i.cfg
 	i.cfg = cfg
 	i.cfg.Runtime, i.cfg.Bootstrap, i.cfg.Executor = keep.Runtime, keep.Bootstrap, keep.Executor
+	i.cfg.Layers, i.cfg.Preload = keep.Layers, keep.Preload
 	i.cfg.LogLimit, i.cfg.ResultLimit, i.cfg.TmpMB = keep.LogLimit, keep.ResultLimit, keep.TmpMB
 	i.version = fmt.Sprint(cfg.Revision)
 	i.logStream = newLogStream(i.version)
