@@ -56,11 +56,16 @@ func noopZip(tag string) ([]byte, error) {
 // deploy creates or updates function name with a no-op handler on the
 // server's default runtime and returns the function as deployed.
 func (a *api) deploy(ctx context.Context, name string) (client.Function, error) {
-	var fn client.Function
 	code, err := noopZip(name)
 	if err != nil {
-		return fn, err
+		return client.Function{}, err
 	}
+	return a.deployZip(ctx, name, code)
+}
+
+// deployZip creates or updates function name with the package code.
+func (a *api) deployZip(ctx context.Context, name string, code []byte) (client.Function, error) {
+	var fn client.Function
 	body, err := json.Marshal(map[string]any{
 		"config":          client.FunctionConfig{Name: name},
 		"code_zip_base64": base64.StdEncoding.EncodeToString(code),

@@ -57,6 +57,8 @@ type Result struct {
 	WarmRatio          float64 `json:"warm_ratio"`
 	// *URLResult adds issue 18's keys, only with Options.URLs.
 	*URLResult
+	// *DepsResult adds issue 17's, only when the run starts its node.
+	*DepsResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -65,6 +67,10 @@ type Result struct {
 func (r *Result) Ratios() {
 	r.ColdRatio = ratio(r.ColdP50MS, r.PythonStartupP50MS)
 	r.WarmRatio = ratio(r.WarmP50MS, r.HTTPRTTP50MS+r.PipeRTTP50MS)
+	if d := r.DepsResult; d != nil {
+		d.ColdHeavyRatio = ratio(d.ColdHeavyP50MS, d.PythonHeavyImportP50MS)
+		d.ColdBurstRatio = ratio(d.ColdBurstP99MS, r.PythonStartupP50MS)
+	}
 }
 
 // Goals are issue 7's targets for a Result.
@@ -101,15 +107,15 @@ const throughputRamp = time.Second
 
 // sizes are the sample counts of a run.
 type sizes struct {
-	cold, warm, warmup, clients int
-	throughput                  time.Duration
+	cold, warm, warmup, clients, heavy int
+	throughput                         time.Duration
 }
 
 func (o Options) sizes() sizes {
 	if o.Quick {
-		return sizes{cold: 10, warm: 200, warmup: 10, clients: 32, throughput: 3 * time.Second}
+		return sizes{cold: 10, warm: 200, warmup: 10, clients: 32, heavy: 5, throughput: 3 * time.Second}
 	}
-	return sizes{cold: 20, warm: 500, warmup: 20, clients: 32, throughput: 10 * time.Second}
+	return sizes{cold: 20, warm: 500, warmup: 20, clients: 32, heavy: 10, throughput: 10 * time.Second}
 }
 
 // Report is a Result with what a person needs to read it.
@@ -147,10 +153,17 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if o.Executable == "" {
 		return nil, errors.New("benchmark: no nimbus executable to start the HTTP baseline (and nimbus dev) with")
 	}
+	heavySrc := ""
 	if base == "" {
 		rep.Target = "own nimbus dev on 127.0.0.1"
+		links, src, remove, err := heavyIndex()
+		if err != nil {
+			return nil, err
+		}
+		defer remove()
+		heavySrc = src
 		logf("starting nimbus dev...")
-		node, err := startDev(ctx, o.Executable)
+		node, err := startDev(ctx, o.Executable, "--pip-find-links", links, "--pip-no-index")
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +236,17 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		rounds, each := sz.urlRounds()
 		logf("function URL: %d clients, %d rounds of %s each through the URL and the invoke route...", sz.clients, rounds, each)
 		if err := runURLs(ctx, a, rep, sz, fn.Namespace, warmName); err != nil {
+			return nil, err
+		}
+	}
+	if heavySrc != "" {
+		logf("burst: %d new functions invoked at once...", burstSize)
+		if err := runBurst(ctx, a, rep, prefix, &deployed); err != nil {
+			return nil, err
+		}
+		logf("heavy: %d functions importing %s (%d modules and %d of the standard library), beside bare python -I -S importing it...",
+			sz.heavy, heavyPackage, heavyModules, len(heavyStdlib))
+		if err := runHeavy(ctx, a, rep, sz, prefix, heavySrc, &deployed); err != nil {
 			return nil, err
 		}
 	}

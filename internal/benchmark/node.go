@@ -19,7 +19,7 @@ type devNode struct {
 
 // startDev starts `exe dev` on a free port with a data directory of its
 // own and waits (up to a minute) for its API line and admin token.
-func startDev(ctx context.Context, exe string) (*devNode, error) {
+func startDev(ctx context.Context, exe string, extra ...string) (*devNode, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -27,7 +27,7 @@ func startDev(ctx context.Context, exe string) (*devNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := nodeproc.StartDev(exe, filepath.Join(tmp, "data"))
+	d, err := nodeproc.StartDev(exe, filepath.Join(tmp, "data"), extra...)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("benchmark: %w", err)

@@ -51,6 +51,14 @@ func WriteTable(w io.Writer, rep *Report) error {
 		row("url_direct_throughput_rps", fmt.Sprintf("%.0f /s", u.DirectThroughputRPS), "", nil)
 		row("url_ratio", fmt.Sprintf("%.3f", u.URLRatio), fmt.Sprintf(">= %.2g", URLGoal), is(u.URLRatio >= URLGoal))
 	}
+	if d := r.DepsResult; d != nil {
+		row("python_heavy_import_p50_ms", ms(d.PythonHeavyImportP50MS), "", nil)
+		row("cold_heavy_p50_ms", ms(d.ColdHeavyP50MS), "", nil)
+		row("cold_heavy_ratio", fmt.Sprintf("%.3f", d.ColdHeavyRatio), fmt.Sprintf("<= %.2g", HeavyGoal), is(d.ColdHeavyRatio <= HeavyGoal))
+		row("cold_burst_p50_ms", ms(d.ColdBurstP50MS), "", nil)
+		row("cold_burst_p99_ms", ms(d.ColdBurstP99MS), "", nil)
+		row("cold_burst_ratio", fmt.Sprintf("%.3f", d.ColdBurstRatio), fmt.Sprintf("<= %.2g", BurstGoal), is(d.ColdBurstRatio <= BurstGoal))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -84,6 +84,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringVar(&o.PipIndex.URL, "pip-index-url", "", "package index (PEP 503 simple API) dependency builds fetch wheels from (default: pip's)")
 		f.StringArrayVar(&o.PipIndex.ExtraURLs, "pip-extra-index-url", nil, "a further package index; repeat for more")
 		f.StringArrayVar(&o.PipIndex.FindLinks, "pip-find-links", nil, "a directory or page of wheels dependency builds may use; repeat for more")
+		f.BoolVar(&o.PipIndex.NoIndex, "pip-no-index", false, "dependency builds use the --pip-find-links directories alone, no index")
 		f.StringArrayVar(&o.PipIndex.TrustedHosts, "pip-trusted-host", nil, "an index host served over plain HTTP or with a certificate not to check; repeat for more")
 		f.StringVar(&o.PipWheel, "pip-wheel", "", "the pip wheel dependency builds run (default: the runtime's bundled one, or the host's python3-pip-whl)")
 		f.Float64Var(&o.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")

@@ -53,10 +53,15 @@ type Index struct {
 	ExtraURLs    []string `json:"extra_index_urls,omitempty"`
 	FindLinks    []string `json:"find_links,omitempty"`
 	TrustedHosts []string `json:"trusted_hosts,omitempty"`
+	// NoIndex uses FindLinks alone (no index at all).
+	NoIndex bool `json:"no_index,omitempty"`
 }
 
 func (ix Index) args() []string {
 	var a []string
+	if ix.NoIndex {
+		a = append(a, "--no-index")
+	}
 	if ix.URL != "" {
 		a = append(a, "--index-url", ix.URL)
 	}
@@ -123,6 +128,9 @@ func CacheKey(runtime string, reqs []string, ix Index) string {
 	}
 	for _, u := range ix.TrustedHosts {
 		fmt.Fprintf(h, "t %s\n", u)
+	}
+	if ix.NoIndex {
+		fmt.Fprintf(h, "n\n")
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -107,7 +107,7 @@ func TestBuildInstallsTheResolvedWheelsIntoALayer(t *testing.T) {
 func TestBuildFromAFindLinksDirectory(t *testing.T) {
 	dir := t.TempDir()
 	depstest.WriteDir(t, dir, shout)
-	for name, b := range builders(t, Index{FindLinks: []string{dir}, URL: "http://127.0.0.1:1/nothing/"}) {
+	for name, b := range builders(t, Index{FindLinks: []string{dir}, NoIndex: true}) {
 		t.Run(name, func(t *testing.T) {
 			l, err := b.Build(context.Background(), Request{Runtime: b.Runtimes[0].Name, Requirements: []string{"shout==0.2"}})
 			if err != nil {
@@ -150,6 +150,7 @@ func TestCacheKeyFollowsRequirementsRuntimeAndIndex(t *testing.T) {
 		"another runtime":     CacheKey("python3.12", []string{"a==1"}, Index{URL: "http://x/simple/"}),
 		"another index":       CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://y/simple/"}),
 		"a find-links dir":    CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", FindLinks: []string{"/w"}}),
+		"no index":            CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", NoIndex: true}),
 	} {
 		if k == base {
 			t.Errorf("%s: same key", name)

@@ -31,6 +31,12 @@ type Spec struct {
 	// with AttachCode. Only executors that implement CodeAttacher support
 	// it.
 	LateCode bool
+	// Background starts the program at the lowest CPU priority (nice
+	// 19), where it runs only on time nothing else wants: a sandbox
+	// started ahead of need must not slow the invocations running now.
+	// Foreground (on processes that implement Prioritized) restores the
+	// normal priority.
+	Background bool
 	// Mounts are further read-only host directories the program reads
 	// (a function's layers): isolating executors bind each at its
 	// Target; the process executor leaves them where they are (see
@@ -58,6 +64,13 @@ type Process interface {
 	// Kill kills the process and everything it started. Safe to call more
 	// than once and after exit.
 	Kill()
+}
+
+// Prioritized is implemented by processes that can be started in the
+// background (Spec.Background).
+type Prioritized interface {
+	// Foreground gives the process the normal CPU priority again.
+	Foreground() error
 }
 
 // Exit describes how a process ended.

@@ -419,6 +419,13 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		return nil, fmt.Errorf("sandbox: start: %w", err)
 	}
 	p := &isolatedProcess{e: e, cmd: cmd, cg: cg, shell: shell, memoryMB: memMB, pids: pids, done: make(chan struct{})}
+	if spec.Background {
+		// Before it has its config, the child has run nothing: the
+		// sandbox's setup and the program inherit the priority.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, backgroundNice); err != nil {
+			e.cfg.Log.Debug("could not lower a pre-started sandbox's priority", "err", err)
+		}
+	}
 	// The child waits for its config, so it runs nothing of its own
 	// before it is in its cgroup.
 	if err := cg.Add(cmd.Process.Pid); err != nil {
@@ -457,6 +464,16 @@ type isolatedProcess struct {
 }
 
 func (p *isolatedProcess) Pid() int { return p.cmd.Process.Pid }
+
+// backgroundNice is the nice value of a sandbox started in the
+// background.
+const backgroundNice = 19
+
+// Foreground gives the sandbox's program (its pid 1, which started no
+// other process yet) the normal priority. It implements Prioritized.
+func (p *isolatedProcess) Foreground() error {
+	return syscall.Setpriority(syscall.PRIO_PROCESS, p.cmd.Process.Pid, 0)
+}
 
 func (p *isolatedProcess) Wait() Exit {
 	<-p.done

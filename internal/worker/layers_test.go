@@ -95,11 +95,7 @@ func TestTheCodeCacheRefusesBytesThatDoNotMatchTheirDigest(t *testing.T) {
 // variables; a function whose code has a module of the same name gets a
 // fresh sandbox that imports its own.
 func TestASandboxOfTheDependencySetImportedItsModulesAhead(t *testing.T) {
-	e := sandbox.TestIsolatedExecutor(t)
-	if e == nil {
-		t.Skip("pre-started sandboxes need the isolating executor")
-	}
-	w, blobs := testWorker(t, Config{Slots: 2, Executor: e, Prestart: 1})
+	w, blobs := testWorker(t, Config{Slots: 2, Executor: sandboxOrSkip(t), Prestart: 1})
 	layer := zipOf(t, map[string]string{
 		"heavy/__init__.py":            "import os, time\nLOADED_AT = time.time()\nSEEN = os.environ.get('GREETING')\n",
 		"heavy-1.0.dist-info/METADATA": "Name: heavy\n",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -25,13 +26,22 @@ import (
 // is ever seen by another.
 type prestartPool struct {
 	w    *Worker
-	size int
+	size int // the least each stock keeps
+	// most is the most a stock grows to when cold starts are expected:
+	// functions deployed and not started yet, and the cold starts of the
+	// last demandWindow (see target).
+	most int
+
+	// fills bounds the sandboxes being started at once (one per core).
+	fills chan struct{}
 
 	mu      sync.Mutex
-	ready   map[string][]*python.Instance // by stock key
-	wanted  map[string]stock              // stocks to keep full
-	filling map[string]int                // starts in progress per stock
-	taken   map[string]time.Time          // when a dependency set's stock was last wanted
+	pending map[string]map[string]time.Time // per stock key: announced functions not started yet
+	recent  map[string][]time.Time          // per stock key: when instances were taken
+	ready   map[string][]*python.Instance   // by stock key
+	wanted  map[string]stock                // stocks to keep full
+	filling map[string]int                  // starts in progress per stock
+	taken   map[string]time.Time            // when a dependency set's stock was last wanted
 	closed  bool
 }
 
@@ -64,6 +74,24 @@ func (s stock) key() string {
 	return fmt.Sprintf("%s|%s|%x", s.rt.Name, s.deps, h.Sum(nil)[:8])
 }
 
+// fillPatience is the longest a fill waits for the cold starts under
+// way to end, polling every fillPoll.
+const (
+	fillPatience = 2 * time.Second
+	fillPoll     = 5 * time.Millisecond
+)
+
+// maxStock bounds one stock, however many cold starts are expected.
+const maxStock = 32
+
+// demandWindow is how long a cold start counts toward the stock it was
+// taken from, and announceWindow how long a deployed function that has
+// not started counts as an expected cold start.
+const (
+	demandWindow   = 10 * time.Second
+	announceWindow = 5 * time.Minute
+)
+
 // maxDepsStocks bounds the dependency sets stocked at once; the one
 // wanted least recently goes first. Their instances hold the imported
 // modules (megabytes each), and the memory budget does not count them.
@@ -71,10 +99,15 @@ const maxDepsStocks = 8
 
 func newPrestartPool(w *Worker, size int) *prestartPool {
 	p := &prestartPool{w: w, size: size, ready: map[string][]*python.Instance{},
-		wanted: map[string]stock{}, filling: map[string]int{}, taken: map[string]time.Time{}}
+		wanted: map[string]stock{}, filling: map[string]int{}, taken: map[string]time.Time{},
+		pending: map[string]map[string]time.Time{}, recent: map[string][]time.Time{},
+		fills: make(chan struct{}, max(1, runtime.NumCPU()))}
 	if _, ok := w.cfg.Executor.(sandbox.CodeAttacher); !ok {
 		p.size = 0
 	}
+	// A waiting sandbox holds about 4 MB; a sixteenth of the memory
+	// budget at 16 MiB each bounds what expected cold starts add.
+	p.most = max(p.size, min(maxStock, int(w.cfg.InstanceMemory/16/(16<<20))))
 	if p.size > 0 && len(w.cfg.Runtimes) > 0 {
 		// Stock the default (newest) runtime from the start.
 		p.want(stock{rt: w.cfg.Runtimes[0]})
@@ -92,7 +125,7 @@ const restockDelay = 50 * time.Millisecond
 // function's /tmp size is the pool's (the default), and a restock
 // function: call it when the cold start it serves has ended (it restocks
 // by itself after restockDelay, and only once).
-func (p *prestartPool) take(st stock, tmpMB int) (*python.Instance, func()) {
+func (p *prestartPool) take(st stock, tmpMB int, fn string) (*python.Instance, func()) {
 	if p.size == 0 || (tmpMB != 0 && tmpMB != sandbox.DefaultTmpMB) {
 		return nil, func() {}
 	}
@@ -102,6 +135,9 @@ func (p *prestartPool) take(st stock, tmpMB int) (*python.Instance, func()) {
 	k := st.key()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
+	delete(p.pending[k], fn)
+	p.recent[k] = append(trimBefore(p.recent[k], now.Add(-demandWindow)), now)
 	for list := p.ready[k]; len(list) > 0; list = p.ready[k] {
 		inst := list[len(list)-1]
 		p.ready[k] = list[:len(list)-1]
@@ -113,6 +149,45 @@ func (p *prestartPool) take(st stock, tmpMB int) (*python.Instance, func()) {
 	t.Stop()
 	go restock() // none ready: stock up at once
 	return nil, func() {}
+}
+
+// announce says function fn (a deployed revision) is expected to start
+// with st's instances: its stock grows by one until it starts, or for
+// announceWindow.
+func (p *prestartPool) announce(st stock, fn string) {
+	if p.size == 0 {
+		return
+	}
+	k := st.key()
+	p.mu.Lock()
+	if p.pending[k] == nil {
+		p.pending[k] = map[string]time.Time{}
+	}
+	p.pending[k][fn] = time.Now()
+	p.mu.Unlock()
+	p.want(st)
+}
+
+// targetLocked is how many instances stock k keeps now: its size, plus
+// one per announced function not started yet and per cold start of the
+// last demandWindow, at most p.most.
+func (p *prestartPool) targetLocked(k string, now time.Time) int {
+	for fn, at := range p.pending[k] {
+		if now.Sub(at) > announceWindow {
+			delete(p.pending[k], fn)
+		}
+	}
+	p.recent[k] = trimBefore(p.recent[k], now.Add(-demandWindow))
+	return min(p.most, p.size+len(p.pending[k])+len(p.recent[k]))
+}
+
+// trimBefore drops the times before t from ts (ascending).
+func trimBefore(ts []time.Time, t time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && ts[i].Before(t) {
+		i++
+	}
+	return ts[i:]
 }
 
 // want marks st as in use and starts instances until its stock is full;
@@ -141,7 +216,7 @@ func (p *prestartPool) want(st stock) {
 		}
 	}
 	p.wanted[k] = st
-	for n := len(p.ready[k]) + p.filling[k]; n < p.size; n++ {
+	for n, target := len(p.ready[k])+p.filling[k], p.targetLocked(k, time.Now()); n < target; n++ {
 		p.filling[k]++
 		p.w.closing.Add(1)
 		go p.fill(st)
@@ -156,14 +231,25 @@ func (p *prestartPool) retireLocked(k string) {
 	delete(p.ready, k)
 	delete(p.wanted, k)
 	delete(p.taken, k)
+	delete(p.pending, k)
+	delete(p.recent, k)
 }
 
 func (p *prestartPool) fill(st stock) {
 	defer p.w.closing.Done()
+	p.fills <- struct{}{}
+	// Building a sandbox takes the kernel's mount locks and tens of
+	// milliseconds of CPU: it waits while cold starts are under way,
+	// which it would slow many times over what it saves them (a burst
+	// of twenty cold starts took a second, against 60 ms without).
+	for t0 := time.Now(); p.w.coldStarts.Load() > 0 && time.Since(t0) < fillPatience; {
+		time.Sleep(fillPoll)
+	}
 	inst, err := python.Prestart(python.PrestartConfig{
 		Runtime: st.rt, Bootstrap: p.w.bootstrap, Executor: p.w.cfg.Executor, LogLimit: p.w.cfg.LogLimit,
 		Layers: st.layers, Preload: st.preload, Env: st.env,
 	})
+	<-p.fills
 	k := st.key()
 	p.mu.Lock()
 	p.filling[k]--

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"nimbus/internal/model"
@@ -105,6 +106,9 @@ type Worker struct {
 	slots      *slotSet
 	code       codeCache
 	prestarted *prestartPool
+	// coldStarts counts the instances being started for invocations now
+	// (the pool's fills wait for them).
+	coldStarts atomic.Int64
 	// preloads are the top-level modules of each dependency layer (by
 	// digest) its pre-started sandboxes import.
 	preloads sync.Map
@@ -300,7 +304,9 @@ func (w *Worker) acquire(ctx context.Context, fn model.Function) (*instance, boo
 	size := w.reserveLocked(fn.MemoryMB, time.Now())
 	w.mu.Unlock()
 
+	w.coldStarts.Add(1)
 	inst, err := w.start(ctx, fn)
+	w.coldStarts.Add(-1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -421,7 +427,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	// A function whose own code shadows a module its dependency set's
 	// sandboxes imported ahead starts afresh.
 	if !shadows(dir, st.preload) {
-		if pi, restock := w.prestarted.take(st, fn.EphemeralMB); pi != nil {
+		if pi, restock := w.prestarted.take(st, fn.EphemeralMB, announced(fn)); pi != nil {
 			if err := pi.Assign(startCtx, cfg); err == nil {
 				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB, restock: restock}, nil
 			} else {
@@ -435,6 +441,12 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
 	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB}, nil
+}
+
+// announced names a function's revision for the pre-start pool, which
+// expects one cold start of each revision announced.
+func announced(fn model.Function) string {
+	return fmt.Sprintf("%s@%d", fn.QualifiedName(), fn.Revision)
 }
 
 // depsStock is the pre-start stock of rt's functions with the
@@ -703,10 +715,16 @@ func (w *Worker) Prefetch(fn model.Function) {
 			// cold start finds its modules imported already.
 			if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
 				if st, err := w.depsStock(ctx, rt, fn.Deps.SHA256, fn.Env); err == nil {
-					w.prestarted.want(st)
+					w.prestarted.announce(st, announced(fn))
 				} else {
 					w.cfg.Log.Debug("prefetching the dependency layer", "function", fn.Name, "err", err)
 				}
+			}
+		}
+		if fn.Deps == nil {
+			// A cold start of it is expected: one more sandbox waits.
+			if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
+				w.prestarted.announce(stock{rt: rt}, announced(fn))
 			}
 		}
 		dir, err := w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits())

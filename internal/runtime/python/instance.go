@@ -352,6 +352,8 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		Files:      []string{cfg.Bootstrap},
 		Mounts:     cfg.Layers,
 		LateCode:   lateCode,
+		Background: lateCode, // started ahead: it waits at the lowest priority
+
 	})
 	reqR.Close()
 	respW.Close()

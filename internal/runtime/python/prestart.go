@@ -84,6 +84,12 @@ func (i *Instance) Assign(ctx context.Context, cfg InstanceConfig) error {
 		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
 		defer cancel()
 	}
+	if pr, ok := i.proc.(sandbox.Prioritized); ok {
+		if err := pr.Foreground(); err != nil {
+			i.Close()
+			return fmt.Errorf("python: normal priority: %w", err)
+		}
+	}
 	attacher := i.cfg.Executor.(sandbox.CodeAttacher)
 	if err := attacher.AttachCode(i.proc, cfg.CodeDir, cfg.MemoryMB); err != nil {
 		i.Close()
