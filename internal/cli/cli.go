@@ -171,6 +171,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.budgetsCommand(),
 		a.runtimesCommand(),
 		a.buildsCommand(),
+		a.layersCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

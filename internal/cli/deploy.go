@@ -22,7 +22,7 @@ import (
 type deployFlags struct {
 	name, handler, runtime, timeout, description string
 	memory, ephemeral, provisioned, reserved     int
-	env                                          []string
+	env, layers                                  []string
 }
 
 func (a *app) deployCommand() *cobra.Command {
@@ -49,6 +49,7 @@ func (a *app) deployCommand() *cobra.Command {
 	f.StringArrayVar(&fl.env, "env", nil, "environment variable K=V (repeatable)")
 	f.IntVar(&fl.provisioned, "provisioned", 0, "instances kept ready at all times (provisioned concurrency)")
 	f.IntVar(&fl.reserved, "reserved-concurrency", 0, "most invocations at once, reserved from the namespace's limit")
+	f.StringArrayVar(&fl.layers, "layer", nil, "a published layer to mount, NAME:VERSION (repeatable, in sys.path order; replaces the manifest's layers)")
 	return cmd
 }
 
@@ -136,9 +137,12 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	if s := scanSummary(fn.Scan); s != "" {
 		t.row("code scan:", s)
 	}
+	for _, l := range fn.LayerRefs {
+		t.row("layer:", fmt.Sprintf("%s:%d (%s unpacked, at /opt/layers/%s)", l.Name, l.Version, humanBytes(l.Unpacked), l.Name))
+	}
 	if d := fn.Deps; d != nil {
 		t.row("dependencies:", strings.Join(d.Packages, " "))
-		t.row("layer:", fmt.Sprintf("%s (%s, %s unpacked, at /opt/python)", shortDigest(d.SHA256), humanBytes(d.Size), humanBytes(d.Unpacked)))
+		t.row("dependency layer:", fmt.Sprintf("%s (%s, %s unpacked, at /opt/python)", shortDigest(d.SHA256), humanBytes(d.Size), humanBytes(d.Unpacked)))
 	}
 	return t.flush()
 }
@@ -212,6 +216,9 @@ func applyDeployFlags(cmd *cobra.Command, cfg *client.FunctionConfig, fl deployF
 	}
 	if set("reserved-concurrency") {
 		cfg.ReservedConcurrency = &fl.reserved
+	}
+	if set("layer") {
+		cfg.Layers = fl.layers
 	}
 	if set("timeout") {
 		d, err := parseTimeout(fl.timeout)

@@ -53,13 +53,14 @@ const (
 var (
 	nameRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	runtimeRe = regexp.MustCompile(`^python3\.[0-9]{1,3}$`)
+	layerRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	handlerRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 	envKeyRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // manifestFields are the keys a manifest may hold.
 var manifestFields = []string{"name", "runtime", "handler", "memory", "timeout", "env", "description", "ephemeral_storage",
-	"retries", "retry_delay", "max_event_age", "destinations", "reserved_concurrency", "provisioned"}
+	"retries", "retry_delay", "max_event_age", "destinations", "reserved_concurrency", "provisioned", "layers"}
 
 // LoadManifest reads dir/nimbus.yaml, or else dir/nimbus.yml, with
 // ParseManifest. found reports whether either file exists; when neither
@@ -170,6 +171,8 @@ func ParseManifest(b []byte) (client.FunctionConfig, error) {
 			var d time.Duration
 			d, err = parseTimeout(v)
 			cfg.MaxEventAge = client.Duration(d)
+		case "layers":
+			err = v.Decode(&cfg.Layers)
 		case "destinations":
 			var d struct {
 				OnSuccess string `yaml:"on_success"`
@@ -284,6 +287,21 @@ func ValidateConfig(c model.FunctionConfig) error {
 			add("env key %q must match [A-Za-z_][A-Za-z0-9_]*", k)
 		}
 	}
+	names := map[string]bool{}
+	if len(c.Layers) > model.MaxLayers {
+		add("layers: %d given; a function mounts at most %d", len(c.Layers), model.MaxLayers)
+	}
+	for _, l := range c.Layers {
+		name, version, err := ParseLayerRef(l)
+		if err != nil {
+			add("layers: %v", err)
+			continue
+		}
+		if names[name] {
+			add("layers: layer %q is named twice (%s)", name, l)
+		}
+		names[name] = version > 0
+	}
 	if size > MaxEnvBytes {
 		add("env totals %d bytes (keys plus values), over the limit of %d", size, MaxEnvBytes)
 	}
@@ -330,3 +348,25 @@ func checkDestination(d string) string {
 	}
 	return ""
 }
+
+// ParseLayerRef reads NAME:VERSION, a published layer's version.
+func ParseLayerRef(ref string) (name string, version int64, err error) {
+	name, v, ok := strings.Cut(ref, ":")
+	if !ok {
+		return "", 0, fmt.Errorf("%q is not NAME:VERSION (a layer's name and version number, as nimbus layers ls shows them)", ref)
+	}
+	if !layerRe.MatchString(name) {
+		return "", 0, fmt.Errorf("layer name %q must be 1-64 characters of letters, digits, '-' and '_'", name)
+	}
+	version, err = strconv.ParseInt(v, 10, 64)
+	if err != nil || version < 1 {
+		return "", 0, fmt.Errorf("layer version %q in %q must be a number from 1", v, ref)
+	}
+	return name, version, nil
+}
+
+// ValidLayerName reports whether name is a layer's name.
+func ValidLayerName(name string) bool { return layerRe.MatchString(name) }
+
+// ValidRuntime reports whether name has a runtime's form, python3.X.
+func ValidRuntime(name string) bool { return runtimeRe.MatchString(name) }

@@ -58,6 +58,8 @@ var registry = newRegistry(
 	def(DeleteBudgetType, applyDeleteBudget),
 	def(BudgetCheckType, applyBudgetCheck),
 	def(RecordBuildType, applyRecordBuild),
+	def(PublishLayerType, applyPublishLayer),
+	def(DeleteLayerType, applyDeleteLayer),
 )
 
 // Each command's result type.
@@ -106,6 +108,8 @@ func (PutBudget) result() *None                            { return nil }
 func (DeleteBudget) result() *None                         { return nil }
 func (BudgetCheck) result() *BudgetCheckResult             { return nil }
 func (RecordBuild) result() *None                          { return nil }
+func (PublishLayer) result() *PublishLayerResult           { return nil }
+func (DeleteLayer) result() *None                          { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -338,4 +342,13 @@ func applyPutPrices(s *state.Store, c PutPrices) (None, error) {
 
 func applyRecordBuild(s *state.Store, c RecordBuild) (None, error) {
 	return None{}, s.RecordBuild(c.Build)
+}
+
+func applyPublishLayer(s *state.Store, c PublishLayer) (PublishLayerResult, error) {
+	l, err := s.PublishLayer(c.Layer)
+	return PublishLayerResult{Layer: l}, err
+}
+
+func applyDeleteLayer(s *state.Store, c DeleteLayer) (None, error) {
+	return None{}, s.DeleteLayer(c.Namespace, c.Name, c.Version)
 }

@@ -65,6 +65,8 @@ const (
 	DeleteBudgetType      CommandType = 43
 	BudgetCheckType       CommandType = 44
 	RecordBuildType       CommandType = 45
+	PublishLayerType      CommandType = 46
+	DeleteLayerType       CommandType = 47
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -496,4 +498,22 @@ type BudgetCheckResult struct {
 // its layer, which later builds of the same request reuse) or failed.
 type RecordBuild struct {
 	Build model.Build `json:"build"`
+}
+
+// PublishLayer stores the next version of a layer (its zip stored and
+// replicated before); the result is the version as stored.
+type PublishLayer struct {
+	Layer model.Layer `json:"layer"`
+}
+
+// PublishLayerResult is PublishLayer's result.
+type PublishLayerResult struct {
+	Layer model.Layer `json:"layer"`
+}
+
+// DeleteLayer removes a layer version no function mounts.
+type DeleteLayer struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Version   int64  `json:"version"`
 }

@@ -27,6 +27,9 @@ type FunctionConfig struct {
 	ReservedConcurrency *int   `json:"reserved_concurrency,omitempty"`
 	Provisioned         int    `json:"provisioned,omitempty"`
 	Source              string `json:"source,omitempty"` // HOST:/path the CLI deployed from
+	// Layers are the published layers the function mounts, as
+	// NAME:VERSION, in the order of sys.path (at most MaxLayers).
+	Layers []string `json:"layers,omitempty"`
 }
 
 // Destinations say where the outcome of an asynchronous invocation goes:
@@ -49,6 +52,8 @@ type Function struct {
 	// Deps is the dependency layer built from the package's
 	// requirements.txt, mounted at /opt/python; nil without one.
 	Deps *DepLayer `json:"deps,omitempty"`
+	// LayerRefs are Layers resolved at deploy (digests and sizes).
+	LayerRefs []LayerRef `json:"layer_refs,omitempty"`
 }
 
 // QualifiedName is the function's identity across namespaces.

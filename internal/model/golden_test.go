@@ -41,6 +41,7 @@ func stored() map[string]any {
 		"price_table":         &PriceTable{},
 		"budget":              &Budget{},
 		"build":               &Build{},
+		"layer":               &Layer{},
 	}
 }
 

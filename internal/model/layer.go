@@ -48,3 +48,34 @@ const (
 	MaxBuildLog = 32 << 10
 	MaxBuilds   = 200
 )
+
+// Layer is one version of a published layer: a zip of files a
+// function may mount (Python packages under python/, as Lambda's), for
+// the runtimes it names (any, if none). Versions are numbered from 1
+// per name and never change.
+type Layer struct {
+	Namespace   string    `json:"namespace"`
+	Name        string    `json:"name"`
+	Version     int64     `json:"version"`
+	SHA256      string    `json:"sha256"`
+	Size        int64     `json:"size"`     // of the zip
+	Unpacked    int64     `json:"unpacked"` // bytes of its files
+	Runtimes    []string  `json:"runtimes,omitempty"`
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// LayerRef is a layer version a function mounts, as resolved at deploy.
+type LayerRef struct {
+	Name     string `json:"name"`
+	Version  int64  `json:"version"`
+	SHA256   string `json:"sha256"`
+	Unpacked int64  `json:"unpacked"`
+}
+
+// Layer limits: a function mounts at most MaxLayers; its code, layers
+// and dependency layer unzip to at most MaxUnpacked bytes together.
+const (
+	MaxLayers   = 5
+	MaxUnpacked = 250 << 20
+)

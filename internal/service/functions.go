@@ -43,7 +43,8 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 	if cfg.Runtime, err = s.pickRuntime(cfg.Runtime); err != nil {
 		return Deployed{}, err
 	}
-	if _, err := codepkg.Validate(zip, codepkg.DefaultLimits()); err != nil {
+	info, err := codepkg.Validate(zip, codepkg.DefaultLimits())
+	if err != nil {
 		return Deployed{}, err
 	}
 	if s.d.Checker != nil {
@@ -58,7 +59,16 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 	if err != nil {
 		return Deployed{}, err
 	}
+	// The layers are checked before the build (a bad one costs no
+	// build), and their size again with the dependency layer's.
+	if _, err := s.resolveLayers(ns, cfg, info.UnzippedSize, nil); err != nil {
+		return Deployed{}, err
+	}
 	layer, err := s.buildDeps(ctx, ns, cfg, zip, progress)
+	if err != nil {
+		return Deployed{}, err
+	}
+	refs, err := s.resolveLayers(ns, cfg, info.UnzippedSize, layer)
 	if err != nil {
 		return Deployed{}, err
 	}
@@ -71,7 +81,7 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 			return Deployed{}, err
 		}
 	}
-	fn := model.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report, Deps: layer}
+	fn := model.Function{FunctionConfig: cfg, Namespace: ns, CodeSHA256: digest, CodeSize: int64(len(zip)), Scan: report, Deps: layer, LayerRefs: refs}
 	res, err := fsm.Apply(ctx, s.d.Control, fsm.UpsertFunction{Function: fn, Now: time.Now().UTC()})
 	if err != nil {
 		return Deployed{}, err

@@ -20,6 +20,9 @@ func (s *Store) UpsertFunction(f model.Function, now time.Time) (model.Function,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev, exists := s.functions[f.QualifiedName()]
+	if err := s.checkLayersLocked(f); err != nil {
+		return model.Function{}, false, err
+	}
 	if f.ReservedConcurrency != nil {
 		if ns, ok := s.namespaces[f.Namespace]; ok && ns.Concurrency > 0 {
 			reserved := 0

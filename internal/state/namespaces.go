@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"nimbus/internal/model"
 )
@@ -59,9 +60,15 @@ func (s *Store) DeleteNamespace(name string) error {
 		return fmt.Errorf("namespace %q still holds %d functions, %d schedules and %d topics; delete them first: %w", name, fns, scs, tps, ErrNotEmpty)
 	}
 	delete(s.namespaces, name)
-	delete(s.prices, name)  // its price override goes with it
-	delete(s.budgets, name) // and its budget
-	delete(s.builds, name)  // and its builds
+	delete(s.prices, name)     // its price override goes with it
+	delete(s.budgets, name)    // and its budget
+	delete(s.builds, name)     // and its builds
+	for qn := range s.layers { // and its layers
+		if strings.HasPrefix(qn, name+"/") {
+			delete(s.layers, qn)
+			delete(s.layerSeq, qn)
+		}
+	}
 	for id, k := range s.keys {
 		if k.Namespace == name {
 			delete(s.keys, id)

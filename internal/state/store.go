@@ -90,6 +90,11 @@ type Store struct {
 	// depLayers the layers they made, by cache key (builds.go).
 	builds    map[string][]*model.Build
 	depLayers map[string]*model.DepLayer
+	// layers are the published layers by qualified name, versions
+	// ascending; layerSeq the last version published under each name
+	// (layers.go).
+	layers   map[string][]*model.Layer
+	layerSeq map[string]int64
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -164,6 +169,8 @@ func New() *Store {
 		budgets:       map[string]*model.Budget{},
 		builds:        map[string][]*model.Build{},
 		depLayers:     map[string]*model.DepLayer{},
+		layers:        map[string][]*model.Layer{},
+		layerSeq:      map[string]int64{},
 		testEvents:    map[string]map[string]*model.TestEvent{},
 		prices:        map[string]model.PriceTable{},
 	}
@@ -211,6 +218,10 @@ type Snapshot struct {
 	// first; DepLayers the layers they made (by cache key).
 	Builds    []*model.Build    `json:"builds,omitempty"`
 	DepLayers []*model.DepLayer `json:"dep_layers,omitempty"`
+	// Layers are the published layer versions; LayerSeq the last version
+	// number of each name (by qualified name), which outlives removals.
+	Layers   []*model.Layer   `json:"layers,omitempty"`
+	LayerSeq map[string]int64 `json:"layer_seq,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -270,6 +281,7 @@ func (s *Store) Capture() *Snapshot {
 	snap.Budgets = s.allBudgetsLocked()
 	snap.Builds = s.allBuildsLocked()
 	snap.DepLayers = s.allDepLayersLocked()
+	snap.Layers, snap.LayerSeq = s.allLayersLocked()
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
@@ -481,6 +493,7 @@ func (s *Store) Restore(r io.Reader) error {
 		s.budgets[b.Namespace] = b
 	}
 	s.restoreBuildsLocked(snap)
+	s.restoreLayersLocked(snap)
 	s.publishLocked()
 	s.mu.Unlock()
 	return nil

@@ -102,6 +102,17 @@ func script() []step {
 			Layer: &model.DepLayer{SHA256: "ab", Size: 10, Runtime: "python3.11", Packages: []string{"x==1"}, Key: "k", CacheKey: "c"}}}),
 		do("a failed dependency build", fsm.RecordBuild{Build: model.Build{ID: "b2", Function: "f", Status: model.BuildFailed, Error: "pip: no", StartedAt: t0}}),
 		do("a build recorded twice", fsm.RecordBuild{Build: model.Build{ID: "b2", Function: "f", Status: model.BuildFailed, StartedAt: t0}}),
+		do("a layer", fsm.PublishLayer{Layer: model.Layer{Name: "lib", SHA256: "cd", Size: 5, Runtimes: []string{"python3.11"}, CreatedAt: t0}}),
+		do("a second version of the layer", fsm.PublishLayer{Layer: model.Layer{Name: "lib", SHA256: "ef", Size: 6, CreatedAt: t0}}),
+		do("a layer of an unknown namespace", fsm.PublishLayer{Layer: model.Layer{Namespace: "nowhere", Name: "lib", SHA256: "cd", CreatedAt: t0}}),
+		do("a function mounts the layer", fsm.UpsertFunction{Function: model.Function{FunctionConfig: model.FunctionConfig{Name: "uses", Handler: "main.handler", Layers: []string{"lib:2"}},
+			LayerRefs: []model.LayerRef{{Name: "lib", Version: 2, SHA256: "ef"}}}, Now: t0}),
+		do("a function mounts a layer that does not exist", fsm.UpsertFunction{Function: model.Function{FunctionConfig: model.FunctionConfig{Name: "lacks", Handler: "main.handler"},
+			LayerRefs: []model.LayerRef{{Name: "lib", Version: 9, SHA256: "ef"}}}, Now: t0}),
+		do("a layer in use is not removed", fsm.DeleteLayer{Name: "lib", Version: 2}),
+		do("the first version of the layer is removed", fsm.DeleteLayer{Name: "lib", Version: 1}),
+		do("an unknown layer is not removed", fsm.DeleteLayer{Name: "lib", Version: 1}),
+		do("the function that mounts the layer is removed", fsm.RemoveFunction{Name: "uses"}),
 		do("a topic", fsm.PutTopic{Topic: model.Topic{Name: "orders", CreatedAt: t0}}),
 		do("a subscription to the topic", fsm.SubscribeTopic{Topic: "orders", Subscriber: model.TopicSubscriber{Function: "f", CreatedAt: t0}}),
 		do("a publish to the topic", fsm.Publish{Topic: "orders", MessageID: "m1", Message: json.RawMessage(`{"a":1}`), Time: t0}),
@@ -194,6 +205,10 @@ func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
 		"a budget check of a namespace without one":        "not_found",
 		"an unknown budget is not removed":                 "not_found",
 		"a build recorded twice":                           "conflict",
+		"a layer of an unknown namespace":                  "not_found",
+		"a function mounts a layer that does not exist":    "not_found",
+		"a layer in use is not removed":                    "conflict",
+		"an unknown layer is not removed":                  "not_found",
 	}
 	for i, s := range script() {
 		if code := viaFollower[i].code; code != want[s.name] {

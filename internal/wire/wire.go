@@ -36,7 +36,7 @@ func Function(m model.Function) client.Function {
 		Namespace:      m.Namespace, Revision: m.Revision,
 		CodeSHA256: m.CodeSHA256, CodeSize: m.CodeSize,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
-		Scan: ScanReport(m.Scan), Deps: DepLayer(m.Deps),
+		Scan: ScanReport(m.Scan), Deps: DepLayer(m.Deps), LayerRefs: List(m.LayerRefs, LayerRef),
 	}
 }
 
@@ -46,6 +46,17 @@ func DepLayer(m *model.DepLayer) *client.DepLayer {
 		return nil
 	}
 	return &client.DepLayer{SHA256: m.SHA256, Size: m.Size, Unpacked: m.Unpacked, Runtime: m.Runtime, Packages: m.Packages}
+}
+
+// Layer is a published layer version as the API shows it.
+func Layer(m model.Layer) client.Layer {
+	return client.Layer{Namespace: m.Namespace, Name: m.Name, Version: m.Version, SHA256: m.SHA256, Size: m.Size,
+		Unpacked: m.Unpacked, Runtimes: m.Runtimes, Description: m.Description, CreatedAt: m.CreatedAt}
+}
+
+// LayerRef is a mounted layer version as the API shows it.
+func LayerRef(m model.LayerRef) client.LayerRef {
+	return client.LayerRef{Name: m.Name, Version: m.Version, SHA256: m.SHA256, Unpacked: m.Unpacked}
 }
 
 // Build is a dependency build as the API shows it.
@@ -63,7 +74,7 @@ func FunctionConfig(m model.FunctionConfig) client.FunctionConfig {
 		Description: m.Description, Retries: m.Retries,
 		RetryDelay: client.Duration(m.RetryDelay), MaxEventAge: client.Duration(m.MaxEventAge),
 		Destinations:        (*client.Destinations)(m.Destinations),
-		ReservedConcurrency: m.ReservedConcurrency, Provisioned: m.Provisioned, Source: m.Source,
+		ReservedConcurrency: m.ReservedConcurrency, Provisioned: m.Provisioned, Source: m.Source, Layers: m.Layers,
 	}
 }
 
@@ -75,7 +86,7 @@ func ModelFunctionConfig(c client.FunctionConfig) model.FunctionConfig {
 		Description: c.Description, Retries: c.Retries,
 		RetryDelay: model.Duration(c.RetryDelay), MaxEventAge: model.Duration(c.MaxEventAge),
 		Destinations:        (*model.Destinations)(c.Destinations),
-		ReservedConcurrency: c.ReservedConcurrency, Provisioned: c.Provisioned, Source: c.Source,
+		ReservedConcurrency: c.ReservedConcurrency, Provisioned: c.Provisioned, Source: c.Source, Layers: c.Layers,
 	}
 }
 

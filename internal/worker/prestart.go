@@ -52,14 +52,15 @@ type prestartPool struct {
 // imported): functions share a stock only with the same variables.
 type stock struct {
 	rt      python.Runtime
-	deps    string // the dependency layer's digest; "" for none
+	digests []string // the layers' digests, in order; none for none
 	layers  []sandbox.Mount
+	sysPath []string // where the layers' modules are, as instances see them
 	preload []string
 	env     map[string]string
 }
 
 func (s stock) key() string {
-	if s.deps == "" {
+	if len(s.digests) == 0 {
 		return s.rt.Name
 	}
 	keys := make([]string, 0, len(s.env))
@@ -71,7 +72,7 @@ func (s stock) key() string {
 	for _, k := range keys {
 		fmt.Fprintf(h, "%q=%q\n", k, s.env[k])
 	}
-	return fmt.Sprintf("%s|%s|%x", s.rt.Name, s.deps, h.Sum(nil)[:8])
+	return fmt.Sprintf("%s|%s|%x", s.rt.Name, strings.Join(s.digests, "+"), h.Sum(nil)[:8])
 }
 
 // fillPatience is the longest a fill waits for the cold starts under
@@ -203,7 +204,7 @@ func (p *prestartPool) want(st stock) {
 		return
 	}
 	k := st.key()
-	if st.deps != "" {
+	if len(st.digests) > 0 {
 		p.taken[k] = time.Now()
 		for len(p.taken) > maxDepsStocks {
 			oldest := ""
@@ -247,7 +248,7 @@ func (p *prestartPool) fill(st stock) {
 	}
 	inst, err := python.Prestart(python.PrestartConfig{
 		Runtime: st.rt, Bootstrap: p.w.bootstrap, Executor: p.w.cfg.Executor, LogLimit: p.w.cfg.LogLimit,
-		Layers: st.layers, Preload: st.preload, Env: st.env,
+		Layers: st.layers, SysPath: st.sysPath, Preload: st.preload, Env: st.env,
 	})
 	<-p.fills
 	k := st.key()
@@ -259,7 +260,7 @@ func (p *prestartPool) fill(st stock) {
 		if err != nil {
 			// Not retried here (no spinning on a broken runtime): the
 			// next take restocks.
-			p.w.cfg.Log.Warn("pre-starting an instance", "runtime", st.rt.Name, "deps", st.deps, "err", err)
+			p.w.cfg.Log.Warn("pre-starting an instance", "runtime", st.rt.Name, "layers", st.digests, "err", err)
 		} else {
 			inst.Close()
 		}
@@ -275,8 +276,8 @@ func (p *prestartPool) layersInUse(inUse map[string]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, st := range p.wanted {
-		if st.deps != "" {
-			inUse[st.deps] = true
+		for _, d := range st.digests {
+			inUse[d] = true
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"nimbus/internal/codepkg"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -35,8 +36,12 @@ var ErrNoCapacity = errors.New("worker at capacity")
 var ErrClosed = errors.New("worker is shutting down")
 
 // DepsMount is where instances see their function's dependency layer
-// (on sys.path after the function's code, as Lambda's /opt/python).
-const DepsMount = "/opt/python"
+// (on sys.path after the function's code and its published layers).
+// LayersMount holds the published layers, each under its name.
+const (
+	DepsMount   = "/opt/python"
+	LayersMount = "/opt/layers"
+)
 
 // BlobSource fetches code packages by digest.
 type BlobSource interface {
@@ -138,9 +143,9 @@ type pool struct {
 type instance struct {
 	*python.Instance
 	revision int64
-	digest   string // of its code package, in the code cache
-	deps     string // of its dependency layer, in the code cache ("": none)
-	memoryMB int    // its function's memory size
+	digest   string   // of its code package, in the code cache
+	layers   []string // digests of its layers, in the code cache
+	memoryMB int      // its function's memory size
 	lastUsed time.Time
 	// size is what it counts against the budget (in w.used) while
 	// counted. Both need w.mu.
@@ -400,11 +405,9 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("code of %s revision %d: %w", fn.Name, fn.Revision, err)
 	}
-	st := stock{rt: rt}
-	if fn.Deps != nil {
-		if st, err = w.depsStock(ctx, rt, fn.Deps.SHA256, fn.Env); err != nil {
-			return nil, fmt.Errorf("dependency layer of %s revision %d: %w", fn.Name, fn.Revision, err)
-		}
+	st, err := w.layersStock(ctx, rt, fn)
+	if err != nil {
+		return nil, fmt.Errorf("layers of %s revision %d: %w", fn.Name, fn.Revision, err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -414,6 +417,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		CodeDir:      dir,
 		Handler:      fn.Handler,
 		Layers:       st.layers,
+		SysPath:      st.sysPath,
 		FunctionName: fn.Name,
 		Revision:     fn.Revision,
 		MemoryMB:     fn.MemoryMB,
@@ -429,7 +433,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if !shadows(dir, st.preload) {
 		if pi, restock := w.prestarted.take(st, fn.EphemeralMB, announced(fn)); pi != nil {
 			if err := pi.Assign(startCtx, cfg); err == nil {
-				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB, restock: restock}, nil
+				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, layers: st.digests, memoryMB: fn.MemoryMB, restock: restock}, nil
 			} else {
 				restock()
 				w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
@@ -440,7 +444,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
-	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, deps: st.deps, memoryMB: fn.MemoryMB}, nil
+	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, layers: st.digests, memoryMB: fn.MemoryMB}, nil
 }
 
 // announced names a function's revision for the pre-start pool, which
@@ -449,20 +453,50 @@ func announced(fn model.Function) string {
 	return fmt.Sprintf("%s@%d", fn.QualifiedName(), fn.Revision)
 }
 
-// depsStock is the pre-start stock of rt's functions with the
-// dependency layer digest: the layer unpacked (fetched first if need
-// be) and mounted at DepsMount, its top-level modules to import, and
-// the function's environment variables env.
-func (w *Worker) depsStock(ctx context.Context, rt python.Runtime, digest string, env map[string]string) (stock, error) {
-	dir, err := w.code.dirFor(ctx, digest, codepkg.LayerLimits())
-	if err != nil {
-		return stock{}, err
+// layersStock is the pre-start stock of fn's instances: rt alone for a
+// function without layers; else its layers unpacked (fetched first if
+// need be) and mounted, each published one at LayersMount/NAME (its
+// python/ on sys.path, as Lambda's /opt/python) in order, then the
+// dependency layer at DepsMount; the top-level modules they offer,
+// which its pre-started sandboxes import ahead; and the function's own
+// environment variables, which those imports see.
+func (w *Worker) layersStock(ctx context.Context, rt python.Runtime, fn model.Function) (stock, error) {
+	st := stock{rt: rt}
+	if fn.Deps == nil && len(fn.LayerRefs) == 0 {
+		return st, nil
 	}
-	preload, ok := w.preloads.Load(digest)
-	if !ok {
-		preload, _ = w.preloads.LoadOrStore(digest, topLevelModules(dir))
+	add := func(digest, target string, sub []string) error {
+		dir, err := w.code.dirFor(ctx, digest, codepkg.LayerLimits())
+		if err != nil {
+			return err
+		}
+		m := sandbox.Mount{Source: dir, Target: target}
+		st.layers = append(st.layers, m)
+		st.digests = append(st.digests, digest)
+		for _, s := range sub {
+			if fi, err := os.Stat(filepath.Join(dir, s)); err == nil && fi.IsDir() {
+				st.sysPath = append(st.sysPath, filepath.Join(w.cfg.Executor.MountPath(m), s))
+				preload, ok := w.preloads.Load(digest + "/" + s)
+				if !ok {
+					preload, _ = w.preloads.LoadOrStore(digest+"/"+s, topLevelModules(filepath.Join(dir, s)))
+				}
+				st.preload = append(st.preload, preload.([]string)...)
+			}
+		}
+		return nil
 	}
-	return stock{rt: rt, deps: digest, layers: []sandbox.Mount{{Source: dir, Target: DepsMount}}, preload: preload.([]string), env: env}, nil
+	for _, l := range fn.LayerRefs {
+		if err := add(l.SHA256, path.Join(LayersMount, l.Name), []string{"python", path.Join("python", "lib", rt.Name, "site-packages")}); err != nil {
+			return stock{}, fmt.Errorf("layer %s:%d: %w", l.Name, l.Version, err)
+		}
+	}
+	if fn.Deps != nil {
+		if err := add(fn.Deps.SHA256, DepsMount, []string{"."}); err != nil {
+			return stock{}, fmt.Errorf("dependency layer: %w", err)
+		}
+	}
+	st.env = fn.Env
+	return st, nil
 }
 
 // Retire closes the idle instances of a function (named by its qualified
@@ -615,8 +649,8 @@ func (w *Worker) pruneCode(now time.Time) []string {
 	inUse := map[string]bool{}
 	for i := range w.live {
 		inUse[i.digest] = true
-		if i.deps != "" {
-			inUse[i.deps] = true
+		for _, d := range i.layers {
+			inUse[d] = true
 		}
 	}
 	w.mu.Unlock()
@@ -710,21 +744,13 @@ func (w *Worker) Prefetch(fn model.Function) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if fn.Deps != nil {
-			// The dependency set's sandboxes are stocked now: the first
-			// cold start finds its modules imported already.
-			if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
-				if st, err := w.depsStock(ctx, rt, fn.Deps.SHA256, fn.Env); err == nil {
-					w.prestarted.announce(st, announced(fn))
-				} else {
-					w.cfg.Log.Debug("prefetching the dependency layer", "function", fn.Name, "err", err)
-				}
-			}
-		}
-		if fn.Deps == nil {
-			// A cold start of it is expected: one more sandbox waits.
-			if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
-				w.prestarted.announce(stock{rt: rt}, announced(fn))
+		// A cold start of it is expected: one more sandbox waits, with
+		// its layers mounted and their modules imported.
+		if rt, err := python.Pick(w.cfg.Runtimes, fn.Runtime); err == nil {
+			if st, err := w.layersStock(ctx, rt, fn); err == nil {
+				w.prestarted.announce(st, announced(fn))
+			} else {
+				w.cfg.Log.Debug("prefetching the layers", "function", fn.Name, "err", err)
 			}
 		}
 		dir, err := w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits())

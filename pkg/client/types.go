@@ -40,6 +40,9 @@ type FunctionConfig struct {
 	// (HOST:/absolute/path): a hint, so that a deploy replacing a
 	// function whose code came from elsewhere can say so.
 	Source string `json:"source,omitempty"`
+	// Layers are the published layers the function mounts, as
+	// NAME:VERSION, in sys.path order (at most 5).
+	Layers []string `json:"layers,omitempty"`
 }
 
 // Destinations say where the outcome of an asynchronous invocation goes:
@@ -63,6 +66,9 @@ type Function struct {
 	// Deps is the dependency layer built from the package's
 	// requirements.txt, if it has one.
 	Deps *DepLayer `json:"deps,omitempty"`
+	// LayerRefs are the published layers it mounts, as resolved at
+	// deploy.
+	LayerRefs []LayerRef `json:"layer_refs,omitempty"`
 }
 
 // Invocation status values.

@@ -55,6 +55,9 @@ type InstanceConfig struct {
 	// at /opt/python): on sys.path in this order, after CodeDir and
 	// before the runtime's own modules, as Lambda orders them.
 	Layers []sandbox.Mount
+	// SysPath are the directories of the layers on sys.path, in order, as
+	// the instance sees them (see sandbox.Executor.MountPath).
+	SysPath []string
 	// Preload names the layers' top-level modules a pre-started instance
 	// imports while it waits for its function (PrestartConfig).
 	Preload      []string
@@ -494,12 +497,8 @@ func (i *Instance) handshake(ctx context.Context, logStream string, env map[stri
 		"log_group_name":   "/aws/lambda/" + i.cfg.FunctionName,
 		"log_stream_name":  logStream,
 	}
-	if len(i.cfg.Layers) > 0 {
-		path := make([]string, len(i.cfg.Layers))
-		for k, m := range i.cfg.Layers {
-			path[k] = i.cfg.Executor.MountPath(m)
-		}
-		fields["path"] = path
+	if len(i.cfg.SysPath) > 0 {
+		fields["path"] = i.cfg.SysPath
 	}
 	if env != nil {
 		fields["env"] = env
@@ -943,11 +942,7 @@ func withPreload(env []string, cfg InstanceConfig) []string {
 	if len(cfg.Preload) == 0 {
 		return env
 	}
-	path := make([]string, len(cfg.Layers))
-	for k, m := range cfg.Layers {
-		path[k] = cfg.Executor.MountPath(m)
-	}
-	return append(env, "NIMBUS_PRELOAD="+strings.Join(cfg.Preload, ","), "NIMBUS_PRELOAD_PATH="+strings.Join(path, ":"))
+	return append(env, "NIMBUS_PRELOAD="+strings.Join(cfg.Preload, ","), "NIMBUS_PRELOAD_PATH="+strings.Join(cfg.SysPath, ":"))
 }
 
 func environ(cfg InstanceConfig, version, logStream string) []string {

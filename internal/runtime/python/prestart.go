@@ -24,6 +24,7 @@ type PrestartConfig struct {
 	// bootstrap imports the Preload modules from them while it waits:
 	// only a function with exactly these layers may take the instance.
 	Layers  []sandbox.Mount
+	SysPath []string
 	Preload []string
 	// Env are the function's own variables, set while the Preload
 	// modules are imported (only functions with these may take it).
@@ -42,7 +43,7 @@ func Prestart(cfg PrestartConfig) (*Instance, error) {
 	inst, err := spawn(InstanceConfig{
 		Runtime: cfg.Runtime, Bootstrap: cfg.Bootstrap, Executor: cfg.Executor, TmpMB: cfg.TmpMB,
 		LogLimit: cfg.LogLimit, ResultLimit: cfg.ResultLimit, MemoryMB: DefaultMemoryMB,
-		Layers: cfg.Layers, Preload: cfg.Preload, Env: cfg.Env,
+		Layers: cfg.Layers, SysPath: cfg.SysPath, Preload: cfg.Preload, Env: cfg.Env,
 	}, true)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func (i *Instance) Assign(ctx context.Context, cfg InstanceConfig) error {
 	keep := i.cfg
 	i.cfg = cfg
 	i.cfg.Runtime, i.cfg.Bootstrap, i.cfg.Executor = keep.Runtime, keep.Bootstrap, keep.Executor
-	i.cfg.Layers, i.cfg.Preload = keep.Layers, keep.Preload
+	i.cfg.Layers, i.cfg.SysPath, i.cfg.Preload = keep.Layers, keep.SysPath, keep.Preload
 	i.cfg.LogLimit, i.cfg.ResultLimit, i.cfg.TmpMB = keep.LogLimit, keep.ResultLimit, keep.TmpMB
 	i.version = fmt.Sprint(cfg.Revision)
 	i.logStream = newLogStream(i.version)
