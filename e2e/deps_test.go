@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"nimbus/internal/codepkg"
 	"nimbus/internal/deps/depstest"
+	"nimbus/internal/runtime/python"
 	"nimbus/pkg/client"
 )
 
@@ -141,5 +145,48 @@ func TestDeployBuildsTheRequirementsIntoALayerTheFunctionImports(t *testing.T) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != 422 || ae.Code != "BuildFailed" || !strings.Contains(ae.Message, "shout==7") {
 		t.Errorf("a streamed deploy that fails: %v", err)
+	}
+}
+
+// The README's dependency example: make-index.py builds the index,
+// python3 -m http.server serves it, nimbus dev is given it, and
+// examples/slugs imports textcase from its dependency layer.
+func TestTheReadmesDependencyExample(t *testing.T) {
+	parallel(t)
+	py, err := exec.LookPath("python3")
+	if real, rerr := python.Discover(); rerr == nil && len(real) > 0 {
+		py, err = real[0].Executable, nil // not a pyenv shim
+	}
+	if err != nil {
+		t.Skip("no python3")
+	}
+	index := t.TempDir()
+	if out, err := exec.Command(py, "../examples/textcase/make-index.py", index).CombinedOutput(); err != nil {
+		t.Fatalf("make-index.py: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	_, p, _ := strings.Cut(port, ":")
+	srv := exec.Command(py, "-m", "http.server", p, "--bind", "127.0.0.1", "-d", index)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	waitFor(t, 30*time.Second, "the index answers", func() bool {
+		resp, err := http.Get("http://" + port + "/simple/textcase/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	n := startDev(t, t.TempDir(), "--pip-index-url", "http://"+port+"/simple/")
+	if out := n.mustCLI(0, "deploy", "../examples/slugs").stdout; !strings.Contains(out, "textcase==1.0") {
+		t.Fatalf("deploy slugs:\n%s", out)
+	}
+	r := n.mustCLI(0, "invoke", "slugs", "--data", "@../examples/slugs/event.json")
+	if !strings.Contains(r.stdout, `"hello-world", "unicode-friends", "spaces-everywhere"`) {
+		t.Fatalf("slugs answered %s", r.stdout)
+	}
+	if log := n.mustCLI(0, "builds", "slugs", "--log").stdout; !strings.Contains(log, "textcase") {
+		t.Errorf("builds slugs --log:\n%s", log)
 	}
 }
