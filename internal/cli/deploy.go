@@ -137,14 +137,24 @@ func (a *app) deploy(cmd *cobra.Command, path string, fl deployFlags) error {
 	if s := scanSummary(fn.Scan); s != "" {
 		t.row("code scan:", s)
 	}
-	for _, l := range fn.LayerRefs {
-		t.row("layer:", fmt.Sprintf("%s:%d (%s unpacked, at /opt/layers/%s)", l.Name, l.Version, humanBytes(l.Unpacked), l.Name))
-	}
-	if d := fn.Deps; d != nil {
-		t.row("dependencies:", strings.Join(d.Packages, " "))
-		t.row("dependency layer:", fmt.Sprintf("%s (%s, %s unpacked, at /opt/python)", shortDigest(d.SHA256), humanBytes(d.Size), humanBytes(d.Unpacked)))
+	for _, r := range layerRows(fn) {
+		t.row(r[0], r[1])
 	}
 	return t.flush()
+}
+
+// layerRows describe what a function mounts: its published layers and
+// its dependency layer.
+func layerRows(fn client.Function) [][2]string {
+	var rows [][2]string
+	for _, l := range fn.LayerRefs {
+		rows = append(rows, [2]string{"layer:", fmt.Sprintf("%s:%d (%s unpacked, at /opt/layers/%s)", l.Name, l.Version, humanBytes(l.Unpacked), l.Name)})
+	}
+	if d := fn.Deps; d != nil {
+		rows = append(rows, [2]string{"dependencies:", strings.Join(d.Packages, " ")},
+			[2]string{"dependency layer:", fmt.Sprintf("%s (%s, %s unpacked, at /opt/python)", shortDigest(d.SHA256), humanBytes(d.Size), humanBytes(d.Unpacked))})
+	}
+	return rows
 }
 
 // shortDigest is the first 12 hex digits of a digest.

@@ -50,7 +50,7 @@ func (a *app) getCommand() *cobra.Command {
 					}
 				}
 			}
-			for _, r := range concurrencyAndAsyncRows(f.FunctionConfig) {
+			for _, r := range append(layerRows(f), concurrencyAndAsyncRows(f.FunctionConfig)...) {
 				t.row(r[0], r[1])
 			}
 			t.row("created:", humanTime(f.CreatedAt))

@@ -1,12 +1,15 @@
 package deps
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,5 +176,44 @@ func TestFindPipPrefersTheRuntimesOwnWheel(t *testing.T) {
 	got := FindPip(python.Runtime{Name: "python3.12", Version: "3.12.1", Prefix: prefix})
 	if filepath.Base(got) != "pip-23.10.1-py3-none-any.whl" {
 		t.Errorf("FindPip = %q, want the newest bundled wheel, pip-23.10.1", got)
+	}
+}
+
+// sdist is a source distribution whose setup.py, were it ever run,
+// would write outside its build directory and open a socket.
+func sdist(t *testing.T, marker string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range map[string]string{
+		"sneaky-1.0/setup.py": "import socket\nopen(" + strconv.Quote(marker) + ", 'w').write('ran')\nsocket.create_connection(('127.0.0.1', 9))\n" +
+			"from setuptools import setup\nsetup(name='sneaky', version='1.0')\n",
+		"sneaky-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: sneaky\nVersion: 1.0\n",
+	} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+// A requirement that only a source distribution satisfies is refused
+// with pip's message, and its setup.py never runs.
+func TestASourceDistributionIsNeverBuilt(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "setup-py-ran")
+	ix := depstest.NewIndex(t, shout)
+	ix.AddFile("sneaky", "sneaky-1.0.tar.gz", sdist(t, marker))
+	for name, b := range builders(t, Index{URL: ix.URL}) {
+		t.Run(name, func(t *testing.T) {
+			_, err := b.Build(context.Background(), Request{Runtime: b.Runtimes[0].Name, Requirements: []string{"sneaky==1.0"}})
+			if !errors.Is(err, ErrBuildFailed) || !strings.Contains(err.Error(), "sneaky==1.0") {
+				t.Fatalf("err %v, want a failed build naming sneaky==1.0", err)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("the sdist's setup.py ran")
+			}
+		})
 	}
 }

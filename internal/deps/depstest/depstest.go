@@ -44,6 +44,7 @@ type Index struct {
 	mu       sync.Mutex
 	requests []string
 	byName   map[string][]Wheel
+	extra    map[string][]string // further files by project
 	files    map[string][]byte
 }
 
@@ -54,7 +55,7 @@ func normalize(name string) string { return strings.ToLower(nonAlnum.ReplaceAllS
 
 // NewIndex serves wheels on a loopback port until the test ends.
 func NewIndex(t testing.TB, wheels ...Wheel) *Index {
-	ix := &Index{byName: map[string][]Wheel{}, files: map[string][]byte{}}
+	ix := &Index{byName: map[string][]Wheel{}, extra: map[string][]string{}, files: map[string][]byte{}}
 	for _, w := range wheels {
 		n := normalize(w.Name)
 		ix.byName[n] = append(ix.byName[n], w)
@@ -66,6 +67,16 @@ func NewIndex(t testing.TB, wheels ...Wheel) *Index {
 	return ix
 }
 
+// AddFile serves data as file name of project (an sdist, say) beside
+// its wheels.
+func (ix *Index) AddFile(project, name string, data []byte) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := normalize(project)
+	ix.extra[n] = append(ix.extra[n], name)
+	ix.files[name] = data
+}
+
 // Requests lists the paths the index was asked for, in order.
 func (ix *Index) Requests() []string {
 	ix.mu.Lock()
@@ -75,8 +86,8 @@ func (ix *Index) Requests() []string {
 
 func (ix *Index) serve(w http.ResponseWriter, r *http.Request) {
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
 	ix.requests = append(ix.requests, r.URL.Path)
-	ix.mu.Unlock()
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/files/"):
 		b, ok := ix.files[strings.TrimPrefix(r.URL.Path, "/files/")]
@@ -88,16 +99,21 @@ func (ix *Index) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 	case strings.HasPrefix(r.URL.Path, "/simple/"):
 		name := strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/")
-		ws, ok := ix.byName[normalize(name)]
-		if !ok {
+		n := normalize(name)
+		var files []string
+		for _, wh := range ix.byName[n] {
+			files = append(files, wh.Filename())
+		}
+		files = append(files, ix.extra[n]...)
+		if len(files) == 0 {
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, "<!DOCTYPE html><html><body>\n")
-		for _, wh := range ws {
-			sum := sha256.Sum256(ix.files[wh.Filename()])
-			fmt.Fprintf(w, "<a href=\"/files/%s#sha256=%s\">%s</a>\n", html.EscapeString(wh.Filename()), hex.EncodeToString(sum[:]), html.EscapeString(wh.Filename()))
+		for _, f := range files {
+			sum := sha256.Sum256(ix.files[f])
+			fmt.Fprintf(w, "<a href=\"/files/%s#sha256=%s\">%s</a>\n", html.EscapeString(f), hex.EncodeToString(sum[:]), html.EscapeString(f))
 		}
 		fmt.Fprintf(w, "</body></html>\n")
 	default:
