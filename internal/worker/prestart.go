@@ -76,10 +76,13 @@ func (s stock) key() string {
 }
 
 // fillPatience is the longest a fill waits for the cold starts under
-// way to end, polling every fillPoll.
+// way to end, polling every fillPoll; quietAfter is how long after the
+// last cold start ended the worker counts as quiet (a burst's cold
+// starts come a few milliseconds apart).
 const (
 	fillPatience = 2 * time.Second
 	fillPoll     = 5 * time.Millisecond
+	quietAfter   = 50 * time.Millisecond
 )
 
 // maxStock bounds one stock, however many cold starts are expected.
@@ -243,7 +246,7 @@ func (p *prestartPool) fill(st stock) {
 	// milliseconds of CPU: it waits while cold starts are under way,
 	// which it would slow many times over what it saves them (a burst
 	// of twenty cold starts took a second, against 60 ms without).
-	for t0 := time.Now(); p.w.coldStarts.Load() > 0 && time.Since(t0) < fillPatience; {
+	for t0 := time.Now(); !p.w.quiet() && time.Since(t0) < fillPatience; {
 		time.Sleep(fillPoll)
 	}
 	inst, err := python.Prestart(python.PrestartConfig{

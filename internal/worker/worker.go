@@ -113,7 +113,8 @@ type Worker struct {
 	prestarted *prestartPool
 	// coldStarts counts the instances being started for invocations now
 	// (the pool's fills wait for them).
-	coldStarts atomic.Int64
+	coldStarts    atomic.Int64
+	lastColdStart atomic.Int64 // when the last one ended, Unix ns
 	// preloads are the top-level modules of each dependency layer (by
 	// digest) its pre-started sandboxes import.
 	preloads sync.Map
@@ -311,6 +312,7 @@ func (w *Worker) acquire(ctx context.Context, fn model.Function) (*instance, boo
 
 	w.coldStarts.Add(1)
 	inst, err := w.start(ctx, fn)
+	w.lastColdStart.Store(time.Now().UnixNano())
 	w.coldStarts.Add(-1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -445,6 +447,12 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		return nil, fmt.Errorf("start instance of %s: %w", fn.Name, err)
 	}
 	return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, layers: st.digests, memoryMB: fn.MemoryMB}, nil
+}
+
+// quiet reports whether no cold start is under way or ended within
+// quietAfter: the pre-start pool builds sandboxes only then.
+func (w *Worker) quiet() bool {
+	return w.coldStarts.Load() == 0 && time.Since(time.Unix(0, w.lastColdStart.Load())) > quietAfter
 }
 
 // announced names a function's revision for the pre-start pool, which
