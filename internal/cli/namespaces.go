@@ -41,6 +41,7 @@ func (a *app) namespacesCommand() *cobra.Command {
 	}
 	create.Flags().IntVar(&ns.Concurrency, "concurrency", 0, "most invocations running at once in the namespace (0: no limit)")
 	create.Flags().StringVar(&ns.ScanPolicy, "scan-policy", "", "code-scanning policy for deploys here (default: the server's)")
+	create.Flags().BoolVar(&ns.AllowSdist, "allow-sdist", false, "let dependency builds build source distributions (in a sandbox that reaches only the package index; default: wheels only)")
 	ls := &cobra.Command{Use: "ls", Short: "List namespaces", Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.listNamespaces(cmd) }}
 	rm := &cobra.Command{Use: "rm NAME", Short: "Remove an empty namespace", Args: usageArgs(cobra.ExactArgs(1)),

@@ -97,7 +97,10 @@ type Builder struct {
 type Request struct {
 	Runtime      string
 	Requirements []string // as Parse returned them
-	Log          io.Writer
+	// AllowSdist builds source distributions too: the whole build then
+	// runs in the sandbox, which reaches only the index (sdist.go).
+	AllowSdist bool
+	Log        io.Writer
 }
 
 // Layer is a built dependency layer.
@@ -113,9 +116,12 @@ type Layer struct {
 // CacheKey names a request before it is resolved: the runtime, the
 // requirements and the index they resolve against. A build whose key
 // matches a layer built before reuses it without fetching.
-func CacheKey(runtime string, reqs []string, ix Index) string {
+func CacheKey(runtime string, reqs []string, ix Index, allowSdist bool) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "nimbus-deps-1\n%s\n", runtime)
+	if allowSdist {
+		fmt.Fprintf(h, "sdist\n")
+	}
 	for _, r := range reqs {
 		fmt.Fprintf(h, "r %s\n", r)
 	}
@@ -174,6 +180,9 @@ func (b *Builder) Build(ctx context.Context, req Request) (Layer, error) {
 		return Layer{}, err
 	}
 
+	if req.AllowSdist {
+		return b.buildFromIndex(ctx, rt, pip, tmp, req.Requirements, log)
+	}
 	fmt.Fprintf(log, "nimbus: fetching wheels for %s with pip (%s)\n", rt.Name, filepath.Base(pip))
 	args := append([]string{"-I", filepath.Join(pip, "pip"), "download", "--dest", wheels,
 		"--only-binary", ":all:", "--no-input", "--progress-bar", "off", "--disable-pip-version-check"}, b.Index.args()...)
@@ -195,7 +204,7 @@ func (b *Builder) Build(ctx context.Context, req Request) (Layer, error) {
 		return Layer{}, err
 	}
 	fmt.Fprintf(log, "nimbus: installing %s\n", strings.Join(packages, " "))
-	zip, err := b.install(ctx, rt, pip, tmp, wheels, log)
+	zip, err := b.install(ctx, rt, pip, tmp, wheels, nil, func(root string) []string { return []string{"wheels", root} }, log)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -212,9 +221,11 @@ func pipEnv(home string) []string {
 		"PIP_NO_CACHE_DIR=1", "PYTHONDONTWRITEBYTECODE=1"}
 }
 
-// install runs install.py over the wheels, in a sandbox when the builder
-// has one, and returns the zip it wrote.
-func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, wheels string, log io.Writer) ([]byte, error) {
+// install runs install.py with codeDir as its /var/task (root: where
+// the script sees it, which tail's arguments may name) and mounts, in a
+// sandbox when the builder has one, and returns the zip it wrote.
+func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, codeDir string, mounts []sandbox.Mount,
+	tail func(root string) []string, log io.Writer) ([]byte, error) {
 	script := filepath.Join(tmp, "nimbus-install.py")
 	if err := os.WriteFile(script, installScript, 0o444); err != nil {
 		return nil, err
@@ -232,9 +243,10 @@ func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, whee
 
 	var exit sandbox.Exit
 	if b.Executor != nil {
-		exit, err = b.installSandboxed(ctx, rt, pip, script, wheels, outFile, zipFile)
+		args := append([]string{rt.Executable, "-I", "-S", script, pip, "/tmp/layer"}, tail(b.Executor.TaskRoot(codeDir))...)
+		exit, err = b.installSandboxed(ctx, rt, args, codeDir, mounts, []string{script, pip}, outFile, zipFile)
 	} else {
-		cmd := exec.CommandContext(ctx, rt.Executable, "-I", "-S", script, pip, wheels, filepath.Join(tmp, "layer"))
+		cmd := exec.CommandContext(ctx, rt.Executable, append([]string{"-I", "-S", script, pip, filepath.Join(tmp, "layer")}, tail(codeDir)...)...)
 		cmd.Env = pipEnv(filepath.Join(tmp, "home"))
 		cmd.Stdout, cmd.Stderr = outFile, outFile
 		cmd.ExtraFiles = []*os.File{zipFile}
@@ -264,23 +276,31 @@ func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, whee
 	return os.ReadFile(zipFile.Name())
 }
 
-// installMemoryMB is the install sandbox's memory limit.
-const installMemoryMB = 1024
+// installMemoryMB is the install sandbox's memory limit, installPids its
+// processes and threads (a source build runs pip, its build backend and
+// the compilers it starts).
+const (
+	installMemoryMB = 1024
+	installPids     = 256
+)
 
-func (b *Builder) installSandboxed(ctx context.Context, rt python.Runtime, pip, script, wheels string, out, zip *os.File) (sandbox.Exit, error) {
+func (b *Builder) installSandboxed(ctx context.Context, rt python.Runtime, args []string, codeDir string, mounts []sandbox.Mount,
+	files []string, out, zip *os.File) (sandbox.Exit, error) {
 	p, err := b.Executor.Start(sandbox.Spec{
 		Path: rt.Executable,
-		Args: []string{rt.Executable, "-I", "-S", script, pip, b.Executor.TaskRoot(wheels), "/tmp/layer"},
+		Args: args,
 		Env: []string{"HOME=/tmp", "LC_ALL=C.UTF-8", "PIP_CONFIG_FILE=/dev/null", "PIP_NO_CACHE_DIR=1",
-			"PYTHONDONTWRITEBYTECODE=1"},
-		Dir:        wheels,
+			"PYTHONDONTWRITEBYTECODE=1", "PATH=/usr/local/bin:/usr/bin:/bin"},
+		Dir:        codeDir,
 		Output:     out,
 		ExtraFiles: []*os.File{zip},
 		MemoryMB:   installMemoryMB,
+		Pids:       installPids,
 		TmpMB:      2 * int(codepkg.LayerLimits().MaxUnzipped>>20),
-		CodeDir:    wheels,
+		CodeDir:    codeDir,
 		Runtime:    rt.Prefix,
-		Files:      []string{script, pip},
+		Files:      files,
+		Mounts:     mounts,
 	})
 	if err != nil {
 		return sandbox.Exit{}, fmt.Errorf("deps: starting the install sandbox: %w", err)

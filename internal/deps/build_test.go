@@ -7,10 +7,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"nimbus/internal/deps/depstest"
@@ -147,19 +150,20 @@ func TestABuilderWithoutTheRuntimeSaysSo(t *testing.T) {
 }
 
 func TestCacheKeyFollowsRequirementsRuntimeAndIndex(t *testing.T) {
-	base := CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/"})
+	base := CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/"}, false)
 	for name, k := range map[string]string{
-		"another requirement": CacheKey("python3.11", []string{"a==2"}, Index{URL: "http://x/simple/"}),
-		"another runtime":     CacheKey("python3.12", []string{"a==1"}, Index{URL: "http://x/simple/"}),
-		"another index":       CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://y/simple/"}),
-		"a find-links dir":    CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", FindLinks: []string{"/w"}}),
-		"no index":            CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", NoIndex: true}),
+		"another requirement": CacheKey("python3.11", []string{"a==2"}, Index{URL: "http://x/simple/"}, false),
+		"another runtime":     CacheKey("python3.12", []string{"a==1"}, Index{URL: "http://x/simple/"}, false),
+		"another index":       CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://y/simple/"}, false),
+		"a find-links dir":    CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", FindLinks: []string{"/w"}}, false),
+		"sdists allowed":      CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/"}, true),
+		"no index":            CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/", NoIndex: true}, false),
 	} {
 		if k == base {
 			t.Errorf("%s: same key", name)
 		}
 	}
-	if CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/"}) != base {
+	if CacheKey("python3.11", []string{"a==1"}, Index{URL: "http://x/simple/"}, false) != base {
 		t.Error("the same request gave another key")
 	}
 }
@@ -215,5 +219,128 @@ func TestASourceDistributionIsNeverBuilt(t *testing.T) {
 				t.Fatal("the sdist's setup.py ran")
 			}
 		})
+	}
+}
+
+// backendSdist is a source distribution with a build backend of its own
+// (PEP 517, in-tree): building it runs backend.py, which tries to write
+// outside its build directory and to open connections, and records in
+// the module it builds what it managed.
+func backendSdist(t *testing.T, hostPort string) []byte {
+	t.Helper()
+	backend := `import base64, hashlib, os, socket, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def _try(f):
+    try:
+        f()
+        return True
+    except Exception:
+        return False
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    def write_outside():
+        with open("/var/task/escaped", "w") as f:
+            f.write("x")
+    def write_root():
+        with open("/escaped", "w") as f:
+            f.write("x")
+    def connect_host():
+        socket.create_connection(("127.0.0.1", ` + hostPort + `), timeout=2).close()
+    def connect_out():
+        socket.create_connection(("192.0.2.1", 80), timeout=2).close()
+    seen = {"wrote_task": _try(write_outside), "wrote_root": _try(write_root),
+            "reached_host": _try(connect_host), "reached_out": _try(connect_out)}
+    files = {"sneaky.py": "SEEN = %r\n" % (seen,),
+             "sneaky-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: sneaky\nVersion: 1.0\n",
+             "sneaky-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for p, c in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (p, h, len(c)))
+    record.append("sneaky-1.0.dist-info/RECORD,,")
+    files["sneaky-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
+    name = "sneaky-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+    return name
+`
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct{ name, body string }{
+		{"sneaky-1.0/PKG-INFO", "Metadata-Version: 2.1\nName: sneaky\nVersion: 1.0\n"},
+		{"sneaky-1.0/pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n"},
+		{"sneaky-1.0/backend.py", backend},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body))})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+// With source distributions allowed, one is built in the sandbox: its
+// backend runs there, writes nowhere but its build directory and /tmp,
+// and reaches neither this host's loopback nor anything else; the layer
+// holds what it built.
+func TestASourceDistributionIsBuiltInTheSandboxWhenAllowed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var reached atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ix := depstest.NewIndex(t, shout)
+	ix.AddFile("sneaky", "sneaky-1.0.tar.gz", backendSdist(t, port))
+	b := builders(t, Index{URL: ix.URL})["in a sandbox"]
+	if b == nil {
+		t.Skip("source builds need the sandbox")
+	}
+	var log bytes.Buffer
+	l, err := b.Build(context.Background(), Request{Runtime: b.Runtimes[0].Name, Requirements: []string{"sneaky==1.0", "shout==0.2"}, AllowSdist: true, Log: &log})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log.String())
+	}
+	if got := strings.Join(l.Packages, " "); got != "shout==0.2 sneaky==1.0" {
+		t.Errorf("packages %q", got)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(l.Zip), int64(len(l.Zip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	for _, f := range zr.File {
+		if f.Name == "sneaky.py" {
+			r, _ := f.Open()
+			b, _ := io.ReadAll(r)
+			seen = string(b)
+		}
+	}
+	want := "SEEN = {'wrote_task': False, 'wrote_root': False, 'reached_host': False, 'reached_out': False}"
+	if strings.TrimSpace(seen) != want {
+		t.Errorf("the backend reports %q, want %q", seen, want)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the build reached this host's loopback %d times", n)
+	}
+	// Not allowed, the same requirement fails: only wheels are fetched.
+	if _, err := b.Build(context.Background(), Request{Runtime: b.Runtimes[0].Name, Requirements: []string{"sneaky==1.0"}}); !errors.Is(err, ErrBuildFailed) {
+		t.Errorf("without AllowSdist: %v, want ErrBuildFailed", err)
 	}
 }

@@ -1,20 +1,73 @@
-# Nimbus dependency build, install step: runs pip from its wheel to
-# install the fetched wheels (and nothing else: no index, no network)
-# into a fresh directory, compiles them once, and writes that directory
-# as a zip to fd 3.
-# argv: PIP_WHEEL WHEELS_DIR OUT_DIR
+# Nimbus dependency build, install step, run inside a sandbox: runs pip
+# from its wheel to install packages into a fresh directory, compiles
+# them once, and writes that directory as a zip to fd 3.
+#
+# argv: PIP_WHEEL OUT_DIR wheels WHEELS_DIR
+#   installs the fetched wheels, and nothing else (no index, no network);
+# argv: PIP_WHEEL OUT_DIR index PROXY_SOCKET REQUIREMENTS PIP_OPTION...
+#   resolves, fetches and installs the requirements, building source
+#   distributions, through the index proxy: the sandbox has no other way
+#   out, and this script relays a loopback port to the proxy's socket.
 import os
+import socket
 import sys
+import threading
 
-pip_wheel, wheels, out = sys.argv[1], sys.argv[2], sys.argv[3]
+pip_wheel, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, pip_wheel)
-files = sorted(os.path.join(wheels, n) for n in os.listdir(wheels) if n.endswith(".whl"))
+
+
+def relay(path):
+    """Listens on a loopback port and joins each connection to one to
+    the Unix socket path; returns the port."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            c, _ = srv.accept()
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                u.connect(path)
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=pump, args=(u, c), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+common = ["--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+          "--no-warn-script-location", "--no-compile", "--target", out]
+if mode == "wheels":
+    wheels = sys.argv[4]
+    files = sorted(os.path.join(wheels, n) for n in os.listdir(wheels) if n.endswith(".whl"))
+    args = ["install", "--no-index", "--no-deps", "--only-binary", ":all:"] + common + files
+else:
+    port = relay(sys.argv[4])
+    args = ["install", "--proxy", "http://127.0.0.1:%d" % port] + common + ["-r", sys.argv[5]] + sys.argv[6:]
 
 from pip._internal.cli.main import main as pip  # noqa: E402
 
-rc = pip(["install", "--no-index", "--no-deps", "--no-compile", "--only-binary", ":all:",
-          "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-          "--no-warn-script-location", "--target", out] + files)
+rc = pip(args)
 if rc:
     sys.exit(rc)
 

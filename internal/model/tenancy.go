@@ -24,6 +24,9 @@ type Namespace struct {
 	CreatedAt   time.Time `json:"created_at"`
 	Concurrency int       `json:"concurrency,omitempty"` // 0: no limit
 	ScanPolicy  string    `json:"scan_policy,omitempty"` // "": the server's
+	// AllowSdist lets dependency builds build source distributions (in
+	// the build's sandbox, reaching only the index); wheels only without.
+	AllowSdist bool `json:"allow_sdist,omitempty"`
 }
 
 // Subscription sends a notification when an invocation of a function (or

@@ -74,6 +74,9 @@ type Options struct {
 	// Prestart is the number of sandboxes per runtime started ahead of
 	// need (see worker.Config.Prestart); 0 for none.
 	Prestart int
+	// PrestartMost bounds how far a stock grows when cold starts are
+	// expected (worker.Config.PrestartMost); 0 for the default.
+	PrestartMost int
 	// FreezeAfter is how long an idle instance runs on before it is
 	// frozen (see worker.Config.FreezeAfter): 0 at once, negative never.
 	FreezeAfter time.Duration

@@ -132,6 +132,7 @@ func (p *parts) instances(id string, blobs func() worker.BlobSource) []component
 				Runtimes:       p.runtimes,
 				Executor:       p.exec,
 				Prestart:       max(p.opts.Prestart, 0),
+				PrestartMost:   p.opts.PrestartMost,
 				FreezeAfter:    p.opts.FreezeAfter,
 				Blobs:          blobs(),
 				Log:            p.workerLog(),

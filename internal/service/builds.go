@@ -70,7 +70,11 @@ func (s *Service) buildDeps(ctx context.Context, ns string, cfg model.FunctionCo
 	}
 	started := time.Now()
 	build := model.Build{ID: newBuildID(), Namespace: ns, Function: cfg.Name, Runtime: cfg.Runtime, Requirements: reqs, StartedAt: started.UTC()}
-	cacheKey := deps.CacheKey(cfg.Runtime, reqs, b.Index)
+	allowSdist := false
+	if n, err := s.store.Namespace(ns); err == nil {
+		allowSdist = n.AllowSdist
+	}
+	cacheKey := deps.CacheKey(cfg.Runtime, reqs, b.Index, allowSdist)
 	var layer *model.DepLayer
 	if l, ok := s.store.DepLayer(cacheKey); ok && s.d.Blobs.Has(l.SHA256) {
 		layer, build.CacheHit = &l, true
@@ -84,7 +88,7 @@ func (s *Service) buildDeps(ctx context.Context, ns string, cfg model.FunctionCo
 		if progress != nil {
 			w = io.MultiWriter(log, progress)
 		}
-		built, berr := b.Build(ctx, deps.Request{Runtime: cfg.Runtime, Requirements: reqs, Log: w})
+		built, berr := b.Build(ctx, deps.Request{Runtime: cfg.Runtime, Requirements: reqs, AllowSdist: allowSdist, Log: w})
 		if berr == nil {
 			layer, berr = s.storeLayer(ctx, built, cfg.Runtime, cacheKey)
 		}

@@ -101,7 +101,7 @@ const (
 // modules (megabytes each), and the memory budget does not count them.
 const maxDepsStocks = 8
 
-func newPrestartPool(w *Worker, size int) *prestartPool {
+func newPrestartPool(w *Worker, size, most int) *prestartPool {
 	p := &prestartPool{w: w, size: size, ready: map[string][]*python.Instance{},
 		wanted: map[string]stock{}, filling: map[string]int{}, taken: map[string]time.Time{},
 		pending: map[string]map[string]time.Time{}, recent: map[string][]time.Time{},
@@ -111,7 +111,10 @@ func newPrestartPool(w *Worker, size int) *prestartPool {
 	}
 	// A waiting sandbox holds about 4 MB; a sixteenth of the memory
 	// budget at 16 MiB each bounds what expected cold starts add.
-	p.most = max(p.size, min(maxStock, int(w.cfg.InstanceMemory/16/(16<<20))))
+	if most <= 0 {
+		most = maxStock
+	}
+	p.most = max(p.size, min(most, int(w.cfg.InstanceMemory/16/(16<<20))))
 	if p.size > 0 && len(w.cfg.Runtimes) > 0 {
 		// Stock the default (newest) runtime from the start.
 		p.want(stock{rt: w.cfg.Runtimes[0]})

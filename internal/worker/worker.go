@@ -67,6 +67,11 @@ type Config struct {
 	// import the handler); 0 for none. Needs an executor that implements
 	// sandbox.CodeAttacher.
 	Prestart int
+	// PrestartMost bounds what a stock grows to when cold starts are
+	// expected (functions deployed and not started, recent cold starts):
+	// 0 for maxStock (32), within a sixteenth of the memory budget;
+	// never less than Prestart.
+	PrestartMost int
 	// KeepCode is how many unpacked code packages no instance uses the
 	// code cache keeps, most recently used first; 0 for 32, negative for
 	// none. A package used in the last CodeIdle (0 for 10 minutes) is
@@ -204,7 +209,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := w.code.clearLeftovers(); err != nil {
 		cfg.Log.Warn("clearing the code cache's leftovers", "err", err)
 	}
-	w.prestarted = newPrestartPool(w, cfg.Prestart)
+	w.prestarted = newPrestartPool(w, cfg.Prestart, cfg.PrestartMost)
 	if p, ok := cfg.Executor.(interface {
 		Prepare(path, prefix string) error
 	}); ok {

@@ -351,4 +351,7 @@ type Namespace struct {
 	// ScanPolicy overrides the server's code-scanning policy for deploys
 	// in this namespace: off, warn or block[:SEVERITY] ("": the server's).
 	ScanPolicy string `json:"scan_policy,omitempty"`
+	// AllowSdist lets dependency builds build source distributions (in
+	// the build's sandbox, which reaches only the package index).
+	AllowSdist bool `json:"allow_sdist,omitempty"`
 }
