@@ -61,6 +61,18 @@ func TestDeployBuildsTheRequirementsIntoALayerTheFunctionImports(t *testing.T) {
 	if !strings.Contains(out.stdout, "dependencies:") || !strings.Contains(out.stdout, "greet==1.0 shout==0.2") {
 		t.Fatalf("the deploy does not name the packages it installed:\n%s", out.stdout)
 	}
+	// The deploy is announced to the worker, which fetches the code and
+	// the layer before any invocation asks for them.
+	fn, ok := c.getFunction(0, "first")
+	if !ok || fn.Deps == nil {
+		t.Fatalf("first: %+v", fn)
+	}
+	code := filepath.Join(c.dir, c.workers[0].id, "worker", "code")
+	waitFor(t, patience, "the worker unpacked the code and the layer ahead", func() bool {
+		_, errCode := os.Stat(filepath.Join(code, fn.CodeSHA256))
+		_, errDeps := os.Stat(filepath.Join(code, fn.Deps.SHA256))
+		return errCode == nil && errDeps == nil
+	})
 	var said struct{ Said, From string }
 	r := c.mustCLI(0, 0, "invoke", "first", "--data", `{"name":"you"}`)
 	if err := json.Unmarshal([]byte(r.stdout), &said); err != nil || said.Said != "HI YOU" || !strings.HasPrefix(said.From, "/opt/python/") {

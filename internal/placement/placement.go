@@ -241,15 +241,24 @@ func (p *Placer) Room() int {
 	return n
 }
 
-// Prefetch asks the workers that can (those in this process) to fetch a
-// newly deployed revision's code ahead of its first invocation.
+// Prefetch announces a newly deployed revision to the workers its first
+// invocations would go to, in this process or over RPC: they fetch its
+// code and layers and stock a sandbox for it (worker.Prefetch).
 func (p *Placer) Prefetch(fn model.Function) {
-	for _, t := range p.targets() {
+	for i, t := range p.rank(fn) {
+		if i == prefetchWorkers {
+			break
+		}
 		if pf, ok := t.(interface{ Prefetch(model.Function) }); ok {
 			pf.Prefetch(fn)
 		}
 	}
 }
+
+// prefetchWorkers is how many workers a deploy is announced to: those
+// placement would offer its first invocations to (a cluster of a
+// thousand workers must not fetch every deploy a thousand times).
+const prefetchWorkers = 3
 
 // Provision spreads n ready instances of fn over the healthy workers
 // that run its runtime (Lambda's provisioned concurrency), in a stable

@@ -332,6 +332,17 @@ func (w *remote) Provision(fn model.Function, n int) {
 	})
 }
 
+// Prefetch announces a deployed revision to the worker (best effort).
+func (w *remote) Prefetch(fn model.Function) {
+	b, err := json.Marshal(fn)
+	if err != nil {
+		return
+	}
+	go w.call(func(ctx context.Context, c rpcpb.WorkerClient) {
+		c.Prefetch(ctx, &rpcpb.PrefetchRequest{Function: b})
+	})
+}
+
 // call makes a best-effort call to the worker, if it is alive, within
 // five seconds.
 func (w *remote) call(f func(ctx context.Context, c rpcpb.WorkerClient)) {

@@ -176,6 +176,17 @@ func (a *Agent) Provision(ctx context.Context, req *rpcpb.ProvisionRequest) (*rp
 	return &rpcpb.ProvisionResponse{}, nil
 }
 
+// Prefetch prepares a deployed revision's first cold start (see
+// Worker.Prefetch); it answers at once.
+func (a *Agent) Prefetch(ctx context.Context, req *rpcpb.PrefetchRequest) (*rpcpb.PrefetchResponse, error) {
+	var fn model.Function
+	if err := json.Unmarshal(req.Function, &fn); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "function: %v", err)
+	}
+	a.w.Prefetch(fn)
+	return &rpcpb.PrefetchResponse{}, nil
+}
+
 // Retire drops a deleted function's instances.
 func (a *Agent) Retire(ctx context.Context, req *rpcpb.RetireRequest) (*rpcpb.RetireResponse, error) {
 	a.w.Retire(req.Function)

@@ -1357,6 +1357,86 @@ func (*ProvisionResponse) Descriptor() ([]byte, []int) {
 	return file_nimbus_proto_rawDescGZIP(), []int{21}
 }
 
+type PrefetchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      []byte                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"` // model.Function as JSON
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchRequest) Reset() {
+	*x = PrefetchRequest{}
+	mi := &file_nimbus_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchRequest) ProtoMessage() {}
+
+func (x *PrefetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchRequest.ProtoReflect.Descriptor instead.
+func (*PrefetchRequest) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PrefetchRequest) GetFunction() []byte {
+	if x != nil {
+		return x.Function
+	}
+	return nil
+}
+
+type PrefetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrefetchResponse) Reset() {
+	*x = PrefetchResponse{}
+	mi := &file_nimbus_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrefetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrefetchResponse) ProtoMessage() {}
+
+func (x *PrefetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrefetchResponse.ProtoReflect.Descriptor instead.
+func (*PrefetchResponse) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{23}
+}
+
 type DrainRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Undrain       bool                   `protobuf:"varint,1,opt,name=undrain,proto3" json:"undrain,omitempty"` // take work again instead
@@ -1366,7 +1446,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_nimbus_proto_msgTypes[22]
+	mi := &file_nimbus_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1458,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[22]
+	mi := &file_nimbus_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1471,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{22}
+	return file_nimbus_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DrainRequest) GetUndrain() bool {
@@ -1409,7 +1489,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_nimbus_proto_msgTypes[23]
+	mi := &file_nimbus_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1501,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nimbus_proto_msgTypes[23]
+	mi := &file_nimbus_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1514,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_nimbus_proto_rawDescGZIP(), []int{23}
+	return file_nimbus_proto_rawDescGZIP(), []int{25}
 }
 
 var File_nimbus_proto protoreflect.FileDescriptor
@@ -1539,7 +1619,10 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x10ProvisionRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\fR\bfunction\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"\x13\n" +
-	"\x11ProvisionResponse\"(\n" +
+	"\x11ProvisionResponse\"-\n" +
+	"\x0fPrefetchRequest\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\fR\bfunction\"\x12\n" +
+	"\x10PrefetchResponse\"(\n" +
 	"\fDrainRequest\x12\x18\n" +
 	"\aundrain\x18\x01 \x01(\bR\aundrain\"\x0f\n" +
 	"\rDrainResponse2\x98\x04\n" +
@@ -1552,12 +1635,13 @@ const file_nimbus_proto_rawDesc = "" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
 	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse\x12F\n" +
-	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\x8a\x02\n" +
+	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\xcf\x02\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
 	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
 	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponse\x12F\n" +
-	"\tProvision\x12\x1b.nimbus.v1.ProvisionRequest\x1a\x1c.nimbus.v1.ProvisionResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
+	"\tProvision\x12\x1b.nimbus.v1.ProvisionRequest\x1a\x1c.nimbus.v1.ProvisionResponse\x12C\n" +
+	"\bPrefetch\x12\x1a.nimbus.v1.PrefetchRequest\x1a\x1b.nimbus.v1.PrefetchResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
 
 var (
 	file_nimbus_proto_rawDescOnce sync.Once
@@ -1571,7 +1655,7 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_nimbus_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
@@ -1595,8 +1679,10 @@ var file_nimbus_proto_goTypes = []any{
 	(*RetireResponse)(nil),     // 19: nimbus.v1.RetireResponse
 	(*ProvisionRequest)(nil),   // 20: nimbus.v1.ProvisionRequest
 	(*ProvisionResponse)(nil),  // 21: nimbus.v1.ProvisionResponse
-	(*DrainRequest)(nil),       // 22: nimbus.v1.DrainRequest
-	(*DrainResponse)(nil),      // 23: nimbus.v1.DrainResponse
+	(*PrefetchRequest)(nil),    // 22: nimbus.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),   // 23: nimbus.v1.PrefetchResponse
+	(*DrainRequest)(nil),       // 24: nimbus.v1.DrainRequest
+	(*DrainResponse)(nil),      // 25: nimbus.v1.DrainResponse
 }
 var file_nimbus_proto_depIdxs = []int32{
 	0,  // 0: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
@@ -1609,22 +1695,24 @@ var file_nimbus_proto_depIdxs = []int32{
 	14, // 7: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
 	16, // 8: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
 	18, // 9: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	22, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	24, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
 	20, // 11: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
-	1,  // 12: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 13: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 14: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 15: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
-	9,  // 16: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	11, // 17: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	13, // 18: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	15, // 19: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
-	17, // 20: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	19, // 21: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	23, // 22: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
-	21, // 23: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
-	12, // [12:24] is the sub-list for method output_type
-	0,  // [0:12] is the sub-list for method input_type
+	22, // 12: nimbus.v1.Worker.Prefetch:input_type -> nimbus.v1.PrefetchRequest
+	1,  // 13: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 14: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 15: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 16: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 17: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 18: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 19: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 20: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
+	17, // 21: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	19, // 22: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	25, // 23: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	21, // 24: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
+	23, // 25: nimbus.v1.Worker.Prefetch:output_type -> nimbus.v1.PrefetchResponse
+	13, // [13:26] is the sub-list for method output_type
+	0,  // [0:13] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -1641,7 +1729,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

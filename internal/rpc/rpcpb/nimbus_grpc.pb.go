@@ -422,6 +422,7 @@ const (
 	Worker_Retire_FullMethodName    = "/nimbus.v1.Worker/Retire"
 	Worker_Drain_FullMethodName     = "/nimbus.v1.Worker/Drain"
 	Worker_Provision_FullMethodName = "/nimbus.v1.Worker/Provision"
+	Worker_Prefetch_FullMethodName  = "/nimbus.v1.Worker/Prefetch"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -438,6 +439,11 @@ type WorkerClient interface {
 	// Provision keeps count instances of a function's revision ready
 	// (provisioned concurrency); the leader repeats it every few seconds.
 	Provision(ctx context.Context, in *ProvisionRequest, opts ...grpc.CallOption) (*ProvisionResponse, error)
+	// Prefetch announces a deployed revision: the worker fetches and
+	// unpacks its code and layers and stocks a sandbox for its first cold
+	// start. Best effort; a worker of an older release answers
+	// Unimplemented.
+	Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error)
 }
 
 type workerClient struct {
@@ -488,6 +494,16 @@ func (c *workerClient) Provision(ctx context.Context, in *ProvisionRequest, opts
 	return out, nil
 }
 
+func (c *workerClient) Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrefetchResponse)
+	err := c.cc.Invoke(ctx, Worker_Prefetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -502,6 +518,11 @@ type WorkerServer interface {
 	// Provision keeps count instances of a function's revision ready
 	// (provisioned concurrency); the leader repeats it every few seconds.
 	Provision(context.Context, *ProvisionRequest) (*ProvisionResponse, error)
+	// Prefetch announces a deployed revision: the worker fetches and
+	// unpacks its code and layers and stocks a sandbox for its first cold
+	// start. Best effort; a worker of an older release answers
+	// Unimplemented.
+	Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -523,6 +544,9 @@ func (UnimplementedWorkerServer) Drain(context.Context, *DrainRequest) (*DrainRe
 }
 func (UnimplementedWorkerServer) Provision(context.Context, *ProvisionRequest) (*ProvisionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Provision not implemented")
+}
+func (UnimplementedWorkerServer) Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Prefetch not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -617,6 +641,24 @@ func _Worker_Provision_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Prefetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrefetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Prefetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Prefetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Prefetch(ctx, req.(*PrefetchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -639,6 +681,10 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Provision",
 			Handler:    _Worker_Provision_Handler,
+		},
+		{
+			MethodName: "Prefetch",
+			Handler:    _Worker_Prefetch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
