@@ -9,11 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"nimbus/internal/codepkg"
+	"nimbus/internal/console/browsertest"
 	"nimbus/internal/deps/depstest"
 	"nimbus/internal/runtime/python"
 	"nimbus/pkg/client"
@@ -201,4 +205,36 @@ func TestTheReadmesDependencyExample(t *testing.T) {
 	if log := n.mustCLI(0, "builds", "slugs", "--log").stdout; !strings.Contains(log, "textcase") {
 		t.Errorf("builds slugs --log:\n%s", log)
 	}
+}
+
+// A function's page in the console names its layers, its packages and
+// its latest builds, and passes axe.
+func TestTheConsoleShowsAFunctionsDependencies(t *testing.T) {
+	ix := depstest.NewIndex(t, greetWheel, shoutWheel)
+	n := startDev(t, t.TempDir(), "--pip-index-url", ix.URL)
+	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
+	if link == nil {
+		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
+	}
+	layer := writeTree(t, map[string]string{"python/common.py": "X = 1\n"})
+	n.mustCLI(0, "layers", "publish", "common", layer)
+	n.mustCLI(0, "deploy", writeDepsFunction(t, t.TempDir(), "deps-ui", "greet==1.0\n"), "--layer", "common:1")
+
+	b := newConsoleBrowser(t, n.url)
+	b.do("one-time sign-in",
+		chromedp.Navigate(link[1]),
+		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
+		browsertest.WaitText("main h1", "Overview"),
+	)
+	b.open("/ui/functions/deps-ui")
+	deps := b.text("#dependencies")
+	for _, want := range []string{"common:1", "/opt/layers/common", "greet==1.0", "shout==0.2", "/opt/python"} {
+		if !strings.Contains(deps, want) {
+			t.Errorf("the dependencies section lacks %q:\n%s", want, deps)
+		}
+	}
+	if builds := b.text("#builds"); !strings.Contains(builds, "succeeded") || !strings.Contains(builds, "miss") {
+		t.Errorf("the builds table:\n%s", builds)
+	}
+	b.check("function-dependencies")
 }

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,29 @@ var funcs = template.FuncMap{
 	"link":   Link,
 	"add":    func(a, b int) int { return a + b },
 	"lines":  func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
+	"dur":    dur,
+	"size":   size,
+}
+
+// dur renders a duration (any type whose kind is int64 nanoseconds,
+// time.Duration or the stored model.Duration) in milliseconds.
+func dur(d any) string {
+	v := reflect.ValueOf(d)
+	if v.Kind() != reflect.Int64 {
+		return ""
+	}
+	return ms(float64(v.Int()) / 1e6)
+}
+
+// size renders a byte count in B, KB or MB.
+func size(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
 }
 
 // when prints an absolute time in UTC, or "never" for the zero time.

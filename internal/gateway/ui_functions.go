@@ -260,7 +260,12 @@ type uiFunctionView struct {
 	Logs []model.LogEntry
 	// Monitor tab.
 	Charts []console.Chart
+	// Configuration tab: the newest dependency builds.
+	Builds []model.Build
 }
+
+// uiBuilds is how many of a function's builds its page lists.
+const uiBuilds = 5
 
 // uiProblem is why a deploy from the editor was refused, where the
 // editor can show it.
@@ -297,6 +302,9 @@ func (g *Gateway) functionView(r *http.Request, p *console.Page, tab string) (*u
 	}
 	p.Title, p.Data = fn.Name, v
 	switch tab {
+	case "config":
+		v.Builds = g.svc.Builds(p.Namespace, fn.Name)
+		v.Builds = v.Builds[:min(len(v.Builds), uiBuilds)]
 	case "code":
 		err = g.fillCode(r, v)
 	case "test":
