@@ -238,3 +238,30 @@ func TestTheConsoleShowsAFunctionsDependencies(t *testing.T) {
 	}
 	b.check("function-dependencies")
 }
+
+// A namespace that allows source distributions gets a requirement only
+// an sdist satisfies built (in the build's sandbox); the default
+// namespace does not.
+func TestSourceDistributionsAreBuiltOnlyWhereTheNamespaceAllowsThem(t *testing.T) {
+	parallel(t)
+	if os.Geteuid() != 0 {
+		t.Skip("source builds need the sandbox")
+	}
+	ix := depstest.NewIndex(t)
+	ix.AddSdist("fromsource", "2.0", `module = "VALUE = 'built from source'\n"`)
+	n := startDev(t, t.TempDir(), "--pip-index-url", ix.URL)
+	n.mustCLI(0, "namespaces", "create", "src", "--allow-sdist")
+	fn := writeFunction(t, t.TempDir(), "src-fn", "import fromsource\n\ndef handler(event, context):\n    return fromsource.VALUE\n")
+	if err := os.WriteFile(filepath.Join(fn, "requirements.txt"), []byte("fromsource==2.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.cli("", "deploy", fn); r.code != 3 || !strings.Contains(r.stderr, "fromsource==2.0") {
+		t.Fatalf("the default namespace built an sdist: %+v", r)
+	}
+	if out := n.mustCLI(0, "deploy", fn, "--namespace", "src").stdout; !strings.Contains(out, "fromsource==2.0") {
+		t.Fatalf("deploy in src:\n%s", out)
+	}
+	if r := n.mustCLI(0, "invoke", "src-fn", "--namespace", "src"); !strings.Contains(r.stdout, "built from source") {
+		t.Fatalf("invoke: %+v", r)
+	}
+}

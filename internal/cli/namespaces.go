@@ -64,13 +64,17 @@ func (a *app) listNamespaces(cmd *cobra.Command) error {
 	if a.json() {
 		return printJSON(a.env.Stdout, list)
 	}
-	t := newTable(a.env.Stdout, "NAME", "CONCURRENCY", "SCAN POLICY", "CREATED")
+	t := newTable(a.env.Stdout, "NAME", "CONCURRENCY", "SCAN POLICY", "SDISTS", "CREATED")
 	for _, ns := range list {
 		limit := "-"
 		if ns.Concurrency > 0 {
 			limit = strconv.Itoa(ns.Concurrency)
 		}
-		t.row(ns.Name, limit, orDash(ns.ScanPolicy), orDash(humanTime(ns.CreatedAt)))
+		sdists := "wheels only"
+		if ns.AllowSdist {
+			sdists = "built"
+		}
+		t.row(ns.Name, limit, orDash(ns.ScanPolicy), sdists, orDash(humanTime(ns.CreatedAt)))
 	}
 	return t.flush()
 }

@@ -222,68 +222,6 @@ func TestASourceDistributionIsNeverBuilt(t *testing.T) {
 	}
 }
 
-// backendSdist is a source distribution with a build backend of its own
-// (PEP 517, in-tree): building it runs backend.py, which tries to write
-// outside its build directory and to open connections, and records in
-// the module it builds what it managed.
-func backendSdist(t *testing.T, hostPort string) []byte {
-	t.Helper()
-	backend := `import base64, hashlib, os, socket, zipfile
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-def _try(f):
-    try:
-        f()
-        return True
-    except Exception:
-        return False
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    def write_outside():
-        with open("/var/task/escaped", "w") as f:
-            f.write("x")
-    def write_root():
-        with open("/escaped", "w") as f:
-            f.write("x")
-    def connect_host():
-        socket.create_connection(("127.0.0.1", ` + hostPort + `), timeout=2).close()
-    def connect_out():
-        socket.create_connection(("192.0.2.1", 80), timeout=2).close()
-    seen = {"wrote_task": _try(write_outside), "wrote_root": _try(write_root),
-            "reached_host": _try(connect_host), "reached_out": _try(connect_out)}
-    files = {"sneaky.py": "SEEN = %r\n" % (seen,),
-             "sneaky-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: sneaky\nVersion: 1.0\n",
-             "sneaky-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for p, c in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
-        record.append("%s,sha256=%s,%d" % (p, h, len(c)))
-    record.append("sneaky-1.0.dist-info/RECORD,,")
-    files["sneaky-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
-    name = "sneaky-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
-        for p, c in files.items():
-            z.writestr(p, c)
-    return name
-`
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, f := range []struct{ name, body string }{
-		{"sneaky-1.0/PKG-INFO", "Metadata-Version: 2.1\nName: sneaky\nVersion: 1.0\n"},
-		{"sneaky-1.0/pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n"},
-		{"sneaky-1.0/backend.py", backend},
-	} {
-		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body))})
-		tw.Write([]byte(f.body))
-	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
-}
-
 // With source distributions allowed, one is built in the sandbox: its
 // backend runs there, writes nowhere but its build directory and /tmp,
 // and reaches neither this host's loopback nor anything else; the layer
@@ -307,7 +245,33 @@ func TestASourceDistributionIsBuiltInTheSandboxWhenAllowed(t *testing.T) {
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ix := depstest.NewIndex(t, shout)
-	ix.AddFile("sneaky", "sneaky-1.0.tar.gz", backendSdist(t, port))
+	// The backend tries to write outside its build directory and to open
+	// connections, and builds a module that says what it managed.
+	ix.AddSdist("sneaky", "1.0", `import socket
+
+def attempt(f):
+    try:
+        f()
+        return True
+    except Exception:
+        return False
+
+def write_task():
+    open("/var/task/escaped", "w").write("x")
+
+def write_root():
+    open("/escaped", "w").write("x")
+
+def connect_host():
+    socket.create_connection(("127.0.0.1", `+port+`), timeout=2).close()
+
+def connect_out():
+    socket.create_connection(("192.0.2.1", 80), timeout=2).close()
+
+seen = {"wrote_task": attempt(write_task), "wrote_root": attempt(write_root),
+        "reached_host": attempt(connect_host), "reached_out": attempt(connect_out)}
+module = "SEEN = %r\n" % (seen,)
+`)
 	b := builders(t, Index{URL: ix.URL})["in a sandbox"]
 	if b == nil {
 		t.Skip("source builds need the sandbox")

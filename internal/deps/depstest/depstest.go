@@ -4,6 +4,9 @@
 package depstest
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +81,12 @@ func (ix *Index) AddFile(project, name string, data []byte) {
 	ix.files[name] = data
 }
 
+// AddSdist serves Sdist(name, version, buildCode) beside the wheels.
+func (ix *Index) AddSdist(name, version, buildCode string) {
+	file, data := Sdist(name, version, buildCode)
+	ix.AddFile(name, file, data)
+}
+
 // Requests lists the paths the index was asked for, in order.
 func (ix *Index) Requests() []string {
 	ix.mu.Lock()
@@ -119,4 +129,66 @@ func (ix *Index) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// Sdist is a source distribution NAME-VERSION.tar.gz whose build
+// backend is in the archive itself (PEP 517 backend-path): building it
+// runs backend.py, which runs buildCode (Python, indented by four
+// spaces inside build_wheel; it may assign module, the text of the one
+// module NAME.py the wheel holds) and writes the wheel. No setuptools
+// is needed, so a test builds it without any index but its own.
+func Sdist(name, version, buildCode string) (filename string, data []byte) {
+	backend := `import base64, hashlib, os, zipfile
+
+NAME, VERSION = ` + strconv.Quote(name) + `, ` + strconv.Quote(version) + `
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    module = ""
+` + indent(buildCode, "    ") + `
+    info = "%s-%s.dist-info" % (NAME, VERSION)
+    files = {NAME + ".py": module,
+             info + "/METADATA": "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (NAME, VERSION),
+             info + "/WHEEL": "Wheel-Version: 1.0\nGenerator: depstest\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for p, c in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (p, h, len(c)))
+    record.append(info + "/RECORD,,")
+    files[info + "/RECORD"] = "\n".join(record) + "\n"
+    whl = "%s-%s-py3-none-any.whl" % (NAME, VERSION)
+    with zipfile.ZipFile(os.path.join(wheel_directory, whl), "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+    return whl
+`
+	root := name + "-" + version
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct{ name, body string }{
+		{root + "/PKG-INFO", "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n"},
+		{root + "/pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n"},
+		{root + "/backend.py", backend},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body))})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	gz.Close()
+	return root + ".tar.gz", buf.Bytes()
+}
+
+func indent(code, by string) string {
+	lines := strings.Split(strings.TrimRight(code, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = by + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }
