@@ -19,13 +19,17 @@ import (
 
 // pythonStart runs `python -I -S -c pass` once, with an empty environment
 // and no output, and returns its start-to-exit time.
-func pythonStart(exe string) (time.Duration, error) {
-	cmd := &exec.Cmd{Path: exe, Args: []string{exe, "-I", "-S", "-c", "pass"}, Env: []string{}}
+func pythonStart(exe string) (time.Duration, error) { return pythonRun(exe, "pass") }
+
+// pythonRun times one bare interpreter (-I -S, no environment) running
+// code.
+func pythonRun(exe, code string) (time.Duration, error) {
+	cmd := &exec.Cmd{Path: exe, Args: []string{exe, "-I", "-S", "-c", code}, Env: []string{}}
 	t0 := time.Now()
-	err := cmd.Run()
+	out, err := cmd.CombinedOutput()
 	d := time.Since(t0)
 	if err != nil {
-		return 0, fmt.Errorf("benchmark: %s -I -S -c pass: %w", exe, err)
+		return 0, fmt.Errorf("benchmark: %s -I -S -c %q: %w: %s", exe, code, err, out)
 	}
 	return d, nil
 }

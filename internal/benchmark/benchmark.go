@@ -275,27 +275,39 @@ func runCold(ctx context.Context, a *api, rep *Report, sz sizes, prefix string, 
 			return err
 		}
 	}
-	var cold, py []time.Duration
+	cold, py, err := coldBesideBaseline(ctx, a, rep, names, perInvoke, func() (time.Duration, error) { return pythonStart(rep.Interpreter) })
+	if err != nil {
+		return err
+	}
+	rep.ColdP50MS, rep.ColdP99MS = percentileMS(cold, 50), percentileMS(cold, 99)
+	rep.PythonStartupP50MS = percentileMS(py, 50)
+	return nil
+}
+
+// coldBesideBaseline invokes each function of names once (their first
+// invocation: a cold start), each after per samples of baseline, and
+// returns both series; an invoke the platform did not mark cold counts
+// in rep.NotCold.
+func coldBesideBaseline(ctx context.Context, a *api, rep *Report, names []string, per int,
+	baseline func() (time.Duration, error)) (cold, base []time.Duration, err error) {
 	for _, name := range names {
-		for range perInvoke {
-			d, err := pythonStart(rep.Interpreter)
+		for range per {
+			d, err := baseline()
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
-			py = append(py, d)
+			base = append(base, d)
 		}
 		d, wasCold, err := a.invoke(ctx, name)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if !wasCold {
 			rep.NotCold++
 		}
 		cold = append(cold, d)
 	}
-	rep.ColdP50MS, rep.ColdP99MS = percentileMS(cold, 50), percentileMS(cold, 99)
-	rep.PythonStartupP50MS = percentileMS(py, 50)
-	return nil
+	return cold, base, nil
 }
 
 // runWarm starts name's instance, then runs unmeasured rounds (at least

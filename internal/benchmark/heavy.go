@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -144,19 +143,6 @@ func heavyZip(tag string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// pythonImport times one bare interpreter (-I -S) running code.
-func pythonImport(exe, code string) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	out, err := exec.CommandContext(ctx, exe, "-I", "-S", "-c", code).CombinedOutput()
-	d := time.Since(t0)
-	if err != nil {
-		return 0, fmt.Errorf("benchmark: %s -I -S -c %q: %v: %s", exe, code, err, out)
-	}
-	return d, nil
-}
-
 // DepsResult adds issue 17's keys: a cold invoke of a function whose
 // dependencies are heavy against importing them in a bare interpreter,
 // and cold starts of many new functions at once against starting
@@ -217,28 +203,15 @@ func runHeavy(ctx context.Context, a *api, rep *Report, sz sizes, prefix, src st
 		*deployed = append(*deployed, names[i])
 	}
 	code := heavyImportCode(src)
+	baseline := func() (time.Duration, error) { return pythonRun(rep.Interpreter, code) }
 	for range 2 { // the first writes the sources' bytecode
-		if _, err := pythonImport(rep.Interpreter, code); err != nil {
+		if _, err := baseline(); err != nil {
 			return err
 		}
 	}
-	var cold, py []time.Duration
-	for _, name := range names {
-		for range 2 {
-			d, err := pythonImport(rep.Interpreter, code)
-			if err != nil {
-				return err
-			}
-			py = append(py, d)
-		}
-		d, wasCold, err := a.invoke(ctx, name)
-		if err != nil {
-			return err
-		}
-		if !wasCold {
-			rep.NotCold++
-		}
-		cold = append(cold, d)
+	cold, py, err := coldBesideBaseline(ctx, a, rep, names, 2, baseline)
+	if err != nil {
+		return err
 	}
 	if rep.DepsResult == nil {
 		rep.DepsResult = &DepsResult{}

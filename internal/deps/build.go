@@ -106,6 +106,7 @@ type Request struct {
 // Layer is a built dependency layer.
 type Layer struct {
 	Zip      []byte
+	Unpacked int64    // bytes of its files
 	Packages []string // NAME==VERSION, sorted
 	// Key names the resolved set: the runtime, its version and the
 	// fetched wheels (names and digests). Two builds with equal keys
@@ -204,14 +205,9 @@ func (b *Builder) Build(ctx context.Context, req Request) (Layer, error) {
 		return Layer{}, err
 	}
 	fmt.Fprintf(log, "nimbus: installing %s\n", strings.Join(packages, " "))
-	zip, err := b.install(ctx, rt, pip, tmp, wheels, nil, func(root string) []string { return []string{"wheels", root} }, log)
-	if err != nil {
-		return Layer{}, err
-	}
-	if _, err := codepkg.Validate(zip, codepkg.LayerLimits()); err != nil {
-		return Layer{}, fmt.Errorf("%w: the installed packages are not a valid layer: %w", ErrBuildFailed, err)
-	}
-	return Layer{Zip: zip, Packages: packages, Key: key}, nil
+	l, err := b.install(ctx, rt, pip, tmp, wheels, nil, func(root string) []string { return []string{"wheels", root} }, log)
+	l.Packages, l.Key = packages, key
+	return l, err
 }
 
 // pipEnv is the whole environment pip runs with: no configuration of
@@ -223,21 +219,22 @@ func pipEnv(home string) []string {
 
 // install runs install.py with codeDir as its /var/task (root: where
 // the script sees it, which tail's arguments may name) and mounts, in a
-// sandbox when the builder has one, and returns the zip it wrote.
+// sandbox when the builder has one, and returns the layer it wrote,
+// checked (Zip and Unpacked set).
 func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, codeDir string, mounts []sandbox.Mount,
-	tail func(root string) []string, log io.Writer) ([]byte, error) {
+	tail func(root string) []string, log io.Writer) (Layer, error) {
 	script := filepath.Join(tmp, "nimbus-install.py")
 	if err := os.WriteFile(script, installScript, 0o444); err != nil {
-		return nil, err
+		return Layer{}, err
 	}
 	zipFile, err := os.OpenFile(filepath.Join(tmp, "layer.zip"), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return Layer{}, err
 	}
 	defer zipFile.Close()
 	outFile, err := os.OpenFile(filepath.Join(tmp, "install.log"), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return Layer{}, err
 	}
 	defer outFile.Close()
 
@@ -258,22 +255,30 @@ func (b *Builder) install(ctx context.Context, rt python.Runtime, pip, tmp, code
 	}
 	printed, rerr := os.ReadFile(outFile.Name())
 	if rerr != nil {
-		return nil, rerr
+		return Layer{}, rerr
 	}
 	log.Write(printed)
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: installing did not finish in time", ErrBuildFailed)
+		return Layer{}, fmt.Errorf("%w: installing did not finish in time", ErrBuildFailed)
 	}
 	if err != nil {
-		return nil, err
+		return Layer{}, err
 	}
 	if exit.OOMKilled {
-		return nil, fmt.Errorf("%w: installing ran out of memory (%d MB)", ErrBuildFailed, installMemoryMB)
+		return Layer{}, fmt.Errorf("%w: installing ran out of memory (%d MB)", ErrBuildFailed, installMemoryMB)
 	}
 	if exit.Code != 0 || exit.Signal != "" {
-		return nil, pipError("installing", printed)
+		return Layer{}, pipError("installing", printed)
 	}
-	return os.ReadFile(zipFile.Name())
+	zip, err := os.ReadFile(zipFile.Name())
+	if err != nil {
+		return Layer{}, err
+	}
+	info, err := codepkg.Validate(zip, codepkg.LayerLimits())
+	if err != nil {
+		return Layer{}, fmt.Errorf("%w: the installed packages are not a valid layer: %w", ErrBuildFailed, err)
+	}
+	return Layer{Zip: zip, Unpacked: info.UnzippedSize}, nil
 }
 
 // installMemoryMB is the install sandbox's memory limit, installPids its

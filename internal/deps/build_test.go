@@ -85,6 +85,9 @@ func TestBuildInstallsTheResolvedWheelsIntoALayer(t *testing.T) {
 			if got := strings.Join(l.Packages, " "); got != "greet==1.0 shout==0.2" {
 				t.Fatalf("packages %q, want greet==1.0 shout==0.2 (a dependency of greet)", got)
 			}
+			if l.Unpacked <= 0 {
+				t.Errorf("the layer's unpacked size is %d", l.Unpacked)
+			}
 			files := entries(t, l.Zip)
 			for _, want := range []string{"greet/__init__.py", "shout.py", "greet-1.0.dist-info/METADATA"} {
 				if !files[want] {

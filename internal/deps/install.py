@@ -90,12 +90,12 @@ import zipfile  # noqa: E402
 
 # The layer is read-only where it runs: its bytecode is written now, and
 # checked by nothing but its presence (the sources never change).
-mode = {}
+unchecked = {}
 if hasattr(py_compile, "PycInvalidationMode"):
-    mode["invalidation_mode"] = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    unchecked["invalidation_mode"] = py_compile.PycInvalidationMode.UNCHECKED_HASH
 # Tracebacks name the files where functions see them, and the bytecode
 # does not depend on where the build ran.
-compileall.compile_dir(out, ddir="/opt/python", quiet=2, **mode)
+compileall.compile_dir(out, ddir="/opt/python", quiet=2, **unchecked)
 
 with os.fdopen(3, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
     for dirpath, dirnames, filenames in os.walk(out):

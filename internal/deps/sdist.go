@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 
-	"nimbus/internal/codepkg"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 )
@@ -71,7 +70,7 @@ func (b *Builder) buildFromIndex(ctx context.Context, rt python.Runtime, pip, tm
 		ix.FindLinks = append(ix.FindLinks, target)
 	}
 	fmt.Fprintf(log, "nimbus: resolving, fetching and building for %s in a sandbox that reaches only the index (source distributions allowed)\n", rt.Name)
-	zipBytes, err := b.install(ctx, rt, pip, tmp, reqDir, mounts, func(root string) []string {
+	l, err := b.install(ctx, rt, pip, tmp, reqDir, mounts, func(root string) []string {
 		return append([]string{"index", "/opt/proxy/index.sock", path.Join(root, "requirements.txt")}, ix.args()...)
 	}, log)
 	for _, h := range proxy.refusedHosts() {
@@ -80,15 +79,12 @@ func (b *Builder) buildFromIndex(ctx context.Context, rt python.Runtime, pip, tm
 	if err != nil {
 		return Layer{}, err
 	}
-	if _, err := codepkg.Validate(zipBytes, codepkg.LayerLimits()); err != nil {
-		return Layer{}, fmt.Errorf("%w: the installed packages are not a valid layer: %w", ErrBuildFailed, err)
-	}
-	packages, err := installedPackages(zipBytes)
-	if err != nil {
+	if l.Packages, err = installedPackages(l.Zip); err != nil {
 		return Layer{}, err
 	}
-	sum := sha256.Sum256(zipBytes)
-	return Layer{Zip: zipBytes, Packages: packages, Key: "built:" + hex.EncodeToString(sum[:])}, nil
+	sum := sha256.Sum256(l.Zip)
+	l.Key = "built:" + hex.EncodeToString(sum[:])
+	return l, nil
 }
 
 // installedPackages lists NAME==VERSION of the distributions a layer

@@ -113,12 +113,9 @@ func (s *Service) buildDeps(ctx context.Context, ns string, cfg model.FunctionCo
 	return layer, nil
 }
 
-// storeLayer stores a built layer's zip and replicates it as code is.
+// storeLayer stores a built layer's zip (the builder checked it) and
+// replicates it as code is.
 func (s *Service) storeLayer(ctx context.Context, built deps.Layer, runtime, cacheKey string) (*model.DepLayer, error) {
-	info, err := codepkg.Validate(built.Zip, codepkg.LayerLimits())
-	if err != nil {
-		return nil, err
-	}
 	digest, err := s.d.Blobs.Put(built.Zip)
 	if err != nil {
 		return nil, err
@@ -128,7 +125,7 @@ func (s *Service) storeLayer(ctx context.Context, built deps.Layer, runtime, cac
 			return nil, err
 		}
 	}
-	return &model.DepLayer{SHA256: digest, Size: int64(len(built.Zip)), Unpacked: info.UnzippedSize, Runtime: runtime,
+	return &model.DepLayer{SHA256: digest, Size: int64(len(built.Zip)), Unpacked: built.Unpacked, Runtime: runtime,
 		Packages: built.Packages, Key: built.Key, CacheKey: cacheKey}, nil
 }
 

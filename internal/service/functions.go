@@ -59,17 +59,17 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 	if err != nil {
 		return Deployed{}, err
 	}
-	// The layers are checked before the build (a bad one costs no
-	// build), and their size again with the dependency layer's.
-	if _, err := s.resolveLayers(ns, cfg, info.UnzippedSize, nil); err != nil {
+	// The layers are resolved before the build (a bad one costs no
+	// build); the whole is measured once the dependency layer is known.
+	refs, err := s.resolveLayers(ns, cfg)
+	if err != nil {
 		return Deployed{}, err
 	}
 	layer, err := s.buildDeps(ctx, ns, cfg, zip, progress)
 	if err != nil {
 		return Deployed{}, err
 	}
-	refs, err := s.resolveLayers(ns, cfg, info.UnzippedSize, layer)
-	if err != nil {
+	if err := checkUnpacked(info.UnzippedSize, refs, layer); err != nil {
 		return Deployed{}, err
 	}
 	digest, err := s.d.Blobs.Put(zip)

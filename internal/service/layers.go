@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,13 +69,8 @@ func (s *Service) DeleteLayer(ctx context.Context, ns, name string, version int6
 
 // resolveLayers turns a deploy's NAME:VERSION layers into the versions
 // it mounts: each must exist in the namespace and be built for the
-// function's runtime, and the code (unzipped), the layers and the
-// dependency layer must fit model.MaxUnpacked together.
-func (s *Service) resolveLayers(ns string, cfg model.FunctionConfig, code int64, deps *model.DepLayer) ([]model.LayerRef, error) {
-	total := code
-	if deps != nil {
-		total += deps.Unpacked
-	}
+// function's runtime.
+func (s *Service) resolveLayers(ns string, cfg model.FunctionConfig) ([]model.LayerRef, error) {
 	var refs []model.LayerRef
 	for _, ref := range cfg.Layers {
 		name, version, err := codepkg.ParseLayerRef(ref)
@@ -85,24 +81,27 @@ func (s *Service) resolveLayers(ns string, cfg model.FunctionConfig, code int64,
 		if err != nil {
 			return nil, state.Errorf(state.ErrInvalid, "layer %s does not exist in namespace %s (nimbus layers ls)", ref, model.NamespaceOf(ns))
 		}
-		if len(l.Runtimes) > 0 && !contains(l.Runtimes, cfg.Runtime) {
+		if len(l.Runtimes) > 0 && !slices.Contains(l.Runtimes, cfg.Runtime) {
 			return nil, state.Errorf(state.ErrInvalid, "layer %s is built for %s; the function runs %s", ref, strings.Join(l.Runtimes, ", "), cfg.Runtime)
 		}
-		total += l.Unpacked
 		refs = append(refs, model.LayerRef{Name: l.Name, Version: l.Version, SHA256: l.SHA256, Unpacked: l.Unpacked})
-	}
-	if total > model.MaxUnpacked {
-		return nil, state.Errorf(codepkg.ErrTooLarge, "the code, its layers and its dependencies unzip to %d MB together; at most %d MB",
-			total>>20, model.MaxUnpacked>>20)
 	}
 	return refs, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// checkUnpacked refuses code (unzipped bytes), layers and a dependency
+// layer that together unzip to more than model.MaxUnpacked.
+func checkUnpacked(code int64, refs []model.LayerRef, deps *model.DepLayer) error {
+	total := code
+	for _, r := range refs {
+		total += r.Unpacked
 	}
-	return false
+	if deps != nil {
+		total += deps.Unpacked
+	}
+	if total > model.MaxUnpacked {
+		return state.Errorf(codepkg.ErrTooLarge, "the code, its layers and its dependencies unzip to %d MB together; at most %d MB",
+			total>>20, model.MaxUnpacked>>20)
+	}
+	return nil
 }

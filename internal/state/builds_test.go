@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -46,14 +45,7 @@ func TestBuildsKeepTheNewestPerNamespaceAndTheirLayers(t *testing.T) {
 		t.Errorf("DepLayer(k1) = %+v, %v", l, ok)
 	}
 
-	var snap bytes.Buffer
-	if _, err := s.Capture().WriteTo(&snap); err != nil {
-		t.Fatal(err)
-	}
-	back := New()
-	if err := back.Restore(&snap); err != nil {
-		t.Fatal(err)
-	}
+	back := restored(t, s)
 	if got := back.Builds("", ""); len(got) != model.MaxBuilds || got[0].ID != all[0].ID {
 		t.Errorf("restored builds: %d, newest %q", len(got), got[0].ID)
 	}

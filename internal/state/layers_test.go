@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -44,14 +43,7 @@ func TestLayerVersionsAreNumberedOnceAndKeptWhileMounted(t *testing.T) {
 		t.Errorf("the latest: %+v %v", l, err)
 	}
 
-	var snap bytes.Buffer
-	if _, err := s.Capture().WriteTo(&snap); err != nil {
-		t.Fatal(err)
-	}
-	back := New()
-	if err := back.Restore(&snap); err != nil {
-		t.Fatal(err)
-	}
+	back := restored(t, s)
 	var versions []int64
 	for _, l := range back.Layers("", "lib") {
 		versions = append(versions, l.Version)

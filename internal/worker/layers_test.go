@@ -1,12 +1,9 @@
 package worker
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,23 +16,6 @@ import (
 	"nimbus/internal/model"
 	"nimbus/internal/sandbox"
 )
-
-func zipOf(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, body := range files {
-		f, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(f, body)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // A function with a dependency layer imports from it: on sys.path right
 // after its own code, at /opt/python in a sandbox; its own modules win
@@ -53,12 +33,8 @@ func TestAFunctionImportsFromItsDependencyLayer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fn := deploy(t, blobs, "f", 1, "")
 			// The function's own shadowed.py comes first.
-			code := zipOf(t, map[string]string{"main.py": "import lib, shadowed, sys\ndef handler(e, c):\n    return [lib.WHO, shadowed.WHO, lib.__file__, sys.path[1]]\n", "shadowed.py": "WHO = 'code'\n"})
-			if fn.CodeSHA256, err = blobs.Put(code); err != nil {
-				t.Fatal(err)
-			}
+			fn := deployFiles(t, blobs, "f", 1, map[string]string{"main.py": "import lib, shadowed, sys\ndef handler(e, c):\n    return [lib.WHO, shadowed.WHO, lib.__file__, sys.path[1]]\n", "shadowed.py": "WHO = 'code'\n"})
 			fn.Deps = &model.DepLayer{SHA256: digest, Size: int64(len(layer))}
 			res := invoke(t, w, fn)
 			got := string(res.Payload)
@@ -124,11 +100,7 @@ func TestASandboxOfTheDependencySetImportedItsModulesAhead(t *testing.T) {
 	}
 
 	// Its own heavy.py shadows the layer's: not the stocked sandbox.
-	own := deploy(t, blobs, "g", 1, "")
-	code := zipOf(t, map[string]string{"main.py": handler, "heavy.py": "LOADED_AT = -1\nSEEN = 'own'\n"})
-	if own.CodeSHA256, err = blobs.Put(code); err != nil {
-		t.Fatal(err)
-	}
+	own := deployFiles(t, blobs, "g", 1, map[string]string{"main.py": handler, "heavy.py": "LOADED_AT = -1\nSEEN = 'own'\n"})
 	own.Runtime, own.Env, own.Deps = fn.Runtime, fn.Env, fn.Deps
 	if err := json.Unmarshal(invoke(t, w, own).Payload, &got); err != nil {
 		t.Fatal(err)

@@ -63,12 +63,14 @@ func testWorker(t *testing.T, cfg Config) (*Worker, *blob.Store) {
 // deploy stores a one-file package and returns the function at revision rev.
 func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string) model.Function {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	f, _ := zw.Create("main.py")
-	io.WriteString(f, src)
-	zw.Close()
-	digest, err := blobs.Put(buf.Bytes())
+	return deployFiles(t, blobs, name, rev, map[string]string{"main.py": src})
+}
+
+// deployFiles stores a package of files (path -> content) and returns
+// the function at revision rev.
+func deployFiles(t *testing.T, blobs *blob.Store, name string, rev int64, files map[string]string) model.Function {
+	t.Helper()
+	digest, err := blobs.Put(zipOf(t, files))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +78,23 @@ func deploy(t *testing.T, blobs *blob.Store, name string, rev int64, src string)
 		FunctionConfig: model.FunctionConfig{Name: name, Handler: "main.handler", MemoryMB: 128, Timeout: model.Duration(10 * time.Second)},
 		Revision:       rev, CodeSHA256: digest,
 	}
+}
+
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range files {
+		f, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(f, body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 const counter = "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"
