@@ -147,6 +147,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.initCommand(),
 		a.deployCommand(),
 		a.invokeCommand(),
+		a.runCommand(),
 		a.lsCommand(),
 		a.getCommand(),
 		a.rmCommand(),

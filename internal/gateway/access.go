@@ -235,6 +235,9 @@ type statusWriter struct {
 	status int
 }
 
+// Unwrap lets a websocket upgrade reach the connection.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)

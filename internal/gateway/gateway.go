@@ -139,6 +139,7 @@ func New(cfg Config) *Gateway {
 		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker, Builder: cfg.Builder,
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
 		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
+		Concurrency: cfg.Concurrency, Slots: cfg.Placer.Slots,
 	})
 	cfg.Registry.MustRegister(newRollupCollector(g))
 	g.routes()
@@ -214,6 +215,7 @@ func (g *Gateway) routeTable() []route {
 		{"GET /v1/functions/{name}", permRead, scoped, g.getFunction},
 		{"DELETE /v1/functions/{name}", permWrite, scoped, g.deleteFunction},
 		{"POST /v1/functions/{name}/invoke", permWrite, scoped, g.invoke},
+		{"GET /v1/runs", permWrite, scoped, g.run},
 		{"GET /v1/functions/{name}/logs", permRead, scoped, g.logs},
 		{"GET /v1/functions/{name}/url", permRead, scoped, g.getFunctionURL},
 		{"PUT /v1/functions/{name}/url", permWrite, scoped, g.putFunctionURL},
@@ -417,6 +419,9 @@ type refusedAsUnavailable struct {
 	err      error
 	replaced bool
 }
+
+// Unwrap lets a websocket upgrade reach the connection.
+func (w *refusedAsUnavailable) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *refusedAsUnavailable) WriteHeader(code int) {
 	if code == http.StatusUnauthorized || code == http.StatusForbidden {

@@ -164,7 +164,7 @@ func (w *workerParts) serve() component {
 			o := w.opts
 			agent = worker.NewAgent(w.worker, worker.AgentConfig{Servers: o.Servers, Resolve: w.dir.Internal, Advertise: o.Advertise, Pool: w.pool, PressureLimit: o.PressureLimit, Log: w.log})
 			g = grpc.NewServer(grpc.Creds(credentials.NewTLS(w.ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
-				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 			agent.Register(g)
 			rpcService.Start(ctx)
 			return heartbeats.Start(ctx)

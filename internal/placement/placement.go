@@ -226,6 +226,17 @@ func (p *Placer) Offers() []model.RuntimeOffer {
 	return out
 }
 
+// Slots counts the slots of the healthy workers.
+func (p *Placer) Slots() int {
+	n := 0
+	for _, t := range p.targets() {
+		if st := t.Status(); st.Healthy {
+			n += st.Slots
+		}
+	}
+	return n
+}
+
 // Room is the number of queued events the healthy workers could take
 // now: their free slots, and one more each that waits at the worker for
 // the next slot to free (behind any sync call waiting: see

@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -16,8 +17,14 @@ type Spec struct {
 	Env  []string // the complete environment; nothing is inherited
 	Dir  string   // working directory (the function's code directory)
 
-	// Output receives the program's stdout and stderr (its log).
+	// Output receives the program's stdout, and its stderr unless Stderr
+	// is set (an instance's log).
 	Output *os.File
+	// Stderr, when set, receives the program's stderr apart from its
+	// stdout (an interactive run tells the two apart).
+	Stderr *os.File
+	// Stdin is the program's stdin; nil for /dev/null.
+	Stdin *os.File
 	// ExtraFiles become fds 3, 4, ... in the child (the instance protocol).
 	ExtraFiles []*os.File
 
@@ -66,6 +73,15 @@ type Process interface {
 	Kill()
 }
 
+// Signaler is implemented by processes that can be sent a signal other
+// than the kill (an interactive run's interrupt).
+type Signaler interface {
+	// Signal sends sig to the program: to its process group (process
+	// executor), or to its sandbox's pid 1 (isolated executor), which
+	// gets it only if it handles it (Python handles SIGINT).
+	Signal(sig syscall.Signal) error
+}
+
 // Prioritized is implemented by processes that can be started in the
 // background (Spec.Background).
 type Prioritized interface {
@@ -80,7 +96,12 @@ type Exit struct {
 	OOMKilled bool   // the memory limit was hit (known only where the executor can tell)
 	// PeakMemoryBytes is the most memory the instance's cgroup used (0
 	// where the executor cannot tell), read before the cgroup is removed.
+	// The process executor reports the leader's peak resident size.
 	PeakMemoryBytes int64
+	// CPU is the CPU time, user and system, the instance used over its
+	// life: its cgroup's, or the reaped leader's and its reaped children's
+	// (process executor).
+	CPU time.Duration
 }
 
 // Controlled is implemented by processes their executor confines in a

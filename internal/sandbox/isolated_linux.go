@@ -410,6 +410,12 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	if spec.Stderr != nil {
+		cmd.Stderr = spec.Stderr
+	}
+	if spec.Stdin != nil {
+		cmd.Stdin = spec.Stdin
+	}
 	runtime.LockOSThread()
 	err = cmd.Start()
 	runtime.UnlockOSThread()
@@ -499,6 +505,17 @@ func (p *isolatedProcess) Kill() {
 	}
 }
 
+// Signal sends sig to the sandbox's pid 1, which receives it only if it
+// handles it. It implements Signaler.
+func (p *isolatedProcess) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return nil
+	}
+	return syscall.Kill(p.cmd.Process.Pid, sig)
+}
+
 // Freeze stops every process of the sandbox (cgroup v1 freezer, v2
 // cgroup.freeze). It implements Controlled.
 func (p *isolatedProcess) Freeze() error {
@@ -553,6 +570,11 @@ func (p *isolatedProcess) reap() {
 	ex := exitOf(p.cmd)
 	ex.OOMKilled = p.cg.OOMKilled()
 	ex.PeakMemoryBytes = p.cg.PeakMemory()
+	// The cgroup's CPU time counts every process of the sandbox, the
+	// leader's rusage only those it reaped.
+	if u, err := p.cg.Usage(); err == nil && u.CPU > 0 {
+		ex.CPU = u.CPU
+	}
 	p.exit = ex
 	// The sandbox's pid 1 is gone, so the kernel is killing the rest of
 	// it; removing the cgroup waits for that, off the caller's path.

@@ -57,6 +57,12 @@ func (*ProcessExecutor) Start(spec Spec) (Process, error) {
 		cmd.Stdout = spec.Output
 		cmd.Stderr = spec.Output
 	}
+	if spec.Stderr != nil {
+		cmd.Stderr = spec.Stderr
+	}
+	if spec.Stdin != nil {
+		cmd.Stdin = spec.Stdin
+	}
 	// Pdeathsig fires when the thread that forked the child exits, so fork
 	// from a thread the Go runtime will not retire underneath us.
 	runtime.LockOSThread()
@@ -100,6 +106,17 @@ func (p *process) Kill() {
 	}
 }
 
+// Signal sends sig to the process group, as a terminal sends Ctrl-C to
+// its foreground group. It implements Signaler.
+func (p *process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return nil
+	}
+	return syscall.Kill(-p.pid, sig)
+}
+
 // reap waits for the leader to exit without reaping it (so its pid, and so
 // the group id, cannot be reused), kills whatever is left in its group, then
 // reaps it.
@@ -127,6 +144,10 @@ func exitOf(cmd *exec.Cmd) Exit {
 			case ws.Exited():
 				ex.Code = ws.ExitStatus()
 			}
+		}
+		ex.CPU = st.UserTime() + st.SystemTime()
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+			ex.PeakMemoryBytes = ru.Maxrss << 10
 		}
 	}
 	return ex

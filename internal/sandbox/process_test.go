@@ -126,11 +126,16 @@ func TestExitReportsCodeOrSignal(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, _ := runSh(t, c.script, nil)
-			if got := p.Wait(); got != c.want {
+			got := p.Wait()
+			if got.Code != c.want.Code || got.Signal != c.want.Signal || got.OOMKilled {
 				t.Fatalf("exit = %+v, want %+v", got, c.want)
 			}
-			if got := p.Wait(); got != c.want {
-				t.Fatalf("second Wait = %+v, want %+v", got, c.want)
+			// The shell's own peak size and CPU time are measured.
+			if got.PeakMemoryBytes <= 0 || got.CPU < 0 {
+				t.Fatalf("exit = %+v: no peak memory", got)
+			}
+			if again := p.Wait(); again != got {
+				t.Fatalf("second Wait = %+v, want %+v", again, got)
 			}
 		})
 	}

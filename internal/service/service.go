@@ -36,6 +36,7 @@ import (
 	"nimbus/internal/pycheck"
 	"nimbus/internal/scan"
 	"nimbus/internal/state"
+	"nimbus/internal/worker"
 )
 
 // ErrScanBlocked refuses a deploy whose code scan found what the
@@ -56,6 +57,9 @@ type Placer interface {
 	Prefetch(fn model.Function)
 	Provision(fn model.Function, n int)
 	Retire(qualifiedName string)
+	// Run starts an interactive run on a worker with a free slot
+	// (worker.ErrNoCapacity when none has one).
+	Run(ctx context.Context, spec worker.RunSpec) (worker.RunConn, error)
 }
 
 var _ Placer = (*placement.Placer)(nil)
@@ -93,6 +97,12 @@ type Deps struct {
 	Log       *slog.Logger
 	// Registry, when set, gets the record batcher's metrics.
 	Registry prometheus.Registerer
+	// Concurrency, when set, admits interactive runs within their
+	// namespace's concurrency limit, counted with its invocations.
+	Concurrency *placement.Concurrency
+	// Slots, when set, counts the workers' slots (queued runs'
+	// estimates).
+	Slots func() int
 }
 
 // Service holds the use cases. Its methods are safe for concurrent use.
@@ -101,6 +111,7 @@ type Service struct {
 	store *state.Store
 	rec   *recorder
 	log   *slog.Logger
+	runs  runQueues
 }
 
 // New returns a Service over d and starts its record batcher; Close stops

@@ -13,7 +13,9 @@ import (
 	"nimbus/internal/fsm"
 	"nimbus/internal/logstore"
 	"nimbus/internal/model"
+	"nimbus/internal/placement"
 	"nimbus/internal/state"
+	"nimbus/internal/worker"
 )
 
 // control is a one-server control plane without Raft: the real FSM and
@@ -166,6 +168,9 @@ func (noPlacer) Offers() []model.RuntimeOffer  { return nil }
 func (noPlacer) Prefetch(model.Function)       {}
 func (noPlacer) Provision(model.Function, int) {}
 func (noPlacer) Retire(string)                 {}
+func (noPlacer) Run(context.Context, worker.RunSpec) (worker.RunConn, error) {
+	return nil, placement.ErrNoWorkers
+}
 
 func TestARecordAddedAndWaitedForIsInTheStoreWhenTheWaitEnds(t *testing.T) {
 	s, store := newService(t, Deps{})

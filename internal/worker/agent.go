@@ -91,6 +91,18 @@ func (a *Agent) AuthInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
+// StreamAuthInterceptor is AuthInterceptor for streaming calls (Run).
+func (a *Agent) StreamAuthInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		v := md.Get(rpc.WorkerSecretHeader)
+		if len(v) == 0 || subtle.ConstantTimeCompare([]byte(v[0]), []byte(a.secret)) != 1 {
+			return status.Error(codes.Unauthenticated, "calls to a worker need its secret")
+		}
+		return h(srv, ss)
+	}
+}
+
 // StartDrain stops the worker taking new invocations; running ones
 // finish.
 func (a *Agent) StartDrain() {

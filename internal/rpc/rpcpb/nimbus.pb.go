@@ -1517,6 +1517,400 @@ func (*DrainResponse) Descriptor() ([]byte, []int) {
 	return file_nimbus_proto_rawDescGZIP(), []int{25}
 }
 
+type RunInput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *RunStart              `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"` // the first message only
+	Stdin         []byte                 `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Eof           bool                   `protobuf:"varint,3,opt,name=eof,proto3" json:"eof,omitempty"`
+	Signal        string                 `protobuf:"bytes,4,opt,name=signal,proto3" json:"signal,omitempty"` // "interrupt" or "terminate"
+	Ack           int64                  `protobuf:"varint,5,opt,name=ack,proto3" json:"ack,omitempty"`      // output bytes the server passed on since its last ack
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunInput) Reset() {
+	*x = RunInput{}
+	mi := &file_nimbus_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunInput) ProtoMessage() {}
+
+func (x *RunInput) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunInput.ProtoReflect.Descriptor instead.
+func (*RunInput) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RunInput) GetStart() *RunStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *RunInput) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *RunInput) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+func (x *RunInput) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *RunInput) GetAck() int64 {
+	if x != nil {
+		return x.Ack
+	}
+	return 0
+}
+
+type RunStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Namespace     string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Runtime       string                 `protobuf:"bytes,3,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	Files         map[string][]byte      `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Entry         string                 `protobuf:"bytes,5,opt,name=entry,proto3" json:"entry,omitempty"`
+	Args          []string               `protobuf:"bytes,6,rep,name=args,proto3" json:"args,omitempty"`
+	Env           map[string]string      `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TimeoutMs     int64                  `protobuf:"varint,8,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	IdleTimeoutMs int64                  `protobuf:"varint,9,opt,name=idle_timeout_ms,json=idleTimeoutMs,proto3" json:"idle_timeout_ms,omitempty"`
+	MemoryMb      int32                  `protobuf:"varint,10,opt,name=memory_mb,json=memoryMb,proto3" json:"memory_mb,omitempty"`
+	OutputLimit   int64                  `protobuf:"varint,11,opt,name=output_limit,json=outputLimit,proto3" json:"output_limit,omitempty"`
+	SlotWaitMs    int64                  `protobuf:"varint,12,opt,name=slot_wait_ms,json=slotWaitMs,proto3" json:"slot_wait_ms,omitempty"`
+	Window        int64                  `protobuf:"varint,13,opt,name=window,proto3" json:"window,omitempty"` // unacknowledged output bytes the worker may send
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunStart) Reset() {
+	*x = RunStart{}
+	mi := &file_nimbus_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunStart) ProtoMessage() {}
+
+func (x *RunStart) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunStart.ProtoReflect.Descriptor instead.
+func (*RunStart) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RunStart) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RunStart) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RunStart) GetRuntime() string {
+	if x != nil {
+		return x.Runtime
+	}
+	return ""
+}
+
+func (x *RunStart) GetFiles() map[string][]byte {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *RunStart) GetEntry() string {
+	if x != nil {
+		return x.Entry
+	}
+	return ""
+}
+
+func (x *RunStart) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *RunStart) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *RunStart) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *RunStart) GetIdleTimeoutMs() int64 {
+	if x != nil {
+		return x.IdleTimeoutMs
+	}
+	return 0
+}
+
+func (x *RunStart) GetMemoryMb() int32 {
+	if x != nil {
+		return x.MemoryMb
+	}
+	return 0
+}
+
+func (x *RunStart) GetOutputLimit() int64 {
+	if x != nil {
+		return x.OutputLimit
+	}
+	return 0
+}
+
+func (x *RunStart) GetSlotWaitMs() int64 {
+	if x != nil {
+		return x.SlotWaitMs
+	}
+	return 0
+}
+
+func (x *RunStart) GetWindow() int64 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+type RunOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message: refused is "" when the run started, else why not
+	// ("capacity", "pressure", "draining", or an error).
+	Refused       string   `protobuf:"bytes,1,opt,name=refused,proto3" json:"refused,omitempty"`
+	Started       bool     `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
+	Stream        int32    `protobuf:"varint,3,opt,name=stream,proto3" json:"stream,omitempty"` // 1 stdout, 2 stderr
+	Data          []byte   `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Exit          *RunExit `protobuf:"bytes,5,opt,name=exit,proto3" json:"exit,omitempty"` // the last message
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunOutput) Reset() {
+	*x = RunOutput{}
+	mi := &file_nimbus_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunOutput) ProtoMessage() {}
+
+func (x *RunOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunOutput.ProtoReflect.Descriptor instead.
+func (*RunOutput) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RunOutput) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+func (x *RunOutput) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *RunOutput) GetStream() int32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *RunOutput) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *RunOutput) GetExit() *RunExit {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+type RunExit struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Code           int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Signal         string                 `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	Verdict        string                 `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	WallUs         int64                  `protobuf:"varint,4,opt,name=wall_us,json=wallUs,proto3" json:"wall_us,omitempty"`
+	CpuUs          int64                  `protobuf:"varint,5,opt,name=cpu_us,json=cpuUs,proto3" json:"cpu_us,omitempty"`
+	MaxMemoryBytes int64                  `protobuf:"varint,6,opt,name=max_memory_bytes,json=maxMemoryBytes,proto3" json:"max_memory_bytes,omitempty"`
+	OutputBytes    int64                  `protobuf:"varint,7,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
+	WorkerId       string                 `protobuf:"bytes,8,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RunExit) Reset() {
+	*x = RunExit{}
+	mi := &file_nimbus_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunExit) ProtoMessage() {}
+
+func (x *RunExit) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunExit.ProtoReflect.Descriptor instead.
+func (*RunExit) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RunExit) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RunExit) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *RunExit) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *RunExit) GetWallUs() int64 {
+	if x != nil {
+		return x.WallUs
+	}
+	return 0
+}
+
+func (x *RunExit) GetCpuUs() int64 {
+	if x != nil {
+		return x.CpuUs
+	}
+	return 0
+}
+
+func (x *RunExit) GetMaxMemoryBytes() int64 {
+	if x != nil {
+		return x.MaxMemoryBytes
+	}
+	return 0
+}
+
+func (x *RunExit) GetOutputBytes() int64 {
+	if x != nil {
+		return x.OutputBytes
+	}
+	return 0
+}
+
+func (x *RunExit) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 var File_nimbus_proto protoreflect.FileDescriptor
 
 const file_nimbus_proto_rawDesc = "" +
@@ -1625,7 +2019,52 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x10PrefetchResponse\"(\n" +
 	"\fDrainRequest\x12\x18\n" +
 	"\aundrain\x18\x01 \x01(\bR\aundrain\"\x0f\n" +
-	"\rDrainResponse2\x98\x04\n" +
+	"\rDrainResponse\"\x87\x01\n" +
+	"\bRunInput\x12)\n" +
+	"\x05start\x18\x01 \x01(\v2\x13.nimbus.v1.RunStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x10\n" +
+	"\x03eof\x18\x03 \x01(\bR\x03eof\x12\x16\n" +
+	"\x06signal\x18\x04 \x01(\tR\x06signal\x12\x10\n" +
+	"\x03ack\x18\x05 \x01(\x03R\x03ack\"\x95\x04\n" +
+	"\bRunStart\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aruntime\x18\x03 \x01(\tR\aruntime\x124\n" +
+	"\x05files\x18\x04 \x03(\v2\x1e.nimbus.v1.RunStart.FilesEntryR\x05files\x12\x14\n" +
+	"\x05entry\x18\x05 \x01(\tR\x05entry\x12\x12\n" +
+	"\x04args\x18\x06 \x03(\tR\x04args\x12.\n" +
+	"\x03env\x18\a \x03(\v2\x1c.nimbus.v1.RunStart.EnvEntryR\x03env\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\b \x01(\x03R\ttimeoutMs\x12&\n" +
+	"\x0fidle_timeout_ms\x18\t \x01(\x03R\ridleTimeoutMs\x12\x1b\n" +
+	"\tmemory_mb\x18\n" +
+	" \x01(\x05R\bmemoryMb\x12!\n" +
+	"\foutput_limit\x18\v \x01(\x03R\voutputLimit\x12 \n" +
+	"\fslot_wait_ms\x18\f \x01(\x03R\n" +
+	"slotWaitMs\x12\x16\n" +
+	"\x06window\x18\r \x01(\x03R\x06window\x1a8\n" +
+	"\n" +
+	"FilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
+	"\tRunOutput\x12\x18\n" +
+	"\arefused\x18\x01 \x01(\tR\arefused\x12\x18\n" +
+	"\astarted\x18\x02 \x01(\bR\astarted\x12\x16\n" +
+	"\x06stream\x18\x03 \x01(\x05R\x06stream\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12&\n" +
+	"\x04exit\x18\x05 \x01(\v2\x12.nimbus.v1.RunExitR\x04exit\"\xe9\x01\n" +
+	"\aRunExit\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x18\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\x12\x17\n" +
+	"\awall_us\x18\x04 \x01(\x03R\x06wallUs\x12\x15\n" +
+	"\x06cpu_us\x18\x05 \x01(\x03R\x05cpuUs\x12(\n" +
+	"\x10max_memory_bytes\x18\x06 \x01(\x03R\x0emaxMemoryBytes\x12!\n" +
+	"\foutput_bytes\x18\a \x01(\x03R\voutputBytes\x12\x1b\n" +
+	"\tworker_id\x18\b \x01(\tR\bworkerId2\x98\x04\n" +
 	"\aControl\x12:\n" +
 	"\x05Apply\x12\x17.nimbus.v1.ApplyRequest\x1a\x18.nimbus.v1.ApplyResponse\x12I\n" +
 	"\n" +
@@ -1635,13 +2074,14 @@ const file_nimbus_proto_rawDesc = "" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
 	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse\x12F\n" +
-	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\xcf\x02\n" +
+	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\x85\x03\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
 	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
 	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponse\x12F\n" +
 	"\tProvision\x12\x1b.nimbus.v1.ProvisionRequest\x1a\x1c.nimbus.v1.ProvisionResponse\x12C\n" +
-	"\bPrefetch\x12\x1a.nimbus.v1.PrefetchRequest\x1a\x1b.nimbus.v1.PrefetchResponseB\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
+	"\bPrefetch\x12\x1a.nimbus.v1.PrefetchRequest\x1a\x1b.nimbus.v1.PrefetchResponse\x124\n" +
+	"\x03Run\x12\x13.nimbus.v1.RunInput\x1a\x14.nimbus.v1.RunOutput(\x010\x01B\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
 
 var (
 	file_nimbus_proto_rawDescOnce sync.Once
@@ -1655,7 +2095,7 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_nimbus_proto_goTypes = []any{
 	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
 	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
@@ -1683,39 +2123,51 @@ var file_nimbus_proto_goTypes = []any{
 	(*PrefetchResponse)(nil),   // 23: nimbus.v1.PrefetchResponse
 	(*DrainRequest)(nil),       // 24: nimbus.v1.DrainRequest
 	(*DrainResponse)(nil),      // 25: nimbus.v1.DrainResponse
+	(*RunInput)(nil),           // 26: nimbus.v1.RunInput
+	(*RunStart)(nil),           // 27: nimbus.v1.RunStart
+	(*RunOutput)(nil),          // 28: nimbus.v1.RunOutput
+	(*RunExit)(nil),            // 29: nimbus.v1.RunExit
+	nil,                        // 30: nimbus.v1.RunStart.FilesEntry
+	nil,                        // 31: nimbus.v1.RunStart.EnvEntry
 }
 var file_nimbus_proto_depIdxs = []int32{
-	0,  // 0: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
-	2,  // 1: nimbus.v1.Control.ServerInfo:input_type -> nimbus.v1.ServerInfoRequest
-	4,  // 2: nimbus.v1.Control.Join:input_type -> nimbus.v1.JoinRequest
-	6,  // 3: nimbus.v1.Control.Leave:input_type -> nimbus.v1.LeaveRequest
-	8,  // 4: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
-	10, // 5: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
-	12, // 6: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
-	14, // 7: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
-	16, // 8: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
-	18, // 9: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	24, // 10: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
-	20, // 11: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
-	22, // 12: nimbus.v1.Worker.Prefetch:input_type -> nimbus.v1.PrefetchRequest
-	1,  // 13: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 14: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 15: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 16: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
-	9,  // 17: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	11, // 18: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	13, // 19: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	15, // 20: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
-	17, // 21: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	19, // 22: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	25, // 23: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
-	21, // 24: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
-	23, // 25: nimbus.v1.Worker.Prefetch:output_type -> nimbus.v1.PrefetchResponse
-	13, // [13:26] is the sub-list for method output_type
-	0,  // [0:13] is the sub-list for method input_type
-	0,  // [0:0] is the sub-list for extension type_name
-	0,  // [0:0] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	27, // 0: nimbus.v1.RunInput.start:type_name -> nimbus.v1.RunStart
+	30, // 1: nimbus.v1.RunStart.files:type_name -> nimbus.v1.RunStart.FilesEntry
+	31, // 2: nimbus.v1.RunStart.env:type_name -> nimbus.v1.RunStart.EnvEntry
+	29, // 3: nimbus.v1.RunOutput.exit:type_name -> nimbus.v1.RunExit
+	0,  // 4: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
+	2,  // 5: nimbus.v1.Control.ServerInfo:input_type -> nimbus.v1.ServerInfoRequest
+	4,  // 6: nimbus.v1.Control.Join:input_type -> nimbus.v1.JoinRequest
+	6,  // 7: nimbus.v1.Control.Leave:input_type -> nimbus.v1.LeaveRequest
+	8,  // 8: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
+	10, // 9: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
+	12, // 10: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
+	14, // 11: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
+	16, // 12: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
+	18, // 13: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
+	24, // 14: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	20, // 15: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
+	22, // 16: nimbus.v1.Worker.Prefetch:input_type -> nimbus.v1.PrefetchRequest
+	26, // 17: nimbus.v1.Worker.Run:input_type -> nimbus.v1.RunInput
+	1,  // 18: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 19: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 20: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 21: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 22: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 23: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 24: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 25: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
+	17, // 26: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	19, // 27: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	25, // 28: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	21, // 29: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
+	23, // 30: nimbus.v1.Worker.Prefetch:output_type -> nimbus.v1.PrefetchResponse
+	28, // 31: nimbus.v1.Worker.Run:output_type -> nimbus.v1.RunOutput
+	18, // [18:32] is the sub-list for method output_type
+	4,  // [4:18] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_nimbus_proto_init() }
@@ -1729,7 +2181,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -423,6 +423,7 @@ const (
 	Worker_Drain_FullMethodName     = "/nimbus.v1.Worker/Drain"
 	Worker_Provision_FullMethodName = "/nimbus.v1.Worker/Provision"
 	Worker_Prefetch_FullMethodName  = "/nimbus.v1.Worker/Prefetch"
+	Worker_Run_FullMethodName       = "/nimbus.v1.Worker/Run"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -444,6 +445,12 @@ type WorkerClient interface {
 	// start. Best effort; a worker of an older release answers
 	// Unimplemented.
 	Prefetch(ctx context.Context, in *PrefetchRequest, opts ...grpc.CallOption) (*PrefetchResponse, error)
+	// Run is an interactive run: the first input starts it, later ones
+	// carry stdin, its end, signals and acknowledgements; the first output
+	// says whether it started, later ones carry its output in order and
+	// its exit last. The worker sends at most RunStart.window output bytes
+	// the server has not acknowledged.
+	Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RunInput, RunOutput], error)
 }
 
 type workerClient struct {
@@ -504,6 +511,19 @@ func (c *workerClient) Prefetch(ctx context.Context, in *PrefetchRequest, opts .
 	return out, nil
 }
 
+func (c *workerClient) Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RunInput, RunOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Worker_ServiceDesc.Streams[0], Worker_Run_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RunInput, RunOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Worker_RunClient = grpc.BidiStreamingClient[RunInput, RunOutput]
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -523,6 +543,12 @@ type WorkerServer interface {
 	// start. Best effort; a worker of an older release answers
 	// Unimplemented.
 	Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error)
+	// Run is an interactive run: the first input starts it, later ones
+	// carry stdin, its end, signals and acknowledgements; the first output
+	// says whether it started, later ones carry its output in order and
+	// its exit last. The worker sends at most RunStart.window output bytes
+	// the server has not acknowledged.
+	Run(grpc.BidiStreamingServer[RunInput, RunOutput]) error
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -547,6 +573,9 @@ func (UnimplementedWorkerServer) Provision(context.Context, *ProvisionRequest) (
 }
 func (UnimplementedWorkerServer) Prefetch(context.Context, *PrefetchRequest) (*PrefetchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Prefetch not implemented")
+}
+func (UnimplementedWorkerServer) Run(grpc.BidiStreamingServer[RunInput, RunOutput]) error {
+	return status.Errorf(codes.Unimplemented, "method Run not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -659,6 +688,13 @@ func _Worker_Prefetch_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(WorkerServer).Run(&grpc.GenericServerStream[RunInput, RunOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Worker_RunServer = grpc.BidiStreamingServer[RunInput, RunOutput]
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -687,6 +723,13 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Worker_Prefetch_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Run",
+			Handler:       _Worker_Run_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "nimbus.proto",
 }

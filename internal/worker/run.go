@@ -1,0 +1,523 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/sandbox"
+)
+
+// Interactive runs: a program (a script and the files beside it) runs in
+// the same sandbox as an instance, with its stdin fed by the caller and
+// its stdout and stderr handed back in chunks as they are produced. The
+// caller pulls the chunks (Run.Next): until it does, the program's next
+// write blocks once the pipe is full, so a slow reader slows the program
+// down instead of filling memory. The worker holds at most one chunk per
+// stream of a run's output.
+
+// RunChunk is the most output bytes one RunEvent carries.
+const RunChunk = 1500
+
+// Run streams (RunEvent.Stream).
+const (
+	Stdout = 1
+	Stderr = 2
+)
+
+// Verdicts of a run that did not end by itself (RunExit.Verdict).
+const (
+	VerdictTimeout     = "Sandbox.Timeout"
+	VerdictIdle        = "Sandbox.IdleTimeout"
+	VerdictOutOfMemory = "Sandbox.OutOfMemory"
+	VerdictOutputLimit = "Sandbox.OutputLimitExceeded"
+	VerdictTerminated  = "Run.Terminated"
+	VerdictCanceled    = "Run.Canceled" // the caller went away
+)
+
+// RunLimits bound a run. The zero value of each takes its default.
+type RunLimits struct {
+	Timeout     time.Duration // wall-clock time from start; 0 for 60 s
+	IdleTimeout time.Duration // no output and no input for this long; 0 for 5 minutes
+	MemoryMB    int           // 0 for 128
+	OutputBytes int64         // stdout and stderr bytes together; 0 for 1 MB
+}
+
+// Run limits' defaults.
+const (
+	DefaultRunTimeout = time.Minute
+	DefaultRunIdle    = 5 * time.Minute
+	DefaultRunMemory  = 128
+	DefaultRunOutput  = 1 << 20
+)
+
+func (l RunLimits) withDefaults() RunLimits {
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultRunTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultRunIdle
+	}
+	if l.MemoryMB <= 0 {
+		l.MemoryMB = DefaultRunMemory
+	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = DefaultRunOutput
+	}
+	return l
+}
+
+// RunSpec is an interactive run offered to a worker.
+type RunSpec struct {
+	ID        string
+	Namespace string
+	Runtime   string            // a runtime name; "" for the newest
+	Files     map[string][]byte // the program's files by relative path, seen read-only at the task root
+	Entry     string            // the file run, one of Files
+	Args      []string          // sys.argv[1:]
+	Env       map[string]string
+	Limits    RunLimits
+	// SlotWait is how long the run may wait for a free slot; 0 refuses
+	// at once when every slot is busy (ErrNoCapacity).
+	SlotWait time.Duration
+}
+
+// RunEvent is one thing a run produced: a chunk of output (Stream and
+// Data), or its end (Exit), which is always the last.
+type RunEvent struct {
+	Stream int
+	Data   []byte
+	Exit   *RunExit
+}
+
+// RunExit is how a run ended.
+type RunExit struct {
+	Code     int    // exit status; -1 when a signal ended it
+	Signal   string // e.g. "SIGKILL"
+	Verdict  string // "" when the program ended by itself, else why it was ended
+	Wall     time.Duration
+	CPU      time.Duration
+	MaxMemB  int64 // the most memory it used, where the executor can tell
+	Output   int64 // output bytes sent
+	WorkerID string
+}
+
+// RunInput is what the caller sends a run: stdin bytes, the end of
+// stdin, or a signal ("interrupt" or "terminate").
+type RunInput struct {
+	Stdin  []byte
+	EOF    bool
+	Signal string
+}
+
+// Signals a caller may send a run.
+const (
+	SignalInterrupt = "interrupt"
+	SignalTerminate = "terminate"
+)
+
+// terminateGrace is how long a terminated run has to end after SIGTERM
+// before it is killed. (A program that installed no SIGTERM handler
+// ignores it: it is its sandbox's pid 1.)
+const terminateGrace = 2 * time.Second
+
+// Run is a started interactive run. Next and Input may be called from
+// different goroutines; Close may be called from any, any number of
+// times.
+type Run struct {
+	w     *Worker
+	spec  RunSpec
+	proc  sandbox.Process
+	dir   string
+	stdin *os.File
+	start time.Time
+
+	out     chan RunEvent // chunks, from the two readers
+	readers sync.WaitGroup
+	exited  chan struct{} // closed once the process is reaped
+	exit    sandbox.Exit
+
+	mu      sync.Mutex
+	verdict string // why the worker ended it, first reason wins
+	sent    int64  // output bytes handed out
+	idle    *time.Timer
+	stdinMu sync.Mutex // one write or close of stdin at a time
+	done    bool       // the exit event was handed out
+	// closedCh is closed by Close: the readers stop handing out output.
+	closedCh chan struct{}
+
+	once    sync.Once
+	release func()
+}
+
+// StartRun starts spec's program on this worker: it takes a slot (waiting
+// up to spec.SlotWait), counts the run's memory against the budget and
+// starts the sandbox. The caller must Close the run.
+func (w *Worker) StartRun(ctx context.Context, spec RunSpec) (*Run, error) {
+	if err := checkRunFiles(spec); err != nil {
+		return nil, err
+	}
+	rt, err := python.Pick(w.cfg.Runtimes, spec.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	spec.Limits = spec.Limits.withDefaults()
+	if !w.slots.acquire(ctx, spec.SlotWait, false) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrNoCapacity
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.slots.release()
+		return nil, ErrClosed
+	}
+	size := w.reserveLocked(spec.Limits.MemoryMB, time.Now())
+	w.mu.Unlock()
+	release := func() {
+		w.mu.Lock()
+		w.unreserveLocked(size)
+		w.mu.Unlock()
+		w.slots.release()
+	}
+	r, err := w.startRun(spec, rt)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	r.release = release
+	return r, nil
+}
+
+// checkRunFiles checks that every file name is a clean relative path and
+// that the entry is one of them.
+func checkRunFiles(spec RunSpec) error {
+	if len(spec.Files) == 0 {
+		return errors.New("a run needs at least one file")
+	}
+	for name := range spec.Files {
+		if name == "" || path.IsAbs(name) || path.Clean(name) != name || name == "." || strings.HasPrefix(name, "../") || name == ".." {
+			return fmt.Errorf("file name %q is not a clean relative path", name)
+		}
+	}
+	if _, ok := spec.Files[spec.Entry]; !ok {
+		return fmt.Errorf("the entry %q is not one of the run's files", spec.Entry)
+	}
+	return nil
+}
+
+// runFlags are the interpreter's flags for a run: unbuffered output (it
+// appears as printed), no user site, no environment variables of
+// Python's own, no site module; the script's directory stays on
+// sys.path, so the files beside it import.
+var runFlags = []string{"-u", "-E", "-s", "-S"}
+
+func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
+	dir, err := os.MkdirTemp(filepath.Join(w.cfg.DataDir, "runs"), "run-")
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Join(w.cfg.DataDir, "runs"), 0o700); err == nil {
+			dir, err = os.MkdirTemp(filepath.Join(w.cfg.DataDir, "runs"), "run-")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The sandbox's own uid reads the files: world-readable, owned and
+	// writable by the worker only (the mount is read-only besides).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	for name, data := range spec.Files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+			err = os.WriteFile(p, data, 0o644)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("write the run's files: %w", err)
+		}
+	}
+	var files [6]*os.File // stdinR, stdinW, outR, outW, errR, errW
+	closeAll := func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for k := 0; k < 6; k += 2 {
+		r, wr, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		files[k], files[k+1] = r, wr
+	}
+	root := w.cfg.Executor.TaskRoot(dir)
+	args := append(append([]string{rt.Executable}, runFlags...), path.Join(root, spec.Entry))
+	proc, err := w.cfg.Executor.Start(sandbox.Spec{
+		Path:     rt.Executable,
+		Args:     append(args, spec.Args...),
+		Env:      runEnviron(spec, root),
+		Dir:      root,
+		Stdin:    files[0],
+		Output:   files[3],
+		Stderr:   files[5],
+		MemoryMB: spec.Limits.MemoryMB,
+		CodeDir:  dir,
+		Runtime:  rt.Prefix,
+	})
+	files[0].Close()
+	files[3].Close()
+	files[5].Close()
+	if err != nil {
+		files[1].Close()
+		files[2].Close()
+		files[4].Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start the run: %w", err)
+	}
+	r := &Run{
+		w: w, spec: spec, proc: proc, dir: dir, stdin: files[1], start: time.Now(),
+		out: make(chan RunEvent), exited: make(chan struct{}),
+	}
+	r.idle = time.AfterFunc(spec.Limits.IdleTimeout, func() { r.end(VerdictIdle) })
+	wall := time.AfterFunc(spec.Limits.Timeout, func() { r.end(VerdictTimeout) })
+	go func() {
+		r.exit = proc.Wait()
+		wall.Stop()
+		r.idle.Stop()
+		close(r.exited)
+	}()
+	r.readers.Add(2)
+	go r.read(files[2], Stdout)
+	go r.read(files[4], Stderr)
+	go func() {
+		r.readers.Wait()
+		close(r.out)
+	}()
+	return r, nil
+}
+
+// runEnviron is a run's environment: the platform's fixed variables,
+// then the caller's.
+func runEnviron(spec RunSpec, root string) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LANG=C.UTF-8",
+		"TZ=UTC",
+		"HOME=/tmp",
+		"PYTHONUNBUFFERED=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+		"NIMBUS_RUN_ID=" + spec.ID,
+		"NIMBUS_TASK_ROOT=" + root,
+	}
+	for k, v := range spec.Env {
+		if k != "" && !strings.ContainsAny(k, "=\x00") && !strings.ContainsRune(v, 0) && !strings.HasPrefix(k, "NIMBUS_") && k != "PATH" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// read hands out f's output in chunks of at most RunChunk bytes, counted
+// against the output limit: the chunk that reaches the limit is cut at
+// it and the run is ended.
+func (r *Run) read(f *os.File, stream int) {
+	defer r.readers.Done()
+	defer f.Close()
+	for {
+		buf := make([]byte, RunChunk)
+		n, err := f.Read(buf)
+		if n > 0 {
+			r.idle.Reset(r.spec.Limits.IdleTimeout)
+			r.mu.Lock()
+			left := r.spec.Limits.OutputBytes - r.sent
+			over := int64(n) > left
+			if over {
+				n = int(max(left, 0))
+			}
+			r.sent += int64(n)
+			r.mu.Unlock()
+			if n > 0 {
+				select {
+				case r.out <- RunEvent{Stream: stream, Data: buf[:n]}:
+				case <-r.closed():
+					return
+				}
+			}
+			if over {
+				r.end(VerdictOutputLimit)
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// closed is closed by Close; made lazily under mu.
+func (r *Run) closed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closedCh == nil {
+		r.closedCh = make(chan struct{})
+	}
+	return r.closedCh
+}
+
+// Next returns the run's next event, waiting for it: a chunk of output,
+// or, once the program has ended and its output is all handed out, the
+// exit (after which Next returns io.EOF). A ctx that ends stops the wait
+// only.
+func (r *Run) Next(ctx context.Context) (RunEvent, error) {
+	select {
+	case ev, ok := <-r.out:
+		if ok {
+			return ev, nil
+		}
+	case <-ctx.Done():
+		return RunEvent{}, ctx.Err()
+	}
+	select {
+	case <-r.exited:
+	case <-ctx.Done():
+		return RunEvent{}, ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return RunEvent{}, io.EOF
+	}
+	r.done = true
+	return RunEvent{Exit: r.exitLocked()}, nil
+}
+
+// exitLocked describes how the run ended. Needs r.mu.
+func (r *Run) exitLocked() *RunExit {
+	ex := &RunExit{
+		Code: r.exit.Code, Signal: r.exit.Signal, Verdict: r.verdict,
+		Wall: time.Since(r.start), CPU: r.exit.CPU, MaxMemB: r.exit.PeakMemoryBytes,
+		Output: r.sent, WorkerID: r.w.cfg.ID,
+	}
+	if ex.Verdict == "" && r.exit.OOMKilled {
+		ex.Verdict = VerdictOutOfMemory
+	}
+	return ex
+}
+
+// Input passes in to the program: stdin bytes (waiting while the
+// program does not read them and its pipe is full), the end of its
+// stdin, or a signal. Input to a program that has ended is dropped.
+func (r *Run) Input(in RunInput) error {
+	r.idle.Reset(r.spec.Limits.IdleTimeout)
+	switch in.Signal {
+	case "":
+	case SignalInterrupt:
+		return signal(r.proc, syscall.SIGINT)
+	case SignalTerminate:
+		r.setVerdict(VerdictTerminated)
+		signal(r.proc, syscall.SIGTERM)
+		go func() {
+			select {
+			case <-r.exited:
+			case <-time.After(terminateGrace):
+				r.proc.Kill()
+			}
+		}()
+		return nil
+	default:
+		return fmt.Errorf("unknown signal %q (interrupt or terminate)", in.Signal)
+	}
+	r.stdinMu.Lock()
+	defer r.stdinMu.Unlock()
+	if len(in.Stdin) > 0 {
+		if _, err := r.stdin.Write(in.Stdin); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
+			return err
+		}
+	}
+	if in.EOF {
+		r.stdin.Close()
+	}
+	return nil
+}
+
+// signal sends sig to p where its process supports it.
+func signal(p sandbox.Process, sig syscall.Signal) error {
+	s, ok := p.(sandbox.Signaler)
+	if !ok {
+		return errors.New("this executor cannot signal its programs")
+	}
+	return s.Signal(sig)
+}
+
+func (r *Run) setVerdict(v string) {
+	r.mu.Lock()
+	if r.verdict == "" {
+		r.verdict = v
+	}
+	r.mu.Unlock()
+}
+
+// end ends the run for a reason of the worker's (a limit).
+func (r *Run) end(verdict string) {
+	select {
+	case <-r.exited:
+		return // it ended by itself first
+	default:
+	}
+	r.setVerdict(verdict)
+	r.proc.Kill()
+}
+
+// Close ends the run (killing the program if it still runs, with
+// VerdictCanceled), waits for it to be gone, and frees its slot and
+// files.
+func (r *Run) Close() {
+	r.once.Do(func() {
+		r.end(VerdictCanceled)
+		<-r.exited
+		r.stdin.Close()
+		r.closed()
+		r.mu.Lock()
+		close(r.closedCh)
+		r.mu.Unlock()
+		r.readers.Wait()
+		os.RemoveAll(r.dir)
+		if r.release != nil {
+			r.release()
+		}
+	})
+}
+
+// Exited is closed once the program has ended (its exit may not be
+// handed out yet).
+func (r *Run) Exited() <-chan struct{} { return r.exited }
+
+// RunConn is a started run as its caller sees it, whether it runs in
+// this process (*Run) or on a remote worker.
+type RunConn interface {
+	// Next waits for the run's next event (see Run.Next).
+	Next(ctx context.Context) (RunEvent, error)
+	// Input passes stdin, its end or a signal to the program.
+	Input(in RunInput) error
+	// Close ends the run (killing the program if it still runs) and
+	// frees what it holds.
+	Close()
+}
+
+var _ RunConn = (*Run)(nil)
