@@ -158,8 +158,11 @@ func (a *app) attach(ctx context.Context, start client.RunStart, stdin io.Reader
 		}
 		switch n := m.Notice; n.Type {
 		case "queued":
-			fmt.Fprintf(a.env.Stderr, "nimbus: every worker is busy; the run is number %d in the queue (about %s)\n",
-				n.Position, (time.Duration(n.EstimateMS) * time.Millisecond).Round(100*time.Millisecond))
+			est := ""
+			if n.EstimateMS > 0 {
+				est = fmt.Sprintf(" (about %s)", (time.Duration(n.EstimateMS) * time.Millisecond).Round(100*time.Millisecond))
+			}
+			fmt.Fprintf(a.env.Stderr, "nimbus: every worker is busy; the run is number %d in the queue%s\n", n.Position, est)
 		case "started":
 			close(started)
 		case "error":

@@ -103,7 +103,11 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request) {
 			return // the client went away: Close kills the run
 		}
 		if ev.Exit != nil {
-			if writeNotice(ctx, ws, client.RunNotice{Type: "exit", Exit: runExit(ev.Exit)}) == nil {
+			err := writeNotice(ctx, ws, client.RunNotice{Type: "exit", Exit: runExit(ev.Exit)})
+			// The slot frees now, not after the closing handshake (which
+			// waits up to 5 s for a client that reads no more).
+			sess.Close()
+			if err == nil {
 				ws.Close(websocket.StatusNormalClosure, "")
 			}
 			return

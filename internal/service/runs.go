@@ -117,14 +117,14 @@ func (s *Service) checkRun(req *RunRequest) error {
 // first served.
 type runQueues struct {
 	mu      sync.Mutex
-	waiting map[string][]*struct{}
+	waiting map[string][]*runWaiter
 	freed   chan struct{} // closed (and replaced) when a run ends here
 	avg     time.Duration // moving average of runs' wall time, for estimates
 }
 
 func (q *runQueues) init() {
 	if q.waiting == nil {
-		q.waiting = map[string][]*struct{}{}
+		q.waiting = map[string][]*runWaiter{}
 		q.freed = make(chan struct{})
 	}
 }
@@ -142,6 +142,10 @@ func (q *runQueues) ended(wall time.Duration) {
 	close(q.freed)
 	q.freed = make(chan struct{})
 }
+
+// runWaiter is one run in a queue. It has a size: pointers to distinct
+// zero-size values may be equal.
+type runWaiter struct{ _ byte }
 
 // RunQueued tells a client waiting for a slot where its run stands.
 type RunQueued struct {
@@ -177,7 +181,7 @@ func (s *Service) StartRun(ctx context.Context, ns, id string, req RunRequest, q
 	}
 	spec := worker.RunSpec{ID: id, Namespace: ns, Runtime: req.Runtime, Files: req.Files, Entry: req.Entry,
 		Args: req.Args, Env: req.Env, Limits: req.Limits}
-	me := new(struct{})
+	me := &runWaiter{}
 	inQueue := false
 	leave := func() {
 		if !inQueue {
