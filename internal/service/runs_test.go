@@ -94,8 +94,19 @@ func TestRunsWaitInTheirNamespacesQueueInOrder(t *testing.T) {
 		t.Fatal(got.err)
 	}
 	defer got.sess.Close()
-	if ev, err := got.sess.Next(ctx); err != nil || string(ev.Data) != "2\n" {
-		t.Fatalf("the second run: %+v %v", ev, err)
+	var out []byte
+	for {
+		ev, err := got.sess.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Exit != nil {
+			break
+		}
+		out = append(out, ev.Data...)
+	}
+	if string(out) != "2\n" {
+		t.Fatalf("the second run wrote %q", out)
 	}
 	if n := len(s.runs.waiting["default"]); n != 0 {
 		t.Fatalf("%d runs left in the queue", n)

@@ -8,6 +8,12 @@
 # answered by one response frame. Both are binary (big-endian integers):
 #   invoke    b"I" deadline_ms(8) id_len(2) id event_json
 #   response  b"O" or b"E" max_rss_kb(8) id_len(2) id result_or_error_json
+# A handler that returns a generator (or any other iterator) streams: each
+# item is sent as a chunk frame, b"C" id_len(2) id data (bytes as they are,
+# str as UTF-8, anything else as JSON), and the bootstrap waits for the
+# worker's ack frame, b"A", before it takes the next item; the response
+# frame that ends the stream carries null (or the error of an exception
+# the iteration raised).
 # stdout and stderr are flushed before every frame out: the worker takes a
 # frame's arrival to mean that the log pipe holds all output written before.
 # Supports Python 3.8 and newer.
@@ -279,19 +285,62 @@ def _invoke(handler, cfg, request_id, deadline_ms, event):
     try:
         result = handler(event, ctx)
     except Exception as e:
-        tb = e.__traceback__
-        if tb is not None:
-            tb = tb.tb_next  # drop this frame
-        import traceback
-        err = _error(type(e).__name__, str(e), traceback.format_list(traceback.extract_tb(tb)))
-        _log_error(err)
-        return None, err
+        return None, _failed(e)
+    if _streams(result):
+        return _stream(result, request_id.encode())
     try:
         return _encode_result(result).encode(), None
     except Exception as e:
         err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e)
         _log_error(err)
         return None, err
+
+
+def _streams(result):
+    """Whether a handler's result is streamed: an iterator that is not a
+    value JSON encodes (lists, dicts and strings are iterables, not
+    iterators)."""
+    return hasattr(result, "__next__") and hasattr(result, "__iter__") and not isinstance(result, (str, bytes, bytearray, dict, list, tuple))
+
+
+def _stream(items, rid_b):
+    """Sends each item of a streamed result as a chunk frame, one at a
+    time: the worker acknowledges each once it has passed it on. An
+    exception the iteration raises ends the stream with its error; a
+    broken protocol ends the bootstrap (see main)."""
+    head = b"C" + len(rid_b).to_bytes(2, "big") + rid_b
+    it = iter(items)
+    while True:
+        try:
+            item = next(it)
+            if isinstance(item, (bytes, bytearray, memoryview)):
+                data = bytes(item)
+            elif isinstance(item, str):
+                data = item.encode("utf-8", "surrogatepass")
+            else:
+                data = _encode_result(item).encode()
+        except StopIteration:
+            return b"null", None
+        except Exception as e:
+            return None, _failed(e)
+        if not data:
+            continue
+        _flush_logs()
+        _send(head + data)
+        if _read_frame()[4:5] != b"A":
+            raise ValueError("not an ack frame")
+
+
+def _failed(e):
+    """The error document of an exception a handler (or its stream)
+    raised, logged."""
+    tb = e.__traceback__
+    if tb is not None:
+        tb = tb.tb_next  # drop the frame that called the handler
+    import traceback
+    err = _error(type(e).__name__, str(e), traceback.format_list(traceback.extract_tb(tb)))
+    _log_error(err)
+    return err
 
 
 def _event(raw):

@@ -98,7 +98,16 @@ type Request struct {
 	// parking (0: not at all). Worth it only while a CPU is free for the
 	// handler, which the caller judges (see worker.spinBudget).
 	Spin time.Duration
+	// Chunk, when set, receives each chunk of a streamed result (a
+	// handler that returns a generator) as it comes; the handler's next
+	// chunk waits until Chunk returns. data is valid during the call only.
+	// Without it the chunks are joined into the Payload.
+	Chunk func(data []byte)
 }
+
+// StreamLimit bounds the bytes a streamed result sends in all (Lambda's
+// response streaming allows 20 MB).
+const StreamLimit = 20 << 20
 
 // Response is how an invocation ended. Handler errors and platform-imposed
 // outcomes are both Responses with ErrorType set.
@@ -653,7 +662,35 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	// The response is read here, by the invoking goroutine: no reader
 	// goroutine hands it over.
 	i.resp.spin = req.Spin
-	f := i.exchange(ctx, deadline)
+	var (
+		f        frame
+		streamed int
+		joined   []byte
+	)
+	for {
+		f = i.exchange(ctx, deadline)
+		if f.err != nil || len(f.body) == 0 || f.body[0] != kindChunk {
+			break
+		}
+		id, data, ok := parseChunk(f.body)
+		if !ok || string(id) != req.RequestID {
+			return inv.crashed("Runtime broke the response protocol: unexpected chunk")
+		}
+		if streamed += len(data); streamed > StreamLimit {
+			return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Streamed response over the limit of %d bytes", StreamLimit))
+		}
+		if req.Chunk != nil {
+			req.Chunk(data)
+		} else {
+			joined = append(joined, data...)
+		}
+		if _, err := i.req.Write(ackFrame); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return inv.timedOut()
+			}
+			return inv.crashed(whyClosedPipe)
+		}
+	}
 	switch {
 	case f.tooLarge:
 		return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
@@ -687,6 +724,12 @@ func (i *Instance) Invoke(ctx context.Context, req Request) (Response, error) {
 	resp.Payload = result.body
 	if f.shared {
 		resp.Payload = bytes.Clone(result.body)
+	}
+	if result.ok && streamed > 0 && req.Chunk == nil {
+		if len(joined) > i.cfg.ResultLimit {
+			return inv.fail(ErrTypeOutputLimit, fmt.Sprintf("Response payload over the limit of %d bytes", i.cfg.ResultLimit))
+		}
+		resp.Payload = joined // the stream, for a caller that did not stream it
 	}
 	if result.ok {
 		if len(resp.Payload) == 0 {

@@ -539,3 +539,51 @@ func TestConcurrentInvokesAreSerialised(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestAGeneratorHandlerStreamsItsChunksInOrder(t *testing.T) {
+	inst := startTest(t, `
+import json
+def handler(event, context):
+    if event.get("fail"):
+        def broken():
+            yield "before\n"
+            raise RuntimeError("mid-stream")
+        return broken()
+    def gen():
+        print("log line")
+        yield "text\n"
+        yield b"bytes\n"
+        yield {"n": 1}
+        yield ""
+        for i in range(event.get("more", 0)):
+            yield "x" * 1000
+    return gen()
+`)
+	var chunks []string
+	resp, err := inst.Invoke(context.Background(), Request{RequestID: "s1", Payload: []byte(`{}`), Timeout: 10 * time.Second,
+		Chunk: func(b []byte) { chunks = append(chunks, string(b)) }})
+	if err != nil || resp.ErrorType != "" {
+		t.Fatalf("%v %+v", err, resp)
+	}
+	if want := []string{"text\n", "bytes\n", `{"n": 1}`}; strings.Join(chunks, "|") != strings.Join(want, "|") {
+		t.Fatalf("chunks %q, want %q", chunks, want)
+	}
+	if !strings.Contains(string(resp.Log), "log line") {
+		t.Fatalf("log %q", resp.Log)
+	}
+	// Without a Chunk callback, the stream is the payload.
+	resp = invoke(t, inst, "s2", `{"more": 100}`, 10*time.Second)
+	if resp.ErrorType != "" || !strings.HasPrefix(string(resp.Payload), `text`+"\n"+`bytes`) || len(resp.Payload) != 5+6+8+100_000 {
+		t.Fatalf("joined payload of %d bytes: %q...", len(resp.Payload), resp.Payload[:min(40, len(resp.Payload))])
+	}
+	// An exception mid-stream ends it with its error; the instance lives on.
+	chunks = nil
+	resp, err = inst.Invoke(context.Background(), Request{RequestID: "s3", Payload: []byte(`{"fail": true}`), Timeout: 10 * time.Second,
+		Chunk: func(b []byte) { chunks = append(chunks, string(b)) }})
+	if err != nil || resp.ErrorType != "RuntimeError" || len(chunks) != 1 {
+		t.Fatalf("%v %+v %q", err, resp, chunks)
+	}
+	if resp := invoke(t, inst, "s4", `{}`, 10*time.Second); resp.ErrorType != "" || !inst.Alive() {
+		t.Fatalf("after a failed stream: %+v", resp)
+	}
+}

@@ -200,6 +200,8 @@ const (
 	kindInvoke = 'I'
 	kindOK     = 'O' // the body is the result
 	kindError  = 'E' // the body is the error document
+	kindChunk  = 'C' // a streamed result's chunk: id length (2) | id | data
+	kindAck    = 'A' // the worker passed the chunk on: send the next
 	// respHeader is the fixed part of a response body: kind, max RSS, id length.
 	respHeader = 1 + 8 + 2
 )
@@ -238,7 +240,7 @@ func readFrame(r io.Reader, scratch []byte, limit int) frame {
 				return frame{err: errBadFrame}
 			}
 		}
-		if k := scratch[4]; k != kindOK && k != kindError {
+		if k := scratch[4]; k != kindOK && k != kindError && k != kindChunk {
 			return frame{err: errBadFrame}
 		}
 		return frame{err: fmt.Errorf("response frame of %d bytes over the limit of %d", n, limit), tooLarge: true}
@@ -322,6 +324,22 @@ func parseResponse(b []byte) (response, bool) {
 		body:     b[respHeader+idLen:],
 	}, true
 }
+
+// parseChunk decodes a chunk frame: the request id and the data, both
+// aliasing b.
+func parseChunk(b []byte) (id, data []byte, ok bool) {
+	if len(b) < 3 || b[0] != kindChunk {
+		return nil, nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b[1:3]))
+	if len(b) < 3+n {
+		return nil, nil, false
+	}
+	return b[3 : 3+n], b[3+n:], true
+}
+
+// ackFrame acknowledges a chunk.
+var ackFrame = []byte{0, 0, 0, 1, kindAck}
 
 // readyFrame is the bootstrap's answer to the init frame.
 type readyFrame struct {
