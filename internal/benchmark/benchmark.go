@@ -59,6 +59,8 @@ type Result struct {
 	*URLResult
 	// *DepsResult adds issue 17's, only when the run starts its node.
 	*DepsResult
+	// *StreamResult adds issue 20's.
+	*StreamResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -70,6 +72,9 @@ func (r *Result) Ratios() {
 	if d := r.DepsResult; d != nil {
 		d.ColdHeavyRatio = ratio(d.ColdHeavyP50MS, d.PythonHeavyImportP50MS)
 		d.ColdBurstRatio = ratio(d.ColdBurstP99MS, r.PythonStartupP50MS)
+	}
+	if s := r.StreamResult; s != nil {
+		s.StreamTTFBRatio = ratio(s.StreamTTFBP50MS, s.StreamWholeP50MS)
 	}
 }
 
@@ -227,6 +232,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	} else {
 		logf("idle instance: pid %d, uid %d, %.80s: Pss %d kB", inst.pid, inst.uid, inst.cmdline, pss)
 		rep.PSSPid, rep.IdleInstancePSSKB = inst.pid, pss
+	}
+	logf("streaming: time to the first byte of a streamed result, beside the whole answer...")
+	if err := runStream(ctx, a, rep, sz, prefix, &deployed); err != nil {
+		return nil, err
 	}
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
 	if err := runThroughput(ctx, a, rep, sz, warmName); err != nil {

@@ -59,6 +59,11 @@ func WriteTable(w io.Writer, rep *Report) error {
 		row("cold_burst_p99_ms", ms(d.ColdBurstP99MS), "", nil)
 		row("cold_burst_ratio", fmt.Sprintf("%.3f", d.ColdBurstRatio), fmt.Sprintf("<= %.2g", BurstGoal), is(d.ColdBurstRatio <= BurstGoal))
 	}
+	if st := r.StreamResult; st != nil {
+		row("stream_ttfb_p50_ms", ms(st.StreamTTFBP50MS), "", nil)
+		row("stream_whole_p50_ms", ms(st.StreamWholeP50MS), "", nil)
+		row("stream_ttfb_ratio", fmt.Sprintf("%.3f", st.StreamTTFBRatio), "", nil)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -19,20 +19,40 @@ const maxEvent = 64 << 20
 
 func (a *app) invokeCommand() *cobra.Command {
 	var (
-		data        string
-		async, tail bool
+		data                string
+		async, tail, stream bool
 	)
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Invoke a function and print its result",
 		Long: "Invoke function NAME with a JSON event: --data JSON, --data @FILE (@- for stdin),\n" +
 			"else stdin when it is not a terminal, else {}. Prints the result JSON. When the\n" +
-			"function fails its error JSON is printed and the exit code is 1.",
+			"function fails its error JSON is printed and the exit code is 1. With --stream a\n" +
+			"handler that returns a generator has its chunks printed as it yields them.",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			event, err := a.readEvent(cmd.Flags().Changed("data"), data)
 			if err != nil {
 				return err
+			}
+			if stream {
+				if async || tail {
+					return usagef("--stream prints the result as it comes: it does not go with --async or --tail")
+				}
+				res, err := a.client().InvokeStream(cmd.Context(), args[0], event, func(b []byte) error {
+					_, err := a.env.Stdout.Write(b)
+					return err
+				})
+				if err != nil {
+					return a.platform(err)
+				}
+				if res.ErrorType != "" {
+					fmt.Fprintf(a.env.Stderr, "nimbus: the function failed mid-stream: %s (nimbus invocations %s shows its record)\n", res.ErrorType, args[0])
+				}
+				if res.FunctionError != "" {
+					return &exitError{code: ExitFunctionError}
+				}
+				return nil
 			}
 			res, err := a.client().Invoke(cmd.Context(), args[0], event, client.InvokeOptions{LogTail: tail && !async, Async: async})
 			if err != nil {
@@ -68,6 +88,7 @@ func (a *app) invokeCommand() *cobra.Command {
 	f.StringVarP(&data, "data", "d", "", "event JSON, or @FILE to read it from a file (@- for stdin)")
 	f.BoolVar(&async, "async", false, "queue the invocation and print its request id")
 	f.BoolVar(&tail, "tail", false, "print the end of the invocation's log to stderr")
+	f.BoolVar(&stream, "stream", false, "print the result as it is produced (a handler that yields its chunks)")
 	return cmd
 }
 

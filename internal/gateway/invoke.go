@@ -49,6 +49,10 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	if mode := streamMode(r); mode != "" {
+		g.invokeStreamed(w, r, id, fn, payload, mode == "sse")
+		return
+	}
 	run, err := g.invokeSync(r, id, fn, "sync", payload)
 	if err != nil {
 		writeError(w, g.log, err)
@@ -84,7 +88,7 @@ type syncRun struct {
 // "url"): runSync, with a client that went away told apart
 // (clientClosed).
 func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trigger string, payload []byte) (syncRun, error) {
-	return g.runSync(r.Context(), r, id, fn, trigger, trigger, payload, false)
+	return g.runSync(r.Context(), r, id, fn, trigger, trigger, payload, false, nil)
 }
 
 // InvokeFor runs a synchronous invocation for a trigger inside the
@@ -96,7 +100,7 @@ func (g *Gateway) invokeSync(r *http.Request, id string, fn model.Function, trig
 // result means the run ended but its record did not settle before ctx
 // ended.
 func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, label string, payload []byte) (worker.Result, error) {
-	run, err := g.runSync(ctx, nil, newRequestID(), fn, trigger, label, payload, true)
+	run, err := g.runSync(ctx, nil, newRequestID(), fn, trigger, label, payload, true, nil)
 	return run.Result, err
 }
 
@@ -107,12 +111,13 @@ func (g *Gateway) InvokeFor(ctx context.Context, fn model.Function, trigger, lab
 // lock), so that a client that lists them as soon as it has its answer
 // finds them on this server; they are committed later, in batches (see
 // recorder), or, with settle, committed at once and waited for
-// (Service.AddRecordAndWait). A run refused with 429 (a concurrency
+// (Service.AddRecordAndWait). With chunk, a streamed result's chunks go
+// to it as they come (see worker.Request.Chunk). A run refused with 429 (a concurrency
 // limit, every worker busy) counts as a throttle in the metric history
 // (Service.AddThrottle). An error means no result: throttled, no
 // worker, ctx ended, or, for an HTTP client's call (r not nil), the
 // client went away (clientClosed).
-func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn model.Function, trigger, label string, payload []byte, settle bool) (syncRun, error) {
+func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn model.Function, trigger, label string, payload []byte, settle bool, chunk func([]byte)) (syncRun, error) {
 	release, err := g.Admit(fn)
 	if err != nil {
 		g.metrics.observe(fn, label, "Throttled", 0, false)
@@ -120,7 +125,7 @@ func (g *Gateway) runSync(ctx context.Context, r *http.Request, id string, fn mo
 		return syncRun{}, err
 	}
 	g.metrics.inFlight.Inc()
-	res, err := g.cfg.Placer.Invoke(ctx, worker.Request{RequestID: id, Function: fn, Payload: payload})
+	res, err := g.cfg.Placer.Invoke(ctx, worker.Request{RequestID: id, Function: fn, Payload: payload, Chunk: chunk})
 	g.metrics.inFlight.Dec()
 	release()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -256,8 +257,14 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	}()
 	start := time.Now()
 	var sentTo peer.Peer
-	resp, err := c.Invoke(w.callCtx(ctx), &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload,
-		SlotWaitMs: req.SlotWait.Milliseconds(), Queued: req.Queued}, grpc.Peer(&sentTo))
+	in := &rpcpb.InvokeRequest{RequestId: req.RequestID, Function: fn, Payload: req.Payload,
+		SlotWaitMs: req.SlotWait.Milliseconds(), Queued: req.Queued}
+	var resp *rpcpb.InvokeResponse
+	if req.Chunk != nil {
+		resp, err = invokeStream(w.callCtx(ctx), c, in, req.Chunk, &sentTo)
+	} else {
+		resp, err = c.Invoke(w.callCtx(ctx), in, grpc.Peer(&sentTo))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return worker.Result{}, ctx.Err()
@@ -293,6 +300,30 @@ func (w *remote) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 		},
 		Cold: resp.Cold, WorkerID: resp.WorkerId, Start: time.Unix(0, resp.StartUnixNano),
 	}, nil
+}
+
+// invokeStream runs in over the worker's InvokeStream, handing each
+// chunk to chunk as it arrives, and returns the response that ends it.
+func invokeStream(ctx context.Context, c rpcpb.WorkerClient, in *rpcpb.InvokeRequest, chunk func([]byte), sentTo *peer.Peer) (*rpcpb.InvokeResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.InvokeStream(ctx, in, grpc.Peer(sentTo))
+	if err != nil {
+		return nil, err
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the worker ended the stream without a response")
+			}
+			return nil, err
+		}
+		if m.Response != nil {
+			return m.Response, nil
+		}
+		chunk(m.Chunk)
+	}
 }
 
 // neverSent reports whether a failed call never left this server, so

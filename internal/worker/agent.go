@@ -126,6 +126,25 @@ func (a *Agent) refusal() string {
 
 // Invoke runs one invocation for a server.
 func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.InvokeResponse, error) {
+	return a.invoke(ctx, req, nil)
+}
+
+// InvokeStream runs one invocation for a server that streams its result:
+// each chunk goes as it comes, then the response.
+func (a *Agent) InvokeStream(req *rpcpb.InvokeRequest, stream rpcpb.Worker_InvokeStreamServer) error {
+	var sendErr error
+	resp, err := a.invoke(stream.Context(), req, func(b []byte) {
+		if sendErr == nil {
+			sendErr = stream.Send(&rpcpb.InvokeStreamMessage{Chunk: b})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return stream.Send(&rpcpb.InvokeStreamMessage{Response: resp})
+}
+
+func (a *Agent) invoke(ctx context.Context, req *rpcpb.InvokeRequest, chunk func([]byte)) (*rpcpb.InvokeResponse, error) {
 	if r := a.refusal(); r != "" {
 		return &rpcpb.InvokeResponse{Refused: r}, nil
 	}
@@ -146,7 +165,7 @@ func (a *Agent) Invoke(ctx context.Context, req *rpcpb.InvokeRequest) (*rpcpb.In
 		}()
 	}
 	res, err := a.w.Invoke(ctx, Request{RequestID: req.RequestId, Function: fn, Payload: req.Payload,
-		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond, Queued: req.Queued})
+		SlotWait: time.Duration(req.SlotWaitMs) * time.Millisecond, Queued: req.Queued, Chunk: chunk})
 	if errors.Is(err, ErrNoCapacity) {
 		return &rpcpb.InvokeResponse{Refused: "capacity"}, nil
 	}

@@ -99,6 +99,9 @@ type Request struct {
 	// slot, it comes after every synchronous invocation waiting for one
 	// (see slotSet): an async backlog does not starve sync calls.
 	Queued bool
+	// Chunk, when set, receives a streamed result's chunks as the handler
+	// yields them (see python.Request.Chunk).
+	Chunk func(data []byte)
 }
 
 // Result is the outcome of an invocation the worker ran.
@@ -258,6 +261,7 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			Timeout:   time.Duration(req.Function.Timeout),
 			Ready:     !cold, // started ahead (provisioned): its start is not this call's
 			Spin:      w.spin(),
+			Chunk:     req.Chunk,
 		})
 		if inst.restock != nil {
 			inst.restock()

@@ -34,6 +34,9 @@ type InvokeResult struct {
 	LogTail string
 	// Cold reports whether the invocation started a new instance.
 	Cold bool
+	// ErrorType is the error type of a streamed invocation that failed
+	// after its stream began (InvokeStream).
+	ErrorType string
 }
 
 // Invoke calls function name with event (JSON). A function that fails still
@@ -123,4 +126,44 @@ func (c *Client) GetInvocation(ctx context.Context, id string) (Invocation, erro
 	var inv Invocation
 	_, err := c.doJSON(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id), nil, nil, &inv)
 	return inv, err
+}
+
+// InvokeStream calls function name with event and hands the result to
+// out as it arrives: a generator handler's chunks as it yields them
+// (?stream=true), or a plain result (or error JSON) whole. The returned
+// result has no Payload; FunctionError is set when the function failed,
+// before its stream began (header) or after (trailer, with ErrorType).
+func (c *Client) InvokeStream(ctx context.Context, name string, event []byte, out func([]byte) error) (InvokeResult, error) {
+	path := functionPath(name) + "/invoke"
+	req, err := c.newRequest(ctx, http.MethodPost, path, url.Values{"stream": {"true"}}, bytes.NewReader(event))
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.send(req)
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if werr := out(buf[:n]); werr != nil {
+				return InvokeResult{}, werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return InvokeResult{}, decodeErr(http.MethodPost, path, err)
+		}
+	}
+	res := InvokeResult{RequestID: resp.Header.Get(HeaderRequestID), FunctionError: resp.Header.Get(HeaderFunctionError)}
+	res.Cold, _ = strconv.ParseBool(resp.Header.Get(HeaderColdStart))
+	if fe := resp.Trailer.Get(HeaderFunctionError); fe != "" {
+		res.FunctionError, res.ErrorType = fe, resp.Trailer.Get(HeaderErrorType)
+	}
+	return res, nil
 }

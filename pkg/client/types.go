@@ -258,6 +258,9 @@ const (
 	HeaderLogTail        = "X-Nimbus-Log-Tail"
 	HeaderLogResult      = "X-Nimbus-Log-Result"
 	HeaderColdStart      = "X-Nimbus-Cold-Start"
+	// HeaderErrorType names the error type of a streamed invocation that
+	// failed after its stream began (a trailer, with HeaderFunctionError).
+	HeaderErrorType = "X-Nimbus-Error-Type"
 )
 
 // HeaderNamespace names the namespace an admin key acts in (other keys

@@ -1911,6 +1911,58 @@ func (x *RunExit) GetWorkerId() string {
 	return ""
 }
 
+type InvokeStreamMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Response      *InvokeResponse        `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"` // the last message
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeStreamMessage) Reset() {
+	*x = InvokeStreamMessage{}
+	mi := &file_nimbus_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeStreamMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeStreamMessage) ProtoMessage() {}
+
+func (x *InvokeStreamMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_nimbus_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeStreamMessage.ProtoReflect.Descriptor instead.
+func (*InvokeStreamMessage) Descriptor() ([]byte, []int) {
+	return file_nimbus_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *InvokeStreamMessage) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *InvokeStreamMessage) GetResponse() *InvokeResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_nimbus_proto protoreflect.FileDescriptor
 
 const file_nimbus_proto_rawDesc = "" +
@@ -2064,7 +2116,10 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x06cpu_us\x18\x05 \x01(\x03R\x05cpuUs\x12(\n" +
 	"\x10max_memory_bytes\x18\x06 \x01(\x03R\x0emaxMemoryBytes\x12!\n" +
 	"\foutput_bytes\x18\a \x01(\x03R\voutputBytes\x12\x1b\n" +
-	"\tworker_id\x18\b \x01(\tR\bworkerId2\x98\x04\n" +
+	"\tworker_id\x18\b \x01(\tR\bworkerId\"b\n" +
+	"\x13InvokeStreamMessage\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x125\n" +
+	"\bresponse\x18\x02 \x01(\v2\x19.nimbus.v1.InvokeResponseR\bresponse2\x98\x04\n" +
 	"\aControl\x12:\n" +
 	"\x05Apply\x12\x17.nimbus.v1.ApplyRequest\x1a\x18.nimbus.v1.ApplyResponse\x12I\n" +
 	"\n" +
@@ -2074,14 +2129,15 @@ const file_nimbus_proto_rawDesc = "" +
 	"\aPutBlob\x12\x19.nimbus.v1.PutBlobRequest\x1a\x1a.nimbus.v1.PutBlobResponse\x12@\n" +
 	"\aGetBlob\x12\x19.nimbus.v1.GetBlobRequest\x1a\x1a.nimbus.v1.GetBlobResponse\x12E\n" +
 	"\tHeartbeat\x12\x1a.nimbus.v1.WorkerHeartbeat\x1a\x1c.nimbus.v1.HeartbeatResponse\x12F\n" +
-	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\x85\x03\n" +
+	"\tReadIndex\x12\x1b.nimbus.v1.ReadIndexRequest\x1a\x1c.nimbus.v1.ReadIndexResponse2\xd1\x03\n" +
 	"\x06Worker\x12=\n" +
 	"\x06Invoke\x12\x18.nimbus.v1.InvokeRequest\x1a\x19.nimbus.v1.InvokeResponse\x12=\n" +
 	"\x06Retire\x12\x18.nimbus.v1.RetireRequest\x1a\x19.nimbus.v1.RetireResponse\x12:\n" +
 	"\x05Drain\x12\x17.nimbus.v1.DrainRequest\x1a\x18.nimbus.v1.DrainResponse\x12F\n" +
 	"\tProvision\x12\x1b.nimbus.v1.ProvisionRequest\x1a\x1c.nimbus.v1.ProvisionResponse\x12C\n" +
 	"\bPrefetch\x12\x1a.nimbus.v1.PrefetchRequest\x1a\x1b.nimbus.v1.PrefetchResponse\x124\n" +
-	"\x03Run\x12\x13.nimbus.v1.RunInput\x1a\x14.nimbus.v1.RunOutput(\x010\x01B\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
+	"\x03Run\x12\x13.nimbus.v1.RunInput\x1a\x14.nimbus.v1.RunOutput(\x010\x01\x12J\n" +
+	"\fInvokeStream\x12\x18.nimbus.v1.InvokeRequest\x1a\x1e.nimbus.v1.InvokeStreamMessage0\x01B\x1bZ\x19nimbus/internal/rpc/rpcpbb\x06proto3"
 
 var (
 	file_nimbus_proto_rawDescOnce sync.Once
@@ -2095,79 +2151,83 @@ func file_nimbus_proto_rawDescGZIP() []byte {
 	return file_nimbus_proto_rawDescData
 }
 
-var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_nimbus_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_nimbus_proto_goTypes = []any{
-	(*ApplyRequest)(nil),       // 0: nimbus.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 1: nimbus.v1.ApplyResponse
-	(*ServerInfoRequest)(nil),  // 2: nimbus.v1.ServerInfoRequest
-	(*ServerInfoResponse)(nil), // 3: nimbus.v1.ServerInfoResponse
-	(*JoinRequest)(nil),        // 4: nimbus.v1.JoinRequest
-	(*JoinResponse)(nil),       // 5: nimbus.v1.JoinResponse
-	(*LeaveRequest)(nil),       // 6: nimbus.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 7: nimbus.v1.LeaveResponse
-	(*PutBlobRequest)(nil),     // 8: nimbus.v1.PutBlobRequest
-	(*PutBlobResponse)(nil),    // 9: nimbus.v1.PutBlobResponse
-	(*GetBlobRequest)(nil),     // 10: nimbus.v1.GetBlobRequest
-	(*GetBlobResponse)(nil),    // 11: nimbus.v1.GetBlobResponse
-	(*WorkerHeartbeat)(nil),    // 12: nimbus.v1.WorkerHeartbeat
-	(*HeartbeatResponse)(nil),  // 13: nimbus.v1.HeartbeatResponse
-	(*ReadIndexRequest)(nil),   // 14: nimbus.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 15: nimbus.v1.ReadIndexResponse
-	(*InvokeRequest)(nil),      // 16: nimbus.v1.InvokeRequest
-	(*InvokeResponse)(nil),     // 17: nimbus.v1.InvokeResponse
-	(*RetireRequest)(nil),      // 18: nimbus.v1.RetireRequest
-	(*RetireResponse)(nil),     // 19: nimbus.v1.RetireResponse
-	(*ProvisionRequest)(nil),   // 20: nimbus.v1.ProvisionRequest
-	(*ProvisionResponse)(nil),  // 21: nimbus.v1.ProvisionResponse
-	(*PrefetchRequest)(nil),    // 22: nimbus.v1.PrefetchRequest
-	(*PrefetchResponse)(nil),   // 23: nimbus.v1.PrefetchResponse
-	(*DrainRequest)(nil),       // 24: nimbus.v1.DrainRequest
-	(*DrainResponse)(nil),      // 25: nimbus.v1.DrainResponse
-	(*RunInput)(nil),           // 26: nimbus.v1.RunInput
-	(*RunStart)(nil),           // 27: nimbus.v1.RunStart
-	(*RunOutput)(nil),          // 28: nimbus.v1.RunOutput
-	(*RunExit)(nil),            // 29: nimbus.v1.RunExit
-	nil,                        // 30: nimbus.v1.RunStart.FilesEntry
-	nil,                        // 31: nimbus.v1.RunStart.EnvEntry
+	(*ApplyRequest)(nil),        // 0: nimbus.v1.ApplyRequest
+	(*ApplyResponse)(nil),       // 1: nimbus.v1.ApplyResponse
+	(*ServerInfoRequest)(nil),   // 2: nimbus.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),  // 3: nimbus.v1.ServerInfoResponse
+	(*JoinRequest)(nil),         // 4: nimbus.v1.JoinRequest
+	(*JoinResponse)(nil),        // 5: nimbus.v1.JoinResponse
+	(*LeaveRequest)(nil),        // 6: nimbus.v1.LeaveRequest
+	(*LeaveResponse)(nil),       // 7: nimbus.v1.LeaveResponse
+	(*PutBlobRequest)(nil),      // 8: nimbus.v1.PutBlobRequest
+	(*PutBlobResponse)(nil),     // 9: nimbus.v1.PutBlobResponse
+	(*GetBlobRequest)(nil),      // 10: nimbus.v1.GetBlobRequest
+	(*GetBlobResponse)(nil),     // 11: nimbus.v1.GetBlobResponse
+	(*WorkerHeartbeat)(nil),     // 12: nimbus.v1.WorkerHeartbeat
+	(*HeartbeatResponse)(nil),   // 13: nimbus.v1.HeartbeatResponse
+	(*ReadIndexRequest)(nil),    // 14: nimbus.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),   // 15: nimbus.v1.ReadIndexResponse
+	(*InvokeRequest)(nil),       // 16: nimbus.v1.InvokeRequest
+	(*InvokeResponse)(nil),      // 17: nimbus.v1.InvokeResponse
+	(*RetireRequest)(nil),       // 18: nimbus.v1.RetireRequest
+	(*RetireResponse)(nil),      // 19: nimbus.v1.RetireResponse
+	(*ProvisionRequest)(nil),    // 20: nimbus.v1.ProvisionRequest
+	(*ProvisionResponse)(nil),   // 21: nimbus.v1.ProvisionResponse
+	(*PrefetchRequest)(nil),     // 22: nimbus.v1.PrefetchRequest
+	(*PrefetchResponse)(nil),    // 23: nimbus.v1.PrefetchResponse
+	(*DrainRequest)(nil),        // 24: nimbus.v1.DrainRequest
+	(*DrainResponse)(nil),       // 25: nimbus.v1.DrainResponse
+	(*RunInput)(nil),            // 26: nimbus.v1.RunInput
+	(*RunStart)(nil),            // 27: nimbus.v1.RunStart
+	(*RunOutput)(nil),           // 28: nimbus.v1.RunOutput
+	(*RunExit)(nil),             // 29: nimbus.v1.RunExit
+	(*InvokeStreamMessage)(nil), // 30: nimbus.v1.InvokeStreamMessage
+	nil,                         // 31: nimbus.v1.RunStart.FilesEntry
+	nil,                         // 32: nimbus.v1.RunStart.EnvEntry
 }
 var file_nimbus_proto_depIdxs = []int32{
 	27, // 0: nimbus.v1.RunInput.start:type_name -> nimbus.v1.RunStart
-	30, // 1: nimbus.v1.RunStart.files:type_name -> nimbus.v1.RunStart.FilesEntry
-	31, // 2: nimbus.v1.RunStart.env:type_name -> nimbus.v1.RunStart.EnvEntry
+	31, // 1: nimbus.v1.RunStart.files:type_name -> nimbus.v1.RunStart.FilesEntry
+	32, // 2: nimbus.v1.RunStart.env:type_name -> nimbus.v1.RunStart.EnvEntry
 	29, // 3: nimbus.v1.RunOutput.exit:type_name -> nimbus.v1.RunExit
-	0,  // 4: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
-	2,  // 5: nimbus.v1.Control.ServerInfo:input_type -> nimbus.v1.ServerInfoRequest
-	4,  // 6: nimbus.v1.Control.Join:input_type -> nimbus.v1.JoinRequest
-	6,  // 7: nimbus.v1.Control.Leave:input_type -> nimbus.v1.LeaveRequest
-	8,  // 8: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
-	10, // 9: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
-	12, // 10: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
-	14, // 11: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
-	16, // 12: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
-	18, // 13: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
-	24, // 14: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
-	20, // 15: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
-	22, // 16: nimbus.v1.Worker.Prefetch:input_type -> nimbus.v1.PrefetchRequest
-	26, // 17: nimbus.v1.Worker.Run:input_type -> nimbus.v1.RunInput
-	1,  // 18: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
-	3,  // 19: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
-	5,  // 20: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
-	7,  // 21: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
-	9,  // 22: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
-	11, // 23: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
-	13, // 24: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
-	15, // 25: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
-	17, // 26: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
-	19, // 27: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
-	25, // 28: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
-	21, // 29: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
-	23, // 30: nimbus.v1.Worker.Prefetch:output_type -> nimbus.v1.PrefetchResponse
-	28, // 31: nimbus.v1.Worker.Run:output_type -> nimbus.v1.RunOutput
-	18, // [18:32] is the sub-list for method output_type
-	4,  // [4:18] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	17, // 4: nimbus.v1.InvokeStreamMessage.response:type_name -> nimbus.v1.InvokeResponse
+	0,  // 5: nimbus.v1.Control.Apply:input_type -> nimbus.v1.ApplyRequest
+	2,  // 6: nimbus.v1.Control.ServerInfo:input_type -> nimbus.v1.ServerInfoRequest
+	4,  // 7: nimbus.v1.Control.Join:input_type -> nimbus.v1.JoinRequest
+	6,  // 8: nimbus.v1.Control.Leave:input_type -> nimbus.v1.LeaveRequest
+	8,  // 9: nimbus.v1.Control.PutBlob:input_type -> nimbus.v1.PutBlobRequest
+	10, // 10: nimbus.v1.Control.GetBlob:input_type -> nimbus.v1.GetBlobRequest
+	12, // 11: nimbus.v1.Control.Heartbeat:input_type -> nimbus.v1.WorkerHeartbeat
+	14, // 12: nimbus.v1.Control.ReadIndex:input_type -> nimbus.v1.ReadIndexRequest
+	16, // 13: nimbus.v1.Worker.Invoke:input_type -> nimbus.v1.InvokeRequest
+	18, // 14: nimbus.v1.Worker.Retire:input_type -> nimbus.v1.RetireRequest
+	24, // 15: nimbus.v1.Worker.Drain:input_type -> nimbus.v1.DrainRequest
+	20, // 16: nimbus.v1.Worker.Provision:input_type -> nimbus.v1.ProvisionRequest
+	22, // 17: nimbus.v1.Worker.Prefetch:input_type -> nimbus.v1.PrefetchRequest
+	26, // 18: nimbus.v1.Worker.Run:input_type -> nimbus.v1.RunInput
+	16, // 19: nimbus.v1.Worker.InvokeStream:input_type -> nimbus.v1.InvokeRequest
+	1,  // 20: nimbus.v1.Control.Apply:output_type -> nimbus.v1.ApplyResponse
+	3,  // 21: nimbus.v1.Control.ServerInfo:output_type -> nimbus.v1.ServerInfoResponse
+	5,  // 22: nimbus.v1.Control.Join:output_type -> nimbus.v1.JoinResponse
+	7,  // 23: nimbus.v1.Control.Leave:output_type -> nimbus.v1.LeaveResponse
+	9,  // 24: nimbus.v1.Control.PutBlob:output_type -> nimbus.v1.PutBlobResponse
+	11, // 25: nimbus.v1.Control.GetBlob:output_type -> nimbus.v1.GetBlobResponse
+	13, // 26: nimbus.v1.Control.Heartbeat:output_type -> nimbus.v1.HeartbeatResponse
+	15, // 27: nimbus.v1.Control.ReadIndex:output_type -> nimbus.v1.ReadIndexResponse
+	17, // 28: nimbus.v1.Worker.Invoke:output_type -> nimbus.v1.InvokeResponse
+	19, // 29: nimbus.v1.Worker.Retire:output_type -> nimbus.v1.RetireResponse
+	25, // 30: nimbus.v1.Worker.Drain:output_type -> nimbus.v1.DrainResponse
+	21, // 31: nimbus.v1.Worker.Provision:output_type -> nimbus.v1.ProvisionResponse
+	23, // 32: nimbus.v1.Worker.Prefetch:output_type -> nimbus.v1.PrefetchResponse
+	28, // 33: nimbus.v1.Worker.Run:output_type -> nimbus.v1.RunOutput
+	30, // 34: nimbus.v1.Worker.InvokeStream:output_type -> nimbus.v1.InvokeStreamMessage
+	20, // [20:35] is the sub-list for method output_type
+	5,  // [5:20] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_nimbus_proto_init() }
@@ -2181,7 +2241,7 @@ func file_nimbus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nimbus_proto_rawDesc), len(file_nimbus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

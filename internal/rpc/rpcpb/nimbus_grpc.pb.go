@@ -418,12 +418,13 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Worker_Invoke_FullMethodName    = "/nimbus.v1.Worker/Invoke"
-	Worker_Retire_FullMethodName    = "/nimbus.v1.Worker/Retire"
-	Worker_Drain_FullMethodName     = "/nimbus.v1.Worker/Drain"
-	Worker_Provision_FullMethodName = "/nimbus.v1.Worker/Provision"
-	Worker_Prefetch_FullMethodName  = "/nimbus.v1.Worker/Prefetch"
-	Worker_Run_FullMethodName       = "/nimbus.v1.Worker/Run"
+	Worker_Invoke_FullMethodName       = "/nimbus.v1.Worker/Invoke"
+	Worker_Retire_FullMethodName       = "/nimbus.v1.Worker/Retire"
+	Worker_Drain_FullMethodName        = "/nimbus.v1.Worker/Drain"
+	Worker_Provision_FullMethodName    = "/nimbus.v1.Worker/Provision"
+	Worker_Prefetch_FullMethodName     = "/nimbus.v1.Worker/Prefetch"
+	Worker_Run_FullMethodName          = "/nimbus.v1.Worker/Run"
+	Worker_InvokeStream_FullMethodName = "/nimbus.v1.Worker/InvokeStream"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -451,6 +452,10 @@ type WorkerClient interface {
 	// its exit last. The worker sends at most RunStart.window output bytes
 	// the server has not acknowledged.
 	Run(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RunInput, RunOutput], error)
+	// InvokeStream is Invoke for a caller that streams the result: the
+	// chunks a generator handler yields come as they are yielded, then the
+	// response.
+	InvokeStream(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InvokeStreamMessage], error)
 }
 
 type workerClient struct {
@@ -524,6 +529,25 @@ func (c *workerClient) Run(ctx context.Context, opts ...grpc.CallOption) (grpc.B
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Worker_RunClient = grpc.BidiStreamingClient[RunInput, RunOutput]
 
+func (c *workerClient) InvokeStream(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InvokeStreamMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Worker_ServiceDesc.Streams[1], Worker_InvokeStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[InvokeRequest, InvokeStreamMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Worker_InvokeStreamClient = grpc.ServerStreamingClient[InvokeStreamMessage]
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -549,6 +573,10 @@ type WorkerServer interface {
 	// its exit last. The worker sends at most RunStart.window output bytes
 	// the server has not acknowledged.
 	Run(grpc.BidiStreamingServer[RunInput, RunOutput]) error
+	// InvokeStream is Invoke for a caller that streams the result: the
+	// chunks a generator handler yields come as they are yielded, then the
+	// response.
+	InvokeStream(*InvokeRequest, grpc.ServerStreamingServer[InvokeStreamMessage]) error
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -576,6 +604,9 @@ func (UnimplementedWorkerServer) Prefetch(context.Context, *PrefetchRequest) (*P
 }
 func (UnimplementedWorkerServer) Run(grpc.BidiStreamingServer[RunInput, RunOutput]) error {
 	return status.Errorf(codes.Unimplemented, "method Run not implemented")
+}
+func (UnimplementedWorkerServer) InvokeStream(*InvokeRequest, grpc.ServerStreamingServer[InvokeStreamMessage]) error {
+	return status.Errorf(codes.Unimplemented, "method InvokeStream not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -695,6 +726,17 @@ func _Worker_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Worker_RunServer = grpc.BidiStreamingServer[RunInput, RunOutput]
 
+func _Worker_InvokeStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(InvokeRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WorkerServer).InvokeStream(m, &grpc.GenericServerStream[InvokeRequest, InvokeStreamMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Worker_InvokeStreamServer = grpc.ServerStreamingServer[InvokeStreamMessage]
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -729,6 +771,11 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Worker_Run_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "InvokeStream",
+			Handler:       _Worker_InvokeStream_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "nimbus.proto",
