@@ -518,3 +518,68 @@ func TestConsoleShowsCodeOnEveryServer(t *testing.T) {
 		t.Errorf("the server that fetched the package did not keep it: %v", err)
 	}
 }
+
+// TestConsolePlaygroundRunsAProgram signs in, opens the playground, runs
+// its sample program (which answers each line it reads), sends it lines
+// through the input box and ends its input; the output shows each answer
+// and stderr, and the status the exit. Then a program that loops is
+// interrupted and one that outlives its timeout is ended by it.
+func TestConsolePlaygroundRunsAProgram(t *testing.T) {
+	n := startDev(t, t.TempDir())
+	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
+	if link == nil {
+		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
+	}
+	b := newConsoleBrowser(t, n.url)
+	b.do("one-time sign-in",
+		chromedp.Navigate(link[1]),
+		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
+		browsertest.WaitText("main h1", "Overview"),
+	)
+	b.do("open the playground", chromedp.Click(chromedp.CSS(`nav a[href="/ui/playground"]`)), browsertest.WaitText("main h1", "Playground"))
+	// Run is enabled once the page's script has taken the form over.
+	b.do("the editor", chromedp.WaitVisible(chromedp.CSS(".cm-content")))
+	b.do("Run enabled", chromedp.WaitEnabled(chromedp.CSS("#run-button")))
+	b.do("Run", chromedp.Click(chromedp.CSS("#run-button")))
+	defer func() {
+		if t.Failed() {
+			t.Logf("status %q, output %q, url %v", b.text("#run-status"), b.text("#run-output"), b.eval("location.href"))
+		}
+	}()
+	b.do("output", browsertest.WaitText("#run-output", "Type a line"), browsertest.WaitText("#run-status", "Running."))
+	b.do("send a line",
+		chromedp.SendKeys(chromedp.CSS("#run-input"), "nimbus"),
+		chromedp.Click(chromedp.CSS("#run-send")),
+		browsertest.WaitText("#run-output", "1: submin"),
+	)
+	b.do("send another",
+		chromedp.SendKeys(chromedp.CSS("#run-input"), "abc"),
+		chromedp.Click(chromedp.CSS("#run-send")),
+		browsertest.WaitText("#run-output", "2: cba"),
+	)
+	b.check("playground")
+	b.do("end its input", chromedp.Click(chromedp.CSS("#run-eof")),
+		browsertest.WaitText("#run-status", "exited with status 0"), browsertest.WaitText("#run-output .stderr", "bye"))
+
+	// A loop, interrupted; the traceback is on stderr.
+	// The program goes into the form's textarea, which the editor keeps
+	// in step with itself and the run reads.
+	setProgram := func(src string) {
+		b.eval(`(() => { document.getElementById("run-source").value = ` + jsQuote(src) + `; return true })()`)
+	}
+	setProgram("import time\nprint('looping')\nwhile True:\n    time.sleep(0.1)\n")
+	b.do("run the loop", chromedp.WaitEnabled(chromedp.CSS("#run-button")), chromedp.Click(chromedp.CSS("#run-button")), browsertest.WaitText("#run-output", "looping"))
+	b.do("interrupt it", chromedp.Click(chromedp.CSS("#run-interrupt")),
+		browsertest.WaitText("#run-output", "KeyboardInterrupt"), browsertest.WaitText("#run-status", "exited with status 130"))
+	if b.count("#run-output .stderr") == 0 {
+		t.Fatal("the traceback is not shown as stderr")
+	}
+
+	// The timeout ends a sleeper, with its verdict.
+	setProgram("import time\ntime.sleep(600)\n")
+	b.do("a timeout of one second",
+		chromedp.SetValue(chromedp.CSS("#run-timeout"), "1s"),
+		chromedp.WaitEnabled(chromedp.CSS("#run-button")),
+		chromedp.Click(chromedp.CSS("#run-button")),
+		browsertest.WaitText("#run-status", "Sandbox.Timeout"))
+}

@@ -72,6 +72,11 @@ func TestAGeneratorHandlerStreamsItsResult(t *testing.T) {
 	if r.code != 1 || r.stdout != "first\nline 0\n" || !strings.Contains(r.stderr, "KeyError") {
 		t.Fatalf("failed mid-stream: %+v", r)
 	}
+	// The README's example.
+	n.mustCLI(0, "deploy", "../examples/ticker")
+	if r := n.mustCLI(0, "invoke", "ticker", "--stream", "--data", `{"steps": 2, "delay": 0}`); !strings.HasPrefix(r.stdout, "starting 2 steps\nstep 1 of 2 done") || !strings.HasSuffix(r.stdout, "finished\n") {
+		t.Fatalf("examples/ticker: %q", r.stdout)
+	}
 	// A caller that does not stream gets the chunks joined.
 	if r := n.mustCLI(0, "invoke", "streamer", "--data", `{"n": 1}`); r.stdout != "first\nline 0\n" {
 		t.Fatalf("not streamed: %q", r.stdout)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,6 +163,10 @@ func TestRunAnEchoREPLLineByLine(t *testing.T) {
 	if r.code != 2 || r.stdout != "A!\nB!\n" {
 		t.Fatalf("nimbus run: %+v", r)
 	}
+	// The README's example program.
+	if r := n.cli("50\n25\n30\n", "run", "../examples/run/number.py", "--", "30"); r.code != 0 || r.stdout != "I am thinking of a number from 1 to 100. Your guess?\nLower.\nHigher.\nRight, in 3 tries.\n" {
+		t.Fatalf("examples/run/number.py: %+v", r)
+	}
 	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("from a file\n"), 0o644)
 	if r := n.cliIn(dir, "ignored\n", "run", "upper.py", "--with", "helper.py", "--stdin-from", "in.txt"); r.code != 0 || r.stdout != "FROM A FILE!\n" {
 		t.Fatalf("nimbus run --stdin-from: %+v", r)
@@ -292,7 +297,7 @@ func TestRunsQueueWhenEverySlotIsBusy(t *testing.T) {
 	holder := runOf(t, api, "import sys\nprint('holding')\nsys.stdin.read()\n", client.RunStart{})
 	nextStdout(t, holder)
 
-	waiting := make([]*client.RunConn, 16)
+	waiting := make([]*client.RunConn, 64) // the namespace's queue limit
 	for i := range waiting {
 		waiting[i] = runOf(t, api, fmt.Sprintf("print('run %d')\n", i), client.RunStart{})
 		m, err := waiting[i].Next(ctx)
@@ -353,12 +358,13 @@ func TestBadRunsAreRefusedWithAClearError(t *testing.T) {
 	}
 }
 
-func TestARunThroughAServerOnARemoteWorker(t *testing.T) {
+func TestARunThroughAFollowerOnARemoteWorker(t *testing.T) {
 	parallel(t)
-	c := startCluster(t, 1, 1)
-	api := client.New("http://"+c.servers[0].addr, c.token)
-	waitFor(t, patience, "the worker registers", func() bool {
-		cl, err := c.clusterView(0)
+	c := startCluster(t, 3, 1)
+	follower := (c.leader() + 1) % 3
+	api := client.New("http://"+c.servers[follower].addr, c.token)
+	waitFor(t, patience, "the worker registers with the follower", func() bool {
+		cl, err := c.clusterView(follower)
 		return err == nil && len(cl.Workers) == 1 && cl.Workers[0].Healthy
 	})
 	conn := runOf(t, api, "import sys\nfor l in sys.stdin:\n    print(l.strip()[::-1])\n", client.RunStart{})
@@ -417,4 +423,96 @@ func rssOf(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+func TestFiftyRunsQueueOnFourSlotsAndAllComplete(t *testing.T) {
+	parallel(t)
+	n := startDev(t, t.TempDir(), "--slots", "4")
+	api := client.New(n.url, n.token)
+	const runs, slots = 50, 4
+	type outcome struct {
+		positions []int
+		exit      *client.RunExit
+		out       string
+		err       error
+	}
+	var (
+		mu      sync.Mutex
+		queued  = map[int]bool{} // first positions seen
+		started int
+	)
+	release := make(chan struct{})
+	results := make(chan outcome, runs)
+	prog := "import sys\nprint('running')\nsys.stdin.readline()\nprint('done')\n"
+	for i := 0; i < runs; i++ {
+		go func() {
+			var o outcome
+			defer func() { results <- o }()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
+			defer cancel()
+			conn, err := api.Run(ctx, client.RunStart{Files: map[string]string{"main.py": prog}})
+			if err != nil {
+				o.err = err
+				return
+			}
+			defer conn.Close()
+			var out bytes.Buffer
+			for {
+				m, err := conn.Next(ctx)
+				if err != nil {
+					o.err = err
+					return
+				}
+				if m.Notice == nil {
+					out.Write(m.Data)
+					continue
+				}
+				switch m.Notice.Type {
+				case "queued":
+					mu.Lock()
+					if len(o.positions) == 0 {
+						queued[m.Notice.Position] = true
+					}
+					mu.Unlock()
+					o.positions = append(o.positions, m.Notice.Position)
+				case "started":
+					mu.Lock()
+					started++
+					mu.Unlock()
+					<-release // every run is in before any ends
+					conn.Stdin(ctx, []byte("go\n"))
+				case "exit":
+					o.exit, o.out = m.Notice.Exit, out.String()
+					return
+				case "error":
+					o.err = m.Notice.Error
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, patience, "4 runs running and 46 waiting", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return started == slots && len(queued) == runs-slots
+	})
+	close(release)
+	for i := 0; i < runs; i++ {
+		o := <-results
+		if o.err != nil || o.exit == nil || o.exit.Code != 0 || o.out != "running\ndone\n" {
+			t.Fatalf("a run: %v, exit %+v, output %q", o.err, o.exit, o.out)
+		}
+		// A waiting run's place only moves forward, one notice per move.
+		for k := 1; k < len(o.positions); k++ {
+			if o.positions[k] >= o.positions[k-1] {
+				t.Fatalf("positions %v do not move forward", o.positions)
+			}
+		}
+	}
+	// The waiting runs took the places 1 to 46, one each.
+	for p := 1; p <= runs-slots; p++ {
+		if !queued[p] {
+			t.Fatalf("no run was first told place %d: %v", p, queued)
+		}
+	}
 }

@@ -165,7 +165,12 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 		var ns string
 		if sc == scoped {
 			var err error
-			if ns, err = g.namespaceFor(key, r.Header.Get(client.HeaderNamespace)); err != nil {
+			asked := r.Header.Get(client.HeaderNamespace)
+			if asked == "" && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				// A browser's websocket cannot send headers of its own.
+				asked = r.URL.Query().Get("namespace")
+			}
+			if ns, err = g.namespaceFor(key, asked); err != nil {
 				writeError(w, g.log, err)
 				return
 			}

@@ -65,6 +65,7 @@ func (g *Gateway) uiRoutes(m *http.ServeMux) {
 		{"GET /ui/functions/{name}/logs", permRead, "functions", g.uiFunctionTab("logs")},
 		{"GET /ui/functions/{name}/monitor", permRead, "functions", g.uiFunctionTab("monitor")},
 		{"GET /ui/functions/{name}/tail", permRead, "", g.uiTail},
+		{"GET /ui/playground", permWrite, "playground", g.uiPlayground},
 		{"GET /ui/invocations", permRead, "invocations", g.uiInvocations},
 		{"GET /ui/invocations/{id}", permRead, "invocations", g.uiInvocation},
 		{"GET /ui/schedules", permRead, "schedules", g.uiSchedules},

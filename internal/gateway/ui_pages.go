@@ -403,3 +403,26 @@ func (g *Gateway) uiAudit(w http.ResponseWriter, r *http.Request, p *console.Pag
 	p.Title, p.Data = "Audit log", struct{ Rows []model.AuditEntry }{entries}
 	g.ui.Render(w, http.StatusOK, "audit", p, "")
 }
+
+// uiPlaygroundView is the playground's form: a program to start with.
+type uiPlaygroundView struct {
+	Sample string
+}
+
+// playgroundSample is the program the playground opens with: it answers
+// what the user types, so the input box has something to talk to.
+const playgroundSample = `import sys
+
+print("Type a line and press Send; End of input ends the program.")
+for n, line in enumerate(sys.stdin, 1):
+    print(f"{n}: {line.strip()[::-1]}")
+print("bye", file=sys.stderr)
+`
+
+// uiPlayground is the interactive run page (spec §12, §14): an editor,
+// Run, a terminal view of the output and an input box; the page's script
+// speaks GET /v1/runs.
+func (g *Gateway) uiPlayground(w http.ResponseWriter, r *http.Request, p *console.Page) {
+	p.Title, p.Data = "Playground", uiPlaygroundView{Sample: playgroundSample}
+	g.ui.Render(w, http.StatusOK, "playground", p, "")
+}

@@ -267,7 +267,7 @@ func TestConsolePagesRender(t *testing.T) {
 		{"/ui/functions/fn/test?event=first", 200}, {"/ui/functions/fn/invocations?status=failed&since=1h", 200},
 		{"/ui/functions/fn/logs", 200}, {"/ui/functions/fn/monitor", 200}, {"/ui/invocations", 200},
 		{"/ui/schedules", 200}, {"/ui/schedules/preview?expression=rate(1+minute)&tz=Europe/Paris", 200},
-		{"/ui/deadletters", 200}, {"/ui/subscriptions", 200},
+		{"/ui/deadletters", 200}, {"/ui/subscriptions", 200}, {"/ui/playground", 403},
 		{"/ui/namespaces", 403}, {"/ui/keys", 403}, {"/ui/users", 403}, {"/ui/audit", 403},
 	} {
 		if w := a.do(req{method: "GET", path: c.path, cookie: admin}); w.Code != 200 {

@@ -32,7 +32,7 @@ const (
 	MaxRunOutput      = 64 << 20
 	// RunQueueLimit is how many runs of one namespace may wait for a slot
 	// on one server; one more is refused (429).
-	RunQueueLimit = 16
+	RunQueueLimit = 64
 	// runTranscriptTail is how much of a run's output its record keeps.
 	runTranscriptTail = worker.LogTailBytes
 	// runRetry is how often the run at the head of a queue tries again

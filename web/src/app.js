@@ -6,6 +6,7 @@
 //   [data-chart]           a line chart (chunk chart.js, loaded on demand)
 //   pre[data-tail]         a live log tail over server-sent events
 //   form[data-upload]      a <progress> that follows the upload
+//   form[data-run]         the playground's interactive run (chunk run.js)
 //
 // and keeps what a form held when its session expired (drafts.js),
 // and handles clicks on [data-copy] buttons anywhere. It never builds
@@ -60,6 +61,11 @@ function enhance(root) {
   });
   each("pre[data-tail]", (el) => onRemoved(el, startTail(el)));
   each("form[data-upload]", watchUpload);
+  each("form[data-run]", (el) => {
+    import("./run.js")
+      .then((m) => onRemoved(el, m.startPlayground(el)))
+      .catch((err) => failed(el, err));
+  });
 }
 
 document.addEventListener("htmx:load", (e) => enhance(e.target));
