@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"nimbus/internal/runtime/python"
+	"nimbus/pkg/client"
 )
 
 // Result is the JSON form of a run (`nimbus bench -o json`): exactly the
@@ -59,8 +60,9 @@ type Result struct {
 	*URLResult
 	// *DepsResult adds issue 17's, only when the run starts its node.
 	*DepsResult
-	// *StreamResult adds issue 20's.
+	// *StreamResult and *RunResult add issue 20's.
 	*StreamResult
+	*RunResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -75,6 +77,10 @@ func (r *Result) Ratios() {
 	}
 	if s := r.StreamResult; s != nil {
 		s.StreamTTFBRatio = ratio(s.StreamTTFBP50MS, s.StreamWholeP50MS)
+	}
+	if u := r.RunResult; u != nil {
+		u.RunFirstByteRatio = ratio(u.RunFirstByteP50MS, r.ColdP50MS)
+		u.RunEchoRatio = ratio(u.RunEchoP50MS, r.WarmP50MS)
 	}
 }
 
@@ -235,6 +241,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	}
 	logf("streaming: time to the first byte of a streamed result, beside the whole answer...")
 	if err := runStream(ctx, a, rep, sz, prefix, &deployed); err != nil {
+		return nil, err
+	}
+	logf("runs: %d runs to their first byte, %d echo round trips, %d MB of output...", max(sz.cold, 10), sz.warm, runFlood>>20)
+	if err := runRuns(ctx, client.New(base, token), rep, sz); err != nil {
 		return nil, err
 	}
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)

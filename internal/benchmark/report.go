@@ -64,6 +64,13 @@ func WriteTable(w io.Writer, rep *Report) error {
 		row("stream_whole_p50_ms", ms(st.StreamWholeP50MS), "", nil)
 		row("stream_ttfb_ratio", fmt.Sprintf("%.3f", st.StreamTTFBRatio), "", nil)
 	}
+	if u := r.RunResult; u != nil {
+		row("run_first_byte_p50_ms", ms(u.RunFirstByteP50MS), "", nil)
+		row("run_first_byte_ratio", fmt.Sprintf("%.3f", u.RunFirstByteRatio), fmt.Sprintf("<= %d x cold_p50", RunFirstByteGoal), is(u.RunFirstByteRatio <= RunFirstByteGoal))
+		row("run_echo_p50_ms", ms(u.RunEchoP50MS), "", nil)
+		row("run_echo_ratio", fmt.Sprintf("%.3f", u.RunEchoRatio), fmt.Sprintf("<= %d x warm_p50", RunEchoGoal), is(u.RunEchoRatio <= RunEchoGoal))
+		row("run_stream_mb_per_s", fmt.Sprintf("%.0f MB/s", u.RunStreamMBps), fmt.Sprintf(">= %d", RunStreamGoal), is(u.RunStreamMBps >= RunStreamGoal))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
