@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"nimbus/pkg/client"
 )
 
@@ -163,6 +165,22 @@ func TestRunAnEchoREPLLineByLine(t *testing.T) {
 	if r.code != 2 || r.stdout != "A!\nB!\n" {
 		t.Fatalf("nimbus run: %+v", r)
 	}
+	// A program's uncaught exception reads as it would from python: its
+	// own frames, status 1; __name__, __file__ and argv as for a script.
+	// (The first run of a runtime starts a sandbox, later ones take one
+	// started ahead: both behave the same.)
+	for i := 0; i < 2; i++ {
+		r := n.cliIn(dir, "", "run", "upper.py", "--with", "helper.py", "--stdin-from", "/dev/null", "--env", "GREETING=hi")
+		if r.code != 0 {
+			t.Fatalf("run %d: %+v", i, r)
+		}
+		os.WriteFile(filepath.Join(dir, "raises.py"), []byte("import os, sys\nprint(__name__, __file__, sys.argv[1:], os.environ['GREETING'], os.environ['NIMBUS_RUN_ID'] != '')\nraise ValueError('boom')\n"), 0o644)
+		r = n.cliIn(dir, "", "run", "raises.py", "--env", "GREETING=hi", "--", "a", "b")
+		if r.code != 1 || r.stdout != "__main__ /var/task/raises.py ['a', 'b'] hi True\n" || !strings.Contains(r.stderr, "File \"/var/task/raises.py\", line 3, in <module>") ||
+			strings.Contains(r.stderr, "runstart") || !strings.Contains(r.stderr, "ValueError: boom") {
+			t.Fatalf("run %d of a program that raises: %+v", i, r)
+		}
+	}
 	// The README's example program.
 	if r := n.cli("50\n25\n30\n", "run", "../examples/run/number.py", "--", "30"); r.code != 0 || r.stdout != "I am thinking of a number from 1 to 100. Your guess?\nLower.\nHigher.\nRight, in 3 tries.\n" {
 		t.Fatalf("examples/run/number.py: %+v", r)
@@ -268,7 +286,7 @@ func TestARunEndsWhenItsClientGoesAndOnInterrupt(t *testing.T) {
 
 	// A client that goes away ends its run, and the one slot frees.
 	marker := fmt.Sprintf("gone_%d.py", time.Now().UnixNano())
-	conn = runOf(t, api, "", client.RunStart{Files: map[string]string{marker: "import time\nprint('ready')\ntime.sleep(600)\n"}, Entry: marker})
+	conn = runOf(t, api, "", client.RunStart{Files: map[string]string{marker: "import time\nheld = open(__file__)  # the test finds the process by it\nprint('ready')\ntime.sleep(600)\n"}, Entry: marker})
 	nextStdout(t, conn)
 	if !processRuns(marker) {
 		t.Fatal("the run's process is not to be seen")
@@ -345,16 +363,63 @@ func TestBadRunsAreRefusedWithAClearError(t *testing.T) {
 			}
 		})
 	}
+	// Nothing was recorded of the runs refused.
+	if r := n.mustCLI(0, "invocations", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("refused runs were recorded: %s", r.stdout)
+	}
+	// Messages the protocol does not have end the run with a close code
+	// and the reason; the program is gone.
+	for _, c := range []struct {
+		name   string
+		send   func(ctx context.Context, conn *client.RunConn) error
+		code   websocket.StatusCode
+		reason string
+	}{
+		{"an unknown control message", func(ctx context.Context, conn *client.RunConn) error {
+			return conn.Control(ctx, client.RunControl{Type: "launch"})
+		}, websocket.StatusPolicyViolation, "not stdin, eof or signal"},
+		{"an unknown signal", func(ctx context.Context, conn *client.RunConn) error {
+			return conn.Control(ctx, client.RunControl{Type: "signal", Signal: "hangup"})
+		}, websocket.StatusPolicyViolation, "not interrupt or terminate"},
+		{"a message over 64 KB", func(ctx context.Context, conn *client.RunConn) error {
+			return conn.Stdin(ctx, make([]byte, 65<<10))
+		}, websocket.StatusMessageTooBig, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			marker := fmt.Sprintf("bad_%d.py", time.Now().UnixNano())
+			conn := runOf(t, api, "", client.RunStart{Files: map[string]string{marker: "import time\nheld = open(__file__)  # the test finds the process by it\nprint('ready')\ntime.sleep(600)\n"}, Entry: marker})
+			nextStdout(t, conn)
+			ctx, cancel := context.WithTimeout(context.Background(), patience)
+			defer cancel()
+			c.send(ctx, conn)
+			var err error
+			for err == nil {
+				_, err = conn.Next(ctx)
+			}
+			if websocket.CloseStatus(err) != c.code || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("closed with %v, want %v saying %q", err, c.code, c.reason)
+			}
+			waitFor(t, patience, "the run's process is gone", func() bool { return !processRuns(marker) })
+		})
+	}
+	// No key: 401 before the upgrade; another namespace's key: 403.
+	_, err := client.New(n.url, "").Run(context.Background(), client.RunStart{Files: map[string]string{"main.py": ""}})
+	if ae := (*client.APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Fatalf("a run without a key: %v, want 401", err)
+	}
+	n.mustCLI(0, "namespaces", "create", "team")
+	teamKey := n.newKey(t, "--role", "developer", "--namespace", "team")
+	_, err = client.New(n.url, teamKey.Secret, client.WithNamespace("default")).Run(context.Background(), client.RunStart{Files: map[string]string{"main.py": ""}})
+	if ae := (*client.APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Fatalf("a team key's run in default: %v, want 403", err)
+	}
+
 	// A run the key may not start: a read-only key is refused before the upgrade.
 	key := n.newKey(t, "--role", "viewer")
-	_, err := client.New(n.url, key.Secret).Run(context.Background(), client.RunStart{Files: map[string]string{"main.py": ""}})
+	_, err = client.New(n.url, key.Secret).Run(context.Background(), client.RunStart{Files: map[string]string{"main.py": ""}})
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
 		t.Fatalf("a reader's run: %v, want 403", err)
-	}
-	// Nothing was recorded.
-	if r := n.mustCLI(0, "invocations", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
-		t.Fatalf("refused runs were recorded: %s", r.stdout)
 	}
 }
 
@@ -390,18 +455,19 @@ func TestARunThroughAFollowerOnARemoteWorker(t *testing.T) {
 	}
 	// A client that goes away ends the run on the worker.
 	marker := fmt.Sprintf("remote_gone_%d.py", time.Now().UnixNano())
-	conn = runOf(t, api, "", client.RunStart{Files: map[string]string{marker: "import time\nprint('ready')\ntime.sleep(600)\n"}, Entry: marker})
+	conn = runOf(t, api, "", client.RunStart{Files: map[string]string{marker: "import time\nheld = open(__file__)  # the test finds the process by it\nprint('ready')\ntime.sleep(600)\n"}, Entry: marker})
 	nextStdout(t, conn)
 	conn.Close()
 	waitFor(t, patience, "the remote run's process is gone", func() bool { return !processRuns(marker) })
 }
 
-// processRuns reports whether a process on this host has name in its
-// command line.
+// processRuns reports whether a process on this host holds a file
+// named name open (a run's program holds its own file open: its command
+// line may be the run starter's).
 func processRuns(name string) bool {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(name)) {
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && strings.Contains(target, name) {
 			return true
 		}
 	}

@@ -217,61 +217,102 @@ func checkRunFiles(spec RunSpec) error {
 	return nil
 }
 
-// runFlags are the interpreter's flags for a run: unbuffered output (it
-// appears as printed), no user site, no environment variables of
-// Python's own, no site module; the script's directory stays on
-// sys.path, so the files beside it import.
-var runFlags = []string{"-u", "-E", "-s", "-S"}
-
-func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
-	dir, err := os.MkdirTemp(filepath.Join(w.cfg.DataDir, "runs"), "run-")
-	if errors.Is(err, os.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Join(w.cfg.DataDir, "runs"), 0o700); err == nil {
-			dir, err = os.MkdirTemp(filepath.Join(w.cfg.DataDir, "runs"), "run-")
-		}
+// writeRunFiles writes a run's files into a new directory under parent,
+// readable by the sandbox's own uid and writable by the worker only (it is
+// mounted read-only besides).
+func writeRunFiles(parent string, files map[string][]byte) (string, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", err
 	}
+	dir, err := os.MkdirTemp(parent, "run-")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	// The sandbox's own uid reads the files: world-readable, owned and
-	// writable by the worker only (the mount is read-only besides).
 	if err := os.Chmod(dir, 0o755); err != nil {
 		os.RemoveAll(dir)
-		return nil, err
+		return "", err
 	}
-	for name, data := range spec.Files {
+	for name, data := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
 			err = os.WriteFile(p, data, 0o644)
 		}
 		if err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("write the run's files: %w", err)
+			return "", fmt.Errorf("write the run's files: %w", err)
 		}
 	}
+	return dir, nil
+}
+
+// runSandbox is a started run's process and the worker's ends of its
+// stdio.
+type runSandbox struct {
+	proc                sandbox.Process
+	stdin, stdout, errs *os.File
+}
+
+// stockedRunSandbox gives the run a sandbox from the stock, with dir as
+// its code: nil (and no error) when the stock has none for rt, or the
+// stocked one could not take the run (it is closed, and the run starts
+// afresh).
+func (w *Worker) stockedRunSandbox(spec RunSpec, rt python.Runtime, dir string) (*runSandbox, error) {
+	sr := w.runStock.take(rt)
+	if sr == nil {
+		return nil, nil
+	}
+	attacher := w.cfg.Executor.(sandbox.CodeAttacher)
+	err := attacher.AttachCode(sr.proc, dir, spec.Limits.MemoryMB)
+	if err == nil {
+		if p, ok := sr.proc.(sandbox.Prioritized); ok {
+			err = p.Foreground()
+		}
+	}
+	if err == nil {
+		root := w.cfg.Executor.TaskRoot(dir)
+		err = python.SendRun(sr.start, path.Join(root, spec.Entry), spec.Args, runEnv(spec))
+	}
+	if err != nil {
+		w.cfg.Log.Debug("a stocked run sandbox could not take its run", "err", err)
+		sr.close()
+		attacher.UnstageCode(dir)
+		return nil, nil
+	}
+	return &runSandbox{proc: sr.proc, stdin: sr.stdin, stdout: sr.stdout, errs: sr.errs}, nil
+}
+
+// freshRunSandbox starts a sandbox for the run with dir as its code.
+func (w *Worker) freshRunSandbox(spec RunSpec, rt python.Runtime, dir string) (*runSandbox, error) {
 	var files [6]*os.File // stdinR, stdinW, outR, outW, errR, errW
-	closeAll := func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}
 	for k := 0; k < 6; k += 2 {
 		r, wr, err := os.Pipe()
 		if err != nil {
-			closeAll()
-			os.RemoveAll(dir)
+			for _, f := range files {
+				if f != nil {
+					f.Close()
+				}
+			}
 			return nil, err
 		}
 		files[k], files[k+1] = r, wr
 	}
 	root := w.cfg.Executor.TaskRoot(dir)
-	args := append(append([]string{rt.Executable}, runFlags...), path.Join(root, spec.Entry))
+	args := append(append([]string{rt.Executable}, python.RunFlags...), path.Join(root, spec.Entry))
+	// The run's variables replace the base's, as the run starter's do.
+	added := runEnv(spec)
+	var env []string
+	for _, kv := range runBaseEnv(root) {
+		if k, _, _ := strings.Cut(kv, "="); added[k] == "" {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range added {
+		env = append(env, k+"="+v)
+	}
 	proc, err := w.cfg.Executor.Start(sandbox.Spec{
 		Path:     rt.Executable,
 		Args:     append(args, spec.Args...),
-		Env:      runEnviron(spec, root),
+		Env:      env,
 		Dir:      root,
 		Stdin:    files[0],
 		Output:   files[3],
@@ -287,11 +328,28 @@ func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
 		files[1].Close()
 		files[2].Close()
 		files[4].Close()
+		return nil, err
+	}
+	return &runSandbox{proc: proc, stdin: files[1], stdout: files[2], errs: files[4]}, nil
+}
+
+func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
+	dir, err := writeRunFiles(filepath.Join(w.cfg.DataDir, "runs"), spec.Files)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	sb, err := w.stockedRunSandbox(spec, rt, dir)
+	if sb == nil && err == nil {
+		sb, err = w.freshRunSandbox(spec, rt, dir)
+	}
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start the run: %w", err)
 	}
+	proc := sb.proc
 	r := &Run{
-		w: w, spec: spec, proc: proc, dir: dir, stdin: files[1], start: time.Now(),
+		w: w, spec: spec, proc: proc, dir: dir, stdin: sb.stdin, start: start,
 		out: make(chan RunEvent), exited: make(chan struct{}),
 	}
 	r.idle = time.AfterFunc(spec.Limits.IdleTimeout, func() { r.end(VerdictIdle) })
@@ -303,8 +361,8 @@ func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
 		close(r.exited)
 	}()
 	r.readers.Add(2)
-	go r.read(files[2], Stdout)
-	go r.read(files[4], Stderr)
+	go r.read(sb.stdout, Stdout)
+	go r.read(sb.errs, Stderr)
 	go func() {
 		r.readers.Wait()
 		close(r.out)
@@ -312,22 +370,26 @@ func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
 	return r, nil
 }
 
-// runEnviron is a run's environment: the platform's fixed variables,
-// then the caller's.
-func runEnviron(spec RunSpec, root string) []string {
-	env := []string{
+// runBaseEnv is the environment every run starts with.
+func runBaseEnv(root string) []string {
+	return []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"LANG=C.UTF-8",
 		"TZ=UTC",
 		"HOME=/tmp",
 		"PYTHONUNBUFFERED=1",
 		"PYTHONDONTWRITEBYTECODE=1",
-		"NIMBUS_RUN_ID=" + spec.ID,
 		"NIMBUS_TASK_ROOT=" + root,
 	}
+}
+
+// runEnv is what a run adds to runBaseEnv: its id, then the caller's
+// variables but those the platform sets.
+func runEnv(spec RunSpec) map[string]string {
+	env := map[string]string{"NIMBUS_RUN_ID": spec.ID}
 	for k, v := range spec.Env {
 		if k != "" && !strings.ContainsAny(k, "=\x00") && !strings.ContainsRune(v, 0) && !strings.HasPrefix(k, "NIMBUS_") && k != "PATH" {
-			env = append(env, k+"="+v)
+			env[k] = v
 		}
 	}
 	return env
@@ -497,6 +559,9 @@ func (r *Run) Close() {
 		close(r.closedCh)
 		r.mu.Unlock()
 		r.readers.Wait()
+		if a, ok := r.w.cfg.Executor.(sandbox.CodeAttacher); ok {
+			a.UnstageCode(r.dir) // a stocked sandbox's code was staged
+		}
 		os.RemoveAll(r.dir)
 		if r.release != nil {
 			r.release()

@@ -119,6 +119,7 @@ type Worker struct {
 	slots      *slotSet
 	code       codeCache
 	prestarted *prestartPool
+	runStock   *runStock // nil where the executor cannot stock
 	// coldStarts counts the instances being started for invocations now
 	// (the pool's fills wait for them).
 	coldStarts    atomic.Int64
@@ -213,6 +214,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Log.Warn("clearing the code cache's leftovers", "err", err)
 	}
 	w.prestarted = newPrestartPool(w, cfg.Prestart, cfg.PrestartMost)
+	w.runStock = newRunStock(w)
 	if p, ok := cfg.Executor.(interface {
 		Prepare(path, prefix string) error
 	}); ok {
@@ -707,6 +709,7 @@ func (w *Worker) Close() {
 	close(w.stop)
 	<-w.done
 	w.prestarted.close()
+	w.runStock.close()
 	w.closing.Wait()
 }
 

@@ -1,0 +1,164 @@
+package worker
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+
+	"nimbus/internal/runtime/python"
+	"nimbus/internal/sandbox"
+)
+
+// runStock keeps, per runtime that has run an interactive run (from its
+// first run on: a worker that runs none stocks none), a few sandboxes started ahead at the
+// lowest priority with the run starter waiting in them, their stdio
+// pipes in place and no code yet: a run then costs attaching its files
+// and starting its entry, not building a sandbox and starting Python.
+// Each stocked sandbox serves one run only. Only executors that can
+// attach code late (sandbox.CodeAttacher) stock; others start each run
+// afresh.
+type runStock struct {
+	w       *Worker
+	starter string // the run starter's path on the host
+	mu      sync.Mutex
+	ready   map[string][]*stockedRun // by runtime name
+	filling map[string]int
+	closed  bool
+}
+
+// runStockDepth is how many sandboxes a runtime's stock keeps.
+const runStockDepth = 2
+
+// stockedRun is a sandbox waiting for its run, and the worker's ends of
+// its pipes.
+type stockedRun struct {
+	proc                sandbox.Process
+	stdin, stdout, errs *os.File // the program's stdin (to write), stdout and stderr (to read)
+	start               *os.File // fd 3 of the run starter: SendRun writes the run there
+}
+
+func (s *stockedRun) close() {
+	s.proc.Kill()
+	s.stdin.Close()
+	s.stdout.Close()
+	s.errs.Close()
+	s.start.Close()
+}
+
+// newRunStock returns the worker's run stock, or nil when its executor
+// cannot stock (or the starter cannot be written).
+func newRunStock(w *Worker) *runStock {
+	if _, ok := w.cfg.Executor.(sandbox.CodeAttacher); !ok {
+		return nil
+	}
+	starter, err := python.WriteRunStarter(filepath.Dir(w.bootstrap))
+	if err != nil {
+		w.cfg.Log.Warn("interactive runs start without a stock", "err", err)
+		return nil
+	}
+	return &runStock{w: w, starter: starter, ready: map[string][]*stockedRun{}, filling: map[string]int{}}
+}
+
+// take returns a stocked sandbox of rt, or nil when there is none now,
+// and refills the stock in the background.
+func (s *runStock) take(rt python.Runtime) *stockedRun {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	var got *stockedRun
+	if q := s.ready[rt.Name]; len(q) > 0 {
+		got = q[0]
+		s.ready[rt.Name] = q[1:]
+	}
+	s.mu.Unlock()
+	s.fill(rt)
+	return got
+}
+
+// fill starts, in the background, what rt's stock lacks.
+func (s *runStock) fill(rt python.Runtime) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.closed && len(s.ready[rt.Name])+s.filling[rt.Name] < runStockDepth {
+		s.filling[rt.Name]++
+		go func() {
+			sr, err := s.start(rt)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.filling[rt.Name]--
+			if err != nil {
+				s.w.cfg.Log.Debug("could not stock a sandbox for runs", "runtime", rt.Name, "err", err)
+				return
+			}
+			if s.closed {
+				sr.close()
+				return
+			}
+			s.ready[rt.Name] = append(s.ready[rt.Name], sr)
+		}()
+	}
+}
+
+// start starts one sandbox with the run starter waiting in it.
+func (s *runStock) start(rt python.Runtime) (*stockedRun, error) {
+	var files [8]*os.File // stdinR, stdinW, outR, outW, errR, errW, startR, startW
+	for k := 0; k < len(files); k += 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range files {
+				if f != nil {
+					f.Close()
+				}
+			}
+			return nil, err
+		}
+		files[k], files[k+1] = r, w
+	}
+	root := s.w.cfg.Executor.TaskRoot("")
+	proc, err := s.w.cfg.Executor.Start(sandbox.Spec{
+		Path:       rt.Executable,
+		Args:       append(append([]string{rt.Executable}, python.RunFlags...), s.starter),
+		Env:        runBaseEnv(root),
+		Dir:        root,
+		Stdin:      files[0],
+		Output:     files[3],
+		Stderr:     files[5],
+		ExtraFiles: []*os.File{files[6]},
+		MemoryMB:   DefaultRunMemory,
+		Runtime:    rt.Prefix,
+		Files:      []string{s.starter},
+		LateCode:   true,
+		Background: true,
+	})
+	for _, k := range []int{0, 3, 5, 6} {
+		files[k].Close()
+	}
+	if err != nil {
+		for _, k := range []int{1, 2, 4, 7} {
+			files[k].Close()
+		}
+		return nil, err
+	}
+	return &stockedRun{proc: proc, stdin: files[1], stdout: files[2], errs: files[4], start: files[7]}, nil
+}
+
+// close ends every stocked sandbox; the stock fills no more.
+func (s *runStock) close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.closed = true
+	ready := s.ready
+	s.ready = map[string][]*stockedRun{}
+	s.mu.Unlock()
+	for _, q := range ready {
+		for _, sr := range q {
+			sr.close()
+		}
+	}
+}
