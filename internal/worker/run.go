@@ -191,7 +191,11 @@ func (w *Worker) StartRun(ctx context.Context, spec RunSpec) (*Run, error) {
 		w.mu.Unlock()
 		w.slots.release()
 	}
+	// A run's start counts as a cold start: the pools' fills wait for it.
+	w.coldStarts.Add(1)
 	r, err := w.startRun(spec, rt)
+	w.lastColdStart.Store(time.Now().UnixNano())
+	w.coldStarts.Add(-1)
 	if err != nil {
 		release()
 		return nil, err

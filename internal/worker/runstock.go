@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
@@ -86,6 +87,12 @@ func (s *runStock) fill(rt python.Runtime) {
 	for !s.closed && len(s.ready[rt.Name])+s.filling[rt.Name] < runStockDepth {
 		s.filling[rt.Name]++
 		go func() {
+			// As the instance pool's fills do (prestartPool.fill), wait
+			// until no start is under way: building a sandbox takes the
+			// kernel's mount locks and CPU the run just taken needs.
+			for t0 := time.Now(); !s.w.quiet() && time.Since(t0) < fillPatience; {
+				time.Sleep(fillPoll)
+			}
 			sr, err := s.start(rt)
 			s.mu.Lock()
 			defer s.mu.Unlock()
