@@ -582,3 +582,43 @@ func TestFiftyRunsQueueOnFourSlotsAndAllComplete(t *testing.T) {
 		}
 	}
 }
+
+func TestARunOfAFunctionsCodeWithItsLayers(t *testing.T) {
+	parallel(t)
+	n := startDev(t, t.TempDir())
+	layer := writeTree(t, map[string]string{"python/greet.py": "def hello(name):\n    return 'hello, ' + name\n"})
+	n.mustCLI(0, "layers", "publish", "greet", layer)
+	fn := writeTree(t, map[string]string{
+		"main.py":     "import greet\ndef handler(event, context):\n    return greet.hello(event['name'])\nif __name__ == '__main__':\n    print('main as a script')\n",
+		"tool.py":     "import sys, main\nfor line in sys.stdin:\n    print(main.handler({'name': line.strip()}, None))\nprint(sys.argv[1:])\n",
+		"nimbus.yaml": "name: greeter\nmemory: 256\n",
+	})
+	n.mustCLI(0, "deploy", fn, "--layer", "greet:1")
+
+	// The package's tool imports its handler module, which imports the layer.
+	r := n.cli("ada\nbob\n", "run", "--function", "greeter", "tool.py", "--", "x")
+	if r.code != 0 || r.stdout != "hello, ada\nhello, bob\n['x']\n" {
+		t.Fatalf("run of greeter's tool.py: %+v", r)
+	}
+	// Without an entry, the handler's module runs as __main__.
+	if r := n.mustCLI(0, "run", "--function", "greeter"); r.stdout != "main as a script\n" {
+		t.Fatalf("run of greeter: %+v", r)
+	}
+	// The run is recorded under the function.
+	waitFor(t, patience, "the function's run record", func() bool {
+		var recs []client.Invocation
+		r := n.cli("", "invocations", "greeter", "-o", "json")
+		return json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) == 2 && recs[0].Trigger == "run" && recs[0].MemoryMB == 256
+	})
+	// An entry the package does not have, a function that does not exist,
+	// files beside a function: refused with the reason.
+	if r := n.cli("", "run", "--function", "greeter", "absent.py"); r.code != 3 || !strings.Contains(r.stderr, "has no file absent.py") {
+		t.Fatalf("an absent entry: %+v", r)
+	}
+	if r := n.cli("", "run", "--function", "nosuch"); r.code != 3 || !strings.Contains(r.stderr, "nosuch") {
+		t.Fatalf("an absent function: %+v", r)
+	}
+	if r := n.cli("", "run", "--function", "greeter", "--with", "x.py"); r.code != 2 {
+		t.Fatalf("--with beside --function: %+v", r)
+	}
+}

@@ -20,36 +20,46 @@ import (
 
 func (a *app) runCommand() *cobra.Command {
 	var (
-		stdinFrom, runtime string
-		timeout, idle      time.Duration
-		memory             int
-		outputLimit        int64
-		env, with          []string
+		stdinFrom, runtime, function string
+		timeout, idle                time.Duration
+		memory                       int
+		outputLimit                  int64
+		env, with                    []string
 	)
 	cmd := &cobra.Command{
-		Use:   "run FILE.py [-- ARGS...]",
+		Use:   "run FILE.py [-- ARGS...] | run --function NAME [ENTRY.py] [-- ARGS...]",
 		Short: "Run a Python program in a sandbox, attached to this terminal",
 		Long: "Run FILE.py in a sandbox on a worker, as functions run: its output appears as it is\n" +
 			"produced and what you type goes to its stdin (or --stdin-from FILE; piped input works\n" +
 			"too). Ctrl-C interrupts it (KeyboardInterrupt); a second Ctrl-C terminates it. The\n" +
 			"exit status is the program's (128+N when signal N ended it); a limit that ends it\n" +
-			"is named on stderr. When every worker is busy the run waits in a queue.",
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+			"is named on stderr. When every worker is busy the run waits in a queue. With\n" +
+			"--function, the program is a file of that function's package (default its handler's\n" +
+			"module), run with its layers and dependencies.",
+		Args: usageArgs(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			start := client.RunStart{Runtime: runtime, Files: map[string]string{}, Args: args[1:],
+			start := client.RunStart{Runtime: runtime, Function: function,
 				Timeout: client.Duration(timeout), IdleTimeout: client.Duration(idle), MemoryMB: memory, OutputLimit: outputLimit}
-			for i, p := range append([]string{args[0]}, with...) {
-				b, err := os.ReadFile(a.path(p))
-				if err != nil {
-					return usagef("reading %s: %v", p, err)
+			dash := cmd.ArgsLenAtDash()
+			if dash < 0 {
+				dash = len(args)
+			}
+			switch {
+			case function != "" && len(with) > 0:
+				return usagef("--with adds files to a program of your own; --function runs a function's package as it is")
+			case function != "" && dash <= 1:
+				if dash == 1 {
+					start.Entry = args[0]
 				}
-				name := filepath.Base(p)
-				if _, dup := start.Files[name]; dup {
-					return usagef("two files are named %s", name)
-				}
-				start.Files[name] = string(b)
-				if i == 0 {
-					start.Entry = name
+				start.Args = args[dash:]
+			case function != "":
+				return usagef("--function takes one entry file of the package, then -- and its arguments")
+			case dash != 1:
+				return usagef("run takes one program file, then -- and its arguments (nimbus run FILE.py -- ARGS)")
+			default:
+				start.Args = args[1:]
+				if err := a.readRunFiles(&start, append([]string{args[0]}, with...)); err != nil {
+					return err
 				}
 			}
 			if len(env) > 0 {
@@ -75,6 +85,7 @@ func (a *app) runCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&function, "function", "", "run a file of this function's package (with its layers) instead of a file of your own")
 	f.StringVar(&stdinFrom, "stdin-from", "", "send this file as the program's stdin instead of the terminal's")
 	f.StringVar(&runtime, "runtime", "", "Python runtime (see nimbus runtimes; default the newest)")
 	f.DurationVar(&timeout, "timeout", 0, "wall-clock limit (default 60s, at most 15m)")
@@ -84,6 +95,27 @@ func (a *app) runCommand() *cobra.Command {
 	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringArrayVar(&with, "with", nil, "another file the program imports or reads, placed beside it (repeatable)")
 	return cmd
+}
+
+// readRunFiles puts the files at paths into start, the first as its
+// entry.
+func (a *app) readRunFiles(start *client.RunStart, paths []string) error {
+	start.Files = map[string]string{}
+	for i, p := range paths {
+		b, err := os.ReadFile(a.path(p))
+		if err != nil {
+			return usagef("reading %s: %v", p, err)
+		}
+		name := filepath.Base(p)
+		if _, dup := start.Files[name]; dup {
+			return usagef("two files are named %s", name)
+		}
+		start.Files[name] = string(b)
+		if i == 0 {
+			start.Entry = name
+		}
+	}
+	return nil
 }
 
 // attach runs start and relays the terminal to it until it ends. The

@@ -136,7 +136,7 @@ func decodeRunStart(typ websocket.MessageType, b []byte) (service.RunRequest, er
 		files[name] = []byte(src)
 	}
 	return service.RunRequest{
-		Runtime: st.Runtime, Files: files, Entry: st.Entry, Args: st.Args, Env: st.Env,
+		Runtime: st.Runtime, Files: files, Function: st.Function, Entry: st.Entry, Args: st.Args, Env: st.Env,
 		Limits: worker.RunLimits{Timeout: time.Duration(st.Timeout), IdleTimeout: time.Duration(st.IdleTimeout),
 			MemoryMB: st.MemoryMB, OutputBytes: st.OutputLimit},
 	}, nil

@@ -74,9 +74,14 @@ func (w *remote) Run(ctx context.Context, spec worker.RunSpec) (worker.RunConn, 
 	}
 	ctx, cancel := context.WithCancel(w.callCtx(ctx))
 	var sentTo peer.Peer
+	start, err := worker.RunSpecToProto(spec, worker.DefaultRunWindow)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	stream, err := c.Run(ctx, grpc.Peer(&sentTo))
 	if err == nil {
-		err = stream.Send(&rpcpb.RunInput{Start: worker.RunSpecToProto(spec, worker.DefaultRunWindow)})
+		err = stream.Send(&rpcpb.RunInput{Start: start})
 	}
 	var first *rpcpb.RunOutput
 	if err == nil {

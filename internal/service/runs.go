@@ -1,6 +1,8 @@
 package service
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,22 +46,73 @@ const (
 // TriggerRun is the trigger of an interactive run's record.
 const TriggerRun = "run"
 
-// RunRequest is an interactive run as a client asks for it.
+// RunRequest is an interactive run as a client asks for it: its own
+// files, or a deployed function's code (Function).
 type RunRequest struct {
-	Runtime string
-	Files   map[string][]byte
-	Entry   string // "" for main.py
-	Args    []string
-	Env     map[string]string
-	Limits  worker.RunLimits
+	Runtime  string
+	Files    map[string][]byte
+	Function string // a function of the namespace whose package is run
+	Entry    string // "" for main.py (for a function: its handler's module)
+	Args     []string
+	Env      map[string]string
+	Limits   worker.RunLimits
 }
 
 // ErrRunQueueFull refuses a run when its namespace's queue on this server
 // is full.
 var ErrRunQueueFull = fmt.Errorf("%w: the run queue is full", worker.ErrNoCapacity)
 
-// checkRun validates req and fills its defaults.
-func (s *Service) checkRun(req *RunRequest) error {
+// checkRun validates req and fills its defaults; a run of a function's
+// code gets the function (its runtime and memory are the run's
+// defaults).
+func (s *Service) checkRun(ns string, req *RunRequest) (*model.Function, error) {
+	if req.Function == "" {
+		return nil, s.checkRunFiles(req)
+	}
+	if len(req.Files) > 0 {
+		return nil, state.Errorf(state.ErrInvalid, "a run names a function or carries files, not both")
+	}
+	fn, err := s.Function(ns, req.Function)
+	if err != nil {
+		return nil, err
+	}
+	if req.Runtime != "" && req.Runtime != fn.Runtime {
+		return nil, state.Errorf(state.ErrInvalid, "function %s runs on %s, not %s", fn.Name, fn.Runtime, req.Runtime)
+	}
+	req.Runtime = fn.Runtime
+	if req.Limits.MemoryMB == 0 {
+		req.Limits.MemoryMB = fn.MemoryMB
+	}
+	if req.Entry == "" {
+		mod := fn.Handler
+		if i := strings.LastIndex(mod, "."); i > 0 {
+			mod = mod[:i]
+		}
+		req.Entry = strings.ReplaceAll(mod, ".", "/") + ".py"
+	}
+	if !strings.HasSuffix(req.Entry, ".py") || path.IsAbs(req.Entry) || path.Clean(req.Entry) != req.Entry || strings.HasPrefix(req.Entry, "../") {
+		return nil, state.Errorf(state.ErrInvalid, "the entry %q is not a Python file (.py) of the package", req.Entry)
+	}
+	code, err := s.d.Blobs.Get(context.Background(), fn.CodeSHA256)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := zip.NewReader(bytes.NewReader(code), int64(len(code)))
+	if err != nil {
+		return nil, err
+	}
+	found := false
+	for _, f := range zr.File {
+		found = found || f.Name == req.Entry
+	}
+	if !found {
+		return nil, state.Errorf(state.ErrInvalid, "function %s's package (revision %d) has no file %s", fn.Name, fn.Revision, req.Entry)
+	}
+	return &fn, s.checkRunLimits(req)
+}
+
+// checkRunFiles validates a run of its own files.
+func (s *Service) checkRunFiles(req *RunRequest) error {
 	if req.Entry == "" {
 		req.Entry = "main.py"
 	}
@@ -85,6 +138,11 @@ func (s *Service) checkRun(req *RunRequest) error {
 	if !strings.HasSuffix(req.Entry, ".py") {
 		return state.Errorf(state.ErrInvalid, "the entry %q is not a Python file (.py)", req.Entry)
 	}
+	return s.checkRunLimits(req)
+}
+
+// checkRunLimits validates a run's limits, its runtime and environment.
+func (s *Service) checkRunLimits(req *RunRequest) error {
 	l := &req.Limits
 	switch {
 	case l.Timeout < 0 || l.Timeout > MaxRunTimeout:
@@ -173,13 +231,14 @@ func (s *Service) CheckRunQueue(ns string) error {
 // session to its exit and closes it.
 func (s *Service) StartRun(ctx context.Context, ns, id string, req RunRequest, queued func(RunQueued)) (*RunSession, error) {
 	ns = model.NamespaceOf(ns)
-	if err := s.checkRun(&req); err != nil {
+	fn, err := s.checkRun(ns, &req)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.CheckBudget(ns, time.Now()); err != nil {
 		return nil, err
 	}
-	spec := worker.RunSpec{ID: id, Namespace: ns, Runtime: req.Runtime, Files: req.Files, Entry: req.Entry,
+	spec := worker.RunSpec{ID: id, Namespace: ns, Runtime: req.Runtime, Files: req.Files, Function: fn, Entry: req.Entry,
 		Args: req.Args, Env: req.Env, Limits: req.Limits}
 	me := &runWaiter{}
 	inQueue := false
@@ -340,6 +399,9 @@ func runRecord(spec worker.RunSpec, start time.Time, ex *worker.RunExit, tail st
 	}
 	if rec.MemoryMB == 0 {
 		rec.MemoryMB = worker.DefaultRunMemory
+	}
+	if fn := spec.Function; fn != nil {
+		rec.Function, rec.Revision = fn.Name, fn.Revision
 	}
 	switch {
 	case rec.ErrorType != "":

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"nimbus/internal/codepkg"
+	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 )
@@ -82,10 +84,14 @@ type RunSpec struct {
 	Namespace string
 	Runtime   string            // a runtime name; "" for the newest
 	Files     map[string][]byte // the program's files by relative path, seen read-only at the task root
-	Entry     string            // the file run, one of Files
-	Args      []string          // sys.argv[1:]
-	Env       map[string]string
-	Limits    RunLimits
+	// Function, instead of Files, runs a deployed function's code (its
+	// revision's package at the task root, its layers and dependencies
+	// mounted and on sys.path as for its instances).
+	Function *model.Function
+	Entry    string   // the file run, one of Files (or of the function's package)
+	Args     []string // sys.argv[1:]
+	Env      map[string]string
+	Limits   RunLimits
 	// SlotWait is how long the run may wait for a free slot; 0 refuses
 	// at once when every slot is busy (ErrNoCapacity).
 	SlotWait time.Duration
@@ -193,7 +199,7 @@ func (w *Worker) StartRun(ctx context.Context, spec RunSpec) (*Run, error) {
 	}
 	// A run's start counts as a cold start: the pools' fills wait for it.
 	w.coldStarts.Add(1)
-	r, err := w.startRun(spec, rt)
+	r, err := w.startRun(ctx, spec, rt)
 	w.lastColdStart.Store(time.Now().UnixNano())
 	w.coldStarts.Add(-1)
 	if err != nil {
@@ -205,8 +211,15 @@ func (w *Worker) StartRun(ctx context.Context, spec RunSpec) (*Run, error) {
 }
 
 // checkRunFiles checks that every file name is a clean relative path and
-// that the entry is one of them.
+// that the entry is one of them (a function's entry is checked by the
+// server, which has its package).
 func checkRunFiles(spec RunSpec) error {
+	if spec.Function != nil {
+		if len(spec.Files) > 0 || spec.Entry == "" || path.IsAbs(spec.Entry) || path.Clean(spec.Entry) != spec.Entry || strings.HasPrefix(spec.Entry, "../") {
+			return fmt.Errorf("a function's run needs a clean relative entry and no files of its own")
+		}
+		return nil
+	}
 	if len(spec.Files) == 0 {
 		return errors.New("a run needs at least one file")
 	}
@@ -260,7 +273,7 @@ type runSandbox struct {
 // its code: nil (and no error) when the stock has none for rt, or the
 // stocked one could not take the run (it is closed, and the run starts
 // afresh).
-func (w *Worker) stockedRunSandbox(spec RunSpec, rt python.Runtime, dir string) (*runSandbox, error) {
+func (w *Worker) stockedRunSandbox(spec RunSpec, rt python.Runtime, dir string, owned bool) (*runSandbox, error) {
 	sr := w.runStock.take(rt)
 	if sr == nil {
 		return nil, nil
@@ -274,21 +287,45 @@ func (w *Worker) stockedRunSandbox(spec RunSpec, rt python.Runtime, dir string) 
 	}
 	if err == nil {
 		root := w.cfg.Executor.TaskRoot(dir)
-		err = python.SendRun(sr.start, path.Join(root, spec.Entry), spec.Args, runEnv(spec))
+		err = python.SendRun(sr.start, path.Join(root, spec.Entry), spec.Args, runEnv(spec, nil))
 	}
 	if err != nil {
 		w.cfg.Log.Debug("a stocked run sandbox could not take its run", "err", err)
 		sr.close()
-		attacher.UnstageCode(dir)
+		if owned {
+			attacher.UnstageCode(dir)
+		}
 		return nil, nil
 	}
 	return &runSandbox{proc: sr.proc, stdin: sr.stdin, stdout: sr.stdout, errs: sr.errs}, nil
 }
 
-// freshRunSandbox starts a sandbox for the run with dir as its code.
-func (w *Worker) freshRunSandbox(spec RunSpec, rt python.Runtime, dir string) (*runSandbox, error) {
-	var files [6]*os.File // stdinR, stdinW, outR, outW, errR, errW
-	for k := 0; k < 6; k += 2 {
+// freshRunSandbox starts a sandbox for the run with dir as its code and
+// st's layers mounted, and gives it its run as a stocked one gets it
+// (the run starter runs the entry either way).
+func (w *Worker) freshRunSandbox(spec RunSpec, rt python.Runtime, dir string, st stock) (*runSandbox, error) {
+	starter, err := python.WriteRunStarter(filepath.Dir(w.bootstrap))
+	if err != nil {
+		return nil, err
+	}
+	sr, err := w.startStarter(rt, starter, sandbox.Spec{MemoryMB: spec.Limits.MemoryMB, CodeDir: dir, Mounts: st.layers})
+	if err != nil {
+		return nil, err
+	}
+	root := w.cfg.Executor.TaskRoot(dir)
+	if err := python.SendRun(sr.start, path.Join(root, spec.Entry), spec.Args, runEnv(spec, st.sysPath)); err != nil {
+		sr.close()
+		return nil, err
+	}
+	return &runSandbox{proc: sr.proc, stdin: sr.stdin, stdout: sr.stdout, errs: sr.errs}, nil
+}
+
+// startStarter starts rt's interpreter with the run starter in a sandbox
+// of spec (its memory, code or late code, layers, priority), with pipes
+// for its stdio and its fd 3, whose worker ends it returns.
+func (w *Worker) startStarter(rt python.Runtime, starter string, spec sandbox.Spec) (*stockedRun, error) {
+	var files [8]*os.File // stdinR, stdinW, outR, outW, errR, errW, startR, startW
+	for k := 0; k < len(files); k += 2 {
 		r, wr, err := os.Pipe()
 		if err != nil {
 			for _, f := range files {
@@ -300,58 +337,59 @@ func (w *Worker) freshRunSandbox(spec RunSpec, rt python.Runtime, dir string) (*
 		}
 		files[k], files[k+1] = r, wr
 	}
-	root := w.cfg.Executor.TaskRoot(dir)
-	args := append(append([]string{rt.Executable}, python.RunFlags...), path.Join(root, spec.Entry))
-	// The run's variables replace the base's, as the run starter's do.
-	added := runEnv(spec)
-	var env []string
-	for _, kv := range runBaseEnv(root) {
-		if k, _, _ := strings.Cut(kv, "="); added[k] == "" {
-			env = append(env, kv)
-		}
+	root := w.cfg.Executor.TaskRoot(spec.CodeDir)
+	spec.Path, spec.Args = rt.Executable, append(append([]string{rt.Executable}, python.RunFlags...), starter)
+	spec.Env, spec.Dir, spec.Runtime, spec.Files = runBaseEnv(root), root, rt.Prefix, []string{starter}
+	spec.Stdin, spec.Output, spec.Stderr, spec.ExtraFiles = files[0], files[3], files[5], []*os.File{files[6]}
+	proc, err := w.cfg.Executor.Start(spec)
+	for _, k := range []int{0, 3, 5, 6} {
+		files[k].Close()
 	}
-	for k, v := range added {
-		env = append(env, k+"="+v)
-	}
-	proc, err := w.cfg.Executor.Start(sandbox.Spec{
-		Path:     rt.Executable,
-		Args:     append(args, spec.Args...),
-		Env:      env,
-		Dir:      root,
-		Stdin:    files[0],
-		Output:   files[3],
-		Stderr:   files[5],
-		MemoryMB: spec.Limits.MemoryMB,
-		CodeDir:  dir,
-		Runtime:  rt.Prefix,
-	})
-	files[0].Close()
-	files[3].Close()
-	files[5].Close()
 	if err != nil {
-		files[1].Close()
-		files[2].Close()
-		files[4].Close()
+		for _, k := range []int{1, 2, 4, 7} {
+			files[k].Close()
+		}
 		return nil, err
 	}
-	return &runSandbox{proc: proc, stdin: files[1], stdout: files[2], errs: files[4]}, nil
+	return &stockedRun{proc: proc, stdin: files[1], stdout: files[2], errs: files[4], start: files[7]}, nil
 }
 
-func (w *Worker) startRun(spec RunSpec, rt python.Runtime) (*Run, error) {
-	dir, err := writeRunFiles(filepath.Join(w.cfg.DataDir, "runs"), spec.Files)
+func (w *Worker) startRun(ctx context.Context, spec RunSpec, rt python.Runtime) (*Run, error) {
+	var (
+		dir   string
+		owned bool // dir is the run's own, removed when it ends (not the code cache's)
+		st    stock
+		err   error
+	)
+	if fn := spec.Function; fn != nil {
+		if dir, err = w.code.dirFor(ctx, fn.CodeSHA256, codepkg.DefaultLimits()); err == nil {
+			st, err = w.layersStock(ctx, rt, *fn)
+		}
+	} else {
+		dir, err = writeRunFiles(filepath.Join(w.cfg.DataDir, "runs"), spec.Files)
+		owned = true
+	}
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	sb, err := w.stockedRunSandbox(spec, rt, dir)
+	var sb *runSandbox
+	if len(st.layers) == 0 { // a stocked sandbox has no layers mounted
+		sb, err = w.stockedRunSandbox(spec, rt, dir, owned)
+	}
 	if sb == nil && err == nil {
-		sb, err = w.freshRunSandbox(spec, rt, dir)
+		sb, err = w.freshRunSandbox(spec, rt, dir, st)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		if owned {
+			os.RemoveAll(dir)
+		}
 		return nil, fmt.Errorf("start the run: %w", err)
 	}
 	proc := sb.proc
+	if !owned {
+		dir = ""
+	}
 	r := &Run{
 		w: w, spec: spec, proc: proc, dir: dir, stdin: sb.stdin, start: start,
 		out: make(chan RunEvent), exited: make(chan struct{}),
@@ -387,10 +425,14 @@ func runBaseEnv(root string) []string {
 	}
 }
 
-// runEnv is what a run adds to runBaseEnv: its id, then the caller's
-// variables but those the platform sets.
-func runEnv(spec RunSpec) map[string]string {
+// runEnv is what a run adds to runBaseEnv: its id, the directories the
+// run starter puts on sys.path after the entry's (a function's layers),
+// then the caller's variables but those the platform sets.
+func runEnv(spec RunSpec, sysPath []string) map[string]string {
 	env := map[string]string{"NIMBUS_RUN_ID": spec.ID}
+	if len(sysPath) > 0 {
+		env["NIMBUS_SYS_PATH"] = strings.Join(sysPath, ":")
+	}
 	for k, v := range spec.Env {
 		if k != "" && !strings.ContainsAny(k, "=\x00") && !strings.ContainsRune(v, 0) && !strings.HasPrefix(k, "NIMBUS_") && k != "PATH" {
 			env[k] = v
@@ -563,10 +605,12 @@ func (r *Run) Close() {
 		close(r.closedCh)
 		r.mu.Unlock()
 		r.readers.Wait()
-		if a, ok := r.w.cfg.Executor.(sandbox.CodeAttacher); ok {
-			a.UnstageCode(r.dir) // a stocked sandbox's code was staged
+		if r.dir != "" { // the run's own files, not a function's code
+			if a, ok := r.w.cfg.Executor.(sandbox.CodeAttacher); ok {
+				a.UnstageCode(r.dir) // a stocked sandbox's code was staged
+			}
+			os.RemoveAll(r.dir)
 		}
-		os.RemoveAll(r.dir)
 		if r.release != nil {
 			r.release()
 		}

@@ -1,13 +1,16 @@
 package worker
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"nimbus/internal/model"
 	"nimbus/internal/rpc/rpcpb"
 )
 
@@ -34,7 +37,11 @@ func (a *Agent) Run(stream rpcpb.Worker_RunServer) error {
 		return stream.Send(&rpcpb.RunOutput{Refused: r})
 	}
 	ctx := stream.Context()
-	run, err := a.w.StartRun(ctx, RunSpecFromProto(st))
+	spec, err := RunSpecFromProto(st)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	run, err := a.w.StartRun(ctx, spec)
 	switch {
 	case errors.Is(err, ErrNoCapacity):
 		return stream.Send(&rpcpb.RunOutput{Refused: "capacity"})
@@ -122,25 +129,41 @@ func (f *flowCredit) stop() {
 }
 
 // RunSpecFromProto is the run a server's start message asks for.
-func RunSpecFromProto(st *rpcpb.RunStart) RunSpec {
+func RunSpecFromProto(st *rpcpb.RunStart) (RunSpec, error) {
+	var fn *model.Function
+	if len(st.Function) > 0 {
+		fn = new(model.Function)
+		if err := json.Unmarshal(st.Function, fn); err != nil {
+			return RunSpec{}, fmt.Errorf("the run's function: %w", err)
+		}
+	}
 	return RunSpec{
-		ID: st.Id, Namespace: st.Namespace, Runtime: st.Runtime, Files: st.Files, Entry: st.Entry,
+		Function: fn,
+		ID:       st.Id, Namespace: st.Namespace, Runtime: st.Runtime, Files: st.Files, Entry: st.Entry,
 		Args: st.Args, Env: st.Env, SlotWait: time.Duration(st.SlotWaitMs) * time.Millisecond,
 		Limits: RunLimits{
 			Timeout: time.Duration(st.TimeoutMs) * time.Millisecond, IdleTimeout: time.Duration(st.IdleTimeoutMs) * time.Millisecond,
 			MemoryMB: int(st.MemoryMb), OutputBytes: st.OutputLimit,
 		},
-	}
+	}, nil
 }
 
 // RunSpecToProto is the start message of spec, with the output window.
-func RunSpecToProto(spec RunSpec, window int64) *rpcpb.RunStart {
+func RunSpecToProto(spec RunSpec, window int64) (*rpcpb.RunStart, error) {
+	var fn []byte
+	if spec.Function != nil {
+		var err error
+		if fn, err = json.Marshal(spec.Function); err != nil {
+			return nil, err
+		}
+	}
 	return &rpcpb.RunStart{
-		Id: spec.ID, Namespace: spec.Namespace, Runtime: spec.Runtime, Files: spec.Files, Entry: spec.Entry,
+		Function: fn,
+		Id:       spec.ID, Namespace: spec.Namespace, Runtime: spec.Runtime, Files: spec.Files, Entry: spec.Entry,
 		Args: spec.Args, Env: spec.Env, SlotWaitMs: spec.SlotWait.Milliseconds(),
 		TimeoutMs: spec.Limits.Timeout.Milliseconds(), IdleTimeoutMs: spec.Limits.IdleTimeout.Milliseconds(),
 		MemoryMb: int32(spec.Limits.MemoryMB), OutputLimit: spec.Limits.OutputBytes, Window: window,
-	}
+	}, nil
 }
 
 // RunExitToProto and RunExitFromProto carry a run's exit over RPC.

@@ -110,47 +110,10 @@ func (s *runStock) fill(rt python.Runtime) {
 	}
 }
 
-// start starts one sandbox with the run starter waiting in it.
+// start starts one sandbox with the run starter waiting in it, at the
+// lowest priority, with no code yet.
 func (s *runStock) start(rt python.Runtime) (*stockedRun, error) {
-	var files [8]*os.File // stdinR, stdinW, outR, outW, errR, errW, startR, startW
-	for k := 0; k < len(files); k += 2 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			for _, f := range files {
-				if f != nil {
-					f.Close()
-				}
-			}
-			return nil, err
-		}
-		files[k], files[k+1] = r, w
-	}
-	root := s.w.cfg.Executor.TaskRoot("")
-	proc, err := s.w.cfg.Executor.Start(sandbox.Spec{
-		Path:       rt.Executable,
-		Args:       append(append([]string{rt.Executable}, python.RunFlags...), s.starter),
-		Env:        runBaseEnv(root),
-		Dir:        root,
-		Stdin:      files[0],
-		Output:     files[3],
-		Stderr:     files[5],
-		ExtraFiles: []*os.File{files[6]},
-		MemoryMB:   DefaultRunMemory,
-		Runtime:    rt.Prefix,
-		Files:      []string{s.starter},
-		LateCode:   true,
-		Background: true,
-	})
-	for _, k := range []int{0, 3, 5, 6} {
-		files[k].Close()
-	}
-	if err != nil {
-		for _, k := range []int{1, 2, 4, 7} {
-			files[k].Close()
-		}
-		return nil, err
-	}
-	return &stockedRun{proc: proc, stdin: files[1], stdout: files[2], errs: files[4], start: files[7]}, nil
+	return s.w.startStarter(rt, s.starter, sandbox.Spec{MemoryMB: DefaultRunMemory, LateCode: true, Background: true})
 }
 
 // close ends every stocked sandbox; the stock fills no more.

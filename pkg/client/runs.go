@@ -28,13 +28,16 @@ const (
 // RunChunk is the most output bytes one message carries.
 const RunChunk = 1500
 
-// RunStart starts a run: the program's files (text), the one run, and
-// its limits (each within the platform's; zero for the default).
+// RunStart starts a run: the program's files (text) or a deployed
+// function whose package holds them, the one run, and its limits (each
+// within the platform's; zero for the default: a function's memory size
+// for a function's run).
 type RunStart struct {
 	Type        string            `json:"type"` // "start"
 	Runtime     string            `json:"runtime,omitempty"`
-	Files       map[string]string `json:"files"`
-	Entry       string            `json:"entry,omitempty"` // "" for main.py
+	Files       map[string]string `json:"files,omitempty"`
+	Function    string            `json:"function,omitempty"` // instead of files: run this function's code (its layers too)
+	Entry       string            `json:"entry,omitempty"`    // "" for main.py (a function's: its handler's module)
 	Args        []string          `json:"args,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
 	Timeout     Duration          `json:"timeout,omitempty"`      // e.g. "30s"; default 60s, at most 15m

@@ -1607,7 +1607,8 @@ type RunStart struct {
 	MemoryMb      int32                  `protobuf:"varint,10,opt,name=memory_mb,json=memoryMb,proto3" json:"memory_mb,omitempty"`
 	OutputLimit   int64                  `protobuf:"varint,11,opt,name=output_limit,json=outputLimit,proto3" json:"output_limit,omitempty"`
 	SlotWaitMs    int64                  `protobuf:"varint,12,opt,name=slot_wait_ms,json=slotWaitMs,proto3" json:"slot_wait_ms,omitempty"`
-	Window        int64                  `protobuf:"varint,13,opt,name=window,proto3" json:"window,omitempty"` // unacknowledged output bytes the worker may send
+	Window        int64                  `protobuf:"varint,13,opt,name=window,proto3" json:"window,omitempty"`    // unacknowledged output bytes the worker may send
+	Function      []byte                 `protobuf:"bytes,14,opt,name=function,proto3" json:"function,omitempty"` // a deployed function's JSON, to run its code instead of files
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1731,6 +1732,13 @@ func (x *RunStart) GetWindow() int64 {
 		return x.Window
 	}
 	return 0
+}
+
+func (x *RunStart) GetFunction() []byte {
+	if x != nil {
+		return x.Function
+	}
+	return nil
 }
 
 type RunOutput struct {
@@ -2077,7 +2085,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x10\n" +
 	"\x03eof\x18\x03 \x01(\bR\x03eof\x12\x16\n" +
 	"\x06signal\x18\x04 \x01(\tR\x06signal\x12\x10\n" +
-	"\x03ack\x18\x05 \x01(\x03R\x03ack\"\x95\x04\n" +
+	"\x03ack\x18\x05 \x01(\x03R\x03ack\"\xb1\x04\n" +
 	"\bRunStart\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
@@ -2094,7 +2102,8 @@ const file_nimbus_proto_rawDesc = "" +
 	"\foutput_limit\x18\v \x01(\x03R\voutputLimit\x12 \n" +
 	"\fslot_wait_ms\x18\f \x01(\x03R\n" +
 	"slotWaitMs\x12\x16\n" +
-	"\x06window\x18\r \x01(\x03R\x06window\x1a8\n" +
+	"\x06window\x18\r \x01(\x03R\x06window\x12\x1a\n" +
+	"\bfunction\x18\x0e \x01(\fR\bfunction\x1a8\n" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +

@@ -4,7 +4,8 @@
 # for the run on fd 3 (until the worker closes it): the entry's path, a
 # NUL, each argument and a NUL, a NUL, then KEY=VALUE NUL for each
 # environment variable to add. Then it runs the entry as __main__, as
-# `python ENTRY ARGS...` would: the entry's directory first on sys.path,
+# `python ENTRY ARGS...` would: the entry's directory first on sys.path
+# (then the directories NIMBUS_SYS_PATH lists: a function's layers),
 # an uncaught exception printed without this file's frame (exit status 1,
 # 130 for KeyboardInterrupt), SystemExit as its status. An empty message
 # (the worker closed the pipe unused) ends it at once. Nothing is imported
@@ -38,6 +39,9 @@ def _start():
             os.environ[os.fsdecode(k)] = os.fsdecode(v)
     sys.argv = [entry] + args
     sys.path[0] = os.path.dirname(entry)
+    extra = os.environ.pop("NIMBUS_SYS_PATH", "")
+    if extra:
+        sys.path[1:1] = extra.split(":")
     with open(entry, "rb") as f:
         source = f.read()
     main = type(sys)("__main__")
