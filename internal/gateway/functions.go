@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"nimbus/internal/codepkg"
+	"nimbus/internal/model"
 	"nimbus/internal/wire"
 	"nimbus/pkg/client"
 )
@@ -60,7 +61,12 @@ func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	f, err := g.svc.Function(callerNS(r.Context()), r.PathValue("name"))
+	// A function deployed through another server a moment ago may not be
+	// applied here yet: a miss catches up with the leader first, as an
+	// invoke's does.
+	f, err := caughtUp(r.Context(), g.cfg.Control, func() (model.Function, error) {
+		return g.svc.Function(callerNS(r.Context()), r.PathValue("name"))
+	})
 	if err != nil {
 		writeError(w, g.log, err)
 		return
