@@ -154,6 +154,23 @@ func zipDir(t *testing.T, dir string) string {
 	return out
 }
 
+// signedInConsole starts a nimbus dev (with extra flags) and signs a
+// browser in with the one-time link its banner prints; the overview is up.
+func signedInConsole(t *testing.T, extra ...string) (*devNode, *consoleBrowser) {
+	n := startDev(t, t.TempDir(), extra...)
+	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
+	if link == nil {
+		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
+	}
+	b := newConsoleBrowser(t, n.url)
+	b.do("one-time sign-in",
+		chromedp.Navigate(link[1]),
+		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
+		browsertest.WaitText("main h1", "Overview"),
+	)
+	return n, b
+}
+
 // TestConsoleQuickstartInABrowser is the quickstart without a terminal:
 // sign in with nimbus dev's one-time link, deploy by upload, edit a file
 // inline (a syntax error first: refused, shown by line, the edit kept),
@@ -161,19 +178,7 @@ func zipDir(t *testing.T, dir string) string {
 // create a schedule, redrive a dead letter; then a viewer, who sees no
 // write controls and whose forged changes are refused.
 func TestConsoleQuickstartInABrowser(t *testing.T) {
-	n := startDev(t, t.TempDir())
-	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
-	if link == nil {
-		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
-	}
-	b := newConsoleBrowser(t, n.url)
-
-	// Sign in with the link; the overview comes up.
-	b.do("one-time sign-in",
-		chromedp.Navigate(link[1]),
-		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
-		browsertest.WaitText("main h1", "Overview"),
-	)
+	n, b := signedInConsole(t)
 	b.check("overview")
 
 	// Deploy examples/hello as hello-ui by uploading its zip.
@@ -525,17 +530,7 @@ func TestConsoleShowsCodeOnEveryServer(t *testing.T) {
 // and stderr, and the status the exit. Then a program that loops is
 // interrupted and one that outlives its timeout is ended by it.
 func TestConsolePlaygroundRunsAProgram(t *testing.T) {
-	n := startDev(t, t.TempDir())
-	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
-	if link == nil {
-		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
-	}
-	b := newConsoleBrowser(t, n.url)
-	b.do("one-time sign-in",
-		chromedp.Navigate(link[1]),
-		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
-		browsertest.WaitText("main h1", "Overview"),
-	)
+	_, b := signedInConsole(t)
 	b.do("open the playground", chromedp.Click(chromedp.CSS(`nav a[href="/ui/playground"]`)), browsertest.WaitText("main h1", "Playground"))
 	// Run is enabled once the page's script has taken the form over.
 	b.do("the editor", chromedp.WaitVisible(chromedp.CSS(".cm-content")))

@@ -9,15 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"nimbus/internal/codepkg"
-	"nimbus/internal/console/browsertest"
 	"nimbus/internal/deps/depstest"
 	"nimbus/internal/runtime/python"
 	"nimbus/pkg/client"
@@ -211,21 +207,11 @@ func TestTheReadmesDependencyExample(t *testing.T) {
 // its latest builds, and passes axe.
 func TestTheConsoleShowsAFunctionsDependencies(t *testing.T) {
 	ix := depstest.NewIndex(t, greetWheel, shoutWheel)
-	n := startDev(t, t.TempDir(), "--pip-index-url", ix.URL)
-	link := regexp.MustCompile(`Console:\s+(\S+/ui/login\?once=\S+)`).FindStringSubmatch(n.out.String())
-	if link == nil {
-		t.Fatalf("the banner has no one-time console link:\n%s", n.out.String())
-	}
+	n, b := signedInConsole(t, "--pip-index-url", ix.URL)
 	layer := writeTree(t, map[string]string{"python/common.py": "X = 1\n"})
 	n.mustCLI(0, "layers", "publish", "common", layer)
 	n.mustCLI(0, "deploy", writeDepsFunction(t, t.TempDir(), "deps-ui", "greet==1.0\n"), "--layer", "common:1")
 
-	b := newConsoleBrowser(t, n.url)
-	b.do("one-time sign-in",
-		chromedp.Navigate(link[1]),
-		chromedp.Click(chromedp.CSS(`input[name="once"] ~ button`)),
-		browsertest.WaitText("main h1", "Overview"),
-	)
 	b.open("/ui/functions/deps-ui")
 	deps := b.text("#dependencies")
 	for _, want := range []string{"common:1", "/opt/layers/common", "greet==1.0", "shout==0.2", "/opt/python"} {
