@@ -58,6 +58,13 @@ func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
+	writeResult(w, r, run)
+}
+
+// writeResult answers a synchronous invocation with its result (or its
+// error document, marked by X-Nimbus-Function-Error), the log tail when
+// asked for, and whether it was a cold start.
+func writeResult(w http.ResponseWriter, r *http.Request, run syncRun) {
 	h := w.Header()
 	if run.ErrorType != "" {
 		h.Set(client.HeaderFunctionError, "Unhandled")

@@ -70,7 +70,7 @@ func (g *Gateway) invokeStreamed(w http.ResponseWriter, r *http.Request, id stri
 		return
 	}
 	if run.Cold && !started {
-		h.Set(client.HeaderColdStart, "true")
+		h.Set(client.HeaderColdStart, "true") // an SSE answer's headers are still to go
 	}
 	switch {
 	case sse:
@@ -89,14 +89,9 @@ func (g *Gateway) invokeStreamed(w http.ResponseWriter, r *http.Request, id stri
 			h.Set(client.HeaderFunctionError, "Unhandled")
 			h.Set(client.HeaderErrorType, run.ErrorType)
 		}
-	default:
-		if run.ErrorType != "" {
-			h.Set(client.HeaderFunctionError, "Unhandled")
-		}
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Length", strconv.Itoa(len(run.Payload)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(run.Payload)
+	default: // not streamed: as the plain invoke answers
+		writeResult(w, r, run)
+		return
 	}
 	rc.Flush()
 }

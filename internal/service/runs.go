@@ -16,6 +16,7 @@ import (
 	"nimbus/internal/codepkg"
 	"nimbus/internal/model"
 	"nimbus/internal/placement"
+	"nimbus/internal/runtime/python"
 	"nimbus/internal/state"
 	"nimbus/internal/worker"
 )
@@ -393,7 +394,7 @@ func runRecord(spec worker.RunSpec, start time.Time, ex *worker.RunExit, tail st
 	result, _ := json.Marshal(map[string]any{"exit_code": ex.Code, "signal": ex.Signal})
 	rec := model.Invocation{
 		ID: spec.ID, Namespace: spec.Namespace, Trigger: TriggerRun, Status: model.StatusSuccess,
-		Start: start.UTC(), DurationMS: worker.DurationMS(ex.Wall), BilledMS: max(1, (ex.Wall.Microseconds()+999)/1000),
+		Start: start.UTC(), DurationMS: worker.DurationMS(ex.Wall), BilledMS: python.BilledMS(ex.Wall),
 		MemoryMB: spec.Limits.MemoryMB, MaxMemoryMB: int((ex.MaxMemB + 1<<20 - 1) >> 20),
 		ErrorType: ex.Verdict, Result: result, LogTail: tail, Worker: ex.WorkerID, CPUMS: worker.DurationMS(ex.CPU),
 	}

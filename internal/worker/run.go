@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/model"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
+	"nimbus/pkg/client"
 )
 
 // Interactive runs: a program (a script and the files beside it) runs in
@@ -27,13 +28,13 @@ import (
 // down instead of filling memory. The worker holds at most one chunk per
 // stream of a run's output.
 
-// RunChunk is the most output bytes one RunEvent carries.
-const RunChunk = 1500
-
-// Run streams (RunEvent.Stream).
+// RunChunk is the most output bytes one RunEvent carries, and Stdout and
+// Stderr name a RunEvent's stream: the run protocol's own (pkg/client),
+// so that a chunk goes to the client as it is.
 const (
-	Stdout = 1
-	Stderr = 2
+	RunChunk = client.RunChunk
+	Stdout   = client.RunStdout
+	Stderr   = client.RunStderr
 )
 
 // Verdicts of a run that did not end by itself (RunExit.Verdict).
@@ -158,8 +159,8 @@ type Run struct {
 	idle    *time.Timer
 	stdinMu sync.Mutex // one write or close of stdin at a time
 	done    bool       // the exit event was handed out
-	// closedCh is closed by Close: the readers stop handing out output.
-	closedCh chan struct{}
+	// closed is closed by Close: the readers stop handing out output.
+	closed chan struct{}
 
 	once    sync.Once
 	release func()
@@ -392,7 +393,7 @@ func (w *Worker) startRun(ctx context.Context, spec RunSpec, rt python.Runtime) 
 	}
 	r := &Run{
 		w: w, spec: spec, proc: proc, dir: dir, stdin: sb.stdin, start: start,
-		out: make(chan RunEvent), exited: make(chan struct{}),
+		out: make(chan RunEvent), exited: make(chan struct{}), closed: make(chan struct{}),
 	}
 	r.idle = time.AfterFunc(spec.Limits.IdleTimeout, func() { r.end(VerdictIdle) })
 	wall := time.AfterFunc(spec.Limits.Timeout, func() { r.end(VerdictTimeout) })
@@ -463,7 +464,7 @@ func (r *Run) read(f *os.File, stream int) {
 			if n > 0 {
 				select {
 				case r.out <- RunEvent{Stream: stream, Data: buf[:n]}:
-				case <-r.closed():
+				case <-r.closed:
 					return
 				}
 			}
@@ -476,16 +477,6 @@ func (r *Run) read(f *os.File, stream int) {
 			return
 		}
 	}
-}
-
-// closed is closed by Close; made lazily under mu.
-func (r *Run) closed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closedCh == nil {
-		r.closedCh = make(chan struct{})
-	}
-	return r.closedCh
 }
 
 // Next returns the run's next event, waiting for it: a chunk of output,
@@ -600,10 +591,7 @@ func (r *Run) Close() {
 		r.end(VerdictCanceled)
 		<-r.exited
 		r.stdin.Close()
-		r.closed()
-		r.mu.Lock()
-		close(r.closedCh)
-		r.mu.Unlock()
+		close(r.closed)
 		r.readers.Wait()
 		if r.dir != "" { // the run's own files, not a function's code
 			if a, ok := r.w.cfg.Executor.(sandbox.CodeAttacher); ok {

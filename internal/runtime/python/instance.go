@@ -105,6 +105,12 @@ type Request struct {
 	Chunk func(data []byte)
 }
 
+// BilledMS is what a duration is billed at: rounded up to the
+// millisecond, at least 1 (Lambda's rule), for invocations and runs alike.
+func BilledMS(d time.Duration) int64 {
+	return max(1, (d.Nanoseconds()+int64(time.Millisecond)-1)/int64(time.Millisecond))
+}
+
 // StreamLimit bounds the bytes a streamed result sends in all (Lambda's
 // response streaming allows 20 MB).
 const StreamLimit = 20 << 20
@@ -903,7 +909,7 @@ func (v *invocation) leftovers(resp *Response) string {
 func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 	i := v.inst
 	resp.Duration = v.dur
-	resp.BilledMS = max(1, (v.dur.Nanoseconds()+int64(time.Millisecond)-1)/int64(time.Millisecond))
+	resp.BilledMS = BilledMS(v.dur)
 	resp.MaxMemoryMB = int((i.lastRSSK + 1023) / 1024)
 	if v.cold {
 		resp.InitDuration = i.initDur
