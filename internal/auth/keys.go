@@ -1,20 +1,26 @@
-// Package auth owns API keys: their format, creation and checking. Only
-// a key's SHA-256 is ever stored (in the replicated state); the key
-// itself exists once, when it is created.
+// Package auth owns API keys: their format, creation and checking, as
+// bearer tokens or as AWS SigV4 credentials derived from them. Only a
+// key's SHA-256 is ever stored (in the replicated state); the key itself
+// exists once, when it is created.
 package auth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/model"
+	"nimbus/internal/sigv4"
 	"nimbus/internal/state"
 )
 
@@ -139,4 +145,71 @@ func Check(store *state.Store, token string) (model.Key, error) {
 func Bearer(header string) string {
 	t, _ := strings.CutPrefix(header, "Bearer ")
 	return strings.TrimSpace(t)
+}
+
+// sigV4Label is the message SigV4Secret authenticates; a new derivation
+// would take a new label.
+const sigV4Label = "nimbus sigv4 secret v1"
+
+// SigV4Service is the service Nimbus's SigV4 credentials are scoped to:
+// it serves the AWS Lambda API.
+const SigV4Service = "lambda"
+
+// SigV4Secret returns the AWS secret access key of the key whose stored
+// hash is secretHash (hex SHA-256 of its secret): the standard base64 of
+// the first 30 bytes of HMAC-SHA256(key = the hash's bytes, message =
+// "nimbus sigv4 secret v1"), 40 characters like an AWS secret. Its access
+// key id is the key's id. It returns "" for a hash that is not hex.
+//
+// Deriving it from the stored hash means nothing new is stored, and a key
+// that is revoked or expires loses its SigV4 secret with it. It also means
+// what any scheme where the server checks an HMAC means: whoever reads the
+// stored state (a snapshot, raft.db, a backup) can compute this secret and
+// sign SigV4 requests as the key, while the bearer token itself stays
+// unrecoverable from the state. Treat the state as holding these secrets.
+func SigV4Secret(secretHash string) string {
+	k, err := hex.DecodeString(secretHash)
+	if err != nil || len(k) == 0 {
+		return ""
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(sigV4Label))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil)[:30])
+}
+
+// SigV4SecretOfToken returns the AWS credentials of a full key
+// "nimbus_<id>_<secret>", computed locally (for the CLI): the access key
+// id is the key's id, the secret SigV4Secret of the secret's hash.
+func SigV4SecretOfToken(token string) (accessKeyID, secret string, err error) {
+	id, s, err := ParseToken(strings.TrimSpace(token))
+	if err != nil {
+		return "", "", err
+	}
+	return id, SigV4Secret(hashSecret(s)), nil
+}
+
+// CheckSigV4 returns the stored key that signed r (whose body the caller
+// has read) with AWS Signature Version 4 for the service "lambda", as of
+// now; the key's role and namespace apply to the request exactly as a
+// bearer key's do. Its errors wrap sigv4's sentinels (sigv4.AWSError maps
+// them to AWS's error types): sigv4.ErrMissing when r is not SigV4 at
+// all, so the caller can fall back to Bearer; sigv4.ErrUnknownKey for an
+// id no key has and for an expired key.
+func CheckSigV4(store *state.Store, r *http.Request, body []byte, now time.Time) (model.Key, error) {
+	var key model.Key
+	_, err := sigv4.Verify(r, body, now, SigV4Service, func(id string) (string, bool) {
+		k, err := store.Key(id)
+		if err != nil {
+			return "", false
+		}
+		key = k
+		return SigV4Secret(k.SecretHash), true
+	})
+	if err != nil {
+		return model.Key{}, err
+	}
+	if !key.ExpiresAt.IsZero() && now.After(key.ExpiresAt) {
+		return model.Key{}, fmt.Errorf("%w: the key %s expired at %s: use another key", sigv4.ErrUnknownKey, key.ID, key.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return key, nil
 }

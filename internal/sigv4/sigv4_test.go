@@ -57,10 +57,11 @@ func TestASignedRequestVerifies(t *testing.T) {
 // signed through a real connection, so the server sees what Go's client
 // puts on the wire (Host, Content-Length, the escaped path).
 func TestAGoClientsSignedRequestVerifiesAtTheServer(t *testing.T) {
-	var got error
+	verified := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		_, got = Verify(r, body, testNow, "lambda", secrets)
+		_, err := Verify(r, body, testNow, "lambda", secrets)
+		verified <- err
 	}))
 	defer srv.Close()
 	body := []byte(`{"Timeout": 30}`)
@@ -74,8 +75,8 @@ func TestAGoClientsSignedRequestVerifiesAtTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got != nil {
-		t.Fatal(got)
+	if err := <-verified; err != nil {
+		t.Fatal(err)
 	}
 }
 
