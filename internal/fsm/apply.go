@@ -60,6 +60,10 @@ var registry = newRegistry(
 	def(RecordBuildType, applyRecordBuild),
 	def(PublishLayerType, applyPublishLayer),
 	def(DeleteLayerType, applyDeleteLayer),
+	def(PublishVersionType, applyPublishVersion),
+	def(DeleteVersionType, applyDeleteVersion),
+	def(PutAliasType, applyPutAlias),
+	def(DeleteAliasType, applyDeleteAlias),
 )
 
 // Each command's result type.
@@ -110,6 +114,10 @@ func (BudgetCheck) result() *BudgetCheckResult             { return nil }
 func (RecordBuild) result() *None                          { return nil }
 func (PublishLayer) result() *PublishLayerResult           { return nil }
 func (DeleteLayer) result() *None                          { return nil }
+func (PublishVersion) result() *PublishVersionResult       { return nil }
+func (DeleteVersion) result() *None                        { return nil }
+func (PutAlias) result() *PutAliasResult                   { return nil }
+func (DeleteAlias) result() *None                          { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -137,7 +145,7 @@ func encodeRecordInvocations(c RecordInvocations) ([]byte, error) { return encod
 // decodeRecordInvocations reads the binary body, or the JSON one that
 // entries written before the binary encoding hold.
 func decodeRecordInvocations(body []byte) (RecordInvocations, error) {
-	if len(body) > 0 && (body[0] == recordsV1 || body[0] == recordsV2 || body[0] == recordsV3 || body[0] == recordsV4) {
+	if len(body) > 0 && (body[0] >= recordsV1 && body[0] <= recordsV5) {
 		return decodeRecords(body)
 	}
 	var c RecordInvocations
@@ -351,4 +359,22 @@ func applyPublishLayer(s *state.Store, c PublishLayer) (PublishLayerResult, erro
 
 func applyDeleteLayer(s *state.Store, c DeleteLayer) (None, error) {
 	return None{}, s.DeleteLayer(c.Namespace, c.Name, c.Version)
+}
+
+func applyPublishVersion(s *state.Store, c PublishVersion) (PublishVersionResult, error) {
+	f, created, err := s.PublishVersion(c.Namespace, c.Name, c.Description, c.Now)
+	return PublishVersionResult{Function: f, Created: created}, err
+}
+
+func applyDeleteVersion(s *state.Store, c DeleteVersion) (None, error) {
+	return None{}, s.DeleteVersion(c.Namespace, c.Name, c.Version)
+}
+
+func applyPutAlias(s *state.Store, c PutAlias) (PutAliasResult, error) {
+	a, err := s.PutAlias(c.Alias, c.Create, c.Now)
+	return PutAliasResult{Alias: a}, err
+}
+
+func applyDeleteAlias(s *state.Store, c DeleteAlias) (None, error) {
+	return None{}, s.DeleteAlias(c.Namespace, c.Function, c.Name)
 }

@@ -67,6 +67,10 @@ const (
 	RecordBuildType       CommandType = 45
 	PublishLayerType      CommandType = 46
 	DeleteLayerType       CommandType = 47
+	PublishVersionType    CommandType = 48
+	DeleteVersionType     CommandType = 49
+	PutAliasType          CommandType = 50
+	DeleteAliasType       CommandType = 51
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -516,4 +520,46 @@ type DeleteLayer struct {
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
 	Version   int64  `json:"version"`
+}
+
+// PublishVersion makes the next version of a function from its head
+// (or returns the latest, if that is of the head's revision already).
+type PublishVersion struct {
+	Namespace   string    `json:"namespace,omitempty"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Now         time.Time `json:"now"`
+}
+
+// PublishVersionResult is PublishVersion's result: the version, and
+// whether this command made it.
+type PublishVersionResult struct {
+	Function model.Function `json:"function"`
+	Created  bool           `json:"created"`
+}
+
+// DeleteVersion removes a published version no alias routes to.
+type DeleteVersion struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Version   int64  `json:"version"`
+}
+
+// PutAlias creates an alias (Create) or replaces one.
+type PutAlias struct {
+	Alias  model.Alias `json:"alias"`
+	Create bool        `json:"create,omitempty"`
+	Now    time.Time   `json:"now"`
+}
+
+// PutAliasResult is PutAlias's result: the alias as stored.
+type PutAliasResult struct {
+	Alias model.Alias `json:"alias"`
+}
+
+// DeleteAlias removes an alias.
+type DeleteAlias struct {
+	Namespace string `json:"namespace,omitempty"`
+	Function  string `json:"function"`
+	Name      string `json:"name"`
 }

@@ -54,11 +54,16 @@ import (
 //
 // A batch with no CPU time and default metric retentions is written as
 // version 3 or 2, which the releases before still read.
+//
+// Version 5 (0x05) is version 4 with one more field at the end of each
+// record, after cpu_ms: version (varint; 0 for $LATEST). Only a batch
+// with a record of a published version is written as version 5.
 const (
 	recordsV1 = 0x01
 	recordsV2 = 0x02
 	recordsV3 = 0x03
 	recordsV4 = 0x04
+	recordsV5 = 0x05
 )
 
 // minRecordBytes is the least a record takes (version 2): ten empty
@@ -92,10 +97,16 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendVarint(append(b, 1), t.UnixNano())
 }
 
-// encodeRecords appends c's binary body to b: version 4 when it has CPU
-// times or metric retentions, else version 3 when it has throttle
-// counts, else version 2.
+// encodeRecords appends c's binary body to b: version 5 when a record
+// is of a published version, else version 4 when it has CPU times or
+// metric retentions, else version 3 when it has throttle counts, else
+// version 2.
 func encodeRecords(b []byte, c RecordInvocations) []byte {
+	for i := range c.Records {
+		if c.Records[i].Version != 0 {
+			return encodeRecordsVersion(b, c, recordsV5)
+		}
+	}
 	ret := c.Retention
 	if ret.MetricMinutes != 0 || ret.MetricHours != 0 || ret.MetricDays != 0 {
 		return encodeRecordsVersion(b, c, recordsV4)
@@ -145,6 +156,9 @@ func encodeRecordsVersion(b []byte, c RecordInvocations, v byte) []byte {
 		}
 		if v >= recordsV4 {
 			b = binary.AppendUvarint(b, cpuMicros(r.CPUMS))
+		}
+		if v >= recordsV5 {
+			b = binary.AppendVarint(b, r.Version)
 		}
 	}
 	if v >= recordsV3 {
@@ -274,7 +288,7 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 	var c RecordInvocations
 	r := &recordReader{b: body}
 	v := r.byte()
-	if v != recordsV1 && v != recordsV2 && v != recordsV3 && v != recordsV4 {
+	if v < recordsV1 || v > recordsV5 {
 		return c, errors.New("unknown binary records version")
 	}
 	c.Retention = model.Retention{PerFunction: int(r.varint()), MaxAge: time.Duration(r.varint())}
@@ -320,6 +334,9 @@ func decodeRecords(body []byte) (RecordInvocations, error) {
 		}
 		if v >= recordsV4 {
 			rec.CPUMS = float64(r.uvarint()) / 1000
+		}
+		if v >= recordsV5 {
+			rec.Version = r.varint()
 		}
 	}
 	if v >= recordsV3 {

@@ -60,14 +60,15 @@ func throttles() []model.ThrottleCount {
 }
 
 func TestBinaryRecordsKeepEveryField(t *testing.T) {
-	for _, v := range []byte{recordsV2, recordsV3, recordsV4} {
+	for _, v := range []byte{recordsV2, recordsV3, recordsV4, recordsV5} {
 		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) { binaryRoundTrip(t, v) })
 	}
 }
 
 // binaryRoundTrip encodes a batch that needs version (2: no throttles
 // and no CPU times, what the release before version 3 reads; 3: with
-// throttles; 4: with CPU times and metric retentions too).
+// throttles; 4: with CPU times and metric retentions too; 5: with a
+// record of a published version too).
 func binaryRoundTrip(t *testing.T, version byte) {
 	in := RecordInvocations{
 		Records:   []model.Invocation{filled(t, 1), filled(t, 2), {ID: "zero-fields"}},
@@ -81,6 +82,9 @@ func binaryRoundTrip(t *testing.T, version byte) {
 		in.Retention.MetricHours = 100 * time.Hour
 	} else {
 		in.Records[0].CPUMS, in.Records[1].CPUMS = 0, 0
+	}
+	if version < recordsV5 {
+		in.Records[0].Version, in.Records[1].Version = 0, 0
 	}
 	_, data, err := encode(in)
 	if err != nil {
@@ -206,7 +210,7 @@ func TestVersion1RecordsStillDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := in.Records[0]
-	want.ProcessesLeft, want.CPUMS = 0, 0
+	want.ProcessesLeft, want.CPUMS, want.Version = 0, 0, 0
 	if !reflect.DeepEqual(out.Records[0], want) {
 		t.Fatalf("decoded %+v\nwant    %+v", out.Records[0], want)
 	}
@@ -223,7 +227,7 @@ func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 		Now:       t0.Add(time.Hour),
 	}
 	in.Throttles = throttles()
-	for _, v := range []byte{recordsV1, recordsV2, recordsV3, recordsV4} {
+	for _, v := range []byte{recordsV1, recordsV2, recordsV3, recordsV4, recordsV5} {
 		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
 			path := fmt.Sprintf("testdata/records-v%d.hex", v)
 			got := hex.EncodeToString(encodeRecordsVersion(nil, in, v))
@@ -250,6 +254,9 @@ func TestBinaryRecordsMatchWhatOlderReleasesWrote(t *testing.T) {
 			}
 			if v < recordsV4 {
 				recs[0].CPUMS = 0
+			}
+			if v < recordsV5 {
+				recs[0].Version = 0
 			}
 			if ret := out.Retention; v >= recordsV4 && ret != in.Retention || v < recordsV4 && ret.MetricDays != 0 {
 				t.Fatalf("decoded retention %+v", ret)

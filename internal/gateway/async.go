@@ -23,7 +23,12 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 		writeError(w, g.log, err)
 		return
 	}
+	// The version is chosen now (an alias's routing included): every
+	// attempt of the event runs the same one.
 	item := model.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
+	if fn.Version > 0 {
+		item.Function += ":" + model.VersionString(fn.Version)
+	}
 	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
 		writeError(w, g.log, err)
 		return

@@ -30,12 +30,13 @@ const maxSyncPayload = 6 << 20
 func (g *Gateway) invoke(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(client.HeaderRequestID, id)
-	name := client.QualifiedName(callerNS(r.Context()), r.PathValue("name"))
-	fn, err := caughtUp(r.Context(), g.cfg.Control, func() (model.Function, error) { return g.cfg.Control.Store().Function(name) })
+	ref := r.PathValue("name")
+	fn, err := caughtUp(r.Context(), g.cfg.Control, func() (model.Function, error) { return g.svc.Resolve(callerNS(r.Context()), ref) })
 	if err != nil {
 		writeError(w, g.log, err)
 		return
 	}
+	w.Header().Set(client.HeaderExecutedVersion, model.VersionString(fn.Version))
 	switch t := r.Header.Get(client.HeaderInvocationType); {
 	case strings.EqualFold(t, "async") || strings.EqualFold(t, "Event"):
 		g.invokeAsync(w, r, id, fn)

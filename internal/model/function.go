@@ -54,10 +54,23 @@ type Function struct {
 	Deps *DepLayer `json:"deps,omitempty"`
 	// LayerRefs are Layers resolved at deploy (digests and sizes).
 	LayerRefs []LayerRef `json:"layer_refs,omitempty"`
+	// Version is the published version this is a copy of, 0 for the
+	// head ($LATEST). A version keeps the revision it was published from.
+	Version int64 `json:"version,omitempty"`
 }
 
 // QualifiedName is the function's identity across namespaces.
 func (f Function) QualifiedName() string { return QualifiedName(f.Namespace, f.Name) }
+
+// InstanceKey names the instances that may run f: those of its head, or
+// of one published version. A worker keeps the instances of each apart,
+// so that invoking a version does not retire the head's or the reverse.
+func (f Function) InstanceKey() string {
+	if f.Version == 0 {
+		return f.QualifiedName()
+	}
+	return f.QualifiedName() + ":" + VersionString(f.Version)
+}
 
 // ScanReport is what code scanning found in a revision.
 type ScanReport struct {

@@ -52,6 +52,8 @@ type Invocation struct {
 	// for the invocation, the import included on a cold start; 0 where
 	// the worker's cgroups do not account CPU.
 	CPUMS float64 `json:"cpu_ms,omitempty"`
+	// Version is the published version that ran, 0 for $LATEST.
+	Version int64 `json:"version,omitempty"`
 }
 
 // DeadLetter is an asynchronous event that was given up on.

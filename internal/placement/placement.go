@@ -144,7 +144,7 @@ func (p *Placer) rank(fn model.Function) []Target {
 		if st.Slots > 0 {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
-		s = append(s, scored{t, t.HasWarm(fn.QualifiedName(), fn.Revision), load})
+		s = append(s, scored{t, t.HasWarm(fn.InstanceKey(), fn.Revision), load})
 	}
 	sort.SliceStable(s, func(i, j int) bool {
 		if s[i].warm != s[j].warm {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -475,6 +476,10 @@ func functionsOf(store *state.Store) functions {
 
 func (f functions) of(q model.QueueItem) (model.Function, error) {
 	name := model.QualifiedName(q.Namespace, q.Function)
+	if _, qual := model.SplitQualifier(q.Function); qual != "" {
+		// An alias may route each event elsewhere: resolve each.
+		return f.store.Resolve(name, rand.Float64())
+	}
 	l, ok := f.seen[name]
 	if !ok {
 		l.fn, l.err = f.store.Function(name)
@@ -538,7 +543,7 @@ func (d *Dispatcher) run(h heldEvent) {
 		d.mu.Unlock()
 	}
 	store := d.cp.Store()
-	fn, err := store.Function(model.QualifiedName(q.Namespace, q.Function))
+	fn, err := store.Resolve(model.QualifiedName(q.Namespace, q.Function), rand.Float64())
 	if err != nil {
 		started()
 		d.finisher.add(fsm.Outcome{RequestID: q.RequestID, Epoch: q.Epoch, Kind: fsm.OutcomeDeadLetter,

@@ -55,7 +55,7 @@ func (s *Service) PutSchedule(ctx context.Context, ns string, sc model.Schedule)
 		return sc, false, state.Errorf(state.ErrInvalid, "the schedule's event is not valid JSON")
 	}
 	sc.Namespace = ns
-	if _, err := s.store.Function(model.QualifiedName(ns, sc.Function)); err != nil {
+	if err := s.checkTarget(ns, sc.Function); err != nil {
 		return sc, false, err
 	}
 	if _, err := scheduler.ParseIn(sc.Expression, sc.Timezone); err != nil {

@@ -52,7 +52,7 @@ func (s *Service) PutSource(ctx context.Context, ns string, src model.Source) (m
 	if err := checkSource(&src); err != nil {
 		return src, false, err
 	}
-	if _, err := s.store.Function(model.QualifiedName(ns, src.Function)); err != nil {
+	if err := s.checkTarget(ns, src.Function); err != nil {
 		return src, false, err
 	}
 	if old, err := s.store.Source(model.QualifiedName(ns, src.Name)); err == nil && src.Password == "" && old.URL == src.URL {

@@ -71,7 +71,7 @@ func (s *Service) Subscribe(ctx context.Context, ns string, sub model.Subscripti
 	sub.Warning = "" // an answer field, never stored
 	sub.Namespace = ns
 	if sub.Function != "" {
-		if _, err := s.store.Function(model.QualifiedName(ns, sub.Function)); err != nil {
+		if err := s.checkTarget(ns, sub.Function); err != nil {
 			return sub, err
 		}
 	}

@@ -107,7 +107,7 @@ func (s *Service) SubscribeTopic(ctx context.Context, ns, name string, sub model
 	if _, err := s.store.Topic(model.QualifiedName(ns, name)); err != nil {
 		return model.Topic{}, false, err
 	}
-	if _, err := s.store.Function(model.QualifiedName(ns, sub.Function)); err != nil {
+	if err := s.checkTarget(ns, sub.Function); err != nil {
 		return model.Topic{}, false, state.Errorf(state.ErrNotFound, "function %q not found in namespace %q", sub.Function, ns)
 	}
 	sub.CreatedAt = time.Now().UTC()

@@ -3,11 +3,26 @@ package state
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"nimbus/internal/model"
 )
 
-// dependentsLocked lists what names function f in its namespace: the
+// names reports whether ref, a function reference NAME[:QUALIFIER],
+// names function name (any of its versions or aliases).
+func names(ref, name string) bool {
+	base, _ := model.SplitQualifier(ref)
+	return base == name
+}
+
+// namesAsDestination is names for a destination, "function:REF".
+func namesAsDestination(dest, name string) bool {
+	ref, ok := strings.CutPrefix(dest, "function:")
+	return ok && names(ref, name)
+}
+
+// dependentsLocked lists what names function f (or a version or alias
+// of it) in its namespace: the
 // schedules that fire it, the subscriptions to it alone, the event source
 // mappings that feed it, the other functions whose destination it is, and
 // the topics it subscribes to, each sorted. Needs s.mu.
@@ -15,31 +30,30 @@ func (s *Store) dependentsLocked(f *model.Function) model.FunctionDependents {
 	var d model.FunctionDependents
 	ns := model.NamespaceOf(f.Namespace)
 	for _, sc := range s.schedules {
-		if model.NamespaceOf(sc.Namespace) == ns && sc.Function == f.Name {
+		if model.NamespaceOf(sc.Namespace) == ns && names(sc.Function, f.Name) {
 			d.Schedules = append(d.Schedules, sc.Name)
 		}
 	}
 	for _, sub := range s.subscriptions {
-		if model.NamespaceOf(sub.Namespace) == ns && sub.Function == f.Name {
+		if model.NamespaceOf(sub.Namespace) == ns && names(sub.Function, f.Name) {
 			d.Subscriptions = append(d.Subscriptions, sub.ID)
 		}
 	}
 	for _, src := range s.sources {
-		if src.Namespace == ns && src.Function == f.Name {
+		if src.Namespace == ns && names(src.Function, f.Name) {
 			d.Sources = append(d.Sources, src.Name)
 		}
 	}
 	for _, t := range s.topics {
-		if t.Namespace == ns && slices.ContainsFunc(t.Subscribers, func(sub model.TopicSubscriber) bool { return sub.Function == f.Name }) {
+		if t.Namespace == ns && slices.ContainsFunc(t.Subscribers, func(sub model.TopicSubscriber) bool { return names(sub.Function, f.Name) }) {
 			d.Topics = append(d.Topics, t.Name)
 		}
 	}
-	target := "function:" + f.Name
 	for _, other := range s.functions {
 		if other == f || model.NamespaceOf(other.Namespace) != ns || other.Destinations == nil {
 			continue
 		}
-		if other.Destinations.OnSuccess == target || other.Destinations.OnFailure == target {
+		if namesAsDestination(other.Destinations.OnSuccess, f.Name) || namesAsDestination(other.Destinations.OnFailure, f.Name) {
 			d.Destinations = append(d.Destinations, other.Name)
 		}
 	}
@@ -82,18 +96,17 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 	for _, name := range d.Topics {
 		qn := model.QualifiedName(ns, name)
 		t := *s.topics[qn]
-		t.Subscribers = slices.DeleteFunc(slices.Clone(t.Subscribers), func(sub model.TopicSubscriber) bool { return sub.Function == f.Name })
+		t.Subscribers = slices.DeleteFunc(slices.Clone(t.Subscribers), func(sub model.TopicSubscriber) bool { return names(sub.Function, f.Name) })
 		s.topics[qn] = &t
 	}
-	target := "function:" + f.Name
 	for _, name := range d.Destinations {
 		qn := model.QualifiedName(ns, name)
 		other := *s.functions[qn]
 		dest := *other.Destinations
-		if dest.OnSuccess == target {
+		if namesAsDestination(dest.OnSuccess, f.Name) {
 			dest.OnSuccess = ""
 		}
-		if dest.OnFailure == target {
+		if namesAsDestination(dest.OnFailure, f.Name) {
 			dest.OnFailure = ""
 		}
 		other.Destinations = &dest
@@ -129,6 +142,7 @@ func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDepe
 	delete(s.functions, name)
 	delete(s.urls, name)
 	delete(s.testEvents, name)
+	s.deleteVersionsLocked(name)
 	s.publishLocked()
 	return deps, true, nil
 }

@@ -72,6 +72,7 @@ func (s *Store) DeleteFunction(name string) error {
 	delete(s.functions, name)
 	delete(s.urls, name)
 	delete(s.testEvents, name)
+	s.deleteVersionsLocked(name)
 	s.publishLocked()
 	return nil
 }

@@ -95,6 +95,13 @@ type Store struct {
 	// (layers.go).
 	layers   map[string][]*model.Layer
 	layerSeq map[string]int64
+	// versions are the functions' published versions by the function's
+	// qualified name, ascending; versionSeq the last number published
+	// for each; aliases the aliases by qualified name then alias name
+	// (versions.go).
+	versions   map[string][]*model.Function
+	versionSeq map[string]int64
+	aliases    map[string]map[string]*model.Alias
 
 	// view is what every request reads without mu, so that the invoke
 	// path never waits behind a long write (a batch of records and its
@@ -118,12 +125,17 @@ type view struct {
 	// provisioned lists the functions with provisioned instances, by
 	// qualified name, for the metering (provisioned.go).
 	provisioned []model.ProvisionedSample
+	// versions and aliases are the store's (which writers replace,
+	// never change, like its functions).
+	versions map[string][]*model.Function
+	aliases  map[string]map[string]*model.Alias
 }
 
 // publishLocked refreshes the lock-free view. Needs mu held for writing.
 func (s *Store) publishLocked() {
 	v := &view{functions: maps.Clone(s.functions), keys: maps.Clone(s.keys),
-		namespaces: maps.Clone(s.namespaces), urls: maps.Clone(s.urls), reserved: map[string]int{}}
+		namespaces: maps.Clone(s.namespaces), urls: maps.Clone(s.urls), reserved: map[string]int{},
+		versions: maps.Clone(s.versions), aliases: maps.Clone(s.aliases)}
 	for _, f := range s.functions {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
@@ -171,6 +183,9 @@ func New() *Store {
 		depLayers:     map[string]*model.DepLayer{},
 		layers:        map[string][]*model.Layer{},
 		layerSeq:      map[string]int64{},
+		versions:      map[string][]*model.Function{},
+		versionSeq:    map[string]int64{},
+		aliases:       map[string]map[string]*model.Alias{},
 		testEvents:    map[string]map[string]*model.TestEvent{},
 		prices:        map[string]model.PriceTable{},
 	}
@@ -222,6 +237,13 @@ type Snapshot struct {
 	// number of each name (by qualified name), which outlives removals.
 	Layers   []*model.Layer   `json:"layers,omitempty"`
 	LayerSeq map[string]int64 `json:"layer_seq,omitempty"`
+	// Versions are the functions' published versions, by qualified name
+	// then number; VersionSeq the last number published for each
+	// function (by qualified name); Aliases the aliases, by function then
+	// name.
+	Versions   []*model.Function `json:"versions,omitempty"`
+	VersionSeq map[string]int64  `json:"version_seq,omitempty"`
+	Aliases    []*model.Alias    `json:"aliases,omitempty"`
 }
 
 // Capture copies the store's content at this instant. The FSM calls it
@@ -282,6 +304,7 @@ func (s *Store) Capture() *Snapshot {
 	snap.Builds = s.allBuildsLocked()
 	snap.DepLayers = s.allDepLayersLocked()
 	snap.Layers, snap.LayerSeq = s.allLayersLocked()
+	snap.Versions, snap.VersionSeq, snap.Aliases = s.allVersionsLocked()
 	snap.Metrics = s.snapshotMetricsLocked()
 	if s.metrics.now != 0 {
 		snap.MetricsNow = time.Unix(s.metrics.now*60, 0).UTC()
@@ -494,6 +517,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	s.restoreBuildsLocked(snap)
 	s.restoreLayersLocked(snap)
+	s.restoreVersionsLocked(snap)
 	s.publishLocked()
 	s.mu.Unlock()
 	return nil

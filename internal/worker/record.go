@@ -35,6 +35,7 @@ func NewRecord(req Request, trigger string, res Result) model.Invocation {
 		Worker:        res.WorkerID,
 		ProcessesLeft: res.ProcessesLeft,
 		CPUMS:         DurationMS(res.CPU),
+		Version:       fn.Version,
 	}
 	if res.InitDuration > 0 {
 		rec.InitMS = DurationMS(res.InitDuration)

@@ -269,7 +269,7 @@ func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
 			inst.restock()
 			inst.restock = nil
 		}
-		w.release(req.Function.QualifiedName(), inst, cold)
+		w.release(req.Function.InstanceKey(), inst, cold)
 		if errors.Is(err, python.ErrClosed) && !cold {
 			// A warm instance that died while idle never saw the request:
 			// run it on another (a fresh one, if no other is warm).
@@ -306,7 +306,7 @@ func (w *Worker) acquire(ctx context.Context, fn model.Function) (*instance, boo
 		w.mu.Unlock()
 		return nil, false, ErrClosed
 	}
-	p := w.poolLocked(fn.QualifiedName(), fn.Revision)
+	p := w.poolLocked(fn.InstanceKey(), fn.Revision)
 	for n := len(p.idle); n > 0 && p.idle[n-1].revision == fn.Revision; n = len(p.idle) {
 		inst := p.idle[n-1]
 		p.idle = p.idle[:n-1]
@@ -519,14 +519,16 @@ func (w *Worker) layersStock(ctx context.Context, rt python.Runtime, fn model.Fu
 }
 
 // Retire closes the idle instances of a function (named by its qualified
-// name) and makes its busy ones retire when they finish (the function was
-// deleted).
+// name), its head's and its versions', and makes its busy ones retire
+// when they finish (the function was deleted).
 func (w *Worker) Retire(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p := w.pools[name]; p != nil {
-		w.retireLocked(p, func(*instance) bool { return true })
-		delete(w.pools, name)
+	for key, p := range w.pools {
+		if base, _ := model.SplitQualifier(key); base == name {
+			w.retireLocked(p, func(*instance) bool { return true })
+			delete(w.pools, key)
+		}
 	}
 }
 
@@ -569,7 +571,7 @@ func (w *Worker) Provision(fn model.Function, n int) {
 		w.mu.Unlock()
 		return
 	}
-	name := fn.QualifiedName()
+	name := fn.InstanceKey()
 	p := w.poolLocked(name, fn.Revision)
 	if fn.Revision < p.revision {
 		w.mu.Unlock()
@@ -714,7 +716,7 @@ func (w *Worker) Close() {
 }
 
 // HasWarm reports whether an idle instance of the function's revision is
-// waiting; function is the qualified name.
+// waiting; function is its instance key (model.Function.InstanceKey).
 func (w *Worker) HasWarm(function string, revision int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -34,6 +34,9 @@ type InvokeResult struct {
 	LogTail string
 	// Cold reports whether the invocation started a new instance.
 	Cold bool
+	// Version is the version that ran: "$LATEST" or a number (header
+	// X-Nimbus-Executed-Version).
+	Version string
 	// ErrorType is the error type of a streamed invocation that failed
 	// after its stream began (InvokeStream).
 	ErrorType string
@@ -65,6 +68,7 @@ func (c *Client) Invoke(ctx context.Context, name string, event []byte, opts Inv
 		FunctionError: resp.Header.Get(HeaderFunctionError),
 	}
 	res.Cold, _ = strconv.ParseBool(resp.Header.Get(HeaderColdStart))
+	res.Version = resp.Header.Get(HeaderExecutedVersion)
 	if lt := resp.Header.Get(HeaderLogResult); lt != "" {
 		b, err := base64.StdEncoding.DecodeString(lt)
 		if err != nil {
@@ -162,6 +166,7 @@ func (c *Client) InvokeStream(ctx context.Context, name string, event []byte, ou
 	}
 	res := InvokeResult{RequestID: resp.Header.Get(HeaderRequestID), FunctionError: resp.Header.Get(HeaderFunctionError)}
 	res.Cold, _ = strconv.ParseBool(resp.Header.Get(HeaderColdStart))
+	res.Version = resp.Header.Get(HeaderExecutedVersion)
 	if fe := resp.Trailer.Get(HeaderFunctionError); fe != "" {
 		res.FunctionError, res.ErrorType = fe, resp.Trailer.Get(HeaderErrorType)
 	}

@@ -112,6 +112,8 @@ type Invocation struct {
 	// invocation, its import included on a cold start; 0 where the
 	// worker's cgroups do not account CPU.
 	CPUMS float64 `json:"cpu_ms,omitempty"`
+	// Version is the published version that ran, 0 for $LATEST.
+	Version int64 `json:"version,omitempty"`
 }
 
 // DeadLetter is an asynchronous event that was given up on.
@@ -258,6 +260,9 @@ const (
 	HeaderLogTail        = "X-Nimbus-Log-Tail"
 	HeaderLogResult      = "X-Nimbus-Log-Result"
 	HeaderColdStart      = "X-Nimbus-Cold-Start"
+	// HeaderExecutedVersion is the version an invocation ran: $LATEST
+	// or a published version's number (an alias's choice included).
+	HeaderExecutedVersion = "X-Nimbus-Executed-Version"
 	// HeaderErrorType names the error type of a streamed invocation that
 	// failed after its stream began (a trailer, with HeaderFunctionError).
 	HeaderErrorType = "X-Nimbus-Error-Type"
