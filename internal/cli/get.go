@@ -14,7 +14,7 @@ import (
 
 func (a *app) getCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get NAME",
+		Use:   "get NAME[:VERSION|:ALIAS]",
 		Short: "Describe a function",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -33,6 +33,9 @@ func (a *app) getCommand() *cobra.Command {
 			t.row("name:", f.Name)
 			t.row("namespace:", client.NamespaceOf(f.Namespace))
 			t.row("description:", f.Description)
+			if f.Version != "" && f.Version != "$LATEST" {
+				t.row("version:", f.Version)
+			}
 			t.row("revision:", strconv.FormatInt(f.Revision, 10))
 			t.row("runtime:", runtime)
 			t.row("handler:", f.Handler)

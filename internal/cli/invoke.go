@@ -23,7 +23,7 @@ func (a *app) invokeCommand() *cobra.Command {
 		async, tail, stream bool
 	)
 	cmd := &cobra.Command{
-		Use:   "invoke NAME",
+		Use:   "invoke NAME[:VERSION|:ALIAS]",
 		Short: "Invoke a function and print its result",
 		Long: "Invoke function NAME with a JSON event: --data JSON, --data @FILE (@- for stdin),\n" +
 			"else stdin when it is not a terminal, else {}. Prints the result JSON. When the\n" +
@@ -67,6 +67,9 @@ func (a *app) invokeCommand() *cobra.Command {
 			}
 			if tail {
 				io.WriteString(a.env.Stderr, ensureNewline(res.LogTail))
+			}
+			if strings.Contains(args[0], ":") && res.Version != "" && !a.json() {
+				fmt.Fprintf(a.env.Stderr, "version %s ran\n", res.Version)
 			}
 			payload := bytes.TrimRight(res.Payload, "\n")
 			if a.json() {

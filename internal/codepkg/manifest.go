@@ -336,9 +336,13 @@ func checkDestination(d string) string {
 	if d == "" {
 		return ""
 	}
-	if name, ok := strings.CutPrefix(d, "function:"); ok {
+	if ref, ok := strings.CutPrefix(d, "function:"); ok {
+		name, qual := model.SplitQualifier(ref)
 		if !nameRe.MatchString(name) {
-			return "names no valid function (function:NAME)"
+			return "names no valid function (function:NAME[:VERSION|:ALIAS])"
+		}
+		if _, err := model.ParseQualifier(qual); err != nil {
+			return "names no valid function: " + err.Error()
 		}
 		return ""
 	}

@@ -146,6 +146,12 @@ func TestValidateConfig(t *testing.T) {
 		}), ""},
 		{"env of exactly 4 KB is valid", with(func(c *model.FunctionConfig) { c.Env = bigEnv }), ""},
 		{"a 63-character name is valid", with(func(c *model.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 62) }), ""},
+		{"a destination naming an alias is valid", with(func(c *model.FunctionConfig) {
+			c.Destinations = &model.Destinations{OnSuccess: "function:audit:live", OnFailure: "function:audit:3"}
+		}), ""},
+		{"a destination with a malformed qualifier is refused", with(func(c *model.FunctionConfig) {
+			c.Destinations = &model.Destinations{OnFailure: "function:audit:a.b"}
+		}), "neither $LATEST"},
 
 		{"a missing name is refused", model.FunctionConfig{}, "name is required"},
 		{"a 64-character name is refused", with(func(c *model.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 63) }), "name"},

@@ -168,7 +168,20 @@ type Removed struct {
 // RemoveFunction removes function name of namespace ns; while schedules,
 // subscriptions, other functions' destinations or topic subscriptions
 // name it, only with force, which removes them too (ErrConflict otherwise, naming them).
+//
+// NAME:VERSION removes that version alone (DeleteVersion), as Lambda's
+// DeleteFunction with a qualifier does.
 func (s *Service) RemoveFunction(ctx context.Context, ns, name string, force bool) (Removed, error) {
+	if base, q := model.SplitQualifier(name); q != "" {
+		v, err := s.store.Resolve(model.QualifiedName(ns, name), 1)
+		if err != nil {
+			return Removed{}, err
+		}
+		if qual, _ := model.ParseQualifier(q); qual.Version == 0 {
+			return Removed{}, state.Errorf(state.ErrInvalid, "%s names no published version: remove the function as %s, an alias with nimbus aliases rm", name, base)
+		}
+		return Removed{Function: v}, s.DeleteVersion(ctx, ns, base, v.Version)
+	}
 	f, err := s.store.Function(model.QualifiedName(ns, name))
 	if err != nil {
 		return Removed{}, err
@@ -190,9 +203,14 @@ func (s *Service) RemoveFunction(ctx context.Context, ns, name string, force boo
 	return out, nil
 }
 
-// Function is function name of namespace ns.
-func (s *Service) Function(ns, name string) (model.Function, error) {
-	return s.store.Function(model.QualifiedName(ns, name))
+// Function is function ref of namespace ns: its head, or with a
+// qualifier (NAME:VERSION, NAME:ALIAS) that version, an alias's own
+// (never the share its routing sends elsewhere).
+func (s *Service) Function(ns, ref string) (model.Function, error) {
+	if _, q := model.SplitQualifier(ref); q != "" {
+		return s.store.Resolve(model.QualifiedName(ns, ref), 1)
+	}
+	return s.store.Function(model.QualifiedName(ns, ref))
 }
 
 // Functions lists namespace ns's functions.

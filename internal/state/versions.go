@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"nimbus/internal/model"
@@ -59,7 +60,7 @@ func (s *Store) DeleteVersion(ns, name string, version int64) error {
 	}
 	if len(users) > 0 {
 		sort.Strings(users)
-		return Errorf(ErrConflict, "version %d of %s is what alias %v routes to: point the aliases elsewhere or remove them first", version, name, users)
+		return Errorf(ErrConflict, "version %d of %s is what alias %s routes to: point it elsewhere or remove it first", version, name, strings.Join(users, ", "))
 	}
 	s.versions[qn] = append(list[:i:i], list[i+1:]...)
 	if len(s.versions[qn]) == 0 {
@@ -136,7 +137,7 @@ func (s *Store) checkVersionLocked(qn, name string, version int64) error {
 			return nil
 		}
 	}
-	return Errorf(ErrInvalid, "%s has no version %d (nimbus versions %s)", name, version, name)
+	return Errorf(ErrInvalid, "%s has no version %d (nimbus versions ls %s lists those it has)", name, version, name)
 }
 
 // DeleteAlias removes an alias (ErrNotFound if there is none).

@@ -37,7 +37,18 @@ func Function(m model.Function) client.Function {
 		CodeSHA256: m.CodeSHA256, CodeSize: m.CodeSize,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 		Scan: ScanReport(m.Scan), Deps: DepLayer(m.Deps), LayerRefs: List(m.LayerRefs, LayerRef),
+		Version: model.VersionString(m.Version),
 	}
+}
+
+// Alias is an alias as the API shows it.
+func Alias(m model.Alias) client.Alias {
+	a := client.Alias{Namespace: m.Namespace, Function: m.Function, Name: m.Name, Version: model.VersionString(m.Version),
+		Description: m.Description, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+	if m.Routing != nil {
+		a.Routing = &client.AliasRouting{Version: model.VersionString(m.Routing.Version), Weight: m.Routing.Weight}
+	}
+	return a
 }
 
 // DepLayer is a dependency layer as the API shows it; nil stays nil.

@@ -433,6 +433,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 		SysPath:      st.sysPath,
 		FunctionName: fn.Name,
 		Revision:     fn.Revision,
+		Version:      model.VersionString(fn.Version),
 		MemoryMB:     fn.MemoryMB,
 		TmpMB:        fn.EphemeralMB,
 		Env:          fn.Env,
@@ -469,7 +470,7 @@ func (w *Worker) quiet() bool {
 // announced names a function's revision for the pre-start pool, which
 // expects one cold start of each revision announced.
 func announced(fn model.Function) string {
-	return fmt.Sprintf("%s@%d", fn.QualifiedName(), fn.Revision)
+	return fmt.Sprintf("%s@%d", fn.InstanceKey(), fn.Revision)
 }
 
 // layersStock is the pre-start stock of fn's instances: rt alone for a

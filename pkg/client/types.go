@@ -69,6 +69,9 @@ type Function struct {
 	// LayerRefs are the published layers it mounts, as resolved at
 	// deploy.
 	LayerRefs []LayerRef `json:"layer_refs,omitempty"`
+	// Version is "$LATEST" for the function's head, else the number of
+	// the published version this is.
+	Version string `json:"version,omitempty"`
 }
 
 // Invocation status values.

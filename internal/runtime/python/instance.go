@@ -62,9 +62,13 @@ type InstanceConfig struct {
 	// imports while it waits for its function (PrestartConfig).
 	Preload      []string
 	FunctionName string
-	Revision     int64 // reported as the function version
-	MemoryMB     int   // default DefaultMemoryMB
-	TmpMB        int   // size of /tmp in MB where the executor provides one; 0 for its default
+	Revision     int64 // reported as the function version when Version is ""
+	// Version is the function version the instance reports (context,
+	// AWS_LAMBDA_FUNCTION_VERSION, the log stream): "$LATEST" or a
+	// published version's number.
+	Version  string
+	MemoryMB int // default DefaultMemoryMB
+	TmpMB    int // size of /tmp in MB where the executor provides one; 0 for its default
 	// Env holds the function's own variables. Names the platform reserves
 	// (PATH, LANG, TZ, PYTHON*, LAMBDA_*, AWS_LAMBDA_*, _HANDLER) are
 	// ignored: the platform's values win.
@@ -335,7 +339,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	if cfg.MemoryMB <= 0 {
 		cfg.MemoryMB = DefaultMemoryMB
 	}
-	version := strconv.FormatInt(cfg.Revision, 10)
+	version := cfg.reportedVersion()
 	logStream := newLogStream(version)
 
 	var files [6]*os.File // reqR, reqW, respR, respW, logR, logW
@@ -507,7 +511,7 @@ func (i *Instance) handshake(ctx context.Context, logStream string, env map[stri
 		"handler":          i.cfg.Handler,
 		"function_name":    i.cfg.FunctionName,
 		"function_version": i.version,
-		"arn":              "arn:aws:lambda:local:000000000000:function:" + i.cfg.FunctionName,
+		"arn":              i.cfg.functionARN(),
 		"memory_mb":        i.cfg.MemoryMB,
 		"log_group_name":   "/aws/lambda/" + i.cfg.FunctionName,
 		"log_stream_name":  logStream,
@@ -1020,4 +1024,23 @@ func environ(cfg InstanceConfig, version, logStream string) []string {
 		env = append(env, k+"="+cfg.Env[k])
 	}
 	return env
+}
+
+// reportedVersion is the version the instance reports: Version, or the
+// revision when that is not set.
+func (cfg InstanceConfig) reportedVersion() string {
+	if cfg.Version != "" {
+		return cfg.Version
+	}
+	return strconv.FormatInt(cfg.Revision, 10)
+}
+
+// functionARN is the ARN the context reports, qualified by Version when
+// that is a published one (Lambda's invoked_function_arn).
+func (cfg InstanceConfig) functionARN() string {
+	arn := "arn:aws:lambda:local:000000000000:function:" + cfg.FunctionName
+	if v := cfg.Version; v != "" && v[0] >= '1' && v[0] <= '9' {
+		arn += ":" + v
+	}
+	return arn
 }

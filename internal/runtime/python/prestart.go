@@ -101,7 +101,7 @@ func (i *Instance) Assign(ctx context.Context, cfg InstanceConfig) error {
 	i.cfg.Runtime, i.cfg.Bootstrap, i.cfg.Executor = keep.Runtime, keep.Bootstrap, keep.Executor
 	i.cfg.Layers, i.cfg.SysPath, i.cfg.Preload = keep.Layers, keep.SysPath, keep.Preload
 	i.cfg.LogLimit, i.cfg.ResultLimit, i.cfg.TmpMB = keep.LogLimit, keep.ResultLimit, keep.TmpMB
-	i.version = fmt.Sprint(cfg.Revision)
+	i.version = cfg.reportedVersion()
 	i.logStream = newLogStream(i.version)
 	env := map[string]string{}
 	for _, kv := range environ(i.cfg, i.version, i.logStream) {
