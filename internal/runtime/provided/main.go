@@ -129,6 +129,7 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		}
 	case doc := <-api.InitErrors():
 		child.kill()
+		<-child.done // gone before the ready frame: no process is left over
 		return serveFailed(rd, out, logw, doc)
 	case <-child.done:
 		doc := errorJSON(ErrTypeExit, "Runtime exited with error: "+child.describe())
@@ -212,7 +213,7 @@ func serveFailed(rd *bufio.Reader, out io.Writer, logw io.Writer, doc []byte) in
 			return 70
 		}
 		logError(logw, doc)
-		buf = appendResponse(buf[:0], kindError, 0, inv.RequestID, doc)
+		buf = appendResponse(buf[:0], kindError, ownMaxRSSKB(), inv.RequestID, doc)
 		if _, err := out.Write(buf); err != nil {
 			return 70
 		}
@@ -331,6 +332,16 @@ func (c *child) maxRSSKB() int64 {
 		}
 	}
 	return 0
+}
+
+// ownMaxRSSKB is the server's own peak resident memory: what the
+// instance holds once its bootstrap is gone.
+func ownMaxRSSKB() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Maxrss
 }
 
 // Frames (internal/runtime/python's pipes.go): a 4-byte big-endian

@@ -64,6 +64,7 @@ func Runtime(py python.Runtime, self string) python.Runtime {
 		Executable: py.Executable,
 		Prefix:     py.Prefix,
 		Version:    py.Version,
-		Program:    []string{self, ServerArg},
+		Program:    self,
+		ProgramArg: ServerArg,
 	}
 }

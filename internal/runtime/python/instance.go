@@ -304,7 +304,7 @@ func (i *Instance) exchange(ctx context.Context, deadline time.Time) frame {
 // live instance (each invocation then answers with the import error; see
 // InitErrorType); an interpreter that dies or never gets ready is an error.
 func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
-	if cfg.Executor == nil || cfg.Runtime.Executable == "" || (cfg.Bootstrap == "" && len(cfg.Runtime.Program) == 0) || cfg.CodeDir == "" || cfg.Handler == "" {
+	if cfg.Executor == nil || cfg.Runtime.Executable == "" || (cfg.Bootstrap == "" && cfg.Runtime.Program == "") || cfg.CodeDir == "" || cfg.Handler == "" {
 		return nil, errors.New("python: InstanceConfig needs Executor, Runtime, Bootstrap (or a Runtime's Program), CodeDir and Handler")
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -372,8 +372,8 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		LateCode:   lateCode,
 		Background: lateCode, // started ahead: it waits at the lowest priority
 	}
-	if prog := cfg.Runtime.Program; len(prog) > 0 {
-		spec.Path, spec.Args, spec.Files = prog[0], prog, []string{prog[0]}
+	if prog := cfg.Runtime.Program; prog != "" {
+		spec.Path, spec.Args, spec.Files = prog, []string{prog, cfg.Runtime.ProgramArg}, []string{prog}
 		spec.Interpreter = cfg.Runtime.Executable
 		if cfg.Runtime.Executable != "/usr/bin/python3" {
 			spec.Links = [][2]string{{cfg.Runtime.Executable, "/usr/bin/python3"}}
@@ -899,7 +899,7 @@ func (v *invocation) leftovers(resp *Response) string {
 		return ""
 	}
 	resident := 1 // the interpreter
-	if len(i.cfg.Runtime.Program) > 0 {
+	if i.cfg.Runtime.Program != "" {
 		resident = 2 // the program and the one child it keeps (see Runtime.Program)
 	}
 	resp.ProcessesLeft = max(u.Procs-resident, 0)

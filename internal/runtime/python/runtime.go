@@ -44,15 +44,17 @@ type Runtime struct {
 	Executable string // the real interpreter binary (symlinks and shims resolved)
 	Prefix     string // sys.base_prefix, its installation prefix
 	Version    string // "3.11.2"
-	// Program, when set, is the argv (Program[0] an absolute host path)
-	// that instances run instead of the interpreter with the bootstrap: a
-	// program that speaks the same instance protocol on fds 3 and 4 and
-	// hosts the function its own way (the provided runtime's Runtime API
-	// server, internal/runtime/provided), keeping one child process of
-	// its own (which Processes Left does not count). The sandbox mounts
-	// Program[0] read-only under /var/runtime, and the interpreter's
-	// installation as for Python, reachable as /usr/bin/python3.
-	Program []string
+	// Program, when set, is a program (an absolute host path) that
+	// instances run, as "Program ProgramArg", instead of the interpreter
+	// with the bootstrap: it speaks the same instance protocol on fds 3
+	// and 4 and hosts the function its own way (the provided runtime's
+	// Runtime API server, internal/runtime/provided), keeping one child
+	// process of its own (which Processes Left does not count). The
+	// sandbox mounts Program read-only under /var/runtime, and the
+	// interpreter's installation as for Python, reachable as
+	// /usr/bin/python3.
+	Program    string
+	ProgramArg string
 }
 
 var candidateName = regexp.MustCompile(`^python3(\.[0-9]+)?$`)
