@@ -14,7 +14,8 @@ import (
 // pyBootstrap is a custom runtime written in Python: it loops on the
 // Runtime API with http.client, counts its invocations in its own memory
 // (the same process serves them while warm), and answers with what it
-// was given; an event {"fail": true} posts an error.
+// was given; an event {"fail": true} posts an error, and {"hog_mb": N}
+// takes N MB first.
 const pyBootstrap = `#!/usr/bin/python3
 import http.client, json, os
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
@@ -28,6 +29,8 @@ while True:
     rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
     count += 1
     print("handling", rid)
+    if event.get("hog_mb"):
+        hog = b"x" * (event["hog_mb"] << 20)
     if event.get("fail"):
         body = json.dumps({"errorMessage": "asked to fail", "errorType": "Custom.Failure", "stackTrace": ["bootstrap line 15"]})
         conn.request("POST", "/2018-06-01/runtime/invocation/%s/error" % rid, body, {"Lambda-Runtime-Function-Error-Type": "Unhandled"})
@@ -222,6 +225,17 @@ func TestCustomRuntime(t *testing.T) {
 			if !strings.Contains(logs, want) {
 				t.Fatalf("the log lacks %q:\n%s", want, logs)
 			}
+		}
+
+		// The function's memory size bounds the bootstrap as it bounds a
+		// Python handler; the next invocation starts afresh.
+		r = n.mustCLI(1, "invoke", "pycustom", "--data", `{"hog_mb":600}`)
+		if typ, _ := lambdaError(t, r.stdout); typ != "Sandbox.OutOfMemory" {
+			t.Fatalf("a bootstrap over its memory size: %s", r.stdout)
+		}
+		var after answer
+		if err := json.Unmarshal([]byte(n.mustCLI(0, "invoke", "pycustom", "--data", `{"n":3}`).stdout), &after); err != nil || after.Count != 1 {
+			t.Fatalf("after the OOM kill: %+v %v", after, err)
 		}
 	})
 
