@@ -239,6 +239,16 @@ func TestCustomRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("the example runs", func(t *testing.T) {
+		n.mustCLI(0, "deploy", "../examples/custom-runtime")
+		if r := n.mustCLI(0, "invoke", "shout", "--data", `{"text":"hello"}`); !strings.Contains(r.stdout, `"HELLO!"`) {
+			t.Fatalf("invoke: %+v", r)
+		}
+		if typ, _ := lambdaError(t, n.mustCLI(1, "invoke", "shout", "--data", `{}`).stdout); typ != "KeyError" {
+			t.Fatal("the example's error is not a KeyError")
+		}
+	})
+
 	t.Run("a Go bootstrap runs, times out, and fails at init", func(t *testing.T) {
 		dir := writeTree(t, map[string]string{"nimbus.yaml": "name: gocustom\nruntime: provided.al2023\ntimeout: 1s\n"})
 		buildGoBootstrap(t, dir)
