@@ -72,8 +72,8 @@ type API struct {
 	initErr  chan []byte     // the document of an .../init/error, once
 
 	mu        sync.Mutex
-	started   bool   // ready is closed
 	initDone  bool   // ready closed or an init error posted: no more init errors
+	initFail  bool   // an init error was posted: the bootstrap gets no event
 	current   string // the request id of the invocation the bootstrap holds
 	answered  bool   // current has its outcome
 	readyOnce sync.Once
@@ -118,8 +118,13 @@ func (a *API) Invoke(inv Invocation) {
 
 func (a *API) next(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
+	failed := a.initFail
 	a.initDone = true
 	a.mu.Unlock()
+	if failed {
+		writeError(w, http.StatusForbidden, "InvalidStateTransition", "the runtime posted an init error: it gets no event")
+		return
+	}
 	a.readyOnce.Do(func() { close(a.ready) })
 	var inv Invocation
 	select {
@@ -170,6 +175,7 @@ func (a *API) initError(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	late := a.initDone
 	a.initDone = true
+	a.initFail = a.initFail || !late
 	a.mu.Unlock()
 	if late {
 		writeError(w, http.StatusForbidden, "InvalidStateTransition", "init/error is accepted only before the first invocation/next")

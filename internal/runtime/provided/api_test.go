@@ -192,6 +192,19 @@ func TestAnInitErrorIsDeliveredBeforeTheFirstNext(t *testing.T) {
 	if code, _ := post(t, base+"/init/error", `{}`, nil); code != http.StatusForbidden {
 		t.Fatalf("a second init error: %d", code)
 	}
+	resp, err := http.Get(base + "/invocation/next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("next after an init error: %d", resp.StatusCode)
+	}
+	select {
+	case <-api.Ready():
+		t.Fatal("a next after an init error made the API ready")
+	default:
+	}
 }
 
 func TestAResponseOverTheLimitFailsTheInvocation(t *testing.T) {
