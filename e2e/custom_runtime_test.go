@@ -239,6 +239,16 @@ func TestCustomRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("another function's sandbox cannot reach the Runtime API", func(t *testing.T) {
+		// pycustom's instance is warm, its API listening in its sandbox.
+		n.mustCLI(0, "invoke", "pycustom", "--data", `{"n":4}`)
+		probe := "import socket\ndef handler(e, c):\n    try:\n        socket.create_connection(('127.0.0.1', 9001), 2).close()\n        return 'connected'\n    except OSError as err:\n        return type(err).__name__\n"
+		n.mustCLI(0, "deploy", writeFunction(t, t.TempDir(), "prober", probe), "--name", "prober")
+		if r := n.mustCLI(0, "invoke", "prober"); !strings.Contains(r.stdout, "ConnectionRefusedError") {
+			t.Fatalf("a Python function connecting to 127.0.0.1:9001: %s", r.stdout)
+		}
+	})
+
 	t.Run("the example runs", func(t *testing.T) {
 		n.mustCLI(0, "deploy", "../examples/custom-runtime")
 		if r := n.mustCLI(0, "invoke", "shout", "--data", `{"text":"hello"}`); !strings.Contains(r.stdout, `"HELLO!"`) {
