@@ -10,8 +10,9 @@ import (
 	"nimbus/pkg/client"
 )
 
-// A node given --runtime offers that interpreter alone: nimbus runtimes
-// says so, and a deploy for another runtime is refused with the list.
+// A node given --runtime offers that interpreter alone (and provided,
+// which every worker offers): nimbus runtimes says so, and a deploy for
+// another runtime is refused with the list.
 func TestANodeOffersExactlyTheRuntimesItIsGiven(t *testing.T) {
 	parallel(t)
 	found, err := python.Discover()
@@ -21,7 +22,7 @@ func TestANodeOffersExactlyTheRuntimesItIsGiven(t *testing.T) {
 	rt := found[len(found)-1] // the oldest: not what discovery would put first, where there are several
 	n := startDev(t, t.TempDir(), "--runtime", rt.Name+"="+rt.Executable)
 	var offers []client.RuntimeOffer
-	if err := json.Unmarshal([]byte(n.mustCLI(0, "runtimes", "-o", "json").stdout), &offers); err != nil || len(offers) != 1 || offers[0].Name != rt.Name || len(offers[0].Workers) != 1 {
+	if err := json.Unmarshal([]byte(n.mustCLI(0, "runtimes", "-o", "json").stdout), &offers); err != nil || len(offers) != 2 || offers[0].Name != rt.Name || len(offers[0].Workers) != 1 || offers[1].Name != "provided" {
 		t.Fatalf("runtimes: %+v %v", offers, err)
 	}
 	if out := n.mustCLI(0, "runtimes").stdout; !strings.Contains(out, rt.Name) {
@@ -60,8 +61,10 @@ func TestAFunctionRunsOnlyOnWorkersThatOfferItsRuntime(t *testing.T) {
 		var offers []client.RuntimeOffer
 		r := c.cli(0, 20*time.Second, "runtimes", "-o", "json")
 		last = r
-		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &offers) == nil && len(offers) == 2 &&
-			offers[0].Name == newest.Name && len(offers[0].Workers) == 1 && len(offers[1].Workers) == 2
+		// Then provided, which every worker offers.
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &offers) == nil && len(offers) == 3 &&
+			offers[0].Name == newest.Name && len(offers[0].Workers) == 1 && len(offers[1].Workers) == 2 &&
+			offers[2].Name == "provided" && len(offers[2].Workers) == 2
 	})
 	dir := t.TempDir()
 	c.mustCLI(0, 0, "deploy", writeFunction(t, dir, "fresh", quickHandler), "--runtime", newest.Name)

@@ -8,6 +8,7 @@ import (
 
 	"nimbus/internal/benchmark"
 	"nimbus/internal/cli"
+	"nimbus/internal/runtime/provided"
 	"nimbus/internal/sandbox"
 	"nimbus/internal/tuning"
 )
@@ -17,6 +18,11 @@ func main() {
 	// each sandbox from the inside; that never reaches the CLI.
 	if sandbox.IsInit() {
 		sandbox.InitMain()
+	}
+	// A provided function's instance runs this binary as its Runtime API
+	// server (the sandbox's pid 1, in place of the Python bootstrap).
+	if provided.IsServer() {
+		provided.Main()
 	}
 	// `nimbus bench` runs its HTTP baseline's server as this binary too.
 	if benchmark.IsHTTPBaseline() {

@@ -100,7 +100,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.IntVar(&o.PrestartMost, "prestart-most", 32, "the most sandboxes a runtime's stock grows to while cold starts are expected (deployed functions not started yet, recent cold starts); at least --prestart")
 		f.Var((*byteSize)(&o.InstanceMemory), "instance-memory", "memory the instances may hold, idle and busy, before the least recently used idle ones stop: a size such as 2GiB, 512MiB or a plain number of MB (default a quarter of the host's memory)")
 		n.freeze = addFreezeFlags(f)
-		f.StringArrayVar(&o.Runtimes, "runtime", nil, "a Python interpreter to offer, as NAME=PATH (python3.12=/opt/python3.12/bin/python3.12) or PATH; repeat for more; given, only these are offered (default: those found on the host)")
+		f.StringArrayVar(&o.Runtimes, "runtime", nil, "a Python interpreter to offer, as NAME=PATH (python3.12=/opt/python3.12/bin/python3.12) or PATH; repeat for more; given, only these are offered (default: those found on the host); the provided runtime is offered either way")
 		f.BoolVar(&o.InsecureNoSandbox, "insecure-no-sandbox", false, "INSECURE: run functions as plain processes, without namespaces, cgroups or seccomp (trusted code only)")
 	}
 	return n

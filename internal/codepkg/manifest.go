@@ -220,8 +220,9 @@ func parseTimeout(n *yaml.Node) (time.Duration, error) {
 }
 
 // ValidateConfig checks a final config (manifest plus flags): name matches
-// ^[a-z][a-z0-9-]{0,62}$ and is required; runtime is "" or python3.X;
-// handler is "" or module.function (module may be dotted); memory is 0
+// ^[a-z][a-z0-9-]{0,62}$ and is required; runtime is "", python3.X or
+// provided (ValidRuntime); handler is "" or module.function (module may be
+// dotted), or for provided 1-128 printable characters; memory is 0
 // (default) or 128..10240 MB; timeout is 0 (default) or 1s..900s; env keys
 // match ^[A-Za-z_][A-Za-z0-9_]*$ and keys plus values total at most 4096
 // bytes. It reports every problem at once, in one error wrapping
@@ -236,10 +237,16 @@ func ValidateConfig(c model.FunctionConfig) error {
 	case !nameRe.MatchString(c.Name):
 		add("name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter", c.Name)
 	}
-	if c.Runtime != "" && !runtimeRe.MatchString(c.Runtime) {
-		add("runtime %q must be of the form python3.X, e.g. python3.11", c.Runtime)
+	if c.Runtime != "" && !ValidRuntime(c.Runtime) {
+		add("runtime %q must be of the form python3.X, e.g. python3.11, or provided", c.Runtime)
 	}
-	if c.Handler != "" && !handlerRe.MatchString(c.Handler) {
+	switch {
+	case c.Handler == "":
+	case IsProvided(c.Runtime):
+		if !providedHandlerRe.MatchString(c.Handler) {
+			add("handler %q must be 1-128 printable characters (the bootstrap reads it from _HANDLER)", c.Handler)
+		}
+	case !handlerRe.MatchString(c.Handler):
 		add("handler %q must be module.function, e.g. main.handler or pkg.mod.handler", c.Handler)
 	}
 	if c.MemoryMB != 0 && (c.MemoryMB < MinMemoryMB || c.MemoryMB > MaxMemoryMB) {
@@ -313,9 +320,11 @@ func ValidateConfig(c model.FunctionConfig) error {
 
 // ApplyDefaults fills the zero fields that have a default: handler
 // main.handler, memory 128 MB, timeout 3s, ephemeral storage 512 MB. Runtime is left as is (the
-// worker picks the newest Python it has); name, env and description have
-// no default.
+// worker picks the newest Python it has), except that an alias of the
+// provided runtime becomes its name (CanonicalRuntime); name, env and
+// description have no default.
 func ApplyDefaults(c *model.FunctionConfig) {
+	c.Runtime = CanonicalRuntime(c.Runtime)
 	if c.Handler == "" {
 		c.Handler = DefaultHandler
 	}
@@ -372,5 +381,6 @@ func ParseLayerRef(ref string) (name string, version int64, err error) {
 // ValidLayerName reports whether name is a layer's name.
 func ValidLayerName(name string) bool { return layerRe.MatchString(name) }
 
-// ValidRuntime reports whether name has a runtime's form, python3.X.
-func ValidRuntime(name string) bool { return runtimeRe.MatchString(name) }
+// ValidRuntime reports whether name has a runtime's form: python3.X, or
+// the provided runtime (or an alias of it).
+func ValidRuntime(name string) bool { return runtimeRe.MatchString(name) || IsProvided(name) }

@@ -153,6 +153,16 @@ func TestValidateConfig(t *testing.T) {
 			c.Destinations = &model.Destinations{OnFailure: "function:audit:a.b"}
 		}), "neither $LATEST"},
 
+		{"the provided runtime is valid", with(func(c *model.FunctionConfig) { c.Runtime = "provided" }), ""},
+		{"a provided runtime's alias is valid", with(func(c *model.FunctionConfig) { c.Runtime = "provided.al2023" }), ""},
+		{"a provided function's handler is free-form", with(func(c *model.FunctionConfig) {
+			c.Runtime, c.Handler = "provided.al2", "bin/app --mode fast"
+		}), ""},
+		{"a provided function's handler has no control characters", with(func(c *model.FunctionConfig) {
+			c.Runtime, c.Handler = "provided", "a\nb"
+		}), "1-128 printable characters"},
+		{"another provided name is refused", with(func(c *model.FunctionConfig) { c.Runtime = "provided.al1" }), `runtime "provided.al1"`},
+
 		{"a missing name is refused", model.FunctionConfig{}, "name is required"},
 		{"a 64-character name is refused", with(func(c *model.FunctionConfig) { c.Name = "a" + strings.Repeat("b", 63) }), "name"},
 		{"a name with capitals is refused", with(func(c *model.FunctionConfig) { c.Name = "Hello" }), `name "Hello"`},
@@ -205,5 +215,11 @@ func TestApplyDefaults(t *testing.T) {
 	}
 	if err := ValidateConfig(want); err != nil {
 		t.Errorf("defaults do not validate: %v", err)
+	}
+	for _, alias := range []string{"provided", "provided.al2", "provided.al2023"} {
+		c := model.FunctionConfig{Name: "x", Runtime: alias}
+		if ApplyDefaults(&c); c.Runtime != ProvidedRuntime {
+			t.Errorf("runtime %s is stored as %s, want %s", alias, c.Runtime, ProvidedRuntime)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"nimbus/internal/nbio"
 	"nimbus/internal/notify"
 	"nimbus/internal/placement"
+	"nimbus/internal/runtime/provided"
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 	"nimbus/internal/scan"
@@ -95,7 +96,14 @@ func (p *parts) pythons() component {
 		if err != nil {
 			return fmt.Errorf("looking for Python: %w", err)
 		}
-		p.runtimes = rts
+		// Every worker offers the provided runtime too: its instances run
+		// this binary as their Runtime API server, beside the newest
+		// Python (for bootstraps that are Python scripts).
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the nimbus binary for the provided runtime: %w", err)
+		}
+		p.runtimes = append(rts, provided.Runtime(rts[0], self))
 		return nil
 	})
 }

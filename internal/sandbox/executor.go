@@ -33,6 +33,16 @@ type Spec struct {
 	TmpMB    int    // size of the instance's /tmp, 0 for the default
 	CodeDir  string // read-only function code (mounted at /var/task by isolating executors)
 	Runtime  string // installation prefix of the interpreter (sys.base_prefix)
+	// Interpreter is the Python interpreter whose installation (Runtime)
+	// isolating executors mount, when the program (Path) is another: a
+	// platform program listed in Files (the provided runtime's Runtime API
+	// server), whose shared libraries are then mounted too. Empty: Path
+	// is the interpreter.
+	Interpreter string
+	// Links are symlinks {target, link} an isolating executor makes in the
+	// sandbox's root where no mount provides the path (/usr/bin/python3 for
+	// the provided runtime's scripts). The process executor ignores them.
+	Links [][2]string
 	// LateCode says CodeDir is not ready yet: the program starts before
 	// its code is known (a pre-started instance) and the code arrives
 	// with AttachCode. Only executors that implement CodeAttacher support
@@ -51,7 +61,7 @@ type Spec struct {
 	Mounts []Mount
 	// Files are further host files the program reads (the bootstrap).
 	// Isolating executors bind each read-only at /var/runtime/<base name>
-	// and rewrite the arguments that name it.
+	// and rewrite the arguments (and Path) that name it.
 	Files []string
 }
 

@@ -150,6 +150,9 @@ func buildRoot(cfg *initConfig) error {
 		if _, err := os.Lstat(in(l[1])); err == nil {
 			continue // a bind mount already provides this path
 		}
+		if err := os.MkdirAll(filepath.Dir(in(l[1])), 0o755); err != nil {
+			return err
+		}
 		if err := os.Symlink(l[0], in(l[1])); err != nil {
 			return fmt.Errorf("symlink %s: %w", l[1], err)
 		}

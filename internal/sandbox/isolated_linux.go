@@ -328,11 +328,22 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 	if tmpMB <= 0 {
 		tmpMB = e.cfg.TmpMB
 	}
-	rtMounts, err := e.mounts.For(spec.Path, spec.Runtime)
+	interp := spec.Path
+	if spec.Interpreter != "" {
+		interp = spec.Interpreter
+	}
+	rtMounts, err := e.mounts.For(interp, spec.Runtime)
 	if err != nil {
 		return nil, err
 	}
 	binds := append([]bindMount(nil), rtMounts...)
+	if interp != spec.Path {
+		libs, err := e.mounts.LibsOf(spec.Path)
+		if err != nil {
+			return nil, err
+		}
+		binds = appendUncovered(binds, libs)
+	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) != m.Target || !strings.HasPrefix(m.Target, "/opt/") {
 			return nil, fmt.Errorf("sandbox: mount target %q is not a clean path under /opt", m.Target)
@@ -350,6 +361,7 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 		binds = append(binds, bindMount{Source: spec.CodeDir, Target: TaskRoot})
 	}
 	args := append([]string(nil), spec.Args...)
+	path := spec.Path
 	for _, f := range spec.Files {
 		target := filepath.Join(RuntimeDir, filepath.Base(f))
 		binds = append(binds, bindMount{Source: f, Target: target, File: true})
@@ -358,20 +370,30 @@ func (e *IsolatedExecutor) Start(spec Spec) (Process, error) {
 				args[i] = target
 			}
 		}
+		if path == f {
+			path = target
+		}
 	}
 	dir := spec.Dir
 	if dir == "" || dir == spec.CodeDir {
 		dir = TaskRoot
 	}
+	links := e.links
+	for _, l := range spec.Links {
+		if !filepath.IsAbs(l[1]) || filepath.Clean(l[1]) != l[1] {
+			return nil, fmt.Errorf("sandbox: link %q is not a clean absolute path", l[1])
+		}
+		links = append(links[:len(links):len(links)], l)
+	}
 	cfg := initConfig{
-		Root: e.root, Binds: binds, Symlinks: e.links, Files: etcFiles(uid, uid),
+		Root: e.root, Binds: binds, Symlinks: links, Files: etcFiles(uid, uid),
 		TmpMB: tmpMB, UID: uid, GID: uid,
-		Path: spec.Path, Args: args, Env: spec.Env, Dir: dir,
+		Path: path, Args: args, Env: spec.Env, Dir: dir,
 		KeepFDs: 2 + len(spec.ExtraFiles),
 		Slave:   spec.LateCode,
 	}
 	if len(cfg.Args) == 0 {
-		cfg.Args = []string{spec.Path}
+		cfg.Args = []string{path}
 	}
 	payload, err := json.Marshal(cfg)
 	if err != nil {

@@ -125,6 +125,68 @@ func computeRuntimeMounts(exe, prefix string) ([]bindMount, error) {
 	return mounts, nil
 }
 
+// LibsOf returns the mounts of the directories of the shared libraries a
+// program other than the interpreter loads (none for a static binary),
+// computed once per program.
+func (r *runtimeMounts) LibsOf(program string) ([]bindMount, error) {
+	key := "libs\x00" + program
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = map[string]*mountsOnce{}
+	}
+	o := r.cache[key]
+	if o == nil {
+		o = &mountsOnce{}
+		r.cache[key] = o
+	}
+	r.mu.Unlock()
+	o.once.Do(func() {
+		f, err := elf.Open(program)
+		if err != nil {
+			o.err = fmt.Errorf("sandbox: %s: %w", program, err)
+			return
+		}
+		libs, _ := f.ImportedLibraries()
+		interp := f.Section(".interp") != nil
+		f.Close()
+		if len(libs) == 0 && !interp {
+			return // static
+		}
+		dirs, err := sharedLibraryDirs([]string{program})
+		if err != nil {
+			o.err = err
+			return
+		}
+		for _, d := range dirs {
+			o.mounts = append(o.mounts, bindMount{Source: d, Target: d})
+		}
+	})
+	if o.err != nil {
+		r.mu.Lock()
+		delete(r.cache, key)
+		r.mu.Unlock()
+	}
+	return o.mounts, o.err
+}
+
+// appendUncovered appends to binds the directory mounts of more that no
+// directory of binds already covers.
+func appendUncovered(binds, more []bindMount) []bindMount {
+	for _, m := range more {
+		covered := false
+		for _, b := range binds {
+			if !b.File && (m.Target == b.Target || strings.HasPrefix(m.Target, b.Target+"/")) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			binds = append(binds, m)
+		}
+	}
+	return binds
+}
+
 // coveringObjects picks, from objs (the interpreter first), those whose
 // direct dependencies (DT_NEEDED) name a library no earlier pick needs:
 // ldd follows dependencies through, so the libraries they load are those

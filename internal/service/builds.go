@@ -64,6 +64,9 @@ func (s *Service) buildDeps(ctx context.Context, ns string, cfg model.FunctionCo
 	if err != nil || len(reqs) == 0 {
 		return nil, err
 	}
+	if codepkg.IsProvided(cfg.Runtime) {
+		return nil, state.Errorf(state.ErrInvalid, "runtime %s does not build a %s: a custom runtime's package brings its own dependencies", cfg.Runtime, RequirementsFile)
+	}
 	b := s.d.Builder
 	if b == nil {
 		return nil, state.Errorf(deps.ErrCannotBuild, "this server cannot build dependencies (the package has a %s)", RequirementsFile)

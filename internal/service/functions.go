@@ -24,7 +24,8 @@ type Deployed struct {
 
 // Deploy creates function cfg.Name in namespace ns, or adds a revision to
 // it, with the code in zip: the config is defaulted and validated, the
-// runtime resolved, the package validated, compiled (never imported) and
+// runtime resolved, the package validated, compiled (never imported) or,
+// for the provided runtime, checked for its executable bootstrap, and
 // scanned, the code stored and replicated, and only then the revision
 // committed. A package with a requirements.txt gets its dependency
 // layer first (built, or reused), its build's log written to progress
@@ -47,7 +48,13 @@ func (s *Service) Deploy(ctx context.Context, ns string, cfg model.FunctionConfi
 	if err != nil {
 		return Deployed{}, err
 	}
-	if s.d.Checker != nil {
+	if codepkg.IsProvided(cfg.Runtime) {
+		// The bootstrap is the program: nothing to compile, but it must
+		// be there to run.
+		if err := codepkg.CheckBootstrap(zip); err != nil {
+			return Deployed{}, err
+		}
+	} else if s.d.Checker != nil {
 		switch err := s.d.Checker.Check(ctx, zip, cfg.Runtime, cfg.Handler); {
 		case errors.Is(err, pycheck.ErrNoRuntime):
 			s.log.Warn("deploy not compile-checked: this server has no interpreter for its runtime", "namespace", ns, "function", cfg.Name, "runtime", cfg.Runtime)

@@ -23,10 +23,11 @@ func (s *Service) PublishLayer(ctx context.Context, ns, name string, runtimes []
 	if !codepkg.ValidLayerName(name) {
 		return model.Layer{}, state.Errorf(state.ErrInvalid, "layer name %q must be 1-64 characters of letters, digits, '-' and '_'", name)
 	}
-	for _, rt := range runtimes {
+	for i, rt := range runtimes {
 		if !codepkg.ValidRuntime(rt) {
-			return model.Layer{}, state.Errorf(state.ErrInvalid, "runtime %q must be of the form python3.X, e.g. python3.11", rt)
+			return model.Layer{}, state.Errorf(state.ErrInvalid, "runtime %q must be of the form python3.X, e.g. python3.11, or provided", rt)
 		}
+		runtimes[i] = codepkg.CanonicalRuntime(rt) // as functions store it
 	}
 	if len(description) > maxLayerDescription {
 		return model.Layer{}, state.Errorf(state.ErrInvalid, "the description is %d bytes; at most %d", len(description), maxLayerDescription)

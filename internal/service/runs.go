@@ -159,6 +159,9 @@ func (s *Service) checkRunLimits(req *RunRequest) error {
 	case l.OutputBytes < 0 || l.OutputBytes > MaxRunOutput:
 		return state.Errorf(state.ErrInvalid, "output limit %d is outside 1..%d bytes", l.OutputBytes, MaxRunOutput)
 	}
+	if codepkg.IsProvided(req.Runtime) {
+		return state.Errorf(state.ErrInvalid, "runtime %s runs functions only: an interactive run is a Python program (pick a python3.X runtime)", req.Runtime)
+	}
 	if req.Runtime != "" {
 		if offered := s.d.Placer.Runtimes(); len(offered) > 0 && !slices.Contains(offered, req.Runtime) {
 			return state.Errorf(state.ErrInvalid, "no worker offers runtime %s (they offer %s)", req.Runtime, strings.Join(offered, ", "))

@@ -135,6 +135,7 @@ func TestBadRunRequestsAreInvalid(t *testing.T) {
 		{Files: map[string][]byte{"main.py": nil}, Env: map[string]string{"A=B": "c"}},
 		{Files: map[string][]byte{"main.py": nil}, Limits: worker.RunLimits{IdleTimeout: 2 * time.Hour}},
 		{Files: map[string][]byte{"main.py": nil}, Limits: worker.RunLimits{Timeout: time.Millisecond}},
+		{Files: map[string][]byte{"main.py": nil}, Runtime: "provided"},
 	} {
 		if _, err := s.StartRun(context.Background(), "default", "x", req, nil); !errors.Is(err, state.ErrInvalid) {
 			t.Fatalf("%+v: %v, want ErrInvalid", req, err)

@@ -308,8 +308,8 @@ func (i *Instance) exchange(ctx context.Context, deadline time.Time) frame {
 // live instance (each invocation then answers with the import error; see
 // InitErrorType); an interpreter that dies or never gets ready is an error.
 func Start(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
-	if cfg.Executor == nil || cfg.Runtime.Executable == "" || cfg.Bootstrap == "" || cfg.CodeDir == "" || cfg.Handler == "" {
-		return nil, errors.New("python: InstanceConfig needs Executor, Runtime, Bootstrap, CodeDir and Handler")
+	if cfg.Executor == nil || cfg.Runtime.Executable == "" || (cfg.Bootstrap == "" && cfg.Runtime.Program == "") || cfg.CodeDir == "" || cfg.Handler == "" {
+		return nil, errors.New("python: InstanceConfig needs Executor, Runtime, Bootstrap (or a Runtime's Program), CodeDir and Handler")
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -360,7 +360,7 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 	}
 	reqR, reqW, respR, respW, logR, logW := files[0], files[1], files[2], files[3], files[4], files[5]
 
-	proc, err := cfg.Executor.Start(sandbox.Spec{
+	spec := sandbox.Spec{
 		Path:       cfg.Runtime.Executable,
 		Args:       append(append([]string{cfg.Runtime.Executable}, interpreterFlags...), cfg.Bootstrap),
 		Env:        withPreload(environ(cfg, version, logStream), cfg),
@@ -375,8 +375,15 @@ func spawn(cfg InstanceConfig, lateCode bool) (*Instance, error) {
 		Mounts:     cfg.Layers,
 		LateCode:   lateCode,
 		Background: lateCode, // started ahead: it waits at the lowest priority
-
-	})
+	}
+	if prog := cfg.Runtime.Program; prog != "" {
+		spec.Path, spec.Args, spec.Files = prog, []string{prog, cfg.Runtime.ProgramArg}, []string{prog}
+		spec.Interpreter = cfg.Runtime.Executable
+		if cfg.Runtime.Executable != "/usr/bin/python3" {
+			spec.Links = [][2]string{{cfg.Runtime.Executable, "/usr/bin/python3"}}
+		}
+	}
+	proc, err := cfg.Executor.Start(spec)
 	reqR.Close()
 	respW.Close()
 	logW.Close()
@@ -895,7 +902,11 @@ func (v *invocation) leftovers(resp *Response) string {
 	if err != nil {
 		return ""
 	}
-	resp.ProcessesLeft = max(u.Procs-1, 0)
+	resident := 1 // the interpreter
+	if i.cfg.Runtime.Program != "" {
+		resident = 2 // the program and the one child it keeps (see Runtime.Program)
+	}
+	resp.ProcessesLeft = max(u.Procs-resident, 0)
 	if u.CPU > i.cpuSeen {
 		resp.CPU = u.CPU - i.cpuSeen
 		i.cpuSeen = u.CPU

@@ -73,7 +73,7 @@ func (i *Instance) Assign(ctx context.Context, cfg InstanceConfig) error {
 		return errors.New("python: Assign needs a pre-started, unassigned instance")
 	}
 	i.assigned = true
-	if cfg.Runtime.Executable != i.cfg.Runtime.Executable {
+	if cfg.Runtime.Name != i.cfg.Runtime.Name || cfg.Runtime.Executable != i.cfg.Runtime.Executable {
 		i.Close()
 		return fmt.Errorf("python: instance runs %s, not %s", i.cfg.Runtime.Name, cfg.Runtime.Name)
 	}

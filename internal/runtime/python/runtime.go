@@ -37,12 +37,24 @@ var ErrUnknownRuntime = errors.New("python: unknown runtime")
 // interpreters are not reported by Discover.
 var minVersion = [2]int{3, 8}
 
-// Runtime is one usable Python interpreter.
+// Runtime is one usable Python interpreter, or a runtime that runs a
+// program of its own beside one (Program).
 type Runtime struct {
 	Name       string // "python3.11"
 	Executable string // the real interpreter binary (symlinks and shims resolved)
 	Prefix     string // sys.base_prefix, its installation prefix
 	Version    string // "3.11.2"
+	// Program, when set, is a program (an absolute host path) that
+	// instances run, as "Program ProgramArg", instead of the interpreter
+	// with the bootstrap: it speaks the same instance protocol on fds 3
+	// and 4 and hosts the function its own way (the provided runtime's
+	// Runtime API server, internal/runtime/provided), keeping one child
+	// process of its own (which Processes Left does not count). The
+	// sandbox mounts Program read-only under /var/runtime, and the
+	// interpreter's installation as for Python, reachable as
+	// /usr/bin/python3.
+	Program    string
+	ProgramArg string
 }
 
 var candidateName = regexp.MustCompile(`^python3(\.[0-9]+)?$`)
