@@ -182,7 +182,7 @@ func TestCustomRuntime(t *testing.T) {
 			t.Fatalf("not one warm bootstrap: %+v then %+v", first, second)
 		}
 		wantEnv := map[string]string{"_HANDLER": "app.handle", "LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "pycustom",
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
+			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
 		for k, v := range wantEnv {
 			if first.Env[k] != v {
 				t.Errorf("%s = %q, want %q", k, first.Env[k], v)

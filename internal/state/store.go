@@ -373,8 +373,8 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// readSnapshot decodes a snapshot of any version Restore knows.
-func readSnapshot(r io.Reader) (*Snapshot, error) {
+// ReadSnapshot decodes a snapshot of any version Restore knows.
+func ReadSnapshot(r io.Reader) (*Snapshot, error) {
 	br := bufio.NewReader(r)
 	version := 1
 	if head, _ := br.Peek(len(snapshotHeader)); string(head) == snapshotHeader {
@@ -416,7 +416,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Restore replaces the store's content with a snapshot read from r, of
 // any version up to SnapshotVersion.
 func (s *Store) Restore(r io.Reader) error {
-	snap, err := readSnapshot(r)
+	snap, err := ReadSnapshot(r)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,217 @@
+// Package backup owns the format of a cluster backup: one file that
+// holds a Raft snapshot of the state and every blob (code packages,
+// layers, dependency layers) its objects name, each checksummed, so that
+// a backup restores into a fresh cluster with nothing else.
+//
+// A backup is a gzip-compressed tar archive of, in this order:
+//
+//	state.snap            the FSM snapshot, as Raft persists it
+//	blobs/<sha256>        each blob, named by the hex SHA-256 of its bytes
+//	nimbus-backup.json    Meta: index, term, counts, and every entry's
+//	                      SHA-256 and size
+//
+// Meta comes last so that a backup streams out as it is made; Read
+// checks every entry as it passes and the whole against Meta at the end,
+// and reports a backup that is cut short or altered as ErrCorrupt.
+package backup
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Format is the version of the backups Write writes; Read reads it and
+// every earlier one.
+const Format = 1
+
+const (
+	metaName  = "nimbus-backup.json"
+	stateName = "state.snap"
+	blobDir   = "blobs/"
+	// maxEntry bounds one entry's size: a state or a blob beyond it is
+	// not read into memory.
+	maxEntry = 8 << 30
+)
+
+// ErrCorrupt is a backup that is cut short, altered, or not a backup.
+var ErrCorrupt = errors.New("the backup is corrupt")
+
+// Meta describes a backup.
+type Meta struct {
+	Format    int       `json:"format"`
+	CreatedAt time.Time `json:"created_at"`
+	// Server is the server the backup was made on; Index and Term the
+	// Raft log position of its snapshot.
+	Server string `json:"server,omitempty"`
+	Index  uint64 `json:"index"`
+	Term   uint64 `json:"term"`
+	// Counts are the state's objects by kind (state.Snapshot.Counts).
+	Counts map[string]int `json:"counts,omitempty"`
+	State  Entry          `json:"state"`
+	Blobs  []Entry        `json:"blobs,omitempty"`
+}
+
+// Entry is one checksummed entry of a backup.
+type Entry struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Size is the bytes of the state and blobs together (uncompressed).
+func (m Meta) Size() int64 {
+	n := m.State.Size
+	for _, b := range m.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Write writes a backup of state and the blobs named by digests, read
+// through blob, to w; progress, when set, is called after each entry with
+// the bytes written so far. It returns m with State and Blobs filled in.
+// A blob that cannot be read, or whose bytes do not match its digest,
+// fails the backup: a backup without it could not be restored.
+func Write(w io.Writer, m Meta, state []byte, digests []string, blob func(digest string) ([]byte, error), progress func(done int64)) (Meta, error) {
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	tw := tar.NewWriter(gz)
+	var done int64
+	put := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b)), ModTime: m.CreatedAt, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return err
+		}
+		done += int64(len(b))
+		if progress != nil {
+			progress(done)
+		}
+		return nil
+	}
+	m.Format = Format
+	m.State = Entry{SHA256: digest(state), Size: int64(len(state))}
+	m.Blobs = nil
+	if err := put(stateName, state); err != nil {
+		return m, err
+	}
+	for _, d := range digests {
+		b, err := blob(d)
+		if err != nil {
+			return m, fmt.Errorf("blob %s: %w", d, err)
+		}
+		if digest(b) != d {
+			return m, fmt.Errorf("blob %s: its bytes do not match its digest", d)
+		}
+		if err := put(blobDir+d, b); err != nil {
+			return m, err
+		}
+		m.Blobs = append(m.Blobs, Entry{SHA256: d, Size: int64(len(b))})
+	}
+	meta, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return m, err
+	}
+	if err := put(metaName, meta); err != nil {
+		return m, err
+	}
+	if err := tw.Close(); err != nil {
+		return m, err
+	}
+	return m, gz.Close()
+}
+
+// Read reads a backup from r and checks it: every blob against its name,
+// the state and the blobs against Meta, nothing missing or extra. blob,
+// when set, is given each blob once its bytes are checked against its
+// name (before the whole backup is: a caller that stores them keeps
+// content-addressed bytes that are right, whatever comes next). It
+// returns Meta and the state.
+func Read(r io.Reader, blob func(digest string, data []byte) error) (Meta, []byte, error) {
+	var m Meta
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return m, nil, fmt.Errorf("%w: not a gzip stream (%v)", ErrCorrupt, err)
+	}
+	tr := tar.NewReader(gz)
+	var (
+		state    []byte
+		gotState bool
+		gotMeta  bool
+		blobs    = map[string]int64{}
+	)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return m, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if gotMeta {
+			return m, nil, fmt.Errorf("%w: %s follows the backup's description, which ends it", ErrCorrupt, h.Name)
+		}
+		if h.Typeflag != tar.TypeReg || h.Size < 0 || h.Size > maxEntry {
+			return m, nil, fmt.Errorf("%w: entry %s is not a file of at most %d bytes", ErrCorrupt, h.Name, int64(maxEntry))
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return m, nil, fmt.Errorf("%w: reading %s: %v", ErrCorrupt, h.Name, err)
+		}
+		switch name := h.Name; {
+		case name == stateName && !gotState:
+			state, gotState = b, true
+		case strings.HasPrefix(name, blobDir):
+			d := strings.TrimPrefix(name, blobDir)
+			if digest(b) != d {
+				return m, nil, fmt.Errorf("%w: blob %s does not match its digest", ErrCorrupt, d)
+			}
+			if _, dup := blobs[d]; dup {
+				return m, nil, fmt.Errorf("%w: blob %s is in it twice", ErrCorrupt, d)
+			}
+			blobs[d] = int64(len(b))
+			if blob != nil {
+				if err := blob(d, b); err != nil {
+					return m, nil, err
+				}
+			}
+		case name == metaName:
+			if err := json.Unmarshal(b, &m); err != nil {
+				return m, nil, fmt.Errorf("%w: its description does not decode: %v", ErrCorrupt, err)
+			}
+			gotMeta = true
+		default:
+			return m, nil, fmt.Errorf("%w: unexpected entry %s", ErrCorrupt, name)
+		}
+	}
+	switch {
+	case !gotMeta:
+		return m, nil, fmt.Errorf("%w: it ends before its description (cut short?)", ErrCorrupt)
+	case m.Format < 1 || m.Format > Format:
+		return m, nil, fmt.Errorf("%w: format %d is unknown to this release (it reads 1 to %d)", ErrCorrupt, m.Format, Format)
+	case !gotState:
+		return m, nil, fmt.Errorf("%w: it holds no state", ErrCorrupt)
+	case digest(state) != m.State.SHA256 || int64(len(state)) != m.State.Size:
+		return m, nil, fmt.Errorf("%w: the state does not match its checksum", ErrCorrupt)
+	case len(blobs) != len(m.Blobs):
+		return m, nil, fmt.Errorf("%w: it holds %d blobs, its description lists %d", ErrCorrupt, len(blobs), len(m.Blobs))
+	}
+	for _, e := range m.Blobs {
+		if size, ok := blobs[e.SHA256]; !ok || size != e.Size {
+			return m, nil, fmt.Errorf("%w: blob %s is missing or of the wrong size", ErrCorrupt, e.SHA256)
+		}
+	}
+	return m, state, nil
+}
