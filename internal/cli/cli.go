@@ -176,6 +176,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.publishVersionCommand(),
 		a.versionsCommand(),
 		a.aliasesCommand(),
+		a.operatorCommand(),
 		a.webhooksCommand(),
 		a.versionCommand(),
 		a.benchCommand(),

@@ -94,6 +94,9 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringVar(&o.SMTPFrom, "smtp-from", "nimbus@localhost", "sender address of e-mail notifications")
 		retentionFlags(f, &o.Retention)
 		f.DurationVar(&o.BudgetCheckEvery, "budget-check-every", 30*time.Second, "how often the leader checks the namespaces' budgets")
+		f.DurationVar(&o.Backups.Every, "backup-every", 0, "save a backup of the cluster this often, on the leader (0: never; see nimbus operator snapshot)")
+		f.StringVar(&o.Backups.Dir, "backup-dir", "", "the directory scheduled backups go to (default DATA/backups)")
+		f.IntVar(&o.Backups.Keep, "backup-keep", 24, "how many scheduled backups to keep (the oldest go first)")
 	}
 	if kind != serverNode { // instances
 		f.IntVar(&o.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")

@@ -73,6 +73,7 @@ type Node struct {
 	applied   *appliedFSM
 	store     *state.Store
 	logStore  *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
 	transport raft.Transport
 	rpc       *rpc.Pool
 	disk      *datadir.Monitor
@@ -130,7 +131,7 @@ func Start(cfg Config) (*Node, error) {
 	if disk == nil {
 		disk = datadir.New(cfg.DataDir, cfg.Log)
 	}
-	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, transport: transport, rpc: cfg.RPC, disk: disk, log: cfg.Log}
+	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, snaps: snaps, transport: transport, rpc: cfg.RPC, disk: disk, log: cfg.Log}
 	if cfg.Bootstrap {
 		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
 		if err != nil {

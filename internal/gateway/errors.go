@@ -107,6 +107,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "CodeScanBlocked"
 	case errors.Is(err, placement.ErrWorkerDead), errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotEmpty):
 		return http.StatusConflict, "Conflict"
+	case errors.As(err, new(*service.NotLeaderError)):
+		return http.StatusConflict, "NotLeader"
+	case errors.Is(err, service.ErrBackupsOff):
+		return http.StatusNotImplemented, "NotImplemented"
 	case errors.Is(err, service.ErrBudgetExceeded):
 		return http.StatusTooManyRequests, "BudgetExceeded"
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):

@@ -58,6 +58,8 @@ type Config struct {
 	// the others (a deploy replicates to a majority only); nil on a
 	// single node.
 	FetchBlob func(ctx context.Context, digest string) ([]byte, error)
+	// Snapshots takes and restores backups (nil: this server does not).
+	Snapshots service.Snapshotter
 	// PeerView, when set, fills in what the other servers say of
 	// themselves (role, term, index, health) in the cluster view.
 	PeerView func([]client.Server) []client.Server
@@ -136,6 +138,7 @@ func New(cfg Config) *Gateway {
 	cfg.Control.Store().ObserveRecords(g.events.publish)
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
+		FetchBlob: cfg.FetchBlob, Snapshots: cfg.Snapshots,
 		ScanPolicy: cfg.ScanPolicy, Scanner: cfg.Scanner, Checker: cfg.Checker, Builder: cfg.Builder,
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
 		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
@@ -277,6 +280,8 @@ func (g *Gateway) routeTable() []route {
 		{"DELETE /v1/namespaces/{name}/budget", permAdmin, global, g.deleteBudget},
 		{"GET /v1/prices", permRead, scoped, g.getPrices},
 		{"PUT /v1/prices", permAdmin, global, g.putPrices},
+		{"GET /v1/operator/snapshot", permAdmin, global, g.saveSnapshot},
+		{"POST /v1/operator/snapshot", permAdmin, global, g.restoreSnapshot},
 		{"DELETE /v1/prices", permAdmin, global, g.deletePrices},
 		{"PUT /v1/namespaces/{name}/prices", permAdmin, global, g.putPrices},
 		{"DELETE /v1/namespaces/{name}/prices", permAdmin, global, g.deletePrices},

@@ -25,6 +25,7 @@ import (
 	"nimbus/internal/queue"
 	"nimbus/internal/scan"
 	"nimbus/internal/scheduler"
+	svc "nimbus/internal/service"
 	"nimbus/internal/sources"
 )
 
@@ -45,6 +46,10 @@ type asyncParts struct {
 	// every budgetEvery (0: 30 s) on the leader.
 	checkBudgets func(ctx context.Context, now time.Time) ([]model.BudgetAlert, error)
 	budgetEvery  time.Duration
+	// backups are the scheduled backups the leader saves (set by
+	// connect: runBackups, with the schedule).
+	runBackups func(ctx context.Context, b svc.BackupSchedule)
+	backups    svc.BackupSchedule
 
 	// dispatcher is the current term's, nil between terms: wake reaches
 	// it, whoever calls wake and whenever.
@@ -90,6 +95,7 @@ func (a *asyncParts) connect(gw *gateway.Gateway) {
 	cp, log := a.cp, a.log
 	a.invoker = gw
 	a.checkBudgets = gw.Service().CheckBudgets
+	a.runBackups = gw.Service().RunBackups
 	deliverer := &notify.Deliverer{}
 	a.hooks = queue.Hooks{
 		Log:     gw.AddLog,
@@ -153,6 +159,7 @@ func (a *asyncParts) term(ctx context.Context, extra func(ctx context.Context)) 
 	spawn(a.notifier.Run)
 	spawn(func(ctx context.Context) { provision(ctx, a.cp, a.placer) })
 	spawn(a.watchBudgets)
+	spawn(func(ctx context.Context) { a.runBackups(ctx, a.backups) })
 	spawn(sources.NewManager(a.cp, a.invoker, a.sourceMetrics, a.cp.ID(), a.log.With("subsystem", "sources")).Run)
 	wg.Wait()
 }
@@ -317,6 +324,7 @@ type apiSettings struct {
 	retention  model.Retention // zero: model.DefaultRetention
 	// budgetEvery is how often the leader checks budgets (0: 30 s).
 	budgetEvery time.Duration
+	backups     svc.BackupSchedule
 	checker     *pycheck.Checker // nil: deploys are not compile-checked
 	builder     *deps.Builder    // nil: deploys with requirements are refused
 	// consoleOnce redeems nimbus dev's one-time console sign-in link
@@ -334,6 +342,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	async := newAsyncParts(cp, placer, set.smtp, reg, log)
 	async.budgetEvery = set.budgetEvery
+	async.backups = set.backups
 	retention := set.retention
 	if retention == (model.Retention{}) {
 		retention = model.DefaultRetention()
@@ -347,6 +356,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Checker:     set.checker,
 		Builder:     set.builder,
 		Control:     cp,
+		Snapshots:   cp,
 		Blobs:       blobs,
 		Logs:        logs,
 		Placer:      placer,

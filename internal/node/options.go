@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"nimbus/internal/deps"
 	"nimbus/internal/model"
+	svc "nimbus/internal/service"
 	"os"
 	"time"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// BudgetCheckEvery is how often the leader checks the namespaces'
 	// budgets (0: every 30 s).
 	BudgetCheckEvery time.Duration
+	// Backups, when Every is set, makes the leader save a backup into
+	// Dir every Every, keeping the newest Keep.
+	Backups svc.BackupSchedule
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
 	// Timeouts bound slow clients.

@@ -24,6 +24,7 @@ import (
 	"nimbus/internal/runtime/python"
 	"nimbus/internal/sandbox"
 	"nimbus/internal/scan"
+	svc "nimbus/internal/service"
 	"nimbus/internal/worker"
 )
 
@@ -213,7 +214,8 @@ func (p *parts) api(set func() apiSettings, placer func() *placement.Placer, mor
 // settings are the gateway settings of the options.
 func (p *parts) settings() apiSettings {
 	return apiSettings{addr: p.addr, timeouts: p.opts.Timeouts, rateLimit: p.opts.RateLimit, scanPolicy: p.scanPolicy, scanDir: p.scanDir,
-		smtp: notify.SMTP{Addr: p.opts.SMTPAddr, From: p.opts.SMTPFrom}, retention: p.opts.Retention, budgetEvery: p.opts.BudgetCheckEvery}
+		smtp: notify.SMTP{Addr: p.opts.SMTPAddr, From: p.opts.SMTPFrom}, retention: p.opts.Retention, budgetEvery: p.opts.BudgetCheckEvery,
+		backups: p.backups()}
 }
 
 // leadership runs the leader's services during each term of office of
@@ -314,4 +316,14 @@ func banner(start func(), stop func()) component {
 			return nil
 		},
 	}
+}
+
+// backups is the backup schedule, its directory DATA/backups unless
+// given.
+func (p *parts) backups() svc.BackupSchedule {
+	b := p.opts.Backups
+	if b.Dir == "" {
+		b.Dir = filepath.Join(p.opts.DataDir, "backups")
+	}
+	return b
 }

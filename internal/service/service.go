@@ -72,6 +72,10 @@ type Deps struct {
 	// ReplicateBlob copies a new code package to enough other servers
 	// before its revision is committed; nil on a single node.
 	ReplicateBlob func(ctx context.Context, data []byte) error
+	// FetchBlob, when set, fetches a blob this server lacks from the
+	// others; Snapshots takes and restores backups (nil: none).
+	FetchBlob func(ctx context.Context, digest string) ([]byte, error)
+	Snapshots Snapshotter
 	// ScanPolicy and Scanner decide code scanning at deploy (Mode "" or
 	// off: no scan).
 	ScanPolicy scan.Policy

@@ -13,6 +13,7 @@
 package wire
 
 import (
+	"nimbus/internal/backup"
 	"nimbus/internal/model"
 	"nimbus/pkg/client"
 )
@@ -261,3 +262,13 @@ func PriceTable(m model.PriceTable) client.PriceTable { return client.PriceTable
 
 // ModelPriceTable is a price table from a request.
 func ModelPriceTable(c client.PriceTable) model.PriceTable { return model.PriceTable(c) }
+
+// BackupMeta is a backup's description as the API shows it.
+func BackupMeta(m backup.Meta) client.BackupMeta {
+	out := client.BackupMeta{Format: m.Format, CreatedAt: m.CreatedAt, Server: m.Server, Index: m.Index, Term: m.Term,
+		Counts: m.Counts, State: client.BackupEntry(m.State)}
+	for _, b := range m.Blobs {
+		out.Blobs = append(out.Blobs, client.BackupEntry(b))
+	}
+	return out
+}

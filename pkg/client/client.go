@@ -241,6 +241,7 @@ func decodeError(resp *http.Response) *APIError {
 	if e.Message == "" {
 		e.Message = text
 	}
+	e.Leader = resp.Header.Get(HeaderLeader)
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		if secs, err := strconv.Atoi(ra); err == nil && secs >= 0 {
 			e.RetryAfter = time.Duration(secs) * time.Second

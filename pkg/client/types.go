@@ -223,6 +223,9 @@ type APIError struct {
 	// RetryAfter is the server's Retry-After hint (429, 503), zero if none.
 	// Set by the client only; never serialised.
 	RetryAfter time.Duration `json:"-"`
+	// Leader is the API address of the leader, which a server that is
+	// not the leader names for a change only the leader makes.
+	Leader string `json:"-"`
 }
 
 func (e *APIError) Error() string { return e.Message }
