@@ -65,7 +65,8 @@ func TestLambdaAPIThroughBoto3AndTheAWSCLI(t *testing.T) {
 	parallel(t)
 	needTool(t, "/usr/bin/python3", "import boto3")
 	needTool(t, "/usr/bin/aws", "")
-	n := startDev(t, t.TempDir())
+	const region = "eu-west-3" // not the default: the ARNs are the flag's
+	n := startDev(t, t.TempDir(), "--lambda-region", region)
 	dev := n.awsCredentials(t, n.newKey(t, "--role", "developer"))
 	viewer := n.awsCredentials(t, n.newKey(t, "--role", "viewer"))
 	other := n.newKey(t, "--role", "developer")
@@ -78,7 +79,7 @@ func TestLambdaAPIThroughBoto3AndTheAWSCLI(t *testing.T) {
 	}
 	env := func(c awsCredentials) []string {
 		return append(os.Environ(), "HOME="+home, "AWS_CONFIG_FILE="+filepath.Join(home, "config"),
-			"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"), "AWS_DEFAULT_REGION=us-east-1",
+			"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"), "AWS_DEFAULT_REGION="+region,
 			"AWS_ACCESS_KEY_ID="+c.ID, "AWS_SECRET_ACCESS_KEY="+c.Secret, "AWS_PAGER=", "AWS_EC2_METADATA_DISABLED=true",
 			"LAMBDA_ENDPOINT="+n.url, "ACCOUNT="+lambdaAccount("default"))
 	}
@@ -150,7 +151,7 @@ func TestLambdaAPIThroughBoto3AndTheAWSCLI(t *testing.T) {
 		var fn struct{ FunctionName, FunctionArn, Handler, Version string }
 		decode(aws(dev, 0, "create-function", "--function-name", "from-cli", "--runtime", "python3.11",
 			"--role", "arn:aws:iam::000000000000:role/x", "--handler", "app.run", "--zip-file", "fileb://"+zipPath), &fn)
-		if fn.FunctionArn != "arn:aws:lambda:us-east-1:"+lambdaAccount("default")+":function:from-cli" || fn.Handler != "app.run" {
+		if fn.FunctionArn != "arn:aws:lambda:"+region+":"+lambdaAccount("default")+":function:from-cli" || fn.Handler != "app.run" {
 			t.Fatalf("create-function: %+v", fn)
 		}
 		var got struct{ Configuration struct{ FunctionName string } }

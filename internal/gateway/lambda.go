@@ -84,9 +84,35 @@ func (g *Gateway) lambdaRoutes(m *http.ServeMux) {
 var lambdaAPIPrefixes = []string{"/2014-11-13/", "/2015-03-31/", "/2016-08-19/", "/2017-03-31/", "/2017-10-31/",
 	"/2018-10-31/", "/2019-09-25/", "/2019-09-30/", "/2020-04-22/", "/2020-06-30/", "/2021-10-31/"}
 
-// maxLambdaBody bounds a Lambda API request: a CreateFunction's zip in
-// base64 and its configuration (Invoke checks its own, smaller, limit).
-const maxLambdaBody = maxDeployBody
+// lambdaBodyLimit is the most a Lambda API request may send: code (in
+// base64) to CreateFunction and UpdateFunctionCode, an event to Invoke
+// (which checks an Event's smaller limit itself), 1 MB to the others.
+func lambdaBodyLimit(r *http.Request) int64 {
+	switch p := r.URL.Path; {
+	case r.Method == http.MethodPost && p == "/2015-03-31/functions",
+		r.Method == http.MethodPut && strings.HasSuffix(p, "/code"):
+		return maxDeployBody
+	case r.Method == http.MethodPost && strings.HasSuffix(p, "/invocations"):
+		return maxSyncPayload
+	}
+	return 1 << 20
+}
+
+// signerKnown reports whether r's SigV4 Authorization header names the
+// access key id of a key the store has: otherwise the request is refused
+// before its body is read.
+func (g *Gateway) signerKnown(r *http.Request) bool {
+	_, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return false
+	}
+	id, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	_, err := g.cfg.Control.Store().Key(id)
+	return err == nil
+}
 
 // lambdaAllow authenticates a Lambda API request by its SigV4 signature
 // (the body is read first: it is signed), then checks the key's role,
@@ -95,11 +121,15 @@ const maxLambdaBody = maxDeployBody
 func (g *Gateway) lambdaAllow(p perm, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Amzn-RequestId", newRequestID())
-		body, err := readBody(w, r, maxLambdaBody, "reading the request")
-		if err != nil {
-			g.writeLambdaError(w, err)
-			return
+		var body []byte
+		if g.signerKnown(r) {
+			var err error
+			if body, err = readBody(w, r, lambdaBodyLimit(r), "reading the request"); err != nil {
+				g.writeLambdaError(w, err)
+				return
+			}
 		}
+		// Without a known signer, the check fails on the header alone.
 		key, err := auth.CheckSigV4(g.cfg.Control.Store(), r, body, time.Now())
 		if err != nil {
 			g.writeLambdaError(w, err)
