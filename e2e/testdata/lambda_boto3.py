@@ -256,6 +256,9 @@ def main():
     assert c["ReservedConcurrentExecutions"] == 5, c
     assert lam.get_function_concurrency(FunctionName="hello")["ReservedConcurrentExecutions"] == 5
     assert lam.get_function(FunctionName="hello")["Concurrency"]["ReservedConcurrentExecutions"] == 5
+    lam.put_function_concurrency(FunctionName="hello", ReservedConcurrentExecutions=0)
+    e = expect_error("TooManyRequestsException", lam.invoke, FunctionName="hello", Payload=b"{}")
+    assert e.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", e.response
     lam.delete_function_concurrency(FunctionName="hello")
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="hello")
 

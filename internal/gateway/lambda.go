@@ -25,7 +25,9 @@ import (
 
 	"nimbus/internal/auth"
 	"nimbus/internal/model"
+	"nimbus/internal/placement"
 	"nimbus/internal/sigv4"
+	"nimbus/internal/worker"
 	"nimbus/pkg/client"
 )
 
@@ -328,10 +330,25 @@ func (g *Gateway) writeLambdaError(w http.ResponseWriter, err error) {
 			w.Header().Set("Retry-After", "1")
 		}
 		body.RetryAfterSeconds = w.Header().Get("Retry-After")
-		body.Reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+		body.Reason = throttleReason(err)
 	}
 	w.Header().Set("X-Amzn-ErrorType", typ)
 	writeLambdaJSON(w, status, body)
+}
+
+// throttleReason is the Reason of a TooManyRequestsException: which
+// limit refused the request, in Lambda's words.
+func throttleReason(err error) string {
+	var ae *apiError
+	switch {
+	case errors.Is(err, placement.ErrConcurrencyLimit):
+		return "ReservedFunctionConcurrentInvocationLimitExceeded"
+	case errors.Is(err, worker.ErrNoCapacity):
+		return "ConcurrentInvocationLimitExceeded"
+	case errors.As(err, &ae) && ae.status == http.StatusTooManyRequests:
+		return "CallerRateLimitExceeded" // the key's rate (rateLimited)
+	}
+	return ""
 }
 
 // writeLambdaJSON answers v as JSON, as Lambda does.

@@ -196,3 +196,16 @@ func TestLambdaRequestsAnswerInLambdasShape(t *testing.T) {
 		t.Fatalf("a viewer lists functions: %d %s", w.Code, w.Body.String())
 	}
 }
+
+func TestThrottlesSayWhichLimit(t *testing.T) {
+	w := httptest.NewRecorder()
+	for err, want := range map[error]string{
+		placement.ErrConcurrencyLimit:        "ReservedFunctionConcurrentInvocationLimitExceeded",
+		rateLimited(w, "key k", time.Second): "CallerRateLimitExceeded",
+		service.ErrBudgetExceeded:            "",
+	} {
+		if got := throttleReason(err); got != want {
+			t.Errorf("throttleReason(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
