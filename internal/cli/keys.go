@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"nimbus/internal/auth"
 	"nimbus/pkg/client"
 )
 
@@ -55,8 +58,49 @@ func (a *app) keysCommand() *cobra.Command {
 			fmt.Fprintf(a.env.Stdout, "key %s revoked\n", args[0])
 			return nil
 		}}
-	cmd.AddCommand(create, ls, revoke)
+	cmd.AddCommand(create, ls, revoke, a.awsCredentialsCommand())
 	return cmd
+}
+
+// awsCredentialsCommand prints a key's AWS credentials for the Lambda
+// API (docs/spec.md §15), computed here from the key itself: nothing is
+// asked of the server.
+func (a *app) awsCredentialsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "aws-credentials [KEY | -]",
+		Short: "Print a key's AWS credentials (access key id and secret) for aws lambda and the AWS SDKs",
+		Long: "Prints the AWS credentials of KEY (a full key nimbus_<id>_<secret>; - reads it from stdin; default: the key\n" +
+			"the CLI uses, --token, NIMBUS_TOKEN or ./.nimbus/admin.token) as shell exports, to eval:\n" +
+			"  eval \"$(nimbus keys aws-credentials)\"\n" +
+			"  aws lambda list-functions --endpoint-url " + DefaultURL + "\n" +
+			"The access key id is the key's id; the secret is derived from the key. -o json prints them as an object.",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token := a.apiToken()
+			if len(args) == 1 {
+				token = args[0]
+			}
+			if token == "-" {
+				b, err := io.ReadAll(io.LimitReader(a.env.Stdin, 4096))
+				if err != nil {
+					return err
+				}
+				token = strings.TrimSpace(string(b))
+			}
+			if token == "" {
+				return usagef("no key: give one (nimbus keys aws-credentials nimbus_<id>_<secret>), or set --token or NIMBUS_TOKEN")
+			}
+			id, secret, err := auth.SigV4SecretOfToken(token)
+			if err != nil {
+				return usagef("not a Nimbus key (nimbus_<id>_<secret>): %v", err)
+			}
+			if a.json() {
+				return printJSON(a.env.Stdout, map[string]string{"access_key_id": id, "secret_access_key": secret})
+			}
+			fmt.Fprintf(a.env.Stdout, "export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\n", id, secret)
+			return nil
+		},
+	}
 }
 
 func (a *app) listKeys(cmd *cobra.Command) error {

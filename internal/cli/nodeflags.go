@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"nimbus/internal/gateway"
 	"nimbus/internal/node"
 )
 
@@ -88,6 +90,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringArrayVar(&o.PipIndex.TrustedHosts, "pip-trusted-host", nil, "an index host served over plain HTTP or with a certificate not to check; repeat for more")
 		f.StringVar(&o.PipWheel, "pip-wheel", "", "the pip wheel dependency builds run (default: the runtime's bundled one, or the host's python3-pip-whl)")
 		f.Float64Var(&o.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
+		f.StringVar(&o.LambdaRegion, "lambda-region", gateway.DefaultLambdaRegion, "the AWS region of the Lambda API's ARNs (clients may sign for any region)")
 		f.DurationVar(&o.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
 		f.DurationVar(&o.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")
 		f.StringVar(&o.SMTPAddr, "smtp-addr", "", "SMTP relay host:port for e-mail notifications")
@@ -118,6 +121,9 @@ func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
 			return o, err
 		}
 		o.Retention = withDefaultMetricsUnset(o.Retention)
+		if !lambdaRegionRe.MatchString(o.LambdaRegion) {
+			return o, usagef("--lambda-region %q is not an AWS region name such as us-east-1 or eu-west-3", o.LambdaRegion)
+		}
 	}
 	o.DataDir = a.path(o.DataDir)
 	o.Out = a.env.Stdout
@@ -138,6 +144,9 @@ func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
 	}
 	return o, nil
 }
+
+// lambdaRegionRe is what an AWS region's name looks like.
+var lambdaRegionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
 
 // runNode runs a node until the command's context ends; that ending is
 // not an error.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,17 +24,24 @@ func (g *Gateway) invokeAsync(w http.ResponseWriter, r *http.Request, id string,
 		writeError(w, g.log, err)
 		return
 	}
+	if err := g.enqueueAsync(r.Context(), id, fn, payload); err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"request_id": id})
+}
+
+// enqueueAsync commits an asynchronous invocation of fn (as resolved,
+// a version or the head) with payload, request id id: the native invoke
+// route's and the Lambda API's.
+func (g *Gateway) enqueueAsync(ctx context.Context, id string, fn model.Function, payload []byte) error {
 	// The version is chosen now (an alias's routing included): every
 	// attempt of the event runs the same one.
 	item := model.QueueItem{RequestID: id, Namespace: fn.Namespace, Function: fn.Name, Event: payload, Trigger: "async", EnqueuedAt: time.Now().UTC()}
 	if fn.Version > 0 {
 		item.Function += ":" + model.VersionString(fn.Version)
 	}
-	if err := g.cfg.Enqueuer.Enqueue(r.Context(), item); err != nil {
-		writeError(w, g.log, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"request_id": id})
+	return g.cfg.Enqueuer.Enqueue(ctx, item)
 }
 
 func (g *Gateway) listDeadLetters(w http.ResponseWriter, r *http.Request) {

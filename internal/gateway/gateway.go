@@ -109,6 +109,9 @@ type Config struct {
 	// the session acts as, once, and "" for a token it does not know or
 	// has redeemed already.
 	ConsoleOnce func(token string) (keyID string)
+	// LambdaRegion is the region of the Lambda API's ARNs ("" for
+	// DefaultLambdaRegion).
+	LambdaRegion string
 }
 
 // Gateway serves the API.
@@ -189,6 +192,7 @@ func (g *Gateway) routes() {
 	m.HandleFunc("/fn/{namespace}/{name}", g.serveURL)
 	m.HandleFunc("/fn/{namespace}/{name}/{rest...}", g.serveURL)
 	g.uiRoutes(m)
+	g.lambdaRoutes(m) // the AWS Lambda API, SigV4-signed (lambda.go)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed := allowedMethods(m, r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))

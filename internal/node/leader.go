@@ -330,6 +330,8 @@ type apiSettings struct {
 	// consoleOnce redeems nimbus dev's one-time console sign-in link
 	// (nil elsewhere).
 	consoleOnce func(token string) (keyID string)
+
+	lambdaRegion string // the region of the Lambda API's ARNs
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -370,6 +372,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Disk:        cp.Disk(),
 		ConsoleOnce: set.consoleOnce,
 	}
+	cfg.LambdaRegion = set.lambdaRegion
 	if more != nil {
 		more(&cfg)
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	Backups svc.BackupSchedule
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// LambdaRegion is the region of the Lambda API's ARNs ("":
+	// gateway.DefaultLambdaRegion).
+	LambdaRegion string
 	// Timeouts bound slow clients.
 	Timeouts HTTPTimeouts
 	// TLS serves the API over TLS (dev, server); a worker uses its CA to

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -111,11 +112,12 @@ type Deps struct {
 
 // Service holds the use cases. Its methods are safe for concurrent use.
 type Service struct {
-	d     Deps
-	store *state.Store
-	rec   *recorder
-	log   *slog.Logger
-	runs  runQueues
+	d      Deps
+	store  *state.Store
+	rec    *recorder
+	log    *slog.Logger
+	runs   runQueues
+	tagsMu sync.Mutex // serialises this server's changes of function tags (tags.go)
 }
 
 // New returns a Service over d and starts its record batcher; Close stops
