@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/backup"
+	"nimbus/internal/controlplane"
 )
 
 func (a *app) operatorCommand() *cobra.Command {
@@ -160,7 +162,54 @@ leader (a follower names it).`,
 		},
 	}
 	snapshot.AddCommand(save, inspect, restore)
-	cmd.AddCommand(snapshot)
+	cmd.AddCommand(snapshot, a.raftCommand())
+	return cmd
+}
+
+func (a *app) raftCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "raft",
+		Short: "Repair a cluster's Raft membership by hand (disaster recovery)",
+		Args:  usageArgs(cobra.NoArgs),
+	}
+	var (
+		data    string
+		servers []string
+	)
+	recover := &cobra.Command{
+		Use:   "recover --data DIR --server ID=RAFT_ADDRESS [--server ...]",
+		Short: "Make a stopped server's data that of a new cluster of the servers given",
+		Long: `When a majority of the servers is lost for good, the others cannot elect a leader
+and the cluster takes no writes. Stop every surviving server, run this on each with
+the same list of survivors (each one's --node-id and --raft address), and start
+them again: they form a cluster of their own with the data they had. Writes the
+lost servers had committed that no survivor received are gone. It works on the
+data directory of a stopped server (offline; no API key). docs/operations.md has
+the whole procedure.`,
+		Example: `  nimbus operator raft recover --data /var/lib/nimbus --server s1=10.0.0.1:7000`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" || len(servers) == 0 {
+				return usagef("give the server's data directory (--data) and the survivors (--server ID=RAFT_ADDRESS, repeated)")
+			}
+			var peers []controlplane.Peer
+			for _, s := range servers {
+				id, addr, ok := strings.Cut(s, "=")
+				if !ok || id == "" || addr == "" {
+					return usagef("--server %q is not ID=RAFT_ADDRESS", s)
+				}
+				peers = append(peers, controlplane.Peer{ID: id, Raft: addr})
+			}
+			if err := controlplane.Recover(a.path(data), peers, slog.New(slog.DiscardHandler)); err != nil {
+				return a.platform(err)
+			}
+			fmt.Fprintf(a.env.Stdout, "recovered %s: its cluster is now %s; start the server again (and every other survivor, recovered with the same list)\n", data, strings.Join(servers, ", "))
+			return nil
+		},
+	}
+	recover.Flags().StringVar(&data, "data", "", "the stopped server's data directory")
+	recover.Flags().StringArrayVar(&servers, "server", nil, "a server of the recovered cluster, ID=RAFT_ADDRESS (repeatable; this one included)")
+	cmd.AddCommand(recover)
 	return cmd
 }
 

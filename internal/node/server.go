@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -474,8 +475,23 @@ func leaderDuties(ctx context.Context, cp *controlplane.Node, token, dataDir str
 	}
 }
 
+// memberInfos are the recorded addresses of the servers in the Raft
+// configuration: the state keeps those of servers removed since (or
+// left behind by a recovery), which hold nothing new and count for
+// nothing.
+func memberInfos(cp *controlplane.Node) []model.ServerInfo {
+	members := cp.Members()
+	var out []model.ServerInfo
+	for _, s := range cp.Store().ServerInfos() {
+		if slices.Contains(members, s.ID) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // replicator copies a blob to enough other servers that, with this one,
-// a majority of the recorded servers hold it.
+// a majority of the servers in the Raft configuration hold it.
 // blobFetcher fetches a code package this server lacks from the other
 // servers, one after another, checking its digest: a deploy replicates a
 // package to a majority only, and the console reads a revision's code on
@@ -483,7 +499,7 @@ func leaderDuties(ctx context.Context, cp *controlplane.Node, token, dataDir str
 func blobFetcher(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, digest string) ([]byte, error) {
 	return func(ctx context.Context, digest string) ([]byte, error) {
 		var errs []error
-		for _, s := range cp.Store().ServerInfos() {
+		for _, s := range memberInfos(cp) {
 			if s.ID == cp.ID() || s.APIAddr == apiAddr {
 				continue
 			}
@@ -510,7 +526,7 @@ func blobFetcher(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx
 
 func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, data []byte) error {
 	return func(ctx context.Context, data []byte) error {
-		servers := cp.Store().ServerInfos()
+		servers := memberInfos(cp)
 		need := len(servers)/2 + 1 - 1 // this server holds it already
 		if need <= 0 {
 			return nil

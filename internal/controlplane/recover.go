@@ -1,0 +1,75 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"nimbus/internal/fsm"
+	"nimbus/internal/state"
+)
+
+// ErrRunning is a recovery asked of a data directory whose server still
+// runs (it holds the Raft database's lock).
+var ErrRunning = errors.New("the server that owns this data directory is running: stop it first")
+
+// Recover makes the Raft data of a stopped server, in dataDir, that of a
+// cluster of exactly servers, for disaster recovery when a majority of
+// the servers is lost for good (Consul's peers.json, hashicorp/raft's
+// RecoverCluster). It replays the server's log into a fresh state,
+// writes that as a snapshot and records servers as the only
+// configuration: started again (each survivor recovered with the same
+// list), the servers elect a leader among themselves and serve the data
+// they had. Writes the lost servers had committed that no survivor had
+// received are gone. The list must include this server, with the Raft
+// address it is started with.
+func Recover(dataDir string, servers []Peer, log *slog.Logger) error {
+	if len(servers) == 0 {
+		return errors.New("name the servers the recovered cluster is made of (at least this one)")
+	}
+	seen := map[string]bool{}
+	conf := raft.Configuration{}
+	for _, p := range servers {
+		if p.ID == "" || p.Raft == "" || seen[p.ID] {
+			return fmt.Errorf("server %q at %q: each server needs its own ID and a Raft address", p.ID, p.Raft)
+		}
+		seen[p.ID] = true
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft)})
+	}
+	dir := filepath.Join(dataDir, "raft")
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
+		return fmt.Errorf("%s holds no Raft data: %w", dataDir, err)
+	}
+	opts := *bbolt.DefaultOptions
+	opts.Timeout = time.Second
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &opts})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return ErrRunning
+	}
+	if err != nil {
+		return fmt.Errorf("open the Raft database: %w", err)
+	}
+	defer store.Close()
+	quiet := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: io.Discard})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, quiet)
+	if err != nil {
+		return fmt.Errorf("open the snapshot store: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = conf.Servers[0].ID
+	rc.Logger = quiet
+	_, transport := raft.NewInmemTransport("")
+	if err := raft.RecoverCluster(rc, fsm.New(state.New(), log), store, store, snaps, transport, conf); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	return nil
+}
