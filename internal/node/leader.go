@@ -159,7 +159,9 @@ func (a *asyncParts) term(ctx context.Context, extra func(ctx context.Context)) 
 	spawn(a.notifier.Run)
 	spawn(func(ctx context.Context) { provision(ctx, a.cp, a.placer) })
 	spawn(a.watchBudgets)
-	spawn(func(ctx context.Context) { a.runBackups(ctx, a.backups) })
+	if a.runBackups != nil && a.backups.Every > 0 {
+		spawn(func(ctx context.Context) { a.runBackups(ctx, a.backups) })
+	}
 	spawn(sources.NewManager(a.cp, a.invoker, a.sourceMetrics, a.cp.ID(), a.log.With("subsystem", "sources")).Run)
 	wg.Wait()
 }
