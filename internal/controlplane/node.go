@@ -79,6 +79,9 @@ type Node struct {
 	disk      *datadir.Monitor
 	log       *slog.Logger
 
+	budget     *logBudget
+	stopBudget context.CancelFunc
+
 	caughtUp   atomic.Bool // see CaughtUp
 	catchingUp atomic.Bool // an attempt to catch up runs
 }
@@ -121,8 +124,12 @@ func Start(cfg Config) (*Node, error) {
 	rc.TrailingLogs = 2048
 
 	store := state.New()
-	applied := &appliedFSM{FSM: fsm.New(store, cfg.Log)}
-	r, err := raft.NewRaft(rc, applied, boltStore, boltStore, snaps, transport)
+	budget := &logBudget{}
+	if list, err := snaps.List(); err == nil && len(list) > 0 {
+		budget.snapshot.Store(list[0].Size)
+	}
+	applied := &appliedFSM{FSM: fsm.New(store, cfg.Log), budget: budget}
+	r, err := raft.NewRaft(rc, applied, countingLogStore{LogStore: boltStore, budget: budget}, boltStore, snaps, transport)
 	if err != nil {
 		boltStore.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -131,7 +138,10 @@ func Start(cfg Config) (*Node, error) {
 	if disk == nil {
 		disk = datadir.New(cfg.DataDir, cfg.Log)
 	}
-	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, snaps: snaps, transport: transport, rpc: cfg.RPC, disk: disk, log: cfg.Log}
+	n := &Node{id: cfg.NodeID, raft: r, applied: applied, store: store, logStore: boltStore, snaps: snaps, transport: transport, rpc: cfg.RPC, disk: disk, log: cfg.Log, budget: budget}
+	budgetCtx, stopBudget := context.WithCancel(context.Background())
+	n.stopBudget = stopBudget
+	go n.keepLogWithinBudget(budgetCtx)
 	if cfg.Bootstrap {
 		existing, err := raft.HasExistingState(boltStore, boltStore, snaps)
 		if err != nil {
@@ -248,6 +258,9 @@ const shutdownWait = 10 * time.Second
 // exit to release, rather than closing it under a goroutine that may
 // still use it.
 func (n *Node) Shutdown() error {
+	if n.stopBudget != nil {
+		n.stopBudget()
+	}
 	done := make(chan error, 1)
 	go func() { done <- n.raft.Shutdown().Error() }()
 	var err error

@@ -175,6 +175,18 @@ type appliedFSM struct {
 	raft.FSM
 	last     atomic.Uint64
 	restored atomic.Bool // a snapshot was restored and nothing applied since
+	budget   *logBudget  // told of each snapshot, and its size
+}
+
+// Snapshot starts a snapshot: the log stored from here on counts
+// towards the next one, and its size, once persisted, sizes the log.
+func (a *appliedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := a.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	a.budget.sinceSnapshot.Store(0)
+	return countedSnapshot{FSMSnapshot: s, budget: a.budget}, nil
 }
 
 func (a *appliedFSM) Apply(l *raft.Log) any {
