@@ -30,7 +30,7 @@ func (s *Store) PutBudget(b model.Budget) error {
 	b.Exceeded = false
 	b.Notify = slices.Clone(b.Notify)
 	s.budgets[ns] = &b
-	s.publishLocked()
+	s.editLocked(func(v *view) { v.blocked = s.blockedLocked() })
 	return nil
 }
 
@@ -43,7 +43,7 @@ func (s *Store) DeleteBudget(ns string) error {
 		return fmt.Errorf("budget of namespace %q: %w", ns, ErrNotFound)
 	}
 	delete(s.budgets, ns)
-	s.publishLocked()
+	s.editLocked(func(v *view) { v.blocked = s.blockedLocked() })
 	return nil
 }
 
@@ -76,7 +76,7 @@ func (s *Store) RecordBudgetCheck(ns, month string, alerts []string, exceeded bo
 	sort.Strings(b.Alerts)
 	b.Exceeded = exceeded
 	s.budgets[ns] = &b
-	s.publishLocked()
+	s.editLocked(func(v *view) { v.blocked = s.blockedLocked() })
 	return fresh, nil
 }
 

@@ -113,7 +113,9 @@ func (s *Store) removeDependentsLocked(f *model.Function, d model.FunctionDepend
 		if dest == (model.Destinations{}) {
 			other.Destinations = nil
 		}
+		old := s.functions[qn]
 		s.functions[qn] = &other
+		s.functionChangedLocked(qn, old)
 	}
 }
 
@@ -143,6 +145,7 @@ func (s *Store) RemoveFunction(name string, force bool) (deps model.FunctionDepe
 	delete(s.urls, name)
 	delete(s.testEvents, name)
 	s.deleteVersionsLocked(name)
-	s.publishLocked()
+	s.functionChangedLocked(name, f)
+	s.urlChangedLocked(name)
 	return deps, true, nil
 }

@@ -46,7 +46,7 @@ func (s *Store) UpsertFunction(f model.Function, now time.Time) (model.Function,
 	}
 	stored := f
 	s.functions[f.QualifiedName()] = &stored
-	s.publishLocked()
+	s.functionChangedLocked(f.QualifiedName(), prev)
 	return stored, !exists, nil
 }
 
@@ -66,21 +66,23 @@ func CheckReserved(ns string, want, limit, reserved int) error {
 func (s *Store) DeleteFunction(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.functions[name]; !ok {
+	old, ok := s.functions[name]
+	if !ok {
 		return fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
 	delete(s.functions, name)
 	delete(s.urls, name)
 	delete(s.testEvents, name)
 	s.deleteVersionsLocked(name)
-	s.publishLocked()
+	s.functionChangedLocked(name, old)
+	s.urlChangedLocked(name)
 	return nil
 }
 
 // Function returns the function with the given qualified name
 // (model.QualifiedName).
 func (s *Store) Function(name string) (model.Function, error) {
-	f, ok := s.view.Load().functions[name]
+	f, ok := s.view.Load().functions.get(name)
 	if !ok {
 		return model.Function{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}

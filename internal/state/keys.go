@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 
 	"nimbus/internal/model"
@@ -15,7 +16,7 @@ func (s *Store) DeleteKey(id string) error {
 		return fmt.Errorf("key %q: %w", id, ErrNotFound)
 	}
 	delete(s.keys, id)
-	s.publishLocked()
+	s.editLocked(func(v *view) { v.keys = maps.Clone(s.keys) })
 	return nil
 }
 
@@ -24,7 +25,7 @@ func (s *Store) PutKey(k model.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[k.ID] = &k
-	s.publishLocked()
+	s.editLocked(func(v *view) { v.keys = maps.Clone(s.keys) })
 }
 
 // Key returns the key with the given ID.

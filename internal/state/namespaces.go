@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -23,7 +24,9 @@ func (s *Store) PutNamespace(ns model.Namespace) (created bool) {
 		ns.CreatedAt = old.CreatedAt
 	}
 	s.namespaces[ns.Name] = &ns
-	s.publishLocked()
+	s.editLocked(func(v *view) {
+		v.namespaces, v.keys, v.blocked = maps.Clone(s.namespaces), maps.Clone(s.keys), s.blockedLocked()
+	})
 	return !ok
 }
 
@@ -84,7 +87,9 @@ func (s *Store) DeleteNamespace(name string) error {
 			delete(s.sessions, id)
 		}
 	}
-	s.publishLocked()
+	s.editLocked(func(v *view) {
+		v.namespaces, v.keys, v.blocked = maps.Clone(s.namespaces), maps.Clone(s.keys), s.blockedLocked()
+	})
 	return nil
 }
 

@@ -110,14 +110,18 @@ type Store struct {
 	view atomic.Pointer[view]
 }
 
-// view holds copies of the functions, keys, namespaces and function
-// URLs, and each namespace's reserved concurrency summed over its
-// functions.
+// view holds what the invoke path reads without the lock: the
+// functions, keys, namespaces and function URLs, the functions'
+// versions and aliases, each namespace's reserved concurrency summed
+// over its functions, the blocked namespaces and the provisioned
+// functions. A published view never changes; writers publish a new one
+// under mu, copying only what they changed (the big maps are cowMaps, of
+// which a change copies one shard).
 type view struct {
-	functions  map[string]*model.Function
+	functions  cowMap[*model.Function]
 	keys       map[string]*model.Key
 	namespaces map[string]*model.Namespace
-	urls       map[string]*model.FunctionURL
+	urls       cowMap[*model.FunctionURL]
 	reserved   map[string]int
 	// blocked maps a namespace whose budget's hard limit was reached to
 	// the month (YYYY-MM) it was reached in.
@@ -125,37 +129,99 @@ type view struct {
 	// provisioned lists the functions with provisioned instances, by
 	// qualified name, for the metering (provisioned.go).
 	provisioned []model.ProvisionedSample
-	// versions and aliases are the store's (which writers replace,
-	// never change, like its functions).
-	versions map[string][]*model.Function
-	aliases  map[string]map[string]*model.Alias
+	// versions and aliases are by the function's qualified name
+	// (versions.go).
+	versions cowMap[[]*model.Function]
+	aliases  cowMap[map[string]*model.Alias]
 }
 
-// publishLocked refreshes the lock-free view. Needs mu held for writing.
+// publishLocked builds the whole view again from the store (a restore,
+// a new store). Needs mu held for writing. Writers that change a part
+// publish that part alone (editLocked and the *ChangedLocked methods).
 func (s *Store) publishLocked() {
-	v := &view{functions: maps.Clone(s.functions), keys: maps.Clone(s.keys),
-		namespaces: maps.Clone(s.namespaces), urls: maps.Clone(s.urls), reserved: map[string]int{},
-		versions: maps.Clone(s.versions), aliases: maps.Clone(s.aliases)}
+	v := &view{functions: newCowMap(s.functions), keys: maps.Clone(s.keys),
+		namespaces: maps.Clone(s.namespaces), urls: newCowMap(s.urls), reserved: map[string]int{},
+		versions: newCowMap(s.versions), aliases: newCowMap(s.aliases)}
 	for _, f := range s.functions {
 		if f.ReservedConcurrency != nil {
 			v.reserved[f.Namespace] += *f.ReservedConcurrency
 		}
+	}
+	v.provisioned = s.provisionedLocked()
+	v.blocked = s.blockedLocked()
+	s.view.Store(v)
+}
+
+// editLocked publishes the current view changed by edit. Needs mu held
+// for writing.
+func (s *Store) editLocked(edit func(v *view)) {
+	v := *s.view.Load()
+	edit(&v)
+	s.view.Store(&v)
+}
+
+// functionChangedLocked publishes function qn as s.functions has it now
+// (absent: removed), given what it was before (nil: it did not exist):
+// the function, its namespace's reserved concurrency and, when either
+// has provisioned instances, the provisioned functions. Needs mu held
+// for writing.
+func (s *Store) functionChangedLocked(qn string, old *model.Function) {
+	f := s.functions[qn]
+	s.editLocked(func(v *view) {
+		if f == nil {
+			v.functions = v.functions.without(qn)
+		} else {
+			v.functions = v.functions.with(qn, f)
+		}
+		reserved := func(f *model.Function) int {
+			if f == nil || f.ReservedConcurrency == nil {
+				return 0
+			}
+			return *f.ReservedConcurrency
+		}
+		if was, now := reserved(old), reserved(f); was != now {
+			v.reserved = maps.Clone(v.reserved)
+			if old != nil {
+				v.reserved[old.Namespace] -= was
+			}
+			if f != nil {
+				v.reserved[f.Namespace] += now
+			}
+		}
+		if old != nil && old.Provisioned > 0 || f != nil && f.Provisioned > 0 {
+			v.provisioned = s.provisionedLocked()
+		}
+	})
+}
+
+// provisionedLocked lists the functions with provisioned instances, by
+// qualified name. Needs mu.
+func (s *Store) provisionedLocked() []model.ProvisionedSample {
+	var out []model.ProvisionedSample
+	for _, f := range s.functions {
 		if f.Provisioned > 0 {
-			v.provisioned = append(v.provisioned, model.ProvisionedSample{Namespace: f.Namespace, Function: f.Name, Instances: f.Provisioned, MemoryMB: f.MemoryMB})
+			out = append(out, model.ProvisionedSample{Namespace: f.Namespace, Function: f.Name, Instances: f.Provisioned, MemoryMB: f.MemoryMB})
 		}
 	}
-	sort.Slice(v.provisioned, func(i, j int) bool {
-		return model.QualifiedName(v.provisioned[i].Namespace, v.provisioned[i].Function) < model.QualifiedName(v.provisioned[j].Namespace, v.provisioned[j].Function)
+	sort.Slice(out, func(i, j int) bool {
+		return model.QualifiedName(out[i].Namespace, out[i].Function) < model.QualifiedName(out[j].Namespace, out[j].Function)
 	})
+	return out
+}
+
+// blockedLocked maps the namespaces whose budget's hard limit was
+// reached to the month it was. Needs mu.
+func (s *Store) blockedLocked() map[string]string {
+	var out map[string]string
 	for ns, b := range s.budgets {
 		if b.HardLimit && b.Exceeded {
-			if v.blocked == nil {
-				v.blocked = map[string]string{}
+			if out == nil {
+				out = map[string]string{}
 			}
-			v.blocked[ns] = b.Month
+			out[ns] = b.Month
 		}
 	}
-	s.view.Store(v)
+	return out
 }
 
 // New returns an empty store.

@@ -26,7 +26,7 @@ func (s *Store) PutFunctionURL(u model.FunctionURL, now time.Time) (model.Functi
 	}
 	stored := u
 	s.urls[qn] = &stored
-	s.publishLocked()
+	s.urlChangedLocked(qn)
 	return stored, !exists, nil
 }
 
@@ -39,7 +39,7 @@ func (s *Store) DeleteFunctionURL(name string) error {
 		return Errorf(ErrNotFound, "function %q has no URL", name)
 	}
 	delete(s.urls, name)
-	s.publishLocked()
+	s.urlChangedLocked(name)
 	return nil
 }
 
@@ -47,7 +47,7 @@ func (s *Store) DeleteFunctionURL(name string) error {
 // name. It reads the lock-free view: the URL route calls it on every
 // request.
 func (s *Store) FunctionURL(name string) (model.FunctionURL, error) {
-	u, ok := s.view.Load().urls[name]
+	u, ok := s.view.Load().urls.get(name)
 	if !ok {
 		return model.FunctionURL{}, Errorf(ErrNotFound, "function %q has no URL", name)
 	}
@@ -69,4 +69,16 @@ func (s *Store) FunctionURLs(ns string) []model.FunctionURL {
 		return model.QualifiedName(out[i].Namespace, out[i].Function) < model.QualifiedName(out[j].Namespace, out[j].Function)
 	})
 	return out
+}
+
+// urlChangedLocked publishes the URL of function qn as s.urls has it
+// now (absent: removed). Needs mu held for writing.
+func (s *Store) urlChangedLocked(qn string) {
+	s.editLocked(func(v *view) {
+		if u, ok := s.urls[qn]; ok {
+			v.urls = v.urls.with(qn, u)
+		} else {
+			v.urls = v.urls.without(qn)
+		}
+	})
 }

@@ -37,7 +37,7 @@ func (s *Store) PublishVersion(ns, name, description string, now time.Time) (mod
 	}
 	v.CreatedAt, v.UpdatedAt = now, now
 	s.versions[qn] = append(list, &v)
-	s.publishLocked()
+	s.versionsChangedLocked(qn)
 	return v, true, nil
 }
 
@@ -66,7 +66,7 @@ func (s *Store) DeleteVersion(ns, name string, version int64) error {
 	if len(s.versions[qn]) == 0 {
 		delete(s.versions, qn)
 	}
-	s.publishLocked()
+	s.versionsChangedLocked(qn)
 	return nil
 }
 
@@ -122,7 +122,7 @@ func (s *Store) PutAlias(a model.Alias, create bool, now time.Time) (model.Alias
 	stored := a
 	m[a.Name] = &stored
 	s.aliases[qn] = m
-	s.publishLocked()
+	s.versionsChangedLocked(qn)
 	return stored, nil
 }
 
@@ -154,7 +154,7 @@ func (s *Store) DeleteAlias(ns, function, name string) error {
 	if len(m) == 0 {
 		delete(s.aliases, qn)
 	}
-	s.publishLocked()
+	s.versionsChangedLocked(qn)
 	return nil
 }
 
@@ -164,6 +164,24 @@ func (s *Store) deleteVersionsLocked(qn string) {
 	delete(s.versions, qn)
 	delete(s.versionSeq, qn)
 	delete(s.aliases, qn)
+	s.versionsChangedLocked(qn)
+}
+
+// versionsChangedLocked publishes function qn's versions and aliases as
+// the store has them now. Needs mu held for writing.
+func (s *Store) versionsChangedLocked(qn string) {
+	s.editLocked(func(v *view) {
+		if list, ok := s.versions[qn]; ok {
+			v.versions = v.versions.with(qn, list)
+		} else {
+			v.versions = v.versions.without(qn)
+		}
+		if m, ok := s.aliases[qn]; ok {
+			v.aliases = v.aliases.with(qn, m)
+		} else {
+			v.aliases = v.aliases.without(qn)
+		}
+	})
 }
 
 // Versions lists the published versions of function name, ascending
@@ -171,11 +189,12 @@ func (s *Store) deleteVersionsLocked(qn string) {
 func (s *Store) Versions(ns, name string) ([]model.Function, error) {
 	v := s.view.Load()
 	qn := model.QualifiedName(model.NamespaceOf(ns), name)
-	if _, ok := v.functions[qn]; !ok {
+	if _, ok := v.functions.get(qn); !ok {
 		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
-	out := make([]model.Function, 0, len(v.versions[qn]))
-	for _, f := range v.versions[qn] {
+	list, _ := v.versions.get(qn)
+	out := make([]model.Function, 0, len(list))
+	for _, f := range list {
 		out = append(out, *f)
 	}
 	return out, nil
@@ -186,11 +205,12 @@ func (s *Store) Versions(ns, name string) ([]model.Function, error) {
 func (s *Store) Aliases(ns, name string) ([]model.Alias, error) {
 	v := s.view.Load()
 	qn := model.QualifiedName(model.NamespaceOf(ns), name)
-	if _, ok := v.functions[qn]; !ok {
+	if _, ok := v.functions.get(qn); !ok {
 		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
 	}
-	out := make([]model.Alias, 0, len(v.aliases[qn]))
-	for _, a := range v.aliases[qn] {
+	m, _ := v.aliases.get(qn)
+	out := make([]model.Alias, 0, len(m))
+	for _, a := range m {
 		out = append(out, *a)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -201,7 +221,8 @@ func (s *Store) Aliases(ns, name string) ([]model.Alias, error) {
 // missing).
 func (s *Store) Alias(ns, function, name string) (model.Alias, error) {
 	v := s.view.Load()
-	a, ok := v.aliases[model.QualifiedName(model.NamespaceOf(ns), function)][name]
+	m, _ := v.aliases.get(model.QualifiedName(model.NamespaceOf(ns), function))
+	a, ok := m[name]
 	if !ok {
 		return model.Alias{}, fmt.Errorf("alias %s:%s: %w", function, name, ErrNotFound)
 	}
@@ -218,7 +239,7 @@ func (s *Store) Alias(ns, function, name string) (model.Alias, error) {
 func (s *Store) Resolve(ref string, r float64) (model.Function, error) {
 	qn, qual := model.SplitQualifier(ref)
 	v := s.view.Load()
-	f, ok := v.functions[qn]
+	f, ok := v.functions.get(qn)
 	if !ok {
 		return model.Function{}, fmt.Errorf("function %q: %w", qn, ErrNotFound)
 	}
@@ -234,7 +255,8 @@ func (s *Store) Resolve(ref string, r float64) (model.Function, error) {
 	case q.Latest:
 		return *f, nil
 	case q.Alias != "":
-		a, ok := v.aliases[qn][q.Alias]
+		m, _ := v.aliases.get(qn)
+		a, ok := m[q.Alias]
 		if !ok {
 			return model.Function{}, fmt.Errorf("alias %s:%s: %w", f.Name, q.Alias, ErrNotFound)
 		}
@@ -242,7 +264,7 @@ func (s *Store) Resolve(ref string, r float64) (model.Function, error) {
 			return *f, nil
 		}
 	}
-	list := v.versions[qn]
+	list, _ := v.versions.get(qn)
 	i := sort.Search(len(list), func(i int) bool { return list[i].Version >= version })
 	if i == len(list) || list[i].Version != version {
 		return model.Function{}, fmt.Errorf("version %s:%d: %w", f.Name, version, ErrNotFound)
