@@ -16,14 +16,21 @@ import (
 // whose file never shrinks, kept the high-water mark for good (170 MB
 // after 480k invocations, 700 MB after 2.3M). So a snapshot is also
 // taken once the entries stored since the last one reach the larger of
-// minSnapshotBytes and the last snapshot's size (the log since a
-// snapshot never outweighs the state it would rebuild), and the entries
-// kept behind a snapshot are as many as make trailingBytes at the
+// minSnapshotBytes and half the last snapshot's size (the log since a
+// snapshot never outweighs half the state it would rebuild), and the
+// entries kept behind a snapshot are as many as make an eighth of the
+// state (at least minTrailingBytes) at the
 // recent average entry size. raft.db's high-water mark is then about
-// the state's size plus a quarter of it, however long the cluster runs.
+// two thirds of the state's size (or 6 MB), however long the cluster
+// runs; with the one snapshot kept (node.go), the data directory holds
+// about 1.6 times the state.
 const (
-	minSnapshotBytes = 16 << 20
-	minTrailingBytes = 8 << 20
+	// snapshotsKept is how many snapshots the snapshot store keeps: the
+	// newest (Raft writes a snapshot beside the old one and removes the
+	// old only once the new one is complete).
+	snapshotsKept    = 1
+	minSnapshotBytes = 4 << 20
+	minTrailingBytes = 2 << 20
 	minTrailingLogs  = 128
 	maxTrailingLogs  = 2048
 	logBudgetEvery   = time.Second
@@ -51,11 +58,11 @@ func (b *logBudget) stored(logs ...*raft.Log) {
 // snapshotDue reports whether the log since the last snapshot has
 // grown to what a snapshot is due at.
 func (b *logBudget) snapshotDue() bool {
-	return b.sinceSnapshot.Load() >= max(minSnapshotBytes, b.snapshot.Load())
+	return b.sinceSnapshot.Load() >= max(minSnapshotBytes, b.snapshot.Load()/2)
 }
 
 // trailingLogs is how many entries to keep behind a snapshot: those
-// that make max(minTrailingBytes, a quarter of the state) at the
+// that make max(minTrailingBytes, an eighth of the state) at the
 // average entry size, within [minTrailingLogs, maxTrailingLogs].
 func (b *logBudget) trailingLogs() uint64 {
 	entries := b.entries.Load()
@@ -63,7 +70,7 @@ func (b *logBudget) trailingLogs() uint64 {
 		return maxTrailingLogs
 	}
 	avg := max(b.bytes.Load()/entries, 1)
-	want := max(minTrailingBytes, b.snapshot.Load()/4) / avg
+	want := max(minTrailingBytes, b.snapshot.Load()/8) / avg
 	return uint64(min(max(want, minTrailingLogs), maxTrailingLogs))
 }
 

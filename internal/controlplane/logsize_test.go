@@ -22,10 +22,10 @@ func TestTheTrailingLogIsSizedByBytes(t *testing.T) {
 		dueAt, notDueAt int64
 	}{
 		{"nothing stored yet keeps the most", 0, 0, 0, maxTrailingLogs, minSnapshotBytes, minSnapshotBytes - 1},
-		{"big entries keep few", 50 << 20, 1000, 0, minTrailingBytes / (50 << 20 / 1000), minSnapshotBytes, 1},
+		{"big entries keep few", 10 << 20, 1000, 0, minTrailingBytes / (10 << 20 / 1000), minSnapshotBytes, 1},
 		{"huge entries keep the least", 1 << 30, 10, 0, minTrailingLogs, minSnapshotBytes, 1},
 		{"small entries keep the most", 1 << 20, 10000, 0, maxTrailingLogs, minSnapshotBytes, 1},
-		{"a big state keeps a quarter of it", 400 << 20, 4000, 200 << 20, (200 << 20 / 4) / (400 << 20 / 4000), 200 << 20, 200<<20 - 1},
+		{"a big state keeps an eighth of it", 400 << 20, 4000, 200 << 20, (200 << 20 / 8) / (400 << 20 / 4000), 100 << 20, 100<<20 - 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +55,7 @@ func TestAHeavyLogIsSnapshottedAndCompactedLongBeforeItsEntryCount(t *testing.T)
 	defer n.Shutdown()
 	value := strings.Repeat("x", 96<<10)
 	ctx := context.Background()
-	for i := range 400 { // ~38 MB in 400 entries, against a threshold of 4,096
+	for i := range 200 { // ~19 MB in 200 entries, against a threshold of 4,096
 		if _, err := fsm.Apply(ctx, n, fsm.PutSetting{Key: fmt.Sprintf("k%d", i%8), Value: value}); err != nil {
 			t.Fatal(err)
 		}

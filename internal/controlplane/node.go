@@ -102,7 +102,7 @@ func Start(cfg Config) (*Node, error) {
 	if rlog == nil {
 		rlog = os.Stderr
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.New(&hclog.LoggerOptions{Name: "raft-snapshots", Output: rlog, Level: hclog.Warn}))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsKept, hclog.New(&hclog.LoggerOptions{Name: "raft-snapshots", Output: rlog, Level: hclog.Warn}))
 	if err != nil {
 		boltStore.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
