@@ -27,3 +27,21 @@ func TestScalingFlagsThatBoundNothingAreUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandFlagsAreACommandsOwnAndInheritedFlags(t *testing.T) {
+	fs, err := CommandFlags("server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"node-id", "bootstrap-expect", "scaling-min-workers", "token", "url"} {
+		if fs.Lookup(name) == nil {
+			t.Errorf("nimbus server has no --%s here", name)
+		}
+	}
+	if fs.Lookup("servers") != nil {
+		t.Error("nimbus server has the worker's --servers")
+	}
+	if _, err := CommandFlags("no-such-command"); err == nil {
+		t.Error("a command that does not exist has flags")
+	}
+}
