@@ -70,7 +70,7 @@ func (a *app) clusterCommand() *cobra.Command {
 	tokenCreate.Flags().StringVar(&tokenNote, "note", "", "a note kept with the token")
 	token := &cobra.Command{Use: "token", Short: "Join tokens for new workers and servers", Args: usageArgs(cobra.NoArgs)}
 	token.AddCommand(tokenCreate)
-	cmd.AddCommand(join, remove, token)
+	cmd.AddCommand(join, remove, token, a.clusterScalingCommand())
 	return cmd
 }
 

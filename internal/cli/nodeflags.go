@@ -11,6 +11,7 @@ import (
 
 	"nimbus/internal/gateway"
 	"nimbus/internal/node"
+	svc "nimbus/internal/service"
 )
 
 // nodeKind is the node a command starts.
@@ -100,6 +101,9 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.DurationVar(&o.Backups.Every, "backup-every", 0, "save a backup of the cluster this often, on the leader (0: never; see nimbus operator snapshot)")
 		f.StringVar(&o.Backups.Dir, "backup-dir", "", "the directory scheduled backups go to (default DATA/backups)")
 		f.IntVar(&o.Backups.Keep, "backup-keep", 24, "how many scheduled backups to keep (the oldest go first)")
+		f.IntVar(&o.Scaling.MinWorkers, "scaling-min-workers", 1, "the fewest workers the scaling signal (GET /v1/scaling) asks for")
+		f.IntVar(&o.Scaling.MaxWorkers, "scaling-max-workers", 0, "the most workers the scaling signal asks for (0: no bound)")
+		f.Float64Var(&o.Scaling.TargetUtilisation, "scaling-target", svc.DefaultTargetUtilisation, "the share of the workers' slots (0 < t <= 1) the scaling signal wants the load to fill")
 	}
 	if kind != serverNode { // instances
 		f.IntVar(&o.Prestart, "prestart", 2, "sandboxes per runtime started ahead of need, to speed cold starts (0: none)")
@@ -121,6 +125,9 @@ func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
 			return o, err
 		}
 		o.Retention = withDefaultMetricsUnset(o.Retention)
+		if err := checkScaling(o.Scaling); err != nil {
+			return o, err
+		}
 		if !lambdaRegionRe.MatchString(o.LambdaRegion) {
 			return o, usagef("--lambda-region %q is not an AWS region name such as us-east-1 or eu-west-3", o.LambdaRegion)
 		}
@@ -143,6 +150,19 @@ func (n *nodeFlags) options(a *app, cmd *cobra.Command) (node.Options, error) {
 		o.FreezeAfter = after
 	}
 	return o, nil
+}
+
+// checkScaling refuses scaling bounds that bound nothing.
+func checkScaling(p svc.ScalingPolicy) error {
+	switch {
+	case p.MinWorkers < 1:
+		return usagef("--scaling-min-workers must be 1 or more")
+	case p.MaxWorkers < 0 || (p.MaxWorkers > 0 && p.MaxWorkers < p.MinWorkers):
+		return usagef("--scaling-max-workers must be 0 (no bound) or at least --scaling-min-workers")
+	case !(p.TargetUtilisation > 0 && p.TargetUtilisation <= 1):
+		return usagef("--scaling-target must be above 0 and at most 1 (0.7: the load fills 70%% of the slots)")
+	}
+	return nil
 }
 
 // lambdaRegionRe is what an AWS region's name looks like.

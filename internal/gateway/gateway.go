@@ -112,6 +112,9 @@ type Config struct {
 	// LambdaRegion is the region of the Lambda API's ARNs ("" for
 	// DefaultLambdaRegion).
 	LambdaRegion string
+	// Scaling shapes the scaling signal (GET /v1/scaling and the
+	// nimbus_scaling_* gauges).
+	Scaling service.ScalingPolicy
 }
 
 // Gateway serves the API.
@@ -139,6 +142,10 @@ func New(cfg Config) *Gateway {
 		registerDiskMetrics(cfg.Registry, cfg.Disk)
 	}
 	cfg.Control.Store().ObserveRecords(g.events.publish)
+	var loads service.ScalingLoads
+	if cfg.Placer != nil {
+		loads = cfg.Placer
+	}
 	g.svc = service.New(service.Deps{
 		Control: cfg.Control, Blobs: cfg.Blobs, Placer: cfg.Placer, ReplicateBlob: cfg.ReplicateBlob,
 		FetchBlob: cfg.FetchBlob, Snapshots: cfg.Snapshots,
@@ -146,7 +153,9 @@ func New(cfg Config) *Gateway {
 		Mail: cfg.Mail, Clustered: cfg.Membership != nil, Woken: cfg.Woken,
 		Logs: cfg.Logs, Retention: cfg.Retention, Log: cfg.Log, Registry: cfg.Registry,
 		Concurrency: cfg.Concurrency, Slots: cfg.Placer.Slots,
+		Loads: loads, Scaling: cfg.Scaling,
 	})
+	registerScalingMetrics(cfg.Registry, g.svc)
 	cfg.Registry.MustRegister(newRollupCollector(g))
 	g.routes()
 	if cfg.BodyTimeout == 0 {
@@ -294,6 +303,7 @@ func (g *Gateway) routeTable() []route {
 		{"PUT /v1/namespaces/{name}", permAdmin, global, g.putNamespace},
 		{"DELETE /v1/namespaces/{name}", permAdmin, global, g.deleteNamespace},
 		{"GET /v1/cluster", permAdmin, global, g.cluster},
+		{"GET /v1/scaling", permAdmin, global, g.scaling},
 		{"POST /v1/cluster/servers", permAdmin, global, g.joinServer},
 		{"DELETE /v1/cluster/servers/{id}", permAdmin, global, g.removeServer},
 		{"POST /v1/cluster/workers/{id}/drain", permAdmin, global, g.drainWorker},

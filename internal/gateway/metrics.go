@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +11,9 @@ import (
 
 	"nimbus/internal/datadir"
 	"nimbus/internal/model"
+	"nimbus/internal/service"
 	"nimbus/internal/worker"
+	"nimbus/pkg/client"
 )
 
 // metrics are the gateway's Prometheus series.
@@ -83,6 +86,37 @@ func registerDiskMetrics(reg *prometheus.Registry, disk *datadir.Monitor) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "nimbus_data_dir_full_errors_total", Help: "Writes (Raft log entries) that failed because the data directory's disk was full.",
 		}, func() float64 { return float64(disk.FullErrors()) }),
+	)
+}
+
+// registerScalingMetrics adds the scaling signal's gauges, computed at
+// each scrape as GET /v1/scaling answers (one computation for both).
+// Every server reports them from its own view, which heartbeats keep
+// alike: an autoscaler should take their max over the servers.
+func registerScalingMetrics(reg *prometheus.Registry, svc *service.Service) {
+	var (
+		mu   sync.Mutex
+		at   time.Time
+		last client.Scaling
+	)
+	signal := func() client.Scaling {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(at) > time.Second {
+			at, last = now, svc.Scaling(now)
+		}
+		return last
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nimbus_scaling_desired_workers", Help: "Workers the cluster's load needs (GET /v1/scaling): slots in use and queued events at the target utilisation, one more under pressure, within the scaling bounds.",
+		}, func() float64 { return float64(signal().Workers.Desired) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nimbus_scaling_current_workers", Help: "Ready workers (alive, not draining) this server sees.",
+		}, func() float64 { return float64(signal().Workers.Current) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nimbus_scaling_queue_depth", Help: "Queued asynchronous events ready to run that no worker has taken yet.",
+		}, func() float64 { return float64(signal().Load.QueueDepth) }),
 	)
 }
 

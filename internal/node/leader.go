@@ -334,6 +334,7 @@ type apiSettings struct {
 	consoleOnce func(token string) (keyID string)
 
 	lambdaRegion string // the region of the Lambda API's ARNs
+	scaling      svc.ScalingPolicy
 }
 
 // newAPI builds what every node serves: the metrics registry, the async
@@ -375,6 +376,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		ConsoleOnce: set.consoleOnce,
 	}
 	cfg.LambdaRegion = set.lambdaRegion
+	cfg.Scaling = set.scaling
 	if more != nil {
 		more(&cfg)
 	}

@@ -44,6 +44,8 @@ type Options struct {
 	// LambdaRegion is the region of the Lambda API's ARNs ("":
 	// gateway.DefaultLambdaRegion).
 	LambdaRegion string
+	// Scaling shapes the scaling signal (GET /v1/scaling).
+	Scaling svc.ScalingPolicy
 	// Timeouts bound slow clients.
 	Timeouts HTTPTimeouts
 	// TLS serves the API over TLS (dev, server); a worker uses its CA to

@@ -215,7 +215,7 @@ func (p *parts) api(set func() apiSettings, placer func() *placement.Placer, mor
 func (p *parts) settings() apiSettings {
 	return apiSettings{addr: p.addr, timeouts: p.opts.Timeouts, rateLimit: p.opts.RateLimit, lambdaRegion: p.opts.LambdaRegion, scanPolicy: p.scanPolicy, scanDir: p.scanDir,
 		smtp: notify.SMTP{Addr: p.opts.SMTPAddr, From: p.opts.SMTPFrom}, retention: p.opts.Retention, budgetEvery: p.opts.BudgetCheckEvery,
-		backups: p.backups()}
+		backups: p.backups(), scaling: p.opts.Scaling}
 }
 
 // leadership runs the leader's services during each term of office of

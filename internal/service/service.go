@@ -108,6 +108,10 @@ type Deps struct {
 	// Slots, when set, counts the workers' slots (queued runs'
 	// estimates).
 	Slots func() int
+	// Loads, when set, is the workers' load the scaling signal reads;
+	// Scaling shapes that signal.
+	Loads   ScalingLoads
+	Scaling ScalingPolicy
 }
 
 // Service holds the use cases. Its methods are safe for concurrent use.
