@@ -65,20 +65,26 @@ func (a *api) deploy(ctx context.Context, name string) (client.Function, error) 
 
 // deployZip creates or updates function name with the package code.
 func (a *api) deployZip(ctx context.Context, name string, code []byte) (client.Function, error) {
+	return a.deployConfig(ctx, client.FunctionConfig{Name: name}, code)
+}
+
+// deployConfig creates or updates the function cfg names with cfg and
+// the package code.
+func (a *api) deployConfig(ctx context.Context, cfg client.FunctionConfig, code []byte) (client.Function, error) {
 	var fn client.Function
 	body, err := json.Marshal(map[string]any{
-		"config":          client.FunctionConfig{Name: name},
+		"config":          cfg,
 		"code_zip_base64": base64.StdEncoding.EncodeToString(code),
 	})
 	if err != nil {
 		return fn, err
 	}
-	status, _, resp, err := a.do(ctx, http.MethodPut, "/v1/functions/"+url.PathEscape(name), body)
+	status, _, resp, err := a.do(ctx, http.MethodPut, "/v1/functions/"+url.PathEscape(cfg.Name), body)
 	if err != nil {
 		return fn, err
 	}
 	if status != http.StatusOK && status != http.StatusCreated {
-		return fn, fmt.Errorf("benchmark: deploy %s: %d %s", name, status, resp)
+		return fn, fmt.Errorf("benchmark: deploy %s: %d %s", cfg.Name, status, resp)
 	}
 	return fn, json.Unmarshal(resp, &fn)
 }

@@ -7,8 +7,12 @@
 // HTTP round trip to a trivial Go handler in a process of its own and a
 // line round trip over a pipe to a bare Python echo loop, interleaved with
 // sequential invokes of one warm no-op function (warm); the proportional
-// set size of that idle warm instance; and the no-op function's
-// throughput at concurrency 32; with Options.URLs, that function's
+// set size of that idle warm instance; the warm invokes of a custom
+// runtime's function (a `runtime: provided` bootstrap the run builds) in
+// rounds with the no-op function (compat.go); streamed results and
+// interactive runs (stream.go, runs.go); the no-op function's throughput
+// at concurrency 32, then the same through the Lambda API's Invoke,
+// SigV4-signed (compat.go); with Options.URLs, that function's
 // throughput through a function URL against the invoke route (urls.go).
 // The interpreter of every Python baseline is the one the no-op functions
 // run on: the server's default (newest) runtime, resolved by
@@ -63,6 +67,10 @@ type Result struct {
 	// *StreamResult and *RunResult add issue 20's.
 	*StreamResult
 	*RunResult
+	// *LambdaResult and *CustomResult add issue 21's (compat.go), each
+	// absent when it could not be measured.
+	*LambdaResult
+	*CustomResult
 }
 
 // Ratios sets ColdRatio = ColdP50MS / PythonStartupP50MS and WarmRatio =
@@ -81,6 +89,12 @@ func (r *Result) Ratios() {
 	if u := r.RunResult; u != nil {
 		u.RunFirstByteRatio = ratio(u.RunFirstByteP50MS, r.ColdP50MS)
 		u.RunEchoRatio = ratio(u.RunEchoP50MS, r.WarmP50MS)
+	}
+	if l := r.LambdaResult; l != nil {
+		l.LambdaThroughputRatio = ratio(l.LambdaThroughputRPS, r.ThroughputRPS)
+	}
+	if c := r.CustomResult; c != nil {
+		c.CustomWarmRatio = ratio(c.CustomWarmP50MS, r.WarmP50MS)
 	}
 }
 
@@ -148,6 +162,16 @@ type Report struct {
 	// served inside this process, the baseline of runs before 2026-11-23
 	// (newTrivialServer); WarmRatioInProcess is warm_ratio with it.
 	HTTPInProcessP50MS, WarmRatioInProcess float64
+	// The Lambda API's throughput phase (compat.go): its answers as
+	// Served, Refused and Failed count the native one's, or why it did
+	// not run.
+	LambdaServed, LambdaRefused, LambdaFailed int64
+	LambdaSkipped                             string
+	// The custom runtime's warm phase: what its bootstrap is, the no-op
+	// Python function's p50 in the same rounds, or why it did not run.
+	CustomBootstrap         string
+	CustomBesidePythonP50MS float64
+	CustomSkipped           string
 }
 
 // Run performs one benchmark run.
@@ -163,6 +187,11 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	root := 0 // the process whose descendants are instances; 0: any
 	if o.Executable == "" {
 		return nil, errors.New("benchmark: no nimbus executable to start the HTTP baseline (and nimbus dev) with")
+	}
+	logf("custom runtime: building its bootstrap...")
+	boot := buildBootstrap(ctx)
+	if boot.skip != "" {
+		logf("warning: custom_warm_p50_ms will be skipped: %s", boot.skip)
 	}
 	heavySrc := ""
 	if base == "" {
@@ -239,6 +268,15 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		logf("idle instance: pid %d, uid %d, %.80s: Pss %d kB", inst.pid, inst.uid, inst.cmdline, pss)
 		rep.PSSPid, rep.IdleInstancePSSKB = inst.pid, pss
 	}
+	if boot.skip == "" {
+		logf("custom runtime: %d sequential invokes of a provided function (%s), in rounds with the no-op function...", sz.warm, boot.kind)
+	}
+	if err := runCustomWarm(ctx, a, rep, sz, boot, prefix, warmName, &deployed); err != nil {
+		return nil, err
+	}
+	if rep.CustomSkipped != "" {
+		logf("warning: custom_warm_p50_ms skipped: %s", rep.CustomSkipped)
+	}
 	logf("streaming: time to the first byte of a streamed result, beside the whole answer...")
 	if err := runStream(ctx, a, rep, sz, prefix, &deployed); err != nil {
 		return nil, err
@@ -250,6 +288,13 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	logf("throughput: %d clients for %s...", sz.clients, sz.throughput)
 	if err := runThroughput(ctx, a, rep, sz, warmName); err != nil {
 		return nil, err
+	}
+	logf("Lambda API: %d clients for %s, every Invoke signed with SigV4...", sz.clients, sz.throughput)
+	if err := runLambdaThroughput(ctx, a, rep, sz, warmName); err != nil {
+		return nil, err
+	}
+	if rep.LambdaSkipped != "" {
+		logf("warning: lambda_throughput_rps skipped: %s", rep.LambdaSkipped)
 	}
 	if o.URLs {
 		rounds, each := sz.urlRounds()

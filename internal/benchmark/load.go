@@ -36,15 +36,40 @@ type loadTarget struct {
 	addr    string      // host:port to dial
 	tls     *tls.Config // nil for plain http
 	request []byte      // the whole request, headers and body
+	// build, when set, is called before each request and returns the
+	// whole request to send instead of request (a request that must
+	// change over time, as a signed one does: compat.go). It is called
+	// from every client's goroutine at once, and must be cheap: its CPU
+	// is taken from the server measured.
+	build func() ([]byte, error)
 }
 
 // newLoadTarget prepares a POST of body to path on the server at base
 // (http:// or https://, with an optional path prefix), with the token as
 // a bearer key.
 func newLoadTarget(base, token, path string, body []byte) (*loadTarget, error) {
+	t, u, err := newLoadEndpoint(base)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s%s HTTP/1.1\r\nHost: %s\r\n", strings.TrimRight(u.Path, "/"), path, u.Host)
+	if token != "" {
+		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", token)
+	}
+	fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	b.Write(body)
+	t.request = b.Bytes()
+	return t, nil
+}
+
+// newLoadEndpoint returns a target without a request for the server at
+// base (http:// or https://, with an optional path prefix), and base
+// parsed.
+func newLoadEndpoint(base string) (*loadTarget, *url.URL, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: server URL %q: %w", base, err)
+		return nil, nil, fmt.Errorf("benchmark: server URL %q: %w", base, err)
 	}
 	t := &loadTarget{}
 	port := u.Port()
@@ -59,18 +84,10 @@ func newLoadTarget(base, token, path string, body []byte) (*loadTarget, error) {
 		}
 		t.tls = &tls.Config{ServerName: u.Hostname()}
 	default:
-		return nil, fmt.Errorf("benchmark: server URL %q: the scheme must be http or https", base)
+		return nil, nil, fmt.Errorf("benchmark: server URL %q: the scheme must be http or https", base)
 	}
 	t.addr = net.JoinHostPort(u.Hostname(), port)
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "POST %s%s HTTP/1.1\r\nHost: %s\r\n", strings.TrimRight(u.Path, "/"), path, u.Host)
-	if token != "" {
-		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", token)
-	}
-	fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
-	b.Write(body)
-	t.request = b.Bytes()
-	return t, nil
+	return t, u, nil
 }
 
 // loadCounts are the answers of a load run: 200s without a function
@@ -187,7 +204,13 @@ func (l *loadConn) roundTrip(ctx context.Context) (status int, funcErr bool, err
 	if err != nil {
 		return 0, false, err
 	}
-	if _, err := c.Write(l.target.request); err != nil {
+	req := l.target.request
+	if l.target.build != nil {
+		if req, err = l.target.build(); err != nil {
+			return 0, false, err
+		}
+	}
+	if _, err := c.Write(req); err != nil {
 		l.drop()
 		return 0, false, err
 	}
@@ -198,7 +221,12 @@ func (l *loadConn) roundTrip(ctx context.Context) (status int, funcErr bool, err
 	return status, funcErr, err
 }
 
-var funcErrorHeader = strings.ToLower(client.HeaderFunctionError)
+// The headers that mark a function error: Nimbus's, and the Lambda
+// API's (X-Amz-Function-Error).
+var (
+	funcErrorHeader    = strings.ToLower(client.HeaderFunctionError)
+	amzFuncErrorHeader = "x-amz-function-error"
+)
 
 // readAnswer reads one HTTP/1.1 response from br and discards its body.
 // keep reports whether the connection can carry another request.
@@ -244,7 +272,7 @@ func readAnswer(br *bufio.Reader) (status int, funcErr, keep bool, err error) {
 			} else if bytes.EqualFold(value, []byte("keep-alive")) {
 				keep = true
 			}
-		case equalFold(name, funcErrorHeader):
+		case equalFold(name, funcErrorHeader), equalFold(name, amzFuncErrorHeader):
 			funcErr = len(value) > 0
 		}
 	}

@@ -71,6 +71,18 @@ func WriteTable(w io.Writer, rep *Report) error {
 		row("run_echo_ratio", fmt.Sprintf("%.3f", u.RunEchoRatio), fmt.Sprintf("<= %d x warm_p50", RunEchoGoal), is(u.RunEchoRatio <= RunEchoGoal))
 		row("run_stream_mb_per_s", fmt.Sprintf("%.0f MB/s", u.RunStreamMBps), fmt.Sprintf(">= %d", RunStreamGoal), is(u.RunStreamMBps >= RunStreamGoal))
 	}
+	if l := r.LambdaResult; l != nil {
+		row("lambda_throughput_rps", fmt.Sprintf("%.0f /s", l.LambdaThroughputRPS), "", nil)
+		row("lambda_throughput_ratio", fmt.Sprintf("%.3f", l.LambdaThroughputRatio), fmt.Sprintf(">= %.2g x throughput_rps", LambdaThroughputGoal), is(l.LambdaThroughputRatio >= LambdaThroughputGoal))
+	} else if rep.LambdaSkipped != "" {
+		row("lambda_throughput_rps", "skipped", rep.LambdaSkipped, nil)
+	}
+	if c := r.CustomResult; c != nil {
+		row("custom_warm_p50_ms", fmt.Sprintf("%s (%s)", ms(c.CustomWarmP50MS), rep.CustomBootstrap), "", nil)
+		row("custom_warm_ratio", fmt.Sprintf("%.3f", c.CustomWarmRatio), fmt.Sprintf("<= %d x warm_p50", CustomWarmGoal), is(c.CustomWarmRatio <= CustomWarmGoal))
+	} else if rep.CustomSkipped != "" {
+		row("custom_warm_p50_ms", "skipped", rep.CustomSkipped, nil)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -82,6 +94,13 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "\nthroughput phase: %d served, %d refused (429), %d failed, after %s unmeasured; the load\n"+
 		"comes from a lean keep-alive HTTP/1.1 client, as wrk's does (net/http's cost as much CPU per request as the node)\n",
 		rep.Served, rep.Refused, rep.Failed, throughputRamp)
+	if rep.LambdaResult != nil {
+		fmt.Fprintf(w, "Lambda API phase (right after, same load, no ramp): %d served, %d refused (429), %d failed\n",
+			rep.LambdaServed, rep.LambdaRefused, rep.LambdaFailed)
+	}
+	if rep.CustomResult != nil {
+		fmt.Fprintf(w, "custom runtime phase: the no-op Python function in the same rounds took %.3f ms at p50\n", rep.CustomBesidePythonP50MS)
+	}
 	if rep.NotCold > 0 {
 		fmt.Fprintf(w, "note: %d of the cold invokes were not marked as cold starts\n", rep.NotCold)
 	}

@@ -15,9 +15,11 @@ func (a *app) benchCommand() *cobra.Command {
 		Short: "Measure cold starts, warm invokes, throughput and memory against baselines",
 		Long: "Measure a Nimbus end to end: cold and warm invokes of no-op functions,\n" +
 			"throughput at concurrency 32 and the memory of an idle instance, beside bare\n" +
-			"Python start-up, HTTP and pipe round trips on this machine. Without --url it\n" +
-			"starts its own `nimbus dev` on 127.0.0.1 (a free port, a temporary data\n" +
-			"directory) and stops it at the end; with --url it measures that server with\n" +
+			"Python start-up, HTTP and pipe round trips on this machine; the same load through\n" +
+			"the Lambda API's Invoke (SigV4-signed) and the warm invokes of a custom runtime\n" +
+			"(runtime: provided, a Go bootstrap built with the go command if there is one).\n" +
+			"Without --url it starts its own `nimbus dev` on 127.0.0.1 (a free port, a\n" +
+			"temporary data directory) and stops it at the end; with --url it measures that server with\n" +
 			"--token (or NIMBUS_TOKEN) and deletes the functions it deployed. --quick takes\n" +
 			"well under two minutes. -o json prints one JSON object; progress goes to stderr.",
 		Args: usageArgs(cobra.NoArgs),

@@ -18,9 +18,11 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"nimbus/internal/nbio"
 )
 
 // resultLimit bounds a result or error document, as the worker does
@@ -34,8 +36,7 @@ func Main() {
 	// The server waits on one bootstrap: it needs no parallelism, and
 	// every thread counts against the sandbox's pids limit.
 	runtime.GOMAXPROCS(1)
-	in, out := os.NewFile(3, "requests"), os.NewFile(4, "responses")
-	os.Exit(Serve(in, out, os.Stderr, Config{}))
+	os.Exit(Serve(framePipe(3, "requests"), framePipe(4, "responses"), os.Stderr, Config{}))
 }
 
 // Config adjusts Serve; the zero value is what a sandbox uses.
@@ -104,7 +105,7 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 	}
 	api := NewAPI(ini.ARN, resultLimit)
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: time.Minute}
-	go srv.Serve(ln)
+	go srv.Serve(nbio.Listener{Listener: ln}) // raw reads and writes: see framePipe
 	defer srv.Close()
 
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "LAMBDA_RUNTIME_DIR=/var/runtime")
@@ -121,6 +122,7 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		return serveFailed(rd, out, logw, doc)
 	}
 	defer child.kill()
+	defer child.closeStatus()
 
 	select {
 	case <-api.Ready():
@@ -246,6 +248,10 @@ type child struct {
 	pid  int
 	done chan struct{} // closed when the bootstrap has exited; ws is set then
 	ws   syscall.WaitStatus
+	// statusFD is /proc/<pid>/status, opened at the first maxRSSKB (-1
+	// before; -2 if it cannot be), and buf what it is read into.
+	statusFD int
+	buf      []byte
 }
 
 // startChild starts prog with env, stdin, stdout and stderr the
@@ -263,7 +269,7 @@ func startChild(prog string, env []string) (*child, error) {
 		signal.Stop(sig)
 		return nil, err
 	}
-	c := &child{pid: pid, done: make(chan struct{})}
+	c := &child{pid: pid, done: make(chan struct{}), statusFD: -1}
 	go c.reap(sig)
 	return c, nil
 }
@@ -319,19 +325,48 @@ func (c *child) describe() string {
 }
 
 // maxRSSKB is the bootstrap's peak resident memory (VmHWM), 0 if it
-// cannot be read.
+// cannot be read. It is read before every response frame, in the
+// invocation's critical path: the file stays open, and each read is one
+// pread(2) from its start (the kernel renders it anew) into a buffer
+// kept for it, as a raw system call (see framePipe; procfs does not
+// block). Not safe for concurrent use.
 func (c *child) maxRSSKB() int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.pid) + "/status")
-	if err != nil {
+	if c.statusFD == -1 {
+		fd, err := syscall.Open("/proc/"+strconv.Itoa(c.pid)+"/status", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			c.statusFD = -2
+			return 0
+		}
+		c.statusFD, c.buf = fd, make([]byte, 8<<10)
+	}
+	if c.statusFD < 0 {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
+	n, _, e := syscall.RawSyscall6(syscall.SYS_PREAD64, uintptr(c.statusFD), uintptr(unsafe.Pointer(&c.buf[0])), uintptr(len(c.buf)), 0, 0, 0)
+	if e != 0 {
+		return 0
 	}
-	return 0
+	return parseHWM(c.buf[:n])
+}
+
+// closeStatus closes what maxRSSKB opened.
+func (c *child) closeStatus() {
+	if c.statusFD >= 0 {
+		syscall.Close(c.statusFD)
+	}
+	c.statusFD = -2
+}
+
+// parseHWM returns the kB of the VmHWM line of a /proc/<pid>/status, 0
+// if it has none.
+func parseHWM(status []byte) int64 {
+	_, v, ok := bytes.Cut(status, []byte("\nVmHWM:"))
+	if !ok {
+		return 0
+	}
+	v, _, _ = bytes.Cut(v, []byte("\n"))
+	n, _ := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
+	return n
 }
 
 // ownMaxRSSKB is the server's own peak resident memory: what the
@@ -342,6 +377,70 @@ func ownMaxRSSKB() int64 {
 		return 0
 	}
 	return ru.Maxrss
+}
+
+// framePipe is the inherited pipe fd (the worker's frames in, or the
+// server's out) set non-blocking and read or written with raw system
+// calls (package nbio), parking in Go's poller meanwhile; the file as it
+// is if that cannot be done. Every ordinary read(2) or write(2) wakes the
+// runtime's monitor thread, which then polls every 20 us for a while:
+// on each invocation, in its critical path, on the CPU the bootstrap is
+// about to run on. With the HTTP connections (nbio.Listener) and
+// maxRSSKB also raw, an invocation makes no such call.
+func framePipe(fd int, name string) io.ReadWriter {
+	if syscall.SetNonblock(fd, true) != nil {
+		return os.NewFile(uintptr(fd), name)
+	}
+	f := os.NewFile(uintptr(fd), name) // non-blocking: the poller's
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f
+	}
+	w, err := nbio.NewWriter(f)
+	if err != nil {
+		return f
+	}
+	return &rawPipe{Writer: w, rc: rc}
+}
+
+// rawPipe reads a non-blocking pipe with nbio.Read under its RawConn, and
+// writes it through an nbio.Writer. Reads must not be concurrent.
+type rawPipe struct {
+	*nbio.Writer
+	rc   syscall.RawConn
+	buf  []byte // the current Read's
+	n    int
+	err  error
+	step func(fd uintptr) bool
+}
+
+func (p *rawPipe) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if p.step == nil {
+		p.step = func(fd uintptr) bool {
+			n, err := nbio.Read(fd, p.buf)
+			if err == syscall.EAGAIN {
+				return false
+			}
+			p.n, p.err = n, err
+			return true
+		}
+	}
+	p.buf = b
+	err := p.rc.Read(p.step)
+	n, rerr := p.n, p.err
+	p.buf, p.n, p.err = nil, 0, nil
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // Frames (internal/runtime/python's pipes.go): a 4-byte big-endian

@@ -216,3 +216,44 @@ func TestServeEndsWhenTheBootstrapDiesDuringAnInvocation(t *testing.T) {
 		t.Fatal("Serve went on after its bootstrap died")
 	}
 }
+
+func TestParseHWMReadsTheVmHWMLine(t *testing.T) {
+	cases := []struct {
+		name   string
+		status string
+		want   int64
+	}{
+		{"a status with the line", "Name:\tbootstrap\nVmPeak:\t  9000 kB\nVmHWM:\t    5432 kB\nVmRSS:\t 5000 kB\n", 5432},
+		{"a status whose last line it is", "Name:\tx\nVmHWM:\t12 kB", 12},
+		{"a status without it (a kernel thread)", "Name:\tkthreadd\nState:\tS\n", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := parseHWM([]byte(c.status)); got != c.want {
+				t.Errorf("parseHWM = %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// maxRSSKB reads the live process's peak again on every call, from the
+// file it keeps open, and reads nothing once it is closed.
+func TestMaxRSSKBReadsTheProcessesPeakEachTime(t *testing.T) {
+	c := &child{pid: os.Getpid(), statusFD: -1}
+	first := c.maxRSSKB()
+	if first <= 0 {
+		t.Fatalf("maxRSSKB of this process = %d", first)
+	}
+	hog := make([]byte, 64<<20)
+	for i := range hog {
+		hog[i] = 1
+	}
+	if again := c.maxRSSKB(); again < first+32<<10 {
+		t.Errorf("after touching 64 MB the peak went from %d to %d kB", first, again)
+	}
+	hog[len(hog)-1] = 2 // keep it
+	c.closeStatus()
+	if got := c.maxRSSKB(); got != 0 {
+		t.Errorf("closed, maxRSSKB = %d", got)
+	}
+}
