@@ -92,6 +92,13 @@ func TestVersionsAndAliasesRouteInvocationsAndAreRecorded(t *testing.T) {
 		t.Fatalf("a 50%% split sent 100 invocations to %v", seen)
 	}
 
+	// /metrics counts invocations by the version that ran.
+	if status, _, body := n.do("GET", "/metrics", "", nil); status != 200 ||
+		!strings.Contains(string(body), `nimbus_invocations_by_version_total{function="shop",namespace="default",version="2"}`) ||
+		!strings.Contains(string(body), `nimbus_invocations_by_version_total{function="shop",namespace="default",version="$LATEST"}`) {
+		t.Errorf("/metrics does not count invocations by version (%d)", status)
+	}
+
 	// Records carry the version; an async event through the alias too.
 	recs := n.invocations("shop")
 	byVersion := map[int64]bool{}

@@ -19,6 +19,7 @@ import (
 // metrics are the gateway's Prometheus series.
 type metrics struct {
 	invocations *prometheus.CounterVec
+	byVersion   *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	coldStarts  *prometheus.CounterVec
 	inFlight    prometheus.Gauge
@@ -29,6 +30,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_invocations_total", Help: "Invocations (each attempt of an asynchronous one) by namespace, function, trigger and outcome.",
 		}, []string{"namespace", "function", "trigger", "outcome"}),
+		byVersion: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_invocations_by_version_total", Help: "Invocations by namespace, function and the version that ran ($LATEST or a published version's number).",
+		}, []string{"namespace", "function", "version"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "nimbus_invocation_duration_seconds", Help: "Handler duration as measured by the runtime.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
@@ -40,7 +44,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "nimbus_invocations_in_flight", Help: "Synchronous invocations running now.",
 		}),
 	}
-	reg.MustRegister(m.invocations, m.duration, m.coldStarts, m.inFlight)
+	reg.MustRegister(m.invocations, m.byVersion, m.duration, m.coldStarts, m.inFlight)
 	return m
 }
 
@@ -50,6 +54,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 func (m *metrics) observe(fn model.Function, trigger, outcome string, d time.Duration, cold bool) {
 	kind, _, _ := strings.Cut(trigger, ":")
 	m.invocations.WithLabelValues(fn.Namespace, fn.Name, kind, outcome).Inc()
+	m.byVersion.WithLabelValues(fn.Namespace, fn.Name, model.VersionString(fn.Version)).Inc()
 	if d > 0 {
 		m.duration.WithLabelValues(fn.Namespace, fn.Name).Observe(d.Seconds())
 	}
