@@ -30,6 +30,7 @@ type testCluster struct {
 	t       *testing.T
 	dir     string
 	token   string
+	bin     string // the binary new processes run ("" for the one under test)
 	join    string // the servers' API addresses, comma-separated
 	extra   []string
 	mu      sync.Mutex
@@ -41,6 +42,7 @@ type testCluster struct {
 // started again on the same data and ports.
 type clusterProc struct {
 	id   string
+	bin  string // the nimbus binary it runs; "" for the one under test
 	args []string
 	addr string // API address of a server, RPC address of a worker
 	cmd  *exec.Cmd
@@ -81,7 +83,14 @@ func freePort(t *testing.T) string {
 // server's command line.
 func startCluster(t *testing.T, nServers, nWorkers int, serverFlags ...string) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), token: newClusterToken(t), extra: serverFlags}
+	return startClusterOf(t, "", nServers, nWorkers, serverFlags...)
+}
+
+// startClusterOf is startCluster running binary bin ("" for the one
+// under test) for every server and worker it starts.
+func startClusterOf(t *testing.T, bin string, nServers, nWorkers int, serverFlags ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), token: newClusterToken(t), extra: serverFlags, bin: bin}
 	c.dumpLogsOnFailure()
 	tokenFile := filepath.Join(c.dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(c.token+"\n"), 0o600); err != nil {
@@ -97,7 +106,7 @@ func startCluster(t *testing.T, nServers, nWorkers int, serverFlags ...string) *
 		args := []string{"server", "--node-id", id, "--data", filepath.Join(c.dir, id),
 			"--listen", apis[i], "--raft", freePort(t), "--bootstrap-expect", fmt.Sprint(nServers),
 			"--join", c.join, "--bootstrap-token-file", tokenFile}
-		c.servers = append(c.servers, &clusterProc{id: id, args: append(args, serverFlags...), addr: apis[i]})
+		c.servers = append(c.servers, &clusterProc{id: id, bin: bin, args: append(args, serverFlags...), addr: apis[i]})
 	}
 	for _, s := range c.servers {
 		c.start(s, apiLine)
@@ -150,7 +159,7 @@ func (c *testCluster) addNamedWorker(id string, extra ...string) int {
 	c.t.Helper()
 	c.mu.Lock()
 	i := len(c.workers)
-	w := &clusterProc{id: id, args: append(c.workerArgs(id), extra...)}
+	w := &clusterProc{id: id, bin: c.bin, args: append(c.workerArgs(id), extra...)}
 	c.workers = append(c.workers, w)
 	c.mu.Unlock()
 	c.start(w, workerRPCLine)
@@ -203,7 +212,11 @@ func (c *testCluster) runBounded(timeout time.Duration, env []string, dir string
 // first group is its address.
 func (c *testCluster) start(p *clusterProc, ready *regexp.Regexp) {
 	c.t.Helper()
-	np, err := nodeproc.Start(exec.Command(nimbusBin, p.args...), ready, 60*time.Second)
+	bin := p.bin
+	if bin == "" {
+		bin = nimbusBin
+	}
+	np, err := nodeproc.Start(exec.Command(bin, p.args...), ready, 60*time.Second)
 	if err != nil {
 		c.t.Fatalf("%s: %v", p.id, err)
 	}
