@@ -274,16 +274,23 @@ func (c *testCluster) killServer(i int) { c.kill(c.servers[i]) }
 // killWorker kills worker i with SIGKILL and waits until it is gone.
 func (c *testCluster) killWorker(i int) { c.kill(c.workers[i]) }
 
-func (c *testCluster) kill(p *clusterProc) {
+func (c *testCluster) kill(p *clusterProc) { c.stopWith(p, syscall.SIGKILL) }
+
+// terminate stops p as a service manager does (SIGTERM) and waits until
+// it has exited.
+func (c *testCluster) terminate(p *clusterProc) { c.stopWith(p, syscall.SIGTERM) }
+
+// stopWith sends p sig and waits until it has exited.
+func (c *testCluster) stopWith(p *clusterProc, sig syscall.Signal) {
 	c.t.Helper()
 	c.mu.Lock()
 	cmd, done := p.cmd, p.done
 	c.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Process.Signal(sig)
 	select {
 	case <-done:
 	case <-time.After(patience):
-		c.t.Fatalf("%s still runs %v after SIGKILL", p.id, patience)
+		c.t.Fatalf("%s still runs %v after %v", p.id, patience, sig)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,21 +56,6 @@ func buildRelease(t *testing.T, rev string) string {
 		t.Fatalf("building release %s: %v\n%s", rev, err, out)
 	}
 	return bin
-}
-
-// terminate stops p as a service manager does (SIGTERM) and waits until
-// it has exited.
-func (c *testCluster) terminate(p *clusterProc) {
-	c.t.Helper()
-	c.mu.Lock()
-	cmd, done := p.cmd, p.done
-	c.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(patience):
-		c.t.Fatalf("%s still runs %v after SIGTERM", p.id, patience)
-	}
 }
 
 // A running three-server cluster of the previous release is upgraded

@@ -29,12 +29,7 @@ func TestVersionsAndAliasesRouteInvocationsAndAreRecorded(t *testing.T) {
 	}
 	release := func(ref string) (string, string) {
 		t.Helper()
-		r := n.mustCLI(0, "invoke", ref)
-		var out struct{ Release, Version string }
-		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-			t.Fatalf("invoke %s: %v\n%s", ref, err, r.stdout)
-		}
-		return out.Release, out.Version
+		return invokeRelease(t, n, ref)
 	}
 
 	deploy("one")

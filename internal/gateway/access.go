@@ -181,13 +181,19 @@ func (g *Gateway) allow(p perm, sc scope, h http.HandlerFunc) http.Handler {
 			h(w, r)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r)
-		if sw.status < 300 {
-			g.svc.AddAudit(model.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
-				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
-		}
+		g.serveAudited(w, r, h, ns, key)
 	})
+}
+
+// serveAudited runs h and records in the audit log a change it made (a
+// status below 300), by key in namespace ns.
+func (g *Gateway) serveAudited(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, ns string, key model.Key) {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	h(sw, r)
+	if sw.status < 300 {
+		g.svc.AddAudit(model.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
+			Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
+	}
 }
 
 // authorise authenticates r's caller (authenticate) and checks that its

@@ -158,12 +158,7 @@ func (g *Gateway) lambdaAllow(p perm, h http.HandlerFunc) http.Handler {
 			h(w, r)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r)
-		if sw.status < 300 {
-			g.svc.AddAudit(model.AuditEntry{Time: time.Now().UTC(), Namespace: ns, KeyID: key.ID, Role: key.Role,
-				Action: r.Method + " " + r.URL.Path, Status: sw.status, Server: g.cfg.APIAddr})
-		}
+		g.serveAudited(w, r, h, ns, key)
 	})
 }
 

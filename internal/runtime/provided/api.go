@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"nimbus/internal/runtime/python"
 	"strconv"
 	"sync"
 	"time"
@@ -257,14 +258,9 @@ func errorDocument(body []byte, headerType string) []byte {
 	return out
 }
 
-// errorJSON renders an error document of the server's own.
-func errorJSON(errType, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{msg, errType})
-	return b
-}
+// errorJSON renders an error document of the server's own, as the
+// Python runtime renders the platform's.
+func errorJSON(errType, msg string) []byte { return python.ErrorJSON(errType, msg) }
 
 // accepted answers a post the API took.
 func accepted(w http.ResponseWriter) {

@@ -876,7 +876,7 @@ drain:
 	if overflow, _ := i.logs.state(); overflow {
 		body = append(body, fmt.Sprintf("\n[nimbus] log truncated at %d bytes", i.cfg.LogLimit)...)
 	}
-	resp.Payload, resp.ErrorType = errorJSON(errType, msg), errType
+	resp.Payload, resp.ErrorType = ErrorJSON(errType, msg), errType
 	line := time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + v.req.RequestID + " " + msg
 	if pidsLine != "" {
 		line = pidsLine + "\n" + line

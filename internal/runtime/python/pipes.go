@@ -358,8 +358,9 @@ func errorType(errJSON []byte) string {
 	return e.ErrorType
 }
 
-// errorJSON renders a platform error document.
-func errorJSON(errType, msg string) []byte {
+// ErrorJSON renders a platform error document, in Lambda's shape
+// ({"errorMessage", "errorType"}).
+func ErrorJSON(errType, msg string) []byte {
 	b, _ := json.Marshal(struct {
 		ErrorMessage string `json:"errorMessage"`
 		ErrorType    string `json:"errorType"`
