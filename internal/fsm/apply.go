@@ -64,6 +64,7 @@ var registry = newRegistry(
 	def(DeleteVersionType, applyDeleteVersion),
 	def(PutAliasType, applyPutAlias),
 	def(DeleteAliasType, applyDeleteAlias),
+	def(TagFunctionType, applyTagFunction),
 )
 
 // Each command's result type.
@@ -118,6 +119,7 @@ func (PublishVersion) result() *PublishVersionResult       { return nil }
 func (DeleteVersion) result() *None                        { return nil }
 func (PutAlias) result() *PutAliasResult                   { return nil }
 func (DeleteAlias) result() *None                          { return nil }
+func (TagFunction) result() *None                          { return nil }
 
 func applyUpsertFunction(s *state.Store, c UpsertFunction) (UpsertFunctionResult, error) {
 	fn, created, err := s.UpsertFunction(c.Function, c.Now)
@@ -373,6 +375,10 @@ func applyDeleteVersion(s *state.Store, c DeleteVersion) (None, error) {
 func applyPutAlias(s *state.Store, c PutAlias) (PutAliasResult, error) {
 	a, err := s.PutAlias(c.Alias, c.Create, c.Now)
 	return PutAliasResult{Alias: a}, err
+}
+
+func applyTagFunction(s *state.Store, c TagFunction) (None, error) {
+	return None{}, s.TagFunction(c.Namespace, c.Name, c.Set, c.Remove)
 }
 
 func applyDeleteAlias(s *state.Store, c DeleteAlias) (None, error) {

@@ -71,6 +71,7 @@ const (
 	DeleteVersionType     CommandType = 49
 	PutAliasType          CommandType = 50
 	DeleteAliasType       CommandType = 51
+	TagFunctionType       CommandType = 52
 )
 
 // PutUser creates a user (Create: refused, as Conflict, if the name is
@@ -555,6 +556,16 @@ type PutAlias struct {
 // PutAliasResult is PutAlias's result: the alias as stored.
 type PutAliasResult struct {
 	Alias model.Alias `json:"alias"`
+}
+
+// TagFunction sets the tags Set (replacing the values of keys the
+// function has) and removes the keys Remove, in one step, without a new
+// revision.
+type TagFunction struct {
+	Namespace string            `json:"namespace,omitempty"`
+	Name      string            `json:"name"`
+	Set       map[string]string `json:"set,omitempty"`
+	Remove    []string          `json:"remove,omitempty"`
 }
 
 // DeleteAlias removes an alias.

@@ -57,7 +57,18 @@ type Function struct {
 	// Version is the published version this is a copy of, 0 for the
 	// head ($LATEST). A version keeps the revision it was published from.
 	Version int64 `json:"version,omitempty"`
+	// Tags are the function's key-value labels (the Lambda API's
+	// TagResource): they change without a new revision, and a deploy
+	// keeps them.
+	Tags map[string]string `json:"tags,omitempty"`
 }
+
+// Limits of a function's tags, as Lambda's.
+const (
+	MaxTags        = 50
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+)
 
 // QualifiedName is the function's identity across namespaces.
 func (f Function) QualifiedName() string { return QualifiedName(f.Namespace, f.Name) }

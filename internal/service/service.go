@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -116,12 +115,11 @@ type Deps struct {
 
 // Service holds the use cases. Its methods are safe for concurrent use.
 type Service struct {
-	d      Deps
-	store  *state.Store
-	rec    *recorder
-	log    *slog.Logger
-	runs   runQueues
-	tagsMu sync.Mutex // serialises this server's changes of function tags (tags.go)
+	d     Deps
+	store *state.Store
+	rec   *recorder
+	log   *slog.Logger
+	runs  runQueues
 }
 
 // New returns a Service over d and starts its record batcher; Close stops

@@ -2,7 +2,9 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"nimbus/internal/model"
@@ -40,6 +42,9 @@ func (s *Store) UpsertFunction(f model.Function, now time.Time) (model.Function,
 	if exists {
 		f.Revision = prev.Revision + 1
 		f.CreatedAt = prev.CreatedAt
+		if f.Tags == nil {
+			f.Tags = prev.Tags // a deploy keeps the tags
+		}
 	} else {
 		f.Revision = 1
 		f.CreatedAt = now
@@ -102,4 +107,48 @@ func (s *Store) Functions(ns string) []model.Function {
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].QualifiedName() < out[j].QualifiedName() })
 	return out
+}
+
+// TagFunction sets the tags set (replacing the values of keys the
+// function has) and removes the keys remove, on function name of
+// namespace ns, without a new revision: ErrNotFound for no such
+// function, ErrInvalid (and nothing changed) for tags beyond
+// model.MaxTags or malformed ones.
+func (s *Store) TagFunction(ns, name string, set map[string]string, remove []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qn := model.QualifiedName(model.NamespaceOf(ns), name)
+	old, ok := s.functions[qn]
+	if !ok {
+		return fmt.Errorf("function %q: %w", name, ErrNotFound)
+	}
+	tags := maps.Clone(old.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	for _, k := range remove {
+		delete(tags, k)
+	}
+	for k, v := range set {
+		switch {
+		case k == "" || len(k) > model.MaxTagKeyLen:
+			return Errorf(ErrInvalid, "tag key %q: 1-%d characters", k, model.MaxTagKeyLen)
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			return Errorf(ErrInvalid, "tag key %q: the prefix aws: is reserved", k)
+		case len(v) > model.MaxTagValueLen:
+			return Errorf(ErrInvalid, "tag %q: the value is %d characters; at most %d", k, len(v), model.MaxTagValueLen)
+		}
+		tags[k] = v
+	}
+	if len(tags) > model.MaxTags {
+		return Errorf(ErrInvalid, "the function would have %d tags: at most %d", len(tags), model.MaxTags)
+	}
+	f := *old
+	f.Tags = tags
+	if len(tags) == 0 {
+		f.Tags = nil
+	}
+	s.functions[qn] = &f
+	s.functionChangedLocked(qn, old)
+	return nil
 }

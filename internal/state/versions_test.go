@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -126,3 +127,34 @@ func captureReader(t *testing.T, s *Store) io.Reader {
 }
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func TestTagsChangeWithoutARevisionAndADeployKeepsThem(t *testing.T) {
+	s := New()
+	deployed(t, s, "f", "aa")
+	if err := s.TagFunction("", "f", map[string]string{"team": "orders", "cost": "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TagFunction("", "f", map[string]string{"team": "billing"}, []string{"cost"}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := s.Function("default/f")
+	if f.Revision != 1 || len(f.Tags) != 1 || f.Tags["team"] != "billing" {
+		t.Fatalf("after tagging: revision %d, tags %v", f.Revision, f.Tags)
+	}
+	deployed(t, s, "f", "bb")
+	if f, _ = s.Function("default/f"); f.Tags["team"] != "billing" {
+		t.Fatalf("a deploy dropped the tags: %v", f.Tags)
+	}
+	many := map[string]string{}
+	for i := range 51 {
+		many[fmt.Sprint("k", i)] = "v"
+	}
+	for name, set := range map[string]map[string]string{"too many": many, "reserved": {"AWS:x": "y"}, "empty key": {"": "y"}} {
+		if err := s.TagFunction("", "f", set, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if f, _ = s.Function("default/f"); len(f.Tags) != 1 {
+		t.Errorf("a refused change changed the tags: %v", f.Tags)
+	}
+}

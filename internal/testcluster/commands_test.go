@@ -61,6 +61,10 @@ func script() []step {
 		do("the alias is removed", fsm.DeleteAlias{Function: "f", Name: "pinned"}),
 		do("an unknown alias is not removed", fsm.DeleteAlias{Function: "f", Name: "pinned"}),
 		do("the version is removed", fsm.DeleteVersion{Name: "f", Version: 1}),
+		do("the function is tagged", fsm.TagFunction{Name: "f", Set: map[string]string{"team": "orders", "cost": "a"}}),
+		do("a tag is removed and one changed", fsm.TagFunction{Name: "f", Set: map[string]string{"team": "billing"}, Remove: []string{"cost"}}),
+		do("a reserved tag key is refused", fsm.TagFunction{Name: "f", Set: map[string]string{"aws:x": "y"}}),
+		do("an unknown function is not tagged", fsm.TagFunction{Name: "nowhere", Set: map[string]string{"a": "b"}}),
 		do("an unknown version is not removed", fsm.DeleteVersion{Name: "f", Version: 1}),
 		do("a function named by a schedule", fsm.PutSchedule{Schedule: model.Schedule{Name: "tick", Function: "f", Expression: "@every 1s", CreatedAt: t0}}),
 		do("a function a schedule names is not removed without force", fsm.RemoveFunction{Name: "f"}),
@@ -230,6 +234,8 @@ func TestEveryCommandAnswersAlikeOnTheLeaderAndThroughAFollower(t *testing.T) {
 		"the version is kept while the alias names it":     "conflict",
 		"an unknown alias is not removed":                  "not_found",
 		"an unknown version is not removed":                "not_found",
+		"a reserved tag key is refused":                    "invalid",
+		"an unknown function is not tagged":                "not_found",
 	}
 	for i, s := range script() {
 		if code := viaFollower[i].code; code != want[s.name] {
