@@ -86,7 +86,7 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 		moved = w.hb.Address
 	}
 	w.hb = hb
-	w.seen = time.Now()
+	w.prevSeen, w.seen = w.seen, time.Now()
 	w.inflightAtHB = w.inflight
 	w.warm = make(map[string]bool, len(hb.WarmRevisions))
 	for _, k := range hb.WarmRevisions {
@@ -161,6 +161,7 @@ type remote struct {
 	mu       sync.Mutex
 	hb       *rpcpb.WorkerHeartbeat
 	seen     time.Time
+	prevSeen time.Time // when the heartbeat before the last came (see RunningQueued)
 	warm     map[string]bool
 	inflight int // invocations this server has on it now
 	// inflightAtHB is inflight when the last heartbeat came: the part of
