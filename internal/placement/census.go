@@ -15,6 +15,10 @@ type Census struct {
 	// Pending lists the live workers (by ID) that have sent no heartbeat
 	// taken after the moment yet.
 	Pending []string
+	// Listening is set while the registry has heard heartbeats for less
+	// than a worker's dead-after time (its server just started): a live
+	// worker it has not heard from yet may hold events.
+	Listening bool
 	// Partial is set when a worker's report is not the whole list (cut at
 	// its bound, or a worker of an older release that reports none): any
 	// event may be running somewhere.
@@ -59,6 +63,7 @@ func (p *Placer) RunningQueued(since time.Time) Census {
 			c.Running[id] = true
 		}
 		c.Pending = append(c.Pending, rc.Pending...)
+		c.Listening = rc.Listening
 		c.Partial = c.Partial || rc.Partial
 	}
 	return c
@@ -79,9 +84,10 @@ func (c *Census) add(ids []string, all bool) {
 // answered. So a worker counts once it has sent two heartbeats since
 // (about a second apart); the live ones that have not are Pending. Live
 // means heard from within deadAfter: a worker silent that long is dead
-// and runs nothing that could report.
+// and runs nothing that could report. A registry younger than deadAfter
+// is Listening.
 func (r *Registry) RunningQueued(since time.Time) Census {
-	c := Census{Running: map[string]bool{}}
+	c := Census{Running: map[string]bool{}, Listening: time.Since(r.started) < r.deadAfter}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, w := range r.workers {

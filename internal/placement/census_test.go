@@ -11,6 +11,10 @@ import (
 
 func TestRegistryCensusCountsAWorkerFromItsSecondHeartbeatSince(t *testing.T) {
 	r := NewRegistry(nil, time.Minute, 0, slog.New(slog.DiscardHandler))
+	if c := r.RunningQueued(time.Now()); !c.Listening {
+		t.Fatalf("a registry younger than its dead-after time: %+v, want Listening (a live worker may not have been heard yet)", c)
+	}
+	r.started = time.Now().Add(-time.Minute)
 	beat := func(id string, running []string, complete bool) {
 		r.Heartbeat(&rpcpb.WorkerHeartbeat{WorkerId: id, Address: id + ":1", Slots: 2, Running: running, RunningComplete: complete})
 	}
@@ -34,6 +38,9 @@ func TestRegistryCensusCountsAWorkerFromItsSecondHeartbeatSince(t *testing.T) {
 	c = r.RunningQueued(since)
 	if len(c.Pending) != 0 || c.Partial || !c.Running["a"] || !c.Running["b"] || !c.Running["c"] || c.Running["old"] {
 		t.Fatalf("after two heartbeats each: %+v, want a, b and c running, none pending", c)
+	}
+	if c.Listening {
+		t.Fatalf("a registry a minute younger than its dead-after time says it is listening")
 	}
 	beat("w2", []string{"c"}, false) // cut at its bound, or an older worker
 	if c := r.RunningQueued(since); !c.Partial {

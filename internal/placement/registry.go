@@ -39,6 +39,7 @@ type Registry struct {
 	deadAfter   time.Duration
 	forgetAfter time.Duration
 	log         *slog.Logger
+	started     time.Time // when it began to hear heartbeats
 
 	mu      sync.Mutex
 	workers map[string]*remote
@@ -64,7 +65,7 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 		forgetAfter = DefaultForgetAfter
 	}
 	forgetAfter = max(forgetAfter, deadAfter)
-	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{}}
+	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, started: time.Now(), workers: map[string]*remote{}}
 }
 
 // Heartbeat records a worker's heartbeat. A worker that comes back at
