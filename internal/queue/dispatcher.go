@@ -5,9 +5,10 @@
 // turns them into dead letters, and fires destinations. Workers never see
 // the queue or hold a lease.
 //
-// Delivery is at least once: a lease outlives a dead dispatcher only until
-// its deadline, then the event runs again; the request ID is the
-// idempotency key, and a result that arrives after its lease was
+// Delivery is at least once: a lease outlives a dead dispatcher until the
+// next leader finds its event running on no worker (recover.go), or at
+// most until its deadline, then the event runs again; the request ID is
+// the idempotency key, and a result that arrives after its lease was
 // superseded is refused (lease epochs).
 package queue
 
@@ -33,8 +34,9 @@ const (
 	DefaultRetryDelay  = time.Minute
 	DefaultMaxEventAge = 6 * time.Hour
 	// leaseGrace is added to a function's timeout for its lease: the
-	// time a result may take to come back. After a leader dies, its
-	// leased events wait this long past their timeout before running
+	// time a result may take to come back. An event whose dispatcher
+	// never reports, and which the next leader did not find lost (see
+	// recoverLeases), waits this long past its timeout before running
 	// again.
 	leaseGrace = 10 * time.Second
 	tick       = 20 * time.Millisecond
