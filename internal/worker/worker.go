@@ -127,9 +127,7 @@ type Worker struct {
 	// preloads are the top-level modules of each dependency layer (by
 	// digest) its pre-started sandboxes import.
 	preloads sync.Map
-	// queued are the queued events offered to the worker and not yet
-	// returned (RunningQueued).
-	queued queuedRuns
+	queued   queuedRuns // queued events offered and not yet returned (RunningQueued)
 
 	mu        sync.Mutex
 	pools     map[string]*pool // by qualified function name (namespace/name)
