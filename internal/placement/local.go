@@ -22,6 +22,12 @@ func (l local) Runtimes() []string                 { return l.w.RuntimeNames() }
 func (l local) Prefetch(fn model.Function)         { l.w.Prefetch(fn) }
 func (l local) Provision(fn model.Function, n int) { l.w.Provision(fn, n) }
 
+// runningQueued is the worker's queued events now: it answers in
+// process, with nothing in flight between it and this server.
+func (l local) runningQueued() ([]string, bool) {
+	return l.w.RunningQueued(worker.RunningQueuedLimit(l.w.Status().Slots))
+}
+
 // Status is the worker's status, with the invocations waiting for one of
 // its slots counted as in use: a server counts its calls waiting at a
 // remote worker the same way (they are in flight), and Room must see

@@ -39,6 +39,7 @@ type Registry struct {
 	deadAfter   time.Duration
 	forgetAfter time.Duration
 	log         *slog.Logger
+	started     time.Time // when it began to hear heartbeats
 
 	mu      sync.Mutex
 	workers map[string]*remote
@@ -64,7 +65,7 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 		forgetAfter = DefaultForgetAfter
 	}
 	forgetAfter = max(forgetAfter, deadAfter)
-	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{}}
+	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, started: time.Now(), workers: map[string]*remote{}}
 }
 
 // Heartbeat records a worker's heartbeat. A worker that comes back at
@@ -86,7 +87,7 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 		moved = w.hb.Address
 	}
 	w.hb = hb
-	w.seen = time.Now()
+	w.prevSeen, w.seen = w.seen, time.Now()
 	w.inflightAtHB = w.inflight
 	w.warm = make(map[string]bool, len(hb.WarmRevisions))
 	for _, k := range hb.WarmRevisions {
@@ -161,6 +162,7 @@ type remote struct {
 	mu       sync.Mutex
 	hb       *rpcpb.WorkerHeartbeat
 	seen     time.Time
+	prevSeen time.Time // when the heartbeat before the last came (see RunningQueued)
 	warm     map[string]bool
 	inflight int // invocations this server has on it now
 	// inflightAtHB is inflight when the last heartbeat came: the part of

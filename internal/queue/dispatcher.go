@@ -5,9 +5,10 @@
 // turns them into dead letters, and fires destinations. Workers never see
 // the queue or hold a lease.
 //
-// Delivery is at least once: a lease outlives a dead dispatcher only until
-// its deadline, then the event runs again; the request ID is the
-// idempotency key, and a result that arrives after its lease was
+// Delivery is at least once: a lease outlives a dead dispatcher until the
+// next leader finds its event running on no worker (recover.go), or at
+// most until its deadline, then the event runs again; the request ID is
+// the idempotency key, and a result that arrives after its lease was
 // superseded is refused (lease epochs).
 package queue
 
@@ -33,8 +34,9 @@ const (
 	DefaultRetryDelay  = time.Minute
 	DefaultMaxEventAge = 6 * time.Hour
 	// leaseGrace is added to a function's timeout for its lease: the
-	// time a result may take to come back. After a leader dies, its
-	// leased events wait this long past their timeout before running
+	// time a result may take to come back. An event whose dispatcher
+	// never reports, and which the next leader did not find lost (see
+	// recoverLeases), waits this long past its timeout before running
 	// again.
 	leaseGrace = 10 * time.Second
 	tick       = 20 * time.Millisecond
@@ -139,11 +141,14 @@ type Dispatcher struct {
 	// abandon ends the runs' invocations (Abandon).
 	abandon  context.Context
 	abandons context.CancelFunc
+	// censusWait bounds recoverLeases' wait for the workers' reports
+	// (censusWait; shorter in tests).
+	censusWait time.Duration
 }
 
 // NewDispatcher returns a dispatcher.
 func NewDispatcher(cp Control, inv Invoker, hooks Hooks, log *slog.Logger) *Dispatcher {
-	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1), censusWait: censusWait}
 	d.abandon, d.abandons = context.WithCancel(context.Background())
 	return d
 }
@@ -199,14 +204,28 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 	}
 	d.mu.Unlock()
+	// No run starts once the term has ended, even before the loop below
+	// sees it: a deposed leader must not start what the next term may
+	// find running nowhere and run again (see recoverLeases).
+	stopEnding := context.AfterFunc(ctx, d.end)
 	defer func() {
-		d.mu.Lock()
-		d.ending = true
-		d.mu.Unlock()
+		stopEnding()
+		d.end()
 		d.runs.Wait()
 		d.refundHeld(func(heldEvent) bool { return true }) // they never ran: no need to wait for their leases
 		d.finisher.close()
 	}()
+	if ct, ok := d.inv.(censusTaker); ok {
+		start := time.Now()
+		if earlier := d.earlierLeases(start.UTC()); len(earlier) > 0 {
+			d.runs.Add(1)
+			go func() {
+				defer d.runs.Done()
+				d.recoverLeases(ctx, start, earlier, ct)
+				d.kick()
+			}()
+		}
+	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -218,6 +237,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-d.wake:
 		}
 	}
+}
+
+// end stops held events from starting (Run's term ended).
+func (d *Dispatcher) end() {
+	d.mu.Lock()
+	d.ending = true
+	d.mu.Unlock()
 }
 
 // pass leases ready events in fair order (see fairOrder), as far as the
@@ -379,17 +405,11 @@ func (d *Dispatcher) scan(now time.Time, fns functions) {
 	var expired []fsm.Outcome
 	var notes []*Outcome // final outcomes that have destinations to serve
 	var ready []model.QueueItem
-	// giveUp records a dead letter decided here (not after a run), with
-	// its on_failure destination when the function still exists.
+	// giveUp records an outcome decided here (not after a run): a dead
+	// letter goes with its on_failure destination when the function
+	// still exists.
 	giveUp := func(o fsm.Outcome, q model.QueueItem, fn model.Function, exists bool) {
-		var note *Outcome
-		if o.Kind == fsm.OutcomeDeadLetter && exists {
-			note = &Outcome{Item: q, Function: fn, Condition: o.Reason,
-				Record: model.Invocation{ID: q.RequestID, Namespace: fn.Namespace, Function: fn.Name, Status: model.StatusDeadLetter, ErrorType: o.LastError}}
-			if dest := functionDestination(*note, now); dest != nil {
-				o.Enqueue = []model.QueueItem{*dest}
-			}
-		}
+		note := deadLetterNote(&o, q, fn, exists, now)
 		expired = append(expired, o)
 		notes = append(notes, note)
 	}
@@ -403,13 +423,9 @@ func (d *Dispatcher) scan(now time.Time, fns functions) {
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
 			// Its dispatcher (perhaps an earlier leader) never reported.
-			// Whether it ran is unknown: the attempt counts, but the wait
-			// for the lease to expire was its retry delay.
-			o := d.failOutcome(q, fn, cfg, now, "Sandbox.LeaseExpired", 0)
-			if o.Kind == fsm.OutcomeRetry {
-				o.NotBefore = now
-			}
-			giveUp(o, q, fn, ferr == nil)
+			o, note := d.lostOutcome(q, fn, ferr == nil, now, "Sandbox.LeaseExpired", 0)
+			expired = append(expired, o)
+			notes = append(notes, note)
 		case q.Leased(now):
 		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
@@ -554,6 +570,14 @@ func (d *Dispatcher) run(h heldEvent) {
 	ctx, cancel := context.WithTimeout(d.abandon, time.Duration(fn.Timeout)+leaseGrace)
 	defer cancel()
 	started()
+	d.mu.Lock()
+	ending := d.ending
+	d.mu.Unlock()
+	if ending {
+		// The term ended as it was starting: it never reaches a worker.
+		d.finisher.add(notRun(q, time.Now().UTC()), nil)
+		return
+	}
 	res, err := d.inv.Invoke(ctx, worker.Request{RequestID: q.RequestID, Function: fn, Payload: q.Event, Queued: true})
 	if errors.Is(err, worker.ErrNoCapacity) && d.hold(h) {
 		// Another server's invocation took the slot first: wait for the

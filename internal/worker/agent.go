@@ -274,6 +274,7 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 // known yet).
 func (a *Agent) heartbeat(server string) *rpcpb.WorkerHeartbeat {
 	st := a.w.Status()
+	running, all := a.w.RunningQueued(RunningQueuedLimit(st.Slots))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return &rpcpb.WorkerHeartbeat{
@@ -283,6 +284,7 @@ func (a *Agent) heartbeat(server string) *rpcpb.WorkerHeartbeat {
 		Runtimes: a.w.RuntimeNames(), CpuPressure: a.pressure[0], MemoryPressure: a.pressure[1],
 		Executor: st.Executor, Draining: a.draining, WarmRevisions: a.w.WarmRevisions(),
 		Instances: int32(st.Instances), InstanceMemory: st.InstanceMemory, InstanceMemoryUsed: st.InstanceMemoryUsed,
+		Running: running, RunningComplete: all,
 	}
 }
 

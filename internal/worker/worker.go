@@ -127,6 +127,7 @@ type Worker struct {
 	// preloads are the top-level modules of each dependency layer (by
 	// digest) its pre-started sandboxes import.
 	preloads sync.Map
+	queued   queuedRuns // queued events offered and not yet returned (RunningQueued)
 
 	mu        sync.Mutex
 	pools     map[string]*pool // by qualified function name (namespace/name)
@@ -243,6 +244,10 @@ func (w *Worker) Runtimes() []python.Runtime { return w.cfg.Runtimes }
 // slot before a waiting queued event: see slotSet). Platform outcomes
 // (timeouts, crashes, output limits) are results, not errors.
 func (w *Worker) Invoke(ctx context.Context, req Request) (Result, error) {
+	if req.Queued {
+		w.queued.add(req.RequestID)
+		defer w.queued.remove(req.RequestID)
+	}
 	if !w.slots.acquire(ctx, req.SlotWait, req.Queued) {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err

@@ -681,10 +681,21 @@ type WorkerHeartbeat struct {
 	// server this heartbeat goes to, when per_server is set (the worker
 	// knows that server's ID from its earlier heartbeat's answer): the
 	// server adds what it runs there now to the rest, exactly.
-	InUseByYou    int32 `protobuf:"varint,16,opt,name=in_use_by_you,json=inUseByYou,proto3" json:"in_use_by_you,omitempty"`
-	PerServer     bool  `protobuf:"varint,17,opt,name=per_server,json=perServer,proto3" json:"per_server,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	InUseByYou int32 `protobuf:"varint,16,opt,name=in_use_by_you,json=inUseByYou,proto3" json:"in_use_by_you,omitempty"`
+	PerServer  bool  `protobuf:"varint,17,opt,name=per_server,json=perServer,proto3" json:"per_server,omitempty"`
+	// running lists the request IDs of the queued (asynchronous) events the
+	// worker holds as the heartbeat is taken: running, or waiting for a
+	// slot. An event whose caller went away is cut off before it leaves
+	// the list. A leader that takes office adopts the leases of the events
+	// listed and runs again at once those no live worker lists (see
+	// queue.Dispatcher). It holds at most the worker's slots and 64 more;
+	// running_complete says it is the whole list (a longer one is cut, and
+	// a worker of an older release sends neither: the leader then adopts
+	// every lease, as if the worker ran them all).
+	Running         []string `protobuf:"bytes,18,rep,name=running,proto3" json:"running,omitempty"`
+	RunningComplete bool     `protobuf:"varint,19,opt,name=running_complete,json=runningComplete,proto3" json:"running_complete,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WorkerHeartbeat) Reset() {
@@ -832,6 +843,20 @@ func (x *WorkerHeartbeat) GetInUseByYou() int32 {
 func (x *WorkerHeartbeat) GetPerServer() bool {
 	if x != nil {
 		return x.PerServer
+	}
+	return false
+}
+
+func (x *WorkerHeartbeat) GetRunning() []string {
+	if x != nil {
+		return x.Running
+	}
+	return nil
+}
+
+func (x *WorkerHeartbeat) GetRunningComplete() bool {
+	if x != nil {
+		return x.RunningComplete
 	}
 	return false
 }
@@ -2015,7 +2040,7 @@ const file_nimbus_proto_rawDesc = "" +
 	"\x0eGetBlobRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fGetBlobResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xa3\x04\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xe8\x04\n" +
 	"\x0fWorkerHeartbeat\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
@@ -2036,7 +2061,9 @@ const file_nimbus_proto_rawDesc = "" +
 	"\rin_use_by_you\x18\x10 \x01(\x05R\n" +
 	"inUseByYou\x12\x1d\n" +
 	"\n" +
-	"per_server\x18\x11 \x01(\bR\tperServer\"0\n" +
+	"per_server\x18\x11 \x01(\bR\tperServer\x12\x18\n" +
+	"\arunning\x18\x12 \x03(\tR\arunning\x12)\n" +
+	"\x10running_complete\x18\x13 \x01(\bR\x0frunningComplete\"0\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
