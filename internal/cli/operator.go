@@ -175,6 +175,7 @@ func (a *app) raftCommand() *cobra.Command {
 	var (
 		data    string
 		servers []string
+		force   bool
 	)
 	recover := &cobra.Command{
 		Use:   "recover --data DIR --server ID=RAFT_ADDRESS [--server ...]",
@@ -200,7 +201,7 @@ the whole procedure.`,
 				}
 				peers = append(peers, controlplane.Peer{ID: id, Raft: addr})
 			}
-			if err := controlplane.Recover(a.path(data), peers, slog.New(slog.DiscardHandler)); err != nil {
+			if err := controlplane.Recover(a.path(data), peers, force, slog.New(slog.DiscardHandler)); err != nil {
 				return a.platform(err)
 			}
 			fmt.Fprintf(a.env.Stdout, "recovered %s: its cluster is now %s; start the server again (and every other survivor, recovered with the same list)\n", data, strings.Join(servers, ", "))
@@ -209,6 +210,7 @@ the whole procedure.`,
 	}
 	recover.Flags().StringVar(&data, "data", "", "the stopped server's data directory")
 	recover.Flags().StringArrayVar(&servers, "server", nil, "a server of the recovered cluster, ID=RAFT_ADDRESS (repeatable; this one included)")
+	recover.Flags().BoolVar(&force, "force", false, "recover even though a majority of the servers answers (they would form a second cluster)")
 	cmd.AddCommand(recover)
 	return cmd
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,6 +24,11 @@ import (
 // runs (it holds the Raft database's lock).
 var ErrRunning = errors.New("the server that owns this data directory is running: stop it first")
 
+// ErrHasQuorum is a recovery refused because a majority of the
+// cluster's servers still answer: the cluster can repair itself
+// (nimbus cluster remove), and a recovered server would split it.
+var ErrHasQuorum = errors.New("the cluster still has a quorum")
+
 // Recover makes the Raft data of a stopped server, in dataDir, that of a
 // cluster of exactly servers, for disaster recovery when a majority of
 // the servers is lost for good (Consul's peers.json, hashicorp/raft's
@@ -31,8 +38,11 @@ var ErrRunning = errors.New("the server that owns this data directory is running
 // list), the servers elect a leader among themselves and serve the data
 // they had. Writes the lost servers had committed that no survivor had
 // received are gone. The list must include this server, with the Raft
-// address it is started with.
-func Recover(dataDir string, servers []Peer, log *slog.Logger) error {
+// address it is started with, and name only servers of the cluster's
+// last configuration. It is refused (ErrHasQuorum) while a majority of
+// that configuration's servers answer on their Raft addresses, unless
+// force.
+func Recover(dataDir string, servers []Peer, force bool, log *slog.Logger) error {
 	if len(servers) == 0 {
 		return errors.New("name the servers the recovered cluster is made of (at least this one)")
 	}
@@ -68,8 +78,50 @@ func Recover(dataDir string, servers []Peer, log *slog.Logger) error {
 	rc.LocalID = conf.Servers[0].ID
 	rc.Logger = quiet
 	_, transport := raft.NewInmemTransport("")
+	last, err := raft.GetConfiguration(rc, fsm.New(state.New(), log), store, store, snaps, transport)
+	if err != nil {
+		return fmt.Errorf("read the cluster's last configuration: %w", err)
+	}
+	known := map[raft.ServerID]bool{}
+	for _, s := range last.Servers {
+		known[s.ID] = true
+	}
+	for _, p := range servers {
+		if !known[raft.ServerID(p.ID)] {
+			return fmt.Errorf("server %q is not in this server's last configuration (%s): name the survivors by their IDs", p.ID, describe(last))
+		}
+	}
+	if answering, voters := reachable(last); !force && answering > voters/2 {
+		return fmt.Errorf("%w: %d of its %d voters answer on their Raft addresses, so it can elect a leader and remove the lost servers itself (nimbus cluster remove); recovering this one would split it", ErrHasQuorum, answering, voters)
+	}
 	if err := raft.RecoverCluster(rc, fsm.New(state.New(), log), store, store, snaps, transport, conf); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
 	return nil
+}
+
+// describe lists a configuration's servers as ID=ADDRESS.
+func describe(c raft.Configuration) string {
+	var parts []string
+	for _, s := range c.Servers {
+		parts = append(parts, string(s.ID)+"="+string(s.Address))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// reachable counts the voters of c that accept a TCP connection on
+// their Raft address within a second, and the voters.
+func reachable(c raft.Configuration) (answering, voters int) {
+	for _, s := range c.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		conn, err := net.DialTimeout("tcp", string(s.Address), time.Second)
+		if err == nil {
+			conn.Close()
+			answering++
+		}
+	}
+	return answering, voters
 }
