@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,4 +142,145 @@ func (n *devNode) cliWithToken(token string, args ...string) result {
 	c := *n
 	c.token = token
 	return c.cli("", args...)
+}
+
+// A backup saved through a follower while writes go on restores, through
+// a follower of a fresh three-server cluster (which sends the CLI to its
+// leader), with every function (whose code came with it), key, record
+// and fired schedule slot there on every server. A backup of a newer
+// format, and a restore by a key that is not an admin's, are refused.
+func TestABackupTakenUnderWritesRestoresIntoAFreshCluster(t *testing.T) {
+	parallel(t)
+	c := startCluster(t, 3, 1)
+	dir := t.TempDir()
+	l := c.leader()
+	c.mustCLI(l, 0, "deploy", writeFunction(t, dir, "kept", "def handler(event, context):\n    return 'kept'\n"))
+	c.mustCLI(l, 0, "schedules", "create", "tick", "--function", "kept", "--expression", "@every 1s")
+	var before client.Schedule
+	waitFor(t, time.Minute, "the schedule fires", func() bool {
+		r := c.cli(l, 20*time.Second, "schedules", "get", "tick", "-o", "json")
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &before) == nil && before.Fires >= 2
+	})
+	follower := (l + 1) % 3
+
+	// Writes through every server while the backup is taken.
+	stop := make(chan struct{})
+	done := make(chan []string)
+	var made atomic.Int64
+	go func() {
+		var notes []string
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- notes
+				return
+			default:
+			}
+			note := fmt.Sprintf("during-backup-%d", i)
+			if r := c.cli(i%3, 20*time.Second, "keys", "create", "--role", "viewer", "--note", note); r.code == 0 {
+				notes = append(notes, note)
+				made.Add(1)
+			}
+		}
+	}()
+	waitFor(t, time.Minute, "keys are being made", func() bool { return made.Load() >= 2 })
+	file := filepath.Join(t.TempDir(), "cluster.snap")
+	c.mustCLI(follower, 0, "operator", "snapshot", "save", file)
+	close(stop)
+	<-done
+	var m client.BackupMeta
+	if err := json.Unmarshal([]byte(c.mustCLI(l, 0, "operator", "snapshot", "inspect", file, "-o", "json").stdout), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counts["functions"] != 1 || m.Counts["schedules"] != 1 || m.Counts["keys"] < 3 || len(m.Blobs) != 1 {
+		t.Fatalf("the backup holds %+v, %d blobs", m.Counts, len(m.Blobs))
+	}
+
+	fresh := startCluster(t, 3, 1)
+	fl := fresh.leader()
+	ff := (fl + 1) % 3
+	fresh.mustCLI(fl, 0, "deploy", writeFunction(t, t.TempDir(), "other", "def handler(event, context):\n    return 1\n"))
+	viewer := fresh.mustCLI(fl, 0, "keys", "create", "--role", "viewer", "-o", "json")
+	var vk client.Key
+	json.Unmarshal([]byte(viewer.stdout), &vk)
+	if r := fresh.cliWithKey(ff, vk.Secret, time.Minute, "operator", "snapshot", "restore", file); r.code != 3 || !strings.Contains(r.stderr, "403") {
+		t.Errorf("a restore by a viewer key: %+v", r)
+	}
+	newer := filepath.Join(t.TempDir(), "newer.snap")
+	writeBackupOfFormat(t, file, newer, 99)
+	if r := fresh.cli(ff, time.Minute, "operator", "snapshot", "restore", newer); r.code != 3 || !strings.Contains(r.stderr, "format 99 is unknown") {
+		t.Errorf("a restore of a newer format: %+v", r)
+	}
+	if r := fresh.cli(fl, time.Minute, "invoke", "other"); r.code != 0 {
+		t.Fatalf("a refused restore changed the cluster: %+v", r)
+	}
+	if out := fresh.mustCLI(ff, 0, "operator", "snapshot", "restore", file).stdout; !strings.Contains(out, "the cluster's state is the backup's") {
+		t.Fatalf("restore through a follower: %s", out)
+	}
+
+	// From here on, the keys are the backup's: the old cluster's.
+	fresh.token = c.token
+	for i := range fresh.servers {
+		waitFor(t, time.Minute, fresh.servers[i].id+" serves the restored state", func() bool {
+			r := fresh.cli(i, 20*time.Second, "invoke", "kept")
+			return r.code == 0 && strings.Contains(r.stdout, "kept")
+		})
+		if r := fresh.cli(i, 20*time.Second, "get", "other"); r.code == 0 {
+			t.Errorf("%s still has a function the backup did not hold", fresh.servers[i].id)
+		}
+		var sc client.Schedule
+		r := fresh.cli(i, 20*time.Second, "schedules", "get", "tick", "-o", "json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &sc) != nil || sc.LastSlot.Before(before.LastSlot) {
+			t.Errorf("%s: the schedule after the restore: %+v (before: up to %v)", fresh.servers[i].id, r, before.LastSlot)
+		}
+	}
+	if r := fresh.cli(fresh.leader(), 20*time.Second, "keys", "ls"); r.code != 0 || !strings.Contains(r.stdout, "during-backup-0") || !strings.Contains(r.stdout, "during-backup-1") {
+		t.Errorf("the keys made before the backup: %+v", r)
+	}
+	// A deploy after the restore is replicated among the new servers.
+	fresh.mustCLI(fresh.leader(), 0, "deploy", writeFunction(t, t.TempDir(), "after", "def handler(event, context):\n    return 'after'\n"))
+}
+
+// writeBackupOfFormat copies backup src to dst with its description's
+// format set to format.
+func writeBackupOfFormat(t *testing.T, src, dst string, format int) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	gz, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	gw := gzip.NewWriter(out)
+	tw := tar.NewWriter(gw)
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if h.Name == "nimbus-backup.json" {
+			var meta map[string]any
+			json.Unmarshal(b, &meta)
+			meta["format"] = format
+			b, _ = json.Marshal(meta)
+			h.Size = int64(len(b))
+		}
+		tw.WriteHeader(h)
+		tw.Write(b)
+	}
+	tw.Close()
+	gw.Close()
 }
