@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -55,84 +56,126 @@ func (c *testCluster) recordOn(i int, fn, id string) (client.Invocation, bool) {
 	return client.Invocation{}, false
 }
 
-// waitRunningOnTheWorker waits until request id's record is running on
-// server i and the one worker counts a busy slot, as follower f sees it
-// (the invocation has reached the worker).
-func (c *testCluster) waitRunningOnTheWorker(i, f int, fn, id string) {
+// leasedEvents is how many events the leader has running when it is
+// killed or paused; recoveryWorkerSlots the slots of the one worker, so
+// that all of them run at once.
+const (
+	leasedEvents        = 20
+	recoveryWorkerSlots = 24
+)
+
+// startRecoveryCluster starts three servers and one worker with room
+// for every event, and deploys the slow function on all of them.
+func startRecoveryCluster(t *testing.T) *testCluster {
+	t.Helper()
+	c := startCluster(t, 3, 0)
+	c.addWorkerArgs("--token", c.token, "--slots", fmt.Sprint(recoveryWorkerSlots))
+	for i := range c.servers {
+		waitFor(t, patience, c.servers[i].id+" sees the worker", func() bool {
+			cl, err := c.clusterView(i)
+			return err == nil && healthyWorkers(cl) == 1
+		})
+	}
+	c.deployEverywhere("slow", recoverHandler, recoverManifest)
+	return c
+}
+
+// waitAllRunningOnTheWorker waits until every event of ids is running,
+// as server i's records say, and the worker counts as many busy slots,
+// as follower f sees it (every invocation has reached the worker).
+func (c *testCluster) waitAllRunningOnTheWorker(i, f int, fn string, ids []string) {
 	c.t.Helper()
-	waitFor(c.t, patience, id+" running on the worker", func() bool {
-		r, ok := c.recordOn(i, fn, id)
-		if !ok || r.Status != client.StatusRunning {
-			return false
+	waitFor(c.t, patience, fmt.Sprintf("%d events running on the worker", len(ids)), func() bool {
+		for _, id := range ids {
+			if r, ok := c.recordOn(i, fn, id); !ok || r.Status != client.StatusRunning {
+				return false
+			}
 		}
 		cl, err := c.clusterView(f)
-		return err == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse == 1
+		return err == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse == len(ids)
 	})
 }
 
-// TestAsyncLeaderKillRunsTheLostEventAgainAtOnce: the leader dies with an
-// event's run in flight; the worker cuts the run off as the leader's RPC
-// stream dies, so no worker reports it, and the new leader runs it again
-// at once. Before, it waited for its lease: 10 minutes and 10 s, far past
-// this test's 2-minute deadline, which only the recovery can meet.
-func TestAsyncLeaderKillRunsTheLostEventAgainAtOnce(t *testing.T) {
+// waitAllSucceeded waits until every event of ids has succeeded, as
+// server i's records say, and returns their records.
+func (c *testCluster) waitAllSucceeded(i int, fn string, ids []string) map[string]client.Invocation {
+	c.t.Helper()
+	out := map[string]client.Invocation{}
+	waitFor(c.t, patience, fmt.Sprintf("%d events to succeed", len(ids)), func() bool {
+		for _, id := range ids {
+			r, ok := c.recordOn(i, fn, id)
+			if !ok || r.Status != client.StatusSuccess {
+				return false
+			}
+			out[id] = r
+		}
+		return true
+	})
+	return out
+}
+
+// TestAsyncLeaderKillRunsTheLostEventsAgainAtOnce: the leader dies with
+// 20 events' runs in flight; the worker cuts them off as the leader's
+// RPC streams die, so no worker reports them, and the new leader runs
+// them again at once. Before, they waited for their leases: 10 minutes
+// and 10 s, far past this test's deadlines, which only the recovery can
+// meet. None is lost: each succeeds, on its second attempt.
+func TestAsyncLeaderKillRunsTheLostEventsAgainAtOnce(t *testing.T) {
 	parallel(t)
-	c := startCluster(t, 3, 1)
-	c.deployEverywhere("slow", recoverHandler, recoverManifest)
+	c := startRecoveryCluster(t)
 	var l int
 	waitFor(t, patience, "the cluster has a leader", func() bool { l = c.leader(); return l >= 0 })
-	id := c.enqueueOn(l, "slow")
-	c.waitRunningOnTheWorker(l, (l+1)%3, "slow", id)
+	var ids []string
+	for range leasedEvents {
+		ids = append(ids, c.enqueueOn(l, "slow"))
+	}
+	c.waitAllRunningOnTheWorker(l, (l+1)%3, "slow", ids)
 
 	killedAt := time.Now()
 	c.killServer(l)
 	var nl int
 	waitFor(t, patience, "the survivors elect a new leader", func() bool { nl = c.leader(); return nl >= 0 })
-	var r client.Invocation
-	waitFor(t, patience, id+" to succeed", func() bool {
-		var ok bool
-		r, ok = c.recordOn(nl, "slow", id)
-		return ok && r.Status == client.StatusSuccess
-	})
-	t.Logf("%s succeeded %v after the leader was killed", id, time.Since(killedAt).Round(time.Second))
-	if r.Attempts != 2 {
-		t.Errorf("%s: %d attempts; want 2 (the run lost with the leader, then the run again)", id, r.Attempts)
+	recs := c.waitAllSucceeded(nl, "slow", ids)
+	t.Logf("%d events succeeded %v after the leader was killed", len(ids), time.Since(killedAt).Round(time.Second))
+	for id, r := range recs {
+		if r.Attempts != 2 {
+			t.Errorf("%s: %d attempts; want 2 (the run lost with the leader, then the run again)", id, r.Attempts)
+		}
 	}
-	if !regexp.MustCompile(`earlier terms' leases.* adopted=0 lost=1 `).MatchString(c.servers[nl].out.String()) {
-		t.Errorf("the new leader %s did not log the lost lease", c.servers[nl].id)
+	if !regexp.MustCompile(fmt.Sprintf(`earlier terms' leases.* adopted=0 lost=%d `, leasedEvents)).MatchString(c.servers[nl].out.String()) {
+		t.Errorf("the new leader %s did not log the lost leases", c.servers[nl].id)
 	}
 }
 
-// TestAsyncDeposedLeadersRunningEventIsAdopted: the leader is paused
-// (SIGSTOP) while its event runs: its connection to the worker stays
-// open, so the run goes on and the worker reports it. The new leader
-// adopts the lease rather than running the event again; once the old
-// leader resumes and finds itself deposed, its term ends after the run,
-// whose outcome it commits through the new leader: one attempt.
-func TestAsyncDeposedLeadersRunningEventIsAdopted(t *testing.T) {
+// TestAsyncDeposedLeadersRunningEventsAreAdopted: the leader is paused
+// (SIGSTOP) while its 20 events run: its connections to the worker stay
+// open, so the runs go on and the worker reports them. The new leader
+// adopts the leases rather than running the events again; once the old
+// leader resumes and finds itself deposed, its term ends after the runs,
+// whose outcomes it commits through the new leader: one attempt each,
+// none run twice.
+func TestAsyncDeposedLeadersRunningEventsAreAdopted(t *testing.T) {
 	parallel(t)
-	c := startCluster(t, 3, 1)
-	c.deployEverywhere("slow", recoverHandler, recoverManifest)
+	c := startRecoveryCluster(t)
 	var l int
 	waitFor(t, patience, "the cluster has a leader", func() bool { l = c.leader(); return l >= 0 })
-	id := c.enqueueOn(l, "slow")
+	var ids []string
+	for range leasedEvents {
+		ids = append(ids, c.enqueueOn(l, "slow"))
+	}
 	others := slices.DeleteFunc([]int{0, 1, 2}, func(i int) bool { return i == l })
-	c.waitRunningOnTheWorker(l, others[0], "slow", id)
+	c.waitAllRunningOnTheWorker(l, others[0], "slow", ids)
 
 	c.pauseServer(l)
 	var nl int
 	waitFor(t, patience, "the others elect a new leader", func() bool { nl = c.leaderAmong(others); return nl >= 0 && nl != l })
-	adopted := regexp.MustCompile(`earlier terms' leases.* adopted=1 lost=0 `)
-	waitFor(t, patience, "the new leader to adopt the lease", func() bool { return adopted.MatchString(c.servers[nl].out.String()) })
+	adopted := regexp.MustCompile(fmt.Sprintf(`earlier terms' leases.* adopted=%d lost=0 `, leasedEvents))
+	waitFor(t, patience, "the new leader to adopt the leases", func() bool { return adopted.MatchString(c.servers[nl].out.String()) })
 	c.resumeServer(l)
 
-	var r client.Invocation
-	waitFor(t, patience, id+" to succeed", func() bool {
-		var ok bool
-		r, ok = c.recordOn(nl, "slow", id)
-		return ok && r.Status == client.StatusSuccess
-	})
-	if r.Attempts != 1 {
-		t.Errorf("%s: %d attempts; want 1 (adopted, never run again)", id, r.Attempts)
+	for id, r := range c.waitAllSucceeded(nl, "slow", ids) {
+		if r.Attempts != 1 {
+			t.Errorf("%s: %d attempts; want 1 (adopted, never run again)", id, r.Attempts)
+		}
 	}
 }
