@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -49,12 +51,13 @@ type Placer struct {
 	// SlotWait is how long an invocation that finds every worker full
 	// may wait for a slot on one of them before it is refused (429).
 	SlotWait time.Duration
+	pick     prometheus.Histogram // how long rank took, per invocation
 }
 
 // New returns a placer over local targets and, when remote is not nil,
 // the workers it lists.
 func New(remote Source, local ...Target) *Placer {
-	return &Placer{local: local, remote: remote, SlotWait: DefaultSlotWait}
+	return &Placer{local: local, remote: remote, SlotWait: DefaultSlotWait, pick: newPickHistogram()}
 }
 
 // DefaultSlotWait is the placer's default SlotWait.
@@ -72,7 +75,9 @@ func (p *Placer) targets() []Target {
 // accepts. It returns worker.ErrNoCapacity when every worker refused for
 // lack of capacity, and ErrNoWorkers when there is none.
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
+	t0 := time.Now()
 	order := p.rank(req.Function)
+	since(p.pick, t0)
 	if len(order) == 0 {
 		if rt := req.Function.Runtime; rt != "" && len(p.Runtimes()) > 0 {
 			return worker.Result{}, fmt.Errorf("%w: none of the healthy workers offers runtime %s (they offer %s)",

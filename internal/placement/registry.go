@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -40,6 +41,8 @@ type Registry struct {
 	forgetAfter time.Duration
 	log         *slog.Logger
 
+	heartbeats prometheus.Histogram // how long Heartbeat took
+
 	mu      sync.Mutex
 	workers map[string]*remote
 }
@@ -64,7 +67,8 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 		forgetAfter = DefaultForgetAfter
 	}
 	forgetAfter = max(forgetAfter, deadAfter)
-	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{}}
+	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, workers: map[string]*remote{},
+		heartbeats: newHeartbeatHistogram()}
 }
 
 // Heartbeat records a worker's heartbeat. A worker that comes back at
@@ -72,6 +76,7 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 // connection closed; workers silent for longer than forgetAfter are
 // forgotten (see forgetLocked).
 func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
+	defer since(r.heartbeats, time.Now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := r.workers[hb.WorkerId]
