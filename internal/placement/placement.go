@@ -128,7 +128,8 @@ var ErrNoWorkers = errors.New("no worker is available")
 
 // rank orders the targets that offer fn's runtime (any, for a function
 // that names none): warm instance of this revision first, then
-// by load (busy slots over slots), healthy ones only.
+// by load (busy slots over slots), healthy ones only. Ties keep the
+// targets' order (local ones, then the source's by ID).
 func (p *Placer) rank(fn model.Function) []Target {
 	type scored struct {
 		t    Target
@@ -139,8 +140,17 @@ func (p *Placer) rank(fn model.Function) []Target {
 	if len(all) == 1 && (fn.Runtime == "" || slices.Contains(all[0].Runtimes(), fn.Runtime)) {
 		return all // one worker (nimbus dev): nothing to rank
 	}
-	var s []scored
+	key := fn.InstanceKey()
+	warmKey := warmKey(key, fn.Revision)
+	now := time.Now()
+	s := make([]scored, 0, len(all))
 	for _, t := range all {
+		if r, ok := t.(rankable); ok {
+			if ok, warm, load := r.rankAt(now, fn.Runtime, warmKey); ok {
+				s = append(s, scored{t, warm, load})
+			}
+			continue
+		}
 		st := t.Status()
 		if !st.Healthy || (fn.Runtime != "" && !slices.Contains(t.Runtimes(), fn.Runtime)) {
 			continue
@@ -149,19 +159,37 @@ func (p *Placer) rank(fn model.Function) []Target {
 		if st.Slots > 0 {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
-		s = append(s, scored{t, t.HasWarm(fn.InstanceKey(), fn.Revision), load})
+		s = append(s, scored{t, t.HasWarm(key, fn.Revision), load})
 	}
-	sort.SliceStable(s, func(i, j int) bool {
-		if s[i].warm != s[j].warm {
-			return s[i].warm
+	slices.SortStableFunc(s, func(a, b scored) int {
+		if a.warm != b.warm {
+			if a.warm {
+				return -1
+			}
+			return 1
 		}
-		return s[i].load < s[j].load
+		switch {
+		case a.load < b.load:
+			return -1
+		case a.load > b.load:
+			return 1
+		}
+		return 0
 	})
 	out := make([]Target, len(s))
 	for i := range s {
 		out[i] = s[i].t
 	}
 	return out
+}
+
+// rankable is a target that gives rank what it needs in one step (a
+// remote worker: one lock, one clock reading per rank instead of several
+// per worker), with the same meaning as Status, Runtimes and HasWarm:
+// whether it is healthy and offers runtime ("" for any), whether it has
+// an idle instance under warmKey (see warmKey), and its load.
+type rankable interface {
+	rankAt(now time.Time, runtime, warmKey string) (eligible, warm bool, load float64)
 }
 
 // Retire tells every worker that a function is gone.
