@@ -37,6 +37,7 @@ type Config struct {
 	Records   int           `json:"records"`
 	Clients   int           `json:"clients"`
 	Idle      time.Duration `json:"-"`
+	Steady    time.Duration `json:"-"`
 	Duration  time.Duration `json:"-"`
 	Reads     int           `json:"reads"`
 	Kills     int           `json:"kills"`
@@ -56,6 +57,7 @@ func main() {
 	flag.IntVar(&cfg.Records, "records", 1000000, "invocation records to make by invoking (functions past the scheduled ones, in turn)")
 	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent API clients while loading")
 	flag.DurationVar(&cfg.Idle, "idle", 20*time.Second, "window over which idle CPU is measured")
+	flag.DurationVar(&cfg.Steady, "steady", 65*time.Second, "window after the invocations with only the schedules firing: their lag is measured over it")
 	flag.DurationVar(&cfg.Duration, "duration", 4*time.Minute, "longest each loading phase (deploys, invocations) may run; the count reached is reported")
 	flag.IntVar(&cfg.Reads, "reads", 100, "times each API read is timed")
 	flag.IntVar(&cfg.Kills, "kills", 3, "leader kills (failover rounds)")
@@ -85,11 +87,13 @@ type Result struct {
 	SchedulesPut  Phase   `json:"schedules_put"`
 	Invokes       Phase   `json:"invokes"`
 	RecordsHeld   int     `json:"records_made"`
-	IdleFull      []Usage `json:"idle_full"` // workers idle, after loading
+	IdleFull      []Usage `json:"idle_full"` // workers idle, after the deploys (no schedule yet)
+	Steady        []Usage `json:"steady"`    // the schedules firing, nothing else
 	Heartbeat     []HistQuantile
 	Placement     []HistQuantile
 	Reads         []Read         `json:"reads"`
-	Lag           Lag            `json:"schedule_lag"`
+	Lag           Lag            `json:"schedule_lag"`        // fires whose slot fell in the steady window
+	LagLoaded     Lag            `json:"schedule_lag_loaded"` // the other fires seen: during the invocations
 	Snapshot      Snapshot       `json:"snapshot"`
 	RestartS      float64        `json:"follower_restart_to_ready_s"`
 	Failovers     []float64      `json:"failover_first_write_ms"`
@@ -169,6 +173,10 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	})
 	say("deploys: %d in %.1fs (%.0f/s), %d failed %s", res.Deploys.Done, res.Deploys.Seconds, res.Deploys.PerSecond, res.Deploys.Failed, res.Deploys.LastError)
 	deployed := int(res.Deploys.Done)
+	say("idle after deploying, before any schedule: measuring CPU over %v...", cfg.Idle)
+	if res.IdleFull, err = usage(ctx, c, leaderID, cfg.Idle); err != nil {
+		return nil, err
+	}
 	nsched := min(cfg.Schedules, deployed)
 	say("putting %d schedules...", nsched)
 	res.SchedulesPut = drive(ctx, addrs, nsched, cfg.Clients, cfg.Duration, func(ctx context.Context, addr string, i int) error {
@@ -193,10 +201,17 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 		res.Placement = append(res.Placement, pk1[i].sub(pk0[i]).summary(s.ID))
 	}
 
-	say("idle after loading: measuring CPU over %v...", cfg.Idle)
-	if res.IdleFull, err = usage(ctx, c, leaderID, cfg.Idle); err != nil {
-		return nil, err
+	// A quiet minute (and a few seconds) with the schedules firing and
+	// nothing else: the lag measured over it is the scheduler's, not the
+	// invoke load's.
+	steadyFrom := time.Now()
+	if nsched > 0 {
+		say("schedules firing, nothing else: measuring CPU over %v...", cfg.Steady)
+		if res.Steady, err = usage(ctx, c, leaderID, cfg.Steady); err != nil {
+			return nil, err
+		}
 	}
+	steadyTo := time.Now()
 	say("timing API reads...")
 	var leader, follower *cluster.Proc
 	for _, s := range c.Servers {
@@ -207,10 +222,13 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 	}
 	res.Reads = reads(ctx, api, []string{follower.API, leader.API}, []string{
-		"/v1/functions", "/v1/functions/" + fnName(nsched), "/v1/invocations?limit=100"}, cfg.Reads)
+		"/v1/functions?limit=100", "/v1/functions?limit=100&after=" + fnName(deployed/2), "/v1/functions/" + fnName(deployed/2),
+		"/v1/invocations?limit=100"}, cfg.Reads)
+	// The whole list, without a page: tens of MB at 100,000 functions.
+	res.Reads = append(res.Reads, reads(ctx, api, []string{follower.API, leader.API}, []string{"/v1/functions"}, min(cfg.Reads, 10))...)
 	if nsched > 0 {
 		say("reading schedule lag...")
-		res.Lag = scheduleLag(ctx, api, follower.API, nsched, 300)
+		res.LagLoaded, res.Lag = scheduleLag(ctx, api, follower.API, nsched, 300, steadyFrom, steadyTo)
 	}
 	say("saving a snapshot through the leader...")
 	res.Snapshot = saveSnapshot(ctx, c, leader)

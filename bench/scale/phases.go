@@ -115,17 +115,18 @@ type Lag struct {
 
 // scheduleLag reads the records of sample schedules' functions (function
 // i for schedule i) and takes, for each fire (request id
-// sched-<name>-<unix slot>), its start minus its slot.
-func scheduleLag(ctx context.Context, api *cluster.API, addr string, schedules, sample int) Lag {
-	var l Lag
-	var lags []time.Duration
+// sched-<name>-<unix slot>), its start minus its slot: steady are the
+// fires whose slot is within [from, to), loaded the others.
+func scheduleLag(ctx context.Context, api *cluster.API, addr string, schedules, sample int, from, to time.Time) (loaded, steady Lag) {
+	var lagsL, lagsS []time.Duration
 	step := max(schedules/max(sample, 1), 1)
 	for i := 0; i < schedules; i += step {
 		recs, err := invocationsOf(ctx, api, addr, fnName(i))
 		if err != nil {
 			continue
 		}
-		l.Schedules++
+		loaded.Schedules++
+		steady.Schedules++
 		for _, r := range recs {
 			rest, ok := strings.CutPrefix(r.ID, "sched-"+schedName(i)+"-")
 			if !ok {
@@ -135,21 +136,28 @@ func scheduleLag(ctx context.Context, api *cluster.API, addr string, schedules, 
 			if err != nil {
 				continue
 			}
-			l.Fires++
-			lags = append(lags, r.Start.Sub(time.Unix(sec, 0)))
+			slot := time.Unix(sec, 0)
+			if !slot.Before(from) && slot.Before(to) {
+				steady.Fires++
+				lagsS = append(lagsS, r.Start.Sub(slot))
+			} else {
+				loaded.Fires++
+				lagsL = append(lagsL, r.Start.Sub(slot))
+			}
 		}
 	}
-	l.Lag = stats.Summarize(lags)
+	loaded.Lag, steady.Lag = stats.Summarize(lagsL), stats.Summarize(lagsS)
 	var out struct {
 		Schedules []client.Schedule `json:"schedules"`
 	}
 	if api.GetJSON(ctx, addr, "/v1/schedules", &out) == nil {
 		for _, s := range out.Schedules {
-			l.Missed += s.Missed
-			l.FiresAll += s.Fires
+			steady.Missed += s.Missed
+			steady.FiresAll += s.Fires
 		}
 	}
-	return l
+	loaded.Missed, loaded.FiresAll = steady.Missed, steady.FiresAll
+	return loaded, steady
 }
 
 func invocationsOf(ctx context.Context, api *cluster.API, addr, fn string) ([]client.Invocation, error) {
