@@ -96,6 +96,7 @@ type Result struct {
 	LagLoaded     Lag            `json:"schedule_lag_loaded"` // the other fires seen: during the invocations
 	Snapshot      Snapshot       `json:"snapshot"`
 	RestartS      float64        `json:"follower_restart_to_ready_s"`
+	Restart       Readiness      `json:"follower_restart"`
 	Failovers     []float64      `json:"failover_first_write_ms"`
 	FailoverP99MS float64        `json:"failover_p99_ms"`
 	Goals         []Goal         `json:"goals"`
@@ -174,6 +175,7 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	say("deploys: %d in %.1fs (%.0f/s), %d failed %s", res.Deploys.Done, res.Deploys.Seconds, res.Deploys.PerSecond, res.Deploys.Failed, res.Deploys.LastError)
 	deployed := int(res.Deploys.Done)
 	say("idle after deploying, before any schedule: measuring CPU over %v...", cfg.Idle)
+	leaderID = currentLeader(ctx, api, c, leaderID)
 	if res.IdleFull, err = usage(ctx, c, leaderID, cfg.Idle); err != nil {
 		return nil, err
 	}
@@ -207,12 +209,14 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	steadyFrom := time.Now()
 	if nsched > 0 {
 		say("schedules firing, nothing else: measuring CPU over %v...", cfg.Steady)
+		leaderID = currentLeader(ctx, api, c, leaderID)
 		if res.Steady, err = usage(ctx, c, leaderID, cfg.Steady); err != nil {
 			return nil, err
 		}
 	}
 	steadyTo := time.Now()
-	say("timing API reads...")
+	leaderID = currentLeader(ctx, api, c, leaderID)
+	say("timing API reads (leader %s)...", leaderID)
 	var leader, follower *cluster.Proc
 	for _, s := range c.Servers {
 		if s.ID == leaderID {
@@ -233,11 +237,11 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	say("saving a snapshot through the leader...")
 	res.Snapshot = saveSnapshot(ctx, c, leader)
 	say("restarting follower %s...", follower.ID)
-	d, err := restart(ctx, api, follower)
+	res.Restart, err = restart(ctx, api, follower)
 	if err != nil {
 		return nil, err
 	}
-	res.RestartS = stats.Round(d.Seconds())
+	res.RestartS = res.Restart.ReadyS
 	var fo []time.Duration
 	for k := range cfg.Kills {
 		l, err := waitWorkers(ctx, api, c, cfg.Workers, 5*time.Minute)
@@ -283,4 +287,19 @@ func simReady(c *cluster.Cluster) float64 {
 		}
 	}
 	return stats.Round(most)
+}
+
+// currentLeader is the leader the first server that answers names, or
+// last when none does (leadership may move under load: the roles of a
+// window are those at its start).
+func currentLeader(ctx context.Context, api *cluster.API, c *cluster.Cluster, last string) string {
+	for _, s := range c.Servers {
+		if l, _, err := leaderOf(ctx, api, s.API); err == nil && l != "" {
+			if l != last {
+				fmt.Fprintf(os.Stderr, "the leader is now %s (was %s)\n", l, last)
+			}
+			return l
+		}
+	}
+	return last
 }

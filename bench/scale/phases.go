@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -207,42 +208,61 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// ready polls addr's /readyz every 20 ms until it answers 200.
-func ready(ctx context.Context, api *cluster.API, addr string, limit time.Duration) error {
+// Readiness is how a restarted server came back: when its API first
+// answered at all (/readyz with any status), when it was ready, and the
+// reasons its last answer before that gave.
+type Readiness struct {
+	FirstAnswerS float64  `json:"first_answer_s"`
+	ReadyS       float64  `json:"ready_s"`
+	LastReasons  []string `json:"last_reasons,omitempty"`
+}
+
+// ready polls addr's /readyz every 20 ms from t0 until it answers 200.
+func ready(ctx context.Context, api *cluster.API, addr string, t0 time.Time, limit time.Duration) (Readiness, error) {
+	var r Readiness
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, _, err := api.Do(rctx, http.MethodGet, addr, "/readyz", nil, nil)
+		st, body, err := api.Do(rctx, http.MethodGet, addr, "/readyz", nil, nil)
 		cancel()
+		if err == nil && r.FirstAnswerS == 0 {
+			r.FirstAnswerS = stats.Round(time.Since(t0).Seconds())
+		}
 		if err == nil && st == http.StatusOK {
-			return nil
+			r.ReadyS = stats.Round(time.Since(t0).Seconds())
+			return r, nil
+		}
+		if err == nil {
+			var why struct {
+				Reasons []string `json:"reasons"`
+			}
+			if json.Unmarshal(body, &why) == nil {
+				r.LastReasons = why.Reasons
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return r, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s not ready within %v", addr, limit)
+	return r, fmt.Errorf("%s not ready within %v (last reasons: %v)", addr, limit, r.LastReasons)
 }
 
 // restart kills p (kill -9), starts it again on the same data and times
 // until its /readyz answers 200.
-func restart(ctx context.Context, api *cluster.API, p *cluster.Proc) (time.Duration, error) {
+func restart(ctx context.Context, api *cluster.API, p *cluster.Proc) (Readiness, error) {
 	if err := p.Kill(); err != nil {
-		return 0, err
+		return Readiness{}, err
 	}
 	if err := p.Reaped(); err != nil {
-		return 0, err
+		return Readiness{}, err
 	}
 	t0 := time.Now()
 	if err := p.Start(); err != nil {
-		return 0, err
+		return Readiness{}, err
 	}
-	if err := ready(ctx, api, p.API, 5*time.Minute); err != nil {
-		return 0, err
-	}
-	return time.Since(t0), nil
+	return ready(ctx, api, p.API, t0, 5*time.Minute)
 }
 
 // failover kills the leader and times until a survivor accepts a write
@@ -287,8 +307,10 @@ func failover(ctx context.Context, api *cluster.API, c *cluster.Cluster, leader 
 	if err := leader.Reaped(); err != nil {
 		return took, via, err
 	}
+	t1 := time.Now()
 	if err := leader.Start(); err != nil {
 		return took, via, err
 	}
-	return took, via, ready(ctx, api, leader.API, 5*time.Minute)
+	_, err := ready(ctx, api, leader.API, t1, 5*time.Minute)
+	return took, via, err
 }

@@ -79,7 +79,8 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "%-22s %d fires: p50 %.0f ms p99 %.0f ms max %.0f ms\n", "schedule lag, loaded:",
 		r.LagLoaded.Fires, r.LagLoaded.Lag.P50MS, r.LagLoaded.Lag.P99MS, r.LagLoaded.Lag.MaxMS)
 	fmt.Fprintf(w, "%-22s %.1f MB in %.1f s; leader's raft dir %.1f MB %s\n", "snapshot save:", r.Snapshot.MB, r.Snapshot.Seconds, r.Snapshot.RaftDirMB, r.Snapshot.Error)
-	fmt.Fprintf(w, "%-22s %.1f s\n", "follower restart:", r.RestartS)
+	fmt.Fprintf(w, "%-22s ready after %.1f s (API answering after %.1f s; last not-ready reasons: %s)\n", "follower restart:",
+		r.Restart.ReadyS, r.Restart.FirstAnswerS, strings.Join(r.Restart.LastReasons, "; "))
 	fmt.Fprintf(w, "%-22s %v ms\n\n", "failovers:", r.Failovers)
 	for _, g := range r.Goals {
 		met := "met"

@@ -39,7 +39,7 @@ type Target interface {
 }
 
 // Source lists the workers currently available (a server's view of its
-// remote workers).
+// remote workers). Targets returns a slice of the caller's own.
 type Source interface {
 	Targets() []Target
 }
@@ -64,6 +64,9 @@ func New(remote Source, local ...Target) *Placer {
 const DefaultSlotWait = time.Second
 
 func (p *Placer) targets() []Target {
+	if len(p.local) == 0 && p.remote != nil {
+		return p.remote.Targets() // already the caller's own slice
+	}
 	out := append([]Target(nil), p.local...)
 	if p.remote != nil {
 		out = append(out, p.remote.Targets()...)
@@ -213,15 +216,15 @@ func (p *Placer) Workers() []client.Worker {
 // Runtimes returns the runtimes some healthy worker can run, newest
 // first (python3.13 before python3.9).
 func (p *Placer) Runtimes() []string {
-	seen := map[string]bool{}
 	var out []string
+	now := time.Now()
 	for _, t := range p.targets() {
-		if !t.Status().Healthy {
+		b := briefOf(t, now)
+		if !b.healthy {
 			continue
 		}
-		for _, r := range t.Runtimes() {
-			if !seen[r] {
-				seen[r] = true
+		for _, r := range b.runtimes {
+			if !slices.Contains(out, r) { // a handful: a scan beats a map
 				out = append(out, r)
 			}
 		}
@@ -235,6 +238,28 @@ func (p *Placer) Runtimes() []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return minor(out[i]) > minor(out[j]) })
 	return out
+}
+
+// brief is what Runtimes, Slots and Room need of a target.
+type brief struct {
+	healthy     bool
+	slots, used int
+	runtimes    []string
+}
+
+// briefer is a target that gives its brief in one step (a remote
+// worker: one lock and no copy of its status), with the meaning of
+// Status and Runtimes.
+type briefer interface {
+	briefAt(now time.Time) brief
+}
+
+func briefOf(t Target, now time.Time) brief {
+	if b, ok := t.(briefer); ok {
+		return b.briefAt(now)
+	}
+	st := t.Status()
+	return brief{healthy: st.Healthy, slots: st.Slots, used: st.InUse, runtimes: t.Runtimes()}
 }
 
 // Offers lists each runtime the healthy workers offer with those that
@@ -262,9 +287,10 @@ func (p *Placer) Offers() []model.RuntimeOffer {
 // Slots counts the slots of the healthy workers.
 func (p *Placer) Slots() int {
 	n := 0
+	now := time.Now()
 	for _, t := range p.targets() {
-		if st := t.Status(); st.Healthy {
-			n += st.Slots
+		if b := briefOf(t, now); b.healthy {
+			n += b.slots
 		}
 	}
 	return n
@@ -277,9 +303,10 @@ func (p *Placer) Slots() int {
 // to the dispatcher between two events.
 func (p *Placer) Room() int {
 	n := 0
+	now := time.Now()
 	for _, t := range p.targets() {
-		if st := t.Status(); st.Healthy {
-			n += max(st.Slots+1-st.InUse, 0)
+		if b := briefOf(t, now); b.healthy {
+			n += max(b.slots+1-b.used, 0)
 		}
 	}
 	return n

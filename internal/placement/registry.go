@@ -256,6 +256,20 @@ func (w *remote) HasWarm(fn string, rev int64) bool {
 // of: the instance key (model.Function.InstanceKey), @, the revision.
 func warmKey(fn string, rev int64) string { return fn + "@" + itoa(rev) }
 
+// briefAt implements briefer: what Status says of its health, slots and
+// slots in use, and its runtimes, under one lock, as of now.
+func (w *remote) briefAt(now time.Time) brief {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	hb := w.hb
+	alive := now.Sub(w.seen) < w.reg.deadAfter && w.down.Before(w.seen)
+	b := brief{healthy: alive && !hb.Draining, slots: int(hb.Slots), runtimes: hb.Runtimes}
+	if alive {
+		b.used = w.inUseLocked()
+	}
+	return b
+}
+
 // rankAt implements rankable: what Status, Runtimes and HasWarm say,
 // under one lock, as of now.
 func (w *remote) rankAt(now time.Time, runtime, warmKey string) (eligible, warm bool, load float64) {

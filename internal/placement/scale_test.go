@@ -72,3 +72,75 @@ func TestTheWarmWorkerIsFirstAmongAThousand(t *testing.T) {
 		t.Fatalf("second is %s, want w0000 (all equally loaded: by ID)", id)
 	}
 }
+
+// BenchmarkRuntimesAmongAThousandWorkers is what a deploy asks of
+// placement (which runtimes are offered), and the dispatcher's Room.
+func BenchmarkRuntimesAmongAThousandWorkers(b *testing.B) {
+	p := New(thousandWorkers(b))
+	b.Run("Runtimes", func(b *testing.B) {
+		for b.Loop() {
+			if len(p.Runtimes()) != 1 {
+				b.Fatal("no runtime")
+			}
+		}
+	})
+	b.Run("Room", func(b *testing.B) {
+		for b.Loop() {
+			if p.Room() != 3000 {
+				b.Fatal("wrong room")
+			}
+		}
+	})
+}
+
+// statusOnly hides a target's fast paths, so that placement reads it
+// through Status, Runtimes and HasWarm alone.
+type statusOnly struct{ Target }
+
+type statusSource struct{ r *Registry }
+
+func (s statusSource) Targets() []Target {
+	var out []Target
+	for _, t := range s.r.Targets() {
+		out = append(out, statusOnly{t})
+	}
+	return out
+}
+
+func TestTheFastPathsAgreeWithStatus(t *testing.T) {
+	r := thousandWorkers(t)
+	for i := range 1000 {
+		hb := heartbeatOf(i)
+		switch i % 4 {
+		case 1:
+			hb.Draining = true
+		case 2:
+			hb.InUse, hb.InUseByYou = 1, 0
+			hb.Runtimes = []string{"python3.9", "python3.11"}
+		}
+		r.Heartbeat(hb)
+	}
+	fast, slow := New(r), New(statusSource{r})
+	if f, s := fmt.Sprint(fast.Runtimes()), fmt.Sprint(slow.Runtimes()); f != s {
+		t.Errorf("Runtimes: %s, through Status %s", f, s)
+	}
+	if f, s := fast.Room(), slow.Room(); f != s {
+		t.Errorf("Room: %d, through Status %d", f, s)
+	}
+	if f, s := fast.Slots(), slow.Slots(); f != s {
+		t.Errorf("Slots: %d, through Status %d", f, s)
+	}
+	for _, name := range []string{"f000123", "f012345", "f099999"} {
+		fn := model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.9"}, Namespace: "default", Revision: 1}
+		var f, s []string
+		for _, t := range fast.rank(fn) {
+			f = append(f, t.Status().ID)
+		}
+		for _, t := range slow.rank(fn) {
+			s = append(s, t.Status().ID)
+		}
+		if fmt.Sprint(f) != fmt.Sprint(s) {
+			t.Errorf("rank of %s differs from the one through Status (%d and %d workers)", name, len(f), len(s))
+		}
+	}
+}
