@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +40,8 @@ type Config struct {
 	Idle      time.Duration `json:"-"`
 	Steady    time.Duration `json:"-"`
 	Duration  time.Duration `json:"-"`
+	InvokeFor time.Duration `json:"-"`
+	Save      string        `json:"-"`
 	Reads     int           `json:"reads"`
 	Kills     int           `json:"kills"`
 	Bin       string        `json:"-"`
@@ -59,6 +62,8 @@ func main() {
 	flag.DurationVar(&cfg.Idle, "idle", 20*time.Second, "window over which idle CPU is measured")
 	flag.DurationVar(&cfg.Steady, "steady", 65*time.Second, "window after the invocations with only the schedules firing: their lag is measured over it")
 	flag.DurationVar(&cfg.Duration, "duration", 4*time.Minute, "longest each loading phase (deploys, invocations) may run; the count reached is reported")
+	flag.DurationVar(&cfg.InvokeFor, "invoke-for", 0, "longest the invocations may run (default: -duration)")
+	flag.StringVar(&cfg.Save, "save", "", "also write the result as JSON to this file as soon as it is measured, before the cluster is stopped")
 	flag.IntVar(&cfg.Reads, "reads", 100, "times each API read is timed")
 	flag.IntVar(&cfg.Kills, "kills", 3, "leader kills (failover rounds)")
 	flag.StringVar(&cfg.Bin, "bin", "", "nimbus binary (default: go build nimbus/cmd/nimbus)")
@@ -70,6 +75,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if cfg.InvokeFor == 0 {
+		cfg.InvokeFor = cfg.Duration
+	}
 	stats.Main("scale", format, func(ctx context.Context) (*Result, error) { return run(ctx, cfg) }, printTable)
 }
 
@@ -80,15 +88,16 @@ type Result struct {
 	Command string        `json:"command"`
 	Config  Config        `json:"config"`
 
-	EnrolSeconds  float64 `json:"enrol_and_start_s"` // the slowest sim process's
-	WorkersSeenS  float64 `json:"workers_seen_s"`    // from starting the sims until every server saw them all healthy
-	IdleEmpty     []Usage `json:"idle_empty"`        // workers idle, no functions
-	Deploys       Phase   `json:"deploys"`
-	SchedulesPut  Phase   `json:"schedules_put"`
-	Invokes       Phase   `json:"invokes"`
-	RecordsHeld   int     `json:"records_made"`
-	IdleFull      []Usage `json:"idle_full"` // workers idle, after the deploys (no schedule yet)
-	Steady        []Usage `json:"steady"`    // the schedules firing, nothing else
+	EnrolSeconds  float64  `json:"enrol_and_start_s"` // the slowest sim process's
+	WorkersSeenS  float64  `json:"workers_seen_s"`    // from starting the sims until every server saw them all healthy
+	IdleEmpty     []Usage  `json:"idle_empty"`        // workers idle, no functions
+	Deploys       Phase    `json:"deploys"`
+	SchedulesPut  Phase    `json:"schedules_put"`
+	Invokes       Phase    `json:"invokes"`
+	RecordsHeld   int      `json:"records_made"`
+	IdleFull      []Usage  `json:"idle_full"`      // workers idle, after the deploys (no schedule yet)
+	Steady        []Usage  `json:"steady"`         // the schedules firing, nothing else
+	Metrics       []Scrape `json:"metrics_scrape"` // each server's /metrics after the invocations
 	Heartbeat     []HistQuantile
 	Placement     []HistQuantile
 	Reads         []Read         `json:"reads"`
@@ -163,6 +172,7 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.IdleEmpty, err = usage(ctx, c, leaderID, cfg.Idle); err != nil {
 		return nil, err
 	}
+	say("idle, no functions: %+v", res.IdleEmpty)
 
 	code, err := zipB64()
 	if err != nil {
@@ -179,6 +189,7 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.IdleFull, err = usage(ctx, c, leaderID, cfg.Idle); err != nil {
 		return nil, err
 	}
+	say("idle, after deploys: %+v", res.IdleFull)
 	nsched := min(cfg.Schedules, deployed)
 	say("putting %d schedules...", nsched)
 	res.SchedulesPut = drive(ctx, addrs, nsched, cfg.Clients, cfg.Duration, func(ctx context.Context, addr string, i int) error {
@@ -188,20 +199,21 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	pool := max(deployed-nsched, 1)
 	say("invoking %d times over functions %d..%d (%d clients)...", cfg.Records, nsched, nsched+pool-1, cfg.Clients)
-	hb0 := scrapeAll(ctx, api, c, "nimbus_worker_heartbeat_seconds")
-	pk0 := scrapeAll(ctx, api, c, "nimbus_placement_pick_seconds")
-	res.Invokes = drive(ctx, addrs, cfg.Records, cfg.Clients, cfg.Duration, func(ctx context.Context, addr string, i int) error {
+	before, _ := scrapeAll(ctx, api, c)
+	res.Invokes = drive(ctx, addrs, cfg.Records, cfg.Clients, cfg.InvokeFor, func(ctx context.Context, addr string, i int) error {
 		return invoke(ctx, api, addr, nsched+i%pool)
 	})
 	res.RecordsHeld = int(res.Invokes.Done)
 	say("invokes: %d in %.1fs (%.0f/s), p99 %.1f ms, %d failed %s", res.Invokes.Done, res.Invokes.Seconds, res.Invokes.PerSecond,
 		res.Invokes.Latency.P99MS, res.Invokes.Failed, res.Invokes.LastError)
-	hb1 := scrapeAll(ctx, api, c, "nimbus_worker_heartbeat_seconds")
-	pk1 := scrapeAll(ctx, api, c, "nimbus_placement_pick_seconds")
+	say("reading every server's /metrics...")
+	after, scrapes := scrapeAll(ctx, api, c)
+	res.Metrics = scrapes
 	for i, s := range c.Servers {
-		res.Heartbeat = append(res.Heartbeat, hb1[i].sub(hb0[i]).summary(s.ID))
-		res.Placement = append(res.Placement, pk1[i].sub(pk0[i]).summary(s.ID))
+		res.Heartbeat = append(res.Heartbeat, after[i][hbName].sub(before[i][hbName]).summary(s.ID))
+		res.Placement = append(res.Placement, after[i][pickName].sub(before[i][pickName]).summary(s.ID))
 	}
+	say("/metrics: %+v; heartbeat p99: %+v; pick p99: %+v", scrapes, res.Heartbeat, res.Placement)
 
 	// A quiet minute (and a few seconds) with the schedules firing and
 	// nothing else: the lag measured over it is the scheduler's, not the
@@ -213,6 +225,7 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 		if res.Steady, err = usage(ctx, c, leaderID, cfg.Steady); err != nil {
 			return nil, err
 		}
+		say("schedules firing: %+v", res.Steady)
 	}
 	steadyTo := time.Now()
 	leaderID = currentLeader(ctx, api, c, leaderID)
@@ -229,19 +242,25 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 		"/v1/functions?limit=100", "/v1/functions?limit=100&after=" + fnName(deployed/2), "/v1/functions/" + fnName(deployed/2),
 		"/v1/invocations?limit=100"}, cfg.Reads)
 	// The whole list, without a page: tens of MB at 100,000 functions.
-	res.Reads = append(res.Reads, reads(ctx, api, []string{follower.API, leader.API}, []string{"/v1/functions"}, min(cfg.Reads, 10))...)
+	res.Reads = append(res.Reads, reads(ctx, api, []string{follower.API, leader.API}, []string{"/v1/functions"}, min(cfg.Reads, 4))...)
+	for _, rd := range res.Reads {
+		say("GET %s (%d bytes): p50 %.1f ms p99 %.1f ms (n=%d, failed %d)", rd.Path, rd.Bytes, rd.Latency.P50MS, rd.Latency.P99MS, rd.Latency.N, rd.Failed)
+	}
 	if nsched > 0 {
 		say("reading schedule lag...")
 		res.LagLoaded, res.Lag = scheduleLag(ctx, api, follower.API, nsched, 300, steadyFrom, steadyTo)
+		say("schedule lag, quiet: %+v; loaded: %+v", res.Lag, res.LagLoaded)
 	}
 	say("saving a snapshot through the leader...")
 	res.Snapshot = saveSnapshot(ctx, c, leader)
+	say("snapshot: %+v", res.Snapshot)
 	say("restarting follower %s...", follower.ID)
 	res.Restart, err = restart(ctx, api, follower)
 	if err != nil {
 		return nil, err
 	}
 	res.RestartS = res.Restart.ReadyS
+	say("follower restart: %+v", res.Restart)
 	var fo []time.Duration
 	for k := range cfg.Kills {
 		l, err := waitWorkers(ctx, api, c, cfg.Workers, 5*time.Minute)
@@ -264,15 +283,29 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	res.FailoverP99MS = stats.Summarize(fo).P99MS
 	res.Goals = goals(res)
+	if cfg.Save != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(cfg.Save, b, 0o644); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
-func scrapeAll(ctx context.Context, api *cluster.API, c *cluster.Cluster, name string) []histogram {
-	out := make([]histogram, len(c.Servers))
+const (
+	hbName   = "nimbus_worker_heartbeat_seconds"
+	pickName = "nimbus_placement_pick_seconds"
+)
+
+func scrapeAll(ctx context.Context, api *cluster.API, c *cluster.Cluster) ([]map[string]histogram, []Scrape) {
+	out := make([]map[string]histogram, len(c.Servers))
+	var scrapes []Scrape
 	for i, s := range c.Servers {
-		out[i], _ = scrapeHistogram(ctx, api, s.API, name)
+		h, sc, _ := scrapeHistograms(ctx, api, s.API, hbName, pickName)
+		sc.Server = s.ID
+		out[i], scrapes = h, append(scrapes, sc)
 	}
-	return out
+	return out, scrapes
 }
 
 // simReady reads the slowest sim process's enrolment time from its log.

@@ -95,36 +95,48 @@ type histogram struct {
 	counts []float64
 }
 
-// scrapeHistogram reads the histogram name from the server's /metrics.
-func scrapeHistogram(ctx context.Context, api *cluster.API, addr, name string) (histogram, error) {
+// Scrape is one read of a server's /metrics: how long it took and how
+// big it was (every function that ran has series of its own).
+type Scrape struct {
+	Server  string  `json:"server"`
+	Seconds float64 `json:"seconds"`
+	Bytes   int     `json:"bytes"`
+}
+
+// scrapeHistograms reads the histograms names from the server's /metrics
+// in one request.
+func scrapeHistograms(ctx context.Context, api *cluster.API, addr string, names ...string) (map[string]histogram, Scrape, error) {
+	t0 := time.Now()
 	status, body, err := api.Do(ctx, http.MethodGet, addr, "/metrics", nil, nil)
+	sc := Scrape{Seconds: stats.Round(time.Since(t0).Seconds()), Bytes: len(body)}
 	if err != nil {
-		return histogram{}, err
+		return nil, sc, err
 	}
 	if status != http.StatusOK {
-		return histogram{}, fmt.Errorf("/metrics on %s: %d", addr, status)
+		return nil, sc, fmt.Errorf("/metrics on %s: %d", addr, status)
 	}
-	var h histogram
+	out := map[string]histogram{}
 	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
-		if !ok {
-			continue
+		for _, name := range names {
+			rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+			if !ok {
+				continue
+			}
+			le, val, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			b := math.Inf(1)
+			if le != "+Inf" {
+				b, _ = strconv.ParseFloat(le, 64)
+			}
+			n, _ := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			h := out[name]
+			h.bounds, h.counts = append(h.bounds, b), append(h.counts, n)
+			out[name] = h
 		}
-		le, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		b := math.Inf(1)
-		if le != "+Inf" {
-			b, _ = strconv.ParseFloat(le, 64)
-		}
-		n, _ := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		h.bounds, h.counts = append(h.bounds, b), append(h.counts, n)
 	}
-	if len(h.bounds) == 0 {
-		return h, fmt.Errorf("%s has no histogram %s", addr, name)
-	}
-	return h, nil
+	return out, sc, nil
 }
 
 // sub is h minus an earlier scrape of the same histogram.

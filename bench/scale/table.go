@@ -71,6 +71,9 @@ func printTable(w io.Writer, r *Result) {
 		h, p := r.Heartbeat[i], r.Placement[i]
 		fmt.Fprintf(w, "%-22s %s: heartbeat p99 <= %.3f ms (n=%.0f), placement pick p99 <= %.3f ms (n=%.0f)\n", "during invokes:", h.Server, h.P99MS, h.N, p.P99MS, p.N)
 	}
+	for _, m := range r.Metrics {
+		fmt.Fprintf(w, "%-22s %s: %.1f MB in %.1f s\n", "/metrics after:", m.Server, float64(m.Bytes)/1e6, m.Seconds)
+	}
 	for _, rd := range r.Reads {
 		fmt.Fprintf(w, "%-22s GET %s (%d bytes): p50 %.1f ms p99 %.1f ms (n=%d, failed %d)\n", "read:", rd.Path, rd.Bytes, rd.Latency.P50MS, rd.Latency.P99MS, rd.Latency.N, rd.Failed)
 	}
