@@ -53,7 +53,26 @@ func (g *Gateway) listFunctions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, g.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"functions": wire.List(g.svc.Functions(callerNS(r.Context())), wire.Function)})
+	limit, err := queryLimit(r, 0, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	if limit == 0 {
+		// Without ?limit=, every function, as before pages existed.
+		writeJSON(w, http.StatusOK, map[string]any{"functions": wire.List(g.svc.Functions(callerNS(r.Context())), wire.Function)})
+		return
+	}
+	page, more := g.svc.FunctionsAfter(callerNS(r.Context()), r.URL.Query().Get("after"), limit)
+	list := wire.List(page, wire.Function)
+	if list == nil {
+		list = []client.Function{}
+	}
+	out := map[string]any{"functions": list}
+	if more {
+		out["next"] = page[len(page)-1].Name
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (g *Gateway) getFunction(w http.ResponseWriter, r *http.Request) {

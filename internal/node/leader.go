@@ -345,6 +345,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 	set apiSettings, log *slog.Logger, more func(*gateway.Config)) (*gateway.Gateway, *asyncParts) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(placer.Collectors()...)
 	async := newAsyncParts(cp, placer, set.smtp, reg, log)
 	async.budgetEvery = set.budgetEvery
 	async.backups = set.backups

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nimbus/internal/model"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -37,7 +39,7 @@ type Target interface {
 }
 
 // Source lists the workers currently available (a server's view of its
-// remote workers).
+// remote workers). Targets returns a slice of the caller's own.
 type Source interface {
 	Targets() []Target
 }
@@ -49,18 +51,22 @@ type Placer struct {
 	// SlotWait is how long an invocation that finds every worker full
 	// may wait for a slot on one of them before it is refused (429).
 	SlotWait time.Duration
+	pick     prometheus.Histogram // how long rank took, per invocation
 }
 
 // New returns a placer over local targets and, when remote is not nil,
 // the workers it lists.
 func New(remote Source, local ...Target) *Placer {
-	return &Placer{local: local, remote: remote, SlotWait: DefaultSlotWait}
+	return &Placer{local: local, remote: remote, SlotWait: DefaultSlotWait, pick: newPickHistogram()}
 }
 
 // DefaultSlotWait is the placer's default SlotWait.
 const DefaultSlotWait = time.Second
 
 func (p *Placer) targets() []Target {
+	if len(p.local) == 0 && p.remote != nil {
+		return p.remote.Targets() // already the caller's own slice
+	}
 	out := append([]Target(nil), p.local...)
 	if p.remote != nil {
 		out = append(out, p.remote.Targets()...)
@@ -72,7 +78,9 @@ func (p *Placer) targets() []Target {
 // accepts. It returns worker.ErrNoCapacity when every worker refused for
 // lack of capacity, and ErrNoWorkers when there is none.
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
+	t0 := time.Now()
 	order := p.rank(req.Function)
+	since(p.pick, t0)
 	if len(order) == 0 {
 		if rt := req.Function.Runtime; rt != "" && len(p.Runtimes()) > 0 {
 			return worker.Result{}, fmt.Errorf("%w: none of the healthy workers offers runtime %s (they offer %s)",
@@ -123,7 +131,8 @@ var ErrNoWorkers = errors.New("no worker is available")
 
 // rank orders the targets that offer fn's runtime (any, for a function
 // that names none): warm instance of this revision first, then
-// by load (busy slots over slots), healthy ones only.
+// by load (busy slots over slots), healthy ones only. Ties keep the
+// targets' order (local ones, then the source's by ID).
 func (p *Placer) rank(fn model.Function) []Target {
 	type scored struct {
 		t    Target
@@ -134,8 +143,17 @@ func (p *Placer) rank(fn model.Function) []Target {
 	if len(all) == 1 && (fn.Runtime == "" || slices.Contains(all[0].Runtimes(), fn.Runtime)) {
 		return all // one worker (nimbus dev): nothing to rank
 	}
-	var s []scored
+	key := fn.InstanceKey()
+	warmKey := warmKey(key, fn.Revision)
+	now := time.Now()
+	s := make([]scored, 0, len(all))
 	for _, t := range all {
+		if r, ok := t.(rankable); ok {
+			if ok, warm, load := r.rankAt(now, fn.Runtime, warmKey); ok {
+				s = append(s, scored{t, warm, load})
+			}
+			continue
+		}
 		st := t.Status()
 		if !st.Healthy || (fn.Runtime != "" && !slices.Contains(t.Runtimes(), fn.Runtime)) {
 			continue
@@ -144,19 +162,37 @@ func (p *Placer) rank(fn model.Function) []Target {
 		if st.Slots > 0 {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
-		s = append(s, scored{t, t.HasWarm(fn.InstanceKey(), fn.Revision), load})
+		s = append(s, scored{t, t.HasWarm(key, fn.Revision), load})
 	}
-	sort.SliceStable(s, func(i, j int) bool {
-		if s[i].warm != s[j].warm {
-			return s[i].warm
+	slices.SortStableFunc(s, func(a, b scored) int {
+		if a.warm != b.warm {
+			if a.warm {
+				return -1
+			}
+			return 1
 		}
-		return s[i].load < s[j].load
+		switch {
+		case a.load < b.load:
+			return -1
+		case a.load > b.load:
+			return 1
+		}
+		return 0
 	})
 	out := make([]Target, len(s))
 	for i := range s {
 		out[i] = s[i].t
 	}
 	return out
+}
+
+// rankable is a target that gives rank what it needs in one step (a
+// remote worker: one lock, one clock reading per rank instead of several
+// per worker), with the same meaning as Status, Runtimes and HasWarm:
+// whether it is healthy and offers runtime ("" for any), whether it has
+// an idle instance under warmKey (see warmKey), and its load.
+type rankable interface {
+	rankAt(now time.Time, runtime, warmKey string) (eligible, warm bool, load float64)
 }
 
 // Retire tells every worker that a function is gone.
@@ -180,15 +216,15 @@ func (p *Placer) Workers() []client.Worker {
 // Runtimes returns the runtimes some healthy worker can run, newest
 // first (python3.13 before python3.9).
 func (p *Placer) Runtimes() []string {
-	seen := map[string]bool{}
 	var out []string
+	now := time.Now()
 	for _, t := range p.targets() {
-		if !t.Status().Healthy {
+		b := briefOf(t, now)
+		if !b.healthy {
 			continue
 		}
-		for _, r := range t.Runtimes() {
-			if !seen[r] {
-				seen[r] = true
+		for _, r := range b.runtimes {
+			if !slices.Contains(out, r) { // a handful: a scan beats a map
 				out = append(out, r)
 			}
 		}
@@ -202,6 +238,28 @@ func (p *Placer) Runtimes() []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return minor(out[i]) > minor(out[j]) })
 	return out
+}
+
+// brief is what Runtimes, Slots and Room need of a target.
+type brief struct {
+	healthy     bool
+	slots, used int
+	runtimes    []string
+}
+
+// briefer is a target that gives its brief in one step (a remote
+// worker: one lock and no copy of its status), with the meaning of
+// Status and Runtimes.
+type briefer interface {
+	briefAt(now time.Time) brief
+}
+
+func briefOf(t Target, now time.Time) brief {
+	if b, ok := t.(briefer); ok {
+		return b.briefAt(now)
+	}
+	st := t.Status()
+	return brief{healthy: st.Healthy, slots: st.Slots, used: st.InUse, runtimes: t.Runtimes()}
 }
 
 // Offers lists each runtime the healthy workers offer with those that
@@ -229,9 +287,10 @@ func (p *Placer) Offers() []model.RuntimeOffer {
 // Slots counts the slots of the healthy workers.
 func (p *Placer) Slots() int {
 	n := 0
+	now := time.Now()
 	for _, t := range p.targets() {
-		if st := t.Status(); st.Healthy {
-			n += st.Slots
+		if b := briefOf(t, now); b.healthy {
+			n += b.slots
 		}
 	}
 	return n
@@ -244,9 +303,10 @@ func (p *Placer) Slots() int {
 // to the dispatcher between two events.
 func (p *Placer) Room() int {
 	n := 0
+	now := time.Now()
 	for _, t := range p.targets() {
-		if st := t.Status(); st.Healthy {
-			n += max(st.Slots+1-st.InUse, 0)
+		if b := briefOf(t, now); b.healthy {
+			n += max(b.slots+1-b.used, 0)
 		}
 	}
 	return n

@@ -13,6 +13,7 @@ package pycheck
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"nimbus/internal/codepkg"
@@ -92,7 +94,27 @@ type Checker struct {
 	// temporary directory.
 	TempDir string
 	Timeout time.Duration // default 60 s
+
+	// seen remembers the outcome of recent checks (a pass, or the
+	// problems found) by what decides it: the package's bytes, the
+	// interpreter and the handler. The check only compiles, so the same
+	// three give the same answer; deploying one package under many names
+	// (or again) compiles it once. Bounded by seenMost; needs mu.
+	mu   sync.Mutex
+	seen map[checkKey]*Error
+	runs int // checks that ran an interpreter (for tests)
 }
+
+// checkKey is what decides a check's outcome.
+type checkKey struct {
+	zip                 [sha256.Size]byte
+	executable, version string
+	handler             string
+}
+
+// seenMost bounds the outcomes a Checker remembers; past it, it forgets
+// them all and starts again.
+const seenMost = 4096
 
 // Sandboxed reports whether checks run in a sandbox.
 func (c *Checker) Sandboxed() bool { return c.Executor != nil }
@@ -111,22 +133,57 @@ func (c *Checker) Check(ctx context.Context, zip []byte, runtime, handler string
 	if !ok || module == "" {
 		return &Error{Problems: []Problem{{File: "nimbus.yaml", Message: fmt.Sprintf("handler %q is not module.function", handler)}}}
 	}
+	key := checkKey{zip: sha256.Sum256(zip), executable: rt.Executable, version: rt.Version, handler: handler}
+	c.mu.Lock()
+	known, ok := c.seen[key]
+	c.mu.Unlock()
+	if ok {
+		if known != nil {
+			return known
+		}
+		return nil
+	}
+	problems, err := c.check(ctx, zip, rt, module)
+	if err != nil {
+		return err
+	}
+	var outcome *Error
+	if len(problems) > 0 {
+		outcome = &Error{Problems: problems}
+	}
+	c.mu.Lock()
+	c.runs++
+	if c.seen == nil || len(c.seen) >= seenMost {
+		c.seen = map[checkKey]*Error{}
+	}
+	c.seen[key] = outcome
+	c.mu.Unlock()
+	if outcome != nil {
+		return outcome
+	}
+	return nil
+}
+
+// check runs the compile check of zip with rt and returns the problems
+// it found; the error is the check's own failure (no answer, a timeout),
+// which is not remembered.
+func (c *Checker) check(ctx context.Context, zip []byte, rt python.Runtime, module string) ([]Problem, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
 	tmp, err := os.MkdirTemp(c.TempDir, TempPrefix+"*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer codepkg.RemoveTree(tmp)
 	dir := filepath.Join(tmp, "pkg")
 	if err := codepkg.Unpack(zip, dir, codepkg.DefaultLimits()); err != nil {
-		return err
+		return nil, err
 	}
 	script := filepath.Join(tmp, "nimbus-check.py")
 	if err := os.WriteFile(script, checkScript, 0o444); err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -137,21 +194,18 @@ func (c *Checker) Check(ctx context.Context, zip []byte, runtime, handler string
 		out, err = exec.CommandContext(ctx, rt.Executable, "-I", "-S", "-B", script, dir, module).CombinedOutput()
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("pycheck: the compile check did not finish within %v", timeout)
+		return nil, fmt.Errorf("pycheck: the compile check did not finish within %v", timeout)
 	}
 	i := bytes.LastIndex(out, []byte(marker))
 	if i < 0 {
-		return fmt.Errorf("pycheck: the compile check gave no answer (%v): %s", err, tailOf(out, 512))
+		return nil, fmt.Errorf("pycheck: the compile check gave no answer (%v): %s", err, tailOf(out, 512))
 	}
 	line, _, _ := bytes.Cut(out[i+len(marker):], []byte("\n"))
 	var problems []Problem
 	if err := json.Unmarshal(line, &problems); err != nil {
-		return fmt.Errorf("pycheck: reading the compile check's answer: %w", err)
+		return nil, fmt.Errorf("pycheck: reading the compile check's answer: %w", err)
 	}
-	if len(problems) > 0 {
-		return &Error{Problems: problems}
-	}
-	return nil
+	return problems, nil
 }
 
 // runSandboxed runs the script in a sandbox with the package as its

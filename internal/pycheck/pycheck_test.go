@@ -119,3 +119,72 @@ func TestCheckWithoutTheRuntimeSaysSo(t *testing.T) {
 		t.Fatalf("got %v, want ErrNoRuntime", err)
 	}
 }
+
+func TestTheSamePackageIsCompiledOnce(t *testing.T) {
+	for mode, c := range checkers(t) {
+		t.Run(mode, func(t *testing.T) {
+			rt := c.Runtimes[0].Name
+			good := zipOf(t, map[string]string{"main.py": "def handler(e, c):\n    return 1\n"})
+			bad := zipOf(t, map[string]string{"main.py": "def handler(e, c)\n"})
+			steps := []struct {
+				zip      []byte
+				handler  string
+				wantErr  bool
+				wantRuns int
+			}{
+				{good, "main.handler", false, 1},
+				{good, "main.handler", false, 1}, // remembered
+				{good, "main.other", false, 2},   // another handler is another check
+				{bad, "main.handler", true, 3},
+				{bad, "main.handler", true, 3}, // its problems are remembered too
+			}
+			for i, st := range steps {
+				err := c.Check(context.Background(), st.zip, rt, st.handler)
+				var ce *Error
+				if st.wantErr != errors.As(err, &ce) || (!st.wantErr && err != nil) {
+					t.Fatalf("step %d: got %v, want an *Error: %v", i, err, st.wantErr)
+				}
+				c.mu.Lock()
+				runs := c.runs
+				c.mu.Unlock()
+				if runs != st.wantRuns {
+					t.Fatalf("step %d: %d checks ran, want %d", i, runs, st.wantRuns)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDeployCheckOfOnePackage is the compile check a deploy of the
+// same package pays, the first time and then each time again.
+func BenchmarkDeployCheckOfOnePackage(b *testing.B) {
+	rts, err := python.Discover()
+	if err != nil {
+		b.Skip("no Python here")
+	}
+	zip := func() []byte {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.Create("main.py")
+		w.Write([]byte("def handler(e, c):\n    return 1\n"))
+		zw.Close()
+		return buf.Bytes()
+	}()
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			c := &Checker{Runtimes: rts, TempDir: b.TempDir()}
+			if err := c.Check(context.Background(), zip, rts[0].Name, "main.handler"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		c := &Checker{Runtimes: rts, TempDir: b.TempDir()}
+		c.Check(context.Background(), zip, rts[0].Name, "main.handler")
+		for b.Loop() {
+			if err := c.Check(context.Background(), zip, rts[0].Name, "main.handler"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +41,32 @@ type Loop struct {
 
 	mu    sync.Mutex
 	exprs map[string]Expr // by timezone + expression
+
+	// next remembers each schedule's first slot after the one it last
+	// fired (or its creation), so that a pass looks at every schedule
+	// without copying it or computing its slots: only the due ones are
+	// copied and worked out. An entry is good while the schedule's
+	// last slot, expression and time zone are those it was computed
+	// from. Used by Run alone.
+	next   map[scheduleKey]*nextSlot
+	passes uint64
 }
+
+type scheduleKey struct{ namespace, name string }
+
+// nextSlot is a schedule's first slot after from, as computed from its
+// expression in its time zone (ok false: there is none).
+type nextSlot struct {
+	from           time.Time
+	expr, timezone string
+	at             time.Time
+	ok             bool
+	pass           uint64 // the last pass that saw the schedule
+}
+
+// forgetEvery is how many passes go between two sweeps of next for
+// schedules that are gone (a minute at the default period).
+const forgetEvery = 600
 
 // NewLoop returns a fire loop with the given starting deadline (0 for
 // the default).
@@ -47,7 +74,8 @@ func NewLoop(cp Control, startingDeadline time.Duration, log *slog.Logger) *Loop
 	if startingDeadline <= 0 {
 		startingDeadline = DefaultStartingDeadline
 	}
-	return &Loop{cp: cp, deadline: startingDeadline, period: 100 * time.Millisecond, log: log, exprs: map[string]Expr{}}
+	return &Loop{cp: cp, deadline: startingDeadline, period: 100 * time.Millisecond, log: log, exprs: map[string]Expr{},
+		next: map[scheduleKey]*nextSlot{}}
 }
 
 // Compile parses a schedule's expression in its time zone, with a cache.
@@ -92,10 +120,7 @@ func (l *Loop) Run(ctx context.Context) {
 	for {
 		now := time.Now().UTC()
 		var fires []fsm.FireSchedule
-		for _, sc := range l.cp.Store().Schedules("") {
-			if sc.Disabled {
-				continue
-			}
+		for _, sc := range l.dueSchedules(now) {
 			if f, ok := l.due(sc, now); ok {
 				fires = append(fires, f)
 			}
@@ -119,6 +144,47 @@ func (l *Loop) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// dueSchedules returns the enabled schedules with a slot at or before
+// now that they have not fired, sorted by namespace and name: a pass
+// over every schedule that reads what next remembers of it, and
+// computes its next slot only when it changed (fired, or was put
+// again) since.
+func (l *Loop) dueSchedules(now time.Time) []model.Schedule {
+	l.passes++
+	pass := l.passes
+	out := l.cp.Store().SchedulesWhere(func(sc *model.Schedule) bool {
+		if sc.Disabled {
+			return false
+		}
+		from := sc.LastSlot
+		if from.IsZero() {
+			from = sc.CreatedAt
+		}
+		k := scheduleKey{sc.Namespace, sc.Name}
+		n := l.next[k]
+		if n == nil || !n.from.Equal(from) || n.expr != sc.Expression || n.timezone != sc.Timezone {
+			n = &nextSlot{from: from, expr: sc.Expression, timezone: sc.Timezone}
+			if e, err := l.Compile(*sc); err == nil {
+				n.at, n.ok = e.Next(from)
+			}
+			l.next[k] = n
+		}
+		n.pass = pass
+		return n.ok && !n.at.After(now)
+	})
+	if pass%forgetEvery == 0 {
+		for k, n := range l.next {
+			if n.pass != pass {
+				delete(l.next, k)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b model.Schedule) int {
+		return strings.Compare(model.QualifiedName(a.Namespace, a.Name), model.QualifiedName(b.Namespace, b.Name))
+	})
+	return out
 }
 
 func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {

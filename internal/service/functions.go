@@ -222,3 +222,9 @@ func (s *Service) Function(ns, ref string) (model.Function, error) {
 
 // Functions lists namespace ns's functions.
 func (s *Service) Functions(ns string) []model.Function { return s.store.Functions(ns) }
+
+// FunctionsAfter is a page of the namespace's functions: the first n
+// whose name comes after after, and whether more follow.
+func (s *Service) FunctionsAfter(ns, after string, n int) ([]model.Function, bool) {
+	return s.store.FunctionsAfter(ns, after, n)
+}

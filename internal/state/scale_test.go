@@ -45,3 +45,110 @@ func BenchmarkDeployInto(b *testing.B) {
 		})
 	}
 }
+
+func TestFunctionsAreListedByQualifiedName(t *testing.T) {
+	s := New()
+	// "a-b/x" sorts before "a/x": '-' is below '/'.
+	for _, f := range []model.Function{
+		{FunctionConfig: model.FunctionConfig{Name: "x"}, Namespace: "a"},
+		{FunctionConfig: model.FunctionConfig{Name: "y"}, Namespace: "a-b"},
+		{FunctionConfig: model.FunctionConfig{Name: "b"}, Namespace: "a"},
+		{FunctionConfig: model.FunctionConfig{Name: "z"}, Namespace: "a0"},
+	} {
+		if _, _, err := s.UpsertFunction(f, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, f := range s.Functions("") {
+		got = append(got, f.QualifiedName())
+	}
+	want := []string{"a-b/y", "a/b", "a/x", "a0/z"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	if got := s.Functions("a"); len(got) != 2 || got[0].Name != "b" || got[1].Name != "x" {
+		t.Fatalf("namespace a lists %v", got)
+	}
+}
+
+// BenchmarkListFunctions is the list GET /v1/functions makes of a
+// namespace's functions.
+func BenchmarkListFunctions(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		b.Run(fmt.Sprintf("%d functions", n), func(b *testing.B) {
+			s := New()
+			for i := range n {
+				f := scaleFunction(i)
+				f.Namespace = "default"
+				if _, _, err := s.UpsertFunction(f, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if len(s.Functions("default")) != n {
+					b.Fatal("short list")
+				}
+			}
+		})
+	}
+}
+
+func TestFunctionsAfterPagesThroughTheList(t *testing.T) {
+	s := New()
+	for i := range 250 {
+		f := scaleFunction(i)
+		f.Namespace = []string{"a", "a-b"}[i%2]
+		if _, _, err := s.UpsertFunction(f, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{"a", "a-b", ""} {
+		for _, n := range []int{1, 7, 100, 125, 1000} {
+			var got []string
+			after, pages := "", 0
+			for {
+				page, more := s.FunctionsAfter(ns, after, n)
+				pages++
+				for _, f := range page {
+					got = append(got, f.QualifiedName())
+				}
+				if !more {
+					break
+				}
+				if len(page) != n {
+					t.Fatalf("ns %q, n %d: a page of %d before the last", ns, n, len(page))
+				}
+				after = page[len(page)-1].Name
+				if ns == "" {
+					after = page[len(page)-1].QualifiedName()
+				}
+			}
+			var want []string
+			for _, f := range s.Functions(ns) {
+				want = append(want, f.QualifiedName())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("ns %q, pages of %d: listed %d functions in %d pages, not the %d of Functions in order", ns, n, len(got), pages, len(want))
+			}
+		}
+	}
+}
+
+// BenchmarkFunctionsPage is a page of 100 of 100,000 functions, as
+// GET /v1/functions?limit=100 asks for.
+func BenchmarkFunctionsPage(b *testing.B) {
+	s := New()
+	for i := range 100000 {
+		f := scaleFunction(i)
+		f.Namespace = "default"
+		if _, _, err := s.UpsertFunction(f, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if page, more := s.FunctionsAfter("default", "fn-050000", 100); len(page) != 100 || !more {
+			b.Fatal("short page")
+		}
+	}
+}

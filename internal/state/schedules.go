@@ -106,6 +106,23 @@ func (s *Store) Schedule(name string) (model.Schedule, error) {
 	return *sc, nil
 }
 
+// SchedulesWhere returns copies of the schedules keep reports true of, in
+// no particular order. keep is called for every schedule under the
+// store's read lock: it must be quick, must not call the store, and must
+// neither keep nor change sc. The scheduler's pass over every schedule
+// ten times a second uses it to copy only the due ones.
+func (s *Store) SchedulesWhere(keep func(sc *model.Schedule) bool) []model.Schedule {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []model.Schedule
+	for _, sc := range s.schedules {
+		if keep(sc) {
+			out = append(out, *sc)
+		}
+	}
+	return out
+}
+
 // Schedules returns the schedules of namespace ns ("" for every
 // namespace), sorted by namespace and name.
 func (s *Store) Schedules(ns string) []model.Schedule {

@@ -68,7 +68,7 @@ func NewAgent(w *Worker, cfg AgentConfig) *Agent {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	if cfg.PressureLimit <= 0 {
+	if cfg.PressureLimit == 0 {
 		cfg.PressureLimit = 90
 	}
 	b := make([]byte, 32)

@@ -40,6 +40,11 @@ type Options struct {
 	Slots int
 	// Workers is how many workers to start (w1, w2, ...); 0 means 1.
 	Workers int
+	// NoWorker starts no worker at all (Workers is ignored): the
+	// benchmark brings its own (see Spawn).
+	NoWorker bool
+	// Servers is how many servers to start (3 or 5); 0 means 3.
+	Servers int
 	// Sandbox runs the workers sandboxed, as a real deployment does
 	// (needs root). Unsandboxed, a benchmark measures the cluster, not
 	// the sandbox.
@@ -61,6 +66,8 @@ type Cluster struct {
 	Servers []*Proc // s1, s2, s3
 	Worker  *Proc   // w1, the first of Workers
 	Workers []*Proc // w1, w2, ...
+	// Others are the processes a benchmark started with Spawn.
+	Others []*Proc
 
 	keep bool
 	name string
@@ -81,7 +88,7 @@ type Proc struct {
 }
 
 // Start makes a temporary directory, builds nimbus into it (unless o.Bin
-// names a binary) and starts the three servers and the workers. Workers
+// names a binary) and starts the servers (three unless o.Servers) and the workers. Workers
 // run unsandboxed unless o.Sandbox: a benchmark of the cluster measures
 // the cluster, not the sandbox. (A sandboxed worker sweeps only the
 // cgroups named after its own ID.) On error everything started is stopped and the
@@ -111,13 +118,17 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := os.WriteFile(tokenFile, []byte(c.Token+"\n"), 0o600); err != nil {
 		return c, err
 	}
+	n := o.Servers
+	if n == 0 {
+		n = 3
+	}
 	var apis, rafts []string
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 2*n; i++ {
 		a, err := freePort()
 		if err != nil {
 			return c, err
 		}
-		if i < 3 {
+		if i < n {
 			apis = append(apis, a)
 		} else {
 			rafts = append(rafts, a)
@@ -129,7 +140,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		c.Servers = append(c.Servers, &Proc{
 			ID: id, API: apis[i], Log: filepath.Join(dir, id+".log"), bin: c.Bin,
 			args: []string{"server", "--node-id", id, "--data", filepath.Join(dir, id),
-				"--listen", apis[i], "--raft", rafts[i], "--bootstrap-expect", "3",
+				"--listen", apis[i], "--raft", rafts[i], "--bootstrap-expect", strconv.Itoa(n),
 				"--join", join, "--bootstrap-token-file", tokenFile},
 		})
 		last := c.Servers[len(c.Servers)-1]
@@ -141,7 +152,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		}
 	}
 	slots := max(o.Slots, 1)
-	for i := range max(o.Workers, 1) {
+	workers := max(o.Workers, 1)
+	if o.NoWorker {
+		workers = 0
+	}
+	for i := range workers {
 		id := fmt.Sprintf("w%d", i+1)
 		args := []string{"worker", "--id", id, "--servers", join, "--data", filepath.Join(dir, id),
 			"--listen", "127.0.0.1:0", "--slots", strconv.Itoa(slots)}
@@ -155,13 +170,29 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return c, err
 		}
 	}
-	c.Worker = c.Workers[0]
+	if len(c.Workers) > 0 {
+		c.Worker = c.Workers[0]
+	}
 	return c, nil
 }
 
-// Procs returns the servers, then the workers.
+// Spawn starts another process of the benchmark's own (bin with args,
+// env added to this process's environment) as the cluster's processes
+// are started: its own process group, its log at Dir/<id>.log, stopped
+// with the cluster.
+func (c *Cluster) Spawn(id, bin string, args, env []string) (*Proc, error) {
+	p := &Proc{ID: id, Log: filepath.Join(c.Dir, id+".log"), bin: bin, args: args, env: env}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	c.Others = append(c.Others, p)
+	return p, nil
+}
+
+// Procs returns the servers, then the workers, then the processes Spawn
+// started.
 func (c *Cluster) Procs() []*Proc {
-	return append(append([]*Proc(nil), c.Servers...), c.Workers...)
+	return append(append(append([]*Proc(nil), c.Servers...), c.Workers...), c.Others...)
 }
 
 // Start runs p (again, after it exited) in its own process group, on the

@@ -1,0 +1,55 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+func TestFunctionsAreListedAPageAtATimeWithLimitAndAfter(t *testing.T) {
+	a := newTestAPI(t)
+	for i := range 5 {
+		a.deployed("default", fmt.Sprintf("f%d", i))
+	}
+	a.deployed("other", "f9")
+	type page struct {
+		Functions []struct {
+			Name string `json:"name"`
+		} `json:"functions"`
+		Next *string `json:"next"`
+	}
+	get := func(path string) page {
+		t.Helper()
+		var p page
+		if err := json.Unmarshal(a.must(200, req{method: "GET", path: path, key: a.admin}).Body.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	names := func(p page) string {
+		var out []string
+		for _, f := range p.Functions {
+			out = append(out, f.Name)
+		}
+		return fmt.Sprint(out)
+	}
+	if p := get("/v1/functions"); names(p) != "[f0 f1 f2 f3 f4]" || p.Next != nil {
+		t.Fatalf("without a limit: %s next %v, want every function of the namespace and no next", names(p), p.Next)
+	}
+	p := get("/v1/functions?limit=2")
+	if names(p) != "[f0 f1]" || p.Next == nil || *p.Next != "f1" {
+		t.Fatalf("first page: %s next %v", names(p), p.Next)
+	}
+	p = get("/v1/functions?limit=2&after=f1")
+	if names(p) != "[f2 f3]" || p.Next == nil || *p.Next != "f3" {
+		t.Fatalf("second page: %s next %v", names(p), p.Next)
+	}
+	p = get("/v1/functions?limit=2&after=f3")
+	if names(p) != "[f4]" || p.Next != nil {
+		t.Fatalf("last page: %s next %v, want f4 and no next", names(p), p.Next)
+	}
+	if p := get("/v1/functions?limit=2&after=f4"); p.Functions == nil || len(p.Functions) != 0 {
+		t.Fatalf("past the end: %s, want an empty list", names(p))
+	}
+	a.must(400, req{method: "GET", path: "/v1/functions?limit=0", key: a.admin})
+}
