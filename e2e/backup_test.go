@@ -203,6 +203,11 @@ func TestABackupTakenUnderWritesRestoresIntoAFreshCluster(t *testing.T) {
 	viewer := fresh.mustCLI(fl, 0, "keys", "create", "--role", "viewer", "-o", "json")
 	var vk client.Key
 	json.Unmarshal([]byte(viewer.stdout), &vk)
+	// The key was made through the leader: the follower knows it once it
+	// has applied it.
+	waitFor(t, time.Minute, "the follower knows the viewer key", func() bool {
+		return fresh.cliWithKey(ff, vk.Secret, 20*time.Second, "ls").code == 0
+	})
 	if r := fresh.cliWithKey(ff, vk.Secret, time.Minute, "operator", "snapshot", "restore", file); r.code != 3 || !strings.Contains(r.stderr, "403") {
 		t.Errorf("a restore by a viewer key: %+v", r)
 	}
