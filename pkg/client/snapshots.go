@@ -35,6 +35,10 @@ type BackupEntry struct {
 
 const snapshotPath = "/v1/operator/snapshot"
 
+// notLeaderAttempts bounds how often a restore is sent again after a
+// server answered that it is not the leader.
+const notLeaderAttempts = 10
+
 // SaveSnapshot streams a backup of the cluster into w (admin). The
 // bytes are the backup as the server made it: check them (internal
 // backup.Read, nimbus operator snapshot inspect) before trusting them,
@@ -54,7 +58,9 @@ func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) (int64, error) {
 
 // RestoreSnapshot sends a backup (body, to be read once per attempt)
 // for the cluster to restore (admin). A server that is not the leader
-// names the one that is, and the backup is sent there.
+// names the one that is, and the backup is sent there; one that cannot
+// name it yet (a cluster just formed) is asked again a second later, up
+// to ten times.
 func (c *Client) RestoreSnapshot(ctx context.Context, body func() (io.Reader, error)) (BackupMeta, error) {
 	target := c
 	for attempt := 0; ; attempt++ {
@@ -70,11 +76,21 @@ func (c *Client) RestoreSnapshot(ctx context.Context, body func() (io.Reader, er
 		resp, err := target.send(req)
 		if err != nil {
 			var ae *APIError
-			if leader := c.leaderOf(err); attempt == 0 && errors.As(err, &ae) && ae.Code == "NotLeader" && leader != "" {
+			if !errors.As(err, &ae) || ae.Code != "NotLeader" || attempt >= notLeaderAttempts {
+				return BackupMeta{}, err
+			}
+			if leader := c.leaderOf(err); leader != "" {
 				target = c.at(leader)
 				continue
 			}
-			return BackupMeta{}, err
+			// A cluster just formed may not know its leader's address
+			// yet: ask again shortly.
+			select {
+			case <-ctx.Done():
+				return BackupMeta{}, err
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		defer resp.Body.Close()
 		var m BackupMeta
