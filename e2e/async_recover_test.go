@@ -80,6 +80,19 @@ func startRecoveryCluster(t *testing.T) *testCluster {
 	return c
 }
 
+// enqueueLeased queues leasedEvents events of the slow function through
+// the leader and returns the leader and their request IDs.
+func (c *testCluster) enqueueLeased() (int, []string) {
+	c.t.Helper()
+	var l int
+	waitFor(c.t, patience, "the cluster has a leader", func() bool { l = c.leader(); return l >= 0 })
+	var ids []string
+	for range leasedEvents {
+		ids = append(ids, c.enqueueOn(l, "slow"))
+	}
+	return l, ids
+}
+
 // waitAllRunningOnTheWorker waits until every event of ids is running,
 // as server i's records say, and the worker counts as many busy slots,
 // as follower f sees it (every invocation has reached the worker).
@@ -123,12 +136,7 @@ func (c *testCluster) waitAllSucceeded(i int, fn string, ids []string) map[strin
 func TestAsyncLeaderKillRunsTheLostEventsAgainAtOnce(t *testing.T) {
 	parallel(t)
 	c := startRecoveryCluster(t)
-	var l int
-	waitFor(t, patience, "the cluster has a leader", func() bool { l = c.leader(); return l >= 0 })
-	var ids []string
-	for range leasedEvents {
-		ids = append(ids, c.enqueueOn(l, "slow"))
-	}
+	l, ids := c.enqueueLeased()
 	c.waitAllRunningOnTheWorker(l, (l+1)%3, "slow", ids)
 
 	killedAt := time.Now()
@@ -157,12 +165,7 @@ func TestAsyncLeaderKillRunsTheLostEventsAgainAtOnce(t *testing.T) {
 func TestAsyncDeposedLeadersRunningEventsAreAdopted(t *testing.T) {
 	parallel(t)
 	c := startRecoveryCluster(t)
-	var l int
-	waitFor(t, patience, "the cluster has a leader", func() bool { l = c.leader(); return l >= 0 })
-	var ids []string
-	for range leasedEvents {
-		ids = append(ids, c.enqueueOn(l, "slow"))
-	}
+	l, ids := c.enqueueLeased()
 	others := slices.DeleteFunc([]int{0, 1, 2}, func(i int) bool { return i == l })
 	c.waitAllRunningOnTheWorker(l, others[0], "slow", ids)
 
