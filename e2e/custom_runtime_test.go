@@ -69,7 +69,7 @@ func main() {
 		if err == nil {
 			resp.Body.Close()
 		}
-		time.Sleep(time.Hour)
+		select {} // an init error ends here: the runtime ends the instance
 	case "exit":
 		fmt.Println("go bootstrap: giving up")
 		os.Exit(2)
@@ -88,7 +88,7 @@ func main() {
 		}
 		json.Unmarshal(body, &ev)
 		fmt.Println("go bootstrap handling", id)
-		time.Sleep(time.Duration(ev.SleepMS) * time.Millisecond)
+		<-time.After(time.Duration(ev.SleepMS) * time.Millisecond) // the handler's own work
 		out := fmt.Sprintf(` + "`" + `{"runtime":"go","slept_ms":%d,"pid":%d}` + "`" + `, ev.SleepMS, os.Getpid())
 		resp, err = http.Post(api+"/invocation/"+id+"/response", "application/json", strings.NewReader(out))
 		if err != nil {

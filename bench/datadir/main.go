@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +40,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
 	"nimbus/internal/backup"
 )
@@ -92,7 +92,7 @@ func run(ctx context.Context, bin string, n int64, conc, keep int) (Result, erro
 			return res, fmt.Errorf("build: %v\n%s", err, out)
 		}
 	}
-	addr, err := freePort()
+	addr, err := cluster.FreePort()
 	if err != nil {
 		return res, err
 	}
@@ -256,13 +256,4 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"nimbus/internal/fsm"
 	"nimbus/internal/state"
@@ -62,7 +63,7 @@ func Recover(dataDir string, servers []Peer, force bool, log *slog.Logger) error
 	opts := *bbolt.DefaultOptions
 	opts.Timeout = time.Second
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &opts})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return ErrRunning
 	}
 	if err != nil {

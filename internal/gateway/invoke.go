@@ -282,6 +282,3 @@ func requestIDAt(now time.Time) string {
 	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
 	return string(s[:])
 }
-
-// durationMS converts a duration to float milliseconds.
-func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -45,7 +45,12 @@ type mountsOnce struct {
 var pythonBinRe = regexp.MustCompile(`^python(\d+\.\d+)$`)
 
 func (r *runtimeMounts) For(exe, prefix string) ([]bindMount, error) {
-	key := exe + "\x00" + prefix
+	return r.once(exe+"\x00"+prefix, func() ([]bindMount, error) { return computeRuntimeMounts(exe, prefix) })
+}
+
+// once computes key's mounts once, for every caller at once; a failure
+// is not kept, so the next caller tries again.
+func (r *runtimeMounts) once(key string, compute func() ([]bindMount, error)) ([]bindMount, error) {
 	r.mu.Lock()
 	if r.cache == nil {
 		r.cache = map[string]*mountsOnce{}
@@ -56,7 +61,7 @@ func (r *runtimeMounts) For(exe, prefix string) ([]bindMount, error) {
 		r.cache[key] = o
 	}
 	r.mu.Unlock()
-	o.once.Do(func() { o.mounts, o.err = computeRuntimeMounts(exe, prefix) })
+	o.once.Do(func() { o.mounts, o.err = compute() })
 	if o.err != nil {
 		r.mu.Lock()
 		delete(r.cache, key) // try again next time
@@ -129,44 +134,27 @@ func computeRuntimeMounts(exe, prefix string) ([]bindMount, error) {
 // program other than the interpreter loads (none for a static binary),
 // computed once per program.
 func (r *runtimeMounts) LibsOf(program string) ([]bindMount, error) {
-	key := "libs\x00" + program
-	r.mu.Lock()
-	if r.cache == nil {
-		r.cache = map[string]*mountsOnce{}
-	}
-	o := r.cache[key]
-	if o == nil {
-		o = &mountsOnce{}
-		r.cache[key] = o
-	}
-	r.mu.Unlock()
-	o.once.Do(func() {
+	return r.once("libs\x00"+program, func() ([]bindMount, error) {
 		f, err := elf.Open(program)
 		if err != nil {
-			o.err = fmt.Errorf("sandbox: %s: %w", program, err)
-			return
+			return nil, fmt.Errorf("sandbox: %s: %w", program, err)
 		}
 		libs, _ := f.ImportedLibraries()
 		interp := f.Section(".interp") != nil
 		f.Close()
 		if len(libs) == 0 && !interp {
-			return // static
+			return nil, nil // static
 		}
 		dirs, err := sharedLibraryDirs([]string{program})
 		if err != nil {
-			o.err = err
-			return
+			return nil, err
 		}
+		var mounts []bindMount
 		for _, d := range dirs {
-			o.mounts = append(o.mounts, bindMount{Source: d, Target: d})
+			mounts = append(mounts, bindMount{Source: d, Target: d})
 		}
+		return mounts, nil
 	})
-	if o.err != nil {
-		r.mu.Lock()
-		delete(r.cache, key)
-		r.mu.Unlock()
-	}
-	return o.mounts, o.err
 }
 
 // appendUncovered appends to binds the directory mounts of more that no

@@ -252,7 +252,8 @@ func writeRunFiles(parent string, files map[string][]byte) (string, error) {
 	}
 	for name, data := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(p), 0o755)
+		if err == nil {
 			err = os.WriteFile(p, data, 0o644)
 		}
 		if err != nil {

@@ -124,7 +124,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 	var apis, rafts []string
 	for i := 0; i < 2*n; i++ {
-		a, err := freePort()
+		a, err := FreePort()
 		if err != nil {
 			return c, err
 		}
@@ -333,8 +333,8 @@ func newToken() string {
 	return "nimbus_" + hex.EncodeToString(id) + "_" + hex.EncodeToString(secret)
 }
 
-// freePort returns an address on 127.0.0.1 that was free a moment ago.
-func freePort() (string, error) {
+// FreePort returns an address on 127.0.0.1 that was free a moment ago.
+func FreePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
