@@ -23,6 +23,43 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	coldStarts  *prometheus.CounterVec
 	inFlight    prometheus.Gauge
+	names       seriesNames
+}
+
+// seriesNames bounds the function label of this process's per-function
+// series: per namespace, the first maxFunctionSeries functions observed
+// keep their name for as long as the process runs, and every later one
+// is counted under otherFunctions (its version as otherFunctions too).
+// A function's series never moves between the two, so each counter only
+// grows. Without the bound, a server that ran 43,000 functions held
+// 148 MB of series and wrote 41-53 MB a scrape (bench/results.md, issue
+// 22). Safe for concurrent use.
+type seriesNames struct {
+	mu    sync.Mutex
+	named map[string]map[string]bool // namespace -> functions with series of their own
+}
+
+// label returns the function label fn is counted under, and whether it
+// is its own name.
+func (n *seriesNames) label(ns, fn string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.named == nil {
+		n.named = map[string]map[string]bool{}
+	}
+	fns := n.named[ns]
+	if fns == nil {
+		fns = map[string]bool{}
+		n.named[ns] = fns
+	}
+	if fns[fn] {
+		return fn, true
+	}
+	if len(fns) >= maxFunctionSeries {
+		return otherFunctions, false
+	}
+	fns[fn] = true
+	return fn, true
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -53,13 +90,18 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // label keeps its kind only (before any ':'), so that series stay few.
 func (m *metrics) observe(fn model.Function, trigger, outcome string, d time.Duration, cold bool) {
 	kind, _, _ := strings.Cut(trigger, ":")
-	m.invocations.WithLabelValues(fn.Namespace, fn.Name, kind, outcome).Inc()
-	m.byVersion.WithLabelValues(fn.Namespace, fn.Name, model.VersionString(fn.Version)).Inc()
+	name, own := m.names.label(fn.Namespace, fn.Name)
+	version := otherFunctions
+	if own {
+		version = model.VersionString(fn.Version)
+	}
+	m.invocations.WithLabelValues(fn.Namespace, name, kind, outcome).Inc()
+	m.byVersion.WithLabelValues(fn.Namespace, name, version).Inc()
 	if d > 0 {
-		m.duration.WithLabelValues(fn.Namespace, fn.Name).Observe(d.Seconds())
+		m.duration.WithLabelValues(fn.Namespace, name).Observe(d.Seconds())
 	}
 	if cold {
-		m.coldStarts.WithLabelValues(fn.Namespace, fn.Name).Inc()
+		m.coldStarts.WithLabelValues(fn.Namespace, name).Inc()
 	}
 }
 
