@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strconv"
@@ -131,8 +132,12 @@ var ErrNoWorkers = errors.New("no worker is available")
 
 // rank orders the targets that offer fn's runtime (any, for a function
 // that names none): warm instance of this revision first, then
-// by load (busy slots over slots), healthy ones only. Ties keep the
-// targets' order (local ones, then the source's by ID).
+// by load (busy slots over slots), healthy ones only. Ties are broken
+// by the function: the targets' order (local ones, then the source's by
+// ID) rotated by a hash of fn's instance key, so that a function's
+// cold starts among equally loaded workers go to the same one (its home,
+// while the set of workers holds) and different functions' to different
+// ones, instead of every cold start to the lowest ID.
 func (p *Placer) rank(fn model.Function) []Target {
 	type scored struct {
 		t    Target
@@ -163,6 +168,14 @@ func (p *Placer) rank(fn model.Function) []Target {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
 		s = append(s, scored{t, t.HasWarm(key, fn.Revision), load})
+	}
+	if n := len(s); n > 1 {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		r := int(h.Sum32() % uint32(n))
+		slices.Reverse(s[:r])
+		slices.Reverse(s[r:])
+		slices.Reverse(s)
 	}
 	slices.SortStableFunc(s, func(a, b scored) int {
 		if a.warm != b.warm {

@@ -84,11 +84,12 @@ func TestRefusalsFallThroughAndUnhealthyWorkersAreSkipped(t *testing.T) {
 }
 
 func TestWhenEveryWorkerIsFullTheRequestWaitsThenIsRefused(t *testing.T) {
-	full := &fakeTarget{id: "full", slots: 1, inUse: 1, healthy: true, refuse: worker.ErrNoCapacity}
-	other := &fakeTarget{id: "other", slots: 1, inUse: 1, healthy: true, refuse: worker.ErrNoCapacity}
-	p := New(fakeSource{full, other})
+	a := &fakeTarget{id: "a", slots: 1, inUse: 1, healthy: true, refuse: worker.ErrNoCapacity}
+	b := &fakeTarget{id: "b", slots: 1, inUse: 1, healthy: true, refuse: worker.ErrNoCapacity}
+	p := New(fakeSource{a, b})
+	full := p.rank(req().Function)[0].(*fakeTarget) // the one tried first
 	res, err := p.Invoke(context.Background(), req())
-	if err != nil || res.WorkerID != "full" || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
+	if err != nil || res.WorkerID != full.id || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
 		t.Fatalf("want a second offer to the first worker, waiting for a slot: %q %v (offers %d, wait %v)", res.WorkerID, err, full.invoked, full.waitSeen)
 	}
 	// An event from the queue waits at a worker too (behind any sync
@@ -98,7 +99,7 @@ func TestWhenEveryWorkerIsFullTheRequestWaitsThenIsRefused(t *testing.T) {
 	p.SlotWait = 0
 	queued := req()
 	queued.Queued = true
-	if res, err := p.Invoke(context.Background(), queued); err != nil || res.WorkerID != "full" || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
+	if res, err := p.Invoke(context.Background(), queued); err != nil || res.WorkerID != full.id || full.invoked != 2 || full.waitSeen != DefaultSlotWait {
 		t.Fatalf("a queued event: want a second offer waiting for a slot, got %q %v (offers %d, wait %v)", res.WorkerID, err, full.invoked, full.waitSeen)
 	}
 	p.SlotWait = 0

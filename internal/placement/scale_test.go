@@ -68,8 +68,43 @@ func TestTheWarmWorkerIsFirstAmongAThousand(t *testing.T) {
 	if id := order[0].Status().ID; id != "w0617" { // 12345 / 20
 		t.Fatalf("first is %s, want w0617, the one with an idle instance", id)
 	}
-	if id := order[1].Status().ID; id != "w0000" {
-		t.Fatalf("second is %s, want w0000 (all equally loaded: by ID)", id)
+	// The rest are equally loaded: in the order of their IDs from the
+	// function's home on (see rank), w0617 left out.
+	wraps := 0
+	for i := 2; i < len(order); i++ {
+		if prev, id := order[i-1].Status().ID, order[i].Status().ID; id < prev {
+			if wraps++; wraps > 1 || prev != "w0999" || id != "w0000" {
+				t.Fatalf("position %d: %s after %s", i, id, prev)
+			}
+		}
+	}
+}
+
+// Cold starts among idle workers spread over them by function, each
+// function going to the same worker every time, rather than all to the
+// lowest ID.
+func TestColdStartsSpreadByFunctionAmongIdleWorkers(t *testing.T) {
+	var src fakeSource
+	for i := range 10 {
+		src = append(src, &fakeTarget{id: fmt.Sprint("w", i), slots: 4, healthy: true})
+	}
+	p := New(src)
+	homes := map[string]int{}
+	for i := range 1000 {
+		fn := model.Function{FunctionConfig: model.FunctionConfig{Name: fmt.Sprint("fn-", i)}, Namespace: "default", Revision: 1}
+		first := p.rank(fn)[0].Status().ID
+		if again := p.rank(fn)[0].Status().ID; again != first {
+			t.Fatalf("%s: first %s, then %s", fn.Name, first, again)
+		}
+		homes[first]++
+	}
+	if len(homes) != 10 {
+		t.Fatalf("1,000 functions' homes are %d of 10 workers: %v", len(homes), homes)
+	}
+	for id, n := range homes {
+		if n > 200 { // 100 each on average
+			t.Fatalf("%s is the home of %d of 1,000 functions: %v", id, n, homes)
+		}
 	}
 }
 
