@@ -150,3 +150,22 @@ func (p *Prober) NotMember() string {
 	}
 	return ""
 }
+
+// ConfiguredSelf returns what the Raft configuration this node knows
+// says of it: the address the cluster reaches it at, whether it votes,
+// and the other servers' addresses. ok is false when the configuration
+// cannot be read or does not list this node.
+func (n *Node) ConfiguredSelf() (addr string, voter bool, others []string, ok bool) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return "", false, nil, false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.id {
+			addr, voter, ok = string(s.Address), s.Suffrage == raft.Voter, true
+		} else {
+			others = append(others, string(s.Address))
+		}
+	}
+	return addr, voter, others, ok
+}

@@ -87,6 +87,7 @@ func RunServer(ctx context.Context, opts Options) error {
 			return nil
 		}, nil),
 		p.l.service(func(ctx context.Context) error { registerSelf(ctx, p.cp, p.addr, log); return nil }, nil),
+		p.l.service(func(ctx context.Context) error { reannounce(ctx, p.cp, s.pool, p.addr, log); return nil }, nil),
 		p.l.service(func(ctx context.Context) error { catchUp(ctx, p.cp); return nil }, nil),
 		p.leadership(func(ctx context.Context) { leaderDuties(ctx, p.cp, s.token, opts.DataDir, log) }),
 		p.l.service(func(ctx context.Context) error { s.prober.Run(ctx); return nil }, nil),

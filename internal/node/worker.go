@@ -162,7 +162,7 @@ func (w *workerParts) serve() component {
 	return step{
 		start: func(ctx context.Context) error {
 			o := w.opts
-			agent = worker.NewAgent(w.worker, worker.AgentConfig{Servers: o.Servers, Resolve: w.dir.Internal, Advertise: o.Advertise, Pool: w.pool, PressureLimit: o.PressureLimit, Log: w.log})
+			agent = worker.NewAgent(w.worker, worker.AgentConfig{Servers: o.Servers, Resolve: w.dir.Internal, Forget: w.dir.Forget, Advertise: o.Advertise, Pool: w.pool, PressureLimit: o.PressureLimit, Log: w.log})
 			g = grpc.NewServer(grpc.Creds(credentials.NewTLS(w.ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
 				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 			agent.Register(g)
@@ -208,6 +208,14 @@ func (d *serverDirectory) Internal(apiAddr string) string {
 	d.known[apiAddr] = h.Internal
 	d.mu.Unlock()
 	return h.Internal
+}
+
+// Forget drops the internal address known for the server at apiAddr:
+// Internal asks it again.
+func (d *serverDirectory) Forget(apiAddr string) {
+	d.mu.Lock()
+	delete(d.known, apiAddr)
+	d.mu.Unlock()
 }
 
 // enrolWorker gets the worker its certificate from the first server that

@@ -31,7 +31,11 @@ type AgentConfig struct {
 	Servers []string // API addresses of the servers
 	// Resolve maps a server's API address to its internal address ("" if
 	// not known yet).
-	Resolve   func(apiAddr string) string
+	Resolve func(apiAddr string) string
+	// Forget drops what Resolve knows of a server that could not be
+	// reached, so that the next heartbeat asks it again where it is (a
+	// server restarted on a new internal address); nil for never.
+	Forget    func(apiAddr string)
 	Advertise string // the address servers reach this worker's RPC at
 	Pool      *rpc.Pool
 	// Interval between heartbeats; 0 for one second.
@@ -250,6 +254,8 @@ func (a *Agent) Heartbeats(ctx context.Context) {
 			cancel()
 			if err == nil {
 				serverID[s] = resp.ServerId
+			} else if status.Code(err) == codes.Unavailable && a.cfg.Forget != nil {
+				a.cfg.Forget(s)
 			}
 			switch {
 			case err != nil && (registered[s] || lastErr[s] != err.Error()):
