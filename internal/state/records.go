@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -9,11 +10,15 @@ import (
 	"nimbus/internal/model"
 )
 
-// recordIndex keeps records per function in insertion order (oldest first)
-// and by ID. Its methods need Store.mu held.
+// recordIndex keeps records per function in insertion order (oldest
+// first), by ID, and per namespace in a timeList (recordtime.go), which
+// finds a namespace's newest records without reading every one. Its
+// methods need Store.mu held. A record's *storedRecord is the same in
+// the three for as long as it is stored: an update overwrites it in place.
 type recordIndex struct {
-	byFunction map[string][]*model.Invocation
-	byID       map[string]*model.Invocation
+	byFunction map[string][]*storedRecord
+	byID       map[string]*storedRecord
+	byTime     map[string]*timeList   // by namespace
 	observe    func(model.Invocation) // called with each added record; must not block
 	// outcome is called with each added record whose status differs
 	// from the one of the record it replaces (or that is new); must not
@@ -22,7 +27,7 @@ type recordIndex struct {
 }
 
 func newRecordIndex() recordIndex {
-	return recordIndex{byFunction: map[string][]*model.Invocation{}, byID: map[string]*model.Invocation{}}
+	return recordIndex{byFunction: map[string][]*storedRecord{}, byID: map[string]*storedRecord{}, byTime: map[string]*timeList{}}
 }
 
 func (x *recordIndex) add(r model.Invocation) {
@@ -34,24 +39,21 @@ func (x *recordIndex) add(r model.Invocation) {
 		x.outcome(r)
 	}
 	r.Namespace = model.NamespaceOf(r.Namespace)
-	stored := &r
 	if ok {
-		// Newest last, and the records updated are the recent ones (an
-		// async event's, as it moves from queued to its outcome): look
-		// from the end.
-		list := x.byFunction[model.QualifiedName(old.Namespace, old.Function)]
-		for i := len(list) - 1; i >= 0; i-- {
-			if list[i] == old {
-				list[i] = stored
-				break
-			}
+		// In place: byFunction keeps it where it was (under its old
+		// function, should that change), byTime too unless it must move.
+		again := x.reindexTime(old, &r)
+		old.Invocation = r
+		if again {
+			x.indexTime(old)
 		}
-		x.byID[r.ID] = stored
 		return
 	}
+	stored := &storedRecord{Invocation: r}
 	x.byID[r.ID] = stored
 	qn := model.QualifiedName(r.Namespace, r.Function)
 	x.byFunction[qn] = append(x.byFunction[qn], stored)
+	x.indexTime(stored)
 }
 
 // prune applies retention as of now and returns the IDs it removed. A
@@ -70,13 +72,14 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 		if drop == 0 {
 			continue
 		}
-		var kept []*model.Invocation
+		var kept []*storedRecord
 		for _, r := range list[:drop] {
 			if keep(r.ID) {
 				kept = append(kept, r)
 				continue
 			}
 			delete(x.byID, r.ID)
+			x.unindexTime(r)
 			removed = append(removed, r.ID)
 		}
 		if len(kept) == 0 && drop == len(list) {
@@ -93,7 +96,7 @@ func (x *recordIndex) all() []model.Invocation {
 	out := make([]model.Invocation, 0, len(x.byID))
 	for _, list := range x.byFunction {
 		for _, r := range list {
-			out = append(out, *r)
+			out = append(out, r.Invocation)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
@@ -128,7 +131,7 @@ func (s *Store) Record(id string) (model.Invocation, error) {
 	if !ok {
 		return model.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
 	}
-	return *r, nil
+	return r.Invocation, nil
 }
 
 // RecordQuery selects invocation records. Zero fields match everything.
@@ -157,7 +160,12 @@ func (q RecordQuery) Matches(r *model.Invocation) bool {
 	return true
 }
 
-// Records returns the records matching q, newest first.
+// Records returns the records matching q, newest first: by start, and
+// records that started at the same instant by ID, the greatest first.
+// Without q.Function, it reads a namespace's (or with no q.Namespace,
+// each namespace's) records from the most recently indexed back, only
+// until no earlier one can be in the answer: with a limit, about the
+// page and the newer records the filters skip, not every record.
 func (s *Store) Records(q RecordQuery) []model.Invocation {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -165,82 +173,41 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 	// hold 100,000 records. With a limit, only the newest limit are kept
 	// as they are found (a heap whose root is the oldest kept), not all
 	// of them sorted.
-	var found []*model.Invocation
+	var found []*storedRecord
 	top := newestFirst{limit: q.Limit}
-	collect := func(list []*model.Invocation) {
-		for _, r := range list {
-			if !q.Matches(r) {
-				continue
-			}
-			if q.Limit > 0 {
-				top.offer(r)
-			} else {
-				found = append(found, r)
-			}
+	take := func(r *storedRecord) {
+		if q.Limit > 0 {
+			top.offer(r)
+		} else {
+			found = append(found, r)
 		}
 	}
-	if q.Function != "" {
-		collect(s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)])
-	} else {
-		for _, list := range s.records.byFunction {
-			collect(list)
+	switch {
+	case q.Function != "":
+		for _, r := range s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)] {
+			if q.Matches(&r.Invocation) {
+				take(r)
+			}
+		}
+	case q.Namespace != "":
+		s.records.byTime[q.Namespace].scan(q, &top, take)
+	default:
+		for _, l := range s.records.byTime {
+			l.scan(q, &top, take)
 		}
 	}
 	if q.Limit > 0 {
 		found = top.list
 	}
-	sort.SliceStable(found, func(i, j int) bool { return found[i].Start.After(found[j].Start) })
-	if q.Limit > 0 && len(found) > q.Limit {
-		found = found[:q.Limit]
-	}
+	slices.SortFunc(found, compareNewestFirst)
 	var out []model.Invocation
 	if len(found) > 0 {
 		out = make([]model.Invocation, len(found))
 		for i, r := range found {
-			out[i] = *r
+			out[i] = r.Invocation
 		}
 	}
 	return out
-}
-
-// newestFirst keeps the limit newest records offered: a min-heap by start
-// time, whose root is the oldest kept.
-type newestFirst struct {
-	limit int
-	list  []*model.Invocation
-}
-
-func (h *newestFirst) offer(r *model.Invocation) {
-	if len(h.list) < h.limit {
-		h.list = append(h.list, r)
-		for i := len(h.list) - 1; i > 0; { // sift up
-			p := (i - 1) / 2
-			if !h.list[i].Start.Before(h.list[p].Start) {
-				break
-			}
-			h.list[i], h.list[p] = h.list[p], h.list[i]
-			i = p
-		}
-		return
-	}
-	if !r.Start.After(h.list[0].Start) {
-		return // older than every record kept
-	}
-	h.list[0] = r
-	for i := 0; ; { // sift down
-		l, m := 2*i+1, i
-		if l < len(h.list) && h.list[l].Start.Before(h.list[m].Start) {
-			m = l
-		}
-		if l+1 < len(h.list) && h.list[l+1].Start.Before(h.list[m].Start) {
-			m = l + 1
-		}
-		if m == i {
-			return
-		}
-		h.list[i], h.list[m] = h.list[m], h.list[i]
-		i = m
-	}
 }
 
 // ObserveRecordOutcomes registers f to be called as ObserveRecords' are,
