@@ -3,20 +3,25 @@ package state
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"nimbus/internal/model"
 )
 
-// recordIndex keeps records per function in insertion order (oldest
-// first), by ID, and per namespace in a timeList (recordtime.go), which
-// finds a namespace's newest records without reading every one. Its
-// methods need Store.mu held. A record's *storedRecord is the same in
-// the three for as long as it is stored: an update overwrites it in place.
+// recordIndex keeps records per function, by ID, and per namespace in a
+// timeList (recordtime.go), which finds a namespace's newest records
+// without reading every one. Its methods need Store.mu held. A record's
+// *storedRecord is the same in the three for as long as it is stored: an
+// update overwrites it in place.
+//
+// A function's list is ordered by compareOldestFirst (start, then ID) at
+// all times, whatever order its records arrived or were restored in, so
+// that retention, which drops from its front, removes the same records
+// on every server: one that replayed the log and one that restored a
+// snapshot alike.
 type recordIndex struct {
-	byFunction map[string][]*storedRecord
+	byFunction map[string][]*storedRecord // by qualified name, oldest first
 	byID       map[string]*storedRecord
 	byTime     map[string]*timeList   // by namespace
 	observe    func(model.Invocation) // called with each added record; must not block
@@ -40,10 +45,17 @@ func (x *recordIndex) add(r model.Invocation) {
 	}
 	r.Namespace = model.NamespaceOf(r.Namespace)
 	if ok {
-		// In place: byFunction keeps it where it was (under its old
-		// function, should that change), byTime too unless it must move.
+		// In place: byFunction keeps it where it was unless its start or
+		// its function changes, byTime too unless it must move.
+		move := !old.Start.Equal(r.Start) || old.Namespace != r.Namespace || old.Function != r.Function
+		if move {
+			x.unindexFunction(old)
+		}
 		again := x.reindexTime(old, &r)
 		old.Invocation = r
+		if move {
+			x.indexFunction(old)
+		}
 		if again {
 			x.indexTime(old)
 		}
@@ -51,13 +63,53 @@ func (x *recordIndex) add(r model.Invocation) {
 	}
 	stored := &storedRecord{Invocation: r}
 	x.byID[r.ID] = stored
-	qn := model.QualifiedName(r.Namespace, r.Function)
-	x.byFunction[qn] = append(x.byFunction[qn], stored)
+	x.indexFunction(stored)
 	x.indexTime(stored)
 }
 
-// prune applies retention as of now and returns the IDs it removed. A
-// record for which keep reports true (an event still queued) stays.
+// compareOldestFirst orders records by start, then by ID: the order of a
+// function's list and of a snapshot's records. IDs are unique, so it is
+// a total order on the records stored.
+func compareOldestFirst(a, b *storedRecord) int {
+	if c := a.Start.Compare(b.Start); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// indexFunction inserts r in its function's list at its place by
+// compareOldestFirst: nearly always the end, as records mostly arrive
+// in start order.
+func (x *recordIndex) indexFunction(r *storedRecord) {
+	qn := model.QualifiedName(r.Namespace, r.Function)
+	list := x.byFunction[qn]
+	i := len(list)
+	if i > 0 && compareOldestFirst(list[i-1], r) > 0 {
+		i, _ = slices.BinarySearchFunc(list, r, compareOldestFirst)
+	}
+	x.byFunction[qn] = slices.Insert(list, i, r)
+}
+
+// unindexFunction removes r from its function's list (as r was indexed:
+// call it before r changes), and drops the list once it is empty.
+func (x *recordIndex) unindexFunction(r *storedRecord) {
+	qn := model.QualifiedName(r.Namespace, r.Function)
+	list := x.byFunction[qn]
+	i, _ := slices.BinarySearchFunc(list, r, compareOldestFirst) // found: the list is in order
+	if len(list) == 1 {
+		delete(x.byFunction, qn)
+		return
+	}
+	x.byFunction[qn] = slices.Delete(list, i, i+1)
+}
+
+// prune applies retention as of now and returns the IDs it removed,
+// sorted. Of each function's records, it removes the oldest (by
+// compareOldestFirst) beyond ret.PerFunction, then those that started
+// before now less ret.MaxAge. A record for which keep reports true (an
+// event still queued) stays, where it is in its list (and still counts
+// toward ret.PerFunction). The records removed depend only on the
+// records stored, ret, now and keep: not on the order they came in.
 func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id string) bool) []string {
 	var removed []string
 	cutoff := now.Add(-ret.MaxAge)
@@ -87,19 +139,27 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 			continue
 		}
 		// Copy so the dropped records' backing array can be collected.
+		// The kept records precede list[drop:] as they did: still in order.
 		x.byFunction[fn] = append(kept, list[drop:]...)
 	}
+	slices.Sort(removed)
 	return removed
 }
 
+// all returns every record, ordered by compareOldestFirst: the same on
+// every server that holds the same records. Restored in this order,
+// records are appended at the end of their function's list and of their
+// namespace's timeList, which is then in start order.
 func (x *recordIndex) all() []model.Invocation {
-	out := make([]model.Invocation, 0, len(x.byID))
-	for _, list := range x.byFunction {
-		for _, r := range list {
-			out = append(out, r.Invocation)
-		}
+	list := make([]*storedRecord, 0, len(x.byID))
+	for _, r := range x.byID {
+		list = append(list, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	slices.SortFunc(list, compareOldestFirst)
+	out := make([]model.Invocation, len(list))
+	for i, r := range list {
+		out[i] = r.Invocation
+	}
 	return out
 }
 
@@ -162,6 +222,8 @@ func (q RecordQuery) Matches(r *model.Invocation) bool {
 
 // Records returns the records matching q, newest first: by start, and
 // records that started at the same instant by ID, the greatest first.
+// With q.Function, it reads the function's list from its end (the
+// newest), until the page is full or records start before q.Since.
 // Without q.Function, it reads a namespace's (or with no q.Namespace,
 // each namespace's) records from the most recently indexed back, only
 // until no earlier one can be in the answer: with a limit, about the
@@ -174,32 +236,37 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 	// as they are found (a heap whose root is the oldest kept), not all
 	// of them sorted.
 	var found []*storedRecord
-	top := newestFirst{limit: q.Limit}
-	take := func(r *storedRecord) {
-		if q.Limit > 0 {
-			top.offer(r)
-		} else {
-			found = append(found, r)
-		}
-	}
-	switch {
-	case q.Function != "":
-		for _, r := range s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)] {
-			if q.Matches(&r.Invocation) {
-				take(r)
+	if q.Function != "" {
+		list := s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)]
+		for i := len(list) - 1; i >= 0 && !list[i].Start.Before(q.Since); i-- {
+			if q.Matches(&list[i].Invocation) {
+				found = append(found, list[i])
+				if len(found) == q.Limit {
+					break
+				}
 			}
 		}
-	case q.Namespace != "":
-		s.records.byTime[q.Namespace].scan(q, &top, take)
-	default:
-		for _, l := range s.records.byTime {
-			l.scan(q, &top, take)
+	} else {
+		top := newestFirst{limit: q.Limit}
+		take := func(r *storedRecord) {
+			if q.Limit > 0 {
+				top.offer(r)
+			} else {
+				found = append(found, r)
+			}
 		}
+		if q.Namespace != "" {
+			s.records.byTime[q.Namespace].scan(q, &top, take)
+		} else {
+			for _, l := range s.records.byTime {
+				l.scan(q, &top, take)
+			}
+		}
+		if q.Limit > 0 {
+			found = top.list
+		}
+		slices.SortFunc(found, compareNewestFirst)
 	}
-	if q.Limit > 0 {
-		found = top.list
-	}
-	slices.SortFunc(found, compareNewestFirst)
 	var out []model.Invocation
 	if len(found) > 0 {
 		out = make([]model.Invocation, len(found))

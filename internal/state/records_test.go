@@ -1,8 +1,11 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,4 +57,193 @@ func TestRecordsPageIsTheNewestThatMatch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Retention removes the same records on a store that replays every batch
+// as on one restored from a snapshot midway (a follower that installed
+// one): a function's records are ordered by start, then ID, whatever
+// order they arrived or were restored in, so the records kept and the
+// IDs removed are the same on both after every later batch. Records
+// arrive when they end (not in start order), some start at the same
+// instant, updates move their start (and a few their function), events
+// still queued are kept, and both caps bite.
+func TestRetentionRemovesTheSameRecordsAfterARestore(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 8))
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	replayed, restored := New(), New()
+	both := []*Store{replayed, restored}
+	// start is a start before now, out of arrival order: most within
+	// seconds, some on a coarse grid (so that some are equal), some
+	// minutes or hours before.
+	start := func() time.Time {
+		switch k := rnd.IntN(10); {
+		case k < 5:
+			return now.Add(-time.Duration(rnd.Int64N(int64(5 * time.Second))))
+		case k < 8:
+			return now.Truncate(time.Minute).Add(-time.Duration(rnd.IntN(3)) * time.Minute)
+		}
+		return now.Add(-time.Duration(rnd.Int64N(int64(2 * time.Hour))))
+	}
+	seq := 0
+	// newID is a UUIDv7-like ID (its time prefix is the record's start)
+	// or, for one in four, an ID out of time order (a caller's own).
+	newID := func(at time.Time) string {
+		seq++
+		if rnd.IntN(4) == 0 {
+			return fmt.Sprintf("x%08x-%d", rnd.Uint32(), seq)
+		}
+		return fmt.Sprintf("%012x-%04x-%d", at.UnixMilli(), rnd.IntN(0x10000), seq)
+	}
+	var ids []string
+	leased := map[string]uint64{}
+	var queued []string
+	function := func() string { return fmt.Sprintf("f%d", rnd.IntN(4)) }
+	namespace := func() string { return []string{"", "team-a"}[rnd.IntN(2)] }
+	removedTotal := 0
+	for step := 0; step < 400; step++ {
+		now = now.Add(time.Duration(rnd.Int64N(int64(time.Minute))))
+		var batch []model.Invocation
+		for range rnd.IntN(20) {
+			if len(ids) > 0 && rnd.IntN(4) == 0 {
+				r, err := replayed.Record(ids[rnd.IntN(len(ids))])
+				if err != nil {
+					continue
+				}
+				switch rnd.IntN(5) {
+				case 0, 1:
+					r.Start = r.Start.Add(time.Duration(rnd.Int64N(int64(10*time.Minute))) - 5*time.Minute)
+				case 2:
+					r.Start = start()
+				case 3:
+					r.Function = function()
+				}
+				r.Status = model.StatusFailed
+				batch = append(batch, r)
+				continue
+			}
+			at := start()
+			id := newID(at)
+			ids = append(ids, id)
+			batch = append(batch, model.Invocation{ID: id, Namespace: namespace(), Function: function(),
+				Status: model.StatusSuccess, Trigger: "sync", Start: at})
+		}
+		ret := model.Retention{PerFunction: 3 + rnd.IntN(8), MaxAge: time.Duration(1+rnd.IntN(3)) * time.Hour}
+		var removed [2][]string
+		for i, s := range both {
+			removed[i] = slices.Sorted(slices.Values(s.AddRecords(batch, nil, ret, now)))
+		}
+		if !slices.Equal(removed[0], removed[1]) {
+			t.Fatalf("step %d: the replayed store removed %v, the restored one %v", step, removed[0], removed[1])
+		}
+		removedTotal += len(removed[0])
+
+		// Events queued, leased and completed the same way on both.
+		for range rnd.IntN(3) {
+			at := now.Add(-time.Duration(rnd.Int64N(int64(time.Hour))))
+			id := newID(at)
+			ids = append(ids, id)
+			item := model.QueueItem{RequestID: id, Namespace: namespace(), Function: function(), Trigger: "async", EnqueuedAt: at}
+			if replayed.Enqueue([]model.QueueItem{item}) == 1 && restored.Enqueue([]model.QueueItem{item}) == 1 {
+				queued = append(queued, id)
+			}
+		}
+		for i := 0; i < len(queued); i++ {
+			id := queued[i]
+			epoch, ok := leased[id]
+			switch {
+			case ok && rnd.IntN(3) == 0:
+				it, _ := replayed.QueueItem(id)
+				rec := model.Invocation{Namespace: it.Namespace, Status: model.StatusSuccess, Start: start()}
+				for _, s := range both {
+					if err := s.Complete(id, epoch, rec); err != nil {
+						t.Fatal(err)
+					}
+				}
+				delete(leased, id)
+				queued[i] = queued[len(queued)-1]
+				queued = queued[:len(queued)-1]
+				i--
+			case !ok && rnd.IntN(3) == 0:
+				for _, s := range both {
+					e, err := s.Lease(id, now.Add(time.Hour), now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					leased[id] = e
+				}
+			}
+		}
+
+		if step == 150 || step == 300 {
+			var buf bytes.Buffer
+			if _, err := restored.Capture().WriteTo(&buf); err != nil {
+				t.Fatal(err)
+			}
+			restored = New()
+			if err := restored.Restore(&buf); err != nil {
+				t.Fatal(err)
+			}
+			both[1] = restored
+		}
+		want, got := functionRecordIDs(replayed), functionRecordIDs(restored)
+		if !reflect.DeepEqual(got, want) {
+			for fn := range want {
+				if !slices.Equal(got[fn], want[fn]) {
+					t.Fatalf("step %d: %s holds\n%v on the replayed store,\n%v on the restored one", step, fn, want[fn], got[fn])
+				}
+			}
+			t.Fatalf("step %d: the restored store holds functions %v, the replayed one %v", step, got, want)
+		}
+		for _, s := range both {
+			if err := checkFunctionLists(s); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			if err := checkTimeIndex(s); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+	}
+	if removedTotal < 500 {
+		t.Fatalf("retention removed only %d records: the test does not make it bite", removedTotal)
+	}
+}
+
+// functionRecordIDs is each function's record IDs in the order the store
+// holds them.
+func functionRecordIDs(s *Store) map[string][]string {
+	out := map[string][]string{}
+	for fn, list := range s.records.byFunction {
+		for _, r := range list {
+			out[fn] = append(out[fn], r.ID)
+		}
+	}
+	return out
+}
+
+// checkFunctionLists reports how the store's byFunction lists break
+// their contract, if they do: every record once, under its function,
+// the lists in compareOldestFirst order, none empty.
+func checkFunctionLists(s *Store) error {
+	x := &s.records
+	n := 0
+	for fn, list := range x.byFunction {
+		if len(list) == 0 {
+			return fmt.Errorf("%s: an empty list", fn)
+		}
+		for i, r := range list {
+			switch {
+			case model.QualifiedName(r.Namespace, r.Function) != fn:
+				return fmt.Errorf("%s: holds %s of %s", fn, r.ID, model.QualifiedName(r.Namespace, r.Function))
+			case x.byID[r.ID] != r:
+				return fmt.Errorf("%s: %s at %d is not the stored record", fn, r.ID, i)
+			case i > 0 && compareOldestFirst(list[i-1], r) >= 0:
+				return fmt.Errorf("%s: %s at %d is not after %s", fn, r.ID, i, list[i-1].ID)
+			}
+		}
+		n += len(list)
+	}
+	if n != len(x.byID) {
+		return fmt.Errorf("%d records listed by function, %d stored", n, len(x.byID))
+	}
+	return nil
 }

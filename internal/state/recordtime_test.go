@@ -180,6 +180,9 @@ func TestRecordsByTimeAnswerAsEveryRecordDoes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := checkFunctionLists(s); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
 		if err := checkTimeIndex(s); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
