@@ -618,14 +618,14 @@ func (g *Gateway) fillInvocations(r *http.Request, v *uiFunctionView, ns, functi
 	rq := state.RecordQuery{Namespace: ns, Function: function, Status: v.Filter.Status, Trigger: v.Filter.Trigger,
 		Since: time.Now().Add(-window), Limit: uiPageSize + 1}
 	if b, err := time.Parse(time.RFC3339Nano, q.Get("before")); err == nil {
-		rq.Before = b
+		rq.Before, rq.BeforeID = b, q.Get("before_id")
 	}
 	recs := g.records(rq)
 	if len(recs) > uiPageSize {
 		recs = recs[:uiPageSize]
 		base := r.URL.Path
 		v.Next = console.Link(base, "status", v.Filter.Status, "trigger", v.Filter.Trigger, "since", v.Filter.Since,
-			"before", recs[len(recs)-1].Start.Format(time.RFC3339Nano))
+			"before", recs[len(recs)-1].Start.Format(time.RFC3339Nano), "before_id", recs[len(recs)-1].ID)
 	}
 	v.Records = recs
 }

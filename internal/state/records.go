@@ -202,6 +202,12 @@ type RecordQuery struct {
 	Trigger   string    // "" for any; a kind ("source") also matches "source:NAME"
 	Since     time.Time // records that started at or after it
 	Before    time.Time // and before it (zero: no bound); a page of older records
+	// BeforeID, with Before, also admits the records that started at
+	// Before exactly whose ID is less: the page after one that ended
+	// with the record (Before, BeforeID), in the newest-first order
+	// (start, then ID, descending), so that records sharing a start are
+	// neither skipped nor shown twice.
+	BeforeID string
 	Limit     int       // 0 for no limit
 }
 
@@ -210,7 +216,7 @@ func (q RecordQuery) Matches(r *model.Invocation) bool {
 	if q.Status != "" && r.Status != q.Status || r.Start.Before(q.Since) || q.Namespace != "" && r.Namespace != q.Namespace {
 		return false
 	}
-	if !q.Before.IsZero() && !r.Start.Before(q.Before) {
+	if !q.Before.IsZero() && !r.Start.Before(q.Before) && !(q.BeforeID != "" && r.Start.Equal(q.Before) && r.ID < q.BeforeID) {
 		return false
 	}
 	if q.Trigger != "" && r.Trigger != q.Trigger {

@@ -247,3 +247,41 @@ func checkFunctionLists(s *Store) error {
 	}
 	return nil
 }
+
+// Paging by the last record's start and ID walks records that share a
+// start one page after another, none skipped and none twice, with or
+// without a function.
+func TestPagesOfRecordsSharingAStartSkipNone(t *testing.T) {
+	s := New()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var recs []model.Invocation
+	for i := range 25 {
+		start := at
+		if i%5 == 0 {
+			start = at.Add(-time.Second) // some older, the rest tied
+		}
+		recs = append(recs, model.Invocation{ID: fmt.Sprintf("r%02d", i), Namespace: "default", Function: "f", Status: model.StatusSuccess, Start: start})
+	}
+	s.AddRecords(recs, nil, model.Retention{PerFunction: 1000}, at)
+	for _, fn := range []string{"", "f"} {
+		seen := map[string]bool{}
+		q := RecordQuery{Namespace: "default", Function: fn, Limit: 4}
+		for pages := 0; ; pages++ {
+			page := s.Records(q)
+			if len(page) == 0 || pages > 10 {
+				break
+			}
+			for _, r := range page {
+				if seen[r.ID] {
+					t.Fatalf("function %q: %s shown twice", fn, r.ID)
+				}
+				seen[r.ID] = true
+			}
+			last := page[len(page)-1]
+			q.Before, q.BeforeID = last.Start, last.ID
+		}
+		if len(seen) != 25 {
+			t.Fatalf("function %q: %d of 25 records paged through", fn, len(seen))
+		}
+	}
+}
