@@ -208,7 +208,7 @@ type RecordQuery struct {
 	// (start, then ID, descending), so that records sharing a start are
 	// neither skipped nor shown twice.
 	BeforeID string
-	Limit     int       // 0 for no limit
+	Limit    int // 0 for no limit
 }
 
 // Matches reports whether r is one q asks for (q.Function aside).
