@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,10 @@ func TestTheAPIAnswersWhileTheStateLoads(t *testing.T) {
 	code, body = get(t, base+"/healthz")
 	if err := json.Unmarshal(body, &health); err != nil || code != http.StatusServiceUnavailable || health.Status != "starting" {
 		t.Errorf("/healthz while the state loads = %d %s, want 503 starting", code, body)
+	}
+	// A node looking for the cluster's servers is told to come back.
+	if _, err := discover(context.Background(), strings.TrimPrefix(base, "http://"), nil); err == nil || !strings.Contains(err.Error(), "is starting") {
+		t.Errorf("discover of a starting server: %v, want it is starting", err)
 	}
 
 	close(loading)
