@@ -44,6 +44,7 @@ type Config struct {
 	Save      string        `json:"-"`
 	Reads     int           `json:"reads"`
 	Kills     int           `json:"kills"`
+	Restarts  int           `json:"follower_restarts"`
 	Bin       string        `json:"-"`
 	Keep      bool          `json:"-"`
 }
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&cfg.Save, "save", "", "also write the result as JSON to this file as soon as it is measured, before the cluster is stopped")
 	flag.IntVar(&cfg.Reads, "reads", 100, "times each API read is timed")
 	flag.IntVar(&cfg.Kills, "kills", 3, "leader kills (failover rounds)")
+	flag.IntVar(&cfg.Restarts, "restarts", 1, "follower restarts (kill -9, start again, until /readyz answers 200), one after another")
 	flag.StringVar(&cfg.Bin, "bin", "", "nimbus binary (default: go build nimbus/cmd/nimbus)")
 	flag.StringVar(&format, "o", "table", "output: table or json")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the data directory and the logs")
@@ -104,8 +106,9 @@ type Result struct {
 	Lag           Lag            `json:"schedule_lag"`        // fires whose slot fell in the steady window
 	LagLoaded     Lag            `json:"schedule_lag_loaded"` // the other fires seen: during the invocations
 	Snapshot      Snapshot       `json:"snapshot"`
-	RestartS      float64        `json:"follower_restart_to_ready_s"`
-	Restart       Readiness      `json:"follower_restart"`
+	RestartS      float64        `json:"follower_restart_to_ready_s"` // the slowest restart's
+	Restart       Readiness      `json:"follower_restart"`            // the first
+	MoreRestarts  []Readiness    `json:"follower_restarts_more,omitempty"`
 	Failovers     []float64      `json:"failover_first_write_ms"`
 	FailoverP99MS float64        `json:"failover_p99_ms"`
 	Goals         []Goal         `json:"goals"`
@@ -254,13 +257,20 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	say("saving a snapshot through the leader...")
 	res.Snapshot = saveSnapshot(ctx, c, leader)
 	say("snapshot: %+v", res.Snapshot)
-	say("restarting follower %s...", follower.ID)
-	res.Restart, err = restart(ctx, api, follower)
-	if err != nil {
-		return nil, err
+	for k := range max(cfg.Restarts, 1) {
+		say("restarting follower %s...", follower.ID)
+		r, err := restart(ctx, api, follower)
+		if err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			res.Restart = r
+		} else {
+			res.MoreRestarts = append(res.MoreRestarts, r)
+		}
+		res.RestartS = max(res.RestartS, r.ReadyS)
+		say("follower restart: %+v", r)
 	}
-	res.RestartS = res.Restart.ReadyS
-	say("follower restart: %+v", res.Restart)
 	var fo []time.Duration
 	for k := range cfg.Kills {
 		l, err := waitWorkers(ctx, api, c, cfg.Workers, 5*time.Minute)

@@ -210,11 +210,72 @@ func dirSize(dir string) int64 {
 
 // Readiness is how a restarted server came back: when its API first
 // answered at all (/readyz with any status), when it was ready, and the
-// reasons its last answer before that gave.
+// reasons its last answer before that gave; then the phases its log gave
+// (seconds from the server's own start, so a little under the others).
 type Readiness struct {
 	FirstAnswerS float64  `json:"first_answer_s"`
 	ReadyS       float64  `json:"ready_s"`
 	LastReasons  []string `json:"last_reasons,omitempty"`
+	Phases       Phases   `json:"phases"`
+}
+
+// Phases are a server's start-up as its log tells it: the Raft state
+// loaded (raft.db and the snapshot store opened, the snapshot restored
+// into the state store, the log after it read), the server started
+// (serving from its state), and caught up with the cluster.
+type Phases struct {
+	RaftLoadedS   float64 `json:"raft_loaded_s"`
+	RaftOpenS     float64 `json:"raft_open_s"`
+	RestoreS      float64 `json:"snapshot_restore_s"`
+	SnapshotBytes int64   `json:"snapshot_bytes"`
+	EntriesAfter  int64   `json:"log_entries_after_snapshot"`
+	StartedS      float64 `json:"started_s"`
+	CaughtUpS     float64 `json:"caught_up_s"`
+}
+
+// phasesOf reads the phases from a server's log lines (log/slog's text
+// form), from the start of the last start-up in them.
+func phasesOf(log string) Phases {
+	var ph Phases
+	if i := strings.LastIndex(log, `msg="raft state loaded"`); i >= 0 {
+		line, _, _ := strings.Cut(log[i:], "\n")
+		ph.RaftLoadedS, ph.RaftOpenS, ph.RestoreS = logSeconds(line, "took"), logSeconds(line, "open"), logSeconds(line, "restore")
+		ph.SnapshotBytes = logInt(line, "snapshot_bytes")
+		ph.EntriesAfter = max(logInt(line, "last_index")-logInt(line, "snapshot_index"), 0)
+		log = log[i:]
+	}
+	if i := strings.Index(log, `msg="nimbus server started"`); i >= 0 {
+		line, _, _ := strings.Cut(log[i:], "\n")
+		ph.StartedS = logSeconds(line, "took")
+	}
+	if i := strings.Index(log, `msg="caught up with the cluster"`); i >= 0 {
+		line, _, _ := strings.Cut(log[i:], "\n")
+		ph.CaughtUpS = logSeconds(line, "after_start")
+	}
+	return ph
+}
+
+// logField is the value of key=value in a log line, "" if absent.
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v, _, _ := strings.Cut(line[i+len(key)+2:], " ")
+	return v
+}
+
+func logSeconds(line, key string) float64 {
+	d, err := time.ParseDuration(logField(line, key))
+	if err != nil {
+		return 0
+	}
+	return stats.Round(d.Seconds())
+}
+
+func logInt(line, key string) int64 {
+	n, _ := strconv.ParseInt(logField(line, key), 10, 64)
+	return n
 }
 
 // ready polls addr's /readyz every 20 ms from t0 until it answers 200.
@@ -258,11 +319,34 @@ func restart(ctx context.Context, api *cluster.API, p *cluster.Proc) (Readiness,
 	if err := p.Reaped(); err != nil {
 		return Readiness{}, err
 	}
+	logged := int64(0)
+	if fi, err := os.Stat(p.Log); err == nil {
+		logged = fi.Size()
+	}
 	t0 := time.Now()
 	if err := p.Start(); err != nil {
 		return Readiness{}, err
 	}
-	return ready(ctx, api, p.API, t0, 5*time.Minute)
+	r, err := ready(ctx, api, p.API, t0, 5*time.Minute)
+	if err != nil {
+		return r, err
+	}
+	// The catch-up is logged once the check that saw it returns: a
+	// moment after /readyz said so.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if b, err := os.ReadFile(p.Log); err == nil && int64(len(b)) > logged {
+			r.Phases = phasesOf(string(b[logged:]))
+		}
+		if r.Phases.CaughtUpS > 0 || time.Now().After(deadline) {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // failover kills the leader and times until a survivor accepts a write

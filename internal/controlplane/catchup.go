@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrCatchingUp is the answer of a server whose state has not yet been
@@ -33,7 +34,9 @@ func (n *Node) CaughtUp() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), leaderWait)
 			defer cancel()
 			if n.ConsistentRead(ctx) == nil {
-				n.caughtUp.Store(true)
+				if !n.caughtUp.Swap(true) {
+					n.log.Info("caught up with the cluster", "after_start", time.Since(n.began).Round(time.Millisecond))
+				}
 			}
 		}()
 	}

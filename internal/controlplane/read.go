@@ -176,6 +176,8 @@ type appliedFSM struct {
 	last     atomic.Uint64
 	restored atomic.Bool // a snapshot was restored and nothing applied since
 	budget   *logBudget  // told of each snapshot, and its size
+	// restoreTook is how long the last Restore took, in nanoseconds.
+	restoreTook atomic.Int64
 }
 
 // Snapshot starts a snapshot: the log stored from here on counts
@@ -197,7 +199,9 @@ func (a *appliedFSM) Apply(l *raft.Log) any {
 }
 
 func (a *appliedFSM) Restore(r io.ReadCloser) error {
+	began := time.Now()
 	err := a.FSM.Restore(r)
+	a.restoreTook.Store(int64(time.Since(began)))
 	a.restored.Store(true)
 	return err
 }

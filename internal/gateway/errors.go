@@ -116,7 +116,8 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, worker.ErrNoCapacity), errors.Is(err, placement.ErrConcurrencyLimit):
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case errors.Is(err, controlplane.ErrNotLeader), errors.Is(err, worker.ErrClosed), errors.Is(err, placement.ErrNoWorkers),
-		errors.Is(err, blob.ErrQuorum), errors.Is(err, controlplane.ErrNotMember), errors.Is(err, controlplane.ErrCatchingUp):
+		errors.Is(err, blob.ErrQuorum), errors.Is(err, controlplane.ErrNotMember), errors.Is(err, controlplane.ErrCatchingUp),
+		errors.Is(err, ErrStarting):
 		return http.StatusServiceUnavailable, "ServiceUnavailable"
 	case datadir.IsFull(err):
 		return http.StatusInsufficientStorage, "InsufficientStorage"

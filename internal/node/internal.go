@@ -91,10 +91,14 @@ func discover(ctx context.Context, apiAddr string, tlsCfg *tls.Config) (serverHe
 	}
 	defer resp.Body.Close()
 	var body struct {
+		Status string        `json:"status"`
 		Server *serverHealth `json:"server"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return serverHealth{}, fmt.Errorf("%s/healthz: %w", apiAddr, err)
+	}
+	if body.Server == nil && body.Status == "starting" { // see gateway.Starting
+		return serverHealth{}, fmt.Errorf("%s is starting (loading its state); retry shortly", apiAddr)
 	}
 	if body.Server == nil || body.Server.Internal == "" {
 		return serverHealth{}, fmt.Errorf("%s is not a Nimbus server of a cluster", apiAddr)

@@ -253,15 +253,59 @@ func (p *parts) leadership(duties func(ctx context.Context)) component {
 }
 
 // serveAPI serves the gateway on the API listener, over TLS when asked
-// (http2 says whether to offer HTTP/2 there). A Serve error stops the
-// node; stopping lets in-flight requests finish within the grace period,
-// then cuts them off.
+// (http2 says whether to offer HTTP/2 there), from its start, once the
+// gateway is built. A Serve error stops the node; stopping lets
+// in-flight requests finish within the grace period, then cuts them off.
 func (p *parts) serveAPI(http2 bool) component {
+	a := p.apiServer(http2)
+	return step{
+		start: func(ctx context.Context) error {
+			a.starting.Serve(p.gw)
+			return a.open(ctx)
+		},
+		stop: a.serve.Stop,
+	}
+}
+
+// serveAPIEarly serves the API as serveAPI does, but from open's start,
+// right after the listener: until handOver's start places the gateway,
+// it answers as a starting server (gateway.Starting), so that a server
+// loading a large state answers at once. handOver goes where serveAPI
+// would: its stop is the graceful one; open's stop only ends the serving
+// when the node stops before handOver started.
+func (p *parts) serveAPIEarly(http2 bool) (open, handOver component) {
+	a := p.apiServer(http2)
+	open = step{start: a.open, stop: a.serve.Stop}
+	handOver = step{
+		start: func(context.Context) error {
+			a.starting.Serve(p.gw)
+			return nil
+		},
+		stop: a.serve.Stop,
+	}
+	return open, handOver
+}
+
+// apiServing is the API's HTTP server over the node's listener.
+type apiServing struct {
+	starting *gateway.Starting // the server's handler
+	serve    component         // runs Serve; stopping it shuts the server down (once)
+	open     func(ctx context.Context) error
+}
+
+// apiServer makes the API's server: its handler a gateway.Starting
+// (with no gateway until its Serve), open wraps the listener in TLS when
+// asked and starts serve, and serve's stop shuts the server down,
+// letting in-flight requests finish within the stop's context (a second
+// stop finds nothing left to do).
+func (p *parts) apiServer(http2 bool) *apiServing {
+	a := &apiServing{starting: gateway.NewStarting(p.log.With("subsystem", "gateway"))}
 	srv := &http.Server{
+		Handler:           a.starting,
 		ReadHeaderTimeout: p.opts.Timeouts.header(),
 		IdleTimeout:       2 * time.Minute,
 	}
-	serve := p.l.service(func(context.Context) error {
+	a.serve = p.l.service(func(context.Context) error {
 		if err := srv.Serve(p.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("API server: %w", err)
 		}
@@ -272,28 +316,25 @@ func (p *parts) serveAPI(http2 bool) component {
 		}
 		return nil
 	})
-	return step{
-		start: func(ctx context.Context) error {
-			srv.Handler = p.gw
-			srv.ErrorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)
-			if p.opts.TLS.Enabled() {
-				cfg, certFile, err := p.opts.TLS.serverConfig(p.opts.DataDir, p.addr)
-				if err != nil {
-					return err
-				}
-				if http2 {
-					var protocols http.Protocols
-					protocols.SetHTTP1(true)
-					protocols.SetHTTP2(true)
-					srv.Protocols = &protocols
-				}
-				p.ln = tls.NewListener(p.ln, cfg)
-				p.log.Info("serving the API over TLS", "certificate", certFile)
+	a.open = func(ctx context.Context) error {
+		srv.ErrorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)
+		if p.opts.TLS.Enabled() {
+			cfg, certFile, err := p.opts.TLS.serverConfig(p.opts.DataDir, p.addr)
+			if err != nil {
+				return err
 			}
-			return serve.Start(ctx)
-		},
-		stop: serve.Stop,
+			if http2 {
+				var protocols http.Protocols
+				protocols.SetHTTP1(true)
+				protocols.SetHTTP2(true)
+				srv.Protocols = &protocols
+			}
+			p.ln = tls.NewListener(p.ln, cfg)
+			p.log.Info("serving the API over TLS", "certificate", certFile)
+		}
+		return a.serve.Start(ctx)
 	}
+	return a
 }
 
 // scheme is the API's URL scheme.

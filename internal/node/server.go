@@ -19,11 +19,13 @@ import (
 	"nimbus/internal/auth"
 	"nimbus/internal/blob"
 	"nimbus/internal/controlplane"
+	"nimbus/internal/deps"
 	"nimbus/internal/fsm"
 	"nimbus/internal/gateway"
 	"nimbus/internal/model"
 	"nimbus/internal/pki"
 	"nimbus/internal/placement"
+	"nimbus/internal/pycheck"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
 )
@@ -52,6 +54,10 @@ func RunServer(ctx context.Context, opts Options) error {
 	p := newParts(opts, log)
 	p.scanPolicy = scanPolicy
 	s := &serverParts{parts: p}
+	// The API answers from just after it listens, "starting" until the
+	// state is loaded (gateway.Starting): a large state takes seconds.
+	openAPI, handOverAPI := p.serveAPIEarly(true)
+	began := time.Now()
 	return p.l.run(ctx, log,
 		starting(func(context.Context) error {
 			if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
@@ -68,20 +74,22 @@ func RunServer(ctx context.Context, opts Options) error {
 			return nil
 		}),
 		p.apiListener(),
+		openAPI,
 		starting(func(context.Context) error { return serverIdentity(s.ident, opts, p.addr, log) }),
 		s.internalPort(),
 		step{
 			start: func(context.Context) error { s.pool = rpc.NewPool(s.ident); return nil },
 			stop:  func(context.Context) error { s.pool.Close(); return nil },
 		},
+		s.checks(),
 		s.controlPlane(),
 		s.controlRPC(),
 		p.api(func() apiSettings {
 			set := p.settings()
-			set.checker, set.builder, s.closeChecker = serverChecker(opts, p.scanDir, log)
+			set.checker, set.builder = s.checkers()
 			return set
-		}, func() *placement.Placer { return placement.New(s.registry) }, s.gatewayConfig, func() { s.closeChecker() }),
-		p.serveAPI(true),
+		}, func() *placement.Placer { return placement.New(s.registry) }, s.gatewayConfig),
+		handOverAPI,
 		p.l.service(func(ctx context.Context) error {
 			joinCluster(ctx, p.cp, s.pool, s.ident, opts, p.addr, s.token, log)
 			return nil
@@ -97,7 +105,8 @@ func RunServer(ctx context.Context, opts Options) error {
 		}, nil),
 		banner(func() {
 			fmt.Fprintf(opts.out(), "Nimbus server %s is running.\n\n  API:       "+p.scheme()+"://%s\n  Internal:  %s (Raft and internal RPC, mutual TLS)\n  Data:      %s\n\n", opts.NodeID, p.addr, p.cp.RaftAddr(), opts.DataDir)
-			log.Info("nimbus server started", "api", p.addr, "raft", p.cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join)
+			log.Info("nimbus server started", "api", p.addr, "raft", p.cp.RaftAddr(), "bootstrap_expect", opts.BootstrapExpect, "join", opts.Join,
+				"took", time.Since(began).Round(time.Millisecond))
 		}, nil),
 	)
 }
@@ -105,14 +114,54 @@ func RunServer(ctx context.Context, opts Options) error {
 // serverParts are what only a server of a cluster builds.
 type serverParts struct {
 	*parts
-	token        string // the cluster's bootstrap key, "" if none
-	ident        *pki.Identity
-	mux          *pki.Mux
-	raftAddr     net.Addr // advertised
-	pool         *rpc.Pool
-	prober       *controlplane.Prober
-	registry     *placement.Registry
+	token    string // the cluster's bootstrap key, "" if none
+	ident    *pki.Identity
+	mux      *pki.Mux
+	raftAddr net.Addr // advertised
+	pool     *rpc.Pool
+	prober   *controlplane.Prober
+	registry *placement.Registry
+
+	// The internal port's listeners, one per protocol, all made before
+	// the port serves (see internalPort).
+	raftLn, grpcLn, enrolLn net.Listener
+
+	// What checks builds in the background: closed checked once checker,
+	// builder and closeChecker are set (see checkers).
+	checked      chan struct{}
+	checker      *pycheck.Checker
+	builder      *deps.Builder
 	closeChecker func()
+}
+
+// checks finds Python and builds the sandbox executor that deploys are
+// compile-checked in and dependencies built in (serverChecker), in the
+// background: process starts and cgroup set-up, hundreds of milliseconds
+// that need nothing of the state, so they overlap the loading of the
+// Raft state that follows. Stopping waits for them and closes the
+// executor.
+func (s *serverParts) checks() component {
+	return step{
+		start: func(context.Context) error {
+			s.checked = make(chan struct{})
+			go func() {
+				defer close(s.checked)
+				s.checker, s.builder, s.closeChecker = serverChecker(s.opts, s.scanDir, s.log)
+			}()
+			return nil
+		},
+		stop: func(context.Context) error {
+			<-s.checked
+			s.closeChecker()
+			return nil
+		},
+	}
+}
+
+// checkers waits for what checks builds and returns it.
+func (s *serverParts) checkers() (*pycheck.Checker, *deps.Builder) {
+	<-s.checked
+	return s.checker, s.builder
 }
 
 // internalPort listens on the internal address (--raft) for Raft, the
@@ -137,6 +186,15 @@ func (s *serverParts) internalPort() component {
 			}
 			s.raftAddr = adv
 			s.mux = pki.NewMux(iln, s.ident.ServerConfig(true, []string{pki.ProtoRaft, pki.ProtoGRPC}, pki.RoleServer, pki.RoleWorker), s.log.With("subsystem", "internal"))
+			// Every protocol's listener exists before the port serves (as
+			// pki.Mux requires): a connection that arrives while the Raft
+			// state loads waits in its listener until its server starts.
+			// Made later, the workers' connections were handshaken, then
+			// closed for want of a protocol, and dialled again: with a
+			// thousand workers, a storm of TLS handshakes beside the load.
+			s.raftLn = s.mux.Listener(pki.ProtoRaft)
+			s.grpcLn = s.mux.Listener(pki.ProtoGRPC)
+			s.enrolLn = s.mux.Listener(pki.ProtoEnrol)
 			return serve.Start(ctx)
 		},
 		stop: serve.Stop,
@@ -148,7 +206,7 @@ func (s *serverParts) internalPort() component {
 func (s *serverParts) controlPlane() component {
 	return step{
 		start: func(context.Context) error {
-			stream := &raftStream{Listener: s.mux.Listener(pki.ProtoRaft), advertise: s.raftAddr, id: s.ident, log: s.log.With("subsystem", "raft")}
+			stream := &raftStream{Listener: s.raftLn, advertise: s.raftAddr, id: s.ident, log: s.log.With("subsystem", "raft")}
 			transport := raft.NewNetworkTransport(stream, 3, 10*time.Second, os.Stderr)
 			cp, err := controlplane.Start(controlplane.Config{
 				NodeID: s.opts.NodeID, DataDir: s.opts.DataDir, Transport: transport, RPC: s.pool,
@@ -165,17 +223,14 @@ func (s *serverParts) controlPlane() component {
 // enrolment on the internal port, with the worker registry that the
 // workers' heartbeats feed.
 func (s *serverParts) controlRPC() component {
-	var (
-		grpcServer *grpc.Server
-		enrolLn    net.Listener
-	)
+	var grpcServer *grpc.Server
 	control := s.l.service(func(context.Context) error {
-		return grpcServer.Serve(s.mux.Listener(pki.ProtoGRPC))
+		return grpcServer.Serve(s.grpcLn)
 	}, func(context.Context) error { grpcServer.Stop(); return nil })
 	enrol := s.l.service(func(context.Context) error {
 		srv := &pki.EnrolServer{Identity: s.ident, Authorize: enrolAuthorizer(s.cp.Store(), s.token), Log: s.log.With("subsystem", "enrol")}
-		return srv.Serve(enrolLn)
-	}, func(context.Context) error { return enrolLn.Close() })
+		return srv.Serve(s.enrolLn)
+	}, func(context.Context) error { return s.enrolLn.Close() })
 	return step{
 		start: func(ctx context.Context) error {
 			s.prober = controlplane.NewProber(s.cp)
@@ -183,7 +238,6 @@ func (s *serverParts) controlRPC() component {
 			svc := controlplane.NewService(s.cp, s.addr, s.blobs, s.registry)
 			grpcServer = grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 			svc.Register(grpcServer)
-			enrolLn = s.mux.Listener(pki.ProtoEnrol)
 			control.Start(ctx)
 			return enrol.Start(ctx)
 		},

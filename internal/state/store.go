@@ -458,8 +458,12 @@ func ReadSnapshot(r io.Reader) (*Snapshot, error) {
 	}
 	switch version {
 	case 1, 2:
+		body, err := io.ReadAll(br)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot version %d: %w", version, err)
+		}
 		var snap Snapshot
-		if err := json.NewDecoder(br).Decode(&snap); err != nil {
+		if err := decodeSnapshot(body, &snap); err != nil {
 			return nil, fmt.Errorf("snapshot version %d: %w", version, err)
 		}
 		return &snap, nil

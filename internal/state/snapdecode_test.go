@@ -1,0 +1,141 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"nimbus/internal/model"
+)
+
+// bigSnapshot is a snapshot with more elements in its large sections than
+// one decoding task takes, and strings that look like JSON's structure.
+func bigSnapshot(n int) *Snapshot {
+	at := time.Date(2026, 12, 7, 6, 0, 0, 123456789, time.UTC)
+	snap := &Snapshot{QueueSeq: 42, Settings: map[string]string{"a": `b"}],{`}, MetricsNow: at}
+	for i := range n {
+		name := fmt.Sprintf("f%06d", i)
+		snap.Functions = append(snap.Functions, &model.Function{FunctionConfig: model.FunctionConfig{Name: name, Runtime: "python3.13",
+			Handler: `main.handler "[{\"x\"}]"`, MemoryMB: 128, Env: map[string]string{"K": "v\\\"]}"}}, Namespace: "default", CreatedAt: at})
+		snap.Records = append(snap.Records, model.Invocation{ID: fmt.Sprintf("r%d", i), Function: name, Start: at, LogTail: "END\n\t\"}]\u2028"})
+		if i%3 == 0 {
+			snap.Metrics = append(snap.Metrics, model.MetricHistory{Namespace: "default", Function: name})
+		}
+		if i%7 == 0 {
+			snap.Audit = append(snap.Audit, model.AuditEntry{Action: "PUT /v1/functions/" + name, KeyID: "k1", Time: at})
+		}
+	}
+	snap.Keys = []*model.Key{{ID: "k1", Role: "admin"}}
+	snap.DeadLetters = []*model.DeadLetter{}
+	return snap
+}
+
+func encodeBody(t *testing.T, snap *Snapshot) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := snap.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := bytes.Cut(b.Bytes(), []byte("\n"))
+	return body
+}
+
+// decodeBoth decodes body with decodeSnapshot and with a json.Decoder
+// (as snapshots were decoded before), and fails unless they agree (both
+// failing counts).
+func decodeBoth(t *testing.T, body []byte) {
+	t.Helper()
+	var got, want Snapshot
+	gotErr := decodeSnapshot(body, &got)
+	wantErr := json.NewDecoder(bytes.NewReader(body)).Decode(&want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("decodeSnapshot error %v, json.Decoder error %v, of %.200q", gotErr, wantErr, body)
+	}
+	if gotErr == nil && !reflect.DeepEqual(&got, &want) {
+		t.Fatalf("decodeSnapshot and json.Decoder differ on %.200q", body)
+	}
+}
+
+func TestTheParallelDecodeOfASnapshotIsEncodingJSONs(t *testing.T) {
+	t.Run("a release's snapshot", func(t *testing.T) {
+		v1, err := os.ReadFile(releaseSnapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decodeBoth(t, v1)
+	})
+	t.Run("a snapshot whose sections take many tasks, strings full of brackets and quotes", func(t *testing.T) {
+		decodeBoth(t, encodeBody(t, bigSnapshot(3*elementsPerTask+17)))
+	})
+	for _, c := range []struct{ name, body string }{
+		{"an empty object", `{}`},
+		{"white space everywhere", " \n{ \"functions\" :\t[ {\"name\":\"a\"} ,\r\n{\"name\":\"b\"} ] , \"queue_seq\" : 3 }\n"},
+		{"null sections", `{"functions":null,"records":null,"settings":null,"audit":[]}`},
+		{"a null element", `{"functions":[null,{"name":"a"}]}`},
+		{"keys of another case, which encoding/json matches", `{"Functions":[{"name":"a"}],"QUEUE_SEQ":1}`},
+		{"one field twice", `{"functions":[{"name":"a"}],"Functions":[{"name":"b"}]}`},
+		{"an escaped key", `{"function\u0073":[{"name":"a"}]}`},
+		{"unknown sections", `{"later":{"x":[1,2,{"y":"]"}]},"functions":[]}`},
+		{"trailing data after the object", `{"queue_seq":1} {"queue_seq":2}`},
+		{"a truncated object", `{"functions":[{"name":"a"}`},
+		{"a truncated string", `{"functions":[{"name":"a`},
+		{"a missing comma between members", `{"queue_seq":1 "functions":[]}`},
+		{"a missing comma between elements", `{"functions":[{"name":"a"} {"name":"b"}]}`},
+		{"a bad element", `{"functions":[{"name":"a"},{"name":}]}`},
+		{"an element of the wrong type", `{"functions":[{"name":"a"},7]}`},
+		{"a section of the wrong type", `{"functions":{"name":"a"}}`},
+		{"brackets that do not match", `{"functions":[{"name":"a"]}]}`},
+		{"not an object", `[1,2]`},
+		{"nothing", ``},
+	} {
+		t.Run(c.name, func(t *testing.T) { decodeBoth(t, []byte(c.body)) })
+	}
+}
+
+func TestARestoredSnapshotRestoresTheSameState(t *testing.T) {
+	var b bytes.Buffer
+	if _, err := bigSnapshot(2*elementsPerTask + 1).WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	written := b.String()
+	s := New()
+	if err := s.Restore(strings.NewReader(written)); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if _, err := s.Capture().WriteTo(&again); err != nil {
+		t.Fatal(err)
+	}
+	if again.Len() == 0 || len(s.Capture().Functions) != 2*elementsPerTask+1 {
+		t.Fatalf("restored %d functions, want %d", len(s.Capture().Functions), 2*elementsPerTask+1)
+	}
+}
+
+// BenchmarkRestore restores a snapshot of 20,000 functions and as many
+// invocation records (SNAPSHOT=path: a state.bin instead).
+func BenchmarkRestore(b *testing.B) {
+	var data []byte
+	if p := os.Getenv("SNAPSHOT"); p != "" {
+		var err error
+		if data, err = os.ReadFile(p); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		var buf bytes.Buffer
+		if _, err := bigSnapshot(20000).WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+		data = buf.Bytes()
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if err := New().Restore(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
