@@ -23,8 +23,25 @@ import (
 type recordIndex struct {
 	byFunction map[string][]*storedRecord // by qualified name, oldest first
 	byID       map[string]*storedRecord
-	byTime     map[string]*timeList   // by namespace
-	observe    func(model.Invocation) // called with each added record; must not block
+	byTime     map[string]*timeList // by namespace
+	// grown are the functions whose lists may hold more than the
+	// retention cap: those a record was inserted into since the last
+	// prune, and those a prune left over the cap (records of queued
+	// events kept). Every other function is within the cap of sweptRet,
+	// so prune looks at these only, not at every function (5-6 ms a
+	// batch under the store's lock with 100,000 functions holding
+	// records). A restore inserts every record, so after one every
+	// function is here: pruning a function within the cap removes
+	// nothing, so that server removes what one that replayed the log
+	// does.
+	grown map[string]bool
+	// sweptMinute and sweptRet are the batch minute (Unix minutes) and
+	// the retention of the last prune that looked at every function
+	// (see prune); kept in snapshots, so that every server sweeps at the
+	// same batches.
+	sweptMinute int64
+	sweptRet    model.Retention
+	observe     func(model.Invocation) // called with each added record; must not block
 	// outcome is called with each added record whose status differs
 	// from the one of the record it replaces (or that is new); must not
 	// block.
@@ -32,7 +49,7 @@ type recordIndex struct {
 }
 
 func newRecordIndex() recordIndex {
-	return recordIndex{byFunction: map[string][]*storedRecord{}, byID: map[string]*storedRecord{}, byTime: map[string]*timeList{}}
+	return recordIndex{byFunction: map[string][]*storedRecord{}, byID: map[string]*storedRecord{}, byTime: map[string]*timeList{}, grown: map[string]bool{}}
 }
 
 func (x *recordIndex) add(r model.Invocation) {
@@ -88,6 +105,7 @@ func (x *recordIndex) indexFunction(r *storedRecord) {
 		i, _ = slices.BinarySearchFunc(list, r, compareOldestFirst)
 	}
 	x.byFunction[qn] = slices.Insert(list, i, r)
+	x.grown[qn] = true
 }
 
 // unindexFunction removes r from its function's list (as r was indexed:
@@ -109,16 +127,34 @@ func (x *recordIndex) unindexFunction(r *storedRecord) {
 // before now less ret.MaxAge. A record for which keep reports true (an
 // event still queued) stays, where it is in its list (and still counts
 // toward ret.PerFunction). The records removed depend only on the
-// records stored, ret, now and keep: not on the order they came in.
+// records stored, ret, now, keep and the last sweep (sweptMinute,
+// sweptRet): not on the order they came in.
+//
+// Ages are applied by a sweep over every function, in the first batch of
+// each minute (of now) and whenever ret changes; the cap in between only
+// to the functions that grew (see grown). So a record older than MaxAge
+// may stay up to a minute of batches longer, alike on every server.
 func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id string) bool) []string {
 	var removed []string
+	minute := now.Unix() / 60
+	sweep := minute != x.sweptMinute || ret != x.sweptRet
+	fns := x.grown
+	if sweep {
+		x.sweptMinute, x.sweptRet = minute, ret
+		fns = make(map[string]bool, len(x.byFunction))
+		for fn := range x.byFunction {
+			fns[fn] = true
+		}
+	}
+	x.grown = map[string]bool{}
 	cutoff := now.Add(-ret.MaxAge)
-	for fn, list := range x.byFunction {
+	for fn := range fns {
+		list := x.byFunction[fn]
 		drop := 0
 		if ret.PerFunction > 0 && len(list) > ret.PerFunction {
 			drop = len(list) - ret.PerFunction
 		}
-		for drop < len(list) && ret.MaxAge > 0 && list[drop].Start.Before(cutoff) {
+		for sweep && drop < len(list) && ret.MaxAge > 0 && list[drop].Start.Before(cutoff) {
 			drop++
 		}
 		if drop == 0 {
@@ -141,6 +177,9 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 		// Copy so the dropped records' backing array can be collected.
 		// The kept records precede list[drop:] as they did: still in order.
 		x.byFunction[fn] = append(kept, list[drop:]...)
+		if len(kept) > 0 && ret.PerFunction > 0 && len(x.byFunction[fn]) > ret.PerFunction {
+			x.grown[fn] = true // over the cap still: look again next time
+		}
 	}
 	slices.Sort(removed)
 	return removed

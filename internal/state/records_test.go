@@ -100,8 +100,15 @@ func TestRetentionRemovesTheSameRecordsAfterARestore(t *testing.T) {
 	function := func() string { return fmt.Sprintf("f%d", rnd.IntN(4)) }
 	namespace := func() string { return []string{"", "team-a"}[rnd.IntN(2)] }
 	removedTotal := 0
+	var ret model.Retention
 	for step := 0; step < 400; step++ {
-		now = now.Add(time.Duration(rnd.Int64N(int64(time.Minute))))
+		// Several batches a minute, and the retention changed now and
+		// then: prune sweeps every function only at a new minute or
+		// retention (see recordIndex.prune).
+		now = now.Add(time.Duration(rnd.Int64N(int64(15 * time.Second))))
+		if step%40 == 0 {
+			ret = model.Retention{PerFunction: 3 + rnd.IntN(60), MaxAge: time.Duration(1+rnd.IntN(4)) * time.Minute}
+		}
 		var batch []model.Invocation
 		for range rnd.IntN(20) {
 			if len(ids) > 0 && rnd.IntN(4) == 0 {
@@ -127,7 +134,6 @@ func TestRetentionRemovesTheSameRecordsAfterARestore(t *testing.T) {
 			batch = append(batch, model.Invocation{ID: id, Namespace: namespace(), Function: function(),
 				Status: model.StatusSuccess, Trigger: "sync", Start: at})
 		}
-		ret := model.Retention{PerFunction: 3 + rnd.IntN(8), MaxAge: time.Duration(1+rnd.IntN(3)) * time.Hour}
 		var removed [2][]string
 		for i, s := range both {
 			removed[i] = slices.Sorted(slices.Values(s.AddRecords(batch, nil, ret, now)))
@@ -174,7 +180,7 @@ func TestRetentionRemovesTheSameRecordsAfterARestore(t *testing.T) {
 			}
 		}
 
-		if step == 150 || step == 300 {
+		if step%25 == 12 {
 			var buf bytes.Buffer
 			if _, err := restored.Capture().WriteTo(&buf); err != nil {
 				t.Fatal(err)

@@ -274,12 +274,17 @@ type Snapshot struct {
 	Audit         []model.AuditEntry    `json:"audit"`
 	Namespaces    []*model.Namespace    `json:"namespaces"`
 	Records       []model.Invocation    `json:"records"`
-	Users         []*model.User         `json:"users"`
-	Sessions      []*model.Session      `json:"sessions"`
-	Sources       []*model.Source       `json:"sources,omitempty"`
-	Topics        []*model.Topic        `json:"topics,omitempty"`
-	FunctionURLs  []*model.FunctionURL  `json:"function_urls,omitempty"`
-	TestEvents    []*model.TestEvent    `json:"test_events,omitempty"`
+	// RecordsSweptMinute and RecordsSweptRetention are the batch minute
+	// and the retention of the last retention sweep over every function
+	// (records.go, prune).
+	RecordsSweptMinute    int64                `json:"records_swept_minute,omitempty"`
+	RecordsSweptRetention *model.Retention     `json:"records_swept_retention,omitempty"`
+	Users                 []*model.User        `json:"users"`
+	Sessions              []*model.Session     `json:"sessions"`
+	Sources               []*model.Source      `json:"sources,omitempty"`
+	Topics                []*model.Topic       `json:"topics,omitempty"`
+	FunctionURLs          []*model.FunctionURL `json:"function_urls,omitempty"`
+	TestEvents            []*model.TestEvent   `json:"test_events,omitempty"`
 	// Metrics is the metric history (see metrics.go), MetricsNow the
 	// latest batch time it has seen, MetricsKeep its tiers' retentions
 	// (minutes, hours, days; absent: the defaults).
@@ -316,7 +321,10 @@ type Snapshot struct {
 // between two Applies, so the copy matches exactly one log index.
 func (s *Store) Capture() *Snapshot {
 	s.mu.RLock()
-	snap := &Snapshot{Records: s.records.all()}
+	snap := &Snapshot{Records: s.records.all(), RecordsSweptMinute: s.records.sweptMinute}
+	if ret := s.records.sweptRet; ret != (model.Retention{}) {
+		snap.RecordsSweptRetention = &ret
+	}
 	for _, f := range s.functions {
 		snap.Functions = append(snap.Functions, f)
 	}
@@ -506,6 +514,10 @@ func (s *Store) Restore(r io.Reader) error {
 	records := newRecordIndex()
 	for _, r := range snap.Records {
 		records.add(r)
+	}
+	records.sweptMinute = snap.RecordsSweptMinute
+	if snap.RecordsSweptRetention != nil {
+		records.sweptRet = *snap.RecordsSweptRetention
 	}
 	metrics := restoreMetrics(snap.Metrics, snap.MetricsNow, snap.MetricsKeep)
 	metrics.provisioned = snap.MetricsProvisioned
