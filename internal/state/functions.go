@@ -1,7 +1,6 @@
 package state
 
 import (
-	"container/heap"
 	"fmt"
 	"maps"
 	"slices"
@@ -96,30 +95,26 @@ func (s *Store) Function(name string) (model.Function, error) {
 }
 
 // Functions returns the functions of namespace ns ("" for every
-// namespace), sorted by namespace and name.
-//
-// It sorts by the map's keys (the qualified names, made once at the
-// deploy) and copies each function once, in order: sorting the copies by
-// QualifiedName made two strings per comparison, 3.4 million of them
-// for 100,000 functions. The copies are made after the lock is released:
-// a stored function is never changed in place, only replaced.
+// namespace), sorted by namespace and name: in the order of their
+// qualified names (nameOrder), each copied once. The copies are made
+// after the lock is released: a stored function is never changed in
+// place, only replaced.
 func (s *Store) Functions(ns string) []model.Function {
-	type entry struct {
-		qn string
-		f  *model.Function
+	prefix := ""
+	if ns != "" {
+		prefix = model.QualifiedName(ns, "")
 	}
 	s.mu.RLock()
-	es := make([]entry, 0, len(s.functions))
-	for qn, f := range s.functions {
-		if ns == "" || f.Namespace == ns {
-			es = append(es, entry{qn, f})
-		}
+	names := s.names.current(s.functions)
+	i, _ := slices.BinarySearch(names, prefix)
+	var fs []*model.Function
+	for ; i < len(names) && strings.HasPrefix(names[i], prefix); i++ {
+		fs = append(fs, s.functions[names[i]])
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.qn, b.qn) })
-	out := make([]model.Function, len(es))
-	for i, e := range es {
-		out[i] = *e.f
+	out := make([]model.Function, len(fs))
+	for i, f := range fs {
+		out[i] = *f
 	}
 	return out
 }
@@ -171,57 +166,37 @@ func (s *Store) TagFunction(ns, name string, set map[string]string, remove []str
 // FunctionsAfter returns the first n functions of namespace ns ("" for
 // every namespace) in the order of Functions whose name comes after
 // after (a name within ns, a qualified name when ns is ""; "" for the
-// first page), and reports whether more follow. It costs a pass over the
-// functions and a bounded heap of n, not a sort and a copy of them all:
-// a page of 100 from 100,000 functions copies 100.
+// first page), and reports whether more follow. It costs a binary search
+// in the names in order (nameOrder) and the page: a page of 100 from
+// 100,000 functions copies 100.
 func (s *Store) FunctionsAfter(ns, after string, n int) (page []model.Function, more bool) {
 	if n <= 0 {
 		return nil, false
 	}
-	from := after
-	if ns != "" && after != "" {
-		from = model.QualifiedName(ns, after)
+	from, prefix := after, ""
+	if ns != "" {
+		prefix = model.QualifiedName(ns, "")
+		from = prefix + after
 	}
-	h := &pageHeap{}
+	var fs []*model.Function
 	s.mu.RLock()
-	for qn, f := range s.functions {
-		if (ns != "" && f.Namespace != ns) || (from != "" && qn <= from) {
-			continue
+	names := s.names.current(s.functions)
+	i, found := slices.BinarySearch(names, from)
+	if found && after != "" {
+		i++ // strictly after
+	}
+	for ; i < len(names) && strings.HasPrefix(names[i], prefix); i++ {
+		if len(fs) == n {
+			more = true
+			break
 		}
-		if len(h.es) <= n {
-			heap.Push(h, pageEntry{qn, f})
-		} else if qn < h.es[0].qn {
-			h.es[0] = pageEntry{qn, f}
-			heap.Fix(h, 0)
-		}
+		fs = append(fs, s.functions[names[i]])
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(h.es, func(a, b pageEntry) int { return strings.Compare(a.qn, b.qn) })
-	if len(h.es) > n {
-		h.es, more = h.es[:n], true
-	}
-	page = make([]model.Function, len(h.es))
-	for i, e := range h.es {
-		page[i] = *e.f
+	page = make([]model.Function, len(fs))
+	for i, f := range fs {
+		page[i] = *f
 	}
 	return page, more
 }
 
-type pageEntry struct {
-	qn string
-	f  *model.Function
-}
-
-// pageHeap is a max-heap of entries by qualified name: its top is the
-// last of the smallest seen so far.
-type pageHeap struct{ es []pageEntry }
-
-func (h *pageHeap) Len() int           { return len(h.es) }
-func (h *pageHeap) Less(i, j int) bool { return h.es[i].qn > h.es[j].qn }
-func (h *pageHeap) Swap(i, j int)      { h.es[i], h.es[j] = h.es[j], h.es[i] }
-func (h *pageHeap) Push(x any)         { h.es = append(h.es, x.(pageEntry)) }
-func (h *pageHeap) Pop() any {
-	e := h.es[len(h.es)-1]
-	h.es = h.es[:len(h.es)-1]
-	return e
-}

@@ -1,8 +1,13 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"nimbus/internal/model"
@@ -149,6 +154,86 @@ func BenchmarkFunctionsPage(b *testing.B) {
 	for b.Loop() {
 		if page, more := s.FunctionsAfter("default", "fn-050000", 100); len(page) != 100 || !more {
 			b.Fatal("short page")
+		}
+	}
+}
+
+// The names in order (nameOrder) follow functions added, removed,
+// deployed again and restored: every page and list equals a sort of the
+// functions stored.
+func TestFunctionListsFollowEveryChange(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	s := New()
+	stored := map[string]bool{}
+	var (
+		saved       *bytes.Buffer
+		savedStored map[string]bool
+	)
+	for step := range 3000 {
+		ns := []string{"a", "a-b", "b"}[rnd.IntN(3)]
+		f := scaleFunction(rnd.IntN(400))
+		f.Namespace = ns
+		qn := f.QualifiedName()
+		switch k := rnd.IntN(10); {
+		case k < 6:
+			if _, _, err := s.UpsertFunction(f, t0); err != nil {
+				t.Fatal(err)
+			}
+			stored[qn] = true
+		case k < 9:
+			if stored[qn] {
+				if err := s.DeleteFunction(qn); err != nil {
+					t.Fatal(err)
+				}
+				delete(stored, qn)
+			}
+		case saved == nil:
+			saved, savedStored = &bytes.Buffer{}, maps.Clone(stored)
+			if _, err := s.Capture().WriteTo(saved); err != nil {
+				t.Fatal(err)
+			}
+		default: // the store goes back to the snapshot taken earlier
+			if err := s.Restore(saved); err != nil {
+				t.Fatal(err)
+			}
+			saved, stored = nil, savedStored
+		}
+		if step%7 != 0 {
+			continue // let changes gather between reads
+		}
+		for _, ns := range []string{"a", "a-b", "b", ""} {
+			var want []string
+			for qn := range stored {
+				if ns == "" || strings.HasPrefix(qn, ns+"/") {
+					want = append(want, qn)
+				}
+			}
+			slices.Sort(want)
+			var got []string
+			for _, f := range s.Functions(ns) {
+				got = append(got, f.QualifiedName())
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d, namespace %q: listed %v, want %v", step, ns, got, want)
+			}
+			if len(want) < 2 {
+				continue
+			}
+			at := rnd.IntN(len(want) - 1)
+			after := want[at]
+			if ns != "" {
+				after = strings.TrimPrefix(after, ns+"/")
+			}
+			page, more := s.FunctionsAfter(ns, after, 5)
+			end := min(at+1+5, len(want))
+			if len(page) != end-at-1 || more != (end < len(want)) {
+				t.Fatalf("step %d, namespace %q after %q: %d functions (more %v), want %d (more %v)", step, ns, after, len(page), more, end-at-1, end < len(want))
+			}
+			for i, f := range page {
+				if f.QualifiedName() != want[at+1+i] {
+					t.Fatalf("step %d, namespace %q after %q: %s at %d, want %s", step, ns, after, f.QualifiedName(), i, want[at+1+i])
+				}
+			}
 		}
 	}
 }

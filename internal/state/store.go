@@ -59,6 +59,7 @@ func (e *kindError) Unwrap() error { return e.kind }
 type Store struct {
 	mu        sync.RWMutex
 	functions map[string]*model.Function
+	names     nameOrder // of functions
 	keys      map[string]*model.Key
 	servers   map[string]*model.ServerInfo
 	records   recordIndex
@@ -167,6 +168,9 @@ func (s *Store) editLocked(edit func(v *view)) {
 // for writing.
 func (s *Store) functionChangedLocked(qn string, old *model.Function) {
 	f := s.functions[qn]
+	if (old == nil) != (f == nil) {
+		s.names.changed(qn, f != nil)
+	}
 	s.editLocked(func(v *view) {
 		if f == nil {
 			v.functions = v.functions.without(qn)
@@ -547,6 +551,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records, s.metrics = functions, keys, servers, records, metrics
+	s.names.reset()
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.topics = topics
 	s.subscriptions = map[string]*model.Subscription{}
