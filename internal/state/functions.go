@@ -199,4 +199,3 @@ func (s *Store) FunctionsAfter(ns, after string, n int) (page []model.Function, 
 	}
 	return page, more
 }
-
