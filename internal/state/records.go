@@ -185,21 +185,53 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 	return removed
 }
 
-// all returns every record, ordered by compareOldestFirst: the same on
-// every server that holds the same records. Restored in this order,
-// records are appended at the end of their function's list and of their
-// namespace's timeList, which is then in start order.
+// all returns a copy of every record, in no order: the caller sorts it
+// with sortOldestFirst once the store's lock is released (a sort of
+// 1,000,000 records takes about a second; the copy a tenth of that).
 func (x *recordIndex) all() []model.Invocation {
-	list := make([]*storedRecord, 0, len(x.byID))
+	out := make([]model.Invocation, 0, len(x.byID))
 	for _, r := range x.byID {
-		list = append(list, r)
-	}
-	slices.SortFunc(list, compareOldestFirst)
-	out := make([]model.Invocation, len(list))
-	for i, r := range list {
-		out[i] = r.Invocation
+		out = append(out, r.Invocation)
 	}
 	return out
+}
+
+// sortOldestFirst orders records by start, then ID (compareOldestFirst):
+// the order of a snapshot's records, the same on every server that holds
+// the same records. Restored in this order, records are appended at the
+// end of their function's list and of their namespace's timeList, which
+// is then in start order. It sorts indexes, then moves each record once
+// (following the permutation's cycles), not records 300 bytes each at
+// every swap.
+func sortOldestFirst(recs []model.Invocation) {
+	idx := make([]int32, len(recs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := recs[a].Start.Compare(recs[b].Start); c != 0 {
+			return c
+		}
+		return strings.Compare(recs[a].ID, recs[b].ID)
+	})
+	// Position i must hold recs[idx[i]].
+	for i := range idx {
+		if idx[i] < 0 {
+			continue // placed by an earlier cycle
+		}
+		tmp := recs[i]
+		j := i
+		for {
+			k := int(idx[j])
+			idx[j] = -1
+			if k == i {
+				recs[j] = tmp
+				break
+			}
+			recs[j] = recs[k]
+			j = k
+		}
+	}
 }
 
 // AddRecords stores a batch of records (a record with a known ID replaces

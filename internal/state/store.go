@@ -329,8 +329,8 @@ func (s *Store) Capture() *Snapshot {
 	if ret := s.records.sweptRet; ret != (model.Retention{}) {
 		snap.RecordsSweptRetention = &ret
 	}
-	for _, f := range s.functions {
-		snap.Functions = append(snap.Functions, f)
+	for _, qn := range s.names.current(s.functions) { // in order
+		snap.Functions = append(snap.Functions, s.functions[qn])
 	}
 	for _, k := range s.keys {
 		snap.Keys = append(snap.Keys, k)
@@ -395,10 +395,8 @@ func (s *Store) Capture() *Snapshot {
 		snap.MetricsProvisionedAt = time.Unix(0, s.metrics.provisionedAt).UTC()
 	}
 	s.mu.RUnlock()
+	sortOldestFirst(snap.Records)
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
-	sort.Slice(snap.Functions, func(i, j int) bool {
-		return snap.Functions[i].QualifiedName() < snap.Functions[j].QualifiedName()
-	})
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
 	sort.Slice(snap.Queue, func(i, j int) bool { return snap.Queue[i].Seq < snap.Queue[j].Seq })
