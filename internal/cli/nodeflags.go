@@ -91,6 +91,7 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringArrayVar(&o.PipIndex.TrustedHosts, "pip-trusted-host", nil, "an index host served over plain HTTP or with a certificate not to check; repeat for more")
 		f.StringVar(&o.PipWheel, "pip-wheel", "", "the pip wheel dependency builds run (default: the runtime's bundled one, or the host's python3-pip-whl)")
 		f.Float64Var(&o.RateLimit, "rate-limit", 0, "default requests per second per API key (0: no limit)")
+		f.BoolVar(&o.Pprof, "enable-pprof", false, "serve Go's profiles (CPU, heap, goroutines) under /debug/pprof/ on the API, to admin keys")
 		f.StringVar(&o.LambdaRegion, "lambda-region", gateway.DefaultLambdaRegion, "the AWS region of the Lambda API's ARNs (clients may sign for any region)")
 		f.DurationVar(&o.Timeouts.Header, "header-timeout", 10*time.Second, "time a client has to send a request's headers")
 		f.DurationVar(&o.Timeouts.Body, "body-timeout", 30*time.Second, "time a client has to send a request's body, plus its size at 100 KB/s")

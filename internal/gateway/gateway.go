@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -74,6 +75,9 @@ type Config struct {
 	// RateLimit is the default requests per second per key (a key may
 	// carry its own); 0 for none.
 	RateLimit float64
+	// Pprof serves Go's runtime profiles under /debug/pprof/ to admin
+	// keys (--enable-pprof).
+	Pprof bool
 	// ScanPolicy and Scanner decide code scanning at deploy (Mode ""
 	// or off: no scan).
 	ScanPolicy scan.Policy
@@ -193,6 +197,11 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /readyz", g.ready)
 	m.HandleFunc("POST /v1/login", g.login) // authenticates by itself
 	m.Handle("GET /metrics", g.allow(permAdmin, global, g.metrics.handler(g.cfg.Registry).ServeHTTP))
+	if g.cfg.Pprof {
+		m.Handle("GET /debug/pprof/", g.allow(permAdmin, global, pprof.Index))
+		m.Handle("GET /debug/pprof/profile", g.allow(permAdmin, global, pprof.Profile))
+		m.Handle("GET /debug/pprof/trace", g.allow(permAdmin, global, pprof.Trace))
+	}
 	for _, r := range g.routeTable() {
 		m.Handle(r.pattern, g.allow(r.perm, r.scope, r.h))
 	}

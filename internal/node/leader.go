@@ -320,6 +320,7 @@ type apiSettings struct {
 	addr       string
 	timeouts   HTTPTimeouts
 	rateLimit  float64
+	pprof      bool
 	scanPolicy scan.Policy
 	scanDir    string // where code scans unpack packages (see resetScratch)
 	smtp       notify.SMTP
@@ -357,6 +358,7 @@ func newAPI(cp *controlplane.Node, placer *placement.Placer, blobs *blob.Store, 
 		Enqueuer:    async.enqueuer,
 		Woken:       async.wake,
 		RateLimit:   set.rateLimit,
+		Pprof:       set.pprof,
 		ScanPolicy:  set.scanPolicy,
 		Scanner:     scan.Scanner{TempDir: set.scanDir},
 		Checker:     set.checker,

@@ -41,6 +41,8 @@ type Options struct {
 	Backups svc.BackupSchedule
 	// RateLimit is the default requests per second per key (0: none).
 	RateLimit float64
+	// Pprof serves Go's profiles under /debug/pprof/ to admin keys.
+	Pprof bool
 	// LambdaRegion is the region of the Lambda API's ARNs ("":
 	// gateway.DefaultLambdaRegion).
 	LambdaRegion string

@@ -213,7 +213,7 @@ func (p *parts) api(set func() apiSettings, placer func() *placement.Placer, mor
 
 // settings are the gateway settings of the options.
 func (p *parts) settings() apiSettings {
-	return apiSettings{addr: p.addr, timeouts: p.opts.Timeouts, rateLimit: p.opts.RateLimit, lambdaRegion: p.opts.LambdaRegion, scanPolicy: p.scanPolicy, scanDir: p.scanDir,
+	return apiSettings{addr: p.addr, timeouts: p.opts.Timeouts, rateLimit: p.opts.RateLimit, pprof: p.opts.Pprof, lambdaRegion: p.opts.LambdaRegion, scanPolicy: p.scanPolicy, scanDir: p.scanDir,
 		smtp: notify.SMTP{Addr: p.opts.SMTPAddr, From: p.opts.SMTPFrom}, retention: p.opts.Retention, budgetEvery: p.opts.BudgetCheckEvery,
 		backups: p.backups(), scaling: p.opts.Scaling}
 }
