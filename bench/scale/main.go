@@ -47,6 +47,10 @@ type Config struct {
 	Restarts  int           `json:"follower_restarts"`
 	Bin       string        `json:"-"`
 	Keep      bool          `json:"-"`
+	// Profile, when set, is a directory the run writes Go profiles
+	// into: the leader's CPU over the quiet minute, every server's heap
+	// after it (the servers run with --enable-pprof).
+	Profile string `json:"-"`
 }
 
 func main() {
@@ -71,6 +75,7 @@ func main() {
 	flag.StringVar(&cfg.Bin, "bin", "", "nimbus binary (default: go build nimbus/cmd/nimbus)")
 	flag.StringVar(&format, "o", "table", "output: table or json")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the data directory and the logs")
+	flag.StringVar(&cfg.Profile, "profile", "", "write the leader's CPU profile over the quiet minute and every server's heap profile after it into this directory")
 	flag.Parse()
 	if (cfg.Servers != 3 && cfg.Servers != 5) || cfg.Workers < 1 || cfg.SimProcs < 1 || cfg.Functions < 1 ||
 		cfg.Schedules > cfg.Functions || (format != "table" && format != "json") || flag.NArg() > 0 {
@@ -130,8 +135,15 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	say("starting %d servers...", cfg.Servers)
 	retention := strconv.Itoa(max(100, 2*cfg.Records/max(cfg.Functions-cfg.Schedules, 1)+10))
+	serverArgs := []string{"--records-per-function", retention, "--scan-policy", "off"}
+	if cfg.Profile != "" {
+		if err := os.MkdirAll(cfg.Profile, 0o755); err != nil {
+			return nil, err
+		}
+		serverArgs = append(serverArgs, "--enable-pprof")
+	}
 	c, err := cluster.Start(ctx, cluster.Options{Name: "scale", Bin: cfg.Bin, Keep: cfg.Keep, NoWorker: true, Servers: cfg.Servers,
-		ServerArgs: []string{"--records-per-function", retention, "--scan-policy", "off"}})
+		ServerArgs: serverArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +237,12 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if nsched > 0 {
 		say("schedules firing, nothing else: measuring CPU over %v...", cfg.Steady)
 		leaderID = currentLeader(ctx, api, c, leaderID)
+		cpuProfile := profileCPU(ctx, api, c, leaderID, cfg.Profile, cfg.Steady)
 		if res.Steady, err = usage(ctx, c, leaderID, cfg.Steady); err != nil {
 			return nil, err
 		}
+		cpuProfile()
+		profileHeaps(ctx, api, c, cfg.Profile)
 		say("schedules firing: %+v", res.Steady)
 	}
 	steadyTo := time.Now()

@@ -398,3 +398,49 @@ func failover(ctx context.Context, api *cluster.API, c *cluster.Cluster, leader 
 	_, err := ready(ctx, api, leader.API, t1, 5*time.Minute)
 	return took, via, err
 }
+
+// profileCPU starts taking the CPU profile of server id over d (at most
+// 45 s: the API client waits 60) into dir/ID-cpu.pprof, when dir is set; the function it returns
+// waits until it is written.
+func profileCPU(ctx context.Context, api *cluster.API, c *cluster.Cluster, id, dir string, d time.Duration) (wait func()) {
+	if dir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, s := range c.Servers {
+			if s.ID == id {
+				secs := int(min(d, 45*time.Second).Seconds())
+				saveProfile(ctx, api, s, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(dir, id+"-cpu.pprof"))
+			}
+		}
+	}()
+	return func() { <-done }
+}
+
+// profileHeaps writes every live server's heap profile into
+// dir/ID-heap.pprof, when dir is set.
+func profileHeaps(ctx context.Context, api *cluster.API, c *cluster.Cluster, dir string) {
+	if dir == "" {
+		return
+	}
+	for _, s := range c.Servers {
+		if s.Alive() {
+			saveProfile(ctx, api, s, "/debug/pprof/heap", filepath.Join(dir, s.ID+"-heap.pprof"))
+		}
+	}
+}
+
+func saveProfile(ctx context.Context, api *cluster.API, s *cluster.Proc, path, file string) {
+	status, body, err := api.Do(ctx, http.MethodGet, s.API, path, nil, nil)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%d %s", status, cluster.Short(body))
+	}
+	if err == nil {
+		err = os.WriteFile(file, body, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "profile %s of %s: %v\n", path, s.ID, err)
+	}
+}
