@@ -400,8 +400,8 @@ func failover(ctx context.Context, api *cluster.API, c *cluster.Cluster, leader 
 }
 
 // profileCPU starts taking the CPU profile of server id over d (at most
-// 45 s: the API client waits 60) into dir/ID-cpu.pprof, when dir is set; the function it returns
-// waits until it is written.
+// 45 s: the API client waits 60) into dir/ID-cpu.pprof, when dir is set;
+// the function it returns waits until it is written.
 func profileCPU(ctx context.Context, api *cluster.API, c *cluster.Cluster, id, dir string, d time.Duration) (wait func()) {
 	if dir == "" {
 		return func() {}
