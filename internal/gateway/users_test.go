@@ -41,10 +41,18 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, func(*Config) {})
+}
+
+// newTestAPIWith is newTestAPI with its gateway's Config changed by set.
+func newTestAPIWith(t *testing.T, set func(*Config)) *testAPI {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := state.New()
 	cp := &fakeControl{store: s, Writer: fsm.Direct(fsm.New(s, log))}
-	g := New(Config{Control: cp, Registry: prometheus.NewRegistry(), Log: log, APIAddr: "test"})
+	cfg := Config{Control: cp, Registry: prometheus.NewRegistry(), Log: log, APIAddr: "test"}
+	set(&cfg)
+	g := New(cfg)
 	closeOnce := sync.OnceFunc(g.Close)
 	t.Cleanup(closeOnce)
 	admin, err := auth.CreateKey(context.Background(), cp, auth.RoleAdmin, "test")
