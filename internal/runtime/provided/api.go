@@ -78,6 +78,8 @@ type API struct {
 	current   string // the request id of the invocation the bootstrap holds
 	answered  bool   // current has its outcome
 	readyOnce sync.Once
+
+	deliver func(Outcome) // see OnOutcome; nil for none
 }
 
 // NewAPI returns the API of a function whose ARN is arn, taking results
@@ -107,6 +109,19 @@ func (a *API) InitErrors() <-chan []byte { return a.initErr }
 
 // Outcomes delivers each invocation's outcome, once.
 func (a *API) Outcomes() <-chan Outcome { return a.outcomes }
+
+// OnOutcome has f called with each outcome before it is put on
+// Outcomes: on the goroutine of the request that ended the invocation,
+// before that request is answered, so that what f sends on (the
+// instance's response frame) goes out ahead of the bootstrap's answer
+// and of anything it does next. Calls of f do not overlap: each is for
+// an invocation Abandon did not take. Set it before serving.
+func (a *API) OnOutcome(f func(Outcome)) { a.deliver = f }
+
+// Abandon takes invocation id away from the bootstrap (it died holding
+// it): it reports whether id awaited its outcome; false when a request
+// ended it already, whose outcome is then being delivered or was.
+func (a *API) Abandon(id string) bool { return a.take(id) }
 
 // Invoke hands inv to the bootstrap's next (or pending) .../next. The
 // caller waits for its outcome before the next Invoke.
@@ -196,7 +211,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	case errors.As(err, &tooLarge):
 		msg := "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(a.limit, 10) + " bytes)."
 		if id := r.PathValue("id"); id != "" && a.take(id) {
-			a.outcomes <- Outcome{RequestID: id, Body: errorJSON(ErrTypeTooLarge, msg)}
+			a.end(Outcome{RequestID: id, Body: errorJSON(ErrTypeTooLarge, msg)})
 		}
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
 		return nil, false
@@ -215,8 +230,16 @@ func (a *API) finish(w http.ResponseWriter, id string, o Outcome) {
 		return
 	}
 	o.RequestID = id
-	a.outcomes <- o
+	a.end(o)
 	accepted(w)
+}
+
+// end delivers the outcome of the invocation take gave the caller.
+func (a *API) end(o Outcome) {
+	if a.deliver != nil {
+		a.deliver(o)
+	}
+	a.outcomes <- o
 }
 
 // take reports whether id is the invocation awaiting its outcome, and
