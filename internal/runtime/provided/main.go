@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,9 +103,8 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		return fail(err)
 	}
 	api := NewAPI(ini.ARN, resultLimit)
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: time.Minute}
-	go srv.Serve(nbio.Listener{Listener: ln}) // raw reads and writes: see framePipe
-	defer srv.Close()
+	go api.Serve(nbio.Listener{Listener: ln}) // raw reads and writes: see framePipe
+	defer ln.Close()
 
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "LAMBDA_RUNTIME_DIR=/var/runtime")
 	prog := cfg.Bootstrap
