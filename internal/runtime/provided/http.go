@@ -239,8 +239,13 @@ func (cn *conn) next(r *request) bool {
 	b = append(b, "\r\n"...)
 	cn.out = append(b, inv.Event...)
 	_, err := cn.c.Write(cn.out)
-	if watch != nil && <-watch != nil {
-		return false
+	if watch != nil {
+		if r.close || err != nil {
+			cn.c.SetReadDeadline(time.Now()) // the connection ends: so does the watch, at once
+		}
+		if <-watch != nil {
+			return false
+		}
 	}
 	return err == nil
 }

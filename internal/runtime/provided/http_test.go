@@ -219,3 +219,24 @@ func TestANextWhoseConnectionClosedLeavesTheEventToTheNextOne(t *testing.T) {
 		}
 	}
 }
+
+// A next that asks for the connection's close gets its event, and then
+// the close (an HTTP/1.0 client may read until it).
+func TestANextThatAsksForTheCloseGetsItsEventThenTheClose(t *testing.T) {
+	for _, req := range []string{
+		"GET /2018-06-01/runtime/invocation/next HTTP/1.0\r\n\r\n",
+		"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	} {
+		api, base := apiServer(t, 1<<20)
+		rc := dialRaw(t, base)
+		rc.send(req)
+		<-api.Ready()
+		api.Invoke(Invocation{RequestID: "r", Deadline: time.Now().Add(time.Minute), Event: []byte(`{}`)})
+		if resp, body := rc.answer(); resp.StatusCode != http.StatusOK || body != `{}` || !resp.Close {
+			t.Fatalf("%q: %d %s, close %v", req, resp.StatusCode, body, resp.Close)
+		}
+		if !rc.closed() {
+			t.Fatalf("%q: the connection stayed open", req)
+		}
+	}
+}
