@@ -2,21 +2,22 @@ package provided
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"nimbus/internal/runtime/python"
 	"strconv"
 	"sync"
 	"time"
+
+	"nimbus/internal/runtime/python"
 )
 
-// Paths of the Runtime API (version 2018-06-01) the server answers.
+// The Runtime API's routes (version 2018-06-01), under its root path;
+// {id} is a request id.
 const (
-	pathNext      = "GET /2018-06-01/runtime/invocation/next"
-	pathResponse  = "POST /2018-06-01/runtime/invocation/{id}/response"
-	pathError     = "POST /2018-06-01/runtime/invocation/{id}/error"
-	pathInitError = "POST /2018-06-01/runtime/init/error"
+	rootPath      = "/2018-06-01/runtime/"
+	pathNext      = "invocation/next"          // GET
+	pathResponse  = "invocation/{id}/response" // POST
+	pathError     = "invocation/{id}/error"    // POST
+	pathInitError = "init/error"               // POST
 )
 
 // Headers of the Runtime API.
@@ -60,9 +61,9 @@ type Outcome struct {
 	Body      []byte
 }
 
-// API serves the Runtime API of one instance: one invocation at a time,
-// handed over by Invoke and answered on Outcomes. Safe for concurrent
-// use; the zero value is not ready, use NewAPI.
+// API serves the Runtime API of one instance (Serve, http.go): one
+// invocation at a time, handed over by Invoke and answered on Outcomes.
+// Safe for concurrent use; the zero value is not ready, use NewAPI.
 type API struct {
 	arn   string
 	limit int64 // bytes of a response or error document
@@ -78,6 +79,8 @@ type API struct {
 	current   string // the request id of the invocation the bootstrap holds
 	answered  bool   // current has its outcome
 	readyOnce sync.Once
+
+	deliver func(Outcome) // see OnOutcome; nil for none
 }
 
 // NewAPI returns the API of a function whose ARN is arn, taking results
@@ -85,16 +88,6 @@ type API struct {
 func NewAPI(arn string, limit int64) *API {
 	return &API{arn: arn, limit: limit, pending: make(chan Invocation, 1), outcomes: make(chan Outcome, 1),
 		ready: make(chan struct{}), initErr: make(chan []byte, 1)}
-}
-
-// Handler serves the Runtime API's routes; anything else is 404.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(pathNext, a.next)
-	mux.HandleFunc(pathResponse, a.response)
-	mux.HandleFunc(pathError, a.invocationError)
-	mux.HandleFunc(pathInitError, a.initError)
-	return mux
 }
 
 // Ready is closed when the bootstrap first asks for an event: its init
@@ -108,6 +101,19 @@ func (a *API) InitErrors() <-chan []byte { return a.initErr }
 // Outcomes delivers each invocation's outcome, once.
 func (a *API) Outcomes() <-chan Outcome { return a.outcomes }
 
+// OnOutcome has f called with each outcome before it is put on
+// Outcomes: on the goroutine of the request that ended the invocation,
+// before that request is answered, so that what f sends on (the
+// instance's response frame) goes out ahead of the bootstrap's answer
+// and of anything it does next. Calls of f do not overlap: each is for
+// an invocation Abandon did not take. Set it before serving.
+func (a *API) OnOutcome(f func(Outcome)) { a.deliver = f }
+
+// Abandon takes invocation id away from the bootstrap (it died holding
+// it): it reports whether id awaited its outcome; false when a request
+// ended it already, whose outcome is then being delivered or was.
+func (a *API) Abandon(id string) bool { return a.take(id) }
+
 // Invoke hands inv to the bootstrap's next (or pending) .../next. The
 // caller waits for its outcome before the next Invoke.
 func (a *API) Invoke(inv Invocation) {
@@ -117,106 +123,75 @@ func (a *API) Invoke(inv Invocation) {
 	a.pending <- inv
 }
 
-func (a *API) next(w http.ResponseWriter, r *http.Request) {
+// next begins a GET .../next: it reports false when the bootstrap
+// posted an init error (it gets no event); otherwise the bootstrap's
+// init is over, and the caller waits on a.pending for the invocation.
+func (a *API) next() bool {
 	a.mu.Lock()
 	failed := a.initFail
 	a.initDone = true
 	a.mu.Unlock()
 	if failed {
-		writeError(w, http.StatusForbidden, "InvalidStateTransition", "the runtime posted an init error: it gets no event")
-		return
+		return false
 	}
 	a.readyOnce.Do(func() { close(a.ready) })
-	var inv Invocation
-	select {
-	case inv = <-a.pending:
-	case <-r.Context().Done():
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set(HeaderRequestID, inv.RequestID)
-	h.Set(HeaderDeadline, strconv.FormatInt(inv.Deadline.UnixMilli(), 10))
-	h.Set(HeaderFunctionARN, a.arn)
-	if inv.TraceID != "" {
-		h.Set(HeaderTraceID, inv.TraceID)
-	}
-	w.WriteHeader(http.StatusOK)
-	w.Write(inv.Event)
+	return true
 }
 
-func (a *API) response(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.readBody(w, r)
-	if !ok {
-		return
+// answer ends invocation id with what the bootstrap posted to its
+// .../response (ok) or .../error (with the Lambda-Runtime-Function-Error-
+// Type header's errType), and returns the HTTP status and body of the
+// post's answer.
+func (a *API) answer(id string, ok bool, body []byte, errType string) (int, []byte) {
+	if !a.take(id) {
+		return http.StatusBadRequest, errorJSON("InvalidRequestID", "no invocation "+strconv.Quote(id)+" awaits an answer")
 	}
+	o := Outcome{RequestID: id, OK: ok, Body: body}
 	switch {
+	case !ok:
+		o.Body = errorDocument(body, errType)
 	case len(body) == 0:
-		body = []byte("null")
+		o.Body = []byte("null")
 	case !json.Valid(body):
 		// Lambda returns any bytes; Nimbus's results are JSON.
-		body, _ = json.Marshal(string(body))
+		o.Body, _ = json.Marshal(string(body))
 	}
-	a.finish(w, r.PathValue("id"), Outcome{OK: true, Body: body})
+	a.end(o)
+	return http.StatusAccepted, []byte(accepted)
 }
 
-func (a *API) invocationError(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.readBody(w, r)
-	if !ok {
-		return
+// tooLarge answers a post whose body is over the limit: a response too
+// large to deliver is the invocation's error, as on Lambda (id is the
+// invocation the post is for, "" for an init error).
+func (a *API) tooLarge(id string) (int, []byte) {
+	msg := "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(a.limit, 10) + " bytes)."
+	if id != "" && a.take(id) {
+		a.end(Outcome{RequestID: id, Body: errorJSON(ErrTypeTooLarge, msg)})
 	}
-	a.finish(w, r.PathValue("id"), Outcome{Body: errorDocument(body, r.Header.Get(HeaderErrorType))})
+	return http.StatusRequestEntityTooLarge, errorJSON("RequestEntityTooLarge", msg)
 }
 
-func (a *API) initError(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.readBody(w, r)
-	if !ok {
-		return
-	}
+// initError takes the bootstrap's POST .../init/error, and returns the
+// HTTP status and body of its answer.
+func (a *API) initError(body []byte, errType string) (int, []byte) {
 	a.mu.Lock()
 	late := a.initDone
 	a.initDone = true
 	a.initFail = a.initFail || !late
 	a.mu.Unlock()
 	if late {
-		writeError(w, http.StatusForbidden, "InvalidStateTransition", "init/error is accepted only before the first invocation/next")
-		return
+		return http.StatusForbidden, errorJSON("InvalidStateTransition", "init/error is accepted only before the first invocation/next")
 	}
-	a.initErr <- errorDocument(body, r.Header.Get(HeaderErrorType))
-	accepted(w)
+	a.initErr <- errorDocument(body, errType)
+	return http.StatusAccepted, []byte(accepted)
 }
 
-// readBody reads a request's body, at most a.limit bytes; past it, it
-// answers 413 and fails the current invocation (a response too large to
-// deliver is the invocation's error, as on Lambda).
-func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		msg := "Response payload size exceeded maximum allowed payload size (" + strconv.FormatInt(a.limit, 10) + " bytes)."
-		if id := r.PathValue("id"); id != "" && a.take(id) {
-			a.outcomes <- Outcome{RequestID: id, Body: errorJSON(ErrTypeTooLarge, msg)}
-		}
-		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", msg)
-		return nil, false
-	case err != nil:
-		writeError(w, http.StatusBadRequest, "InvalidRequest", "reading the body: "+err.Error())
-		return nil, false
+// end delivers the outcome of the invocation take gave the caller.
+func (a *API) end(o Outcome) {
+	if a.deliver != nil {
+		a.deliver(o)
 	}
-	return body, true
-}
-
-// finish delivers o as the outcome of invocation id, if the bootstrap
-// holds it and has not answered it yet.
-func (a *API) finish(w http.ResponseWriter, id string, o Outcome) {
-	if !a.take(id) {
-		writeError(w, http.StatusBadRequest, "InvalidRequestID", "no invocation "+strconv.Quote(id)+" awaits an answer")
-		return
-	}
-	o.RequestID = id
 	a.outcomes <- o
-	accepted(w)
 }
 
 // take reports whether id is the invocation awaiting its outcome, and
@@ -262,16 +237,5 @@ func errorDocument(body []byte, headerType string) []byte {
 // Python runtime renders the platform's.
 func errorJSON(errType, msg string) []byte { return python.ErrorJSON(errType, msg) }
 
-// accepted answers a post the API took.
-func accepted(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	io.WriteString(w, `{"status":"OK"}`)
-}
-
-// writeError answers a request the API refuses, in Lambda's shape.
-func writeError(w http.ResponseWriter, status int, errType, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(errorJSON(errType, msg))
-}
+// accepted is the body of the answer to a post the API took.
+const accepted = `{"status":"OK"}`

@@ -3,8 +3,8 @@ package provided
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,9 +15,13 @@ import (
 func apiServer(t *testing.T, limit int64) (*API, string) {
 	t.Helper()
 	api := NewAPI("arn:aws:lambda:local:000000000000:function:fn", limit)
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	return api, srv.URL + "/2018-06-01/runtime"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go api.Serve(ln)
+	t.Cleanup(func() { ln.Close() })
+	return api, "http://" + ln.Addr().String() + "/2018-06-01/runtime"
 }
 
 func post(t *testing.T, url, body string, header map[string]string) (int, string) {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,9 +103,8 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		return fail(err)
 	}
 	api := NewAPI(ini.ARN, resultLimit)
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: time.Minute}
-	go srv.Serve(nbio.Listener{Listener: ln}) // raw reads and writes: see framePipe
-	defer srv.Close()
+	go api.Serve(nbio.Listener{Listener: ln}) // raw reads and writes: see framePipe
+	defer ln.Close()
 
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "LAMBDA_RUNTIME_DIR=/var/runtime")
 	prog := cfg.Bootstrap
@@ -138,7 +136,13 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		return serveFailed(rd, out, logw, doc)
 	}
 
+	// The frames are read on a goroutine of their own, so that the loop
+	// also hears of the bootstrap's end while idle, one at a time: the
+	// next read (a read(2) that would block, then parking) waits until
+	// the invocation's response frame is out, instead of running between
+	// the invoke frame and its hand-over to the bootstrap.
 	frames := make(chan []byte)
+	resume := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
 	go func() {
 		for {
@@ -148,9 +152,22 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 				return
 			}
 			frames <- b
+			<-resume
 		}
 	}()
+	// The response frame is written by the request that ends the
+	// invocation (OnOutcome), before it is answered; the loop writes one
+	// only for an invocation it takes back from a dead bootstrap.
 	var buf []byte
+	var writeErr error
+	api.OnOutcome(func(o Outcome) {
+		kind := byte(kindOK)
+		if !o.OK {
+			kind = kindError
+		}
+		buf = appendResponse(buf[:0], kind, child.maxRSSKB(), o.RequestID, o.Body)
+		_, writeErr = out.Write(buf)
+	})
 	for {
 		var f []byte
 		select {
@@ -169,16 +186,16 @@ func Serve(in io.Reader, out io.Writer, logw io.Writer, cfg Config) int {
 		}
 		api.Invoke(inv)
 		select {
-		case o := <-api.Outcomes():
-			kind := byte(kindOK)
-			if !o.OK {
-				kind = kindError
+		case <-api.Outcomes():
+			if writeErr != nil {
+				return fail(writeErr)
 			}
-			buf = appendResponse(buf[:0], kind, child.maxRSSKB(), inv.RequestID, o.Body)
-			if _, err := out.Write(buf); err != nil {
-				return fail(err)
-			}
+			resume <- struct{}{}
 		case <-child.done:
+			if !api.Abandon(inv.RequestID) {
+				<-api.Outcomes() // its frame is out: the bootstrap died after it
+				return child.status()
+			}
 			if child.signaled() {
 				// Killed (the memory limit's OOM kill among others): the
 				// worker tells why from the sandbox, as for any crash.
@@ -496,7 +513,7 @@ func parseInvoke(b []byte) (Invocation, bool) {
 	return Invocation{
 		RequestID: string(b[11 : 11+n]),
 		Deadline:  time.UnixMilli(int64(binary.BigEndian.Uint64(b[1:9]))),
-		Event:     bytes.Clone(b[11+n:]),
+		Event:     b[11+n:], // b is the invocation's own
 		TraceID:   traceID(),
 	}, true
 }
