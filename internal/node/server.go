@@ -236,7 +236,7 @@ func (s *serverParts) controlRPC() component {
 			s.prober = controlplane.NewProber(s.cp)
 			s.registry = placement.NewRegistry(s.pool, s.opts.WorkerDeadAfter, s.opts.WorkerForgetAfter, s.log.With("subsystem", "placement"))
 			svc := controlplane.NewService(s.cp, s.addr, s.blobs, s.registry)
-			grpcServer = grpc.NewServer(grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+			grpcServer = grpc.NewServer(append(rpc.ServerOptions(), grpc.Creds(rpc.Handshaken()), grpc.UnaryInterceptor(svc.AuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))...)
 			svc.Register(grpcServer)
 			control.Start(ctx)
 			return enrol.Start(ctx)

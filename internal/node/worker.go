@@ -163,8 +163,8 @@ func (w *workerParts) serve() component {
 		start: func(ctx context.Context) error {
 			o := w.opts
 			agent = worker.NewAgent(w.worker, worker.AgentConfig{Servers: o.Servers, Resolve: w.dir.Internal, Forget: w.dir.Forget, Advertise: o.Advertise, Pool: w.pool, PressureLimit: o.PressureLimit, Log: w.log})
-			g = grpc.NewServer(grpc.Creds(credentials.NewTLS(w.ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
-				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+			g = grpc.NewServer(append(rpc.ServerOptions(), grpc.Creds(credentials.NewTLS(w.ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
+				grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))...)
 			agent.Register(g)
 			rpcService.Start(ctx)
 			return heartbeats.Start(ctx)

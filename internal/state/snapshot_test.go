@@ -2,9 +2,14 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"nimbus/internal/model"
 )
 
 // releaseSnapshot is a version 1 snapshot written by release da2c3ac (the
@@ -64,5 +69,47 @@ func TestSnapshotOfANewerVersionIsRefused(t *testing.T) {
 	err := New().Restore(strings.NewReader(`{"nimbus_snapshot":3}` + "\n{}\n"))
 	if err == nil || !strings.Contains(err.Error(), "version 3") {
 		t.Fatalf("err = %v, want version 3 refused", err)
+	}
+}
+
+// A snapshot is written field by field and element by element, in the
+// very bytes encoding/json's Encoder writes for it: empty, and full of
+// functions, records, metric history, queued events and settings.
+func TestStreamedSnapshotIsTheEncodersJSON(t *testing.T) {
+	v1, err := os.ReadFile(releaseSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := New()
+	if err := full.Restore(bytes.NewReader(v1)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var recs []model.Invocation
+	for i := range 300 {
+		f := scaleFunction(i)
+		if _, _, err := full.UpsertFunction(f, now); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, model.Invocation{ID: fmt.Sprint("r", i), Namespace: f.Namespace, Function: f.Name, Status: model.StatusSuccess,
+			Start: now.Add(time.Duration(i) * time.Second), DurationMS: float64(i), Result: json.RawMessage(`{"a":"<b>"}`), LogTail: "line <&>\n"})
+	}
+	full.AddRecords(recs, nil, model.DefaultRetention(), now.Add(time.Hour))
+	full.Enqueue([]model.QueueItem{{RequestID: "q1", Function: "fn-000001", Namespace: "team-1", Event: json.RawMessage(`{}`), EnqueuedAt: now}})
+	for name, snap := range map[string]*Snapshot{"empty": New().Capture(), "full": full.Capture()} {
+		var want, got bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(snap); err != nil {
+			t.Fatal(err)
+		}
+		if err := encodeStreamed(&got, snap); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			i := 0
+			for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
+				i++
+			}
+			t.Fatalf("%s: the streamed JSON differs from the Encoder's at byte %d: %.80q vs %.80q", name, i, got.Bytes()[i:], want.Bytes()[i:])
+		}
 	}
 }

@@ -445,7 +445,7 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if _, err := fmt.Fprintf(cw, "%s%d}\n", snapshotHeader, SnapshotVersion); err != nil {
 		return cw.n, err
 	}
-	err := json.NewEncoder(cw).Encode(snap)
+	err := encodeStreamed(cw, snap)
 	return cw.n, err
 }
 

@@ -185,8 +185,8 @@ func startWorker(ctx context.Context, log *slog.Logger, id, dir string, servers 
 	// Pressure is the machine's, shared by every simulated worker and the
 	// servers: a simulated worker never refuses for it.
 	agent := worker.NewAgent(w, worker.AgentConfig{Servers: servers, Resolve: resolve, Advertise: adv, Pool: pool, PressureLimit: -1, Log: wlog})
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
-		grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()))
+	g := grpc.NewServer(append(rpc.ServerOptions(), grpc.Creds(credentials.NewTLS(ident.ServerConfig(false, []string{pki.ProtoGRPC}, pki.RoleServer))),
+		grpc.UnaryInterceptor(agent.AuthInterceptor()), grpc.StreamInterceptor(agent.StreamAuthInterceptor()))...)
 	agent.Register(g)
 	go g.Serve(ln)
 	hctx, cancel := context.WithCancel(ctx)
