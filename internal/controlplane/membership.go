@@ -105,6 +105,25 @@ func (n *Node) Barrier(timeout time.Duration) error { return n.raft.Barrier(time
 // while it was away): its state is stale and it refuses to serve it.
 var ErrNotMember = errors.New("this server is not a member of the cluster")
 
+// Member is a server in this node's Raft configuration: its ID and its
+// internal (Raft and RPC) address.
+type Member struct{ ID, Addr string }
+
+// MemberAddrs lists the servers in this node's Raft configuration with
+// their internal addresses. Unlike the servers' announced information in
+// the state, it is complete from the moment a server joins.
+func (n *Node) MemberAddrs() []Member {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Addr: string(s.Address)})
+	}
+	return out
+}
+
 // Members lists the server IDs in this node's Raft configuration.
 func (n *Node) Members() []string {
 	f := n.raft.GetConfiguration()

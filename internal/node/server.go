@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -250,8 +249,8 @@ func (s *serverParts) controlRPC() component {
 // gatewayConfig adds what only a server's gateway has.
 func (s *serverParts) gatewayConfig(c *gateway.Config) {
 	cp, ident := s.cp, s.ident
-	c.ReplicateBlob = replicator(cp, s.pool, s.addr)
-	c.FetchBlob = blobFetcher(cp, s.pool, s.addr)
+	c.ReplicateBlob = replicator(cp, s.pool)
+	c.FetchBlob = blobFetcher(cp, s.pool)
 	c.PeerView = s.prober.Overlay
 	c.NotMember = s.prober.NotMember
 	c.Membership = &membership{cp: cp, pool: s.pool, registry: s.registry, discoveryTLS: discoveryTLS(s.opts.TLS.Enabled())}
@@ -530,35 +529,18 @@ func leaderDuties(ctx context.Context, cp *controlplane.Node, token, dataDir str
 	}
 }
 
-// memberInfos are the recorded addresses of the servers in the Raft
-// configuration: the state keeps those of servers removed since (or
-// left behind by a recovery), which hold nothing new and count for
-// nothing.
-func memberInfos(cp *controlplane.Node) []model.ServerInfo {
-	members := cp.Members()
-	var out []model.ServerInfo
-	for _, s := range cp.Store().ServerInfos() {
-		if slices.Contains(members, s.ID) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// replicator copies a blob to enough other servers that, with this one,
-// a majority of the servers in the Raft configuration hold it.
 // blobFetcher fetches a code package this server lacks from the other
 // servers, one after another, checking its digest: a deploy replicates a
 // package to a majority only, and the console reads a revision's code on
 // whatever server it is served by.
-func blobFetcher(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, digest string) ([]byte, error) {
+func blobFetcher(cp *controlplane.Node, pool *rpc.Pool) func(ctx context.Context, digest string) ([]byte, error) {
 	return func(ctx context.Context, digest string) ([]byte, error) {
 		var errs []error
-		for _, s := range memberInfos(cp) {
-			if s.ID == cp.ID() || s.APIAddr == apiAddr {
+		for _, s := range cp.MemberAddrs() {
+			if s.ID == cp.ID() {
 				continue
 			}
-			c, err := pool.Control(s.Raft)
+			c, err := pool.Control(s.Addr)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -579,9 +561,15 @@ func blobFetcher(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx
 	}
 }
 
-func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx context.Context, data []byte) error {
+// replicator copies a blob to enough other servers that, with this one,
+// a majority of the servers in the Raft configuration hold it.
+func replicator(cp *controlplane.Node, pool *rpc.Pool) func(ctx context.Context, data []byte) error {
 	return func(ctx context.Context, data []byte) error {
-		servers := memberInfos(cp)
+		// The quorum is the Raft configuration's, whose addresses are
+		// known from the moment a server joins (the servers' announced
+		// information may lag behind it: counting only those could make
+		// one copy look like a majority).
+		servers := cp.MemberAddrs()
 		need := len(servers)/2 + 1 - 1 // this server holds it already
 		if need <= 0 {
 			return nil
@@ -590,7 +578,7 @@ func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx 
 		results := make(chan result, len(servers))
 		sent := 0
 		for _, s := range servers {
-			if s.ID == cp.ID() || s.APIAddr == apiAddr {
+			if s.ID == cp.ID() {
 				continue
 			}
 			sent++
@@ -602,7 +590,7 @@ func replicator(cp *controlplane.Node, pool *rpc.Pool, apiAddr string) func(ctx 
 					cancel()
 				}
 				results <- result{err}
-			}(s.Raft)
+			}(s.Addr)
 		}
 		var errs []error
 		for i := 0; i < sent; i++ {
