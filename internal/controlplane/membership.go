@@ -126,13 +126,9 @@ func (n *Node) MemberAddrs() []Member {
 
 // Members lists the server IDs in this node's Raft configuration.
 func (n *Node) Members() []string {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return nil
-	}
 	var ids []string
-	for _, s := range f.Configuration().Servers {
-		ids = append(ids, string(s.ID))
+	for _, m := range n.MemberAddrs() {
+		ids = append(ids, m.ID)
 	}
 	return ids
 }
