@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"nimbus/internal/controlplane"
 	"nimbus/internal/gateway"
 	"nimbus/internal/node"
 	svc "nimbus/internal/service"
@@ -49,6 +50,8 @@ func addNodeFlags(f *pflag.FlagSet, kind nodeKind) *nodeFlags {
 		f.StringVar(&o.Raft, "raft", "", "internal address HOST:PORT: Raft, the internal RPC (servers and workers) and enrolment, mutual TLS only (required)")
 		f.IntVar(&o.BootstrapExpect, "bootstrap-expect", 0, "bootstrap a new cluster once this many servers see each other")
 		f.StringSliceVar(&o.Join, "join", nil, "API addresses of other servers, HOST:PORT,...")
+		f.DurationVar(&o.RaftHeartbeatTimeout, "raft-heartbeat-timeout", controlplane.DefaultHeartbeatTimeout,
+			"a follower that hears nothing from the leader this long (randomised up to twice that) calls an election; the same on every server")
 		f.StringVar(&o.BootstrapTokenFile, "bootstrap-token-file", "", "file holding the cluster's shared admin key")
 		f.StringVar(&n.joinToken, "join-token", "", "a server join token (nimbus cluster token create --role server) to get this server's certificate with")
 		f.DurationVar(&o.WorkerDeadAfter, "worker-dead-after", 0, "a worker silent this long is dead (default 5s)")

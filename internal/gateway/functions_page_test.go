@@ -34,7 +34,7 @@ func TestFunctionsAreListedAPageAtATimeWithLimitAndAfter(t *testing.T) {
 		return fmt.Sprint(out)
 	}
 	if p := get("/v1/functions"); names(p) != "[f0 f1 f2 f3 f4]" || p.Next != nil {
-		t.Fatalf("without a limit: %s next %v, want every function of the namespace and no next", names(p), p.Next)
+		t.Fatalf("without a limit: %s next %v, want the namespace's five functions (within the default page) and no next", names(p), p.Next)
 	}
 	p := get("/v1/functions?limit=2")
 	if names(p) != "[f0 f1]" || p.Next == nil || *p.Next != "f1" {
@@ -52,4 +52,32 @@ func TestFunctionsAreListedAPageAtATimeWithLimitAndAfter(t *testing.T) {
 		t.Fatalf("past the end: %s, want an empty list", names(p))
 	}
 	a.must(400, req{method: "GET", path: "/v1/functions?limit=0", key: a.admin})
+}
+
+func TestAListWithoutALimitIsTheDefaultPage(t *testing.T) {
+	a := newTestAPI(t)
+	for i := range defaultFunctionsPage + 1 {
+		a.deployed("default", fmt.Sprintf("f%05d", i))
+	}
+	var p struct {
+		Functions []struct {
+			Name string `json:"name"`
+		} `json:"functions"`
+		Next string `json:"next"`
+	}
+	if err := json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/functions", key: a.admin}).Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	last := fmt.Sprintf("f%05d", defaultFunctionsPage-1)
+	if len(p.Functions) != defaultFunctionsPage || p.Functions[0].Name != "f00000" || p.Functions[len(p.Functions)-1].Name != last || p.Next != last {
+		t.Fatalf("got %d functions, next %q; want the first %d and next %q", len(p.Functions), p.Next, defaultFunctionsPage, last)
+	}
+	after := p.Next
+	p.Functions, p.Next = nil, ""
+	if err := json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/functions?after=" + after, key: a.admin}).Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("f%05d", defaultFunctionsPage); len(p.Functions) != 1 || p.Functions[0].Name != want || p.Next != "" {
+		t.Fatalf("the second page: %+v next %q; want only %s and no next", p.Functions, p.Next, want)
+	}
 }

@@ -404,8 +404,21 @@ func (g *Gateway) lambdaListFunctions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := callerNS(r.Context())
+	v := r.URL.Query().Get("FunctionVersion")
+	if v == "" {
+		// $LATEST alone: a page read from the store's name order (the
+		// marker is the last one's listKey).
+		after, _, _ := strings.Cut(marker, ":")
+		page, more := g.svc.FunctionsAfter(ns, after, max)
+		next := ""
+		if more {
+			next = listKey(page[len(page)-1])
+		}
+		g.writeLambdaFunctions(w, page, next)
+		return
+	}
 	fns := g.svc.Functions(ns)
-	if v := r.URL.Query().Get("FunctionVersion"); v == "ALL" {
+	if v == "ALL" {
 		var all []model.Function
 		for _, f := range fns {
 			all = append(all, f)
@@ -413,12 +426,18 @@ func (g *Gateway) lambdaListFunctions(w http.ResponseWriter, r *http.Request) {
 			all = append(all, vs...)
 		}
 		fns = all
-	} else if v != "" {
+	} else {
 		g.writeLambdaError(w, invalidParam("FunctionVersion %q: the only value is ALL", v))
 		return
 	}
 	slices.SortStableFunc(fns, func(a, b model.Function) int { return strings.Compare(listKey(a), listKey(b)) })
 	page, next := pageOf(fns, listKey, marker, max)
+	g.writeLambdaFunctions(w, page, next)
+}
+
+// writeLambdaFunctions answers ListFunctions with page and the marker of
+// the next page ("" for none).
+func (g *Gateway) writeLambdaFunctions(w http.ResponseWriter, page []model.Function, next string) {
 	out := struct {
 		Functions  []lambdaConfiguration `json:"Functions"`
 		NextMarker string                `json:"NextMarker,omitempty"`

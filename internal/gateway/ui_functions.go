@@ -55,18 +55,23 @@ func (g *Gateway) functionsPage(r *http.Request, p *console.Page, v uiFunctionsV
 	q := r.URL.Query()
 	v.Query = strings.TrimSpace(q.Get("q"))
 	after := q.Get("after")
-	fns := g.svc.Functions(p.Namespace) // sorted by name
 	var page []model.Function
 	more := false
-	for _, fn := range fns {
-		if v.Query != "" && !strings.Contains(fn.Name, strings.ToLower(v.Query)) || fn.Name <= after {
-			continue
+	if v.Query == "" {
+		// A page read from the store's name order, not a copy of every
+		// function filtered.
+		page, more = g.svc.FunctionsAfter(p.Namespace, after, uiPageSize)
+	} else {
+		for _, fn := range g.svc.Functions(p.Namespace) { // sorted by name
+			if !strings.Contains(fn.Name, strings.ToLower(v.Query)) || fn.Name <= after {
+				continue
+			}
+			if len(page) == uiPageSize {
+				more = true
+				break
+			}
+			page = append(page, fn)
 		}
-		if len(page) == uiPageSize {
-			more = true
-			break
-		}
-		page = append(page, fn)
 	}
 	if more {
 		v.Next = console.Link("/ui/functions", "q", v.Query, "after", page[len(page)-1].Name)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -299,6 +300,28 @@ func TestTheMonitorTabChartsNinetyDaysOfHistory(t *testing.T) {
 		empty := strings.Count(body, "nothing in this window")
 		if !strings.Contains(body, "Usage (GB-seconds and CPU seconds)") || (wantEmpty && empty == 0) || (!wantEmpty && empty != 0) {
 			t.Errorf("window %s: %d empty charts, want them empty: %v", window, empty, wantEmpty)
+		}
+	}
+}
+
+// The functions page shows uiPageSize functions by name and links to the
+// next page, with and without a search.
+func TestTheFunctionsPageIsPaged(t *testing.T) {
+	a := newTestAPI(t)
+	for i := range uiPageSize + 1 {
+		a.deployed("default", fmt.Sprintf("fn%03d", i))
+	}
+	admin, _ := a.uiSignIn(url.Values{"key": {a.admin}}, "http://example.com")
+	for _, q := range []string{"", "fn"} {
+		first := a.do(req{method: "GET", path: "/ui/functions?q=" + q, cookie: admin}).Body.String()
+		last := fmt.Sprintf("fn%03d", uiPageSize-1)
+		next := fmt.Sprintf("after=%s", last)
+		if !strings.Contains(first, ">"+last+"<") || strings.Contains(first, fmt.Sprintf(">fn%03d<", uiPageSize)) || !strings.Contains(first, next) {
+			t.Fatalf("q=%q: the first page should end at %s and link to the next: %s", q, last, first)
+		}
+		second := a.do(req{method: "GET", path: "/ui/functions?q=" + q + "&" + next, cookie: admin}).Body.String()
+		if !strings.Contains(second, fmt.Sprintf(">fn%03d<", uiPageSize)) || strings.Contains(second, ">"+last+"<") {
+			t.Fatalf("q=%q: the second page should hold only fn%03d: %s", q, uiPageSize, second)
 		}
 	}
 }

@@ -104,6 +104,10 @@ type Options struct {
 	// see this many of themselves (through Join), then bootstrap together.
 	BootstrapExpect int
 	Join            []string // API addresses of other servers
+	// RaftHeartbeatTimeout is how long a follower hears nothing from the
+	// leader before it calls an election (randomised up to twice that);
+	// 0 for controlplane's default.
+	RaftHeartbeatTimeout time.Duration
 	// BootstrapTokenFile holds the cluster's initial admin key, which the
 	// servers also use between themselves.
 	BootstrapTokenFile string

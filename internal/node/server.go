@@ -209,7 +209,8 @@ func (s *serverParts) controlPlane() component {
 			transport := raft.NewNetworkTransport(stream, 3, 10*time.Second, os.Stderr)
 			cp, err := controlplane.Start(controlplane.Config{
 				NodeID: s.opts.NodeID, DataDir: s.opts.DataDir, Transport: transport, RPC: s.pool,
-				Log: s.log.With("subsystem", "controlplane"),
+				HeartbeatTimeout: s.opts.RaftHeartbeatTimeout,
+				Log:              s.log.With("subsystem", "controlplane"),
 			})
 			s.cp = cp
 			return err

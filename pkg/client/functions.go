@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -155,16 +156,47 @@ func (c *Client) GetFunction(ctx context.Context, name string) (Function, error)
 	return fn, err
 }
 
-// ListFunctions lists the functions, as the server orders them.
+// ListFunctions lists every function of the namespace, by name: it asks
+// for one page after another (see ListFunctionsPage) until the last.
 func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
+	all := []Function{}
+	after := ""
+	for {
+		page, next, err := c.ListFunctionsPage(ctx, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		after = next
+	}
+}
+
+// ListFunctionsPage lists the functions after the name after ("" for the
+// first page), at most limit of them (0 for the server's default page of
+// 1,000), and returns the after of the next page ("" when this is the
+// last).
+func (c *Client) ListFunctionsPage(ctx context.Context, after string, limit int) (fns []Function, next string, err error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var out struct {
 		Functions []Function `json:"functions"`
+		Next      string     `json:"next"`
 	}
-	_, err := c.doJSON(ctx, http.MethodGet, "/v1/functions", nil, nil, &out)
-	if out.Functions == nil && err == nil {
+	if _, err := c.doJSON(ctx, http.MethodGet, "/v1/functions", q, nil, &out); err != nil {
+		return nil, "", err
+	}
+	if out.Functions == nil {
 		out.Functions = []Function{}
 	}
-	return out.Functions, err
+	return out.Functions, out.Next, nil
 }
 
 // DeleteFunction deletes a function.
