@@ -56,7 +56,7 @@ func (f *FSM) ApplyCommand(t CommandType, body []byte) any {
 // Snapshot captures the store as of the last applied entry (Raft calls it
 // between Applies); Persist then writes the copy while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.store.Capture()}, nil
+	return &fsmSnapshot{snap: f.store.CaptureUnordered()}, nil
 }
 
 // Restore replaces the store's content with a snapshot.

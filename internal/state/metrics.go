@@ -469,10 +469,29 @@ func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
 			out = append(out, mh)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return model.QualifiedName(out[i].Namespace, out[i].Function) < model.QualifiedName(out[j].Namespace, out[j].Function)
-	})
 	return out
+}
+
+// sortMetricHistory sorts a snapshot's metric history by qualified name,
+// each name made once (not twice per comparison).
+func sortMetricHistory(hs []model.MetricHistory) {
+	keys := make([]string, len(hs))
+	for i, h := range hs {
+		keys[i] = model.QualifiedName(h.Namespace, h.Function)
+	}
+	sort.Sort(historyByName{keys, hs})
+}
+
+type historyByName struct {
+	keys []string
+	hs   []model.MetricHistory
+}
+
+func (b historyByName) Len() int           { return len(b.keys) }
+func (b historyByName) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b historyByName) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.hs[i], b.hs[j] = b.hs[j], b.hs[i]
 }
 
 func snapshotBuckets(bs []bucket) []model.MetricMinute {
