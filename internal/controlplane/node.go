@@ -62,12 +62,13 @@ type Config struct {
 }
 
 // DefaultHeartbeatTimeout is the servers' Raft heartbeat and election
-// timeout unless --raft-heartbeat-timeout says otherwise: half of
-// hashicorp/raft's default. A follower calls an election 0.5-1 s after
-// the leader's last heartbeat (sent every 50 ms) instead of 1-2 s, which
-// halves a failover (bench/failover, 15 kills: the first write p50 1.1 s
-// and p99 1.5 s, against 2.0 s and 2.8 s at 1 s).
-const DefaultHeartbeatTimeout = 500 * time.Millisecond
+// timeout unless --raft-heartbeat-timeout says otherwise: hashicorp/raft's
+// default. Half of it halves a failover where the machines have CPU to
+// spare (bench/failover, 15 kills: the first write p50 1.1 s and p99
+// 1.5 s, against 2.0 s and 2.8 s), but under bench/scale's load on two
+// busy cores followers missed 0.5 s of heartbeats again and again, and
+// their elections left the cluster without a leader for seconds.
+const DefaultHeartbeatTimeout = time.Second
 
 // initialMmapSize is the address space the Raft log database maps from
 // the start. bbolt otherwise maps 32 kB and doubles the mapping as the

@@ -81,3 +81,50 @@ func TestAListWithoutALimitIsTheDefaultPage(t *testing.T) {
 		t.Fatalf("the second page: %+v next %q; want only %s and no next", p.Functions, p.Next, want)
 	}
 }
+
+// Schedules are listed a page at a time as functions are, and a page
+// after a name of one function's schedules holds that function's only.
+func TestSchedulesAreListedAPageAtATime(t *testing.T) {
+	a := newTestAPI(t)
+	a.deployed("default", "f")
+	a.deployed("default", "g")
+	for i := range 5 {
+		fn := "f"
+		if i%2 == 1 {
+			fn = "g"
+		}
+		a.must(201, req{method: "PUT", path: fmt.Sprintf("/v1/schedules/s%d", i), key: a.admin, body: `{"function": "` + fn + `", "expression": "@every 1h"}`})
+	}
+	type page struct {
+		Schedules []struct {
+			Name     string `json:"name"`
+			NextFire string `json:"next_fire"`
+		} `json:"schedules"`
+		Next *string `json:"next"`
+	}
+	get := func(path string) (string, *string) {
+		t.Helper()
+		var p page
+		if err := json.Unmarshal(a.must(200, req{method: "GET", path: path, key: a.admin}).Body.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range p.Schedules {
+			if s.NextFire == "" {
+				t.Fatalf("%s: schedule %s without its next fire", path, s.Name)
+			}
+			names = append(names, s.Name)
+		}
+		return fmt.Sprint(names), p.Next
+	}
+	if names, next := get("/v1/schedules"); names != "[s0 s1 s2 s3 s4]" || next != nil {
+		t.Fatalf("without a limit: %s next %v", names, next)
+	}
+	if names, next := get("/v1/schedules?limit=2&after=s1"); names != "[s2 s3]" || next == nil || *next != "s3" {
+		t.Fatalf("a page after s1: %s next %v", names, next)
+	}
+	if names, next := get("/v1/schedules?function=f&limit=2&after=s0"); names != "[s2 s4]" || next != nil {
+		t.Fatalf("f's after s0: %s next %v", names, next)
+	}
+	a.must(400, req{method: "GET", path: "/v1/schedules?limit=10001", key: a.admin})
+}

@@ -7,8 +7,20 @@ import (
 	"nimbus/pkg/client"
 )
 
+// listSchedules answers a page of schedules, as listFunctions does.
 func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"schedules": wire.List(g.svc.Schedules(callerNS(r.Context()), r.URL.Query().Get("function")), wire.Schedule)})
+	limit, err := queryLimit(r, defaultFunctionsPage, maxListLimit)
+	if err != nil {
+		writeError(w, g.log, err)
+		return
+	}
+	q := r.URL.Query()
+	page, more := g.svc.SchedulesAfter(callerNS(r.Context()), q.Get("function"), q.Get("after"), limit)
+	out := map[string]any{"schedules": wire.List(page, wire.Schedule)}
+	if more {
+		out["next"] = page[len(page)-1].Name
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (g *Gateway) getSchedule(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"time"
 
 	"nimbus/internal/fsm"
@@ -24,13 +25,25 @@ func withNextFire(sc model.Schedule) model.Schedule {
 // Schedules lists namespace ns's schedules, those of function fn only
 // when fn is not "".
 func (s *Service) Schedules(ns, fn string) []model.Schedule {
+	out, _ := s.SchedulesAfter(ns, fn, "", math.MaxInt)
+	return out
+}
+
+// SchedulesAfter is a page of namespace ns's schedules (of function fn
+// only, unless ""), by name: the first n named after after, and whether
+// more follow. Only the page's next fires are computed.
+func (s *Service) SchedulesAfter(ns, fn, after string, n int) ([]model.Schedule, bool) {
 	out := []model.Schedule{}
 	for _, sc := range s.store.Schedules(ns) {
-		if fn == "" || sc.Function == fn {
-			out = append(out, withNextFire(sc))
+		if fn != "" && sc.Function != fn || after != "" && sc.Name <= after {
+			continue
 		}
+		if len(out) == n {
+			return out, true
+		}
+		out = append(out, withNextFire(sc))
 	}
-	return out
+	return out, false
 }
 
 // Schedule is schedule name of namespace ns.

@@ -3,7 +3,8 @@ package state
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"nimbus/internal/model"
@@ -134,8 +135,11 @@ func (s *Store) Schedules(ns string) []model.Schedule {
 		}
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		return model.QualifiedName(out[i].Namespace, out[i].Name) < model.QualifiedName(out[j].Namespace, out[j].Name)
+	slices.SortFunc(out, func(a, b model.Schedule) int {
+		if a.Namespace == b.Namespace { // the same "ns/" before the names
+			return strings.Compare(a.Name, b.Name)
+		}
+		return strings.Compare(model.QualifiedName(a.Namespace, a.Name), model.QualifiedName(b.Namespace, b.Name))
 	})
 	return out
 }

@@ -49,13 +49,25 @@ func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, e
 	return out, status == http.StatusCreated, err
 }
 
-// Schedules lists schedules.
+// Schedules lists every schedule of the namespace, by name, following
+// the pages to the last.
 func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
-	var out struct {
-		Schedules []Schedule `json:"schedules"`
+	var all []Schedule
+	q := url.Values{}
+	for {
+		var out struct {
+			Schedules []Schedule `json:"schedules"`
+			Next      string     `json:"next"`
+		}
+		if _, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules", q, nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Schedules...)
+		if out.Next == "" {
+			return all, nil
+		}
+		q.Set("after", out.Next) // the next page
 	}
-	_, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules", nil, nil, &out)
-	return out.Schedules, err
 }
 
 // GetSchedule describes one schedule.
