@@ -113,6 +113,7 @@ type Result struct {
 	Placement     []HistQuantile
 	Reads         []Read         `json:"reads"`
 	Lag           Lag            `json:"schedule_lag"`        // fires whose slot fell in the steady window
+	SettleS       float64        `json:"settle_s"`            // from the invokes' end until the queue was empty
 	LagLoaded     Lag            `json:"schedule_lag_loaded"` // the other fires seen: during the invocations
 	Snapshot      Snapshot       `json:"snapshot"`
 	RestartS      float64        `json:"follower_restart_to_ready_s"` // the slowest restart's
@@ -239,7 +240,10 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	// A quiet minute (and a few seconds) with the schedules firing and
 	// nothing else: the lag measured over it is the scheduler's, not the
-	// invoke load's.
+	// invoke load's, so it starts once the queue the load left behind
+	// (fires late by seconds) has drained.
+	res.SettleS = settle(ctx, api, c, 2*time.Minute).Seconds()
+	say("queue drained %.1f s after the invokes", res.SettleS)
 	steadyFrom := time.Now()
 	if nsched > 0 {
 		say("schedules firing, nothing else: measuring CPU over %v...", cfg.Steady)

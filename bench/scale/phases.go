@@ -113,6 +113,11 @@ type Lag struct {
 	Lag       stats.Summary `json:"lag"` // record start - slot
 	Missed    int64         `json:"missed_total"`
 	FiresAll  int64         `json:"fires_total"`
+	// Late counts the fires over 1 s late, and LastLateS is how far into
+	// the window the slot of the last of them was: a backlog draining at
+	// the window's start, or lateness throughout.
+	Late      int     `json:"late_over_1s"`
+	LastLateS float64 `json:"last_late_slot_s"`
 }
 
 // scheduleLag reads the records of sample schedules' functions (function
@@ -142,6 +147,10 @@ func scheduleLag(ctx context.Context, api *cluster.API, addr string, schedules, 
 			if !slot.Before(from) && slot.Before(to) {
 				steady.Fires++
 				lagsS = append(lagsS, r.Start.Sub(slot))
+				if r.Start.Sub(slot) > time.Second {
+					steady.Late++
+					steady.LastLateS = max(steady.LastLateS, slot.Sub(from).Seconds())
+				}
 			} else {
 				loaded.Fires++
 				lagsL = append(lagsL, r.Start.Sub(slot))
@@ -452,4 +461,27 @@ func saveProfile(ctx context.Context, api *cluster.API, s *cluster.Proc, path, f
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "profile %s of %s: %v\n", path, s.ID, err)
 	}
+}
+
+// settle waits until GET /v1/scaling reports no queued event that no
+// worker has (every 200 ms, through the first server that answers), at
+// most limit, and returns how long that took.
+func settle(ctx context.Context, api *cluster.API, c *cluster.Cluster, limit time.Duration) time.Duration {
+	t0 := time.Now()
+	for time.Since(t0) < limit && ctx.Err() == nil {
+		for _, s := range c.Servers {
+			var sc client.Scaling
+			if api.GetJSON(ctx, s.API, "/v1/scaling", &sc) == nil {
+				if sc.Load.QueueDepth == 0 {
+					return time.Since(t0)
+				}
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return time.Since(t0)
 }
