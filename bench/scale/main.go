@@ -267,7 +267,7 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 			follower = s
 		}
 	}
-	// GET /v1/functions without a limit is the default page of 1,000 (a
+	// GET /v1/functions without a limit is the default page of 100 (a
 	// list is always paged: the whole of 100,000 functions would be tens
 	// of MB).
 	res.Reads = reads(ctx, api, []string{follower.API, leader.API}, []string{

@@ -56,7 +56,7 @@ func TestFunctionsAreListedAPageAtATimeWithLimitAndAfter(t *testing.T) {
 
 func TestAListWithoutALimitIsTheDefaultPage(t *testing.T) {
 	a := newTestAPI(t)
-	for i := range defaultFunctionsPage + 1 {
+	for i := range defaultListPage + 1 {
 		a.deployed("default", fmt.Sprintf("f%05d", i))
 	}
 	var p struct {
@@ -68,16 +68,16 @@ func TestAListWithoutALimitIsTheDefaultPage(t *testing.T) {
 	if err := json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/functions", key: a.admin}).Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
-	last := fmt.Sprintf("f%05d", defaultFunctionsPage-1)
-	if len(p.Functions) != defaultFunctionsPage || p.Functions[0].Name != "f00000" || p.Functions[len(p.Functions)-1].Name != last || p.Next != last {
-		t.Fatalf("got %d functions, next %q; want the first %d and next %q", len(p.Functions), p.Next, defaultFunctionsPage, last)
+	last := fmt.Sprintf("f%05d", defaultListPage-1)
+	if len(p.Functions) != defaultListPage || p.Functions[0].Name != "f00000" || p.Functions[len(p.Functions)-1].Name != last || p.Next != last {
+		t.Fatalf("got %d functions, next %q; want the first %d and next %q", len(p.Functions), p.Next, defaultListPage, last)
 	}
 	after := p.Next
 	p.Functions, p.Next = nil, ""
 	if err := json.Unmarshal(a.must(200, req{method: "GET", path: "/v1/functions?after=" + after, key: a.admin}).Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("f%05d", defaultFunctionsPage); len(p.Functions) != 1 || p.Functions[0].Name != want || p.Next != "" {
+	if want := fmt.Sprintf("f%05d", defaultListPage); len(p.Functions) != 1 || p.Functions[0].Name != want || p.Next != "" {
 		t.Fatalf("the second page: %+v next %q; want only %s and no next", p.Functions, p.Next, want)
 	}
 }

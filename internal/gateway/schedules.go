@@ -9,7 +9,7 @@ import (
 
 // listSchedules answers a page of schedules, as listFunctions does.
 func (g *Gateway) listSchedules(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryLimit(r, defaultFunctionsPage, maxListLimit)
+	limit, err := queryLimit(r, defaultListPage, maxListLimit)
 	if err != nil {
 		writeError(w, g.log, err)
 		return

@@ -176,7 +176,7 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 
 // ListFunctionsPage lists the functions after the name after ("" for the
 // first page), at most limit of them (0 for the server's default page of
-// 1,000), and returns the after of the next page ("" when this is the
+// 100), and returns the after of the next page ("" when this is the
 // last).
 func (c *Client) ListFunctionsPage(ctx context.Context, after string, limit int) (fns []Function, next string, err error) {
 	q := url.Values{}
