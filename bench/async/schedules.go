@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -197,13 +198,11 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 		}
 		res.PerSlot = append(res.PerSlot, sf)
 	}
-	var list struct {
-		Schedules []client.Schedule `json:"schedules"`
-	}
-	if err := b.api.GetJSON(ctx, poll, "/v1/schedules", &list); err != nil {
+	list, err := b.allSchedules(ctx, poll)
+	if err != nil {
 		return res, err
 	}
-	for _, sc := range list.Schedules {
+	for _, sc := range list {
 		if sc.Function == fn {
 			res.MissedTotal += sc.Missed
 		}
@@ -213,13 +212,11 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 
 // allPast reports whether every schedule's last slot is at or after slot.
 func (b *bench) allPast(ctx context.Context, addr string, slot time.Time) (bool, error) {
-	var list struct {
-		Schedules []client.Schedule `json:"schedules"`
-	}
-	if err := b.api.GetJSON(ctx, addr, "/v1/schedules", &list); err != nil {
+	list, err := b.allSchedules(ctx, addr)
+	if err != nil {
 		return false, err
 	}
-	for _, sc := range list.Schedules {
+	for _, sc := range list {
 		if sc.LastSlot.Before(slot) {
 			return false, nil
 		}
@@ -245,4 +242,24 @@ func suffix(lastErr string) string {
 		return ""
 	}
 	return "; last: " + lastErr
+}
+
+// allSchedules lists every schedule through addr, a page of 10,000 at a time.
+func (b *bench) allSchedules(ctx context.Context, addr string) ([]client.Schedule, error) {
+	var all []client.Schedule
+	for path := "/v1/schedules?limit=10000"; path != ""; {
+		var page struct {
+			Schedules []client.Schedule `json:"schedules"`
+			Next      string            `json:"next"`
+		}
+		if err := b.api.GetJSON(ctx, addr, path, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Schedules...)
+		path = ""
+		if page.Next != "" {
+			path = "/v1/schedules?limit=10000&after=" + url.QueryEscape(page.Next)
+		}
+	}
+	return all, nil
 }
