@@ -457,17 +457,65 @@ func (s *Store) addRecordLocked(r model.Invocation) {
 // by function: the namespaces' sums are there too, as a function named
 // "" of each (without lifetime totals). Needs s.mu.
 func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
-	out := make([]model.MetricHistory, 0, len(s.metrics.byFunction)+len(s.metrics.byNamespace))
-	for _, byName := range []map[string]*funcHistory{s.metrics.byFunction, s.metrics.byNamespace} {
+	hs := s.metrics.historiesLocked()
+	out := hs.snapshot()
+	sortMetricHistory(out)
+	return out
+}
+
+// capturedHistories are the histories of a capture: copies a snapshot
+// converts after the store's lock is released (see Store.CaptureUnordered).
+type capturedHistories struct {
+	hs    []*funcHistory
+	floor [tiers]int64
+}
+
+// historiesLocked copies every function's and namespace's history: the
+// open buckets (Apply counts into them in place) and the list of sealed
+// chunks, whose bytes so far never change (a chunk only grows past
+// them). A fraction of the conversion snapshot does. Needs Store.mu.
+func (x *metricHistory) historiesLocked() capturedHistories {
+	c := capturedHistories{hs: make([]*funcHistory, 0, len(x.byFunction)+len(x.byNamespace)), floor: x.floor}
+	for _, byName := range []map[string]*funcHistory{x.byFunction, x.byNamespace} {
 		for _, h := range byName {
-			mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
-				Minutes: snapshotBuckets(h.buckets(tierMinute, s.metrics.floor[tierMinute])), Hours: snapshotBuckets(h.buckets(tierHour, s.metrics.floor[tierHour])),
-				Days: snapshotBuckets(h.buckets(tierDay, s.metrics.floor[tierDay]))}
-			if h.function != "" {
-				mh.Total = &snapshotBuckets([]bucket{h.total})[0]
-			}
-			out = append(out, mh)
+			c.hs = append(c.hs, h.clone())
 		}
+	}
+	return c
+}
+
+// clone copies h as historiesLocked describes.
+func (h *funcHistory) clone() *funcHistory {
+	c := &funcHistory{namespace: h.namespace, function: h.function, total: h.total.clone()}
+	for t := range tiers {
+		c.sealed[t] = slices.Clone(h.sealed[t])
+		if len(h.open[t]) > 0 {
+			c.open[t] = make([]bucket, len(h.open[t]))
+			for i := range h.open[t] {
+				c.open[t][i] = h.open[t][i].clone()
+			}
+		}
+	}
+	return c
+}
+
+// clone copies b, its error counts too.
+func (b bucket) clone() bucket {
+	b.errorTypes = slices.Clone(b.errorTypes)
+	return b
+}
+
+// snapshot converts captured histories to a snapshot's, unsorted.
+func (c capturedHistories) snapshot() []model.MetricHistory {
+	out := make([]model.MetricHistory, 0, len(c.hs))
+	for _, h := range c.hs {
+		mh := model.MetricHistory{Namespace: h.namespace, Function: h.function,
+			Minutes: snapshotBuckets(h.buckets(tierMinute, c.floor[tierMinute])), Hours: snapshotBuckets(h.buckets(tierHour, c.floor[tierHour])),
+			Days: snapshotBuckets(h.buckets(tierDay, c.floor[tierDay]))}
+		if h.function != "" {
+			mh.Total = &snapshotBuckets([]bucket{h.total})[0]
+		}
+		out = append(out, mh)
 	}
 	return out
 }

@@ -203,3 +203,53 @@ func TestAnUnorderedCaptureWritesTheOrderedSnapshot(t *testing.T) {
 		t.Fatalf("the unordered capture wrote %d bytes unlike the ordered one's %d", unordered.Len(), ordered.Len())
 	}
 }
+
+// What Apply changes after a capture does not reach the capture: the
+// open buckets it counts into (error types too) and the sealed chunks it
+// appends to were copied. Days of invocations (older buckets sealed),
+// then a capture, then more invocations into the same minutes, hours and
+// days, and a day and a half later, which seals them: the capture writes
+// the bytes an ordered capture made at its moment writes.
+func TestACaptureIsNotChangedByLaterApplies(t *testing.T) {
+	s := New()
+	ret := model.DefaultRetention()
+	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	n := 0
+	add := func(at time.Time, k int) {
+		var recs []model.Invocation
+		for i := range k {
+			n++
+			inv := model.Invocation{ID: fmt.Sprint("r", n), Namespace: fmt.Sprint("ns", i%2), Function: fmt.Sprint("f", i%5), Status: model.StatusSuccess,
+				Start: at, DurationMS: float64(i), BilledMS: int64(i + 1), MemoryMB: 128}
+			if i%3 == 0 {
+				inv.Status, inv.ErrorType = model.StatusFailed, fmt.Sprint("E", i%4)
+			}
+			recs = append(recs, inv)
+		}
+		s.AddRecords(recs, nil, ret, at)
+	}
+	for at := start; at.Before(start.Add(3 * 24 * time.Hour)); at = at.Add(7 * time.Minute) {
+		add(at, 6)
+	}
+	now := start.Add(3 * 24 * time.Hour)
+	var want bytes.Buffer
+	if _, err := s.Capture().WriteTo(&want); err != nil {
+		t.Fatal(err)
+	}
+	captured := s.CaptureUnordered()
+	for i := range 5 {
+		add(now.Add(-time.Duration(i)*time.Second), 12)
+	}
+	add(now.Add(36*time.Hour), 3) // seals what was open at the capture
+	var got bytes.Buffer
+	if _, err := captured.WriteTo(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("the capture wrote %d bytes, the state at its moment %d", got.Len(), want.Len())
+	}
+	var after bytes.Buffer
+	if _, err := s.Capture().WriteTo(&after); err != nil || bytes.Equal(after.Bytes(), want.Bytes()) {
+		t.Fatalf("the later invocations changed nothing (%v): the test proves nothing", err)
+	}
+}
