@@ -65,9 +65,9 @@ type Config struct {
 // timeout unless --raft-heartbeat-timeout says otherwise: hashicorp/raft's
 // default. Half of it halves a failover where the machines have CPU to
 // spare (bench/failover, 15 kills: the first write p50 1.1 s and p99
-// 1.5 s, against 2.0 s and 2.8 s), but under bench/scale's load on two
-// busy cores followers missed 0.5 s of heartbeats again and again, and
-// their elections left the cluster without a leader for seconds.
+// 1.5 s, against 2.0 s and 2.8 s); under bench/scale's load on two busy
+// cores the leader missed its lease at either setting, and a shorter
+// timeout only adds elections there.
 const DefaultHeartbeatTimeout = time.Second
 
 // initialMmapSize is the address space the Raft log database maps from
