@@ -489,10 +489,10 @@ func (h *funcHistory) clone() *funcHistory {
 	c := &funcHistory{namespace: h.namespace, function: h.function, total: h.total.clone()}
 	for t := range tiers {
 		c.sealed[t] = slices.Clone(h.sealed[t])
-		if len(h.open[t]) > 0 {
-			c.open[t] = make([]bucket, len(h.open[t]))
-			for i := range h.open[t] {
-				c.open[t][i] = h.open[t][i].clone()
+		c.open[t] = slices.Clone(h.open[t]) // one copy of the array
+		for i := range c.open[t] {
+			if b := &c.open[t][i]; b.errorTypes != nil {
+				b.errorTypes = slices.Clone(b.errorTypes)
 			}
 		}
 	}
