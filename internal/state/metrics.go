@@ -453,16 +453,6 @@ func (s *Store) addRecordLocked(r model.Invocation) {
 	s.records.add(r)
 }
 
-// snapshotMetricsLocked is the history as a snapshot stores it, sorted
-// by function: the namespaces' sums are there too, as a function named
-// "" of each (without lifetime totals). Needs s.mu.
-func (s *Store) snapshotMetricsLocked() []model.MetricHistory {
-	hs := s.metrics.historiesLocked()
-	out := hs.snapshot()
-	sortMetricHistory(out)
-	return out
-}
-
 // capturedHistories are the histories of a capture: copies a snapshot
 // converts after the store's lock is released (see Store.CaptureUnordered).
 type capturedHistories struct {

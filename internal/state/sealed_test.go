@@ -74,7 +74,7 @@ func TestSealedBucketsAnswerAsOpenOnes(t *testing.T) {
 	// among equal starts is not the point here).
 	open.mu.RLock()
 	sealed.mu.RLock()
-	a, b := open.snapshotMetricsLocked(), sealed.snapshotMetricsLocked()
+	a, b := open.metrics.historiesLocked().snapshot(), sealed.metrics.historiesLocked().snapshot()
 	sortMetricHistory(a)
 	sortMetricHistory(b)
 	if !reflect.DeepEqual(a, b) {
