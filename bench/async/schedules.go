@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 
 	"nimbus/bench/internal/cluster"
 	"nimbus/bench/internal/stats"
-	"nimbus/pkg/client"
 )
 
 // every is the schedules' interval. @every fires on the multiples of the
@@ -198,7 +196,7 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 		}
 		res.PerSlot = append(res.PerSlot, sf)
 	}
-	list, err := b.allSchedules(ctx, poll)
+	list, err := b.api.Schedules(ctx, poll)
 	if err != nil {
 		return res, err
 	}
@@ -212,7 +210,7 @@ func (b *bench) schedules(ctx context.Context, fn string, n, clients int, poll s
 
 // allPast reports whether every schedule's last slot is at or after slot.
 func (b *bench) allPast(ctx context.Context, addr string, slot time.Time) (bool, error) {
-	list, err := b.allSchedules(ctx, addr)
+	list, err := b.api.Schedules(ctx, addr)
 	if err != nil {
 		return false, err
 	}
@@ -242,24 +240,4 @@ func suffix(lastErr string) string {
 		return ""
 	}
 	return "; last: " + lastErr
-}
-
-// allSchedules lists every schedule through addr, a page of 10,000 at a time.
-func (b *bench) allSchedules(ctx context.Context, addr string) ([]client.Schedule, error) {
-	var all []client.Schedule
-	for path := "/v1/schedules?limit=10000"; path != ""; {
-		var page struct {
-			Schedules []client.Schedule `json:"schedules"`
-			Next      string            `json:"next"`
-		}
-		if err := b.api.GetJSON(ctx, addr, path, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Schedules...)
-		path = ""
-		if page.Next != "" {
-			path = "/v1/schedules?limit=10000&after=" + url.QueryEscape(page.Next)
-		}
-	}
-	return all, nil
 }

@@ -123,7 +123,7 @@ func main() {
 
 func run(ctx context.Context, kills int, bin string, keep bool, heartbeat time.Duration) (res *Result, err error) {
 	rc := raft.DefaultConfig()
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = heartbeat, heartbeat, min(heartbeat, rc.LeaderLeaseTimeout)
+	controlplane.SetHeartbeatTimeout(rc, heartbeat)
 	res = &Result{
 		Machine: stats.ThisMachine(),
 		Command: strings.Join(append([]string{"go run ./bench/failover"}, os.Args[1:]...), " "),

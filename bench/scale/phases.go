@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,21 +157,10 @@ func scheduleLag(ctx context.Context, api *cluster.API, addr string, schedules, 
 		}
 	}
 	loaded.Lag, steady.Lag = stats.Summarize(lagsL), stats.Summarize(lagsS)
-	for path := "/v1/schedules?limit=10000"; path != ""; { // every page
-		var out struct {
-			Schedules []client.Schedule `json:"schedules"`
-			Next      string            `json:"next"`
-		}
-		if api.GetJSON(ctx, addr, path, &out) != nil {
-			break
-		}
-		for _, s := range out.Schedules {
+	if all, err := api.Schedules(ctx, addr); err == nil {
+		for _, s := range all {
 			steady.Missed += s.Missed
 			steady.FiresAll += s.Fires
-		}
-		path = ""
-		if out.Next != "" {
-			path = "/v1/schedules?limit=10000&after=" + url.QueryEscape(out.Next)
 		}
 	}
 	loaded.Missed, loaded.FiresAll = steady.Missed, steady.FiresAll

@@ -70,6 +70,16 @@ type Config struct {
 // timeout only adds elections there.
 const DefaultHeartbeatTimeout = time.Second
 
+// SetHeartbeatTimeout sets rc's timeouts as a server's heartbeat timeout
+// hb sets them (0: DefaultHeartbeatTimeout): the heartbeat and election
+// timeouts hb, the leader's lease at most hb.
+func SetHeartbeatTimeout(rc *raft.Config, hb time.Duration) {
+	if hb <= 0 {
+		hb = DefaultHeartbeatTimeout
+	}
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = hb, hb, min(hb, rc.LeaderLeaseTimeout)
+}
+
 // initialMmapSize is the address space the Raft log database maps from
 // the start. bbolt otherwise maps 32 kB and doubles the mapping as the
 // file grows, each time an munmap and mmap of the whole file under its
@@ -130,11 +140,7 @@ func Start(cfg Config) (*Node, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: rlog, Level: hclog.Warn})
-	hb := cfg.HeartbeatTimeout
-	if hb <= 0 {
-		hb = DefaultHeartbeatTimeout
-	}
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = hb, hb, min(hb, rc.LeaderLeaseTimeout)
+	SetHeartbeatTimeout(rc, cfg.HeartbeatTimeout)
 	if cfg.SingleNode {
 		rc.HeartbeatTimeout = 50 * time.Millisecond
 		rc.ElectionTimeout = 50 * time.Millisecond

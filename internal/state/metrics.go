@@ -476,23 +476,16 @@ func (x *metricHistory) historiesLocked() capturedHistories {
 
 // clone copies h as historiesLocked describes.
 func (h *funcHistory) clone() *funcHistory {
-	c := &funcHistory{namespace: h.namespace, function: h.function, total: h.total.clone()}
+	c := &funcHistory{namespace: h.namespace, function: h.function, total: h.total}
+	c.total.errorTypes = slices.Clone(h.total.errorTypes)
 	for t := range tiers {
 		c.sealed[t] = slices.Clone(h.sealed[t])
-		c.open[t] = slices.Clone(h.open[t]) // one copy of the array
-		for i := range c.open[t] {
-			if b := &c.open[t][i]; b.errorTypes != nil {
-				b.errorTypes = slices.Clone(b.errorTypes)
-			}
+		c.open[t] = slices.Clone(h.open[t])
+		for i := range c.open[t] { // Apply counts errors into these in place
+			c.open[t][i].errorTypes = slices.Clone(c.open[t][i].errorTypes)
 		}
 	}
 	return c
-}
-
-// clone copies b, its error counts too.
-func (b bucket) clone() bucket {
-	b.errorTypes = slices.Clone(b.errorTypes)
-	return b
 }
 
 // snapshot converts captured histories to a snapshot's, unsorted.

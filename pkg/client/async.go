@@ -52,22 +52,18 @@ func (c *Client) PutSchedule(ctx context.Context, s Schedule) (Schedule, bool, e
 // Schedules lists every schedule of the namespace, by name, following
 // the pages to the last.
 func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
-	var all []Schedule
-	q := url.Values{}
-	for {
+	return allPages(func(after string) ([]Schedule, string, error) {
 		var out struct {
 			Schedules []Schedule `json:"schedules"`
 			Next      string     `json:"next"`
 		}
-		if _, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules", q, nil, &out); err != nil {
-			return nil, err
+		q := url.Values{}
+		if after != "" {
+			q.Set("after", after)
 		}
-		all = append(all, out.Schedules...)
-		if out.Next == "" {
-			return all, nil
-		}
-		q.Set("after", out.Next) // the next page
-	}
+		_, err := c.doJSON(ctx, http.MethodGet, "/v1/schedules", q, nil, &out)
+		return out.Schedules, out.Next, err
+	})
 }
 
 // GetSchedule describes one schedule.

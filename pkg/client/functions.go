@@ -159,14 +159,20 @@ func (c *Client) GetFunction(ctx context.Context, name string) (Function, error)
 // ListFunctions lists every function of the namespace, by name: it asks
 // for one page after another (see ListFunctionsPage) until the last.
 func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
-	all := []Function{}
+	return allPages(func(after string) ([]Function, string, error) { return c.ListFunctionsPage(ctx, after, 0) })
+}
+
+// allPages gathers a list page by page: page returns the items after
+// after ("" for the first page) and the after of the next ("" at the end).
+func allPages[T any](page func(after string) ([]T, string, error)) ([]T, error) {
+	all := []T{}
 	after := ""
 	for {
-		page, next, err := c.ListFunctionsPage(ctx, after, 0)
+		items, next, err := page(after)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page...)
+		all = append(all, items...)
 		if next == "" {
 			return all, nil
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"nimbus/pkg/client"
@@ -132,4 +133,25 @@ func Short(b []byte) string {
 		b = b[:200]
 	}
 	return string(b)
+}
+
+// Schedules lists every schedule through the server at addr, a page of
+// 10,000 at a time.
+func (a *API) Schedules(ctx context.Context, addr string) ([]client.Schedule, error) {
+	var all []client.Schedule
+	for path := "/v1/schedules?limit=10000"; path != ""; {
+		var page struct {
+			Schedules []client.Schedule `json:"schedules"`
+			Next      string            `json:"next"`
+		}
+		if err := a.GetJSON(ctx, addr, path, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Schedules...)
+		path = ""
+		if page.Next != "" {
+			path = "/v1/schedules?limit=10000&after=" + url.QueryEscape(page.Next)
+		}
+	}
+	return all, nil
 }
