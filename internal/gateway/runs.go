@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"nimbus/internal/model"
 	"nimbus/internal/service"
 	"nimbus/internal/worker"
 	"nimbus/pkg/client"
@@ -185,7 +186,7 @@ func writeNotice(ctx context.Context, ws *websocket.Conn, n client.RunNotice) er
 // runExit is a run's exit as the API shows it.
 func runExit(ex *worker.RunExit) *client.RunExit {
 	return &client.RunExit{
-		Code: ex.Code, Signal: ex.Signal, Verdict: ex.Verdict, WallMS: worker.DurationMS(ex.Wall),
-		CPUMS: worker.DurationMS(ex.CPU), MaxMemoryBytes: ex.MaxMemB, OutputBytes: ex.Output, Worker: ex.WorkerID,
+		Code: ex.Code, Signal: ex.Signal, Verdict: ex.Verdict, WallMS: model.DurationMS(ex.Wall),
+		CPUMS: model.DurationMS(ex.CPU), MaxMemoryBytes: ex.MaxMemB, OutputBytes: ex.Output, Worker: ex.WorkerID,
 	}
 }

@@ -397,9 +397,9 @@ func runRecord(spec worker.RunSpec, start time.Time, ex *worker.RunExit, tail st
 	result, _ := json.Marshal(map[string]any{"exit_code": ex.Code, "signal": ex.Signal})
 	rec := model.Invocation{
 		ID: spec.ID, Namespace: spec.Namespace, Trigger: TriggerRun, Status: model.StatusSuccess,
-		Start: start.UTC(), DurationMS: worker.DurationMS(ex.Wall), BilledMS: python.BilledMS(ex.Wall),
+		Start: start.UTC(), DurationMS: model.DurationMS(ex.Wall), BilledMS: python.BilledMS(ex.Wall),
 		MemoryMB: spec.Limits.MemoryMB, MaxMemoryMB: int((ex.MaxMemB + 1<<20 - 1) >> 20),
-		ErrorType: ex.Verdict, Result: result, LogTail: tail, Worker: ex.WorkerID, CPUMS: worker.DurationMS(ex.CPU),
+		ErrorType: ex.Verdict, Result: result, LogTail: tail, Worker: ex.WorkerID, CPUMS: model.DurationMS(ex.CPU),
 	}
 	if rec.MemoryMB == 0 {
 		rec.MemoryMB = worker.DefaultRunMemory

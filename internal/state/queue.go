@@ -22,7 +22,7 @@ func (s *Store) queueRecordLocked(q *model.QueueItem, status string, update func
 	rec := model.Invocation{ID: q.RequestID, Namespace: model.NamespaceOf(q.Namespace), Function: q.Function, Trigger: q.Trigger, Status: status,
 		Start: q.EnqueuedAt, EnqueuedAt: q.EnqueuedAt, Attempts: q.Attempts}
 	if old, ok := s.records.byID[q.RequestID]; ok {
-		rec = old.Invocation
+		rec = old.record()
 		rec.Status, rec.Attempts = status, q.Attempts
 	}
 	if update != nil {

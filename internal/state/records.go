@@ -61,6 +61,7 @@ func (x *recordIndex) add(r model.Invocation) {
 		x.outcome(r)
 	}
 	r.Namespace = model.NamespaceOf(r.Namespace)
+	frame := elideFrame(&r)
 	if ok {
 		// In place: byFunction keeps it where it was unless its start or
 		// its function changes, byTime too unless it must move.
@@ -69,7 +70,7 @@ func (x *recordIndex) add(r model.Invocation) {
 			x.unindexFunction(old)
 		}
 		again := x.reindexTime(old, &r)
-		old.Invocation = r
+		old.Invocation, old.frame = r, frame
 		if move {
 			x.indexFunction(old)
 		}
@@ -78,7 +79,7 @@ func (x *recordIndex) add(r model.Invocation) {
 		}
 		return
 	}
-	stored := &storedRecord{Invocation: r}
+	stored := &storedRecord{Invocation: r, frame: frame}
 	x.byID[r.ID] = stored
 	x.indexFunction(stored)
 	x.indexTime(stored)
@@ -188,12 +189,14 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 // all returns a copy of every record, in no order: the caller sorts it
 // with sortOldestFirst once the store's lock is released (a sort of
 // 1,000,000 records takes about a second; the copy a tenth of that).
-func (x *recordIndex) all() []model.Invocation {
+func (x *recordIndex) all() ([]model.Invocation, []logFrame) {
 	out := make([]model.Invocation, 0, len(x.byID))
+	frames := make([]logFrame, 0, len(x.byID))
 	for _, r := range x.byID {
 		out = append(out, r.Invocation)
+		frames = append(frames, r.frame)
 	}
-	return out
+	return out, frames
 }
 
 // sortOldestFirst orders records by start, then ID (compareOldestFirst):
@@ -203,7 +206,7 @@ func (x *recordIndex) all() []model.Invocation {
 // is then in start order. It sorts indexes, then moves each record once
 // (following the permutation's cycles), not records 300 bytes each at
 // every swap.
-func sortOldestFirst(recs []model.Invocation) {
+func sortOldestFirst(recs []model.Invocation, frames []logFrame) {
 	idx := make([]int32, len(recs))
 	for i := range idx {
 		idx[i] = int32(i)
@@ -220,15 +223,25 @@ func sortOldestFirst(recs []model.Invocation) {
 			continue // placed by an earlier cycle
 		}
 		tmp := recs[i]
+		var tmpFrame logFrame
+		if frames != nil {
+			tmpFrame = frames[i]
+		}
 		j := i
 		for {
 			k := int(idx[j])
 			idx[j] = -1
 			if k == i {
 				recs[j] = tmp
+				if frames != nil {
+					frames[j] = tmpFrame
+				}
 				break
 			}
 			recs[j] = recs[k]
+			if frames != nil {
+				frames[j] = frames[k]
+			}
 			j = k
 		}
 	}
@@ -262,7 +275,7 @@ func (s *Store) Record(id string) (model.Invocation, error) {
 	if !ok {
 		return model.Invocation{}, fmt.Errorf("invocation %q: %w", id, ErrNotFound)
 	}
-	return r.Invocation, nil
+	return r.record(), nil
 }
 
 // RecordQuery selects invocation records. Zero fields match everything.
@@ -348,7 +361,7 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 	if len(found) > 0 {
 		out = make([]model.Invocation, len(found))
 		for i, r := range found {
-			out[i] = r.Invocation
+			out[i] = r.record()
 		}
 	}
 	return out

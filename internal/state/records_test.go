@@ -306,7 +306,7 @@ func TestSortOldestFirstOrdersByStartThenID(t *testing.T) {
 		slices.SortFunc(want, func(a, b model.Invocation) int {
 			return compareOldestFirst(&storedRecord{Invocation: a}, &storedRecord{Invocation: b})
 		})
-		sortOldestFirst(recs)
+		sortOldestFirst(recs, nil)
 		for i := range recs {
 			if recs[i].ID != want[i].ID {
 				t.Fatalf("%d records: %s at %d, want %s", n, recs[i].ID, i, want[i].ID)

@@ -12,9 +12,13 @@ import (
 // its namespace's timeList (see timeList.base); it is kept current by
 // that list and means nothing once the record is removed.
 type storedRecord struct {
-	model.Invocation
-	at int
+	model.Invocation // its LogTail without the lines frame names (recordframe.go)
+	at               int
+	frame            logFrame
 }
+
+// record is r as it was added, its log tail whole.
+func (r *storedRecord) record() model.Invocation { return withFrame(r.Invocation, r.frame) }
 
 // timeList is one namespace's records in the order they were indexed
 // (append-only), each position with the greatest start (startKey) of

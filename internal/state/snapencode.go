@@ -52,7 +52,12 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 				}
 				// The element's address, so that a method on the pointer
 				// applies as it does to a slice's (addressable) element.
-				eb, err := json.Marshal(fv.Index(j).Addr().Interface())
+				elem := fv.Index(j).Addr().Interface()
+				if f.Name == "Records" && snap.recordFrames != nil && snap.recordFrames[j] != 0 {
+					rec := withFrame(snap.Records[j], snap.recordFrames[j])
+					elem = &rec
+				}
+				eb, err := json.Marshal(elem)
 				if err != nil {
 					return err
 				}

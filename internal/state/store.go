@@ -325,6 +325,10 @@ type Snapshot struct {
 	// converted into Metrics; order does both.
 	unordered bool
 	histories capturedHistories
+	// recordFrames, when set, says which framing lines each record's
+	// LogTail lacks, as the store keeps it (see recordframe.go): WriteTo
+	// puts them back as it writes each record, Capture at once.
+	recordFrames []logFrame
 }
 
 // Capture copies the store's content at this instant, every section in
@@ -332,6 +336,10 @@ type Snapshot struct {
 func (s *Store) Capture() *Snapshot {
 	snap := s.CaptureUnordered()
 	snap.order()
+	for i, f := range snap.recordFrames {
+		snap.Records[i] = withFrame(snap.Records[i], f)
+	}
+	snap.recordFrames = nil
 	return snap
 }
 
@@ -344,7 +352,8 @@ func (s *Store) Capture() *Snapshot {
 // the Applies.
 func (s *Store) CaptureUnordered() *Snapshot {
 	s.mu.RLock()
-	snap := &Snapshot{Records: s.records.all(), RecordsSweptMinute: s.records.sweptMinute}
+	snap := &Snapshot{RecordsSweptMinute: s.records.sweptMinute}
+	snap.Records, snap.recordFrames = s.records.all()
 	if ret := s.records.sweptRet; ret != (model.Retention{}) {
 		snap.RecordsSweptRetention = &ret
 	}
@@ -428,7 +437,7 @@ func (snap *Snapshot) order() {
 	snap.unordered = false
 	snap.Metrics = snap.histories.snapshot()
 	snap.histories = capturedHistories{}
-	sortOldestFirst(snap.Records)
+	sortOldestFirst(snap.Records, snap.recordFrames)
 	sortMetricHistory(snap.Metrics)
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })

@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"time"
-
-	"nimbus/internal/model"
-)
+import "nimbus/internal/model"
 
 // LogTailBytes is how much of an invocation's log its record keeps (the
 // end of it); a longer log is kept whole only in the log store of the
@@ -25,7 +21,7 @@ func NewRecord(req Request, trigger string, res Result) model.Invocation {
 		Trigger:       trigger,
 		Status:        model.StatusSuccess,
 		Start:         res.Start.UTC(),
-		DurationMS:    DurationMS(res.Duration),
+		DurationMS:    model.DurationMS(res.Duration),
 		BilledMS:      res.BilledMS,
 		MemoryMB:      fn.MemoryMB,
 		MaxMemoryMB:   res.MaxMemoryMB,
@@ -34,20 +30,17 @@ func NewRecord(req Request, trigger string, res Result) model.Invocation {
 		LogTail:       tail(res.Log, LogTailBytes),
 		Worker:        res.WorkerID,
 		ProcessesLeft: res.ProcessesLeft,
-		CPUMS:         DurationMS(res.CPU),
+		CPUMS:         model.DurationMS(res.CPU),
 		Version:       fn.Version,
 	}
 	if res.InitDuration > 0 {
-		rec.InitMS = DurationMS(res.InitDuration)
+		rec.InitMS = model.DurationMS(res.InitDuration)
 	}
 	if res.ErrorType != "" {
 		rec.Status = model.StatusFailed
 	}
 	return rec
 }
-
-// DurationMS is d in milliseconds, to the microsecond.
-func DurationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // tail is the last n bytes of b.
 func tail(b []byte, n int) string {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"nimbus/internal/model"
 	"nimbus/internal/nbio"
 	"nimbus/internal/sandbox"
 )
@@ -934,39 +935,15 @@ func (v *invocation) fill(resp *Response, body []byte, extraLine string) {
 	if v.first && len(i.initLog) > 0 {
 		b = appendLines(b, i.initLog)
 	}
-	b = append(b, "START RequestId: "...)
-	b = append(b, id...)
-	b = append(b, " Version: "...)
-	b = append(b, i.version...)
-	b = append(b, '\n')
+	b = model.AppendLogStart(b, id, i.version)
 	b = appendLines(b, body)
 	if extraLine != "" {
 		b = append(b, extraLine...)
 		b = append(b, '\n')
 	}
-	b = append(b, "END RequestId: "...)
-	b = append(b, id...)
-	b = append(b, "\nREPORT RequestId: "...)
-	b = append(b, id...)
-	b = append(b, "\tDuration: "...)
-	b = strconv.AppendFloat(b, float64(resp.Duration.Microseconds())/1000, 'f', 2, 64)
-	b = append(b, " ms\tBilled Duration: "...)
-	b = strconv.AppendInt(b, resp.BilledMS, 10)
-	b = append(b, " ms\tMemory Size: "...)
-	b = strconv.AppendInt(b, int64(i.cfg.MemoryMB), 10)
-	b = append(b, " MB\tMax Memory Used: "...)
-	b = strconv.AppendInt(b, int64(resp.MaxMemoryMB), 10)
-	b = append(b, " MB"...)
-	if v.cold {
-		b = append(b, "\tInit Duration: "...)
-		b = strconv.AppendFloat(b, float64(i.initDur.Microseconds())/1000, 'f', 2, 64)
-		b = append(b, " ms"...)
-	}
-	if resp.ProcessesLeft > 0 {
-		b = append(b, "\tProcesses Left: "...)
-		b = strconv.AppendInt(b, int64(resp.ProcessesLeft), 10)
-	}
-	resp.Log = append(b, '\n')
+	resp.Log = model.AppendLogEnd(b, model.LogReport{ID: id, DurationMS: model.DurationMS(resp.Duration),
+		BilledMS: resp.BilledMS, MemoryMB: i.cfg.MemoryMB, MaxMemoryMB: resp.MaxMemoryMB, Cold: v.cold,
+		InitMS: model.DurationMS(i.initDur), ProcessesLeft: resp.ProcessesLeft})
 }
 
 // appendLines appends p, ending it with a newline if it has none.
