@@ -42,8 +42,9 @@ import (
 // record batch's model.Retention says otherwise) before the latest
 // batch time the FSM applied (RecordInvocations' Now, never the clock).
 // What would fall before a tier's window is not counted in that tier.
-// Memory: the recent buckets (the last 10 minutes, the last hour or two,
-// the last day or two) are structs of about 250 bytes; older ones are
+// Memory: the recent buckets (the last 2 minutes, the current hour and
+// day, and the last ones for 5 minutes more: openFor) are structs of
+// about 250 bytes; older ones are
 // sealed into byte chunks of 20-50 bytes a bucket (sealed.go). So a
 // function invoked in every minute of the defaults' windows holds about
 // 2,881 + 2,161 + 731 buckets in ~0.25 MB, one invoked once a day about
