@@ -87,3 +87,17 @@ func (m cowMap[V]) without(k string) cowMap[V] {
 }
 
 func (m cowMap[V]) len() int { return m.n }
+
+// keys returns m's keys, in no order.
+func (m cowMap[V]) keys() []string {
+	out := make([]string, 0, m.n)
+	if m.shards == nil {
+		return out
+	}
+	for _, shard := range m.shards {
+		for k := range shard {
+			out = append(out, k)
+		}
+	}
+	return out
+}

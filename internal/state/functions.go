@@ -96,25 +96,22 @@ func (s *Store) Function(name string) (model.Function, error) {
 
 // Functions returns the functions of namespace ns ("" for every
 // namespace), sorted by namespace and name: in the order of their
-// qualified names (nameOrder), each copied once. The copies are made
-// after the lock is released: a stored function is never changed in
-// place, only replaced.
+// qualified names (nameOrder), each copied once. It reads the published
+// view, not under the store's lock: a stored function is never changed
+// in place, only replaced.
 func (s *Store) Functions(ns string) []model.Function {
 	prefix := ""
 	if ns != "" {
 		prefix = model.QualifiedName(ns, "")
 	}
-	s.mu.RLock()
-	names := s.names.current(s.functions)
+	names := s.names.current(&s.view)
+	v := s.view.Load()
 	i, _ := slices.BinarySearch(names, prefix)
-	var fs []*model.Function
+	out := []model.Function{}
 	for ; i < len(names) && strings.HasPrefix(names[i], prefix); i++ {
-		fs = append(fs, s.functions[names[i]])
-	}
-	s.mu.RUnlock()
-	out := make([]model.Function, len(fs))
-	for i, f := range fs {
-		out[i] = *f
+		if f, ok := v.functions.get(names[i]); ok {
+			out = append(out, *f)
+		}
 	}
 	return out
 }
@@ -168,7 +165,8 @@ func (s *Store) TagFunction(ns, name string, set map[string]string, remove []str
 // after (a name within ns, a qualified name when ns is ""; "" for the
 // first page), and reports whether more follow. It costs a binary search
 // in the names in order (nameOrder) and the page: a page of 100 from
-// 100,000 functions copies 100.
+// 100,000 functions copies 100. Like Functions, it reads the view
+// without the store's lock.
 func (s *Store) FunctionsAfter(ns, after string, n int) (page []model.Function, more bool) {
 	if n <= 0 {
 		return nil, false
@@ -178,24 +176,23 @@ func (s *Store) FunctionsAfter(ns, after string, n int) (page []model.Function, 
 		prefix = model.QualifiedName(ns, "")
 		from = prefix + after
 	}
-	var fs []*model.Function
-	s.mu.RLock()
-	names := s.names.current(s.functions)
+	names := s.names.current(&s.view)
+	v := s.view.Load()
+	page = make([]model.Function, 0, min(n, 128))
 	i, found := slices.BinarySearch(names, from)
 	if found && after != "" {
 		i++ // strictly after
 	}
 	for ; i < len(names) && strings.HasPrefix(names[i], prefix); i++ {
-		if len(fs) == n {
+		f, ok := v.functions.get(names[i])
+		if !ok {
+			continue // removed since the order was made
+		}
+		if len(page) == n {
 			more = true
 			break
 		}
-		fs = append(fs, s.functions[names[i]])
-	}
-	s.mu.RUnlock()
-	page = make([]model.Function, len(fs))
-	for i, f := range fs {
-		page[i] = *f
+		page = append(page, *f)
 	}
 	return page, more
 }

@@ -169,7 +169,8 @@ func (s *Store) editLocked(edit func(v *view)) {
 func (s *Store) functionChangedLocked(qn string, old *model.Function) {
 	f := s.functions[qn]
 	if (old == nil) != (f == nil) {
-		s.names.changed(qn, f != nil)
+		// After the view that has it is published (nameOrder).
+		defer s.names.changed(qn, f != nil)
 	}
 	s.editLocked(func(v *view) {
 		if f == nil {
@@ -357,8 +358,10 @@ func (s *Store) CaptureUnordered() *Snapshot {
 	if ret := s.records.sweptRet; ret != (model.Retention{}) {
 		snap.RecordsSweptRetention = &ret
 	}
-	for _, qn := range s.names.current(s.functions) { // in order
-		snap.Functions = append(snap.Functions, s.functions[qn])
+	for _, qn := range s.names.current(&s.view) { // in order
+		if f := s.functions[qn]; f != nil {
+			snap.Functions = append(snap.Functions, f)
+		}
 	}
 	for _, k := range s.keys {
 		snap.Keys = append(snap.Keys, k)
@@ -592,7 +595,6 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records, s.metrics = functions, keys, servers, records, metrics
-	s.names.reset()
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
 	s.topics = topics
 	s.subscriptions = map[string]*model.Subscription{}
@@ -647,6 +649,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.restoreLayersLocked(snap)
 	s.restoreVersionsLocked(snap)
 	s.publishLocked()
+	s.names.reset() // after the view it is built from again (nameOrder)
 	s.mu.Unlock()
 	return nil
 }
