@@ -39,6 +39,9 @@ func main() {
 	if tuneRuntime(os.Args[1:]) {
 		tuning.KeepHeapFloor(context.Background(), tuning.HeapFloor)
 		env.FollowInstances = tuning.LeaveCPUsToInstances
+		if os.Args[1] == "server" { // its cgroup holds no instances (tuning.LimitHeapToCgroup)
+			tuning.LimitHeapToCgroup()
+		}
 	}
 	os.Exit(cli.Main(env))
 }
@@ -47,8 +50,9 @@ func main() {
 // (internal/tuning): a process that runs a node (`nimbus dev`, `server` or
 // `worker`) keeps a heap floor for its garbage collector and, when it runs
 // instances, gives the Go scheduler half the CPUs while they run one at a
-// time; unless NIMBUS_RUNTIME_TUNING=off, which leaves Go's defaults. An
-// explicit GOGC or GOMAXPROCS is left alone either way.
+// time; a server keeps its heap under its cgroup's memory limit; unless
+// NIMBUS_RUNTIME_TUNING=off, which leaves Go's defaults. An explicit
+// GOGC, GOMAXPROCS or GOMEMLIMIT is left alone either way.
 func tuneRuntime(args []string) bool {
 	if os.Getenv("NIMBUS_RUNTIME_TUNING") == "off" || len(args) == 0 {
 		return false
