@@ -80,8 +80,10 @@ func TestARecordsLogTailReadsBackWhole(t *testing.T) {
 		}
 	}
 	for name, body := range map[string]string{"quiet": "", "a line": "hello\n", "a published version": "x\n", "processes left": ""} {
-		if stored := s.records.byID[cases[name].ID]; stored.frame != frameStart|frameEnd || stored.LogTail != body {
-			t.Errorf("%s: stored with frame %b and the tail %q, want %q alone (its START, END and REPORT lines left out)", name, stored.frame, stored.LogTail, body)
+		stored := s.records.byID[cases[name].ID]
+		packed := stored.unpacked()
+		if stored.frame != frameStart|frameEnd || packed.LogTail != body {
+			t.Errorf("%s: stored with frame %b and the tail %q, want %q alone (its START, END and REPORT lines left out)", name, stored.frame, packed.LogTail, body)
 		}
 	}
 	for name, want := range map[string]logFrame{"cut to its last 4 KB": frameEnd, "a REPORT line of other figures": frameStart, "a START line only": frameStart, "no log": 0} {

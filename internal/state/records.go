@@ -46,6 +46,8 @@ type recordIndex struct {
 	// from the one of the record it replaces (or that is new); must not
 	// block.
 	outcome func(model.Invocation)
+	// scratch is where records are packed (under Store.mu, for writing).
+	scratch []byte
 }
 
 func newRecordIndex() recordIndex {
@@ -61,7 +63,6 @@ func (x *recordIndex) add(r model.Invocation) {
 		x.outcome(r)
 	}
 	r.Namespace = model.NamespaceOf(r.Namespace)
-	frame := elideFrame(&r)
 	if ok {
 		// In place: byFunction keeps it where it was unless its start or
 		// its function changes, byTime too unless it must move.
@@ -70,7 +71,7 @@ func (x *recordIndex) add(r model.Invocation) {
 			x.unindexFunction(old)
 		}
 		again := x.reindexTime(old, &r)
-		old.Invocation, old.frame = r, frame
+		x.scratch = old.set(r, x.scratch)
 		if move {
 			x.indexFunction(old)
 		}
@@ -79,7 +80,8 @@ func (x *recordIndex) add(r model.Invocation) {
 		}
 		return
 	}
-	stored := &storedRecord{Invocation: r, frame: frame}
+	stored := &storedRecord{}
+	x.scratch = stored.set(r, x.scratch)
 	x.byID[r.ID] = stored
 	x.indexFunction(stored)
 	x.indexTime(stored)
@@ -189,12 +191,21 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 // all returns a copy of every record, in no order: the caller sorts it
 // with sortOldestFirst once the store's lock is released (a sort of
 // 1,000,000 records takes about a second; the copy a tenth of that).
-func (x *recordIndex) all() ([]model.Invocation, []logFrame) {
-	out := make([]model.Invocation, 0, len(x.byID))
-	frames := make([]logFrame, 0, len(x.byID))
+func (x *recordIndex) all() []storedRecord {
+	out := make([]storedRecord, 0, len(x.byID))
 	for _, r := range x.byID {
-		out = append(out, r.Invocation)
-		frames = append(frames, r.frame)
+		out = append(out, *r)
+	}
+	return out
+}
+
+// unpackAll is the records of stored, as they are stored (their log
+// tails without the lines frames name), and their frames.
+func unpackAll(stored []storedRecord) ([]model.Invocation, []logFrame) {
+	out := make([]model.Invocation, len(stored))
+	frames := make([]logFrame, len(stored))
+	for i := range stored {
+		out[i], frames[i] = stored[i].unpacked(), stored[i].frame
 	}
 	return out, frames
 }
@@ -297,14 +308,20 @@ type RecordQuery struct {
 
 // Matches reports whether r is one q asks for (q.Function aside).
 func (q RecordQuery) Matches(r *model.Invocation) bool {
-	if q.Status != "" && r.Status != q.Status || r.Start.Before(q.Since) || q.Namespace != "" && r.Namespace != q.Namespace {
+	return q.match(r.ID, r.Namespace, r.Trigger, r.Status, r.Start)
+}
+
+// match is Matches on a record's ID, namespace, trigger, status and
+// start.
+func (q RecordQuery) match(id, namespace, trigger, status string, start time.Time) bool {
+	if q.Status != "" && status != q.Status || start.Before(q.Since) || q.Namespace != "" && namespace != q.Namespace {
 		return false
 	}
-	if !q.Before.IsZero() && !r.Start.Before(q.Before) && !(q.BeforeID != "" && r.Start.Equal(q.Before) && r.ID < q.BeforeID) {
+	if !q.Before.IsZero() && !start.Before(q.Before) && !(q.BeforeID != "" && start.Equal(q.Before) && id < q.BeforeID) {
 		return false
 	}
-	if q.Trigger != "" && r.Trigger != q.Trigger {
-		kind, _, _ := strings.Cut(r.Trigger, ":")
+	if q.Trigger != "" && trigger != q.Trigger {
+		kind, _, _ := strings.Cut(trigger, ":")
 		return kind == q.Trigger
 	}
 	return true
@@ -329,7 +346,7 @@ func (s *Store) Records(q RecordQuery) []model.Invocation {
 	if q.Function != "" {
 		list := s.records.byFunction[model.QualifiedName(q.Namespace, q.Function)]
 		for i := len(list) - 1; i >= 0 && !list[i].Start.Before(q.Since); i-- {
-			if q.Matches(&list[i].Invocation) {
+			if r := list[i]; q.match(r.ID, r.Namespace, r.Trigger, r.Status, r.Start) {
 				found = append(found, list[i])
 				if len(found) == q.Limit {
 					break

@@ -304,7 +304,7 @@ func TestSortOldestFirstOrdersByStartThenID(t *testing.T) {
 		}
 		want := slices.Clone(recs)
 		slices.SortFunc(want, func(a, b model.Invocation) int {
-			return compareOldestFirst(&storedRecord{Invocation: a}, &storedRecord{Invocation: b})
+			return compareOldestFirst(&storedRecord{ID: a.ID, Start: a.Start}, &storedRecord{ID: b.ID, Start: b.Start})
 		})
 		sortOldestFirst(recs, nil)
 		for i := range recs {

@@ -8,17 +8,37 @@ import (
 	"nimbus/internal/model"
 )
 
-// storedRecord is a record as recordIndex holds it. at is its position in
-// its namespace's timeList (see timeList.base); it is kept current by
-// that list and means nothing once the record is removed.
+// storedRecord is a record as recordIndex holds it: the fields the
+// indexes and queries read, and the rest packed (recordpack.go), its log
+// tail without the lines frame names (recordframe.go). at is its
+// position in its namespace's timeList (see timeList.base); it is kept
+// current by that list and means nothing once the record is removed.
 type storedRecord struct {
-	model.Invocation // its LogTail without the lines frame names (recordframe.go)
-	at               int
-	frame            logFrame
+	ID, Namespace, Function, Trigger, Status string
+	Start                                    time.Time
+	at                                       int
+	frame                                    logFrame
+	rest                                     string
 }
 
-// record is r as it was added, its log tail whole.
-func (r *storedRecord) record() model.Invocation { return withFrame(r.Invocation, r.frame) }
+// set makes s hold r (whose Namespace is set), with scratch for packing.
+func (s *storedRecord) set(r model.Invocation, scratch []byte) []byte {
+	s.frame = elideFrame(&r)
+	s.ID, s.Namespace, s.Function, s.Trigger, s.Status, s.Start = r.ID, r.Namespace, r.Function, r.Trigger, r.Status, r.Start
+	scratch = packRest(scratch[:0], &r)
+	s.rest = string(scratch)
+	return scratch
+}
+
+// record is the record s holds as it was added, its log tail whole.
+func (s *storedRecord) record() model.Invocation { return withFrame(s.unpacked(), s.frame) }
+
+// unpacked is the record s holds, its log tail as stored.
+func (s *storedRecord) unpacked() model.Invocation {
+	r := model.Invocation{ID: s.ID, Namespace: s.Namespace, Function: s.Function, Trigger: s.Trigger, Status: s.Status, Start: s.Start}
+	unpackRest(s.rest, &r)
+	return r
+}
 
 // timeList is one namespace's records in the order they were indexed
 // (append-only), each position with the greatest start (startKey) of
@@ -136,7 +156,7 @@ func (l *timeList) scan(q RecordQuery, top *newestFirst, take func(*storedRecord
 		if e.max < since || top.full() && e.max < startKey(top.list[0].Start) {
 			return
 		}
-		if e.r != nil && q.Matches(&e.r.Invocation) {
+		if e.r != nil && q.match(e.r.ID, e.r.Namespace, e.r.Trigger, e.r.Status, e.r.Start) {
 			take(e.r)
 		}
 	}

@@ -187,7 +187,7 @@ func TestRecordsByTimeAnswerAsEveryRecordDoes(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 
-		all, _ := s.records.all()
+		all, _ := unpackAll(s.records.all())
 		for range 30 {
 			q := RecordQuery{Namespace: []string{"", "", "default", "team-a", "team-b", "nobody"}[rnd.IntN(6)], Limit: []int{0, 1, 5, 20, 50}[rnd.IntN(5)]}
 			if rnd.IntN(8) == 0 {

@@ -326,10 +326,13 @@ type Snapshot struct {
 	// converted into Metrics; order does both.
 	unordered bool
 	histories capturedHistories
-	// recordFrames, when set, says which framing lines each record's
-	// LogTail lacks, as the store keeps it (see recordframe.go): WriteTo
-	// puts them back as it writes each record, Capture at once.
-	recordFrames []logFrame
+	// storedRecords are the records as the store keeps them (compact,
+	// recordpack.go), which order unpacks into Records; recordFrames
+	// then says which framing lines each record's LogTail lacks
+	// (recordframe.go): WriteTo puts them back as it writes each record,
+	// Capture at once.
+	storedRecords []storedRecord
+	recordFrames  []logFrame
 }
 
 // Capture copies the store's content at this instant, every section in
@@ -353,8 +356,7 @@ func (s *Store) Capture() *Snapshot {
 // the Applies.
 func (s *Store) CaptureUnordered() *Snapshot {
 	s.mu.RLock()
-	snap := &Snapshot{RecordsSweptMinute: s.records.sweptMinute}
-	snap.Records, snap.recordFrames = s.records.all()
+	snap := &Snapshot{RecordsSweptMinute: s.records.sweptMinute, storedRecords: s.records.all()}
 	if ret := s.records.sweptRet; ret != (model.Retention{}) {
 		snap.RecordsSweptRetention = &ret
 	}
@@ -440,6 +442,8 @@ func (snap *Snapshot) order() {
 	snap.unordered = false
 	snap.Metrics = snap.histories.snapshot()
 	snap.histories = capturedHistories{}
+	snap.Records, snap.recordFrames = unpackAll(snap.storedRecords)
+	snap.storedRecords = nil
 	sortOldestFirst(snap.Records, snap.recordFrames)
 	sortMetricHistory(snap.Metrics)
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
