@@ -188,9 +188,10 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 	return removed
 }
 
-// all returns a copy of every record, in no order: the caller sorts it
-// with sortOldestFirst once the store's lock is released (a sort of
-// 1,000,000 records takes about a second; the copy a tenth of that).
+// all returns a copy of every stored record, in no order: the caller
+// unpacks and sorts them (unpackAll, sortOldestFirst) once the store's
+// lock is released (a sort of 1,000,000 records takes about a second;
+// the copy a tenth of that).
 func (x *recordIndex) all() []storedRecord {
 	out := make([]storedRecord, 0, len(x.byID))
 	for _, r := range x.byID {
