@@ -126,19 +126,27 @@ func TestAStreamedResultCrossesFromARemoteWorker(t *testing.T) {
 	if got := firstChunk(t, api, "streamer", `{"hang": true}`); got != "first\n" {
 		t.Fatalf("first chunk %q", got)
 	}
-	// The hung invocation's client went away: its slot is free again.
-	// (Until it is, a worker on a busy machine may refuse more work for
-	// its CPU pressure: a 429, as designed.)
-	waitFor(t, patience, "the worker's slots free", func() bool {
-		cl, err := c.clusterView(0)
-		return err == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse == 0
-	})
+	// While the hung invocation is being ended, a worker on a busy
+	// machine may refuse more work for its CPU pressure (a worker with an
+	// invocation running admits by PSI): a 429, which a client retries.
 	var all bytes.Buffer
-	res, err := api.InvokeStream(context.Background(), "streamer", []byte(`{"n": 2000}`), func(b []byte) error {
-		_, err := all.Write(b)
-		return err
+	var res client.InvokeResult
+	var err error
+	waitFor(t, patience, "the stream is taken", func() bool {
+		all.Reset()
+		res, err = api.InvokeStream(context.Background(), "streamer", []byte(`{"n": 2000}`), func(b []byte) error {
+			_, err := all.Write(b)
+			return err
+		})
+		var apiErr *client.APIError
+		return !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests
 	})
 	if err != nil || res.FunctionError != "" || strings.Count(all.String(), "\n") != 2001 {
 		t.Fatalf("%v %+v: %d lines", err, res, strings.Count(all.String(), "\n"))
 	}
+	// The hung invocation's client went away: its slot is free again.
+	waitFor(t, patience, "the worker's slots free", func() bool {
+		cl, err := c.clusterView(0)
+		return err == nil && len(cl.Workers) == 1 && cl.Workers[0].InUse == 0
+	})
 }

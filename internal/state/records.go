@@ -189,9 +189,8 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 }
 
 // all returns a copy of every stored record, in no order: the caller
-// unpacks and sorts them (unpackAll, sortOldestFirst) once the store's
-// lock is released (a sort of 1,000,000 records takes about a second;
-// the copy a tenth of that).
+// sorts them (sortOldestFirst) once the store's lock is released (a sort
+// of 1,000,000 records takes about a second; the copy a tenth of that).
 func (x *recordIndex) all() []storedRecord {
 	out := make([]storedRecord, 0, len(x.byID))
 	for _, r := range x.byID {
@@ -200,60 +199,34 @@ func (x *recordIndex) all() []storedRecord {
 	return out
 }
 
-// unpackAll is the records of stored, as they are stored (their log
-// tails without the lines frames name), and their frames.
-func unpackAll(stored []storedRecord) ([]model.Invocation, []logFrame) {
-	out := make([]model.Invocation, len(stored))
-	frames := make([]logFrame, len(stored))
-	for i := range stored {
-		out[i], frames[i] = stored[i].unpacked(), stored[i].frame
-	}
-	return out, frames
-}
-
 // sortOldestFirst orders records by start, then ID (compareOldestFirst):
 // the order of a snapshot's records, the same on every server that holds
 // the same records. Restored in this order, records are appended at the
 // end of their function's list and of their namespace's timeList, which
 // is then in start order. It sorts indexes, then moves each record once
-// (following the permutation's cycles), not records 300 bytes each at
+// (following the permutation's cycles), not records of 136 bytes at
 // every swap.
-func sortOldestFirst(recs []model.Invocation, frames []logFrame) {
+func sortOldestFirst(recs []storedRecord) {
 	idx := make([]int32, len(recs))
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	slices.SortFunc(idx, func(a, b int32) int {
-		if c := recs[a].Start.Compare(recs[b].Start); c != 0 {
-			return c
-		}
-		return strings.Compare(recs[a].ID, recs[b].ID)
-	})
+	slices.SortFunc(idx, func(a, b int32) int { return compareOldestFirst(&recs[a], &recs[b]) })
 	// Position i must hold recs[idx[i]].
 	for i := range idx {
 		if idx[i] < 0 {
 			continue // placed by an earlier cycle
 		}
 		tmp := recs[i]
-		var tmpFrame logFrame
-		if frames != nil {
-			tmpFrame = frames[i]
-		}
 		j := i
 		for {
 			k := int(idx[j])
 			idx[j] = -1
 			if k == i {
 				recs[j] = tmp
-				if frames != nil {
-					frames[j] = tmpFrame
-				}
 				break
 			}
 			recs[j] = recs[k]
-			if frames != nil {
-				frames[j] = frames[k]
-			}
 			j = k
 		}
 	}

@@ -187,7 +187,10 @@ func TestRecordsByTimeAnswerAsEveryRecordDoes(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 
-		all, _ := unpackAll(s.records.all())
+		var all []model.Invocation
+		for _, r := range s.records.all() {
+			all = append(all, r.unpacked())
+		}
 		for range 30 {
 			q := RecordQuery{Namespace: []string{"", "", "default", "team-a", "team-b", "nobody"}[rnd.IntN(6)], Limit: []int{0, 1, 5, 20, 50}[rnd.IntN(5)]}
 			if rnd.IntN(8) == 0 {

@@ -35,6 +35,11 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 		if name == "" {
 			name = f.Name
 		}
+		if f.Name == "Records" && len(snap.storedRecords) > 0 {
+			// A capture's records, written from the store's compact form
+			// as the slice of their records would be.
+			fv = reflect.ValueOf(snap.storedRecords)
+		}
 		if fv.Kind() == reflect.Slice && fv.Len() > 0 && fv.Type().Elem().Kind() != reflect.Uint8 {
 			key, err := json.Marshal(name)
 			if err != nil {
@@ -53,8 +58,8 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 				// The element's address, so that a method on the pointer
 				// applies as it does to a slice's (addressable) element.
 				elem := fv.Index(j).Addr().Interface()
-				if f.Name == "Records" && snap.recordFrames != nil && snap.recordFrames[j] != 0 {
-					rec := withFrame(snap.Records[j], snap.recordFrames[j])
+				if r, ok := elem.(*storedRecord); ok {
+					rec := r.record()
 					elem = &rec
 				}
 				eb, err := json.Marshal(elem)

@@ -326,13 +326,12 @@ type Snapshot struct {
 	// converted into Metrics; order does both.
 	unordered bool
 	histories capturedHistories
-	// storedRecords are the records as the store keeps them (compact,
-	// recordpack.go), which order unpacks into Records; recordFrames
-	// then says which framing lines each record's LogTail lacks
-	// (recordframe.go): WriteTo puts them back as it writes each record,
-	// Capture at once.
+	// storedRecords are the records of a capture as the store keeps them
+	// (compact, recordpack.go), in place of Records: WriteTo writes each
+	// as its record (record), one at a time, so that a snapshot being
+	// written holds 136 bytes a record and not a 304-byte struct and its
+	// log tail; Capture makes Records of them.
 	storedRecords []storedRecord
-	recordFrames  []logFrame
 }
 
 // Capture copies the store's content at this instant, every section in
@@ -340,10 +339,13 @@ type Snapshot struct {
 func (s *Store) Capture() *Snapshot {
 	snap := s.CaptureUnordered()
 	snap.order()
-	for i, f := range snap.recordFrames {
-		snap.Records[i] = withFrame(snap.Records[i], f)
+	if len(snap.storedRecords) > 0 {
+		snap.Records = make([]model.Invocation, len(snap.storedRecords))
+		for i := range snap.storedRecords {
+			snap.Records[i] = snap.storedRecords[i].record()
+		}
 	}
-	snap.recordFrames = nil
+	snap.storedRecords = nil
 	return snap
 }
 
@@ -442,9 +444,7 @@ func (snap *Snapshot) order() {
 	snap.unordered = false
 	snap.Metrics = snap.histories.snapshot()
 	snap.histories = capturedHistories{}
-	snap.Records, snap.recordFrames = unpackAll(snap.storedRecords)
-	snap.storedRecords = nil
-	sortOldestFirst(snap.Records, snap.recordFrames)
+	sortOldestFirst(snap.storedRecords)
 	sortMetricHistory(snap.Metrics)
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
