@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -142,5 +143,27 @@ func BenchmarkRecordHeap(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/record")
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkSnapshotRecords is a Raft snapshot of a store of 100,000
+// records (as BenchmarkRecordHeap makes them): the capture and the
+// writing of the snapshot; -benchmem gives what it allocates.
+func BenchmarkSnapshotRecords(b *testing.B) {
+	const n = 100_000
+	s := New()
+	recs := make([]model.Invocation, 0, 500)
+	for i := range n {
+		recs = append(recs, loggedRecord(i, fmt.Sprintf("fn-%04d", i%1000), "", "processed the order\n"))
+		if len(recs) == cap(recs) {
+			s.AddRecords(recs, nil, model.Retention{PerFunction: 1000}, t0.Add(time.Hour))
+			recs = recs[:0]
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.CaptureUnordered().WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
