@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,15 +68,61 @@ func newClusterToken(t *testing.T) string {
 	return "nimbus_" + hex.EncodeToString(id) + "_" + hex.EncodeToString(secret)
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
+// freePort returns an address on 127.0.0.1 whose port was free a moment
+// ago and that no other test of this process was given. It picks ports
+// below the kernel's ephemeral range: a port from that range (what
+// listening on port 0 gives) may be taken meanwhile as the source port
+// of any outgoing connection on this busy machine, before the node the
+// test starts binds it ("address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if low, high := portsBelowEphemeral(); high > low {
+		for range 1000 {
+			p := low + mrand.IntN(high-low)
+			if portsGiven[p] {
+				continue
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				continue
+			}
+			ln.Close()
+			portsGiven[p] = true
+			return ln.Addr().String()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{} // by freePort
+)
+
+// portsBelowEphemeral is the range of ports freePort picks from: up to
+// 20,000 ports below the start of the kernel's ephemeral range, not
+// under 1,024; empty when that range cannot be read.
+func portsBelowEphemeral() (low, high int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	return max(1024, start-20000), start
 }
 
 // startCluster starts nServers servers with --bootstrap-expect nServers,
