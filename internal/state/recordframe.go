@@ -1,10 +1,6 @@
 package state
 
-import (
-	"strings"
-
-	"nimbus/internal/model"
-)
+import "nimbus/internal/model"
 
 // A record's LogTail nearly always begins with its START line and ends
 // with its END and REPORT lines (model.AppendLogStart, AppendLogEnd),
@@ -25,6 +21,8 @@ const (
 // elideFrame removes from r.LogTail the framing lines that r's fields
 // rebuild exactly, and says which it removed. A tail cut to its last
 // bytes (a long log) has lost its START line and keeps what is left.
+// The tail left shares the whole one's memory: the caller packs it
+// (storedRecord.set), which copies it.
 func elideFrame(r *model.Invocation) logFrame {
 	if r.LogTail == "" {
 		return 0
@@ -38,9 +36,7 @@ func elideFrame(r *model.Invocation) logFrame {
 	if start := model.AppendLogStart(buf[:0], r.ID, model.VersionString(r.Version)); len(tail) >= len(start) && tail[:len(start)] == string(start) {
 		tail, f = tail[len(start):], f|frameStart
 	}
-	if f != 0 {
-		r.LogTail = strings.Clone(tail) // not the whole tail's memory
-	}
+	r.LogTail = tail
 	return f
 }
 
