@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -146,11 +147,9 @@ func BenchmarkRecordHeap(b *testing.B) {
 	}
 }
 
-// BenchmarkSnapshotRecords is a Raft snapshot of a store of 100,000
-// records (as BenchmarkRecordHeap makes them): the capture and the
-// writing of the snapshot; -benchmem gives what it allocates.
-func BenchmarkSnapshotRecords(b *testing.B) {
-	const n = 100_000
+// storeOfLoggedRecords is a store of n records of 1,000 functions (as
+// BenchmarkRecordHeap makes them), added 500 at a time.
+func storeOfLoggedRecords(n int) *Store {
 	s := New()
 	recs := make([]model.Invocation, 0, 500)
 	for i := range n {
@@ -160,10 +159,72 @@ func BenchmarkSnapshotRecords(b *testing.B) {
 			recs = recs[:0]
 		}
 	}
+	s.AddRecords(recs, nil, model.Retention{PerFunction: 1000}, t0.Add(time.Hour))
+	return s
+}
+
+// BenchmarkSnapshotRecords is a Raft snapshot of a store of 100,000
+// records (as BenchmarkRecordHeap makes them): the capture and the
+// writing of the snapshot; -benchmem gives what it allocates.
+func BenchmarkSnapshotRecords(b *testing.B) {
+	s := storeOfLoggedRecords(100_000)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.CaptureUnordered().WriteTo(io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRestoreRecordsPeak restores a snapshot of 300,000 records (as
+// BenchmarkRecordHeap makes them) into an empty store and reports the
+// most heap it held meanwhile (sampled each millisecond, live objects and
+// garbage not yet collected alike) and what it kept, over what was in use
+// before: what a restarted server, or a follower installing the
+// leader's snapshot, needs beyond its state.
+func BenchmarkRestoreRecordsPeak(b *testing.B) {
+	var buf bytes.Buffer
+	if _, err := storeOfLoggedRecords(300_000).CaptureUnordered().WriteTo(&buf); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	for b.Loop() {
+		runtime.GC()
+		base := heapObjectBytes()
+		peak := make(chan uint64)
+		stop := make(chan struct{})
+		go func() {
+			var most uint64
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for {
+				most = max(most, heapObjectBytes())
+				select {
+				case <-stop:
+					peak <- most
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		s := New()
+		if err := s.Restore(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+		close(stop)
+		most := <-peak
+		runtime.GC()
+		kept := heapObjectBytes()
+		runtime.KeepAlive(s)
+		b.ReportMetric(float64(most-base)/(1<<20), "peak-MB")
+		b.ReportMetric(float64(kept-base)/(1<<20), "kept-MB")
+		b.ReportMetric(float64(len(data))/(1<<20), "snapshot-MB")
+	}
+}
+
+// heapObjectBytes is the heap's objects, live and not yet collected.
+func heapObjectBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

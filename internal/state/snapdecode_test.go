@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -51,7 +52,7 @@ func encodeBody(t *testing.T, snap *Snapshot) []byte {
 func decodeBoth(t *testing.T, body []byte) {
 	t.Helper()
 	var got, want Snapshot
-	gotErr := decodeSnapshot(body, &got)
+	gotErr := decodeSnapshot(bufio.NewReader(bytes.NewReader(body)), &got, nil)
 	wantErr := json.NewDecoder(bytes.NewReader(body)).Decode(&want)
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("decodeSnapshot error %v, json.Decoder error %v, of %.200q", gotErr, wantErr, body)
@@ -78,7 +79,6 @@ func TestTheParallelDecodeOfASnapshotIsEncodingJSONs(t *testing.T) {
 		{"null sections", `{"functions":null,"records":null,"settings":null,"audit":[]}`},
 		{"a null element", `{"functions":[null,{"name":"a"}]}`},
 		{"keys of another case, which encoding/json matches", `{"Functions":[{"name":"a"}],"QUEUE_SEQ":1}`},
-		{"one field twice", `{"functions":[{"name":"a"}],"Functions":[{"name":"b"}]}`},
 		{"an escaped key", `{"function\u0073":[{"name":"a"}]}`},
 		{"unknown sections", `{"later":{"x":[1,2,{"y":"]"}]},"functions":[]}`},
 		{"trailing data after the object", `{"queue_seq":1} {"queue_seq":2}`},
@@ -94,6 +94,22 @@ func TestTheParallelDecodeOfASnapshotIsEncodingJSONs(t *testing.T) {
 		{"nothing", ``},
 	} {
 		t.Run(c.name, func(t *testing.T) { decodeBoth(t, []byte(c.body)) })
+	}
+}
+
+// A member for a field an earlier member set is refused (encoding/json
+// would let the later win; a record of the first may be stored already).
+func TestASnapshotThatSetsAFieldTwiceIsRefused(t *testing.T) {
+	for _, body := range []string{
+		`{"functions":[{"name":"a"}],"Functions":[{"name":"b"}]}`,
+		`{"queue_seq":1,"records":[],"Queue_Seq":2}`,
+		`{"records":[{"id":"a"}],"records":[{"id":"b"}]}`,
+	} {
+		var snap Snapshot
+		err := decodeSnapshot(bufio.NewReader(strings.NewReader(body)), &snap, nil)
+		if err == nil || !strings.Contains(err.Error(), "a second member") {
+			t.Errorf("%s: error %v, want a second member refused", body, err)
+		}
 	}
 }
 
@@ -113,6 +129,18 @@ func TestARestoredSnapshotRestoresTheSameState(t *testing.T) {
 	}
 	if again.Len() == 0 || len(s.Capture().Functions) != 2*elementsPerTask+1 {
 		t.Fatalf("restored %d functions, want %d", len(s.Capture().Functions), 2*elementsPerTask+1)
+	}
+	// The records, passed to the store a run at a time as they decode, are
+	// all there, as they were.
+	want := bigSnapshot(2*elementsPerTask + 1).Records
+	got := s.Capture().Records
+	if len(got) != len(want) {
+		t.Fatalf("restored %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if r, ok := s.records.byID[want[i].ID]; !ok || r.record().LogTail != want[i].LogTail || r.Function != want[i].Function {
+			t.Fatalf("record %s not restored as it was", want[i].ID)
+		}
 	}
 }
 
@@ -251,5 +279,28 @@ func TestACaptureIsNotChangedByLaterApplies(t *testing.T) {
 	var after bytes.Buffer
 	if _, err := s.Capture().WriteTo(&after); err != nil || bytes.Equal(after.Bytes(), want.Bytes()) {
 		t.Fatalf("the later invocations changed nothing (%v): the test proves nothing", err)
+	}
+}
+
+// A snapshot whose records go bad after a few runs is refused, without
+// waiting forever on the runs passed in order, and the store keeps what it
+// held.
+func TestARestoreOfABadRecordRunKeepsTheStore(t *testing.T) {
+	body := string(encodeBody(t, bigSnapshot(3*elementsPerTask)))
+	at := strings.Index(body, `"id":"r1500"`)
+	if at < 0 {
+		t.Fatal("no record r1500 in the snapshot")
+	}
+	bad := body[:at] + `"id":1500` + body[at+len(`"id":"r1500"`):]
+	s := New()
+	if err := s.Restore(strings.NewReader(string(encodeBody(t, bigSnapshot(3))))); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Restore(strings.NewReader(bad))
+	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal number") {
+		t.Fatalf("restore of a bad record: %v, want encoding/json's error", err)
+	}
+	if got := len(s.Capture().Records); got != 3 {
+		t.Fatalf("the store holds %d records after a refused restore, want the 3 it had", got)
 	}
 }
