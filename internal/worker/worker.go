@@ -83,8 +83,11 @@ type Config struct {
 	// invocation, where the executor can freeze them: 0 at once,
 	// negative never.
 	FreezeAfter time.Duration
-	Blobs       BlobSource
-	Log         *slog.Logger
+	// StartTimeout bounds a cold start: taking a pre-started sandbox or
+	// starting one, and the function's init in it. 0 for 30 s.
+	StartTimeout time.Duration
+	Blobs        BlobSource
+	Log          *slog.Logger
 }
 
 // Request is one invocation offered to the worker.
@@ -181,6 +184,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.LogLimit <= 0 {
 		cfg.LogLimit = 1 << 20
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
 	}
 	if cfg.KeepCode == 0 {
 		cfg.KeepCode = 32
@@ -427,7 +433,7 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 	if err != nil {
 		return nil, fmt.Errorf("layers of %s revision %d: %w", fn.Name, fn.Revision, err)
 	}
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	startCtx, cancel := context.WithTimeout(ctx, w.cfg.StartTimeout)
 	defer cancel()
 	cfg := python.InstanceConfig{
 		Runtime:      rt,
@@ -455,6 +461,13 @@ func (w *Worker) start(ctx context.Context, fn model.Function) (*instance, error
 				return &instance{Instance: pi, revision: fn.Revision, digest: fn.CodeSHA256, layers: st.digests, memoryMB: fn.MemoryMB, restock: restock}, nil
 			} else {
 				restock()
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("start instance of %s: %w", fn.Name, ctx.Err())
+				}
+				if startCtx.Err() != nil {
+					// No time is left to start another: say what took it.
+					return nil, fmt.Errorf("start instance of %s: its init did not finish within the start timeout of %s in a pre-started sandbox: %w", fn.Name, w.cfg.StartTimeout, err)
+				}
 				w.cfg.Log.Warn("pre-started instance failed to take its function; starting afresh", "function", fn.Name, "err", err)
 			}
 		}
