@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"nimbus/internal/model"
@@ -48,6 +49,10 @@ type recordIndex struct {
 	outcome func(model.Invocation)
 	// scratch is where records are packed (under Store.mu, for writing).
 	scratch []byte
+	// epoch counts the captures (all, under the store's lock for reading:
+	// read and added to atomically): a record stored before the last one
+	// may be read by it, and is replaced by a copy to be changed.
+	epoch uint32
 }
 
 func newRecordIndex() recordIndex {
@@ -63,6 +68,9 @@ func (x *recordIndex) add(r model.Invocation) {
 		x.outcome(r)
 	}
 	r.Namespace = model.NamespaceOf(r.Namespace)
+	if ok && old.epoch != atomic.LoadUint32(&x.epoch) {
+		old = x.copyShared(old)
+	}
 	if ok {
 		// In place: byFunction keeps it where it was unless its start or
 		// its function changes, byTime too unless it must move.
@@ -80,11 +88,25 @@ func (x *recordIndex) add(r model.Invocation) {
 		}
 		return
 	}
-	stored := &storedRecord{}
+	stored := &storedRecord{epoch: atomic.LoadUint32(&x.epoch)}
 	x.scratch = stored.set(r, x.scratch)
 	x.byID[r.ID] = stored
 	x.indexFunction(stored)
 	x.indexTime(stored)
+}
+
+// copyShared puts a copy of r, a record a capture may hold, in its
+// place in every index and returns it: the copy can be changed.
+func (x *recordIndex) copyShared(r *storedRecord) *storedRecord {
+	c := *r
+	c.epoch = atomic.LoadUint32(&x.epoch)
+	x.byID[c.ID] = &c
+	list := x.byFunction[model.QualifiedName(r.Namespace, r.Function)]
+	i, _ := slices.BinarySearchFunc(list, r, compareOldestFirst) // found: the list is in order
+	list[i] = &c
+	l := x.byTime[r.Namespace]
+	l.entries[r.at-l.base].r = &c
+	return &c
 }
 
 // compareOldestFirst orders records by start, then by ID: the order of a
@@ -188,48 +210,19 @@ func (x *recordIndex) prune(ret model.Retention, now time.Time, keep func(id str
 	return removed
 }
 
-// all returns a copy of every stored record, in no order: the caller
-// sorts them (sortOldestFirst) once the store's lock is released (a sort
-// of 1,000,000 records takes about a second; the copy a tenth of that).
-func (x *recordIndex) all() []storedRecord {
-	out := make([]storedRecord, 0, len(x.byID))
+// all returns every stored record, in no order, and starts a new epoch:
+// the index no longer changes these records but copies one to change it
+// (copyShared), so the caller may read them without the store's lock.
+// It sorts them (Snapshot.order) once that lock is released (a sort of
+// 1,000,000 records takes about a second). A copy of every record (136
+// bytes each) held the lock ten times as long as these pointers.
+func (x *recordIndex) all() []*storedRecord {
+	out := make([]*storedRecord, 0, len(x.byID))
 	for _, r := range x.byID {
-		out = append(out, *r)
+		out = append(out, r)
 	}
+	atomic.AddUint32(&x.epoch, 1)
 	return out
-}
-
-// sortOldestFirst orders records by start, then ID (compareOldestFirst):
-// the order of a snapshot's records, the same on every server that holds
-// the same records. Restored in this order, records are appended at the
-// end of their function's list and of their namespace's timeList, which
-// is then in start order. It sorts indexes, then moves each record once
-// (following the permutation's cycles), not records of 136 bytes at
-// every swap.
-func sortOldestFirst(recs []storedRecord) {
-	idx := make([]int32, len(recs))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(a, b int32) int { return compareOldestFirst(&recs[a], &recs[b]) })
-	// Position i must hold recs[idx[i]].
-	for i := range idx {
-		if idx[i] < 0 {
-			continue // placed by an earlier cycle
-		}
-		tmp := recs[i]
-		j := i
-		for {
-			k := int(idx[j])
-			idx[j] = -1
-			if k == i {
-				recs[j] = tmp
-				break
-			}
-			recs[j] = recs[k]
-			j = k
-		}
-	}
 }
 
 // AddRecords stores a batch of records (a record with a known ID replaces

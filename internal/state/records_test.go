@@ -291,24 +291,3 @@ func TestPagesOfRecordsSharingAStartSkipNone(t *testing.T) {
 		}
 	}
 }
-
-// sortOldestFirst puts records in the order of compareOldestFirst, each
-// one once, whatever order they come in (ties in start broken by ID).
-func TestSortOldestFirstOrdersByStartThenID(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(11, 12))
-	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	for _, n := range []int{0, 1, 2, 7, 1000} {
-		recs := make([]storedRecord, n)
-		for i := range recs {
-			recs[i] = storedRecord{ID: fmt.Sprintf("id-%04d", rnd.IntN(10000)) + fmt.Sprint(i), Start: base.Add(time.Duration(rnd.IntN(50)) * time.Second)}
-		}
-		want := slices.Clone(recs)
-		slices.SortFunc(want, func(a, b storedRecord) int { return compareOldestFirst(&a, &b) })
-		sortOldestFirst(recs)
-		for i := range recs {
-			if recs[i].ID != want[i].ID {
-				t.Fatalf("%d records: %s at %d, want %s", n, recs[i].ID, i, want[i].ID)
-			}
-		}
-	}
-}

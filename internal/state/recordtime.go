@@ -13,11 +13,15 @@ import (
 // tail without the lines frame names (recordframe.go). at is its
 // position in its namespace's timeList (see timeList.base); it is kept
 // current by that list and means nothing once the record is removed.
+// epoch is the recordIndex's epoch when it was stored: one older than the
+// index's is held by a capture as well, and is copied before it changes
+// (see recordIndex.all).
 type storedRecord struct {
 	ID, Namespace, Function, Trigger, Status string
 	Start                                    time.Time
 	at                                       int
 	frame                                    logFrame
+	epoch                                    uint32
 	rest                                     string
 }
 

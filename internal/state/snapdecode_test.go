@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +269,15 @@ func TestACaptureIsNotChangedByLaterApplies(t *testing.T) {
 	for i := range 5 {
 		add(now.Add(-time.Duration(i)*time.Second), 12)
 	}
+	// Records the capture holds change: a status, a start (it moves in
+	// its lists), a function.
+	r1, _ := s.Record("r1")
+	r2, _ := s.Record("r2")
+	r3, _ := s.Record("r3")
+	r1.Status, r1.ErrorType = model.StatusFailed, "Late"
+	r2.Start = now
+	r3.Function = "elsewhere"
+	s.AddRecords([]model.Invocation{r1, r2, r3}, nil, ret, now)
 	add(now.Add(36*time.Hour), 3) // seals what was open at the capture
 	var got bytes.Buffer
 	if _, err := captured.WriteTo(&got); err != nil {
@@ -302,5 +312,47 @@ func TestARestoreOfABadRecordRunKeepsTheStore(t *testing.T) {
 	}
 	if got := len(s.Capture().Records); got != 3 {
 		t.Fatalf("the store holds %d records after a refused restore, want the 3 it had", got)
+	}
+}
+
+// A capture's records are written while Applies change them: the
+// snapshot is the state at the capture (run with -race: the store copies
+// a record a capture holds before it changes it).
+func TestACaptureIsWrittenWhileItsRecordsChange(t *testing.T) {
+	s := New()
+	ret := model.Retention{PerFunction: 10000}
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var recs []model.Invocation
+	for i := range 2000 {
+		recs = append(recs, loggedRecord(i, fmt.Sprint("f", i%10), "", "line\n"))
+	}
+	s.AddRecords(recs, nil, ret, at)
+	var want bytes.Buffer
+	if _, err := s.Capture().WriteTo(&want); err != nil {
+		t.Fatal(err)
+	}
+	captured := s.CaptureUnordered()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := range 5 {
+			changed := slices.Clone(recs)
+			for i := range changed {
+				changed[i].Status, changed[i].ErrorType = model.StatusFailed, fmt.Sprint("Round", round)
+				changed[i].Start = changed[i].Start.Add(time.Duration(round+1) * time.Second)
+			}
+			s.AddRecords(changed, nil, ret, at)
+		}
+	}()
+	var got bytes.Buffer
+	if _, err := captured.WriteTo(&got); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatal("the capture wrote records as they were changed after it")
+	}
+	if r, _ := s.Record(recs[0].ID); r.ErrorType != "Round4" {
+		t.Fatalf("the store holds %q, want the last round's change", r.ErrorType)
 	}
 }

@@ -58,8 +58,8 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 				// The element's address, so that a method on the pointer
 				// applies as it does to a slice's (addressable) element.
 				elem := fv.Index(j).Addr().Interface()
-				if r, ok := elem.(*storedRecord); ok {
-					rec := r.record()
+				if r, ok := elem.(**storedRecord); ok {
+					rec := (*r).record()
 					elem = &rec
 				}
 				eb, err := json.Marshal(elem)

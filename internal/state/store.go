@@ -327,11 +327,12 @@ type Snapshot struct {
 	unordered bool
 	histories capturedHistories
 	// storedRecords are the records of a capture as the store keeps them
-	// (compact, recordpack.go), in place of Records: WriteTo writes each
-	// as its record (record), one at a time, so that a snapshot being
-	// written holds 136 bytes a record and not a 304-byte struct and its
+	// (compact, recordpack.go; shared with the store, which copies one
+	// before it changes it), in place of Records: WriteTo writes each as
+	// its record (record), one at a time, so that a snapshot being
+	// written holds a pointer a record and not a 304-byte struct and its
 	// log tail; Capture makes Records of them.
-	storedRecords []storedRecord
+	storedRecords []*storedRecord
 }
 
 // Capture copies the store's content at this instant, every section in
@@ -444,7 +445,11 @@ func (snap *Snapshot) order() {
 	snap.unordered = false
 	snap.Metrics = snap.histories.snapshot()
 	snap.histories = capturedHistories{}
-	sortOldestFirst(snap.storedRecords)
+	// Records oldest first (compareOldestFirst), the same order on every
+	// server that holds the same records: restored in it, each is
+	// appended at the end of its function's list and of its namespace's
+	// timeList, which is then in start order.
+	slices.SortFunc(snap.storedRecords, compareOldestFirst)
 	sortMetricHistory(snap.Metrics)
 	sort.Slice(snap.Namespaces, func(i, j int) bool { return snap.Namespaces[i].Name < snap.Namespaces[j].Name })
 	sort.Slice(snap.Keys, func(i, j int) bool { return snap.Keys[i].ID < snap.Keys[j].ID })
