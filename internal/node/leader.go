@@ -254,10 +254,8 @@ func provision(ctx context.Context, cp *controlplane.Node, placer *placement.Pla
 	t := time.NewTicker(provisionEvery)
 	defer t.Stop()
 	for {
-		for _, fn := range cp.Store().Functions("") {
-			if fn.Provisioned > 0 {
-				placer.Provision(fn, fn.Provisioned)
-			}
+		for _, fn := range cp.Store().ProvisionedFunctions() {
+			placer.Provision(fn, fn.Provisioned)
 		}
 		select {
 		case <-ctx.Done():

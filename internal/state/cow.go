@@ -88,6 +88,18 @@ func (m cowMap[V]) without(k string) cowMap[V] {
 
 func (m cowMap[V]) len() int { return m.n }
 
+// each calls f with each of m's values, in no order.
+func (m cowMap[V]) each(f func(V)) {
+	if m.shards == nil {
+		return
+	}
+	for _, shard := range m.shards {
+		for _, v := range shard {
+			f(v)
+		}
+	}
+}
+
 // keys returns m's keys, in no order.
 func (m cowMap[V]) keys() []string {
 	out := make([]string, 0, m.n)

@@ -332,3 +332,26 @@ func TestPagesDuringWritesLoseNoFunction(t *testing.T) {
 		t.Errorf("paged %d functions, want the %d stored", len(listed), len(want))
 	}
 }
+
+// The provisioning loop's list holds the functions that ask for
+// provisioned instances, and only those.
+func TestProvisionedFunctionsAreThoseThatAsk(t *testing.T) {
+	s := New()
+	for i := range 300 {
+		fn := scaleFunction(i)
+		if i%100 == 7 {
+			fn.Provisioned = i
+		}
+		if _, _, err := s.UpsertFunction(fn, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, fn := range s.ProvisionedFunctions() {
+		got = append(got, fmt.Sprintf("%s=%d", fn.Name, fn.Provisioned))
+	}
+	slices.Sort(got)
+	if want := []string{"fn-000007=7", "fn-000107=107", "fn-000207=207"}; !slices.Equal(got, want) {
+		t.Fatalf("provisioned functions %v, want %v", got, want)
+	}
+}
