@@ -50,6 +50,12 @@ const (
 	// O(queue), and a backlog of thousands read at every pass took most
 	// of the leader's CPU. Lease expiry and event age are checked then.
 	rescanEvery = 100 * time.Millisecond
+	// maxReady bounds the ready events a read of the queue keeps, in fair
+	// order, for the passes until the next read (at most maxLeases a
+	// pass): a backlog of hundreds of thousands is not copied whole ten
+	// times a second. A read that left ready events out is followed by
+	// another as soon as the passes have used up those it kept.
+	maxReady = 16 * maxLeases
 	// holdLimit is how long a leased event waits here for a free slot
 	// before it goes back to the queue (a Retry through Raft, refunded).
 	// It is half of leaseGrace, so the lease outlives the wait and the
@@ -124,10 +130,13 @@ type Dispatcher struct {
 	// read of the queue.
 	fresh bool
 	// ready are the ready events of the last read of the queue, in fair
-	// order, less those leased since; scanned is when it was read. Only
-	// pass uses them.
-	ready   []model.QueueItem
-	scanned time.Time
+	// order (the first maxReady: truncated says some were left out),
+	// less those leased since; scanned is when it was read, and
+	// rescanAfter how long until the next read. Only pass uses them.
+	ready       []model.QueueItem
+	truncated   bool
+	scanned     time.Time
+	rescanAfter time.Duration
 	// ended counts the runs ended since rated; rate (runs ended per
 	// second) and leaseRTT (how long a Lease takes to commit) are moving
 	// averages, for lookahead.
@@ -148,7 +157,8 @@ type Dispatcher struct {
 
 // NewDispatcher returns a dispatcher.
 func NewDispatcher(cp Control, inv Invoker, hooks Hooks, log *slog.Logger) *Dispatcher {
-	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1), censusWait: censusWait}
+	d := &Dispatcher{cp: cp, inv: inv, hooks: hooks, log: log, inflight: map[string]uint64{}, wake: make(chan struct{}, 1), censusWait: censusWait,
+		rescanAfter: rescanEvery}
 	d.abandon, d.abandons = context.WithCancel(context.Background())
 	return d
 }
@@ -254,7 +264,7 @@ func (d *Dispatcher) pass(ctx context.Context) {
 	now := time.Now().UTC()
 	fns := functionsOf(d.cp.Store())
 	d.mu.Lock()
-	rescan := now.Sub(d.scanned) >= rescanEvery || (d.fresh && len(d.ready) == 0)
+	rescan := now.Sub(d.scanned) >= d.rescanAfter || ((d.fresh || d.truncated) && len(d.ready) == 0)
 	if rescan {
 		d.fresh = false
 	}
@@ -398,13 +408,17 @@ func (d *Dispatcher) lookaheadLocked(now time.Time) int {
 }
 
 // scan reads the whole queue: expired leases and too-old events become
-// retries or dead letters (committed by the finisher), and the ready
-// events, in fair order, replace d.ready.
+// retries or dead letters (committed by the finisher), and the first
+// maxReady ready events, in fair order, replace d.ready. The next read
+// comes rescanEvery later, or four times as long as this one took if
+// that is longer: reading a backlog of hundreds of thousands takes tens
+// of milliseconds, which must not be most of what the leader does.
 func (d *Dispatcher) scan(now time.Time, fns functions) {
+	started := time.Now()
 	store := d.cp.Store()
 	var expired []fsm.Outcome
 	var notes []*Outcome // final outcomes that have destinations to serve
-	var ready []model.QueueItem
+	var ready []*model.QueueItem
 	// giveUp records an outcome decided here (not after a run): a dead
 	// letter goes with its on_failure destination when the function
 	// still exists.
@@ -418,27 +432,32 @@ func (d *Dispatcher) scan(now time.Time, fns functions) {
 		if _, mine := d.inflight[q.RequestID]; mine {
 			continue
 		}
-		fn, ferr := fns.of(q)
-		cfg := asyncConfig(fn.FunctionConfig)
+		l := fns.lookup(q)
 		switch {
 		case !q.LeaseUntil.IsZero() && now.After(q.LeaseUntil):
 			// Its dispatcher (perhaps an earlier leader) never reported.
-			o, note := d.lostOutcome(q, fn, ferr == nil, now, "Sandbox.LeaseExpired", 0)
+			o, note := d.lostOutcome(*q, l.fn, l.err == nil, now, "Sandbox.LeaseExpired", 0)
 			expired = append(expired, o)
 			notes = append(notes, note)
 		case q.Leased(now):
-		case now.Sub(q.EnqueuedAt) > cfg.maxAge:
+		case now.Sub(q.EnqueuedAt) > l.async.maxAge:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, q, fn, ferr == nil)
-		case ferr != nil:
+				Reason: model.ReasonEventAgeExceeded, LastError: q.LastError}, *q, l.fn, l.err == nil)
+		case l.err != nil:
 			giveUp(fsm.Outcome{RequestID: q.RequestID, Kind: fsm.OutcomeDeadLetter,
-				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, q, fn, false)
+				Reason: model.ReasonRetriesExhausted, LastError: "Runtime.FunctionNotFound"}, *q, l.fn, false)
 		case !now.Before(q.NotBefore):
 			ready = append(ready, q)
 		}
 	}
 	d.mu.Unlock()
-	d.ready, d.scanned = fairOrder(ready), now
+	order := fairOrder(ready)
+	kept := make([]model.QueueItem, min(len(order), maxReady))
+	for i := range kept {
+		kept[i] = *order[i]
+	}
+	d.ready, d.truncated, d.scanned = kept, len(kept) < len(order), now
+	d.rescanAfter = max(rescanEvery, 4*time.Since(started))
 	for i, o := range expired {
 		d.finisher.add(o, notes[i])
 	}
@@ -478,30 +497,47 @@ func (d *Dispatcher) admit(ready []model.QueueItem, n int, fns functions) ([]mod
 // (a backlog holds many events of few functions).
 type functions struct {
 	store *state.Store
-	seen  map[string]functionLookup
+	seen  map[functionKey]*functionLookup
 }
 
+// functionKey is an event's namespace and function, as the event names
+// them.
+type functionKey struct{ namespace, function string }
+
 type functionLookup struct {
-	fn  model.Function
-	err error
+	fn    model.Function
+	err   error
+	async asyncSettings
 }
 
 func functionsOf(store *state.Store) functions {
-	return functions{store: store, seen: map[string]functionLookup{}}
+	return functions{store: store, seen: map[functionKey]*functionLookup{}}
 }
 
 func (f functions) of(q model.QueueItem) (model.Function, error) {
-	name := model.QualifiedName(q.Namespace, q.Function)
+	l := f.lookup(&q)
+	return l.fn, l.err
+}
+
+// lookup is q's function and its async settings, looked up once a pass
+// for each function (read, not changed, by the caller).
+func (f functions) lookup(q *model.QueueItem) *functionLookup {
 	if _, qual := model.SplitQualifier(q.Function); qual != "" {
 		// An alias may route each event elsewhere: resolve each.
-		return f.store.Resolve(name, rand.Float64())
+		l := &functionLookup{}
+		l.fn, l.err = f.store.Resolve(model.QualifiedName(q.Namespace, q.Function), rand.Float64())
+		l.async = asyncConfig(l.fn.FunctionConfig)
+		return l
 	}
-	l, ok := f.seen[name]
-	if !ok {
-		l.fn, l.err = f.store.Function(name)
-		f.seen[name] = l
+	k := functionKey{q.Namespace, q.Function}
+	l := f.seen[k]
+	if l == nil {
+		l = &functionLookup{}
+		l.fn, l.err = f.store.Function(model.QualifiedName(q.Namespace, q.Function))
+		l.async = asyncConfig(l.fn.FunctionConfig)
+		f.seen[k] = l
 	}
-	return l.fn, l.err
+	return l
 }
 
 // asyncSettings are a function's asynchronous settings with defaults.

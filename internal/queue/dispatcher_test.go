@@ -685,3 +685,26 @@ func TestHeldEventsGoBackToTheQueueWhenTheTermEnds(t *testing.T) {
 		t.Fatal("no event ran")
 	}
 }
+
+// A backlog larger than one read of the queue keeps (maxReady) runs
+// through, each event once: the reads that left events out are followed
+// by others.
+func TestABacklogLargerThanOneReadRunsOnceEach(t *testing.T) {
+	cp, sink := newControl(t), newLogSink(t)
+	deploy(t, cp, newFunction("f"))
+	n := maxReady + 300
+	var items []queueItem
+	for i := range n {
+		items = append(items, newEvent(fmt.Sprintf("r%05d", i), "f"))
+	}
+	enqueue(t, cp, items...)
+	w := newWorker(64, always(okResult(`1`)))
+	startDispatcher(t, cp, w, Hooks{}, sink)
+	waitFor(t, "every event to succeed", func() bool { return len(cp.Store().QueueItems()) == 0 })
+	for i := range n {
+		id := fmt.Sprintf("r%05d", i)
+		if r, _ := recordOf(cp, id); r.Status != statusSuccess || len(w.callsOf(id)) != 1 {
+			t.Fatalf("%s: record %+v, %d runs", id, r, len(w.callsOf(id)))
+		}
+	}
+}

@@ -24,18 +24,18 @@ import (
 // place in each round (its oldest event is the oldest of all), and every
 // other namespace with a ready event reaches the front within a few
 // passes, however long the flood.
-func fairOrder(ready []model.QueueItem) []model.QueueItem {
-	out := make([]model.QueueItem, 0, len(ready))
+func fairOrder(ready []*model.QueueItem) []*model.QueueItem {
+	out := make([]*model.QueueItem, 0, len(ready))
 	var namespaces []string
-	functions := map[string][]string{}      // namespace -> its functions, by oldest event
-	lanes := map[string][]model.QueueItem{} // namespace/function -> its events
-	for _, q := range ready {               // in arrival order
+	functions := map[string][]functionKey{}       // namespace -> its functions, by oldest event
+	lanes := map[functionKey][]*model.QueueItem{} // namespace/function -> its events
+	for _, q := range ready {                     // in arrival order
 		if strings.HasPrefix(q.Trigger, "schedule:") {
 			out = append(out, q)
 			continue
 		}
 		ns := model.NamespaceOf(q.Namespace)
-		key := model.QualifiedName(ns, q.Function)
+		key := functionKey{ns, q.Function}
 		if _, seen := functions[ns]; !seen {
 			namespaces = append(namespaces, ns)
 		}
@@ -44,9 +44,9 @@ func fairOrder(ready []model.QueueItem) []model.QueueItem {
 		}
 		lanes[key] = append(lanes[key], q)
 	}
-	perNamespace := make([][]model.QueueItem, len(namespaces))
+	perNamespace := make([][]*model.QueueItem, len(namespaces))
 	for i, ns := range namespaces {
-		fns := make([][]model.QueueItem, len(functions[ns]))
+		fns := make([][]*model.QueueItem, len(functions[ns]))
 		for j, key := range functions[ns] {
 			fns[j] = lanes[key]
 		}

@@ -7,7 +7,7 @@ import (
 	"nimbus/internal/model"
 )
 
-func ids(items []model.QueueItem) []string {
+func ids(items []*model.QueueItem) []string {
 	out := make([]string, len(items))
 	for i, q := range items {
 		out[i] = q.RequestID
@@ -15,8 +15,8 @@ func ids(items []model.QueueItem) []string {
 	return out
 }
 
-func item(id, ns, fn, trigger string) model.QueueItem {
-	return model.QueueItem{RequestID: id, Namespace: ns, Function: fn, Trigger: trigger}
+func item(id, ns, fn, trigger string) *model.QueueItem {
+	return &model.QueueItem{RequestID: id, Namespace: ns, Function: fn, Trigger: trigger}
 }
 
 // Ready events are offered schedule fires first, then round-robin over
@@ -24,7 +24,7 @@ func item(id, ns, fn, trigger string) model.QueueItem {
 // each lane in arrival order; the rounds visit lanes in the order of
 // their oldest event.
 func TestFairOrderServesScheduleFiresFirstThenRoundRobinsNamespacesAndFunctions(t *testing.T) {
-	ready := []model.QueueItem{ // in arrival order
+	ready := []*model.QueueItem{ // in arrival order
 		item("a1", "", "flood", "async"),
 		item("a2", "", "flood", "async"),
 		item("a3", "", "flood", "async"),
@@ -57,12 +57,12 @@ func TestFairOrderServesScheduleFiresFirstThenRoundRobinsNamespacesAndFunctions(
 // by more than a round: whatever the flood's length, the other event is
 // second.
 func TestAFloodOfOneFunctionDoesNotHoldBackAnother(t *testing.T) {
-	var ready []model.QueueItem
+	var ready []*model.QueueItem
 	for range 10000 {
 		ready = append(ready, item("flood", "", "flood", "async"))
 	}
 	ready = append(ready, item("late", "", "late", "async"))
 	if got := fairOrder(ready); got[1].RequestID != "late" || len(got) != len(ready) {
-		t.Fatalf("the late event came at %d of %d", slices.IndexFunc(got, func(q model.QueueItem) bool { return q.RequestID == "late" }), len(got))
+		t.Fatalf("the late event came at %d of %d", slices.IndexFunc(got, func(q *model.QueueItem) bool { return q.RequestID == "late" }), len(got))
 	}
 }

@@ -122,7 +122,8 @@ func (d *Dispatcher) recoverLeases(ctx context.Context, since time.Time, earlier
 	now := time.Now().UTC()
 	fns := functionsOf(d.cp.Store())
 	adopted, lost := 0, 0
-	for _, q := range d.cp.Store().QueueItems() {
+	for _, qp := range d.cp.Store().QueueItems() {
+		q := *qp
 		switch fateOf(q, earlier, c, now) {
 		case leaseAdopted:
 			adopted++

@@ -181,10 +181,10 @@ func (s *Service) Scaling(now time.Time) client.Scaling {
 
 // queueDepth counts the items ready to run at now that no worker has
 // taken: not leased, and not waiting for a retry's delay.
-func queueDepth(items []model.QueueItem, now time.Time) int {
+func queueDepth(items []*model.QueueItem, now time.Time) int {
 	n := 0
-	for i := range items {
-		if !items[i].Leased(now) && !now.Before(items[i].NotBefore) {
+	for _, q := range items {
+		if !q.Leased(now) && !now.Before(q.NotBefore) {
 			n++
 		}
 	}

@@ -148,7 +148,7 @@ func TestDesiredWorkersReportsTheLoadItCounted(t *testing.T) {
 
 func TestTheQueueDepthCountsOnlyEventsReadyToRunThatNoWorkerHasTaken(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	items := []model.QueueItem{
+	items := []*model.QueueItem{
 		{RequestID: "ready"},
 		{RequestID: "due", NotBefore: now},
 		{RequestID: "lease expired", LeaseUntil: now.Add(-time.Second)},

@@ -1,9 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"nimbus/internal/model"
@@ -208,16 +209,32 @@ func (s *Store) Redrive(ids []string, now time.Time) int {
 	return n
 }
 
-// QueueItems returns every queued or leased item in arrival order.
-func (s *Store) QueueItems() []model.QueueItem {
+// QueueItems returns every queued or leased item in arrival order,
+// shared with the store: a queued item is never changed in place, only
+// replaced (Lease, Retry), so the caller reads them without the store's
+// lock, and must not change them. Under the lock it copies a pointer an
+// item, not the item: the dispatcher reads the queue up to ten times a
+// second, and a backlog may be hundreds of thousands of events.
+func (s *Store) QueueItems() []*model.QueueItem {
 	s.mu.RLock()
-	out := make([]model.QueueItem, 0, len(s.queue))
+	keyed := make([]queuedBySeq, 0, len(s.queue))
 	for _, q := range s.queue {
-		out = append(out, *q)
+		keyed = append(keyed, queuedBySeq{q.Seq, q})
 	}
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	slices.SortFunc(keyed, func(a, b queuedBySeq) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]*model.QueueItem, len(keyed))
+	for i := range keyed {
+		out[i] = keyed[i].item
+	}
 	return out
+}
+
+// queuedBySeq is a queued event with its Seq beside it, so that sorting
+// compares without reading the events.
+type queuedBySeq struct {
+	seq  uint64
+	item *model.QueueItem
 }
 
 // QueueItem returns one queued item.
