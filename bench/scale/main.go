@@ -321,7 +321,10 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	res.FailoverP99MS = stats.Summarize(fo).P99MS
 	res.Goals = goals(res)
 	if cfg.Save != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("-save: %w", err)
+		}
 		if err := os.WriteFile(cfg.Save, b, 0o644); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -155,11 +156,23 @@ func (h histogram) sub(o histogram) histogram {
 type HistQuantile struct {
 	Server string  `json:"server"`
 	N      float64 `json:"n"`
-	P50MS  float64 `json:"p50_le_ms"`
-	P99MS  float64 `json:"p99_le_ms"`
+	P50MS  boundMS `json:"p50_le_ms"`
+	P99MS  boundMS `json:"p99_le_ms"`
 }
 
-func (h histogram) quantile(q float64) float64 {
+// boundMS is a bucket's upper bound in milliseconds; the last bucket's is
+// +Inf, which JSON has no number for: it is written as the string "+Inf"
+// (encoding/json refuses the whole result otherwise).
+type boundMS float64
+
+func (b boundMS) MarshalJSON() ([]byte, error) {
+	if math.IsInf(float64(b), 1) {
+		return []byte(`"+Inf"`), nil
+	}
+	return json.Marshal(float64(b))
+}
+
+func (h histogram) quantile(q float64) boundMS {
 	if len(h.counts) == 0 {
 		return 0
 	}
@@ -167,9 +180,9 @@ func (h histogram) quantile(q float64) float64 {
 	for i, c := range h.counts {
 		if c >= q*total {
 			if math.IsInf(h.bounds[i], 1) {
-				return math.Inf(1)
+				return boundMS(math.Inf(1))
 			}
-			return stats.Round(h.bounds[i] * 1000)
+			return boundMS(stats.Round(h.bounds[i] * 1000))
 		}
 	}
 	return 0
