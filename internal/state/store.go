@@ -557,8 +557,8 @@ func (s *Store) Restore(r io.Reader) error {
 	// of them decoded first would hold about 0.6 GB beside the index.
 	records := newRecordIndex()
 	snap, err := readSnapshot(r, func(run []model.Invocation) {
-		for _, r := range run {
-			records.add(r)
+		for _, rec := range run {
+			records.add(rec)
 		}
 	})
 	if err != nil {
