@@ -162,13 +162,16 @@ func Problems(ctx context.Context) []string {
 // WaitText waits until the first element that matches the CSS selector sel
 // has text content that contains text, up to the deadline of the context
 // the action runs with (or 30 s). A navigation meanwhile (a form posted
-// without htmx, a redirect) does not end the wait: it polls the new page.
+// without htmx, a redirect) does not end the wait: it polls the new page,
+// and only once it has loaded (its scripts run, htmx's attributes
+// wired): text that shows while the page is still parsing could let the
+// next action type into an input nothing listens to yet.
 func WaitText(sel, text string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		deadline := time.Now().Add(timeoutOf(ctx))
 		for {
 			_, err := chromedp.PollFunction[bool](
-				`(sel, text) => { const el = document.querySelector(sel); return !!el && el.textContent.includes(text); }`,
+				`(sel, text) => { const el = document.querySelector(sel); return document.readyState === "complete" && !!el && el.textContent.includes(text); }`,
 				chromedp.WithPollingArgs(sel, text),
 				chromedp.WithPollingInterval(pollEvery),
 				chromedp.WithPollingTimeout(time.Until(deadline)),
