@@ -14,7 +14,7 @@ var latencyBuckets = []float64{.00001, .000025, .00005, .0001, .00025, .0005, .0
 func newPickHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "nimbus_placement_pick_seconds",
-		Help:    "Time placement took to rank the workers for one invocation (before offering it to any).",
+		Help:    "Time placement took to choose the worker to offer one invocation to first.",
 		Buckets: latencyBuckets,
 	})
 }

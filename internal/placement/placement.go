@@ -80,7 +80,7 @@ func (p *Placer) targets() []Target {
 // lack of capacity, and ErrNoWorkers when there is none.
 func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result, error) {
 	t0 := time.Now()
-	order := p.rank(req.Function)
+	order, whole := p.order(req.Function)
 	since(p.pick, t0)
 	if len(order) == 0 {
 		if rt := req.Function.Runtime; rt != "" && len(p.Runtimes()) > 0 {
@@ -91,13 +91,18 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 	}
 	var last error = worker.ErrNoCapacity
 	busy := []Target{}
-	for _, t := range order {
+	for i := 0; i < len(order); i++ {
+		t := order[i]
 		res, err := t.Invoke(ctx, req)
 		if errors.Is(err, worker.ErrNoCapacity) {
 			busy = append(busy, t)
 		}
 		if errors.Is(err, worker.ErrNoCapacity) || errors.Is(err, worker.ErrClosed) || errors.Is(err, ErrUnreachable) {
 			last = err
+			if !whole { // the first refused: now the rest, in rank's order
+				rest := slices.DeleteFunc(p.rank(req.Function), func(o Target) bool { return o == t })
+				order, whole = append(order[:1:1], rest...), true
+			}
 			continue
 		}
 		return res, err
@@ -130,11 +135,32 @@ func (p *Placer) Invoke(ctx context.Context, req worker.Request) (worker.Result,
 // ErrNoWorkers is returned when no worker is available at all.
 var ErrNoWorkers = errors.New("no worker is available")
 
+// order is the targets to offer fn to, in rank's order, and whether
+// that is all of them: among a registry's workers alone (a server's) it
+// is only the first, found without ranking the rest (Registry.best), and
+// Invoke ranks them when that one refuses.
+func (p *Placer) order(fn model.Function) ([]Target, bool) {
+	if reg, ok := p.remote.(*Registry); ok && len(p.local) == 0 {
+		if t := reg.best(fn.Runtime, fn.InstanceKey(), warmKey(fn.InstanceKey(), fn.Revision)); t != nil {
+			return []Target{t}, false
+		}
+	}
+	return p.rank(fn), true
+}
+
+// homeOf is where among n targets a function's walk starts (a hash of its
+// instance key): see rank.
+func homeOf(key string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
 // rank orders the targets that offer fn's runtime (any, for a function
 // that names none): warm instance of this revision first, then
 // by load (busy slots over slots), healthy ones only. Ties are broken
 // by the function: the targets' order (local ones, then the source's by
-// ID) rotated by a hash of fn's instance key, so that a function's
+// ID) rotated to start at fn's home (homeOf), so that a function's
 // cold starts among equally loaded workers go to the same one (its home,
 // while the set of workers holds) and different functions' to different
 // ones, instead of every cold start to the lowest ID.
@@ -145,6 +171,9 @@ func (p *Placer) rank(fn model.Function) []Target {
 		load float64
 	}
 	all := p.targets()
+	if len(all) == 0 {
+		return nil
+	}
 	if len(all) == 1 && (fn.Runtime == "" || slices.Contains(all[0].Runtimes(), fn.Runtime)) {
 		return all // one worker (nimbus dev): nothing to rank
 	}
@@ -152,7 +181,9 @@ func (p *Placer) rank(fn model.Function) []Target {
 	warmKey := warmKey(key, fn.Revision)
 	now := time.Now()
 	s := make([]scored, 0, len(all))
-	for _, t := range all {
+	home := homeOf(key, len(all))
+	for i := range all {
+		t := all[(home+i)%len(all)]
 		if r, ok := t.(rankable); ok {
 			if ok, warm, load := r.rankAt(now, fn.Runtime, warmKey); ok {
 				s = append(s, scored{t, warm, load})
@@ -168,14 +199,6 @@ func (p *Placer) rank(fn model.Function) []Target {
 			load = float64(st.InUse) / float64(st.Slots)
 		}
 		s = append(s, scored{t, t.HasWarm(key, fn.Revision), load})
-	}
-	if n := len(s); n > 1 {
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		r := int(h.Sum32() % uint32(n))
-		slices.Reverse(s[:r])
-		slices.Reverse(s[r:])
-		slices.Reverse(s)
 	}
 	slices.SortStableFunc(s, func(a, b scored) int {
 		if a.warm != b.warm {

@@ -53,6 +53,10 @@ type Registry struct {
 	// Both need mu.
 	sorted     []Target
 	lastForget time.Time
+	// warmIdx lists, for each warm key a heartbeat named (see warmKey),
+	// the workers whose last heartbeat named it: what best reads instead
+	// of asking every worker. Needs mu; kept with each remote's warm set.
+	warmIdx map[string][]*remote
 }
 
 // forgetEvery is how often, at most, the registry looks for workers to
@@ -82,7 +86,7 @@ func NewRegistry(pool *rpc.Pool, deadAfter, forgetAfter time.Duration, log *slog
 	}
 	forgetAfter = max(forgetAfter, deadAfter)
 	return &Registry{pool: pool, deadAfter: deadAfter, forgetAfter: forgetAfter, log: log, started: time.Now(), workers: map[string]*remote{},
-		heartbeats: newHeartbeatHistogram()}
+		heartbeats: newHeartbeatHistogram(), warmIdx: map[string][]*remote{}}
 }
 
 // Heartbeat records a worker's heartbeat. A worker that comes back at
@@ -108,9 +112,15 @@ func (r *Registry) Heartbeat(hb *rpcpb.WorkerHeartbeat) {
 	w.hb = hb
 	w.prevSeen, w.seen = w.seen, time.Now()
 	w.inflightAtHB = w.inflight
-	w.warm = make(map[string]bool, len(hb.WarmRevisions))
-	for _, k := range hb.WarmRevisions {
-		w.warm[k] = true
+	if len(w.warm) != len(hb.WarmRevisions) || !allIn(hb.WarmRevisions, w.warm) {
+		r.unindexLocked(w)
+		w.warm = make(map[string]bool, len(hb.WarmRevisions))
+		for _, k := range hb.WarmRevisions {
+			w.warm[k] = true
+		}
+		for k := range w.warm {
+			r.warmIdx[k] = append(r.warmIdx[k], w)
+		}
 	}
 	w.mu.Unlock()
 	if moved != "" {
@@ -126,6 +136,14 @@ func (r *Registry) Targets() []Target {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.forgetLocked()
+	return append([]Target(nil), r.sortedLocked()...)
+}
+
+// sortedLocked returns the workers by ID, building the list when a worker
+// joined or was forgotten since, and each worker's place in it (pos).
+// The slice is never changed once built: a caller may read it after
+// letting go of mu. Needs r.mu.
+func (r *Registry) sortedLocked() []Target {
 	if r.sorted == nil {
 		ids := make([]string, 0, len(r.workers))
 		for id := range r.workers {
@@ -133,11 +151,91 @@ func (r *Registry) Targets() []Target {
 		}
 		sort.Strings(ids)
 		r.sorted = make([]Target, 0, len(ids))
-		for _, id := range ids {
-			r.sorted = append(r.sorted, r.workers[id])
+		for i, id := range ids {
+			w := r.workers[id]
+			w.pos = i
+			r.sorted = append(r.sorted, w)
 		}
 	}
-	return append([]Target(nil), r.sorted...)
+	return r.sorted
+}
+
+// best is what Placer.rank puts first among the registry's workers, found
+// without ranking them all: the least loaded of the healthy workers that
+// run runtime and have an idle instance under warmKey (from warmIdx),
+// else, walking the workers by ID from the function's home (see
+// homeOf), the least loaded of the others, stopping at the first idle
+// one; ties go to the first from home. Nil when no worker is eligible.
+// It costs a few workers' locks when the function is warm somewhere or
+// a worker near its home is idle, one pass over the workers otherwise,
+// where ranking them all cost a pass, a sort and two slices of them.
+func (r *Registry) best(runtime, key, warmKey string) Target {
+	type candidate struct {
+		w   *remote
+		pos int
+	}
+	var buf [16]candidate
+	r.mu.Lock()
+	r.forgetLocked()
+	all := r.sortedLocked()
+	warm := buf[:0]
+	for _, w := range r.warmIdx[warmKey] {
+		warm = append(warm, candidate{w, w.pos})
+	}
+	r.mu.Unlock()
+	n := len(all)
+	if n == 0 {
+		return nil
+	}
+	home := homeOf(key, n)
+	now := time.Now()
+	var best Target
+	bestLoad, bestRot := 0.0, n
+	for _, c := range warm {
+		ok, _, load := c.w.rankAt(now, runtime, "")
+		if rot := (c.pos - home + n) % n; ok && (best == nil || load < bestLoad || load == bestLoad && rot < bestRot) {
+			best, bestLoad, bestRot = c.w, load, rot
+		}
+	}
+	if best != nil {
+		return best
+	}
+	for i := range n {
+		w := all[(home+i)%n].(*remote)
+		if ok, _, load := w.rankAt(now, runtime, ""); ok && (best == nil || load < bestLoad) {
+			best, bestLoad = w, load
+			if load == 0 {
+				break // none is less loaded, and the rest come later
+			}
+		}
+	}
+	return best
+}
+
+// unindexLocked takes w out of warmIdx under each key of its warm set.
+// Needs r.mu and w.mu.
+func (r *Registry) unindexLocked(w *remote) {
+	for k := range w.warm {
+		ws := r.warmIdx[k]
+		if i := slices.Index(ws, w); i >= 0 {
+			ws = slices.Delete(ws, i, i+1)
+		}
+		if len(ws) == 0 {
+			delete(r.warmIdx, k)
+		} else {
+			r.warmIdx[k] = ws
+		}
+	}
+}
+
+// allIn reports whether every key is in set.
+func allIn(keys []string, set map[string]bool) bool {
+	for _, k := range keys {
+		if !set[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // forgetLocked removes the workers silent for longer than forgetAfter and
@@ -155,6 +253,9 @@ func (r *Registry) forgetLocked() {
 		w.mu.Lock()
 		silent := time.Since(w.seen)
 		addr := w.hb.GetAddress()
+		if silent > r.forgetAfter {
+			r.unindexLocked(w)
+		}
 		w.mu.Unlock()
 		if silent <= r.forgetAfter {
 			continue
@@ -192,6 +293,7 @@ type remote struct {
 	seen     time.Time
 	prevSeen time.Time // when the heartbeat before the last came (see RunningQueued)
 	warm     map[string]bool
+	pos      int // its place among the workers by ID (Registry.sortedLocked; needs reg.mu)
 	inflight int // invocations this server has on it now
 	// inflightAtHB is inflight when the last heartbeat came: the part of
 	// the heartbeat's in_use that was this server's.
@@ -286,7 +388,7 @@ func (w *remote) rankAt(now time.Time, runtime, warmKey string) (eligible, warm 
 	if hb.Slots > 0 {
 		load = float64(w.inUseLocked()) / float64(hb.Slots)
 	}
-	return true, w.warm[warmKey], load
+	return true, warmKey != "" && w.warm[warmKey], load
 }
 
 func (w *remote) Runtimes() []string {

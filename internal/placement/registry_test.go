@@ -14,10 +14,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"nimbus/internal/model"
 	"nimbus/internal/pki"
 	"nimbus/internal/rpc"
 	"nimbus/internal/rpc/rpcpb"
 	"nimbus/internal/waitfor"
+	"nimbus/internal/worker"
 )
 
 func identity(t *testing.T, ca *pki.CA, role pki.Role, name string) *pki.Identity {
@@ -113,7 +115,9 @@ func TestRestartedWorkersLeaveTheRegistryAndThePool(t *testing.T) {
 	for i := range 20 {
 		for _, id := range []string{"same", fmt.Sprintf("new-%02d", i)} {
 			w := startWorker(t, ca, id, false)
-			r.Heartbeat(w.heartbeat(id))
+			hb := w.heartbeat(id)
+			hb.WarmRevisions = []string{"default/f@1", id + "@1"}
+			r.Heartbeat(hb)
 			if _, err := target(t, r, id).Invoke(ctx, req()); err != nil {
 				t.Fatalf("restart %d of %s: %v", i, id, err)
 			}
@@ -134,6 +138,11 @@ func TestRestartedWorkersLeaveTheRegistryAndThePool(t *testing.T) {
 		return slices.Equal(got, []string{"live"}) && slices.Equal(conns, wantConns)
 	}) {
 		t.Fatalf("after the forget time: registry %v, pool %v; want [live] and %v", got, conns, wantConns)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.warmIdx) != 0 { // the live worker has nothing warm
+		t.Fatalf("forgotten workers are still listed as warm: %v", r.warmIdx)
 	}
 }
 
@@ -219,5 +228,36 @@ func TestAServersOwnInvocationsFreeTheirSlotsBeforeTheNextHeartbeat(t *testing.T
 	beat(5) // more than its slots: no more than all of them are busy
 	if n := inUse(); n != 3 {
 		t.Fatalf("after a heartbeat saying 5 of 3 in use: in use %d; want 3", n)
+	}
+}
+
+// A function's first choice (a worker that says it has an idle instance
+// of it) cannot be reached: the invocation goes on to the others, in
+// rank's order, and runs on one of them.
+func TestWhenTheFirstChoiceCannotBeReachedTheOthersAreTried(t *testing.T) {
+	r, _, ca := testRegistry(t, time.Minute, time.Hour)
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := gone.Addr().String()
+	gone.Close() // nothing listens there any more
+	fn := model.Function{FunctionConfig: model.FunctionConfig{Name: "f", Runtime: "python3.12"}, Namespace: "default", Revision: 3}
+	hb := &rpcpb.WorkerHeartbeat{WorkerId: "w-gone", Address: deadAddr, Slots: 1, Runtimes: []string{"python3.12"},
+		WarmRevisions: []string{warmKey(fn.InstanceKey(), fn.Revision)}}
+	r.Heartbeat(hb)
+	for _, id := range []string{"w-a", "w-b"} {
+		r.Heartbeat(startWorker(t, ca, id, false).heartbeat(id))
+	}
+	p := New(r)
+	if order, whole := p.order(fn); whole || order[0].Status().ID != "w-gone" {
+		t.Fatalf("first choice %s (whole ranking %v), want the warm w-gone alone", order[0].Status().ID, whole)
+	}
+	res, err := p.Invoke(context.Background(), worker.Request{RequestID: "r1", Function: fn})
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	if string(res.Payload) != `"ok"` {
+		t.Fatalf("payload %q", res.Payload)
 	}
 }

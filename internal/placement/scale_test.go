@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"nimbus/internal/model"
 	"nimbus/internal/rpc/rpcpb"
@@ -46,16 +49,50 @@ func BenchmarkHeartbeatAmongAThousandWorkers(b *testing.B) {
 	}
 }
 
-// BenchmarkPickAmongAThousandWorkers is placement's ranking of 1,000
-// workers for one invocation.
+// BenchmarkPickAmongAThousandWorkers is placement's choice of a worker
+// among 1,000 for one invocation (what Invoke does before offering it):
+// a function warm on one worker; one warm nowhere, with idle workers;
+// the same with every worker half busy but one, the one furthest from
+// the function's home (a pass over them all); and the whole ranking,
+// which Invoke needs only when the first choice refuses (and which every
+// invocation paid for before).
 func BenchmarkPickAmongAThousandWorkers(b *testing.B) {
 	p := New(thousandWorkers(b))
-	fn := model.Function{FunctionConfig: model.FunctionConfig{Name: "f000123", Runtime: "python3.11"}, Namespace: "default", Revision: 1}
-	for b.Loop() {
-		if len(p.rank(fn)) != 1000 {
-			b.Fatal("not every worker was ranked")
+	warm := model.Function{FunctionConfig: model.FunctionConfig{Name: "f000123", Runtime: "python3.11"}, Namespace: "default", Revision: 1}
+	cold := warm
+	cold.Name = "never-run"
+	pick := func(b *testing.B, p *Placer, fn model.Function) {
+		for b.Loop() {
+			if order, _ := p.order(fn); len(order) == 0 {
+				b.Fatal("no worker picked")
+			}
 		}
 	}
+	b.Run("warm", func(b *testing.B) { pick(b, p, warm) })
+	b.Run("cold, idle workers", func(b *testing.B) { pick(b, p, cold) })
+	b.Run("cold, every worker busy but one", func(b *testing.B) {
+		r := thousandWorkers(b)
+		last := (homeOf(cold.InstanceKey(), 1000) + 999) % 1000
+		for i := range 1000 {
+			hb := heartbeatOf(i)
+			if i != last {
+				hb.InUse = 1
+			}
+			r.Heartbeat(hb)
+		}
+		busy := New(r)
+		if order, _ := busy.order(cold); order[0].Status().ID != fmt.Sprintf("w%04d", last) {
+			b.Fatalf("picked %s, not the idle w%04d", order[0].Status().ID, last)
+		}
+		pick(b, busy, cold)
+	})
+	b.Run("whole ranking", func(b *testing.B) {
+		for b.Loop() {
+			if len(p.rank(warm)) != 1000 {
+				b.Fatal("not every worker was ranked")
+			}
+		}
+	})
 }
 
 func TestTheWarmWorkerIsFirstAmongAThousand(t *testing.T) {
@@ -176,6 +213,57 @@ func TestTheFastPathsAgreeWithStatus(t *testing.T) {
 		}
 		if fmt.Sprint(f) != fmt.Sprint(s) {
 			t.Errorf("rank of %s differs from the one through Status (%d and %d workers)", name, len(f), len(s))
+		}
+	}
+}
+
+// The registry's quick pick is the first of the full ranking, whatever
+// the workers' loads, health, runtimes and idle instances: 200 random
+// clusters of 1 to 60 workers, 50 functions each.
+func TestTheQuickPickIsTheFirstOfTheRanking(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 22))
+	for cluster := range 200 {
+		r := NewRegistry(nil, time.Minute, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		n := 1 + rng.IntN(60)
+		for i := range n {
+			hb := &rpcpb.WorkerHeartbeat{WorkerId: fmt.Sprintf("w%03d", i), Address: fmt.Sprintf("127.0.0.1:%d", 20000+i),
+				Slots: 4, PerServer: true, Runtimes: []string{"python3.11"}, Draining: rng.IntN(8) == 0}
+			hb.InUse = int32(rng.IntN(5))
+			if rng.IntN(4) == 0 {
+				hb.Runtimes = append(hb.Runtimes, "python3.13")
+			}
+			for f := range 8 {
+				if rng.IntN(5) == 0 {
+					hb.WarmRevisions = append(hb.WarmRevisions, fmt.Sprintf("default/f%d@1", f))
+				}
+			}
+			r.Heartbeat(hb)
+			if rng.IntN(3) == 0 { // a heartbeat that changes what is warm
+				hb2 := proto.Clone(hb).(*rpcpb.WorkerHeartbeat)
+				hb2.WarmRevisions = hb2.WarmRevisions[:len(hb2.WarmRevisions)/2]
+				r.Heartbeat(hb2)
+			}
+		}
+		p := New(r)
+		for f := range 50 {
+			fn := model.Function{FunctionConfig: model.FunctionConfig{Name: fmt.Sprintf("f%d", f%10)}, Namespace: "default", Revision: 1}
+			if f%3 == 0 {
+				fn.Runtime = "python3.13"
+			}
+			order, whole := p.order(fn)
+			ranked := p.rank(fn)
+			if len(ranked) == 0 {
+				if len(order) != 0 {
+					t.Fatalf("cluster %d, %s: picked %v where none is eligible", cluster, fn.Name, order[0].Status().ID)
+				}
+				continue
+			}
+			if (whole || len(order) != 1) && n > 1 { // one worker is offered all, unranked
+				t.Fatalf("cluster %d, %s: the registry's pick was not used (%d targets, whole %v)", cluster, fn.Name, len(order), whole)
+			}
+			if got, want := order[0].Status().ID, ranked[0].Status().ID; got != want {
+				t.Fatalf("cluster %d of %d workers, %s (%s): picked %s, ranking puts %s first", cluster, n, fn.Name, fn.Runtime, got, want)
+			}
 		}
 	}
 }

@@ -332,8 +332,8 @@ type heldEvent struct {
 func (d *Dispatcher) startHeld() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ending {
-		return
+	if d.ending || len(d.held) == 0 {
+		return // (Room reads every worker: not for nothing after each run)
 	}
 	free := d.inv.Room() - d.starting
 	for ; free > 0 && len(d.held) > 0; free-- {
