@@ -22,8 +22,9 @@ import (
 // MB a second. The object's members are found by a scan of the JSON's
 // structure (strings, brackets, commas and colons; not the values) as it
 // is read; the large arrays are cut into runs of elementsPerTask elements,
-// each decoded by encoding/json on a goroutine of its own as soon as it is
-// read, and every other member is decoded by encoding/json as it is read.
+// each decoded by encoding/json (the records by decodeRecordsFast) on a
+// goroutine of its own as soon as it is read, and every other member is
+// decoded by encoding/json as it is read.
 // What follows the object is not read, as json.Decoder.Decode ignores it.
 //
 // One difference from json.Unmarshal: a member that names a field an
@@ -241,6 +242,12 @@ func sinkArray[T any](in *jsonReader, pool *taskPool, sink func([]T)) error {
 func decodeRun[T any](run []byte, n int) ([]T, error) {
 	// Its capacity exactly the length, encoding/json fills it in place.
 	part := make([]T, n)
+	if recs, ok := any(part).([]model.Invocation); ok {
+		if decodeRecordsFast(run, recs) {
+			return part, nil
+		}
+		clear(recs) // what the fast decoder filled before it stopped
+	}
 	if err := json.Unmarshal(run, &part); err != nil {
 		return nil, err
 	}
