@@ -39,6 +39,7 @@ type Config struct {
 	Clients   int           `json:"clients"`
 	Idle      time.Duration `json:"-"`
 	Steady    time.Duration `json:"-"`
+	Settle    time.Duration `json:"-"`
 	Duration  time.Duration `json:"-"`
 	InvokeFor time.Duration `json:"-"`
 	Save      string        `json:"-"`
@@ -69,6 +70,7 @@ func main() {
 	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent API clients while loading")
 	flag.DurationVar(&cfg.Idle, "idle", 20*time.Second, "window over which idle CPU is measured")
 	flag.DurationVar(&cfg.Steady, "steady", 65*time.Second, "window after the invocations with only the schedules firing: their lag is measured over it")
+	flag.DurationVar(&cfg.Settle, "settle", 15*time.Minute, "longest the quiet window waits for the queue the invocations left to drain")
 	flag.DurationVar(&cfg.Duration, "duration", 4*time.Minute, "longest each loading phase (deploys, invocations) may run; the count reached is reported")
 	flag.DurationVar(&cfg.InvokeFor, "invoke-for", 0, "longest the invocations may run (default: -duration)")
 	flag.StringVar(&cfg.Save, "save", "", "also write the result as JSON to this file as soon as it is measured, before the cluster is stopped")
@@ -113,7 +115,8 @@ type Result struct {
 	Placement     []HistQuantile
 	Reads         []Read         `json:"reads"`
 	Lag           Lag            `json:"schedule_lag"`        // fires whose slot fell in the steady window
-	SettleS       float64        `json:"settle_s"`            // from the invokes' end until the queue was empty
+	SettleS       float64        `json:"settle_s"`            // from the invokes' end until the queue was empty (or -settle)
+	SettleLeft    int            `json:"settle_left"`         // events still queued when the quiet window began
 	LagLoaded     Lag            `json:"schedule_lag_loaded"` // the other fires seen: during the invocations
 	Snapshot      Snapshot       `json:"snapshot"`
 	RestartS      float64        `json:"follower_restart_to_ready_s"` // the slowest restart's
@@ -242,8 +245,9 @@ func run(ctx context.Context, cfg Config) (res *Result, err error) {
 	// nothing else: the lag measured over it is the scheduler's, not the
 	// invoke load's, so it starts once the queue the load left behind
 	// (fires late by seconds) has drained.
-	res.SettleS = settle(ctx, api, c, 2*time.Minute).Seconds()
-	say("queue drained %.1f s after the invokes", res.SettleS)
+	took, left := settle(ctx, api, c, cfg.Settle)
+	res.SettleS, res.SettleLeft = took.Seconds(), left
+	say("queue drained %.1f s after the invokes (%d events left)", res.SettleS, left)
 	steadyFrom := time.Now()
 	if nsched > 0 {
 		say("schedules firing, nothing else: measuring CPU over %v...", cfg.Steady)

@@ -453,15 +453,17 @@ func saveProfile(ctx context.Context, api *cluster.API, s *cluster.Proc, path, f
 
 // settle waits until GET /v1/scaling reports no queued event that no
 // worker has (every 200 ms, through the first server that answers), at
-// most limit, and returns how long that took.
-func settle(ctx context.Context, api *cluster.API, c *cluster.Cluster, limit time.Duration) time.Duration {
+// most limit, and returns how long that took and how many events were
+// left (-1: no server answered).
+func settle(ctx context.Context, api *cluster.API, c *cluster.Cluster, limit time.Duration) (time.Duration, int) {
 	t0 := time.Now()
+	left := -1
 	for time.Since(t0) < limit && ctx.Err() == nil {
 		for _, s := range c.Servers {
 			var sc client.Scaling
 			if api.GetJSON(ctx, s.API, "/v1/scaling", &sc) == nil {
-				if sc.Load.QueueDepth == 0 {
-					return time.Since(t0)
+				if left = sc.Load.QueueDepth; left == 0 {
+					return time.Since(t0), 0
 				}
 				break
 			}
@@ -471,5 +473,5 @@ func settle(ctx context.Context, api *cluster.API, c *cluster.Cluster, limit tim
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return time.Since(t0)
+	return time.Since(t0), left
 }

@@ -79,8 +79,11 @@ func printTable(w io.Writer, r *Result) {
 	}
 	fmt.Fprintf(w, "%-22s %d fires of %d schedules: p50 %.0f ms p90 %.0f ms p99 %.0f ms max %.0f ms; all schedules: %d fires, %d missed\n", "schedule lag, quiet:",
 		r.Lag.Fires, r.Lag.Schedules, r.Lag.Lag.P50MS, r.Lag.Lag.P90MS, r.Lag.Lag.P99MS, r.Lag.Lag.MaxMS, r.Lag.FiresAll, r.Lag.Missed)
-	fmt.Fprintf(w, "%-22s the queue drained %.1f s after the invokes ended, before the quiet window; %d fires in it over 1 s late, the last for a slot %.1f s into it\n", "",
-		r.SettleS, r.Lag.Late, r.Lag.LastLateS)
+	drained := fmt.Sprintf("the queue drained %.1f s after the invokes ended, before the quiet window", r.SettleS)
+	if r.SettleLeft != 0 {
+		drained = fmt.Sprintf("the queue had not drained %.1f s after the invokes ended (%d events left) when the quiet window began", r.SettleS, r.SettleLeft)
+	}
+	fmt.Fprintf(w, "%-22s %s; %d fires in it over 1 s late, the last for a slot %.1f s into it\n", "", drained, r.Lag.Late, r.Lag.LastLateS)
 	fmt.Fprintf(w, "%-22s %d fires: p50 %.0f ms p99 %.0f ms max %.0f ms\n", "schedule lag, loaded:",
 		r.LagLoaded.Fires, r.LagLoaded.Lag.P50MS, r.LagLoaded.Lag.P99MS, r.LagLoaded.Lag.MaxMS)
 	fmt.Fprintf(w, "%-22s %.1f MB in %.1f s; leader's raft dir %.1f MB %s\n", "snapshot save:", r.Snapshot.MB, r.Snapshot.Seconds, r.Snapshot.RaftDirMB, r.Snapshot.Error)
