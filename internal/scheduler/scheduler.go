@@ -5,6 +5,7 @@
 package scheduler
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,17 +43,20 @@ type Loop struct {
 	mu    sync.Mutex
 	exprs map[string]Expr // by timezone + expression
 
-	// next remembers each schedule's first slot after the one it last
-	// fired (or its creation), so that a pass looks at every schedule
-	// without copying it or computing its slots: only the due ones are
-	// copied and worked out. An entry is good while the schedule's
-	// last slot, expression and time zone are those it was computed
-	// from. Used by Run alone.
-	next   map[scheduleKey]*nextSlot
-	passes uint64
+	// next remembers each enabled schedule's first slot after the one it
+	// last fired (or its creation), by qualified name, and slots has them
+	// in time order, so that a pass looks only at the schedules that are
+	// due and those that changed since the last (state.ScheduleChanges):
+	// a pass over 10,000 schedules read every one of them, ten times a
+	// second. An entry of slots whose nextSlot is no longer next's is
+	// stale, and dropped when it comes up. gen is the count of changes
+	// next is as of, and read whether it was ever filled. Used by Run
+	// alone.
+	next  map[string]*nextSlot
+	slots slotHeap
+	gen   uint64
+	read  bool
 }
-
-type scheduleKey struct{ namespace, name string }
 
 // nextSlot is a schedule's first slot after from, as computed from its
 // expression in its time zone (ok false: there is none).
@@ -61,12 +65,28 @@ type nextSlot struct {
 	expr, timezone string
 	at             time.Time
 	ok             bool
-	pass           uint64 // the last pass that saw the schedule
 }
 
-// forgetEvery is how many passes go between two sweeps of next for
-// schedules that are gone (a minute at the default period).
-const forgetEvery = 600
+// slotEntry is a schedule's next slot in Loop.slots.
+type slotEntry struct {
+	name string // qualified
+	next *nextSlot
+}
+
+// slotHeap is a min-heap of slot entries by time (container/heap).
+type slotHeap []slotEntry
+
+func (h slotHeap) Len() int           { return len(h) }
+func (h slotHeap) Less(i, j int) bool { return h[i].next.at.Before(h[j].next.at) }
+func (h slotHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *slotHeap) Push(x any)        { *h = append(*h, x.(slotEntry)) }
+func (h *slotHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = slotEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
 
 // NewLoop returns a fire loop with the given starting deadline (0 for
 // the default).
@@ -75,7 +95,7 @@ func NewLoop(cp Control, startingDeadline time.Duration, log *slog.Logger) *Loop
 		startingDeadline = DefaultStartingDeadline
 	}
 	return &Loop{cp: cp, deadline: startingDeadline, period: 100 * time.Millisecond, log: log, exprs: map[string]Expr{},
-		next: map[scheduleKey]*nextSlot{}}
+		next: map[string]*nextSlot{}}
 }
 
 // Compile parses a schedule's expression in its time zone, with a cache.
@@ -147,44 +167,92 @@ func (l *Loop) Run(ctx context.Context) {
 }
 
 // dueSchedules returns the enabled schedules with a slot at or before
-// now that they have not fired, sorted by namespace and name: a pass
-// over every schedule that reads what next remembers of it, and
-// computes its next slot only when it changed (fired, or was put
-// again) since.
+// now that they have not fired, sorted by namespace and name. It reads
+// every schedule on its first pass (and when the store no longer knows
+// what changed since the last), and otherwise only those that changed
+// since and those whose next slot has come.
 func (l *Loop) dueSchedules(now time.Time) []model.Schedule {
-	l.passes++
-	pass := l.passes
-	out := l.cp.Store().SchedulesWhere(func(sc *model.Schedule) bool {
-		if sc.Disabled {
-			return false
-		}
-		from := sc.LastSlot
-		if from.IsZero() {
-			from = sc.CreatedAt
-		}
-		k := scheduleKey{sc.Namespace, sc.Name}
-		n := l.next[k]
-		if n == nil || !n.from.Equal(from) || n.expr != sc.Expression || n.timezone != sc.Timezone {
-			n = &nextSlot{from: from, expr: sc.Expression, timezone: sc.Timezone}
-			if e, err := l.Compile(*sc); err == nil {
-				n.at, n.ok = e.Next(from)
+	store := l.cp.Store()
+	changed, gen, ok := store.ScheduleChanges(l.gen)
+	if !l.read || !ok || len(l.slots) > 2*len(l.next)+1024 {
+		l.readAll(store)
+	} else {
+		slices.Sort(changed)
+		for _, name := range slices.Compact(changed) {
+			sc, err := store.Schedule(name)
+			if err != nil {
+				delete(l.next, name) // removed
+				continue
 			}
-			l.next[k] = n
+			l.note(name, &sc)
 		}
-		n.pass = pass
-		return n.ok && !n.at.After(now)
-	})
-	if pass%forgetEvery == 0 {
-		for k, n := range l.next {
-			if n.pass != pass {
-				delete(l.next, k)
-			}
+		l.gen = gen
+	}
+	var out []model.Schedule
+	var popped []slotEntry
+	for len(l.slots) > 0 && !l.slots[0].next.at.After(now) {
+		e := heap.Pop(&l.slots).(slotEntry)
+		if l.next[e.name] != e.next {
+			continue // stale: the schedule changed, or is gone
 		}
+		popped = append(popped, e)
+		if sc, err := store.Schedule(e.name); err == nil {
+			out = append(out, sc)
+		}
+	}
+	// Due until its fire is committed, and the change it makes is read.
+	for _, e := range popped {
+		heap.Push(&l.slots, e)
 	}
 	slices.SortFunc(out, func(a, b model.Schedule) int {
 		return strings.Compare(model.QualifiedName(a.Namespace, a.Name), model.QualifiedName(b.Namespace, b.Name))
 	})
 	return out
+}
+
+// readAll reads every schedule into next and slots afresh (keeping the
+// next slots that still hold).
+func (l *Loop) readAll(store *state.Store) {
+	old := l.next
+	l.next, l.slots, l.read = make(map[string]*nextSlot, len(old)), l.slots[:0], false
+	_, l.gen = store.SchedulesWhere(func(sc *model.Schedule) bool {
+		name := model.QualifiedName(sc.Namespace, sc.Name)
+		if n := old[name]; n != nil {
+			l.next[name] = n // note keeps it if it still holds
+		}
+		l.note(name, sc)
+		return false
+	})
+	heap.Init(&l.slots)
+	l.read = true
+}
+
+// note brings what next and slots hold of a schedule up to date with sc.
+func (l *Loop) note(name string, sc *model.Schedule) {
+	if sc.Disabled {
+		delete(l.next, name)
+		return
+	}
+	from := sc.LastSlot
+	if from.IsZero() {
+		from = sc.CreatedAt
+	}
+	n := l.next[name]
+	same := n != nil && n.from.Equal(from) && n.expr == sc.Expression && n.timezone == sc.Timezone
+	if !same {
+		n = &nextSlot{from: from, expr: sc.Expression, timezone: sc.Timezone}
+		if e, err := l.Compile(*sc); err == nil {
+			n.at, n.ok = e.Next(from)
+		}
+		l.next[name] = n
+	}
+	switch {
+	case !n.ok:
+	case !l.read: // readAll is filling slots: it makes them a heap after
+		l.slots = append(l.slots, slotEntry{name, n})
+	case !same: // (the same one is in slots already)
+		heap.Push(&l.slots, slotEntry{name, n})
+	}
 }
 
 func (l *Loop) commit(ctx context.Context, fires []fsm.FireSchedule) {

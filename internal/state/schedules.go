@@ -26,9 +26,11 @@ func (s *Store) PutSchedule(sc model.Schedule) (created bool) {
 		sc.CreatedAt, sc.Fires, sc.Missed = old.CreatedAt, old.Fires, old.Missed
 		sc.LastSlot, sc.LastRequest = old.LastSlot, old.LastRequest
 		s.schedules[qn] = &sc
+		s.schedLog.add(qn)
 		return false
 	}
 	s.schedules[qn] = &sc
+	s.schedLog.add(qn)
 	return true
 }
 
@@ -41,6 +43,7 @@ func (s *Store) DeleteSchedule(name string) error {
 		return fmt.Errorf("schedule %q: %w", name, ErrNotFound)
 	}
 	delete(s.schedules, name)
+	s.schedLog.add(name)
 	return nil
 }
 
@@ -60,6 +63,7 @@ func (s *Store) SetScheduleEnabled(name string, enabled bool, now time.Time) err
 	}
 	sc.Disabled = !enabled
 	s.schedules[name] = &sc
+	s.schedLog.add(name)
 	return nil
 }
 
@@ -89,6 +93,7 @@ func (s *Store) FireSchedule(name string, slot time.Time, missed int64, item *mo
 		sc.LastRequest = item.RequestID
 	}
 	s.schedules[name] = &sc
+	s.schedLog.add(name)
 	s.mu.Unlock()
 	if item != nil {
 		s.Enqueue([]model.QueueItem{*item})
@@ -108,11 +113,12 @@ func (s *Store) Schedule(name string) (model.Schedule, error) {
 }
 
 // SchedulesWhere returns copies of the schedules keep reports true of, in
-// no particular order. keep is called for every schedule under the
+// no particular order, and the count of schedule changes they are as of
+// (see ScheduleChanges). keep is called for every schedule under the
 // store's read lock: it must be quick, must not call the store, and must
-// neither keep nor change sc. The scheduler's pass over every schedule
-// ten times a second uses it to copy only the due ones.
-func (s *Store) SchedulesWhere(keep func(sc *model.Schedule) bool) []model.Schedule {
+// neither keep nor change sc. The scheduler reads every schedule with it
+// once a term, then only those that change.
+func (s *Store) SchedulesWhere(keep func(sc *model.Schedule) bool) ([]model.Schedule, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []model.Schedule
@@ -121,7 +127,55 @@ func (s *Store) SchedulesWhere(keep func(sc *model.Schedule) bool) []model.Sched
 			out = append(out, *sc)
 		}
 	}
-	return out
+	return out, s.schedLog.count
+}
+
+// ScheduleChanges returns the qualified names of the schedules put,
+// removed, enabled, disabled or fired after the first since changes (a
+// name once for each change), and the count to ask from next time. ok
+// is false when the store no longer knows them all (it keeps the last
+// changeLogKeep, and a restore changes every schedule): the caller then
+// reads every schedule (SchedulesWhere).
+func (s *Store) ScheduleChanges(since uint64) (names []string, next uint64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.schedLog.since(since)
+}
+
+// changeLog is the names of what changed, in the order of the changes:
+// the last changeLogKeep or more of them, and how many there were.
+type changeLog struct {
+	names []string // changes first..count
+	first uint64   // the number of the change names[0] is
+	count uint64
+}
+
+// changeLogKeep is how many changes a changeLog keeps at least: ten
+// passes' worth of fires of 10,000 schedules that fire every second.
+const changeLogKeep = 100_000
+
+func (l *changeLog) add(name string) {
+	if len(l.names) >= 2*changeLogKeep {
+		drop := len(l.names) - changeLogKeep
+		l.names = append(l.names[:0], l.names[drop:]...)
+		clear(l.names[changeLogKeep:cap(l.names)])
+		l.first += uint64(drop)
+	}
+	l.names = append(l.names, name)
+	l.count++
+}
+
+// forget drops what the log knows: every name may have changed.
+func (l *changeLog) forget() {
+	l.count++
+	l.names, l.first = nil, l.count
+}
+
+func (l *changeLog) since(n uint64) ([]string, uint64, bool) {
+	if n < l.first || n > l.count {
+		return nil, l.count, false
+	}
+	return slices.Clone(l.names[n-l.first:]), l.count, true
 }
 
 // Schedules returns the schedules of namespace ns ("" for every

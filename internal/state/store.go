@@ -70,6 +70,7 @@ type Store struct {
 	deadLetters   map[string]*model.DeadLetter
 	dlOrder       []string // dead-letter IDs, oldest first
 	schedules     map[string]*model.Schedule
+	schedLog      changeLog               // the schedules' changes, for the scheduler (ScheduleChanges)
 	topics        map[string]*model.Topic // by qualified name
 	settings      map[string]string
 	subscriptions map[string]*model.Subscription
@@ -610,6 +611,7 @@ func (s *Store) Restore(r io.Reader) error {
 	records.observe, records.outcome = s.records.observe, s.records.outcome
 	s.functions, s.keys, s.servers, s.records, s.metrics = functions, keys, servers, records, metrics
 	s.queue, s.queueSeq, s.deadLetters, s.dlOrder, s.schedules = queue, snap.QueueSeq, dls, order, schedules
+	s.schedLog.forget() // every schedule may have changed
 	s.topics = topics
 	s.subscriptions = map[string]*model.Subscription{}
 	for _, v := range snap.Subscriptions {
