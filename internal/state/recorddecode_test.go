@@ -165,3 +165,47 @@ func BenchmarkDecodeRecordRun(b *testing.B) {
 		}
 	})
 }
+
+// The record encoder writes what json.Marshal writes, byte for byte, for
+// every record the store can hold, and leaves to it (and its error) what
+// it cannot write so.
+func TestRecordsEncodeAsJSONMarshalDoes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	recs := variedRecords(rng, 3000)
+	// Results as handlers return them (json.dumps puts spaces), HTML
+	// in them, floats at the edges of their forms, odd zones.
+	spaced := []string{`{"a": 1, "b": [1, 2]}`, "[\n 1,\n\t\"<b>&\"\n]", `{"s": "a b\u2028"}`, ` 7 `, `"x"`, `{"html":"<>&"}`}
+	floats := []float64{0, 1e-7, 1e-6, 9.99e-7, 1e20, 1e21, 123456789.125, -0.000001, 5e-324, math.MaxFloat64, -1e-10}
+	for i := range recs {
+		if i%3 == 0 {
+			recs[i].Result = json.RawMessage(spaced[rng.IntN(len(spaced))])
+		}
+		recs[i].DurationMS = floats[rng.IntN(len(floats))]
+		if i%5 == 0 {
+			recs[i].CPUMS = floats[rng.IntN(len(floats))]
+		}
+	}
+	recs = append(recs,
+		model.Invocation{ID: "year 10000", Start: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		model.Invocation{ID: "negative year", Start: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		model.Invocation{ID: "zone of a day", Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600))},
+		model.Invocation{ID: "NaN", DurationMS: math.NaN()},
+		model.Invocation{ID: "infinite", CPUMS: math.Inf(-1)},
+		model.Invocation{ID: "not JSON", Result: json.RawMessage(`{"a":`)},
+		model.Invocation{ID: "spaced, not JSON", Result: json.RawMessage(`{"a": }`)},
+		model.Invocation{ID: "enqueued in year 10000", EnqueuedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	)
+	var e recordEncoder
+	for i := range recs {
+		want, wantErr := json.Marshal(&recs[i])
+		got, err := e.encode(&recs[i])
+		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("record %d (%s):\n got %s (%v)\nwant %s (%v)", i, recs[i].ID, got, err, want, wantErr)
+		}
+		if wantErr == nil {
+			if again, ok := e.appendRecord(nil, &recs[i]); !ok || !bytes.Equal(again, want) {
+				t.Fatalf("record %d (%s) was left to json.Marshal", i, recs[i].ID)
+			}
+		}
+	}
+}

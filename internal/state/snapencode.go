@@ -6,6 +6,8 @@ import (
 	"io"
 	"reflect"
 	"strings"
+
+	"nimbus/internal/model"
 )
 
 // encodeStreamed writes the JSON of snap to w as encoding/json's Encoder
@@ -21,6 +23,7 @@ import (
 // '[' elements joined by ',' ']'.
 func encodeStreamed(w io.Writer, snap *Snapshot) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
+	var records recordEncoder
 	v := reflect.ValueOf(snap).Elem()
 	t := v.Type()
 	bw.WriteByte('{')
@@ -58,11 +61,17 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 				// The element's address, so that a method on the pointer
 				// applies as it does to a slice's (addressable) element.
 				elem := fv.Index(j).Addr().Interface()
-				if r, ok := elem.(**storedRecord); ok {
+				var eb []byte
+				var err error
+				switch r := elem.(type) {
+				case **storedRecord:
 					rec := (*r).record()
-					elem = &rec
+					eb, err = records.encode(&rec)
+				case *model.Invocation:
+					eb, err = records.encode(r)
+				default:
+					eb, err = json.Marshal(elem)
 				}
-				eb, err := json.Marshal(elem)
 				if err != nil {
 					return err
 				}
