@@ -17,6 +17,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -79,34 +80,46 @@ func digest(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Write writes a backup of state and the blobs named by digests, read
-// through blob, to w; progress, when set, is called after each entry with
-// the bytes written so far. It returns m with State and Blobs filled in.
-// A blob that cannot be read, or whose bytes do not match its digest,
-// fails the backup: a backup without it could not be restored.
-func Write(w io.Writer, m Meta, state []byte, digests []string, blob func(digest string) ([]byte, error), progress func(done int64)) (Meta, error) {
+// Write writes a backup to w: the state, size bytes read from state
+// (streamed, never held whole), then the blobs it names, read through
+// blob, then Meta. contents is called once the state is written, and
+// gives the digests of the blobs the state names and its objects' counts
+// (a caller that reads the state as it streams out knows them only
+// then). progress, when set, is called as the bytes written grow. It
+// returns m with State, Counts and Blobs filled in. A blob that cannot
+// be read, or whose bytes do not match its digest, fails the backup: a
+// backup without it could not be restored.
+func Write(w io.Writer, m Meta, state io.Reader, size int64, contents func() (digests []string, counts map[string]int, err error),
+	blob func(digest string) ([]byte, error), progress func(done int64)) (Meta, error) {
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
-	var done int64
-	put := func(name string, b []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b)), ModTime: m.CreatedAt, Typeflag: tar.TypeReg}); err != nil {
-			return err
+	out := &progressWriter{w: tw, progress: progress}
+	put := func(name string, r io.Reader, size int64) (string, error) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: m.CreatedAt, Typeflag: tar.TypeReg}); err != nil {
+			return "", err
 		}
-		if _, err := tw.Write(b); err != nil {
-			return err
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(out, h), r)
+		if err == nil && n != size {
+			err = fmt.Errorf("%s: %d bytes where %d were announced", name, n, size)
 		}
-		done += int64(len(b))
-		if progress != nil {
-			progress(done)
+		if err != nil {
+			return "", err
 		}
-		return nil
+		out.report()
+		return hex.EncodeToString(h.Sum(nil)), nil
 	}
 	m.Format = Format
-	m.State = Entry{SHA256: digest(state), Size: int64(len(state))}
-	m.Blobs = nil
-	if err := put(stateName, state); err != nil {
+	sum, err := put(stateName, io.LimitReader(state, size+1), size)
+	if err != nil {
+		return m, fmt.Errorf("the state: %w", err)
+	}
+	m.State = Entry{SHA256: sum, Size: size}
+	digests, counts, err := contents()
+	if err != nil {
 		return m, err
 	}
+	m.Counts, m.Blobs = counts, nil
 	for _, d := range digests {
 		b, err := blob(d)
 		if err != nil {
@@ -115,7 +128,7 @@ func Write(w io.Writer, m Meta, state []byte, digests []string, blob func(digest
 		if digest(b) != d {
 			return m, fmt.Errorf("blob %s: its bytes do not match its digest", d)
 		}
-		if err := put(blobDir+d, b); err != nil {
+		if _, err := put(blobDir+d, bytes.NewReader(b), int64(len(b))); err != nil {
 			return m, err
 		}
 		m.Blobs = append(m.Blobs, Entry{SHA256: d, Size: int64(len(b))})
@@ -124,13 +137,38 @@ func Write(w io.Writer, m Meta, state []byte, digests []string, blob func(digest
 	if err != nil {
 		return m, err
 	}
-	if err := put(metaName, meta); err != nil {
+	if _, err := put(metaName, bytes.NewReader(meta), int64(len(meta))); err != nil {
 		return m, err
 	}
 	if err := tw.Close(); err != nil {
 		return m, err
 	}
 	return m, gz.Close()
+}
+
+// progressWriter counts what passes and tells progress every
+// progressEvery bytes, and at the end of each entry (report).
+type progressWriter struct {
+	w              io.Writer
+	progress       func(done int64)
+	done, reported int64
+}
+
+const progressEvery = 4 << 20
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if p.done += int64(n); p.done-p.reported >= progressEvery {
+		p.report()
+	}
+	return n, err
+}
+
+func (p *progressWriter) report() {
+	if p.progress != nil && p.done != p.reported {
+		p.progress(p.done)
+	}
+	p.reported = p.done
 }
 
 // Read reads a backup from r and checks it: every blob against its name,

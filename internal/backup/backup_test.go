@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -20,9 +22,10 @@ func sample(t *testing.T) ([]byte, Meta, map[string][]byte) {
 	}
 	var buf bytes.Buffer
 	var last int64
-	m, err := Write(&buf, Meta{CreatedAt: time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC), Server: "s1", Index: 42, Term: 3, Counts: map[string]int{"functions": 2}},
-		[]byte(`{"nimbus_snapshot":2}`+"\n{}\n"), digests, func(d string) ([]byte, error) { return blobs[d], nil },
-		func(done int64) { last = done })
+	state := `{"nimbus_snapshot":2}` + "\n{}\n"
+	m, err := Write(&buf, Meta{CreatedAt: time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC), Server: "s1", Index: 42, Term: 3},
+		strings.NewReader(state), int64(len(state)), contentsOf(digests, map[string]int{"functions": 2}),
+		func(d string) ([]byte, error) { return blobs[d], nil }, func(done int64) { last = done })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,14 +125,43 @@ func TestACorruptBackupIsRefusedSayingWhy(t *testing.T) {
 	}
 }
 
+// contentsOf is a Write contents function that names digests and counts.
+func contentsOf(digests []string, counts map[string]int) func() ([]string, map[string]int, error) {
+	return func() ([]string, map[string]int, error) { return digests, counts, nil }
+}
+
 func TestABlobThatCannotBeReadFailsTheBackup(t *testing.T) {
 	var buf bytes.Buffer
-	_, err := Write(&buf, Meta{}, []byte("{}"), []string{digest([]byte("x"))}, func(string) ([]byte, error) { return nil, fmt.Errorf("gone") }, nil)
+	x := contentsOf([]string{digest([]byte("x"))}, nil)
+	_, err := Write(&buf, Meta{}, strings.NewReader("{}"), 2, x, func(string) ([]byte, error) { return nil, fmt.Errorf("gone") }, nil)
 	if err == nil || !strings.Contains(err.Error(), "gone") {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = Write(&buf, Meta{}, []byte("{}"), []string{digest([]byte("x"))}, func(string) ([]byte, error) { return []byte("y"), nil }, nil)
+	_, err = Write(&buf, Meta{}, strings.NewReader("{}"), 2, x, func(string) ([]byte, error) { return []byte("y"), nil }, nil)
 	if err == nil || !strings.Contains(err.Error(), "do not match its digest") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A state that gives fewer or more bytes than announced, or fails as it
+// is read, fails the backup, as does a state its reader could not make
+// out (contents' error).
+func TestAStateThatIsNotWhatWasAnnouncedFailsTheBackup(t *testing.T) {
+	none := contentsOf(nil, nil)
+	for _, c := range []struct {
+		state    io.Reader
+		size     int64
+		contents func() ([]string, map[string]int, error)
+		want     string
+	}{
+		{strings.NewReader("{}"), 3, none, "2 bytes where 3 were announced"},
+		{strings.NewReader("{}{}"), 2, none, "write too long"},
+		{io.MultiReader(strings.NewReader("{"), iotest.ErrReader(errors.New("disk gone"))), 2, none, "disk gone"},
+		{strings.NewReader("{}"), 2, func() ([]string, map[string]int, error) { return nil, nil, errors.New("not a snapshot") }, "not a snapshot"},
+	} {
+		_, err := Write(io.Discard, Meta{}, c.state, c.size, c.contents, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v", c.want, err)
+		}
 	}
 }

@@ -11,34 +11,35 @@ import (
 )
 
 // Snapshot takes a Raft snapshot of the state as applied here now and
-// opens it: its log position and its contents, as Persist wrote them.
+// opens it: its log position, its size and its contents, as Persist
+// wrote them.
 // When nothing was applied since the last snapshot, that one is opened.
 // The caller closes the reader.
-func (n *Node) Snapshot() (index, term uint64, contents io.ReadCloser, err error) {
+func (n *Node) Snapshot() (index, term uint64, size int64, contents io.ReadCloser, err error) {
 	f := n.raft.Snapshot()
 	err = f.Error()
 	if err == nil {
 		meta, rc, err := f.Open()
 		if err != nil {
-			return 0, 0, nil, err
+			return 0, 0, 0, nil, err
 		}
-		return meta.Index, meta.Term, rc, nil
+		return meta.Index, meta.Term, meta.Size, rc, nil
 	}
 	if !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-		return 0, 0, nil, err
+		return 0, 0, 0, nil, err
 	}
 	list, err := n.snaps.List()
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, 0, 0, nil, err
 	}
 	if len(list) == 0 {
-		return 0, 0, nil, errors.New("there is no snapshot to open yet")
+		return 0, 0, 0, nil, errors.New("there is no snapshot to open yet")
 	}
 	meta, rc, err := n.snaps.Open(list[0].ID)
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, 0, 0, nil, err
 	}
-	return meta.Index, meta.Term, rc, nil
+	return meta.Index, meta.Term, meta.Size, rc, nil
 }
 
 // Restore replaces the cluster's state with contents, a snapshot as

@@ -26,7 +26,7 @@ type Snapshotter interface {
 	// committed before the call.
 	ConsistentRead(ctx context.Context) error
 	// Snapshot takes (or opens the latest) Raft snapshot of the state.
-	Snapshot() (index, term uint64, contents io.ReadCloser, err error)
+	Snapshot() (index, term uint64, size int64, contents io.ReadCloser, err error)
 	// Restore installs contents as the cluster's state (leader only).
 	Restore(contents []byte, timeout time.Duration) error
 }
@@ -62,21 +62,41 @@ func (s *Service) SaveBackup(ctx context.Context, w io.Writer, progress func(don
 	if err := sn.ConsistentRead(ctx); err != nil {
 		return backup.Meta{}, err
 	}
-	index, term, rc, err := sn.Snapshot()
+	index, term, size, rc, err := sn.Snapshot()
 	if err != nil {
 		return backup.Meta{}, fmt.Errorf("taking a snapshot: %w", err)
 	}
-	contents, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return backup.Meta{}, fmt.Errorf("reading the snapshot: %w", err)
+	defer rc.Close()
+	// The snapshot streams into the backup and, through a pipe, into a
+	// reader that counts its objects and lists the blobs they name: a
+	// snapshot of a million records is never held, nor are its records.
+	pr, pw := io.Pipe()
+	type summary struct {
+		counts map[string]int
+		blobs  []string
+		err    error
 	}
-	snap, err := state.ReadSnapshot(bytes.NewReader(contents))
-	if err != nil {
-		return backup.Meta{}, fmt.Errorf("reading the snapshot: %w", err)
+	read := make(chan summary, 1)
+	go func() {
+		counts, blobs, err := state.SummarizeSnapshot(pr)
+		if err != nil {
+			pr.CloseWithError(err) // the backup's copy stops with it
+		} else {
+			io.Copy(io.Discard, pr) // what follows its JSON, to the end
+		}
+		read <- summary{counts, blobs, err}
+	}()
+	defer pw.CloseWithError(errors.New("the backup stopped"))
+	contents := func() ([]string, map[string]int, error) {
+		pw.Close()
+		r := <-read
+		if r.err != nil {
+			return nil, nil, fmt.Errorf("reading the snapshot: %w", r.err)
+		}
+		return r.blobs, r.counts, nil
 	}
-	m := backup.Meta{CreatedAt: time.Now().UTC(), Server: sn.ID(), Index: index, Term: term, Counts: snap.Counts()}
-	m, err = backup.Write(w, m, contents, snap.Blobs(), func(digest string) ([]byte, error) { return s.blob(ctx, digest) }, progress)
+	m := backup.Meta{CreatedAt: time.Now().UTC(), Server: sn.ID(), Index: index, Term: term}
+	m, err = backup.Write(w, m, io.TeeReader(rc, pw), size, contents, func(digest string) ([]byte, error) { return s.blob(ctx, digest) }, progress)
 	if err != nil {
 		return m, err
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"io"
 	"slices"
 
 	"nimbus/internal/model"
@@ -72,4 +73,20 @@ func (snap *Snapshot) Blobs() []string {
 	out = slices.DeleteFunc(out, func(s string) bool { return s == "" })
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// SummarizeSnapshot reads a snapshot and returns what a backup says of
+// it: its objects' counts (as Counts) and the blobs they name (as
+// Blobs), without keeping its records, which are most of it.
+func SummarizeSnapshot(r io.Reader) (counts map[string]int, blobs []string, err error) {
+	records := 0
+	snap, err := readSnapshot(r, func(run []model.Invocation) { records += len(run) })
+	if err != nil {
+		return nil, nil, err
+	}
+	counts = snap.Counts()
+	if records > 0 {
+		counts["records"] = records
+	}
+	return counts, snap.Blobs(), nil
 }

@@ -356,3 +356,31 @@ func TestACaptureIsWrittenWhileItsRecordsChange(t *testing.T) {
 		t.Fatalf("the store holds %q, want the last round's change", r.ErrorType)
 	}
 }
+
+// What a backup says of a snapshot read as it streams is what the whole
+// snapshot, decoded, says.
+func TestASummaryOfASnapshotIsItsCountsAndBlobs(t *testing.T) {
+	snap := bigSnapshot(3000)
+	for i, f := range snap.Functions {
+		f.CodeSHA256 = fmt.Sprintf("%064x", i%40)
+	}
+	snap.Layers = []*model.Layer{{Name: "l", SHA256: fmt.Sprintf("%064x", 99)}}
+	data := encodeBody(t, snap)
+	whole, err := ReadSnapshot(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, blobs, err := SummarizeSnapshot(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(counts, whole.Counts()) || counts["records"] != 3000 {
+		t.Fatalf("counts %v, the decoded snapshot's %v", counts, whole.Counts())
+	}
+	if !slices.Equal(blobs, whole.Blobs()) || len(blobs) != 41 {
+		t.Fatalf("%d blobs, the decoded snapshot's %d", len(blobs), len(whole.Blobs()))
+	}
+	if _, _, err := SummarizeSnapshot(bytes.NewReader(data[:len(data)/2])); err == nil {
+		t.Fatal("half a snapshot was summarized")
+	}
+}
