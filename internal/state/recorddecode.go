@@ -20,6 +20,12 @@ import (
 // it stops, and the caller decodes the run with encoding/json, so that
 // what a run decodes to, or the error it gives, is json.Unmarshal's.
 func decodeRecordsFast(run []byte, part []model.Invocation) bool {
+	return decodeRunFast(run, part, (*recordScanner).record)
+}
+
+// decodeRunFast fills part from run, a JSON array of len(part) elements
+// and nothing more, each read by elem, and reports whether it could.
+func decodeRunFast[T any](run []byte, part []T, elem func(*recordScanner, *T) bool) bool {
 	s := recordScanner{b: run}
 	if !s.eat('[') {
 		return false
@@ -28,7 +34,7 @@ func decodeRecordsFast(run []byte, part []model.Invocation) bool {
 		if k > 0 && !s.eat(',') {
 			return false
 		}
-		if !s.record(&part[k]) {
+		if !elem(&s, &part[k]) {
 			return false
 		}
 	}

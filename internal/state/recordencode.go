@@ -31,6 +31,15 @@ func (e *recordEncoder) encode(r *model.Invocation) ([]byte, error) {
 	return json.Marshal(r)
 }
 
+// encodeHistory is encode for a metric history (appendHistory).
+func (e *recordEncoder) encodeHistory(h *model.MetricHistory) ([]byte, error) {
+	if b, ok := appendHistory(e.buf[:0], h); ok {
+		e.buf = b
+		return b, nil
+	}
+	return json.Marshal(h)
+}
+
 // appendRecord appends r in model.Invocation's JSON form: its members in
 // the order of its fields, those tagged omitempty or omitzero left out
 // when empty or zero. It reports false when r has what json.Marshal
@@ -47,7 +56,7 @@ func (e *recordEncoder) appendRecord(b []byte, r *model.Invocation) ([]byte, boo
 	}
 	float := func(key string, v float64) {
 		b = append(b, key...)
-		if math.IsInf(v, 0) || math.IsNaN(v) {
+		if !finite(v) {
 			good = false
 		}
 		b = appendFloat(b, v)
@@ -113,6 +122,8 @@ func (e *recordEncoder) appendRecord(b []byte, r *model.Invocation) ([]byte, boo
 	}
 	return append(b, '}'), good
 }
+
+func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
 
 // appendFloat appends f, finite, as encoding/json writes a float64: the
 // shortest decimal that reads back as f, in exponent form below 1e-6 and

@@ -242,11 +242,17 @@ func sinkArray[T any](in *jsonReader, pool *taskPool, sink func([]T)) error {
 func decodeRun[T any](run []byte, n int) ([]T, error) {
 	// Its capacity exactly the length, encoding/json fills it in place.
 	part := make([]T, n)
-	if recs, ok := any(part).([]model.Invocation); ok {
-		if decodeRecordsFast(run, recs) {
+	switch p := any(part).(type) { // (clear: what a fast decoder filled before it stopped)
+	case []model.Invocation:
+		if decodeRecordsFast(run, p) {
 			return part, nil
 		}
-		clear(recs) // what the fast decoder filled before it stopped
+		clear(p)
+	case []model.MetricHistory:
+		if decodeHistoriesFast(run, p) {
+			return part, nil
+		}
+		clear(p)
 	}
 	if err := json.Unmarshal(run, &part); err != nil {
 		return nil, err

@@ -69,6 +69,8 @@ func encodeStreamed(w io.Writer, snap *Snapshot) error {
 					eb, err = records.encode(&rec)
 				case *model.Invocation:
 					eb, err = records.encode(r)
+				case *model.MetricHistory:
+					eb, err = records.encodeHistory(r)
 				default:
 					eb, err = json.Marshal(elem)
 				}
