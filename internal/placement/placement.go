@@ -141,7 +141,8 @@ var ErrNoWorkers = errors.New("no worker is available")
 // Invoke ranks them when that one refuses.
 func (p *Placer) order(fn model.Function) ([]Target, bool) {
 	if reg, ok := p.remote.(*Registry); ok && len(p.local) == 0 {
-		if t := reg.best(fn.Runtime, fn.InstanceKey(), warmKey(fn.InstanceKey(), fn.Revision)); t != nil {
+		key := fn.InstanceKey()
+		if t := reg.best(fn.Runtime, key, warmKey(key, fn.Revision)); t != nil {
 			return []Target{t}, false
 		}
 	}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"strconv"
+	gotime "time"
 
 	"nimbus/internal/model"
 )
@@ -61,14 +62,11 @@ func appendMinute(b []byte, m *model.MetricMinute) ([]byte, bool) {
 		b = append(b, key...)
 		b = strconv.AppendInt(b, v, 10)
 	}
-	time := func(key string, v interface{ AppendText([]byte) ([]byte, error) }) {
-		b = append(b, key...)
-		b = append(b, '"')
-		var err error
-		if b, err = v.AppendText(b); err != nil {
+	time := func(key string, v gotime.Time) {
+		var ok bool
+		if b, ok = appendTime(append(b, key...), v); !ok {
 			good = false
 		}
-		b = append(b, '"')
 	}
 	time(`{"minute":`, m.Minute)
 	num(`,"invocations":`, m.Invocations)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	gotime "time"
 	"unicode/utf8"
 
 	"nimbus/internal/model"
@@ -61,14 +62,11 @@ func (e *recordEncoder) appendRecord(b []byte, r *model.Invocation) ([]byte, boo
 		}
 		b = appendFloat(b, v)
 	}
-	time := func(key string, v interface{ AppendText([]byte) ([]byte, error) }) {
-		b = append(b, key...)
-		b = append(b, '"')
-		var err error
-		if b, err = v.AppendText(b); err != nil {
-			good = false // a year outside 0-9999, or a zone of a day or more
+	time := func(key string, v gotime.Time) {
+		var ok bool
+		if b, ok = appendTime(append(b, key...), v); !ok {
+			good = false
 		}
-		b = append(b, '"')
 	}
 	str(`{"id":`, r.ID)
 	str(`,"namespace":`, r.Namespace)
@@ -121,6 +119,14 @@ func (e *recordEncoder) appendRecord(b []byte, r *model.Invocation) ([]byte, boo
 		num(`,"version":`, r.Version)
 	}
 	return append(b, '}'), good
+}
+
+// appendTime appends t quoted as time.Time.MarshalJSON writes it,
+// reporting false where that fails (a year outside 0-9999, a zone of a
+// day or more).
+func appendTime(b []byte, t gotime.Time) ([]byte, bool) {
+	b, err := t.AppendText(append(b, '"'))
+	return append(b, '"'), err == nil
 }
 
 func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
